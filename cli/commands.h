@@ -1,0 +1,17 @@
+// cli/commands.h: declarations of every subcommand's two entry points.
+// Implementations live in cli/cmd_<area>.cc; the table is cli/command_table.cc.
+#pragma once
+
+#include "cli/command_table.h"
+
+namespace emosweep::cli {
+
+#define ES_DECLARE_COMMAND(fn)                          \
+  void fn##Options(po::options_description& options);  \
+  Status fn##Run(const po::variables_map& vm);
+
+ES_DECLARE_COMMAND(Version)
+
+#undef ES_DECLARE_COMMAND
+
+}  // namespace emosweep::cli

@@ -1,0 +1,22 @@
+# Optional backends: AUTO (use if found), ON (required), OFF (never).
+set(EMOSWEEP_WITH_MPI AUTO CACHE STRING "Build the MPI communicator (AUTO/ON/OFF)")
+set(EMOSWEEP_WITH_NCCL AUTO CACHE STRING "Build the NCCL gradient reducer (AUTO/ON/OFF)")
+set(EMOSWEEP_WITH_CUDA AUTO CACHE STRING "Use CUDA devices through libtorch (AUTO/ON/OFF)")
+set_property(CACHE EMOSWEEP_WITH_MPI PROPERTY STRINGS AUTO ON OFF)
+set_property(CACHE EMOSWEEP_WITH_NCCL PROPERTY STRINGS AUTO ON OFF)
+set_property(CACHE EMOSWEEP_WITH_CUDA PROPERTY STRINGS AUTO ON OFF)
+option(EMOSWEEP_BUILD_TESTS "Build the test suite" ON)
+option(EMOSWEEP_BUILD_BENCH "Build the benchmarks" ON)
+
+# emosweep_resolve_option(<var> <found>): turns AUTO into ON/OFF, fails if ON but missing.
+function(emosweep_resolve_option var found what)
+  if(${var} STREQUAL "OFF")
+    set(${var}_ENABLED OFF PARENT_SCOPE)
+  elseif(found)
+    set(${var}_ENABLED ON PARENT_SCOPE)
+  elseif(${var} STREQUAL "ON")
+    message(FATAL_ERROR "${var}=ON but ${what} was not found")
+  else()
+    set(${var}_ENABLED OFF PARENT_SCOPE)
+  endif()
+endfunction()

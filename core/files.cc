@@ -1,0 +1,77 @@
+#include "core/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace emosweep {
+namespace {
+std::atomic<unsigned> g_counter{0};
+
+std::string ErrnoText() { return std::strerror(errno); }
+}  // namespace
+
+TempPath::TempPath(std::string final_path) : final_(std::move(final_path)) {
+  tmp_ = final_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+}
+
+TempPath::~TempPath() {
+  if (!committed_) std::remove(tmp_.c_str());
+}
+
+Status TempPath::Commit() {
+  int fd = ::open(tmp_.c_str(), O_RDONLY);
+  if (fd < 0) return Status::IoError(final_ + ": temporary file " + tmp_ + " vanished: " + ErrnoText());
+  ::fsync(fd);
+  ::close(fd);
+  if (std::rename(tmp_.c_str(), final_.c_str()) != 0) {
+    return Status::IoError(final_ + ": cannot rename temporary file: " + ErrnoText());
+  }
+  committed_ = true;
+  return Status::Ok();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (!FileExists(path)) return Status::NotFound(path + ": no such file");
+    return Status::IoError(path + ": cannot open: " + ErrnoText());
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::IoError(path + ": read failed");
+  return ss.str();
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& contents) {
+  TempPath tmp(path);
+  {
+    std::ofstream out(tmp.path(), std::ios::binary | std::ios::trunc);
+    if (!out) return Status::IoError(path + ": cannot create: " + ErrnoText());
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    out.flush();
+    if (!out) return Status::IoError(path + ": write failed: " + ErrnoText());
+  }
+  return tmp.Commit();
+}
+
+bool FileExists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError(dir + ": cannot create directory: " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace emosweep

@@ -1,0 +1,39 @@
+// core/files.h: file helpers that never leave half-written output behind.
+//
+// Every command that writes a file writes "<path>.tmp-<pid>-<n>" first and
+// renames it over <path> only when the content is complete (rename is atomic
+// on POSIX within one file system). A TempPath that is destroyed without
+// Commit() removes its temporary, so an error path leaves nothing behind.
+// Thread-safety: TempPath objects are not shared; names are unique per process.
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+
+namespace emosweep {
+
+class TempPath {
+ public:
+  explicit TempPath(std::string final_path);
+  ~TempPath();
+  TempPath(const TempPath&) = delete;
+  TempPath& operator=(const TempPath&) = delete;
+
+  const std::string& path() const { return tmp_; }          // write here
+  const std::string& final_path() const { return final_; }
+  Status Commit();                                          // fsync + rename onto final_path
+
+ private:
+  std::string final_;
+  std::string tmp_;
+  bool committed_ = false;
+};
+
+// Whole-file helpers (errors name the file).
+Result<std::string> ReadFile(const std::string& path);
+Status WriteFileAtomic(const std::string& path, const std::string& contents);
+bool FileExists(const std::string& path);
+Status MakeDirs(const std::string& dir);
+
+}  // namespace emosweep

@@ -1,0 +1,70 @@
+#include "core/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "core/log.h"
+
+namespace emosweep {
+
+Progress::Progress(std::string label, int64_t total, double interval_s)
+    : label_(std::move(label)), total_(total), interval_s_(interval_s), tty_(::isatty(2) != 0) {
+  start_ = last_ = std::chrono::steady_clock::now();
+}
+
+Progress::~Progress() { Finish(); }
+
+void Progress::SetTotal(int64_t total) {
+  std::lock_guard<std::mutex> lock(mu_);
+  total_ = total;
+}
+
+void Progress::Add(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ += n;
+  auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_).count() >= interval_s_) {
+    last_ = now;
+    PrintLocked(false);
+  }
+}
+
+void Progress::Finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return;
+  finished_ = true;
+  PrintLocked(true);
+}
+
+std::string Progress::FormatDuration(double s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
+  return buf;
+}
+
+void Progress::PrintLocked(bool final_line) {
+  if (GetLogLevel() > LogLevel::kInfo) return;
+  double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = el > 0 ? done_ / el : 0.0;
+  char buf[256];
+  if (total_ > 0) {
+    double pct = 100.0 * done_ / total_;
+    std::string eta = (rate > 0 && done_ < total_) ? " ETA " + FormatDuration((total_ - done_) / rate) : "";
+    std::snprintf(buf, sizeof buf, "%s: %lld/%lld (%.0f%%) %.1f/s%s%s", label_.c_str(),
+                  static_cast<long long>(done_), static_cast<long long>(total_), pct, rate, eta.c_str(),
+                  final_line ? (" done in " + FormatDuration(el)).c_str() : "");
+  } else {
+    std::snprintf(buf, sizeof buf, "%s: %lld %.1f/s", label_.c_str(), static_cast<long long>(done_), rate);
+  }
+  if (tty_) {
+    std::fprintf(stderr, "\r\033[K%s%s", buf, final_line ? "\n" : "");
+  } else {
+    LogLine(LogLevel::kInfo, buf);
+  }
+  std::fflush(stderr);
+}
+
+}  // namespace emosweep
