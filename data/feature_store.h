@@ -1,0 +1,59 @@
+// data/feature_store.h: HDF5 feature store, format v1 (docs/formats/feature-store.md).
+//
+// One file per corpus. Writers validate the Corpus first (Corpus::Validate),
+// write to a temporary name and rename, so a failed write leaves nothing.
+// Readers check the schema version and reject newer/unknown layouts with a
+// message naming the file. ReadStoreInfo reads attributes only (cheap), so the
+// protocol layer can take content hashes for job identities without loading
+// features.
+// Thread-safety: HDF5 (serial build) is not thread-safe; these functions take a
+// process-wide lock internally, so they may be called from any thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "data/corpus.h"
+
+namespace emosweep::data {
+
+inline constexpr int kFeatureStoreVersion = 1;
+
+struct StoreWriteOptions {
+  int gzip_level = 4;        // 0 = uncompressed (see the doc's measurement)
+  bool shuffle = true;
+  int64_t chunk_rows = 1024; // rows per chunk of [N, D] datasets
+};
+
+struct StoreReadOptions {
+  std::vector<std::string> feature_sets;  // empty = all
+  bool load_frames = false;               // frame-level sequences are large; off unless asked
+};
+
+struct FeatureSetInfo {
+  std::string name;
+  std::string modality;
+  int64_t dim = 0;
+  int64_t frame_dim = 0;  // 0 = none
+  nlohmann::json provenance;
+};
+
+struct StoreInfo {
+  std::string path;
+  std::string name;
+  std::string language;
+  std::vector<std::string> label_set;
+  int schema_version = 0;
+  std::string writer_version;
+  std::string content_hash;
+  int64_t num_utterances = 0;
+  std::vector<FeatureSetInfo> features;
+  nlohmann::json metadata;
+};
+
+Status WriteFeatureStore(const std::string& path, const Corpus& corpus, const StoreWriteOptions& options = {});
+Result<Corpus> ReadFeatureStore(const std::string& path, const StoreReadOptions& options = {});
+Result<StoreInfo> ReadStoreInfo(const std::string& path);
+
+}  // namespace emosweep::data
