@@ -1,0 +1,106 @@
+// worker/job.cc: JobSpec <-> JSON and the job identity. No libtorch here.
+#include "worker/job.h"
+
+#include "core/hash.h"
+
+namespace emosweep::worker {
+namespace {
+
+// Bump when the meaning of a job's JSON changes (docs/formats/ledger.md).
+constexpr int kIdentityVersion = 1;
+
+nlohmann::json RefsToJson(const std::vector<DataRef>& refs) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& r : refs) a.push_back({{"store", r.store}, {"corpus_hash", r.corpus_hash}, {"ids", r.ids}});
+  return a;
+}
+
+Result<std::vector<DataRef>> RefsFromJson(const nlohmann::json& j, const std::string& where) {
+  std::vector<DataRef> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) return Status::InvalidArgument(where + ": expected a list of data references");
+  for (const auto& e : j) {
+    if (!e.is_object() || !e.contains("store") || !e.contains("ids"))
+      return Status::InvalidArgument(where + ": data reference needs 'store' and 'ids'");
+    DataRef r;
+    r.store = e["store"].get<std::string>();
+    r.corpus_hash = e.value("corpus_hash", "");
+    r.ids = e["ids"].get<std::vector<std::string>>();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json JobSpec::ToJson() const {
+  nlohmann::json eval_j = nlohmann::json::object();
+  for (const auto& [name, refs] : eval) eval_j[name] = RefsToJson(refs);
+  // The store *path* is not part of the identity (the same content may live
+  // elsewhere); the corpus hash and the ids are. ToJson keeps the path for
+  // running; ComputeId drops it.
+  return {
+      {"kind", kind},
+      {"features", features},
+      {"labels", labels},
+      {"train", RefsToJson(train)},
+      {"val", RefsToJson(val)},
+      {"eval", eval_j},
+      {"target_unlabeled", RefsToJson(target_unlabeled)},
+      {"model", model},
+      {"train_config", train_config},
+      {"adapt", adapt},
+      {"selection", selection},
+      {"oracle_eval", oracle_eval},
+      {"seed", seed},
+      {"init_from", init_from},
+      {"keep_checkpoint", keep_checkpoint},
+  };
+}
+
+Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) return Status::InvalidArgument(where + ": a job must be a JSON object");
+  JobSpec s;
+  try {
+    s.id = j.value("id", "");
+    s.kind = j.value("kind", "supervised");
+    if (j.contains("features")) s.features = j["features"].get<std::map<std::string, std::string>>();
+    if (j.contains("labels")) s.labels = j["labels"].get<std::vector<std::string>>();
+    ES_ASSIGN_OR_RETURN(s.train, RefsFromJson(j.value("train", nlohmann::json()), where + " train"));
+    ES_ASSIGN_OR_RETURN(s.val, RefsFromJson(j.value("val", nlohmann::json()), where + " val"));
+    if (j.contains("eval")) {
+      if (!j["eval"].is_object()) return Status::InvalidArgument(where + ": 'eval' must map names to data");
+      for (auto it = j["eval"].begin(); it != j["eval"].end(); ++it) {
+        ES_ASSIGN_OR_RETURN(s.eval[it.key()], RefsFromJson(it.value(), where + " eval." + it.key()));
+      }
+    }
+    ES_ASSIGN_OR_RETURN(s.target_unlabeled,
+                        RefsFromJson(j.value("target_unlabeled", nlohmann::json()), where + " target_unlabeled"));
+    s.model = j.value("model", nlohmann::json::object());
+    s.train_config = j.value("train_config", nlohmann::json::object());
+    s.adapt = j.value("adapt", nlohmann::json::object());
+    s.selection = j.value("selection", "source_val");
+    s.oracle_eval = j.value("oracle_eval", "");
+    s.seed = j.value("seed", uint64_t{0});
+    s.init_from = j.value("init_from", "");
+    s.keep_checkpoint = j.value("keep_checkpoint", false);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument(where + ": malformed job: " + e.what());
+  }
+  if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last" &&
+      s.selection != "oracle")
+    return Status::InvalidArgument(where + ": selection must be source_val, target_val, last or oracle, got '" +
+                                   s.selection + "'");
+  return s;
+}
+
+std::string JobSpec::ComputeId() const {
+  nlohmann::json j = ToJson();
+  for (const char* part : {"train", "val", "target_unlabeled"})
+    for (auto& r : j[part]) r.erase("store");
+  for (auto& [name, refs] : j["eval"].items())
+    for (auto& r : refs) r.erase("store");
+  return HashJson({{"identity_version", kIdentityVersion}, {"job", j}});
+}
+
+}  // namespace emosweep::worker
