@@ -1,0 +1,65 @@
+// protocols/expand.h: a validated protocol expanded into a job DAG.
+//
+// This is the contract between protocols/ (which parses TOML protocol files,
+// validates them and expands experiments × models × hyperparameter grid ×
+// seeds × folds into jobs) and orchestrator/ (which schedules, runs and
+// records them and renders tables). Job identities come from
+// worker::JobSpec::ComputeId(); shared pre-training jobs appear once and
+// are listed in the `deps` of every job that starts from them.
+// Thread-safety: plain values.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "worker/job.h"
+
+namespace emosweep::protocols {
+
+struct PlannedJob {
+  worker::JobSpec spec;            // spec.id is set
+  std::vector<std::string> deps;   // ids of jobs that must finish first (shared pre-training)
+  // Table coordinates: "experiment", "kind", "model", "corpus", "source", "target",
+  // "fold", "seed", "budget", "variant", "hp" (grid point as "lr=0.001,..."), ...
+  std::map<std::string, std::string> attrs;
+  bool reportable = true;          // false for helper jobs (pre-training) that no table cell reads
+};
+
+struct TableSpec {
+  std::string name;
+  std::string experiment;          // which experiment's jobs feed it ("" = all)
+  std::string rows;                // attribute for rows (e.g. "model")
+  std::string columns;             // attribute for columns (e.g. "target")
+  std::vector<std::string> metrics;   // "ua", "wa", "macro_f1", "weighted_f1"
+  std::string eval = "test";       // which JobResult eval set the metric is read from
+  std::string spread = "std";      // std | sem | ci95
+  std::string aggregate_over = "seed,fold";  // attributes averaged away
+  double scale = 100.0;            // 0.634 -> 63.4
+  int decimals = 1;
+  std::string missing = "—";
+  std::map<std::string, double> published;  // "row|column" -> value, for --reproduce
+  double tolerance = 0.0;
+  nlohmann::json raw;              // the table's TOML as given, for captions/extensions
+};
+
+struct Protocol {
+  std::string path;
+  std::string name;
+  int version = 1;
+  std::string description;
+  nlohmann::json effective;        // the effective protocol (defaults filled), stored in the ledger
+  std::vector<PlannedJob> jobs;    // topologically ordered (deps before dependents)
+  std::vector<TableSpec> tables;
+  std::vector<std::string> missing_inputs;  // stores that do not exist (plan reports them; run refuses)
+};
+
+// Parses, validates and expands a protocol file. Missing feature stores are
+// not an error here: they are listed in missing_inputs (so `plan` works
+// without data) and jobs that need them are not expanded.
+Result<Protocol> LoadProtocol(const std::string& path);
+
+}  // namespace emosweep::protocols
