@@ -9,6 +9,13 @@ namespace emosweep::cli {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"version", "print version and build configuration", "[--json]", "", VersionOptions, {}, VersionRun},
+      {"submit", "render an sbatch script for a sweep and submit it to Slurm",
+       "PROTOCOL --ledger DB [--nodes N] [--ntasks-per-node T] [--gpus-per-node G] [--time T] [--partition P] "
+       "[--array N] [--dry-run]",
+       "Runs `srun --mpi=pmix emosweep run PROTOCOL` as one MPI job (rank 0 coordinates), or with --array N\n"
+       "a job array whose tasks run independent slices of the DAG. The job is requeued on preemption and\n"
+       "receives USR1 --signal-seconds before its time limit: running jobs checkpoint and resume later.",
+       SubmitOptions, {{"protocol", 1}}, SubmitRun},
   };
   return kCommands;
 }

@@ -11,6 +11,7 @@ namespace emosweep::cli {
   Status fn##Run(const po::variables_map& vm);
 
 ES_DECLARE_COMMAND(Version)
+ES_DECLARE_COMMAND(Submit)
 
 #undef ES_DECLARE_COMMAND
 

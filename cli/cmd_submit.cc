@@ -1,0 +1,96 @@
+// cli/cmd_submit.cc: `emosweep submit`: render an sbatch script for a sweep and submit it.
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cluster/slurm.h"
+#include "core/files.h"
+
+namespace emosweep::cli {
+namespace fs = std::filesystem;
+
+void SubmitOptions(po::options_description& o) {
+  o.add_options()
+      ("protocol", po::value<std::string>()->required(), "protocol file")
+      ("ledger", po::value<std::string>()->required(), "SQLite ledger the sweep writes")
+      ("nodes", po::value<int>()->default_value(1), "nodes")
+      ("ntasks-per-node", po::value<int>()->default_value(1), "MPI ranks per node")
+      ("cpus-per-task", po::value<int>()->default_value(1), "cores per rank (also emosweep run --threads)")
+      ("gpus-per-node", po::value<int>()->default_value(0), "GPUs per node")
+      ("group-size", po::value<int>()->default_value(1), "ranks per data-parallel worker group")
+      ("time", po::value<std::string>()->default_value("01:00:00"), "wall-time limit")
+      ("partition", po::value<std::string>()->default_value(""), "partition (default: the cluster's)")
+      ("account", po::value<std::string>()->default_value(""), "account to charge")
+      ("job-name", po::value<std::string>()->default_value("emosweep"), "Slurm job name")
+      ("log-dir", po::value<std::string>()->default_value("slurm-logs"), "where Slurm writes per-job logs")
+      ("signal-seconds", po::value<int>()->default_value(120), "send USR1 this long before the time limit")
+      ("array", po::value<int>()->default_value(0), "submit a job array of N independent DAG slices instead of one MPI job")
+      ("store-dir", po::value<std::string>(), "passed to emosweep run --store-dir")
+      ("work-dir", po::value<std::string>(), "passed to emosweep run --work-dir")
+      ("no-requeue", "do not ask Slurm to requeue the job on preemption")
+      ("mpi", po::value<std::string>()->default_value("pmix"), "srun --mpi plugin")
+      ("sbatch", po::value<std::string>()->default_value("sbatch"), "sbatch executable")
+      ("dry-run", "print the script, submit nothing")
+      ("json", "print one JSON document");
+}
+
+namespace {
+std::string Absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
+
+std::string SelfBinary() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("emosweep") : p.string();
+}
+}  // namespace
+
+Status SubmitRun(const po::variables_map& vm) {
+  cluster::SubmitOptions o;
+  o.protocol = Absolute(vm["protocol"].as<std::string>());
+  o.ledger = Absolute(vm["ledger"].as<std::string>());
+  if (!FileExists(o.protocol)) return Status::NotFound(o.protocol + ": no such protocol file");
+  o.binary = SelfBinary();
+  o.workdir = fs::current_path().string();
+  o.nodes = vm["nodes"].as<int>();
+  o.ntasks_per_node = vm["ntasks-per-node"].as<int>();
+  o.cpus_per_task = vm["cpus-per-task"].as<int>();
+  o.gpus_per_node = vm["gpus-per-node"].as<int>();
+  o.group_size = vm["group-size"].as<int>();
+  o.time = vm["time"].as<std::string>();
+  o.partition = vm["partition"].as<std::string>();
+  o.account = vm["account"].as<std::string>();
+  o.job_name = vm["job-name"].as<std::string>();
+  o.log_dir = Absolute(vm["log-dir"].as<std::string>());
+  o.signal_seconds = vm["signal-seconds"].as<int>();
+  o.array_slices = vm["array"].as<int>();
+  o.requeue = vm.count("no-requeue") == 0;
+  o.mpi = vm["mpi"].as<std::string>();
+  if (vm.count("store-dir")) o.run_args.insert(o.run_args.end(), {"--store-dir", Absolute(vm["store-dir"].as<std::string>())});
+  if (vm.count("work-dir")) o.run_args.insert(o.run_args.end(), {"--work-dir", Absolute(vm["work-dir"].as<std::string>())});
+
+  ES_ASSIGN_OR_RETURN(std::string script, cluster::RenderSbatchScript(o));
+  const bool json = vm.count("json") > 0;
+  if (vm.count("dry-run")) {
+    if (json) PrintJson(nlohmann::json{{"script", script}, {"submitted", false}}.dump(2));
+    else std::cout << script;
+    return Status::Ok();
+  }
+  ES_RETURN_IF_ERROR(MakeDirs(o.log_dir));
+  const std::string script_path = o.log_dir + "/" + o.job_name + ".sbatch";
+  ES_RETURN_IF_ERROR(WriteFileAtomic(script_path, script));
+  ES_ASSIGN_OR_RETURN(std::string job_id, cluster::SubmitSbatch(script_path, vm["sbatch"].as<std::string>()));
+  if (json) {
+    PrintJson(nlohmann::json{{"submitted", true}, {"job_id", job_id}, {"script", script_path}, {"log_dir", o.log_dir}}
+                  .dump(2));
+  } else {
+    std::cout << "submitted Slurm job " << job_id << "\n  script: " << script_path << "\n  logs:   " << o.log_dir
+              << "\n  follow: emosweep ledger status --ledger " << cluster::ShellQuote(o.ledger) << "\n";
+  }
+  return Status::Ok();
+}
+
+}  // namespace emosweep::cli

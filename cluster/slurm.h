@@ -1,0 +1,55 @@
+// cluster/slurm.h: rendering and submitting sbatch scripts for a sweep.
+//
+// `emosweep submit` turns a protocol + ledger into one sbatch script that runs
+// `srun --mpi=pmix emosweep run ...` (one MPI job; rank 0 coordinates), or,
+// with --array, a job array whose task i runs `emosweep run --slice i/N` on an
+// independent slice of the DAG. The script asks Slurm for --requeue and
+// `--signal=B:USR1@S` and forwards USR1/TERM to the job step, so a preempted
+// sweep checkpoints, exits 0 and resumes when requeued.
+//
+// Quoting: every value that reaches the shell is single-quoted (ShellQuote).
+// #SBATCH directive values are not parsed by a shell, so they cannot be
+// quoted; they are validated instead (no newlines, no control characters,
+// no '#'), and a hostile value is an error, never passed through.
+// Thread-safety: pure functions; Submit spawns a process.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace emosweep::cluster {
+
+struct SubmitOptions {
+  std::string protocol;                 // path (made absolute by the caller)
+  std::string ledger;                   // path (made absolute by the caller)
+  std::string binary;                   // absolute path of the emosweep binary
+  std::string workdir;                  // directory the job starts in
+  std::vector<std::string> run_args;    // extra arguments for `emosweep run` (e.g. --store-dir X)
+  std::string job_name = "emosweep";
+  int nodes = 1;
+  int ntasks_per_node = 1;
+  int cpus_per_task = 1;
+  int gpus_per_node = 0;
+  int group_size = 1;                   // ranks per worker group (emosweep run --group-size)
+  std::string time = "01:00:00";
+  std::string partition;                // "" = cluster default
+  std::string account;                  // "" = none
+  std::string log_dir = "slurm-logs";
+  int signal_seconds = 120;             // USR1 this long before the time limit
+  bool requeue = true;
+  int array_slices = 0;                 // 0 = one MPI job; N > 0 = job array of N slices
+  std::string mpi = "pmix";             // srun --mpi=...
+};
+
+// POSIX single-quote quoting: safe for any byte string except NUL.
+std::string ShellQuote(const std::string& s);
+
+// Validates the options (directive values, ranges) and renders the script.
+Result<std::string> RenderSbatchScript(const SubmitOptions& options);
+
+// Runs `sbatch --parsable SCRIPT` (no shell involved) and returns the job id.
+Result<std::string> SubmitSbatch(const std::string& script_path, const std::string& sbatch = "sbatch");
+
+}  // namespace emosweep::cluster

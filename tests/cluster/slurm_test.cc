@@ -1,0 +1,101 @@
+#include "cluster/slurm.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace emosweep::cluster {
+namespace {
+
+// Runs `sh -c 'printf %s <quoted>'` and returns what the shell saw.
+std::string ThroughShell(const std::string& s) {
+  std::string cmd = "printf %s " + ShellQuote(s);
+  std::string full = "sh -c " + ShellQuote(cmd);
+  FILE* p = popen(full.c_str(), "r");
+  std::string out;
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+TEST(Slurm, ShellQuoteSurvivesHostileNames) {
+  for (std::string s : {std::string("plain"), std::string("with space"), std::string("it's"),
+                        std::string("$(touch /tmp/es_pwned)"), std::string("`id`; rm -rf ~"),
+                        std::string("a\nb\tc"), std::string("'\"'\"''"), std::string("*?[]{}|&><!"),
+                        std::string("")}) {
+    EXPECT_EQ(ThroughShell(s), s) << "quoted as " << ShellQuote(s);
+  }
+  FILE* f = std::fopen("/tmp/es_pwned", "r");
+  EXPECT_EQ(f, nullptr) << "a quoted name was executed";
+  if (f) std::fclose(f);
+}
+
+SubmitOptions Base() {
+  SubmitOptions o;
+  o.protocol = "/data/my protocol's dir/p.toml";
+  o.ledger = "/data/$(reboot)/l.sqlite";
+  o.binary = "/opt/emosweep/bin/emosweep";
+  o.workdir = "/home/u/work dir";
+  o.ntasks_per_node = 2;
+  o.run_args = {"--store-dir", "/x/`id`"};
+  return o;
+}
+
+TEST(Slurm, ScriptQuotesEveryShellValueAndCarriesPreemptionSettings) {
+  auto r = RenderSbatchScript(Base());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string& s = *r;
+  EXPECT_NE(s.find("#SBATCH --requeue"), std::string::npos);
+  EXPECT_NE(s.find("#SBATCH --signal=B:USR1@120"), std::string::npos);
+  EXPECT_NE(s.find("#SBATCH --ntasks-per-node=2"), std::string::npos);
+  EXPECT_NE(s.find("srun --mpi=pmix"), std::string::npos);
+  EXPECT_NE(s.find(ShellQuote("/data/my protocol's dir/p.toml")), std::string::npos);
+  EXPECT_NE(s.find(ShellQuote("/data/$(reboot)/l.sqlite")), std::string::npos);
+  EXPECT_NE(s.find(ShellQuote("/x/`id`")), std::string::npos);
+  EXPECT_NE(s.find("cd " + ShellQuote("/home/u/work dir")), std::string::npos);
+  EXPECT_EQ(s.find("--array"), std::string::npos);
+  // The rendered script is valid bash.
+  std::string path = "/tmp/es_slurm_test_" + std::to_string(::getpid()) + ".sh";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fwrite(s.data(), 1, s.size(), f);
+  std::fclose(f);
+  EXPECT_EQ(std::system(("bash -n " + path).c_str()), 0);
+  std::remove(path.c_str());
+}
+
+TEST(Slurm, ArrayModeRunsSlices) {
+  auto o = Base();
+  o.array_slices = 4;
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->find("#SBATCH --array=0-3"), std::string::npos);
+  EXPECT_NE(r->find("--slice \"${SLURM_ARRAY_TASK_ID}/4\""), std::string::npos);
+  EXPECT_NE(r->find("%A_%a.out"), std::string::npos);
+}
+
+TEST(Slurm, HostileDirectiveValuesAreRejected) {
+  for (std::string bad : {std::string("x\n#SBATCH --uid=0"), std::string("a b"), std::string("n#c"),
+                          std::string("q'"), std::string("")}) {
+    auto o = Base();
+    o.job_name = bad;
+    EXPECT_FALSE(RenderSbatchScript(o).ok()) << bad;
+    o = Base();
+    o.partition = bad.empty() ? "ok" : bad;
+    if (!bad.empty()) EXPECT_FALSE(RenderSbatchScript(o).ok()) << bad;
+  }
+  auto o = Base();
+  o.time = "1:00; reboot";
+  EXPECT_FALSE(RenderSbatchScript(o).ok());
+  o = Base();
+  o.group_size = 3;  // 2 tasks
+  EXPECT_FALSE(RenderSbatchScript(o).ok());
+}
+
+}  // namespace
+}  // namespace emosweep::cluster
