@@ -29,6 +29,9 @@ struct StoreWriteOptions {
 struct StoreReadOptions {
   std::vector<std::string> feature_sets;  // empty = all
   bool load_frames = false;               // frame-level sequences are large; off unless asked
+  // Recompute Corpus::ContentHash() over everything in the file (all feature
+  // sets and frames are read for it) and fail with Corruption on a mismatch.
+  bool verify = false;
 };
 
 struct FeatureSetInfo {
