@@ -1,0 +1,81 @@
+// ESD (Emotional Speech Dataset) adapter:
+//   <speaker>/<Emotion>/[train|evaluation|test/]<speaker>_<n>.wav
+//   <speaker>/<speaker>.txt   lines "<speaker>_<n>\t<text>\t<Emotion>"
+// The emotion is the folder name (Angry, Happy, Neutral, Sad, Surprise); the
+// session is the split folder when the release has one. Speakers 0001-0010
+// speak Mandarin, 0011-0020 English: the corpus language is "zh" or "en" when
+// all imported speakers share one, else "". A transcript line whose emotion
+// disagrees with the folder is reported as a bad file.
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "core/files.h"
+#include "data/adapters/builtin.h"
+#include "data/adapters/scan_util.h"
+
+namespace emosweep::data::adapters {
+namespace {
+
+// id -> (text, emotion)
+Result<std::map<std::string, std::pair<std::string, std::string>>> ReadTranscripts(const std::string& path) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  if (!FileExists(path)) return out;
+  ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto p = Split(line, '\t');
+    if (p.size() < 2) continue;
+    out[Trim(p[0])] = {Trim(p[1]), p.size() > 2 ? Trim(p[2]) : ""};
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ScanEsd(const std::string& root, ScanSink& sink) {
+  static const std::set<std::string> kSplits = {"train", "evaluation", "test"};
+  ES_ASSIGN_OR_RETURN(auto speakers, ListDirs(root));
+  std::set<std::string> languages;
+  for (const auto& spk : speakers) {
+    if (!AllDigits(spk)) continue;  // not a speaker folder
+    const std::string spk_dir = JoinPath(root, spk);
+    ES_ASSIGN_OR_RETURN(auto texts, ReadTranscripts(JoinPath(spk_dir, spk + ".txt")));
+    ES_ASSIGN_OR_RETURN(auto emotions, ListDirs(spk_dir));
+    languages.insert(std::stoi(spk) <= 10 ? "zh" : "en");
+    for (const auto& emo : emotions) {
+      const std::string emo_dir = JoinPath(spk_dir, emo);
+      ES_ASSIGN_OR_RETURN(auto files, ListFiles(emo_dir, ".wav"));
+      for (const auto& f : files) {
+        const std::string id = Stem(f);
+        const auto p = Split(id, '_');
+        if (p.size() != 2 || p[0] != spk || !AllDigits(p[1])) {
+          ES_RETURN_IF_ERROR(sink.Bad(f, "file name does not parse as ESD " + spk + "_<number>.wav"));
+          continue;
+        }
+        UtteranceRecord r;
+        r.id = id;
+        r.wav_path = f;
+        r.speaker = spk;
+        const std::string parent = ParentName(f);
+        if (parent != emo && kSplits.count(parent)) r.session = parent;
+        r.original_label = emo;
+        auto t = texts.find(id);
+        if (t != texts.end()) {
+          if (!t->second.second.empty() && Lower(t->second.second) != Lower(emo)) {
+            ES_RETURN_IF_ERROR(sink.Bad(f, "in folder " + emo + " but " + spk + ".txt labels it " + t->second.second));
+            continue;
+          }
+          r.transcript = t->second.first;
+        }
+        sink.Add(std::move(r));
+      }
+    }
+  }
+  if (languages.size() == 1) sink.result().language = *languages.begin();
+  return Status::Ok();
+}
+
+}  // namespace emosweep::data::adapters
