@@ -103,4 +103,54 @@ std::string JobSpec::ComputeId() const {
   return HashJson({{"identity_version", kIdentityVersion}, {"job", j}});
 }
 
+nlohmann::json JobResultToJson(const JobResult& r) {
+  nlohmann::json evals = nlohmann::json::object();
+  for (const auto& [name, e] : r.evals) {
+    nlohmann::json preds = nlohmann::json::array();
+    for (const auto& p : e.predictions) preds.push_back({p.utt_id, p.label, p.pred, p.probs});
+    evals[name] = {{"metrics", e.metrics}, {"predictions", preds}};
+  }
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& c : r.curve)
+    curve.push_back({{"epoch", c.epoch}, {"train_loss", c.train_loss}, {"val_loss", c.val_loss},
+                     {"val_metrics", c.val_metrics}, {"lr", c.lr}, {"seconds", c.seconds}});
+  return {{"evals", evals}, {"curve", curve}, {"selected_epoch", r.selected_epoch},
+          {"checkpoint", r.checkpoint}, {"info", r.info}};
+}
+
+Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& where) {
+  JobResult r;
+  try {
+    for (auto it = j.at("evals").begin(); it != j.at("evals").end(); ++it) {
+      EvalResult e;
+      e.metrics = it.value().at("metrics");
+      for (const auto& p : it.value().at("predictions")) {
+        Prediction q;
+        q.utt_id = p.at(0).get<std::string>();
+        q.label = p.at(1).get<int>();
+        q.pred = p.at(2).get<int>();
+        q.probs = p.at(3).get<std::vector<float>>();
+        e.predictions.push_back(std::move(q));
+      }
+      r.evals[it.key()] = std::move(e);
+    }
+    for (const auto& c : j.at("curve")) {
+      EpochRecord e;
+      e.epoch = c.at("epoch").get<int>();
+      e.train_loss = c.at("train_loss").get<double>();
+      e.val_loss = c.at("val_loss").get<double>();
+      e.val_metrics = c.at("val_metrics");
+      e.lr = c.at("lr").get<double>();
+      e.seconds = c.at("seconds").get<double>();
+      r.curve.push_back(std::move(e));
+    }
+    r.selected_epoch = j.at("selected_epoch").get<int>();
+    r.checkpoint = j.at("checkpoint").get<std::string>();
+    r.info = j.at("info");
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(where + ": malformed job result: " + e.what());
+  }
+  return r;
+}
+
 }  // namespace emosweep::worker

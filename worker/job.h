@@ -88,6 +88,11 @@ struct JobResult {
   nlohmann::json info = nlohmann::json::object();  // params, timings, device, world size
 };
 
+// JobResult <-> JSON (the MPI coordinator ships results between ranks as JSON;
+// probabilities are kept at float precision).
+nlohmann::json JobResultToJson(const JobResult& result);
+Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& where);
+
 struct JobContext {
   int threads = 1;                 // intra-op threads for this job
   std::string device = "cpu";      // "cpu" | "cuda:N"
