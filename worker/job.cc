@@ -1,6 +1,8 @@
 // worker/job.cc: JobSpec <-> JSON and the job identity. No libtorch here.
 #include "worker/job.h"
 
+#include <limits>
+
 #include "core/hash.h"
 
 namespace emosweep::worker {
@@ -119,6 +121,10 @@ nlohmann::json JobResultToJson(const JobResult& r) {
 }
 
 Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& where) {
+  // NaN/Inf become null in JSON; read them back as NaN.
+  auto num = [](const nlohmann::json& v) {
+    return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+  };
   JobResult r;
   try {
     for (auto it = j.at("evals").begin(); it != j.at("evals").end(); ++it) {
@@ -137,11 +143,11 @@ Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& 
     for (const auto& c : j.at("curve")) {
       EpochRecord e;
       e.epoch = c.at("epoch").get<int>();
-      e.train_loss = c.at("train_loss").get<double>();
-      e.val_loss = c.at("val_loss").get<double>();
+      e.train_loss = num(c.at("train_loss"));
+      e.val_loss = num(c.at("val_loss"));
       e.val_metrics = c.at("val_metrics");
-      e.lr = c.at("lr").get<double>();
-      e.seconds = c.at("seconds").get<double>();
+      e.lr = num(c.at("lr"));
+      e.seconds = num(c.at("seconds"));
       r.curve.push_back(std::move(e));
     }
     r.selected_epoch = j.at("selected_epoch").get<int>();
