@@ -39,12 +39,17 @@ class LabelMap {
   Result<std::optional<std::string>> Map(const std::string& original, const std::string& where) const;
 
   const std::string& name() const { return name_; }
+  // Where the map came from: "builtin:emodb.toml" or the file path.
+  const std::string& source() const { return source_; }
+  // Original labels the map accepts (mapped or dropped), sorted.
+  std::vector<std::string> OriginalLabels() const;
   // Canonical labels this map can produce, in the map's class order.
   const std::vector<std::string>& targets() const { return targets_; }
   std::string Hash() const;  // for job identities
 
  private:
   std::string name_;
+  std::string source_;
   std::map<std::string, std::string> map_;
   std::set<std::string> drop_;
   std::vector<std::string> targets_;
