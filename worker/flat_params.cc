@@ -1,0 +1,54 @@
+// worker/flat_params.cc: parameter/gradient rebinding (see flat_params.h).
+#include "worker/flat_params.h"
+
+namespace emosweep::worker {
+
+Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const std::vector<std::string>& freeze) {
+  FlatParameters f;
+  int64_t total = 0;
+  torch::Device device = torch::kCPU;
+  bool first = true;
+  for (auto& item : module.named_parameters(/*recurse=*/true)) {
+    torch::Tensor& p = item.value();
+    bool frozen = false;
+    for (const auto& prefix : freeze) frozen |= item.key().rfind(prefix, 0) == 0;
+    if (frozen) p.set_requires_grad(false);
+    if (!p.requires_grad()) continue;
+    if (p.scalar_type() != torch::kFloat)
+      return Status::InvalidArgument("parameter '" + item.key() + "' is not float32");
+    if (first) device = p.device();
+    first = false;
+    f.tensors_.push_back(p);
+    f.names_.push_back(item.key());
+    total += p.numel();
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  f.params_ = torch::empty({total}, opts);
+  f.grads_ = torch::zeros({total}, opts);
+  int64_t off = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& p : f.tensors_) {
+    const int64_t n = p.numel();
+    torch::Tensor view = f.params_.narrow(0, off, n).view(p.sizes());
+    view.copy_(p.detach());
+    p.set_data(view);  // the parameter now aliases the buffer
+    torch::Tensor g = f.grads_.narrow(0, off, n).view(p.sizes());
+    p.mutable_grad() = g;
+    f.grad_views_.push_back(g);
+    off += n;
+  }
+  return f;
+}
+
+void FlatParameters::SyncGrads() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    torch::Tensor& g = tensors_[i].mutable_grad();
+    if (g.defined() && g.data_ptr() == grad_views_[i].data_ptr()) continue;
+    if (g.defined()) grad_views_[i].copy_(g);
+    else grad_views_[i].zero_();
+    g = grad_views_[i];
+  }
+}
+
+}  // namespace emosweep::worker

@@ -1,0 +1,50 @@
+// worker/flat_params.h: every trainable parameter and its gradient as views into
+// one contiguous buffer each.
+//
+// Why: the data-parallel reducer allreduces one flat gradient buffer in
+// buckets (not one call per tensor), and the fused optimizer steps the whole
+// buffer in one pass instead of ~100 small per-tensor kernels (the optimizer
+// step was half of each step in the seeds' multimodal-ser code). Autograd
+// accumulates into an existing .grad in place, so gradients land in the
+// buffer directly; zeroing is one memset. Parameters that get no gradient on a
+// step see a zero gradient (weight decay and moment decay still apply), unlike
+// PyTorch's set_to_none, which skips them (docs/trainer.md).
+// Thread-safety: one instance per job/thread.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace emosweep::worker {
+
+class FlatParameters {
+ public:
+  FlatParameters() = default;
+  // Rebinds the parameters of `module` whose name starts with no prefix in
+  // `freeze` (those are set requires_grad=false and left alone).
+  static Result<FlatParameters> Build(torch::nn::Module& module, const std::vector<std::string>& freeze);
+
+  torch::Tensor& params() { return params_; }
+  torch::Tensor& grads() { return grads_; }
+  int64_t numel() const { return params_.defined() ? params_.numel() : 0; }
+  size_t num_tensors() const { return tensors_.size(); }
+  const std::vector<std::string>& names() const { return names_; }
+
+  void ZeroGrad() { grads_.zero_(); }
+  // Makes sure every .grad is still a view of grads_ (something may have set
+  // it to undefined or replaced it); copies stray gradients back. Cheap: one
+  // pointer comparison per tensor.
+  void SyncGrads();
+
+ private:
+  torch::Tensor params_, grads_;
+  std::vector<torch::Tensor> tensors_;  // the parameters (sharing params_)
+  std::vector<torch::Tensor> grad_views_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace emosweep::worker

@@ -1,0 +1,152 @@
+// worker/fused_optimizer.cc: the fused update loops (see fused_optimizer.h).
+// Compiled with -O3 -fno-math-errno so that the loops vectorise (sqrt included).
+#include "worker/fused_optimizer.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+namespace emosweep::worker {
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;
+
+}  // namespace
+
+FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
+    : flat_(flat),
+      kind_(c.optimizer),
+      lr_(c.lr),
+      weight_decay_(c.weight_decay),
+      beta1_(c.beta1),
+      beta2_(c.beta2),
+      eps_(c.eps),
+      momentum_(c.momentum),
+      nesterov_(c.nesterov) {
+  const auto& p = flat_->params();
+  if (kind_ == "sgd") {
+    if (momentum_ != 0) momentum_buf_ = torch::zeros_like(p);
+  } else {
+    exp_avg_ = torch::zeros_like(p);
+    exp_avg_sq_ = torch::zeros_like(p);
+  }
+}
+
+void FusedOptimizer::set_momentum(double m) {
+  if (kind_ == "sgd") momentum_ = m;
+  else beta1_ = m;
+}
+
+void FusedOptimizer::Step() {
+  ++step_;
+  float* p = flat_->params().data_ptr<float>();
+  const float* g = flat_->grads().data_ptr<float>();
+  const int64_t n = flat_->numel();
+  if (kind_ == "sgd") {
+    const float lr = static_cast<float>(lr_), wd = static_cast<float>(weight_decay_);
+    const float mom = static_cast<float>(momentum_);
+    if (momentum_ == 0) {
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) p[i] += -lr * (g[i] + wd * p[i]);
+      });
+      return;
+    }
+    float* buf = momentum_buf_.data_ptr<float>();
+    const bool first = !momentum_initialised_;
+    momentum_initialised_ = true;
+    const bool nesterov = nesterov_;
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float d = g[i] + wd * p[i];
+        const float m = first ? d : buf[i] * mom + d;
+        buf[i] = m;
+        p[i] += -lr * (nesterov ? d + mom * m : m);
+      }
+    });
+    return;
+  }
+  // Adam / AdamW, as torch::optim (bias corrections in double, the update in float).
+  const double bc1 = 1 - std::pow(beta1_, static_cast<double>(step_));
+  const double bc2 = 1 - std::pow(beta2_, static_cast<double>(step_));
+  const float b1 = static_cast<float>(beta1_), one_b1 = static_cast<float>(1 - beta1_);
+  const float b2 = static_cast<float>(beta2_), one_b2 = static_cast<float>(1 - beta2_);
+  const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+  const float eps = static_cast<float>(eps_);
+  const float step_size = static_cast<float>(-lr_ / bc1);
+  const bool decoupled = kind_ == "adamw";
+  const float decay = static_cast<float>(1 - lr_ * weight_decay_);
+  const float wd = static_cast<float>(weight_decay_);
+  float* m = exp_avg_.data_ptr<float>();
+  float* v = exp_avg_sq_.data_ptr<float>();
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    if (decoupled) {
+      for (int64_t i = b; i < e; ++i) {
+        const float gi = g[i];
+        const float pi = p[i] * decay;
+        const float mi = m[i] * b1 + one_b1 * gi;
+        const float vi = v[i] * b2 + one_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+      }
+    } else {
+      for (int64_t i = b; i < e; ++i) {
+        const float gi = g[i] + wd * p[i];
+        const float mi = m[i] * b1 + one_b1 * gi;
+        const float vi = v[i] * b2 + one_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] += step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+      }
+    }
+  });
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> FusedOptimizer::StateTensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (exp_avg_.defined()) out.emplace_back("optimizer.exp_avg", exp_avg_);
+  if (exp_avg_sq_.defined()) out.emplace_back("optimizer.exp_avg_sq", exp_avg_sq_);
+  if (momentum_buf_.defined()) out.emplace_back("optimizer.momentum_buffer", momentum_buf_);
+  return out;
+}
+
+nlohmann::json FusedOptimizer::StateMeta() const {
+  return {{"kind", kind_}, {"step", step_}, {"lr", lr_}, {"beta1", beta1_}, {"momentum", momentum_},
+          {"momentum_initialised", momentum_initialised_}};
+}
+
+Status FusedOptimizer::LoadState(const nlohmann::json& meta,
+                                 const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  if (meta.value("kind", "") != kind_)
+    return Status::Corruption("optimizer state is for '" + meta.value("kind", std::string("?")) + "', expected '" +
+                              kind_ + "'");
+  for (auto& [name, dst] : StateTensors()) {
+    bool found = false;
+    for (const auto& [n, src] : tensors) {
+      if (n != name) continue;
+      if (src.numel() != dst.numel())
+        return Status::Corruption("optimizer state '" + name + "' has " + std::to_string(src.numel()) +
+                                  " values, the model has " + std::to_string(dst.numel()));
+      torch::NoGradGuard no_grad;
+      torch::Tensor d = dst;
+      d.copy_(src.view_as(dst));
+      found = true;
+    }
+    if (!found) return Status::Corruption("optimizer state '" + name + "' missing");
+  }
+  step_ = meta["step"];
+  lr_ = meta["lr"];
+  beta1_ = meta["beta1"];
+  momentum_ = meta["momentum"];
+  momentum_initialised_ = meta["momentum_initialised"];
+  return Status::Ok();
+}
+
+double ClipGradNorm(torch::Tensor& grads, double max_norm) {
+  const double norm = grads.norm().item<double>();
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1) grads.mul_(coef);
+  return norm;
+}
+
+}  // namespace emosweep::worker

@@ -1,0 +1,54 @@
+// worker/fused_optimizer.h: AdamW / Adam / SGD over one flat parameter buffer.
+//
+// One hand-written pass over the buffer per step (split across intra-op
+// threads), numerically the update of torch::optim's AdamW, Adam (L2 decay)
+// and SGD (momentum, Nesterov, no dampening), with no per-step allocation.
+// The schedule sets lr and, for OneCycle, beta1/momentum between steps.
+// Thread-safety: one instance per job/thread.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "worker/flat_params.h"
+#include "worker/train_config.h"
+
+namespace emosweep::worker {
+
+class FusedOptimizer {
+ public:
+  FusedOptimizer(FlatParameters* flat, const TrainConfig& config);
+
+  void set_lr(double lr) { lr_ = lr; }
+  double lr() const { return lr_; }
+  // beta1 for adam/adamw, momentum for sgd (OneCycle's momentum cycling).
+  void set_momentum(double m);
+  void Step();
+  int64_t steps() const { return step_; }
+
+  // Checkpoint support: named state tensors plus scalars.
+  std::vector<std::pair<std::string, torch::Tensor>> StateTensors() const;
+  nlohmann::json StateMeta() const;
+  Status LoadState(const nlohmann::json& meta, const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+
+ private:
+  FlatParameters* flat_;
+  std::string kind_;
+  double lr_, weight_decay_, beta1_, beta2_, eps_, momentum_;
+  bool nesterov_;
+  int64_t step_ = 0;
+  bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
+  torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
+};
+
+// Global L2 norm clipping on the flat gradient (torch::nn::utils::clip_grad_norm_
+// semantics: scale by max_norm / (norm + 1e-6) when that is < 1). Returns the norm.
+double ClipGradNorm(torch::Tensor& grads, double max_norm);
+
+}  // namespace emosweep::worker
