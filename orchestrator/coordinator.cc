@@ -1,0 +1,282 @@
+#include "orchestrator/coordinator.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/log.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+enum Tag : int { kTagJob = 1, kTagGroupJob = 2, kTagResult = 3, kTagHeartbeat = 4, kTagStop = 5, kTagExit = 6 };
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "stall:2" -> ("stall", 2); anything else -> ("", -1).
+std::pair<std::string, int> ParseFault(const std::string& f) {
+  auto colon = f.find(':');
+  if (colon == std::string::npos) return {"", -1};
+  return {f.substr(0, colon), std::atoi(f.c_str() + colon + 1)};
+}
+
+struct GroupState {
+  int leader = 0;
+  std::vector<int> ranks;
+  const protocols::PlannedJob* job = nullptr;
+  Clock::time_point started;
+};
+
+}  // namespace
+
+int GroupColor(int rank, int group_size) { return rank == 0 ? 0 : 1 + (rank - 1) / group_size; }
+bool IsGroupLeader(int rank, int group_size) { return rank > 0 && (rank - 1) % group_size == 0; }
+
+Status CheckLayout(int world_size, int group_size) {
+  if (group_size < 1) return Status::InvalidArgument("--group-size must be >= 1");
+  if (world_size > 1 && (world_size - 1) % group_size != 0)
+    return Status::InvalidArgument("with " + std::to_string(world_size) + " ranks, rank 0 coordinates and the other " +
+                                   std::to_string(world_size - 1) + " must split into groups of --group-size " +
+                                   std::to_string(group_size));
+  return Status::Ok();
+}
+
+Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler& scheduler,
+                                          const DistributedOptions& options, const std::atomic<bool>& stop,
+                                          const ProvenanceFn& provenance) {
+  const int n = comm.size();
+  ES_RETURN_IF_ERROR(CheckLayout(n, options.group_size));
+  const auto t0 = Clock::now();
+  CoordinatorSummary sum;
+
+  std::map<int, GroupState> groups;  // by leader
+  for (int r = 1; r < n; ++r) {
+    int leader = 1 + (r - 1) / options.group_size * options.group_size;
+    groups[leader].leader = leader;
+    groups[leader].ranks.push_back(r);
+  }
+  std::vector<Clock::time_point> last_seen(static_cast<size_t>(n), Clock::now());
+  std::vector<std::string> hosts(static_cast<size_t>(n), "?");
+  bool stopping = false, nothing_left = false;
+  auto last_beat = Clock::now();
+
+  auto busy_count = [&] {
+    int b = 0;
+    for (auto& [l, g] : groups) b += g.job != nullptr;
+    return b;
+  };
+
+  while (true) {
+    if (!stopping && stop.load()) {
+      stopping = true;
+      LOG_WARN << "stop requested: no new jobs; running jobs checkpoint and return";
+      for (auto& [l, g] : groups)
+        for (int r : g.ranks) (void)comm.Send(r, kTagStop, "");
+    }
+    // 2. Hand out work to idle groups.
+    if (!stopping && !nothing_left) {
+      for (auto& [leader, g] : groups) {
+        if (g.job) continue;
+        ES_ASSIGN_OR_RETURN(Assignment a, scheduler.NextReady("rank" + std::to_string(leader)));
+        if (a.kind == Assignment::Kind::kDone) {
+          nothing_left = true;
+          break;
+        }
+        if (a.kind == Assignment::Kind::kWait) break;
+        nlohmann::json spec = a.job->spec.ToJson();
+        spec["id"] = a.job->spec.id;
+        ES_RETURN_IF_ERROR(comm.Send(leader, kTagJob, spec.dump()));
+        g.job = a.job;
+        g.started = Clock::now();
+        ++sum.jobs_sent;
+        LOG_INFO << "job " << a.job->spec.id.substr(0, 12) << " (" << a.job->spec.kind << ", attempt " << a.attempt
+                 << ") -> group of rank " << leader;
+      }
+    }
+    if (busy_count() == 0 && (stopping || nothing_left || scheduler.Done())) break;
+
+    // 3. Messages.
+    ES_ASSIGN_OR_RETURN(auto msg, comm.Recv(cluster::kAnySource, cluster::kAnyTag, 0.25));
+    if (msg) {
+      last_seen[static_cast<size_t>(msg->source)] = Clock::now();
+      if (msg->tag == kTagHeartbeat) {
+        auto j = nlohmann::json::parse(msg->payload, nullptr, false);
+        if (j.is_object()) hosts[static_cast<size_t>(msg->source)] = j.value("host", "?");
+      } else if (msg->tag == kTagResult) {
+        auto it = groups.find(msg->source);
+        auto j = nlohmann::json::parse(msg->payload, nullptr, false);
+        if (it == groups.end() || !it->second.job || !j.is_object()) {
+          LOG_WARN << "unexpected result message from rank " << msg->source;
+        } else {
+          GroupState& g = it->second;
+          const auto* job = g.job;
+          const std::string status = j.value("status", "");
+          double secs = Since(g.started);
+          sum.busy_s += secs * static_cast<double>(g.ranks.size());
+          if (status == "ok") {
+            auto res = worker::JobResultFromJson(j["result"], "result of job " + job->spec.id);
+            if (!res.ok()) {
+              ES_RETURN_IF_ERROR(scheduler.OnFailed(job->spec.id, res.status()));
+              ++sum.failed;
+            } else {
+              nlohmann::json prov = provenance ? provenance(*job, *res) : nlohmann::json::object();
+              prov["world_size"] = n;
+              prov["group_size"] = g.ranks.size();
+              prov["worker_host"] = j.value("host", "");
+              prov["worker_rank"] = msg->source;
+              ES_RETURN_IF_ERROR(scheduler.OnFinished(job->spec.id, *res, prov));
+              ++sum.finished;
+            }
+          } else if (status == "interrupted") {
+            ES_RETURN_IF_ERROR(scheduler.OnInterrupted(job->spec.id));
+            ++sum.interrupted;
+          } else {
+            Status err(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kInternal))),
+                       j.value("error", std::string("unknown error")));
+            LOG_WARN << "job " << job->spec.id.substr(0, 12) << " failed on rank " << msg->source << ": "
+                     << err.message();
+            ES_RETURN_IF_ERROR(scheduler.OnFailed(job->spec.id, err));
+            ++sum.failed;
+          }
+          g.job = nullptr;
+        }
+      }
+    }
+    if (Since(last_beat) > options.heartbeat_s) {
+      ES_RETURN_IF_ERROR(scheduler.Heartbeat());
+      last_beat = Clock::now();
+    }
+    // 4. Stall inspector.
+    std::string missing;
+    for (int r = 1; r < n; ++r) {
+      double silent = Since(last_seen[static_cast<size_t>(r)]);
+      if (silent <= options.stall_timeout_s) continue;
+      const GroupState& g = groups[1 + (r - 1) / options.group_size * options.group_size];
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "%srank %d (host %s, silent %.1f s, %s)", missing.empty() ? "" : "; ", r,
+                    hosts[static_cast<size_t>(r)].c_str(), silent,
+                    g.job ? ("running job " + g.job->spec.id.substr(0, 12)).c_str() : "idle");
+      missing += buf;
+    }
+    if (!missing.empty()) {
+      for (auto& [l, g] : groups)
+        if (g.job) (void)scheduler.OnInterrupted(g.job->spec.id);
+      return Status::Unavailable("stall inspector: no heartbeat within " + std::to_string(options.stall_timeout_s) +
+                                 " s from " + missing + "; their jobs were released for the next run");
+    }
+  }
+  for (int r = 1; r < n; ++r) (void)comm.Send(r, kTagExit, "");
+  sum.wall_s = Since(t0);
+  return sum;
+}
+
+void ReleaseWorkers(cluster::Communicator& comm) {
+  for (int r = 1; r < comm.size(); ++r) (void)comm.Send(r, kTagExit, "");
+}
+
+Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& reducer,
+                     const DistributedOptions& options, const JobExecutor& execute,
+                     const ContextFactory& make_context, std::atomic<bool>& stop) {
+  const int rank = comm.rank();
+  const int leader = 1 + (rank - 1) / options.group_size * options.group_size;
+  const bool is_leader = rank == leader;
+  const auto [fault, fault_rank] = ParseFault(options.inject_fault);
+
+  std::atomic<bool> quit{false}, silent{false};
+  std::mutex job_mu;
+  std::string current_job;
+  std::thread beat([&] {
+    const std::string host = comm.host();
+    while (!quit.load()) {
+      if (!silent.load()) {
+        std::string job;
+        {
+          std::lock_guard<std::mutex> lock(job_mu);
+          job = current_job;
+        }
+        (void)comm.Send(0, kTagHeartbeat, nlohmann::json{{"host", host}, {"job", job}}.dump());
+      }
+      auto m = comm.Recv(0, kTagStop, 0);
+      if (m.ok() && m->has_value()) stop = true;
+      for (int i = 0; i < 20 && !quit.load(); ++i)
+        std::this_thread::sleep_for(std::chrono::duration<double>(options.heartbeat_s / 20));
+    }
+  });
+
+  Status result;
+  while (true) {
+    auto exit_msg = comm.Recv(0, kTagExit, 0);
+    if (!exit_msg.ok()) {
+      result = exit_msg.status();
+      break;
+    }
+    if (exit_msg->has_value()) break;
+    auto m = comm.Recv(is_leader ? 0 : leader, is_leader ? kTagJob : kTagGroupJob, 0.2);
+    if (!m.ok()) {
+      result = m.status();
+      break;
+    }
+    if (!m->has_value()) continue;
+    const std::string payload = (*m)->payload;
+    if (is_leader)
+      for (int r = leader + 1; r < leader + options.group_size; ++r) (void)comm.Send(r, kTagGroupJob, payload);
+
+    if (fault_rank == rank && fault == "die") {
+      LOG_ERROR << "fault injection: rank " << rank << " dies";
+      std::_Exit(9);
+    }
+    if (fault_rank == rank && fault == "stall") {
+      LOG_ERROR << "fault injection: rank " << rank << " stalls";
+      silent = true;
+      // Hang until released (in-process tests) or killed (MPI_Abort from rank 0).
+      while (true) {
+        auto e = comm.Recv(0, kTagExit, 1.0);
+        if (!e.ok() || e->has_value()) break;
+      }
+      break;
+    }
+
+    nlohmann::json reply;
+    auto spec = worker::JobSpec::FromJson(nlohmann::json::parse(payload, nullptr, false), "job from rank 0");
+    if (!spec.ok()) {
+      reply = {{"status", "failed"}, {"error", spec.status().message()}, {"code", static_cast<int>(spec.status().code())}};
+    } else {
+      {
+        std::lock_guard<std::mutex> lock(job_mu);
+        current_job = spec->id;
+      }
+      worker::JobContext ctx = make_context();
+      ctx.reducer = &reducer;
+      ctx.stop_requested = &stop;
+      Result<worker::JobResult> r = execute(*spec, ctx);
+      if (r.ok()) {
+        reply = {{"status", "ok"}, {"result", worker::JobResultToJson(*r)}};
+      } else if (r.status().code() == StatusCode::kAborted && stop.load()) {
+        reply = {{"status", "interrupted"}, {"error", r.status().message()}};
+      } else {
+        reply = {{"status", "failed"}, {"error", r.status().message()}, {"code", static_cast<int>(r.status().code())}};
+      }
+      std::lock_guard<std::mutex> lock(job_mu);
+      current_job.clear();
+    }
+    if (is_leader) {
+      reply["host"] = comm.host();
+      Status st = comm.Send(0, kTagResult, reply.dump());
+      if (!st.ok()) {
+        result = st;
+        break;
+      }
+    }
+  }
+  quit = true;
+  beat.join();
+  return result;
+}
+
+}  // namespace emosweep::orchestrator

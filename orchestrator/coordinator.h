@@ -1,0 +1,86 @@
+// orchestrator/coordinator.h: the sweep across MPI ranks (issue 6).
+//
+// `mpirun -n N emosweep run ...` with N > 1: rank 0 coordinates, ranks 1..N-1
+// form worker groups of G consecutive ranks (group g = ranks 1+gG .. gG+G; its
+// lowest rank is the leader). N = 1 never comes here: the single-process
+// runner (orchestrator/runner.h) runs the sweep. Both drive the SAME
+// Scheduler; the coordinator only adds the transport.
+//
+// The algorithm, step by step (rank 0):
+//  1. Every group starts idle; every rank counts as heard from now.
+//  2. Unless stopping, each idle group's leader gets the next ready job from
+//     Scheduler::NextReady (dependents-first, longest-first; see scheduler.h)
+//     as a JOB message (the JobSpec JSON). The leader forwards it to its group
+//     members; the group trains it data-parallel through its GradientReducer.
+//  3. Rank 0 waits for messages with a short timeout (it never spins):
+//     HEARTBEAT (every rank, every heartbeat_s, from a side thread, so long
+//     epochs do not look like stalls) and RESULT (the leader: done, failed
+//     with the error, or interrupted by preemption). The Scheduler records
+//     each result in the ledger (rank 0 is the only writer) and the group
+//     becomes idle.
+//  4. Stall inspector: a rank not heard from for stall_timeout_s is named
+//     (rank, host, the job its group was running, seconds silent); its jobs
+//     are released in the ledger (pending again) and the run ends with
+//     Status::Unavailable. The caller then aborts the MPI world: nothing may
+//     hang waiting for a dead peer. A rank that dies outright is caught by
+//     mpirun/srun, which ends the job; the ledger shows the job as running
+//     under a dead owner and the next run takes it over.
+//  5. Preemption (SIGUSR1/SIGTERM reach every rank; `stop` is set): no more
+//     jobs are handed out; running jobs checkpoint and come back as
+//     interrupted (pending again, attempt not counted); then EXIT.
+//  6. When the Scheduler says Done (or, stopping, no group is busy), rank 0
+//     sends EXIT to every rank and returns. Re-running resumes from the ledger
+//     and from the job checkpoints.
+// Thread-safety: RunCoordinator / RunWorkerRank each own their rank's loop;
+// the heartbeat side thread only sends.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "cluster/reducer.h"
+#include "cluster/world.h"
+#include "orchestrator/scheduler.h"
+#include "worker/job.h"
+
+namespace emosweep::orchestrator {
+
+struct DistributedOptions {
+  int group_size = 1;
+  double heartbeat_s = 2.0;
+  double stall_timeout_s = 120.0;
+  // Fault injection for the failure tests (docs/design/distributed.md): "stall:R"
+  // makes rank R stop heartbeating and hang when it gets a job; "die:R" makes
+  // rank R exit abruptly when it gets a job. Empty in normal runs.
+  std::string inject_fault;
+};
+
+using JobExecutor = std::function<Result<worker::JobResult>(const worker::JobSpec&, const worker::JobContext&)>;
+using ContextFactory = std::function<worker::JobContext()>;
+using ProvenanceFn = std::function<nlohmann::json(const protocols::PlannedJob&, const worker::JobResult&)>;
+
+// Which group a world rank belongs to: rank 0 -> 0 (the coordinator, alone),
+// rank r >= 1 -> 1 + (r - 1) / group_size. Also the color for MakeGroupReducer.
+int GroupColor(int rank, int group_size);
+bool IsGroupLeader(int rank, int group_size);
+Status CheckLayout(int world_size, int group_size);
+
+struct CoordinatorSummary {
+  int jobs_sent = 0, finished = 0, failed = 0, interrupted = 0;
+  double wall_s = 0, busy_s = 0;  // busy = sum over groups of job seconds × group size
+};
+
+Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler& scheduler,
+                                          const DistributedOptions& options, const std::atomic<bool>& stop,
+                                          const ProvenanceFn& provenance);
+
+// Sends EXIT to every worker rank (RunCoordinator does this itself on success;
+// an in-process caller uses it after a failure, an MPI caller aborts instead).
+void ReleaseWorkers(cluster::Communicator& comm);
+
+Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& reducer,
+                     const DistributedOptions& options, const JobExecutor& execute,
+                     const ContextFactory& make_context, std::atomic<bool>& stop);
+
+}  // namespace emosweep::orchestrator
