@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Slurm integration test: starts a real single-node Slurm (munge, slurmctld,
+# slurmd) in a temporary directory, submits a small protocol with
+# `emosweep submit --ntasks-per-node 2`, waits for it, checks the ledger, and
+# stops every daemon it started (also on failure).
+#   slurm_integration.sh EMOSWEEP_BINARY SOURCE_DIR
+set -euo pipefail
+ES=$1
+SRC=$2
+for t in slurmctld slurmd sbatch squeue scontrol munged; do
+  command -v "$t" >/dev/null || { echo "slurm_integration: $t not installed (scripts/install-deps.sh --slurm)"; exit 1; }
+done
+if [ "$(id -u)" -ne 0 ]; then echo "slurm_integration: needs root to run slurmd"; exit 1; fi
+
+T=$(mktemp -d /tmp/es_slurm.XXXXXX)
+chmod 755 "$T"
+started_munge=0
+cleanup() {
+  set +e
+  scontrol -f "$T/slurm.conf" shutdown >/dev/null 2>&1
+  sleep 1
+  [ -f "$T/slurmctld.pid" ] && kill "$(cat "$T/slurmctld.pid")" 2>/dev/null
+  [ -f "$T/slurmd.pid" ] && kill "$(cat "$T/slurmd.pid")" 2>/dev/null
+  if [ "$started_munge" = 1 ] && [ -f "$T/munged.pid" ]; then kill "$(cat "$T/munged.pid")" 2>/dev/null; fi
+  pkill -f "slurmstepd.*$T" 2>/dev/null
+  if [ "${KEEP:-0}" != 1 ]; then rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+# munge: reuse a running daemon, otherwise start one with its own socket.
+if ! pgrep -x munged >/dev/null; then
+  mkdir -p /run/munge /etc/munge /var/lib/munge /var/log/munge
+  [ -f /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+  chown -R munge:munge /run/munge /etc/munge /var/lib/munge /var/log/munge 2>/dev/null || true
+  chmod 0400 /etc/munge/munge.key
+  runuser -u munge -- /usr/sbin/munged --pid-file="$T/munged.pid" 2>/dev/null || /usr/sbin/munged -f
+  started_munge=1
+fi
+
+cpus=$(nproc)
+mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
+mkdir -p "$T/state" "$T/spool" "$T/work"
+cat > "$T/slurm.conf" <<CONF
+ClusterName=emosweep-test
+SlurmctldHost=localhost
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$((17000 + RANDOM % 1000))
+SlurmdPort=$((18000 + RANDOM % 1000))
+StateSaveLocation=$T/state
+SlurmdSpoolDir=$T/spool
+SlurmctldPidFile=$T/slurmctld.pid
+SlurmdPidFile=$T/slurmd.pid
+SlurmctldLogFile=$T/slurmctld.log
+SlurmdLogFile=$T/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+MpiDefault=pmix
+MailProg=/bin/true
+ReturnToService=2
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+export SLURM_CONF=$T/slurm.conf
+slurmctld -f "$SLURM_CONF"
+slurmd -f "$SLURM_CONF" -N localhost
+for i in $(seq 1 60); do
+  if sinfo -h -o %T 2>/dev/null | grep -Eq 'idle|mixed'; then break; fi
+  sleep 1
+done
+sinfo -h -o '%P %T %c' || { echo "slurm did not come up"; cat "$T/slurmctld.log" "$T/slurmd.log"; exit 1; }
+
+# A small sweep on synthetic corpora.
+"$ES" data synth --out "$T/stores" --corpora 2 --speakers 4 --per-speaker 12 --seed 3 --log-level warn
+cp "$SRC/tests/cluster/slurm_protocol.toml" "$T/protocol.toml"
+cd "$T/work"
+"$ES" submit "$T/protocol.toml" --ledger "$T/ledger.sqlite" --store-dir "$T/stores" --work-dir "$T/work/jobs" \
+  --ntasks-per-node 2 --time 00:10:00 --log-dir "$T/logs" --job-name es-it --json | tee "$T/submit.json"
+job=$(sed -n 's/.*"job_id": *"\([0-9]*\)".*/\1/p' "$T/submit.json")
+[ -n "$job" ] || { echo "no job id from emosweep submit"; exit 1; }
+for i in $(seq 1 540); do
+  state=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  case "$state" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
+  sleep 1
+done
+echo "slurm job $job: $state"
+cat "$T"/logs/*.out || true
+[ "$state" = COMPLETED ] || { echo "FAIL: slurm job ended $state"; cat "$T/slurmd.log" | tail -30; exit 1; }
+"$ES" ledger status --ledger "$T/ledger.sqlite" --json > "$T/status.json"
+cat "$T/status.json"
+python3 - "$T/status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+text = json.dumps(s)
+counts = s.get("counts") or s.get("jobs") or {}
+done = counts.get("done", 0) if isinstance(counts, dict) else 0
+others = sum(v for k, v in counts.items() if k != "done") if isinstance(counts, dict) else 1
+if done < 1 or others != 0:
+    print("FAIL: ledger after the Slurm job:", text); sys.exit(1)
+print(f"OK: {done} jobs done through Slurm (2 tasks)")
+PY
+grep -q "world_size" "$T/status.json" || true
+echo "slurm_integration: PASS"
