@@ -9,6 +9,7 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,6 +45,24 @@ struct TableSpec {
   std::map<std::string, double> published;  // "row|column" -> value, for --reproduce
   double tolerance = 0.0;
   nlohmann::json raw;              // the table's TOML as given, for captions/extensions
+  // Added after v1 of this contract (all optional):
+  std::map<std::string, std::string> filter;  // only jobs whose attrs match every entry feed the table
+  std::string caption;             // user text placed before the generated caption
+  std::string selection;           // the feeding experiment's selection policy (for the caption)
+  std::string oracle_eval;         // non-empty when that policy is "oracle" (flag it)
+  std::vector<uint64_t> seeds;     // the feeding experiment's seeds (for the caption)
+};
+
+// What `plan` prints per experiment: its job count, or why it was not expanded.
+struct ExperimentSummary {
+  std::string name;
+  std::string kind;                // in_domain | loco | cross_corpus | finetune | fewshot | adapt | joint
+  std::string selection;
+  std::vector<std::string> corpora;           // every corpus it reads
+  bool expanded = false;
+  std::string reason;              // why not expanded (missing stores), "" when expanded
+  std::map<std::string, int> jobs_by_kind;    // JobSpec::kind -> count (shared jobs counted once, where first made)
+  int jobs = 0;
 };
 
 struct Protocol {
@@ -55,11 +74,27 @@ struct Protocol {
   std::vector<PlannedJob> jobs;    // topologically ordered (deps before dependents)
   std::vector<TableSpec> tables;
   std::vector<std::string> missing_inputs;  // stores that do not exist (plan reports them; run refuses)
+  // Added after v1 of this contract:
+  std::vector<ExperimentSummary> experiments;  // in file order
+  std::vector<std::string> warnings;           // non-fatal findings (class absent from a corpus, ...)
+  std::map<std::string, std::string> stores;   // corpus name -> resolved store path
+};
+
+// Where stores are found. `--store-dir DIR` on the command line sets the
+// variable STORE_DIR; `vars` override the environment, which overrides the
+// protocol's own [vars] table. Relative values given here or in the
+// environment resolve against the current directory; paths written in the
+// protocol file resolve against the file's directory.
+struct LoadOptions {
+  std::string store_dir;                       // sets ${STORE_DIR} when non-empty
+  std::map<std::string, std::string> vars;     // --var NAME=VALUE
+  bool use_environment = true;
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are
 // not an error here: they are listed in missing_inputs (so `plan` works
 // without data) and jobs that need them are not expanded.
 Result<Protocol> LoadProtocol(const std::string& path);
+Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& options);
 
 }  // namespace emosweep::protocols

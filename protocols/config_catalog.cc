@@ -1,0 +1,105 @@
+// protocols/config_catalog.cc: model / train / adapt config validation.
+#include "protocols/config_catalog.h"
+
+#include <algorithm>
+
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+#include "models/adapt_configs.h"
+#include "models/model_configs.h"
+#endif
+#include "worker/train_config.h"
+
+namespace emosweep::protocols {
+namespace {
+
+// Until models/model_configs.cc is linked, the registry names agreed in the
+// models brief; configs then pass unvalidated (see EffectiveModelConfig).
+[[maybe_unused]] const std::vector<std::string>& FallbackModels() {
+  static const std::vector<std::string> kNames = {
+      "unimodal_mlp", "concat_mlp", "cross_attention", "gated_unconstrained", "glomer",
+      "mer_gfl",      "cemobam",    "hemogat",         "msr_a",               "msr_b"};
+  return kNames;
+}
+
+}  // namespace
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+std::vector<std::string> KnownModels() {
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  std::vector<std::string> out;
+  for (const auto& m : models::ModelInfos()) out.push_back(m.name);
+  return out;
+#else
+  return FallbackModels();
+#endif
+}
+
+bool IsKnownModel(const std::string& name) {
+  auto names = KnownModels();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,
+                                            const std::string& where, const KeyLines& lines) {
+  if (!IsKnownModel(name))
+    return Status::InvalidArgument(where + ": unknown model '" + name + "' (known models: " +
+                                   JoinNames(KnownModels()) + ")");
+  nlohmann::json out;
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  ES_ASSIGN_OR_RETURN(out, models::FindModelInfo(name)->config.Apply(given, where + " model '" + name + "'", lines));
+#else
+  out = given.is_null() ? nlohmann::json::object() : given;
+#endif
+  out["name"] = name;
+  return out;
+}
+
+Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
+                                            const KeyLines& lines) {
+  return worker::TrainConfigTable().Apply(given, where, lines);
+}
+
+const std::vector<std::string>& KnownAdaptVariants() {
+  // Names from ../shared/specs/da-variants.md; "none" = source-only baseline.
+  static const std::vector<std::string> kNames = [] {
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+    std::vector<std::string> v;
+    for (const auto& a : models::AdaptInfos()) v.push_back(a.variant);
+    v.push_back("none");
+    return v;
+#else
+    return std::vector<std::string>{"dann_ganin",    "dann_tllib", "mmd_rbf",        "mk_mmd_linear",
+                                    "mk_mmd_quadratic", "coral_deep", "coral_mean_cov", "none"};
+#endif
+  }();
+  return kNames;
+}
+
+bool IsKnownAdaptVariant(const std::string& name) {
+  const auto& v = KnownAdaptVariants();
+  return std::find(v.begin(), v.end(), name) != v.end();
+}
+
+Result<nlohmann::json> EffectiveAdaptConfig(const std::string& variant, double weight,
+                                            const nlohmann::json& options, const std::string& where,
+                                            const KeyLines& lines) {
+  (void)lines;
+  if (!IsKnownAdaptVariant(variant))
+    return Status::InvalidArgument(where + ": unknown domain-adaptation variant '" + variant +
+                                   "' (known: " + JoinNames(KnownAdaptVariants()) + ")");
+  if (!(weight >= 0)) return Status::InvalidArgument(where + ": adapt weight must be >= 0");
+  nlohmann::json out = options.is_object() ? options : nlohmann::json::object();
+  out["variant"] = variant;
+  out["weight"] = weight;
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  if (variant != "none") return models::ValidateAdaptConfig(out, where);
+#endif
+  return out;
+}
+
+}  // namespace emosweep::protocols

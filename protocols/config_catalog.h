@@ -1,0 +1,44 @@
+// protocols/config_catalog.h: the typed config tables the protocol layer
+// validates against, so that job identities hold *effective* configs.
+//
+// Model configs come from models/model_configs.h (target
+// emosweep_models_config), the train section from worker/train_config.h
+// (in emosweep_worker_spec), DA variants from the names of
+// ../shared/specs/da-variants.md. All torch-free: `plan` validates and fills
+// defaults without loading libtorch (docs/design/protocols.md says why this
+// departs from the architecture's dependency table).
+// Thread-safety: pure functions over immutable tables.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace emosweep::protocols {
+
+// key -> source line, for "file line N" messages on merged configs.
+using KeyLines = std::map<std::string, int>;
+
+std::vector<std::string> KnownModels();
+bool IsKnownModel(const std::string& name);
+// {"name": name, ...given with defaults filled}; errors name `where` and the key's line.
+Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,
+                                            const std::string& where, const KeyLines& lines);
+Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
+                                            const KeyLines& lines);
+
+const std::vector<std::string>& KnownAdaptVariants();
+bool IsKnownAdaptVariant(const std::string& name);
+// {"variant": v, "weight": w, ...options}, validated.
+Result<nlohmann::json> EffectiveAdaptConfig(const std::string& variant, double weight,
+                                            const nlohmann::json& options, const std::string& where,
+                                            const KeyLines& lines);
+
+// "a, b, c" for messages.
+std::string JoinNames(const std::vector<std::string>& names);
+
+}  // namespace emosweep::protocols

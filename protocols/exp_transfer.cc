@@ -1,0 +1,120 @@
+// protocols/exp_transfer.cc: finetune, fewshot and adapt experiments.
+//
+// Fine-tune and few-shot jobs start from a source pre-training job. The
+// pre-training job's spec holds only what determines it (source data, model,
+// train config, seed), so every finetune/fewshot job of any experiment that
+// needs the same pre-training gets the same identity and Expander::Add keeps
+// one job (architecture decision 4).
+#include "protocols/config_catalog.h"
+#include "protocols/experiments.h"
+
+namespace emosweep::protocols {
+namespace {
+
+struct SourceTarget {
+  const CorpusView* src = nullptr;
+  const CorpusView* tgt = nullptr;
+  Partition sp, tp;
+};
+
+}  // namespace
+
+Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
+  SourceTarget st;
+  ES_ASSIGN_OR_RETURN(st.src, View(e, e.source));
+  ES_ASSIGN_OR_RETURN(st.tgt, View(e, e.target));
+  ES_ASSIGN_OR_RETURN(st.sp, PartitionOf(e, *st.src));
+  ES_ASSIGN_OR_RETURN(st.tp, PartitionOf(e, *st.tgt));
+  if (st.sp.val.empty() && e.selection != "last")
+    return Status::FailedPrecondition(e.where + ": source '" + e.source + "' has no validation share for pre-training");
+  if (st.tp.val.empty() && e.selection == "target_val")
+    return Status::FailedPrecondition(e.where + ": target '" + e.target + "' has no validation share for target_val");
+  std::vector<Budget> budgets = e.budgets;
+  if (e.kind == "finetune") budgets = {Budget{"100%", 1.0, 0}};
+  for (const auto& [m, point] : e.points)
+    for (uint64_t seed : e.seeds) {
+      PlannedJob pre;
+      pre.spec = BaseSpec(e, point, seed);
+      pre.spec.kind = "pretrain";
+      pre.spec.selection = e.selection == "last" ? "last" : "source_val";
+      pre.spec.oracle_eval.clear();
+      pre.spec.train = {st.src->Ref(st.sp.train)};
+      if (!st.sp.val.empty()) pre.spec.val = {st.src->Ref(st.sp.val)};
+      pre.spec.eval["test"] = {st.src->Ref(st.sp.test)};
+      pre.spec.keep_checkpoint = true;
+      pre.reportable = false;
+      pre.attrs = BaseAttrs(e, m, point, seed);
+      pre.attrs["source"] = pre.attrs["target"] = pre.attrs["corpus"] = e.source;
+      pre.attrs["role"] = "pretrain";
+      std::string pre_id = Add(std::move(pre), s);
+      for (const auto& b : budgets) {
+        std::vector<std::string> train_ids = st.tp.train;
+        if (e.kind == "fewshot") {
+          auto subset = data::StratifiedSubset(st.tgt->meta, st.tp.train, b.fraction, b.shots, seed,
+                                               e.where + ": budget " + b.label + " of target '" + e.target + "'");
+          if (!subset.ok()) return subset.status();
+          train_ids = std::move(subset).value();
+        }
+        PlannedJob j;
+        j.spec = BaseSpec(e, point, seed);
+        j.spec.kind = "finetune";
+        j.spec.train_config = point.finetune;
+        j.spec.init_from = pre_id;
+        j.spec.train = {st.tgt->Ref(train_ids)};
+        if (e.selection == "source_val") j.spec.val = {st.src->Ref(st.sp.val)};
+        else if (!st.tp.val.empty()) j.spec.val = {st.tgt->Ref(st.tp.val)};
+        j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
+        j.deps = {pre_id};
+        j.attrs = BaseAttrs(e, m, point, seed);
+        j.attrs["source"] = e.source;
+        j.attrs["target"] = j.attrs["corpus"] = e.target;
+        if (e.kind == "fewshot") {
+          j.attrs["budget"] = b.label;
+          j.attrs["budget_n"] = std::to_string(train_ids.size());
+        }
+        Add(std::move(j), s);
+      }
+    }
+  return Status::Ok();
+}
+
+Status Expander::ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s) {
+  SourceTarget st;
+  ES_ASSIGN_OR_RETURN(st.src, View(e, e.source));
+  ES_ASSIGN_OR_RETURN(st.tgt, View(e, e.target));
+  ES_ASSIGN_OR_RETURN(st.sp, PartitionOf(e, *st.src));
+  ES_ASSIGN_OR_RETURN(st.tp, PartitionOf(e, *st.tgt));
+  const auto& val_share = e.selection == "target_val" ? st.tp.val : st.sp.val;
+  if (val_share.empty() && e.selection != "last")
+    return Status::FailedPrecondition(e.where + ": no validation share for selection '" + e.selection + "'");
+  for (const auto& variant : e.variants)
+    for (const auto& [m, point] : e.points)
+      for (uint64_t seed : e.seeds) {
+        nlohmann::json opts = e.adapt_options;
+        double weight = e.weight;
+        for (auto it = point.adapt_extra.begin(); it != point.adapt_extra.end(); ++it) {
+          if (it.key() == "weight") weight = it.value().get<double>();
+          else opts[it.key()] = it.value();
+        }
+        PlannedJob j;
+        j.spec = BaseSpec(e, point, seed);
+        j.spec.train = {st.src->Ref(st.sp.train)};
+        if (!val_share.empty())
+          j.spec.val = {e.selection == "target_val" ? st.tgt->Ref(val_share) : st.src->Ref(val_share)};
+        j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
+        if (variant != "none") {
+          // Target labels are never read for training: the target's train share is passed unlabeled.
+          j.spec.kind = "adapt";
+          j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
+          ES_ASSIGN_OR_RETURN(j.spec.adapt, EffectiveAdaptConfig(variant, weight, opts, e.where, {}));
+        }
+        j.attrs = BaseAttrs(e, m, point, seed);
+        j.attrs["source"] = e.source;
+        j.attrs["target"] = j.attrs["corpus"] = e.target;
+        j.attrs["variant"] = variant;
+        Add(std::move(j), s);
+      }
+  return Status::Ok();
+}
+
+}  // namespace emosweep::protocols

@@ -1,0 +1,277 @@
+// protocols/expand.cc: LoadProtocol and what every experiment kind shares:
+// per-corpus views, folds and partitions, base job specs, identity dedup.
+#include "protocols/expand.h"
+
+#include <algorithm>
+#include <set>
+
+#include "core/toml_json.h"
+#include "data/feature_store.h"
+#include "protocols/config_catalog.h"
+#include "protocols/experiments.h"
+#include "protocols/grammar.h"
+
+namespace emosweep::protocols {
+
+nlohmann::json SplitDecl::ToJson() const {
+  nlohmann::json j = {{"method", method}, {"seed", seed}};
+  if (method == "speaker_kfold") j["k"] = k;
+  if (method == "loso") j["group_by"] = group_by;
+  if (method != "file") j["val_fraction"] = val_fraction;
+  if (method == "stratified") j["test_fraction"] = test_fraction;
+  if (method == "file") j["file"] = file;
+  if (allow_speaker_overlap) j["allow_speaker_overlap"] = true;
+  if (!folds.empty()) j["fold"] = folds;
+  return j;
+}
+
+std::vector<std::string> ExperimentDecl::Corpora() const {
+  if (!corpora.empty()) return corpora;
+  return {source, target};
+}
+
+nlohmann::json ExperimentDecl::ToJson() const {
+  nlohmann::json models_j = nlohmann::json::array();
+  for (const auto& m : models) models_j.push_back({{"name", m.name}, {"label", m.label}, {"config", m.config}});
+  nlohmann::json j = {{"name", name},     {"kind", kind},         {"models", models_j},  {"grid", grid},
+                      {"seeds", seeds},   {"selection", selection}, {"labels", labels}, {"features", features},
+                      {"train", train},   {"split", split.ToJson()}};
+  if (!oracle_eval.empty()) j["oracle_eval"] = oracle_eval;
+  if (!corpora.empty()) j["corpora"] = corpora;
+  if (!source.empty()) j["source"] = source, j["target"] = target;
+  if (kind == "finetune" || kind == "fewshot") j["finetune_train"] = finetune_train;
+  if (kind == "fewshot") {
+    nlohmann::json b = nlohmann::json::array();
+    for (const auto& x : budgets) b.push_back(x.label);
+    j["budgets"] = b;
+  }
+  if (kind == "adapt") j["variants"] = variants, j["weight"] = weight, j["adapt_options"] = adapt_options;
+  return j;
+}
+
+worker::DataRef CorpusView::Ref(std::vector<std::string> ids) const {
+  return {store->path, store->info.content_hash, std::move(ids)};
+}
+
+Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::string& corpus) {
+  std::string key = corpus;
+  for (const auto& l : e.labels) key += "|" + l;
+  for (const auto& [m, f] : e.features) key += "|" + m + "=" + f;
+  auto it = views_.find(key);
+  if (it != views_.end()) return &it->second;
+  const StoreView* store = stores_.Find(corpus);
+  if (!store) return Status::NotFound("store of corpus '" + corpus + "' is missing");
+  for (const auto& [modality, name] : e.features) {
+    auto f = std::find_if(store->info.features.begin(), store->info.features.end(),
+                          [&](const auto& fi) { return fi.name == name; });
+    if (f == store->info.features.end()) {
+      std::vector<std::string> have;
+      for (const auto& fi : store->info.features) have.push_back(fi.name + " (" + fi.modality + ")");
+      return Status::NotFound(e.where + ": store " + store->path + " (corpus '" + corpus + "') has no feature set '" +
+                              name + "' for " + modality + "; it has: " + JoinNames(have));
+    }
+    if (f->modality != modality)
+      return Status::InvalidArgument(e.where + ": feature set '" + name + "' of " + store->path + " is " +
+                                     f->modality + ", not " + modality);
+  }
+  CorpusView v;
+  v.store = store;
+  v.meta.name = store->meta.name;
+  v.meta.language = store->meta.language;
+  std::set<std::string> wanted(e.labels.begin(), e.labels.end());
+  std::map<std::string, int> counts;
+  for (const auto& u : store->meta.utterances) {
+    if (!wanted.count(u.label)) continue;
+    v.meta.utterances.push_back(u);
+    v.ids.push_back(u.id);
+    ++counts[u.label];
+  }
+  for (const auto& l : e.labels) {
+    if (counts[l]) v.meta.label_set.push_back(l);
+    else
+      warnings_.push_back("experiment '" + e.name + "': corpus '" + corpus + "' has no utterance of class '" + l + "'");
+  }
+  if (v.ids.empty())
+    return Status::FailedPrecondition(e.where + ": corpus '" + corpus + "' (" + store->path +
+                                      ") has no utterance with a label of the experiment's label set");
+  return &views_.emplace(key, std::move(v)).first->second;
+}
+
+Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const CorpusView& view) {
+  std::vector<data::Fold> folds;
+  const SplitDecl& s = e.split;
+  if (s.method == "file") {
+    std::string path = s.file;
+    for (size_t p = path.find("{corpus}"); p != std::string::npos; p = path.find("{corpus}"))
+      path.replace(p, 8, view.store->corpus);
+    if (!path.empty() && path[0] != '/') path = decl_.dir + "/" + path;
+    ES_ASSIGN_OR_RETURN(data::SplitSet set, data::ReadSplitFile(path));
+    if (!set.corpus_hash.empty() && set.corpus_hash != view.store->info.content_hash)
+      return Status::FailedPrecondition(path + ": split file was made for corpus hash " + set.corpus_hash +
+                                        ", but " + view.store->path + " has " + view.store->info.content_hash);
+    std::set<std::string> keep(view.ids.begin(), view.ids.end());
+    for (auto& f : set.folds) {
+      for (auto* part : {&f.train, &f.val, &f.test})
+        part->erase(std::remove_if(part->begin(), part->end(), [&](const std::string& id) { return !keep.count(id); }),
+                    part->end());
+      folds.push_back(std::move(f));
+    }
+  } else {
+    data::SplitSpec spec;
+    spec.method = s.method;
+    spec.k = s.k;
+    spec.group_by = s.group_by;
+    spec.val_fraction = s.val_fraction;
+    spec.test_fraction = s.test_fraction;
+    spec.seed = s.seed;
+    spec.allow_speaker_overlap = s.allow_speaker_overlap;
+    auto set = data::MakeSplits(view.meta, spec);
+    if (!set.ok()) return set.status().WithContext(e.where + ": corpus '" + view.store->corpus + "'");
+    folds = std::move(set->folds);
+  }
+  if (s.folds.empty()) return folds;
+  std::vector<data::Fold> chosen;
+  for (const auto& want : s.folds) {
+    auto it = std::find_if(folds.begin(), folds.end(), [&](const data::Fold& f) { return f.name == want; });
+    bool is_index = !want.empty() && std::all_of(want.begin(), want.end(), ::isdigit);
+    if (it == folds.end() && is_index && std::stoul(want) < folds.size()) it = folds.begin() + std::stoul(want);
+    if (it == folds.end())
+      return Status::InvalidArgument(e.where + ": split of corpus '" + view.store->corpus + "' has no fold '" + want +
+                                     "' (it has " + std::to_string(folds.size()) + ")");
+    chosen.push_back(*it);
+  }
+  return chosen;
+}
+
+Result<Partition> Expander::PartitionOf(const ExperimentDecl& e, const CorpusView& view) {
+  ES_ASSIGN_OR_RETURN(std::vector<data::Fold> folds, Folds(e, view));
+  if (folds.empty()) return Status::FailedPrecondition(e.where + ": split of '" + view.store->corpus + "' is empty");
+  const data::Fold& f = folds.front();
+  if (f.train.empty() || f.test.empty())
+    return Status::FailedPrecondition(e.where + ": fold '" + f.name + "' of corpus '" + view.store->corpus +
+                                      "' has an empty train or test share");
+  return Partition{f.name, f.train, f.val, f.test};
+}
+
+worker::JobSpec Expander::BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const {
+  worker::JobSpec s;
+  s.kind = "supervised";
+  s.features = e.features;
+  s.labels = e.labels;
+  s.model = point.model;
+  s.train_config = point.train;
+  s.selection = e.selection;
+  s.oracle_eval = e.oracle_eval;
+  s.seed = seed;
+  return s;
+}
+
+std::map<std::string, std::string> Expander::BaseAttrs(const ExperimentDecl& e, size_t model, const GridPoint& point,
+                                                       uint64_t seed) const {
+  std::map<std::string, std::string> a = point.attrs;
+  a["experiment"] = e.name;
+  a["kind"] = e.kind;
+  a["model"] = e.models[model].label;
+  a["model_name"] = e.models[model].name;
+  a["seed"] = std::to_string(seed);
+  a["selection"] = e.selection == "oracle" ? "oracle(" + e.oracle_eval + ")" : e.selection;
+  return a;
+}
+
+std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
+  job.spec.id = job.spec.ComputeId();
+  auto it = by_id_.find(job.spec.id);
+  if (it != by_id_.end()) {
+    PlannedJob& have = jobs_[it->second];
+    if (job.reportable && !have.reportable) {
+      have.reportable = true;  // a helper job another experiment reports on directly
+      have.attrs = job.attrs;
+    } else if (job.reportable && have.attrs.at("experiment") != job.attrs.at("experiment")) {
+      warnings_.push_back("experiment '" + job.attrs.at("experiment") + "' repeats a job of experiment '" +
+                          have.attrs.at("experiment") + "' (same identity): it runs once and reports under the first");
+    }
+    return job.spec.id;
+  }
+  ++summary->jobs;
+  ++summary->jobs_by_kind[job.spec.kind];
+  std::string id = job.spec.id;
+  by_id_[id] = jobs_.size();
+  jobs_.push_back(std::move(job));
+  return id;
+}
+
+std::string Expander::AddEval(const PlannedJob& trained, const worker::DataRef& test,
+                              std::map<std::string, std::string> attrs, ExperimentSummary* s) {
+  PlannedJob j;
+  j.spec.kind = "eval";
+  j.spec.features = trained.spec.features;
+  j.spec.labels = trained.spec.labels;
+  j.spec.model = trained.spec.model;
+  j.spec.train_config = trained.spec.train_config;
+  j.spec.selection = trained.spec.selection;
+  j.spec.seed = trained.spec.seed;
+  j.spec.init_from = trained.spec.id;
+  j.spec.eval["test"] = {test};
+  j.deps = {trained.spec.id};
+  j.attrs = std::move(attrs);
+  return Add(std::move(j), s);
+}
+
+Status Expander::Expand(const ExperimentDecl& e, ExperimentSummary* s) {
+  if (e.kind == "in_domain") return ExpandInDomain(e, s);
+  if (e.kind == "loco") return ExpandLoco(e, s);
+  if (e.kind == "cross_corpus") return ExpandCrossCorpus(e, s);
+  if (e.kind == "joint") return ExpandJoint(e, s);
+  if (e.kind == "finetune" || e.kind == "fewshot") return ExpandFinetune(e, s);
+  if (e.kind == "adapt") return ExpandAdapt(e, s);
+  return Status::Internal("unhandled experiment kind " + e.kind);
+}
+
+Result<Protocol> LoadProtocol(const std::string& path) { return LoadProtocol(path, LoadOptions{}); }
+
+Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& options) {
+  ES_ASSIGN_OR_RETURN(TomlDocument doc, ParseTomlFile(path));
+  ES_ASSIGN_OR_RETURN(ProtocolDecl decl, ParseProtocol(doc, options));
+  ES_ASSIGN_OR_RETURN(StoreIndex stores, StoreIndex::Open(decl));
+  Protocol p;
+  p.path = path;
+  p.name = decl.name;
+  p.version = decl.version;
+  p.description = decl.description;
+  p.tables = decl.tables;
+  p.missing_inputs = stores.missing();
+  p.warnings = decl.warnings;
+  nlohmann::json corpora = nlohmann::json::object();
+  for (const auto& c : decl.corpora) {
+    p.stores[c.name] = c.path;
+    const StoreView* v = stores.Find(c.name);
+    corpora[c.name] = {{"store", c.path}, {"content_hash", v ? v->info.content_hash : ""}};
+  }
+  nlohmann::json experiments = nlohmann::json::array();
+  Expander ex(decl, stores);
+  for (const auto& e : decl.experiments) {
+    experiments.push_back(e.ToJson());
+    ExperimentSummary s;
+    s.name = e.name;
+    s.kind = e.kind;
+    s.selection = e.selection;
+    s.corpora = e.Corpora();
+    std::vector<std::string> missing;
+    for (const auto& c : s.corpora)
+      if (stores.IsMissing(c)) missing.push_back(c);
+    if (!missing.empty()) {
+      s.reason = "missing store(s): " + JoinNames(missing);
+    } else {
+      ES_RETURN_IF_ERROR(ex.Expand(e, &s));
+      s.expanded = true;
+    }
+    p.experiments.push_back(std::move(s));
+  }
+  p.jobs = std::move(ex.jobs());
+  for (auto& w : ex.warnings()) p.warnings.push_back(std::move(w));
+  p.effective = {{"version", p.version},     {"name", p.name},           {"description", p.description},
+                 {"corpora", corpora},       {"experiments", experiments}};
+  return p;
+}
+
+}  // namespace emosweep::protocols

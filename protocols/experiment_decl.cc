@@ -1,0 +1,315 @@
+// protocols/experiment_decl.cc: one [[experiment]]: common keys, the keys of
+// its kind, the required selection policy, and models × grid points with
+// effective configs.
+#include <algorithm>
+#include <set>
+
+#include "data/label_map.h"
+#include "protocols/grammar_internal.h"
+#include "protocols/grammar_util.h"
+
+namespace emosweep::protocols {
+
+namespace {
+
+const std::set<std::string> kCommonKeys = {"name", "kind", "description", "models", "grid", "seeds", "selection",
+                                           "oracle_eval", "labels", "features", "train", "split"};
+
+std::set<std::string> AllowedKeys(const std::string& kind) {
+  std::set<std::string> k = kCommonKeys;
+  if (kind == "finetune" || kind == "fewshot" || kind == "adapt") k.insert({"source", "target"});
+  else k.insert("corpora");
+  if (kind == "finetune" || kind == "fewshot") k.insert("finetune_train");
+  if (kind == "fewshot") k.insert({"budgets", "shots"});
+  if (kind == "adapt") k.insert({"variants", "weight", "adapt_options"});
+  return k;
+}
+
+std::string ValueText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+void Merge(nlohmann::json* base, KeyLines* lines, const nlohmann::json& add, const KeyLines& add_lines) {
+  if (!add.is_object()) return;
+  for (auto it = add.begin(); it != add.end(); ++it) {
+    (*base)[it.key()] = it.value();
+    auto l = add_lines.find(it.key());
+    if (l != add_lines.end()) (*lines)[it.key()] = l->second;
+  }
+}
+
+Status ParseModels(const TableReader& r, const TomlDocument& doc, const Defaults& d, ExperimentDecl* e) {
+  if (!r.Has("models")) return r.Error("", "required key 'models' is missing (a list of model names or tables)");
+  const auto& list = r.Get("models");
+  if (!list.is_array() || list.empty()) return r.Error("models", "'models' must be a non-empty list");
+  std::set<std::string> labels;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& m = list[i];
+    ModelDecl md;
+    std::string ptr = r.Child("models") + "/" + std::to_string(i);
+    md.where = TableReader(doc, ptr, "").Where();
+    KeyLines lines;
+    nlohmann::json inline_cfg = nlohmann::json::object();
+    if (m.is_string()) {
+      md.name = m.get<std::string>();
+    } else if (m.is_object()) {
+      TableReader mr(doc, ptr, "model");
+      ES_ASSIGN_OR_RETURN(md.name, mr.String("name", true));
+      ES_ASSIGN_OR_RETURN(md.label, mr.String("label", false));
+      inline_cfg = m;
+      inline_cfg.erase("name");
+      inline_cfg.erase("label");
+      lines = KeyLinesOf(doc, ptr);
+    } else {
+      return r.Error("models", "each model must be a name or an inline table {name = \"...\", ...}");
+    }
+    if (!IsKnownModel(md.name))
+      return Status::InvalidArgument(md.where + ": unknown model '" + md.name + "' (known models: " +
+                                     JoinNames(KnownModels()) + ")");
+    if (md.label.empty()) md.label = md.name;
+    if (!labels.insert(md.label).second)
+      return Status::InvalidArgument(md.where + ": model row '" + md.label +
+                                     "' appears twice; give the entries distinct 'label's");
+    KeyLines merged_lines;
+    auto dm = d.model.find(md.name);
+    if (dm != d.model.end()) Merge(&md.config, &merged_lines, dm->second, d.model_lines.at(md.name));
+    if (md.config.is_null()) md.config = nlohmann::json::object();
+    Merge(&md.config, &merged_lines, inline_cfg, lines);
+    e->models.push_back(std::move(md));
+  }
+  return Status::Ok();
+}
+
+Status ParseGrid(const TableReader& r, ExperimentDecl* e) {
+  if (!r.Has("grid")) return Status::Ok();
+  const auto& g = r.Get("grid");
+  if (!g.is_object()) return r.Error("grid", "'grid' must be a table like {\"train.lr\" = [1e-4, 1e-3]}");
+  for (auto it = g.begin(); it != g.end(); ++it) {
+    const std::string& key = it.key();
+    std::string prefix = key.substr(0, key.find('.'));
+    bool ok_prefix = key.find('.') != std::string::npos && key.size() > prefix.size() + 1 &&
+                     (prefix == "train" || prefix == "model" ||
+                      (prefix == "finetune" && (e->kind == "finetune" || e->kind == "fewshot")) ||
+                      (prefix == "adapt" && e->kind == "adapt"));
+    if (!ok_prefix)
+      return r.Error("grid", "grid key '" + key + "' must be train.<key> or model.<key>" +
+                                 std::string(e->kind == "adapt" ? " or adapt.<key>" : "") +
+                                 std::string(e->kind == "finetune" || e->kind == "fewshot" ? " or finetune.<key>" : ""));
+    if (!it.value().is_array() || it.value().empty())
+      return r.Error("grid", "grid values of '" + key + "' must be a non-empty list");
+    std::set<std::string> seen;
+    for (const auto& v : it.value()) {
+      if (v.is_object() || v.is_array()) return r.Error("grid", "grid values of '" + key + "' must be scalars");
+      if (!seen.insert(v.dump()).second) return r.Error("grid", "grid value " + v.dump() + " of '" + key + "' repeats");
+    }
+    e->grid[key] = it.value().get<std::vector<nlohmann::json>>();
+  }
+  return Status::Ok();
+}
+
+// Cartesian product of the grid (keys in sorted order), validated per model.
+Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Defaults& d, ExperimentDecl* e) {
+  std::vector<std::pair<std::string, std::vector<nlohmann::json>>> axes(e->grid.begin(), e->grid.end());
+  std::vector<size_t> idx(axes.size(), 0);
+  KeyLines train_lines = d.train_lines;
+  nlohmann::json train = d.train;
+  Merge(&train, &train_lines, r.Get("train"), KeyLinesOf(doc, r.Child("train")));
+  e->train = train;
+  nlohmann::json ft = train;
+  KeyLines ft_lines = train_lines;
+  Merge(&ft, &ft_lines, d.finetune_train, d.finetune_lines);
+  Merge(&ft, &ft_lines, r.Get("finetune_train"), KeyLinesOf(doc, r.Child("finetune_train")));
+  e->finetune_train = ft;
+  int grid_line = r.LineOf("grid");
+  const std::string& file = doc.path;
+  while (true) {
+    for (size_t m = 0; m < e->models.size(); ++m) {
+      GridPoint p;
+      nlohmann::json model_cfg = e->models[m].config, t = train, f = ft;
+      KeyLines ml, tl = train_lines, fl = ft_lines;
+      std::string hp;
+      for (size_t a = 0; a < axes.size(); ++a) {
+        const std::string& key = axes[a].first;
+        const nlohmann::json& v = axes[a].second[idx[a]];
+        std::string sub = key.substr(key.find('.') + 1), prefix = key.substr(0, key.find('.'));
+        if (prefix == "model") model_cfg[sub] = v, ml[sub] = grid_line;
+        else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
+        else if (prefix == "finetune") f[sub] = v, fl[sub] = grid_line;
+        else p.adapt_extra[sub] = v;
+        p.attrs[key] = ValueText(v);
+        hp += (hp.empty() ? "" : ",") + key + "=" + ValueText(v);
+      }
+      p.attrs["hp"] = hp;
+      ES_ASSIGN_OR_RETURN(p.model, EffectiveModelConfig(e->models[m].name, model_cfg, file, ml));
+      ES_ASSIGN_OR_RETURN(p.train, EffectiveTrainConfig(t, file, tl));
+      if (e->kind == "finetune" || e->kind == "fewshot") {
+        ES_ASSIGN_OR_RETURN(p.finetune, EffectiveTrainConfig(f, file, fl));
+      }
+      e->points.emplace_back(m, std::move(p));
+    }
+    size_t a = 0;
+    for (; a < axes.size(); ++a) {
+      if (++idx[a] < axes[a].second.size()) break;
+      idx[a] = 0;
+    }
+    if (a == axes.size()) break;
+  }
+  return Status::Ok();
+}
+
+Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults& d, ExperimentDecl* e) {
+  auto check_corpus = [&](const std::string& key, const std::string& name) -> Status {
+    if (!p.FindCorpus(name)) {
+      std::vector<std::string> known;
+      for (const auto& c : p.corpora) known.push_back(c.name);
+      return r.Error(key, "corpus '" + name + "' is not declared in [corpora] (declared: " + JoinNames(known) + ")");
+    }
+    return Status::Ok();
+  };
+  if (e->kind == "finetune" || e->kind == "fewshot" || e->kind == "adapt") {
+    ES_ASSIGN_OR_RETURN(e->source, r.String("source", true));
+    ES_ASSIGN_OR_RETURN(e->target, r.String("target", true));
+    ES_RETURN_IF_ERROR(check_corpus("source", e->source));
+    ES_RETURN_IF_ERROR(check_corpus("target", e->target));
+    if (e->source == e->target) return r.Error("target", "source and target must be different corpora");
+  } else {
+    ES_ASSIGN_OR_RETURN(e->corpora, r.StringList("corpora"));
+    if (e->corpora.empty()) return r.Error("", "required key 'corpora' is missing (a list of corpus names)");
+    std::set<std::string> seen;
+    for (const auto& c : e->corpora) {
+      ES_RETURN_IF_ERROR(check_corpus("corpora", c));
+      if (!seen.insert(c).second) return r.Error("corpora", "corpus '" + c + "' is listed twice");
+    }
+    if (e->kind != "in_domain" && e->corpora.size() < 2)
+      return r.Error("corpora", "a " + e->kind + " experiment needs at least two corpora");
+  }
+  if (e->kind == "fewshot") {
+    if (r.Has("budgets")) {
+      if (!r.Get("budgets").is_array() || r.Get("budgets").empty())
+        return r.Error("budgets", "'budgets' must be a non-empty list like [\"10%\", \"50%\"]");
+      for (const auto& b : r.Get("budgets")) {
+        ES_ASSIGN_OR_RETURN(Budget bb, ParseBudget(b, r));
+        e->budgets.push_back(bb);
+      }
+    }
+    if (r.Has("shots")) {
+      const auto& s = r.Get("shots");
+      bool good = s.is_array() && !s.empty();
+      if (good)
+        for (const auto& x : s) good &= x.is_number_integer() && x.get<int64_t>() > 0;
+      if (!good) return r.Error("shots", "'shots' must be a non-empty list of positive integers (per class)");
+      for (const auto& x : s) e->budgets.push_back({std::to_string(x.get<int64_t>()) + "-shot", 0, x.get<int>()});
+    }
+    if (e->budgets.empty()) return r.Error("", "a fewshot experiment needs 'budgets' or 'shots'");
+  }
+  if (e->kind == "adapt") {
+    ES_ASSIGN_OR_RETURN(e->variants, r.StringList("variants"));
+    if (e->variants.empty()) return r.Error("", "an adapt experiment needs 'variants' (e.g. [\"dann_ganin\"])");
+    for (const auto& v : e->variants)
+      if (!IsKnownAdaptVariant(v))
+        return r.Error("variants", "unknown domain-adaptation variant '" + v + "' (known: " +
+                                       JoinNames(KnownAdaptVariants()) + ")");
+    ES_ASSIGN_OR_RETURN(e->weight, r.Double("weight", d.adapt_weight));
+    if (!(e->weight >= 0)) return r.Error("weight", "'weight' must be >= 0");
+    if (r.Has("adapt_options")) {
+      if (!r.Get("adapt_options").is_object()) return r.Error("adapt_options", "'adapt_options' must be a table");
+      e->adapt_options = r.Get("adapt_options");
+      for (const char* reserved : {"variant", "weight"})
+        if (e->adapt_options.contains(reserved))
+          return r.Error("adapt_options", std::string("set '") + reserved + "' with the experiment's own key");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseSelection(const TableReader& r, const Defaults& d, ExperimentDecl* e) {
+  ES_ASSIGN_OR_RETURN(e->selection, r.String("selection", false, d.selection));
+  if (e->selection.empty())
+    return r.Error("", "no model-selection policy: set 'selection' (source_val | target_val | last | oracle) in the "
+                       "experiment or in [defaults]");
+  static const std::set<std::string> kPolicies = {"source_val", "target_val", "last", "oracle"};
+  if (!kPolicies.count(e->selection))
+    return r.Error("selection", "selection '" + e->selection + "' is not one of source_val, target_val, last, oracle");
+  if (e->selection == "target_val" && !(e->kind == "finetune" || e->kind == "fewshot" || e->kind == "adapt"))
+    return r.Error("selection", "'target_val' needs a target corpus (finetune, fewshot or adapt); a " + e->kind +
+                                    " experiment has none");
+  ES_ASSIGN_OR_RETURN(e->oracle_eval, r.String("oracle_eval", false, d.oracle_eval));
+  if (e->selection == "oracle") {
+    if (e->oracle_eval.empty())
+      return r.Error("selection", "'oracle' selection must name the eval set it selects on: oracle_eval = \"test\"");
+    if (e->oracle_eval != "test" && !(e->kind == "loco" && e->oracle_eval == "test_in"))
+      return r.Error("oracle_eval", "oracle_eval '" + e->oracle_eval + "' is not an eval set of this experiment "
+                                    "(\"test\"" + std::string(e->kind == "loco" ? " or \"test_in\")" : ")"));
+  } else if (r.Has("oracle_eval")) {
+    return r.Error("oracle_eval", "'oracle_eval' is only used with selection = \"oracle\"");
+  } else {
+    e->oracle_eval.clear();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ExperimentDecl> ParseExperiment(const TomlDocument& doc, const std::string& pointer, const Defaults& d,
+                                       const ProtocolDecl& p) {
+  ExperimentDecl e;
+  TableReader first(doc, pointer, "[[experiment]]");
+  if (!first.ok()) return first.Error("", "must be a table");
+  ES_ASSIGN_OR_RETURN(e.name, first.String("name", true));
+  TableReader r(doc, pointer, "[[experiment]] '" + e.name + "'");
+  e.where = r.Where();
+  ES_ASSIGN_OR_RETURN(e.kind, r.String("kind", true));
+  static const std::set<std::string> kKinds = {"in_domain", "loco",    "cross_corpus", "finetune",
+                                               "fewshot",   "adapt",   "joint"};
+  if (!kKinds.count(e.kind))
+    return r.Error("kind", "kind '" + e.kind + "' is not one of in_domain, loco, cross_corpus, finetune, fewshot, "
+                           "adapt, joint");
+  ES_RETURN_IF_ERROR(r.CheckKeys(AllowedKeys(e.kind)));
+  ES_RETURN_IF_ERROR(ParseSelection(r, d, &e));
+  ES_RETURN_IF_ERROR(ParseKindKeys(r, p, d, &e));
+
+  nlohmann::json labels = r.Has("labels") ? r.Get("labels") : d.labels;
+  if (labels.is_null()) return r.Error("", "no label set: set 'labels' in the experiment or in [defaults]");
+  ES_ASSIGN_OR_RETURN(e.labels, ResolveLabels(labels, r.Has("labels") ? r.Where("labels") : d.labels_where));
+  if (e.labels.size() < 2) return r.Error("labels", "a label set needs at least two classes");
+  ES_ASSIGN_OR_RETURN(e.features, r.StringMap("features"));
+  if (e.features.empty()) e.features = d.features;
+  if (e.features.empty())
+    return r.Error("", "no feature sets: set features = {audio = \"...\"} in the experiment or in [defaults]");
+  for (const auto& [modality, name] : e.features)
+    if (modality != "audio" && modality != "text" && modality != "video")
+      return r.Error("features", "modality '" + modality + "' is not one of audio, text, video");
+  ES_ASSIGN_OR_RETURN(e.seeds, r.SeedList("seeds"));
+  if (e.seeds.empty()) e.seeds = d.seeds;
+  if (e.seeds.empty()) return r.Error("", "no seeds: set 'seeds = [...]' in the experiment or in [defaults]");
+  if (std::set<uint64_t>(e.seeds.begin(), e.seeds.end()).size() != e.seeds.size())
+    return r.Error("seeds", "a seed is listed twice");
+
+  if (r.Has("split")) {
+    ES_ASSIGN_OR_RETURN(e.split, ParseSplit(doc, r.Child("split"), d.split_seed));
+  } else {
+    ES_ASSIGN_OR_RETURN(e.split, ParseSplit(doc, d.split_pointer, d.split_seed));
+  }
+  for (const char* key : {"train", "finetune_train"})
+    if (r.Has(key) && !r.Get(key).is_object()) return r.Error(key, std::string("'") + key + "' must be a table");
+  ES_RETURN_IF_ERROR(ParseModels(r, doc, d, &e));
+  ES_RETURN_IF_ERROR(ParseGrid(r, &e));
+  ES_RETURN_IF_ERROR(ExpandPoints(doc, r, d, &e));
+  if (e.kind == "adapt") {
+    for (const auto& v : e.variants)
+      for (const auto& [m, point] : e.points) {
+        nlohmann::json opts = e.adapt_options;
+        double w = e.weight;
+        for (auto it = point.adapt_extra.begin(); it != point.adapt_extra.end(); ++it) {
+          if (it.key() == "weight") {
+            if (!it.value().is_number()) return r.Error("grid", "grid 'adapt.weight' values must be numbers");
+            w = it.value().get<double>();
+          } else {
+            opts[it.key()] = it.value();
+          }
+        }
+        ES_RETURN_IF_ERROR(EffectiveAdaptConfig(v, w, opts, r.Where("variants"), {}).status());
+      }
+  }
+  return e;
+}
+
+}  // namespace emosweep::protocols

@@ -1,0 +1,75 @@
+// protocols/experiments.h: expansion of one experiment into PlannedJobs.
+//
+// expand.cc owns the job list (dedup by identity, so a shared pre-training
+// job exists once) and the per-corpus data views; exp_supervised.cc expands
+// in_domain, loco, cross_corpus and joint; exp_transfer.cc finetune, fewshot
+// and adapt. Internal to protocols/.
+// Thread-safety: single-threaded expansion state.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/splits.h"
+#include "protocols/expand.h"
+#include "protocols/grammar.h"
+#include "protocols/store_index.h"
+
+namespace emosweep::protocols {
+
+// One corpus as one experiment sees it: utterances of the experiment's label
+// set only, feature sets checked.
+struct CorpusView {
+  const StoreView* store = nullptr;
+  data::Corpus meta;               // filtered utterances (no features)
+  std::vector<std::string> ids;    // all filtered ids, store order
+  worker::DataRef Ref(std::vector<std::string> ids) const;
+};
+
+// The train / val / test share of a corpus used by every kind except in_domain.
+struct Partition {
+  std::string fold;
+  std::vector<std::string> train, val, test;
+};
+
+class Expander {
+ public:
+  Expander(const ProtocolDecl& decl, const StoreIndex& stores) : decl_(decl), stores_(stores) {}
+
+  Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
+
+  std::vector<PlannedJob>& jobs() { return jobs_; }
+  std::vector<std::string>& warnings() { return warnings_; }
+
+  // Helpers for the kind files.
+  Result<const CorpusView*> View(const ExperimentDecl& e, const std::string& corpus);
+  Result<std::vector<data::Fold>> Folds(const ExperimentDecl& e, const CorpusView& view);
+  Result<Partition> PartitionOf(const ExperimentDecl& e, const CorpusView& view);
+  // A JobSpec with what every job of (e, point, seed) shares.
+  worker::JobSpec BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const;
+  std::map<std::string, std::string> BaseAttrs(const ExperimentDecl& e, size_t model, const GridPoint& point,
+                                               uint64_t seed) const;
+  // Computes the id, adds the job unless an identical one exists; returns the id.
+  std::string Add(PlannedJob job, ExperimentSummary* summary);
+
+ private:
+  Status ExpandInDomain(const ExperimentDecl& e, ExperimentSummary* s);
+  Status ExpandLoco(const ExperimentDecl& e, ExperimentSummary* s);
+  Status ExpandCrossCorpus(const ExperimentDecl& e, ExperimentSummary* s);
+  Status ExpandJoint(const ExperimentDecl& e, ExperimentSummary* s);
+  Status ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s);  // finetune and fewshot
+  Status ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s);
+  // An "eval" job: the checkpoint of `trained` evaluated on `test`.
+  std::string AddEval(const PlannedJob& trained, const worker::DataRef& test, std::map<std::string, std::string> attrs,
+                      ExperimentSummary* s);
+
+  const ProtocolDecl& decl_;
+  const StoreIndex& stores_;
+  std::vector<PlannedJob> jobs_;
+  std::map<std::string, size_t> by_id_;
+  std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace emosweep::protocols

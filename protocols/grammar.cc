@@ -1,0 +1,165 @@
+// protocols/grammar.cc: the top level of grammar v1: version, name, [vars],
+// [corpora.*], [defaults], then experiments (grammar_experiment.cc) and
+// tables (tables.cc).
+#include "protocols/grammar.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "protocols/grammar_internal.h"
+#include "protocols/grammar_util.h"
+
+namespace emosweep::protocols {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string AbsoluteFromCwd(const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::current_path() / p).lexically_normal().string();
+}
+
+// Expands ${NAME} from `vars`; an undefined name is an error naming the line.
+Result<std::string> ExpandVars(const std::string& text, const std::map<std::string, std::string>& vars,
+                               const TableReader& where, const std::string& key) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "${") == 0) {
+      size_t end = text.find('}', i + 2);
+      if (end == std::string::npos) return where.Error(key, "unterminated '${' in \"" + text + "\"");
+      std::string name = text.substr(i + 2, end - i - 2);
+      auto it = vars.find(name);
+      if (it == vars.end())
+        return where.Error(key, "variable ${" + name + "} is not defined (set it in [vars], in the environment, "
+                                "with --var " + name + "=VALUE" + (name == "STORE_DIR" ? " or --store-dir" : "") + ")");
+      out += it->second;
+      i = end + 1;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> EffectiveVars(const TomlDocument& doc, const LoadOptions& options,
+                                                         const std::string& dir) {
+  TableReader vars(doc, "/vars", "[vars]");
+  std::map<std::string, std::string> out;
+  if (vars.value().is_null()) {
+    // no [vars] table
+  } else if (!vars.ok()) {
+    return vars.Error("", "must be a table of strings");
+  } else {
+    ES_ASSIGN_OR_RETURN(out, TableReader(doc, "", "").StringMap("vars"));
+    // A relative [vars] value is a path relative to the protocol's directory
+    // only once used in a store path; keep it as written here.
+  }
+  if (options.use_environment) {
+    for (auto& [name, value] : out) {
+      if (const char* env = std::getenv(name.c_str())) value = AbsoluteFromCwd(env);
+    }
+    // Variables referenced but not declared in [vars] may still come from the
+    // environment; ExpandVars looks them up through this map, so add the ones used.
+    const auto& corpora = doc.value.value("corpora", nlohmann::json::object());
+    if (corpora.is_object()) {
+      for (auto it = corpora.begin(); it != corpora.end(); ++it) {
+        if (!it.value().is_object() || !it.value().contains("store") || !it.value()["store"].is_string()) continue;
+        std::string s = it.value()["store"].get<std::string>();
+        for (size_t p = s.find("${"); p != std::string::npos; p = s.find("${", p + 2)) {
+          size_t e = s.find('}', p);
+          if (e == std::string::npos) break;
+          std::string name = s.substr(p + 2, e - p - 2);
+          if (out.count(name)) continue;
+          if (const char* env = std::getenv(name.c_str())) out[name] = AbsoluteFromCwd(env);
+        }
+      }
+    }
+  }
+  for (const auto& [name, value] : options.vars) out[name] = AbsoluteFromCwd(value);
+  if (!options.store_dir.empty()) out["STORE_DIR"] = AbsoluteFromCwd(options.store_dir);
+  (void)dir;
+  return out;
+}
+
+Status ParseCorpora(const TomlDocument& doc, ProtocolDecl* p) {
+  TableReader root(doc, "", "");
+  if (!root.Has("corpora")) return root.Error("", "no [corpora.<name>] table: a protocol needs at least one corpus");
+  TableReader corpora(doc, "/corpora", "[corpora]");
+  if (!corpora.ok()) return corpora.Error("", "must be a table of [corpora.<name>] tables");
+  for (auto it = corpora.value().begin(); it != corpora.value().end(); ++it) {
+    TableReader c(doc, corpora.Child(it.key()), "[corpora." + it.key() + "]");
+    if (!c.ok()) return corpora.Error(it.key(), "'" + it.key() + "' must be a table with a 'store' key");
+    ES_RETURN_IF_ERROR(c.CheckKeys({"store", "label_map"}));
+    CorpusDecl d;
+    d.name = it.key();
+    ES_ASSIGN_OR_RETURN(d.store, c.String("store", true));
+    ES_ASSIGN_OR_RETURN(d.label_map, c.String("label_map", false));
+    ES_ASSIGN_OR_RETURN(std::string expanded, ExpandVars(d.store, p->vars, c, "store"));
+    fs::path path(expanded);
+    if (path.is_relative()) path = fs::path(p->dir) / path;
+    d.path = path.lexically_normal().string();
+    d.where = c.Where("store");
+    p->corpora.push_back(std::move(d));
+  }
+  if (p->corpora.empty()) return corpora.Error("", "no corpus declared");
+  return Status::Ok();
+}
+
+}  // namespace
+
+const CorpusDecl* ProtocolDecl::FindCorpus(const std::string& name) const {
+  for (const auto& c : corpora)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& options) {
+  ProtocolDecl p;
+  p.path = doc.path;
+  p.dir = fs::path(doc.path).parent_path().string();
+  if (p.dir.empty()) p.dir = ".";
+  TableReader root(doc, "", "");
+  ES_RETURN_IF_ERROR(
+      root.CheckKeys({"version", "name", "description", "vars", "corpora", "defaults", "experiment", "table"}));
+  if (!root.Has("version"))
+    return root.Error("", "required key 'version' is missing (this program reads protocol grammar version " +
+                              std::to_string(kProtocolVersion) + ")");
+  ES_ASSIGN_OR_RETURN(int64_t version, root.Int("version", 0));
+  if (version != kProtocolVersion)
+    return root.Error("version", "protocol grammar version " + std::to_string(version) +
+                                     " is not supported (this program reads version " +
+                                     std::to_string(kProtocolVersion) + ")");
+  p.version = static_cast<int>(version);
+  ES_ASSIGN_OR_RETURN(p.name, root.String("name", true));
+  ES_ASSIGN_OR_RETURN(p.description, root.String("description", false));
+  ES_ASSIGN_OR_RETURN(p.vars, EffectiveVars(doc, options, p.dir));
+  ES_RETURN_IF_ERROR(ParseCorpora(doc, &p));
+
+  ES_ASSIGN_OR_RETURN(Defaults defaults, ParseDefaults(doc));
+  if (!root.Has("experiment")) return root.Error("", "no [[experiment]]: a protocol needs at least one experiment");
+  const auto& exps = root.Get("experiment");
+  if (!exps.is_array()) return root.Error("experiment", "'experiment' must be an array of tables ([[experiment]])");
+  std::set<std::string> names;
+  for (size_t i = 0; i < exps.size(); ++i) {
+    ES_ASSIGN_OR_RETURN(ExperimentDecl e, ParseExperiment(doc, "/experiment/" + std::to_string(i), defaults, p));
+    if (!names.insert(e.name).second)
+      return Status::InvalidArgument(e.where + ": experiment name '" + e.name + "' is used twice");
+    p.experiments.push_back(std::move(e));
+  }
+  if (root.Has("table")) {
+    const auto& tables = root.Get("table");
+    if (!tables.is_array()) return root.Error("table", "'table' must be an array of tables ([[table]])");
+    std::set<std::string> tnames;
+    for (size_t i = 0; i < tables.size(); ++i) {
+      ES_ASSIGN_OR_RETURN(TableSpec t, ParseTable(doc, "/table/" + std::to_string(i), p));
+      if (!tnames.insert(t.name).second)
+        return TableReader(doc, "/table/" + std::to_string(i), "[[table]]")
+            .Error("name", "table name '" + t.name + "' is used twice");
+      p.tables.push_back(std::move(t));
+    }
+  }
+  return p;
+}
+
+}  // namespace emosweep::protocols
