@@ -181,7 +181,7 @@ void ReleaseWorkers(cluster::Communicator& comm) {
 }
 
 Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& reducer,
-                     const DistributedOptions& options, const JobExecutor& execute,
+                     const DistributedOptions& options, const Executor& execute,
                      const ContextFactory& make_context, std::atomic<bool>& stop) {
   const int rank = comm.rank();
   const int leader = 1 + (rank - 1) / options.group_size * options.group_size;

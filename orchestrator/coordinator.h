@@ -41,6 +41,7 @@
 
 #include "cluster/reducer.h"
 #include "cluster/world.h"
+#include "orchestrator/runner.h"
 #include "orchestrator/scheduler.h"
 #include "worker/job.h"
 
@@ -56,7 +57,6 @@ struct DistributedOptions {
   std::string inject_fault;
 };
 
-using JobExecutor = std::function<Result<worker::JobResult>(const worker::JobSpec&, const worker::JobContext&)>;
 using ContextFactory = std::function<worker::JobContext()>;
 using ProvenanceFn = std::function<nlohmann::json(const protocols::PlannedJob&, const worker::JobResult&)>;
 
@@ -80,7 +80,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
 void ReleaseWorkers(cluster::Communicator& comm);
 
 Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& reducer,
-                     const DistributedOptions& options, const JobExecutor& execute,
+                     const DistributedOptions& options, const Executor& execute,
                      const ContextFactory& make_context, std::atomic<bool>& stop);
 
 }  // namespace emosweep::orchestrator

@@ -101,7 +101,7 @@ Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const Distribu
   }
   for (int r = 1; r < n; ++r) {
     threads.emplace_back([&, r] {
-      JobExecutor e = [&](const worker::JobSpec& s, const worker::JobContext&) {
+      Executor e = [&](const worker::JobSpec& s, const worker::JobContext&) {
         {
           std::lock_guard<std::mutex> lock(mu);
           if (IsGroupLeader(r, group)) executed->insert(s.id);
