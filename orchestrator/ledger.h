@@ -1,0 +1,161 @@
+// orchestrator/ledger.h: the SQLite ledger, where every result of a sweep lives.
+//
+// One file per project (or per sweep family). Schema v1 is specified in
+// docs/formats/ledger.md; Open() creates, migrates (PRAGMA user_version and
+// the migration list in ledger_schema.cc) or rejects a file with a message
+// that says why. Writes that belong together share one IMMEDIATE transaction:
+// a job's metrics, curves, predictions, provenance and its status 'done'
+// commit together, so a kill -9 never leaves half a result.
+//
+// Claiming is what makes several `emosweep run` processes on one ledger
+// safe: Claim() moves a job from pending (or from running whose owner is
+// dead: same host and pid gone, or heartbeat older than stale_after_s) to
+// running with this process as owner, inside BEGIN IMMEDIATE, so exactly one
+// claimant wins. Completion checks the owner again, so a job that was taken
+// over is never recorded twice.
+//
+// Thread-safety: a Ledger is one SQLite connection behind a mutex; every
+// method may be called from any thread. Across processes SQLite's file locks
+// (WAL mode, busy timeout) serialize writers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "orchestrator/sqlite_util.h"
+#include "protocols/expand.h"
+#include "worker/job.h"
+
+namespace emosweep::orchestrator {
+
+constexpr int kLedgerSchemaVersion = 1;
+constexpr int32_t kLedgerApplicationId = 0x454d4f53;  // "EMOS"
+
+enum class JobStatus { kPending, kRunning, kDone, kFailed, kBlocked };
+const char* JobStatusName(JobStatus s);
+Result<JobStatus> ParseJobStatus(const std::string& s);
+
+struct LedgerOptions {
+  bool read_only = false;       // SQLITE_OPEN_READONLY + PRAGMA query_only
+  int busy_timeout_ms = 60000;  // two sweeps on one file wait for each other, not fail
+};
+
+// "host:pid" of this process; the owner recorded on claimed jobs.
+std::string ThisOwner();
+// True when `owner` ("host:pid") names a process on this host that no longer exists.
+bool OwnerIsDeadHere(const std::string& owner);
+double NowSeconds();  // wall clock, seconds since the epoch
+
+struct SweepInfo {
+  std::string protocol_name, protocol_path, protocol_hash;
+  nlohmann::json effective;    // the effective protocol
+  nlohmann::json options;      // run options (threads, parallel, ...)
+};
+
+// The scheduler's view of one job row.
+struct JobState {
+  JobStatus status = JobStatus::kPending;
+  int attempts = 0;
+  std::string owner;
+  double heartbeat_at = 0;
+  std::string error;
+};
+
+struct JobRow {
+  std::string id, kind, error, owner, worker, checkpoint;
+  JobStatus status = JobStatus::kPending;
+  int attempts = 0;
+  nlohmann::json config, attrs, deps, info;
+  double claimed_at = 0, started_at = 0, finished_at = 0, heartbeat_at = 0;
+};
+
+struct ClaimOptions {
+  double stale_after_s = 600;   // heartbeat age after which a running job is taken over
+  int max_attempts = 2;         // a dead owner's job past this many attempts becomes failed
+  std::string worker;           // worker group label, for humans
+};
+
+enum class ClaimOutcome {
+  kClaimed,       // was pending, now ours
+  kTaken,         // was running under a dead or silent owner, now ours
+  kNotClaimable,  // running elsewhere (alive), or done/failed/blocked, or gone
+  kExhausted,     // dead owner's job had used its attempts: now failed
+};
+struct ClaimResult {
+  ClaimOutcome outcome;
+  int attempts;   // attempts after the claim (including this one)
+};
+
+// Per-utterance predictions of one job and eval set (for significance tests, confusion).
+struct PredictionSet {
+  std::vector<std::string> utt_ids;
+  std::vector<int> labels, preds;
+};
+
+class Ledger {
+ public:
+  static Result<std::unique_ptr<Ledger>> Open(const std::string& path, const LedgerOptions& options = {});
+  const std::string& path() const { return db_.path(); }
+  int schema_version() const { return schema_version_; }
+
+  // --- sweeps ---
+  Result<int64_t> BeginSweep(const SweepInfo& info);
+  Status FinishSweep(int64_t sweep_id, const std::string& status, const nlohmann::json& summary);
+
+  // --- jobs (writer side: the scheduler) ---
+  // Inserts jobs not yet present as pending and links them all to the sweep; one transaction.
+  Status RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs);
+  // failed/blocked jobs among `ids` back to pending with attempts 0 (a new run retries them).
+  Status ResetFailed(const std::vector<std::string>& ids);
+  Result<std::map<std::string, JobState>> SweepStates(int64_t sweep_id);
+  Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
+  Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);
+  // Writes results + provenance and sets 'done', in one transaction. Returns false
+  // (and writes nothing) when the job is no longer ours (taken over, or done elsewhere).
+  Result<bool> Complete(const std::string& id, const std::string& owner, const worker::JobResult& result,
+                        const nlohmann::json& provenance);
+  // retry = true: back to pending (error kept); false: failed.
+  Status Fail(const std::string& id, const std::string& owner, const std::string& error, bool retry);
+  // Interrupted (SIGINT/SIGTERM): back to pending, the attempt is not counted.
+  Status Release(const std::string& id, const std::string& owner);
+  Status Block(const std::string& id, const std::string& reason);
+
+  // --- read API (plan, ledger, table, report) ---
+  Result<std::map<std::string, JobStatus>> StatusOf(const std::vector<std::string>& ids);
+  Result<std::optional<JobRow>> GetJob(const std::string& id);
+  // All jobs (filtered by status/kind when non-empty), protocol order not implied.
+  Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
+  Result<std::string> CheckpointOf(const std::string& id);
+  // job id -> eval -> metric -> value (scalar metrics only).
+  using MetricMap = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
+  Result<MetricMap> Metrics(const std::vector<std::string>& ids);
+  // job id -> eval -> details JSON (per_class_recall, confusion, n).
+  Result<std::map<std::string, std::map<std::string, nlohmann::json>>> EvalDetails(
+      const std::vector<std::string>& ids);
+  Result<std::vector<worker::EpochRecord>> Curve(const std::string& id);
+  Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
+  Result<nlohmann::json> Sweeps();
+  // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.
+  Result<nlohmann::json> Query(const std::string& sql);
+
+ private:
+  Ledger() = default;
+  Status Migrate();
+  Status ReadSchema();
+
+  mutable std::mutex mu_;
+  Db db_;
+  LedgerOptions options_;
+  int schema_version_ = 0;
+};
+
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,323 @@
+// orchestrator/ledger_results.cc: recording a job's results and the read API.
+#include <sqlite3.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "orchestrator/ledger.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+template <typename Fn>
+Status ForChunks(Db* db, const std::vector<std::string>& ids, const std::string& prefix, const std::string& suffix,
+                 Fn fn) {
+  constexpr size_t kChunk = 500;
+  for (size_t start = 0; start < ids.size(); start += kChunk) {
+    size_t n = std::min(kChunk, ids.size() - start);
+    std::string sql = prefix + " IN (";
+    for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
+    sql += ")" + suffix;
+    Stmt st(db, sql);
+    ES_RETURN_IF_ERROR(st.status());
+    for (size_t i = 0; i < n; ++i) st.Bind(static_cast<int>(i + 1), ids[start + i]);
+    for (;;) {
+      ES_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      fn(st);
+    }
+  }
+  return Status::Ok();
+}
+
+nlohmann::json ParseJsonOr(const std::string& text, nlohmann::json fallback) {
+  if (text.empty()) return fallback;
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? fallback : j;
+}
+
+Status InsertEval(Db* db, Stmt& metric, Stmt& detail, Stmt& pred, const std::string& id, const std::string& name,
+                  const worker::EvalResult& ev) {
+  nlohmann::json details = nlohmann::json::object();
+  if (ev.metrics.is_object()) {
+    for (auto it = ev.metrics.begin(); it != ev.metrics.end(); ++it) {
+      if (it->is_number()) {
+        double v = it->get<double>();
+        if (!std::isfinite(v))
+          return Status::InvalidArgument("job " + id + " eval '" + name + "': metric '" + it.key() +
+                                         "' is not finite");
+        metric.Reset();
+        metric.Bind(1, id).Bind(2, name).Bind(3, it.key()).Bind(4, v);
+        ES_RETURN_IF_ERROR(metric.Run());
+      } else {
+        details[it.key()] = *it;
+      }
+    }
+  }
+  detail.Reset();
+  detail.Bind(1, id).Bind(2, name).Bind(3, details.dump());
+  ES_RETURN_IF_ERROR(detail.Run());
+  for (size_t i = 0; i < ev.predictions.size(); ++i) {
+    const auto& p = ev.predictions[i];
+    pred.Reset();
+    pred.Bind(1, id).Bind(2, name).Bind(3, static_cast<int64_t>(i)).Bind(4, p.utt_id).Bind(5, p.label);
+    pred.Bind(6, p.pred);
+    if (p.probs.empty())
+      pred.BindNull(7);
+    else
+      pred.BindBlob(7, p.probs.data(), p.probs.size() * sizeof(float));  // little-endian float32
+    ES_RETURN_IF_ERROR(pred.Run());
+  }
+  (void)db;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, const worker::JobResult& result,
+                              const nlohmann::json& provenance) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(&db_);
+  ES_RETURN_IF_ERROR(tx.status());
+  {
+    Stmt q(&db_, "SELECT status, owner FROM jobs WHERE id = ?");
+    ES_RETURN_IF_ERROR(q.status());
+    q.Bind(1, id);
+    ES_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row || q.Text(0) != "running" || q.Text(1) != owner) return false;
+  }
+  // Rows left by an earlier run of this identity (a user deleting only the jobs row) go first.
+  for (const char* table : {"metrics", "eval_details", "curves", "predictions", "provenance"}) {
+    Stmt del(&db_, std::string("DELETE FROM ") + table + " WHERE job_id = ?");
+    ES_RETURN_IF_ERROR(del.status());
+    del.Bind(1, id);
+    ES_RETURN_IF_ERROR(del.Run());
+  }
+  Stmt metric(&db_, "INSERT INTO metrics(job_id, eval, name, value) VALUES (?,?,?,?)");
+  Stmt detail(&db_, "INSERT INTO eval_details(job_id, eval, details_json) VALUES (?,?,?)");
+  Stmt pred(&db_, "INSERT INTO predictions(job_id, eval, idx, utt_id, label, pred, probs) VALUES (?,?,?,?,?,?,?)");
+  Stmt curve(&db_,
+             "INSERT OR REPLACE INTO curves(job_id, epoch, train_loss, val_loss, val_metrics_json, lr, seconds) "
+             "VALUES (?,?,?,?,?,?,?)");
+  for (Stmt* s : {&metric, &detail, &pred, &curve}) ES_RETURN_IF_ERROR(s->status());
+  for (const auto& [name, ev] : result.evals) ES_RETURN_IF_ERROR(InsertEval(&db_, metric, detail, pred, id, name, ev));
+  for (const auto& e : result.curve) {
+    curve.Reset();
+    curve.Bind(1, id).Bind(2, e.epoch).Bind(3, e.train_loss).Bind(4, e.val_loss);
+    curve.Bind(5, e.val_metrics.is_null() ? std::string("{}") : e.val_metrics.dump()).Bind(6, e.lr).Bind(7, e.seconds);
+    ES_RETURN_IF_ERROR(curve.Run());
+  }
+  double now = NowSeconds();
+  Stmt prov(&db_,
+            "INSERT INTO provenance(job_id, git_revision, host, pid, build_json, world_size, device, threads, "
+            "started_at, finished_at, seconds, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  ES_RETURN_IF_ERROR(prov.status());
+  const nlohmann::json p = provenance.is_object() ? provenance : nlohmann::json::object();
+  prov.Bind(1, id).Bind(2, p.value("git_revision", "")).Bind(3, p.value("host", ""));
+  prov.Bind(4, p.value("pid", int64_t{0})).Bind(5, p.value("build", nlohmann::json::object()).dump());
+  prov.Bind(6, p.value("world_size", 1)).Bind(7, p.value("device", "cpu")).Bind(8, p.value("threads", 1));
+  prov.Bind(9, p.value("started_at", now)).Bind(10, now).Bind(11, p.value("seconds", 0.0));
+  prov.Bind(12, p.value("extra", nlohmann::json::object()).dump());
+  ES_RETURN_IF_ERROR(prov.Run());
+  Stmt up(&db_,
+          "UPDATE jobs SET status = 'done', error = NULL, owner = NULL, finished_at = ?, selected_epoch = ?, "
+          "checkpoint = ?, info_json = ? WHERE id = ?");
+  ES_RETURN_IF_ERROR(up.status());
+  up.Bind(1, now).Bind(2, result.selected_epoch).Bind(3, result.checkpoint).Bind(4, result.info.dump()).Bind(5, id);
+  ES_RETURN_IF_ERROR(up.Run());
+  ES_RETURN_IF_ERROR(tx.Commit());
+  return true;
+}
+
+Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, JobStatus> out;
+  Status bad;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, status FROM jobs WHERE id", "", [&](Stmt& st) {
+    auto s = ParseJobStatus(st.Text(1));
+    if (s.ok()) out[st.Text(0)] = *s;
+  }));
+  return out;
+}
+
+namespace {
+constexpr const char* kJobColumns =
+    "SELECT id, kind, status, attempts, error, owner, worker, checkpoint, config_json, attrs_json, deps_json, "
+    "info_json, claimed_at, started_at, finished_at, heartbeat_at FROM jobs";
+
+JobRow ReadJobRow(Stmt& st) {
+  JobRow r;
+  r.id = st.Text(0);
+  r.kind = st.Text(1);
+  auto s = ParseJobStatus(st.Text(2));
+  r.status = s.ok() ? *s : JobStatus::kFailed;
+  r.attempts = static_cast<int>(st.Int(3));
+  r.error = st.Text(4);
+  r.owner = st.Text(5);
+  r.worker = st.Text(6);
+  r.checkpoint = st.Text(7);
+  r.config = ParseJsonOr(st.Text(8), nlohmann::json::object());
+  r.attrs = ParseJsonOr(st.Text(9), nlohmann::json::object());
+  r.deps = ParseJsonOr(st.Text(10), nlohmann::json::array());
+  r.info = ParseJsonOr(st.Text(11), nlohmann::json::object());
+  r.claimed_at = st.Double(12);
+  r.started_at = st.Double(13);
+  r.finished_at = st.Double(14);
+  r.heartbeat_at = st.Double(15);
+  return r;
+}
+}  // namespace
+
+Result<std::optional<JobRow>> Ledger::GetJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_, std::string(kJobColumns) + " WHERE id = ?");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, id);
+  ES_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<JobRow>();
+  return std::optional<JobRow>(ReadJobRow(st));
+}
+
+Result<std::vector<JobRow>> Ledger::ListJobs(const std::string& status, const std::string& kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_, std::string(kJobColumns) +
+                    " WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR kind = ?2) ORDER BY created_at, id");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, status).Bind(2, kind);
+  std::vector<JobRow> out;
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(ReadJobRow(st));
+  }
+  return out;
+}
+
+Result<std::string> Ledger::CheckpointOf(const std::string& id) {
+  ES_ASSIGN_OR_RETURN(auto row, GetJob(id));
+  if (!row) return Status::NotFound(path() + ": no job " + id);
+  if (row->status != JobStatus::kDone)
+    return Status::FailedPrecondition("job " + id + " is " + JobStatusName(row->status) + ", not done");
+  if (row->checkpoint.empty()) return Status::NotFound("job " + id + " kept no checkpoint");
+  return row->checkpoint;
+}
+
+Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MetricMap out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", "",
+                               [&](Stmt& st) { out[st.Text(0)][st.Text(1)][st.Text(2)] = st.Double(3); }));
+  return out;
+}
+
+Result<std::map<std::string, std::map<std::string, nlohmann::json>>> Ledger::EvalDetails(
+    const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::map<std::string, nlohmann::json>> out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, details_json FROM eval_details WHERE job_id", "",
+                               [&](Stmt& st) {
+                                 out[st.Text(0)][st.Text(1)] = ParseJsonOr(st.Text(2), nlohmann::json::object());
+                               }));
+  return out;
+}
+
+Result<std::vector<worker::EpochRecord>> Ledger::Curve(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_,
+          "SELECT epoch, train_loss, val_loss, val_metrics_json, lr, seconds FROM curves WHERE job_id = ? "
+          "ORDER BY epoch");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, id);
+  std::vector<worker::EpochRecord> out;
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    worker::EpochRecord e;
+    e.epoch = static_cast<int>(st.Int(0));
+    e.train_loss = st.Double(1);
+    e.val_loss = st.Double(2);
+    e.val_metrics = ParseJsonOr(st.Text(3), nlohmann::json::object());
+    e.lr = st.Double(4);
+    e.seconds = st.Double(5);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<PredictionSet> Ledger::Predictions(const std::string& id, const std::string& eval) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_, "SELECT utt_id, label, pred FROM predictions WHERE job_id = ? AND eval = ? ORDER BY idx");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, id).Bind(2, eval);
+  PredictionSet out;
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.utt_ids.push_back(st.Text(0));
+    out.labels.push_back(static_cast<int>(st.Int(1)));
+    out.preds.push_back(static_cast<int>(st.Int(2)));
+  }
+  return out;
+}
+
+Result<nlohmann::json> Ledger::Sweeps() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_,
+          "SELECT s.id, s.protocol_name, s.protocol_path, s.started_at, s.finished_at, s.status, s.host, s.pid, "
+          "(SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id) FROM sweeps s ORDER BY s.id");
+  ES_RETURN_IF_ERROR(st.status());
+  nlohmann::json out = nlohmann::json::array();
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back({{"id", st.Int(0)},
+                   {"protocol", st.Text(1)},
+                   {"path", st.Text(2)},
+                   {"started_at", st.Double(3)},
+                   {"finished_at", st.IsNull(4) ? nlohmann::json() : nlohmann::json(st.Double(4))},
+                   {"status", st.Text(5)},
+                   {"host", st.Text(6)},
+                   {"pid", st.Int(7)},
+                   {"jobs", st.Int(8)}});
+  }
+  return out;
+}
+
+Result<nlohmann::json> Ledger::Query(const std::string& sql) {
+  if (!options_.read_only)
+    return Status::FailedPrecondition("raw SQL needs a ledger opened read-only (PRAGMA query_only)");
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* raw = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(db_.raw(), sql.c_str(), static_cast<int>(sql.size()), &raw, &tail);
+  if (rc != SQLITE_OK) return db_.Error("bad SQL", rc);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(raw, sqlite3_finalize);
+  if (!raw) return Status::InvalidArgument("empty SQL statement");
+  for (const char* t = tail; t && *t; ++t)
+    if (!std::isspace(static_cast<unsigned char>(*t)) && *t != ';')
+      return Status::InvalidArgument("--sql takes exactly one statement");
+  nlohmann::json cols = nlohmann::json::array(), rows = nlohmann::json::array();
+  int n = sqlite3_column_count(raw);
+  for (int i = 0; i < n; ++i) cols.push_back(sqlite3_column_name(raw, i));
+  for (;;) {
+    rc = sqlite3_step(raw);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_.Error("query failed", rc);
+    nlohmann::json r = nlohmann::json::array();
+    for (int i = 0; i < n; ++i) {
+      switch (sqlite3_column_type(raw, i)) {
+        case SQLITE_INTEGER: r.push_back(sqlite3_column_int64(raw, i)); break;
+        case SQLITE_FLOAT: r.push_back(sqlite3_column_double(raw, i)); break;
+        case SQLITE_NULL: r.push_back(nullptr); break;
+        case SQLITE_BLOB: r.push_back("<blob " + std::to_string(sqlite3_column_bytes(raw, i)) + " bytes>"); break;
+        default: r.push_back(reinterpret_cast<const char*>(sqlite3_column_text(raw, i)));
+      }
+    }
+    rows.push_back(std::move(r));
+  }
+  return nlohmann::json{{"columns", cols}, {"rows", rows}};
+}
+
+}  // namespace emosweep::orchestrator

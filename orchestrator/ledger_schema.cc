@@ -1,0 +1,171 @@
+// orchestrator/ledger_schema.cc: schema v1 and the migration list.
+//
+// A ledger file carries PRAGMA application_id = "EMOS" and PRAGMA
+// user_version = its schema version. Open() applies every migration from the
+// file's version up to kLedgerSchemaVersion, each in its own transaction, and
+// rejects files it cannot read: newer versions (written by a newer emosweep),
+// foreign SQLite databases, and non-SQLite files. Never edit a migration that
+// has shipped; append a new one (docs/formats/ledger.md, "Migration policy").
+#include <sqlite3.h>
+
+#include <string>
+#include <vector>
+
+#include "orchestrator/ledger.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+struct Migration {
+  int to_version;
+  const char* sql;
+};
+
+// v0 -> v1: the initial schema.
+constexpr const char* kSchemaV1 = R"SQL(
+CREATE TABLE meta(
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
+CREATE TABLE sweeps(
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  protocol_name  TEXT NOT NULL,
+  protocol_path  TEXT NOT NULL,
+  protocol_hash  TEXT NOT NULL,
+  effective_json TEXT NOT NULL,
+  options_json   TEXT NOT NULL DEFAULT '{}',
+  started_at     REAL NOT NULL,
+  finished_at    REAL,
+  status         TEXT NOT NULL DEFAULT 'running',
+  summary_json   TEXT,
+  host           TEXT NOT NULL,
+  pid            INTEGER NOT NULL);
+CREATE TABLE jobs(
+  id             TEXT PRIMARY KEY,
+  kind           TEXT NOT NULL,
+  config_json    TEXT NOT NULL,
+  attrs_json     TEXT NOT NULL DEFAULT '{}',
+  deps_json      TEXT NOT NULL DEFAULT '[]',
+  reportable     INTEGER NOT NULL DEFAULT 1,
+  status         TEXT NOT NULL DEFAULT 'pending'
+                 CHECK(status IN ('pending','running','done','failed','blocked')),
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  error          TEXT,
+  owner          TEXT,
+  worker         TEXT,
+  heartbeat_at   REAL,
+  created_at     REAL NOT NULL,
+  claimed_at     REAL,
+  started_at     REAL,
+  finished_at    REAL,
+  selected_epoch INTEGER,
+  checkpoint     TEXT,
+  info_json      TEXT);
+CREATE INDEX jobs_by_status ON jobs(status);
+CREATE TABLE sweep_jobs(
+  sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+  job_id   TEXT NOT NULL,
+  ord      INTEGER NOT NULL,
+  PRIMARY KEY(sweep_id, job_id));
+CREATE TABLE metrics(
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  eval   TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  value  REAL NOT NULL,
+  PRIMARY KEY(job_id, eval, name));
+CREATE TABLE eval_details(
+  job_id       TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  eval         TEXT NOT NULL,
+  details_json TEXT NOT NULL,
+  PRIMARY KEY(job_id, eval));
+CREATE TABLE curves(
+  job_id           TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  epoch            INTEGER NOT NULL,
+  train_loss       REAL,
+  val_loss         REAL,
+  val_metrics_json TEXT,
+  lr               REAL,
+  seconds          REAL,
+  PRIMARY KEY(job_id, epoch));
+CREATE TABLE predictions(
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  eval   TEXT NOT NULL,
+  idx    INTEGER NOT NULL,
+  utt_id TEXT NOT NULL,
+  label  INTEGER NOT NULL,
+  pred   INTEGER NOT NULL,
+  probs  BLOB,
+  PRIMARY KEY(job_id, eval, idx));
+CREATE TABLE provenance(
+  job_id       TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+  git_revision TEXT,
+  host         TEXT,
+  pid          INTEGER,
+  build_json   TEXT,
+  world_size   INTEGER,
+  device       TEXT,
+  threads      INTEGER,
+  started_at   REAL,
+  finished_at  REAL,
+  seconds      REAL,
+  extra_json   TEXT);
+INSERT INTO meta(key, value) VALUES ('identity_version', '1'), ('created_by', 'emosweep');
+)SQL";
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {{1, kSchemaV1}};
+  return kMigrations;
+}
+
+Result<int64_t> PragmaInt(Db* db, const char* pragma) {
+  Stmt st(db, std::string("PRAGMA ") + pragma);
+  ES_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::Corruption(db->path() + ": PRAGMA " + pragma + " returned nothing");
+  return st.Int(0);
+}
+
+}  // namespace
+
+Status Ledger::Migrate() {
+  ES_ASSIGN_OR_RETURN(int64_t version, PragmaInt(&db_, "user_version"));
+  ES_ASSIGN_OR_RETURN(int64_t app_id, PragmaInt(&db_, "application_id"));
+  ES_ASSIGN_OR_RETURN(int64_t tables, [&]() -> Result<int64_t> {
+    Stmt st(&db_, "SELECT count(*) FROM sqlite_master");
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    return row ? st.Int(0) : 0;
+  }());
+  const std::string& p = db_.path();
+  if (app_id != 0 && app_id != kLedgerApplicationId)
+    return Status::InvalidArgument(p + ": not an emosweep ledger (SQLite application_id " + std::to_string(app_id) +
+                                   ")");
+  if (version == 0 && tables > 0)
+    return Status::InvalidArgument(p + ": not an emosweep ledger (an SQLite database with " +
+                                   std::to_string(tables) + " objects but no ledger schema version)");
+  if (version > kLedgerSchemaVersion)
+    return Status::FailedPrecondition(p + ": ledger schema v" + std::to_string(version) +
+                                      " is newer than this emosweep supports (v" +
+                                      std::to_string(kLedgerSchemaVersion) + "); use a newer emosweep");
+  if (version < 0) return Status::Corruption(p + ": negative ledger schema version " + std::to_string(version));
+  if (version < kLedgerSchemaVersion && options_.read_only) {
+    if (version == 0) return Status::NotFound(p + ": empty file, not a ledger yet (no sweep has run on it)");
+    return Status::FailedPrecondition(p + ": ledger schema v" + std::to_string(version) +
+                                      " needs migrating to v" + std::to_string(kLedgerSchemaVersion) +
+                                      "; run 'emosweep run' on it once (read-write)");
+  }
+  for (const Migration& m : Migrations()) {
+    if (m.to_version <= version) continue;
+    Transaction tx(&db_);
+    ES_RETURN_IF_ERROR(tx.status());
+    // Re-check under the write lock: a concurrent process may have migrated it meanwhile.
+    ES_ASSIGN_OR_RETURN(int64_t now_version, PragmaInt(&db_, "user_version"));
+    if (now_version >= m.to_version) continue;
+    ES_RETURN_IF_ERROR(db_.Exec(m.sql).WithContext("migrating ledger to v" + std::to_string(m.to_version)));
+    ES_RETURN_IF_ERROR(db_.Exec("PRAGMA application_id = " + std::to_string(kLedgerApplicationId)));
+    ES_RETURN_IF_ERROR(db_.Exec("PRAGMA user_version = " + std::to_string(m.to_version)));
+    ES_RETURN_IF_ERROR(tx.Commit());
+    version = m.to_version;
+  }
+  schema_version_ = static_cast<int>(version);
+  return Status::Ok();
+}
+
+}  // namespace emosweep::orchestrator

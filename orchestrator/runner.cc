@@ -1,0 +1,220 @@
+// orchestrator/runner.cc: see runner.h.
+#include "orchestrator/runner.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "core/build_info.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/progress.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// State shared by the worker threads of one RunSweep.
+struct Shared {
+  Scheduler* scheduler;
+  Ledger* ledger;
+  const Executor* executor;
+  const RunOptions* options;
+  nlohmann::json build;
+  std::atomic<bool> stop_jobs{false};   // what jobs see (external stop or a fatal error)
+  std::atomic<bool> finished{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  Status fatal;                         // first ledger/scheduler error
+  Progress* progress = nullptr;
+
+  void SetFatal(const Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (fatal.ok()) fatal = s;
+    stop_jobs = true;
+    cv.notify_all();
+  }
+  bool Stopping() const { return stop_jobs.load() || (options->stop && options->stop->load()); }
+};
+
+Result<worker::JobResult> RunOne(Shared& sh, const worker::JobSpec& spec, const worker::JobContext& ctx) {
+  try {
+    return (*sh.executor)(spec, ctx);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("job threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("job threw a non-standard exception");
+  }
+}
+
+void WorkerLoop(Shared& sh, int k) {
+  const RunOptions& o = *sh.options;
+  std::string worker = "t" + std::to_string(k);
+  while (!sh.Stopping()) {
+    auto next = sh.scheduler->NextReady(worker);
+    if (!next.ok()) return sh.SetFatal(next.status());
+    if (next->kind == Assignment::Kind::kDone) return;
+    if (next->kind == Assignment::Kind::kWait) {
+      std::unique_lock<std::mutex> lock(sh.mu);
+      sh.cv.wait_for(lock, std::chrono::duration<double>(o.poll_s));
+      continue;
+    }
+    const protocols::PlannedJob& job = *next->job;
+    worker::JobContext ctx;
+    ctx.threads = o.threads;
+    ctx.device = o.device;
+    ctx.work_dir = o.work_dir;
+    ctx.stop_requested = &sh.stop_jobs;
+    Ledger* ledger = sh.ledger;
+    ctx.checkpoint_of = [ledger](const std::string& id) {
+      auto c = ledger->CheckpointOf(id);
+      return c.ok() ? *c : std::string();
+    };
+    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " (" << job.spec.kind << ") started, attempt "
+             << next->attempt;
+    double t0 = NowSeconds();
+    auto steady0 = std::chrono::steady_clock::now();
+    Result<worker::JobResult> r = RunOne(sh, job.spec, ctx);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
+    Status st;
+    if (r.ok()) {
+      nlohmann::json prov = {{"git_revision", sh.build.value("git_revision", "unknown")},
+                             {"host", HostName()},
+                             {"pid", static_cast<int64_t>(::getpid())},
+                             {"build", sh.build},
+                             {"world_size", 1},
+                             {"device", o.device},
+                             {"threads", o.threads},
+                             {"started_at", t0},
+                             {"seconds", secs},
+                             {"extra", {{"worker", worker}, {"attempt", next->attempt}}}};
+      st = sh.scheduler->OnFinished(job.spec.id, *r, prov);
+      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " done in " << Progress::FormatDuration(secs);
+    } else if (sh.Stopping()) {
+      st = sh.scheduler->OnInterrupted(job.spec.id);
+      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " interrupted; back to pending";
+    } else {
+      LOG_WARN << "job " << job.spec.id.substr(0, 12) << " failed: " << r.status().ToString();
+      st = sh.scheduler->OnFailed(job.spec.id, r.status());
+    }
+    if (!st.ok()) return sh.SetFatal(st);
+    if (sh.progress) sh.progress->Add(1);
+    sh.cv.notify_all();  // dependents may be ready now
+  }
+}
+
+// Heartbeats and the external stop flag, until the workers are done.
+void Monitor(Shared& sh) {
+  auto last_beat = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(sh.mu);
+  while (!sh.finished) {
+    sh.cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (sh.options->stop && sh.options->stop->load() && !sh.stop_jobs) {
+      sh.stop_jobs = true;
+      sh.cv.notify_all();
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_beat).count() >= sh.options->heartbeat_s) {
+      last_beat = now;
+      lock.unlock();
+      Status s = sh.scheduler->Heartbeat();
+      if (!s.ok()) {
+        LOG_WARN << "heartbeat failed: " << s.ToString();
+      }
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace
+
+nlohmann::json RunSummary::ToJson() const {
+  nlohmann::json f = nlohmann::json::array();
+  for (const auto& [id, err] : failures) f.push_back({{"id", id}, {"error", err}});
+  return {{"sweep_id", sweep_id},
+          {"total", counts.total},
+          {"skipped", counts.skipped},
+          {"ran", counts.finished_here},
+          {"done", counts.done},
+          {"failed", counts.failed},
+          {"blocked", counts.blocked},
+          {"pending", counts.pending + counts.running_elsewhere + counts.running_here},
+          {"retried", counts.retried_here},
+          {"interrupted", counts.interrupted_here},
+          {"seconds", seconds},
+          {"stopped", stopped},
+          {"failures", f}};
+}
+
+Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger, const Executor& executor,
+                            const RunOptions& options) {
+  if (!protocol.missing_inputs.empty()) {
+    std::string names;
+    for (const auto& m : protocol.missing_inputs) names += "\n  " + m;
+    return Status::FailedPrecondition(protocol.path + ": cannot run, missing inputs:" + names);
+  }
+  if (options.parallel < 1 || options.threads < 1)
+    return Status::InvalidArgument("--parallel and --threads must be at least 1");
+  auto start = std::chrono::steady_clock::now();
+  SweepInfo info{protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
+                 {{"threads", options.threads},
+                  {"parallel", options.parallel},
+                  {"max_attempts", options.scheduler.max_attempts},
+                  {"work_dir", options.work_dir},
+                  {"device", options.device}}};
+  ES_ASSIGN_OR_RETURN(int64_t sweep_id, ledger->BeginSweep(info));
+  ES_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(ledger, sweep_id, protocol.jobs, options.scheduler));
+  SchedulerCounts c0 = scheduler->Counts();
+  LOG_INFO << "sweep " << sweep_id << " '" << protocol.name << "': " << c0.total << " jobs, " << c0.skipped
+           << " already done, " << (c0.total - c0.skipped) << " to run";
+
+  Shared sh;
+  sh.scheduler = scheduler.get();
+  sh.ledger = ledger;
+  sh.executor = &executor;
+  sh.options = &options;
+  sh.build = BuildInfo();
+  std::unique_ptr<Progress> progress;
+  if (options.progress && c0.total > c0.skipped)
+    progress = std::make_unique<Progress>("sweep", c0.total - c0.skipped);
+  sh.progress = progress.get();
+
+  std::thread monitor(Monitor, std::ref(sh));
+  std::vector<std::thread> workers;
+  for (int k = 0; k < options.parallel; ++k) workers.emplace_back(WorkerLoop, std::ref(sh), k);
+  for (auto& t : workers) t.join();
+  {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.finished = true;
+    sh.cv.notify_all();
+  }
+  monitor.join();
+  if (progress) progress->Finish();
+
+  RunSummary summary;
+  summary.sweep_id = sweep_id;
+  summary.counts = scheduler->Counts();
+  summary.failures = scheduler->Failures();
+  summary.stopped = options.stop && options.stop->load();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!sh.fatal.ok()) {
+    // Jobs still marked ours go back to pending so a re-run takes them at once.
+    for (const auto& id : scheduler->RunningHere()) (void)scheduler->OnInterrupted(id);
+    (void)ledger->FinishSweep(sweep_id, "error", {{"error", sh.fatal.ToString()}});
+    return sh.fatal;
+  }
+  std::string status = summary.stopped ? "interrupted" : (summary.failures.empty() ? "done" : "failed");
+  ES_RETURN_IF_ERROR(ledger->FinishSweep(sweep_id, status, summary.ToJson()));
+  return summary;
+}
+
+}  // namespace emosweep::orchestrator

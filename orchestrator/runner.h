@@ -1,0 +1,59 @@
+// orchestrator/runner.h: the single-process sweep runner behind `emosweep run`.
+//
+// Drives a Scheduler in a loop from `parallel` worker threads (each job gets
+// `threads` intra-op threads, parallel × threads ≤ cores), runs each job
+// through an injected Executor (production: worker::RunJob; tests: a fake),
+// and feeds the outcome back to the scheduler, which records it. A job that
+// fails is recorded with its error and the sweep goes on. A heartbeat thread
+// stamps running jobs so concurrent runs on the same ledger do not take them
+// over. When *stop becomes true (SIGINT/SIGTERM) no new job is handed out,
+// running jobs see JobContext::stop_requested (checkpoint and return
+// Aborted) and go back to pending.
+// Thread-safety: RunSweep is reentrant; it owns its threads and joins them.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/ledger.h"
+#include "orchestrator/scheduler.h"
+#include "protocols/expand.h"
+#include "worker/job.h"
+
+namespace emosweep::orchestrator {
+
+using Executor = std::function<Result<worker::JobResult>(const worker::JobSpec&, const worker::JobContext&)>;
+
+struct RunOptions {
+  int threads = 1;              // intra-op threads per job
+  int parallel = 1;             // jobs at once
+  std::string work_dir = "emosweep-work";  // checkpoints (JobContext::work_dir)
+  std::string device = "cpu";
+  SchedulerOptions scheduler;
+  double heartbeat_s = 15;      // must be well below scheduler.stale_after_s
+  double poll_s = 0.25;         // wait between NextReady calls when nothing is ready
+  const std::atomic<bool>* stop = nullptr;  // set by the signal handler
+  bool progress = true;         // progress line with ETA on stderr
+};
+
+struct RunSummary {
+  int64_t sweep_id = 0;
+  SchedulerCounts counts;
+  double seconds = 0;
+  bool stopped = false;         // interrupted by *stop
+  std::vector<std::pair<std::string, std::string>> failures;  // (id, error): failed + blocked
+  nlohmann::json ToJson() const;
+};
+
+// Runs the protocol's jobs not yet done in the ledger. Returns an error only
+// when the sweep itself cannot proceed (missing stores, ledger I/O); failed
+// jobs are in the summary (the CLI exits 1 when there are any).
+Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger, const Executor& executor,
+                            const RunOptions& options);
+
+}  // namespace emosweep::orchestrator

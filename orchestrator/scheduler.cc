@@ -1,0 +1,301 @@
+// orchestrator/scheduler.cc: see scheduler.h for the algorithm.
+#include "orchestrator/scheduler.h"
+
+#include "core/log.h"
+
+namespace emosweep::orchestrator {
+namespace {
+bool Terminal(JobStatus s) { return s == JobStatus::kDone || s == JobStatus::kFailed || s == JobStatus::kBlocked; }
+}  // namespace
+
+double ExpectedCost(const worker::JobSpec& spec) {
+  double utts = 0;
+  for (const auto& r : spec.train) utts += static_cast<double>(r.ids.size());
+  double epochs = 1;
+  if (spec.train_config.is_object()) {
+    auto it = spec.train_config.find("epochs");
+    if (it != spec.train_config.end() && it->is_number()) epochs = std::max(1.0, it->get<double>());
+  }
+  return utts * epochs;
+}
+
+Scheduler::Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs,
+                     SchedulerOptions options)
+    : ledger_(ledger), sweep_id_(sweep_id), jobs_(std::move(jobs)), options_(std::move(options)) {
+  if (options_.owner.empty()) options_.owner = ThisOwner();
+}
+
+Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t sweep_id,
+                                                     std::vector<protocols::PlannedJob> jobs,
+                                                     SchedulerOptions options) {
+  std::unique_ptr<Scheduler> s(new Scheduler(ledger, sweep_id, std::move(jobs), std::move(options)));
+  ES_RETURN_IF_ERROR(s->Build());
+  ES_RETURN_IF_ERROR(ledger->RegisterJobs(sweep_id, s->jobs_));
+  if (s->options_.retry_failed) {
+    std::vector<std::string> ids;
+    ids.reserve(s->jobs_.size());
+    for (const auto& j : s->jobs_) ids.push_back(j.spec.id);
+    ES_RETURN_IF_ERROR(ledger->ResetFailed(ids));
+  }
+  std::lock_guard<std::mutex> lock(s->mu_);
+  // Initial state in one batch: statuses, then deps_left, then the ready set.
+  ES_ASSIGN_OR_RETURN(auto states, ledger->SweepStates(sweep_id));
+  for (size_t i = 0; i < s->jobs_.size(); ++i) {
+    auto it = states.find(s->jobs_[i].spec.id);
+    if (it != states.end()) s->nodes_[i].state = it->second;
+  }
+  for (size_t i = 0; i < s->jobs_.size(); ++i) {
+    for (const auto& d : s->jobs_[i].deps)
+      if (s->nodes_[s->index_.at(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
+    if (s->nodes_[i].state.status == JobStatus::kDone) s->counts_.skipped++;
+  }
+  for (size_t i = 0; i < s->jobs_.size(); ++i) {
+    s->UpdateReadyLocked(static_cast<int>(i));
+    if (s->nodes_[i].state.status == JobStatus::kFailed)
+      ES_RETURN_IF_ERROR(s->BlockDependentsLocked(static_cast<int>(i), s->nodes_[i].state.error));
+  }
+  s->last_refresh_ = std::chrono::steady_clock::now();
+  return s;
+}
+
+Status Scheduler::Build() {
+  nodes_.assign(jobs_.size(), Node());
+  for (size_t i = 0; i < jobs_.size(); ++i) {
+    if (!index_.emplace(jobs_[i].spec.id, static_cast<int>(i)).second)
+      return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
+    nodes_[i].cost = ExpectedCost(jobs_[i].spec);
+  }
+  for (size_t i = 0; i < jobs_.size(); ++i) {
+    for (const auto& d : jobs_[i].deps) {
+      auto it = index_.find(d);
+      if (it == index_.end())
+        return Status::InvalidArgument("job " + jobs_[i].spec.id + " depends on " + d + ", which is not in the plan");
+      if (it->second >= static_cast<int>(i))
+        return Status::InvalidArgument("job " + jobs_[i].spec.id + " depends on " + d +
+                                       ", which does not come before it (cycle or unordered plan)");
+      nodes_[it->second].dependents.push_back(static_cast<int>(i));
+    }
+  }
+  // Plans are topologically ordered, so one backward pass counts what lies downstream.
+  for (size_t k = jobs_.size(); k-- > 0;) {
+    long n = 0;
+    for (int d : nodes_[k].dependents) n += 1 + nodes_[d].transitive_dependents;
+    nodes_[k].transitive_dependents = static_cast<int>(std::min<long>(n, 1 << 30));
+  }
+  return Status::Ok();
+}
+
+bool Scheduler::LooksDeadLocked(const Node& n) const {
+  if (n.state.owner.empty() || n.state.owner == options_.owner) return false;
+  return OwnerIsDeadHere(n.state.owner) || NowSeconds() - n.state.heartbeat_at > options_.stale_after_s;
+}
+
+void Scheduler::UpdateReadyLocked(int i) {
+  const Node& n = nodes_[i];
+  bool ready = !n.here && n.deps_left == 0 &&
+               (n.state.status == JobStatus::kPending || (n.state.status == JobStatus::kRunning && LooksDeadLocked(n)));
+  if (ready)
+    ready_.insert(KeyOf(i));
+  else
+    ready_.erase(KeyOf(i));
+}
+
+void Scheduler::SetStatusLocked(int i, JobStatus s) {
+  JobStatus old = nodes_[i].state.status;
+  nodes_[i].state.status = s;
+  if (old != s && (old == JobStatus::kDone || s == JobStatus::kDone)) {
+    for (int d : nodes_[i].dependents) {
+      nodes_[d].deps_left += s == JobStatus::kDone ? -1 : 1;
+      UpdateReadyLocked(d);
+    }
+  }
+  UpdateReadyLocked(i);
+}
+
+Status Scheduler::BlockDependentsLocked(int i, const std::string& reason) {
+  std::vector<int> stack(nodes_[i].dependents.begin(), nodes_[i].dependents.end());
+  std::string why = "blocked: dependency " + jobs_[i].spec.id.substr(0, 12) + " failed: " + reason;
+  while (!stack.empty()) {
+    int d = stack.back();
+    stack.pop_back();
+    if (nodes_[d].state.status != JobStatus::kPending) continue;
+    ES_RETURN_IF_ERROR(ledger_->Block(jobs_[d].spec.id, why));
+    nodes_[d].state.error = why;
+    SetStatusLocked(d, JobStatus::kBlocked);
+    stack.insert(stack.end(), nodes_[d].dependents.begin(), nodes_[d].dependents.end());
+  }
+  return Status::Ok();
+}
+
+Status Scheduler::RefreshLocked() {
+  last_refresh_ = std::chrono::steady_clock::now();
+  ES_ASSIGN_OR_RETURN(auto states, ledger_->SweepStates(sweep_id_));
+  std::vector<int> newly_failed;
+  for (size_t i = 0; i < jobs_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (n.here) continue;  // our own view of a job we run is authoritative
+    auto it = states.find(jobs_[i].spec.id);
+    if (it == states.end()) continue;
+    JobStatus old = n.state.status;
+    JobStatus now = it->second.status;
+    n.state.attempts = it->second.attempts;
+    n.state.owner = it->second.owner;
+    n.state.heartbeat_at = it->second.heartbeat_at;
+    n.state.error = it->second.error;
+    SetStatusLocked(static_cast<int>(i), now);
+    if (now == JobStatus::kFailed && old != JobStatus::kFailed) newly_failed.push_back(static_cast<int>(i));
+  }
+  for (int i : newly_failed) ES_RETURN_IF_ERROR(BlockDependentsLocked(i, nodes_[i].state.error));
+  return Status::Ok();
+}
+
+Result<int> Scheduler::IndexOf(const std::string& id) const {
+  auto it = index_.find(id);
+  if (it == index_.end()) return Status::Internal("scheduler: unknown job " + id);
+  return it->second;
+}
+
+Result<Assignment> Scheduler::NextReady(const std::string& worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_refresh_).count();
+  if (ready_.empty() || since >= options_.refresh_s) ES_RETURN_IF_ERROR(RefreshLocked());
+  ClaimOptions co{options_.stale_after_s, options_.max_attempts, worker};
+  while (!ready_.empty()) {
+    int i = std::get<2>(*ready_.begin());
+    ready_.erase(ready_.begin());
+    Node& n = nodes_[i];
+    ES_ASSIGN_OR_RETURN(ClaimResult c, ledger_->Claim(jobs_[i].spec.id, options_.owner, co));
+    switch (c.outcome) {
+      case ClaimOutcome::kClaimed:
+      case ClaimOutcome::kTaken:
+        if (c.outcome == ClaimOutcome::kTaken) {
+          LOG_WARN << "taking over job " << jobs_[i].spec.id.substr(0, 12) << " from " << n.state.owner
+                   << " (process gone or silent)";
+        }
+        n.here = true;
+        n.state.status = JobStatus::kRunning;
+        n.state.owner = options_.owner;
+        n.state.attempts = c.attempts;
+        return Assignment{Assignment::Kind::kJob, &jobs_[i], c.attempts};
+      case ClaimOutcome::kExhausted:
+        n.state.error = "its process died while running it; attempts exhausted";
+        SetStatusLocked(i, JobStatus::kFailed);
+        ES_RETURN_IF_ERROR(BlockDependentsLocked(i, n.state.error));
+        break;
+      case ClaimOutcome::kNotClaimable:
+        // Someone else has it (or finished it); the next refresh tells which.
+        n.state.status = JobStatus::kRunning;
+        n.state.owner = "?";
+        n.state.heartbeat_at = NowSeconds();
+        break;
+    }
+  }
+  for (const Node& n : nodes_)
+    if (!Terminal(n.state.status) || n.here) return Assignment{Assignment::Kind::kWait, nullptr, 0};
+  return Assignment{Assignment::Kind::kDone, nullptr, 0};
+}
+
+Status Scheduler::OnFinished(const std::string& id, const worker::JobResult& result,
+                             const nlohmann::json& provenance) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
+  Node& n = nodes_[i];
+  if (!n.here) return Status::Internal("scheduler: job " + id + " finished but was not running here");
+  n.here = false;
+  ES_ASSIGN_OR_RETURN(bool recorded, ledger_->Complete(id, options_.owner, result, provenance));
+  if (!recorded) {
+    LOG_WARN << "job " << id.substr(0, 12) << " was taken over by another process; its result there is kept";
+    n.state.owner = "?";
+    last_refresh_ = {};
+    return Status::Ok();
+  }
+  n.state.owner.clear();
+  counts_.finished_here++;
+  SetStatusLocked(i, JobStatus::kDone);
+  return Status::Ok();
+}
+
+Status Scheduler::OnFailed(const std::string& id, const Status& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
+  Node& n = nodes_[i];
+  if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
+  n.here = false;
+  bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
+  std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
+  ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
+  n.state.error = text;
+  n.state.owner.clear();
+  if (retry) {
+    counts_.retried_here++;
+    SetStatusLocked(i, JobStatus::kPending);
+    return Status::Ok();
+  }
+  counts_.failed_here++;
+  SetStatusLocked(i, JobStatus::kFailed);
+  return BlockDependentsLocked(i, text);
+}
+
+Status Scheduler::OnInterrupted(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
+  Node& n = nodes_[i];
+  if (!n.here) return Status::Internal("scheduler: job " + id + " interrupted but was not running here");
+  n.here = false;
+  ES_RETURN_IF_ERROR(ledger_->Release(id, options_.owner));
+  n.state.owner.clear();
+  n.state.attempts = std::max(0, n.state.attempts - 1);
+  counts_.interrupted_here++;
+  SetStatusLocked(i, JobStatus::kPending);
+  return Status::Ok();
+}
+
+Status Scheduler::Heartbeat() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].here) ids.push_back(jobs_[i].spec.id);
+  return ledger_->Heartbeat(ids, options_.owner);
+}
+
+bool Scheduler::Done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Node& n : nodes_)
+    if (!Terminal(n.state.status) || n.here) return false;
+  return true;
+}
+
+SchedulerCounts Scheduler::Counts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  SchedulerCounts c = counts_;
+  c.total = static_cast<int>(nodes_.size());
+  for (const Node& n : nodes_) {
+    switch (n.state.status) {
+      case JobStatus::kDone: c.done++; break;
+      case JobStatus::kFailed: c.failed++; break;
+      case JobStatus::kBlocked: c.blocked++; break;
+      case JobStatus::kPending: c.pending++; break;
+      case JobStatus::kRunning: (n.here ? c.running_here : c.running_elsewhere)++; break;
+    }
+  }
+  return c;
+}
+
+std::vector<std::pair<std::string, std::string>> Scheduler::Failures() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].state.status == JobStatus::kFailed || nodes_[i].state.status == JobStatus::kBlocked)
+      out.emplace_back(jobs_[i].spec.id, nodes_[i].state.error);
+  return out;
+}
+
+std::vector<std::string> Scheduler::RunningHere() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].here) ids.push_back(jobs_[i].spec.id);
+  return ids;
+}
+
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,140 @@
+// orchestrator/scheduler.h: the coordination algorithm, written once above any transport.
+//
+// The single-process runner (orchestrator/runner.h) calls it in a loop from
+// its worker threads; the MPI coordinator (issue 6) drives the same object
+// from messages on rank 0. It is the only writer of the ledger for its sweep.
+//
+// How it works, step by step:
+//  1. Create() registers every PlannedJob of the protocol in the ledger
+//     (INSERT OR IGNORE: jobs already there keep their status and results),
+//     links them to this sweep, and (retry_failed) puts failed/blocked jobs
+//     back to pending with fresh attempts. It builds the DAG in memory: for
+//     each job, its dependents and the number of its deps not yet done.
+//  2. The ledger is the truth. Refresh() re-reads the status of this sweep's
+//     jobs (other processes on the same ledger make progress too) at most
+//     every refresh_s, and whenever nothing is ready locally. Jobs done at
+//     Create() count as "skipped": a finished protocol runs zero jobs.
+//  3. A job is READY when it is pending (or running under an owner that looks
+//     dead: same host and pid gone, or heartbeat older than stale_after_s)
+//     and all its deps are done. Ready jobs wait in one ordered set, by:
+//       a. most transitive dependents first (a shared pre-training job
+//          unblocks its fine-tune/few-shot/DA dependents early),
+//       b. then longest expected cost first (train utterances × epochs;
+//          longest-processing-time-first shortens the tail of a parallel sweep),
+//       c. then protocol order (deterministic).
+//  4. NextReady(worker) walks the ready set in that order and Claim()s in the
+//     ledger (one IMMEDIATE transaction) until one claim succeeds: it returns
+//     that job. A claim lost to another process just moves on. If nothing
+//     could be claimed it returns kWait (jobs are running here or elsewhere,
+//     or deps are not done yet) or kDone (every job is done/failed/blocked).
+//  5. OnFinished() writes the result and 'done' in one transaction and makes
+//     dependents whose deps are now all done ready. OnFailed() retries (back
+//     to pending) while attempts < max_attempts and the error is not bad input
+//     (bad input fails the same way again); otherwise the job is 'failed' and
+//     every transitive dependent becomes 'blocked' with the reason. The sweep
+//     goes on with everything else. OnInterrupted() (SIGINT/SIGTERM,
+//     preemption) puts the job back to pending without counting the attempt.
+//  6. Heartbeat() stamps every job running here, so other processes do not
+//     take them over; call it more often than stale_after_s.
+//
+// Thread-safety: every public method takes an internal mutex; call from any
+// thread. PlannedJob pointers returned stay valid for the Scheduler's life.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "orchestrator/ledger.h"
+
+namespace emosweep::orchestrator {
+
+struct SchedulerOptions {
+  int max_attempts = 2;         // claims per job before it is failed for good
+  double stale_after_s = 600;   // a running job with an older heartbeat is taken over
+  bool retry_failed = true;     // a new run gives failed/blocked jobs fresh attempts
+  double refresh_s = 1.0;       // how often the ledger is re-read when work is ready locally
+  std::string owner;            // "" = ThisOwner()
+};
+
+struct Assignment {
+  enum class Kind { kJob, kWait, kDone };
+  Kind kind = Kind::kWait;
+  const protocols::PlannedJob* job = nullptr;  // set for kJob
+  int attempt = 0;                             // 1 for the first try
+};
+
+struct SchedulerCounts {
+  int total = 0;
+  int skipped = 0;            // done before this scheduler started
+  int done = 0, failed = 0, blocked = 0, pending = 0;
+  int running_here = 0, running_elsewhere = 0;
+  int finished_here = 0;      // completed by this scheduler
+  int failed_here = 0, retried_here = 0, interrupted_here = 0;
+};
+
+class Scheduler {
+ public:
+  static Result<std::unique_ptr<Scheduler>> Create(Ledger* ledger, int64_t sweep_id,
+                                                   std::vector<protocols::PlannedJob> jobs,
+                                                   SchedulerOptions options);
+
+  Result<Assignment> NextReady(const std::string& worker);
+  // provenance: see Ledger::Complete (git revision, host, build, world size, timings).
+  Status OnFinished(const std::string& id, const worker::JobResult& result, const nlohmann::json& provenance);
+  Status OnFailed(const std::string& id, const Status& error);
+  Status OnInterrupted(const std::string& id);
+  Status Heartbeat();
+
+  bool Done();
+  SchedulerCounts Counts();
+  // (id, error) of this sweep's failed and blocked jobs, in protocol order.
+  std::vector<std::pair<std::string, std::string>> Failures();
+  std::vector<std::string> RunningHere();
+  const std::vector<protocols::PlannedJob>& jobs() const { return jobs_; }
+  const std::string& owner() const { return options_.owner; }
+
+ private:
+  using Key = std::tuple<int, double, int>;  // (-dependents, -cost, order)
+  struct Node {
+    JobState state;
+    std::vector<int> dependents;
+    int deps_left = 0;         // deps not yet done
+    int transitive_dependents = 0;
+    double cost = 0;
+    bool here = false;         // running in this scheduler
+  };
+
+  Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs, SchedulerOptions options);
+  Status Build();
+  Status RefreshLocked();
+  void SetStatusLocked(int i, JobStatus s);
+  void UpdateReadyLocked(int i);
+  Status BlockDependentsLocked(int i, const std::string& reason);
+  bool LooksDeadLocked(const Node& n) const;
+  Result<int> IndexOf(const std::string& id) const;
+  Key KeyOf(int i) const { return {-nodes_[i].transitive_dependents, -nodes_[i].cost, i}; }
+
+  std::mutex mu_;
+  Ledger* ledger_;
+  int64_t sweep_id_;
+  std::vector<protocols::PlannedJob> jobs_;
+  SchedulerOptions options_;
+  std::map<std::string, int> index_;
+  std::vector<Node> nodes_;
+  std::set<Key> ready_;
+  std::chrono::steady_clock::time_point last_refresh_;
+  SchedulerCounts counts_;
+};
+
+// Expected cost of a job for the "longest first" rule: train utterances × epochs.
+double ExpectedCost(const worker::JobSpec& spec);
+
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,91 @@
+// orchestrator/sqlite_util.h: a thin RAII layer over the SQLite C API.
+//
+// Used by the ledger (and only by it and its read-only query path): prepared
+// statements that finalize themselves, binders, a transaction guard that
+// rolls back unless committed, and errors as Status naming the database file.
+// Thread-safety: a Db is one connection; callers serialize access (the
+// Ledger holds a mutex around every use).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace emosweep::orchestrator {
+
+class Db {
+ public:
+  Db() = default;
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // flags: SQLITE_OPEN_* (read-write-create or read-only).
+  Status Open(const std::string& path, int flags, int busy_timeout_ms);
+  Status Exec(const std::string& sql);  // one or more statements, no results
+  sqlite3* raw() const { return db_; }
+  const std::string& path() const { return path_; }
+  // "ledger.db: <what>: <sqlite message>", classified (corrupt → Corruption).
+  Status Error(const std::string& what, int rc) const;
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+class Stmt {
+ public:
+  Stmt(Db* db, std::string_view sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  const Status& status() const { return status_; }  // preparation error, if any
+  Stmt& Bind(int i, int64_t v);
+  Stmt& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
+  Stmt& Bind(int i, double v);
+  Stmt& Bind(int i, const std::string& v);
+  Stmt& BindBlob(int i, const void* data, size_t n);
+  Stmt& BindNull(int i);
+  // Returns true while a row is available; errors are reported by Done().
+  Result<bool> Step();
+  Status Run();  // Step until done (for INSERT/UPDATE/DELETE)
+  void Reset();  // keeps the statement prepared, clears bindings
+
+  int Columns() const;
+  std::string ColumnName(int i) const;
+  bool IsNull(int i) const;
+  int ColumnType(int i) const;  // SQLITE_INTEGER/FLOAT/TEXT/BLOB/NULL
+  int64_t Int(int i) const;
+  double Double(int i) const;
+  std::string Text(int i) const;
+  std::vector<unsigned char> Blob(int i) const;
+
+ private:
+  Db* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  Status status_;
+};
+
+// BEGIN IMMEDIATE on construction (takes the write lock up front, so two
+// processes never deadlock upgrading read locks); ROLLBACK unless Commit().
+class Transaction {
+ public:
+  explicit Transaction(Db* db);
+  ~Transaction();
+  const Status& status() const { return status_; }
+  Status Commit();
+
+ private:
+  Db* db_;
+  Status status_;
+  bool open_ = false;
+};
+
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,193 @@
+// Scheduler: DAG order, priority policy, skipping, retries, blocking, interrupts.
+#include "orchestrator/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/orchestrator/fake_jobs.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+using testing::FakeResult;
+using testing::MakeJob;
+
+struct Fixture {
+  std::unique_ptr<Ledger> ledger;
+  int64_t sweep = 0;
+  std::unique_ptr<Scheduler> sched;
+};
+
+Fixture Make(const std::string& path, std::vector<protocols::PlannedJob> jobs, SchedulerOptions o = {}) {
+  Fixture f;
+  f.ledger = std::move(Ledger::Open(path)).value();
+  f.sweep = *f.ledger->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  auto s = Scheduler::Create(f.ledger.get(), f.sweep, std::move(jobs), o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (s.ok()) f.sched = std::move(s).value();
+  return f;
+}
+
+// Runs the scheduler to the end single-threaded; returns ids in execution order.
+std::vector<std::string> Drain(Scheduler* s, const std::function<Status(const worker::JobSpec&)>& outcome) {
+  std::vector<std::string> order;
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto a = s->NextReady("t0");
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    if (!a.ok() || a->kind == Assignment::Kind::kDone) break;
+    EXPECT_EQ(a->kind, Assignment::Kind::kJob) << "single-threaded: never waits";
+    if (a->kind != Assignment::Kind::kJob) break;
+    order.push_back(a->job->spec.id);
+    Status st = outcome(a->job->spec);
+    if (st.ok())
+      EXPECT_TRUE(s->OnFinished(a->job->spec.id, FakeResult(a->job->spec), {}).ok());
+    else
+      EXPECT_TRUE(s->OnFailed(a->job->spec.id, st).ok());
+  }
+  return order;
+}
+
+TEST(Scheduler, DependenciesFirstThenMostDependentsThenLongestThenProtocolOrder) {
+  auto short_job = MakeJob("e", "m", "short", 1, {}, /*train_utts=*/5);
+  auto long_job = MakeJob("e", "m", "long", 1, {}, /*train_utts=*/50);
+  auto pre = MakeJob("e", "m", "pretrain", 1, {}, 5, "pretrain");
+  auto ft1 = MakeJob("e", "m", "ft1", 1, {pre.spec.id}, 5, "finetune");
+  auto ft2 = MakeJob("e", "m", "ft2", 1, {pre.spec.id}, 5, "finetune");
+  auto f = Make(testing::TestDir() + "/l.db", {short_job, long_job, pre, ft1, ft2});
+  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+  std::vector<std::string> want = {pre.spec.id, long_job.spec.id, short_job.spec.id, ft1.spec.id, ft2.spec.id};
+  EXPECT_EQ(order, want);
+  EXPECT_TRUE(f.sched->Done());
+  EXPECT_EQ(f.sched->Counts().finished_here, 5);
+}
+
+TEST(Scheduler, JobsDoneInTheLedgerAreSkipped) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x"}, 2);
+  {
+    auto f = Make(path, jobs);
+    Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+  }
+  auto f = Make(path, jobs);
+  EXPECT_EQ(f.sched->Counts().skipped, 4);
+  auto a = f.sched->NextReady("t0");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->kind, Assignment::Kind::kDone);
+}
+
+TEST(Scheduler, TransientFailureIsRetriedAndCounted) {
+  auto job = MakeJob("e", "m", "x", 1);
+  auto f = Make(testing::TestDir() + "/l.db", {job}, SchedulerOptions{/*max_attempts=*/3});
+  int calls = 0;
+  auto order = Drain(f.sched.get(), [&](const worker::JobSpec&) {
+    return ++calls < 3 ? Status::Internal("flaky") : Status::Ok();
+  });
+  EXPECT_EQ(order.size(), 3u);
+  auto c = f.sched->Counts();
+  EXPECT_EQ(c.done, 1);
+  EXPECT_EQ(c.retried_here, 2);
+  EXPECT_EQ((*f.ledger->GetJob(job.spec.id))->attempts, 3);
+}
+
+TEST(Scheduler, FailureAfterMaxAttemptsBlocksDependentsTransitivelyAndTheSweepGoesOn) {
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+  auto ev = MakeJob("e", "m", "ev", 1, {ft.spec.id}, 5, "eval");
+  auto other = MakeJob("e", "m", "other", 1);
+  auto f = Make(testing::TestDir() + "/l.db", {pre, ft, ev, other}, SchedulerOptions{/*max_attempts=*/2});
+  auto order = Drain(f.sched.get(), [&](const worker::JobSpec& s) {
+    return s.id == pre.spec.id ? Status::Internal("out of memory") : Status::Ok();
+  });
+  EXPECT_EQ(order, (std::vector<std::string>{pre.spec.id, pre.spec.id, other.spec.id}));
+  auto c = f.sched->Counts();
+  EXPECT_EQ(c.failed, 1);
+  EXPECT_EQ(c.blocked, 2);
+  EXPECT_EQ(c.done, 1);
+  auto row = *f.ledger->GetJob(ev.spec.id);
+  EXPECT_EQ(row->status, JobStatus::kBlocked);
+  EXPECT_NE(row->error.find("out of memory"), std::string::npos) << row->error;
+  auto failed = *f.ledger->GetJob(pre.spec.id);
+  EXPECT_NE(failed->error.find("out of memory"), std::string::npos);
+  EXPECT_EQ(f.sched->Failures().size(), 3u);
+}
+
+TEST(Scheduler, BadInputIsNotRetried) {
+  auto job = MakeJob("e", "m", "x", 1);
+  auto f = Make(testing::TestDir() + "/l.db", {job}, SchedulerOptions{/*max_attempts=*/5});
+  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::InvalidArgument("no such class"); });
+  EXPECT_EQ(order.size(), 1u);
+  EXPECT_EQ(f.sched->Counts().failed, 1);
+}
+
+TEST(Scheduler, NewRunRetriesFailedAndBlockedJobsUnlessAskedNotTo) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+  {
+    auto f = Make(path, {pre, ft}, SchedulerOptions{1});
+    Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Internal("bug"); });
+    EXPECT_EQ(f.sched->Counts().blocked, 1);
+  }
+  {
+    SchedulerOptions keep{1};
+    keep.retry_failed = false;
+    auto f = Make(path, {pre, ft}, keep);
+    EXPECT_EQ(f.sched->NextReady("t0")->kind, Assignment::Kind::kDone);
+    EXPECT_EQ(f.sched->Counts().failed, 1);
+  }
+  auto f = Make(path, {pre, ft}, SchedulerOptions{1});
+  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+  EXPECT_EQ(order.size(), 2u);
+  EXPECT_EQ(f.sched->Counts().done, 2);
+}
+
+TEST(Scheduler, InterruptedJobGoesBackToPendingWithoutSpendingAnAttempt) {
+  auto job = MakeJob("e", "m", "x", 1);
+  auto f = Make(testing::TestDir() + "/l.db", {job});
+  auto a = f.sched->NextReady("t0");
+  ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+  ASSERT_TRUE(f.sched->OnInterrupted(job.spec.id).ok());
+  auto row = *f.ledger->GetJob(job.spec.id);
+  EXPECT_EQ(row->status, JobStatus::kPending);
+  EXPECT_EQ(row->attempts, 0);
+  EXPECT_TRUE(row->owner.empty());
+  EXPECT_EQ(f.sched->NextReady("t0")->kind, Assignment::Kind::kJob);
+}
+
+TEST(Scheduler, WaitsWhileAnotherSchedulerRunsTheOnlyReadyJob) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+  SchedulerOptions a_opts, b_opts;
+  a_opts.owner = ThisOwner();
+  b_opts.owner = "other-host:1:bbbbbbbb";  // a second live claimant (heartbeats fresh)
+  auto a = Make(path, {pre, ft}, a_opts);
+  auto b = Make(path, {pre, ft}, b_opts);
+  auto got = a.sched->NextReady("a");
+  ASSERT_EQ(got->kind, Assignment::Kind::kJob);
+  EXPECT_EQ(b.sched->NextReady("b")->kind, Assignment::Kind::kWait);
+  ASSERT_TRUE(a.sched->OnFinished(pre.spec.id, FakeResult(pre.spec), {}).ok());
+  auto next = b.sched->NextReady("b");  // b sees pre done in the ledger: ft is ready for b
+  ASSERT_EQ(next->kind, Assignment::Kind::kJob);
+  EXPECT_EQ(next->job->spec.id, ft.spec.id);
+  EXPECT_EQ(a.sched->NextReady("a")->kind, Assignment::Kind::kWait);
+  ASSERT_TRUE(b.sched->OnFinished(ft.spec.id, FakeResult(ft.spec), {}).ok());
+  EXPECT_EQ(a.sched->NextReady("a")->kind, Assignment::Kind::kDone);
+}
+
+TEST(Scheduler, RejectsPlansWithUnknownDuplicateOrLaterDependencies) {
+  std::string dir = testing::TestDir();
+  auto ledger = std::move(Ledger::Open(dir + "/l.db")).value();
+  auto a = MakeJob("e", "m", "a", 1);
+  auto b = MakeJob("e", "m", "b", 1, {"unknown-id"});
+  auto s = Scheduler::Create(ledger.get(), 1, {a, b}, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not in the plan"), std::string::npos);
+  EXPECT_FALSE(Scheduler::Create(ledger.get(), 1, {a, a}, {}).ok());
+  auto c = MakeJob("e", "m", "c", 1, {a.spec.id});
+  auto later = Scheduler::Create(ledger.get(), 1, {c, a}, {});
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.status().message().find("does not come before"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator
