@@ -32,6 +32,10 @@ struct StoreReadOptions {
   // Recompute Corpus::ContentHash() over everything in the file (all feature
   // sets and frames are read for it) and fail with Corruption on a mismatch.
   bool verify = false;
+  // Run Corpus::Validate on what was read (non-finite values, labels outside
+  // the label set, ...). Only `data inspect` turns this off, to count problems
+  // instead of stopping at the first; shapes are checked either way.
+  bool validate = true;
 };
 
 struct FeatureSetInfo {
