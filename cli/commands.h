@@ -11,7 +11,10 @@ namespace emosweep::cli {
   Status fn##Run(const po::variables_map& vm);
 
 ES_DECLARE_COMMAND(Version)
+ES_DECLARE_COMMAND(Plan)
 ES_DECLARE_COMMAND(Submit)
+// Not a table row: `data import` adds these options and runs it when --adapter is given.
+ES_DECLARE_COMMAND(DataImportAdapter)
 
 #undef ES_DECLARE_COMMAND
 

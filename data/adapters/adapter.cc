@@ -25,7 +25,7 @@ const std::vector<AdapterInfo>& Adapters() {
   static const std::vector<AdapterInfo> kAdapters = {
       {"generic_csv", "", "", "ROOT/metadata.csv (file, speaker, label|emotion; optional transcript|text, session, gender, group, id)", ScanGenericCsv},
       {"iemocap", "en", "iemocap4", "IEMOCAP: Session*/dialog/EmoEvaluation, transcriptions, sentences/wav", ScanIemocap},
-      {"crema_d", "en", "crema_d", "CREMA-D: AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav", ScanCremaD},
+      {"crema_d", "en", "cremad", "CREMA-D: AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav", ScanCremaD},
       {"ravdess", "en", "ravdess", "RAVDESS: Actor_XX/03-01-EE-II-SS-RR-AA.wav", ScanRavdess},
       {"emodb", "de", "emodb", "EmoDB: wav/<speaker><text><emotion letter><version>.wav", ScanEmodb},
       {"emovo", "it", "emovo", "EMOVO: <speaker>/<emotion>-<speaker>-<sentence>.wav", ScanEmovo},

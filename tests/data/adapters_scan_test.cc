@@ -1,0 +1,354 @@
+// Adapter metadata parsing on small fixture trees in each corpus's own layout.
+#include <gtest/gtest.h>
+
+#include "data/adapters/adapter.h"
+#include "tests/data/adapters_fixture.h"
+
+namespace emosweep::data {
+namespace {
+
+using testing::AdapterTree;
+
+const UtteranceRecord& Rec(const ScanResult& s, const std::string& id) {
+  for (const auto& r : s.records)
+    if (r.id == id) return r;
+  static UtteranceRecord none;
+  ADD_FAILURE() << "no record " << id;
+  return none;
+}
+
+std::vector<std::string> Ids(const ScanResult& s) {
+  std::vector<std::string> out;
+  for (const auto& r : s.records) out.push_back(r.id);
+  return out;
+}
+
+TEST(AdapterScan, EmodbNamesSpeakersTranscripts) {
+  AdapterTree t;
+  t.Wav("wav/16a05Nc.wav");
+  t.Wav("wav/03a01Fa.wav");
+  t.Wav("wav/08b10Wb.wav");
+  t.Wav("wav/._03a01Fa.wav");  // macOS debris: ignored
+  t.Text("erkennung.txt", "Nr.\tSatz\n");
+  auto s = ScanCorpus("emodb", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(Ids(*s), (std::vector<std::string>{"03a01Fa", "08b10Wb", "16a05Nc"}));
+  EXPECT_EQ(s->language, "de");
+  EXPECT_EQ(s->default_label_map, "emodb");
+  const auto& r = Rec(*s, "08b10Wb");
+  EXPECT_EQ(r.speaker, "08");
+  EXPECT_EQ(r.gender, "f");
+  EXPECT_EQ(r.original_label, "W");
+  EXPECT_EQ(r.group, "b10");
+  EXPECT_EQ(r.transcript, "Die wird auf dem Platz sein, wo wir sie immer hinlegen.");
+  EXPECT_EQ(r.wav_path, t.Path("wav/08b10Wb.wav"));
+  EXPECT_EQ(Rec(*s, "03a01Fa").gender, "m");
+  EXPECT_EQ(Rec(*s, "16a05Nc").original_label, "N");
+}
+
+TEST(AdapterScan, RavdessFields) {
+  AdapterTree t;
+  t.Wav("Actor_01/03-01-05-02-01-01-01.wav");
+  t.Wav("Actor_02/03-01-01-01-02-02-02.wav");
+  auto s = ScanCorpus("ravdess", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->records.size(), 2u);
+  const auto& a = Rec(*s, "03-01-05-02-01-01-01");
+  EXPECT_EQ(a.speaker, "01");
+  EXPECT_EQ(a.gender, "m");
+  EXPECT_EQ(a.original_label, "angry");
+  EXPECT_EQ(a.group, "strong");
+  EXPECT_EQ(a.transcript, "Kids are talking by the door");
+  const auto& b = Rec(*s, "03-01-01-01-02-02-02");
+  EXPECT_EQ(b.speaker, "02");
+  EXPECT_EQ(b.gender, "f");
+  EXPECT_EQ(b.original_label, "neutral");
+  EXPECT_EQ(b.group, "normal");
+  EXPECT_EQ(b.transcript, "Dogs are sitting by the door");
+}
+
+TEST(AdapterScan, RavdessActorFolderMismatchIsBad) {
+  AdapterTree t;
+  t.Wav("Actor_03/03-01-05-02-01-01-01.wav");
+  auto s = ScanCorpus("ravdess", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("Actor_03"), std::string::npos) << s.status().message();
+}
+
+TEST(AdapterScan, EmovoCodes) {
+  AdapterTree t;
+  t.Wav("f1/dis-f1-b1.wav");
+  t.Wav("m2/rab-m2-l1.wav");
+  auto s = ScanCorpus("emovo", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const auto& r = Rec(*s, "rab-m2-l1");
+  EXPECT_EQ(r.speaker, "m2");
+  EXPECT_EQ(r.gender, "m");
+  EXPECT_EQ(r.original_label, "rab");
+  EXPECT_EQ(r.group, "l1");
+  EXPECT_EQ(Rec(*s, "dis-f1-b1").gender, "f");
+  EXPECT_EQ(s->language, "it");
+}
+
+TEST(AdapterScan, TessWordsAndPleasantSurprise) {
+  AdapterTree t;
+  t.Wav("OAF_angry/OAF_bar_angry.wav", 0, 24414);
+  t.Wav("YAF_pleasant_surprise/YAF_bone_ps.wav", 1, 24414);
+  auto s = ScanCorpus("tess", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const auto& r = Rec(*s, "YAF_bone_ps");
+  EXPECT_EQ(r.speaker, "YAF");
+  EXPECT_EQ(r.gender, "f");
+  EXPECT_EQ(r.original_label, "ps");
+  EXPECT_EQ(r.transcript, "Say the word bone");
+  EXPECT_EQ(r.group, "bone");
+  EXPECT_EQ(Rec(*s, "OAF_bar_angry").original_label, "angry");
+}
+
+TEST(AdapterScan, CremaDSentencesLevelsDemographics) {
+  AdapterTree t;
+  t.Wav("AudioWAV/1001_DFA_ANG_XX.wav");
+  t.Wav("AudioWAV/1002_IEO_HAP_HI.wav");
+  t.Text("VideoDemographics.csv", "ActorID,Age,Sex,Race,Ethnicity\r\n1001,51,Male,Caucasian,Not Hispanic\r\n"
+                                  "1002,21,Female,Caucasian,Not Hispanic\r\n");
+  auto s = ScanCorpus("crema_d", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->default_label_map, "cremad");
+  const auto& a = Rec(*s, "1001_DFA_ANG_XX");
+  EXPECT_EQ(a.speaker, "1001");
+  EXPECT_EQ(a.gender, "m");
+  EXPECT_EQ(a.original_label, "ANG");
+  EXPECT_EQ(a.group, "XX");
+  EXPECT_EQ(a.transcript, "Don't forget a jacket.");
+  const auto& b = Rec(*s, "1002_IEO_HAP_HI");
+  EXPECT_EQ(b.gender, "f");
+  EXPECT_EQ(b.transcript, "It's eleven o'clock.");
+  EXPECT_EQ(b.group, "HI");
+}
+
+void IemocapSession(const AdapterTree& t) {
+  t.Text("Session1/dialog/EmoEvaluation/Ses01F_impro01.txt",
+         "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+         "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\n"
+         "C-E2:\tNeutral;\t()\n"
+         "A-E3:\tval 3; act 2; dom  2;\t()\n\n"
+         "[10.0100 - 11.3925]\tSes01F_impro01_M001\texc\t[3.5000, 3.0000, 3.0000]\n");
+  t.Text("Session1/dialog/transcriptions/Ses01F_impro01.txt",
+         "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me: is this the line?\n"
+         "Ses01F_impro01_M001 [010.0100-011.3925]: Yeah.\n");
+  t.Wav("Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav", 1);
+  t.Wav("Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M001.wav", 2);
+  t.Text("Session2/dialog/EmoEvaluation/Ses02M_script01_1.txt",
+         "[1.0 - 2.0]\tSes02M_script01_1_F003\tang\t[1.5, 4.0, 4.0]\n");
+  t.Wav("Session2/sentences/wav/Ses02M_script01_1/Ses02M_script01_1_F003.wav", 3);
+}
+
+TEST(AdapterScan, IemocapEvaluationTranscriptsGroups) {
+  AdapterTree t;
+  IemocapSession(t);
+  auto s = ScanCorpus("iemocap", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->default_label_map, "iemocap4");
+  ASSERT_EQ(s->records.size(), 3u);
+  const auto& f = Rec(*s, "Ses01F_impro01_F000");
+  EXPECT_EQ(f.speaker, "Ses01F");
+  EXPECT_EQ(f.gender, "f");
+  EXPECT_EQ(f.session, "Session1");
+  EXPECT_EQ(f.group, "improvised");
+  EXPECT_EQ(f.original_label, "neu");
+  EXPECT_EQ(f.transcript, "Excuse me: is this the line?");  // second colon kept (the seed truncates here)
+  const auto& m = Rec(*s, "Ses01F_impro01_M001");
+  EXPECT_EQ(m.speaker, "Ses01M");  // the utterance's own speaker, not the dialog's
+  EXPECT_EQ(m.gender, "m");
+  EXPECT_EQ(m.original_label, "exc");
+  const auto& sc = Rec(*s, "Ses02M_script01_1_F003");
+  EXPECT_EQ(sc.group, "scripted");
+  EXPECT_EQ(sc.session, "Session2");
+  EXPECT_EQ(sc.speaker, "Ses02F");
+  EXPECT_EQ(sc.transcript, "");
+}
+
+TEST(AdapterScan, IemocapMissingWavNamesIt) {
+  AdapterTree t;
+  IemocapSession(t);
+  std::filesystem::remove(t.Path("Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M001.wav"));
+  auto s = ScanCorpus("iemocap", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("Ses01F_impro01_M001.wav"), std::string::npos) << s.status().message();
+  ScanOptions skip;
+  skip.skip_bad = true;
+  auto k = ScanCorpus("iemocap", t.root(), skip);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k->records.size(), 2u);
+  EXPECT_EQ(k->skipped, 1);
+}
+
+TEST(AdapterScan, EsdFoldersSplitsTranscripts) {
+  AdapterTree t;
+  t.Wav("0011/Angry/train/0011_000351.wav");
+  t.Wav("0011/Neutral/0011_000001.wav");
+  t.Text("0011/0011.txt", "0011_000001\tAuthor of the danger trail, Philip Steels, etc.\tNeutral\n"
+                          "0011_000351\tThe nine the eggs, I keep.\tAngry\n");
+  auto s = ScanCorpus("esd", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->language, "en");
+  const auto& a = Rec(*s, "0011_000351");
+  EXPECT_EQ(a.speaker, "0011");
+  EXPECT_EQ(a.original_label, "Angry");
+  EXPECT_EQ(a.session, "train");
+  EXPECT_EQ(a.transcript, "The nine the eggs, I keep.");
+  EXPECT_EQ(Rec(*s, "0011_000001").session, "");
+  EXPECT_EQ(Rec(*s, "0011_000001").transcript, "Author of the danger trail, Philip Steels, etc.");
+}
+
+TEST(AdapterScan, EsdTranscriptLabelDisagreementIsBad) {
+  AdapterTree t;
+  t.Wav("0011/Angry/0011_000001.wav");
+  t.Text("0011/0011.txt", "0011_000001\tSome text.\tNeutral\n");
+  auto s = ScanCorpus("esd", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("0011_000001.wav"), std::string::npos);
+}
+
+const char* kMeldCsv =
+    "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\r\n"
+    "1,\"Oh, my God, he's lost it.\",Phoebe,surprise,negative,0,0,4,7,\"00:20:57,256\",\"00:21:00,049\"\r\n"
+    "2,\"He said \"\"fine\"\"\nand left.\",Monica,joy,positive,0,1,4,7,\"00:21:00,100\",\"00:21:02,000\"\r\n";
+
+TEST(AdapterScan, MeldCsvAndClips) {
+  AdapterTree t;
+  t.Text("train_sent_emo.csv", kMeldCsv);
+  t.Wav("train_splits/dia0_utt0.wav");
+  t.Wav("train_splits/dia0_utt1.wav");
+  auto s = ScanCorpus("meld", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const auto& a = Rec(*s, "train_dia0_utt0");
+  EXPECT_EQ(a.speaker, "Phoebe");
+  EXPECT_EQ(a.original_label, "surprise");
+  EXPECT_EQ(a.session, "train");
+  EXPECT_EQ(a.group, "train_dia0");
+  EXPECT_EQ(a.transcript, "Oh, my God, he's lost it.");
+  EXPECT_EQ(a.wav_path, t.Path("train_splits/dia0_utt0.wav"));
+  EXPECT_EQ(Rec(*s, "train_dia0_utt1").transcript, "He said \"fine\"\nand left.");
+}
+
+TEST(AdapterScan, MeldWithoutClipsIsTextOnly) {
+  AdapterTree t;
+  t.Text("dev_sent_emo.csv", kMeldCsv);
+  auto s = ScanCorpus("meld", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->records.size(), 2u);
+  EXPECT_EQ(s->records[0].id, "dev_dia0_utt0");
+  EXPECT_EQ(s->records[0].wav_path, "");
+}
+
+TEST(AdapterScan, MeldMissingClipNamesIt) {
+  AdapterTree t;
+  t.Text("train_sent_emo.csv", kMeldCsv);
+  t.Wav("train/dia0_utt0.wav");
+  auto s = ScanCorpus("meld", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("dia0_utt1.wav"), std::string::npos) << s.status().message();
+}
+
+TEST(AdapterScan, GenericCsvColumnsAndAliases) {
+  AdapterTree t;
+  t.Wav("audio/a.wav");
+  t.Wav("audio/b.wav");
+  t.Text("metadata.csv", "\xEF\xBB\xBF" "file,speaker,emotion,text,session,gender\n"
+                         "audio/a.wav,s1,anger,\"Hello, there\",S1,Female\n"
+                         "audio/b.wav,s2,neutral,,S2,m\n");
+  auto s = ScanCorpus("generic_csv", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->default_label_map, "");
+  const auto& a = Rec(*s, "a");
+  EXPECT_EQ(a.speaker, "s1");
+  EXPECT_EQ(a.original_label, "anger");
+  EXPECT_EQ(a.transcript, "Hello, there");
+  EXPECT_EQ(a.session, "S1");
+  EXPECT_EQ(a.gender, "f");
+  EXPECT_EQ(Rec(*s, "b").gender, "m");
+}
+
+TEST(AdapterScan, GenericCsvRowWithWrongFieldCount) {
+  AdapterTree t;
+  t.Wav("a.wav");
+  t.Text("metadata.csv", "file,speaker,label\na.wav,s1,anger\na.wav,s1\n");
+  auto s = ScanCorpus("generic_csv", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(s.status().message().find("metadata.csv: line 3"), std::string::npos) << s.status().message();
+}
+
+TEST(AdapterScan, GenericCsvMissingAudio) {
+  AdapterTree t;
+  t.Text("metadata.csv", "file,speaker,label\nnope.wav,s1,anger\n");
+  auto s = ScanCorpus("generic_csv", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("nope.wav"), std::string::npos);
+}
+
+TEST(AdapterScan, DuplicateIdsAreRejected) {
+  AdapterTree t;
+  t.Wav("a/x.wav");
+  t.Wav("b/x.wav");
+  t.Text("metadata.csv", "file,speaker,label\na/x.wav,s1,anger\nb/x.wav,s2,anger\n");
+  auto s = ScanCorpus("generic_csv", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'x' occurs twice"), std::string::npos) << s.status().message();
+}
+
+TEST(AdapterScan, MissingRoot) {
+  auto s = ScanCorpus("emodb", "/nonexistent/emosweep-corpus");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(s.status().message().find("/nonexistent/emosweep-corpus"), std::string::npos);
+}
+
+TEST(AdapterScan, UnknownAdapter) {
+  AdapterTree t;
+  auto s = ScanCorpus("nosuch", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("emodb"), std::string::npos);  // lists the known ones
+}
+
+TEST(AdapterScan, UnparsableNameFailsOrIsSkippedAndCounted) {
+  AdapterTree t;
+  t.Wav("wav/03a01Fa.wav");
+  t.Wav("wav/03a01Xa.wav");  // X is no EmoDB emotion letter
+  t.Wav("wav/notes.wav");
+  auto s = ScanCorpus("emodb", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("03a01Xa.wav"), std::string::npos) << s.status().message();
+  ScanOptions skip;
+  skip.skip_bad = true;
+  auto k = ScanCorpus("emodb", t.root(), skip);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k->records.size(), 1u);
+  EXPECT_EQ(k->skipped, 2);
+  ASSERT_EQ(k->skipped_notes.size(), 2u);
+}
+
+TEST(AdapterScan, EmptyCorpusIsAnError) {
+  AdapterTree t;
+  t.Text("wav/readme.txt", "nothing");
+  auto s = ScanCorpus("emodb", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("no utterances"), std::string::npos);
+}
+
+TEST(AdapterScan, LimitKeepsFirstIdsInOrder) {
+  AdapterTree t;
+  for (const char* n : {"wav/16a05Nc.wav", "wav/03a01Fa.wav", "wav/08b10Wb.wav"}) t.Wav(n);
+  ScanOptions o;
+  o.limit = 2;
+  auto s = ScanCorpus("emodb", t.root(), o);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(Ids(*s), (std::vector<std::string>{"03a01Fa", "08b10Wb"}));
+}
+
+}  // namespace
+}  // namespace emosweep::data
