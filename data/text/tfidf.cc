@@ -1,0 +1,218 @@
+#include "data/text/tfidf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+namespace emosweep::data::text {
+namespace {
+
+// Decodes one UTF-8 code point; invalid sequences yield U+FFFD and advance one byte.
+uint32_t NextCodePoint(const std::string& s, size_t* i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(*i);
+  int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || *i + len > s.size()) {
+    ++*i;
+    return 0xFFFD;
+  }
+  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  for (int k = 1; k < len; ++k) {
+    if ((b(*i + k) & 0xC0) != 0x80) {
+      ++*i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (b(*i + k) & 0x3F);
+  }
+  *i += size_t(len);
+  return cp;
+}
+
+// Letters and digits of the scripts our corpora use (Latin incl. Latin-1,
+// Extended-A/B, Greek, Cyrillic); everything from U+3040 on (CJK, kana, ...)
+// also counts as a letter so those scripts are not silently dropped.
+bool IsWordChar(uint32_t cp) {
+  if (cp < 0x80) return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
+  if (cp == 0xD7 || cp == 0xF7) return false;  // × ÷
+  if (cp >= 0xC0 && cp <= 0x24F) return true;
+  if (cp >= 0x370 && cp <= 0x3FF && cp != 0x37E && cp != 0x387) return true;
+  if (cp >= 0x400 && cp <= 0x4FF) return true;
+  return cp >= 0x3040 && cp != 0xFFFD && !(cp >= 0x3000 && cp <= 0x303F) && !(cp >= 0xFF00 && cp <= 0xFF0F);
+}
+
+uint32_t ToLower(uint32_t cp) {
+  if (cp >= 'A' && cp <= 'Z') return cp + 32;
+  if ((cp >= 0xC0 && cp <= 0xDE) && cp != 0xD7) return cp + 32;
+  if (cp >= 0x100 && cp <= 0x17F) {  // Latin Extended-A: mostly even upper / odd lower pairs
+    if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) return (cp % 2 == 1) ? cp + 1 : cp;
+    if (cp == 0x130 || cp == 0x131 || cp == 0x138 || cp == 0x149 || cp == 0x17F) return cp;
+    return (cp % 2 == 0) ? cp + 1 : cp;
+  }
+  if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 32;  // Greek
+  if (cp >= 0x410 && cp <= 0x42F) return cp + 32;                  // Cyrillic
+  if (cp >= 0x400 && cp <= 0x40F) return cp + 80;
+  return cp;
+}
+
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(char(cp));
+  } else if (cp < 0x800) {
+    out->push_back(char(0xC0 | (cp >> 6)));
+    out->push_back(char(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(char(0xE0 | (cp >> 12)));
+    out->push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(char(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(char(0xF0 | (cp >> 18)));
+    out->push_back(char(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(char(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Calls fn(hash) for every n-gram of the document.
+template <typename Fn>
+void ForEachNgramHash(const TfidfOptions& o, const std::string& doc, Fn fn) {
+  const std::vector<std::string> tokens = Tokenize(doc);
+  std::string gram;
+  for (int n = o.min_n; n <= o.max_n; ++n) {
+    for (size_t i = 0; i + size_t(n) <= tokens.size(); ++i) {
+      gram = tokens[i];
+      for (int k = 1; k < n; ++k) gram += ' ' + tokens[i + size_t(k)];
+      fn(HashNgram(gram));
+    }
+  }
+}
+
+Status CheckOptions(const TfidfOptions& o) {
+  if (o.dim < 1) return Status::InvalidArgument("tfidf: dim must be >= 1, got " + std::to_string(o.dim));
+  if (o.min_n < 1 || o.max_n < o.min_n) {
+    return Status::InvalidArgument("tfidf: need 1 <= min_n <= max_n, got " + std::to_string(o.min_n) + ".." +
+                                   std::to_string(o.max_n));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<std::string> Tokenize(const std::string& utf8) {
+  std::vector<std::string> tokens;
+  std::string cur;
+  size_t i = 0;
+  while (i < utf8.size()) {
+    const uint32_t cp = NextCodePoint(utf8, &i);
+    if (IsWordChar(cp)) {
+      AppendUtf8(ToLower(cp), &cur);
+    } else if (!cur.empty()) {
+      tokens.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) tokens.push_back(std::move(cur));
+  return tokens;
+}
+
+uint64_t HashNgram(const std::string& ngram) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : ngram) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+Result<TfidfVectorizer> TfidfVectorizer::Fit(const std::vector<std::string>& docs, const TfidfOptions& options) {
+  ES_RETURN_IF_ERROR(CheckOptions(options));
+  TfidfVectorizer v;
+  v.options_ = options;
+  v.num_fit_docs_ = int64_t(docs.size());
+  std::vector<int64_t> df(size_t(options.dim), 0);
+  std::unordered_set<int64_t> seen;
+  for (const auto& doc : docs) {
+    seen.clear();
+    ForEachNgramHash(options, doc, [&](uint64_t h) { seen.insert(int64_t(h % uint64_t(options.dim))); });
+    for (int64_t b : seen) ++df[size_t(b)];
+  }
+  v.idf_.resize(size_t(options.dim));
+  for (int64_t b = 0; b < options.dim; ++b) {
+    v.idf_[size_t(b)] = float(std::log((1.0 + double(v.num_fit_docs_)) / (1.0 + double(df[size_t(b)]))) + 1.0);
+  }
+  return v;
+}
+
+nlohmann::json TfidfVectorizer::Provenance() const {
+  return {{"extractor", "emosweep.tfidf"},
+          {"extractor_version", 1},
+          {"dim", options_.dim},
+          {"min_n", options_.min_n},
+          {"max_n", options_.max_n},
+          {"sublinear_tf", options_.sublinear_tf},
+          {"l2_normalise", options_.l2_normalise},
+          {"hash", "fnv1a64; bucket = h mod dim; sign = bit 63"},
+          {"idf_formula", "ln((1 + n_docs) / (1 + df)) + 1"},
+          {"num_fit_docs", num_fit_docs_},
+          {"idf", idf_},
+          {"docs", "docs/features.md"}};
+}
+
+Result<TfidfVectorizer> TfidfVectorizer::FromProvenance(const nlohmann::json& p) {
+  if (!p.is_object() || p.value("extractor", "") != "emosweep.tfidf") {
+    return Status::Corruption("tfidf provenance: not an emosweep.tfidf provenance object");
+  }
+  if (p.value("extractor_version", 0) != 1) {
+    return Status::Corruption("tfidf provenance: unsupported extractor_version " + p.value("extractor_version", nlohmann::json()).dump());
+  }
+  TfidfVectorizer v;
+  try {
+    v.options_.dim = p.at("dim").get<int64_t>();
+    v.options_.min_n = p.at("min_n").get<int>();
+    v.options_.max_n = p.at("max_n").get<int>();
+    v.options_.sublinear_tf = p.at("sublinear_tf").get<bool>();
+    v.options_.l2_normalise = p.at("l2_normalise").get<bool>();
+    v.num_fit_docs_ = p.at("num_fit_docs").get<int64_t>();
+    v.idf_ = p.at("idf").get<std::vector<float>>();
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("tfidf provenance: missing or mistyped field: ") + e.what());
+  }
+  ES_RETURN_IF_ERROR(CheckOptions(v.options_));
+  if (int64_t(v.idf_.size()) != v.options_.dim) {
+    return Status::Corruption("tfidf provenance: idf has " + std::to_string(v.idf_.size()) + " entries, dim is " +
+                              std::to_string(v.options_.dim));
+  }
+  for (float x : v.idf_) {
+    if (!std::isfinite(x)) return Status::Corruption("tfidf provenance: idf contains a non-finite value");
+  }
+  return v;
+}
+
+void TfidfVectorizer::TransformOne(const std::string& doc, float* out) const {
+  const uint64_t dim = uint64_t(options_.dim);
+  std::fill(out, out + dim, 0.f);
+  ForEachNgramHash(options_, doc, [&](uint64_t h) { out[h % dim] += (h >> 63) ? -1.f : 1.f; });
+  double norm = 0.0;
+  for (uint64_t b = 0; b < dim; ++b) {
+    float tf = out[b];
+    if (options_.sublinear_tf && tf != 0.f) tf = std::copysign(1.f + std::log(std::fabs(tf)), tf);
+    out[b] = tf * idf_[b];
+    norm += double(out[b]) * out[b];
+  }
+  if (options_.l2_normalise && norm > 0.0) {
+    const float inv = float(1.0 / std::sqrt(norm));
+    for (uint64_t b = 0; b < dim; ++b) out[b] *= inv;
+  }
+}
+
+FeatureSet TfidfVectorizer::Transform(const std::vector<std::string>& docs, const std::string& name) const {
+  FeatureSet fs;
+  fs.name = name;
+  fs.modality = "text";
+  fs.dim = options_.dim;
+  fs.values.resize(docs.size() * size_t(options_.dim));
+  for (size_t i = 0; i < docs.size(); ++i) TransformOne(docs[i], fs.values.data() + i * size_t(options_.dim));
+  fs.provenance = Provenance();
+  return fs;
+}
+
+}  // namespace emosweep::data::text

@@ -1,0 +1,111 @@
+// Decoding real and synthetic files; every bad input gives a Status naming the file.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "data/audio/decode.h"
+#include "audio_test_util.h"
+
+namespace emosweep::data::audio {
+namespace {
+
+using testing::Sine;
+using testing::WriteWav;
+
+class DecodeTest : public testing::TempDirTest {};
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+void ExpectBad(const Result<Waveform>& r, const std::string& path, StatusCode code, const std::string& needle) {
+  ASSERT_FALSE(r.ok()) << path << " decoded but should not";
+  EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+  EXPECT_NE(r.status().message().find(path), std::string::npos) << "message must name the file: " << r.status().ToString();
+  EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().ToString();
+  EXPECT_TRUE(r.status().IsBadInput());
+}
+
+TEST_F(DecodeTest, RealEmodbFileHasItsDuration) {
+  const std::string path = testing::EmodbWavDir() + "/03a01Fa.wav";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "EmoDB not found at " << path << " (needs ../shared)";
+  auto w = DecodeAudio(path);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->source_rate, 16000);
+  EXPECT_EQ(w->source_channels, 1);
+  EXPECT_EQ(w->samples.size(), 30372u);  // metadata.csv: 1.898 s
+  EXPECT_NEAR(w->duration_s(), 1.898, 0.001);
+  float peak = 0;
+  for (float v : w->samples) peak = std::max(peak, std::fabs(v));
+  EXPECT_GT(peak, 0.5f);  // EmoDB is peak-normalised near full scale
+}
+
+TEST_F(DecodeTest, Stereo44kIsMixedAndResampled) {
+  const auto mono = Sine(300, 1.0, 44100, 0.4);
+  std::vector<float> stereo;
+  for (float v : mono) stereo.push_back(v), stereo.push_back(v);
+  WriteWav(Path("s.wav"), stereo, 44100, 2);
+  auto w = DecodeAudio(Path("s.wav"));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->source_rate, 44100);
+  EXPECT_EQ(w->source_channels, 2);
+  EXPECT_EQ(w->sample_rate, 16000);
+  EXPECT_NEAR(double(w->samples.size()), 16000.0, 2.0);
+  float peak = 0;
+  for (size_t i = 4000; i < 12000; ++i) peak = std::max(peak, std::fabs(w->samples[i]));
+  EXPECT_NEAR(peak, 0.4, 0.01);
+}
+
+TEST_F(DecodeTest, FlacDecodes) {
+  WriteWav(Path("a.flac"), Sine(200, 0.5, 16000), 16000, 1, SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+  auto w = DecodeAudio(Path("a.flac"));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->samples.size(), 8000u);
+}
+
+TEST_F(DecodeTest, MissingFile) {
+  ExpectBad(DecodeAudio(Path("nope.wav")), Path("nope.wav"), StatusCode::kNotFound, "no such");
+}
+
+TEST_F(DecodeTest, EmptyFile) {
+  WriteBytes(Path("empty.wav"), "");
+  ExpectBad(DecodeAudio(Path("empty.wav")), Path("empty.wav"), StatusCode::kCorruption, "empty");
+}
+
+TEST_F(DecodeTest, CorruptHeader) {
+  WriteBytes(Path("corrupt.wav"), std::string("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00", 20) + std::string(40, '\x7f'));
+  ExpectBad(DecodeAudio(Path("corrupt.wav")), Path("corrupt.wav"), StatusCode::kCorruption, "cannot decode");
+}
+
+TEST_F(DecodeTest, UnsupportedFormat) {
+  WriteBytes(Path("text.wav"), "this is a text file pretending to be audio\n");
+  ExpectBad(DecodeAudio(Path("text.wav")), Path("text.wav"), StatusCode::kCorruption, "unsupported format");
+}
+
+TEST_F(DecodeTest, TruncatedWav) {
+  WriteWav(Path("t.wav"), Sine(200, 1.0, 16000), 16000);
+  const auto size = std::filesystem::file_size(Path("t.wav"));
+  std::filesystem::resize_file(Path("t.wav"), size / 2);
+  ExpectBad(DecodeAudio(Path("t.wav")), Path("t.wav"), StatusCode::kCorruption, "truncated");
+}
+
+TEST_F(DecodeTest, HeaderOnlyWavHasNoSamples) {
+  WriteWav(Path("zero.wav"), {}, 16000);
+  ExpectBad(DecodeAudio(Path("zero.wav")), Path("zero.wav"), StatusCode::kCorruption, "no audio samples");
+}
+
+TEST_F(DecodeTest, NanSamplesAreRejected) {
+  std::vector<float> x = Sine(200, 0.1, 16000);
+  x[100] = std::nanf("");
+  WriteWav(Path("nan.wav"), x, 16000, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  ExpectBad(DecodeAudio(Path("nan.wav")), Path("nan.wav"), StatusCode::kCorruption, "NaN");
+}
+
+TEST_F(DecodeTest, DirectoryIsNotAudio) {
+  std::filesystem::create_directories(Path("d.wav"));
+  ExpectBad(DecodeAudio(Path("d.wav")), Path("d.wav"), StatusCode::kInvalidArgument, "not a regular file");
+}
+
+}  // namespace
+}  // namespace emosweep::data::audio
