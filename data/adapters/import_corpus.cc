@@ -62,19 +62,19 @@ void AppendRow(const FeatureSet& src, int64_t row, FeatureSet* dst) {
 
 // The existing store at `path` when every requested audio set is in it with
 // the same provenance (and frame layout); otherwise nothing to reuse.
-std::optional<Corpus> LoadReusable(const std::string& path, const audio::AudioFrontEnd& fe) {
+std::optional<Corpus> LoadReusable(const std::string& path, const std::vector<FeatureSet>& want) {
   if (!FileExists(path)) return std::nullopt;
   StoreReadOptions ro;
   ro.load_frames = true;
-  for (const auto& s : fe.specs()) ro.feature_sets.push_back(s.name);
+  for (const auto& s : want) ro.feature_sets.push_back(s.name);
   auto old = ReadFeatureStore(path, ro);
   if (!old.ok()) {
     LOG_WARN << path << ": existing store not reused (" << old.status().ToString() << "); extracting everything";
     return std::nullopt;
   }
-  for (const auto& s : fe.specs()) {
+  for (const auto& s : want) {
     const FeatureSet* f = old->FindFeature(s.name);
-    if (!f || f->dim != s.dim || f->frame_dim != s.frame_dim || f->provenance != fe.Provenance(s.name)) {
+    if (!f || f->dim != s.dim || f->frame_dim != s.frame_dim || f->provenance != s.provenance) {
       LOG_INFO << path << ": feature set " << s.name << " missing or extracted with other parameters; extracting everything";
       return std::nullopt;
     }
@@ -166,7 +166,8 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
                                        " clips not found), so audio feature sets cannot be extracted; "
                                        "use --features tfidf for a text-only import");
     ES_ASSIGN_OR_RETURN(auto fe, audio::AudioFrontEnd::Create(ao));
-    std::optional<Corpus> old = LoadReusable(o.out, *fe);
+    std::vector<FeatureSet> sets = fe->MakeEmptySets();
+    std::optional<Corpus> old = LoadReusable(o.out, sets);
     std::unordered_map<std::string, int64_t> old_row;
     if (old)
       for (size_t i = 0; i < old->utterances.size(); ++i) old_row[old->utterances[i].id] = static_cast<int64_t>(i);
@@ -191,7 +192,6 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
     }
     std::vector<int64_t> batch_row(corpus.size(), -1);
     for (size_t k = 0; k < todo_index.size(); ++k) batch_row[todo_index[k]] = static_cast<int64_t>(k);
-    std::vector<FeatureSet> sets = fe->MakeEmptySets();
     for (size_t s = 0; s < sets.size(); ++s) {
       FeatureSet& dst = sets[s];
       dst.values.reserve(corpus.size() * dst.dim);
