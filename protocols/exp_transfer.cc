@@ -31,6 +31,13 @@ Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
     return Status::FailedPrecondition(e.where + ": target '" + e.target + "' has no validation share for target_val");
   std::vector<Budget> budgets = e.budgets;
   if (e.kind == "finetune") budgets = {Budget{"100%", 1.0, 0}};
+  // Few-shot subsets draw from every class of the label set, so a class the
+  // target lacks is an error naming it (not a silently smaller label space).
+  data::Corpus subset_from;
+  if (e.kind == "fewshot") {
+    subset_from = st.tgt->meta;
+    subset_from.label_set = e.labels;
+  }
   for (const auto& [m, point] : e.points)
     for (uint64_t seed : e.seeds) {
       PlannedJob pre;
@@ -50,7 +57,7 @@ Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
       for (const auto& b : budgets) {
         std::vector<std::string> train_ids = st.tp.train;
         if (e.kind == "fewshot") {
-          auto subset = data::StratifiedSubset(st.tgt->meta, st.tp.train, b.fraction, b.shots, seed,
+          auto subset = data::StratifiedSubset(subset_from, st.tp.train, b.fraction, b.shots, seed,
                                                e.where + ": budget " + b.label + " of target '" + e.target + "'");
           if (!subset.ok()) return subset.status();
           train_ids = std::move(subset).value();
