@@ -106,6 +106,19 @@ int FakeExecutor::calls(const std::string& id) {
   return calls_[id];
 }
 
+std::vector<protocols::PlannedJob> FakeSweepPlan(int n) {
+  std::vector<protocols::PlannedJob> jobs;
+  auto pre = MakeJob("fake", "pre", "all", 1, {}, 10, "pretrain");
+  jobs.push_back(pre);
+  for (int i = 1; i < n; ++i) {
+    std::vector<std::string> deps;
+    if (i % 4 == 0) deps.push_back(pre.spec.id);
+    jobs.push_back(MakeJob("fake", i % 2 ? "good" : "mid", "c" + std::to_string(i), static_cast<uint64_t>(i % 3 + 1),
+                           deps, 10, deps.empty() ? "supervised" : "finetune"));
+  }
+  return jobs;
+}
+
 std::string TestDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::filesystem::path dir = std::filesystem::temp_directory_path() /

@@ -50,6 +50,10 @@ class FakeExecutor {
   std::map<std::string, int> calls_;
 };
 
+// The plan of the fake_sweep driver (process tests): one pre-training job and
+// n - 1 jobs, every 4th depending on it. Same ids in every process.
+std::vector<protocols::PlannedJob> FakeSweepPlan(int n);
+
 // A fresh directory under the gtest temp dir, named after the running test.
 std::string TestDir();
 
