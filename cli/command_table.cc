@@ -9,6 +9,12 @@ namespace emosweep::cli {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"version", "print version and build configuration", "[--json]", "", VersionOptions, {}, VersionRun},
+      {"plan", "validate a protocol and list its jobs (nothing runs)",
+       "PROTOCOL [--store-dir DIR] [--var NAME=VALUE] [--ledger DB] [--jobs] [--json]",
+       "Parses and validates the protocol (grammar v1, docs/formats/protocol.md), expands it into jobs\n"
+       "and prints experiments, job counts by kind and tables. Missing feature stores are listed, not an\n"
+       "error. Exit 0 when the protocol is valid, 2 when it is malformed.",
+       PlanOptions, {{"protocol", 1}}, PlanRun},
       {"submit", "render an sbatch script for a sweep and submit it to Slurm",
        "PROTOCOL --ledger DB [--nodes N] [--ntasks-per-node T] [--gpus-per-node G] [--time T] [--partition P] "
        "[--array N] [--dry-run]",

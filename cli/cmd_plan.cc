@@ -1,0 +1,163 @@
+// cli/cmd_plan.cc: `emosweep plan PROTOCOL`: validate a protocol, expand it
+// and say what a run would do, without running anything.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "protocols/expand.h"
+
+namespace emosweep::cli {
+namespace {
+
+std::string KindCounts(const std::map<std::string, int>& by_kind) {
+  std::string s;
+  for (const auto& [kind, n] : by_kind) s += (s.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+  return s;
+}
+
+Result<protocols::LoadOptions> OptionsFrom(const po::variables_map& vm) {
+  protocols::LoadOptions o;
+  if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
+  if (vm.count("var")) {
+    for (const auto& kv : vm["var"].as<std::vector<std::string>>()) {
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return Status::InvalidArgument("--var expects NAME=VALUE, got '" + kv + "'");
+      o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  return o;
+}
+
+nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
+  std::map<std::string, int> by_kind;
+  for (const auto& j : p.jobs) ++by_kind[j.spec.kind];
+  nlohmann::json stores = nlohmann::json::array();
+  for (const auto& [corpus, path] : p.stores) {
+    bool missing = false;
+    for (const auto& m : p.missing_inputs) missing |= m.rfind(corpus + ": ", 0) == 0;
+    stores.push_back({{"corpus", corpus}, {"path", path}, {"exists", !missing}});
+  }
+  nlohmann::json exps = nlohmann::json::array();
+  for (const auto& e : p.experiments)
+    exps.push_back({{"name", e.name},
+                    {"kind", e.kind},
+                    {"selection", e.selection},
+                    {"corpora", e.corpora},
+                    {"expanded", e.expanded},
+                    {"reason", e.reason},
+                    {"jobs", e.jobs},
+                    {"jobs_by_kind", e.jobs_by_kind}});
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& t : p.tables)
+    tables.push_back({{"name", t.name},
+                      {"experiment", t.experiment},
+                      {"rows", t.rows},
+                      {"columns", t.columns},
+                      {"metrics", t.metrics},
+                      {"eval", t.eval},
+                      {"spread", t.spread},
+                      {"published_cells", t.published.size()}});
+  nlohmann::json j = {{"protocol", p.name},     {"path", p.path},          {"version", p.version},
+                      {"stores", stores},       {"missing_inputs", p.missing_inputs},
+                      {"experiments", exps},    {"jobs_total", p.jobs.size()},
+                      {"jobs_by_kind", by_kind}, {"tables", tables},     {"warnings", p.warnings}};
+  if (with_jobs) {
+    nlohmann::json jobs = nlohmann::json::array();
+    for (const auto& job : p.jobs)
+      jobs.push_back({{"id", job.spec.id},
+                      {"kind", job.spec.kind},
+                      {"deps", job.deps},
+                      {"reportable", job.reportable},
+                      {"attrs", job.attrs}});
+    j["jobs"] = jobs;
+  }
+  return j;
+}
+
+void PrintText(const protocols::Protocol& p, bool with_jobs) {
+  std::cout << "protocol " << p.name << " (" << p.path << ", grammar v" << p.version << ")\n";
+  if (!p.description.empty()) std::cout << "  " << p.description << "\n";
+  std::cout << "\nstores:\n";
+  for (const auto& [corpus, path] : p.stores) {
+    bool missing = false;
+    for (const auto& m : p.missing_inputs) missing |= m.rfind(corpus + ": ", 0) == 0;
+    std::printf("  %-14s %s%s\n", corpus.c_str(), path.c_str(), missing ? "   MISSING" : "");
+  }
+  std::cout << "\nexperiments:\n";
+  std::printf("  %-22s %-13s %-18s %6s  %s\n", "name", "kind", "selection", "jobs", "by job kind");
+  int not_expanded = 0;
+  for (const auto& e : p.experiments) {
+    if (e.expanded) {
+      std::printf("  %-22s %-13s %-18s %6d  %s\n", e.name.c_str(), e.kind.c_str(), e.selection.c_str(), e.jobs,
+                  KindCounts(e.jobs_by_kind).c_str());
+    } else {
+      ++not_expanded;
+      std::printf("  %-22s %-13s %-18s %6s  not expanded: %s\n", e.name.c_str(), e.kind.c_str(),
+                  e.selection.c_str(), "-", e.reason.c_str());
+    }
+  }
+  std::map<std::string, int> by_kind;
+  for (const auto& j : p.jobs) ++by_kind[j.spec.kind];
+  std::cout << "\ntotal: " << p.jobs.size() << " jobs" << (by_kind.empty() ? "" : " (" + KindCounts(by_kind) + ")")
+            << "\n";
+  if (!p.tables.empty()) {
+    std::cout << "\ntables:\n";
+    for (const auto& t : p.tables) {
+      std::string metrics;
+      for (const auto& m : t.metrics) metrics += (metrics.empty() ? "" : ",") + m;
+      std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), t.experiment.c_str(),
+                  t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(),
+                  t.published.empty() ? "" : (", " + std::to_string(t.published.size()) + " published cells").c_str());
+    }
+  }
+  for (const auto& w : p.warnings) std::cout << "warning: " << w << "\n";
+  if (!p.missing_inputs.empty()) {
+    std::cout << "\nmissing inputs: " << p.missing_inputs.size() << " store(s) do not exist; " << not_expanded << " of "
+              << p.experiments.size() << " experiment(s) cannot be expanded until they do:\n";
+    for (const auto& m : p.missing_inputs) std::cout << "  " << m << "\n";
+    std::cout << "Create them with `emosweep data import` / `emosweep data synth`, or point the protocol at them with "
+                 "--store-dir DIR or --var NAME=VALUE.\n";
+  }
+  if (with_jobs) {
+    std::cout << "\njobs:\n";
+    for (const auto& job : p.jobs) {
+      std::string attrs;
+      for (const auto& [k, v] : job.attrs)
+        if (k != "experiment" && k != "kind" && k != "model_name" && k != "selection" && !v.empty())
+          attrs += (attrs.empty() ? "" : " ") + k + "=" + v;
+      std::printf("  %.12s %-10s %s%s\n", job.spec.id.c_str(), job.spec.kind.c_str(), attrs.c_str(),
+                  job.deps.empty() ? "" : ("  <- " + job.deps.front().substr(0, 12)).c_str());
+    }
+  }
+}
+
+}  // namespace
+
+void PlanOptions(po::options_description& o) {
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+      "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
+      "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
+      "ledger", po::value<std::string>(), "SQLite ledger: also count jobs done / to run / failed")(
+      "jobs", "list every job (id, kind, table coordinates, dependency)")("json", "print one JSON document");
+}
+
+Status PlanRun(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(vm["protocol"].as<std::string>(), options));
+  bool with_jobs = vm.count("jobs") > 0;
+  if (vm.count("ledger"))
+    std::cerr << "note: --ledger counts (done / to run / failed) are not wired yet in this build\n";
+  if (vm.count("json")) {
+    PrintJson(ToJson(p, with_jobs).dump(2));
+  } else {
+    PrintText(p, with_jobs);
+  }
+  return Status::Ok();
+}
+
+}  // namespace emosweep::cli
