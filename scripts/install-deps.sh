@@ -13,6 +13,7 @@ pkgs=(
   libhdf5-dev libsqlite3-dev libssl-dev
   libboost-program-options-dev nlohmann-json3-dev libtomlplusplus-dev
   libsndfile1-dev libsoxr-dev
+  zlib1g-dev                                # .npz (deflate) in data/import
   libgtest-dev
 )
 for arg in "$@"; do
