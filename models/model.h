@@ -63,6 +63,10 @@ class FusionModelImpl : public torch::nn::Module {
   // Full-batch over the split's graph (CemoBAM/HemoGAT).
   virtual bool transductive() const { return false; }
   virtual int64_t feature_dim() const = 0;
+  // CemoBAM/HemoGAT with `faithful = true`: the seed trains in eval mode from its
+  // second epoch on (train() once before the loop, eval() for validation, never
+  // train() again). The trainer reproduces that when this returns true.
+  virtual bool faithful_eval_mode_bug() const { return false; }
 };
 
 using ModelPtr = std::shared_ptr<FusionModelImpl>;

@@ -1,0 +1,89 @@
+#include "models/adapt_configs.h"
+
+namespace emosweep::models {
+namespace {
+
+ConfigKey VariantKey(const std::string& v) {
+  return {"variant", ConfigType::kString, v, "domain-adaptation variant (specs/da-variants.md)", {}, {}, {v}};
+}
+ConfigKey WeightKey() {
+  return {"weight", ConfigType::kDouble, 0.1, "lambda_domain: total = task loss + weight * DA loss (seed 0.1)", 0.0,
+          {}, {}};
+}
+
+std::vector<ConfigKey> DannKeys(const std::string& v) {
+  return {VariantKey(v), WeightKey(),
+          {"disc_hidden", ConfigType::kIntList, nlohmann::json::array({256, 128}),
+           "discriminator hidden sizes (seed 384->256->128->1; in_dim = the model's feature_dim)", 1.0, {}, {}},
+          {"disc_dropout", ConfigType::kDouble, 0.3, "dropout after each discriminator hidden ReLU", 0.0, 0.99, {}},
+          {"lambda_max", ConfigType::kDouble, 1.0, "upper end of the GRL coefficient schedule", 0.0, {}, {}}};
+}
+
+std::vector<AdaptInfo> Build() {
+  std::vector<AdaptInfo> v;
+  {
+    auto k = DannKeys("dann_ganin");
+    k.push_back({"grl_gamma", ConfigType::kDouble, 10.0, "lambda = 2/(1+exp(-gamma*p))-1, p = epoch/num_epochs", 0.0,
+                 {}, {}});
+    k.push_back({"loss_form", ConfigType::kString, "seed",
+                 "seed: BCE(D(s),0)+BCE(D(t),1); tllib: 0.5*[BCE(D(s),1)+BCE(D(t),0)]", {}, {}, {"seed", "tllib"}});
+    v.push_back({"dann_ganin", "DANN, GRL coefficient per epoch (Ganin; multimodal-ser seed)", ConfigTable("adapt", k)});
+  }
+  {
+    auto k = DannKeys("dann_tllib");
+    k.push_back({"grl_alpha", ConfigType::kDouble, 1.0, "lambda = 2/(1+exp(-alpha*i/N))-1 per optimizer step i", 0.0,
+                 {}, {}});
+    k.push_back({"grl_max_iters", ConfigType::kInt, 1000, "N of the warm-start schedule", 1.0, {}, {}});
+    k.push_back({"loss_form", ConfigType::kString, "tllib",
+                 "seed: BCE(D(s),0)+BCE(D(t),1); tllib: 0.5*[BCE(D(s),1)+BCE(D(t),0)]", {}, {}, {"seed", "tllib"}});
+    v.push_back({"dann_tllib", "DANN, warm-start GRL coefficient per step (TLlib)", ConfigTable("adapt", k)});
+  }
+  v.push_back({"mmd_rbf", "single-RBF biased MMD, gamma = 1/D (multimodal-ser seed)",
+               ConfigTable("adapt", {VariantKey("mmd_rbf"), WeightKey(),
+                                     {"gamma", ConfigType::kDouble, 0.0, "RBF gamma; 0 = 1/feature_dim", 0.0, {}, {}}})});
+  for (const char* name : {"mk_mmd_linear", "mk_mmd_quadratic"}) {
+    v.push_back({name,
+                 std::string("multi-kernel MMD (TLlib), ") +
+                     (std::string(name) == "mk_mmd_linear" ? "linear-time estimator" : "quadratic estimator"),
+                 ConfigTable("adapt", {VariantKey(name), WeightKey(),
+                                       {"kernel_multipliers", ConfigType::kDoubleList,
+                                        nlohmann::json::array({0.125, 0.25, 0.5, 1.0, 2.0}),
+                                        "Gaussian kernels: sigma^2 = multiplier * mean squared distance", 1e-12, {},
+                                        {}}})});
+  }
+  v.push_back({"coral_deep", "Deep CORAL: ||C_s - C_t||_F^2 / (4 d^2) (seed and paper)",
+               ConfigTable("adapt", {VariantKey("coral_deep"), WeightKey()})});
+  v.push_back({"coral_mean_cov", "CORAL mean + covariance: ||dmu||^2/d + ||dC||_F^2/d^2 (TLlib/DomainBed)",
+               ConfigTable("adapt", {VariantKey("coral_mean_cov"), WeightKey()})});
+  return v;
+}
+
+}  // namespace
+
+const std::vector<AdaptInfo>& AdaptInfos() {
+  static const std::vector<AdaptInfo> kInfos = Build();
+  return kInfos;
+}
+
+const AdaptInfo* FindAdaptInfo(const std::string& variant) {
+  for (const auto& i : AdaptInfos())
+    if (i.variant == variant) return &i;
+  return nullptr;
+}
+
+Result<nlohmann::json> ValidateAdaptConfig(const nlohmann::json& adapt, const std::string& where) {
+  if (adapt.is_null() || (adapt.is_object() && adapt.empty())) return nlohmann::json::object();
+  if (!adapt.is_object()) return Status::InvalidArgument(where + ": [adapt] must be a table");
+  if (!adapt.contains("variant") || !adapt["variant"].is_string())
+    return Status::InvalidArgument(where + ": [adapt] needs a string key 'variant'");
+  const std::string v = adapt["variant"].get<std::string>();
+  const AdaptInfo* info = FindAdaptInfo(v);
+  if (!info) {
+    std::string all;
+    for (const auto& i : AdaptInfos()) all += (all.empty() ? "" : ", ") + i.variant;
+    return Status::InvalidArgument(where + ": unknown adapt variant '" + v + "' (known: " + all + ")");
+  }
+  return info->config.Apply(adapt, where);
+}
+
+}  // namespace emosweep::models

@@ -1,0 +1,51 @@
+#include "models/gat.h"
+
+namespace emosweep::models {
+
+torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes) {
+  auto keep = edge_index[0].ne(edge_index[1]);
+  auto loops = torch::arange(num_nodes, edge_index.options()).view({1, -1}).expand({2, num_nodes});
+  return torch::cat({edge_index.index({torch::indexing::Slice(), keep}), loops}, 1);
+}
+
+GatConvImpl::GatConvImpl(int64_t in_dim, int64_t out_dim, int64_t heads, bool concat)
+    : out_dim_(out_dim), heads_(heads), concat_(concat) {
+  lin = register_module("lin", torch::nn::Linear(torch::nn::LinearOptions(in_dim, heads * out_dim).bias(false)));
+  att_src = register_parameter("att_src", torch::empty({1, heads, out_dim}));
+  att_dst = register_parameter("att_dst", torch::empty({1, heads, out_dim}));
+  bias = register_parameter("bias", torch::zeros({concat ? heads * out_dim : out_dim}));
+  torch::NoGradGuard g;
+  torch::nn::init::xavier_uniform_(lin->weight);
+  // PyG glorot on [1, H, C]: bound sqrt(6 / (H + C)) from the last two dims.
+  const double b = std::sqrt(6.0 / static_cast<double>(heads + out_dim));
+  att_src.uniform_(-b, b);
+  att_dst.uniform_(-b, b);
+}
+
+torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& edge_index) {
+  return forward_with_attention(x, edge_index, nullptr);
+}
+
+torch::Tensor GatConvImpl::forward_with_attention(const torch::Tensor& x, const torch::Tensor& edge_index,
+                                                  GatAttention* att) {
+  const int64_t n = x.size(0);
+  auto ei = WithSelfLoops(edge_index, n);
+  auto src = ei[0], dst = ei[1];
+  auto h = lin(x).view({n, heads_, out_dim_});
+  auto a_src = (h * att_src).sum(-1);  // [N, H]
+  auto a_dst = (h * att_dst).sum(-1);
+  auto e = torch::leaky_relu(a_src.index_select(0, src) + a_dst.index_select(0, dst), 0.2);  // [E, H]
+  // Softmax over the incoming edges of each target; the per-target max is a constant shift (no gradient).
+  auto emax = torch::full({n, heads_}, -std::numeric_limits<float>::infinity(), e.options())
+                  .scatter_reduce(0, dst.view({-1, 1}).expand_as(e), e.detach(), "amax", /*include_self=*/true);
+  auto w = torch::exp(e - emax.index_select(0, dst));
+  auto denom = torch::zeros({n, heads_}, e.options()).index_add(0, dst, w);
+  auto alpha = w / denom.index_select(0, dst);
+  auto msg = h.index_select(0, src) * alpha.unsqueeze(-1);  // [E, H, C]
+  auto out = torch::zeros({n, heads_, out_dim_}, h.options()).index_add(0, dst, msg);
+  if (att) *att = {ei, alpha};
+  out = concat_ ? out.reshape({n, heads_ * out_dim_}) : out.mean(1);
+  return out + bias;
+}
+
+}  // namespace emosweep::models

@@ -1,0 +1,41 @@
+// models/gat.h: a multi-head graph attention layer (PyG GATConv semantics) in plain libtorch.
+//
+// h = x W (per head), e_ij = LeakyReLU_0.2(a_src·h_j + a_dst·h_i) for an edge
+// j → i, α = softmax of e over the incoming edges of each target i (max
+// subtracted per target for stability), out_i = Σ_j α_ij h_j, heads concatenated
+// or averaged, plus bias. Existing self-loops are removed and one self-loop per
+// node is added (add_self_loops=True). Glorot weights, zero bias; no attention
+// dropout (the seeds use PyG's default 0).
+// Thread-safety: one instance per model.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace emosweep::models {
+
+struct GatAttention {
+  torch::Tensor edge_index;  // [2, E'] the edges actually used (self-loops added)
+  torch::Tensor alpha;       // [E', heads] attention of each edge
+};
+
+class GatConvImpl : public torch::nn::Module {
+ public:
+  GatConvImpl(int64_t in_dim, int64_t out_dim, int64_t heads, bool concat);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& edge_index);
+  // Same, also returning the attention coefficients (tests, inspection).
+  torch::Tensor forward_with_attention(const torch::Tensor& x, const torch::Tensor& edge_index, GatAttention* att);
+  int64_t out_features() const { return concat_ ? heads_ * out_dim_ : out_dim_; }
+
+  torch::nn::Linear lin{nullptr};
+  torch::Tensor att_src, att_dst, bias;
+
+ private:
+  int64_t out_dim_, heads_;
+  bool concat_;
+};
+TORCH_MODULE(GatConv);
+
+// Removes self-loops from `edge_index` and appends (i, i) for every node.
+torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes);
+
+}  // namespace emosweep::models

@@ -1,0 +1,125 @@
+#include "models/losses.h"
+
+#include <string>
+
+namespace emosweep::models {
+namespace F = torch::nn::functional;
+
+namespace {
+
+Result<std::vector<double>> Inverse(const std::vector<int64_t>& counts, double* n_total, int64_t* present) {
+  if (counts.empty()) return Status::InvalidArgument("class weights: no classes");
+  std::vector<double> inv(counts.size(), 0.0);
+  *n_total = 0;
+  *present = 0;
+  for (size_t c = 0; c < counts.size(); ++c) {
+    if (counts[c] < 0) return Status::InvalidArgument("class weights: negative count for class " + std::to_string(c));
+    if (counts[c] == 0) continue;
+    inv[c] = 1.0 / static_cast<double>(counts[c]);
+    *n_total += static_cast<double>(counts[c]);
+    ++*present;
+  }
+  if (*present == 0) return Status::InvalidArgument("class weights: every class count is zero");
+  return inv;
+}
+
+}  // namespace
+
+Result<torch::Tensor> BalancedClassWeights(const std::vector<int64_t>& counts) {
+  double n = 0;
+  int64_t present = 0;
+  ES_ASSIGN_OR_RETURN(std::vector<double> inv, Inverse(counts, &n, &present));
+  std::vector<float> w(counts.size());
+  for (size_t c = 0; c < counts.size(); ++c) w[c] = static_cast<float>(n / static_cast<double>(present) * inv[c]);
+  return torch::tensor(w);
+}
+
+Result<torch::Tensor> InverseFrequencyClassWeights(const std::vector<int64_t>& counts) {
+  double n = 0;
+  int64_t present = 0;
+  ES_ASSIGN_OR_RETURN(std::vector<double> inv, Inverse(counts, &n, &present));
+  double sum = 0;
+  for (double v : inv) sum += v;
+  std::vector<float> w(counts.size());
+  for (size_t c = 0; c < counts.size(); ++c) w[c] = static_cast<float>(inv[c] / sum * static_cast<double>(present));
+  return torch::tensor(w);
+}
+
+torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
+                           double label_smoothing) {
+  auto opt = F::CrossEntropyFuncOptions().label_smoothing(label_smoothing);
+  if (weights.defined()) opt = opt.weight(weights.to(logits.device(), logits.scalar_type()));
+  return F::cross_entropy(logits, labels, opt);
+}
+
+torch::Tensor FocalLoss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& alpha,
+                        double gamma, double label_smoothing) {
+  const int64_t c = logits.size(1);
+  auto logp = torch::log_softmax(logits, 1);
+  auto p = logp.exp();
+  const double off = c > 1 ? label_smoothing / static_cast<double>(c - 1) : 0.0;
+  auto q = torch::full_like(logp, off).scatter_(1, labels.view({-1, 1}), 1.0 - label_smoothing);
+  auto per = torch::pow(1.0 - p, gamma) * q * (-logp);
+  if (alpha.defined()) per = per * alpha.to(logits.device(), logits.scalar_type()).view({1, c});
+  return per.sum(1).mean();
+}
+
+torch::Tensor NtXentCrossModal(const torch::Tensor& a, const torch::Tensor& b, double tau) {
+  auto s = torch::matmul(F::normalize(a, F::NormalizeFuncOptions().dim(1)),
+                         F::normalize(b, F::NormalizeFuncOptions().dim(1)).t()) /
+           tau;
+  auto target = torch::arange(a.size(0), torch::TensorOptions().dtype(torch::kLong).device(a.device()));
+  return F::cross_entropy(s, target);
+}
+
+torch::Tensor NtXentSimClr(const torch::Tensor& z1, const torch::Tensor& z2, double tau) {
+  const int64_t n = z1.size(0);
+  auto z = F::normalize(torch::cat({z1, z2}, 0), F::NormalizeFuncOptions().dim(1));
+  auto s = torch::matmul(z, z.t()) / tau;
+  auto eye = torch::eye(2 * n, torch::TensorOptions().dtype(torch::kBool).device(z.device()));
+  s = s.masked_fill(eye, -std::numeric_limits<float>::infinity());
+  auto idx = torch::arange(2 * n, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
+  auto target = torch::remainder(idx + n, 2 * n);
+  return F::cross_entropy(s, target);
+}
+
+torch::Tensor SupConLoss(const torch::Tensor& z, const torch::Tensor& labels, double tau) {
+  const int64_t b = z.size(0);
+  auto zn = F::normalize(z, F::NormalizeFuncOptions().dim(1));
+  auto s = torch::matmul(zn, zn.t()) / tau;
+  auto eye = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(z.device()));
+  auto not_self = eye.logical_not();
+  // log(Σ_{k≠i} exp s_ik + 1e-8), evaluated as m + log(Σ exp(s−m) + 1e-8·e^{−m}) so that a small τ cannot overflow.
+  auto masked = s.masked_fill(eye, -std::numeric_limits<float>::infinity());
+  auto m = std::get<0>(masked.max(1, /*keepdim=*/true)).detach();
+  auto denom = m + torch::log(torch::exp(masked - m).sum(1, true) + 1e-8 * torch::exp(-m));
+  auto log_p = s - denom;
+  auto pos = labels.view({-1, 1}).eq(labels.view({1, -1})).logical_and(not_self).to(s.scalar_type());
+  auto n_pos = pos.sum(1);
+  auto per = -(pos * log_p).sum(1) / n_pos.clamp_min(1.0);
+  return per.mean();
+}
+
+torch::Tensor MiclLoss(const torch::Tensor& t, const torch::Tensor& a, const torch::Tensor& labels, double tau,
+                       double same_label_weight) {
+  const int64_t b = t.size(0);
+  auto s = torch::matmul(F::normalize(t, F::NormalizeFuncOptions().dim(1)),
+                         F::normalize(a, F::NormalizeFuncOptions().dim(1)).t()) /
+           tau;
+  auto target = torch::arange(b, torch::TensorOptions().dtype(torch::kLong).device(t.device()));
+  auto loss = 0.5 * (F::cross_entropy(s, target) + F::cross_entropy(s.t(), target));
+  if (labels.defined() && same_label_weight != 0.0) {
+    auto eye = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(t.device()));
+    auto same = labels.view({-1, 1}).eq(labels.view({1, -1})).logical_and(eye.logical_not()).to(s.scalar_type());
+    // −mean over same-label off-diagonal pairs; 0 when there is none (no host read: clamp the count).
+    auto term = -(s * same).sum() / same.sum().clamp_min(1.0);
+    loss = loss + same_label_weight * term;
+  }
+  return loss;
+}
+
+torch::Tensor VadMse(const torch::Tensor& pred, const torch::Tensor& table, const torch::Tensor& labels) {
+  return F::mse_loss(pred, table.to(pred.device(), pred.scalar_type()).index_select(0, labels));
+}
+
+}  // namespace emosweep::models

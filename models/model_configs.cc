@@ -1,0 +1,124 @@
+#include "models/model_configs.h"
+
+namespace emosweep::models {
+namespace {
+
+using J = nlohmann::json;
+
+ConfigKey Int(const std::string& n, int64_t d, const std::string& help, double lo = 1) {
+  return {n, ConfigType::kInt, d, help, lo, {}, {}};
+}
+ConfigKey Dbl(const std::string& n, double d, const std::string& help, double lo = 0, std::optional<double> hi = {}) {
+  return {n, ConfigType::kDouble, d, help, lo, hi, {}};
+}
+ConfigKey Dropout(double d) { return Dbl("dropout", d, "dropout probability", 0.0, 0.99); }
+ConfigKey Faithful(const std::string& what) {
+  return {"faithful", ConfigType::kBool, false, "reproduce the seed code's behaviour: " + what, {}, {}, {}};
+}
+ConfigKey IntList(const std::string& n, J d, const std::string& help) {
+  return {n, ConfigType::kIntList, std::move(d), help, 1.0, {}, {}};
+}
+
+std::vector<ConfigKey> GraphKeys(int64_t k_text, int64_t k_audio) {
+  return {Int("hidden_dim", 512, "H: projection and GAT width"),
+          Int("num_heads", 4, "GAT and cross-attention heads"),
+          Dropout(0.3),
+          Int("num_layers", 3, "GAT layers (>= 2: first, num_layers-2 residual middle blocks, last)", 2),
+          Int("k_text", k_text, "top-k neighbours per node in text space", 0),
+          Int("k_audio", k_audio, "top-k neighbours per node in audio space", 0)};
+}
+
+std::vector<ConfigKey> MsrKeys() {
+  return {Int("hidden_dim", 384, "d: backbone width"),
+          Int("num_heads", 8, "attention heads (d must be divisible)"),
+          Int("num_layers", 2, "cross-modal layers"),
+          Int("ffn_dim", 1536, "feed-forward width of every transformer block"),
+          Dropout(0.3),
+          Dbl("label_smoothing", 0.1, "label smoothing of the model's CE term", 0.0, 1.0),
+          Dbl("vad_weight", 0.3, "weight of the VAD MSE term (0 disables it and the VAD table lookup)"),
+          Dbl("tau", 0.07, "temperature of the contrastive term", 1e-6),
+          Int("proj_dim", 128, "contrastive projection size"),
+          {"vad_overrides", ConfigType::kObject, J::object(),
+           "extra/overriding VAD targets: {label = [v, a, d]} for labels missing from the built-in table", {}, {},
+           {}}};
+}
+
+std::vector<ModelInfo> Build() {
+  std::vector<ModelInfo> v;
+  v.push_back({"unimodal_mlp", "MLP on one modality (multimodal-ser baselines: text-only / audio-only)", {"any"},
+               ConfigTable("model", {{"modality", ConfigType::kString, "audio", "which input modality to use", {}, {},
+                                      {}},
+                                     IntList("hidden_dims", J::array({256, 128}), "hidden layer sizes"),
+                                     Dropout(0.3)})});
+  v.push_back({"concat_mlp", "concatenation of all present modalities -> MLP (baseline)", {"any"},
+               ConfigTable("model", {IntList("hidden_dims", J::array({384, 192}), "hidden layer sizes"),
+                                     Dropout(0.3)})});
+  v.push_back({"cross_attention", "standard bidirectional cross-attention (baseline)", {"audio", "text"},
+               ConfigTable("model", {Int("hidden_dim", 384, "projection width"),
+                                     Int("num_heads", 8, "attention heads"), Dropout(0.3)})});
+  v.push_back({"gated_unconstrained", "unconstrained scalar sigmoid-gate fusion (baseline)", {"audio", "text"},
+               ConfigTable("model", {Int("hidden_dim", 384, "projection width"),
+                                     Int("gate_hidden", 384, "hidden size of each gate MLP"),
+                                     Int("head_hidden", 192, "hidden size of the classifier"), Dropout(0.3)})});
+  v.push_back({"glomer", "GloMER: cross-modal attention + GMU + NT-Xent/diversity/consistency", {"audio", "text"},
+               ConfigTable("model",
+                           {Int("fusion_dim", 512, "encoder / fusion width"),
+                            Int("projection_dim", 256, "contrastive projection size"),
+                            Int("num_heads", 8, "cross-attention heads"), Dropout(0.2),
+                            IntList("classifier_dims", J::array({512, 128}), "classifier hidden sizes"),
+                            Dbl("alpha", 0.3, "weight of the diversity and consistency terms"),
+                            Dbl("tau", 0.05, "NT-Xent temperature", 1e-6),
+                            Dbl("ntxent_weight", 1.0, "weight of the NT-Xent term"),
+                            Faithful("the diversity term is minimised (pulls modalities together) instead of "
+                                     "rewarded")})});
+  v.push_back({"mer_gfl", "MER gated feature layers over the present modalities (pairwise GFLs)", {"any"},
+               ConfigTable("model", {Int("gated_dim", 128, "g: gate width"), Dropout(0.1),
+                                     {"gate", ConfigType::kString, "softmax",
+                                      "gate nonlinearity (the seed uses softmax over the g dimensions)", {}, {},
+                                      {"softmax", "sigmoid"}}})});
+  {
+    auto k = GraphKeys(7, 8);
+    k.push_back({"fusion", ConfigType::kString, "min", "xCBAM fusion of [text_attn, audio_attn]", {}, {},
+                 {"min", "mean", "max", "cls", "concat"}});
+    k.push_back(Faithful("shared BatchNorm in the GAT stack, 2*sigmoid channel gate and [x,x] spatial input in "
+                         "CBAM, train-in-eval-mode bug flag, concat fusion rejected"));
+    v.push_back({"cemobam", "CemoBAM: dual top-k kNN graph + GAT + xCBAM (transductive)", {"audio", "text"},
+                 ConfigTable("model", k)});
+  }
+  {
+    auto k = GraphKeys(2, 8);
+    k.push_back(Faithful("shared BatchNorm in the GAT stack, train-in-eval-mode bug flag"));
+    v.push_back({"hemogat", "HemoGAT: dual top-k kNN graph + GAT + cross-modal transformer (transductive)",
+                 {"audio", "text"}, ConfigTable("model", k)});
+  }
+  {
+    auto k = MsrKeys();
+    k.push_back(Dbl("supcon_weight", 0.2, "weight of the SupCon term"));
+    v.push_back({"msr_a", "multimodal-ser (a) SentimentogramSER: cross layers + CE/VAD/SupCon", {"audio", "text"},
+                 ConfigTable("model", k)});
+  }
+  {
+    auto k = MsrKeys();
+    k.push_back(Dbl("micl_weight", 0.2, "weight of the MICL term"));
+    k.push_back(Dbl("micl_same_label_weight", 0.1, "weight of MICL's same-label similarity term"));
+    k.push_back(Faithful("VAD targets looked up by class index in the iemocap_4 table for 4 classes, zero otherwise"));
+    v.push_back({"msr_b", "multimodal-ser (b) NovelMultimodalSER: VGA + EAAF + MICL + VAD", {"audio", "text"},
+                 ConfigTable("model", k)});
+  }
+  return v;
+}
+
+}  // namespace
+
+const std::vector<ModelInfo>& ModelInfos() {
+  static const std::vector<ModelInfo> kInfos = Build();
+  return kInfos;
+}
+
+const ModelInfo* FindModelInfo(const std::string& name) {
+  for (const auto& i : ModelInfos())
+    if (i.name == name) return &i;
+  return nullptr;
+}
+
+}  // namespace emosweep::models
