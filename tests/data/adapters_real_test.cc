@@ -142,6 +142,43 @@ TEST_F(RealCorpus, TessCountsMatchManifest) {
   CheckCorpus(c, want);
 }
 
+// MELD has no audio here: a text-only import (TF-IDF over the transcripts)
+// must give the MANIFEST's rows per split and emotion.
+TEST_F(RealCorpus, MeldTextOnlyCountsMatchManifest) {
+  REQUIRE_CORPUS("meld");
+  ImportCorpusOptions o;
+  o.adapter = "meld";
+  o.root = CorpusDir("meld");
+  o.out = (dir_ / "meld.h5").string();
+  o.features = {"tfidf"};
+  o.tfidf_dim = 256;
+  o.progress = false;
+  auto r = ImportCorpus(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto c = ReadFeatureStore(o.out);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->size(), 9989u + 1109u + 2610u);
+  // MANIFEST.md "Emotion counts" (split x original label).
+  const std::vector<std::string> emotions = {"neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust"};
+  const std::map<std::string, std::vector<int>> want_rows = {{"train", {4710, 1743, 1205, 1109, 683, 268, 271}},
+                                                             {"dev", {470, 163, 150, 153, 111, 40, 22}},
+                                                             {"test", {1256, 402, 281, 345, 208, 50, 68}}};
+  Table want, got;
+  for (const auto& [split, counts] : want_rows)
+    for (size_t i = 0; i < emotions.size(); ++i) want[split][emotions[i]] = counts[i];
+  size_t with_text = 0;
+  for (const auto& u : c->utterances) {
+    ++got[u.session][u.original_label];
+    EXPECT_TRUE(IsCanonicalLabel(u.label)) << u.id;
+    with_text += !u.transcript.empty();
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(with_text, c->size());
+  const FeatureSet* tf = c->FindFeature("tfidf");
+  ASSERT_NE(tf, nullptr);
+  for (float v : tf->values) ASSERT_TRUE(std::isfinite(v));
+}
+
 // ---- EmoDB classifier ------------------------------------------------------
 
 // Multinomial logistic regression, full-batch gradient descent on
