@@ -46,7 +46,7 @@ Result<ComplexFft> ComplexFft::Create(int n) {
 // Stockham decimation in frequency: stage (radix r, length len, stride s)
 // reads x[q + s(p + jm)] and writes y[q + s(rp + k)] = (DFT_r of a_j)[k] * w_len^{pk}.
 Cpx* ComplexFft::Forward(Cpx* x, Cpx* y) const {
-  const Cpx w3 = Root(1, 3), w5a = Root(1, 5), w5b = Root(2, 5);
+  const Cpx w3 = Root(1, 3);
   for (const Stage& st : stages_) {
     const int r = st.radix, s = st.stride, m = st.n / r;
     const Cpx* tw = twiddles_.data() + st.twiddle_offset;
@@ -75,16 +75,20 @@ Cpx* ComplexFft::Forward(Cpx* x, Cpx* y) const {
           out[0] = Add(a0, Add(a1, a2));
           out[s] = Mul(Add(a0, Add(Mul(a1, w3), Mul(a2, w3c))), w[0]);
           out[2 * s] = Mul(Add(a0, Add(Mul(a1, w3c), Mul(a2, w3))), w[1]);
-        } else {  // radix 5: y_k = sum_j a_j w5^{jk}
-          Cpx a[5];
-          for (int j = 0; j < 5; ++j) a[j] = in[j * sm];
-          const Cpx roots[5] = {{1.f, 0.f}, w5a, w5b, {w5b.re, -w5b.im}, {w5a.re, -w5a.im}};
-          out[0] = Add(Add(Add(a[0], a[1]), Add(a[2], a[3])), a[4]);
-          for (int k = 1; k < 5; ++k) {
-            Cpx acc = a[0];
-            for (int j = 1; j < 5; ++j) acc = Add(acc, Mul(a[j], roots[(j * k) % 5]));
-            out[k * s] = Mul(acc, w[k - 1]);
-          }
+        } else {  // radix 5 with real constants (c_k = cos 2pi k/5, s_k = sin 2pi k/5)
+          constexpr float c1 = 0.30901699437494745f, c2 = -0.8090169943749473f;
+          constexpr float s1 = 0.9510565162951535f, s2 = 0.5877852522924732f;
+          const Cpx a0 = in[0], a1 = in[sm], a2 = in[2 * sm], a3 = in[3 * sm], a4 = in[4 * sm];
+          const Cpx b1 = Add(a1, a4), b2 = Add(a2, a3), d1 = Sub(a1, a4), d2 = Sub(a2, a3);
+          const Cpx t1{a0.re + c1 * b1.re + c2 * b2.re, a0.im + c1 * b1.im + c2 * b2.im};
+          const Cpx t2{a0.re + c2 * b1.re + c1 * b2.re, a0.im + c2 * b1.im + c1 * b2.im};
+          const Cpx u1{s1 * d1.re + s2 * d2.re, s1 * d1.im + s2 * d2.im};
+          const Cpx u2{s2 * d1.re - s1 * d2.re, s2 * d1.im - s1 * d2.im};
+          out[0] = {a0.re + b1.re + b2.re, a0.im + b1.im + b2.im};
+          out[s] = Mul({t1.re + u1.im, t1.im - u1.re}, w[0]);      // t1 - i u1
+          out[2 * s] = Mul({t2.re + u2.im, t2.im - u2.re}, w[1]);  // t2 - i u2
+          out[3 * s] = Mul({t2.re - u2.im, t2.im + u2.re}, w[2]);  // t2 + i u2
+          out[4 * s] = Mul({t1.re - u1.im, t1.im + u1.re}, w[3]);  // t1 + i u1
         }
       }
     }
