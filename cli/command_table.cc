@@ -22,6 +22,12 @@ const std::vector<Command>& Commands() {
        "a job array whose tasks run independent slices of the DAG. The job is requeued on preemption and\n"
        "receives USR1 --signal-seconds before its time limit: running jobs checkpoint and resume later.",
        SubmitOptions, {{"protocol", 1}}, SubmitRun},
+      {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
+       "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
+       "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"
+       "docs/trainer.md) and prints UA / WA / macro-F1 / weighted-F1 per evaluated set. With --work-dir,\n"
+       "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 1); the same command resumes.",
+       TrainOptions, {}, TrainRun},
   };
   return kCommands;
 }

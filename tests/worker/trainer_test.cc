@@ -1,0 +1,348 @@
+// RunJob end to end on small synthetic feature stores (real HDF5 files, real models).
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <cmath>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "data/feature_store.h"
+#include "worker/checkpoint.h"
+#include "worker/job.h"
+#include "worker/trainer.h"
+
+namespace emosweep::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Three classes whose audio/text means differ; noise makes it non-trivial.
+data::Corpus MakeCorpus(const std::string& name, int per_class, uint64_t seed, int64_t audio_dim = 8,
+                        double shift = 0.0) {
+  data::Corpus c;
+  c.name = name;
+  c.label_set = {"anger", "happiness", "sadness"};
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  data::FeatureSet audio{"a", "audio", audio_dim}, text{"t", "text", 6};
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < per_class; ++i) {
+      data::Utterance u;
+      u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
+      u.speaker = "s" + std::to_string(i % 4);
+      u.label = c.label_set[k];
+      u.original_label = u.label;
+      c.utterances.push_back(u);
+      for (int64_t d = 0; d < audio_dim; ++d) audio.values.push_back((d % 3 == k ? 1.5f : 0.f) + shift + noise(rng));
+      for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 1.0f : 0.f) + noise(rng));
+    }
+  c.features = {audio, text};
+  return c;
+}
+
+std::vector<std::string> Ids(const data::Corpus& c, int from, int to) {  // per class rows [from, to)
+  std::vector<std::string> ids;
+  const int per_class = static_cast<int>(c.size() / 3);
+  for (int k = 0; k < 3; ++k)
+    for (int i = from; i < to; ++i) ids.push_back(c.utterances[k * per_class + i].id);
+  return ids;
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("es_trainer_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    corpus_ = MakeCorpus("synth", 60, 7);
+    store_ = (dir_ / "synth.h5").string();
+    ASSERT_TRUE(data::WriteFeatureStore(store_, corpus_).ok());
+    auto info = data::ReadStoreInfo(store_);
+    ASSERT_TRUE(info.ok());
+    hash_ = info->content_hash;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  JobSpec Spec(const nlohmann::json& train = {}) {
+    JobSpec s;
+    s.kind = "supervised";
+    s.features = {{"audio", "a"}, {"text", "t"}};
+    s.labels = {"anger", "happiness", "sadness"};
+    s.train = {{store_, hash_, Ids(corpus_, 0, 40)}};
+    s.val = {{store_, hash_, Ids(corpus_, 40, 50)}};
+    s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};
+    s.model = {{"name", "concat_mlp"}, {"hidden_dims", {32}}, {"dropout", 0.2}};
+    nlohmann::json t = {{"epochs", 6}, {"batch_size", 16}, {"lr", 5e-3}, {"schedule", "onecycle"}};
+    for (auto it = train.begin(); it != train.end(); ++it) t[it.key()] = it.value();
+    s.train_config = t;
+    s.seed = 42;
+    s.id = s.ComputeId();
+    return s;
+  }
+
+  fs::path dir_;
+  data::Corpus corpus_;
+  std::string store_, hash_;
+};
+
+TEST_F(TrainerTest, LearnsSeparableDataAndReportsEverything) {
+  JobContext ctx;
+  auto r = RunJob(Spec(), ctx);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->curve.size(), 6u);
+  EXPECT_LT(r->curve.back().train_loss, r->curve.front().train_loss);
+  ASSERT_TRUE(r->evals.count("test"));
+  ASSERT_TRUE(r->evals.count("val"));
+  EXPECT_GT(r->evals["test"].metrics["ua"].get<double>(), 0.8);
+  EXPECT_EQ(r->evals["test"].metrics["n"], 30);
+  ASSERT_EQ(r->evals["test"].predictions.size(), 30u);
+  EXPECT_EQ(r->evals["test"].predictions[0].utt_id, "synth_0_50");
+  EXPECT_EQ(r->evals["test"].predictions[0].probs.size(), 3u);
+  EXPECT_EQ(r->info["world_size"], 1);
+  EXPECT_EQ(r->info["oracle_selection"], false);
+  EXPECT_GT(r->info["parameters"].get<int64_t>(), 0);
+  EXPECT_EQ(r->info["optimizer_steps"], 6 * 8);  // 120 rows / 16 = 8 batches
+  EXPECT_GE(r->selected_epoch, 0);
+  EXPECT_TRUE(r->curve.back().val_metrics.contains("ua"));
+}
+
+TEST_F(TrainerTest, SameSeedIsBitwiseIdenticalDifferentSeedIsNot) {
+  JobContext ctx;
+  JobSpec s = Spec({{"balanced_sampling", true}});
+  auto a = RunJob(s, ctx);
+  auto b = RunJob(s, ctx);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->evals["test"].metrics.dump(), b->evals["test"].metrics.dump());
+  for (size_t i = 0; i < a->evals["test"].predictions.size(); ++i)
+    ASSERT_EQ(a->evals["test"].predictions[i].probs, b->evals["test"].predictions[i].probs);
+  EXPECT_EQ(a->curve.back().train_loss, b->curve.back().train_loss);
+  s.seed = 43;
+  s.id = s.ComputeId();
+  auto c = RunJob(s, ctx);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->curve.back().train_loss, c->curve.back().train_loss);
+  EXPECT_NE(a->evals["test"].predictions[0].probs, c->evals["test"].predictions[0].probs);
+}
+
+TEST_F(TrainerTest, KillAndResumeGivesBitwiseTheSameResult) {
+  JobSpec s = Spec({{"epochs", 7}, {"patience", 5}, {"class_weights", "balanced"}, {"grad_clip", 1.0}});
+  JobContext plain;
+  plain.work_dir = (dir_ / "work_a").string();
+  auto full = RunJob(s, plain);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+
+  std::atomic<bool> stop{false};
+  JobContext interrupted;
+  interrupted.work_dir = (dir_ / "work_b").string();
+  interrupted.stop_requested = &stop;
+  interrupted.on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = true;
+  };
+  auto first = RunJob(s, interrupted);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.status().code(), StatusCode::kAborted);
+  EXPECT_TRUE(fs::exists(JobStatePath(interrupted.work_dir, s.id)));
+  stop = false;
+  interrupted.on_epoch = nullptr;
+  auto resumed = RunJob(s, interrupted);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->info["resumed_from_epoch"], 3);
+  EXPECT_EQ(full->evals["test"].metrics.dump(), resumed->evals["test"].metrics.dump());
+  for (size_t i = 0; i < full->evals["test"].predictions.size(); ++i)
+    ASSERT_EQ(full->evals["test"].predictions[i].probs, resumed->evals["test"].predictions[i].probs);
+  ASSERT_EQ(full->curve.size(), resumed->curve.size());
+  for (size_t i = 0; i < full->curve.size(); ++i) EXPECT_EQ(full->curve[i].train_loss, resumed->curve[i].train_loss);
+  EXPECT_EQ(full->selected_epoch, resumed->selected_epoch);
+  EXPECT_FALSE(fs::exists(JobStatePath(interrupted.work_dir, s.id)));  // removed once finished
+}
+
+TEST_F(TrainerTest, OracleSelectionIsFlagged) {
+  JobSpec s = Spec();
+  s.selection = "oracle";
+  s.oracle_eval = "test";
+  s.id = s.ComputeId();
+  auto r = RunJob(s, JobContext{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->info["oracle_selection"], true);
+  EXPECT_EQ(r->info["oracle_eval"], "test");
+}
+
+TEST_F(TrainerTest, LastSelectionUsesTheFinalEpoch) {
+  JobSpec s = Spec();
+  s.selection = "last";
+  s.id = s.ComputeId();
+  auto r = RunJob(s, JobContext{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->selected_epoch, 5);
+}
+
+TEST_F(TrainerTest, EarlyStoppingStopsAfterPatience) {
+  // lr 0: the validation metric never improves after the first epoch.
+  JobSpec s = Spec({{"lr", 0.0}, {"schedule", "none"}, {"patience", 2}, {"epochs", 20}});
+  auto r = RunJob(s, JobContext{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->info["epochs_run"], 3);
+  EXPECT_EQ(r->info["stopped_early"], true);
+  EXPECT_EQ(r->selected_epoch, 0);
+}
+
+TEST_F(TrainerTest, FinetuneStartsFromTheParentCheckpoint) {
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  JobSpec parent = Spec();
+  parent.keep_checkpoint = true;
+  parent.id = parent.ComputeId();
+  auto p = RunJob(parent, ctx);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE(fs::exists(p->checkpoint));
+  // lr 0 and no decay: the child's model is exactly the parent's.
+  JobSpec child = Spec({{"lr", 0.0}, {"weight_decay", 0.0}, {"schedule", "none"}, {"epochs", 1}});
+  child.kind = "finetune";
+  child.init_from = parent.id;
+  child.id = child.ComputeId();
+  ctx.checkpoint_of = [&](const std::string& id) { return id == parent.id ? p->checkpoint : std::string(); };
+  auto c = RunJob(child, ctx);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->evals["test"].metrics.dump(), p->evals["test"].metrics.dump());
+  JobSpec orphan = child;
+  orphan.init_from = "0123456789abcdef";
+  orphan.id = orphan.ComputeId();
+  auto o = RunJob(orphan, ctx);
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TrainerTest, DomainAdaptationJobRuns) {
+  data::Corpus target = MakeCorpus("target", 20, 99, 8, /*shift=*/0.7);
+  const std::string tpath = (dir_ / "target.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
+  for (const char* variant : {"mmd_rbf", "dann_ganin", "coral_deep"}) {
+    JobSpec s = Spec({{"epochs", 2}});
+    s.kind = "adapt";
+    s.adapt = {{"variant", variant}, {"weight", 0.5}};
+    s.target_unlabeled = {{tpath, "", Ids(target, 0, 20)}};
+    s.eval["target"] = {{tpath, "", Ids(target, 0, 20)}};
+    s.id = s.ComputeId();
+    auto r = RunJob(s, JobContext{});
+    ASSERT_TRUE(r.ok()) << variant << ": " << r.status().ToString();
+    EXPECT_TRUE(std::isfinite(r->curve.back().train_loss)) << variant;
+    EXPECT_EQ(r->evals["target"].metrics["n"], 60);
+  }
+}
+
+TEST_F(TrainerTest, LabelOutsideTheJobsClassesNamesTheUtterance) {
+  JobSpec s = Spec();
+  s.labels = {"anger", "happiness"};
+  s.id = s.ComputeId();
+  auto r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("utterance 'synth_2_0' has label 'sadness'"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(TrainerTest, StaleCorpusHashIsRejected) {
+  JobSpec s = Spec();
+  s.train[0].corpus_hash = "deadbeef";
+  auto r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("content hash"), std::string::npos);
+}
+
+TEST_F(TrainerTest, MissingStoreAndUnknownIdAndFeatureSet) {
+  JobSpec s = Spec();
+  s.train[0].store = (dir_ / "nope.h5").string();
+  auto r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nope.h5"), std::string::npos) << r.status().message();
+  s = Spec();
+  s.val[0].ids.push_back("ghost");
+  r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("'ghost'"), std::string::npos);
+  s = Spec();
+  s.features["video"] = "v";
+  r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("feature set 'v'"), std::string::npos) << r.status().message();
+}
+
+TEST_F(TrainerTest, BadTrainConfigIsBadInput) {
+  auto r = RunJob(Spec({{"optimizer", "lion"}}), JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsBadInput());
+  auto d = RunJob(Spec({{"batch_size", 1000}, {"drop_last", true}}), JobContext{});
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("fewer than batch_size"), std::string::npos);
+}
+
+TEST_F(TrainerTest, LibtorchErrorsBecomeStatus) {
+  // An eval store whose audio has another dimension: the Linear layer throws inside Forward.
+  data::Corpus other = MakeCorpus("other", 5, 3, /*audio_dim=*/5);
+  const std::string opath = (dir_ / "other.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(opath, other).ok());
+  JobSpec s = Spec({{"epochs", 1}});
+  s.eval["other"] = {{opath, "", Ids(other, 0, 5)}};
+  auto r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_NE(r.status().message().find("libtorch"), std::string::npos) << r.status().message();
+}
+
+TEST(Checkpoint, RoundTripAndCorruption) {
+  fs::path dir = fs::temp_directory_path() / ("es_ckpt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "c.ckpt").string();
+  Checkpoint c;
+  c.meta = {{"epoch", 3}};
+  c.Add("w", torch::arange(12, torch::kFloat).view({3, 4}));
+  c.Add("steps", torch::tensor({7}, torch::kLong));
+  ASSERT_TRUE(WriteCheckpoint(path, c).ok());
+  auto r = ReadCheckpoint(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->meta["epoch"], 3);
+  EXPECT_TRUE(torch::equal(*r->Find("w"), c.tensors[0].second));
+  EXPECT_EQ(r->Find("steps")->item<int64_t>(), 7);
+
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto write = [&](const std::string& b) { std::ofstream(path, std::ios::binary | std::ios::trunc) << b; };
+  write(bytes.substr(0, bytes.size() - 5));
+  auto t = ReadCheckpoint(path);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(t.status().message().find("truncated"), std::string::npos) << t.status().message();
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x40;
+  write(flipped);
+  auto f = ReadCheckpoint(path);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("checksum"), std::string::npos);
+  write("not a checkpoint at all");
+  auto m = ReadCheckpoint(path);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("bad magic"), std::string::npos);
+  std::string future = bytes;
+  future[7] = '9';
+  write(future);
+  auto v = ReadCheckpoint(path);
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.status().message().find("not supported"), std::string::npos);
+  auto missing = ReadCheckpoint((dir / "absent.ckpt").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("absent.ckpt"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace emosweep::worker

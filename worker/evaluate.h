@@ -1,0 +1,36 @@
+// worker/evaluate.h: running a model over a Split in eval mode.
+//
+// Batches are contiguous row ranges (views, no copies on CPU); transductive
+// models see the whole split as one batch (their graph spans the split).
+// Returns the standard metrics, the mean loss (the model's own composite
+// loss, as the seeds use for their schedulers) and, when asked, one
+// Prediction per utterance (for significance tests).
+// Thread-safety: uses the model; one caller at a time per model.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "core/status.h"
+#include "models/model.h"
+#include "worker/dataset.h"
+#include "worker/job.h"
+#include "worker/metrics.h"
+
+namespace emosweep::worker {
+
+struct EvalOutput {
+  ClassificationMetrics metrics;
+  double loss = 0;
+  std::vector<Prediction> predictions;  // empty unless keep_predictions
+};
+
+// Rows [begin, end) of `split` as a Batch on `device`.
+models::Batch SliceBatch(const Split& split, int64_t begin, int64_t end, const torch::Device& device);
+
+Result<EvalOutput> Evaluate(models::FusionModelImpl& model, const Split& split, int64_t batch_size,
+                            const models::LossContext& ctx, int num_classes, bool keep_predictions,
+                            const torch::Device& device);
+
+}  // namespace emosweep::worker

@@ -1,0 +1,148 @@
+// worker/job_config.cc: JOB.toml → JobSpec (see job_config.h, docs/trainer.md).
+#include "worker/job_config.h"
+
+#include <filesystem>
+#include <set>
+
+#include "core/toml_json.h"
+#include "data/feature_store.h"
+#include "data/label_map.h"
+#include "data/splits.h"
+#include "worker/dataset.h"
+#include "worker/train_config.h"
+
+namespace emosweep::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Resolve(const fs::path& base, const std::string& p) {
+  fs::path q(p);
+  return q.is_absolute() ? p : (base / q).lexically_normal().string();
+}
+
+Status CheckKeys(const nlohmann::json& table, const std::set<std::string>& known, const TomlDocument& doc,
+                 const std::string& pointer) {
+  if (!table.is_object()) return Status::InvalidArgument(doc.Where(pointer) + ": expected a table");
+  for (auto it = table.begin(); it != table.end(); ++it)
+    if (!known.count(it.key())) {
+      std::string all;
+      for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
+      return Status::InvalidArgument(doc.Where(pointer + "/" + it.key()) + ": unknown key '" + it.key() +
+                                     "' (known: " + all + ")");
+    }
+  return Status::Ok();
+}
+
+// A whole store as one DataRef (every utterance, in store order).
+Result<DataRef> WholeStore(const std::string& path) {
+  ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> s, StoreCache::Process().Get(path));
+  DataRef r{path, s->content_hash, {}};
+  for (const auto& u : s->corpus.utterances) r.ids.push_back(u.id);
+  return r;
+}
+
+Result<std::vector<DataRef>> StoreList(const nlohmann::json& v, const fs::path& base, const TomlDocument& doc,
+                                       const std::string& pointer) {
+  std::vector<DataRef> out;
+  if (v.is_string()) {
+    ES_ASSIGN_OR_RETURN(DataRef r, WholeStore(Resolve(base, v.get<std::string>())));
+    out.push_back(std::move(r));
+    return out;
+  }
+  if (!v.is_array()) return Status::InvalidArgument(doc.Where(pointer) + ": expected a store path or a list of them");
+  for (const auto& e : v) {
+    if (!e.is_string()) return Status::InvalidArgument(doc.Where(pointer) + ": store paths must be strings");
+    ES_ASSIGN_OR_RETURN(DataRef r, WholeStore(Resolve(base, e.get<std::string>())));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocument& doc, JobSpec* s) {
+  ES_RETURN_IF_ERROR(CheckKeys(d, {"store", "split", "fold", "train", "val", "eval", "target_unlabeled"}, doc, "/data"));
+  if (d.contains("split")) {
+    if (!d.contains("store")) return Status::InvalidArgument(doc.Where("/data/split") + ": a split file needs 'store'");
+    const std::string store = Resolve(base, d["store"].get<std::string>());
+    const std::string split = Resolve(base, d["split"].get<std::string>());
+    ES_ASSIGN_OR_RETURN(data::SplitSet set, data::ReadSplitFile(split));
+    ES_ASSIGN_OR_RETURN(data::StoreInfo info, data::ReadStoreInfo(store));
+    if (set.corpus_hash != info.content_hash)
+      return Status::FailedPrecondition(split + ": made for corpus hash " + set.corpus_hash.substr(0, 12) + ", but " +
+                                        store + " has " + info.content_hash.substr(0, 12));
+    const data::Fold* fold = nullptr;
+    const nlohmann::json f = d.value("fold", nlohmann::json(0));
+    for (size_t i = 0; i < set.folds.size(); ++i)
+      if ((f.is_number_integer() && f.get<size_t>() == i) || (f.is_string() && f.get<std::string>() == set.folds[i].name))
+        fold = &set.folds[i];
+    if (!fold) return Status::InvalidArgument(doc.Where("/data/fold") + ": no fold " + f.dump() + " in " + split);
+    s->train = {{store, info.content_hash, fold->train}};
+    if (!fold->val.empty()) s->val = {{store, info.content_hash, fold->val}};
+    if (!fold->test.empty()) s->eval["test"] = {{store, info.content_hash, fold->test}};
+  } else if (d.contains("store")) {
+    return Status::InvalidArgument(doc.Where("/data/store") + ": 'store' goes with 'split' (or use train/val/eval)");
+  }
+  if (d.contains("train")) { ES_ASSIGN_OR_RETURN(s->train, StoreList(d["train"], base, doc, "/data/train")); }
+  if (d.contains("val")) { ES_ASSIGN_OR_RETURN(s->val, StoreList(d["val"], base, doc, "/data/val")); }
+  if (d.contains("target_unlabeled")) {
+    ES_ASSIGN_OR_RETURN(s->target_unlabeled, StoreList(d["target_unlabeled"], base, doc, "/data/target_unlabeled"));
+  }
+  if (d.contains("eval")) {
+    if (!d["eval"].is_object()) return Status::InvalidArgument(doc.Where("/data/eval") + ": expected a table name = stores");
+    for (auto it = d["eval"].begin(); it != d["eval"].end(); ++it) {
+      ES_ASSIGN_OR_RETURN(s->eval[it.key()], StoreList(it.value(), base, doc, "/data/eval/" + it.key()));
+    }
+  }
+  if (s->train.empty() && s->kind != "eval") return Status::InvalidArgument(doc.path + ": [data] gives no training data");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
+  ES_ASSIGN_OR_RETURN(TomlDocument doc, ParseTomlFile(path));
+  const nlohmann::json& j = doc.value;
+  ES_RETURN_IF_ERROR(CheckKeys(j, {"kind", "seed", "selection", "oracle_eval", "labels", "label_set", "features",
+                                   "data", "model", "train", "adapt", "init_from", "keep_checkpoint"},
+                               doc, ""));
+  const fs::path base = fs::absolute(fs::path(path)).parent_path();
+  JobSpec s;
+  try {
+    s.kind = j.value("kind", "supervised");
+    s.seed = j.value("seed", uint64_t{0});
+    s.selection = j.value("selection", "source_val");
+    s.oracle_eval = j.value("oracle_eval", "");
+    s.init_from = j.value("init_from", "");
+    s.keep_checkpoint = j.value("keep_checkpoint", false);
+    if (j.contains("labels") == j.contains("label_set"))
+      return Status::InvalidArgument(doc.path + ": give exactly one of 'labels' (a list) or 'label_set' (a name)");
+    if (j.contains("labels")) {
+      s.labels = j["labels"].get<std::vector<std::string>>();
+    } else {
+      ES_ASSIGN_OR_RETURN(s.labels, data::NamedLabelSet(j["label_set"].get<std::string>()));
+    }
+    if (!j.contains("features") || !j["features"].is_object())
+      return Status::InvalidArgument(doc.path + ": [features] (modality = \"feature set\") is required");
+    s.features = j["features"].get<std::map<std::string, std::string>>();
+    if (!j.contains("model") || !j["model"].is_object() || !j["model"].contains("name"))
+      return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
+    s.model = j["model"];
+    s.adapt = j.value("adapt", nlohmann::json::object());
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument(doc.path + ": " + e.what());
+  }
+  std::map<std::string, int> lines;
+  for (const auto& [ptr, line] : doc.lines)
+    if (ptr.rfind("/train/", 0) == 0) lines[ptr.substr(7)] = line;
+  ES_ASSIGN_OR_RETURN(s.train_config, TrainConfigTable().Apply(j.value("train", nlohmann::json::object()),
+                                                                 doc.path + " [train]", lines));
+  ES_RETURN_IF_ERROR(EffectiveTrainConfig(s.train_config, doc.path + " [train]").status());
+  if (!j.contains("data")) return Status::InvalidArgument(doc.path + ": [data] is required");
+  ES_RETURN_IF_ERROR(FillData(j["data"], base, doc, &s));
+  // Reuse JobSpec's own validation (selection names etc.).
+  ES_ASSIGN_OR_RETURN(s, JobSpec::FromJson(s.ToJson(), doc.path));
+  s.id = s.ComputeId();
+  return s;
+}
+
+}  // namespace emosweep::worker

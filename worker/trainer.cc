@@ -1,0 +1,555 @@
+// worker/trainer.cc: RunJob: data → model → train/validate/select → evaluate.
+// The loop is described step by step in docs/trainer.md.
+#include "worker/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+
+#include "cluster/reducer.h"
+#include "core/files.h"
+#include "core/log.h"
+#include "models/da_losses.h"
+#include "models/model.h"
+#include "worker/checkpoint.h"
+#include "worker/dataset.h"
+#include "worker/evaluate.h"
+#include "worker/flat_params.h"
+#include "worker/fused_optimizer.h"
+#include "worker/schedule.h"
+#include "worker/train_config.h"
+#include "worker/trainer_state.h"
+
+namespace emosweep::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 };
+
+// Loss weights per class from the training labels (absent classes get 0).
+torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes) {
+  if (kind == "none") return {};
+  torch::Tensor counts = torch::bincount(labels, /*weights=*/{}, num_classes).to(torch::kDouble);
+  torch::Tensor present = counts > 0;
+  const double n = counts.sum().item<double>();
+  const double c_present = present.sum().item<double>();
+  torch::Tensor inv = torch::where(present, 1.0 / counts.clamp_min(1), torch::zeros_like(counts));
+  torch::Tensor w;
+  if (kind == "balanced") w = inv * (n / c_present);           // sklearn: N / (C * n_c)
+  else w = inv / inv.sum() * c_present;                        // (1/n_c) / Σ_k (1/n_k) · C
+  return w.to(torch::kFloat);
+}
+
+double MetricValue(const EvalOutput& e, const std::string& metric) {
+  return metric == "loss" ? e.loss : e.metrics.Get(metric);
+}
+
+// A job's modules under one root so that parameters, buffers and the flat
+// buffer cover the model and the domain discriminator alike.
+struct JobModules {
+  models::ModelPtr model;
+  std::shared_ptr<models::DomainAdapter> adapter;
+  std::shared_ptr<torch::nn::Module> root;
+};
+
+class Trainer {
+ public:
+  Trainer(const JobSpec& spec, const JobContext& ctx) : spec_(spec), ctx_(ctx) {}
+  Result<JobResult> Run();
+
+ private:
+  Status LoadData();
+  Status BuildModel();
+  Status MaybeResume();
+  Status WriteState(int next_epoch);
+  Status TrainEpoch(int epoch, double* train_loss);
+  Result<bool> ValidateEpoch(int epoch, EpochRecord* rec);  // returns "stop early"
+  void Snapshot();
+  void RestoreBest();
+  models::LossContext LossCtx(int epoch) const;
+
+  const JobSpec& spec_;
+  const JobContext& ctx_;
+  std::string id_, where_;
+  TrainConfig cfg_;
+  torch::Device device_{torch::kCPU};
+  cluster::GradientReducer* reducer_ = nullptr;
+  std::unique_ptr<cluster::GradientReducer> local_reducer_;
+  int num_classes_ = 0;
+
+  Split train_, val_, target_;
+  std::map<std::string, Split> evals_;
+  JobModules m_;
+  std::unique_ptr<FlatParameters> flat_;
+  std::unique_ptr<FusedOptimizer> opt_;
+  std::unique_ptr<Schedule> sched_;
+  torch::Tensor class_weights_;
+  std::unique_ptr<IndexShuffler> shuffle_, target_shuffle_;
+  std::vector<int64_t> target_order_;
+  int64_t target_cursor_ = 0;
+  std::map<std::string, torch::Tensor> batch_bufs_;
+  torch::Tensor label_buf_;
+
+  int64_t step_ = 0;
+  int start_epoch_ = 0;
+  EarlyStopState es_;
+  torch::Tensor best_params_;
+  std::vector<torch::Tensor> best_buffers_;
+  std::vector<EpochRecord> curve_;
+  std::string state_path_;
+  Clock::time_point last_state_write_ = Clock::now();
+};
+
+models::LossContext Trainer::LossCtx(int epoch) const {
+  models::LossContext c;
+  c.epoch = epoch;
+  c.num_epochs = cfg_.epochs;
+  c.step = step_;
+  c.class_weights = class_weights_;
+  c.label_smoothing = cfg_.label_smoothing;
+  return c;
+}
+
+Status Trainer::LoadData() {
+  ES_ASSIGN_OR_RETURN(train_, LoadSplit(spec_.train, spec_.features, spec_.labels, true, where_ + " train"));
+  ES_ASSIGN_OR_RETURN(val_, LoadSplit(spec_.val, spec_.features, spec_.labels, true, where_ + " val"));
+  for (const auto& [name, refs] : spec_.eval) {
+    ES_ASSIGN_OR_RETURN(evals_[name], LoadSplit(refs, spec_.features, spec_.labels, true, where_ + " eval." + name));
+  }
+  ES_ASSIGN_OR_RETURN(target_, LoadSplit(spec_.target_unlabeled, spec_.features, spec_.labels, false,
+                                         where_ + " target_unlabeled"));
+  return Status::Ok();
+}
+
+Status Trainer::BuildModel() {
+  models::ModelSpec ms;
+  const Split* dims_from = train_.size() ? &train_ : val_.size() ? &val_ : nullptr;
+  for (const auto& [n, s] : evals_)
+    if (!dims_from && s.size()) dims_from = &s;
+  if (!dims_from) return Status::InvalidArgument(where_ + ": the job has no data");
+  for (const auto& [mod, t] : dims_from->inputs) ms.input_dims[mod] = t.size(1);
+  ms.num_classes = num_classes_;
+  ms.labels = spec_.labels;
+  ms.config = spec_.model;
+  const std::string name = spec_.model.value("name", "");
+  if (name.empty()) return Status::InvalidArgument(where_ + ": model.name is missing");
+  torch::manual_seed(DeriveSeed(spec_.seed, kTorchSeed));
+  ES_ASSIGN_OR_RETURN(m_.model, models::CreateModel(name, ms));
+  m_.root = std::make_shared<torch::nn::Module>("job");
+  m_.root->register_module("model", m_.model);
+  if (!spec_.adapt.empty()) {
+    ES_ASSIGN_OR_RETURN(std::unique_ptr<models::DomainAdapter> a,
+                        models::MakeDomainAdapter(spec_.adapt, m_.model->feature_dim()));
+    m_.adapter = std::shared_ptr<models::DomainAdapter>(std::move(a));
+    m_.root->register_module("adapter", m_.adapter);
+    if (target_.size() == 0) return Status::InvalidArgument(where_ + ": adaptation needs target_unlabeled data");
+  }
+  if (!spec_.init_from.empty()) {
+    std::string path = ctx_.checkpoint_of ? ctx_.checkpoint_of(spec_.init_from) : "";
+    if (path.empty() && !ctx_.work_dir.empty()) path = JobModelPath(ctx_.work_dir, spec_.init_from);
+    if (path.empty() || !FileExists(path))
+      return Status::FailedPrecondition(where_ + ": no checkpoint for init_from job " + spec_.init_from.substr(0, 12) +
+                                        (path.empty() ? "" : " (looked for " + path + ")"));
+    ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
+    ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.model, "model.", /*strict=*/true, path));
+  }
+  m_.root->to(device_);
+  std::vector<std::string> freeze;
+  for (const auto& f : cfg_.freeze) freeze.push_back("model." + f);
+  ES_ASSIGN_OR_RETURN(FlatParameters flat, FlatParameters::Build(*m_.root, freeze));
+  flat_ = std::make_unique<FlatParameters>(std::move(flat));
+  opt_ = std::make_unique<FusedOptimizer>(flat_.get(), cfg_);
+  // Every rank starts from rank 0's parameters.
+  ES_RETURN_IF_ERROR(reducer_->Broadcast(flat_->params().data_ptr<float>(), flat_->numel(), 0));
+  return Status::Ok();
+}
+
+Status Trainer::WriteState(int next_epoch) {
+  if (state_path_.empty()) return Status::Ok();
+  Checkpoint c;
+  AddModuleState(c, *m_.root, "");
+  for (auto& [n, t] : opt_->StateTensors()) c.Add(n, t);
+  if (best_params_.defined()) {
+    c.Add("best.params", best_params_);
+    for (size_t i = 0; i < best_buffers_.size(); ++i) c.Add("best.buffer." + std::to_string(i), best_buffers_[i]);
+  }
+  {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    c.Add("rng.torch", gen.get_state());
+  }
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& r : curve_) curve.push_back(EpochRecordToJson(r));
+  c.meta = {{"job_id", id_},
+            {"next_epoch", next_epoch},
+            {"step", step_},
+            {"optimizer", opt_->StateMeta()},
+            {"schedule", sched_->State()},
+            {"early_stop", es_.ToJson()},
+            {"shuffle_rng", shuffle_->State()},
+            {"target_rng", target_shuffle_->State()},
+            {"target_order", target_order_},
+            {"target_cursor", target_cursor_},
+            {"curve", curve}};
+  ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(state_path_).parent_path().string()));
+  ES_RETURN_IF_ERROR(WriteCheckpoint(state_path_, c));
+  last_state_write_ = Clock::now();
+  return Status::Ok();
+}
+
+Status Trainer::MaybeResume() {
+  if (state_path_.empty() || !FileExists(state_path_)) return Status::Ok();
+  ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(state_path_));
+  const auto& meta = c.meta;
+  if (meta.value("job_id", "") != id_)
+    return Status::Corruption(state_path_ + ": checkpoint belongs to job " + meta.value("job_id", std::string("?")));
+  ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.root, "", /*strict=*/true, state_path_));
+  std::vector<std::pair<std::string, torch::Tensor>> opt_state;
+  for (const auto& [n, t] : c.tensors)
+    if (n.rfind("optimizer.", 0) == 0) opt_state.emplace_back(n, t);
+  ES_RETURN_IF_ERROR(opt_->LoadState(meta["optimizer"], opt_state).WithContext(state_path_));
+  ES_RETURN_IF_ERROR(sched_->LoadState(meta["schedule"]).WithContext(state_path_));
+  if (const torch::Tensor* b = c.Find("best.params")) {
+    best_params_ = b->to(device_);
+    best_buffers_.clear();
+    for (size_t i = 0;; ++i) {
+      const torch::Tensor* t = c.Find("best.buffer." + std::to_string(i));
+      if (!t) break;
+      best_buffers_.push_back(t->to(device_));
+    }
+  }
+  const torch::Tensor* rng = c.Find("rng.torch");
+  if (!rng) return Status::Corruption(state_path_ + ": checkpoint lacks the torch RNG state");
+  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle sharing the default generator
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*rng);
+  }
+  if (!shuffle_->LoadState(meta["shuffle_rng"]) || !target_shuffle_->LoadState(meta["target_rng"]))
+    return Status::Corruption(state_path_ + ": bad RNG state");
+  target_order_ = meta["target_order"].get<std::vector<int64_t>>();
+  target_cursor_ = meta["target_cursor"];
+  es_ = EarlyStopState::FromJson(meta["early_stop"]);
+  step_ = meta["step"];
+  start_epoch_ = meta["next_epoch"];
+  curve_.clear();
+  for (const auto& r : meta["curve"]) curve_.push_back(EpochRecordFromJson(r));
+  opt_->set_lr(sched_->lr());
+  if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
+  LOG_INFO << where_ << ": resuming at epoch " << start_epoch_ << " from " << state_path_;
+  return Status::Ok();
+}
+
+void Trainer::Snapshot() {
+  torch::NoGradGuard g;
+  if (!best_params_.defined()) best_params_ = torch::empty_like(flat_->params());
+  best_params_.copy_(flat_->params());
+  auto buffers = m_.root->buffers(true);
+  if (best_buffers_.size() != buffers.size()) {
+    best_buffers_.clear();
+    for (auto& b : buffers) best_buffers_.push_back(b.detach().clone());
+  } else {
+    for (size_t i = 0; i < buffers.size(); ++i) best_buffers_[i].copy_(buffers[i]);
+  }
+}
+
+void Trainer::RestoreBest() {
+  torch::NoGradGuard g;
+  flat_->params().copy_(best_params_);
+  auto buffers = m_.root->buffers(true);
+  for (size_t i = 0; i < buffers.size() && i < best_buffers_.size(); ++i) buffers[i].copy_(best_buffers_[i]);
+}
+
+
+Status Trainer::TrainEpoch(int epoch, double* train_loss) {
+  const bool faithful_eval = m_.model->faithful_eval_mode_bug();
+  // The seed's CemoBAM/HemoGAT call train() once before the loop and eval()
+  // for validation, so from the second epoch on they train in eval mode.
+  if (epoch == 0 || !faithful_eval) m_.root->train();
+  else m_.root->eval();
+  const int64_t n = train_.size();
+  const int world = reducer_->size(), rank = reducer_->rank();
+  const bool transductive = m_.model->transductive();
+  std::vector<int64_t> order;
+  if (cfg_.balanced_sampling && !transductive) {
+    std::vector<int64_t> labels(train_.labels.data_ptr<int64_t>(), train_.labels.data_ptr<int64_t>() + n);
+    order = shuffle_->BalancedSample(labels, num_classes_, n);
+  } else {
+    order.resize(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    if (!transductive) shuffle_->Shuffle(order);
+  }
+  const int64_t bs = transductive ? n : cfg_.batch_size;
+  int64_t batches = transductive ? 1 : (cfg_.drop_last ? n / bs : (n + bs - 1) / bs);
+  double loss_sum = 0, count = 0;
+  torch::Tensor loss_acc = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t lo = b * bs, len = std::min(bs, n - lo);
+    // This rank's share of the global batch (transductive: every rank runs the whole graph).
+    const int64_t s0 = transductive ? lo : lo + rank * len / world;
+    const int64_t s1 = transductive ? lo + len : lo + (rank + 1) * len / world;
+    const int64_t n_local = s1 - s0;
+    flat_->ZeroGrad();
+    if (n_local > 0) {
+      models::Batch batch;
+      torch::Tensor idx = torch::from_blob(order.data() + s0, {n_local}, torch::kLong);
+      for (const auto& [mod, t] : train_.inputs) {
+        torch::Tensor& buf = batch_bufs_[mod];
+        if (!buf.defined()) buf = torch::empty({bs, t.size(1)}, t.options());
+        buf.resize_({n_local, t.size(1)});
+        at::index_select_out(buf, t, 0, idx);
+        batch.inputs[mod] = buf.to(device_);
+      }
+      if (!label_buf_.defined()) label_buf_ = torch::empty({bs}, torch::kLong);
+      label_buf_.resize_({n_local});
+      at::index_select_out(label_buf_, train_.labels, 0, idx);
+      batch.labels = label_buf_.to(device_);
+      models::LossContext lctx = LossCtx(epoch);
+      models::ModelOutput out = m_.model->Forward(batch);
+      models::LossTerms terms = m_.model->Loss(out, batch, lctx);
+      torch::Tensor total = terms.total;
+      if (m_.adapter) {
+        // Next target batch of the same size, cycling through target_unlabeled (seed §4.6).
+        std::vector<int64_t> tidx;
+        const int64_t tn = target_.size();
+        const int64_t want = transductive ? tn : n_local;
+        while (static_cast<int64_t>(tidx.size()) < want) {
+          if (target_cursor_ >= static_cast<int64_t>(target_order_.size())) {
+            target_order_.resize(tn);
+            for (int64_t i = 0; i < tn; ++i) target_order_[i] = i;
+            if (!transductive) target_shuffle_->Shuffle(target_order_);
+            target_cursor_ = 0;
+          }
+          tidx.push_back(target_order_[target_cursor_++]);
+        }
+        models::Batch tb;
+        torch::Tensor ti = torch::from_blob(tidx.data(), {want}, torch::kLong);
+        for (const auto& [mod, t] : target_.inputs) tb.inputs[mod] = t.index_select(0, ti).to(device_);
+        torch::Tensor ft;
+        if (m_.adapter->needs_target_grad()) {
+          ft = m_.model->Forward(tb).features;
+        } else {
+          torch::NoGradGuard ng;
+          ft = m_.model->Forward(tb).features;
+        }
+        models::LossTerms da = m_.adapter->Loss(out.features, ft, lctx);
+        total = total + da.total;
+      }
+      total.backward();
+      loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(n_local);
+      count += static_cast<double>(n_local);
+    }
+    flat_->SyncGrads();
+    // Mean over the global batch = Σ_r n_r g_r / Σ_r n_r: scale each rank's
+    // per-sample-mean gradient by n_r·W/len before the allreduce-mean.
+    if (!transductive && n_local * world != len) flat_->grads().mul_(static_cast<double>(n_local * world) / len);
+    ES_RETURN_IF_ERROR(reducer_->AllreduceMean(flat_->grads().data_ptr<float>(), flat_->numel()));
+    if (cfg_.grad_clip > 0) ClipGradNorm(flat_->grads(), cfg_.grad_clip);
+    opt_->Step();
+    ++step_;
+    sched_->StepBatch();
+    opt_->set_lr(sched_->lr());
+    if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
+  }
+  loss_sum = loss_acc.item<double>();
+  float sums[2] = {static_cast<float>(loss_sum), static_cast<float>(count)};
+  ES_RETURN_IF_ERROR(reducer_->AllreduceSum(sums, 2));
+  *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  return Status::Ok();
+}
+
+Result<bool> Trainer::ValidateEpoch(int epoch, EpochRecord* rec) {
+  const bool oracle = spec_.selection == "oracle";
+  const Split* sel = oracle ? &evals_.at(spec_.oracle_eval) : &val_;
+  models::LossContext lctx = LossCtx(epoch);
+  EvalOutput v;
+  if (val_.size()) {
+    ES_ASSIGN_OR_RETURN(v, Evaluate(*m_.model, val_, cfg_.batch_size, lctx, num_classes_, false, device_));
+    rec->val_loss = v.loss;
+    rec->val_metrics = v.metrics.ToJson(/*with_confusion=*/false);
+  }
+  EvalOutput s = v;
+  if (oracle) {
+    ES_ASSIGN_OR_RETURN(s, Evaluate(*m_.model, *sel, cfg_.batch_size, lctx, num_classes_, false, device_));
+    rec->val_metrics["oracle_" + cfg_.metric] = MetricValue(s, cfg_.metric);
+  }
+  if (sel->size() == 0) return false;
+  sched_->StepValidation(MetricValue(s, cfg_.plateau_metric));
+  opt_->set_lr(sched_->lr());
+  const double value = MetricValue(s, cfg_.metric);
+  const bool higher = cfg_.MetricHigherIsBetter();
+  const bool improved = !es_.have_best || (higher ? value > es_.best_value : value < es_.best_value);
+  if (improved) {
+    es_.have_best = true;
+    es_.best_value = value;
+    es_.best_epoch = epoch;
+    es_.bad_evals = 0;
+    if (spec_.selection != "last") Snapshot();
+  } else {
+    ++es_.bad_evals;
+  }
+  return cfg_.patience > 0 && es_.bad_evals >= cfg_.patience;
+}
+
+Result<JobResult> Trainer::Run() {
+  const auto t_start = Clock::now();
+  id_ = spec_.id.empty() ? spec_.ComputeId() : spec_.id;
+  where_ = "job " + id_.substr(0, 12);
+  ES_ASSIGN_OR_RETURN(cfg_, ParseTrainConfig(spec_.train_config, where_ + " train_config"));
+  num_classes_ = static_cast<int>(spec_.labels.size());
+  if (num_classes_ < 2) return Status::InvalidArgument(where_ + ": a job needs at least two labels");
+  if (spec_.selection == "oracle" && !spec_.eval.count(spec_.oracle_eval))
+    return Status::InvalidArgument(where_ + ": oracle selection names eval set '" + spec_.oracle_eval +
+                                   "', which the job does not have");
+  if ((spec_.selection == "source_val" || spec_.selection == "target_val") && spec_.val.empty() &&
+      spec_.kind != "eval")
+    return Status::InvalidArgument(where_ + ": selection '" + spec_.selection + "' needs validation data");
+  if (spec_.keep_checkpoint && ctx_.work_dir.empty())
+    return Status::InvalidArgument(where_ + ": keep_checkpoint needs a work directory");
+  const int threads = cfg_.threads > 0 ? cfg_.threads : std::max(1, ctx_.threads);
+  at::set_num_threads(threads);
+  device_ = torch::Device(ctx_.device);
+  if (ctx_.reducer) {
+    reducer_ = ctx_.reducer;
+  } else {
+    local_reducer_ = cluster::MakeLocalReducer();
+    reducer_ = local_reducer_.get();
+  }
+  if (!ctx_.work_dir.empty()) state_path_ = JobStatePath(ctx_.work_dir, id_);
+
+  ES_RETURN_IF_ERROR(LoadData());
+  const bool training = spec_.kind != "eval";
+  if (training && train_.size() == 0) return Status::InvalidArgument(where_ + ": no training data");
+  const double t_load = Since(t_start);
+  ES_RETURN_IF_ERROR(BuildModel());
+  if (training) class_weights_ = ClassWeights(cfg_.class_weights, train_.labels, num_classes_);
+  if (class_weights_.defined()) class_weights_ = class_weights_.to(device_);
+  const int64_t n = train_.size();
+  const int64_t steps_per_epoch =
+      m_.model->transductive() ? 1 : (cfg_.drop_last ? n / cfg_.batch_size : (n + cfg_.batch_size - 1) / cfg_.batch_size);
+  if (training && steps_per_epoch == 0)
+    return Status::InvalidArgument(where_ + ": " + std::to_string(n) + " training rows are fewer than batch_size " +
+                                   std::to_string(cfg_.batch_size) + " with drop_last");
+  sched_ = std::make_unique<Schedule>(cfg_, steps_per_epoch * cfg_.epochs);
+  opt_->set_lr(sched_->lr());
+  if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
+  shuffle_ = std::make_unique<IndexShuffler>(DeriveSeed(spec_.seed, kShuffleSeed));
+  target_shuffle_ = std::make_unique<IndexShuffler>(DeriveSeed(spec_.seed, kTargetSeed));
+  // Model initialisation consumed torch's RNG; reseed so dropout streams do not depend on model size.
+  torch::manual_seed(DeriveSeed(spec_.seed, kTorchSeed) + 1);
+  ES_RETURN_IF_ERROR(MaybeResume());
+  const int resumed_from = start_epoch_;
+
+  const auto t_train = Clock::now();
+  bool stopped_early = false;
+  int epochs_run = start_epoch_;
+  for (int epoch = start_epoch_; training && epoch < cfg_.epochs; ++epoch) {
+    const auto t_epoch = Clock::now();
+    EpochRecord rec;
+    rec.epoch = epoch;
+    rec.lr = opt_->lr();
+    rec.val_loss = std::nan("");
+    ES_RETURN_IF_ERROR(TrainEpoch(epoch, &rec.train_loss));
+    sched_->StepEpoch();
+    opt_->set_lr(sched_->lr());
+    bool stop = false;
+    if ((epoch + 1) % cfg_.eval_every == 0 || epoch + 1 == cfg_.epochs) {
+      ES_ASSIGN_OR_RETURN(stop, ValidateEpoch(epoch, &rec));
+    }
+    rec.seconds = Since(t_epoch);
+    curve_.push_back(rec);
+    epochs_run = epoch + 1;
+    if (ctx_.on_epoch) ctx_.on_epoch(rec);
+    const bool preempt = ctx_.stop_requested && ctx_.stop_requested->load();
+    if (stop) {
+      stopped_early = true;
+      break;
+    }
+    // State is written on preemption and otherwise at most once a minute
+    // (a 12M-parameter model's state is ~200 MB); results never depend on it.
+    if (preempt || Since(last_state_write_) > 60) ES_RETURN_IF_ERROR(WriteState(epoch + 1));
+    if (preempt) return Status::Aborted(where_ + ": stopped on request after epoch " + std::to_string(epoch + 1) +
+                                        "; state saved to " + state_path_);
+  }
+  const double t_training = Since(t_train);
+
+  JobResult result;
+  const bool use_best = training && spec_.selection != "last" && best_params_.defined();
+  if (use_best) RestoreBest();
+  result.selected_epoch = use_best ? es_.best_epoch : epochs_run - 1;
+  result.curve = curve_;
+  const auto t_eval = Clock::now();
+  models::LossContext lctx = LossCtx(std::max(0, epochs_run - 1));
+  auto eval_into = [&](const std::string& name, const Split& s) -> Status {
+    ES_ASSIGN_OR_RETURN(EvalOutput e, Evaluate(*m_.model, s, cfg_.batch_size, lctx, num_classes_, true, device_));
+    EvalResult& r = result.evals[name];
+    r.metrics = e.metrics.ToJson(true);
+    r.metrics["loss"] = e.loss;
+    r.predictions = std::move(e.predictions);
+    return Status::Ok();
+  };
+  if (val_.size()) ES_RETURN_IF_ERROR(eval_into("val", val_));
+  for (const auto& [name, s] : evals_) ES_RETURN_IF_ERROR(eval_into(name, s));
+  if (spec_.keep_checkpoint) {
+    Checkpoint c;
+    AddModuleState(c, *m_.model, "model.");
+    c.meta = {{"job_id", id_}, {"model", spec_.model}, {"labels", spec_.labels}, {"selected_epoch", result.selected_epoch}};
+    const std::string path = JobModelPath(ctx_.work_dir, id_);
+    ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
+    ES_RETURN_IF_ERROR(WriteCheckpoint(path, c));
+    result.checkpoint = path;
+  }
+  if (!state_path_.empty() && FileExists(state_path_)) std::filesystem::remove(state_path_);
+  int64_t params = 0, trainable = flat_->numel();
+  for (const auto& p : m_.root->parameters()) params += p.numel();
+  result.info = {{"parameters", params},
+                 {"trainable_parameters", trainable},
+                 {"threads", threads},
+                 {"device", ctx_.device},
+                 {"world_size", reducer_->size()},
+                 {"reducer", reducer_->backend()},
+                 {"selection", spec_.selection},
+                 {"selection_metric", cfg_.metric},
+                 {"oracle_selection", spec_.selection == "oracle"},
+                 {"selected_epoch", result.selected_epoch},
+                 {"epochs_run", epochs_run},
+                 {"stopped_early", stopped_early},
+                 {"resumed_from_epoch", resumed_from},
+                 {"optimizer_steps", step_},
+                 {"seconds_load", t_load},
+                 {"seconds_train", t_training},
+                 {"seconds_eval", Since(t_eval)},
+                 {"seconds_total", Since(t_start)}};
+  if (spec_.selection == "oracle") result.info["oracle_eval"] = spec_.oracle_eval;
+  return result;
+}
+
+}  // namespace
+
+std::string JobStatePath(const std::string& work_dir, const std::string& job_id) {
+  return work_dir + "/" + job_id + "/state.ckpt";
+}
+std::string JobModelPath(const std::string& work_dir, const std::string& job_id) {
+  return work_dir + "/" + job_id + "/model.ckpt";
+}
+
+Result<JobResult> RunJobUnguarded(const JobSpec& spec, const JobContext& context) {
+  Trainer t(spec, context);
+  return t.Run();
+}
+
+Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context) {
+  const std::string id = (spec.id.empty() ? spec.ComputeId() : spec.id).substr(0, 12);
+  try {
+    return RunJobUnguarded(spec, context);
+  } catch (const c10::Error& e) {
+    return Status::Internal("job " + id + ": libtorch error: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Internal("job " + id + ": " + e.what());
+  }
+}
+
+}  // namespace emosweep::worker
