@@ -5,7 +5,7 @@
 //   "logmel64_stats"   256  [mean, std] of 64 log-mel bands and of their deltas
 //   "logmel64_frames"   64  mean log-mel; frames [T, 64] (the log-mel itself)
 //   "mfcc_stats"        80  [mean, std] of 20 MFCCs and of their deltas
-//   "prosody"           see kProsodyNames (eGeMAPS-like: F0, loudness, jitter, ...)
+//   "prosody"           29  ProsodyNames() in prosody.h (eGeMAPS-like: F0, loudness, jitter, ...)
 //   "window_stats"     128  MER seed §3.3 windows (4 s / 2 s step, tiling pad) over
 //                           log-mel frames: per-window mean, then [mean; std]
 // All sets are computed from one shared log-mel / power-spectrum pass.
@@ -41,8 +41,9 @@ struct AudioFeatureOptions {
   std::vector<std::string> feature_sets = {"logmel64_stats"};
   DecodeOptions decode;     // sample rate (16 kHz), normalisation
   int num_threads = 1;      // batch API only; 0 = hardware concurrency
-  bool store_frames = false;  // also fill FeatureSet::frames for *_stats sets
-                              // (logmel64_frames always stores its frames)
+  bool store_frames = false;  // also fill FeatureSet::frames of logmel64_stats ([T, 64]
+                              // log-mel) and mfcc_stats ([T, 20]); logmel64_frames always
+                              // stores its frames, prosody and window_stats never do
 };
 
 // Parses "logmel64_stats,prosody" (comma separated); unknown names are
