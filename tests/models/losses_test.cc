@@ -1,0 +1,184 @@
+// Each loss against a direct computation with plain loops on small tensors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "models/losses.h"
+
+namespace emosweep::models {
+namespace {
+
+double D(const torch::Tensor& t) { return t.item<double>(); }
+
+std::vector<std::vector<double>> LogSoftmaxRows(const torch::Tensor& x) {
+  std::vector<std::vector<double>> out;
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    double m = -1e300, s = 0;
+    for (int64_t j = 0; j < x.size(1); ++j) m = std::max(m, x[i][j].item<double>());
+    for (int64_t j = 0; j < x.size(1); ++j) s += std::exp(x[i][j].item<double>() - m);
+    std::vector<double> r;
+    for (int64_t j = 0; j < x.size(1); ++j) r.push_back(x[i][j].item<double>() - m - std::log(s));
+    out.push_back(r);
+  }
+  return out;
+}
+
+torch::Tensor Normalize(const torch::Tensor& x) { return x / x.norm(2, 1, true); }
+
+TEST(Losses, ClassWeights) {
+  auto b = *BalancedClassWeights({10, 30, 0, 60});
+  EXPECT_NEAR(b[0].item<double>(), 100.0 / 30.0, 1e-5);
+  EXPECT_NEAR(b[1].item<double>(), 100.0 / 90.0, 1e-5);
+  EXPECT_EQ(b[2].item<double>(), 0.0);
+  EXPECT_NEAR(b[3].item<double>(), 100.0 / 180.0, 1e-5);
+  auto f = *InverseFrequencyClassWeights({10, 30, 0, 60});
+  EXPECT_NEAR(f[0].item<double>(), 2.0, 1e-5);
+  EXPECT_NEAR(f[1].item<double>(), 2.0 / 3.0, 1e-5);
+  EXPECT_NEAR(f[3].item<double>(), 1.0 / 3.0, 1e-5);
+  EXPECT_FALSE(BalancedClassWeights({0, 0}).ok());
+  EXPECT_FALSE(InverseFrequencyClassWeights({}).ok());
+  EXPECT_FALSE(BalancedClassWeights({3, -1}).ok());
+}
+
+TEST(Losses, CrossEntropyWeightsAndSmoothingMatchPyTorchFormula) {
+  torch::manual_seed(1);
+  auto x = torch::randn({5, 4}, torch::kDouble);
+  auto y = torch::tensor({0, 3, 1, 1, 2}, torch::kLong);
+  auto w = torch::tensor({0.5, 2.0, 1.0, 3.0}, torch::kDouble);
+  const double eps = 0.1;
+  auto lp = LogSoftmaxRows(x);
+  double nll = 0, smooth = 0, wsum = 0;
+  for (int n = 0; n < 5; ++n) {
+    int64_t c = y[n].item<int64_t>();
+    nll += -w[c].item<double>() * lp[n][c];
+    wsum += w[c].item<double>();
+    for (int k = 0; k < 4; ++k) smooth += -w[k].item<double>() * lp[n][k];
+  }
+  const double expect = (1 - eps) * nll / wsum + eps / 4.0 * smooth / wsum;
+  EXPECT_NEAR(D(CrossEntropy(x, y, w, eps)), expect, 1e-10);
+  double plain = 0;
+  for (int n = 0; n < 5; ++n) plain += -lp[n][y[n].item<int64_t>()];
+  EXPECT_NEAR(D(CrossEntropy(x, y, torch::Tensor(), 0.0)), plain / 5, 1e-10);
+}
+
+TEST(Losses, FocalWithSmoothingAndAlpha) {
+  torch::manual_seed(2);
+  auto x = torch::randn({4, 3}, torch::kDouble);
+  auto y = torch::tensor({2, 0, 1, 2}, torch::kLong);
+  auto alpha = torch::tensor({1.0, 0.5, 2.0}, torch::kDouble);
+  const double eps = 0.1, gamma = 2.0;
+  auto lp = LogSoftmaxRows(x);
+  double total = 0;
+  for (int n = 0; n < 4; ++n)
+    for (int c = 0; c < 3; ++c) {
+      const double q = c == y[n].item<int64_t>() ? 1 - eps : eps / 2;
+      const double p = std::exp(lp[n][c]);
+      total += alpha[c].item<double>() * std::pow(1 - p, gamma) * q * -lp[n][c];
+    }
+  EXPECT_NEAR(D(FocalLoss(x, y, alpha, gamma, eps)), total / 4, 1e-10);
+  // γ = 0, ε = 0, no α: plain cross-entropy.
+  EXPECT_NEAR(D(FocalLoss(x, y, torch::Tensor(), 0.0, 0.0)), D(CrossEntropy(x, y, torch::Tensor(), 0.0)), 1e-10);
+}
+
+TEST(Losses, NtXentCrossModalOneDirection) {
+  torch::manual_seed(3);
+  auto a = torch::randn({4, 5}, torch::kDouble), b = torch::randn({4, 5}, torch::kDouble);
+  const double tau = 0.05;
+  auto an = Normalize(a), bn = Normalize(b);
+  double total = 0;
+  for (int i = 0; i < 4; ++i) {
+    double m = -1e300;
+    std::vector<double> s(4);
+    for (int j = 0; j < 4; ++j) {
+      s[j] = (an[i] * bn[j]).sum().item<double>() / tau;
+      m = std::max(m, s[j]);
+    }
+    double z = 0;
+    for (int j = 0; j < 4; ++j) z += std::exp(s[j] - m);
+    total += -(s[i] - m - std::log(z));
+  }
+  EXPECT_NEAR(D(NtXentCrossModal(a, b, tau)), total / 4, 1e-9);
+}
+
+TEST(Losses, NtXentSimClr2N) {
+  torch::manual_seed(4);
+  auto z1 = torch::randn({3, 4}, torch::kDouble), z2 = torch::randn({3, 4}, torch::kDouble);
+  const double tau = 0.07;
+  auto z = Normalize(torch::cat({z1, z2}));
+  double total = 0;
+  for (int i = 0; i < 6; ++i) {
+    const int pos = (i + 3) % 6;
+    double denom = 0;
+    for (int k = 0; k < 6; ++k)
+      if (k != i) denom += std::exp((z[i] * z[k]).sum().item<double>() / tau);
+    total += -((z[i] * z[pos]).sum().item<double>() / tau - std::log(denom));
+  }
+  EXPECT_NEAR(D(NtXentSimClr(z1, z2, tau)), total / 6, 1e-9);
+}
+
+TEST(Losses, SupConAsSpecified) {
+  torch::manual_seed(5);
+  auto z = torch::randn({5, 3}, torch::kDouble);
+  auto y = torch::tensor({0, 1, 0, 2, 1}, torch::kLong);  // anchor 3 has no positive
+  const double tau = 0.07;
+  auto zn = Normalize(z);
+  double total = 0;
+  for (int i = 0; i < 5; ++i) {
+    double denom = 0;
+    for (int k = 0; k < 5; ++k)
+      if (k != i) denom += std::exp((zn[i] * zn[k]).sum().item<double>() / tau);
+    double sum = 0;
+    int npos = 0;
+    for (int j = 0; j < 5; ++j)
+      if (j != i && y[j].item<int64_t>() == y[i].item<int64_t>()) {
+        sum += (zn[i] * zn[j]).sum().item<double>() / tau - std::log(denom + 1e-8);
+        ++npos;
+      }
+    total += npos ? -sum / npos : 0.0;
+  }
+  EXPECT_NEAR(D(SupConLoss(z, y, tau)), total / 5, 1e-9);
+}
+
+TEST(Losses, MiclSymmetricPlusSameLabelTerm) {
+  torch::manual_seed(6);
+  auto t = torch::randn({4, 3}, torch::kDouble), a = torch::randn({4, 3}, torch::kDouble);
+  auto y = torch::tensor({1, 0, 1, 1}, torch::kLong);
+  const double tau = 0.07, w = 0.1;
+  auto tn = Normalize(t), an = Normalize(a);
+  double s[4][4];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) s[i][j] = (tn[i] * an[j]).sum().item<double>() / tau;
+  double row = 0, col = 0;
+  for (int i = 0; i < 4; ++i) {
+    double zr = 0, zc = 0;
+    for (int j = 0; j < 4; ++j) {
+      zr += std::exp(s[i][j]);
+      zc += std::exp(s[j][i]);
+    }
+    row += -(s[i][i] - std::log(zr));
+    col += -(s[i][i] - std::log(zc));
+  }
+  double same = 0;
+  int n = 0;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j)
+      if (i != j && y[i].item<int64_t>() == y[j].item<int64_t>()) {
+        same += s[i][j];
+        ++n;
+      }
+  const double expect = 0.5 * (row / 4 + col / 4) + w * (-same / n);
+  EXPECT_NEAR(D(MiclLoss(t, a, y, tau, w)), expect, 1e-8);
+  EXPECT_NEAR(D(MiclLoss(t, a, torch::Tensor(), tau, w)), 0.5 * (row / 4 + col / 4), 1e-8);
+}
+
+TEST(Losses, VadMseLooksUpTheTargetTable) {
+  auto table = torch::tensor({{0.1, 0.2, 0.3}, {-0.5, 0.5, 0.0}}, torch::kDouble);
+  auto pred = torch::tensor({{0.0, 0.0, 0.0}, {1.0, 1.0, 1.0}}, torch::kDouble);
+  auto y = torch::tensor({1, 0}, torch::kLong);
+  const double expect = (0.25 + 0.25 + 0.0 + 0.81 + 0.64 + 0.49) / 6.0;
+  EXPECT_NEAR(D(VadMse(pred, table, y)), expect, 1e-12);
+}
+
+}  // namespace
+}  // namespace emosweep::models
