@@ -51,7 +51,7 @@ Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohm
                                    JoinNames(KnownModels()) + ")");
   nlohmann::json out;
 #if EMOSWEEP_HAVE_MODELS_CONFIG
-  ES_ASSIGN_OR_RETURN(out, models::FindModelInfo(name)->config.Apply(given, where + " model '" + name + "'", lines));
+  ES_ASSIGN_OR_RETURN(out, models::FindModelInfo(name)->config.Apply(given, where, lines));
 #else
   out = given.is_null() ? nlohmann::json::object() : given;
 #endif

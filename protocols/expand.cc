@@ -186,9 +186,17 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
     if (job.reportable && !have.reportable) {
       have.reportable = true;  // a helper job another experiment reports on directly
       have.attrs = job.attrs;
-    } else if (job.reportable && have.attrs.at("experiment") != job.attrs.at("experiment")) {
-      warnings_.push_back("experiment '" + job.attrs.at("experiment") + "' repeats a job of experiment '" +
-                          have.attrs.at("experiment") + "' (same identity): it runs once and reports under the first");
+    } else if (job.reportable && have.reportable && have.attrs != job.attrs) {
+      auto describe = [](const std::map<std::string, std::string>& a) {
+        std::string d = a.at("experiment");
+        for (const char* k : {"model", "target", "budget", "variant", "hp"}) {
+          auto it = a.find(k);
+          if (it != a.end() && !it->second.empty()) d += std::string(" ") + k + "=" + it->second;
+        }
+        return d;
+      };
+      warnings_.push_back("job [" + describe(job.attrs) + "] is identical to job [" + describe(have.attrs) +
+                          "] (same identity): it runs once and its table cell is reported under the first");
     }
     return job.spec.id;
   }

@@ -73,6 +73,11 @@ Status ParseModels(const TableReader& r, const TomlDocument& doc, const Defaults
     if (dm != d.model.end()) Merge(&md.config, &merged_lines, dm->second, d.model_lines.at(md.name));
     if (md.config.is_null()) md.config = nlohmann::json::object();
     Merge(&md.config, &merged_lines, inline_cfg, lines);
+    // Keys of inline tables carry no line of their own: use the entry's.
+    int entry_line = TableReader(doc, ptr, "").LineOf("");
+    for (auto it = md.config.begin(); it != md.config.end(); ++it)
+      if (!merged_lines.count(it.key()) && entry_line) merged_lines[it.key()] = entry_line;
+    md.lines = std::move(merged_lines);
     e->models.push_back(std::move(md));
   }
   return Status::Ok();
@@ -124,7 +129,7 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
     for (size_t m = 0; m < e->models.size(); ++m) {
       GridPoint p;
       nlohmann::json model_cfg = e->models[m].config, t = train, f = ft;
-      KeyLines ml, tl = train_lines, fl = ft_lines;
+      KeyLines ml = e->models[m].lines, tl = train_lines, fl = ft_lines;
       std::string hp;
       for (size_t a = 0; a < axes.size(); ++a) {
         const std::string& key = axes[a].first;

@@ -51,6 +51,7 @@ struct ModelDecl {
   std::string name;        // registry name (models/model_configs.h)
   std::string label;       // table row name (defaults to name)
   nlohmann::json config;   // defaults.model.<name> merged with the inline keys (before the grid)
+  std::map<std::string, int> lines;  // config key -> source line (for messages)
   std::string where;
 };
 

@@ -60,9 +60,10 @@ Result<Budget> ParseBudget(const nlohmann::json& v, const TableReader& r) {
 }
 
 Result<SplitDecl> ParseSplit(const TomlDocument& doc, const std::string& pointer, int64_t default_seed) {
-  TableReader r(doc, pointer, "split");
   SplitDecl s;
   s.seed = static_cast<uint64_t>(default_seed);
+  if (pointer.empty()) return s;  // no split table anywhere: the documented defaults
+  TableReader r(doc, pointer, "split");
   if (r.value().is_null()) return s;
   ES_RETURN_IF_ERROR(r.CheckKeys({"method", "k", "group_by", "val_fraction", "test_fraction", "seed",
                                   "allow_speaker_overlap", "file", "fold"}));

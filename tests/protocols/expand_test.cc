@@ -1,0 +1,442 @@
+// tests/protocols/expand_test.cc: expansion of every experiment kind on small
+// synthetic stores (real HDF5 files), identities, shared pre-training, few-shot
+// subsets.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "protocols/expand.h"
+#include "tests/protocols/protocol_test_util.h"
+
+namespace emosweep::protocols {
+namespace {
+
+using testing::CountKind;
+using testing::MakeCorpus;
+using testing::MustLoad;
+using testing::TestDir;
+using testing::WriteStore;
+
+const char* kHeader = R"(version = 1
+name = "x"
+[corpora.a]
+store = "a.h5"
+[corpora.b]
+store = "b.h5"
+[corpora.c]
+store = "c.h5"
+[defaults]
+labels = "core4"
+features = {audio = "feat"}
+seeds = [1, 2]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 3}
+)";
+
+class Expand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* n : {"a", "b", "c"}) WriteStore(dir_, MakeCorpus(n));
+  }
+  Protocol Load(const std::string& experiments, const std::string& header = kHeader) {
+    return MustLoad(dir_.Write("p.toml", header + experiments));
+  }
+  static std::map<std::string, std::string> IdsByKey(const Protocol& p) {
+    std::map<std::string, std::string> out;
+    for (const auto& j : p.jobs) {
+      std::string key = j.spec.kind;
+      for (const auto& [k, v] : j.attrs) key += "|" + k + "=" + v;
+      out[key] = j.spec.id;
+    }
+    return out;
+  }
+  TestDir dir_;
+};
+
+size_t TotalIds(const std::vector<worker::DataRef>& refs) {
+  size_t n = 0;
+  for (const auto& r : refs) n += r.ids.size();
+  return n;
+}
+
+TEST_F(Expand, InDomainFoldsModelsSeeds) {
+  Protocol p = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a", "b"]
+models = ["concat_mlp", {name = "concat_mlp", label = "wide", hidden_dims = [512]}]
+)");
+  // 2 corpora × 3 folds × 2 models × 2 seeds
+  EXPECT_EQ(p.jobs.size(), 24u);
+  EXPECT_EQ(CountKind(p, "supervised"), 24);
+  ASSERT_EQ(p.experiments.size(), 1u);
+  EXPECT_TRUE(p.experiments[0].expanded);
+  EXPECT_EQ(p.experiments[0].jobs, 24);
+  for (const auto& j : p.jobs) {
+    // core4 filter: no "fear" utterance anywhere; train/test speakers disjoint
+    std::set<std::string> train(j.spec.train[0].ids.begin(), j.spec.train[0].ids.end());
+    for (const auto& id : j.spec.eval.at("test")[0].ids) EXPECT_FALSE(train.count(id));
+    for (const auto& id : train) EXPECT_EQ(id.find("fear"), std::string::npos);
+    EXPECT_EQ(j.spec.labels, (std::vector<std::string>{"anger", "happiness", "neutral", "sadness"}));
+    EXPECT_FALSE(j.spec.val.empty());
+    EXPECT_TRUE(j.spec.train_config.contains("lr")) << "train config must be effective (defaults filled)";
+    EXPECT_TRUE(j.reportable);
+    EXPECT_FALSE(j.attrs.at("fold").empty());
+  }
+  // The label distinguishes two configs of one model; their ids differ.
+  std::set<std::string> ids;
+  for (const auto& j : p.jobs) ids.insert(j.spec.id);
+  EXPECT_EQ(ids.size(), 24u);
+}
+
+TEST_F(Expand, LocoTrainsOnAllButOne) {
+  Protocol p = Load(R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+)");
+  EXPECT_EQ(p.jobs.size(), 6u);  // 3 held-out × 2 seeds
+  for (const auto& j : p.jobs) {
+    const std::string& held = j.attrs.at("heldout");
+    ASSERT_EQ(j.spec.train.size(), 2u);
+    for (const auto& r : j.spec.train) EXPECT_EQ(r.store.find(held + ".h5"), std::string::npos);
+    ASSERT_EQ(j.spec.eval.at("test").size(), 1u);
+    EXPECT_NE(j.spec.eval.at("test")[0].store.find(held + ".h5"), std::string::npos);
+    EXPECT_EQ(j.spec.eval.at("test")[0].ids.size(), 6u * 4 * 3);  // the whole held-out corpus (core4)
+    EXPECT_EQ(j.spec.eval.at("test_in").size(), 2u);
+  }
+}
+
+TEST_F(Expand, CrossCorpusMatrixUsesEvalJobs) {
+  Protocol p = Load(R"([[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+seeds = [7]
+)");
+  EXPECT_EQ(CountKind(p, "supervised"), 3);
+  EXPECT_EQ(CountKind(p, "eval"), 6);
+  std::set<std::pair<std::string, std::string>> cells;
+  std::map<std::string, const PlannedJob*> by_id;
+  for (const auto& j : p.jobs) by_id[j.spec.id] = &j;
+  for (const auto& j : p.jobs) {
+    cells.insert({j.attrs.at("source"), j.attrs.at("target")});
+    if (j.spec.kind == "eval") {
+      ASSERT_EQ(j.deps.size(), 1u);
+      ASSERT_TRUE(by_id.count(j.deps[0])) << "dependency must be in the plan";
+      EXPECT_LT(by_id[j.deps[0]], &j) << "dependencies come first";
+      EXPECT_EQ(j.spec.init_from, j.deps[0]);
+      EXPECT_TRUE(by_id[j.deps[0]]->spec.keep_checkpoint);
+      EXPECT_TRUE(j.spec.train.empty());
+    }
+  }
+  EXPECT_EQ(cells.size(), 9u);  // full 3×3 matrix, diagonal included
+}
+
+TEST_F(Expand, JointTrainsTogetherTestsEach) {
+  Protocol p = Load(R"([[experiment]]
+name = "joint"
+kind = "joint"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+seeds = [1]
+)");
+  EXPECT_EQ(CountKind(p, "supervised"), 1);
+  EXPECT_EQ(CountKind(p, "eval"), 2);
+  EXPECT_EQ(p.jobs[0].spec.train.size(), 2u);
+}
+
+const char* kTransfer = R"([[experiment]]
+name = "ft"
+kind = "finetune"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+finetune_train = {lr = 0.0001}
+grid = {"finetune.epochs" = [5, 10]}
+
+[[experiment]]
+name = "fs"
+kind = "fewshot"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+budgets = ["25%", "50%"]
+shots = [1]
+finetune_train = {lr = 0.0001}
+selection = "target_val"
+)";
+
+TEST_F(Expand, SharedPretrainJobAppearsOnceWithDeps) {
+  Protocol p = Load(kTransfer);
+  // One pretrain per seed, shared by the finetune grid points and every few-shot budget.
+  EXPECT_EQ(CountKind(p, "pretrain"), 2);
+  EXPECT_EQ(CountKind(p, "finetune"), 2 * 2 + 3 * 2);
+  std::map<std::string, const PlannedJob*> pre;
+  for (const auto& j : p.jobs)
+    if (j.spec.kind == "pretrain") {
+      pre[j.spec.id] = &j;
+      EXPECT_TRUE(j.spec.keep_checkpoint);
+      EXPECT_FALSE(j.reportable);
+    }
+  std::set<std::string> seen_before;
+  std::map<std::string, int> dependents;
+  for (const auto& j : p.jobs) {
+    if (j.spec.kind == "finetune") {
+      ASSERT_EQ(j.deps.size(), 1u);
+      ASSERT_TRUE(pre.count(j.deps[0]));
+      EXPECT_TRUE(seen_before.count(j.deps[0])) << "pretrain job must come before its dependents";
+      EXPECT_EQ(j.spec.init_from, j.deps[0]);
+      EXPECT_EQ(pre[j.deps[0]]->spec.seed, j.spec.seed);
+      ++dependents[j.deps[0]];
+    }
+    seen_before.insert(j.spec.id);
+  }
+  for (const auto& [id, n] : dependents) EXPECT_EQ(n, 5) << "2 finetune + 3 few-shot jobs per seed";
+  // Experiment summaries count the shared job once, where it was first made.
+  EXPECT_EQ(p.experiments[0].jobs_by_kind.at("pretrain"), 2);
+  EXPECT_EQ(p.experiments[1].jobs_by_kind.count("pretrain"), 0u);
+}
+
+TEST_F(Expand, FewshotSubsetsStratifiedAndSeeded) {
+  Protocol p = Load(kTransfer);
+  std::map<std::string, std::vector<std::string>> subset;  // budget|seed -> ids
+  size_t target_train = 0;
+  for (const auto& j : p.jobs) {
+    if (j.attrs.count("budget") == 0) {
+      if (j.spec.kind == "finetune") target_train = j.spec.train[0].ids.size();
+      continue;
+    }
+    subset[j.attrs.at("budget") + "|" + j.attrs.at("seed")] = j.spec.train[0].ids;
+    EXPECT_EQ(std::to_string(j.spec.train[0].ids.size()), j.attrs.at("budget_n"));
+  }
+  ASSERT_EQ(subset.size(), 6u);
+  ASSERT_GT(target_train, 0u);
+  auto per_class = [](const std::vector<std::string>& ids) {
+    std::map<std::string, int> c;
+    for (const auto& id : ids)
+      for (const char* l : {"anger", "happiness", "neutral", "sadness"})
+        if (id.find(std::string("_") + l + "_") != std::string::npos) ++c[l];
+    return c;
+  };
+  // Every class of the balanced target train share has target_train/4 utterances.
+  size_t n_c = target_train / 4;
+  for (const auto& [key, ids] : subset) {
+    auto c = per_class(ids);
+    ASSERT_EQ(c.size(), 4u) << key;
+    int want = key.rfind("1-shot", 0) == 0 ? 1
+               : key.rfind("25%", 0) == 0 ? std::max<int>(1, static_cast<int>(n_c * 0.25))
+                                          : static_cast<int>(n_c * 0.5);
+    for (const auto& [label, n] : c) EXPECT_EQ(n, want) << key << " " << label;
+  }
+  EXPECT_NE(subset["50%|1"], subset["50%|2"]) << "different seeds draw different subsets";
+  Protocol again = Load(kTransfer);
+  for (const auto& j : again.jobs)
+    if (j.attrs.count("budget"))
+      EXPECT_EQ(j.spec.train[0].ids, subset[j.attrs.at("budget") + "|" + j.attrs.at("seed")]) << "same seed, same subset";
+}
+
+TEST_F(Expand, FewshotClassMissingInTargetIsAnError) {
+  WriteStore(dir_, MakeCorpus("b", 6, 3, {"anger", "happiness", "neutral"}));  // no sadness in b
+  auto p = LoadProtocol(dir_.Write("p.toml", std::string(kHeader) + kTransfer));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("'sadness'"), std::string::npos) << p.status().message();
+}
+
+TEST_F(Expand, IdenticalFewshotBudgetsRunOnceWithWarning) {
+  // 10% of 9 utterances per class is 1 per class: the same subset as 1-shot.
+  Protocol p = Load(R"([[experiment]]
+name = "fs"
+kind = "fewshot"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+budgets = ["10%"]
+shots = [1]
+seeds = [1]
+)");
+  EXPECT_EQ(CountKind(p, "finetune"), 1);
+  ASSERT_EQ(p.warnings.size(), 1u);
+  EXPECT_NE(p.warnings[0].find("budget=1-shot"), std::string::npos) << p.warnings[0];
+  EXPECT_NE(p.warnings[0].find("budget=10%"), std::string::npos) << p.warnings[0];
+}
+
+TEST_F(Expand, AdaptVariantsUseUnlabeledTarget) {
+  Protocol p = Load(R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_ganin", "mmd_rbf", "none"]
+weight = 0.3
+seeds = [1]
+)");
+  EXPECT_EQ(CountKind(p, "adapt"), 2);
+  EXPECT_EQ(CountKind(p, "supervised"), 1);
+  for (const auto& j : p.jobs) {
+    EXPECT_NE(j.spec.eval.at("test")[0].store.find("b.h5"), std::string::npos);
+    EXPECT_NE(j.spec.train[0].store.find("a.h5"), std::string::npos);
+    EXPECT_NE(j.spec.val[0].store.find("a.h5"), std::string::npos) << "source_val selects on source data";
+    if (j.spec.kind == "adapt") {
+      EXPECT_EQ(j.spec.adapt.at("variant"), j.attrs.at("variant"));
+      EXPECT_DOUBLE_EQ(j.spec.adapt.at("weight").get<double>(), 0.3);
+      ASSERT_EQ(j.spec.target_unlabeled.size(), 1u);
+      std::set<std::string> test(j.spec.eval.at("test")[0].ids.begin(), j.spec.eval.at("test")[0].ids.end());
+      for (const auto& id : j.spec.target_unlabeled[0].ids) EXPECT_FALSE(test.count(id)) << "target test never trains";
+    }
+  }
+}
+
+TEST_F(Expand, IdentitiesStableAcrossRunsAndKeyOrder) {
+  const std::string exp = R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = [{name = "concat_mlp", hidden_dims = [128], dropout = 0.2}]
+train = {lr = 0.01, epochs = 3}
+)";
+  Protocol p1 = Load(exp);
+  Protocol p2 = Load(exp);
+  ASSERT_EQ(p1.jobs.size(), 6u);
+  EXPECT_EQ(IdsByKey(p1), IdsByKey(p2));
+  // Same content, keys in another order (top level, defaults, experiment, inline tables).
+  const std::string reordered = R"(name = "x"
+version = 1
+[corpora.c]
+store = "c.h5"
+[corpora.b]
+store = "b.h5"
+[corpora.a]
+store = "a.h5"
+[defaults]
+split = {k = 3, method = "speaker_kfold"}
+selection = "source_val"
+seeds = [1, 2]
+features = {audio = "feat"}
+labels = "core4"
+[[experiment]]
+train = {epochs = 3, lr = 0.01}
+models = [{dropout = 0.2, hidden_dims = [128], name = "concat_mlp"}]
+corpora = ["a"]
+kind = "in_domain"
+name = "in"
+)";
+  Protocol p3 = MustLoad(dir_.Write("q.toml", reordered));
+  EXPECT_EQ(IdsByKey(p1), IdsByKey(p3));
+  // Writing a default explicitly changes nothing: identities hash effective configs.
+  Protocol p4 = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = [{name = "concat_mlp", hidden_dims = [128], dropout = 0.2}]
+train = {lr = 0.01, epochs = 3, optimizer = "adamw"}
+)");
+  EXPECT_EQ(IdsByKey(p1), IdsByKey(p4));
+}
+
+TEST_F(Expand, HyperparameterChangeChangesExactlyAffectedJobs) {
+  auto with = [&](const std::string& ft_lr, const std::string& grid) {
+    return Load(std::string(R"([[experiment]]
+name = "ft"
+kind = "finetune"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+finetune_train = {lr = )") + ft_lr + "}\ngrid = {\"train.epochs\" = " + grid + "}\n");
+  };
+  Protocol base = with("0.0001", "[3, 4]");
+  Protocol ft = with("0.0002", "[3, 4]");    // fine-tune stage only
+  Protocol grid = with("0.0001", "[3, 5]");  // one grid point of both stages
+  auto by_kind = [](const Protocol& p, const std::string& kind) {
+    std::map<std::string, std::string> m;  // seed|epochs -> id
+    for (const auto& j : p.jobs)
+      if (j.spec.kind == kind) m[j.attrs.at("seed") + "|" + j.attrs.at("train.epochs")] = j.spec.id;
+    return m;
+  };
+  EXPECT_EQ(by_kind(base, "pretrain"), by_kind(ft, "pretrain")) << "fine-tune lr does not touch pre-training";
+  for (const auto& [k, id] : by_kind(base, "finetune")) EXPECT_NE(by_kind(ft, "finetune").at(k), id);
+  auto bp = by_kind(base, "pretrain"), gp = by_kind(grid, "pretrain");
+  EXPECT_EQ(bp.at("1|3"), gp.at("1|3"));
+  EXPECT_EQ(bp.at("2|3"), gp.at("2|3"));
+  EXPECT_FALSE(gp.count("1|4"));
+  EXPECT_EQ(gp.size(), 4u);
+  std::set<std::string> base_ids, grid_ids;
+  for (const auto& j : base.jobs) base_ids.insert(j.spec.id);
+  for (const auto& j : grid.jobs) grid_ids.insert(j.spec.id);
+  int changed = 0;
+  for (const auto& id : grid_ids) changed += !base_ids.count(id);
+  EXPECT_EQ(changed, 4) << "epochs 4 -> 5: 2 pretrain + 2 finetune jobs (2 seeds) change, the rest keep their ids";
+}
+
+TEST_F(Expand, MissingStoreIsReportedNotFatal) {
+  std::filesystem::remove(dir_.File("c.h5"));
+  Protocol p = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+)");
+  ASSERT_EQ(p.missing_inputs.size(), 1u);
+  EXPECT_NE(p.missing_inputs[0].find("c.h5"), std::string::npos);
+  EXPECT_TRUE(p.experiments[0].expanded);
+  EXPECT_FALSE(p.experiments[1].expanded);
+  EXPECT_NE(p.experiments[1].reason.find("c"), std::string::npos);
+  EXPECT_EQ(p.jobs.size(), 6u);
+}
+
+TEST_F(Expand, UnknownFeatureSetNamesStore) {
+  auto p = LoadProtocol(dir_.Write("p.toml", std::string(kHeader) + R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+features = {audio = "wav2vec9"}
+)"));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(p.status().message().find("a.h5"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("wav2vec9"), std::string::npos);
+}
+
+TEST_F(Expand, CorruptStoreIsAnErrorNamingIt) {
+  testing::TestDir other;
+  std::string bad = dir_.Write("a.h5", "this is not an HDF5 file");
+  auto p = LoadProtocol(dir_.Write("p.toml", std::string(kHeader) + R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+)"));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find(bad), std::string::npos) << p.status().message();
+}
+
+TEST_F(Expand, OracleSelectionIsFlaggedInAttrs) {
+  Protocol p = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+selection = "oracle"
+oracle_eval = "test"
+seeds = [1]
+)");
+  ASSERT_FALSE(p.jobs.empty());
+  EXPECT_EQ(p.jobs[0].spec.selection, "oracle");
+  EXPECT_EQ(p.jobs[0].spec.oracle_eval, "test");
+  EXPECT_EQ(p.jobs[0].attrs.at("selection"), "oracle(test)");
+}
+
+}  // namespace
+}  // namespace emosweep::protocols

@@ -1,0 +1,227 @@
+// tests/protocols/grammar_test.cc: every grammar error names the file and the
+// line (one test per bad-input case), and valid files parse without stores.
+#include <gtest/gtest.h>
+
+#include "protocols/expand.h"
+#include "tests/protocols/protocol_test_util.h"
+
+namespace emosweep::protocols {
+namespace {
+
+using testing::TestDir;
+
+// A valid protocol; `extra_exp` is appended inside the experiment table,
+// `tail` after it. Line numbers below refer to this layout.
+std::string Proto(const std::string& extra_exp = "", const std::string& tail = "",
+                  const std::string& selection = "selection = \"source_val\"\n") {
+  return "version = 1\n"                                   // 1
+         "name = \"t\"\n"                                  // 2
+         "[corpora.a]\n"                                   // 3
+         "store = \"a.h5\"\n"                              // 4
+         "[corpora.b]\n"                                   // 5
+         "store = \"b.h5\"\n"                              // 6
+         "[defaults]\n"                                    // 7
+         "labels = \"core4\"\n"                            // 8
+         "features = {audio = \"feat\"}\n"                 // 9
+         "seeds = [1, 2]\n"                                // 10
+         "[[experiment]]\n"                                // 11
+         "name = \"e\"\n"                                  // 12
+         "kind = \"in_domain\"\n"                          // 13
+         "corpora = [\"a\"]\n"                             // 14
+         "models = [\"concat_mlp\"]\n" +                   // 15
+         selection + extra_exp + tail;                     // 16..
+}
+
+Status LoadError(const TestDir& dir, const std::string& text) {
+  std::string path = dir.Write("p.toml", text);
+  auto p = LoadProtocol(path);
+  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << text;
+  return p.ok() ? Status::Ok() : p.status();
+}
+
+void ExpectAt(const Status& s, const TestDir& dir, int line, const std::string& what) {
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find(dir.File("p.toml") + " line " + std::to_string(line)), std::string::npos)
+      << "expected line " << line << " in: " << s.message();
+  EXPECT_NE(s.message().find(what), std::string::npos) << "expected '" << what << "' in: " << s.message();
+}
+
+TEST(Grammar, ValidProtocolParsesWithoutStores) {
+  TestDir dir;
+  auto p = LoadProtocol(dir.Write("p.toml", Proto()));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->name, "t");
+  ASSERT_EQ(p->experiments.size(), 1u);
+  EXPECT_FALSE(p->experiments[0].expanded);
+  EXPECT_NE(p->experiments[0].reason.find("missing store"), std::string::npos);
+  EXPECT_EQ(p->missing_inputs.size(), 1u);  // only corpus a is used
+  EXPECT_TRUE(p->jobs.empty());
+}
+
+TEST(Grammar, UnknownTopLevelKeyNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, "colour = 3\n" + Proto()), dir, 1, "unknown key 'colour'");
+}
+
+TEST(Grammar, UnknownExperimentKeyNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("epochs = 3\n")), dir, 17, "unknown key 'epochs'");
+}
+
+TEST(Grammar, KindSpecificKeyOnWrongKindIsUnknown) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("budgets = [\"10%\"]\n")), dir, 17, "unknown key 'budgets'");
+}
+
+TEST(Grammar, WrongTypeNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("seeds = \"1\"\n")), dir, 17, "'seeds' must be a non-empty list");
+}
+
+TEST(Grammar, MissingSelectionNamesExperiment) {
+  TestDir dir;
+  Status s = LoadError(dir, Proto("", "", ""));
+  ExpectAt(s, dir, 11, "no model-selection policy");
+  EXPECT_NE(s.message().find("'e'"), std::string::npos) << s.message();
+}
+
+TEST(Grammar, UnknownSelectionPolicy) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("", "", "selection = \"best_test\"\n")), dir, 16, "not one of source_val");
+}
+
+TEST(Grammar, OracleMustNameItsEvalSet) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("", "", "selection = \"oracle\"\n")), dir, 16, "oracle_eval");
+}
+
+TEST(Grammar, TargetValNeedsATarget) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("", "", "selection = \"target_val\"\n")), dir, 16, "needs a target corpus");
+}
+
+TEST(Grammar, UnknownModelNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("\"concat_mlp\""), 12, "\"resnet9000\"");
+  ExpectAt(LoadError(dir, text), dir, 15, "unknown model 'resnet9000'");
+}
+
+TEST(Grammar, UnknownModelConfigKeyNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("[\"concat_mlp\"]"), 14, "[{name = \"concat_mlp\", wings = 2}]");
+  ExpectAt(LoadError(dir, text), dir, 15, "unknown key 'wings'");
+}
+
+TEST(Grammar, UnknownTrainKeyNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("train = {learning_rate = 0.1}\n")), dir, 17, "unknown key 'learning_rate'");
+}
+
+TEST(Grammar, TrainValueOutOfBoundsNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("train = {lr = -1.0}\n")), dir, 17, "'lr'");
+}
+
+TEST(Grammar, UnknownDaVariantNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("kind = \"in_domain\""), 18, "kind = \"adapt\"");
+  text.replace(text.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
+  // the replacement adds one line: experiment keys shift by one
+  ExpectAt(LoadError(dir, text + "variants = [\"dann_ganin\", \"dann_magic\"]\n"), dir, 18, "dann_magic");
+}
+
+TEST(Grammar, BadBudgetNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("kind = \"in_domain\""), 18, "kind = \"fewshot\"");
+  text.replace(text.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
+  ExpectAt(LoadError(dir, text + "budgets = [\"10%\", \"120%\"]\n"), dir, 18, "120%");
+}
+
+TEST(Grammar, UnknownCorpusNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("corpora = [\"a\"]"), 15, "corpora = [\"zz\"]");
+  ExpectAt(LoadError(dir, text), dir, 14, "corpus 'zz' is not declared");
+}
+
+TEST(Grammar, UnknownLabelNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("labels = [\"anger\", \"grumpy\"]\n")), dir, 17, "'grumpy' is not a canonical label");
+}
+
+TEST(Grammar, GridKeyMustBeTrainOrModel) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("grid = {lr = [0.1]}\n")), dir, 17, "must be train.<key>");
+}
+
+TEST(Grammar, GridValueValidatedAgainstTrainTable) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("grid = {\"train.optimizer\" = [\"adamw\", \"rmsprop\"]}\n")), dir, 17, "rmsprop");
+}
+
+TEST(Grammar, VersionIsRequiredAndChecked) {
+  TestDir dir;
+  std::string text = Proto();
+  ExpectAt(LoadError(dir, "version = 2" + text.substr(text.find('\n'))), dir, 1, "version 2 is not supported");
+  Status s = LoadError(dir, text.substr(text.find('\n') + 1));
+  EXPECT_NE(s.message().find("'version' is missing"), std::string::npos) << s.message();
+}
+
+TEST(Grammar, TomlSyntaxErrorNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("models = [\n")), dir, 17, "");
+}
+
+TEST(Grammar, TableSpreadIsRequired) {
+  TestDir dir;
+  std::string table = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"corpus\"\n"
+                      "metrics = [\"ua\"]\n";
+  ExpectAt(LoadError(dir, Proto("", table)), dir, 17, "'spread' is missing");
+}
+
+TEST(Grammar, TableUnknownAttributeNamesLine) {
+  TestDir dir;
+  std::string table = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"planet\"\n"
+                      "metrics = [\"ua\"]\nspread = \"std\"\n";
+  ExpectAt(LoadError(dir, Proto("", table)), dir, 21, "'planet' is not an attribute");
+}
+
+TEST(Grammar, PublishedValuesNeedTolerance) {
+  TestDir dir;
+  std::string table = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"corpus\"\n"
+                      "metrics = [\"ua\"]\nspread = \"std\"\npublished = {\"concat_mlp|a\" = 61.2}\n";
+  ExpectAt(LoadError(dir, Proto("", table)), dir, 24, "tolerance");
+}
+
+TEST(Grammar, UndefinedVariableNamesLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("\"a.h5\""), 6, "\"${NOPE_NOT_SET_42}/a.h5\"");
+  ExpectAt(LoadError(dir, text), dir, 4, "${NOPE_NOT_SET_42} is not defined");
+}
+
+TEST(Grammar, StoreDirSetsStoreDirVariable) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("\"a.h5\""), 6, "\"${STORE_DIR}/a.h5\"");
+  LoadOptions o;
+  o.store_dir = "/some/where";
+  auto p = LoadProtocol(dir.Write("p.toml", text), o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->stores.at("a"), "/some/where/a.h5");
+  EXPECT_EQ(p->stores.at("b"), dir.File("b.h5"));  // relative to the protocol's directory
+}
+
+TEST(Grammar, DuplicateExperimentName) {
+  TestDir dir;
+  std::string text = Proto();
+  std::string exp = text.substr(text.find("[[experiment]]"));
+  ExpectAt(LoadError(dir, text + exp), dir, 17, "used twice");
+}
+
+}  // namespace
+}  // namespace emosweep::protocols

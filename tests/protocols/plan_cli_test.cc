@@ -1,0 +1,108 @@
+// tests/protocols/plan_cli_test.cc: `emosweep plan` as a subprocess: exit
+// codes (0 valid, 2 malformed), the JSON document, missing stores listed.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/protocols/protocol_test_util.h"
+
+namespace emosweep::protocols {
+namespace {
+
+struct ExecResult {
+  int code = -1;
+  std::string out;
+};
+
+ExecResult Exec(const std::string& args) {
+  ExecResult r;
+  std::string cmd = std::string(EMOSWEEP_BINARY) + " " + args;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+  int status = pclose(f);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+const char* kProto = R"(version = 1
+name = "cli"
+[corpora.a]
+store = "${STORE_DIR}/a.h5"
+[corpora.b]
+store = "${STORE_DIR}/b.h5"
+[defaults]
+labels = "core4"
+features = {audio = "feat"}
+seeds = [1, 2]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 3}
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+[[table]]
+name = "matrix"
+experiment = "xc"
+rows = "source"
+columns = "target"
+metrics = ["ua"]
+spread = "std"
+)";
+
+class PlanCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(EMOSWEEP_BINARY)) GTEST_SKIP() << "emosweep binary not built: " << EMOSWEEP_BINARY;
+  }
+  testing::TestDir dir_;
+};
+
+TEST_F(PlanCli, JsonDocumentWithJobCounts) {
+  for (const char* n : {"a", "b"}) testing::WriteStore(dir_, testing::MakeCorpus(n));
+  std::string proto = dir_.Write("p.toml", kProto);
+  ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " --json --jobs 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);  // exactly one JSON document
+  EXPECT_EQ(j["protocol"], "cli");
+  EXPECT_EQ(j["jobs_total"], 8);  // 2 trained × 2 seeds + 2 eval × 2 seeds
+  EXPECT_EQ(j["jobs_by_kind"]["supervised"], 4);
+  EXPECT_EQ(j["jobs_by_kind"]["eval"], 4);
+  EXPECT_EQ(j["jobs"].size(), 8u);
+  EXPECT_TRUE(j["missing_inputs"].empty());
+}
+
+TEST_F(PlanCli, MissingStoresListedExitZero) {
+  std::string proto = dir_.Write("p.toml", kProto);
+  ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " 2>&1");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("MISSING"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not expanded: missing store(s): a, b"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(dir_.File("a.h5")), std::string::npos) << r.out;
+}
+
+TEST_F(PlanCli, MalformedProtocolExitsTwoNamingLine) {
+  std::string text = kProto;
+  text.replace(text.find("spread = \"std\""), 14, "spread = \"stddev\"");
+  std::string proto = dir_.Write("p.toml", text);
+  ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " 2>&1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find(proto + " line 24"), std::string::npos) << r.out;
+}
+
+TEST_F(PlanCli, MissingProtocolFileExitsTwo) {
+  ExecResult r = Exec("plan " + dir_.File("nope.toml") + " 2>&1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nope.toml"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace emosweep::protocols
