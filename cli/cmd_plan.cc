@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/files.h"
+#include "orchestrator/ledger.h"
 #include "protocols/expand.h"
 
 namespace emosweep::cli {
@@ -31,6 +33,31 @@ Result<protocols::LoadOptions> OptionsFrom(const po::variables_map& vm) {
     }
   }
   return o;
+}
+
+// Job counts against a ledger: done / failed / running / to run (pending,
+// blocked or never registered). A ledger that does not exist yet has run nothing.
+Result<std::map<std::string, int>> LedgerCounts(const std::string& path, const protocols::Protocol& p) {
+  std::map<std::string, int> counts = {{"done", 0}, {"failed", 0}, {"running", 0}, {"to_run", 0}};
+  if (!FileExists(path)) {
+    counts["to_run"] = static_cast<int>(p.jobs.size());
+    return counts;
+  }
+  orchestrator::LedgerOptions options;
+  options.read_only = true;
+  ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(path, options));
+  std::vector<std::string> ids;
+  for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  ES_ASSIGN_OR_RETURN(auto states, ledger->StatusOf(ids));
+  for (const auto& id : ids) {
+    auto it = states.find(id);
+    if (it == states.end()) ++counts["to_run"];
+    else if (it->second == orchestrator::JobStatus::kDone) ++counts["done"];
+    else if (it->second == orchestrator::JobStatus::kFailed) ++counts["failed"];
+    else if (it->second == orchestrator::JobStatus::kRunning) ++counts["running"];
+    else ++counts["to_run"];
+  }
+  return counts;
 }
 
 nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
@@ -150,12 +177,20 @@ Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(vm["protocol"].as<std::string>(), options));
   bool with_jobs = vm.count("jobs") > 0;
-  if (vm.count("ledger"))
-    std::cerr << "note: --ledger counts (done / to run / failed) are not wired yet in this build\n";
+  std::map<std::string, int> counts;
+  if (vm.count("ledger")) {
+    ES_ASSIGN_OR_RETURN(counts, LedgerCounts(vm["ledger"].as<std::string>(), p));
+  }
   if (vm.count("json")) {
-    PrintJson(ToJson(p, with_jobs).dump(2));
+    nlohmann::json j = ToJson(p, with_jobs);
+    if (!counts.empty()) j["ledger"] = {{"path", vm["ledger"].as<std::string>()}, {"counts", counts}};
+    PrintJson(j.dump(2));
   } else {
     PrintText(p, with_jobs);
+    if (!counts.empty())
+      std::cout << "\nledger " << vm["ledger"].as<std::string>() << ": " << counts["done"] << " done, "
+                << counts["to_run"] << " to run, " << counts["failed"] << " failed, " << counts["running"]
+                << " running\n";
   }
   return Status::Ok();
 }
