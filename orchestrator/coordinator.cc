@@ -49,7 +49,7 @@ Status CheckLayout(int world_size, int group_size) {
 
 Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler& scheduler,
                                           const DistributedOptions& options, const std::atomic<bool>& stop,
-                                          const ProvenanceFn& provenance) {
+                                          const ProvenanceFn& provenance, const CheckpointLookup& checkpoint_of) {
   const int n = comm.size();
   ES_RETURN_IF_ERROR(CheckLayout(n, options.group_size));
   const auto t0 = Clock::now();
@@ -91,7 +91,11 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
         if (a.kind == Assignment::Kind::kWait) break;
         nlohmann::json spec = a.job->spec.ToJson();
         spec["id"] = a.job->spec.id;
-        ES_RETURN_IF_ERROR(comm.Send(leader, kTagJob, spec.dump()));
+        nlohmann::json checkpoints = nlohmann::json::object();
+        for (const auto& dep : a.job->deps)
+          if (checkpoint_of) checkpoints[dep] = checkpoint_of(dep);
+        ES_RETURN_IF_ERROR(
+            comm.Send(leader, kTagJob, nlohmann::json{{"spec", spec}, {"checkpoints", checkpoints}}.dump()));
         g.job = a.job;
         g.started = Clock::now();
         ++sum.jobs_sent;
@@ -243,7 +247,12 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
     }
 
     nlohmann::json reply;
-    auto spec = worker::JobSpec::FromJson(nlohmann::json::parse(payload, nullptr, false), "job from rank 0");
+    const nlohmann::json message = nlohmann::json::parse(payload, nullptr, false);
+    auto spec = worker::JobSpec::FromJson(message.is_object() ? message.value("spec", nlohmann::json()) : nlohmann::json(),
+                                          "job from rank 0");
+    std::map<std::string, std::string> checkpoints;
+    if (message.is_object() && message.contains("checkpoints") && message["checkpoints"].is_object())
+      checkpoints = message["checkpoints"].get<std::map<std::string, std::string>>();
     if (!spec.ok()) {
       reply = {{"status", "failed"}, {"error", spec.status().message()}, {"code", static_cast<int>(spec.status().code())}};
     } else {
@@ -254,6 +263,10 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
       worker::JobContext ctx = make_context();
       ctx.reducer = &reducer;
       ctx.stop_requested = &stop;
+      ctx.checkpoint_of = [checkpoints](const std::string& id) {
+        auto it = checkpoints.find(id);
+        return it == checkpoints.end() ? std::string() : it->second;
+      };
       Result<worker::JobResult> r = execute(*spec, ctx);
       if (r.ok()) {
         reply = {{"status", "ok"}, {"result", worker::JobResultToJson(*r)}};

@@ -59,6 +59,9 @@ struct DistributedOptions {
 
 using ContextFactory = std::function<worker::JobContext()>;
 using ProvenanceFn = std::function<nlohmann::json(const protocols::PlannedJob&, const worker::JobResult&)>;
+// Path of a finished job's checkpoint (rank 0 reads it from the ledger and
+// ships it with the job, so worker ranks never open the ledger).
+using CheckpointLookup = std::function<std::string(const std::string& job_id)>;
 
 // Which group a world rank belongs to: rank 0 -> 0 (the coordinator, alone),
 // rank r >= 1 -> 1 + (r - 1) / group_size. Also the color for MakeGroupReducer.
@@ -73,7 +76,7 @@ struct CoordinatorSummary {
 
 Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler& scheduler,
                                           const DistributedOptions& options, const std::atomic<bool>& stop,
-                                          const ProvenanceFn& provenance);
+                                          const ProvenanceFn& provenance, const CheckpointLookup& checkpoint_of);
 
 // Sends EXIT to every worker rank (RunCoordinator does this itself on success;
 // an in-process caller uses it after a failure, an MPI caller aborts instead).

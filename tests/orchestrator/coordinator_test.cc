@@ -101,10 +101,12 @@ Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const Distribu
   }
   for (int r = 1; r < n; ++r) {
     threads.emplace_back([&, r] {
-      Executor e = [&](const worker::JobSpec& s, const worker::JobContext&) {
+      Executor e = [&](const worker::JobSpec& s, const worker::JobContext& ctx) {
         {
           std::lock_guard<std::mutex> lock(mu);
           if (IsGroupLeader(r, group)) executed->insert(s.id);
+          // Dependents receive their dependency's checkpoint path with the job.
+          if (!s.init_from.empty()) EXPECT_EQ(ctx.checkpoint_of(s.init_from), "/ckpt/" + s.init_from);
         }
         return exec(s);
       };
@@ -113,7 +115,8 @@ Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const Distribu
       EXPECT_TRUE(st.ok()) << st.ToString();
     });
   }
-  auto res = RunCoordinator(*world[0], *f.scheduler, opt, stop_coord, nullptr);
+  auto res = RunCoordinator(*world[0], *f.scheduler, opt, stop_coord, nullptr,
+                            [](const std::string& id) { return "/ckpt/" + id; });
   if (!res.ok()) ReleaseWorkers(*world[0]);
   for (auto& t : threads) t.join();
   return res;
