@@ -1,0 +1,328 @@
+// orchestrator/report.cc: see report.h.
+#include "orchestrator/report.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/build_info.h"
+#include "orchestrator/svg.h"
+#include "orchestrator/tables.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+using svg::Escape;
+
+constexpr const char* kStyle = R"CSS(
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#222}
+h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}h3{margin-top:22px}
+.meta{color:#666;font-size:13px}table.t{border-collapse:collapse;margin:10px 0;font-size:14px}
+table.t th,table.t td{border-bottom:1px solid #e4e4e4;padding:4px 10px;text-align:right}
+table.t th:first-child,table.t td:first-child{text-align:left}table.t thead th{border-bottom:2px solid #999}
+caption{caption-side:bottom;text-align:left;color:#555;font-size:12.5px;padding-top:6px;max-width:1100px}
+.warn{color:#a40000;font-weight:bold}.ok{color:#187a18}.bad{color:#a40000}
+.plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}.plots>div{flex:0 1 auto}
+.counts span{display:inline-block;margin-right:14px;padding:2px 8px;border-radius:4px;background:#f2f2f2}
+)CSS";
+
+std::string Fixed(double v, int d) {
+  if (!std::isfinite(v)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", d, v);
+  return buf;
+}
+
+std::string Attr(const protocols::PlannedJob& j, const std::string& k) {
+  auto it = j.attrs.find(k);
+  return it == j.attrs.end() ? std::string() : it->second;
+}
+
+size_t IndexIn(std::vector<std::string>& v, const std::string& x) {
+  auto it = std::find(v.begin(), v.end(), x);
+  if (it != v.end()) return static_cast<size_t>(it - v.begin());
+  v.push_back(x);
+  return v.size() - 1;
+}
+
+std::string HtmlTable(const TableData& t) {
+  std::ostringstream o;
+  size_t nm = t.spec.metrics.size();
+  o << "<table class=\"t\"><thead><tr><th>" << Escape(t.spec.rows) << "</th>";
+  for (const auto& c : t.cols)
+    for (const auto& m : t.spec.metrics) o << "<th>" << Escape(nm == 1 ? c : c + " " + MetricLabel(m)) << "</th>";
+  o << "</tr></thead><tbody>";
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    o << "<tr><td>" << Escape(t.rows[r]) << "</td>";
+    for (size_t c = 0; c < t.cols.size(); ++c)
+      for (size_t m = 0; m < nm; ++m) {
+        const TableCell& cell = t.at(r, c, m);
+        std::string text = Escape(CellText(t, cell));
+        o << "<td>" << (cell.best ? "<b>" + text + "</b>" : text) << "</td>";
+      }
+    o << "</tr>";
+  }
+  o << "</tbody><caption>";
+  std::string cap = Escape(t.caption);
+  size_t w = cap.find("WARNING:");
+  if (w != std::string::npos) {
+    size_t end = cap.find(". ", w);
+    end = end == std::string::npos ? cap.size() : end + 1;
+    cap = cap.substr(0, w) + "<span class=\"warn\">" + cap.substr(w, end - w) + "</span>" + cap.substr(end);
+  }
+  o << cap << "</caption></table>";
+  return o.str();
+}
+
+std::string ReproduceHtml(const TableData& t) {
+  auto lines = Reproduce(t);
+  if (!lines.ok()) return "";
+  std::ostringstream o;
+  int within = 0;
+  for (const auto& l : *lines) within += l.within;
+  o << "<h3>Reproduction check</h3><table class=\"t\"><thead><tr><th>" << Escape(t.spec.rows) << "</th><th>"
+    << Escape(t.spec.columns) << "</th><th>metric</th><th>ours</th><th>published</th><th>diff</th><th>within ±"
+    << Fixed(t.spec.tolerance, t.spec.decimals) << "</th></tr></thead><tbody>";
+  for (const auto& l : *lines)
+    o << "<tr><td>" << Escape(l.row) << "</td><td>" << Escape(l.col) << "</td><td>" << MetricLabel(l.metric)
+      << "</td><td>" << (l.have_ours ? Fixed(l.ours, t.spec.decimals) : Escape(t.spec.missing)) << "</td><td>"
+      << Fixed(l.published, t.spec.decimals) << "</td><td>"
+      << (l.have_ours ? (l.diff >= 0 ? "+" : "") + Fixed(l.diff, t.spec.decimals) : "") << "</td><td class=\""
+      << (l.within ? "ok" : "bad") << "\">" << (!l.have_ours ? "missing" : l.within ? "yes" : "no") << "</td></tr>";
+  o << "</tbody><caption>" << within << " of " << lines->size() << " published cells within tolerance.</caption></table>";
+  return o.str();
+}
+
+// Mean of the first metric per (row, col): the table as a heatmap, or as a curve
+// when the columns are few-shot budgets.
+std::string TablePlot(const TableData& t) {
+  if (t.rows.empty() || t.cols.size() < 2) return "";
+  std::string metric = MetricLabel(t.spec.metrics.front());
+  if (t.spec.columns == "budget" || t.spec.columns == "budget_n") {
+    std::vector<svg::Series> series;
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+      svg::Series s{t.rows[r], {}, {}};
+      for (size_t c = 0; c < t.cols.size(); ++c) {
+        const auto& cell = t.at(r, c, 0);
+        s.y.push_back(cell.values.empty() ? NAN : cell.summary.mean);
+        s.err.push_back(cell.summary.Spread(t.spec.spread));
+      }
+      series.push_back(s);
+    }
+    return svg::LinePlot(t.spec.name + ": " + metric + " by label budget (bars: " + t.spec.spread + ")",
+                         "label budget", metric, t.cols, series);
+  }
+  std::vector<std::vector<double>> v(t.rows.size(), std::vector<double>(t.cols.size(), NAN));
+  for (size_t r = 0; r < t.rows.size(); ++r)
+    for (size_t c = 0; c < t.cols.size(); ++c)
+      if (!t.at(r, c, 0).values.empty()) v[r][c] = t.at(r, c, 0).summary.mean;
+  return svg::Heatmap(t.spec.name + ": mean " + metric, t.rows, t.cols, v, t.spec.decimals, t.spec.rows,
+                      t.spec.columns);
+}
+
+Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
+  std::ostringstream o;
+  int shown = 0;
+  for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
+    std::vector<std::string> ids;
+    std::vector<std::string> labels;
+    for (size_t c = 0; c < t.cols.size(); ++c)
+      for (const auto* j : t.at(r, c, 0).jobs) {
+        ids.push_back(j->spec.id);
+        if (labels.empty()) labels = j->spec.labels;
+      }
+    if (ids.empty()) continue;
+    ES_ASSIGN_OR_RETURN(auto details, ledger->EvalDetails(ids));
+    std::vector<std::vector<int64_t>> sum;
+    int jobs = 0;
+    for (const auto& id : ids) {
+      auto d = details[id].find(t.spec.eval);
+      if (d == details[id].end() || !d->second.contains("confusion") || !d->second["confusion"].is_array()) continue;
+      const auto& cm = d->second["confusion"];
+      if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
+      if (cm.size() != sum.size()) continue;
+      for (size_t a = 0; a < cm.size(); ++a)
+        for (size_t b = 0; b < cm[a].size() && b < sum.size(); ++b)
+          if (cm[a][b].is_number()) sum[a][b] += cm[a][b].get<int64_t>();
+      ++jobs;
+    }
+    if (sum.empty()) continue;
+    while (labels.size() < sum.size()) labels.push_back("c" + std::to_string(labels.size()));
+    o << "<div>" << svg::Confusion(t.rows[r] + " (" + std::to_string(jobs) + " runs, '" + t.spec.eval + "')", labels, sum)
+      << "</div>";
+    ++shown;
+  }
+  return o.str();
+}
+
+Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit) {
+  std::ostringstream o;
+  int shown = 0;
+  for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
+    std::map<int, std::pair<double, int>> train, val;  // epoch -> (sum, count)
+    int jobs = 0;
+    for (size_t c = 0; c < t.cols.size() && jobs < 30; ++c)
+      for (const auto* j : t.at(r, c, 0).jobs) {
+        if (jobs >= 30) break;
+        ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(j->spec.id));
+        if (curve.empty()) continue;
+        ++jobs;
+        for (const auto& e : curve) {
+          if (std::isfinite(e.train_loss)) train[e.epoch].first += e.train_loss, train[e.epoch].second++;
+          if (std::isfinite(e.val_loss)) val[e.epoch].first += e.val_loss, val[e.epoch].second++;
+        }
+      }
+    if (train.empty() && val.empty()) continue;
+    std::set<int> epochs;
+    for (const auto& [e, _] : train) epochs.insert(e);
+    for (const auto& [e, _] : val) epochs.insert(e);
+    std::vector<std::string> xs;
+    svg::Series st{"train loss", {}, {}}, sv{"val loss", {}, {}};
+    for (int e : epochs) {
+      xs.push_back(std::to_string(e));
+      st.y.push_back(train.count(e) ? train[e].first / train[e].second : NAN);
+      sv.y.push_back(val.count(e) ? val[e].first / val[e].second : NAN);
+    }
+    o << "<div>" << svg::LinePlot(t.rows[r] + ": mean of " + std::to_string(jobs) + " runs", "epoch", "loss", xs, {st, sv})
+      << "</div>";
+    ++shown;
+  }
+  return o.str();
+}
+
+// Source × target matrices of cross-corpus experiments, one per model.
+Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger) {
+  std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp_model;
+  for (const auto& j : p.jobs)
+    if (j.reportable && Attr(j, "kind") == "cross_corpus")
+      by_exp_model[Attr(j, "experiment") + " / " + Attr(j, "model")].push_back(&j);
+  std::ostringstream o;
+  for (const auto& [name, jobs] : by_exp_model) {
+    std::vector<std::string> ids, rows, cols;
+    for (const auto* j : jobs) ids.push_back(j->spec.id);
+    ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
+    std::map<std::pair<size_t, size_t>, std::vector<double>> cells;
+    for (const auto* j : jobs) {
+      size_t r = IndexIn(rows, Attr(*j, "source")), c = IndexIn(cols, Attr(*j, "target"));
+      auto& m = metrics[j->spec.id];
+      auto ev = m.find("test");
+      if (ev != m.end() && ev->second.count("ua")) cells[{r, c}].push_back(100 * ev->second.at("ua"));
+    }
+    std::vector<std::vector<double>> v(rows.size(), std::vector<double>(cols.size(), NAN));
+    for (const auto& [rc, vals] : cells) {
+      double s = 0;
+      for (double x : vals) s += x;
+      v[rc.first][rc.second] = s / vals.size();
+    }
+    o << "<div>" << svg::Heatmap(name + ": UA (%), mean over seeds", rows, cols, v, 1, "train (source)", "test (target)")
+      << "</div>";
+  }
+  return o.str();
+}
+
+// Few-shot curves: budget vs UA per model (and variant), spread = std over seeds.
+Result<std::string> FewShot(const protocols::Protocol& p, Ledger* ledger) {
+  std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp;
+  for (const auto& j : p.jobs)
+    if (j.reportable && !Attr(j, "budget").empty()) by_exp[Attr(j, "experiment")].push_back(&j);
+  std::ostringstream o;
+  for (const auto& [exp, jobs] : by_exp) {
+    std::vector<std::string> ids, budgets, names;
+    for (const auto* j : jobs) ids.push_back(j->spec.id);
+    ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
+    std::map<std::pair<size_t, size_t>, std::vector<double>> cells;
+    for (const auto* j : jobs) {
+      std::string series = Attr(*j, "model") + (Attr(*j, "variant").empty() ? "" : " " + Attr(*j, "variant"));
+      size_t s = IndexIn(names, series), b = IndexIn(budgets, Attr(*j, "budget"));
+      auto& m = metrics[j->spec.id];
+      auto ev = m.find("test");
+      if (ev != m.end() && ev->second.count("ua")) cells[{s, b}].push_back(100 * ev->second.at("ua"));
+    }
+    std::vector<svg::Series> series;
+    for (size_t s = 0; s < names.size(); ++s) {
+      svg::Series line{names[s], {}, {}};
+      for (size_t b = 0; b < budgets.size(); ++b) {
+        auto it = cells.find({s, b});
+        Summary sum = it == cells.end() ? Summarize({}) : Summarize(it->second);
+        line.y.push_back(sum.mean);
+        line.err.push_back(sum.std);
+      }
+      series.push_back(line);
+    }
+    o << "<div>" << svg::LinePlot(exp + ": UA (%) by label budget (bars: std over seeds)", "label budget", "UA (%)",
+                                  budgets, series)
+      << "</div>";
+  }
+  return o.str();
+}
+
+std::string UtcNow() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  return buf;
+}
+
+}  // namespace
+
+Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, const ReportOptions& options) {
+  std::vector<std::string> ids;
+  for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  ES_ASSIGN_OR_RETURN(auto status, ledger->StatusOf(ids));
+  std::map<std::string, int> counts;
+  for (const auto& id : ids) {
+    auto it = status.find(id);
+    counts[it == status.end() ? "not started" : JobStatusName(it->second)]++;
+  }
+  auto build = BuildInfo();
+  std::ostringstream o;
+  o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << Escape(p.name)
+    << " — emosweep report</title><style>" << kStyle << "</style></head><body>";
+  o << "<h1>" << Escape(p.name) << "</h1>";
+  if (!p.description.empty()) o << "<p>" << Escape(p.description) << "</p>";
+  o << "<p class=\"meta\">protocol " << Escape(p.path) << " · ledger " << Escape(options.ledger_label) << " · generated "
+    << UtcNow() << " by emosweep " << Escape(build.value("version", "")) << " (git "
+    << Escape(build.value("git_revision", "")) << ")</p>";
+  o << "<h2>Sweep status</h2><p class=\"counts\"><span>" << ids.size() << " jobs</span>";
+  for (const auto& [s, n] : counts) o << "<span>" << n << " " << Escape(s) << "</span>";
+  o << "</p>";
+  int listed = 0;
+  for (const auto& id : ids) {
+    auto it = status.find(id);
+    if (it == status.end() || (it->second != JobStatus::kFailed && it->second != JobStatus::kBlocked)) continue;
+    if (listed == 0) o << "<table class=\"t\"><thead><tr><th>job</th><th>status</th><th>error</th></tr></thead><tbody>";
+    if (++listed > 20) break;
+    ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(id));
+    o << "<tr><td>" << id.substr(0, 12) << "</td><td>" << JobStatusName(it->second) << "</td><td style=\"text-align:left\">"
+      << Escape(row ? row->error : "") << "</td></tr>";
+  }
+  if (listed) o << "</tbody></table>";
+
+  for (const auto& spec : p.tables) {
+    ES_ASSIGN_OR_RETURN(auto t, BuildTable(p, spec, ledger));
+    o << "<h2>Table: " << Escape(spec.name) << "</h2>" << HtmlTable(t);
+    if (!spec.published.empty()) o << ReproduceHtml(t);
+    std::string plot = TablePlot(t);
+    if (!plot.empty()) o << "<div class=\"plots\"><div>" << plot << "</div></div>";
+    ES_ASSIGN_OR_RETURN(std::string cms, Confusions(t, ledger, options.max_confusions));
+    if (!cms.empty())
+      o << "<h3>Confusion matrices (summed over the runs of each row; rows = truth, % of the true class)</h3>"
+        << "<div class=\"plots\">" << cms << "</div>";
+    ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves));
+    if (!lc.empty()) o << "<h3>Learning curves</h3><div class=\"plots\">" << lc << "</div>";
+  }
+  ES_ASSIGN_OR_RETURN(std::string cross, CrossCorpus(p, ledger));
+  if (!cross.empty()) o << "<h2>Cross-corpus matrices</h2><div class=\"plots\">" << cross << "</div>";
+  ES_ASSIGN_OR_RETURN(std::string few, FewShot(p, ledger));
+  if (!few.empty()) o << "<h2>Few-shot curves</h2><div class=\"plots\">" << few << "</div>";
+  if (p.tables.empty() && cross.empty() && few.empty())
+    o << "<p>The protocol declares no tables; see <code>emosweep ledger query</code> for the raw results.</p>";
+  o << "</body></html>\n";
+  return o.str();
+}
+
+}  // namespace emosweep::orchestrator
