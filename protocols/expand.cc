@@ -262,7 +262,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     ExperimentSummary s;
     s.name = e.name;
     s.kind = e.kind;
-    s.selection = e.selection;
+    s.selection = e.selection == "oracle" ? "oracle(" + e.oracle_eval + ")" : e.selection;
     s.corpora = e.Corpora();
     std::vector<std::string> missing;
     for (const auto& c : s.corpora)

@@ -97,7 +97,7 @@ Status ParseCorpora(const TomlDocument& doc, ProtocolDecl* p) {
     ES_ASSIGN_OR_RETURN(d.label_map, c.String("label_map", false));
     ES_ASSIGN_OR_RETURN(std::string expanded, ExpandVars(d.store, p->vars, c, "store"));
     fs::path path(expanded);
-    if (path.is_relative()) path = fs::path(p->dir) / path;
+    if (path.is_relative()) path = fs::absolute(fs::path(p->dir) / path);
     d.path = path.lexically_normal().string();
     d.where = c.Where("store");
     p->corpora.push_back(std::move(d));
