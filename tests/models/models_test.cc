@@ -188,6 +188,16 @@ TEST(Faithful, GraphIsBuiltOncePerSplitTensor) {
   EXPECT_TRUE(e1.is_same(e2));
   Batch other = SyntheticBatch(spec, 4);
   EXPECT_FALSE(m->Forward(other).aux.at("edge_index").is_same(e1));
+  // A fresh view of the same data (how an evaluator slices a split) and a buffer
+  // rewritten in place with the same content (how a trainer fills its batch) both hit.
+  Batch view = b;
+  for (auto& [mod, t] : view.inputs) t = t.narrow(0, 0, kB);
+  EXPECT_TRUE(m->Forward(view).aux.at("edge_index").is_same(e1));
+  Batch copy = b;
+  for (auto& [mod, t] : copy.inputs) t = t.clone();
+  EXPECT_TRUE(m->Forward(copy).aux.at("edge_index").is_same(e1));
+  copy.inputs["text"].copy_(b.inputs["text"].flip(0));  // same buffer, new content: rebuilt
+  EXPECT_FALSE(m->Forward(copy).aux.at("edge_index").is_same(e1));
   // Default k_text 2, k_audio 8 on 24 nodes: at least N·(1 + 8) edges, at most N·(1 + 2 + 8).
   EXPECT_GE(e1.size(1), kB * 9);
   EXPECT_LE(e1.size(1), kB * 11);
