@@ -164,7 +164,9 @@ TEST_F(FrontEndTest, RealEmodbFilesAreFiniteAndDeterministic) {
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   for (size_t s = 0; s < a->sets.size(); ++s) EXPECT_EQ(a->sets[s].values, b->sets[s].values);
-  const auto& names = (*AudioFrontEnd::Create(AllSets(1)))->specs()[3].columns;
+  auto fe = AudioFrontEnd::Create(AllSets(1));  // keeps the specs alive
+  ASSERT_TRUE(fe.ok());
+  const auto& names = (*fe)->specs()[3].columns;
   const FeatureSet& pros = a->sets[3];
   const auto col = [&](const std::string& n) { return size_t(std::find(names.begin(), names.end(), n) - names.begin()); };
   for (int64_t i = 0; i < pros.rows(); ++i) {
