@@ -99,7 +99,8 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
 
 Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const CorpusView& view) {
   std::vector<data::Fold> folds;
-  const SplitDecl& s = e.split;
+  const CorpusDecl* corpus = decl_.FindCorpus(view.store->corpus);
+  const SplitDecl& s = corpus && corpus->has_split ? corpus->split : e.split;
   if (s.method == "file") {
     std::string path = s.file;
     for (size_t p = path.find("{corpus}"); p != std::string::npos; p = path.find("{corpus}"))
@@ -254,6 +255,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     p.stores[c.name] = c.path;
     const StoreView* v = stores.Find(c.name);
     corpora[c.name] = {{"store", c.path}, {"content_hash", v ? v->info.content_hash : ""}};
+    if (c.has_split) corpora[c.name]["split"] = c.split.ToJson();
   }
   nlohmann::json experiments = nlohmann::json::array();
   Expander ex(decl, stores);

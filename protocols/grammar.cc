@@ -82,7 +82,7 @@ Result<std::map<std::string, std::string>> EffectiveVars(const TomlDocument& doc
   return out;
 }
 
-Status ParseCorpora(const TomlDocument& doc, ProtocolDecl* p) {
+Status ParseCorpora(const TomlDocument& doc, int64_t split_seed, ProtocolDecl* p) {
   TableReader root(doc, "", "");
   if (!root.Has("corpora")) return root.Error("", "no [corpora.<name>] table: a protocol needs at least one corpus");
   TableReader corpora(doc, "/corpora", "[corpora]");
@@ -90,7 +90,7 @@ Status ParseCorpora(const TomlDocument& doc, ProtocolDecl* p) {
   for (auto it = corpora.value().begin(); it != corpora.value().end(); ++it) {
     TableReader c(doc, corpora.Child(it.key()), "[corpora." + it.key() + "]");
     if (!c.ok()) return corpora.Error(it.key(), "'" + it.key() + "' must be a table with a 'store' key");
-    ES_RETURN_IF_ERROR(c.CheckKeys({"store", "label_map"}));
+    ES_RETURN_IF_ERROR(c.CheckKeys({"store", "label_map", "split"}));
     CorpusDecl d;
     d.name = it.key();
     ES_ASSIGN_OR_RETURN(d.store, c.String("store", true));
@@ -100,6 +100,10 @@ Status ParseCorpora(const TomlDocument& doc, ProtocolDecl* p) {
     if (path.is_relative()) path = fs::absolute(fs::path(p->dir) / path);
     d.path = path.lexically_normal().string();
     d.where = c.Where("store");
+    if (c.Has("split")) {
+      ES_ASSIGN_OR_RETURN(d.split, ParseSplit(doc, c.Child("split"), split_seed));
+      d.has_split = true;
+    }
     p->corpora.push_back(std::move(d));
   }
   if (p->corpora.empty()) return corpora.Error("", "no corpus declared");
@@ -134,9 +138,8 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
   ES_ASSIGN_OR_RETURN(p.name, root.String("name", true));
   ES_ASSIGN_OR_RETURN(p.description, root.String("description", false));
   ES_ASSIGN_OR_RETURN(p.vars, EffectiveVars(doc, options, p.dir));
-  ES_RETURN_IF_ERROR(ParseCorpora(doc, &p));
-
   ES_ASSIGN_OR_RETURN(Defaults defaults, ParseDefaults(doc));
+  ES_RETURN_IF_ERROR(ParseCorpora(doc, defaults.split_seed, &p));
   if (!root.Has("experiment")) return root.Error("", "no [[experiment]]: a protocol needs at least one experiment");
   const auto& exps = root.Get("experiment");
   if (!exps.is_array()) return root.Error("experiment", "'experiment' must be an array of tables ([[experiment]])");

@@ -26,14 +26,6 @@ namespace emosweep::protocols {
 
 inline constexpr int kProtocolVersion = 1;
 
-struct CorpusDecl {
-  std::string name;
-  std::string store;       // as written (before ${VAR} expansion)
-  std::string path;        // resolved (vars expanded, relative to the protocol's directory)
-  std::string label_map;   // "" = not checked
-  std::string where;       // "file line N" of its store key
-};
-
 struct SplitDecl {
   std::string method = "speaker_kfold";  // speaker_kfold | loso | stratified | file
   int k = 5;
@@ -46,6 +38,17 @@ struct SplitDecl {
   std::vector<std::string> folds;        // fold names or indices ("0", "1"); empty = all (in_domain) / first
   nlohmann::json ToJson() const;
 };
+
+struct CorpusDecl {
+  std::string name;
+  std::string store;       // as written (before ${VAR} expansion)
+  std::string path;        // resolved (vars expanded, relative to the protocol's directory)
+  std::string label_map;   // "" = not checked
+  bool has_split = false;  // the corpus's own split replaces the experiments' for this corpus
+  SplitDecl split;
+  std::string where;       // "file line N" of its store key
+};
+
 
 struct ModelDecl {
   std::string name;        // registry name (models/model_configs.h)

@@ -373,6 +373,30 @@ finetune_train = {lr = )") + ft_lr + "}\ngrid = {\"train.epochs\" = " + grid + "
   EXPECT_EQ(changed, 4) << "epochs 4 -> 5: 2 pretrain + 2 finetune jobs (2 seeds) change, the rest keep their ids";
 }
 
+TEST_F(Expand, CorpusSplitOverridesExperimentSplit) {
+  WriteStore(dir_, MakeCorpus("c", 2, 6));  // two speakers: no 3-fold speaker split possible
+  const std::string loco = R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+seeds = [1]
+)";
+  auto bad = LoadProtocol(dir_.Write("p.toml", std::string(kHeader) + loco));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'c'"), std::string::npos) << bad.status().message();
+  std::string header = kHeader;
+  header.replace(header.find("store = \"c.h5\""), 14,
+                 "store = \"c.h5\"\nsplit = {method = \"stratified\", test_fraction = 0.2, allow_speaker_overlap = true}");
+  Protocol p = Load(loco, header);
+  ASSERT_EQ(p.jobs.size(), 3u);
+  for (const auto& j : p.jobs) {
+    if (j.attrs.at("heldout") == "c") continue;
+    for (const auto& r : j.spec.eval.at("test_in"))
+      if (r.store.find("c.h5") != std::string::npos) EXPECT_EQ(r.ids.size(), 4u * 2) << "per class round(12 * 0.2) = 2";
+  }
+}
+
 TEST_F(Expand, MissingStoreIsReportedNotFatal) {
   std::filesystem::remove(dir_.File("c.h5"));
   Protocol p = Load(R"([[experiment]]
