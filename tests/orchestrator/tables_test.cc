@@ -1,0 +1,132 @@
+// Tables: golden outputs of every format on a hand-filled ledger, reproduce, compare.
+#include "orchestrator/tables.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/files.h"
+#include "tests/orchestrator/fake_jobs.h"
+#include "tests/orchestrator/hand_ledger.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+// Compares with tests/orchestrator/golden/<name>; EMOSWEEP_UPDATE_GOLDEN=1 rewrites it
+// (then read the diff: a golden file is only as good as the reading it got).
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  std::string path = std::string(EMOSWEEP_SOURCE_DIR) + "/tests/orchestrator/golden/" + name;
+  if (std::getenv("EMOSWEEP_UPDATE_GOLDEN")) {
+    ASSERT_TRUE(WriteFileAtomic(path, actual).ok());
+    return;
+  }
+  auto want = ReadFile(path);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  EXPECT_EQ(actual, *want) << "golden " << name << " differs";
+}
+
+class Tables : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h_ = testing::MakeHandLedger(testing::TestDir() + "/l.db");
+    auto t = BuildTable(h_.protocol, h_.protocol.tables[0], h_.ledger.get());
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    t_ = std::move(t).value();
+  }
+  testing::HandLedger h_;
+  TableData t_;
+};
+
+TEST_F(Tables, CellsAreMeanAndSampleStdOverSeedsWithBestAndMissingMarked) {
+  ASSERT_EQ(t_.rows, (std::vector<std::string>{"good", "mid"}));
+  ASSERT_EQ(t_.cols, (std::vector<std::string>{"emodb", "ravdess"}));
+  EXPECT_EQ(CellText(t_, t_.at(0, 0, 0)), "90.1 ± 1.4");
+  EXPECT_EQ(CellText(t_, t_.at(1, 0, 0)), "75.1 ± 0.9");
+  EXPECT_EQ(CellText(t_, t_.at(0, 1, 0)), "66.0 ± 1.4†") << "2 of 3 planned runs";
+  EXPECT_EQ(CellText(t_, t_.at(1, 1, 0)), "—");
+  EXPECT_TRUE(t_.at(0, 0, 0).best);
+  EXPECT_FALSE(t_.at(1, 0, 0).best);
+  EXPECT_TRUE(t_.at(0, 1, 0).best);
+  EXPECT_EQ(t_.planned_jobs, 12);
+  EXPECT_EQ(t_.finished_jobs, 8);
+  EXPECT_NE(t_.caption.find("std (ddof=1)"), std::string::npos) << t_.caption;
+  EXPECT_NE(t_.caption.find("n = 2–3"), std::string::npos);
+  EXPECT_NE(t_.caption.find("Seeds: 1, 2, 3"), std::string::npos);
+  EXPECT_NE(t_.caption.find("Model selection: source_val"), std::string::npos);
+}
+
+TEST_F(Tables, GoldenMarkdown) { ExpectGolden("loco_ua.md", *RenderTable(t_, "markdown")); }
+TEST_F(Tables, GoldenLatex) { ExpectGolden("loco_ua.tex", *RenderTable(t_, "latex")); }
+TEST_F(Tables, GoldenCsv) { ExpectGolden("loco_ua.csv", *RenderTable(t_, "csv")); }
+TEST_F(Tables, GoldenJson) { ExpectGolden("loco_ua.json", *RenderTable(t_, "json")); }
+
+TEST_F(Tables, ReproduceComparesCellByCellAtPrintedPrecision) {
+  auto lines = Reproduce(t_);
+  ASSERT_TRUE(lines.ok());
+  ASSERT_EQ(lines->size(), 3u);
+  std::map<std::string, ReproduceLine> by;
+  for (const auto& l : *lines) by[l.row + "|" + l.col] = l;
+  EXPECT_TRUE(by["good|emodb"].within);
+  EXPECT_NEAR(by["good|emodb"].diff, 0.1, 1e-9);
+  EXPECT_FALSE(by["mid|emodb"].within) << "75.1 vs 77.0 is outside ±1.0";
+  EXPECT_FALSE(by["mid|ravdess"].have_ours);
+  ExpectGolden("loco_ua_reproduce.md", *RenderReproduce(t_, *lines, "markdown"));
+}
+
+TEST_F(Tables, OracleSelectionIsFlaggedInTheCaption) {
+  for (auto& j : h_.protocol.jobs) {
+    j.spec.selection = "oracle";
+    j.spec.oracle_eval = "test";
+  }
+  auto t = BuildTable(h_.protocol, h_.protocol.tables[0], h_.ledger.get());
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->caption.find("WARNING: oracle selection"), std::string::npos) << t->caption;
+  EXPECT_NE(t->caption.find("'test'"), std::string::npos);
+}
+
+TEST_F(Tables, SeveralMetricsAndCi95SpreadAreLabelled) {
+  auto spec = h_.protocol.tables[0];
+  spec.metrics = {"ua", "wa"};
+  spec.spread = "ci95";
+  auto t = BuildTable(h_.protocol, spec, h_.ledger.get());
+  ASSERT_TRUE(t.ok());
+  auto md = *RenderTable(*t, "markdown");
+  EXPECT_NE(md.find("| emodb UA | emodb WA |"), std::string::npos) << md;
+  EXPECT_NE(md.find("95% CI half-width (Student t)"), std::string::npos);
+  // 95% CI of {90.1, 91.5, 88.7}: 4.3027 * 1.4 / sqrt(3) = 3.48 -> "3.5".
+  EXPECT_EQ(CellText(*t, t->at(0, 0, 0)), "90.1 ± 3.5");
+  EXPECT_EQ(CellText(*t, t->at(0, 0, 1)), "89.1 ± 3.5");
+}
+
+TEST_F(Tables, UnknownTableFormatOrSpreadAreErrors) {
+  EXPECT_FALSE(RenderTable(t_, "html").ok());
+  auto missing = FindTable(h_.protocol, "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("loco_ua"), std::string::npos) << "lists the table names";
+  auto spec = h_.protocol.tables[0];
+  spec.spread = "variance";
+  EXPECT_FALSE(BuildTable(h_.protocol, spec, h_.ledger.get()).ok());
+}
+
+TEST_F(Tables, CompareRunsAPairedTestPerColumn) {
+  CompareOptions o{"good", "mid", "permutation", 999, 5};
+  auto lines = Compare(t_, h_.ledger.get(), o);
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  ASSERT_EQ(lines->size(), 2u);
+  const auto& emodb = (*lines)[0];
+  EXPECT_EQ(emodb.pairs, 3) << "seeds 1..3 of both rows";
+  EXPECT_EQ(emodb.result.n_items, 120);
+  EXPECT_NEAR(emodb.result.delta, (36 + 37 + 35 - 30 - 30 - 30) / 40.0 / 3, 1e-12);
+  EXPECT_LT(emodb.result.p_value, 0.01);
+  EXPECT_EQ((*lines)[1].note, "missing runs") << "mid never ran on ravdess";
+  auto md = RenderCompare(t_, o, *lines, "markdown");
+  EXPECT_NE(md->find("Paired permutation test of good vs mid"), std::string::npos);
+  auto self = Compare(t_, h_.ledger.get(), CompareOptions{"good", "good", "permutation", 99, 5});
+  EXPECT_EQ((*self)[0].result.p_value, 1.0);
+  EXPECT_FALSE(Compare(t_, h_.ledger.get(), CompareOptions{"good", "nope"}).ok());
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator
