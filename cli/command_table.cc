@@ -22,6 +22,31 @@ const std::vector<Command>& Commands() {
        "a job array whose tasks run independent slices of the DAG. The job is requeued on preemption and\n"
        "receives USR1 --signal-seconds before its time limit: running jobs checkpoint and resume later.",
        SubmitOptions, {{"protocol", 1}}, SubmitRun},
+      {"run", "run a protocol's jobs not yet done in the ledger (resumable)",
+       "PROTOCOL --ledger DB [--parallel K] [--threads N] [--work-dir DIR] [--max-attempts N] [--json]",
+       "Expands the protocol, skips jobs already done in the ledger and runs the rest in dependency order\n"
+       "(docs/design/orchestrator.md). A failing job is recorded with its error and the sweep goes on (exit 1\n"
+       "at the end). Several `run` processes may share one ledger. SIGINT/SIGTERM: running jobs checkpoint\n"
+       "and return to pending; re-run the same command to resume.",
+       RunOptions, {{"protocol", 1}}, RunRun},
+      {"ledger status", "counts by status and kind, sweeps, running jobs, failures with their errors",
+       "--ledger DB [--sweep ID] [--json]", "Opens the ledger read-only (safe beside a running sweep).",
+       LedgerStatusOptions, {}, LedgerStatusRun},
+      {"ledger query", "list jobs by status/kind/attribute, or run one read-only SQL statement",
+       "--ledger DB [--status S] [--kind K] [--attr KEY=VALUE]... [--sweep ID] [--sql STATEMENT] [--csv|--json]",
+       "The schema is docs/formats/ledger.md. --sql runs on a read-only connection (PRAGMA query_only).",
+       LedgerQueryOptions, {}, LedgerQueryRun},
+      {"ledger export", "export metrics, jobs, curves, predictions, provenance or sweeps as CSV or JSON",
+       "--ledger DB [--what metrics] [--format csv|json] [--out FILE]", "", LedgerExportOptions, {},
+       LedgerExportRun},
+      {"table", "print a protocol's paper table from the ledger (mean ± labelled spread)",
+       "PROTOCOL --ledger DB [--name T|--all] [--format markdown|latex|csv|json] [--reproduce] [--compare A,B]",
+       "Cells aggregate seeds/folds (docs/design/orchestrator.md, Tables). --reproduce compares with the\n"
+       "protocol's published values; --compare A,B adds a paired permutation (or bootstrap) test between\n"
+       "two rows over per-utterance predictions.",
+       TableOptions, {{"protocol", 1}}, TableRun},
+      {"report", "write a self-contained HTML report with tables and SVG plots",
+       "PROTOCOL --ledger DB --out FILE.html", "", ReportOptions, {{"protocol", 1}}, ReportRun},
       {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
        "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
        "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"

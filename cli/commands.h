@@ -13,6 +13,12 @@ namespace emosweep::cli {
 ES_DECLARE_COMMAND(Version)
 ES_DECLARE_COMMAND(Plan)
 ES_DECLARE_COMMAND(Submit)
+ES_DECLARE_COMMAND(Run)
+ES_DECLARE_COMMAND(LedgerStatus)
+ES_DECLARE_COMMAND(LedgerQuery)
+ES_DECLARE_COMMAND(LedgerExport)
+ES_DECLARE_COMMAND(Table)
+ES_DECLARE_COMMAND(Report)
 ES_DECLARE_COMMAND(Train)
 // Not a table row: `data import` adds these options and runs it when --adapter is given.
 ES_DECLARE_COMMAND(DataImportAdapter)

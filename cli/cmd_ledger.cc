@@ -1,0 +1,244 @@
+// cli/cmd_ledger.cc: `emosweep ledger status|query|export`: reading a ledger.
+//
+// Every subcommand opens the ledger read-only (SQLITE_OPEN_READONLY and
+// PRAGMA query_only), so it is safe next to a running sweep and can never
+// change results, including the raw `--sql` escape hatch.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/files.h"
+#include "orchestrator/ledger.h"
+
+namespace emosweep::cli {
+namespace {
+
+using orchestrator::Ledger;
+
+Result<std::unique_ptr<Ledger>> OpenReadOnly(const po::variables_map& vm) {
+  return Ledger::Open(vm["ledger"].as<std::string>(), {/*read_only=*/true});
+}
+
+std::string CsvField(const nlohmann::json& v) {
+  std::string s = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' ? "\"\"" : std::string(1, ch);
+  return out + "\"";
+}
+
+std::string ToCsv(const nlohmann::json& q) {
+  std::ostringstream o;
+  bool first = true;
+  for (const auto& c : q["columns"]) o << (first ? "" : ",") << CsvField(c), first = false;
+  o << "\n";
+  for (const auto& row : q["rows"]) {
+    first = true;
+    for (const auto& v : row) o << (first ? "" : ",") << CsvField(v), first = false;
+    o << "\n";
+  }
+  return o.str();
+}
+
+// Rows as objects: [{"col": value, ...}, ...].
+nlohmann::json ToObjects(const nlohmann::json& q) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& row : q["rows"]) {
+    nlohmann::json o = nlohmann::json::object();
+    for (size_t i = 0; i < row.size(); ++i) o[q["columns"][i].get<std::string>()] = row[i];
+    out.push_back(o);
+  }
+  return out;
+}
+
+void PrintAligned(const nlohmann::json& q) {
+  size_t n = q["columns"].size();
+  std::vector<size_t> w(n, 0);
+  auto text = [](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.is_null() ? std::string("") : v.dump();
+  };
+  for (size_t i = 0; i < n; ++i) w[i] = text(q["columns"][i]).size();
+  for (const auto& row : q["rows"])
+    for (size_t i = 0; i < n; ++i) w[i] = std::max(w[i], std::min<size_t>(60, text(row[i]).size()));
+  auto line = [&](const nlohmann::json& r) {
+    for (size_t i = 0; i < n; ++i) {
+      std::string s = text(r[i]);
+      if (s.size() > 60) s = s.substr(0, 57) + "...";
+      std::printf("%s%-*s", i ? "  " : "", static_cast<int>(w[i]), s.c_str());
+    }
+    std::printf("\n");
+  };
+  line(q["columns"]);
+  for (const auto& row : q["rows"]) line(row);
+}
+
+std::string SweepFilter(const po::variables_map& vm, const std::string& alias) {
+  if (!vm.count("sweep")) return "";
+  return " AND " + alias + ".id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = " +
+         std::to_string(vm["sweep"].as<int64_t>()) + ")";
+}
+
+}  // namespace
+
+void LedgerStatusOptions(po::options_description& o) {
+  o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "sweep", po::value<int64_t>(), "only the jobs of this sweep id")("json", "print one JSON document");
+}
+
+Status LedgerStatusRun(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  std::string f = SweepFilter(vm, "j");
+  ES_ASSIGN_OR_RETURN(auto by, l->Query("SELECT j.kind, j.status, count(*) FROM jobs j WHERE 1" + f +
+                                        " GROUP BY j.kind, j.status ORDER BY j.kind, j.status"));
+  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error FROM jobs j WHERE "
+                                              "j.status IN ('failed','blocked')" + f + " ORDER BY j.status, j.id"));
+  ES_ASSIGN_OR_RETURN(auto running,
+                      l->Query("SELECT j.id, j.kind, j.owner, j.worker, "
+                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s "
+                               "FROM jobs j WHERE j.status = 'running'" + f + " ORDER BY j.id"));
+  ES_ASSIGN_OR_RETURN(auto sweeps, l->Sweeps());
+  std::map<std::string, int64_t> totals;
+  std::map<std::string, std::map<std::string, int64_t>> kinds;
+  for (const auto& r : by["rows"]) {
+    totals[r[1].get<std::string>()] += r[2].get<int64_t>();
+    kinds[r[0].get<std::string>()][r[1].get<std::string>()] = r[2].get<int64_t>();
+  }
+  if (vm.count("json")) {
+    PrintJson(nlohmann::json{{"ledger", l->path()},
+                             {"schema_version", l->schema_version()},
+                             {"by_status", totals},
+                             {"by_kind", kinds},
+                             {"failures", ToObjects(failures)},
+                             {"running", ToObjects(running)},
+                             {"sweeps", sweeps}}
+                  .dump(2));
+    return Status::Ok();
+  }
+  int64_t total = 0;
+  for (const auto& [s, n] : totals) total += n;
+  std::printf("ledger %s (schema v%d): %lld jobs", l->path().c_str(), l->schema_version(),
+              static_cast<long long>(total));
+  for (const char* s : {"done", "running", "pending", "failed", "blocked"})
+    if (totals.count(s)) std::printf(", %lld %s", static_cast<long long>(totals[s]), s);
+  std::printf("\n\nby kind:\n");
+  for (const auto& [kind, m] : kinds) {
+    std::printf("  %-12s", kind.c_str());
+    for (const auto& [s, n] : m) std::printf(" %s %lld", s.c_str(), static_cast<long long>(n));
+    std::printf("\n");
+  }
+  if (!sweeps.empty()) {
+    std::printf("\nsweeps (latest last):\n");
+    size_t from = sweeps.size() > 10 ? sweeps.size() - 10 : 0;
+    for (size_t i = from; i < sweeps.size(); ++i) {
+      const auto& s = sweeps[i];
+      std::printf("  #%-4lld %-24s %-11s %4lld jobs  host %s pid %lld\n", static_cast<long long>(s["id"]),
+                  s["protocol"].get<std::string>().c_str(), s["status"].get<std::string>().c_str(),
+                  static_cast<long long>(s["jobs"]), s["host"].get<std::string>().c_str(),
+                  static_cast<long long>(s["pid"]));
+    }
+  }
+  if (!running["rows"].empty()) {
+    std::printf("\nrunning:\n");
+    for (const auto& r : running["rows"])
+      std::printf("  %.12s %-10s owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), r[2].is_string() ? r[2].get<std::string>().c_str() : "?",
+                  r[4].is_number() ? r[4].get<double>() : -1.0);
+  }
+  if (!failures["rows"].empty()) {
+    std::printf("\nfailed / blocked:\n");
+    for (const auto& r : failures["rows"])
+      std::printf("  %.12s %-10s %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), r[2].get<std::string>().c_str(),
+                  static_cast<long long>(r[3].get<int64_t>()), r[4].is_string() ? r[4].get<std::string>().c_str() : "");
+  }
+  return Status::Ok();
+}
+
+void LedgerQueryOptions(po::options_description& o) {
+  o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "status", po::value<std::string>(), "pending|running|done|failed|blocked")(
+      "kind", po::value<std::string>(), "job kind (supervised, pretrain, finetune, adapt, eval)")(
+      "attr", po::value<std::vector<std::string>>()->composing(), "KEY=VALUE on the job's table attributes (repeatable)")(
+      "sweep", po::value<int64_t>(), "only the jobs of this sweep id")(
+      "sql", po::value<std::string>(), "one read-only SQL statement instead of the filters")(
+      "csv", "print CSV instead of aligned columns")("json", "print one JSON document");
+}
+
+Status LedgerQueryRun(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  nlohmann::json q;
+  if (vm.count("sql")) {
+    if (vm.count("status") || vm.count("kind") || vm.count("attr") || vm.count("sweep"))
+      return Status::InvalidArgument("--sql cannot be combined with --status/--kind/--attr/--sweep");
+    ES_ASSIGN_OR_RETURN(q, l->Query(vm["sql"].as<std::string>()));
+  } else {
+    if (vm.count("status")) ES_RETURN_IF_ERROR(orchestrator::ParseJobStatus(vm["status"].as<std::string>()).status());
+    // Values are SQL string literals with quotes doubled; the handle is query_only anyway.
+    std::string where = " WHERE 1" + SweepFilter(vm, "j");
+    auto quote = [](const std::string& s) {
+      std::string out = "'";
+      for (char ch : s) out += ch == '\'' ? "''" : std::string(1, ch);
+      return out + "'";
+    };
+    if (vm.count("status")) where += " AND j.status = " + quote(vm["status"].as<std::string>());
+    if (vm.count("kind")) where += " AND j.kind = " + quote(vm["kind"].as<std::string>());
+    if (vm.count("attr"))
+      for (const auto& kv : vm["attr"].as<std::vector<std::string>>()) {
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) return Status::InvalidArgument("--attr expects KEY=VALUE, got '" + kv + "'");
+        where += " AND json_extract(j.attrs_json, " + quote("$.\"" + kv.substr(0, eq) + "\"") + ") = " +
+                 quote(kv.substr(eq + 1));
+      }
+    ES_ASSIGN_OR_RETURN(q, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.attrs_json AS attrs, "
+                                    "(SELECT value FROM metrics m WHERE m.job_id = j.id AND m.eval = 'test' AND "
+                                    "m.name = 'ua') AS test_ua, j.error FROM jobs j" + where +
+                                    " ORDER BY j.created_at, j.id"));
+  }
+  if (vm.count("json"))
+    PrintJson(ToObjects(q).dump(2));
+  else if (vm.count("csv"))
+    std::cout << ToCsv(q);
+  else
+    PrintAligned(q);
+  return Status::Ok();
+}
+
+void LedgerExportOptions(po::options_description& o) {
+  o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "what", po::value<std::string>()->default_value("metrics"),
+      "metrics | jobs | curves | predictions | provenance | sweeps | eval_details")(
+      "format", po::value<std::string>()->default_value("csv"), "csv | json")(
+      "out", po::value<std::string>(), "write to this file (atomically) instead of stdout");
+}
+
+Status LedgerExportRun(const po::variables_map& vm) {
+  static const std::map<std::string, std::string> kQueries = {
+      {"metrics",
+       "SELECT m.job_id, j.kind, j.attrs_json AS attrs, m.eval, m.name, m.value FROM metrics m "
+       "JOIN jobs j ON j.id = m.job_id ORDER BY m.job_id, m.eval, m.name"},
+      {"jobs",
+       "SELECT id, kind, status, attempts, error, attrs_json AS attrs, deps_json AS deps, config_json AS config, "
+       "created_at, started_at, finished_at FROM jobs ORDER BY created_at, id"},
+      {"curves", "SELECT * FROM curves ORDER BY job_id, epoch"},
+      {"predictions", "SELECT job_id, eval, idx, utt_id, label, pred FROM predictions ORDER BY job_id, eval, idx"},
+      {"provenance", "SELECT * FROM provenance ORDER BY job_id"},
+      {"sweeps", "SELECT * FROM sweeps ORDER BY id"},
+      {"eval_details", "SELECT * FROM eval_details ORDER BY job_id, eval"},
+  };
+  std::string what = vm["what"].as<std::string>(), format = vm["format"].as<std::string>();
+  auto it = kQueries.find(what);
+  if (it == kQueries.end())
+    return Status::InvalidArgument("--what must be metrics, jobs, curves, predictions, provenance, sweeps or "
+                                   "eval_details, got '" + what + "'");
+  if (format != "csv" && format != "json") return Status::InvalidArgument("--format must be csv or json");
+  ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  ES_ASSIGN_OR_RETURN(auto q, l->Query(it->second));
+  std::string text = format == "csv" ? ToCsv(q) : ToObjects(q).dump(2) + "\n";
+  if (vm.count("out")) return WriteFileAtomic(vm["out"].as<std::string>(), text);
+  std::cout << text;
+  return Status::Ok();
+}
+
+}  // namespace emosweep::cli

@@ -1,0 +1,79 @@
+// cli/cmd_table.cc: `emosweep table PROTOCOL --ledger DB`: paper tables.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/protocol_args.h"
+#include "orchestrator/tables.h"
+
+namespace emosweep::cli {
+
+void TableOptions(po::options_description& o) {
+  AddProtocolArgs(o);
+  o.add_options()("name", po::value<std::string>(), "table name (default: the first; --all for every table)")(
+      "all", "print every table of the protocol")(
+      "format", po::value<std::string>()->default_value("markdown"), "markdown | latex | csv | json")(
+      "reproduce", "compare each cell with the protocol's published values (tolerance from the protocol)")(
+      "compare", po::value<std::string>(), "A,B: paired significance test between rows A and B on every column")(
+      "test", po::value<std::string>()->default_value("permutation"), "paired test: permutation | bootstrap")(
+      "resamples", po::value<int>()->default_value(2000), "permutations / bootstrap samples")(
+      "seed", po::value<uint64_t>()->default_value(1), "seed of the paired test");
+}
+
+Status TableRun(const po::variables_map& vm) {
+  std::string format = vm["format"].as<std::string>();
+  if (format != "markdown" && format != "latex" && format != "csv" && format != "json")
+    return Status::InvalidArgument("--format must be markdown, latex, csv or json, got '" + format + "'");
+  if (vm.count("all") && vm.count("name")) return Status::InvalidArgument("--all and --name exclude each other");
+  orchestrator::CompareOptions cmp;
+  if (vm.count("compare")) {
+    std::string v = vm["compare"].as<std::string>();
+    size_t comma = v.find(',');
+    if (comma == std::string::npos || comma == 0 || comma + 1 == v.size())
+      return Status::InvalidArgument("--compare expects A,B (two row values), got '" + v + "'");
+    cmp.a = v.substr(0, comma);
+    cmp.b = v.substr(comma + 1);
+    cmp.test = vm["test"].as<std::string>();
+    cmp.resamples = vm["resamples"].as<int>();
+    cmp.seed = vm["seed"].as<uint64_t>();
+  }
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
+  ES_RETURN_IF_ERROR(RequireInputs(p, "build tables (the jobs are expanded from the stores)"));
+  ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(vm["ledger"].as<std::string>(), {/*read_only=*/true}));
+  std::vector<const protocols::TableSpec*> specs;
+  if (vm.count("all")) {
+    for (const auto& t : p.tables) specs.push_back(&t);
+    if (specs.empty()) return Status::NotFound(p.path + ": the protocol declares no [[table]]");
+  } else {
+    ES_ASSIGN_OR_RETURN(auto spec, orchestrator::FindTable(p, vm.count("name") ? vm["name"].as<std::string>() : ""));
+    specs.push_back(spec);
+  }
+  nlohmann::json json_out = nlohmann::json::array();
+  for (size_t k = 0; k < specs.size(); ++k) {
+    ES_ASSIGN_OR_RETURN(auto t, orchestrator::BuildTable(p, *specs[k], ledger.get()));
+    nlohmann::json doc = orchestrator::TableJson(t);
+    std::string text;
+    if (format != "json") {
+      ES_ASSIGN_OR_RETURN(text, orchestrator::RenderTable(t, format));
+    }
+    if (vm.count("reproduce")) {
+      ES_ASSIGN_OR_RETURN(auto lines, orchestrator::Reproduce(t));
+      ES_ASSIGN_OR_RETURN(std::string r, orchestrator::RenderReproduce(t, lines, format));
+      if (format == "json") doc["reproduce"] = nlohmann::json::parse(r);
+      else text += "\n" + r;
+    }
+    if (vm.count("compare")) {
+      ES_ASSIGN_OR_RETURN(auto lines, orchestrator::Compare(t, ledger.get(), cmp));
+      ES_ASSIGN_OR_RETURN(std::string r, orchestrator::RenderCompare(t, cmp, lines, format));
+      if (format == "json") doc["compare"] = nlohmann::json::parse(r);
+      else text += "\n" + r;
+    }
+    if (format == "json")
+      json_out.push_back(doc);
+    else
+      std::cout << (k ? "\n" : "") << text;
+  }
+  if (format == "json") PrintJson((vm.count("all") ? json_out : json_out[0]).dump(2));
+  return Status::Ok();
+}
+
+}  // namespace emosweep::cli

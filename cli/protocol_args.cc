@@ -1,0 +1,37 @@
+#include "cli/protocol_args.h"
+
+#include <vector>
+
+namespace emosweep::cli {
+
+void AddProtocolArgs(po::options_description& o) {
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+      "ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
+      "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)");
+}
+
+Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm) {
+  protocols::LoadOptions o;
+  if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
+  if (vm.count("var")) {
+    for (const auto& kv : vm["var"].as<std::vector<std::string>>()) {
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return Status::InvalidArgument("--var expects NAME=VALUE, got '" + kv + "'");
+      o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
+}
+
+Status RequireInputs(const protocols::Protocol& p, const std::string& what) {
+  if (p.missing_inputs.empty()) return Status::Ok();
+  std::string names;
+  for (const auto& m : p.missing_inputs) names += "\n  " + m;
+  return Status::FailedPrecondition(p.path + ": cannot " + what + ": missing inputs:" + names +
+                                    "\n(create them with `emosweep data import` / `emosweep data synth`, or point "
+                                    "the protocol at them with --store-dir / --var)");
+}
+
+}  // namespace emosweep::cli

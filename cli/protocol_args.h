@@ -1,0 +1,21 @@
+// cli/protocol_args.h: the protocol-loading options shared by run, table and report.
+//
+// `--store-dir DIR` and `--var NAME=VALUE` mean the same as in `emosweep plan`
+// (protocols::LoadOptions); the ledger is `--ledger DB`.
+// Thread-safety: call from main only.
+#pragma once
+
+#include <string>
+
+#include "cli/command_table.h"
+#include "protocols/expand.h"
+
+namespace emosweep::cli {
+
+void AddProtocolArgs(po::options_description& o);
+// Loads the protocol named by the positional "protocol" option.
+Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm);
+// Missing stores mean the protocol's jobs could not be expanded: say which, exit 2.
+Status RequireInputs(const protocols::Protocol& p, const std::string& what);
+
+}  // namespace emosweep::cli
