@@ -3,7 +3,11 @@
 // protocol expands on synthetic stores.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "data/synth.h"
 #include "protocols/expand.h"
@@ -35,8 +39,6 @@ TEST(Library, EveryProtocolValidatesWithoutData) {
     LoadOptions o;
     o.store_dir = empty.path();
     o.use_environment = false;
-    for (const char* v : {"IEMOCAP_STORE", "ESD_STORE", "MELD_STORE", "MOSEI_STORE", "AFEW_STORE", "CREMAD_STORE"})
-      o.vars[v] = empty.File(std::string(v) + ".h5");
     auto p = LoadProtocol(f, o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     EXPECT_FALSE(p->experiments.empty());
@@ -66,6 +68,65 @@ TEST(Library, QuickstartExpandsOnSyntheticStores) {
   for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
   EXPECT_GT(p->jobs.size(), 10u);
   EXPECT_LT(p->jobs.size(), 200u) << "the quick start must stay small";
+}
+
+// Stores carrying the real corpora's utterance tables (speakers, labels from
+// ../shared/corpora/*/metadata.csv) and a placeholder feature set under the
+// name the protocol asks for: expansion reads only metadata, so this checks
+// that the real speaker/label structure admits every split and subset.
+data::Corpus CorpusFromMetadata(const std::string& name) {
+  data::Corpus c;
+  c.name = name;
+  std::ifstream in(std::string(EMOSWEEP_SHARED_DIR) + "/corpora/" + name + "/metadata.csv");
+  std::string line;
+  std::getline(in, line);
+  auto split = [](const std::string& l) {
+    std::vector<std::string> out;
+    std::stringstream ss(l);
+    std::string f;
+    while (std::getline(ss, f, ',')) out.push_back(f);
+    return out;
+  };
+  auto header = split(line);
+  auto col = [&](const std::string& n) { return std::find(header.begin(), header.end(), n) - header.begin(); };
+  size_t file = col("file"), speaker = col("speaker"), emotion = col("emotion");
+  std::set<std::string> labels;
+  data::FeatureSet f{"logmel64_stats", "audio", 1};
+  while (std::getline(in, line)) {
+    auto v = split(line);
+    data::Utterance u;
+    u.id = v.at(file);
+    u.speaker = v.at(speaker);
+    u.label = u.original_label = v.at(emotion);
+    labels.insert(u.label);
+    c.utterances.push_back(u);
+    f.values.push_back(0.0f);
+  }
+  c.label_set.assign(labels.begin(), labels.end());
+  c.features = {f};
+  return c;
+}
+
+TEST(Library, RealCorporaExpandsOnRealMetadata) {
+  if (!std::filesystem::exists(std::string(EMOSWEEP_SHARED_DIR) + "/corpora/emodb/metadata.csv"))
+    GTEST_SKIP() << "needs " << EMOSWEEP_SHARED_DIR << "/corpora (the shared real data is not here)";
+  testing::TestDir dir;
+  for (const char* n : {"emodb", "ravdess", "emovo", "tess"}) {
+    data::Corpus c = CorpusFromMetadata(n);
+    ASSERT_GT(c.size(), 100u) << n;
+    testing::WriteStore(dir, c);
+  }
+  LoadOptions o;
+  o.store_dir = dir.path();
+  auto p = LoadProtocol(std::string(EMOSWEEP_SOURCE_DIR) + "/protocols/library/real-corpora.toml", o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
+  // LOCO 4 held-out × 3 models × 3 seeds; few-shot 3 pretrain + 4 budgets × 3; DA 4 variants × 3.
+  EXPECT_EQ(testing::CountKind(*p, "supervised"), 36 + 3);
+  EXPECT_EQ(testing::CountKind(*p, "pretrain"), 3);
+  EXPECT_EQ(testing::CountKind(*p, "finetune"), 12);
+  EXPECT_EQ(testing::CountKind(*p, "adapt"), 9);
+  EXPECT_EQ(p->jobs.size(), 63u);
 }
 
 }  // namespace
