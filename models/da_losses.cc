@@ -22,6 +22,7 @@ class GradReverseFn : public torch::autograd::Function<GradReverseFn> {
 };
 
 torch::Tensor Covariance(const torch::Tensor& f) {
+  TORCH_CHECK(f.dim() == 2 && f.size(0) >= 2, "CORAL needs at least 2 rows per domain, got ", f.sizes());
   auto c = f - f.mean(0, true);
   return torch::matmul(c.t(), c) / static_cast<double>(f.size(0) - 1);
 }
@@ -116,6 +117,7 @@ double GrlLambdaTllib(int64_t step, double alpha, int64_t max_iters, double lamb
 
 torch::Tensor MmdRbf(const torch::Tensor& fs, const torch::Tensor& ft, double gamma) {
   const int64_t n = std::min(fs.size(0), ft.size(0));
+  TORCH_CHECK(n >= 1, "MMD needs a non-empty batch from each domain");
   auto s = fs.narrow(0, 0, n), t = ft.narrow(0, 0, n);
   if (gamma <= 0) gamma = 1.0 / static_cast<double>(fs.size(1));
   auto kss = torch::exp(-gamma * SqDist(s, s));
@@ -127,6 +129,7 @@ torch::Tensor MmdRbf(const torch::Tensor& fs, const torch::Tensor& ft, double ga
 torch::Tensor MkMmd(const torch::Tensor& fs, const torch::Tensor& ft, const std::vector<double>& multipliers,
                     bool linear) {
   const int64_t b = std::min(fs.size(0), ft.size(0));
+  TORCH_CHECK(b >= 2, "MK-MMD needs at least 2 rows per domain (its estimator divides by B-1), got ", b);
   auto x = torch::cat({fs.narrow(0, 0, b), ft.narrow(0, 0, b)}, 0);
   auto d2 = SqDist(x, x);
   auto mean_d2 = d2.mean().detach();  // TLlib: sigma² from detached distances

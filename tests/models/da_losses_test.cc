@@ -162,5 +162,14 @@ TEST(DaLosses, TllibFormAndStatAdapters) {
   EXPECT_FALSE(MakeDomainAdapter({{"variant", "mmd_rbf"}}, 0).ok());
 }
 
+TEST(DaLosses, TooSmallBatchesAreCheckedNotNaN) {
+  auto one = torch::randn({1, 3}), two = torch::randn({2, 3});
+  EXPECT_THROW(CoralDeep(one, two), c10::Error);
+  EXPECT_THROW(CoralMeanCov(two, one), c10::Error);
+  EXPECT_THROW(MkMmd(one, two, {1.0}, true), c10::Error);
+  EXPECT_THROW(MmdRbf(torch::randn({0, 3}), two, 0.0), c10::Error);
+  EXPECT_TRUE(std::isfinite(CoralDeep(two, two * 2).item<double>()));
+}
+
 }  // namespace
 }  // namespace emosweep::models
