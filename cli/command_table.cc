@@ -9,6 +9,13 @@ namespace emosweep::cli {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"version", "print version and build configuration", "[--json]", "", VersionOptions, {}, VersionRun},
+      {"data import", "import features into a feature store (metadata CSV + .npy/.npz/.csv, seed pickles, adapters)",
+       "(--metadata META.csv --features NAME=MODALITY:PATH[:SPEC]... | --pickle FILE.pkl... | --adapter NAME --root DIR) "
+       "--corpus NAME --out STORE.h5 [--label-map MAP] [--json]",
+       "Builds one HDF5 feature store (docs/formats/feature-store.md) from existing features. Input formats,\n"
+       "the seed-pickle allow-list and the id/speaker rules: docs/formats/import.md. Bad input (corrupt or\n"
+       "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.",
+       DataImportOptions, {}, DataImportRun},
       {"plan", "validate a protocol and list its jobs (nothing runs)",
        "PROTOCOL [--store-dir DIR] [--var NAME=VALUE] [--ledger DB] [--jobs] [--json]",
        "Parses and validates the protocol (grammar v1, docs/formats/protocol.md), expands it into jobs\n"

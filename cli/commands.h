@@ -11,6 +11,7 @@ namespace emosweep::cli {
   Status fn##Run(const po::variables_map& vm);
 
 ES_DECLARE_COMMAND(Version)
+ES_DECLARE_COMMAND(DataImport)
 ES_DECLARE_COMMAND(Plan)
 ES_DECLARE_COMMAND(Submit)
 ES_DECLARE_COMMAND(Run)
