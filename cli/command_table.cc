@@ -9,6 +9,24 @@ namespace emosweep::cli {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"version", "print version and build configuration", "[--json]", "", VersionOptions, {}, VersionRun},
+      {"data synth", "generate synthetic corpora (feature stores) with a controllable domain shift",
+       "--out DIR [--corpora N] [--speakers S] [--per-speaker U] [--shift X] [--imbalance Y] [--seed N] [--frames] "
+       "[--json]",
+       "Writes DIR/<prefix>_a.h5, _b.h5, ...: corpora that share one class structure and differ by a\n"
+       "per-corpus shift (offset, scale, optional rotation), with per-speaker offsets and optional class\n"
+       "imbalance, so that DA methods face a shift with a known answer. Deterministic for a seed.",
+       DataSynthOptions, {}, DataSynthRun},
+      {"data inspect", "show a feature store: counts per speaker x label, feature sets, NaN/Inf, hash",
+       "STORE [--json]",
+       "Exit 0 when the store is sound; 2 when it cannot be read, or when it has non-finite values,\n"
+       "a content-hash mismatch or invalid rows (the report is printed first).",
+       DataInspectOptions, {{"store", 1}}, DataInspectRun},
+      {"data split", "write speaker-independent (or stratified) splits of a store as a split file",
+       "STORE --method speaker_kfold|loso|stratified [--k 5] [--group-by speaker] [--seed N] "
+       "[--allow-speaker-overlap] --out SPLITS.json [--json]",
+       "Split files are versioned and hashed (docs/formats/split-file.md). Speaker overlap between\n"
+       "train/val and test is refused (exit 2, naming folds and speakers) unless --allow-speaker-overlap.",
+       DataSplitOptions, {{"store", 1}}, DataSplitRun},
       {"data import", "import features into a feature store (metadata CSV + .npy/.npz/.csv, seed pickles, adapters)",
        "(--metadata META.csv --features NAME=MODALITY:PATH[:SPEC]... | --pickle FILE.pkl... | --adapter NAME --root DIR) "
        "--corpus NAME --out STORE.h5 [--label-map MAP] [--json]",
