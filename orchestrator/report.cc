@@ -294,10 +294,11 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
   for (const auto& id : ids) {
     auto it = status.find(id);
     if (it == status.end() || (it->second != JobStatus::kFailed && it->second != JobStatus::kBlocked)) continue;
-    if (listed == 0) o << "<table class=\"t\"><thead><tr><th>job</th><th>status</th><th>error</th></tr></thead><tbody>";
+    if (listed == 0) o << "<table class=\"t\"><thead><tr><th>job</th><th style=\"text-align:left\">status</th><th style=\"text-align:left\">error</th></tr></thead><tbody>";
     if (++listed > 20) break;
     ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(id));
-    o << "<tr><td>" << id.substr(0, 12) << "</td><td>" << JobStatusName(it->second) << "</td><td style=\"text-align:left\">"
+    o << "<tr><td>" << id.substr(0, 12) << "</td><td style=\"text-align:left\">" << JobStatusName(it->second)
+      << "</td><td style=\"text-align:left\">"
       << Escape(row ? row->error : "") << "</td></tr>";
   }
   if (listed) o << "</tbody></table>";

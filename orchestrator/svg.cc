@@ -148,7 +148,11 @@ std::string LinePlot(const std::string& title, const std::string& x_axis, const 
   lo -= pad;
   hi += pad;
   size_t nx = std::max<size_t>(1, x_labels.size());
-  auto X = [&](size_t i) { return left + (nx == 1 ? pw / 2.0 : pw * static_cast<double>(i) / (nx - 1)); };
+  // Inset the first and last points so markers and error bars clear the frame.
+  const double inset = 14;
+  auto X = [&](size_t i) {
+    return left + (nx == 1 ? pw / 2.0 : inset + (pw - 2 * inset) * static_cast<double>(i) / (nx - 1));
+  };
   auto Y = [&](double v) { return top + ph * (1 - (v - lo) / (hi - lo)); };
   std::ostringstream o;
   o << Open(w, h, title);
