@@ -1,10 +1,8 @@
-// The restricted unpickler. A stack machine over the opcode table in
-// pickle_opcodes.h; objects are reference-counted so that memo hits share
-// one object, as in Python (APPENDS on a memoized list must mutate it).
-// The legacy torch.save stream inside torch.storage._load_from_bytes is a
-// sequence of five protocol-2 pickles followed by raw storages; it is run
-// by fresh machines over the byte range of that payload, so every offset
-// in a message is an offset into the file itself.
+// The restricted unpickler: opcode execution, generic objects and the
+// allow-list (the torch half is pickle_torch.cc). A stack machine over the
+// opcode table in pickle_opcodes.h; objects are reference-counted so that
+// memo hits share one object, as in Python (APPENDS on a memoized list must
+// mutate it).
 #include "data/import/pickle.h"
 
 #include <cmath>
@@ -12,102 +10,11 @@
 #include <unordered_map>
 
 #include "core/files.h"
+#include "data/import/pickle_machine.h"
 #include "data/import/pickle_opcodes.h"
 
 namespace emosweep::data {
-namespace {
-
-using pickle_internal::DecodeOp;
-using pickle_internal::OpArg;
-using pickle_internal::Opcode;
-using pickle_internal::OpName;
-
-enum class GlobalId { kRebuildTensorV2, kLoadFromBytes, kOrderedDict, kStorageType };
-
-struct AllowedGlobal {
-  const char* name;
-  GlobalId id;
-  PickleDType storage_dtype;  // for kStorageType
-};
-
-constexpr AllowedGlobal kAllowed[] = {
-    {"torch._utils._rebuild_tensor_v2", GlobalId::kRebuildTensorV2, PickleDType::kFloat32},
-    {"torch.storage._load_from_bytes", GlobalId::kLoadFromBytes, PickleDType::kFloat32},
-    {"collections.OrderedDict", GlobalId::kOrderedDict, PickleDType::kFloat32},
-    {"torch.FloatStorage", GlobalId::kStorageType, PickleDType::kFloat32},
-    {"torch.DoubleStorage", GlobalId::kStorageType, PickleDType::kFloat64},
-    {"torch.HalfStorage", GlobalId::kStorageType, PickleDType::kFloat16},
-    {"torch.LongStorage", GlobalId::kStorageType, PickleDType::kInt64},
-    {"torch.IntStorage", GlobalId::kStorageType, PickleDType::kInt32},
-    {"torch.ShortStorage", GlobalId::kStorageType, PickleDType::kInt16},
-    {"torch.CharStorage", GlobalId::kStorageType, PickleDType::kInt8},
-    {"torch.ByteStorage", GlobalId::kStorageType, PickleDType::kUInt8},
-    {"torch.BoolStorage", GlobalId::kStorageType, PickleDType::kBool},
-};
-
-enum class K : uint8_t { kNone, kBool, kInt, kBigInt, kFloat, kStr, kBytes, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
-
-const char* KName(K k) {
-  static const char* kNames[] = {"None", "bool", "int", "int (big)", "float", "str", "bytes", "tuple",
-                                 "list", "dict", "global", "storage", "tensor"};
-  return kNames[static_cast<int>(k)];
-}
-
-struct Storage {
-  PickleDType dtype = PickleDType::kFloat32;
-  int64_t numel = 0;
-  std::shared_ptr<std::string> bytes = std::make_shared<std::string>();
-};
-
-struct Obj;
-using ObjPtr = std::shared_ptr<Obj>;
-struct Obj {
-  explicit Obj(K kind) : k(kind) {}
-  K k;
-  bool b = false;
-  int64_t i = 0;
-  double f = 0;
-  std::string s;          // str; "module.name" of a global
-  std::string_view view;  // bytes / big int: points into the file
-  const AllowedGlobal* global = nullptr;
-  std::vector<ObjPtr> items;                       // tuple, list
-  std::vector<std::pair<ObjPtr, ObjPtr>> entries;  // dict
-  std::shared_ptr<Storage> storage;
-  PickledTensor tensor;
-};
-
-ObjPtr Make(K k) { return std::make_shared<Obj>(k); }
-
-class Machine {
- public:
-  // Runs over file[begin, end); offsets in messages are file offsets.
-  Machine(std::string_view file, size_t begin, size_t end, const std::string& where,
-          std::unordered_map<std::string, std::shared_ptr<Storage>>* persistent)
-      : file_(file), view_(file.substr(0, end)), pos_(begin), where_(where), persistent_(persistent) {}
-
-  Result<ObjPtr> Run();
-  size_t pos() const { return pos_; }
-
- private:
-  std::string At(size_t p) const { return where_ + ": byte " + std::to_string(p) + ": "; }
-  Status Bad(const std::string& m) const { return Status::Corruption(At(op_pos_) + m); }
-  Result<ObjPtr> Pop();
-  Result<std::vector<ObjPtr>> PopMark();
-  Status Step(uint8_t code, const OpArg& arg, bool* stop);
-  Status Global(const std::string& module, const std::string& name);
-  Result<ObjPtr> Reduce(const ObjPtr& callable, const ObjPtr& args);
-  Result<ObjPtr> PersistentLoad(const ObjPtr& pid);
-  Result<ObjPtr> RebuildTensor(const std::vector<ObjPtr>& a);
-  Result<ObjPtr> LoadFromBytes(std::string_view payload);
-
-  std::string_view file_, view_;
-  size_t pos_, op_pos_ = 0;
-  const std::string& where_;
-  std::unordered_map<std::string, std::shared_ptr<Storage>>* persistent_;  // null: BINPERSID refused
-  std::vector<ObjPtr> stack_;
-  std::vector<size_t> marks_;
-  std::vector<ObjPtr> memo_;
-};
+namespace pickle_internal {
 
 Result<ObjPtr> Machine::Pop() {
   if (stack_.size() <= (marks_.empty() ? 0 : marks_.back())) return Bad("stack underflow");
@@ -322,103 +229,16 @@ Result<ObjPtr> Machine::Reduce(const ObjPtr& callable, const ObjPtr& args) {
   return Status::InvalidArgument(At(op_pos_) + "'" + callable->s + "' may only appear in a storage persistent id");
 }
 
-Result<ObjPtr> Machine::RebuildTensor(const std::vector<ObjPtr>& a) {
-  // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-  if (a.size() < 6 || a.size() > 7 || a[0]->k != K::kStorage || a[1]->k != K::kInt || a[2]->k != K::kTuple ||
-      a[3]->k != K::kTuple)
-    return Bad("torch._utils._rebuild_tensor_v2 called with unexpected arguments");
-  const Storage& st = *a[0]->storage;
-  PickledTensor t;
-  t.dtype = st.dtype;
-  int64_t expect_stride = 1, numel = 1;
-  if (a[2]->items.size() != a[3]->items.size()) return Bad("tensor size and stride differ in length");
-  for (const auto& d : a[2]->items) {
-    if (d->k != K::kInt || d->i < 0) return Bad("tensor size is not a tuple of non-negative ints");
-    t.shape.push_back(d->i);
-    numel *= d->i;
-  }
-  for (size_t k = t.shape.size(); k-- > 0;) {
-    const ObjPtr& s = a[3]->items[k];
-    if (s->k != K::kInt) return Bad("tensor stride is not a tuple of ints");
-    if (t.shape[k] > 1 && s->i != expect_stride)
-      return Status::InvalidArgument(At(op_pos_) + "non-contiguous tensor (stride does not match C order)");
-    expect_stride *= t.shape[k];
-  }
-  if (a[1]->i < 0 || a[1]->i + numel > st.numel)
-    return Bad("tensor of " + std::to_string(numel) + " elements at offset " + std::to_string(a[1]->i) +
-               " exceeds its storage of " + std::to_string(st.numel));
-  t.storage = st.bytes;
-  t.byte_offset = static_cast<size_t>(a[1]->i) * PickleDTypeSize(st.dtype);
-  ObjPtr o = Make(K::kTensor);
-  o->tensor = std::move(t);
-  return o;
-}
+}  // namespace pickle_internal
 
-Result<ObjPtr> Machine::PersistentLoad(const ObjPtr& pid) {
-  if (!persistent_) return Status::InvalidArgument(At(op_pos_) + "persistent id outside a torch storage stream");
-  // ('storage', <StorageType>, key, location, numel[, view_metadata])
-  const auto& t = pid->items;
-  if (pid->k != K::kTuple || t.size() < 5 || t[0]->k != K::kStr || t[0]->s != "storage" || t[1]->k != K::kGlobal ||
-      t[1]->global->id != GlobalId::kStorageType || t[2]->k != K::kStr || t[4]->k != K::kInt || t[4]->i < 0)
-    return Bad("persistent id is not ('storage', <torch storage type>, key, location, numel)");
-  if (t.size() > 5 && t[5]->k != K::kNone) return Status::InvalidArgument(At(op_pos_) + "storage views are not supported");
-  auto& slot = (*persistent_)[t[2]->s];
-  if (!slot) {
-    slot = std::make_shared<Storage>();
-    slot->dtype = t[1]->global->storage_dtype;
-    slot->numel = t[4]->i;
-  }
-  ObjPtr o = Make(K::kStorage);
-  o->storage = slot;
-  return o;
-}
+namespace {
 
-// Legacy (non-zip) torch.save: magic, protocol 1001, sys info, the object,
-// the storage keys, then per key an int64 element count and the raw data.
-Result<ObjPtr> Machine::LoadFromBytes(std::string_view payload) {
-  const size_t begin = static_cast<size_t>(payload.data() - file_.data());
-  const size_t end = begin + payload.size();
-  static constexpr unsigned char kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-  std::unordered_map<std::string, std::shared_ptr<Storage>> storages;
-  size_t p = begin;
-  ObjPtr parts[5];
-  for (int k = 0; k < 5; ++k) {
-    Machine m(file_, p, end, where_, k == 3 ? &storages : nullptr);
-    ES_ASSIGN_OR_RETURN(parts[k], m.Run());
-    p = m.pos();
-  }
-  const std::string at = At(begin) + "torch storage bytes: ";
-  if (parts[0]->k != K::kBigInt || parts[0]->view.size() != sizeof kMagic ||
-      std::memcmp(parts[0]->view.data(), kMagic, sizeof kMagic) != 0)
-    return Status::Corruption(at + "bad magic number (not a legacy torch.save stream)");
-  if (parts[1]->k != K::kInt || parts[1]->i != 1001)
-    return Status::Corruption(at + "torch.save protocol is not 1001");
-  if (parts[2]->k != K::kDict) return Status::Corruption(at + "sys info is not a dict");
-  for (const auto& [key, value] : parts[2]->entries)
-    if (key->k == K::kStr && key->s == "little_endian" && !(value->k == K::kBool && value->b))
-      return Status::InvalidArgument(at + "big-endian torch storages are not supported");
-  if (parts[3]->k != K::kStorage) return Status::InvalidArgument(at + "the saved object is not a storage");
-  if (parts[4]->k != K::kList) return Status::Corruption(at + "storage key list is not a list");
-  for (const auto& key : parts[4]->items) {
-    if (key->k != K::kStr || !storages.count(key->s)) return Status::Corruption(at + "unknown storage key");
-    Storage& st = *storages[key->s];
-    if (end - p < 8) return Status::Corruption(At(p) + "truncated storage: no element count");
-    int64_t count;
-    std::memcpy(&count, file_.data() + p, 8);
-    p += 8;
-    if (count != st.numel)
-      return Status::Corruption(At(p - 8) + "storage holds " + std::to_string(count) + " elements, its id says " +
-                                std::to_string(st.numel));
-    const size_t nbytes = static_cast<size_t>(count) * PickleDTypeSize(st.dtype);
-    if (end - p < nbytes)
-      return Status::Corruption(At(p) + "truncated storage: " + std::to_string(nbytes) + " bytes of data expected, " +
-                                std::to_string(end - p) + " left");
-    st.bytes->assign(file_.data() + p, nbytes);
-    p += nbytes;
-  }
-  if (p != end) return Status::Corruption(At(p) + std::to_string(end - p) + " unexpected bytes after the storages");
-  return parts[3];
-}
+using pickle_internal::K;
+using pickle_internal::KName;
+using pickle_internal::kAllowed;
+using pickle_internal::Machine;
+using pickle_internal::Obj;
+using pickle_internal::ObjPtr;
 
 Result<PickledValue> ToValue(const Obj& o) {
   PickledValue v;
