@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "orchestrator/ledger.h"
 #include "tests/protocols/protocol_test_util.h"
 
 namespace emosweep::protocols {
@@ -96,6 +97,40 @@ TEST_F(PlanCli, MalformedProtocolExitsTwoNamingLine) {
   ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " 2>&1");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find(proto + " line 24"), std::string::npos) << r.out;
+}
+
+TEST_F(PlanCli, LedgerCountsDoneFailedToRun) {
+  for (const char* n : {"a", "b"}) testing::WriteStore(dir_, testing::MakeCorpus(n));
+  std::string proto = dir_.Write("p.toml", kProto);
+  std::string db = dir_.File("ledger.sqlite");
+  // No ledger yet: everything is to run.
+  ExecResult none = Exec("plan " + proto + " --store-dir " + dir_.path() + " --ledger " + db + " --json 2>/dev/null");
+  ASSERT_EQ(none.code, 0) << none.out;
+  EXPECT_EQ(nlohmann::json::parse(none.out)["ledger"]["counts"]["to_run"], 8);
+  {
+    LoadOptions o;
+    o.store_dir = dir_.path();
+    Protocol p = testing::MustLoad(proto, o);
+    ASSERT_EQ(p.jobs.size(), 8u);
+    auto ledger = orchestrator::Ledger::Open(db);
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    auto sweep = (*ledger)->BeginSweep({p.name, p.path, "h", p.effective, nlohmann::json::object()});
+    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    ASSERT_TRUE((*ledger)->RegisterJobs(*sweep, p.jobs).ok());
+    orchestrator::ClaimOptions co;
+    ASSERT_TRUE((*ledger)->Claim(p.jobs[0].spec.id, "test:1", co).ok());
+    auto done = (*ledger)->Complete(p.jobs[0].spec.id, "test:1", worker::JobResult{}, nlohmann::json::object());
+    ASSERT_TRUE(done.ok() && *done) << done.status().ToString();
+    ASSERT_TRUE((*ledger)->Claim(p.jobs[1].spec.id, "test:1", co).ok());
+    ASSERT_TRUE((*ledger)->Fail(p.jobs[1].spec.id, "test:1", "boom", /*retry=*/false).ok());
+  }
+  ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " --ledger " + db + " --json 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto counts = nlohmann::json::parse(r.out)["ledger"]["counts"];
+  EXPECT_EQ(counts["done"], 1);
+  EXPECT_EQ(counts["failed"], 1);
+  EXPECT_EQ(counts["to_run"], 6);
+  EXPECT_EQ(counts["running"], 0);
 }
 
 TEST_F(PlanCli, MissingProtocolFileExitsTwo) {
