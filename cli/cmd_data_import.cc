@@ -109,7 +109,8 @@ void DataImportOptions(po::options_description& o) {
       ("metadata", po::value<std::string>(), "table form: metadata CSV (id|file, speaker, label; optional transcript, "
                                              "session, gender, group, duration)")
       ("features", po::value<Strings>()->composing(),
-       "table form, repeatable: NAME=MODALITY:PATH[:COLUMN-SPEC], PATH a .npy, .npz or .csv")
+       "table form, repeatable: NAME=MODALITY:PATH[:COLUMN-SPEC], PATH a .npy, .npz or .csv; "
+       "adapter form: feature-set names, repeated or comma-separated (default logmel64_stats)")
       ("id-column", po::value<std::string>(), "table form: id column of feature CSVs (default id, name or file)")
       ("pickle", po::value<Strings>()->composing(), "pickle form, repeatable: a seed feature pickle (.pkl)")
       ("label-map", po::value<std::string>(), "built-in label map name or TOML file (required unless labels are "

@@ -168,6 +168,35 @@ TEST(ImportPickle, SyntheticRoundTripWithIemocapIds) {
   EXPECT_EQ((*parsed)[1].Find("sample_id")->s, "Ses01F_script02_2_F001.wav_original");
 }
 
+TEST(ImportPickle, UnsupportedOpcodeNamesOffsetAndOpcode) {
+  // [] then BUILD: object state setting is never executed.
+  auto r = ParseSeedPickle(std::string("\x80\x04]}b.", 6), "b.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("b.pkl: byte 4: opcode BUILD is not supported"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(ImportPickle, TextGlobalOutsideTheAllowListIsRefusedBeforeAnyCall) {
+  auto r = ParseSeedPickle(std::string("\x80\x02" "cposix\nsystem\n(X\x02\x00\x00\x00lstR.", 27), "g.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("g.pkl: byte 2: GLOBAL 'posix.system' is not on the allow-list"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST(ImportPickle, StorageCountMustMatchItsPersistentId) {
+  std::string b = SeedPickleBytes({{{1.f, 2.f}, {}, 0, ""}});
+  // The float storage's int64 element count (2) follows its key list's "a." (APPEND, STOP); make it 3.
+  const size_t p = b.find(std::string("a.\x02\0\0\0\0\0\0\0", 10));
+  ASSERT_NE(p, std::string::npos);
+  b[p + 2] = 3;
+  auto r = ParseSeedPickle(b, "n.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("storage holds 3 elements, its id says 2"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(ImportPickle, DeriveFromSampleId) {
   auto d = DeriveFromSampleId("Ses03F_script01_3_F011.wav_original");
   EXPECT_TRUE(d.known);
