@@ -24,7 +24,7 @@ h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-t
 .meta{color:#666;font-size:13px}table.t{border-collapse:collapse;margin:10px 0;font-size:14px}
 table.t th,table.t td{border-bottom:1px solid #e4e4e4;padding:4px 10px;text-align:right}
 table.t th:first-child,table.t td:first-child{text-align:left}table.t thead th{border-bottom:2px solid #999}
-caption{caption-side:bottom;text-align:left;color:#555;font-size:12.5px;padding-top:6px;max-width:1100px}
+caption,.cap{caption-side:bottom;text-align:left;color:#555;font-size:12.5px;padding-top:2px;max-width:1100px;margin-top:0}
 .warn{color:#a40000;font-weight:bold}.ok{color:#187a18}.bad{color:#a40000}
 .plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}.plots>div{flex:0 1 auto}
 .counts span{display:inline-block;margin-right:14px;padding:2px 8px;border-radius:4px;background:#f2f2f2}
@@ -66,7 +66,8 @@ std::string HtmlTable(const TableData& t) {
       }
     o << "</tr>";
   }
-  o << "</tbody><caption>";
+  // The caption goes below as a paragraph: a <caption> is only as wide as its table.
+  o << "</tbody></table><p class=\"cap\">";
   std::string cap = Escape(t.caption);
   size_t w = cap.find("WARNING:");
   if (w != std::string::npos) {
@@ -74,7 +75,7 @@ std::string HtmlTable(const TableData& t) {
     end = end == std::string::npos ? cap.size() : end + 1;
     cap = cap.substr(0, w) + "<span class=\"warn\">" + cap.substr(w, end - w) + "</span>" + cap.substr(end);
   }
-  o << cap << "</caption></table>";
+  o << cap << "</p>";
   return o.str();
 }
 

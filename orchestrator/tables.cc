@@ -35,7 +35,11 @@ size_t IndexIn(std::vector<std::string>& v, const std::string& x) {
 std::string Caption(const TableData& t) {
   const auto& s = t.spec;
   std::ostringstream c;
-  if (!s.caption.empty()) c << s.caption << " ";
+  if (!s.caption.empty()) {
+    c << s.caption;
+    char last = s.caption.back();
+    c << (last == '.' || last == '!' || last == '?' ? " " : ". ");
+  }
   std::string metrics;
   for (const auto& m : s.metrics) metrics += (metrics.empty() ? "" : ", ") + MetricLabel(m);
   c << metrics << " on the '" << s.eval << "' set";

@@ -130,3 +130,18 @@ TEST_F(Tables, CompareRunsAPairedTestPerColumn) {
 
 }  // namespace
 }  // namespace emosweep::orchestrator
+
+namespace emosweep::orchestrator {
+namespace {
+
+TEST(TablesCaption, UserCaptionComesFirstAsItsOwnSentence) {
+  auto h = testing::MakeHandLedger(testing::TestDir() + "/l.db");
+  auto spec = h.protocol.tables[0];
+  spec.caption = "LOCO over two corpora";
+  auto t = BuildTable(h.protocol, spec, h.ledger.get());
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->caption.rfind("LOCO over two corpora. UA on the 'test' set", 0), 0u) << t->caption;
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator
