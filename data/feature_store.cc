@@ -68,8 +68,10 @@ Status WriteFeatureSet(hid_t features, const FeatureSet& f, size_t n, const Stor
                                  static_cast<hsize_t>(f.dim), o, fw));
   if (f.has_frames()) {
     hsize_t t = static_cast<hsize_t>(f.offsets.back());
+    StoreWriteOptions fo = o;
+    fo.gzip_level = o.frames_gzip_level;
     ES_RETURN_IF_ERROR(WriteMatrix(g.get(), "frames", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, f.frames.data(), t,
-                                   static_cast<hsize_t>(f.frame_dim), o, fw));
+                                   static_cast<hsize_t>(f.frame_dim), fo, fw));
     ES_RETURN_IF_ERROR(WriteMatrix(g.get(), "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, f.offsets.data(),
                                    f.offsets.size(), 0, o, fw));
   }

@@ -20,10 +20,15 @@ namespace emosweep::data {
 
 inline constexpr int kFeatureStoreVersion = 1;
 
+// Defaults chosen by bench/feature_store_bench (numbers in docs/formats/feature-store.md):
+// pooled embeddings barely compress (gzip saves ~15% and reads ~4x slower), so
+// utterance-level values are stored uncompressed; frame sequences save ~27%
+// with gzip 1 + shuffle, and gzip 4/9 save no more.
 struct StoreWriteOptions {
-  int gzip_level = 4;        // 0 = uncompressed (see the doc's measurement)
-  bool shuffle = true;
-  int64_t chunk_rows = 1024; // rows per chunk of [N, D] datasets
+  int gzip_level = 0;         // utterance-level [N, D] values; 0 = uncompressed
+  bool shuffle = true;        // byte-shuffle filter before gzip (when gzip is on)
+  int64_t chunk_rows = 1024;  // rows per chunk of [N, D] and [T, F] datasets
+  int frames_gzip_level = 1;  // frame-level [T, F] sequences
 };
 
 struct StoreReadOptions {
