@@ -94,6 +94,9 @@ Result<std::vector<std::string>> ReadStringData(hid_t file_type, hsize_t count, 
   out.reserve(count);
   if (H5Tis_variable_str(file_type) > 0) {
     Handle mt = VlenStringType();
+    // HDF5 has no ASCII <-> UTF-8 conversion path: read in the file's own
+    // character set (files from other tools often use ASCII).
+    H5Tset_cset(mt.get(), H5Tget_cset(file_type));
     std::vector<char*> raw(count, nullptr);
     if (count && read(mt.get(), raw.data()) < 0) return Status::Corruption(what + " cannot be read (" + LastError() + ")");
     for (char* s : raw) out.emplace_back(s ? s : "");
@@ -106,6 +109,7 @@ Result<std::vector<std::string>> ReadStringData(hid_t file_type, hsize_t count, 
   size_t size = H5Tget_size(file_type);
   Handle mt = Type(H5Tcopy(H5T_C_S1));
   H5Tset_size(mt.get(), size);
+  H5Tset_cset(mt.get(), H5Tget_cset(file_type));
   std::vector<char> buf(size * count + 1, '\0');
   if (count && read(mt.get(), buf.data()) < 0) return Status::Corruption(what + " cannot be read (" + LastError() + ")");
   for (hsize_t i = 0; i < count; ++i) out.emplace_back(buf.data() + i * size, strnlen(buf.data() + i * size, size));
