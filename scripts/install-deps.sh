@@ -11,6 +11,7 @@ pkgs=(
   libtorch-dev libopenblas0-openmp          # OpenBLAS: libtorch otherwise uses the 3 GFLOP/s reference BLAS
   libopenmpi-dev openmpi-bin
   libhdf5-dev libsqlite3-dev libssl-dev
+  sqlite3                                   # the sqlite3 shell: tests/orchestrator/cli_e2e_test.sh
   libboost-program-options-dev nlohmann-json3-dev libtomlplusplus-dev
   libsndfile1-dev libsoxr-dev
   zlib1g-dev                                # .npz (deflate) in data/import

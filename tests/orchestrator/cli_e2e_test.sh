@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# End-to-end test of the real `emosweep` binary on the quick-start protocol
+# (synthetic stores, real trainer): run, re-run (zero jobs), delete one job's
+# rows (exactly that job re-runs), kill -9 mid-sweep then resume (nothing
+# lost or duplicated), ledger status/query/export, table in every format,
+# report. Usage: cli_e2e_test.sh EMOSWEEP_BINARY SOURCE_DIR
+set -euo pipefail
+BIN=$1
+SRC=$2
+PROTO="$SRC/protocols/library/quickstart.toml"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# jget FILE JSONPATH: one value of a JSON document (sqlite3's json_extract, no python needed).
+jget() { sqlite3 :memory: "SELECT json_extract(readfile('$1'), '$2')"; }
+
+"$BIN" data synth --out "$W/stores" --log-level warn > /dev/null
+common=(--store-dir "$W/stores" --log-level warn)
+
+# 1. A full run.
+"$BIN" run "$PROTO" --ledger "$W/l.db" --parallel 1 --threads 1 --json "${common[@]}" > "$W/run1.json"
+total=$(jget "$W/run1.json" '$.total')
+[ "$(jget "$W/run1.json" '$.ran')" = "$total" ] || fail "first run did not run every job"
+[ "$(jget "$W/run1.json" '$.failed')" = 0 ] || fail "jobs failed: $(cat "$W/run1.json")"
+
+# 2. Re-running a finished protocol runs zero jobs, in seconds.
+start=$(date +%s%N)
+"$BIN" run "$PROTO" --ledger "$W/l.db" --json "${common[@]}" > "$W/run2.json"
+secs=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+[ "$(jget "$W/run2.json" '$.ran')" = 0 ] || fail "re-run ran jobs"
+[ "$(jget "$W/run2.json" '$.skipped')" = "$total" ] || fail "re-run did not skip every job"
+awk -v s="$secs" 'BEGIN { exit !(s < 20) }' || fail "re-run took $secs s"
+echo "re-run of $total finished jobs: $secs s"
+
+# 3. Deleting one job's rows re-runs only that job.
+victim=$(sqlite3 "$W/l.db" "SELECT id FROM jobs WHERE kind = 'supervised' ORDER BY id LIMIT 1")
+sqlite3 "$W/l.db" "DELETE FROM jobs WHERE id = '$victim'"
+"$BIN" run "$PROTO" --ledger "$W/l.db" --json "${common[@]}" > "$W/run3.json"
+[ "$(jget "$W/run3.json" '$.ran')" = 1 ] || fail "deleting one job re-ran $(jget "$W/run3.json" '$.ran') jobs"
+[ "$(sqlite3 "$W/l.db" "SELECT status FROM jobs WHERE id = '$victim'")" = done ] || fail "victim not done"
+
+# 4. kill -9 mid-sweep, then resume: nothing lost, nothing duplicated.
+"$BIN" run "$PROTO" --ledger "$W/k.db" --parallel 1 --threads 1 "${common[@]}" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(sqlite3 "$W/k.db" "SELECT count(*) FROM jobs WHERE status = 'done'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 5 ] && break
+  sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+before=$(sqlite3 "$W/k.db" "SELECT count(*) FROM jobs WHERE status = 'done'")
+[ "$before" -lt "$total" ] || fail "the sweep finished before the kill"
+"$BIN" run "$PROTO" --ledger "$W/k.db" --json "${common[@]}" > "$W/run4.json"
+[ "$(sqlite3 "$W/k.db" "SELECT count(*) FROM jobs WHERE status = 'done'")" = "$total" ] || fail "jobs lost after kill -9"
+[ "$(sqlite3 "$W/k.db" "SELECT count(*) FROM provenance")" = "$total" ] || fail "duplicated or missing results"
+[ "$(sqlite3 "$W/k.db" "SELECT count(*) FROM (SELECT job_id, eval, name, count(*) c FROM metrics GROUP BY 1,2,3 HAVING c > 1)")" = 0 ] \
+  || fail "duplicated metric rows"
+echo "kill -9 after $before of $total jobs; resumed: $(jget "$W/run4.json" '$.ran') ran"
+
+# 5. Reading it back.
+"$BIN" ledger status --ledger "$W/l.db" --json > "$W/status.json"
+[ "$(jget "$W/status.json" '$.by_status.done')" = "$total" ] || fail "ledger status"
+"$BIN" ledger query --ledger "$W/l.db" --status done --kind supervised --csv > "$W/query.csv"
+[ "$(wc -l < "$W/query.csv")" -gt 1 ] || fail "ledger query found no supervised jobs"
+if "$BIN" ledger query --ledger "$W/l.db" --sql "DELETE FROM jobs" 2> /dev/null; then fail "raw SQL could write"; fi
+"$BIN" ledger export --ledger "$W/l.db" --what metrics --format csv --out "$W/metrics.csv"
+[ "$(wc -l < "$W/metrics.csv")" -gt "$total" ] || fail "export"
+for f in markdown latex csv json; do
+  "$BIN" table "$PROTO" --ledger "$W/l.db" --all --format "$f" "${common[@]}" > "$W/table.$f"
+done
+grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
+grep -q '\\textbf' "$W/table.latex" || fail "latex bold"
+"$BIN" table "$PROTO" --ledger "$W/l.db" --name in_domain --compare concat_mlp,mer_gfl "${common[@]}" | grep -q "Paired permutation" \
+  || fail "compare"
+"$BIN" report "$PROTO" --ledger "$W/l.db" --out "$W/r.html" "${common[@]}" 2> /dev/null
+grep -q "<svg" "$W/r.html" || fail "report has no plots"
+cat "$W/table.markdown"
+echo "cli e2e: ok"
