@@ -23,7 +23,24 @@ GatConvImpl::GatConvImpl(int64_t in_dim, int64_t out_dim, int64_t heads, bool co
 }
 
 torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& edge_index) {
-  return forward_with_attention(x, edge_index, nullptr);
+  const int64_t n = x.size(0);
+  // Up to kDenseMaxNodes the same math on a dense [H, N, N] masked score matrix is
+  // several times faster on CPU than gather/scatter over edges (bench/graph_bench).
+  if (n > kDenseMaxNodes) return forward_with_attention(x, edge_index, nullptr);
+  auto ei = WithSelfLoops(edge_index, n);
+  auto h = lin(x).view({n, heads_, out_dim_});
+  auto a_src = (h * att_src).sum(-1).t();  // [H, N]
+  auto a_dst = (h * att_dst).sum(-1).t();
+  auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);  // [H, target, source]
+  // Edge multiplicities, so that a repeated edge weighs as in the edge-list softmax.
+  auto mult = torch::zeros({n, n}, e.options());
+  mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, e.options()), /*accumulate=*/true);
+  auto masked = e.masked_fill(mult.eq(0), -std::numeric_limits<float>::infinity());
+  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach()) * mult;
+  auto alpha = w / w.sum(2, /*keepdim=*/true);
+  auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);  // [N, H, C]
+  out = concat_ ? out.reshape({n, heads_ * out_dim_}) : out.mean(1);
+  return out + bias;
 }
 
 torch::Tensor GatConvImpl::forward_with_attention(const torch::Tensor& x, const torch::Tensor& edge_index,

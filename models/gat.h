@@ -25,6 +25,9 @@ class GatConvImpl : public torch::nn::Module {
   // Same, also returning the attention coefficients (tests, inspection).
   torch::Tensor forward_with_attention(const torch::Tensor& x, const torch::Tensor& edge_index, GatAttention* att);
   int64_t out_features() const { return concat_ ? heads_ * out_dim_ : out_dim_; }
+  // forward() uses a dense masked [H, N, N] formulation up to this many nodes (same
+  // result), the edge list above; forward_with_attention always uses the edge list.
+  static constexpr int64_t kDenseMaxNodes = 2048;
 
   torch::nn::Linear lin{nullptr};
   torch::Tensor att_src, att_dst, bias;

@@ -53,6 +53,22 @@ TEST(Gat, AttentionSumsToOneOverIncomingEdges) {
   EXPECT_EQ(att.edge_index.size(1), 8 + 6);  // self-loops added
 }
 
+TEST(Gat, DensePathEqualsEdgeListPathWithGradients) {
+  torch::manual_seed(13);
+  GatConv gat(6, 4, 3, true);
+  auto x1 = torch::randn({7, 6}, torch::requires_grad());
+  auto x2 = x1.detach().clone().requires_grad_(true);
+  auto ei = torch::tensor({{0, 1, 2, 3, 4, 5, 6, 0, 2, 2}, {1, 2, 3, 4, 5, 6, 0, 3, 3, 2}}, torch::kLong);
+  auto dense = gat(x1, ei);  // 7 nodes <= kDenseMaxNodes
+  GatAttention att;
+  auto edge = gat->forward_with_attention(x2, ei, &att);
+  EXPECT_TRUE(torch::allclose(dense, edge, 1e-5, 1e-6));
+  auto up = torch::randn_like(dense);
+  (dense * up).sum().backward();
+  (edge * up).sum().backward();
+  EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-6));
+}
+
 TEST(Gat, HandCheckedTinyGraphAndDirection) {
   // One head, 2 -> 2, identity W, a_src = (1, 0), a_dst = (0, 1), bias 0. Edges 0 → 1 only (+ self-loops).
   GatConv gat(2, 2, 1, true);
