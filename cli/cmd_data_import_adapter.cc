@@ -7,7 +7,6 @@
 // DataImportAdapterRun when --adapter is given. The pipeline is
 // data/adapters/import_corpus.h; the corpora are documented in docs/corpora.md.
 #include <algorithm>
-#include <any>
 #include <cstdint>
 #include <iostream>
 #include <thread>
@@ -38,11 +37,11 @@ void AddFlagOnce(po::options_description& o, const char* name, const char* help)
 // Reads an integer option whatever integer type the owner of the option declared.
 int64_t IntOption(const po::variables_map& vm, const char* name, int64_t fallback) {
   if (!vm.count(name)) return fallback;
-  const std::any& v = vm[name].value();
-  if (auto* i = std::any_cast<int>(&v)) return *i;
-  if (auto* l = std::any_cast<int64_t>(&v)) return *l;
-  if (auto* u = std::any_cast<unsigned>(&v)) return *u;
-  if (auto* s = std::any_cast<std::string>(&v)) return std::stoll(*s);
+  const boost::any& v = vm[name].value();
+  if (auto* i = boost::any_cast<int>(&v)) return *i;
+  if (auto* l = boost::any_cast<int64_t>(&v)) return *l;
+  if (auto* u = boost::any_cast<unsigned>(&v)) return *u;
+  if (auto* s = boost::any_cast<std::string>(&v)) return std::stoll(*s);
   return fallback;
 }
 
