@@ -16,7 +16,11 @@
 #include "cli/protocol_args.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "cluster/world.h"
+#include "core/build_info.h"
+#include "orchestrator/coordinator.h"
 #include "orchestrator/runner.h"
+#include "orchestrator/slice.h"
 #include "worker/job.h"
 
 namespace emosweep::cli {
@@ -43,11 +47,174 @@ void RunOptions(po::options_description& o) {
       "stale-after", po::value<double>()->default_value(600.0),
       "seconds without heartbeat after which another process's running job is taken over")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda:N")(
+      "group-size", po::value<int>()->default_value(1),
+      "under mpirun: ranks per data-parallel worker group (rank 0 coordinates)")(
+      "heartbeat", po::value<double>()->default_value(5.0), "under mpirun: seconds between worker heartbeats")(
+      "stall-timeout", po::value<double>()->default_value(300.0),
+      "under mpirun: a rank silent this long is named and the run ends instead of hanging")(
+      "slice", po::value<std::string>(), "I/N: run only slice I of N independent slices of the DAG (Slurm arrays)")(
+      "inject-fault", po::value<std::string>(), "testing only: stall:RANK or die:RANK")(
       "json", "print the sweep summary as one JSON document");
 }
 
+namespace {
+
+void InstallSignals() {
+  ::signal(SIGINT, OnSignal);
+  ::signal(SIGTERM, OnSignal);
+  ::signal(SIGUSR1, OnSignal);
+}
+void RestoreSignals() {
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
+  ::signal(SIGUSR1, SIG_DFL);
+}
+
+orchestrator::Executor TrainerExecutor() {
+  return [](const worker::JobSpec& s, const worker::JobContext& c) { return worker::RunJob(s, c); };
+}
+
+// Rank 0 of an MPI world: the sweep's coordinator (the only ledger writer).
+Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrator::RunOptions o,
+                  const orchestrator::DistributedOptions& d) {
+  auto& comm = world.comm();
+  auto fail = [&](const Status& s) {
+    LOG_ERROR << s.ToString();
+    comm.Abort(ExitCodeFor(s), s.message());
+    return s;
+  };
+  auto p = LoadProtocolFromArgs(vm);
+  if (!p.ok()) return fail(p.status());
+  if (vm.count("slice")) {
+    int i = 0, n = 1;
+    Status st = orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n);
+    if (!st.ok()) return fail(st);
+    p->jobs = orchestrator::SliceJobs(p->jobs, i, n);
+  }
+  Status inputs = RequireInputs(*p, "run");
+  if (!inputs.ok()) return fail(inputs);
+  const std::string ledger_path = vm["ledger"].as<std::string>();
+  auto ledger = orchestrator::Ledger::Open(ledger_path);
+  if (!ledger.ok()) return fail(ledger.status());
+  auto started = orchestrator::StartSweep(*p, ledger->get(), o);
+  if (!started.ok()) return fail(started.status());
+  auto& sched = *started->scheduler;
+  auto c0 = sched.Counts();
+  LOG_INFO << "sweep " << started->sweep_id << " '" << p->name << "' on " << comm.size() << " ranks (groups of "
+           << d.group_size << "): " << c0.total << " jobs, " << c0.skipped << " already done";
+  const nlohmann::json build = BuildInfo();
+  orchestrator::Ledger* l = ledger->get();
+  auto prov = [&](const protocols::PlannedJob&, const worker::JobResult& r) {
+    return nlohmann::json{{"git_revision", build.value("git_revision", "unknown")},
+                          {"host", comm.host()},
+                          {"build", build},
+                          {"device", o.device},
+                          {"threads", o.threads},
+                          {"seconds", r.info.value("seconds", 0.0)}};
+  };
+  auto ckpt = [l](const std::string& id) {
+    auto c = l->CheckpointOf(id);
+    return c.ok() ? *c : std::string();
+  };
+  auto sum = orchestrator::RunCoordinator(comm, sched, d, g_stop, prov, ckpt);
+  if (!sum.ok()) {
+    (void)l->FinishSweep(started->sweep_id, "error", {{"error", sum.status().ToString()}});
+    return fail(sum.status());
+  }
+  auto counts = sched.Counts();
+  auto failures = sched.Failures();
+  const bool stopped = g_stop.load();
+  nlohmann::json summary = {{"sweep_id", started->sweep_id}, {"ranks", comm.size()},
+                            {"group_size", d.group_size}, {"total", counts.total},
+                            {"skipped", counts.skipped}, {"ran", sum->finished},
+                            {"failed", counts.failed}, {"blocked", counts.blocked},
+                            {"interrupted", sum->interrupted}, {"seconds", sum->wall_s},
+                            {"busy_rank_seconds", sum->busy_s},
+                            {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
+                            {"stopped", stopped}};
+  (void)l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
+  if (vm.count("json")) {
+    PrintJson(summary.dump(2));
+  } else {
+    std::printf("sweep %lld (%s) on %d ranks: %d jobs: %d already done, %d ran, %d failed, %d blocked, in %s\n",
+                static_cast<long long>(started->sweep_id), p->name.c_str(), comm.size(), counts.total,
+                counts.skipped, sum->finished, counts.failed, counts.blocked,
+                Progress::FormatDuration(sum->wall_s).c_str());
+    for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
+  }
+  if (stopped) return Status::Ok();
+  if (!failures.empty())
+    return Status::Internal(std::to_string(counts.failed) + " job(s) failed and " + std::to_string(counts.blocked) +
+                            " blocked (see 'emosweep ledger status --ledger " + ledger_path + "')");
+  return Status::Ok();
+}
+
+Status RunDistributed(const po::variables_map& vm, cluster::World& world, const orchestrator::RunOptions& o) {
+  auto& comm = world.comm();
+  SetLogRank(comm.rank());
+  orchestrator::DistributedOptions d;
+  d.group_size = vm["group-size"].as<int>();
+  d.heartbeat_s = vm["heartbeat"].as<double>();
+  d.stall_timeout_s = vm["stall-timeout"].as<double>();
+  if (vm.count("inject-fault")) d.inject_fault = vm["inject-fault"].as<std::string>();
+  Status layout = orchestrator::CheckLayout(comm.size(), d.group_size);
+  if (!layout.ok()) {
+    if (comm.rank() == 0) LOG_ERROR << layout.message();
+    comm.Abort(2, layout.message());
+    return layout;
+  }
+  // Collective: every rank, rank 0 included, takes part in the group split.
+  auto reducer = world.MakeGroupReducer(orchestrator::GroupColor(comm.rank(), d.group_size),
+                                        comm.rank() == 0 ? "cpu" : o.device, cluster::BucketConfig{});
+  if (!reducer.ok()) {
+    comm.Abort(1, reducer.status().message());
+    return reducer.status();
+  }
+  InstallSignals();
+  Status st;
+  if (comm.rank() == 0) {
+    st = Coordinate(vm, world, o, d);
+  } else {
+    orchestrator::RunOptions ro = o;
+    auto make_context = [ro] {
+      worker::JobContext c;
+      c.threads = ro.threads;
+      c.device = ro.device;
+      c.work_dir = ro.work_dir;
+      return c;
+    };
+    st = orchestrator::RunWorkerRank(comm, **reducer, d, TrainerExecutor(), make_context, g_stop);
+    if (!st.ok()) {
+      comm.Abort(1, st.message());
+      return st;
+    }
+  }
+  RestoreSignals();
+  Status fin = world.Finalize();
+  return st.ok() ? fin : st;
+}
+
+}  // namespace
+
 Status RunRun(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
+  if (world->comm().size() > 1) {
+    orchestrator::RunOptions o;
+    o.threads = vm.count("threads") ? vm["threads"].as<int>() : 1;
+    o.device = vm["device"].as<std::string>();
+    const std::string ledger_path = vm["ledger"].as<std::string>();
+    o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
+    o.scheduler.max_attempts = std::max(1, vm["max-attempts"].as<int>());
+    o.scheduler.retry_failed = !vm.count("no-retry-failed");
+    o.scheduler.stale_after_s = vm["stale-after"].as<double>();
+    return RunDistributed(vm, *world, o);
+  }
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
+  if (vm.count("slice")) {
+    int i = 0, n = 1;
+    ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
+    p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
+  }
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   std::string ledger_path = vm["ledger"].as<std::string>();
@@ -72,16 +239,9 @@ Status RunRun(const po::variables_map& vm) {
   o.progress = !vm.count("json");
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
-  ::signal(SIGINT, OnSignal);
-  ::signal(SIGTERM, OnSignal);
-  ::signal(SIGUSR1, OnSignal);
-  orchestrator::Executor exec = [](const worker::JobSpec& s, const worker::JobContext& c) {
-    return worker::RunJob(s, c);
-  };
-  auto summary = orchestrator::RunSweep(p, ledger.get(), exec, o);
-  ::signal(SIGINT, SIG_DFL);
-  ::signal(SIGTERM, SIG_DFL);
-  ::signal(SIGUSR1, SIG_DFL);
+  InstallSignals();
+  auto summary = orchestrator::RunSweep(p, ledger.get(), TrainerExecutor(), o);
+  RestoreSignals();
   if (!summary.ok()) return summary.status();
   const auto& s = *summary;
   if (vm.count("json")) {

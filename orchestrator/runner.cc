@@ -155,6 +155,19 @@ nlohmann::json RunSummary::ToJson() const {
           {"failures", f}};
 }
 
+Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options) {
+  SweepInfo info{protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
+                 {{"threads", options.threads},
+                  {"parallel", options.parallel},
+                  {"max_attempts", options.scheduler.max_attempts},
+                  {"work_dir", options.work_dir},
+                  {"device", options.device}}};
+  StartedSweep out;
+  ES_ASSIGN_OR_RETURN(out.sweep_id, ledger->BeginSweep(info));
+  ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, protocol.jobs, options.scheduler));
+  return out;
+}
+
 Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger, const Executor& executor,
                             const RunOptions& options) {
   if (!protocol.missing_inputs.empty()) {
@@ -165,14 +178,9 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
   if (options.parallel < 1 || options.threads < 1)
     return Status::InvalidArgument("--parallel and --threads must be at least 1");
   auto start = std::chrono::steady_clock::now();
-  SweepInfo info{protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
-                 {{"threads", options.threads},
-                  {"parallel", options.parallel},
-                  {"max_attempts", options.scheduler.max_attempts},
-                  {"work_dir", options.work_dir},
-                  {"device", options.device}}};
-  ES_ASSIGN_OR_RETURN(int64_t sweep_id, ledger->BeginSweep(info));
-  ES_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(ledger, sweep_id, protocol.jobs, options.scheduler));
+  ES_ASSIGN_OR_RETURN(StartedSweep started, StartSweep(protocol, ledger, options));
+  const int64_t sweep_id = started.sweep_id;
+  auto& scheduler = started.scheduler;
   SchedulerCounts c0 = scheduler->Counts();
   LOG_INFO << "sweep " << sweep_id << " '" << protocol.name << "': " << c0.total << " jobs, " << c0.skipped
            << " already done, " << (c0.total - c0.skipped) << " to run";

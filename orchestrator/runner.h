@@ -50,6 +50,14 @@ struct RunSummary {
   nlohmann::json ToJson() const;
 };
 
+// Registers the sweep and its jobs in the ledger and builds the scheduler: the
+// common start of the single-process runner and the MPI coordinator.
+struct StartedSweep {
+  int64_t sweep_id = 0;
+  std::unique_ptr<Scheduler> scheduler;
+};
+Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options);
+
 // Runs the protocol's jobs not yet done in the ledger. Returns an error only
 // when the sweep itself cannot proceed (missing stores, ledger I/O); failed
 // jobs are in the summary (the CLI exits 1 when there are any).

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Distributed end-to-end tests with the real binary under mpirun on localhost.
+#   mpi_e2e.sh EMOSWEEP_BINARY SOURCE_DIR CASE
+# CASE: same_table | die | stall | preempt
+set -uo pipefail
+ES=$1
+SRC=$2
+CASE=$3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+export OMPI_MCA_rmaps_base_oversubscribe=1
+MPI="mpirun --oversubscribe -n 3"
+T=$(mktemp -d /tmp/es_mpi_e2e.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL ($CASE): $*"; exit 1; }
+
+"$ES" data synth --out "$T/stores" --corpora 2 --speakers 4 --per-speaker 12 --seed 3 --log-level warn >/dev/null \
+  || fail "data synth"
+P="$T/protocol.toml"
+cp "$SRC/tests/cluster/mpi_protocol.toml" "$P"
+ARGS=(--store-dir "$T/stores")
+
+case "$CASE" in
+  same_table)
+    # The distributed run gives the same table as the single-process run.
+    "$ES" run "$P" "${ARGS[@]}" --ledger "$T/single.sqlite" --threads 1 --log-level warn || fail "single-process run"
+    timeout 600 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/mpi.sqlite" --threads 1 --log-level warn \
+      || fail "mpirun -n 3 run"
+    for t in in_domain cross_corpus; do
+      "$ES" table "$P" "${ARGS[@]}" --ledger "$T/single.sqlite" --name $t --format csv > "$T/single_$t.csv" || fail table
+      "$ES" table "$P" "${ARGS[@]}" --ledger "$T/mpi.sqlite" --name $t --format csv > "$T/mpi_$t.csv" || fail table
+      diff "$T/single_$t.csv" "$T/mpi_$t.csv" || fail "table $t differs between 1 process and mpirun -n 3"
+      [ "$(wc -l < "$T/mpi_$t.csv")" -ge 2 ] || fail "table $t is empty"
+    done
+    cat "$T/mpi_in_domain.csv"
+    # Rank 0 recorded the world size in the provenance.
+    sqlite3 "$T/mpi.sqlite" "select count(*) from provenance where world_size = 3" | grep -qv '^0$' \
+      || fail "provenance does not record world_size 3"
+    ;;
+  die)
+    # A rank dies mid-sweep: the run ends (no hang) with a non-zero status; re-running completes.
+    timeout 300 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --inject-fault die:2 --log-level warn \
+      > "$T/out" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] || fail "run with a dead rank exited 0"
+    [ $rc -ne 124 ] || fail "run with a dead rank hung until the timeout"
+    timeout 600 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --stale-after 5 --log-level warn \
+      || fail "re-run after the dead rank"
+    left=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status != 'done'")
+    [ "$left" = 0 ] || fail "$left jobs not done after the re-run"
+    ;;
+  stall)
+    # A rank stops answering: the stall inspector names it and the run ends.
+    timeout 300 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --inject-fault stall:2 \
+      --stall-timeout 4 --heartbeat 0.5 > "$T/out" 2>&1
+    rc=$?
+    cat "$T/out" | tail -5
+    [ $rc -ne 0 ] || fail "stalled run exited 0"
+    [ $rc -ne 124 ] || fail "stalled run hung until the timeout"
+    grep -q "stall inspector" "$T/out" || fail "no stall report"
+    grep -q "rank 2" "$T/out" || fail "the stall report does not name rank 2"
+    ;;
+  preempt)
+    # SIGUSR1 (Slurm preemption): exit 0 within a bounded time, then resume to completion.
+    sed -i "s/epochs = 6/epochs = 1500/" "$P"
+    $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --log-level info > "$T/out" 2>&1 &
+    pid=$!
+    sleep 6
+    kill -USR1 $pid
+    for i in $(seq 1 90); do kill -0 $pid 2>/dev/null || break; sleep 1; done
+    if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail "not finished 90 s after SIGUSR1"; fi
+    wait $pid
+    rc=$?
+    tail -5 "$T/out"
+    [ $rc -eq 0 ] || fail "preempted run exited $rc"
+    done1=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'done'")
+    running=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'running'")
+    [ "$running" = 0 ] || fail "$running jobs left running after preemption"
+    timeout 900 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --log-level warn || fail "resume"
+    left=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status != 'done'")
+    [ "$left" = 0 ] || fail "$left jobs not done after resuming"
+    echo "preempted with $done1 done; resumed to completion"
+    ;;
+  *) fail "unknown case" ;;
+esac
+echo "mpi_e2e $CASE: PASS"
