@@ -9,6 +9,13 @@ namespace emosweep::cli {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"version", "print version and build configuration", "[--json]", "", VersionOptions, {}, VersionRun},
+      {"data import", "import features into a feature store (metadata CSV + .npy/.npz/.csv, seed pickles, adapters)",
+       "(--metadata META.csv --features NAME=MODALITY:PATH[:SPEC]... | --pickle FILE.pkl... | --adapter NAME --root DIR) "
+       "--corpus NAME --out STORE.h5 [--label-map MAP] [--json]",
+       "Builds one HDF5 feature store (docs/formats/feature-store.md) from existing features. Input formats,\n"
+       "the seed-pickle allow-list and the id/speaker rules: docs/formats/import.md. Bad input (corrupt or\n"
+       "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.",
+       DataImportOptions, {}, DataImportRun},
       {"data synth", "generate synthetic corpora (feature stores) with a controllable domain shift",
        "--out DIR [--corpora N] [--speakers S] [--per-speaker U] [--shift X] [--imbalance Y] [--seed N] [--frames] "
        "[--json]",
@@ -27,13 +34,6 @@ const std::vector<Command>& Commands() {
        "Split files are versioned and hashed (docs/formats/split-file.md). Speaker overlap between\n"
        "train/val and test is refused (exit 2, naming folds and speakers) unless --allow-speaker-overlap.",
        DataSplitOptions, {{"store", 1}}, DataSplitRun},
-      {"data import", "import features into a feature store (metadata CSV + .npy/.npz/.csv, seed pickles, adapters)",
-       "(--metadata META.csv --features NAME=MODALITY:PATH[:SPEC]... | --pickle FILE.pkl... | --adapter NAME --root DIR) "
-       "--corpus NAME --out STORE.h5 [--label-map MAP] [--json]",
-       "Builds one HDF5 feature store (docs/formats/feature-store.md) from existing features. Input formats,\n"
-       "the seed-pickle allow-list and the id/speaker rules: docs/formats/import.md. Bad input (corrupt or\n"
-       "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.",
-       DataImportOptions, {}, DataImportRun},
       {"plan", "validate a protocol and list its jobs (nothing runs)",
        "PROTOCOL [--store-dir DIR] [--var NAME=VALUE] [--ledger DB] [--jobs] [--json]",
        "Parses and validates the protocol (grammar v1, docs/formats/protocol.md), expands it into jobs\n"
@@ -47,6 +47,12 @@ const std::vector<Command>& Commands() {
        "a job array whose tasks run independent slices of the DAG. The job is requeued on preemption and\n"
        "receives USR1 --signal-seconds before its time limit: running jobs checkpoint and resume later.",
        SubmitOptions, {{"protocol", 1}}, SubmitRun},
+      {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
+       "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
+       "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"
+       "docs/trainer.md) and prints UA / WA / macro-F1 / weighted-F1 per evaluated set. With --work-dir,\n"
+       "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 1); the same command resumes.",
+       TrainOptions, {}, TrainRun},
       {"run", "run a protocol's jobs not yet done in the ledger (resumable)",
        "PROTOCOL --ledger DB [--parallel K] [--threads N] [--work-dir DIR] [--max-attempts N] [--json]",
        "Expands the protocol, skips jobs already done in the ledger and runs the rest in dependency order\n"
@@ -72,12 +78,6 @@ const std::vector<Command>& Commands() {
        TableOptions, {{"protocol", 1}}, TableRun},
       {"report", "write a self-contained HTML report with tables and SVG plots",
        "PROTOCOL --ledger DB --out FILE.html", "", ReportOptions, {{"protocol", 1}}, ReportRun},
-      {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
-       "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
-       "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"
-       "docs/trainer.md) and prints UA / WA / macro-F1 / weighted-F1 per evaluated set. With --work-dir,\n"
-       "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 1); the same command resumes.",
-       TrainOptions, {}, TrainRun},
   };
   return kCommands;
 }
