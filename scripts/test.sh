@@ -3,7 +3,7 @@
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --slurm   # the Slurm integration test starts a real single-node Slurm
 export BUILD_DIR=${BUILD_DIR:-build}
 scripts/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
