@@ -23,7 +23,7 @@ echo "== 3/4 run (resumable: re-running skips finished jobs)"
 
 echo "== 4/4 tables and report"
 "$ES" table protocols/library/quickstart.toml --store-dir "$OUT/stores" --ledger "$OUT/ledger.sqlite" \
-  --format markdown | tee "$OUT/tables.md"
+  --all --format markdown | tee "$OUT/tables.md"
 "$ES" report protocols/library/quickstart.toml --store-dir "$OUT/stores" --ledger "$OUT/ledger.sqlite" \
   --out "$OUT/report.html"
 
