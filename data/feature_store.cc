@@ -1,6 +1,8 @@
 // data/feature_store.cc: HDF5 feature store v1 (layout in docs/formats/feature-store.md).
 #include "data/feature_store.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <array>
 
@@ -307,6 +309,9 @@ Result<Corpus> ReadLocked(hid_t file, const std::string& path, const StoreReadOp
 
 Status WriteFeatureStore(const std::string& path, const Corpus& corpus, const StoreWriteOptions& options) {
   ES_RETURN_IF_ERROR(corpus.Validate(path));
+  // `--out stores/x.h5` creates stores/ as a user expects.
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  if (!parent.empty()) ES_RETURN_IF_ERROR(MakeDirs(parent));
   std::lock_guard<std::mutex> lock(h5::Hdf5Mutex());
   h5::SilenceErrors();
   TempPath tmp(path);

@@ -1,6 +1,8 @@
 // Feature store v1: round trips, content hash, and one test per bad-input case.
 #include "data/feature_store.h"
 
+#include "core/files.h"
+
 #include <hdf5.h>
 
 #include <cmath>
@@ -344,9 +346,19 @@ TEST(FeatureStoreBadInput, FailedWriteLeavesNoFileOrTemporary) {
 
 TEST(FeatureStoreBadInput, UnwritableDirectory) {
   TestDir dir;
-  Status s = WriteFeatureStore(dir.File("no/such/dir/x.h5"), SmallCorpus());
+  // A regular file where a directory should be: the parent cannot be created.
+  ASSERT_TRUE(WriteFileAtomic(dir.File("plain"), "x").ok());
+  Status s = WriteFeatureStore(dir.File("plain/sub/x.h5"), SmallCorpus());
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("no/such/dir/x.h5"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("plain/sub"), std::string::npos) << s.message();
+}
+
+TEST(FeatureStore, MissingParentDirectoriesAreCreated) {
+  TestDir dir;
+  ASSERT_TRUE(WriteFeatureStore(dir.File("new/dir/x.h5"), SmallCorpus()).ok());
+  auto back = ReadFeatureStore(dir.File("new/dir/x.h5"));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->size(), SmallCorpus().size());
 }
 
 }  // namespace
