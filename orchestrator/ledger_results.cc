@@ -11,27 +11,6 @@
 namespace emosweep::orchestrator {
 namespace {
 
-template <typename Fn>
-Status ForChunks(Db* db, const std::vector<std::string>& ids, const std::string& prefix, const std::string& suffix,
-                 Fn fn) {
-  constexpr size_t kChunk = 500;
-  for (size_t start = 0; start < ids.size(); start += kChunk) {
-    size_t n = std::min(kChunk, ids.size() - start);
-    std::string sql = prefix + " IN (";
-    for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
-    sql += ")" + suffix;
-    Stmt st(db, sql);
-    ES_RETURN_IF_ERROR(st.status());
-    for (size_t i = 0; i < n; ++i) st.Bind(static_cast<int>(i + 1), ids[start + i]);
-    for (;;) {
-      ES_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) break;
-      fn(st);
-    }
-  }
-  return Status::Ok();
-}
-
 nlohmann::json ParseJsonOr(const std::string& text, nlohmann::json fallback) {
   if (text.empty()) return fallback;
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -7,9 +7,11 @@
 // Ledger holds a mutex around every use).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/status.h"
@@ -87,5 +89,33 @@ class Transaction {
   Status status_;
   bool open_ = false;
 };
+
+// Runs `fn(stmt)` for every row of "<prefix> IN (?,...)<suffix>" over `ids`, in
+// chunks of at most 500 bound parameters, so any number of ids works without
+// temporary tables. `fn` returns void or a Status (the first error stops).
+template <typename Fn>
+Status ForChunks(Db* db, const std::vector<std::string>& ids, const std::string& prefix, const std::string& suffix,
+                 Fn fn) {
+  constexpr size_t kChunk = 500;
+  for (size_t start = 0; start < ids.size(); start += kChunk) {
+    size_t n = std::min(kChunk, ids.size() - start);
+    std::string sql = prefix + " IN (";
+    for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
+    sql += ")" + suffix;
+    Stmt st(db, sql);
+    ES_RETURN_IF_ERROR(st.status());
+    for (size_t i = 0; i < n; ++i) st.Bind(static_cast<int>(i + 1), ids[start + i]);
+    for (;;) {
+      ES_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      if constexpr (std::is_void_v<decltype(fn(st))>) {
+        fn(st);
+      } else {
+        ES_RETURN_IF_ERROR(fn(st));
+      }
+    }
+  }
+  return Status::Ok();
+}
 
 }  // namespace emosweep::orchestrator
