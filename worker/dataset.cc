@@ -101,6 +101,7 @@ Split ConcatSplits(const std::vector<Split>& parts) {
     labels.push_back(p.labels);
     for (const auto& [m, t] : p.inputs) inputs[m].push_back(t);
     s.ids.insert(s.ids.end(), p.ids.begin(), p.ids.end());
+    s.parts.insert(s.parts.end(), p.parts.begin(), p.parts.end());
   }
   s.labels = labels.empty() ? torch::empty({0}, torch::kLong) : torch::cat(labels);
   for (auto& [m, ts] : inputs) s.inputs[m] = torch::cat(ts);
@@ -118,6 +119,7 @@ Result<Split> LoadSplit(const std::vector<DataRef>& refs, const std::map<std::st
                                         " differs from the job's " + ref.corpus_hash.substr(0, 12) +
                                         " (the store changed since the job was planned)");
     ES_ASSIGN_OR_RETURN(Split s, Gather(store->corpus, &store->row_of, ref.ids, features, labels, labelled, where));
+    s.parts = {{ref.store, s.size()}};
     parts.push_back(std::move(s));
   }
   if (parts.empty()) return Split{};
@@ -129,6 +131,53 @@ Result<Split> LoadSplit(const std::vector<DataRef>& refs, const std::map<std::st
                                        " in one store and " + std::to_string(parts[0].inputs.at(m).size(1)) +
                                        " in another");
   return ConcatSplits(parts);
+}
+
+namespace {
+
+NormStats StatsOfRows(const torch::Tensor& x) {
+  torch::NoGradGuard g;
+  auto xd = x.to(torch::kDouble);
+  auto mean = xd.mean(0);
+  auto sd = xd.var(0, /*unbiased=*/false).sqrt();
+  auto inv = torch::where(sd < 1e-8, torch::ones_like(sd), 1.0 / sd.clamp_min(1e-8));
+  return {mean.to(torch::kFloat), inv.to(torch::kFloat)};
+}
+
+}  // namespace
+
+ModalityStats StatsOf(const Split& split) {
+  ModalityStats out;
+  for (const auto& [m, t] : split.inputs) out[m] = StatsOfRows(t);
+  return out;
+}
+
+Result<ModalityStats> StoreStats(const std::string& store, const std::map<std::string, std::string>& features) {
+  ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> s, StoreCache::Process().Get(store));
+  ModalityStats out;
+  for (const auto& [modality, set] : features) {
+    const data::FeatureSet* fs = s->corpus.FindFeature(set);
+    if (!fs) return Status::NotFound(store + ": feature set '" + set + "' not in the store");
+    auto x = torch::from_blob(const_cast<float*>(fs->values.data()), {fs->rows(), fs->dim}, torch::kFloat);
+    out[modality] = StatsOfRows(x);
+  }
+  return out;
+}
+
+Status Standardize(Split* split, const ModalityStats& stats, int64_t begin, int64_t end, const std::string& where) {
+  torch::NoGradGuard g;
+  for (auto& [m, t] : split->inputs) {
+    auto it = stats.find(m);
+    if (it == stats.end()) return Status::InvalidArgument(where + ": no standardisation statistics for '" + m + "'");
+    if (it->second.mean.numel() != t.size(1))
+      return Status::InvalidArgument(where + ": standardisation statistics of '" + m + "' have dimension " +
+                                     std::to_string(it->second.mean.numel()) + ", the data " +
+                                     std::to_string(t.size(1)));
+    if (end <= begin) continue;
+    auto rows = t.narrow(0, begin, end - begin);
+    rows.sub_(it->second.mean.to(t.device())).mul_(it->second.inv_std.to(t.device()));
+  }
+  return Status::Ok();
 }
 
 }  // namespace emosweep::worker

@@ -47,8 +47,24 @@ struct Split {
   std::map<std::string, torch::Tensor> inputs;  // modality -> [N, D] float32
   torch::Tensor labels;                         // [N] int64
   std::vector<std::string> ids;
+  // Where the rows came from, in row order: (store path, row count) per DataRef.
+  std::vector<std::pair<std::string, int64_t>> parts;
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
 };
+
+// Per-dimension standardisation of one modality: x <- (x - mean) * inv_std.
+struct NormStats {
+  torch::Tensor mean, inv_std;  // [D] float32
+};
+using ModalityStats = std::map<std::string, NormStats>;
+
+// Mean and population std over the rows of `split`; a dimension whose std is
+// below 1e-8 (constant) gets inv_std 1 so that it becomes 0, not inf.
+ModalityStats StatsOf(const Split& split);
+// The same over every utterance of a store's feature sets (labels unused).
+Result<ModalityStats> StoreStats(const std::string& store, const std::map<std::string, std::string>& features);
+// Standardises rows [begin, end) of every modality of `split` in place.
+Status Standardize(Split* split, const ModalityStats& stats, int64_t begin, int64_t end, const std::string& where);
 
 // `features`: modality -> feature-set name (JobSpec::features). `labelled`:
 // false for target_unlabeled (labels become -1 and are never read).

@@ -51,6 +51,10 @@ ConfigTable BuildTable() {
           {"grad_clip", kD, 0.0, "max global L2 norm of the gradient (0 = off)", 0.0, {}, {}},
           {"class_weights", kS, "none", "loss class weights from the training labels", {}, {}, {"none", "balanced", "inverse_frequency"}},
           {"label_smoothing", kD, 0.0, "cross-entropy label smoothing", 0.0, 1.0, {}},
+          {"feature_norm", kS, "none",
+           "input standardisation per dimension: none | train (training rows' mean/std, applied to every split) | "
+           "corpus (each corpus by its own whole-store mean/std; unlabelled, transductive)",
+           {}, {}, {"none", "train", "corpus"}},
           {"freeze", ConfigType::kStringList, J::array(), "parameter-name prefixes not trained", {}, {}, {}},
           {"metric", kS, "ua", "validation metric for early stopping and best-epoch selection", {}, {}, {"ua", "wa", "macro_f1", "loss"}},
           {"patience", kI, 0, "early stopping: epochs without improvement (0 = off)", 0.0, {}, {}},
@@ -118,6 +122,7 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& given, const std::str
   c.grad_clip = j["grad_clip"];
   c.class_weights = j["class_weights"];
   c.label_smoothing = j["label_smoothing"];
+  c.feature_norm = j["feature_norm"];
   c.freeze = j["freeze"].get<std::vector<std::string>>();
   c.metric = j["metric"];
   c.patience = j["patience"];

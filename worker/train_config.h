@@ -56,6 +56,8 @@ struct TrainConfig {
   std::string class_weights = "none";  // none | balanced | inverse_frequency
   double label_smoothing = 0.0;
   std::vector<std::string> freeze;     // parameter-name prefixes kept fixed (fine-tuning)
+  // Input standardisation (worker/dataset.h Standardize): none | train | corpus.
+  std::string feature_norm = "none";
   // Validation, early stopping, model selection.
   std::string metric = "ua";  // ua | wa | macro_f1 | loss: early stopping and best-epoch selection
   int patience = 0;           // epochs without improvement before stopping; 0 = off

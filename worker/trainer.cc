@@ -63,6 +63,7 @@ class Trainer {
  private:
   Status LoadData();
   Status BuildModel();
+  Status NormalizeInputs();
   Status MaybeResume();
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
@@ -82,6 +83,7 @@ class Trainer {
 
   Split train_, val_, target_;
   std::map<std::string, Split> evals_;
+  ModalityStats train_norm_;  // feature_norm = train: the statistics applied (saved with the model)
   JobModules m_;
   std::unique_ptr<FlatParameters> flat_;
   std::unique_ptr<FusedOptimizer> opt_;
@@ -155,6 +157,17 @@ Status Trainer::BuildModel() {
                                         (path.empty() ? "" : " (looked for " + path + ")"));
     ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
     ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.model, "model.", /*strict=*/true, path));
+    // A model trained on standardised inputs carries the statistics it saw.
+    for (const auto& [n, t] : c.tensors) {
+      const std::string pre = "input_norm.";
+      if (n.rfind(pre, 0) != 0) continue;
+      const std::string rest = n.substr(pre.size());
+      const size_t dot = rest.rfind('.');
+      if (dot == std::string::npos) continue;
+      NormStats& ns = train_norm_[rest.substr(0, dot)];
+      if (rest.substr(dot + 1) == "mean") ns.mean = t;
+      else if (rest.substr(dot + 1) == "inv_std") ns.inv_std = t;
+    }
   }
   m_.root->to(device_);
   std::vector<std::string> freeze;
@@ -164,6 +177,46 @@ Status Trainer::BuildModel() {
   opt_ = std::make_unique<FusedOptimizer>(flat_.get(), cfg_);
   // Every rank starts from rank 0's parameters.
   ES_RETURN_IF_ERROR(reducer_->Broadcast(flat_->params().data_ptr<float>(), flat_->numel(), 0));
+  return Status::Ok();
+}
+
+// feature_norm: "train" standardises every split with the training rows'
+// statistics (or, for jobs initialised from a checkpoint, with the statistics
+// that model was trained on, so that a fine-tuned or evaluated model sees
+// inputs on the scale it learnt); "corpus" standardises each corpus's rows
+// with that corpus's whole-store statistics.
+Status Trainer::NormalizeInputs() {
+  const std::string& mode = cfg_.feature_norm;
+  if (mode == "none") return Status::Ok();
+  std::vector<std::pair<std::string, Split*>> all = {{"train", &train_}, {"val", &val_}, {"target_unlabeled", &target_}};
+  for (auto& [n, s] : evals_) all.emplace_back("eval." + n, &s);
+  if (mode == "train") {
+    bool from_ckpt = !train_norm_.empty();
+    for (const auto& [m, ns] : train_norm_)
+      if (!ns.mean.defined() || !ns.inv_std.defined())
+        return Status::Corruption(where_ + ": init_from checkpoint has incomplete input_norm statistics for '" + m + "'");
+    if (!from_ckpt) {
+      if (train_.size() == 0)
+        return Status::InvalidArgument(where_ + ": feature_norm = \"train\" needs training rows or an init_from "
+                                       "checkpoint that saved its statistics");
+      train_norm_ = StatsOf(train_);
+    }
+    for (auto& [n, s] : all) ES_RETURN_IF_ERROR(Standardize(s, train_norm_, 0, s->size(), where_ + " " + n));
+    return Status::Ok();
+  }
+  std::map<std::string, ModalityStats> per_store;
+  for (auto& [n, s] : all) {
+    int64_t row = 0;
+    for (const auto& [store, count] : s->parts) {
+      auto it = per_store.find(store);
+      if (it == per_store.end()) {
+        ES_ASSIGN_OR_RETURN(ModalityStats st, StoreStats(store, spec_.features));
+        it = per_store.emplace(store, std::move(st)).first;
+      }
+      ES_RETURN_IF_ERROR(Standardize(s, it->second, row, row + count, where_ + " " + n + " (" + store + ")"));
+      row += count;
+    }
+  }
   return Status::Ok();
 }
 
@@ -425,6 +478,7 @@ Result<JobResult> Trainer::Run() {
   if (training && train_.size() == 0) return Status::InvalidArgument(where_ + ": no training data");
   const double t_load = Since(t_start);
   ES_RETURN_IF_ERROR(BuildModel());
+  ES_RETURN_IF_ERROR(NormalizeInputs());
   if (training) class_weights_ = ClassWeights(cfg_.class_weights, train_.labels, num_classes_);
   if (class_weights_.defined()) class_weights_ = class_weights_.to(device_);
   const int64_t n = train_.size();
@@ -496,6 +550,10 @@ Result<JobResult> Trainer::Run() {
   if (spec_.keep_checkpoint) {
     Checkpoint c;
     AddModuleState(c, *m_.model, "model.");
+    for (const auto& [m, ns] : train_norm_) {
+      c.Add("input_norm." + m + ".mean", ns.mean);
+      c.Add("input_norm." + m + ".inv_std", ns.inv_std);
+    }
     c.meta = {{"job_id", id_}, {"model", spec_.model}, {"labels", spec_.labels}, {"selected_epoch", result.selected_epoch}};
     const std::string path = JobModelPath(ctx_.work_dir, id_);
     ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));

@@ -235,6 +235,68 @@ TEST_F(TrainerTest, DomainAdaptationJobRuns) {
   }
 }
 
+// A target corpus whose audio is offset by a constant: the source-trained model
+// fails on it as is, and per-corpus standardisation removes the offset.
+TEST_F(TrainerTest, CorpusFeatureNormRemovesACorpusOffset) {
+  data::Corpus target = MakeCorpus("target", 20, 99, 8, /*shift=*/10.0);
+  const std::string tpath = (dir_ / "target.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
+  auto ua_on_target = [&](const std::string& norm) {
+    JobSpec s = Spec({{"feature_norm", norm}, {"epochs", 10}});
+    s.features = {{"audio", "a"}};
+    s.eval["target"] = {{tpath, "", Ids(target, 0, 20)}};
+    s.id = s.ComputeId();
+    auto r = RunJob(s, JobContext{});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->evals["target"].metrics["ua"].get<double>() : -1.0;
+  };
+  const double none = ua_on_target("none"), corpus = ua_on_target("corpus");
+  std::printf("target UA: feature_norm none %.3f, corpus %.3f\n", none, corpus);
+  EXPECT_LT(none, 0.6);
+  EXPECT_GT(corpus, 0.8);
+}
+
+// feature_norm = train: statistics of the training rows are applied to every
+// split, saved with the model, and reused by a job initialised from it (which
+// has no training rows of its own here), so it sees the parent's input scale.
+TEST_F(TrainerTest, TrainFeatureNormTravelsWithTheCheckpoint) {
+  data::Corpus far = MakeCorpus("synth", 60, 7, 8, /*shift=*/500.0);  // same ids, far away
+  const std::string fpath = (dir_ / "far.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(fpath, far).ok());
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  JobSpec parent = Spec({{"feature_norm", "train"}});
+  for (auto* refs : {&parent.train, &parent.val, &parent.eval["test"]}) (*refs)[0].store = fpath, (*refs)[0].corpus_hash = "";
+  parent.keep_checkpoint = true;
+  parent.id = parent.ComputeId();
+  auto p = RunJob(parent, ctx);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_GT(p->evals["test"].metrics["ua"].get<double>(), 0.8);
+  auto ck = ReadCheckpoint(p->checkpoint);
+  ASSERT_TRUE(ck.ok());
+  const torch::Tensor* mean = ck->Find("input_norm.audio.mean");
+  ASSERT_NE(mean, nullptr);
+  EXPECT_NEAR(mean->mean().item<double>(), 500.5, 0.5);
+  JobSpec child = parent;
+  child.kind = "eval";
+  child.train.clear();
+  child.val.clear();
+  child.keep_checkpoint = false;
+  child.init_from = parent.id;
+  child.id = child.ComputeId();
+  ctx.checkpoint_of = [&](const std::string& id) { return id == parent.id ? p->checkpoint : std::string(); };
+  auto c = RunJob(child, ctx);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->evals["test"].metrics["ua"], p->evals["test"].metrics["ua"]);
+  // Without a checkpoint carrying statistics and without training rows there is nothing to standardise with.
+  JobSpec lone = child;
+  lone.init_from.clear();
+  lone.id = lone.ComputeId();
+  auto l = RunJob(lone, ctx);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("feature_norm"), std::string::npos) << l.status().message();
+}
+
 TEST_F(TrainerTest, LabelOutsideTheJobsClassesNamesTheUtterance) {
   JobSpec s = Spec();
   s.labels = {"anger", "happiness"};
