@@ -78,7 +78,14 @@ target_link_libraries(emosweep_torch_pch PUBLIC emosweep_torch)
 target_precompile_headers(emosweep_torch_pch PRIVATE <torch/torch.h>)
 
 # emosweep_use_torch(<target>): links libtorch and reuses the shared PCH.
+# Executables compile with -fPIE, which GCC refuses to combine with a PCH built
+# with -fPIC (it warns and parses torch/torch.h again); a trailing -fPIC makes
+# their flags match the PCH's (PIC objects link into PIE executables).
 function(emosweep_use_torch target)
   target_link_libraries(${target} PUBLIC emosweep_torch)
   target_precompile_headers(${target} REUSE_FROM emosweep_torch_pch)
+  get_target_property(_type ${target} TYPE)
+  if(_type STREQUAL "EXECUTABLE")
+    target_compile_options(${target} PRIVATE -fPIC)
+  endif()
 endfunction()
