@@ -244,10 +244,25 @@ void WriteBytes(const std::string& path, const std::string& bytes) {
   ASSERT_TRUE(f.good()) << path;
 }
 
+namespace {
+// Removes this process's test directories when it exits (not in forked children).
+struct RemoveAtExit {
+  pid_t owner = ::getpid();
+  std::vector<std::string> dirs;
+  ~RemoveAtExit() {
+    std::error_code ec;
+    if (::getpid() == owner)
+      for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+}  // namespace
+
 std::string TestDir() {
+  static RemoveAtExit cleanup;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string dir = ::testing::TempDir() + "emosweep_import_" + std::to_string(::getpid()) + "_" +
                     info->test_suite_name() + "_" + info->name();
+  cleanup.dirs.push_back(dir);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -119,11 +119,24 @@ std::vector<protocols::PlannedJob> FakeSweepPlan(int n) {
   return jobs;
 }
 
+namespace {
+// Removes this process's test directories when it exits (not in forked
+// children, which exit while the parent still uses them).
+struct RemoveAtExit {
+  pid_t owner = ::getpid();
+  std::filesystem::path root;
+  ~RemoveAtExit() {
+    std::error_code ec;
+    if (::getpid() == owner && !root.empty()) std::filesystem::remove_all(root, ec);
+  }
+};
+}  // namespace
+
 std::string TestDir() {
+  static RemoveAtExit cleanup;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("emosweep-orch-" + std::to_string(::getpid())) /
-                              (std::string(info->test_suite_name()) + "." + info->name());
+  cleanup.root = std::filesystem::temp_directory_path() / ("emosweep-orch-" + std::to_string(::getpid()));
+  std::filesystem::path dir = cleanup.root / (std::string(info->test_suite_name()) + "." + info->name());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
