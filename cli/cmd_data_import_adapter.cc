@@ -1,12 +1,19 @@
 // cli/cmd_data_import_adapter.cc: the `--adapter` branch of `emosweep data import`:
 //   emosweep data import --adapter NAME --root DIR --out STORE.h5 [--features LIST]
 //       [--label-map MAP] [--threads N] [--limit N] [--skip-bad] [--normalise M] [--json]
+//       [--audio-encoder FILE.pt [--audio-encoder-name NAME]]
+//       [--text-encoder FILE.pt [--text-encoder-name NAME]] [--checkpoint-every SECONDS]
+// SIGINT/SIGTERM stop the import after the current chunk of utterances; the
+// finished rows go to STORE.h5.partial and the same command resumes (exit 1).
+// A second SIGINT ends the process at once.
 // Not a row of the command table: `data import` (cmd_data_import.cc) adds
 // these options to its own description (after its own, so options both
 // branches use, like --out or --threads, are defined once) and calls
 // DataImportAdapterRun when --adapter is given. The pipeline is
 // data/adapters/import_corpus.h; the corpora are documented in docs/corpora.md.
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdint>
 #include <iostream>
 #include <thread>
@@ -16,6 +23,8 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "data/adapters/import_corpus.h"
+#include "data/audio/decode.h"
+#include "data/encoder/encoder_extractor.h"
 
 namespace emosweep::cli {
 namespace {
@@ -49,6 +58,27 @@ std::string StringOption(const po::variables_map& vm, const char* name) {
   return vm.count(name) ? vm[name].as<std::string>() : std::string();
 }
 
+std::atomic<bool> g_stop{false};
+
+extern "C" void OnImportSignal(int sig) {
+  g_stop.store(true);
+  if (sig == SIGINT) std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process
+}
+
+// Installs the stop handlers for the lifetime of one import.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop.store(false);
+    std::signal(SIGINT, OnImportSignal);
+    std::signal(SIGTERM, OnImportSignal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+};
+
 }  // namespace
 
 void DataImportAdapterOptions(po::options_description& o) {
@@ -65,6 +95,14 @@ void DataImportAdapterOptions(po::options_description& o) {
   AddFlagOnce(o, "skip-bad", "--adapter: skip files whose names do not parse (counted) instead of failing");
   AddOnce(o, "normalise", po::value<std::string>()->default_value("none"), "--adapter: audio gain normalisation none|peak|rms");
   AddOnce(o, "tfidf-dim", po::value<int64_t>()->default_value(4096), "--adapter: TF-IDF dimension");
+  AddOnce(o, "audio-encoder", po::value<std::string>(),
+          "--adapter: TorchScript audio encoder (.pt): waveform [1, T] -> [1, T', D], mean-pooled (docs/features.md)");
+  AddOnce(o, "audio-encoder-name", po::value<std::string>(), "--adapter: its feature set name (default enc_audio_<stem>)");
+  AddOnce(o, "text-encoder", po::value<std::string>(),
+          "--adapter: TorchScript text encoder (.pt): UTF-8 bytes [1, L] -> [1, L', D], mean-pooled");
+  AddOnce(o, "text-encoder-name", po::value<std::string>(), "--adapter: its feature set name (default enc_text_<stem>)");
+  AddOnce(o, "checkpoint-every", po::value<double>()->default_value(60.0),
+          "--adapter: seconds between checkpoints of finished rows to STORE.h5.partial (0 = only on SIGINT/SIGTERM)");
   AddFlagOnce(o, "json", "print one JSON document");
 }
 
@@ -87,6 +125,29 @@ Status DataImportAdapterRun(const po::variables_map& vm) {
   if (vm.count("normalise")) opt.normalisation = StringOption(vm, "normalise");
   opt.tfidf_dim = IntOption(vm, "tfidf-dim", 4096);
   if (opt.tfidf_dim <= 0) return Status::InvalidArgument("--tfidf-dim must be > 0");
+  opt.checkpoint_seconds = vm.count("checkpoint-every") ? vm["checkpoint-every"].as<double>() : 60.0;
+  if (!(opt.checkpoint_seconds >= 0)) return Status::InvalidArgument("--checkpoint-every must be >= 0");
+  if (vm.count("audio-encoder-name") && !vm.count("audio-encoder"))
+    return Status::InvalidArgument("--audio-encoder-name needs --audio-encoder");
+  if (vm.count("text-encoder-name") && !vm.count("text-encoder"))
+    return Status::InvalidArgument("--text-encoder-name needs --text-encoder");
+
+  // Encoders load before the scan: a missing or broken .pt fails at once.
+  std::vector<std::unique_ptr<data::ImportExtractor>> encoders;
+  data::audio::DecodeOptions decode;
+  ES_ASSIGN_OR_RETURN(decode.normalisation, data::audio::ParseNormalisation(opt.normalisation));
+  for (const auto& [flag, modality] : {std::pair{"audio-encoder", data::encoder::EncoderModality::kAudio},
+                                       std::pair{"text-encoder", data::encoder::EncoderModality::kText}}) {
+    if (!vm.count(flag)) continue;
+    ES_ASSIGN_OR_RETURN(auto x, data::encoder::LoadEncoderExtractor(StringOption(vm, flag), modality,
+                                                                    StringOption(vm, (std::string(flag) + "-name").c_str()),
+                                                                    decode, opt.threads));
+    opt.extractors.push_back(x.get());
+    encoders.push_back(std::move(x));
+  }
+
+  StopSignals signals;
+  opt.stop = &g_stop;
   ES_ASSIGN_OR_RETURN(data::ImportCorpusReport r, data::ImportCorpus(opt));
 
   nlohmann::json j = {{"corpus", r.corpus},

@@ -1,5 +1,7 @@
 #include "data/adapters/import_corpus.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -8,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/files.h"
+#include "data/adapters/import_rows.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/audio/frontend.h"
@@ -50,39 +53,9 @@ Result<std::vector<Mapped>> MapLabels(const ScanResult& scan, const std::optiona
   return out;
 }
 
-// Copies row `row` of `src` (values and frames) as the next row of `dst`.
-void AppendRow(const FeatureSet& src, int64_t row, FeatureSet* dst) {
-  dst->values.insert(dst->values.end(), src.values.begin() + row * src.dim, src.values.begin() + (row + 1) * src.dim);
-  if (dst->has_frames()) {
-    const int64_t b = src.offsets[row], e = src.offsets[row + 1];
-    dst->frames.insert(dst->frames.end(), src.frames.begin() + b * src.frame_dim, src.frames.begin() + e * src.frame_dim);
-    dst->offsets.push_back(dst->offsets.back() + (e - b));
-  }
-}
-
-// The existing store at `path` when every requested audio set is in it with
-// the same provenance (and frame layout); otherwise nothing to reuse.
-std::optional<Corpus> LoadReusable(const std::string& path, const std::vector<FeatureSet>& want) {
-  if (!FileExists(path)) return std::nullopt;
-  StoreReadOptions ro;
-  ro.load_frames = true;
-  for (const auto& s : want) ro.feature_sets.push_back(s.name);
-  auto old = ReadFeatureStore(path, ro);
-  if (!old.ok()) {
-    LOG_WARN << path << ": existing store not reused (" << old.status().ToString() << "); extracting everything";
-    return std::nullopt;
-  }
-  for (const auto& s : want) {
-    const FeatureSet* f = old->FindFeature(s.name);
-    if (!f || f->dim != s.dim || f->frame_dim != s.frame_dim || f->provenance != s.provenance) {
-      LOG_INFO << path << ": feature set " << s.name << " missing or extracted with other parameters; extracting everything";
-      return std::nullopt;
-    }
-  }
-  return std::move(old).value();
-}
-
 }  // namespace
+
+std::string ImportCheckpointPath(const std::string& out) { return out + ".partial"; }
 
 Result<std::vector<std::string>> ParseImportFeatures(const std::string& text) {
   std::vector<std::string> out;
@@ -159,77 +132,28 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
   for (const auto& l : order)
     if (report.per_label.count(l)) corpus.label_set.push_back(l);
 
-  if (!ao.feature_sets.empty()) {
+  // Every input check before any extraction starts.
+  bool any_transcript = false;
+  for (const auto& u : corpus.utterances) any_transcript |= !u.transcript.empty();
+  if (want_tfidf && !any_transcript)
+    return Status::InvalidArgument(o.root + ": the " + scan.corpus + " adapter found no transcripts, so tfidf cannot be built");
+  bool need_audio = !ao.feature_sets.empty();
+  std::set<std::string> names(o.features.begin(), o.features.end());
+  for (const ImportExtractor* x : o.extractors) {
+    const std::string name = x->EmptySet().name;
+    need_audio |= x->audio_input();
+    if (!names.insert(name).second)
+      return Status::InvalidArgument("encoder feature set name '" + name + "' is already taken (by --features or the other encoder); pick another name");
+    if (!x->audio_input() && !any_transcript)
+      return Status::InvalidArgument(o.root + ": the " + scan.corpus + " adapter found no transcripts, so a text encoder cannot be run");
+  }
+  if (need_audio) {
     for (const auto& u : corpus.utterances)
       if (u.source.empty())
         return Status::InvalidArgument(o.root + ": utterance '" + u.id + "' has no audio file (" + scan.corpus +
                                        " clips not found), so audio feature sets cannot be extracted; "
                                        "use --features tfidf for a text-only import");
-    ES_ASSIGN_OR_RETURN(auto fe, audio::AudioFrontEnd::Create(ao));
-    std::vector<FeatureSet> sets = fe->MakeEmptySets();
-    std::optional<Corpus> old = LoadReusable(o.out, sets);
-    std::unordered_map<std::string, int64_t> old_row;
-    if (old)
-      for (size_t i = 0; i < old->utterances.size(); ++i) old_row[old->utterances[i].id] = static_cast<int64_t>(i);
-    std::vector<int64_t> reuse(corpus.size(), -1);
-    std::vector<std::string> todo;
-    std::vector<size_t> todo_index;
-    for (size_t i = 0; i < corpus.size(); ++i) {
-      auto it = old_row.find(corpus.utterances[i].id);
-      if (it != old_row.end() && old->utterances[it->second].source == corpus.utterances[i].source) {
-        reuse[i] = it->second;
-      } else {
-        todo.push_back(corpus.utterances[i].source);
-        todo_index.push_back(i);
-      }
-    }
-    audio::AudioBatch batch;
-    if (!todo.empty()) {
-      std::unique_ptr<Progress> progress;
-      if (o.progress) progress = std::make_unique<Progress>("extract " + scan.corpus, static_cast<int64_t>(todo.size()));
-      ES_ASSIGN_OR_RETURN(batch, audio::ExtractAudioFeatures(todo, ao, progress.get()));
-      if (progress) progress->Finish();
-    }
-    std::vector<int64_t> batch_row(corpus.size(), -1);
-    for (size_t k = 0; k < todo_index.size(); ++k) batch_row[todo_index[k]] = static_cast<int64_t>(k);
-    for (size_t s = 0; s < sets.size(); ++s) {
-      FeatureSet& dst = sets[s];
-      dst.values.reserve(corpus.size() * dst.dim);
-      const FeatureSet* old_set = old ? old->FindFeature(dst.name) : nullptr;
-      for (size_t i = 0; i < corpus.size(); ++i) {
-        if (reuse[i] >= 0) AppendRow(*old_set, reuse[i], &dst);
-        else AppendRow(batch.sets[s], batch_row[i], &dst);
-      }
-    }
-    for (size_t i = 0; i < corpus.size(); ++i) {
-      auto& u = corpus.utterances[i];
-      if (reuse[i] >= 0) {
-        u.duration_s = old->utterances[reuse[i]].duration_s;
-        ++report.reused;
-      } else {
-        u.duration_s = batch.durations_s[batch_row[i]];
-        report.audio_seconds += u.duration_s;
-        ++report.extracted;
-      }
-    }
-    for (auto& s : sets) corpus.features.push_back(std::move(s));
   }
-
-  if (want_tfidf) {
-    std::vector<std::string> docs;
-    docs.reserve(corpus.size());
-    bool any = false;
-    for (const auto& u : corpus.utterances) {
-      docs.push_back(u.transcript);
-      any |= !u.transcript.empty();
-    }
-    if (!any) return Status::InvalidArgument(o.root + ": the " + scan.corpus + " adapter found no transcripts, so tfidf cannot be built");
-    text::TfidfOptions to;
-    to.dim = o.tfidf_dim;
-    ES_ASSIGN_OR_RETURN(text::TfidfVectorizer vec, text::TfidfVectorizer::Fit(docs, to));
-    corpus.features.push_back(vec.Transform(docs, kTfidf));
-  }
-
   corpus.metadata = {{"importer", "adapter"},
                      {"adapter", scan.corpus},
                      {"root", o.root},
@@ -238,7 +162,28 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
                      {"dropped_by_label_map", report.dropped},
                      {"skipped_files", report.skipped_files},
                      {"limit", o.limit}};
+  import_detail::ExtractPlan plan;
+  if (!ao.feature_sets.empty()) {
+    ES_ASSIGN_OR_RETURN(plan.front_end, audio::AudioFrontEnd::Create(ao));
+  }
+  plan.audio = ao;
+  plan.extractors = o.extractors;
+  ES_RETURN_IF_ERROR(import_detail::ExtractRows(o, plan, &corpus, &report));
+
+  if (want_tfidf) {
+    std::vector<std::string> docs;
+    docs.reserve(corpus.size());
+    for (const auto& u : corpus.utterances) docs.push_back(u.transcript);
+    text::TfidfOptions to;
+    to.dim = o.tfidf_dim;
+    ES_ASSIGN_OR_RETURN(text::TfidfVectorizer vec, text::TfidfVectorizer::Fit(docs, to));
+    corpus.features.push_back(vec.Transform(docs, kTfidf));
+  }
+
   ES_RETURN_IF_ERROR(WriteFeatureStore(o.out, corpus));
+  // The finished store holds everything the checkpoint did.
+  std::error_code ec;
+  std::filesystem::remove(ImportCheckpointPath(o.out), ec);
   report.utterances = static_cast<int64_t>(corpus.size());
   report.content_hash = corpus.ContentHash();
   report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

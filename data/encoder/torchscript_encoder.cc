@@ -105,6 +105,9 @@ Result<std::vector<float>> TorchScriptEncoder::EncodeText(const std::string& utf
 
 namespace {
 
+constexpr const char* kAudioContract = "float32 [1, T] mono waveform at 16 kHz";
+constexpr const char* kTextContract = "int64 [1, L] UTF-8 bytes (empty text -> one space)";
+
 FeatureSet MakeSet(const TorchScriptEncoder& enc, const std::string& name, const char* modality, const char* contract) {
   FeatureSet fs;
   fs.name = name;
@@ -121,11 +124,18 @@ FeatureSet MakeSet(const TorchScriptEncoder& enc, const std::string& name, const
 
 }  // namespace
 
+FeatureSet EmptyEncoderSet(const TorchScriptEncoder& encoder, const std::string& set_name,
+                           const audio::DecodeOptions* decode) {
+  if (!decode) return MakeSet(encoder, set_name, "text", kTextContract);
+  FeatureSet fs = MakeSet(encoder, set_name, "audio", kAudioContract);
+  fs.provenance["normalisation"] = audio::NormalisationName(decode->normalisation);
+  return fs;
+}
+
 Result<FeatureSet> EncodeAudioFiles(TorchScriptEncoder& encoder, const std::vector<std::string>& wav_paths,
                                     const audio::DecodeOptions& decode, const std::string& set_name,
                                     Progress* progress) {
-  FeatureSet fs = MakeSet(encoder, set_name, "audio", "float32 [1, T] mono waveform at 16 kHz");
-  fs.provenance["normalisation"] = audio::NormalisationName(decode.normalisation);
+  FeatureSet fs = EmptyEncoderSet(encoder, set_name, &decode);
   for (const auto& path : wav_paths) {
     ES_ASSIGN_OR_RETURN(audio::Waveform wave, audio::DecodeAudio(path, decode));
     auto v = encoder.EncodeWaveform(wave.samples.data(), int64_t(wave.samples.size()));
@@ -140,7 +150,7 @@ Result<FeatureSet> EncodeAudioFiles(TorchScriptEncoder& encoder, const std::vect
 
 Result<FeatureSet> EncodeTexts(TorchScriptEncoder& encoder, const std::vector<std::string>& texts,
                                const std::string& set_name, Progress* progress) {
-  FeatureSet fs = MakeSet(encoder, set_name, "text", "int64 [1, L] UTF-8 bytes (empty text -> one space)");
+  FeatureSet fs = EmptyEncoderSet(encoder, set_name, nullptr);
   for (size_t i = 0; i < texts.size(); ++i) {
     auto v = encoder.EncodeText(texts[i]);
     if (!v.ok()) return v.status().WithContext("transcript " + std::to_string(i));

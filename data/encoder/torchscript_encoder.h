@@ -57,6 +57,11 @@ class TorchScriptEncoder {
 // Batch helpers building a FeatureSet named `set_name` (row i = input i),
 // provenance {extractor, encoder path, sha256, contract}. Errors name the
 // input file (audio) or the row index (text).
+// The set EncodeAudioFiles (decode != null) / EncodeTexts (decode == null)
+// builds, without rows: name, modality and provenance ("dim" not yet known).
+FeatureSet EmptyEncoderSet(const TorchScriptEncoder& encoder, const std::string& set_name,
+                           const audio::DecodeOptions* decode);
+
 Result<FeatureSet> EncodeAudioFiles(TorchScriptEncoder& encoder, const std::vector<std::string>& wav_paths,
                                     const audio::DecodeOptions& decode, const std::string& set_name,
                                     Progress* progress);
