@@ -14,7 +14,10 @@ const std::vector<Command>& Commands() {
        "--corpus NAME --out STORE.h5 [--label-map MAP] [--json]",
        "Builds one HDF5 feature store (docs/formats/feature-store.md) from existing features. Input formats,\n"
        "the seed-pickle allow-list and the id/speaker rules: docs/formats/import.md. Bad input (corrupt or\n"
-       "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.",
+       "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.\n"
+       "Adapter form (docs/corpora.md): extracts audio/text features from a raw corpus, optionally with\n"
+       "TorchScript encoders (--audio-encoder/--text-encoder FILE.pt, docs/features.md); resumable, and\n"
+       "SIGINT/SIGTERM keep the finished rows in STORE.h5.partial (exit 1) for the re-run.",
        DataImportOptions, {}, DataImportRun},
       {"data synth", "generate synthetic corpora (feature stores) with a controllable domain shift",
        "--out DIR [--corpora N] [--speakers S] [--per-speaker U] [--shift X] [--imbalance Y] [--seed N] [--frames] "
