@@ -64,6 +64,10 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
   std::vector<Clock::time_point> last_seen(static_cast<size_t>(n), Clock::now());
   std::vector<std::string> hosts(static_cast<size_t>(n), "?");
   bool stopping = false, nothing_left = false;
+  // A stop seen by any rank (its signal, or a group that came back
+  // interrupted) stops the whole sweep: otherwise the coordinator would hand
+  // that rank's group job after job, each interrupted after one epoch.
+  bool peer_stop = false;
   auto last_beat = Clock::now();
 
   auto busy_count = [&] {
@@ -73,7 +77,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
   };
 
   while (true) {
-    if (!stopping && stop.load()) {
+    if (!stopping && (stop.load() || peer_stop)) {
       stopping = true;
       LOG_WARN << "stop requested: no new jobs; running jobs checkpoint and return";
       for (auto& [l, g] : groups)
@@ -111,7 +115,13 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       last_seen[static_cast<size_t>(msg->source)] = Clock::now();
       if (msg->tag == kTagHeartbeat) {
         auto j = nlohmann::json::parse(msg->payload, nullptr, false);
-        if (j.is_object()) hosts[static_cast<size_t>(msg->source)] = j.value("host", "?");
+        if (j.is_object()) {
+          hosts[static_cast<size_t>(msg->source)] = j.value("host", "?");
+          if (j.value("stopping", false) && !peer_stop) {
+            peer_stop = true;
+            LOG_WARN << "rank " << msg->source << " reports a stop request";
+          }
+        }
       } else if (msg->tag == kTagResult) {
         auto it = groups.find(msg->source);
         auto j = nlohmann::json::parse(msg->payload, nullptr, false);
@@ -140,6 +150,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
           } else if (status == "interrupted") {
             ES_RETURN_IF_ERROR(scheduler.OnInterrupted(job->spec.id));
             ++sum.interrupted;
+            peer_stop = true;
           } else {
             Status err(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kInternal))),
                        j.value("error", std::string("unknown error")));
@@ -204,7 +215,8 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
           std::lock_guard<std::mutex> lock(job_mu);
           job = current_job;
         }
-        (void)comm.Send(0, kTagHeartbeat, nlohmann::json{{"host", host}, {"job", job}}.dump());
+        (void)comm.Send(0, kTagHeartbeat,
+                        nlohmann::json{{"host", host}, {"job", job}, {"stopping", stop.load()}}.dump());
       }
       auto m = comm.Recv(0, kTagStop, 0);
       if (m.ok() && m->has_value()) stop = true;
@@ -270,7 +282,9 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
       Result<worker::JobResult> r = execute(*spec, ctx);
       if (r.ok()) {
         reply = {{"status", "ok"}, {"result", worker::JobResultToJson(*r)}};
-      } else if (r.status().code() == StatusCode::kAborted && stop.load()) {
+      } else if (r.status().code() == StatusCode::kAborted) {
+        // The trainer returns Aborted only when its group agreed to stop
+        // (worker/trainer.cc): possibly on another rank's flag, not this one's.
         reply = {{"status", "interrupted"}, {"error", r.status().message()}};
       } else {
         reply = {{"status", "failed"}, {"error", r.status().message()}, {"code", static_cast<int>(r.status().code())}};

@@ -27,7 +27,11 @@
 //     under a dead owner and the next run takes it over.
 //  5. Preemption (SIGUSR1/SIGTERM reach every rank; `stop` is set): no more
 //     jobs are handed out; running jobs checkpoint and come back as
-//     interrupted (pending again, attempt not counted); then EXIT.
+//     interrupted (pending again, attempt not counted); then EXIT. A stop
+//     seen by any worker rank alone (its heartbeat says "stopping", or its
+//     group comes back interrupted) stops the sweep the same way. Inside a
+//     group the trainer agrees on the stop epoch by an allreduce, so every
+//     rank of the group stops after the same epoch (worker/trainer.cc).
 //  6. When the Scheduler says Done (or, stopping, no group is busy), rank 0
 //     sends EXIT to every rank and returns. Re-running resumes from the ledger
 //     and from the job checkpoints.

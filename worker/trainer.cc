@@ -92,6 +92,7 @@ class Trainer {
   std::unique_ptr<IndexShuffler> shuffle_, target_shuffle_;
   std::vector<int64_t> target_order_;
   int64_t target_cursor_ = 0;
+  std::vector<int64_t> target_idx_;  // the current global batch's target rows
   std::map<std::string, torch::Tensor> batch_bufs_;
   torch::Tensor label_buf_;
 
@@ -221,7 +222,8 @@ Status Trainer::NormalizeInputs() {
 }
 
 Status Trainer::WriteState(int next_epoch) {
-  if (state_path_.empty()) return Status::Ok();
+  // The group's ranks hold the same state: its rank 0 (the leader) writes it once.
+  if (state_path_.empty() || reducer_->rank() != 0) return Status::Ok();
   Checkpoint c;
   AddModuleState(c, *m_.root, "");
   for (auto& [n, t] : opt_->StateTensors()) c.Add(n, t);
@@ -345,6 +347,24 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     const int64_t s0 = transductive ? lo : lo + rank * len / world;
     const int64_t s1 = transductive ? lo + len : lo + (rank + 1) * len / world;
     const int64_t n_local = s1 - s0;
+    // Adaptation: every rank draws the global batch's target rows (also a rank
+    // with no rows of this batch), so that the target cursor and shuffle stay
+    // identical across the group; each rank then takes the shard matching its
+    // source rows, as a world of one would see them (docs/design/distributed.md).
+    if (m_.adapter) {
+      target_idx_.clear();
+      const int64_t tn = target_.size();
+      const int64_t want = transductive ? tn : len;
+      while (static_cast<int64_t>(target_idx_.size()) < want) {
+        if (target_cursor_ >= static_cast<int64_t>(target_order_.size())) {
+          target_order_.resize(tn);
+          for (int64_t i = 0; i < tn; ++i) target_order_[i] = i;
+          if (!transductive) target_shuffle_->Shuffle(target_order_);
+          target_cursor_ = 0;
+        }
+        target_idx_.push_back(target_order_[target_cursor_++]);
+      }
+    }
     flat_->ZeroGrad();
     if (n_local > 0) {
       models::Batch batch;
@@ -365,21 +385,11 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
       models::LossTerms terms = m_.model->Loss(out, batch, lctx);
       torch::Tensor total = terms.total;
       if (m_.adapter) {
-        // Next target batch of the same size, cycling through target_unlabeled (seed §4.6).
-        std::vector<int64_t> tidx;
-        const int64_t tn = target_.size();
-        const int64_t want = transductive ? tn : n_local;
-        while (static_cast<int64_t>(tidx.size()) < want) {
-          if (target_cursor_ >= static_cast<int64_t>(target_order_.size())) {
-            target_order_.resize(tn);
-            for (int64_t i = 0; i < tn; ++i) target_order_[i] = i;
-            if (!transductive) target_shuffle_->Shuffle(target_order_);
-            target_cursor_ = 0;
-          }
-          tidx.push_back(target_order_[target_cursor_++]);
-        }
+        // Target batch of the same size, cycling through target_unlabeled (seed §4.6): this rank's shard.
+        const int64_t t0 = transductive ? 0 : s0 - lo;
+        const int64_t t_count = transductive ? target_.size() : n_local;
         models::Batch tb;
-        torch::Tensor ti = torch::from_blob(tidx.data(), {want}, torch::kLong);
+        torch::Tensor ti = torch::from_blob(target_idx_.data() + t0, {t_count}, torch::kLong);
         for (const auto& [mod, t] : target_.inputs) tb.inputs[mod] = t.index_select(0, ti).to(device_);
         torch::Tensor ft;
         if (m_.adapter->needs_target_grad()) {
@@ -495,6 +505,18 @@ Result<JobResult> Trainer::Run() {
   // Model initialisation consumed torch's RNG; reseed so dropout streams do not depend on model size.
   torch::manual_seed(DeriveSeed(spec_.seed, kTorchSeed) + 1);
   ES_RETURN_IF_ERROR(MaybeResume());
+  {
+    // Every rank of a group must resume from the same epoch (they read the
+    // leader's state file: the group shares the work directory); otherwise
+    // they would run different numbers of collective steps and hang.
+    float leader_epoch = static_cast<float>(start_epoch_);
+    ES_RETURN_IF_ERROR(reducer_->Broadcast(&leader_epoch, 1, 0));
+    float differs = leader_epoch != static_cast<float>(start_epoch_) ? 1.f : 0.f;
+    ES_RETURN_IF_ERROR(reducer_->AllreduceSum(&differs, 1));
+    if (differs > 0)
+      return Status::FailedPrecondition(where_ + ": the ranks of its group resumed from different epochs (state " +
+                                        state_path_ + " is not visible to every rank; the group needs a shared work directory)");
+  }
   const int resumed_from = start_epoch_;
 
   const auto t_train = Clock::now();
@@ -517,7 +539,14 @@ Result<JobResult> Trainer::Run() {
     curve_.push_back(rec);
     epochs_run = epoch + 1;
     if (ctx_.on_epoch) ctx_.on_epoch(rec);
-    const bool preempt = ctx_.stop_requested && ctx_.stop_requested->load();
+    bool preempt = ctx_.stop_requested && ctx_.stop_requested->load();
+    // The group decides together: a rank that stopped alone (it saw the stop
+    // flag or its early-stopping test first) would leave its peers waiting in
+    // the next allreduce. One 2-float allreduce per epoch; a no-op alone.
+    float decide[2] = {preempt ? 1.f : 0.f, stop ? 1.f : 0.f};
+    ES_RETURN_IF_ERROR(reducer_->AllreduceSum(decide, 2));
+    preempt = decide[0] > 0;
+    stop = decide[1] > 0;
     if (stop) {
       stopped_early = true;
       break;
@@ -556,11 +585,13 @@ Result<JobResult> Trainer::Run() {
     }
     c.meta = {{"job_id", id_}, {"model", spec_.model}, {"labels", spec_.labels}, {"selected_epoch", result.selected_epoch}};
     const std::string path = JobModelPath(ctx_.work_dir, id_);
-    ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
-    ES_RETURN_IF_ERROR(WriteCheckpoint(path, c));
+    if (reducer_->rank() == 0) {  // the group's ranks hold the same model: the leader writes it
+      ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
+      ES_RETURN_IF_ERROR(WriteCheckpoint(path, c));
+    }
     result.checkpoint = path;
   }
-  if (!state_path_.empty() && FileExists(state_path_)) std::filesystem::remove(state_path_);
+  if (reducer_->rank() == 0 && !state_path_.empty() && FileExists(state_path_)) std::filesystem::remove(state_path_);
   int64_t params = 0, trainable = flat_->numel();
   for (const auto& p : m_.root->parameters()) params += p.numel();
   result.info = {{"parameters", params},
