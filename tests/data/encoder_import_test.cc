@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -337,8 +338,10 @@ TEST(EncoderImportReal, EmodbWithSmallEncoder) {
   if (!fs::exists(EMOSWEEP_BINARY)) GTEST_SKIP() << EMOSWEEP_BINARY << " missing";
   AdapterTree t;
   SaveAudioModule(t.Path("small.pt"), 16, 7);
+  SaveTextModule(t.Path("bytes.pt"));
   auto r = RunImport("--adapter emodb --root " + root + " --out " + t.Path("emodb.h5") +
-                     " --threads 2 --features logmel64_stats --json --log-level warn --audio-encoder " + t.Path("small.pt"));
+                     " --threads 2 --features logmel64_stats --json --log-level warn --audio-encoder " + t.Path("small.pt") +
+                     " --text-encoder " + t.Path("bytes.pt"));
   ASSERT_EQ(r.code, 0) << r.output;
   auto c = ReadFeatureStore(t.Path("emodb.h5"));  // validates: every value finite
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -349,6 +352,14 @@ TEST(EncoderImportReal, EmodbWithSmallEncoder) {
   for (float v : s->values) ASSERT_TRUE(std::isfinite(v));
   // Not a constant vector: the encoder saw different audio per file.
   EXPECT_NE(std::vector<float>(s->row(0), s->row(0) + 16), std::vector<float>(s->row(1), s->row(1) + 16));
+  // EmoDB's ten sentences as transcripts: 535 rows, ten distinct vectors.
+  const FeatureSet* tx = c->FindFeature("enc_text_bytes");
+  ASSERT_NE(tx, nullptr);
+  EXPECT_EQ(tx->rows(), 535);
+  EXPECT_EQ(tx->dim, 3);
+  std::set<std::vector<float>> distinct;
+  for (int64_t i = 0; i < tx->rows(); ++i) distinct.insert(std::vector<float>(tx->row(i), tx->row(i) + 3));
+  EXPECT_EQ(distinct.size(), 10u);
 }
 
 }  // namespace
