@@ -4,10 +4,13 @@
 #include <filesystem>
 #include <set>
 
+#include "core/log.h"
 #include "core/toml_json.h"
 #include "data/feature_store.h"
 #include "data/label_map.h"
 #include "data/splits.h"
+#include "models/adapt_configs.h"
+#include "models/model_configs.h"
 #include "worker/dataset.h"
 #include "worker/train_config.h"
 
@@ -34,6 +37,71 @@ Status CheckKeys(const nlohmann::json& table, const std::set<std::string>& known
   return Status::Ok();
 }
 
+// Source lines of the keys of one table, relative to it ("/train/lr" → "lr").
+std::map<std::string, int> LinesOf(const TomlDocument& doc, const std::string& table) {
+  std::map<std::string, int> lines;
+  const std::string prefix = "/" + table + "/";
+  for (const auto& [ptr, line] : doc.lines)
+    if (ptr.rfind(prefix, 0) == 0) lines[ptr.substr(prefix.size())] = line;
+  return lines;
+}
+
+// The effective [model] table (defaults filled, `name` kept), as the protocol
+// layer stores it, so a JOB.toml and the same job planned from a protocol
+// share one job id; unknown models and keys are errors naming the line.
+Result<nlohmann::json> EffectiveModel(const nlohmann::json& m, const TomlDocument& doc) {
+  if (!m.is_object() || !m.contains("name") || !m["name"].is_string())
+    return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
+  const std::string name = m["name"].get<std::string>();
+  const models::ModelInfo* info = models::FindModelInfo(name);
+  if (!info) {
+    std::string all;
+    for (const auto& i : models::ModelInfos()) all += (all.empty() ? "" : ", ") + i.name;
+    return Status::InvalidArgument(doc.Where("/model/name") + ": unknown model '" + name + "' (known: " + all + ")");
+  }
+  nlohmann::json given = m;
+  given.erase("name");
+  ES_ASSIGN_OR_RETURN(nlohmann::json out, info->config.Apply(given, doc.path + " [model]", LinesOf(doc, "model")));
+  out["name"] = name;
+  return out;
+}
+
+// Utterances whose label is not one of the job's classes are left out of the
+// labelled roles, as the protocol layer does (e.g. EmoDB's boredom/disgust/fear
+// under core4); unlabelled target data is kept whole.
+Status KeepJobLabels(JobSpec* s) {
+  const std::set<std::string> wanted(s->labels.begin(), s->labels.end());
+  auto filter = [&](std::vector<DataRef>& refs, const std::string& role) -> Status {
+    for (auto& r : refs) {
+      ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> st, StoreCache::Process().Get(r.store));
+      std::map<std::string, int> dropped;
+      std::vector<std::string> kept;
+      kept.reserve(r.ids.size());
+      for (const auto& id : r.ids) {
+        auto it = st->row_of.find(id);
+        if (it == st->row_of.end()) return Status::InvalidArgument(r.store + ": no utterance '" + id + "' (" + role + ")");
+        const std::string& label = st->corpus.utterances[static_cast<size_t>(it->second)].label;
+        if (wanted.count(label)) kept.push_back(id);
+        else ++dropped[label];
+      }
+      if (!dropped.empty()) {
+        std::string what;
+        for (const auto& [l, n] : dropped) what += (what.empty() ? "" : ", ") + l + " " + std::to_string(n);
+        LOG_INFO << role << " (" << r.store << "): left out " << r.ids.size() - kept.size()
+                 << " utterances outside the job's classes (" << what << ")";
+      }
+      if (kept.empty())
+        return Status::InvalidArgument(r.store + ": no utterance of the job's classes in " + role);
+      r.ids = std::move(kept);
+    }
+    return Status::Ok();
+  };
+  ES_RETURN_IF_ERROR(filter(s->train, "train"));
+  ES_RETURN_IF_ERROR(filter(s->val, "val"));
+  for (auto& [name, refs] : s->eval) ES_RETURN_IF_ERROR(filter(refs, "eval '" + name + "'"));
+  return Status::Ok();
+}
+
 // A whole store as one DataRef (every utterance, in store order).
 Result<DataRef> WholeStore(const std::string& path) {
   ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> s, StoreCache::Process().Get(path));
@@ -45,16 +113,20 @@ Result<DataRef> WholeStore(const std::string& path) {
 Result<std::vector<DataRef>> StoreList(const nlohmann::json& v, const fs::path& base, const TomlDocument& doc,
                                        const std::string& pointer) {
   std::vector<DataRef> out;
+  auto add = [&](const std::string& p) -> Status {
+    Result<DataRef> r = WholeStore(Resolve(base, p));
+    if (!r.ok()) return r.status().WithContext(doc.Where(pointer));
+    out.push_back(std::move(r).value());
+    return Status::Ok();
+  };
   if (v.is_string()) {
-    ES_ASSIGN_OR_RETURN(DataRef r, WholeStore(Resolve(base, v.get<std::string>())));
-    out.push_back(std::move(r));
+    ES_RETURN_IF_ERROR(add(v.get<std::string>()));
     return out;
   }
   if (!v.is_array()) return Status::InvalidArgument(doc.Where(pointer) + ": expected a store path or a list of them");
   for (const auto& e : v) {
     if (!e.is_string()) return Status::InvalidArgument(doc.Where(pointer) + ": store paths must be strings");
-    ES_ASSIGN_OR_RETURN(DataRef r, WholeStore(Resolve(base, e.get<std::string>())));
-    out.push_back(std::move(r));
+    ES_RETURN_IF_ERROR(add(e.get<std::string>()));
   }
   return out;
 }
@@ -65,8 +137,12 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
     if (!d.contains("store")) return Status::InvalidArgument(doc.Where("/data/split") + ": a split file needs 'store'");
     const std::string store = Resolve(base, d["store"].get<std::string>());
     const std::string split = Resolve(base, d["split"].get<std::string>());
-    ES_ASSIGN_OR_RETURN(data::SplitSet set, data::ReadSplitFile(split));
-    ES_ASSIGN_OR_RETURN(data::StoreInfo info, data::ReadStoreInfo(store));
+    Result<data::SplitSet> set_or = data::ReadSplitFile(split);
+    if (!set_or.ok()) return set_or.status().WithContext(doc.Where("/data/split"));
+    const data::SplitSet& set = set_or.value();
+    Result<data::StoreInfo> info_or = data::ReadStoreInfo(store);
+    if (!info_or.ok()) return info_or.status().WithContext(doc.Where("/data/store"));
+    const data::StoreInfo& info = info_or.value();
     if (set.corpus_hash != info.content_hash)
       return Status::FailedPrecondition(split + ": made for corpus hash " + set.corpus_hash.substr(0, 12) + ", but " +
                                         store + " has " + info.content_hash.substr(0, 12));
@@ -124,21 +200,28 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
     if (!j.contains("features") || !j["features"].is_object())
       return Status::InvalidArgument(doc.path + ": [features] (modality = \"feature set\") is required");
     s.features = j["features"].get<std::map<std::string, std::string>>();
-    if (!j.contains("model") || !j["model"].is_object() || !j["model"].contains("name"))
-      return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
-    s.model = j["model"];
+    if (!j.contains("model")) return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
+    ES_ASSIGN_OR_RETURN(s.model, EffectiveModel(j["model"], doc));
     s.adapt = j.value("adapt", nlohmann::json::object());
+    if (!s.adapt.empty()) {
+      const auto* info = s.adapt.is_object() && s.adapt.value("variant", nlohmann::json()).is_string()
+                             ? models::FindAdaptInfo(s.adapt["variant"].get<std::string>())
+                             : nullptr;
+      if (info) {
+        ES_ASSIGN_OR_RETURN(s.adapt, info->config.Apply(s.adapt, doc.path + " [adapt]", LinesOf(doc, "adapt")));
+      } else {  // its message names what is wrong (no table, no variant, unknown variant)
+        ES_ASSIGN_OR_RETURN(s.adapt, models::ValidateAdaptConfig(s.adapt, doc.Where("/adapt")));
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument(doc.path + ": " + e.what());
   }
-  std::map<std::string, int> lines;
-  for (const auto& [ptr, line] : doc.lines)
-    if (ptr.rfind("/train/", 0) == 0) lines[ptr.substr(7)] = line;
   ES_ASSIGN_OR_RETURN(s.train_config, TrainConfigTable().Apply(j.value("train", nlohmann::json::object()),
-                                                                 doc.path + " [train]", lines));
+                                                                 doc.path + " [train]", LinesOf(doc, "train")));
   ES_RETURN_IF_ERROR(EffectiveTrainConfig(s.train_config, doc.path + " [train]").status());
   if (!j.contains("data")) return Status::InvalidArgument(doc.path + ": [data] is required");
   ES_RETURN_IF_ERROR(FillData(j["data"], base, doc, &s));
+  ES_RETURN_IF_ERROR(KeepJobLabels(&s).WithContext(doc.path));
   // Reuse JobSpec's own validation (selection names etc.).
   ES_ASSIGN_OR_RETURN(s, JobSpec::FromJson(s.ToJson(), doc.path));
   s.id = s.ComputeId();
