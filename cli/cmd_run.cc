@@ -110,7 +110,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                           {"build", build},
                           {"device", o.device},
                           {"threads", o.threads},
-                          {"seconds", r.info.value("seconds", 0.0)}};
+                          // the job's own time on its worker (RunJob), as the single-process runner records
+                          {"seconds", r.info.value("seconds_total", 0.0)}};
   };
   auto ckpt = [l](const std::string& id) {
     auto c = l->CheckpointOf(id);
