@@ -197,6 +197,10 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
 
 }  // namespace
 
+namespace {
+Status RunSingleProcess(const po::variables_map& vm);
+}  // namespace
+
 Status RunRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
   if (world->comm().size() > 1) {
@@ -210,6 +214,15 @@ Status RunRun(const po::variables_map& vm) {
     o.scheduler.stale_after_s = vm["stale-after"].as<double>();
     return RunDistributed(vm, *world, o);
   }
+  // A world of one (plain run, or `mpirun -n 1`, which initialised MPI and must finalise it).
+  Status st = RunSingleProcess(vm);
+  Status fin = world->Finalize();
+  return st.ok() ? fin : st;
+}
+
+namespace {
+
+Status RunSingleProcess(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
   if (vm.count("slice")) {
     int i = 0, n = 1;
@@ -267,5 +280,7 @@ Status RunRun(const po::variables_map& vm) {
                             ledger_path + "')");
   return Status::Ok();
 }
+
+}  // namespace
 
 }  // namespace emosweep::cli

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sweep efficiency of `emosweep run` under mpirun on a protocol of many tiny jobs
+# (bench/sweep_efficiency.toml: 80 in-domain jobs of ~20-150 ms each).
+#
+#   bench/sweep_efficiency.sh [BUILD_DIR] [RANKS...]      (default: build, ranks 1 2 4)
+#
+# Every configuration runs the same protocol on a fresh ledger, one thread per
+# rank (ranks x threads = ranks; oversubscribed where ranks > cores). Baseline:
+# the plain single-process `emosweep run --parallel 1 --threads 1`, in the same
+# bench run. Columns:
+#   wall      the run's own wall time (its --json summary; excludes process start)
+#   jobs_s    sum over jobs of the job's own time inside RunJob (ledger provenance.seconds)
+#   eff       the run summary's "efficiency" = busy / (ranks x wall), busy = sum over
+#             jobs of (send -> result at rank 0) x group size. Rank 0 coordinates and
+#             counts in `ranks`, so N ranks cap it at (N-1)/N. For the single-process
+#             rows: jobs_s / wall.
+#   eff_wk    jobs_s / (worker ranks x wall): the share of worker time spent in jobs
+#   ovh/job   (worker ranks x wall - jobs_s) / jobs: worker time per job not spent in
+#             RunJob (dispatch, result transfer, ledger writes, waiting, idle tail)
+#   rtt/job   (busy - jobs_s) / jobs, MPI rows: per job, rank 0's send -> result time
+#             minus the job's own time: messages, JSON, the worker's set-up
+#   speedup   baseline wall / wall
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+shift || true
+RANKS=("${@:-1 2 4}")
+[ ${#RANKS[@]} -eq 1 ] && read -r -a RANKS <<< "${RANKS[0]}"
+ES="$BUILD/bin/emosweep"
+[ -x "$ES" ] || { echo "no $ES: build the emosweep target first" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+export OMPI_MCA_rmaps_base_oversubscribe=1
+T=$(mktemp -d "${TMPDIR:-/tmp}/es_sweep_eff.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+P=bench/sweep_efficiency.toml
+"$ES" data synth --out "$T/stores" --corpora 2 --speakers 8 --per-speaker 30 --seed 3 --log-level quiet >/dev/null
+ARGS=(--store-dir "$T/stores" --threads 1 --log-level quiet --json)
+
+num() { { grep -o "\"$1\": *[0-9.eE+-]*" "$2" || true; } | head -1 | sed 's/.*: *//'; }
+
+# run NAME RANKS CMD...: runs one configuration, prints one row.
+BASE_WALL=""
+row() {
+  local name=$1 ranks=$2
+  shift 2
+  local ledger="$T/run$ranks-$RANDOM.sqlite" out="$T/run$ranks-$RANDOM.json"
+  "$@" "$P" "${ARGS[@]}" --ledger "$ledger" > "$out"
+  local wall jobs jobs_s busy eff workers
+  wall=$(num seconds "$out")
+  busy=$(num busy_rank_seconds "$out")
+  jobs=$(sqlite3 "$ledger" "select count(*) from jobs where status = 'done'")
+  jobs_s=$(sqlite3 "$ledger" "select coalesce(sum(seconds), 0) from provenance")
+  workers=$(( ranks > 1 ? ranks - 1 : 1 ))
+  [ -z "$BASE_WALL" ] && BASE_WALL=$wall
+  awk -v n="$name" -v r="$ranks" -v w="$workers" -v wall="$wall" -v js="$jobs_s" -v busy="${busy:-}" \
+      -v jobs="$jobs" -v base="$BASE_WALL" 'BEGIN {
+    eff = (busy == "") ? js / wall : busy / (r * wall)
+    rtt = (busy == "") ? "-" : sprintf("%.1f", (busy - js) / jobs * 1000)
+    printf "%-22s %5d %5d %8.2f %8.2f %6.3f %6.3f %9.1f %8s %7.2f\n", n, r, jobs, wall, js, eff, js / (w * wall),
+           (w * wall - js) / jobs * 1000, rtt, base / wall }'
+}
+
+echo "# sweep efficiency: $P ($(grep -c processor /proc/cpuinfo) cores; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %7s\n" config ranks jobs wall_s jobs_s eff eff_wk "ovh/job" "rtt/job" speedup
+printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %7s\n" "" "" "" "" "" "" "" "(ms)" "(ms)" ""
+row "baseline (1 process)" 1 "$ES" run
+for n in "${RANKS[@]}"; do
+  row "mpirun -n $n" "$n" timeout 1800 mpirun --oversubscribe -n "$n" "$ES" run
+done
+echo "# ranks > cores are oversubscribed; rank 0 only coordinates (it sleeps between polls)."
