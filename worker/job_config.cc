@@ -66,20 +66,34 @@ Result<nlohmann::json> EffectiveModel(const nlohmann::json& m, const TomlDocumen
   return out;
 }
 
-// Utterances whose label is not one of the job's classes are left out of the
-// labelled roles, as the protocol layer does (e.g. EmoDB's boredom/disgust/fear
-// under core4); unlabelled target data is kept whole.
-Status KeepJobLabels(JobSpec* s) {
+// Every store has the job's feature sets (checked here so that the message
+// names the TOML line). Utterances whose label is not one of the job's classes
+// are left out of the labelled roles, as the protocol layer does (e.g. EmoDB's
+// boredom/disgust/fear under core4); unlabelled target data is kept whole.
+Status CheckAndFilterData(const TomlDocument& doc, JobSpec* s) {
+  auto check_features = [&](const DataRef& r) -> Result<std::shared_ptr<const LoadedStore>> {
+    ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> st, StoreCache::Process().Get(r.store));
+    for (const auto& [modality, set] : s->features) {
+      if (st->corpus.FindFeature(set)) continue;
+      std::string have;
+      for (const auto& f : st->corpus.features) have += (have.empty() ? "" : ", ") + f.name;
+      return Status::NotFound(doc.Where("/features/" + modality) + ": feature set '" + set + "' (" + modality +
+                              ") is not in " + r.store + " (has: " + (have.empty() ? "none" : have) + ")");
+    }
+    return st;
+  };
+  for (const auto& r : s->target_unlabeled) ES_RETURN_IF_ERROR(check_features(r).status());
   const std::set<std::string> wanted(s->labels.begin(), s->labels.end());
   auto filter = [&](std::vector<DataRef>& refs, const std::string& role) -> Status {
     for (auto& r : refs) {
-      ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> st, StoreCache::Process().Get(r.store));
+      ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> st, check_features(r));
       std::map<std::string, int> dropped;
       std::vector<std::string> kept;
       kept.reserve(r.ids.size());
       for (const auto& id : r.ids) {
         auto it = st->row_of.find(id);
-        if (it == st->row_of.end()) return Status::InvalidArgument(r.store + ": no utterance '" + id + "' (" + role + ")");
+        if (it == st->row_of.end())
+          return Status::InvalidArgument(doc.path + ": " + r.store + " has no utterance '" + id + "' (" + role + ")");
         const std::string& label = st->corpus.utterances[static_cast<size_t>(it->second)].label;
         if (wanted.count(label)) kept.push_back(id);
         else ++dropped[label];
@@ -91,7 +105,7 @@ Status KeepJobLabels(JobSpec* s) {
                  << " utterances outside the job's classes (" << what << ")";
       }
       if (kept.empty())
-        return Status::InvalidArgument(r.store + ": no utterance of the job's classes in " + role);
+        return Status::InvalidArgument(doc.path + ": " + r.store + ": no utterance of the job's classes in " + role);
       r.ids = std::move(kept);
     }
     return Status::Ok();
@@ -221,7 +235,7 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
   ES_RETURN_IF_ERROR(EffectiveTrainConfig(s.train_config, doc.path + " [train]").status());
   if (!j.contains("data")) return Status::InvalidArgument(doc.path + ": [data] is required");
   ES_RETURN_IF_ERROR(FillData(j["data"], base, doc, &s));
-  ES_RETURN_IF_ERROR(KeepJobLabels(&s).WithContext(doc.path));
+  ES_RETURN_IF_ERROR(CheckAndFilterData(doc, &s));
   // Reuse JobSpec's own validation (selection names etc.).
   ES_ASSIGN_OR_RETURN(s, JobSpec::FromJson(s.ToJson(), doc.path));
   s.id = s.ComputeId();

@@ -1,0 +1,309 @@
+// End-to-end: `emosweep train --config JOB.toml [--json] [--work-dir DIR]` run as a subprocess on
+// stores written by `emosweep data synth`: both [data] forms, sensible metrics, determinism,
+// resume after SIGINT/SIGTERM with bitwise the same numbers, bad input exits 2 naming the file.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Ran {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A job over the synth stores; `data` is the [data] section body, `train` extra [train] keys.
+std::string Job(const std::string& data, const std::string& train, const std::string& model = "concat_mlp",
+                const std::string& top = "") {
+  return top + "seed = 7\nlabel_set = \"core4\"\n\n[features]\naudio = \"synth_audio\"\ntext = \"synth_text\"\n\n[data]\n" +
+         data + "\n\n[model]\nname = \"" + model + "\"\n\n[train]\n" + train + "\n";
+}
+
+const char* kSplitData = "store = \"s/synth_a.h5\"\nsplit = \"s/a.split.json\"\nfold = 0\n[data.eval]\nother = \"s/synth_b.h5\"";
+const char* kStoresData = "train = [\"s/synth_a.h5\"]\nval = \"s/synth_b.h5\"\n[data.eval]\ntest = \"s/synth_c.h5\"";
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // One set of stores for every test: three corpora without domain shift, so a model trained
+    // on one separates the classes of the others too.
+    suite_dir_ = fs::path(::testing::TempDir()) / ("emosweep_train_cli_" + std::to_string(getpid()));
+    fs::remove_all(suite_dir_);
+    fs::create_directories(suite_dir_);
+    const std::string s = (suite_dir_ / "s").string();
+    ASSERT_EQ(std::system((std::string(EMOSWEEP_BINARY) + " data synth --out " + s +
+                           " --corpora 3 --speakers 6 --per-speaker 24 --shift 0 --seed 3 --log-level warn >/dev/null")
+                              .c_str()),
+              0);
+    ASSERT_EQ(std::system((std::string(EMOSWEEP_BINARY) + " data split " + s + "/synth_a.h5 --k 3 --out " + s +
+                           "/a.split.json --log-level warn >/dev/null")
+                              .c_str()),
+              0);
+  }
+  static void TearDownTestSuite() { fs::remove_all(suite_dir_); }
+
+  void SetUp() override {
+    dir_ = suite_dir_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::create_directories(dir_);
+    fs::create_directory_symlink(suite_dir_ / "s", dir_ / "s");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string P(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir_ / name) << text;
+    return P(name);
+  }
+
+  Ran Run(const std::string& args) const {
+    const std::string err = P("stderr.txt");
+    const std::string cmd = std::string(EMOSWEEP_BINARY) + " " + args + " 2>" + err;
+    Ran r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.err = Slurp(err);
+    return r;
+  }
+
+  // Starts `emosweep train` in the background, waits until its stderr shows epoch `after`
+  // finished, sends `sig`, and returns the exit code.
+  int RunAndSignal(const std::string& args, int after, int sig, std::string* err_text) const {
+    // A fresh file per call: a stale one from an earlier run would match the marker at once.
+    const std::string err = P("bg_stderr_" + std::to_string(sig) + ".txt"), out = P("bg_stdout.txt");
+    fs::remove(err);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string cmd = "exec " + std::string(EMOSWEEP_BINARY) + " " + args + " >" + out + " 2>" + err;
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::string marker = "] epoch " + std::to_string(after) + " ";
+    int status = 0;
+    bool exited = false;
+    for (int i = 0; i < 3000 && !exited; ++i) {  // at most 30 s
+      if (Slurp(err).find(marker) != std::string::npos) break;
+      exited = waitpid(pid, &status, WNOHANG) == pid;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!exited) {
+      kill(pid, sig);
+      waitpid(pid, &status, 0);
+    }
+    *err_text = Slurp(err);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  static fs::path suite_dir_;
+  fs::path dir_;
+};
+fs::path TrainCli::suite_dir_;
+
+void ExpectSensible(const json& m, int64_t n, const std::string& set) {
+  SCOPED_TRACE(set);
+  EXPECT_EQ(m["n"].get<int64_t>(), n);
+  for (const char* k : {"ua", "wa", "macro_f1", "weighted_f1"}) {
+    ASSERT_TRUE(m[k].is_number()) << k;
+    EXPECT_GE(m[k].get<double>(), 0.0) << k;
+    EXPECT_LE(m[k].get<double>(), 1.0) << k;
+  }
+  // Separable synthetic classes: far above chance (0.25 for four balanced classes).
+  EXPECT_GT(m["ua"].get<double>(), 0.6);
+  int64_t total = 0, diag = 0;
+  ASSERT_EQ(m["confusion"].size(), 4u);
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 4; ++j) {
+      total += m["confusion"][i][j].get<int64_t>();
+      if (i == j) diag += m["confusion"][i][j].get<int64_t>();
+    }
+  EXPECT_EQ(total, n);
+  EXPECT_NEAR(m["wa"].get<double>(), static_cast<double>(diag) / n, 1e-12);
+}
+
+TEST_F(TrainCli, SplitFormPrintsOneJsonDocumentWithSensibleMetrics) {
+  const std::string cfg = Write("job.toml", Job(kSplitData, "epochs = 15"));
+  Ran r = Run("train --config " + cfg + " --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);  // throws (fails the test) unless exactly one document
+  ASSERT_EQ(j["job_id"].get<std::string>().size(), 64u);
+  EXPECT_EQ(j["job"]["model"]["name"], "concat_mlp");
+  EXPECT_EQ(j["job"]["model"]["hidden_dims"], json::array({384, 192}));  // effective model config
+  const json& res = j["result"];
+  ASSERT_TRUE(res["evals"].contains("test") && res["evals"].contains("other") && res["evals"].contains("val"));
+  // The split has 3 speaker folds of 6 speakers x 24 utterances: test = 2 speakers.
+  ExpectSensible(res["evals"]["test"]["metrics"], 48, "test");
+  ExpectSensible(res["evals"]["other"]["metrics"], 144, "other");
+  EXPECT_EQ(res["evals"]["other"]["predictions"].size(), 144u);
+  EXPECT_EQ(res["curve"].size(), 15u);
+  EXPECT_EQ(res["info"]["epochs_run"], 15);
+  EXPECT_GE(res["selected_epoch"].get<int>(), 0);
+  EXPECT_LT(res["selected_epoch"].get<int>(), 15);
+  // The loss goes down.
+  EXPECT_LT(res["curve"][14]["train_loss"].get<double>(), res["curve"][0]["train_loss"].get<double>());
+
+  // Same seed: bitwise the same metrics and predictions; another seed: different ones.
+  Ran again = Run("train --config " + cfg + " --json --log-level warn");
+  ASSERT_EQ(again.code, 0) << again.err;
+  const json j2 = json::parse(again.out);
+  EXPECT_EQ(j2["job_id"], j["job_id"]);
+  EXPECT_EQ(j2["result"]["evals"].dump(), res["evals"].dump());
+  const std::string other_seed = Write("job9.toml", Job(kSplitData, "epochs = 15", "concat_mlp").replace(0, 8, "seed = 9"));
+  Ran r9 = Run("train --config " + other_seed + " --json --log-level warn");
+  ASSERT_EQ(r9.code, 0) << r9.err;
+  EXPECT_NE(json::parse(r9.out)["result"]["evals"].dump(), res["evals"].dump());
+}
+
+TEST_F(TrainCli, WholeStoresFormAndTextTable) {
+  const std::string cfg = Write("job.toml", Job(kStoresData, "epochs = 10"));
+  Ran r = Run("train --config " + cfg + " --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["job"]["train"].size(), 1u);
+  EXPECT_EQ(j["job"]["train"][0]["ids"].size(), 144u);
+  ExpectSensible(j["result"]["evals"]["test"]["metrics"], 144, "test");
+  ExpectSensible(j["result"]["evals"]["val"]["metrics"], 144, "val");
+
+  Ran text = Run("train --config " + cfg);
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("model concat_mlp"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("test         144"), std::string::npos) << text.out;
+  EXPECT_NE(text.err.find("] epoch 9 "), std::string::npos) << "per-epoch progress on stderr:\n" << text.err;
+}
+
+TEST_F(TrainCli, UtterancesOutsideTheClassesAreLeftOut) {
+  // Two of the four classes: the other two are left out of every labelled role.
+  std::string job = Job(kStoresData, "epochs = 5");
+  job.replace(job.find("label_set = \"core4\""), 19, "labels = [\"sadness\", \"anger\"]");
+  Ran r = Run("train --config " + Write("job.toml", job) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["job"]["train"][0]["ids"].size(), 72u);
+  EXPECT_EQ(j["result"]["evals"]["test"]["metrics"]["n"], 72);
+  EXPECT_EQ(j["result"]["evals"]["test"]["metrics"]["confusion"].size(), 2u);
+  EXPECT_NE(r.err.find("left out 72 utterances outside the job's classes (happiness 36, neutral 36)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(TrainCli, InterruptedRunResumesToBitwiseTheSameNumbers) {
+  // Long enough (batches of 8, 120 epochs) that the signal lands mid-training.
+  const std::string cfg = Write("job.toml", Job(kStoresData, "epochs = 120\nbatch_size = 8"));
+  Ran full = Run("train --config " + cfg + " --json --log-level warn");
+  ASSERT_EQ(full.code, 0) << full.err;
+  const json ref = json::parse(full.out)["result"];
+
+  for (int sig : {SIGINT, SIGTERM}) {
+    SCOPED_TRACE(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    const std::string work = P(sig == SIGINT ? "work_int" : "work_term");
+    const std::string args = "train --config " + cfg + " --json --work-dir " + work;
+    std::string err;
+    ASSERT_EQ(RunAndSignal(args, 3, sig, &err), 1) << "expected an interrupted run (exit 1):\n" << err;
+    EXPECT_NE(err.find("stopped on request after epoch"), std::string::npos) << err;
+    const std::string id = json::parse(full.out)["job_id"];
+    ASSERT_TRUE(fs::exists(work + "/" + id + "/state.ckpt")) << "no saved state in " << work;
+
+    Ran resumed = Run(args + " --log-level warn");
+    ASSERT_EQ(resumed.code, 0) << resumed.err;
+    const json res = json::parse(resumed.out)["result"];
+    EXPECT_GT(res["info"]["resumed_from_epoch"].get<int>(), 0);
+    EXPECT_EQ(res["evals"].dump(), ref["evals"].dump());  // metrics, confusion, predictions, probabilities
+    EXPECT_EQ(res["selected_epoch"], ref["selected_epoch"]);
+    ASSERT_EQ(res["curve"].size(), ref["curve"].size());
+    for (size_t e = 0; e < ref["curve"].size(); ++e) {
+      EXPECT_EQ(res["curve"][e]["train_loss"], ref["curve"][e]["train_loss"]) << "epoch " << e;
+      EXPECT_EQ(res["curve"][e]["val_metrics"], ref["curve"][e]["val_metrics"]) << "epoch " << e;
+    }
+    EXPECT_FALSE(fs::exists(work + "/" + id + "/state.ckpt")) << "state left behind after a finished run";
+  }
+}
+
+// --- bad input: exit 2, nothing on stdout, a message naming the file (and the line) ---
+
+class TrainCliBadInput : public TrainCli {
+ protected:
+  void ExpectBad(const std::string& toml, const std::vector<std::string>& needles) {
+    const std::string cfg = Write("bad.toml", toml);
+    Ran r = Run("train --config " + cfg + " --json");
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "'" << n << "' not in: " << r.err;
+  }
+};
+
+TEST_F(TrainCliBadInput, UnknownTopLevelKeyNamesItsLine) {
+  ExpectBad(Job(kSplitData, "epochs = 2", "concat_mlp", "colour = 1\n"),
+            {"bad.toml line 1: unknown key 'colour'"});
+}
+
+TEST_F(TrainCliBadInput, UnknownTrainKeyNamesItsLine) {
+  ExpectBad(Job(kSplitData, "epochs = 2\nlearning_rate = 1e-3"), {"bad.toml [train] line 20: unknown key 'learning_rate'"});
+}
+
+TEST_F(TrainCliBadInput, UnknownModelNamesFileAndLine) {
+  ExpectBad(Job(kSplitData, "epochs = 2", "concat_mpl"), {"bad.toml line 16: unknown model 'concat_mpl'", "concat_mlp"});
+}
+
+TEST_F(TrainCliBadInput, UnknownModelKeyNamesFileAndLine) {
+  std::string job = Job(kSplitData, "epochs = 2");
+  job.replace(job.find("name = \"concat_mlp\""), 19, "name = \"concat_mlp\"\nhidden = [8]");
+  ExpectBad(job, {"bad.toml [model] line 17: unknown key 'hidden'", "hidden_dims"});
+}
+
+TEST_F(TrainCliBadInput, MissingStoreNamesTheStoreAndTheLine) {
+  ExpectBad(Job("train = \"s/nope.h5\"", "epochs = 2"), {"bad.toml line 9", "nope.h5"});
+}
+
+TEST_F(TrainCliBadInput, MissingSplitFileNamesIt) {
+  ExpectBad(Job("store = \"s/synth_a.h5\"\nsplit = \"s/none.split.json\"", "epochs = 2"),
+            {"bad.toml line 10", "none.split.json"});
+}
+
+TEST_F(TrainCliBadInput, SplitOfAnotherStoreIsRejected) {
+  ExpectBad(Job("store = \"s/synth_b.h5\"\nsplit = \"s/a.split.json\"", "epochs = 2"),
+            {"a.split.json: made for corpus hash", "synth_b.h5"});
+}
+
+TEST_F(TrainCliBadInput, UnknownFeatureSetNamesTheStore) {
+  std::string job = Job(kStoresData, "epochs = 2");
+  job.replace(job.find("\"synth_text\""), 12, "\"bert\"");
+  ExpectBad(job, {"synth_a.h5", "feature set 'bert'"});
+}
+
+TEST_F(TrainCliBadInput, TomlSyntaxErrorAndMissingFile) {
+  ExpectBad("seed = [\n", {"bad.toml line 1"});
+  Ran r = Run("train --config " + P("absent.toml"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("absent.toml"), std::string::npos) << r.err;
+}
+
+TEST_F(TrainCliBadInput, NoClassOfTheJobInTheStore) {
+  std::string job = Job(kStoresData, "epochs = 2");
+  job.replace(job.find("label_set = \"core4\""), 19, "labels = [\"fear\"]");
+  ExpectBad(job, {"bad.toml", "no utterance of the job's classes in train"});
+}
+
+}  // namespace
