@@ -36,6 +36,16 @@ Result<std::unique_ptr<TorchScriptEncoder>> TorchScriptEncoder::Load(const std::
   return enc;
 }
 
+std::unique_ptr<TorchScriptEncoder> TorchScriptEncoder::Share() const {
+  std::unique_ptr<TorchScriptEncoder> enc(new TorchScriptEncoder());
+  enc->path_ = path_;
+  enc->modality_ = modality_;
+  enc->sha256_ = sha256_;
+  enc->dim_ = dim_;
+  enc->impl_->module = impl_->module;  // a handle: same object, same parameters
+  return enc;
+}
+
 namespace {
 
 // [1, T', D] / [T', D] / [1, D] → mean over the time axis → D floats.
@@ -153,7 +163,10 @@ Result<FeatureSet> EncodeTexts(TorchScriptEncoder& encoder, const std::vector<st
   FeatureSet fs = EmptyEncoderSet(encoder, set_name, nullptr);
   for (size_t i = 0; i < texts.size(); ++i) {
     auto v = encoder.EncodeText(texts[i]);
-    if (!v.ok()) return v.status().WithContext("transcript " + std::to_string(i));
+    if (!v.ok()) {
+      const std::string excerpt = texts[i].size() > 60 ? texts[i].substr(0, 60) + "..." : texts[i];
+      return v.status().WithContext("transcript '" + excerpt + "'");
+    }
     fs.values.insert(fs.values.end(), v->begin(), v->end());
     if (progress) progress->Add(1);
   }

@@ -12,8 +12,10 @@
 // This header is torch-free (pimpl) so non-torch code (the CLI) may include
 // it; only data/encoder/torchscript_encoder.cc (target emosweep_data_torch)
 // includes torch.
-// Thread-safety: an encoder is NOT safe for concurrent Encode* calls; use one
-// per thread. Inference runs under NoGradGuard, on CPU, in eval mode.
+// Thread-safety: an encoder object is NOT safe for concurrent Encode* calls
+// (it learns D); give each thread its own handle from Share(), which shares
+// the loaded module (TorchScript inference on one module from several threads
+// is safe). Inference runs under NoGradGuard, on CPU, in eval mode.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +43,10 @@ class TorchScriptEncoder {
   const std::string& sha256() const { return sha256_; }  // of the .pt file (provenance)
   int64_t dim() const { return dim_; }                    // 0 until the first Encode
 
+  // Another handle on the same loaded module (parameters shared, not copied)
+  // for another thread; it starts with this handle's D.
+  std::unique_ptr<TorchScriptEncoder> Share() const;
+
   Result<std::vector<float>> EncodeWaveform(const float* samples, int64_t num_samples);
   Result<std::vector<float>> EncodeText(const std::string& utf8);
 
@@ -56,7 +62,7 @@ class TorchScriptEncoder {
 
 // Batch helpers building a FeatureSet named `set_name` (row i = input i),
 // provenance {extractor, encoder path, sha256, contract}. Errors name the
-// input file (audio) or the row index (text).
+// input file (audio) or the transcript (text).
 // The set EncodeAudioFiles (decode != null) / EncodeTexts (decode == null)
 // builds, without rows: name, modality and provenance ("dim" not yet known).
 FeatureSet EmptyEncoderSet(const TorchScriptEncoder& encoder, const std::string& set_name,
