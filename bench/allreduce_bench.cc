@@ -1,7 +1,12 @@
 // bench/allreduce_bench.cc: the GradientReducer's bandwidth next to a plain
 // MPI_Allreduce of the same bytes, in the same run, nccl-tests style.
 //
-//   mpirun -n 2 build/bench/allreduce_bench [--json] [--device cuda:0]
+//   mpirun -n 2 build/bench/allreduce_bench [--json] [--device cpu|cuda]
+//
+// --device cuda (builds with NCCL only): rank r reduces device memory on GPU
+// r % (GPUs) through the NCCL reducer; the MPI_Allreduce baseline stays on
+// host memory (Open MPI need not be CUDA-aware). NCCL refuses two ranks of one
+// communicator on the same GPU, so run as many ranks as GPUs.
 //
 // Columns: size (bytes), count (floats), time (us, median of iterations),
 // algbw = bytes / time, busbw = algbw × 2(n−1)/n (the bytes each rank must
@@ -19,6 +24,10 @@
 
 #include "cluster/world.h"
 
+#if EMOSWEEP_HAVE_NCCL
+#include <cuda_runtime_api.h>
+#endif
+
 using emosweep::cluster::BucketConfig;
 
 namespace {
@@ -32,7 +41,18 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   bool json = false;
-  for (int i = 1; i < argc; ++i) json |= std::strcmp(argv[i], "--json") == 0;
+  std::string device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    json |= std::strcmp(argv[i], "--json") == 0;
+    if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
+  }
+  const bool on_gpu = device.rfind("cuda", 0) == 0;
+#if !EMOSWEEP_HAVE_NCCL
+  if (on_gpu) {
+    std::fprintf(stderr, "--device %s: this build has no NCCL (configure with -DEMOSWEEP_WITH_NCCL=ON)\n", device.c_str());
+    return 2;
+  }
+#endif
   auto w = emosweep::cluster::CreateWorld(&argc, &argv);
   if (!w.ok()) {
     std::fprintf(stderr, "%s\n", w.status().ToString().c_str());
@@ -40,14 +60,25 @@ int main(int argc, char** argv) {
   }
   auto& world = *w;
   const int rank = world->comm().rank(), n = world->comm().size();
-  auto red = world->MakeGroupReducer(0, "cpu", BucketConfig{});
+  std::string red_device = "cpu";
+#if EMOSWEEP_HAVE_NCCL
+  if (on_gpu) {
+    int gpus = 0;
+    if (cudaGetDeviceCount(&gpus) != cudaSuccess || gpus <= 0) {
+      std::fprintf(stderr, "rank %d: no CUDA device\n", rank);
+      return 1;
+    }
+    red_device = "cuda:" + std::to_string(rank % gpus);
+  }
+#endif
+  auto red = world->MakeGroupReducer(0, red_device, BucketConfig{});
   if (!red.ok()) {
     std::fprintf(stderr, "%s\n", red.status().ToString().c_str());
     return 1;
   }
   if (rank == 0 && !json) {
-    std::printf("# emosweep allreduce bench: %d ranks, reducer backend %s, buckets 1 MiB then 25 MiB\n", n,
-                (*red)->backend());
+    std::printf("# emosweep allreduce bench: %d ranks, reducer backend %s on %s memory, buckets 1 MiB then 25 MiB;"
+                " mpi = MPI_Allreduce on host memory\n", n, (*red)->backend(), on_gpu ? "device" : "host");
     std::printf("# busbw = algbw * 2(n-1)/n\n");
     std::printf("%12s %10s | %10s %9s %9s %9s | %10s %9s %9s | %7s\n", "size(B)", "count", "mpi(us)", "algbw", "busbw",
                 "error", "red(us)", "busbw", "error", "red/mpi");
@@ -56,7 +87,14 @@ int main(int argc, char** argv) {
   bool first = true;
   for (size_t bytes = 4096; bytes <= (64u << 20); bytes *= 4) {
     const size_t count = bytes / sizeof(float);
-    std::vector<float> buf(count), ref(count);
+    std::vector<float> buf(count);
+    float* dev = nullptr;  // the reducer's buffer on the GPU (--device cuda)
+#if EMOSWEEP_HAVE_NCCL
+    if (on_gpu && cudaMalloc(reinterpret_cast<void**>(&dev), bytes) != cudaSuccess) {
+      std::fprintf(stderr, "rank %d: cudaMalloc(%zu) failed\n", rank, bytes);
+      return 1;
+    }
+#endif
     const int iters = bytes >= (16u << 20) ? 5 : 20;
     auto fill = [&] {
       for (size_t i = 0; i < count; ++i) buf[i] = static_cast<float>((rank + 1) * ((i % 97) + 1));
@@ -78,10 +116,24 @@ int main(int argc, char** argv) {
       if (it >= 2) t_mpi.push_back(dt);
       err_mpi = std::max(err_mpi, error());
       fill();
+      float* target = buf.data();
+#if EMOSWEEP_HAVE_NCCL
+      if (dev) {
+        cudaMemcpy(dev, buf.data(), bytes, cudaMemcpyHostToDevice);
+        target = dev;
+      }
+#endif
       MPI_Barrier(MPI_COMM_WORLD);
       t0 = std::chrono::steady_clock::now();
-      (void)(*red)->AllreduceSum(buf.data(), count);
+      auto st = (*red)->AllreduceSum(target, count);  // synchronises its stream before returning
       dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!st.ok()) {
+        std::fprintf(stderr, "rank %d: %s\n", rank, st.ToString().c_str());
+        return 1;
+      }
+#if EMOSWEEP_HAVE_NCCL
+      if (dev) cudaMemcpy(buf.data(), dev, bytes, cudaMemcpyDeviceToHost);
+#endif
       if (it >= 2) t_red.push_back(dt);
       err_red = std::max(err_red, error());
     }
@@ -103,6 +155,9 @@ int main(int argc, char** argv) {
       }
     }
     first = false;
+#if EMOSWEEP_HAVE_NCCL
+    if (dev) cudaFree(dev);
+#endif
   }
   if (rank == 0 && json) std::printf("]}\n");
   return world->Finalize().ok() ? 0 : 1;
