@@ -15,9 +15,10 @@
 //  3. Rank 0 waits for messages with a short timeout (it never spins):
 //     HEARTBEAT (every rank, every heartbeat_s, from a side thread, so long
 //     epochs do not look like stalls) and RESULT (the leader: done, failed
-//     with the error, or interrupted by preemption). The Scheduler records
-//     each result in the ledger (rank 0 is the only writer) and the group
-//     becomes idle.
+//     with the error, or interrupted by preemption). The group becomes idle
+//     and gets its next job first; then the Scheduler records the result in
+//     the ledger (rank 0 is the only writer), so the ledger write overlaps the
+//     group's next job; jobs the result made ready are handed out at once.
 //  4. Stall inspector: a rank not heard from for stall_timeout_s is named
 //     (rank, host, the job its group was running, seconds silent); its jobs
 //     are released in the ledger (pending again) and the run ends with
