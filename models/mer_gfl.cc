@@ -4,7 +4,10 @@
 // h2 = tanh(f2 W2), z = softmax([f1; f2] W) over the g gate dimensions,
 // h = z⊙h1 + (1−z)⊙h2. Works with whichever modalities the job has: in the
 // order audio, video, text (then others), consecutive pairs around the cycle
-// (three modalities: (a,v), (v,t), (t,a) as in the seed; two: one GFL).
+// (three modalities: (a,v), (v,t), (t,a) as in the seed; two: (a,t) and (t,a)).
+// The softmax gate has mean 1/g, so h ≈ h2: around the cycle every modality is
+// the second input of one GFL; a single GFL for two modalities would fuse
+// almost only the second one.
 #include "models/model_factories.h"
 
 namespace emosweep::models {
@@ -48,7 +51,7 @@ class MerGfl : public FusionModelImpl {
     }
     drop_ = register_module("dropout", torch::nn::Dropout(p));
     const size_t n = order_.size();
-    const size_t npairs = n == 2 ? 1 : n;
+    const size_t npairs = n;
     for (size_t k = 0; k < npairs; ++k) {
       const size_t i = k, j = (k + 1) % n;
       pairs_.emplace_back(i, j);

@@ -230,8 +230,34 @@ TEST(MerGfl, PairsFollowThePresentModalities) {
   EXPECT_EQ(count_gfl(three), 3);
   EXPECT_TRUE(three->named_children().contains("gfl_audio_video"));
   EXPECT_TRUE(three->named_children().contains("gfl_text_audio"));
+  // Two modalities: both orders, so that each is the second input (the (1 − z) side) of one GFL.
   auto two = *CreateModel("mer_gfl", Spec());
-  EXPECT_EQ(count_gfl(two), 1);
+  EXPECT_EQ(count_gfl(two), 2);
+  EXPECT_TRUE(two->named_children().contains("gfl_audio_text"));
+  EXPECT_TRUE(two->named_children().contains("gfl_text_audio"));
+}
+
+// The softmax gate spreads z over the g dimensions (mean 1/g), so h ≈ h2: a single GFL(audio, text)
+// fused almost only text (on the IEMOCAP seed features mer_gfl scored like text alone). Both
+// modalities must move the fused features by comparable amounts.
+TEST(MerGfl, BothModalitiesReachTheFusedFeaturesWithTheSoftmaxGate) {
+  ModelSpec spec = Spec();
+  spec.input_dims = {{"text", 16}, {"audio", 16}};
+  torch::manual_seed(3);
+  auto m = *CreateModel("mer_gfl", spec);
+  m->eval();
+  torch::NoGradGuard g;
+  Batch b = SyntheticBatch(spec, 5);
+  auto base = m->Forward(b).features;
+  auto moved = [&](const char* modality) {
+    Batch p = b;
+    p.inputs[modality] = b.inputs[modality] + 0.5 * torch::randn_like(b.inputs[modality]);
+    return (m->Forward(p).features - base).abs().mean().item<double>();
+  };
+  const double da = moved("audio"), dt = moved("text");
+  ASSERT_GT(da, 0);
+  ASSERT_GT(dt, 0);
+  EXPECT_GT(std::min(da, dt) / std::max(da, dt), 0.3) << "audio " << da << ", text " << dt;
 }
 
 }  // namespace
