@@ -4,12 +4,14 @@
 # seeds each, and prints one Markdown table per data set: test UA / WA / macro-F1 (mean ± std,
 # ddof=1, over seeds, in %), epochs run, selected epoch, seconds per run.
 #
-# usage: scripts/seed_features.sh [-b BUILD_DIR] [-w WORK_DIR] [-s "SEEDS"] [-c EPOCH_CAP] [iemocap] [emodb]
+# usage: scripts/seed_features.sh [-b BUILD_DIR] [-w WORK_DIR] [-s "SEEDS"] [-c EPOCH_CAP] [-m "MODELS"]
+#                                  [iemocap] [emodb]
 #   -b  build directory holding bin/emosweep (default: build)
 #   -w  where stores, configs, logs and results go (default: BUILD_DIR/seed-features; never the
 #       source tree)
 #   -s  seeds (default "1 2 3")
-#   -c  cap on every model's seed epoch count (default 60; the seeds use 50-300, see the docs)
+#   -c  cap on every model's seed epoch count (default: none; the seeds use 50-300 epochs)
+#   -m  only these model names (default: all)
 #   data sets to run (default: both)
 # Needs ../shared (or EMOSWEEP_SHARED_DIR). Stops at the first failing run.
 #
@@ -25,11 +27,11 @@
 #   last epoch as their seed code does.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=build WORK="" SEEDS="1 2 3" CAP=60
-while getopts "b:w:s:c:h" o; do
+BUILD=build WORK="" SEEDS="1 2 3" CAP=100000 ONLY=""
+while getopts "b:w:s:c:m:h" o; do
   case $o in
-    b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SEEDS=$OPTARG ;; c) CAP=$OPTARG ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SEEDS=$OPTARG ;; c) CAP=$OPTARG ;; m) ONLY=" $OPTARG " ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -98,10 +100,11 @@ for set in $SETS; do
   mkdir -p "$dir"
   case $set in iemocap) prepare_iemocap "$dir" ;; emodb) prepare_emodb "$dir" ;;
     *) echo "unknown data set '$set' (iemocap, emodb)" >&2; exit 2 ;; esac
-  results=$dir/results.jsonl
+  results=$dir/results${ONLY:+-$(echo $ONLY | tr ' ' '-')}.jsonl
   : > "$results"
   for entry in "${MODELS[@]}"; do
     IFS='|' read -r name seed_epochs model_keys train_keys <<< "$entry"
+    [ -z "$ONLY" ] || [[ "$ONLY" == *" $name "* ]] || continue
     epochs=$(( seed_epochs < CAP ? seed_epochs : CAP ))
     selection=source_val
     case $name in cemobam|hemogat) selection=last ;; esac
