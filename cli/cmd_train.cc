@@ -36,6 +36,9 @@ void TrainOptions(po::options_description& o) {
 }
 
 Status TrainRun(const po::variables_map& vm) {
+  // Installed before the stores load (seconds for large ones), so an early signal stops the run
+  // after its first epoch (saving the state with --work-dir) instead of killing it.
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, OnStopSignal);
   ES_ASSIGN_OR_RETURN(worker::JobSpec spec, worker::JobSpecFromTomlFile(vm["config"].as<std::string>()));
   worker::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();
@@ -43,7 +46,6 @@ Status TrainRun(const po::variables_map& vm) {
   ctx.device = vm["device"].as<std::string>();
   ctx.work_dir = vm["work-dir"].as<std::string>();
   ctx.stop_requested = &g_stop;
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, OnStopSignal);
   ctx.on_epoch = [](const worker::EpochRecord& r) {
     LOG_INFO << "epoch " << r.epoch << " train_loss " << Fmt(r.train_loss) << " val_loss " << Fmt(r.val_loss)
              << " val_ua " << Fmt(r.val_metrics.value("ua", nlohmann::json())) << " lr " << r.lr << " ("
