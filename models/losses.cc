@@ -1,5 +1,6 @@
 #include "models/losses.h"
 
+#include <cmath>
 #include <string>
 
 namespace emosweep::models {
@@ -89,10 +90,11 @@ torch::Tensor SupConLoss(const torch::Tensor& z, const torch::Tensor& labels, do
   auto s = torch::matmul(zn, zn.t()) / tau;
   auto eye = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(z.device()));
   auto not_self = eye.logical_not();
-  // log(Σ_{k≠i} exp s_ik + 1e-8), evaluated as m + log(Σ exp(s−m) + 1e-8·e^{−m}) so that a small τ cannot overflow.
+  // log(Σ_{k≠i} exp s_ik + 1e-8) as a logsumexp over the off-diagonal entries plus one column holding log(1e-8):
+  // exact, cannot overflow for a small τ, and finite for a batch of one (no off-diagonal entry at all).
   auto masked = s.masked_fill(eye, -std::numeric_limits<float>::infinity());
-  auto m = std::get<0>(masked.max(1, /*keepdim=*/true)).detach();
-  auto denom = m + torch::log(torch::exp(masked - m).sum(1, true) + 1e-8 * torch::exp(-m));
+  auto eps_col = torch::full({b, 1}, std::log(1e-8), s.options());
+  auto denom = torch::logsumexp(torch::cat({masked, eps_col}, 1), 1, /*keepdim=*/true);
   auto log_p = s - denom;
   auto pos = labels.view({-1, 1}).eq(labels.view({1, -1})).logical_and(not_self).to(s.scalar_type());
   auto n_pos = pos.sum(1);

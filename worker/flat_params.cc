@@ -40,6 +40,19 @@ Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const st
   return f;
 }
 
+std::pair<int64_t, int64_t> FlatParameters::Span(const std::string& prefix) const {
+  int64_t off = 0, begin = -1, end = -1;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const int64_t n = tensors_[i].numel();
+    if (names_[i].rfind(prefix, 0) == 0) {
+      if (begin < 0) begin = off;
+      end = off + n;
+    }
+    off += n;
+  }
+  return begin < 0 ? std::make_pair(int64_t{0}, int64_t{0}) : std::make_pair(begin, end - begin);
+}
+
 void FlatParameters::SyncGrads() {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < tensors_.size(); ++i) {

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -33,6 +34,10 @@ class FlatParameters {
   int64_t numel() const { return params_.defined() ? params_.numel() : 0; }
   size_t num_tensors() const { return tensors_.size(); }
   const std::vector<std::string>& names() const { return names_; }
+
+  // The [offset, offset + count) span of the flat buffer held by the parameters whose name starts with `prefix`
+  // (a module's parameters are contiguous: registration order). count 0 when there is none.
+  std::pair<int64_t, int64_t> Span(const std::string& prefix) const;
 
   void ZeroGrad() { grads_.zero_(); }
   // Makes sure every .grad is still a view of grads_ (something may have set

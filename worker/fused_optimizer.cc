@@ -25,7 +25,9 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
       nesterov_(c.nesterov) {
   const auto& p = flat_->params();
   if (kind_ == "sgd") {
-    if (momentum_ != 0) momentum_buf_ = torch::zeros_like(p);
+    // Always held: OneCycle cycles SGD's momentum (0.85..0.95) even when the configured momentum is 0, as
+    // torch's OneCycleLR does, and the first step with momentum != 0 then seeds it with the gradient.
+    momentum_buf_ = torch::zeros_like(p);
   } else {
     exp_avg_ = torch::zeros_like(p);
     exp_avg_sq_ = torch::zeros_like(p);
@@ -130,6 +132,13 @@ Status FusedOptimizer::LoadState(const nlohmann::json& meta,
       torch::NoGradGuard no_grad;
       torch::Tensor d = dst;
       d.copy_(src.view_as(dst));
+      found = true;
+    }
+    // An SGD state saved while momentum was 0 throughout has no meaningful buffer (zeros): tolerate its absence.
+    if (!found && name == "optimizer.momentum_buffer" && !meta.value("momentum_initialised", true)) {
+      torch::NoGradGuard no_grad;
+      torch::Tensor d = dst;
+      d.zero_();
       found = true;
     }
     if (!found) return Status::Corruption("optimizer state '" + name + "' missing");

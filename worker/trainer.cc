@@ -410,7 +410,13 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     // per-sample-mean gradient by n_r·W/len before the allreduce-mean.
     if (!transductive && n_local * world != len) flat_->grads().mul_(static_cast<double>(n_local * world) / len);
     ES_RETURN_IF_ERROR(reducer_->AllreduceMean(flat_->grads().data_ptr<float>(), flat_->numel()));
-    if (cfg_.grad_clip > 0) ClipGradNorm(flat_->grads(), cfg_.grad_clip);
+    if (cfg_.grad_clip > 0) {
+      // The model's parameters only, as the seed (clip_grad_norm_(model.parameters())): a domain discriminator's
+      // gradients neither count towards the norm nor get scaled.
+      const auto [off, n] = flat_->Span("model.");
+      torch::Tensor g = flat_->grads().narrow(0, off, n);
+      ClipGradNorm(g, cfg_.grad_clip);
+    }
     opt_->Step();
     ++step_;
     sched_->StepBatch();
@@ -440,7 +446,10 @@ Result<bool> Trainer::ValidateEpoch(int epoch, EpochRecord* rec) {
     rec->val_metrics["oracle_" + cfg_.metric] = MetricValue(s, cfg_.metric);
   }
   if (sel->size() == 0) return false;
-  sched_->StepValidation(MetricValue(s, cfg_.plateau_metric));
+  // ReduceLROnPlateau reads the validation split whenever there is one, also under oracle selection: the
+  // oracle eval set picks the reported epoch (flagged), it does not steer the training itself. Without a
+  // validation split the schedule has nothing else to read (that run is oracle through and through).
+  sched_->StepValidation(MetricValue(val_.size() ? v : s, cfg_.plateau_metric));
   opt_->set_lr(sched_->lr());
   const double value = MetricValue(s, cfg_.metric);
   const bool higher = cfg_.MetricHigherIsBetter();

@@ -140,6 +140,21 @@ TEST(Losses, SupConAsSpecified) {
   EXPECT_NEAR(D(SupConLoss(z, y, tau)), total / 5, 1e-9);
 }
 
+TEST(Losses, SupConFiniteForABatchOfOneAndNoPositives) {
+  // A last batch of one row (or a batch where every label is distinct) has no positive pair: the loss is 0 and its
+  // gradient finite. The batch-of-one case used to be NaN (max over an all −∞ row).
+  auto one = torch::randn({1, 4}, torch::kDouble).requires_grad_(true);
+  auto l1 = SupConLoss(one, torch::tensor({2}, torch::kLong), 0.07);
+  EXPECT_EQ(D(l1), 0.0);
+  l1.backward();
+  EXPECT_TRUE(torch::isfinite(one.grad()).all().item<bool>());
+  auto distinct = torch::randn({3, 4}, torch::kDouble).requires_grad_(true);
+  auto l3 = SupConLoss(distinct, torch::tensor({0, 1, 2}, torch::kLong), 0.01);
+  EXPECT_EQ(D(l3), 0.0);
+  l3.backward();
+  EXPECT_TRUE(torch::isfinite(distinct.grad()).all().item<bool>());
+}
+
 TEST(Losses, MiclSymmetricPlusSameLabelTerm) {
   torch::manual_seed(6);
   auto t = torch::randn({4, 3}, torch::kDouble), a = torch::randn({4, 3}, torch::kDouble);

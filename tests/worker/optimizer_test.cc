@@ -93,6 +93,28 @@ TEST(FlatParameters, FrozenPrefixIsExcluded) {
   EXPECT_FALSE(net->a->weight.requires_grad());
 }
 
+TEST(FlatParameters, SpanOfAModuleIsItsContiguousSlice) {
+  // The trainer clips the "model." span only (not a domain discriminator registered after it).
+  auto root = std::make_shared<torch::nn::Module>("job");
+  Net model, adapter;
+  root->register_module("model", model.ptr());
+  root->register_module("adapter", adapter.ptr());
+  auto flat = FlatParameters::Build(*root, {"model.a."});
+  ASSERT_TRUE(flat.ok());
+  const int64_t per_net = 7 * 16 + 16 + 16 * 3 + 3 + 2 * 2 + 2, frozen = 7 * 16 + 16;
+  EXPECT_EQ(flat->numel(), 2 * per_net - frozen);
+  EXPECT_EQ(flat->Span("model."), std::make_pair(int64_t{0}, per_net - frozen));
+  EXPECT_EQ(flat->Span("adapter."), std::make_pair(per_net - frozen, per_net));
+  EXPECT_EQ(flat->Span("nothing."), std::make_pair(int64_t{0}, int64_t{0}));
+  // The span's gradient is the model's: a loss of the adapter alone leaves it zero.
+  flat->ZeroGrad();
+  adapter->forward(torch::randn({4, 7})).sum().backward();
+  flat->SyncGrads();
+  const auto [off, n] = flat->Span("model.");
+  EXPECT_EQ(flat->grads().narrow(0, off, n).abs().sum().item<double>(), 0.0);
+  EXPECT_GT(flat->grads().narrow(0, n, per_net).abs().sum().item<double>(), 0.0);
+}
+
 TEST(FusedOptimizer, AdamWMatchesTorchOptimOver200Steps) {
   TrainConfig c = Config({{"optimizer", "adamw"}, {"lr", 1e-2}, {"weight_decay", 0.01}});
   double d = MaxDiffAfter(c, [&](std::vector<torch::Tensor> p) {
@@ -133,6 +155,41 @@ TEST(FusedOptimizer, PlainSgdMatchesTorchOptim) {
     return std::make_unique<torch::optim::SGD>(p, torch::optim::SGDOptions(0.1));
   }, 100);
   EXPECT_LT(d, 1e-6);
+}
+
+TEST(FusedOptimizer, SgdWithZeroMomentumFollowsOneCyclesMomentum) {
+  // OneCycle cycles SGD's momentum even when the configured momentum is 0 (torch's OneCycleLR does the same);
+  // the buffer must exist then (this used to dereference an empty tensor). Reference: torch::optim::SGD whose
+  // momentum is set to the same value before each step.
+  TrainConfig c = Config({{"optimizer", "sgd"}, {"lr", 0.05}, {"momentum", 0.0}, {"weight_decay", 0.0}});
+  torch::manual_seed(4);
+  Net fused, ref;
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < fused->parameters().size(); ++i) ref->parameters()[i].copy_(fused->parameters()[i]);
+  }
+  auto flat = FlatParameters::Build(*fused, {});
+  ASSERT_TRUE(flat.ok());
+  FusedOptimizer opt(&*flat, c);
+  torch::optim::SGD ref_opt(ref->parameters(), torch::optim::SGDOptions(0.05));
+  for (int s = 0; s < 40; ++s) {
+    const double mom = s < 3 ? 0.0 : 0.85 + 0.1 * (s % 7) / 6.0;  // starts at 0, then cycles
+    opt.set_momentum(mom);
+    static_cast<torch::optim::SGDOptions&>(ref_opt.param_groups()[0].options()).momentum(mom);
+    torch::Tensor x = torch::randn({16, 7});
+    flat->ZeroGrad();
+    fused->forward(x).pow(2).mean().backward();
+    flat->SyncGrads();
+    opt.Step();
+    ref_opt.zero_grad();
+    ref->forward(x).pow(2).mean().backward();
+    for (auto& p : ref->unused->parameters()) p.mutable_grad() = torch::zeros_like(p);
+    ref_opt.step();
+  }
+  double diff = 0;
+  for (size_t i = 0; i < fused->parameters().size(); ++i)
+    diff = std::max(diff, (fused->parameters()[i] - ref->parameters()[i]).abs().max().item<double>());
+  EXPECT_LT(diff, 1e-6);
 }
 
 TEST(FusedOptimizer, StateRoundTripContinuesBitwise) {

@@ -1,4 +1,5 @@
 // RunJob end to end on small synthetic feature stores (real HDF5 files, real models).
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -170,6 +171,38 @@ TEST_F(TrainerTest, OracleSelectionIsFlagged) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->info["oracle_selection"], true);
   EXPECT_EQ(r->info["oracle_eval"], "test");
+}
+
+TEST_F(TrainerTest, OracleSelectionDoesNotSteerThePlateauSchedule) {
+  // The oracle eval set picks the reported epoch; ReduceLROnPlateau still reads the validation split. The
+  // training trajectory (lr per epoch, train loss) is then that of a source_val run; it used to follow the
+  // oracle set's loss. The oracle set's labels are rotated (k -> k+1) so that its loss rises while validation's
+  // falls: a schedule reading it would cut the lr at once.
+  data::Corpus shifted = MakeCorpus("shifted", 20, 11);
+  for (auto& u : shifted.utterances) {
+    const size_t k = std::find(shifted.label_set.begin(), shifted.label_set.end(), u.label) - shifted.label_set.begin();
+    u.label = u.original_label = shifted.label_set[(k + 1) % 3];
+  }
+  const std::string other = (dir_ / "shifted.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(other, shifted).ok());
+  auto info = data::ReadStoreInfo(other);
+  ASSERT_TRUE(info.ok());
+  auto run = [&](const std::string& selection) {
+    JobSpec s = Spec({{"schedule", "plateau"}, {"plateau_patience", 0}, {"plateau_factor", 0.5},
+                      {"plateau_threshold", 0.02}, {"epochs", 10}, {"lr", 2e-2}});
+    s.eval["test"] = {{other, info->content_hash, Ids(shifted, 0, 20)}};
+    s.selection = selection;
+    if (selection == "oracle") s.oracle_eval = "test";
+    s.id = s.ComputeId();
+    auto r = RunJob(s, JobContext{});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<double> lrs;
+    for (const auto& e : r->curve) lrs.push_back(e.lr), lrs.push_back(e.train_loss);
+    return lrs;
+  };
+  const auto val = run("source_val"), oracle = run("oracle");
+  ASSERT_EQ(val.size(), 20u);
+  EXPECT_EQ(val, oracle);
 }
 
 TEST_F(TrainerTest, LastSelectionUsesTheFinalEpoch) {
