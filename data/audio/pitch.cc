@@ -61,7 +61,9 @@ PitchTrack TrackPitch(const float* x, int64_t n, int64_t num_frames, const Pitch
       running += d[tau];
       const float dn = running > 0.0 ? float(d[tau] * tau / running) : 1.f;
       d[tau] = dn;
-      if (best < 0 && tau > tau_min && tau <= tau_max && d[tau - 1] < o.threshold && tau - 1 >= tau_min) {
+      // Candidate lags tau - 1 in [tau_min, tau_max]: the loop runs to tau_max + 1 so that the last candidate,
+      // the period of f0_min itself, has its right neighbour for the minimum test and the interpolation.
+      if (best < 0 && tau - 1 >= tau_min && d[tau - 1] < o.threshold) {
         // Walk down to the local minimum that started below the threshold.
         if (d[tau] >= d[tau - 1]) {
           best = tau - 1;

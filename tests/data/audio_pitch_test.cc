@@ -37,6 +37,22 @@ TEST_P(YinSine, F0WithinOnePercentAndVoiced) {
 
 INSTANTIATE_TEST_SUITE_P(Pitches, YinSine, ::testing::Values(80.0, 120.0, 220.0, 333.0, 450.0));
 
+TEST(Yin, TheLowestAllowedF0IsFound) {
+  // f0_min 64 Hz: tau_max = 250 samples, exactly the period of a 64 Hz tone. That lag is a candidate (it
+  // used to be excluded, leaving tones at f0_min unvoiced).
+  PitchOptions o;
+  o.f0_min = 64.0;
+  const auto x = Sine(64.0, 1.0, 16000);
+  const PitchTrack tr = TrackPitch(x.data(), int64_t(x.size()), FramesFor(x.size()), o);
+  int voiced = 0;
+  for (size_t t = 3; t + 3 < tr.voiced.size(); ++t) {
+    if (!tr.voiced[t]) continue;
+    ++voiced;
+    EXPECT_NEAR(tr.f0_hz[t], 64.0, 0.64) << "frame " << t;
+  }
+  EXPECT_GT(voiced, 90);
+}
+
 TEST(Yin, SilenceAndNoiseFloorAreUnvoiced) {
   std::vector<float> silence(16000, 0.f);
   const PitchTrack tr = TrackPitch(silence.data(), 16000, FramesFor(16000), PitchOptions{});
