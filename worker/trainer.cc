@@ -38,8 +38,10 @@ torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels,
   const double c_present = present.sum().item<double>();
   torch::Tensor inv = torch::where(present, 1.0 / counts.clamp_min(1), torch::zeros_like(counts));
   torch::Tensor w;
-  if (kind == "balanced") w = inv * (n / c_present);           // sklearn: N / (C * n_c)
-  else w = inv / inv.sum() * c_present;                        // (1/n_c) / Σ_k (1/n_k) · C
+  if (kind == "balanced")
+    w = inv * (n / c_present);  // sklearn: N / (C * n_c)
+  else
+    w = inv / inv.sum() * c_present;  // (1/n_c) / Σ_k (1/n_k) · C
   return w.to(torch::kFloat);
 }
 
@@ -64,6 +66,7 @@ class Trainer {
   Status LoadData();
   Status BuildModel();
   Status NormalizeInputs();
+  Status CheckBatchNormBatches(int64_t n) const;
   Status MaybeResume();
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
@@ -122,8 +125,8 @@ Status Trainer::LoadData() {
   for (const auto& [name, refs] : spec_.eval) {
     ES_ASSIGN_OR_RETURN(evals_[name], LoadSplit(refs, spec_.features, spec_.labels, true, where_ + " eval." + name));
   }
-  ES_ASSIGN_OR_RETURN(target_, LoadSplit(spec_.target_unlabeled, spec_.features, spec_.labels, false,
-                                         where_ + " target_unlabeled"));
+  ES_ASSIGN_OR_RETURN(
+      target_, LoadSplit(spec_.target_unlabeled, spec_.features, spec_.labels, false, where_ + " target_unlabeled"));
   return Status::Ok();
 }
 
@@ -166,8 +169,10 @@ Status Trainer::BuildModel() {
       const size_t dot = rest.rfind('.');
       if (dot == std::string::npos) continue;
       NormStats& ns = train_norm_[rest.substr(0, dot)];
-      if (rest.substr(dot + 1) == "mean") ns.mean = t;
-      else if (rest.substr(dot + 1) == "inv_std") ns.inv_std = t;
+      if (rest.substr(dot + 1) == "mean")
+        ns.mean = t;
+      else if (rest.substr(dot + 1) == "inv_std")
+        ns.inv_std = t;
     }
   }
   m_.root->to(device_);
@@ -189,16 +194,19 @@ Status Trainer::BuildModel() {
 Status Trainer::NormalizeInputs() {
   const std::string& mode = cfg_.feature_norm;
   if (mode == "none") return Status::Ok();
-  std::vector<std::pair<std::string, Split*>> all = {{"train", &train_}, {"val", &val_}, {"target_unlabeled", &target_}};
+  std::vector<std::pair<std::string, Split*>> all = {
+      {"train", &train_}, {"val", &val_}, {"target_unlabeled", &target_}};
   for (auto& [n, s] : evals_) all.emplace_back("eval." + n, &s);
   if (mode == "train") {
     bool from_ckpt = !train_norm_.empty();
     for (const auto& [m, ns] : train_norm_)
       if (!ns.mean.defined() || !ns.inv_std.defined())
-        return Status::Corruption(where_ + ": init_from checkpoint has incomplete input_norm statistics for '" + m + "'");
+        return Status::Corruption(where_ + ": init_from checkpoint has incomplete input_norm statistics for '" + m +
+                                  "'");
     if (!from_ckpt) {
       if (train_.size() == 0)
-        return Status::InvalidArgument(where_ + ": feature_norm = \"train\" needs training rows or an init_from "
+        return Status::InvalidArgument(where_ +
+                                       ": feature_norm = \"train\" needs training rows or an init_from "
                                        "checkpoint that saved its statistics");
       train_norm_ = StatsOf(train_);
     }
@@ -217,6 +225,33 @@ Status Trainer::NormalizeInputs() {
       ES_RETURN_IF_ERROR(Standardize(s, it->second, row, row + count, where_ + " " + n + " (" + store + ")"));
       row += count;
     }
+  }
+  return Status::Ok();
+}
+
+// BatchNorm in training mode cannot normalise a batch of one row (libtorch: "Expected more than 1 value per
+// channel when training"), which a job meets only at its last batch, possibly hours in. Said up front instead,
+// with the fix. A rank's shard of the global batch counts (data parallel: floor(len / world) rows at least).
+Status Trainer::CheckBatchNormBatches(int64_t n) const {
+  if (n == 0 || m_.model->transductive()) return Status::Ok();
+  bool has_bn = false;
+  for (const auto& mod : m_.root->modules(/*include_self=*/false))
+    has_bn |= mod->name().find("BatchNorm") != std::string::npos;
+  if (!has_bn) return Status::Ok();
+  const int64_t bs = cfg_.batch_size, world = reducer_->size();
+  std::vector<int64_t> lens;
+  if (n >= bs) lens.push_back(bs);
+  if (!cfg_.drop_last && n % bs != 0) lens.push_back(n % bs);
+  for (int64_t len : lens) {
+    if (len / world != 1) continue;
+    std::string msg = where_ + ": model '" + spec_.model.value("name", std::string()) +
+                      "' has BatchNorm layers, which cannot train on one row, and a training batch of " +
+                      std::to_string(len) + " row(s) (" + std::to_string(n) + " rows, batch_size " +
+                      std::to_string(bs) + (cfg_.drop_last ? ", drop_last" : "") + ")";
+    msg += world == 1 ? " has 1 row: set drop_last = true or another batch_size"
+                      : " over " + std::to_string(world) +
+                            " ranks gives a rank 1 row: set drop_last = true, another batch_size or fewer ranks";
+    return Status::InvalidArgument(msg);
   }
   return Status::Ok();
 }
@@ -318,13 +353,14 @@ void Trainer::RestoreBest() {
   for (size_t i = 0; i < buffers.size() && i < best_buffers_.size(); ++i) buffers[i].copy_(best_buffers_[i]);
 }
 
-
 Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   const bool faithful_eval = m_.model->faithful_eval_mode_bug();
   // The seed's CemoBAM/HemoGAT call train() once before the loop and eval()
   // for validation, so from the second epoch on they train in eval mode.
-  if (epoch == 0 || !faithful_eval) m_.root->train();
-  else m_.root->eval();
+  if (epoch == 0 || !faithful_eval)
+    m_.root->train();
+  else
+    m_.root->eval();
   const int64_t n = train_.size();
   const int world = reducer_->size(), rank = reducer_->rank();
   const bool transductive = m_.model->transductive();
@@ -476,8 +512,7 @@ Result<JobResult> Trainer::Run() {
   if (spec_.selection == "oracle" && !spec_.eval.count(spec_.oracle_eval))
     return Status::InvalidArgument(where_ + ": oracle selection names eval set '" + spec_.oracle_eval +
                                    "', which the job does not have");
-  if ((spec_.selection == "source_val" || spec_.selection == "target_val") && spec_.val.empty() &&
-      spec_.kind != "eval")
+  if ((spec_.selection == "source_val" || spec_.selection == "target_val") && spec_.val.empty() && spec_.kind != "eval")
     return Status::InvalidArgument(where_ + ": selection '" + spec_.selection + "' needs validation data");
   if (spec_.keep_checkpoint && ctx_.work_dir.empty())
     return Status::InvalidArgument(where_ + ": keep_checkpoint needs a work directory");
@@ -502,10 +537,12 @@ Result<JobResult> Trainer::Run() {
   if (class_weights_.defined()) class_weights_ = class_weights_.to(device_);
   const int64_t n = train_.size();
   const int64_t steps_per_epoch =
-      m_.model->transductive() ? 1 : (cfg_.drop_last ? n / cfg_.batch_size : (n + cfg_.batch_size - 1) / cfg_.batch_size);
+      m_.model->transductive() ? 1
+                               : (cfg_.drop_last ? n / cfg_.batch_size : (n + cfg_.batch_size - 1) / cfg_.batch_size);
   if (training && steps_per_epoch == 0)
     return Status::InvalidArgument(where_ + ": " + std::to_string(n) + " training rows are fewer than batch_size " +
                                    std::to_string(cfg_.batch_size) + " with drop_last");
+  ES_RETURN_IF_ERROR(CheckBatchNormBatches(n));
   sched_ = std::make_unique<Schedule>(cfg_, steps_per_epoch * cfg_.epochs);
   opt_->set_lr(sched_->lr());
   if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
@@ -524,7 +561,8 @@ Result<JobResult> Trainer::Run() {
     ES_RETURN_IF_ERROR(reducer_->AllreduceSum(&differs, 1));
     if (differs > 0)
       return Status::FailedPrecondition(where_ + ": the ranks of its group resumed from different epochs (state " +
-                                        state_path_ + " is not visible to every rank; the group needs a shared work directory)");
+                                        state_path_ +
+                                        " is not visible to every rank; the group needs a shared work directory)");
   }
   const int resumed_from = start_epoch_;
 
@@ -563,8 +601,9 @@ Result<JobResult> Trainer::Run() {
     // State is written on preemption and otherwise at most once a minute
     // (a 12M-parameter model's state is ~200 MB); results never depend on it.
     if (preempt || Since(last_state_write_) > 60) ES_RETURN_IF_ERROR(WriteState(epoch + 1));
-    if (preempt) return Status::Aborted(where_ + ": stopped on request after epoch " + std::to_string(epoch + 1) +
-                                        "; state saved to " + state_path_);
+    if (preempt)
+      return Status::Aborted(where_ + ": stopped on request after epoch " + std::to_string(epoch + 1) +
+                             "; state saved to " + state_path_);
   }
   const double t_training = Since(t_train);
 
@@ -588,11 +627,15 @@ Result<JobResult> Trainer::Run() {
   if (spec_.keep_checkpoint) {
     Checkpoint c;
     AddModuleState(c, *m_.model, "model.");
-    for (const auto& [m, ns] : train_norm_) {
-      c.Add("input_norm." + m + ".mean", ns.mean);
-      c.Add("input_norm." + m + ".inv_std", ns.inv_std);
-    }
-    c.meta = {{"job_id", id_}, {"model", spec_.model}, {"labels", spec_.labels}, {"selected_epoch", result.selected_epoch}};
+    // Only statistics this model's inputs were standardised with: one inherited from an init_from checkpoint
+    // but not applied (feature_norm none/corpus here) would mislead a job initialised from this one.
+    if (cfg_.feature_norm == "train")
+      for (const auto& [m, ns] : train_norm_) {
+        c.Add("input_norm." + m + ".mean", ns.mean);
+        c.Add("input_norm." + m + ".inv_std", ns.inv_std);
+      }
+    c.meta = {
+        {"job_id", id_}, {"model", spec_.model}, {"labels", spec_.labels}, {"selected_epoch", result.selected_epoch}};
     const std::string path = JobModelPath(ctx_.work_dir, id_);
     if (reducer_->rank() == 0) {  // the group's ranks hold the same model: the leader writes it
       ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));

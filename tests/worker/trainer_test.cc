@@ -328,6 +328,38 @@ TEST_F(TrainerTest, TrainFeatureNormTravelsWithTheCheckpoint) {
   auto l = RunJob(lone, ctx);
   ASSERT_FALSE(l.ok());
   EXPECT_NE(l.status().message().find("feature_norm"), std::string::npos) << l.status().message();
+  // A fine-tuned child that does not standardise (feature_norm none) saves no statistics: it never applied the
+  // inherited ones, and a grandchild must not apply them either.
+  JobSpec tuned = parent;
+  tuned.train_config["feature_norm"] = "none";
+  tuned.train_config["epochs"] = 1;
+  tuned.init_from = parent.id;
+  tuned.id = tuned.ComputeId();
+  auto t = RunJob(tuned, ctx);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto tck = ReadCheckpoint(t->checkpoint);
+  ASSERT_TRUE(tck.ok());
+  EXPECT_EQ(tck->Find("input_norm.audio.mean"), nullptr);
+  EXPECT_FALSE(tck->tensors.empty());
+}
+
+TEST_F(TrainerTest, BatchNormModelWithAOneRowBatchIsRefusedUpFront) {
+  // 120 training rows in batches of 17 leave a last batch of 1 row, which BatchNorm cannot train on.
+  JobSpec s = Spec({{"batch_size", 17}, {"epochs", 1}});
+  s.model = {{"name", "msr_b"}, {"hidden_dim", 32}, {"ffn_dim", 64}};
+  s.id = s.ComputeId();
+  auto r = RunJob(s, JobContext{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("BatchNorm"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("drop_last"), std::string::npos) << r.status().message();
+  // drop_last (or a model without BatchNorm) trains.
+  s.train_config["drop_last"] = true;
+  s.id = s.ComputeId();
+  auto d = RunJob(s, JobContext{});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  JobSpec mlp = Spec({{"batch_size", 17}, {"epochs", 1}});
+  EXPECT_TRUE(RunJob(mlp, JobContext{}).ok());
 }
 
 TEST_F(TrainerTest, LabelOutsideTheJobsClassesNamesTheUtterance) {
