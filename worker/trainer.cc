@@ -67,6 +67,7 @@ class Trainer {
   Status BuildModel();
   Status NormalizeInputs();
   Status CheckBatchNormBatches(int64_t n) const;
+  Status SyncBuffers();
   Status MaybeResume();
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
@@ -333,6 +334,19 @@ Status Trainer::MaybeResume() {
   return Status::Ok();
 }
 
+// Data parallel: BatchNorm running statistics are updated by each rank from its own shards; before anything is
+// evaluated the group takes rank 0's (what PyTorch DDP's default broadcast_buffers does at every forward), so
+// that every rank validates, early-stops and snapshots the same model. A no-op in a world of one.
+Status Trainer::SyncBuffers() {
+  if (reducer_->size() == 1) return Status::Ok();
+  torch::NoGradGuard g;
+  for (auto& b : m_.root->buffers(/*recurse=*/true)) {
+    if (!b.defined() || b.numel() == 0 || b.scalar_type() != torch::kFloat || !b.is_contiguous()) continue;
+    ES_RETURN_IF_ERROR(reducer_->Broadcast(b.data_ptr<float>(), static_cast<size_t>(b.numel()), 0));
+  }
+  return Status::Ok();
+}
+
 void Trainer::Snapshot() {
   torch::NoGradGuard g;
   if (!best_params_.defined()) best_params_ = torch::empty_like(flat_->params());
@@ -469,6 +483,7 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
 Result<bool> Trainer::ValidateEpoch(int epoch, EpochRecord* rec) {
   const bool oracle = spec_.selection == "oracle";
   const Split* sel = oracle ? &evals_.at(spec_.oracle_eval) : &val_;
+  ES_RETURN_IF_ERROR(SyncBuffers());
   models::LossContext lctx = LossCtx(epoch);
   EvalOutput v;
   if (val_.size()) {
@@ -610,6 +625,7 @@ Result<JobResult> Trainer::Run() {
   JobResult result;
   const bool use_best = training && spec_.selection != "last" && best_params_.defined();
   if (use_best) RestoreBest();
+  ES_RETURN_IF_ERROR(SyncBuffers());
   result.selected_epoch = use_best ? es_.best_epoch : epochs_run - 1;
   result.curve = curve_;
   const auto t_eval = Clock::now();

@@ -237,6 +237,22 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
                 "non-shared work dirs refused; resume bitwise equal\n");
 }
 
+// A BatchNorm model (msr_b: BatchNorm in its MICL projectors): per-shard batch statistics make it differ from
+// one rank by design, but the ranks of the group must agree on everything they report: the running statistics
+// are rank 0's before each validation (DDP's broadcast_buffers), so validation losses, early stopping and the
+// predictions are the same on every rank.
+void CheckBatchNormRanksAgree(const Stores& s, cluster::GradientReducer& red) {
+  worker::JobSpec spec = Spec(s, 15, 8, /*dann=*/false, /*epochs=*/3);
+  spec.model = {{"name", "msr_b"}, {"hidden_dim", 32}, {"ffn_dim", 64}, {"dropout", 0.0}};
+  spec.id = spec.ComputeId();
+  worker::JobContext ctx;
+  ctx.reducer = &red;
+  auto r = worker::RunJob(spec, ctx);
+  CHECK_OR_DIE(r.ok(), "msr_b group run: %s", r.status().ToString().c_str());
+  CheckRanksAgree(g_world->comm(), *r, "msr_b (BatchNorm)");
+  if (g_rank == 0) std::printf("  msr_b (BatchNorm), 2 ranks          ranks agree bitwise (rank 0's running statistics)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,6 +296,7 @@ int main(int argc, char** argv) {
   CheckEquivalent("last batch < group (33 rows, bs 16)", Spec(s, 11, 16, false, 8), **red);
   CheckEquivalent("DANN, last batch < group", Spec(s, 11, 16, true, 8), **red);
   CheckStopAgreement(s, **red, dir);
+  CheckBatchNormRanksAgree(s, **red);
 
   CheckRanksAgree(comm, worker::JobResult{}, "final barrier");
   if (g_rank == 0) fs::remove_all(dir);
