@@ -6,8 +6,12 @@
 // stay cheap to compile. RunJob catches every libtorch exception at this
 // boundary and returns it as a Status: a failing job is recorded as failed and
 // the sweep goes on.
-// Thread-safety: RunJob may run concurrently in different threads on
-// different JobSpecs (each job owns its model and data).
+// Thread-safety: RunJob does not crash when called concurrently from several
+// threads on different JobSpecs (each job owns its model and data), but the
+// results are then not reproducible: torch's default generator (seeded per
+// job, drawn by dropout and initialisation) and at::set_num_threads are
+// process-wide, so concurrent jobs interleave their draws. Reproducible runs
+// use one job at a time per process, as the orchestrator does.
 #pragma once
 
 #include <atomic>
