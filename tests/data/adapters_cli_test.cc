@@ -16,25 +16,8 @@ namespace emosweep::data {
 namespace {
 
 using testing::AdapterTree;
+using testing::RunImport;
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int code = -1;
-  std::string output;  // stdout + stderr
-};
-
-RunResult RunImport(const std::string& args) {
-  RunResult r;
-  const std::string cmd = std::string(EMOSWEEP_BINARY) + " data import " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 class AdapterCli : public ::testing::Test {
  protected:

@@ -5,7 +5,10 @@
 #include <sndfile.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -60,5 +63,26 @@ class AdapterTree {
  private:
   std::filesystem::path root_;
 };
+
+#ifdef EMOSWEEP_BINARY
+// `emosweep data import ARGS` through the real binary: exit code and stdout + stderr.
+struct ImportRun {
+  int code = -1;
+  std::string output;
+};
+
+inline ImportRun RunImport(const std::string& args) {
+  ImportRun r;
+  const std::string cmd = std::string(EMOSWEEP_BINARY) + " data import " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+#endif
 
 }  // namespace emosweep::testing
