@@ -11,13 +11,21 @@
 namespace emosweep {
 namespace {
 
-std::string TmpDir() {
-  auto d = std::filesystem::temp_directory_path() / ("es_files_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(d);
-  return d.string();
-}
+// A per-test folder, removed afterwards.
+class Files : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("es_files_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string TmpDir() const { return dir_.string(); }
+  std::filesystem::path dir_;
+};
 
-TEST(Files, TempPathRemovedWithoutCommit) {
+TEST_F(Files, TempPathRemovedWithoutCommit) {
   std::string dir = TmpDir();
   std::string tmp_name;
   {
@@ -30,7 +38,7 @@ TEST(Files, TempPathRemovedWithoutCommit) {
   EXPECT_FALSE(FileExists(dir + "/out.txt"));
 }
 
-TEST(Files, WriteAtomicThenRead) {
+TEST_F(Files, WriteAtomicThenRead) {
   std::string p = TmpDir() + "/a.txt";
   ASSERT_TRUE(WriteFileAtomic(p, "hello").ok());
   EXPECT_EQ(*ReadFile(p), "hello");
