@@ -40,17 +40,30 @@ bool IsWordChar(uint32_t cp) {
   return cp >= 0x3040 && cp != 0xFFFD && !(cp >= 0x3000 && cp <= 0x303F) && !(cp >= 0xFF00 && cp <= 0xFF0F);
 }
 
+// Unicode simple lowercase mappings (UnicodeData.txt) for the ranges IsWordChar knows as
+// cased: Basic Latin, Latin-1, Latin Extended-A, Greek (incl. accented capitals) and Cyrillic
+// (incl. the extended block used by Ukrainian, Kazakh, ...). Latin Extended-B is left as is.
 uint32_t ToLower(uint32_t cp) {
   if (cp >= 'A' && cp <= 'Z') return cp + 32;
   if ((cp >= 0xC0 && cp <= 0xDE) && cp != 0xD7) return cp + 32;
   if (cp >= 0x100 && cp <= 0x17F) {  // Latin Extended-A: mostly even upper / odd lower pairs
+    if (cp == 0x130) return 'i';     // İ (Turkish dotted capital I)
+    if (cp == 0x178) return 0xFF;    // Ÿ -> ÿ (its lowercase is in Latin-1)
     if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) return (cp % 2 == 1) ? cp + 1 : cp;
-    if (cp == 0x130 || cp == 0x131 || cp == 0x138 || cp == 0x149 || cp == 0x17F) return cp;
+    if (cp == 0x131 || cp == 0x138 || cp == 0x149 || cp == 0x17F) return cp;
     return (cp % 2 == 0) ? cp + 1 : cp;
   }
-  if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 32;  // Greek
+  if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 32;  // Greek capitals
+  if (cp == 0x386) return 0x3AC;                                   // Ά
+  if (cp >= 0x388 && cp <= 0x38A) return cp + 37;                  // Έ Ή Ί
+  if (cp == 0x38C) return 0x3CC;                                   // Ό
+  if (cp == 0x38E || cp == 0x38F) return cp + 63;                  // Ύ Ώ
   if (cp >= 0x410 && cp <= 0x42F) return cp + 32;                  // Cyrillic
   if (cp >= 0x400 && cp <= 0x40F) return cp + 80;
+  if ((cp >= 0x460 && cp <= 0x481) || (cp >= 0x48A && cp <= 0x4BF) || (cp >= 0x4D0 && cp <= 0x4FF))
+    return (cp % 2 == 0) ? cp + 1 : cp;                            // Ѡ..., Ґ (U+0490), Ӑ...
+  if (cp == 0x4C0) return 0x4CF;                                   // Ӏ
+  if (cp >= 0x4C1 && cp <= 0x4CE) return (cp % 2 == 1) ? cp + 1 : cp;
   return cp;
 }
 

@@ -15,6 +15,10 @@ TEST(Tokenize, LowerCasesAndSplitsOnNonLetters) {
   EXPECT_EQ(Tokenize("Ärger—ÜBER Straße"), (std::vector<std::string>{"ärger", "über", "straße"}));
   EXPECT_EQ(Tokenize("Привет МИР"), (std::vector<std::string>{"привет", "мир"}));
   EXPECT_EQ(Tokenize("perché È così"), (std::vector<std::string>{"perché", "è", "così"}));
+  // Irregular simple case mappings: Ÿ (U+0178) -> ÿ, İ -> i, accented Greek capitals, Ukrainian Ґ.
+  EXPECT_EQ(Tokenize("ŸVES İSTANBUL ŹLE"), (std::vector<std::string>{"ÿves", "istanbul", "źle"}));
+  EXPECT_EQ(Tokenize("Άλφα ΈΝΑ Όμως Ώρα"), (std::vector<std::string>{"άλφα", "ένα", "όμως", "ώρα"}));
+  EXPECT_EQ(Tokenize("ҐАНОК Ґанок"), (std::vector<std::string>{"ґанок", "ґанок"}));
   // Invalid UTF-8 is a separator, never an error or a crash.
   EXPECT_EQ(Tokenize(std::string("ab\xff\xfe" "cd\xc3")), (std::vector<std::string>{"ab", "cd"}));
   EXPECT_TRUE(Tokenize("  ...  ").empty());
