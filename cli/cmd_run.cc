@@ -19,6 +19,7 @@
 #include "cluster/world.h"
 #include "core/build_info.h"
 #include "orchestrator/coordinator.h"
+#include "orchestrator/placement.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
 #include "worker/job.h"
@@ -46,7 +47,11 @@ void RunOptions(po::options_description& o) {
       "no-retry-failed", "keep jobs that failed in an earlier run failed (default: retry them)")(
       "stale-after", po::value<double>()->default_value(600.0),
       "seconds without heartbeat after which another process's running job is taken over")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda:N")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu | cuda | cuda:N (under mpirun, cuda = round robin over the host's GPUs)")(
+      "jobs-per-gpu", po::value<int>()->default_value(1),
+      "under mpirun with --device cuda: worker ranks that may share one GPU (packing small jobs)")(
+      "oversubscribe", "under mpirun: allow more worker threads per host than cores (benchmarks only)")(
       "group-size", po::value<int>()->default_value(1),
       "under mpirun: ranks per data-parallel worker group (rank 0 coordinates)")(
       "heartbeat", po::value<double>()->default_value(5.0), "under mpirun: seconds between worker heartbeats")(
@@ -164,9 +169,32 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
     comm.Abort(2, layout.message());
     return layout;
   }
+  // Where this rank computes (docs/design/distributed.md, "Placement"): its host's cores and GPUs.
+  orchestrator::PlacementInput pin;
+  pin.device = o.device;
+  pin.host = comm.host();
+  pin.world_rank = comm.rank();
+  pin.local_rank = world.node().local_rank;
+  pin.local_size = world.node().local_size;
+  pin.host_has_coordinator = world.node().has_world_rank0;
+  pin.group_size = d.group_size;
+  pin.threads = o.threads;
+  pin.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  pin.gpus = o.device == "cpu" ? 0 : worker::CudaDeviceCount();
+  pin.jobs_per_gpu = vm["jobs-per-gpu"].as<int>();
+  pin.allow_oversubscribe = vm.count("oversubscribe") > 0;
+  Result<orchestrator::Placement> placed = orchestrator::PlaceRank(pin);
+  if (!placed.ok()) {
+    comm.Abort(2, placed.status().message());  // logs the message, then ends every rank
+    return placed.status();
+  }
+  orchestrator::RunOptions placed_o = o;
+  placed_o.device = placed->device;
+  if (placed->worker_index >= 0 && o.device != "cpu")
+    LOG_INFO << "rank " << comm.rank() << " on " << comm.host() << ": device " << placed->device;
   // Collective: every rank, rank 0 included, takes part in the group split.
-  auto reducer = world.MakeGroupReducer(orchestrator::GroupColor(comm.rank(), d.group_size),
-                                        comm.rank() == 0 ? "cpu" : o.device, cluster::BucketConfig{});
+  auto reducer = world.MakeGroupReducer(orchestrator::GroupColor(comm.rank(), d.group_size), placed_o.device,
+                                        cluster::BucketConfig{});
   if (!reducer.ok()) {
     comm.Abort(1, reducer.status().message());
     return reducer.status();
@@ -176,7 +204,7 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
   if (comm.rank() == 0) {
     st = Coordinate(vm, world, o, d);
   } else {
-    orchestrator::RunOptions ro = o;
+    orchestrator::RunOptions ro = placed_o;
     auto make_context = [ro] {
       worker::JobContext c;
       c.threads = ro.threads;

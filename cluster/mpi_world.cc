@@ -140,8 +140,9 @@ class MpiCommunicator final : public Communicator {
 
 class MpiWorld final : public World {
  public:
-  MpiWorld() : comm_(MPI_COMM_WORLD) {}
+  explicit MpiWorld(NodeLayout node) : comm_(MPI_COMM_WORLD), node_(node) {}
   Communicator& comm() override { return comm_; }
+  NodeLayout node() const override { return node_; }
 
   Result<std::unique_ptr<GradientReducer>> MakeGroupReducer(int color, const std::string& device,
                                                             const BucketConfig& buckets) override {
@@ -169,7 +170,27 @@ class MpiWorld final : public World {
 
  private:
   MpiCommunicator comm_;
+  NodeLayout node_;
 };
+
+// The ranks sharing this host, and whether world rank 0 is among them (collective).
+Result<NodeLayout> ComputeNodeLayout() {
+  NodeLayout n;
+  int world_rank = 0;
+  MPI_Comm local;
+  ES_RETURN_IF_ERROR(MpiStatus(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank), "MPI_Comm_rank"));
+  ES_RETURN_IF_ERROR(MpiStatus(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &local),
+      "MPI_Comm_split_type"));
+  MPI_Comm_rank(local, &n.local_rank);
+  MPI_Comm_size(local, &n.local_size);
+  int min_rank = world_rank;
+  Status st = MpiStatus(MPI_Allreduce(&world_rank, &min_rank, 1, MPI_INT, MPI_MIN, local), "MPI_Allreduce");
+  MPI_Comm_free(&local);
+  ES_RETURN_IF_ERROR(st);
+  n.has_world_rank0 = min_rank == 0;
+  return n;
+}
 
 }  // namespace
 
@@ -183,7 +204,12 @@ Result<std::unique_ptr<World>> CreateMpiWorld(int* argc, char*** argv) {
   }
   // Errors come back as return codes (we turn them into Status), not as aborts.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  return std::unique_ptr<World>(std::make_unique<MpiWorld>());
+  Result<NodeLayout> node = ComputeNodeLayout();
+  if (!node.ok()) {
+    MPI_Finalize();
+    return node.status();
+  }
+  return std::unique_ptr<World>(std::make_unique<MpiWorld>(*node));
 }
 
 }  // namespace emosweep::cluster

@@ -93,6 +93,12 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << ShellQuote(o.protocol) << " --ledger " << ShellQuote(o.ledger) << " --group-size " << o.group_size
     << " --threads " << o.cpus_per_task;
   if (array) s << " --slice \"${SLURM_ARRAY_TASK_ID}/" << o.array_slices << "\"";
+  // GPUs allocated and no --device given: round robin over the node's GPUs, as many ranks per GPU as
+  // the node's tasks need (emosweep run's placement; docs/design/distributed.md).
+  bool has_device = false;
+  for (const auto& a : o.run_args) has_device |= a == "--device" || a.rfind("--device=", 0) == 0;
+  if (o.gpus_per_node > 0 && !has_device)
+    s << " --device cuda --jobs-per-gpu " << (o.ntasks_per_node + o.gpus_per_node - 1) / o.gpus_per_node;
   for (const auto& a : o.run_args) s << " " << ShellQuote(a);
   s << " &\n"
     << "step=$!\n"

@@ -15,6 +15,7 @@ class SingleProcessWorld final : public World {
  public:
   SingleProcessWorld() : comms_(MakeInProcWorld(1)) {}
   Communicator& comm() override { return *comms_[0]; }
+  NodeLayout node() const override { return NodeLayout{}; }
   Result<std::unique_ptr<GradientReducer>> MakeGroupReducer(int, const std::string&, const BucketConfig&) override {
     return MakeLocalReducer();
   }

@@ -19,10 +19,20 @@
 
 namespace emosweep::cluster {
 
+// Where this rank sits on its host: the ranks sharing the host (MPI_COMM_TYPE_SHARED), this
+// rank's index among them (ordered by world rank), and whether world rank 0 (the coordinator)
+// is one of them. Computed once when the world is created.
+struct NodeLayout {
+  int local_rank = 0;
+  int local_size = 1;
+  bool has_world_rank0 = true;
+};
+
 class World {
  public:
   virtual ~World() = default;
   virtual Communicator& comm() = 0;
+  virtual NodeLayout node() const = 0;
   // Collective over every rank: ranks with the same `color` form one group
   // (ordered by world rank); returns this rank's reducer for its group.
   // `device` "cpu" gives the MPI reducer, "cuda:N" the NCCL one (when built).

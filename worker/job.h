@@ -110,4 +110,7 @@ struct JobContext {
 // Runs one job end to end: load data, build model, train, select, evaluate.
 Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context);
 
+// CUDA devices this process can use (0 in a build without CUDA or without a visible GPU).
+int CudaDeviceCount();
+
 }  // namespace emosweep::worker

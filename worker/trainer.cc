@@ -709,4 +709,12 @@ Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context) {
   }
 }
 
+int CudaDeviceCount() {
+  try {
+    return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 }  // namespace emosweep::worker

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distributed end-to-end tests with the real binary under mpirun on localhost.
 #   mpi_e2e.sh EMOSWEEP_BINARY SOURCE_DIR CASE
-# CASE: same_table | die | stall | preempt | real_table
+# CASE: same_table | die | stall | preempt | placement | real_table
 # real_table needs the real corpora (EMOSWEEP_SHARED_DIR, default SOURCE_DIR/../shared)
 # and exits 77 (ctest: skipped) with a message when they are absent.
 set -uo pipefail
@@ -87,6 +87,29 @@ case "$CASE" in
     left=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status != 'done'")
     [ "$left" = 0 ] || fail "$left jobs not done after resuming"
     echo "preempted with $done1 done; resumed to completion"
+    ;;
+  placement)
+    # Placement is checked before any job runs (docs/design/distributed.md, "Placement"): more
+    # worker threads than the host has cores, and a data-parallel group packed on one GPU, are
+    # refused with a message naming the host and the way out; nothing runs, nothing hangs.
+    timeout 120 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --threads 4096 > "$T/out" 2>&1
+    rc=$?
+    tail -3 "$T/out"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "--threads 4096 under mpirun -n 3 exited $rc"
+    grep -q "2 worker ranks x --threads 4096" "$T/out" || fail "no message naming the worker ranks and threads"
+    grep -q -- "--oversubscribe" "$T/out" || fail "the message does not name --oversubscribe"
+    done0=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'done'" 2>/dev/null || echo 0)
+    [ "$done0" = 0 ] || fail "$done0 jobs ran although the placement was refused"
+    timeout 120 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --device cuda:0 --group-size 2 \
+      > "$T/out2" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a group of 2 on one GPU exited $rc"
+    grep -q "one GPU per rank" "$T/out2" || { tail -3 "$T/out2"; fail "no message about one GPU per rank"; }
+    # With the flag the same oversubscribed layout runs to completion.
+    timeout 600 $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --threads 2 --oversubscribe \
+      --log-level warn || fail "run with --oversubscribe"
+    left=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status != 'done'")
+    [ "$left" = 0 ] || fail "$left jobs not done with --oversubscribe"
     ;;
   real_table)
     # Done-when of issue 6: mpirun -n 3 on the real-data protocol gives the same

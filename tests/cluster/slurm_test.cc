@@ -79,6 +79,24 @@ TEST(Slurm, ArrayModeRunsSlices) {
   EXPECT_NE(r->find("%A_%a.out"), std::string::npos);
 }
 
+TEST(Slurm, GpusPerNodeRunsRanksRoundRobinOnTheGpus) {
+  SubmitOptions o = Base();
+  o.ntasks_per_node = 5;
+  o.gpus_per_node = 2;
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->find("#SBATCH --gpus-per-node=2"), std::string::npos);
+  EXPECT_NE(r->find(" --device cuda --jobs-per-gpu 3"), std::string::npos) << *r;
+  o.run_args = {"--device", "cuda:1"};  // the user's choice wins
+  auto u = RenderSbatchScript(o);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->find("--device cuda --jobs-per-gpu"), std::string::npos);
+  EXPECT_NE(u->find("'--device' 'cuda:1'"), std::string::npos) << *u;
+  o.gpus_per_node = 0;
+  o.run_args.clear();
+  EXPECT_EQ(RenderSbatchScript(o)->find("--device"), std::string::npos);
+}
+
 TEST(Slurm, HostileDirectiveValuesAreRejected) {
   for (std::string bad : {std::string("x\n#SBATCH --uid=0"), std::string("a b"), std::string("n#c"),
                           std::string("q'"), std::string("")}) {
