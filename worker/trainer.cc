@@ -232,7 +232,7 @@ Status Trainer::NormalizeInputs() {
 
 // BatchNorm in training mode cannot normalise a batch of one row (libtorch: "Expected more than 1 value per
 // channel when training"), which a job meets only at its last batch, possibly hours in. Said up front instead,
-// with the fix. A rank's shard of the global batch counts (data parallel: floor(len / world) rows at least).
+// with the fix. A rank's shard of the global batch counts.
 Status Trainer::CheckBatchNormBatches(int64_t n) const {
   if (n == 0 || m_.model->transductive()) return Status::Ok();
   bool has_bn = false;
@@ -244,7 +244,9 @@ Status Trainer::CheckBatchNormBatches(int64_t n) const {
   if (n >= bs) lens.push_back(bs);
   if (!cfg_.drop_last && n % bs != 0) lens.push_back(n % bs);
   for (int64_t len : lens) {
-    if (len / world != 1) continue;
+    // Shards hold floor(len/world) or ceil(len/world) rows: one of them is a single row when the floor is 1,
+    // or when there are fewer rows than ranks (some ranks then get none, others one).
+    if (len / world != 1 && !(len > 0 && len < world)) continue;
     std::string msg = where_ + ": model '" + spec_.model.value("name", std::string()) +
                       "' has BatchNorm layers, which cannot train on one row, and a training batch of " +
                       std::to_string(len) + " row(s) (" + std::to_string(n) + " rows, batch_size " +
