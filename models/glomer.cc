@@ -73,7 +73,7 @@ class Glomer : public FusionModelImpl {
   LossTerms Loss(const ModelOutput& out, const Batch& batch, const LossContext& ctx) override {
     LossTerms r;
     // The seed's CE has no weights and no smoothing; a job's explicit settings still apply.
-    auto ce = CrossEntropy(out.logits, batch.labels, ctx.class_weights, ctx.label_smoothing);
+    auto ce = CrossEntropy(out.logits, batch.labels, ctx.class_weights, ctx.label_smoothing, ctx.class_weight_mean);
     auto ntx = NtXentCrossModal(out.aux.at("proj_text"), out.aux.at("proj_audio"), tau_);
     const auto& t = out.aux.at("text");
     const auto& a = out.aux.at("audio");

@@ -47,9 +47,14 @@ Result<torch::Tensor> InverseFrequencyClassWeights(const std::vector<int64_t>& c
 }
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
-                           double label_smoothing) {
+                           double label_smoothing, double weight_mean) {
   auto opt = F::CrossEntropyFuncOptions().label_smoothing(label_smoothing);
   if (weights.defined()) opt = opt.weight(weights.to(logits.device(), logits.scalar_type()));
+  if (weights.defined() && weight_mean > 0) {
+    // PyTorch's weighted sum has the same numerator as its weighted mean (label smoothing included).
+    opt = opt.reduction(torch::kSum);
+    return F::cross_entropy(logits, labels, opt) / (static_cast<double>(logits.size(0)) * weight_mean);
+  }
   return F::cross_entropy(logits, labels, opt);
 }
 

@@ -23,8 +23,11 @@ Result<torch::Tensor> InverseFrequencyClassWeights(const std::vector<int64_t>& c
 
 // Cross-entropy with PyTorch semantics: optional class weights (undefined = none)
 // and label smoothing ε (target (1-ε)·onehot + ε/C; weighted mean divides by Σ w_{y_n}).
+// weight_mean > 0 (data parallel, with weights): the weighted sum is divided by n·weight_mean instead,
+// n = the rows given, weight_mean = the mean weight of the *global* batch. Shards scaled by their row
+// counts then average to the global batch's weighted mean exactly (docs/design/distributed.md).
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
-                           double label_smoothing);
+                           double label_smoothing, double weight_mean = 0.0);
 
 // Focal loss with label smoothing (msr (c) §4.4): q_c = 1-ε for the true class,
 // ε/(C-1) otherwise; loss_n = Σ_c α_c (1-p_c)^γ q_c (−log p_c); mean over the batch.

@@ -39,6 +39,7 @@ struct LossContext {
   int num_epochs = 1;
   int64_t step = 0;                              // global optimizer step
   torch::Tensor class_weights;                   // [C] or undefined
+  double class_weight_mean = 0.0;                // > 0: CrossEntropy's weight_mean (data-parallel shards)
   double label_smoothing = 0.0;
 };
 

@@ -189,7 +189,7 @@ class MsrModel : public FusionModelImpl {
 
   LossTerms Loss(const ModelOutput& out, const Batch& batch, const LossContext& ctx) override {
     LossTerms r;
-    auto ce = CrossEntropy(out.logits, batch.labels, ctx.class_weights, smoothing_);
+    auto ce = CrossEntropy(out.logits, batch.labels, ctx.class_weights, smoothing_, ctx.class_weight_mean);
     r.total = ce;
     r.parts["ce"] = ce;
     if (vad_w_ != 0.0) {

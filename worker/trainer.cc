@@ -104,6 +104,7 @@ class Trainer {
   int start_epoch_ = 0;
   EarlyStopState es_;
   torch::Tensor best_params_;
+  std::vector<double> class_weights_cpu_;  // the class weights for host-side batch sums
   std::vector<torch::Tensor> best_buffers_;
   std::vector<EpochRecord> curve_;
   std::string state_path_;
@@ -433,6 +434,14 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
       at::index_select_out(label_buf_, train_.labels, 0, idx);
       batch.labels = label_buf_.to(device_);
       models::LossContext lctx = LossCtx(epoch);
+      if (world > 1 && !transductive && class_weights_.defined()) {
+        // Class-weighted CE over a sharded batch: normalise by the global batch's mean weight, so that the
+        // n_r-scaled shards average to the weighted mean of the whole batch (exact, as one rank computes).
+        const int64_t* lab = train_.labels.data_ptr<int64_t>();
+        double wsum = 0;
+        for (int64_t i = lo; i < lo + len; ++i) wsum += class_weights_cpu_[static_cast<size_t>(lab[order[i]])];
+        lctx.class_weight_mean = wsum / static_cast<double>(len);
+      }
       models::ModelOutput out = m_.model->Forward(batch);
       models::LossTerms terms = m_.model->Loss(out, batch, lctx);
       torch::Tensor total = terms.total;
@@ -551,7 +560,11 @@ Result<JobResult> Trainer::Run() {
   ES_RETURN_IF_ERROR(BuildModel());
   ES_RETURN_IF_ERROR(NormalizeInputs());
   if (training) class_weights_ = ClassWeights(cfg_.class_weights, train_.labels, num_classes_);
-  if (class_weights_.defined()) class_weights_ = class_weights_.to(device_);
+  if (class_weights_.defined()) {
+    torch::Tensor w = class_weights_.to(torch::kDouble).contiguous();
+    class_weights_cpu_.assign(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+    class_weights_ = class_weights_.to(device_);
+  }
   const int64_t n = train_.size();
   const int64_t steps_per_epoch =
       m_.model->transductive() ? 1

@@ -295,6 +295,20 @@ int main(int argc, char** argv) {
   CheckEquivalent("uneven last batch (45 rows, bs 8)", Spec(s, 15, 8, false, 8), **red);
   CheckEquivalent("last batch < group (33 rows, bs 16)", Spec(s, 11, 16, false, 8), **red);
   CheckEquivalent("DANN, last batch < group", Spec(s, 11, 16, true, 8), **red);
+  {
+    // Class weights on imbalanced classes (15 / 7 / 11 rows): weighted CE divides by the batch's weight sum,
+    // so shards are normalised by the global batch's mean weight (exact; a per-shard weighted mean is not).
+    worker::JobSpec w = Spec(s, 15, 8, false, 8);
+    const int per_class = static_cast<int>(s.src.size() / 3);
+    std::vector<std::string> ids;
+    const int take[3] = {15, 7, 11};
+    for (int k = 0; k < 3; ++k)
+      for (int i = 0; i < take[k]; ++i) ids.push_back(s.src.utterances[static_cast<size_t>(k * per_class + i)].id);
+    w.train = {{s.src_path, s.src_hash, ids}};
+    w.train_config["class_weights"] = "balanced";
+    w.id = w.ComputeId();
+    CheckEquivalent("class-weighted, imbalanced (33 rows)", w, **red);
+  }
   CheckStopAgreement(s, **red, dir);
   CheckBatchNormRanksAgree(s, **red);
 
