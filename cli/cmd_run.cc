@@ -41,7 +41,7 @@ void OnSignal(int sig) {
 void RunOptions(po::options_description& o) {
   AddProtocolArgs(o);
   o.add_options()("threads", po::value<int>(), "intra-op threads per job (default: cores / parallel)")(
-      "parallel", po::value<int>()->default_value(1), "jobs run at once (parallel x threads <= cores)")(
+      "parallel", po::value<int>()->default_value(1), "jobs run at once on threads of this process (parallel x threads <= cores); > 1 is not bitwise reproducible (torch's RNG is process-wide): use mpirun ranks for that")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
       "max-attempts", po::value<int>()->default_value(2), "tries per job before it is recorded as failed")(
       "no-retry-failed", "keep jobs that failed in an earlier run failed (default: retry them)")(

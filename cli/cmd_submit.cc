@@ -21,6 +21,10 @@ void SubmitOptions(po::options_description& o) {
       ("ntasks-per-node", po::value<int>()->default_value(1), "MPI ranks per node")
       ("cpus-per-task", po::value<int>()->default_value(1), "cores per rank (also emosweep run --threads)")
       ("gpus-per-node", po::value<int>()->default_value(0), "GPUs per node")
+      ("device", po::value<std::string>()->default_value(""),
+       "emosweep run --device: cpu, cuda or cuda:N (default: cuda when --gpus-per-node > 0, else cpu)")
+      ("jobs-per-gpu", po::value<int>()->default_value(0),
+       "emosweep run --jobs-per-gpu with CUDA (default 0: ceil(ntasks-per-node / gpus-per-node))")
       ("group-size", po::value<int>()->default_value(1), "ranks per data-parallel worker group")
       ("time", po::value<std::string>()->default_value("01:00:00"), "wall-time limit")
       ("partition", po::value<std::string>()->default_value(""), "partition (default: the cluster's)")
@@ -60,6 +64,8 @@ Status SubmitRun(const po::variables_map& vm) {
   o.cpus_per_task = vm["cpus-per-task"].as<int>();
   o.gpus_per_node = vm["gpus-per-node"].as<int>();
   o.group_size = vm["group-size"].as<int>();
+  o.device = vm["device"].as<std::string>();
+  o.jobs_per_gpu = vm["jobs-per-gpu"].as<int>();
   o.time = vm["time"].as<std::string>();
   o.partition = vm["partition"].as<std::string>();
   o.account = vm["account"].as<std::string>();

@@ -54,9 +54,26 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
   ES_RETURN_IF_ERROR(CheckDirective("mpi", o.mpi));
   if (o.nodes < 1 || o.ntasks_per_node < 1 || o.cpus_per_task < 1 || o.gpus_per_node < 0)
     return Status::InvalidArgument("--nodes, --ntasks-per-node and --cpus-per-task must be >= 1, --gpus-per-node >= 0");
-  if (o.group_size < 1 || (o.nodes * o.ntasks_per_node) % o.group_size != 0)
+  // emosweep run: rank 0 coordinates, the other ranks form groups of --group-size (orchestrator CheckLayout).
+  const int tasks = o.nodes * o.ntasks_per_node;
+  if (o.group_size < 1 || (tasks > 1 && (tasks - 1) % o.group_size != 0))
     return Status::InvalidArgument("--group-size " + std::to_string(o.group_size) + " must divide the " +
-                                   std::to_string(o.nodes * o.ntasks_per_node) + " tasks");
+                                   std::to_string(tasks - 1) + " worker tasks (" + std::to_string(tasks) +
+                                   " tasks, rank 0 coordinates): e.g. --ntasks-per-node " +
+                                   std::to_string(o.group_size + 1) + " for one group on one node");
+  bool has_device = false;
+  for (const auto& a : o.run_args) has_device |= a == "--device" || a.rfind("--device=", 0) == 0;
+  // GPUs allocated and no device chosen: CUDA, ranks round robin over the node's GPUs with as many ranks per
+  // GPU as the node's tasks need (emosweep run's placement; docs/design/distributed.md).
+  const std::string device = has_device ? "" : !o.device.empty() ? o.device : o.gpus_per_node > 0 ? "cuda" : "";
+  const bool cuda = device == "cuda" || (device.size() > 5 && device.rfind("cuda:", 0) == 0 &&
+                                          device.find_first_not_of("0123456789", 5) == std::string::npos);
+  if (!device.empty() && device != "cpu" && !cuda)
+    return Status::InvalidArgument("--device '" + device + "': expected cpu, cuda or cuda:N");
+  if (cuda && o.gpus_per_node < 1)
+    return Status::InvalidArgument("--device " + device + " needs --gpus-per-node >= 1 (Slurm hides GPUs that "
+                                   "were not requested)");
+  if (o.jobs_per_gpu < 0) return Status::InvalidArgument("--jobs-per-gpu must be >= 0 (0 = as the tasks need)");
   if (o.signal_seconds < 0) return Status::InvalidArgument("--signal-seconds must be >= 0");
   if (o.array_slices < 0) return Status::InvalidArgument("--array must be >= 0");
   if (o.protocol.empty() || o.ledger.empty() || o.binary.empty())
@@ -93,12 +110,10 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << ShellQuote(o.protocol) << " --ledger " << ShellQuote(o.ledger) << " --group-size " << o.group_size
     << " --threads " << o.cpus_per_task;
   if (array) s << " --slice \"${SLURM_ARRAY_TASK_ID}/" << o.array_slices << "\"";
-  // GPUs allocated and no --device given: round robin over the node's GPUs, as many ranks per GPU as
-  // the node's tasks need (emosweep run's placement; docs/design/distributed.md).
-  bool has_device = false;
-  for (const auto& a : o.run_args) has_device |= a == "--device" || a.rfind("--device=", 0) == 0;
-  if (o.gpus_per_node > 0 && !has_device)
-    s << " --device cuda --jobs-per-gpu " << (o.ntasks_per_node + o.gpus_per_node - 1) / o.gpus_per_node;
+  if (!device.empty()) s << " --device " << ShellQuote(device);
+  if (cuda)
+    s << " --jobs-per-gpu "
+      << (o.jobs_per_gpu > 0 ? o.jobs_per_gpu : (o.ntasks_per_node + o.gpus_per_node - 1) / o.gpus_per_node);
   for (const auto& a : o.run_args) s << " " << ShellQuote(a);
   s << " &\n"
     << "step=$!\n"

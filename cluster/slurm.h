@@ -33,6 +33,8 @@ struct SubmitOptions {
   int cpus_per_task = 1;
   int gpus_per_node = 0;
   int group_size = 1;                   // ranks per worker group (emosweep run --group-size)
+  std::string device;                   // emosweep run --device; "" = cuda when gpus_per_node > 0, else cpu
+  int jobs_per_gpu = 0;                 // emosweep run --jobs-per-gpu; 0 = ceil(ntasks_per_node / gpus_per_node)
   std::string time = "01:00:00";
   std::string partition;                // "" = cluster default
   std::string account;                  // "" = none

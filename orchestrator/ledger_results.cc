@@ -1,6 +1,7 @@
 // orchestrator/ledger_results.cc: recording a job's results and the read API.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -98,7 +99,14 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   prov.Bind(4, p.value("pid", int64_t{0})).Bind(5, p.value("build", nlohmann::json::object()).dump());
   prov.Bind(6, p.value("world_size", 1)).Bind(7, p.value("device", "cpu")).Bind(8, p.value("threads", 1));
   prov.Bind(9, p.value("started_at", now)).Bind(10, now).Bind(11, p.value("seconds", 0.0));
-  prov.Bind(12, p.value("extra", nlohmann::json::object()).dump());
+  // Keys without a column of their own (the coordinator's group_size, worker_host, worker_rank) go to extra_json.
+  nlohmann::json extra = p.value("extra", nlohmann::json::object());
+  for (const auto& [k, v] : p.items()) {
+    static const char* const kColumns[] = {"git_revision", "host", "pid", "build", "world_size", "device",
+                                           "threads", "started_at", "seconds", "extra"};
+    if (std::find(std::begin(kColumns), std::end(kColumns), k) == std::end(kColumns)) extra[k] = v;
+  }
+  prov.Bind(12, extra.dump());
   ES_RETURN_IF_ERROR(prov.Run());
   Stmt up(&db_,
           "UPDATE jobs SET status = 'done', error = NULL, owner = NULL, finished_at = ?, selected_epoch = ?, "

@@ -1,6 +1,7 @@
 // orchestrator/placement.cc: see placement.h.
 #include "orchestrator/placement.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace emosweep::orchestrator {
@@ -30,7 +31,10 @@ Result<Placement> PlaceRank(const PlacementInput& in) {
   if (d == "cpu") return p;
   if (cuda_fixed) {
     const int dev = std::atoi(d.c_str() + 5);
-    if (in.gpus > 0 && dev >= in.gpus)
+    if (in.gpus < 1)
+      return Status::FailedPrecondition(where + "--device " + d + " but no CUDA device is visible "
+                                        "(CUDA_VISIBLE_DEVICES, or a build without CUDA)");
+    if (dev >= in.gpus)
       return Status::InvalidArgument(where + "--device " + d + " but the host has " + N(in.gpus) + " GPU(s)");
     if (in.group_size > 1)
       return Status::InvalidArgument(where + "--device " + d + " puts every rank on one GPU, but --group-size " +
@@ -51,9 +55,16 @@ Result<Placement> PlaceRank(const PlacementInput& in) {
     return Status::InvalidArgument(where + N(p.workers_on_host) + " worker ranks with --jobs-per-gpu " +
                                    N(in.jobs_per_gpu) + " need " + N(need) + " GPUs, the host has " + N(in.gpus) +
                                    ": start fewer ranks per host or raise --jobs-per-gpu");
-  if (in.group_size > in.gpus)
-    return Status::InvalidArgument(where + "--group-size " + N(in.group_size) + " needs one GPU per rank of a group "
-                                   "(NCCL), the host has " + N(in.gpus));
+  // The group's ranks on this host (consecutive world ranks; the host's ranks are taken to be the block
+  // [world_rank - local_rank, +local_size), as mpirun --map-by slot and Slurm's block distribution place them)
+  // get consecutive worker indices, hence distinct GPUs when they are at most as many as the GPUs.
+  const int leader = 1 + (in.world_rank - 1) / in.group_size * in.group_size;
+  const int host_lo = in.world_rank - in.local_rank, host_hi = host_lo + in.local_size;
+  const int here = std::max(0, std::min(leader + in.group_size, host_hi) - std::max(leader, host_lo));
+  if (here > in.gpus)
+    return Status::InvalidArgument(where + N(here) + " ranks of a --group-size " + N(in.group_size) +
+                                   " group run here and need one GPU per rank (NCCL), the host has " + N(in.gpus) +
+                                   ": spread the group over more hosts or lower --group-size");
   p.device = "cuda:" + N(p.worker_index % in.gpus);
   return p;
 }

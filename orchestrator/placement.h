@@ -11,9 +11,13 @@
 //    consecutive ranks of a data-parallel group land on G different GPUs
 //    (NCCL needs one GPU per rank of a communicator). At most `jobs_per_gpu`
 //    workers share one GPU (packing several small jobs); more is an error
-//    naming the numbers. A group whose ranks would share a GPU is an error.
+//    naming the numbers. A group with more ranks on one host than the host
+//    has GPUs is an error (a group may span hosts; the host's ranks are taken
+//    to be a block of consecutive world ranks, as mpirun --map-by slot and
+//    Slurm's block distribution place them).
 //  - device "cuda:N": every worker of the host uses GPU N (explicit packing);
 //    a data-parallel group of more than one rank per host is then an error.
+//    Any CUDA device with no GPU visible is a FailedPrecondition.
 //  - The coordinator always computes on nothing and gets "cpu".
 // Pure function: no MPI, no CUDA; the caller supplies the host's facts.
 #pragma once

@@ -4,7 +4,8 @@
 # "GPU path"):
 #   1. the same small sweep on the CPU and on the GPU: per-job UA/WA within tolerance;
 #   2. epoch and job times on both devices (from the two ledgers);
-#   3. the NCCL reducer's allreduce bus bandwidth next to MPI_Allreduce (bench/allreduce_bench).
+#   3. the NCCL reducer's allreduce bus bandwidth next to MPI_Allreduce (bench/allreduce_bench);
+#   4. with 2+ GPUs: the sweep with data-parallel groups of 2 (NCCL) vs the same groups on the CPU.
 #
 #   scripts/gpu-check.sh [--deps DIR] [--build-dir DIR] [--out DIR] [--device cuda:0] [--no-build]
 #   scripts/gpu-check.sh --cpu-only [--build-dir DIR] [--no-build] [--out DIR]
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --deps) DEPS=$2; shift ;;
     --no-build) NO_BUILD=1 ;;
     --fetch-deps) FETCH=$2; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -152,7 +153,7 @@ for tag in ref dev; do
     > "$OUT_DIR/run_$tag.txt" 2>&1 || { cat "$OUT_DIR/run_$tag.txt"; fail_check "sweep on $dev"; }
 done
 say "== check 1: per-job metrics, $DEVICE vs cpu (tolerance: mean |dUA| <= $TOL_MEAN, max <= $TOL_MAX)"
-$PY - "$W/ref.sqlite" "$W/dev.sqlite" "$TOL_MEAN" "$TOL_MAX" "$CPU_ONLY" <<'EOF' | tee -a "$REPORT" || FAILED=1
+cat > "$W/compare.py" <<'EOF'
 import sqlite3, sys
 ref, dev, tol_mean, tol_max, cpu_only = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
 db = sqlite3.connect(ref)
@@ -173,6 +174,11 @@ print(f"  jobs done: cpu {jobs}, device {jobs_d}; " + ("PASS" if ok else "FAIL")
       (" (cpu-only: must be bitwise equal)" if cpu_only else ""))
 sys.exit(0 if ok else 1)
 EOF
+compare() {  # compare REF_DB DEV_DB: per-job UA/WA within tolerance (bitwise with --cpu-only)
+  $PY "$W/compare.py" "$1" "$2" "$TOL_MEAN" "$TOL_MAX" "$CPU_ONLY" | tee -a "$REPORT"
+  return "${PIPESTATUS[0]}"
+}
+compare "$W/ref.sqlite" "$W/dev.sqlite" || FAILED=1
 say "== check 2: times per epoch and per job (mean over the sweep's jobs, one CPU thread)"
 $PY - "$W/ref.sqlite" "$W/dev.sqlite" "$DEVICE" <<'EOF' | tee -a "$REPORT" || FAILED=1
 import sqlite3, sys
@@ -196,6 +202,32 @@ else
   say "== check 3: NCCL reducer vs MPI_Allreduce (host), $NG rank(s), one per GPU"
   [ "$NG" -lt 2 ] && say "  one GPU: NCCL refuses two ranks on one device, so this is 1 rank (busbw is 0 by definition; algbw is the in-place device pass)"
   "${MPIRUN[@]}" -n "$NG" "$BUILD/bench/allreduce_bench" --device cuda 2>&1 | tee -a "$REPORT" || fail_check "allreduce_bench --device cuda"
+fi
+
+# --- check 4: data-parallel groups on the device --------------------------------------
+# mpirun -n 3 --group-size 2: rank 0 coordinates, ranks 1-2 train each job together (NCCL on CUDA,
+# placement gives each its own GPU). Reference: the same groups on the CPU (MPI reducer).
+NG=$([ "$CPU_ONLY" = 1 ] && echo 2 || nvidia-smi -L | grep -c '^GPU')
+if [ "$NG" -ge 2 ]; then
+  DPDEV=$([ "$CPU_ONLY" = 1 ] && echo cpu || echo cuda)
+  say "== check 4: data-parallel groups of 2 ranks, $DPDEV vs cpu"
+  for tag in dpref dpdev; do
+    dev=$([ $tag = dpref ] && echo cpu || echo "$DPDEV")
+    "${MPIRUN[@]}" -n 3 "$ES" run "$P" --store-dir "$W/stores" --ledger "$W/$tag.sqlite" --device "$dev" \
+      --group-size 2 --threads 1 --oversubscribe --log-level warn > "$OUT_DIR/run_$tag.txt" 2>&1 \
+      || { tail -20 "$OUT_DIR/run_$tag.txt"; fail_check "data-parallel sweep on $dev"; }
+  done
+  compare "$W/dpref.sqlite" "$W/dpdev.sqlite" || FAILED=1
+  for tag in dpref dpdev; do  # every job trained on a group of 2 (not silently on one rank), with the right reducer
+    want=$([ $tag = dpdev ] && [ "$CPU_ONLY" = 0 ] && echo nccl || echo mpi)
+    got=$($PY -c 'import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("select info_json from jobs where status = \"done\"").fetchall()
+print(" ".join(sorted({"%s/%s" % (json.loads(r[0])["world_size"], json.loads(r[0])["reducer"]) for r in rows})))' "$W/$tag.sqlite")
+    say "  $tag: group size/reducer of its jobs: $got"
+    [ "$got" = "2/$want" ] || fail_check "$tag: expected every job on a group of 2 with the $want reducer"
+  done
+else
+  say "== check 4: skipped, data-parallel groups on CUDA need 2 GPUs (this machine has $NG)"
 fi
 
 say "== gpu-check: $([ $FAILED = 0 ] && echo PASS || echo FAIL) (report: $REPORT)"

@@ -24,6 +24,7 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
       momentum_(c.momentum),
       nesterov_(c.nesterov) {
   const auto& p = flat_->params();
+  tensor_path_ = !p.is_cpu();
   if (kind_ == "sgd") {
     // Always held: OneCycle cycles SGD's momentum (0.85..0.95) even when the configured momentum is 0, as
     // torch's OneCycleLR does, and the first step with momentum != 0 then seeds it with the gradient.
@@ -41,6 +42,7 @@ void FusedOptimizer::set_momentum(double m) {
 
 void FusedOptimizer::Step() {
   ++step_;
+  if (tensor_path_) return StepTensors();
   float* p = flat_->params().data_ptr<float>();
   const float* g = flat_->grads().data_ptr<float>();
   const int64_t n = flat_->numel();
@@ -102,6 +104,34 @@ void FusedOptimizer::Step() {
       }
     }
   });
+}
+
+// The same updates as whole-buffer tensor operations (device memory): a handful of kernels per step.
+void FusedOptimizer::StepTensors() {
+  torch::NoGradGuard no_grad;
+  torch::Tensor p = flat_->params();
+  const torch::Tensor& g = flat_->grads();
+  if (kind_ == "sgd") {
+    const torch::Tensor d = weight_decay_ != 0 ? g.add(p, weight_decay_) : g;
+    if (momentum_ == 0) {
+      p.add_(d, -lr_);
+      return;
+    }
+    if (!momentum_initialised_) momentum_buf_.copy_(d);
+    else momentum_buf_.mul_(momentum_).add_(d);
+    momentum_initialised_ = true;
+    p.add_(nesterov_ ? d.add(momentum_buf_, momentum_) : momentum_buf_, -lr_);
+    return;
+  }
+  const double bc1 = 1 - std::pow(beta1_, static_cast<double>(step_));
+  const double bc2 = 1 - std::pow(beta2_, static_cast<double>(step_));
+  const bool decoupled = kind_ == "adamw";
+  if (decoupled) p.mul_(1 - lr_ * weight_decay_);
+  const torch::Tensor gi = !decoupled && weight_decay_ != 0 ? g.add(p, weight_decay_) : g;
+  exp_avg_.mul_(beta1_).add_(gi, 1 - beta1_);
+  exp_avg_sq_.mul_(beta2_).addcmul_(gi, gi, 1 - beta2_);
+  const torch::Tensor denom = (exp_avg_sq_.sqrt() / std::sqrt(bc2)).add_(eps_);
+  p.addcdiv_(exp_avg_, denom, -lr_ / bc1);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> FusedOptimizer::StateTensors() const {

@@ -4,6 +4,8 @@
 // threads), numerically the update of torch::optim's AdamW, Adam (L2 decay)
 // and SGD (momentum, Nesterov, no dampening), with no per-step allocation.
 // The schedule sets lr and, for OneCycle, beta1/momentum between steps.
+// On a CUDA buffer the same update runs as a few whole-buffer tensor operations
+// (torch's multi-tensor formulation over one tensor); the host loops are CPU only.
 // Thread-safety: one instance per job/thread.
 #pragma once
 
@@ -30,6 +32,10 @@ class FusedOptimizer {
   // beta1 for adam/adamw, momentum for sgd (OneCycle's momentum cycling).
   void set_momentum(double m);
   void Step();
+  // Whole-buffer tensor operations instead of the host loops: chosen automatically for
+  // buffers that are not in host memory; settable on CPU so that tests compare both.
+  void set_tensor_path(bool on) { tensor_path_ = on; }
+  bool tensor_path() const { return tensor_path_; }
   int64_t steps() const { return step_; }
 
   // Checkpoint support: named state tensors plus scalars.
@@ -43,8 +49,11 @@ class FusedOptimizer {
   double lr_, weight_decay_, beta1_, beta2_, eps_, momentum_;
   bool nesterov_;
   int64_t step_ = 0;
-  bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
+  bool momentum_initialised_ = false;
+  bool tensor_path_ = false;  // torch's SGD seeds the buffer with the first gradient
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
+
+  void StepTensors();
 };
 
 // Global L2 norm clipping on the flat gradient (torch::nn::utils::clip_grad_norm_

@@ -11,7 +11,9 @@
 // results are then not reproducible: torch's default generator (seeded per
 // job, drawn by dropout and initialisation) and at::set_num_threads are
 // process-wide, so concurrent jobs interleave their draws. Reproducible runs
-// use one job at a time per process, as the orchestrator does.
+// use one job at a time per process: `emosweep run` with --parallel 1 (the
+// default) or under mpirun (one job per rank); `run --parallel K` with K > 1
+// runs K jobs on threads of one process and is not reproducible.
 #pragma once
 
 #include <atomic>

@@ -69,6 +69,10 @@ class Trainer {
   Status CheckBatchNormBatches(int64_t n) const;
   Status SyncBuffers();
   Status MaybeResume();
+  // Collectives on a few host floats (loss sums, stop votes): staged through device memory when the
+  // group trains on CUDA (the NCCL reducer reads device pointers only).
+  Status HostAllreduceSum(float* v, size_t n);
+  Status HostBroadcast(float* v, size_t n);
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
   Result<bool> ValidateEpoch(int epoch, EpochRecord* rec);  // returns "stop early"
@@ -337,6 +341,24 @@ Status Trainer::MaybeResume() {
   return Status::Ok();
 }
 
+Status Trainer::HostAllreduceSum(float* v, size_t n) {
+  if (device_.is_cpu()) return reducer_->AllreduceSum(v, n);
+  torch::Tensor t = torch::from_blob(v, {static_cast<int64_t>(n)}, torch::kFloat).to(device_);
+  ES_RETURN_IF_ERROR(reducer_->AllreduceSum(t.data_ptr<float>(), n));
+  torch::Tensor h = t.cpu();
+  std::copy(h.data_ptr<float>(), h.data_ptr<float>() + n, v);
+  return Status::Ok();
+}
+
+Status Trainer::HostBroadcast(float* v, size_t n) {
+  if (device_.is_cpu()) return reducer_->Broadcast(v, n, 0);
+  torch::Tensor t = torch::from_blob(v, {static_cast<int64_t>(n)}, torch::kFloat).to(device_);
+  ES_RETURN_IF_ERROR(reducer_->Broadcast(t.data_ptr<float>(), n, 0));
+  torch::Tensor h = t.cpu();
+  std::copy(h.data_ptr<float>(), h.data_ptr<float>() + n, v);
+  return Status::Ok();
+}
+
 // Data parallel: BatchNorm running statistics are updated by each rank from its own shards; before anything is
 // evaluated the group takes rank 0's (what PyTorch DDP's default broadcast_buffers does at every forward), so
 // that every rank validates, early-stops and snapshots the same model. A no-op in a world of one.
@@ -486,7 +508,7 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   }
   loss_sum = loss_acc.item<double>();
   float sums[2] = {static_cast<float>(loss_sum), static_cast<float>(count)};
-  ES_RETURN_IF_ERROR(reducer_->AllreduceSum(sums, 2));
+  ES_RETURN_IF_ERROR(HostAllreduceSum(sums, 2));
   *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
   return Status::Ok();
 }
@@ -586,9 +608,9 @@ Result<JobResult> Trainer::Run() {
     // leader's state file: the group shares the work directory); otherwise
     // they would run different numbers of collective steps and hang.
     float leader_epoch = static_cast<float>(start_epoch_);
-    ES_RETURN_IF_ERROR(reducer_->Broadcast(&leader_epoch, 1, 0));
+    ES_RETURN_IF_ERROR(HostBroadcast(&leader_epoch, 1));
     float differs = leader_epoch != static_cast<float>(start_epoch_) ? 1.f : 0.f;
-    ES_RETURN_IF_ERROR(reducer_->AllreduceSum(&differs, 1));
+    ES_RETURN_IF_ERROR(HostAllreduceSum(&differs, 1));
     if (differs > 0)
       return Status::FailedPrecondition(where_ + ": the ranks of its group resumed from different epochs (state " +
                                         state_path_ +
@@ -621,7 +643,7 @@ Result<JobResult> Trainer::Run() {
     // flag or its early-stopping test first) would leave its peers waiting in
     // the next allreduce. One 2-float allreduce per epoch; a no-op alone.
     float decide[2] = {preempt ? 1.f : 0.f, stop ? 1.f : 0.f};
-    ES_RETURN_IF_ERROR(reducer_->AllreduceSum(decide, 2));
+    ES_RETURN_IF_ERROR(HostAllreduceSum(decide, 2));
     preempt = decide[0] > 0;
     stop = decide[1] > 0;
     if (stop) {

@@ -86,15 +86,58 @@ TEST(Slurm, GpusPerNodeRunsRanksRoundRobinOnTheGpus) {
   auto r = RenderSbatchScript(o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_NE(r->find("#SBATCH --gpus-per-node=2"), std::string::npos);
-  EXPECT_NE(r->find(" --device cuda --jobs-per-gpu 3"), std::string::npos) << *r;
-  o.run_args = {"--device", "cuda:1"};  // the user's choice wins
+  EXPECT_NE(r->find(" --device 'cuda' --jobs-per-gpu 3"), std::string::npos) << *r;
+  o.jobs_per_gpu = 4;  // packing chosen by the user
+  EXPECT_NE(RenderSbatchScript(o)->find(" --device 'cuda' --jobs-per-gpu 4"), std::string::npos);
+  o.jobs_per_gpu = 0;
+  o.device = "cpu";  // GPUs allocated (e.g. for feature extraction), training on the cores: no CUDA placement
+  auto c = RenderSbatchScript(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_NE(c->find(" --device 'cpu'"), std::string::npos) << *c;
+  EXPECT_EQ(c->find("--jobs-per-gpu"), std::string::npos);
+  o.device = "";
+  o.run_args = {"--device", "cuda:1"};  // a device among the run arguments wins
   auto u = RenderSbatchScript(o);
   ASSERT_TRUE(u.ok());
-  EXPECT_EQ(u->find("--device cuda --jobs-per-gpu"), std::string::npos);
+  EXPECT_EQ(u->find("--jobs-per-gpu"), std::string::npos);
   EXPECT_NE(u->find("'--device' 'cuda:1'"), std::string::npos) << *u;
   o.gpus_per_node = 0;
   o.run_args.clear();
   EXPECT_EQ(RenderSbatchScript(o)->find("--device"), std::string::npos);
+  o.device = "cuda";  // CUDA without GPUs requested: Slurm would hide every GPU
+  EXPECT_FALSE(RenderSbatchScript(o).ok());
+  o.gpus_per_node = 1;
+  for (std::string bad : {"gpu", "cuda;reboot", "cuda:", "cuda:1x", "cudax"}) {
+    o.device = bad;
+    EXPECT_FALSE(RenderSbatchScript(o).ok()) << bad;
+  }
+  o.device = "cuda:0";
+  EXPECT_TRUE(RenderSbatchScript(o).ok());
+}
+
+TEST(Slurm, GroupSizeDividesTheWorkerTasksNotAllTasks) {
+  // Rank 0 coordinates, so G must divide N - 1 (as emosweep run checks); G | N used to be required, which
+  // made every --group-size > 1 fail at run time.
+  SubmitOptions o = Base();
+  o.ntasks_per_node = 3;
+  o.group_size = 2;
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->find("--group-size 2"), std::string::npos);
+  o.ntasks_per_node = 2;  // 1 worker task, groups of 2
+  auto bad = RenderSbatchScript(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("1 worker tasks"), std::string::npos) << bad.status().ToString();
+  o.nodes = 2;
+  o.ntasks_per_node = 3;  // 6 tasks: 5 workers
+  o.group_size = 5;
+  EXPECT_TRUE(RenderSbatchScript(o).ok());
+  o.group_size = 2;
+  EXPECT_FALSE(RenderSbatchScript(o).ok());
+  o.nodes = 1;
+  o.ntasks_per_node = 1;  // rank 0 alone does the work
+  o.group_size = 4;
+  EXPECT_TRUE(RenderSbatchScript(o).ok());
 }
 
 TEST(Slurm, HostileDirectiveValuesAreRejected) {

@@ -202,7 +202,9 @@ TEST(Ledger, CompleteRecordsEverythingInOneTransaction) {
   RegisterOne(l.get(), job);
   std::string me = ThisOwner();
   ASSERT_EQ(l->Claim(job.spec.id, me, {})->outcome, ClaimOutcome::kClaimed);
-  auto ok = l->Complete(job.spec.id, me, FakeResult(job.spec), {{"git_revision", "abc"}, {"world_size", 1}});
+  auto ok = l->Complete(job.spec.id, me, FakeResult(job.spec),
+                        {{"git_revision", "abc"}, {"world_size", 3}, {"group_size", 2}, {"worker_rank", 1},
+                         {"extra", {{"attempt", 1}}}});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_TRUE(*ok);
   auto m = l->Metrics({job.spec.id});
@@ -218,7 +220,12 @@ TEST(Ledger, CompleteRecordsEverythingInOneTransaction) {
   EXPECT_EQ((*row)->status, JobStatus::kDone);
   EXPECT_TRUE((*row)->owner.empty());
   auto ro = OpenOk(path, {true});
-  EXPECT_EQ((*ro->Query("SELECT git_revision FROM provenance"))["rows"][0][0], "abc");
+  auto prov = (*ro->Query("SELECT git_revision, world_size, extra_json FROM provenance"))["rows"][0];
+  EXPECT_EQ(prov[0], "abc");
+  EXPECT_EQ(prov[1], 3);
+  // Keys without a column (the coordinator's group and rank) are kept in extra_json, not dropped.
+  auto extra = nlohmann::json::parse(prov[2].get<std::string>());
+  EXPECT_EQ(extra, (nlohmann::json{{"attempt", 1}, {"group_size", 2}, {"worker_rank", 1}})) << extra.dump();
 }
 
 TEST(Ledger, CompleteWithNaNMetricWritesNothing) {

@@ -77,6 +77,29 @@ TEST(Placement, DataParallelGroupsNeedOneGpuPerRank) {
   auto p = PlaceRank(in);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("one GPU per rank"), std::string::npos) << p.status().message();
+  // A group spanning two hosts: world ranks 1..4 here (with the coordinator), 5..8 on node2, 4 GPUs each;
+  // --group-size 6 puts ranks 1..6 in one group, 4 of them here and 2 on node2: fits.
+  for (int r : {1, 4, 5, 6}) {
+    PlacementInput h = Host(r, "cuda");
+    h.gpus = 4;
+    h.group_size = 6;
+    if (r >= 5) {
+      h.host = "node2";
+      h.local_rank = r - 5;
+      h.local_size = 4;
+      h.host_has_coordinator = false;
+    }
+    auto q = PlaceRank(h);
+    EXPECT_TRUE(q.ok()) << r << ": " << q.status().ToString();
+  }
+  PlacementInput two = Host(2, "cuda");  // the same group on hosts with 3 GPUs: 4 of its ranks on node1
+  two.gpus = 3;
+  two.jobs_per_gpu = 2;
+  two.group_size = 6;
+  auto t = PlaceRank(two);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("4 ranks of a --group-size 6 group"), std::string::npos)
+      << t.status().message();
   auto fixed = Host(1, "cuda:1");
   fixed.jobs_per_gpu = 4;
   fixed.group_size = 2;
@@ -100,6 +123,9 @@ TEST(Placement, FixedDeviceAndBadInput) {
   EXPECT_FALSE(PlaceRank(in).ok());
   auto none = Host(1, "cuda");
   none.gpus = 0;
+  EXPECT_EQ(PlaceRank(none).status().code(), StatusCode::kFailedPrecondition);
+  none.device = "cuda:0";  // a fixed device with no GPU visible is refused as well (was let through)
+  none.jobs_per_gpu = 4;
   EXPECT_EQ(PlaceRank(none).status().code(), StatusCode::kFailedPrecondition);
 }
 

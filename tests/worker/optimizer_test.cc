@@ -22,7 +22,8 @@ TORCH_MODULE(Net);
 
 // Two identical nets; `steps` updates with random data; returns max |Δparam|.
 template <typename MakeRef>
-double MaxDiffAfter(const TrainConfig& c, MakeRef make_ref, int steps, bool cycle_beta1 = false) {
+double MaxDiffAfter(const TrainConfig& c, MakeRef make_ref, int steps, bool cycle_beta1 = false,
+                    bool tensor_path = false) {
   torch::manual_seed(3);
   Net fused, ref;
   {
@@ -34,6 +35,8 @@ double MaxDiffAfter(const TrainConfig& c, MakeRef make_ref, int steps, bool cycl
   auto flat = FlatParameters::Build(*fused, {});
   EXPECT_TRUE(flat.ok());
   FusedOptimizer opt(&*flat, c);
+  EXPECT_FALSE(opt.tensor_path());  // host memory: the loops
+  opt.set_tensor_path(tensor_path);
   auto ref_opt = make_ref(ref->parameters());
   torch::Tensor target = torch::randn({32, 3});
   for (int s = 0; s < steps; ++s) {
@@ -155,6 +158,28 @@ TEST(FusedOptimizer, PlainSgdMatchesTorchOptim) {
     return std::make_unique<torch::optim::SGD>(p, torch::optim::SGDOptions(0.1));
   }, 100);
   EXPECT_LT(d, 1e-6);
+}
+
+// The whole-buffer tensor path (what a CUDA buffer uses), run on CPU against the same references.
+TEST(FusedOptimizer, TensorPathMatchesTorchOptim) {
+  TrainConfig adamw = Config({{"optimizer", "adamw"}, {"lr", 3e-3}, {"weight_decay", 0.1}});
+  EXPECT_LT(MaxDiffAfter(adamw, [&](std::vector<torch::Tensor> p) {
+    return std::make_unique<torch::optim::AdamW>(p, torch::optim::AdamWOptions(3e-3).weight_decay(0.1));
+  }, 100, /*cycle_beta1=*/true, /*tensor_path=*/true), 1e-6);
+  TrainConfig adam = Config({{"optimizer", "adam"}, {"lr", 1e-3}, {"weight_decay", 5e-4}});
+  EXPECT_LT(MaxDiffAfter(adam, [&](std::vector<torch::Tensor> p) {
+    return std::make_unique<torch::optim::Adam>(p, torch::optim::AdamOptions(1e-3).weight_decay(5e-4));
+  }, 200, false, true), 1e-6);
+  TrainConfig nesterov = Config({{"optimizer", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}, {"nesterov", true},
+                                 {"weight_decay", 1e-3}});
+  EXPECT_LT(MaxDiffAfter(nesterov, [&](std::vector<torch::Tensor> p) {
+    return std::make_unique<torch::optim::SGD>(
+        p, torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(true).weight_decay(1e-3));
+  }, 200, false, true), 1e-6);
+  TrainConfig plain = Config({{"optimizer", "sgd"}, {"lr", 0.1}, {"weight_decay", 1e-2}});
+  EXPECT_LT(MaxDiffAfter(plain, [&](std::vector<torch::Tensor> p) {
+    return std::make_unique<torch::optim::SGD>(p, torch::optim::SGDOptions(0.1).weight_decay(1e-2));
+  }, 100, false, true), 1e-6);
 }
 
 TEST(FusedOptimizer, SgdWithZeroMomentumFollowsOneCyclesMomentum) {
