@@ -31,15 +31,15 @@ Result<Placement> PlaceRank(const PlacementInput& in) {
   if (d == "cpu") return p;
   if (cuda_fixed) {
     const int dev = std::atoi(d.c_str() + 5);
+    if (in.group_size > 1)
+      return Status::InvalidArgument(where + "--device " + d + " puts every rank on one GPU, but --group-size " +
+                                     N(in.group_size) + " trains data-parallel over NCCL, which needs one GPU per "
+                                     "rank: use --device cuda (round robin over the host's GPUs)");
     if (in.gpus < 1)
       return Status::FailedPrecondition(where + "--device " + d + " but no CUDA device is visible "
                                         "(CUDA_VISIBLE_DEVICES, or a build without CUDA)");
     if (dev >= in.gpus)
       return Status::InvalidArgument(where + "--device " + d + " but the host has " + N(in.gpus) + " GPU(s)");
-    if (in.group_size > 1)
-      return Status::InvalidArgument(where + "--device " + d + " puts every rank on one GPU, but --group-size " +
-                                     N(in.group_size) + " trains data-parallel over NCCL, which needs one GPU per "
-                                     "rank: use --device cuda (round robin over the host's GPUs)");
     if (p.workers_on_host > in.jobs_per_gpu)
       return Status::InvalidArgument(where + N(p.workers_on_host) + " worker ranks on " + d +
                                      " exceed --jobs-per-gpu " + N(in.jobs_per_gpu) +
