@@ -49,8 +49,8 @@ class FusedOptimizer {
   double lr_, weight_decay_, beta1_, beta2_, eps_, momentum_;
   bool nesterov_;
   int64_t step_ = 0;
-  bool momentum_initialised_ = false;
-  bool tensor_path_ = false;  // torch's SGD seeds the buffer with the first gradient
+  bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
+  bool tensor_path_ = false;
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
 
   void StepTensors();

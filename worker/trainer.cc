@@ -71,8 +71,9 @@ class Trainer {
   Status MaybeResume();
   // Collectives on a few host floats (loss sums, stop votes): staged through device memory when the
   // group trains on CUDA (the NCCL reducer reads device pointers only).
-  Status HostAllreduceSum(float* v, size_t n);
-  Status HostBroadcast(float* v, size_t n);
+  Status HostCollective(float* v, size_t n, bool broadcast);  // sum over the group, or rank 0's values
+  Status HostAllreduceSum(float* v, size_t n) { return HostCollective(v, n, false); }
+  Status HostBroadcast(float* v, size_t n) { return HostCollective(v, n, true); }
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
   Result<bool> ValidateEpoch(int epoch, EpochRecord* rec);  // returns "stop early"
@@ -341,19 +342,11 @@ Status Trainer::MaybeResume() {
   return Status::Ok();
 }
 
-Status Trainer::HostAllreduceSum(float* v, size_t n) {
-  if (device_.is_cpu()) return reducer_->AllreduceSum(v, n);
+Status Trainer::HostCollective(float* v, size_t n, bool broadcast) {
+  auto run = [&](float* d) { return broadcast ? reducer_->Broadcast(d, n, 0) : reducer_->AllreduceSum(d, n); };
+  if (device_.is_cpu() || reducer_->size() == 1) return run(v);
   torch::Tensor t = torch::from_blob(v, {static_cast<int64_t>(n)}, torch::kFloat).to(device_);
-  ES_RETURN_IF_ERROR(reducer_->AllreduceSum(t.data_ptr<float>(), n));
-  torch::Tensor h = t.cpu();
-  std::copy(h.data_ptr<float>(), h.data_ptr<float>() + n, v);
-  return Status::Ok();
-}
-
-Status Trainer::HostBroadcast(float* v, size_t n) {
-  if (device_.is_cpu()) return reducer_->Broadcast(v, n, 0);
-  torch::Tensor t = torch::from_blob(v, {static_cast<int64_t>(n)}, torch::kFloat).to(device_);
-  ES_RETURN_IF_ERROR(reducer_->Broadcast(t.data_ptr<float>(), n, 0));
+  ES_RETURN_IF_ERROR(run(t.data_ptr<float>()));
   torch::Tensor h = t.cpu();
   std::copy(h.data_ptr<float>(), h.data_ptr<float>() + n, v);
   return Status::Ok();
