@@ -1,5 +1,6 @@
 // data/feature_store.cc: HDF5 feature store v1 (layout in docs/formats/feature-store.md).
 #include "data/feature_store.h"
+#include "data/store_verify.h"
 
 #include <filesystem>
 
@@ -326,13 +327,16 @@ Status WriteFeatureStore(const std::string& path, const Corpus& corpus, const St
 }
 
 Result<Corpus> ReadFeatureStore(const std::string& path, const StoreReadOptions& options) {
+  // A full `verify` read recomputes the hash itself.
+  if (options.check_hash && !options.verify) ES_RETURN_IF_ERROR(VerifyStore(path));
   std::lock_guard<std::mutex> lock(h5::Hdf5Mutex());
   h5::SilenceErrors();
   ES_ASSIGN_OR_RETURN(Handle file, OpenStore(path));
   return ReadLocked(file.get(), path, options);
 }
 
-Result<StoreInfo> ReadStoreInfo(const std::string& path) {
+Result<StoreInfo> ReadStoreInfo(const std::string& path, bool check_hash) {
+  if (check_hash) ES_RETURN_IF_ERROR(VerifyStore(path));
   std::lock_guard<std::mutex> lock(h5::Hdf5Mutex());
   h5::SilenceErrors();
   ES_ASSIGN_OR_RETURN(Handle file, OpenStore(path));

@@ -37,6 +37,12 @@ struct StoreReadOptions {
   // Recompute Corpus::ContentHash() over everything in the file (all feature
   // sets and frames are read for it) and fail with Corruption on a mismatch.
   bool verify = false;
+  // Check the file against its stored content hash before anything is
+  // returned, through the verification cache (data/store_verify.h): cheap
+  // after the first time. Every reader that feeds training or job identities
+  // keeps this on; only `data inspect` (which reports a mismatch itself)
+  // turns it off.
+  bool check_hash = true;
   // Run Corpus::Validate on what was read (non-finite values, labels outside
   // the label set, ...). Only `data inspect` turns this off, to count problems
   // instead of stopping at the first; shapes are checked either way.
@@ -66,6 +72,8 @@ struct StoreInfo {
 
 Status WriteFeatureStore(const std::string& path, const Corpus& corpus, const StoreWriteOptions& options = {});
 Result<Corpus> ReadFeatureStore(const std::string& path, const StoreReadOptions& options = {});
-Result<StoreInfo> ReadStoreInfo(const std::string& path);
+// check_hash: as StoreReadOptions::check_hash (the attributes of a store that
+// does not match its hash are not returned).
+Result<StoreInfo> ReadStoreInfo(const std::string& path, bool check_hash = true);
 
 }  // namespace emosweep::data

@@ -2,8 +2,11 @@
 #include "data/feature_store.h"
 
 #include "core/files.h"
+#include "data/store_verify.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <filesystem>
@@ -197,7 +200,8 @@ TEST(FeatureStore, ConcurrentReadersAreSerializedSafely) {
 
 // ---- bad input: one test per case -------------------------------------------
 
-void ExpectBad(const Result<Corpus>& r, StatusCode code, const std::string& path, const std::string& fragment) {
+template <typename T>
+void ExpectBad(const Result<T>& r, StatusCode code, const std::string& path, const std::string& fragment) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), code) << r.status().ToString();
   EXPECT_NE(r.status().message().find(path), std::string::npos) << r.status().message();
@@ -314,10 +318,40 @@ TEST(FeatureStoreBadInput, ModifiedValuesFailVerification) {
     H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
     H5Dclose(d);
   });
-  EXPECT_TRUE(ReadFeatureStore(p).ok());  // structurally fine; only the hash can tell
+  // Structurally fine; only the hash can tell, and every default read checks it.
+  ExpectBad(ReadFeatureStore(p), StatusCode::kCorruption, p, "content hash mismatch");
+  ExpectBad(ReadStoreInfo(p), StatusCode::kCorruption, p, "content hash mismatch");
   StoreReadOptions o;
   o.verify = true;
   ExpectBad(ReadFeatureStore(p, o), StatusCode::kCorruption, p, "content hash mismatch");
+  StoreReadOptions unchecked;
+  unchecked.check_hash = false;  // what `data inspect` uses to report the problem itself
+  EXPECT_TRUE(ReadFeatureStore(p, unchecked).ok());
+  EXPECT_TRUE(ReadStoreInfo(p, /*check_hash=*/false).ok());
+}
+
+TEST(FeatureStoreVerify, RememberedUntilTheFileChangesEvenWithItsMtimeRestored) {
+  TestDir dir;
+  std::string p = dir.File("v.h5");
+  ASSERT_TRUE(WriteFeatureStore(p, SmallCorpus(6)).ok());
+  const int64_t n0 = StoreVerifyRecomputations();
+  ASSERT_TRUE(ReadStoreInfo(p).ok());
+  EXPECT_EQ(StoreVerifyRecomputations(), n0 + 1);
+  ASSERT_TRUE(ReadFeatureStore(p).ok());
+  ASSERT_TRUE(ReadStoreInfo(p).ok());
+  EXPECT_EQ(StoreVerifyRecomputations(), n0 + 1) << "a verified, unchanged store is not hashed again";
+  struct stat before {};
+  ASSERT_EQ(::stat(p.c_str(), &before), 0);
+  Edit(p, [](hid_t f) {
+    hid_t d = H5Dopen2(f, "features/a/values", H5P_DEFAULT);
+    std::vector<float> v(18, 2.0f);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    H5Dclose(d);
+  });
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+  ExpectBad(ReadFeatureStore(p), StatusCode::kCorruption, p, "content hash mismatch");
+  EXPECT_EQ(StoreVerifyRecomputations(), n0 + 2);
 }
 
 TEST(FeatureStoreBadInput, NanRejectedAtWriteNamingUtterance) {
