@@ -18,8 +18,10 @@
 #include "core/progress.h"
 #include "cluster/world.h"
 #include "core/build_info.h"
+#include "core/cpu.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/placement.h"
+#include "orchestrator/process_pool.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
 #include "worker/job.h"
@@ -40,8 +42,12 @@ void OnSignal(int sig) {
 
 void RunOptions(po::options_description& o) {
   AddProtocolArgs(o);
-  o.add_options()("threads", po::value<int>(), "intra-op threads per job (default: cores / parallel)")(
-      "parallel", po::value<int>()->default_value(1), "jobs run at once on threads of this process (parallel x threads <= cores); > 1 is not bitwise reproducible (torch's RNG is process-wide): use mpirun ranks for that")(
+  o.add_options()("threads", po::value<int>(),
+                  "intra-op threads per job (default 1: these jobs' matrix products are too small to gain from "
+                  "threads; the cores are filled with jobs instead, see --parallel)")(
+      "parallel", po::value<int>(),
+      "jobs run at once (default: the cores this process may use, at most the jobs to run); K > 1 runs each job "
+      "in its own worker process, with bitwise the same numbers as K = 1 (parallel x threads <= cores)")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
       "max-attempts", po::value<int>()->default_value(2), "tries per job before it is recorded as failed")(
       "no-retry-failed", "keep jobs that failed in an earlier run failed (default: retry them)")(
@@ -261,15 +267,18 @@ Status RunSingleProcess(const po::variables_map& vm) {
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  o.parallel = vm["parallel"].as<int>();
-  if (o.parallel < 1) return Status::InvalidArgument("--parallel must be at least 1");
-  o.threads = vm.count("threads") ? vm["threads"].as<int>() : std::max(1, cores / o.parallel);
+  const int cores = UsableCores();
+  o.parallel = vm.count("parallel") ? vm["parallel"].as<int>() : 0;  // 0 = auto: the usable cores
+  if (vm.count("parallel") && o.parallel < 1) return Status::InvalidArgument("--parallel must be at least 1");
+  o.threads = vm.count("threads") ? vm["threads"].as<int>() : 1;
   if (o.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
+  if (!vm.count("parallel") && o.threads > 1) o.parallel = std::max(1, cores / o.threads);
   if (o.parallel * o.threads > cores)
     return Status::InvalidArgument("--parallel " + std::to_string(o.parallel) + " x --threads " +
                                    std::to_string(o.threads) + " exceeds the " + std::to_string(cores) +
-                                   " cores of this machine");
+                                   " cores this process may use");
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
+  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
   o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
   o.device = vm["device"].as<std::string>();
   o.scheduler.max_attempts = vm["max-attempts"].as<int>();
@@ -281,8 +290,22 @@ Status RunSingleProcess(const po::variables_map& vm) {
   o.progress = !vm.count("json");
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
+  // --parallel 1: jobs run here (the reference path). Otherwise one worker
+  // process per parallel job (orchestrator/process_pool.h): reproducible, and
+  // each child's OpenMP sleeps when idle.
+  std::unique_ptr<orchestrator::ProcessPool> pool;
+  orchestrator::Executor executor = TrainerExecutor();
+  if (o.parallel != 1) {
+    orchestrator::ProcessPoolOptions po;
+    po.size = o.parallel > 0 ? o.parallel : cores;
+    po.args = {"worker", "--log-level", vm["log-level"].as<std::string>()};
+    po.env = {{"OMP_WAIT_POLICY", "PASSIVE"}};
+    pool = std::make_unique<orchestrator::ProcessPool>(po);
+    executor = [&pool](const worker::JobSpec& s, const worker::JobContext& c) { return pool->Run(s, c); };
+  }
   InstallSignals();
-  auto summary = orchestrator::RunSweep(p, ledger.get(), TrainerExecutor(), o);
+  auto summary = orchestrator::RunSweep(p, ledger.get(), executor, o);
+  pool.reset();
   RestoreSignals();
   if (!summary.ok()) return summary.status();
   const auto& s = *summary;

@@ -43,6 +43,7 @@ Status TrainRun(const po::variables_map& vm) {
   worker::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();
   if (ctx.threads < 1) return Status::InvalidArgument("--threads must be >= 1");
+  if (ctx.threads > 1) EnsurePassiveOpenMP();  // before anything else runs: it may re-execute this command
   ctx.device = vm["device"].as<std::string>();
   ctx.work_dir = vm["work-dir"].as<std::string>();
   ctx.stop_requested = &g_stop;

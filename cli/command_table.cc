@@ -1,8 +1,14 @@
 #include "cli/command_table.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "cli/commands.h"
+#include "core/log.h"
 
 namespace emosweep::cli {
 
@@ -81,8 +87,35 @@ const std::vector<Command>& Commands() {
        TableOptions, {{"protocol", 1}}, TableRun},
       {"report", "write a self-contained HTML report with tables and SVG plots",
        "PROTOCOL --ledger DB --out FILE.html", "", ReportOptions, {{"protocol", 1}}, ReportRun},
+      {"worker", "(internal) a worker process of `run --parallel K`; not for direct use", "[--slot N]",
+       "Started by `emosweep run` with K > 1 (one process per parallel job, so jobs are bitwise\n"
+       "reproducible): reads job requests from file descriptor 3 and writes results to descriptor 4\n"
+       "(orchestrator/process_pool.h). Exits when its parent closes descriptor 3 or dies.",
+       WorkerOptions, {}, WorkerRun},
   };
   return kCommands;
+}
+
+namespace {
+std::vector<std::string>& ProcessArgs() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void SetProcessArgs(int argc, char** argv) { ProcessArgs().assign(argv, argv + argc); }
+
+void EnsurePassiveOpenMP() {
+  if (std::getenv("OMP_WAIT_POLICY") || ProcessArgs().empty()) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  std::vector<char*> argv;
+  for (auto& a : ProcessArgs()) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::execv("/proc/self/exe", argv.data());
+  LOG_WARN << "could not re-execute with OMP_WAIT_POLICY=PASSIVE (" << std::strerror(errno)
+           << "); idle OpenMP threads may spin: set OMP_WAIT_POLICY=PASSIVE yourself";
 }
 
 void PrintJson(const std::string& json_text) {

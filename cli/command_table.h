@@ -36,6 +36,17 @@ struct Command {
 
 const std::vector<Command>& Commands();
 
+// The process's own command line, kept by main (EnsurePassiveOpenMP re-runs it).
+void SetProcessArgs(int argc, char** argv);
+
+// Before this process trains with several intra-op threads: unless the user
+// set OMP_WAIT_POLICY, sets it to PASSIVE and re-executes the same command
+// line. OpenMP (libgomp) reads the variable once, when libtorch loads, and its
+// idle threads otherwise spin for a while: on a machine whose cores are busy
+// that made small jobs 7-50x slower (issue 13). Returns only when no re-exec
+// was needed or it failed (then it logs why and goes on).
+void EnsurePassiveOpenMP();
+
 // Prints the document to stdout as one JSON document (the --json contract).
 void PrintJson(const std::string& json_text);
 

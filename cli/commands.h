@@ -24,6 +24,7 @@ ES_DECLARE_COMMAND(LedgerQuery)
 ES_DECLARE_COMMAND(LedgerExport)
 ES_DECLARE_COMMAND(Table)
 ES_DECLARE_COMMAND(Report)
+ES_DECLARE_COMMAND(Worker)
 // Not a table row: `data import` adds these options and runs it when --adapter is given.
 ES_DECLARE_COMMAND(DataImportAdapter)
 

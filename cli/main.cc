@@ -46,6 +46,7 @@ std::string Join(const std::vector<std::string>& v, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  emosweep::cli::SetProcessArgs(argc, argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     PrintTopHelp(args.empty() ? std::cerr : std::cout, "");

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/build_info.h"
+#include "core/cpu.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -175,8 +176,8 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
     for (const auto& m : protocol.missing_inputs) names += "\n  " + m;
     return Status::FailedPrecondition(protocol.path + ": cannot run, missing inputs:" + names);
   }
-  if (options.parallel < 1 || options.threads < 1)
-    return Status::InvalidArgument("--parallel and --threads must be at least 1");
+  if (options.parallel < 0 || options.threads < 1)
+    return Status::InvalidArgument("--parallel must be at least 0 (auto) and --threads at least 1");
   auto start = std::chrono::steady_clock::now();
   ES_ASSIGN_OR_RETURN(StartedSweep started, StartSweep(protocol, ledger, options));
   const int64_t sweep_id = started.sweep_id;
@@ -184,6 +185,12 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
   SchedulerCounts c0 = scheduler->Counts();
   LOG_INFO << "sweep " << sweep_id << " '" << protocol.name << "': " << c0.total << " jobs, " << c0.skipped
            << " already done, " << (c0.total - c0.skipped) << " to run";
+  const int to_run = c0.total - c0.skipped;
+  const int parallel = std::max(1, std::min(options.parallel > 0 ? options.parallel : UsableCores(), to_run));
+  if (to_run > 0) {
+    LOG_INFO << parallel << " job(s) at a time, " << options.threads << " intra-op thread(s) each";
+    if (std::string busy = BusyHostWarning(); !busy.empty()) LOG_WARN << busy;
+  }
 
   Shared sh;
   sh.scheduler = scheduler.get();
@@ -198,7 +205,7 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
 
   std::thread monitor(Monitor, std::ref(sh));
   std::vector<std::thread> workers;
-  for (int k = 0; k < options.parallel; ++k) workers.emplace_back(WorkerLoop, std::ref(sh), k);
+  for (int k = 0; k < parallel; ++k) workers.emplace_back(WorkerLoop, std::ref(sh), k);
   for (auto& t : workers) t.join();
   {
     std::lock_guard<std::mutex> lock(sh.mu);

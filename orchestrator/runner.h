@@ -2,7 +2,9 @@
 //
 // Drives a Scheduler in a loop from `parallel` worker threads (each job gets
 // `threads` intra-op threads, parallel × threads ≤ cores), runs each job
-// through an injected Executor (production: worker::RunJob; tests: a fake),
+// through an injected Executor (production: worker::RunJob in this process
+// for --parallel 1, a ProcessPool of worker processes otherwise, so jobs are
+// reproducible: orchestrator/process_pool.h; tests: a fake),
 // and feeds the outcome back to the scheduler, which records it. A job that
 // fails is recorded with its error and the sweep goes on. A heartbeat thread
 // stamps running jobs so concurrent runs on the same ledger do not take them
@@ -31,7 +33,7 @@ using Executor = std::function<Result<worker::JobResult>(const worker::JobSpec&,
 
 struct RunOptions {
   int threads = 1;              // intra-op threads per job
-  int parallel = 1;             // jobs at once
+  int parallel = 1;             // jobs at once (0 = the usable cores); never more than the jobs to run
   std::string work_dir = "emosweep-work";  // checkpoints (JobContext::work_dir)
   std::string device = "cpu";
   SchedulerOptions scheduler;

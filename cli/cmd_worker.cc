@@ -1,0 +1,83 @@
+// cli/cmd_worker.cc: `emosweep worker`, the child process of `run --parallel K`.
+//
+// Started by orchestrator::ProcessPool (orchestrator/process_pool.h), never by
+// a person: reads one job request at a time from file descriptor 3, runs it
+// with worker::RunJob and writes the reply to descriptor 4, until descriptor
+// 3 ends. SIGINT/SIGTERM/SIGUSR1 ask the running job to checkpoint and come
+// back interrupted (the parent forwards its own stop this way). The process
+// dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of a sweep leaves no
+// orphan training.
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "orchestrator/process_pool.h"
+#include "worker/job.h"
+
+namespace emosweep::cli {
+namespace {
+
+std::atomic<bool> g_worker_stop{false};
+void OnWorkerSignal(int) { g_worker_stop = true; }
+
+constexpr int kRequestFd = 3;
+constexpr int kReplyFd = 4;
+
+}  // namespace
+
+void WorkerOptions(po::options_description& o) {
+  o.add_options()("slot", po::value<int>()->default_value(0), "worker number (log prefix)");
+}
+
+Status WorkerRun(const po::variables_map& vm) {
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::signal(sig, OnWorkerSignal);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() == 1) return Status::Aborted("worker: the parent process is gone");
+  if (::fcntl(kRequestFd, F_GETFD) < 0 || ::fcntl(kReplyFd, F_GETFD) < 0)
+    return Status::InvalidArgument(
+        "worker: file descriptors 3 and 4 are not open ('emosweep worker' is started by 'emosweep run --parallel K')");
+  SetLogRank(vm["slot"].as<int>());
+  for (;;) {
+    bool eof = false;
+    auto frame = orchestrator::ReadFrame(kRequestFd, &eof);
+    if (!frame.ok()) return frame.status();
+    if (eof) return Status::Ok();
+    const nlohmann::json request = nlohmann::json::parse(*frame, nullptr, false);
+    Result<worker::JobResult> outcome = Status::Internal("worker: malformed request");
+    if (request.is_object() && request.contains("spec")) {
+      auto spec = worker::JobSpec::FromJson(request["spec"], "job from the parent process");
+      if (!spec.ok()) {
+        outcome = spec.status();
+      } else {
+        std::map<std::string, std::string> checkpoints;
+        if (request.contains("checkpoints") && request["checkpoints"].is_object())
+          checkpoints = request["checkpoints"].get<std::map<std::string, std::string>>();
+        worker::JobContext ctx;
+        ctx.threads = request.value("threads", 1);
+        ctx.device = request.value("device", std::string("cpu"));
+        ctx.work_dir = request.value("work_dir", std::string());
+        ctx.stop_requested = &g_worker_stop;
+        ctx.checkpoint_of = [checkpoints](const std::string& id) {
+          auto it = checkpoints.find(id);
+          return it == checkpoints.end() ? std::string() : it->second;
+        };
+        try {
+          outcome = worker::RunJob(*spec, ctx);
+          if (outcome.ok()) outcome->info["worker_pid"] = static_cast<int64_t>(::getpid());
+        } catch (const std::exception& e) {
+          outcome = Status::Internal(std::string("job threw: ") + e.what());
+        }
+      }
+    }
+    ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::ReplyFor(outcome).dump()));
+  }
+}
+
+}  // namespace emosweep::cli

@@ -1,0 +1,260 @@
+// orchestrator/process_pool.cc: see process_pool.h.
+#include "orchestrator/process_pool.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "core/log.h"
+
+extern char** environ;
+
+namespace emosweep::orchestrator {
+namespace {
+
+constexpr uint64_t kMaxFrame = uint64_t{1} << 32;  // 4 GiB: a reply larger than this is corrupt
+
+// A descriptor >= 10 with FD_CLOEXEC, so dup2 onto 3/4 in the child never
+// meets itself (dup2(fd, fd) would keep FD_CLOEXEC).
+int HighCloexec(int fd) {
+  int h = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  ::close(fd);
+  return h;
+}
+
+std::string Describe(int wstatus) {
+  if (WIFSIGNALED(wstatus)) return std::string("killed by signal ") + std::to_string(WTERMSIG(wstatus)) + " (" +
+                                   ::strsignal(WTERMSIG(wstatus)) + ")";
+  if (WIFEXITED(wstatus)) return "exited with code " + std::to_string(WEXITSTATUS(wstatus));
+  return "ended";
+}
+
+}  // namespace
+
+Status WriteFrame(int fd, const std::string& payload) {
+  unsigned char len[8];
+  uint64_t n = payload.size();
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  std::string buf(reinterpret_cast<const char*>(len), 8);
+  buf += payload;
+  size_t off = 0;
+  while (off < buf.size()) {
+    ssize_t w = ::write(fd, buf.data() + off, buf.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Status::IoError(std::string("worker pipe: write failed (") + std::strerror(errno) + ")");
+    off += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+namespace {
+// Reads exactly n bytes; false at end of stream before the first byte (*eof) or on error.
+Status ReadExact(int fd, char* out, size_t n, bool* eof) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t r = ::read(fd, out + off, n - off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::IoError(std::string("worker pipe: read failed (") + std::strerror(errno) + ")");
+    if (r == 0) {
+      if (off == 0 && eof) {
+        *eof = true;
+        return Status::Ok();
+      }
+      return Status::IoError("worker pipe: stream ended inside a frame");
+    }
+    off += static_cast<size_t>(r);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<std::string> ReadFrame(int fd, bool* eof) {
+  *eof = false;
+  char len[8];
+  ES_RETURN_IF_ERROR(ReadExact(fd, len, 8, eof));
+  if (*eof) return std::string();
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(len[i])) << (8 * i);
+  if (n > kMaxFrame) return Status::Corruption("worker pipe: frame of " + std::to_string(n) + " bytes");
+  std::string payload(static_cast<size_t>(n), '\0');
+  ES_RETURN_IF_ERROR(ReadExact(fd, payload.data(), payload.size(), nullptr));
+  return payload;
+}
+
+nlohmann::json ReplyFor(const Result<worker::JobResult>& outcome) {
+  if (outcome.ok()) return {{"status", "ok"}, {"result", worker::JobResultToJson(*outcome)}};
+  if (outcome.status().code() == StatusCode::kAborted)
+    return {{"status", "interrupted"}, {"error", outcome.status().message()}};
+  return {{"status", "failed"}, {"code", static_cast<int>(outcome.status().code())}, {"error", outcome.status().message()}};
+}
+
+Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where) {
+  if (!reply.is_object() || !reply.contains("status") || !reply["status"].is_string())
+    return Status::Internal(where + ": malformed reply from the worker process");
+  const std::string status = reply["status"].get<std::string>();
+  const std::string error = reply.value("error", std::string());
+  if (status == "ok") {
+    if (!reply.contains("result")) return Status::Internal(where + ": reply without a result");
+    return worker::JobResultFromJson(reply["result"], where);
+  }
+  if (status == "interrupted") return Status::Aborted(error);
+  int code = reply.value("code", static_cast<int>(StatusCode::kInternal));
+  if (code <= static_cast<int>(StatusCode::kOk) || code > static_cast<int>(StatusCode::kUnavailable))
+    code = static_cast<int>(StatusCode::kInternal);
+  return Status(static_cast<StatusCode>(code), error);
+}
+
+ProcessPool::ProcessPool(ProcessPoolOptions options) : options_(std::move(options)) {
+  if (options_.executable.empty()) options_.executable = "/proc/self/exe";
+  slots_.resize(static_cast<size_t>(std::max(1, options_.size)));
+  // A child that died leaves a pipe whose write end is closed: EPIPE, not a signal.
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+ProcessPool::~ProcessPool() {
+  for (auto& s : slots_) Reap(&s, /*kill_first=*/false);
+}
+
+int ProcessPool::spawned() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return spawned_;
+}
+
+Status ProcessPool::Spawn(Slot* slot) {
+  int req[2], rep[2];
+  if (::pipe(req) != 0 || ::pipe(rep) != 0)
+    return Status::IoError(std::string("cannot create a pipe for a worker process: ") + std::strerror(errno));
+  for (int* fd : {&req[0], &req[1], &rep[0], &rep[1]}) *fd = HighCloexec(*fd);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, req[0], 3);
+  posix_spawn_file_actions_adddup2(&fa, rep[1], 4);
+  std::vector<std::string> argv_s = {options_.executable};
+  argv_s.insert(argv_s.end(), options_.args.begin(), options_.args.end());
+  argv_s.push_back("--slot");
+  argv_s.push_back(std::to_string(1 + (slot - slots_.data())));
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; e && *e; ++e) env_s.emplace_back(*e);
+  for (const auto& [k, v] : options_.env)
+    if (!std::getenv(k.c_str())) env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, options_.executable.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(req[0]);
+  ::close(rep[1]);
+  if (rc != 0) {
+    ::close(req[1]);
+    ::close(rep[0]);
+    return Status::IoError("cannot start a worker process (" + options_.executable + "): " + std::strerror(rc));
+  }
+  slot->pid = pid;
+  slot->to_child = req[1];
+  slot->from_child = rep[0];
+  std::lock_guard<std::mutex> lock(mu_);
+  ++spawned_;
+  return Status::Ok();
+}
+
+void ProcessPool::Reap(Slot* slot, bool kill_first) {
+  if (slot->to_child >= 0) ::close(slot->to_child);
+  if (slot->from_child >= 0) ::close(slot->from_child);
+  slot->to_child = slot->from_child = -1;
+  if (slot->pid <= 0) return;
+  if (kill_first) ::kill(slot->pid, SIGKILL);
+  // The child exits when it reads the end of its input; give it 10 s.
+  int wstatus = 0;
+  for (int i = 0; i < 1000; ++i) {
+    pid_t r = ::waitpid(slot->pid, &wstatus, WNOHANG);
+    if (r == slot->pid || r < 0) {
+      slot->pid = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(slot->pid, SIGKILL);
+  ::waitpid(slot->pid, &wstatus, 0);
+  slot->pid = -1;
+}
+
+Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& request,
+                                             const worker::JobContext& context, const std::string& job) {
+  auto died = [&](const std::string& when) -> Status {
+    int wstatus = 0;
+    std::string how = "ended";
+    if (slot->pid > 0 && ::waitpid(slot->pid, &wstatus, 0) == slot->pid) how = Describe(wstatus);
+    slot->pid = -1;
+    Reap(slot, false);
+    return Status::Internal("the worker process running job " + job + " " + how + " " + when);
+  };
+  if (!WriteFrame(slot->to_child, request).ok()) return died("before it took the job");
+  bool forwarded_stop = false;
+  for (;;) {
+    if (!forwarded_stop && context.stop_requested && context.stop_requested->load()) {
+      ::kill(slot->pid, SIGTERM);  // the child's trainer checkpoints and returns Aborted
+      forwarded_stop = true;
+    }
+    struct pollfd p {slot->from_child, POLLIN, 0};
+    int r = ::poll(&p, 1, 100);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::IoError(std::string("worker pipe: poll failed (") + std::strerror(errno) + ")");
+    if (r == 0) continue;
+    bool eof = false;
+    auto frame = ReadFrame(slot->from_child, &eof);
+    if (eof || !frame.ok()) return died("while running it");
+    nlohmann::json reply = nlohmann::json::parse(*frame, nullptr, false);
+    if (reply.is_discarded()) return Status::Internal("job " + job + ": the worker process sent a malformed reply");
+    return reply;
+  }
+}
+
+Result<worker::JobResult> ProcessPool::Run(const worker::JobSpec& spec, const worker::JobContext& context) {
+  Slot* slot = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& s : slots_)
+      if (!s.busy) {
+        slot = &s;
+        s.busy = true;
+        break;
+      }
+  }
+  if (!slot) return Status::Internal("process pool: more concurrent jobs than worker processes");
+  struct Release {
+    ProcessPool* pool;
+    Slot* slot;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(pool->mu_);
+      slot->busy = false;
+    }
+  } release{this, slot};
+
+  if (slot->pid <= 0) ES_RETURN_IF_ERROR(Spawn(slot));
+  nlohmann::json spec_json = spec.ToJson();
+  spec_json["id"] = spec.id;
+  nlohmann::json checkpoints = nlohmann::json::object();
+  if (!spec.init_from.empty() && context.checkpoint_of) checkpoints[spec.init_from] = context.checkpoint_of(spec.init_from);
+  const nlohmann::json request = {{"spec", spec_json},
+                                  {"threads", context.threads},
+                                  {"device", context.device},
+                                  {"work_dir", context.work_dir},
+                                  {"checkpoints", checkpoints}};
+  const std::string job = spec.id.substr(0, 12);
+  ES_ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(slot, request.dump(), context, job));
+  return OutcomeOf(reply, "job " + job);
+}
+
+}  // namespace emosweep::orchestrator

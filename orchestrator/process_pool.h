@@ -1,0 +1,93 @@
+// orchestrator/process_pool.h: `run --parallel K` as K worker processes.
+//
+// Why processes and not threads (docs/design/parallel-jobs.md): torch's RNG,
+// its intra-op thread count and OpenMP's thread pool are process-wide, so K
+// jobs on threads of one process draw from one generator in a timing-
+// dependent order and are not reproducible. A job in its own process is: the
+// trainer seeds torch from the job identity at the start of every job, so a
+// job's numbers do not depend on which process ran it, what ran there
+// before, or how many ran beside it (tests/orchestrator/process_pool_test.cc
+// and tests/cli/parallel_cli_test.cc check bitwise equality).
+//
+// Each slot is one child process (`emosweep worker`, cli/cmd_worker.cc),
+// spawned on first use and kept for the whole sweep (libtorch loads once per
+// process, not per job). The parent writes one request per job to the
+// child's file descriptor 3 and reads one reply from its descriptor 4
+// (frames: 8-byte little-endian length, then JSON; format below). A child
+// that dies (crash, OOM kill) fails the job it was running with the signal
+// named, and the slot is respawned for the next job. A stop request
+// (JobContext::stop_requested) is forwarded as SIGTERM: the child's trainer
+// checkpoints and the job comes back Aborted (pending again). Children get
+// PR_SET_PDEATHSIG, so a parent killed with -9 takes them with it.
+//
+// Request: {"spec": JobSpec JSON with "id", "threads": n, "device": "cpu",
+//           "work_dir": "...", "checkpoints": {job_id: path}}
+// Reply:   {"status": "ok", "result": JobResult JSON} |
+//          {"status": "interrupted", "error": "..."} |
+//          {"status": "failed", "code": StatusCode, "error": "..."}
+// Thread-safety: Run may be called from up to `size` threads at once (each
+// call takes a free slot); the destructor must not race with Run.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "worker/job.h"
+
+namespace emosweep::orchestrator {
+
+struct ProcessPoolOptions {
+  std::string executable;                  // the emosweep binary ("" = /proc/self/exe)
+  std::vector<std::string> args;           // e.g. {"worker", "--log-level", "info"}
+  int size = 1;
+  // Added to every child's environment unless the variable is already set
+  // (OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning).
+  std::map<std::string, std::string> env;
+};
+
+class ProcessPool {
+ public:
+  explicit ProcessPool(ProcessPoolOptions options);
+  ~ProcessPool();  // closes every child's input; waits for it (SIGKILL after 10 s)
+  ProcessPool(const ProcessPool&) = delete;
+  ProcessPool& operator=(const ProcessPool&) = delete;
+
+  // Runs one job in a free child process.
+  Result<worker::JobResult> Run(const worker::JobSpec& spec, const worker::JobContext& context);
+
+  int spawned() const;  // child processes started so far (respawns included)
+
+ private:
+  struct Slot {
+    int pid = -1;
+    int to_child = -1;    // parent writes requests
+    int from_child = -1;  // parent reads replies
+    bool busy = false;
+  };
+  Status Spawn(Slot* slot);
+  void Reap(Slot* slot, bool kill_first);
+  Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const worker::JobContext& context,
+                                  const std::string& job);
+
+  ProcessPoolOptions options_;
+  mutable std::mutex mu_;
+  std::vector<Slot> slots_;
+  int spawned_ = 0;
+};
+
+// Frames on a file descriptor (also used by the child side).
+Status WriteFrame(int fd, const std::string& payload);
+// Ok(nullopt-like empty + *eof = true) at a clean end of stream.
+Result<std::string> ReadFrame(int fd, bool* eof);
+
+// The reply a child sends for a job outcome, and the outcome a parent reads from it.
+nlohmann::json ReplyFor(const Result<worker::JobResult>& outcome);
+Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where);
+
+}  // namespace emosweep::orchestrator
