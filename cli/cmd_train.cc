@@ -42,7 +42,8 @@ void TrainOptions(po::options_description& o) {
       "threads", po::value<int>()->default_value(1), "intra-op threads (a [train] threads value wins)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda:N")(
       "work-dir", po::value<std::string>()->default_value(""),
-      "where checkpoints live; with it, an interrupted run (SIGINT/SIGTERM/SIGUSR1) resumes when started again");
+      "where checkpoints live; with it, an interrupted run (SIGINT/SIGTERM/SIGUSR1) resumes when started again; "
+      "without it, SIGINT/SIGTERM end the run at once (exit 1, nothing saved)");
 }
 
 Status TrainRun(const po::variables_map& vm) {
