@@ -157,7 +157,10 @@ Status Scheduler::RefreshLocked() {
 Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
   for (const auto& dep : jobs_[i].deps) {
     const int d = index_.at(dep);
-    if (!jobs_[d].spec.keep_checkpoint) continue;
+    // Once per producer and process: a checkpoint this process cannot see even after
+    // re-running its producer (a work dir local to another node) must not loop; the
+    // dependent then runs and reports the path it could not read.
+    if (!jobs_[d].spec.keep_checkpoint || nodes_[d].superseded) continue;
     auto path = ledger_->CheckpointOf(dep);
     if (!path.ok()) {
       // Not done any more (another process superseded it): the next refresh tells.
@@ -190,6 +193,7 @@ Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
     LOG_WARN << "checkpoint of done job " << dep.substr(0, 12) << " cannot be used (" << why
              << "); running that job again before " << jobs_[i].spec.id.substr(0, 12);
     ES_RETURN_IF_ERROR(ledger_->Supersede(dep, "checkpoint lost: " + why));
+    nodes_[d].superseded = true;
     nodes_[d].state.error = "checkpoint lost: " + why;
     nodes_[d].state.attempts = 0;
     if (nodes_[d].skipped) counts_.skipped--;

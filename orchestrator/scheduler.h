@@ -39,7 +39,8 @@
 //     file already checked with the same size and mtime is not read again).
 //     One that is missing or corrupt puts its producing job back to pending
 //     (Ledger::Supersede): it runs again (same identity, same seed, so the
-//     same model) and its dependents wait for it instead of failing for ever.
+//     same model) and its dependents wait for it instead of failing for ever
+//     (once per producer and process, so an invisible work dir cannot loop).
 //  6. Heartbeat() stamps every job running here, so other processes do not
 //     take them over; call it more often than stale_after_s.
 //
@@ -121,6 +122,7 @@ class Scheduler {
     double cost = 0;
     bool here = false;         // running in this scheduler
     bool skipped = false;      // done when this scheduler started
+    bool superseded = false;   // sent back to pending here for a lost checkpoint
   };
 
   Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs, SchedulerOptions options);

@@ -254,5 +254,31 @@ TEST(Scheduler, LostOrCorruptCheckpointOfADoneJobRunsItAgainBeforeItsDependents)
   }
 }
 
+TEST(Scheduler, ACheckpointThatStaysUnreadableRerunsItsProducerOnlyOnce) {
+  const std::string dir = testing::TestDir();
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  pre.spec.keep_checkpoint = true;
+  auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+  SchedulerOptions o;
+  o.check_checkpoint = [](const std::string& path) { return Status::Corruption(path + ": unreadable here"); };
+  auto f = Make(dir + "/l.db", {pre, ft}, o);
+  std::vector<std::string> order;
+  for (int guard = 0; guard < 20; ++guard) {
+    auto a = f.sched->NextReady("t0");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    if (a->kind == Assignment::Kind::kDone) break;
+    ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+    order.push_back(a->job->spec.id);
+    worker::JobResult r = FakeResult(a->job->spec);
+    if (a->job->spec.id == pre.spec.id) {
+      std::ofstream(dir + "/pre.ckpt") << "model";
+      r.checkpoint = dir + "/pre.ckpt";
+    }
+    ASSERT_TRUE(f.sched->OnFinished(a->job->spec.id, r, {}).ok());
+  }
+  // pre, then pre again (its checkpoint looked unusable), then ft: no endless loop.
+  EXPECT_EQ(order, (std::vector<std::string>{pre.spec.id, pre.spec.id, ft.spec.id}));
+}
+
 }  // namespace
 }  // namespace emosweep::orchestrator
