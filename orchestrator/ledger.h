@@ -11,8 +11,9 @@
 // safe: Claim() moves a job from pending (or from running whose owner is
 // dead: same host and pid gone, or heartbeat older than stale_after_s) to
 // running with this process as owner, inside BEGIN IMMEDIATE, so exactly one
-// claimant wins. A takeover does not count the dead owner's attempt (kill -9). Completion checks the owner again, so a job that was taken
-// over is never recorded twice.
+// claimant wins. A takeover does not count the dead owner's attempt (kill -9).
+// Completion checks the owner again, so a job that was taken over is never
+// recorded twice.
 //
 // Thread-safety: a Ledger is one SQLite connection behind a mutex; every
 // method may be called from any thread. Across processes SQLite's file locks
