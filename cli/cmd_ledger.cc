@@ -163,16 +163,19 @@ void LedgerQueryOptions(po::options_description& o) {
       "attr", po::value<std::vector<std::string>>()->composing(), "KEY=VALUE on the job's table attributes (repeatable)")(
       "sweep", po::value<int64_t>(), "only the jobs of this sweep id")(
       "sql", po::value<std::string>(), "one read-only SQL statement instead of the filters")(
+      "timeout", po::value<double>()->default_value(30.0), "seconds a query may run (0 = no limit)")(
       "csv", "print CSV instead of aligned columns")("json", "print one JSON document");
 }
 
 Status LedgerQueryRun(const po::variables_map& vm) {
+  const double timeout = vm["timeout"].as<double>();
+  if (!(timeout >= 0)) return Status::InvalidArgument("--timeout must be >= 0 seconds");
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
   nlohmann::json q;
   if (vm.count("sql")) {
     if (vm.count("status") || vm.count("kind") || vm.count("attr") || vm.count("sweep"))
       return Status::InvalidArgument("--sql cannot be combined with --status/--kind/--attr/--sweep");
-    ES_ASSIGN_OR_RETURN(q, l->Query(vm["sql"].as<std::string>()));
+    ES_ASSIGN_OR_RETURN(q, l->Query(vm["sql"].as<std::string>(), timeout));
   } else {
     if (vm.count("status")) ES_RETURN_IF_ERROR(orchestrator::ParseJobStatus(vm["status"].as<std::string>()).status());
     // Values are SQL string literals with quotes doubled; the handle is query_only anyway.
@@ -194,7 +197,7 @@ Status LedgerQueryRun(const po::variables_map& vm) {
     ES_ASSIGN_OR_RETURN(q, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.attrs_json AS attrs, "
                                     "(SELECT value FROM metrics m WHERE m.job_id = j.id AND m.eval = 'test' AND "
                                     "m.name = 'ua') AS test_ua, j.error FROM jobs j" + where +
-                                    " ORDER BY j.created_at, j.id"));
+                                    " ORDER BY j.created_at, j.id", timeout));
   }
   if (vm.count("json"))
     PrintJson(ToObjects(q).dump(2));

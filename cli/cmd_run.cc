@@ -246,6 +246,7 @@ Status RunRun(const po::variables_map& vm) {
     o.scheduler.max_attempts = std::max(1, vm["max-attempts"].as<int>());
     o.scheduler.retry_failed = !vm.count("no-retry-failed");
     o.scheduler.stale_after_s = vm["stale-after"].as<double>();
+    o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
     return RunDistributed(vm, *world, o);
   }
   // A world of one (plain run, or `mpirun -n 1`, which initialised MPI and must finalise it).
@@ -285,6 +286,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
   o.scheduler.retry_failed = !vm.count("no-retry-failed");
   o.scheduler.stale_after_s = vm["stale-after"].as<double>();
+  o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
   o.heartbeat_s = std::max(0.5, std::min(30.0, o.scheduler.stale_after_s / 10));
   o.stop = &g_stop;
   o.progress = !vm.count("json");

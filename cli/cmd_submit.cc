@@ -30,7 +30,9 @@ void SubmitOptions(po::options_description& o) {
       ("partition", po::value<std::string>()->default_value(""), "partition (default: the cluster's)")
       ("account", po::value<std::string>()->default_value(""), "account to charge")
       ("job-name", po::value<std::string>()->default_value("emosweep"), "Slurm job name")
-      ("log-dir", po::value<std::string>()->default_value("slurm-logs"), "where Slurm writes per-job logs")
+      ("log-dir", po::value<std::string>()->default_value("slurm-logs"),
+       "where Slurm writes per-job logs (one under the current directory is written relative to it in the "
+       "script, so a directory path with spaces works)")
       ("signal-seconds", po::value<int>()->default_value(120), "send USR1 this long before the time limit")
       ("array", po::value<int>()->default_value(0), "submit a job array of N independent DAG slices instead of one MPI job")
       ("store-dir", po::value<std::string>(), "passed to emosweep run --store-dir")

@@ -1,4 +1,6 @@
 // cli/cmd_train.cc: `emosweep train --config JOB.toml`: run one job, print its metrics.
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -16,6 +18,14 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
+// Without --work-dir there is no state to save and nothing is recorded: SIGINT/SIGTERM
+// end the process at once (exit 1) instead of waiting for an epoch boundary.
+extern "C" void OnQuitSignal(int) {
+  static const char kMsg[] = "emosweep train: interrupted (no --work-dir: nothing saved, nothing to resume)\n";
+  ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);
+  (void)n;
+  ::_exit(1);
+}
 
 std::string Fmt(const nlohmann::json& v) {
   if (!v.is_number()) return "-";
@@ -32,13 +42,16 @@ void TrainOptions(po::options_description& o) {
       "threads", po::value<int>()->default_value(1), "intra-op threads (a [train] threads value wins)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda:N")(
       "work-dir", po::value<std::string>()->default_value(""),
-      "where checkpoints live; with it, an interrupted run (SIGINT/SIGTERM/SIGUSR1) resumes when started again");
+      "where checkpoints live; with it, an interrupted run (SIGINT/SIGTERM/SIGUSR1) resumes when started again; "
+      "without it, SIGINT/SIGTERM end the run at once (exit 1, nothing saved)");
 }
 
 Status TrainRun(const po::variables_map& vm) {
   // Installed before the stores load (seconds for large ones), so an early signal stops the run
   // after its first epoch (saving the state with --work-dir) instead of killing it.
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, OnStopSignal);
+  const bool resumable = !vm["work-dir"].as<std::string>().empty();
+  for (int sig : {SIGINT, SIGTERM}) std::signal(sig, resumable ? OnStopSignal : OnQuitSignal);
+  std::signal(SIGUSR1, OnStopSignal);
   ES_ASSIGN_OR_RETURN(worker::JobSpec spec, worker::JobSpecFromTomlFile(vm["config"].as<std::string>()));
   worker::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <vector>
 
@@ -33,6 +34,17 @@ Status CheckTime(const std::string& t) {
   return Status::Ok();
 }
 
+// `log_dir` relative to `workdir` when it lies under it, else unchanged.
+std::string LogDirForDirective(const std::string& log_dir, const std::string& workdir) {
+  namespace fs = std::filesystem;
+  if (workdir.empty() || !fs::path(log_dir).is_absolute()) return log_dir;
+  fs::path rel = fs::path(log_dir).lexically_normal().lexically_relative(fs::path(workdir).lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") return log_dir;
+  std::string r = rel.string();
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  return r;
+}
+
 }  // namespace
 
 std::string ShellQuote(const std::string& s) {
@@ -50,7 +62,12 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
   ES_RETURN_IF_ERROR(CheckTime(o.time));
   if (!o.partition.empty()) ES_RETURN_IF_ERROR(CheckDirective("partition", o.partition));
   if (!o.account.empty()) ES_RETURN_IF_ERROR(CheckDirective("account", o.account));
-  ES_RETURN_IF_ERROR(CheckDirective("log-dir", o.log_dir));
+  // #SBATCH lines cannot quote: a log directory under the working directory (the
+  // default, slurm-logs/) is written relative to it, so a working directory whose path
+  // has spaces still works (sbatch runs there; relative --output paths are the job's
+  // working directory's, the directory sbatch was run from).
+  const std::string log_dir = LogDirForDirective(o.log_dir, o.workdir);
+  ES_RETURN_IF_ERROR(CheckDirective("log-dir", log_dir));
   ES_RETURN_IF_ERROR(CheckDirective("mpi", o.mpi));
   if (o.nodes < 1 || o.ntasks_per_node < 1 || o.cpus_per_task < 1 || o.gpus_per_node < 0)
     return Status::InvalidArgument("--nodes, --ntasks-per-node and --cpus-per-task must be >= 1, --gpus-per-node >= 0");
@@ -95,9 +112,9 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
   if (o.signal_seconds > 0) s << "#SBATCH --signal=B:USR1@" << o.signal_seconds << "\n";
   if (array) {
     s << "#SBATCH --array=0-" << (o.array_slices - 1) << "\n"
-      << "#SBATCH --output=" << o.log_dir << "/%x-%A_%a.out\n";
+      << "#SBATCH --output=" << log_dir << "/%x-%A_%a.out\n";
   } else {
-    s << "#SBATCH --output=" << o.log_dir << "/%x-%j.out\n";
+    s << "#SBATCH --output=" << log_dir << "/%x-%j.out\n";
   }
   s << "#SBATCH --open-mode=append\n\n"
     << "set -uo pipefail\n"

@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <random>
+
+#include <sys/stat.h>
 
 namespace emosweep::orchestrator {
 namespace {
@@ -70,23 +73,67 @@ double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// "file:" URI of `path` with ?immutable=1, for a read-only open where SQLite cannot
+// create the -shm/-wal files next to the ledger (a read-only directory).
+std::string ImmutableUri(const std::string& path) {
+  std::string abs = path;
+  std::error_code ec;
+  auto a = std::filesystem::absolute(path, ec);
+  if (!ec) abs = a.string();
+  std::string uri = "file:";
+  for (unsigned char c : abs) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x21 || c >= 0x7f) {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      uri += b;
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  return uri + "?immutable=1";
+}
+
+bool DirWritable(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  return ::access(dir.c_str(), W_OK) == 0;
+}
+
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const LedgerOptions& options) {
   std::unique_ptr<Ledger> l(new Ledger());
   l->options_ = options;
-  if (options.read_only && ::access(path.c_str(), F_OK) != 0)
-    return Status::NotFound(path + ": no such ledger file");
+  struct stat sb;
+  const bool exists = ::stat(path.c_str(), &sb) == 0;
+  if (exists && S_ISDIR(sb.st_mode))
+    return Status::InvalidArgument(path + ": is a directory, not a ledger file (--ledger takes a file, e.g. " +
+                                   (path.empty() || path.back() == '/' ? path : path + "/") + "ledger.db)");
+  if (exists && !S_ISREG(sb.st_mode))
+    return Status::InvalidArgument(path + ": not a regular file, cannot be a ledger");
+  if (options.read_only && !exists) return Status::NotFound(path + ": no such ledger file");
+  {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec);
+    l->base_dir_ = ec ? std::filesystem::path(path).parent_path().string() : abs.parent_path().string();
+  }
   int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;
   ES_RETURN_IF_ERROR(l->db_.Open(path, flags, options.busy_timeout_ms));
   if (options.read_only) {
     ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
-  } else {
-    // WAL: readers (ledger status, table) never block the writer; NORMAL sync is
-    // durable against process kills (power loss may drop the last commits).
-    ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA journal_mode = WAL"));
-    ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA synchronous = NORMAL"));
+    // A WAL ledger in a directory this process cannot write: SQLite cannot create the
+    // -shm file a reader needs. Nobody can be writing there either, so read the file
+    // as immutable (no locks, no -shm).
+    Status probe = l->db_.Exec("SELECT count(*) FROM sqlite_master");
+    if (!probe.ok() && !DirWritable(path)) {
+      l->db_.Close();
+      ES_RETURN_IF_ERROR(l->db_.Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                                     options.busy_timeout_ms, ImmutableUri(path)));
+      ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
+    }
   }
   ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA foreign_keys = ON"));
+  // Migrate() checks that the file is a ledger (or empty) before it changes anything:
+  // a foreign SQLite file is refused untouched (no WAL switch, no schema).
   ES_RETURN_IF_ERROR(l->Migrate());
   return l;
 }
@@ -188,26 +235,19 @@ Result<ClaimResult> Ledger::Claim(const std::string& id, const std::string& owne
     bool dead = prev_owner != owner &&
                 (OwnerIsDeadHere(prev_owner) || now - heartbeat > options.stale_after_s);
     if (!dead) return ClaimResult{ClaimOutcome::kNotClaimable, attempts};
-    if (attempts >= options.max_attempts) {
-      Stmt f(&db_,
-             "UPDATE jobs SET status = 'failed', owner = NULL, finished_at = ?, error = ? WHERE id = ?");
-      ES_RETURN_IF_ERROR(f.status());
-      f.Bind(1, now).Bind(2, "its process (" + prev_owner + ") died while running it; " +
-                                   std::to_string(attempts) + " attempt(s), the maximum");
-      f.Bind(3, id);
-      ES_RETURN_IF_ERROR(f.Run());
-      ES_RETURN_IF_ERROR(tx.Commit());
-      return ClaimResult{ClaimOutcome::kExhausted, attempts};
-    }
+    // The dead owner's attempt is given back: a kill -9 (or a lost node) says nothing
+    // about the job, so it must not use up max_attempts.
+    attempts = std::max(0, attempts - 1);
     outcome = ClaimOutcome::kTaken;
   } else if (status != "pending") {
     return ClaimResult{ClaimOutcome::kNotClaimable, attempts};
   }
   Stmt up(&db_,
-          "UPDATE jobs SET status = 'running', owner = ?, worker = ?, attempts = attempts + 1, "
+          "UPDATE jobs SET status = 'running', owner = ?, worker = ?, attempts = ?, "
           "claimed_at = ?, started_at = ?, heartbeat_at = ? WHERE id = ?");
   ES_RETURN_IF_ERROR(up.status());
-  up.Bind(1, owner).Bind(2, options.worker).Bind(3, now).Bind(4, now).Bind(5, now).Bind(6, id);
+  up.Bind(1, owner).Bind(2, options.worker).Bind(3, attempts + 1).Bind(4, now).Bind(5, now).Bind(6, now);
+  up.Bind(7, id);
   ES_RETURN_IF_ERROR(up.Run());
   ES_RETURN_IF_ERROR(tx.Commit());
   return ClaimResult{outcome, attempts + 1};
@@ -247,6 +287,55 @@ Status Ledger::Release(const std::string& id, const std::string& owner) {
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, id).Bind(2, owner);
   return st.Run();
+}
+
+Status Ledger::Supersede(const std::string& id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(&db_,
+          "UPDATE jobs SET status = 'pending', attempts = 0, owner = NULL, checkpoint = NULL, error = ? "
+          "WHERE id = ? AND status = 'done'");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, reason).Bind(2, id);
+  return st.Run();
+}
+
+Result<int> Ledger::MarkDeadSweeps(double stale_after_s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(&db_);
+  ES_RETURN_IF_ERROR(tx.status());
+  Stmt q(&db_, "SELECT id, host, pid, started_at FROM sweeps WHERE status = 'running'");
+  ES_RETURN_IF_ERROR(q.status());
+  const std::string here = HostName();
+  const double now = NowSeconds();
+  std::vector<int64_t> dead;
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    const int64_t id = q.Int(0), pid = q.Int(2);
+    const std::string host = q.Text(1);
+    if (host == here && pid == ::getpid()) continue;  // ours (or an earlier sweep of this process)
+    if (host == here) {
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(id);
+      continue;
+    }
+    if (now - q.Double(3) <= stale_after_s) continue;
+    Stmt beat(&db_, "SELECT count(*) FROM jobs WHERE status = 'running' AND owner LIKE ? AND heartbeat_at > ?");
+    ES_RETURN_IF_ERROR(beat.status());
+    beat.Bind(1, host + ":" + std::to_string(pid) + ":%").Bind(2, now - stale_after_s);
+    ES_ASSIGN_OR_RETURN(bool brow, beat.Step());
+    if (brow && beat.Int(0) == 0) dead.push_back(id);
+  }
+  Stmt up(&db_,
+          "UPDATE sweeps SET status = 'interrupted', summary_json = ? WHERE id = ? AND status = 'running'");
+  ES_RETURN_IF_ERROR(up.status());
+  for (int64_t id : dead) {
+    up.Reset();
+    up.Bind(1, nlohmann::json{{"interrupted", "its process died or went silent (found by a later run)"}}.dump());
+    up.Bind(2, id);
+    ES_RETURN_IF_ERROR(up.Run());
+  }
+  ES_RETURN_IF_ERROR(tx.Commit());
+  return static_cast<int>(dead.size());
 }
 
 Status Ledger::Block(const std::string& id, const std::string& reason) {

@@ -11,8 +11,9 @@
 // safe: Claim() moves a job from pending (or from running whose owner is
 // dead: same host and pid gone, or heartbeat older than stale_after_s) to
 // running with this process as owner, inside BEGIN IMMEDIATE, so exactly one
-// claimant wins. Completion checks the owner again, so a job that was taken
-// over is never recorded twice.
+// claimant wins. A takeover does not count the dead owner's attempt (kill -9).
+// Completion checks the owner again, so a job that was taken over is never
+// recorded twice.
 //
 // Thread-safety: a Ledger is one SQLite connection behind a mutex; every
 // method may be called from any thread. Across processes SQLite's file locks
@@ -80,7 +81,7 @@ struct JobRow {
 
 struct ClaimOptions {
   double stale_after_s = 600;   // heartbeat age after which a running job is taken over
-  int max_attempts = 2;         // a dead owner's job past this many attempts becomes failed
+  int max_attempts = 2;         // kept for callers; a takeover gives the dead owner's attempt back
   std::string worker;           // worker group label, for humans
 };
 
@@ -88,7 +89,7 @@ enum class ClaimOutcome {
   kClaimed,       // was pending, now ours
   kTaken,         // was running under a dead or silent owner, now ours
   kNotClaimable,  // running elsewhere (alive), or done/failed/blocked, or gone
-  kExhausted,     // dead owner's job had used its attempts: now failed
+  kExhausted,     // no longer returned: a dead owner's attempt is never counted (issue 13)
 };
 struct ClaimResult {
   ClaimOutcome outcome;
@@ -128,12 +129,22 @@ class Ledger {
   // Interrupted (SIGINT/SIGTERM): back to pending, the attempt is not counted.
   Status Release(const std::string& id, const std::string& owner);
   Status Block(const std::string& id, const std::string& reason);
+  // A done job whose kept checkpoint is missing or corrupt: back to pending with fresh
+  // attempts, so it runs again (its old result rows are replaced when it completes).
+  Status Supersede(const std::string& id, const std::string& reason);
+  // Sweeps still 'running' whose process is gone (this host, pid dead) or silent (another
+  // host: started more than stale_after_s ago and none of its jobs heartbeating) become
+  // 'interrupted'. Returns how many. Called at the start of every run.
+  Result<int> MarkDeadSweeps(double stale_after_s);
 
   // --- read API (plan, ledger, table, report) ---
   Result<std::map<std::string, JobStatus>> StatusOf(const std::vector<std::string>& ids);
   Result<std::optional<JobRow>> GetJob(const std::string& id);
   // All jobs (filtered by status/kind when non-empty), protocol order not implied.
   Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
+  // Path of a done job's kept checkpoint, resolved: stored relative to the ledger's
+  // directory (or absolute); a relative path of an older ledger that is not there is
+  // looked up relative to the current directory too (docs/formats/ledger.md).
   Result<std::string> CheckpointOf(const std::string& id);
   // job id -> eval -> metric -> value (scalar metrics only).
   using MetricMap = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
@@ -145,17 +156,21 @@ class Ledger {
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
   // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.
-  Result<nlohmann::json> Query(const std::string& sql);
+  // A statement that could write or create anything (VACUUM INTO, ATTACH, pragma
+  // assignments) is refused before it runs; timeout_s > 0 interrupts a longer query.
+  Result<nlohmann::json> Query(const std::string& sql, double timeout_s = 0);
 
  private:
   Ledger() = default;
   Status Migrate();
+  std::string StoredCheckpointPath(const std::string& path) const;
   Status ReadSchema();
 
   mutable std::mutex mu_;
   Db db_;
   LedgerOptions options_;
   int schema_version_ = 0;
+  std::string base_dir_;  // absolute directory of the ledger file: checkpoint paths are relative to it
 };
 
 }  // namespace emosweep::orchestrator

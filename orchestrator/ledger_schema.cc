@@ -151,6 +151,13 @@ Status Ledger::Migrate() {
                                       " needs migrating to v" + std::to_string(kLedgerSchemaVersion) +
                                       "; run 'emosweep run' on it once (read-write)");
   }
+  if (!options_.read_only) {
+    // Only now, the file known to be a ledger (or empty): WAL, so readers (ledger status,
+    // table) never block the writer; NORMAL sync is durable against process kills (power
+    // loss may drop the last commits).
+    ES_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_mode = WAL"));
+    ES_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous = NORMAL"));
+  }
   for (const Migration& m : Migrations()) {
     if (m.to_version <= version) continue;
     Transaction tx(&db_);

@@ -164,6 +164,9 @@ Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* led
                   {"work_dir", options.work_dir},
                   {"device", options.device}}};
   StartedSweep out;
+  // A sweep killed with -9 (or on a lost node) never wrote its end: say so now.
+  ES_ASSIGN_OR_RETURN(int dead, ledger->MarkDeadSweeps(options.scheduler.stale_after_s));
+  if (dead > 0) LOG_WARN << dead << " earlier sweep(s) whose process is gone marked 'interrupted' in the ledger";
   ES_ASSIGN_OR_RETURN(out.sweep_id, ledger->BeginSweep(info));
   ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, protocol.jobs, options.scheduler));
   return out;

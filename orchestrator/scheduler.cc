@@ -1,6 +1,8 @@
 // orchestrator/scheduler.cc: see scheduler.h for the algorithm.
 #include "orchestrator/scheduler.h"
 
+#include <sys/stat.h>
+
 #include "core/log.h"
 
 namespace emosweep::orchestrator {
@@ -47,7 +49,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     for (const auto& d : s->jobs_[i].deps)
       if (s->nodes_[s->index_.at(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
-    if (s->nodes_[i].state.status == JobStatus::kDone) s->counts_.skipped++;
+    if (s->nodes_[i].state.status == JobStatus::kDone) {
+      s->counts_.skipped++;
+      s->nodes_[i].skipped = true;
+    }
   }
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     s->UpdateReadyLocked(static_cast<int>(i));
@@ -149,6 +154,56 @@ Status Scheduler::RefreshLocked() {
   return Status::Ok();
 }
 
+Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
+  for (const auto& dep : jobs_[i].deps) {
+    const int d = index_.at(dep);
+    // Once per producer and process: a checkpoint this process cannot see even after
+    // re-running its producer (a work dir local to another node) must not loop; the
+    // dependent then runs and reports the path it could not read.
+    if (!jobs_[d].spec.keep_checkpoint || nodes_[d].superseded) continue;
+    auto path = ledger_->CheckpointOf(dep);
+    if (!path.ok()) {
+      // Not done any more (another process superseded it): the next refresh tells.
+      if (path.status().code() == StatusCode::kFailedPrecondition) {
+        last_refresh_ = {};
+        return false;
+      }
+      // It recorded no checkpoint: running it again would not make one either.
+      if (path.status().code() == StatusCode::kNotFound) continue;
+      return path.status();
+    }
+    std::string why;
+    struct stat sb;
+    if (::stat(path->c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+      why = *path + ": missing";
+    } else {
+      const std::pair<int64_t, int64_t> key{static_cast<int64_t>(sb.st_size),
+                                            static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec};
+      auto it = checked_.find(*path);
+      if (it != checked_.end() && it->second == key) continue;
+      Status ok = options_.check_checkpoint ? options_.check_checkpoint(*path)
+                  : sb.st_size > 0              ? Status::Ok()
+                                                : Status::Corruption(*path + ": empty checkpoint file");
+      if (ok.ok()) {
+        checked_[*path] = key;
+        continue;
+      }
+      why = ok.message();
+    }
+    LOG_WARN << "checkpoint of done job " << dep.substr(0, 12) << " cannot be used (" << why
+             << "); running that job again before " << jobs_[i].spec.id.substr(0, 12);
+    ES_RETURN_IF_ERROR(ledger_->Supersede(dep, "checkpoint lost: " + why));
+    nodes_[d].superseded = true;
+    nodes_[d].state.error = "checkpoint lost: " + why;
+    nodes_[d].state.attempts = 0;
+    if (nodes_[d].skipped) counts_.skipped--;
+    nodes_[d].skipped = false;
+    SetStatusLocked(d, JobStatus::kPending);
+    return false;
+  }
+  return true;
+}
+
 Result<int> Scheduler::IndexOf(const std::string& id) const {
   auto it = index_.find(id);
   if (it == index_.end()) return Status::Internal("scheduler: unknown job " + id);
@@ -164,6 +219,8 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
     int i = std::get<2>(*ready_.begin());
     ready_.erase(ready_.begin());
     Node& n = nodes_[i];
+    ES_ASSIGN_OR_RETURN(bool deps_usable, DepCheckpointsUsableLocked(i));
+    if (!deps_usable) continue;
     ES_ASSIGN_OR_RETURN(ClaimResult c, ledger_->Claim(jobs_[i].spec.id, options_.owner, co));
     switch (c.outcome) {
       case ClaimOutcome::kClaimed:

@@ -34,6 +34,13 @@
 //     every transitive dependent becomes 'blocked' with the reason. The sweep
 //     goes on with everything else. OnInterrupted() (SIGINT/SIGTERM,
 //     preemption) puts the job back to pending without counting the attempt.
+//     Before claiming a job whose deps kept a checkpoint (pretrain -> finetune,
+//     fewshot, eval), each such checkpoint is checked (check_checkpoint; a
+//     file already checked with the same size and mtime is not read again).
+//     One that is missing or corrupt puts its producing job back to pending
+//     (Ledger::Supersede): it runs again (same identity, same seed, so the
+//     same model) and its dependents wait for it instead of failing for ever
+//     (once per producer and process, so an invisible work dir cannot loop).
 //  6. Heartbeat() stamps every job running here, so other processes do not
 //     take them over; call it more often than stale_after_s.
 //
@@ -42,6 +49,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,6 +70,9 @@ struct SchedulerOptions {
   bool retry_failed = true;     // a new run gives failed/blocked jobs fresh attempts
   double refresh_s = 1.0;       // how often the ledger is re-read when work is ready locally
   std::string owner;            // "" = ThisOwner()
+  // Whether a done job's kept checkpoint can still be used (Ok) or not (why). Unset:
+  // the file must exist and be non-empty. The CLI reads it back (worker::VerifyCheckpointFile).
+  std::function<Status(const std::string& path)> check_checkpoint;
 };
 
 struct Assignment {
@@ -110,6 +121,8 @@ class Scheduler {
     int transitive_dependents = 0;
     double cost = 0;
     bool here = false;         // running in this scheduler
+    bool skipped = false;      // done when this scheduler started
+    bool superseded = false;   // sent back to pending here for a lost checkpoint
   };
 
   Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs, SchedulerOptions options);
@@ -118,6 +131,8 @@ class Scheduler {
   void SetStatusLocked(int i, JobStatus s);
   void UpdateReadyLocked(int i);
   Status BlockDependentsLocked(int i, const std::string& reason);
+  // False (after superseding the producer) when a dep's checkpoint is missing or corrupt.
+  Result<bool> DepCheckpointsUsableLocked(int i);
   bool LooksDeadLocked(const Node& n) const;
   Result<int> IndexOf(const std::string& id) const;
   Key KeyOf(int i) const { return {-nodes_[i].transitive_dependents, -nodes_[i].cost, i}; }
@@ -132,6 +147,7 @@ class Scheduler {
   std::set<Key> ready_;
   std::chrono::steady_clock::time_point last_refresh_;
   SchedulerCounts counts_;
+  std::map<std::string, std::pair<int64_t, int64_t>> checked_;  // checkpoint path -> (size, mtime ns) found good
 };
 
 // Expected cost of a job for the "longest first" rule: train utterances × epochs.

@@ -4,13 +4,16 @@
 
 namespace emosweep::orchestrator {
 
-Db::~Db() {
+Db::~Db() { Close(); }
+
+void Db::Close() {
   if (db_) sqlite3_close_v2(db_);
+  db_ = nullptr;
 }
 
-Status Db::Open(const std::string& path, int flags, int busy_timeout_ms) {
+Status Db::Open(const std::string& path, int flags, int busy_timeout_ms, const std::string& uri) {
   path_ = path;
-  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  int rc = sqlite3_open_v2(uri.empty() ? path.c_str() : uri.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status s = Error("cannot open", rc);
     if (rc == SQLITE_CANTOPEN) s = Status::NotFound(path + ": cannot open ledger (missing file or directory)");

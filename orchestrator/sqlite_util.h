@@ -28,8 +28,10 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  // flags: SQLITE_OPEN_* (read-write-create or read-only).
-  Status Open(const std::string& path, int flags, int busy_timeout_ms);
+  // flags: SQLITE_OPEN_* (read-write-create or read-only). `uri`, when given, is
+  // what SQLite opens (with SQLITE_OPEN_URI in flags); messages still name `path`.
+  Status Open(const std::string& path, int flags, int busy_timeout_ms, const std::string& uri = "");
+  void Close();
   Status Exec(const std::string& sql);  // one or more statements, no results
   sqlite3* raw() const { return db_; }
   const std::string& path() const { return path_; }

@@ -1,5 +1,6 @@
 // worker/checkpoint.cc: checkpoint file format v1 (see checkpoint.h).
 #include "worker/checkpoint.h"
+#include "worker/job.h"
 
 #include <cstdio>
 #include <cstring>
@@ -117,6 +118,8 @@ Result<Checkpoint> ReadCheckpoint(const std::string& path) {
   }
   return c;
 }
+
+Status VerifyCheckpointFile(const std::string& path) { return ReadCheckpoint(path).status(); }
 
 void AddModuleState(Checkpoint& c, torch::nn::Module& module, const std::string& prefix) {
   for (const auto& p : module.named_parameters(true)) c.Add(prefix + "param." + p.key(), p.value().detach().clone());

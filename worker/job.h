@@ -115,4 +115,8 @@ Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context);
 // CUDA devices this process can use (0 in a build without CUDA or without a visible GPU).
 int CudaDeviceCount();
 
+// Reads a job's checkpoint file back (magic, size, checksum, tensor table): Ok, or why it
+// cannot be used (missing, truncated, corrupt). Defined in worker/checkpoint.cc.
+Status VerifyCheckpointFile(const std::string& path);
+
 }  // namespace emosweep::worker

@@ -241,6 +241,51 @@ TEST_F(TrainCli, InterruptedRunResumesToBitwiseTheSameNumbers) {
   }
 }
 
+// Issue 13: without --work-dir there is nothing to save, so SIGINT/SIGTERM must end the
+// run at once (exit 1, nothing on stdout), not after an epoch that may take minutes.
+TEST_F(TrainCli, SignalWithoutWorkDirEndsTheRunPromptly) {
+  // One epoch of 20000 single-row steps takes far longer than the 5 s allowed below.
+  ASSERT_EQ(std::system((std::string(EMOSWEEP_BINARY) + " data synth --out " + P("big") +
+                         " --corpora 1 --speakers 40 --per-speaker 500 --seed 3 --log-level warn >/dev/null")
+                            .c_str()),
+            0);
+  std::string job = Job("train = [\"big/synth_a.h5\"]", "epochs = 3\nbatch_size = 1");
+  job.replace(job.find("seed = 7\n"), 9, "seed = 7\nselection = \"last\"\n");
+  const std::string cfg = Write("job.toml", job);
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    // Fresh files per signal: the last run's stderr would show the marker at once.
+    const std::string out = P("out" + std::to_string(sig) + ".txt"), err = P("err" + std::to_string(sig) + ".txt");
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string cmd = "exec " + std::string(EMOSWEEP_BINARY) + " train --config " + cfg + " --json >" + out +
+                              " 2>" + err;
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Until training has started (the job line is logged after the stores load), then a moment more.
+    for (int i = 0; i < 1000 && Slurp(err).find("model concat_mlp") == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    kill(pid, sig);
+    int status = 0;
+    bool exited = false;
+    for (int i = 0; i < 500 && !exited; ++i) {  // 5 s
+      exited = waitpid(pid, &status, WNOHANG) == pid;
+      if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!exited) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+    ASSERT_TRUE(exited) << "still running 5 s after the signal:\n" << Slurp(err);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << Slurp(err);
+    EXPECT_TRUE(Slurp(out).empty()) << "a result was printed: " << Slurp(out);
+    EXPECT_NE(Slurp(err).find("interrupted"), std::string::npos) << Slurp(err);
+  }
+}
+
 // --- bad input: exit 2, nothing on stdout, a message naming the file (and the line) ---
 
 class TrainCliBadInput : public TrainCli {

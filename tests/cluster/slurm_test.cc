@@ -158,5 +158,27 @@ TEST(Slurm, HostileDirectiveValuesAreRejected) {
   EXPECT_FALSE(RenderSbatchScript(o).ok());
 }
 
+// `submit` makes --log-dir absolute (default <cwd>/slurm-logs): a working directory
+// whose path has a space must not make the default unusable (issue 13).
+TEST(Slurm, DefaultLogDirUnderAWorkdirWithSpacesIsWrittenRelative) {
+  SubmitOptions o = Base();
+  o.log_dir = "/home/u/work dir/slurm-logs";
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->find("#SBATCH --output=slurm-logs/%x-%j.out\n"), std::string::npos) << *r;
+  EXPECT_NE(r->find("cd " + ShellQuote("/home/u/work dir") + " || exit 1"), std::string::npos);
+  o.array_slices = 3;
+  o.log_dir = "/home/u/work dir/logs/a/";
+  r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->find("#SBATCH --output=logs/a/%x-%A_%a.out\n"), std::string::npos) << *r;
+  // Outside the working directory a space still cannot be written into an #SBATCH line.
+  o.log_dir = "/scratch/my logs";
+  r = RenderSbatchScript(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(ExitCodeFor(r.status()), 2);
+  EXPECT_NE(r.status().message().find("log-dir"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace emosweep::cluster

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <map>
 #include <filesystem>
 #include <fstream>
 
@@ -172,13 +174,13 @@ TEST(Ledger, JobOfDeadProcessOnThisHostIsTakenOver) {
   auto c = l->Claim(job.spec.id, me, {});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->outcome, ClaimOutcome::kTaken);
-  EXPECT_EQ(c->attempts, 2);
+  EXPECT_EQ(c->attempts, 1) << "the dead owner's attempt is given back";
   // Our own pid with another nonce is an earlier process that had our pid.
   EXPECT_TRUE(OwnerIsDeadHere(host + ":" + std::to_string(::getpid()) + ":00000000"));
   EXPECT_FALSE(OwnerIsDeadHere(me));
 }
 
-TEST(Ledger, SilentOwnerElsewhereIsTakenOverAfterStaleTimeoutAndExhaustsAttempts) {
+TEST(Ledger, SilentOwnerElsewhereIsTakenOverAfterStaleTimeoutWithoutSpendingAttempts) {
   std::string path = TestDir() + "/l.db";
   auto l = OpenOk(path);
   auto job = MakeJob("e", "m", "c", 1);
@@ -187,12 +189,18 @@ TEST(Ledger, SilentOwnerElsewhereIsTakenOverAfterStaleTimeoutAndExhaustsAttempts
   ClaimOptions stale{/*stale_after_s=*/-1, /*max_attempts=*/2, "w"};
   ASSERT_EQ(l->Claim(job.spec.id, "far-away:1:aa", fresh)->outcome, ClaimOutcome::kClaimed);
   EXPECT_EQ(l->Claim(job.spec.id, "here:2:bb", fresh)->outcome, ClaimOutcome::kNotClaimable);
-  EXPECT_EQ(l->Claim(job.spec.id, "here:2:bb", stale)->outcome, ClaimOutcome::kTaken);
-  // The second owner dies too: two attempts used, the job is failed, not run a third time.
-  EXPECT_EQ(l->Claim(job.spec.id, "here:3:cc", stale)->outcome, ClaimOutcome::kExhausted);
+  // A dead or silent owner (kill -9, lost node) says nothing about the job: every
+  // takeover gives the lost attempt back, so max_attempts is never used up by kills.
+  for (const char* owner : {"here:2:bb", "here:3:cc", "here:4:dd"}) {
+    auto c = l->Claim(job.spec.id, owner, stale);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->outcome, ClaimOutcome::kTaken) << owner;
+    EXPECT_EQ(c->attempts, 1) << owner;
+  }
   auto row = l->GetJob(job.spec.id);
-  EXPECT_EQ((*row)->status, JobStatus::kFailed);
-  EXPECT_NE((*row)->error.find("died while running"), std::string::npos);
+  EXPECT_EQ((*row)->status, JobStatus::kRunning);
+  EXPECT_EQ((*row)->attempts, 1);
+  EXPECT_EQ((*row)->owner, "here:4:dd");
 }
 
 TEST(Ledger, CompleteRecordsEverythingInOneTransaction) {
@@ -271,6 +279,183 @@ TEST(Ledger, StatusOfManyIdsCrossesChunkBoundaries) {
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->size(), 1200u);
   EXPECT_EQ(st->count("no-such-job"), 0u);
+}
+
+// --- issue 13: foreign files untouched, read-only places, raw SQL limits, checkpoints, dead sweeps ---
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(Ledger, ForeignRollbackJournalDatabaseIsRefusedUntouched) {
+  std::string path = TestDir() + "/other.db";
+  RawExec(path, "PRAGMA journal_mode = DELETE; CREATE TABLE customers(id INTEGER); INSERT INTO customers VALUES (1)");
+  const std::string before = FileBytes(path);
+  auto l = Ledger::Open(path);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(ExitCodeFor(l.status()), 2);
+  EXPECT_NE(l.status().message().find("not an emosweep ledger"), std::string::npos) << l.status().message();
+  EXPECT_EQ(FileBytes(path), before) << "the foreign file was modified (switched to WAL?)";
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "delete");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST(Ledger, DirectoryGivenAsLedgerIsBadInput) {
+  const std::string dir = TestDir();
+  for (bool ro : {false, true}) {
+    auto l = Ledger::Open(dir, {ro});
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.status().code(), StatusCode::kInvalidArgument) << l.status().ToString();
+    EXPECT_NE(l.status().message().find("is a directory"), std::string::npos) << l.status().message();
+  }
+}
+
+TEST(Ledger, RawSqlThatCouldWriteIsRefusedBeforeItRunsAndCreatesNothing) {
+  std::string path = TestDir() + "/l.db";
+  RegisterOne(OpenOk(path).get(), MakeJob("e", "m", "c", 1));
+  auto ro = OpenOk(path, {true});
+  const std::string copy = TestDir() + "/copy.db", attached = TestDir() + "/att.db";
+  for (const std::string& sql : {"VACUUM INTO '" + copy + "'", "ATTACH '" + attached + "' AS a",
+                                 std::string("PRAGMA query_only = OFF"), std::string("PRAGMA wal_checkpoint"),
+                                 std::string("VACUUM"), std::string("BEGIN IMMEDIATE")}) {
+    auto q = ro->Query(sql);
+    EXPECT_FALSE(q.ok()) << sql;
+    EXPECT_EQ(ExitCodeFor(q.status()), 2) << sql << ": " << q.status().ToString();
+  }
+  EXPECT_FALSE(std::filesystem::exists(copy)) << "VACUUM INTO created its file";
+  EXPECT_FALSE(std::filesystem::exists(attached)) << "ATTACH created its file";
+  // Reading still works, pragmas that read included.
+  EXPECT_TRUE(ro->Query("SELECT id FROM jobs").ok());
+  EXPECT_TRUE(ro->Query("PRAGMA table_info(jobs)").ok());
+  EXPECT_TRUE(ro->Query("SELECT name FROM pragma_table_info('jobs')").ok());
+}
+
+TEST(Ledger, RawSqlStopsAtItsTimeout) {
+  std::string path = TestDir() + "/l.db";
+  { OpenOk(path); }
+  auto ro = OpenOk(path, {true});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto q = ro->Query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", 0.3);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.status().message().find("--timeout of 0.3 s"), std::string::npos) << q.status().ToString();
+  EXPECT_LT(secs, 5.0);
+  // The connection is usable afterwards, and without a limit a short query runs.
+  EXPECT_TRUE(ro->Query("SELECT 1", 0).ok());
+}
+
+// Completes `job` with a kept checkpoint at `checkpoint`.
+void CompleteWithCheckpoint(Ledger* l, const protocols::PlannedJob& job, const std::string& checkpoint) {
+  RegisterOne(l, job);
+  ASSERT_EQ(l->Claim(job.spec.id, ThisOwner(), {})->outcome, ClaimOutcome::kClaimed);
+  worker::JobResult r = FakeResult(job.spec);
+  r.checkpoint = checkpoint;
+  auto done = l->Complete(job.spec.id, ThisOwner(), r, {});
+  ASSERT_TRUE(done.ok() && *done) << done.status().ToString();
+}
+
+struct CwdGuard {
+  std::filesystem::path old = std::filesystem::current_path();
+  ~CwdGuard() { std::filesystem::current_path(old); }
+};
+
+TEST(Ledger, CheckpointPathsResolveAgainstTheLedgerFromAnyWorkingDirectory) {
+  CwdGuard guard;
+  const std::filesystem::path root = TestDir();
+  std::filesystem::create_directories(root / "proj" / "l.db.work" / "j");
+  std::filesystem::create_directories(root / "elsewhere");
+  std::ofstream(root / "proj" / "l.db.work" / "j" / "model.ckpt") << "x";
+  auto job = MakeJob("e", "m", "c", 1);
+  {
+    // First run from proj/: the trainer reports the path relative to the working directory.
+    std::filesystem::current_path(root / "proj");
+    auto l = OpenOk("l.db");
+    CompleteWithCheckpoint(l.get(), job, "l.db.work/j/model.ckpt");
+  }
+  // Resumed from another directory, the same ledger finds the same file.
+  std::filesystem::current_path(root / "elsewhere");
+  auto l = OpenOk("../proj/l.db");
+  auto c = l->CheckpointOf(job.spec.id);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(std::filesystem::exists(*c)) << *c;
+  EXPECT_EQ(std::filesystem::canonical(*c), std::filesystem::canonical(root / "proj/l.db.work/j/model.ckpt"));
+  auto raw = l->GetJob(job.spec.id);
+  EXPECT_EQ((*raw)->checkpoint, "l.db.work/j/model.ckpt") << "stored relative to the ledger's directory";
+  // A work dir outside the ledger's directory is stored absolute.
+  auto other = MakeJob("e", "m", "d", 1);
+  CompleteWithCheckpoint(l.get(), other, (root / "elsewhere" / "m.ckpt").string());
+  EXPECT_EQ((*l->GetJob(other.spec.id))->checkpoint, (root / "elsewhere" / "m.ckpt").string());
+}
+
+TEST(Ledger, OldLedgersWithWorkingDirectoryRelativeCheckpointsStayReadable) {
+  CwdGuard guard;
+  const std::filesystem::path root = TestDir();
+  std::filesystem::create_directories(root / "db");
+  std::filesystem::create_directories(root / "run" / "w" / "j");
+  std::ofstream(root / "run" / "w" / "j" / "model.ckpt") << "x";
+  const std::string path = (root / "db" / "l.db").string();
+  auto job = MakeJob("e", "m", "c", 1);
+  {
+    auto l = OpenOk(path);
+    CompleteWithCheckpoint(l.get(), job, "ignored");
+  }
+  RawExec(path, "UPDATE jobs SET checkpoint = 'w/j/model.ckpt'");  // as an older emosweep wrote it
+  std::filesystem::current_path(root / "run");
+  auto l = OpenOk(path);
+  auto c = l->CheckpointOf(job.spec.id);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, "w/j/model.ckpt");
+}
+
+TEST(Ledger, SupersedeSendsADoneJobBackToPending) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto job = MakeJob("e", "m", "c", 1);
+  CompleteWithCheckpoint(l.get(), job, TestDir() + "/gone.ckpt");
+  ASSERT_TRUE(l->Supersede(job.spec.id, "checkpoint lost").ok());
+  auto row = *l->GetJob(job.spec.id);
+  EXPECT_EQ(row->status, JobStatus::kPending);
+  EXPECT_EQ(row->attempts, 0);
+  EXPECT_TRUE(row->checkpoint.empty());
+  EXPECT_EQ(row->error, "checkpoint lost");
+}
+
+TEST(Ledger, SweepsOfDeadProcessesAreMarkedInterrupted) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  auto s = [&] { return *l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}}); };
+  const int64_t dead = s(), alive = s(), ours = s(), far_old = s(), far_new = s();
+  const std::string me = ThisOwner(), host = me.substr(0, me.find(':'));
+  RawExec(path, "UPDATE sweeps SET pid = " + std::to_string(child) + " WHERE id = " + std::to_string(dead));
+  RawExec(path, "UPDATE sweeps SET pid = 1 WHERE id = " + std::to_string(alive));
+  RawExec(path, "UPDATE sweeps SET host = 'far-away', started_at = started_at - 7200 WHERE id = " +
+                    std::to_string(far_old));
+  RawExec(path, "UPDATE sweeps SET host = 'far-away' WHERE id = " + std::to_string(far_new));
+  auto n = l->MarkDeadSweeps(600);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2);
+  auto ro = OpenOk(path, {true});
+  auto q = ro->Query("SELECT id, status FROM sweeps ORDER BY id");
+  ASSERT_TRUE(q.ok());
+  std::map<int64_t, std::string> st;
+  for (const auto& r : (*q)["rows"]) st[r[0].get<int64_t>()] = r[1].get<std::string>();
+  EXPECT_EQ(st[dead], "interrupted");
+  EXPECT_EQ(st[alive], "running");
+  EXPECT_EQ(st[ours], "running");
+  EXPECT_EQ(st[far_old], "interrupted");
+  EXPECT_EQ(st[far_new], "running");
+  (void)host;
 }
 
 }  // namespace

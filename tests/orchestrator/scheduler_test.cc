@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "tests/orchestrator/fake_jobs.h"
 
 namespace emosweep::orchestrator {
@@ -187,6 +190,94 @@ TEST(Scheduler, RejectsPlansWithUnknownDuplicateOrLaterDependencies) {
   auto later = Scheduler::Create(ledger.get(), 1, {c, a}, {});
   ASSERT_FALSE(later.ok());
   EXPECT_NE(later.status().message().find("does not come before"), std::string::npos);
+}
+
+// Issue 13: a done job whose kept checkpoint is gone (deleted) or unusable (corrupt)
+// runs again before its dependents instead of failing them for ever.
+TEST(Scheduler, LostOrCorruptCheckpointOfADoneJobRunsItAgainBeforeItsDependents) {
+  for (bool corrupt : {false, true}) {
+    SCOPED_TRACE(corrupt ? "corrupt" : "deleted");
+    const std::string dir = testing::TestDir() + (corrupt ? "/c" : "/d");
+    std::filesystem::create_directories(dir);
+    const std::string ckpt = dir + "/pre.ckpt";
+    auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+    pre.spec.keep_checkpoint = true;
+    auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+    auto ft2 = MakeJob("e", "m", "ft2", 1, {pre.spec.id}, 5, "finetune");
+    SchedulerOptions o;
+    o.check_checkpoint = [](const std::string& path) {
+      std::ifstream in(path);
+      std::string text;
+      in >> text;
+      return text == "model" ? Status::Ok() : Status::Corruption(path + ": checksum mismatch");
+    };
+    auto finish = [&](Scheduler* s, const protocols::PlannedJob* j) {
+      worker::JobResult r = FakeResult(j->spec);
+      if (j->spec.id == pre.spec.id) {
+        std::ofstream(ckpt) << "model";
+        r.checkpoint = ckpt;
+      }
+      EXPECT_TRUE(s->OnFinished(j->spec.id, r, {}).ok());
+    };
+    {
+      // First run: only the producer finishes (the process ends before its dependents run).
+      auto f = Make(dir + "/l.db", {pre, ft, ft2}, o);
+      auto a = f.sched->NextReady("t0");
+      ASSERT_TRUE(a.ok() && a->kind == Assignment::Kind::kJob);
+      ASSERT_EQ(a->job->spec.id, pre.spec.id);
+      finish(f.sched.get(), a->job);
+    }
+    if (corrupt)
+      std::ofstream(ckpt) << "garbage";
+    else
+      std::filesystem::remove(ckpt);
+    auto f = Make(dir + "/l.db", {pre, ft, ft2}, o);
+    EXPECT_EQ(f.sched->Counts().skipped, 1);
+    std::vector<std::string> order;
+    for (int guard = 0; guard < 20; ++guard) {
+      auto a = f.sched->NextReady("t0");
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      if (a->kind == Assignment::Kind::kDone) break;
+      ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+      order.push_back(a->job->spec.id);
+      finish(f.sched.get(), a->job);
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{pre.spec.id, ft.spec.id, ft2.spec.id}));
+    auto c = f.sched->Counts();
+    EXPECT_EQ(c.done, 3);
+    EXPECT_EQ(c.skipped, 0) << "the producer ran again here";
+    EXPECT_EQ(c.finished_here, 3);
+    auto row = *f.ledger->GetJob(pre.spec.id);
+    EXPECT_EQ(row->status, JobStatus::kDone);
+    EXPECT_EQ(row->attempts, 1);
+    EXPECT_EQ((*f.ledger->GetJob(ft.spec.id))->status, JobStatus::kDone);
+  }
+}
+
+TEST(Scheduler, ACheckpointThatStaysUnreadableRerunsItsProducerOnlyOnce) {
+  const std::string dir = testing::TestDir();
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  pre.spec.keep_checkpoint = true;
+  auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
+  SchedulerOptions o;
+  o.check_checkpoint = [](const std::string& path) { return Status::Corruption(path + ": unreadable here"); };
+  auto f = Make(dir + "/l.db", {pre, ft}, o);
+  std::vector<std::string> order;
+  for (int guard = 0; guard < 20; ++guard) {
+    auto a = f.sched->NextReady("t0");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    if (a->kind == Assignment::Kind::kDone) break;
+    ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+    order.push_back(a->job->spec.id);
+    worker::JobResult r = FakeResult(a->job->spec);
+    if (a->job->spec.id == pre.spec.id) {
+      std::ofstream(dir + "/pre.ckpt") << "model";
+      r.checkpoint = dir + "/pre.ckpt";
+    }
+    ASSERT_TRUE(f.sched->OnFinished(a->job->spec.id, r, {}).ok());
+  }
+  // pre, then pre again (its checkpoint looked unusable), then ft: no endless loop.
+  EXPECT_EQ(order, (std::vector<std::string>{pre.spec.id, pre.spec.id, ft.spec.id}));
 }
 
 }  // namespace

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# End-to-end test of the ledger and checkpoint hardening of issue 13 with the real
+# `emosweep` binary (synthetic stores, real trainer, CPU): checkpoints found when a
+# sweep is resumed from another directory; a deleted or corrupt checkpoint re-runs its
+# producer, with the dependents' numbers equal to an uninterrupted run; a foreign SQLite
+# file refused untouched; a directory as --ledger refused; read-only commands on a ledger
+# in a read-only directory; a kill -9'd sweep marked interrupted and its running job not
+# charged an attempt; `ledger query` refusing VACUUM INTO and honouring --timeout.
+# Usage: ledger_e2e_test.sh EMOSWEEP_BINARY
+set -euo pipefail
+BIN=$(readlink -f "$1")
+W=$(mktemp -d)
+trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
+chmod 755 "$W"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+jget() { sqlite3 :memory: "SELECT json_extract(readfile('$1'), '$2')"; }
+# The test metrics of every finetune job, one line per job: "id name=value ...".
+numbers() { sqlite3 "$1" "SELECT j.id || ' ' || group_concat(m.eval || '.' || m.name || '=' || printf('%.17g', m.value), ' ')
+  FROM jobs j JOIN metrics m ON m.job_id = j.id WHERE j.kind = 'finetune' GROUP BY j.id ORDER BY j.id"; }
+
+"$BIN" data synth --out "$W/stores" --corpora 2 --speakers 6 --per-speaker 16 --log-level warn > /dev/null
+cat > "$W/p.toml" <<TOML
+version = 1
+name = "ledger_e2e"
+[corpora.synth_a]
+store = "$W/stores/synth_a.h5"
+[corpora.synth_b]
+store = "$W/stores/synth_b.h5"
+[defaults]
+labels = "core4"
+features = {audio = "synth_audio", text = "synth_text"}
+seeds = [1]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 3, val_fraction = 0.2}
+train = {optimizer = "adamw", lr = 0.002, batch_size = 16, epochs = 3}
+[[experiment]]
+name = "ft"
+kind = "fewshot"
+source = "synth_a"
+target = "synth_b"
+models = ["concat_mlp"]
+budgets = ["50%", "100%"]
+finetune_train = {lr = 0.001}
+[[table]]
+name = "ft"
+experiment = "ft"
+rows = "model"
+columns = "budget"
+metrics = ["ua"]
+spread = "std"
+TOML
+run() { "$BIN" run "$W/p.toml" --threads 1 --parallel 1 --log-level warn "$@"; }
+
+# 0. The reference: one uninterrupted run.
+mkdir -p "$W/ref" "$W/proj" "$W/elsewhere"
+(cd "$W/ref" && run --ledger ref.db --json > run.json)
+[ "$(jget "$W/ref/run.json" '$.failed')" = 0 ] || fail "reference run failed: $(cat "$W/ref/run.json")"
+ref=$(numbers "$W/ref/ref.db")
+[ "$(echo "$ref" | wc -l)" = 2 ] || fail "expected 2 finetune jobs, got: $ref"
+
+# 1. First run in proj/, dependents redone from another working directory.
+(cd "$W/proj" && run --ledger l.db --json > run1.json)
+sqlite3 "$W/proj/l.db" "DELETE FROM jobs WHERE kind = 'finetune'"
+(cd "$W/elsewhere" && run --ledger ../proj/l.db --json > run2.json) || true
+[ "$(jget "$W/elsewhere/run2.json" '$.failed')" = 0 ] || fail "resumed from another directory: $(cat "$W/elsewhere/run2.json")"
+[ "$(jget "$W/elsewhere/run2.json" '$.ran')" = 2 ] || fail "expected only the 2 finetune jobs to run"
+[ "$(numbers "$W/proj/l.db")" = "$ref" ] || fail "numbers differ after resuming elsewhere"
+echo "1. resumed from another directory: ok"
+
+# 2. A deleted, then a corrupt checkpoint of the done pretrain job: it runs again, same numbers.
+pre=$(sqlite3 "$W/proj/l.db" "SELECT id FROM jobs WHERE kind = 'pretrain'")
+for how in delete corrupt; do
+  ckpt=$(find "$W/proj/l.db.work" -path "*$pre*" -name model.ckpt)
+  [ -f "$ckpt" ] || fail "no checkpoint of the pretrain job"
+  if [ $how = delete ]; then rm "$ckpt"; else printf "XXXX" | dd of="$ckpt" bs=1 seek=$(( $(stat -c %s "$ckpt") - 8 )) conv=notrunc 2> /dev/null; fi
+  sqlite3 "$W/proj/l.db" "DELETE FROM jobs WHERE kind = 'finetune'"
+  (cd "$W/elsewhere" && run --ledger ../proj/l.db --json > run_$how.json) || true
+  [ "$(jget "$W/elsewhere/run_$how.json" '$.failed')" = 0 ] || fail "$how: $(cat "$W/elsewhere/run_$how.json")"
+  [ "$(jget "$W/elsewhere/run_$how.json" '$.ran')" = 3 ] || fail "$how: the pretrain job did not run again"
+  [ "$(numbers "$W/proj/l.db")" = "$ref" ] || fail "$how: numbers differ from the uninterrupted run"
+  # A later run finds everything done.
+  (cd "$W/elsewhere" && run --ledger ../proj/l.db --json > again.json)
+  [ "$(jget "$W/elsewhere/again.json" '$.ran')" = 0 ] || fail "$how: a finished sweep ran jobs again"
+  echo "2. $how checkpoint: producer re-ran, numbers equal: ok"
+done
+
+# 3a. A foreign SQLite file (rollback journal) is refused untouched.
+sqlite3 "$W/foreign.db" "PRAGMA journal_mode = DELETE; CREATE TABLE customers(id INTEGER); INSERT INTO customers VALUES (1);" > /dev/null
+sum=$(md5sum < "$W/foreign.db")
+rc=0; run --ledger "$W/foreign.db" 2> "$W/foreign.err" || rc=$?
+[ $rc = 2 ] || fail "foreign SQLite file: exit $rc, expected 2"
+grep -q "not an emosweep ledger" "$W/foreign.err" || fail "foreign: $(cat "$W/foreign.err")"
+[ "$(md5sum < "$W/foreign.db")" = "$sum" ] || fail "the foreign file was modified"
+[ "$(sqlite3 "$W/foreign.db" 'PRAGMA journal_mode')" = delete ] || fail "the foreign file's journal mode changed"
+[ ! -e "$W/foreign.db-wal" ] || fail "a -wal file was created next to the foreign file"
+# 3b. A directory as --ledger.
+for cmd in "run $W/p.toml --threads 1" "ledger status"; do
+  rc=0; "$BIN" $cmd --ledger "$W/proj" 2> "$W/dir.err" > /dev/null || rc=$?
+  [ $rc = 2 ] || fail "'$cmd' on a directory: exit $rc, expected 2"
+  grep -q "is a directory" "$W/dir.err" || fail "directory: $(cat "$W/dir.err")"
+done
+# 3c. Read-only commands on a ledger in a read-only directory (as another user when root).
+mkdir -p "$W/ro" "$W/out"
+cp "$W/proj/l.db" "$W/ro/l.db"
+chmod 444 "$W/ro/l.db"; chmod 555 "$W/ro"; chmod 777 "$W/out"
+as() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; else "$@"; fi; }
+as "$BIN" ledger status --ledger "$W/ro/l.db" > /dev/null || fail "ledger status in a read-only directory"
+as "$BIN" ledger query --ledger "$W/ro/l.db" --sql "SELECT count(*) FROM jobs" | grep -q 3 || fail "ledger query read-only"
+as "$BIN" ledger export --ledger "$W/ro/l.db" --what metrics > /dev/null || fail "ledger export read-only"
+as "$BIN" table "$W/p.toml" --ledger "$W/ro/l.db" --all > /dev/null || fail "table read-only"
+as "$BIN" report "$W/p.toml" --ledger "$W/ro/l.db" --out "$W/out/r.html" > /dev/null 2>&1 || fail "report read-only"
+[ -z "$(ls "$W/ro" | grep -v '^l.db$')" ] || fail "files appeared in the read-only directory"
+echo "3. foreign file, directory, read-only directory: ok"
+
+# 4. kill -9 of a running sweep: marked interrupted later; its running job costs no attempt.
+sed -e 's/epochs = 3/epochs = 400/' -e 's/name = "ledger_e2e"/name = "slow"/' "$W/p.toml" > "$W/slow.toml"
+"$BIN" run "$W/slow.toml" --ledger "$W/k.db" --threads 1 --log-level warn > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  n=$(sqlite3 "$W/k.db" "SELECT count(*) FROM jobs WHERE status = 'running'" 2> /dev/null || echo 0)
+  [ "${n:-0}" -ge 1 ] && break
+  sleep 0.1
+done
+[ "${n:-0}" -ge 1 ] || fail "the slow sweep never started a job"
+kill -9 $pid; wait $pid 2> /dev/null || true
+victim=$(sqlite3 "$W/k.db" "SELECT id FROM jobs WHERE status = 'running'")
+[ "$(sqlite3 "$W/k.db" "SELECT status FROM sweeps")" = running ] || fail "expected the killed sweep still 'running'"
+# --max-attempts 1: the kill must not have used the job's only attempt.
+"$BIN" run "$W/slow.toml" --ledger "$W/k.db" --threads 1 --max-attempts 1 --log-level warn > /dev/null 2>&1 &
+rpid=$!
+for _ in $(seq 1 300); do
+  s=$(sqlite3 "$W/k.db" "SELECT status || ':' || attempts || ':' || coalesce(owner, '') FROM jobs WHERE id = '$victim'" 2> /dev/null || echo "")
+  case "$s" in *":$rpid:"*|done:*|failed:*) break ;; esac
+  sleep 0.1
+done
+swept=$(sqlite3 "$W/k.db" "SELECT status FROM sweeps WHERE id = 1")
+kill -TERM $rpid 2> /dev/null || true; wait $rpid 2> /dev/null || true
+[ "$swept" = interrupted ] || fail "the killed sweep is '$swept', not marked interrupted by the next run"
+case "$s" in
+  running:1:*|done:1:*) ;;
+  *) fail "the job running at the kill -9 is '$s' after the takeover with --max-attempts 1 (want running:1 or done:1)" ;;
+esac
+echo "4. kill -9: sweep marked interrupted, attempt given back: ok"
+
+# 5. ledger query: VACUUM INTO refused before it creates anything; --timeout.
+rc=0; "$BIN" ledger query --ledger "$W/proj/l.db" --sql "VACUUM INTO '$W/copy.db'" 2> "$W/vac.err" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "VACUUM INTO: exit $rc, expected 2"
+[ ! -e "$W/copy.db" ] || fail "VACUUM INTO was refused but created its file"
+start=$(date +%s)
+rc=0; "$BIN" ledger query --ledger "$W/proj/l.db" --timeout 1 \
+  --sql "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c" 2> "$W/to.err" > /dev/null || rc=$?
+[ $rc = 1 ] || fail "endless query: exit $rc, expected 1"
+[ $(( $(date +%s) - start )) -lt 15 ] || fail "--timeout 1 did not stop the query"
+grep -q "timeout" "$W/to.err" || fail "timeout message: $(cat "$W/to.err")"
+echo "5. ledger query refusals and --timeout: ok"
+echo "ledger e2e: ok"
