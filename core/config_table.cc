@@ -1,5 +1,6 @@
 #include "core/config_table.h"
 
+#include <cmath>
 #include <sstream>
 
 namespace emosweep {
@@ -37,6 +38,9 @@ std::string At(const std::string& where, const std::map<std::string, int>& lines
 }
 
 Status CheckNumber(const ConfigKey& k, double v, const std::string& loc) {
+  if (!std::isfinite(v))  // NaN passes every bound check; infinity is never a usable setting
+    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") +
+                                   ": must be a finite number");
   if (k.min && v < *k.min)
     return Status::InvalidArgument(loc + ": '" + k.name + "' = " + std::to_string(v) + " is below the minimum " +
                                    std::to_string(*k.min));
