@@ -200,6 +200,7 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
   ES_ASSIGN_OR_RETURN(p.name, root.String("name", true));
   ES_ASSIGN_OR_RETURN(p.description, root.String("description", false));
   ES_ASSIGN_OR_RETURN(p.vars, EffectiveVars(doc, options, p.dir));
+  p.max_jobs = options.max_jobs;
   ES_ASSIGN_OR_RETURN(Defaults defaults, ParseDefaults(doc));
   ES_RETURN_IF_ERROR(ParseCorpora(doc, defaults.split_seed, &p));
   if (!root.Has("experiment")) return root.Error("", "no [[experiment]]: a protocol needs at least one experiment");
