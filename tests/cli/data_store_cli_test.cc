@@ -13,6 +13,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 struct Ran {
   int code = -1;
@@ -144,6 +145,59 @@ TEST_F(DataStoreCli, StratifiedSplitRefusesOverlapUnlessAllowed) {
                P("st.json"));
   EXPECT_EQ(ok.code, 0) << ok.err;
   EXPECT_TRUE(fs::exists(P("st.json")));
+}
+
+// Issue 13 §4: a given split (a published one) is written from id lists, checked against the store.
+TEST_F(DataStoreCli, SplitFromIdListsReproducesAGivenSplit) {
+  Synth();
+  ASSERT_EQ(Run("data split " + P("stores/synth_a.h5") + " --k 3 --seed 5 --out " + P("made.json")).code, 0);
+  std::ifstream in(P("made.json"));
+  const json made = json::parse(in)["folds"][1];
+  for (const char* part : {"train", "val", "test"}) {
+    std::ofstream out(P(std::string(part) + ".txt"));
+    out << "# " << part << " ids\n";
+    for (const auto& id : made[part]) out << id.get<std::string>() << "\n";
+  }
+  Ran r = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --from val=" +
+              P("val.txt") + " --from test=" + P("test.txt") + " --out " + P("given.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["method"], "id_lists");
+  std::ifstream gin(P("given.json"));
+  const json given = json::parse(gin);
+  ASSERT_EQ(given["folds"].size(), 1u);
+  for (const char* part : {"train", "val", "test"}) EXPECT_EQ(given["folds"][0][part], made[part]) << part;
+  // The file is usable like any split file (hash checked on read).
+  EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --out " +
+                P("train_only.json")).code,
+            0);
+}
+
+TEST_F(DataStoreCli, SplitFromIdListsBadIdsExitTwoNamingFileAndLine) {
+  Synth();
+  std::ofstream(P("train.txt")) << "nope_1\n";
+  Ran unknown = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --out " + P("g.json"));
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find(P("train.txt") + " line 1: utterance 'nope_1' is not in corpus"), std::string::npos)
+      << unknown.err;
+  EXPECT_FALSE(fs::exists(P("g.json")));
+  Ran bad = Run("data split " + P("stores/synth_a.h5") + " --from " + P("train.txt") + " --out " + P("g.json"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("PART=FILE"), std::string::npos) << bad.err;
+  Ran mixed = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --k 3 --out " +
+                  P("g.json"));
+  EXPECT_EQ(mixed.code, 2);
+  EXPECT_NE(mixed.err.find("--k does not apply"), std::string::npos) << mixed.err;
+  EXPECT_FALSE(fs::exists(P("g.json")));
+}
+
+TEST_F(DataStoreCli, StratifiedSplitWithTestFractionZero) {
+  Synth();
+  Ran r = Run("data split " + P("stores/synth_a.h5") + " --method stratified --test-fraction 0 --val-fraction 0.2 "
+              "--allow-speaker-overlap --out " + P("st0.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["folds"][0]["test"], 0);
+  EXPECT_GT(j["folds"][0]["val"].get<int>(), 0);
 }
 
 TEST_F(DataStoreCli, BadUsageExitsTwo) {
