@@ -50,6 +50,15 @@ TEST(ConfigTable, RejectsOutOfBoundsWrongTypeBadChoiceAndMissingRequired) {
   EXPECT_NE(Table().RenderHelp().find("lr (float, default 0.001"), std::string::npos) << Table().RenderHelp();
 }
 
+TEST(ConfigTable, BoundMessagesPrintNumbersAsWritten) {
+  auto r = Table().Apply(nlohmann::json{{"model", "m"}, {"lr", 12.5}}, "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'lr' = 12.5 is above the maximum 10"), std::string::npos) << r.status().message();
+  auto e = Table().Apply(nlohmann::json{{"model", "m"}, {"epochs", 0}}, "x");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("'epochs' = 0 is below the minimum 1"), std::string::npos) << e.status().message();
+}
+
 TEST(ConfigTable, RefusesNanAndInfinityEvenWithoutBounds) {
   // 'lr' has bounds [0, 10] (NaN compares false against both); 'epochs' only a min.
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
