@@ -348,6 +348,17 @@ TEST_F(TrainCli, DivergedTrainingFailsAndPrintsNoResult) {
   EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
 }
 
+TEST_F(TrainCli, JobWithoutValidationLogsItsEpochs) {
+  // Training data only, selection = "last": the per-epoch log line (info level) has no validation
+  // metrics. Before, it threw "cannot use value() with null" and the job failed.
+  const std::string cfg = Write("job.toml", Job("train = \"s/synth_a.h5\"\n[data.eval]\ntest = \"s/synth_b.h5\"",
+                                                "epochs = 2", "concat_mlp", "selection = \"last\"\n"));
+  Ran r = Run("train --config " + cfg + " --json --log-level info");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("epoch 1 train_loss"), std::string::npos) << r.err;
+  EXPECT_EQ(json::parse(r.out)["result"]["evals"]["test"]["metrics"]["n"], 144);
+}
+
 TEST_F(TrainCli, RunRecordsADivergedJobAsFailedWithNoMetrics) {
   // The same divergence inside a sweep: each job is recorded as failed, no number is recorded.
   const std::string proto = Write("p.toml", R"(version = 1
