@@ -171,6 +171,30 @@ TEST_F(PlanCli, HugeGridFailsFastInLittleMemory) {
   EXPECT_NE(r.out.find("--max-jobs 200000"), std::string::npos) << r.out;
 }
 
+TEST_F(PlanCli, RunRefusesBadProtocolsBeforeTouchingTheLedger) {
+  // Issue 13 §3 through `run`: exit 2 naming the file and line, and no ledger is created.
+  for (const char* n : {"a", "b"}) testing::WriteStore(dir_, testing::MakeCorpus(n));
+  const std::string db = dir_.File("l.db");
+  struct Case {
+    std::string text, needle;
+  };
+  std::string nan = kProto, cycle = kProto;
+  nan.replace(nan.find("models = [\"concat_mlp\"]"), 0, "train = {lr = nan}\n");
+  cycle.replace(cycle.find("[corpora.a]"), 0, "[vars]\nX = \"${Y}\"\nY = \"${X}\"\n");
+  cycle.replace(cycle.find("${STORE_DIR}/a.h5"), 17, "${X}/a.h5");
+  for (const Case& c : std::vector<Case>{{nan, " line 17: 'lr' = nan"},
+                                         {cycle, " line 5: [vars]: variable cycle ${X} -> ${Y} -> ${X}"},
+                                         {kProto, "more than --max-jobs 7"}}) {
+    std::string proto = dir_.Write("p.toml", c.text);
+    ExecResult r = Exec("run " + proto + " --ledger " + db + " --store-dir " + dir_.path() +
+                        " --max-jobs 7 --threads 1 2>&1");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(proto), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(c.needle), std::string::npos) << "'" << c.needle << "' not in: " << r.out;
+    EXPECT_FALSE(std::filesystem::exists(db)) << "a ledger was created for a refused protocol";
+  }
+}
+
 TEST_F(PlanCli, MissingProtocolFileExitsTwo) {
   ExecResult r = Exec("plan " + dir_.File("nope.toml") + " 2>&1");
   EXPECT_EQ(r.code, 2) << r.out;
