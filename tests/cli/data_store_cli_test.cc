@@ -209,6 +209,13 @@ TEST_F(DataStoreCli, BadUsageExitsTwo) {
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --k 1 --out " + P("k.json")).code, 2);
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --method bogus --out " + P("k.json")).code, 2);
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5")).code, 2);           // --out missing
+  for (const char* v : {"nan", "inf", "-inf"}) {  // every float option must be finite
+    Ran r = Run("data split " + P("stores/synth_a.h5") + " --val-fraction " + v + " --out " + P("k.json"));
+    EXPECT_EQ(r.code, 2) << v;
+    EXPECT_NE(r.err.find("--val-fraction must be a finite number"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(Run("data synth --out " + P("y") + " --noise nan").code, 2);
+  EXPECT_FALSE(fs::exists(P("y")));
   EXPECT_FALSE(fs::exists(P("k.json")));
 }
 
