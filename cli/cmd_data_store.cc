@@ -128,7 +128,9 @@ void DataInspectOptions(po::options_description& o) {
 Status DataInspectRun(const po::variables_map& vm) {
   const std::string path = vm["store"].as<std::string>();
   ES_ASSIGN_OR_RETURN(data::InspectReport r, data::InspectStore(path));
-  if (vm.count("json")) PrintJson(r.ToJson().dump(2));
+  // A store written before imports checked UTF-8 may hold invalid strings: they print as U+FFFD
+  // (the validation below names them) instead of aborting the JSON document.
+  if (vm.count("json")) PrintJson(r.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   else std::cout << r.ToText();
   if (!r.ok()) {
     std::string what;

@@ -104,6 +104,33 @@ TEST_F(DataStoreCli, InspectMissingOrCorruptStoreExitsTwo) {
   EXPECT_NE(junk.err.find("not an HDF5 file"), std::string::npos) << junk.err;
 }
 
+TEST_F(DataStoreCli, InspectJsonOfAStoreWithInvalidUtf8) {
+  // A store written before imports checked UTF-8 (simulated by patching the strings in place):
+  // `inspect --json` prints one JSON document and exits 2 naming the problem. Before, it failed
+  // with "unexpected exception: ... invalid UTF-8 byte" and no document.
+  Synth();
+  const std::string store = P("stores/synth_a.h5");
+  std::string bytes;
+  {
+    std::ifstream in(store, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    bytes = ss.str();
+  }
+  const std::string from = "synth_a_s05", to = "synth_a_s\xFF" "5";
+  size_t patched = 0;
+  for (size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + 1), ++patched)
+    bytes.replace(at, from.size(), to);
+  ASSERT_GT(patched, 0u) << "speaker strings not found in the store's bytes";
+  std::ofstream(store, std::ios::binary | std::ios::trunc) << bytes;
+  Ran j = Run("data inspect --json " + store);
+  EXPECT_EQ(j.code, 2) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);  // exactly one document
+  EXPECT_EQ(doc["ok"], false);
+  EXPECT_NE(doc["validation"].get<std::string>().find("is not valid UTF-8"), std::string::npos) << j.out;
+  EXPECT_NE(j.err.find("is not valid UTF-8"), std::string::npos) << j.err;
+}
+
 TEST_F(DataStoreCli, InspectTruncatedStoreExitsTwo) {
   Synth();
   fs::resize_file(P("stores/synth_a.h5"), fs::file_size(P("stores/synth_a.h5")) / 3);
