@@ -115,7 +115,8 @@ void DataImportOptions(po::options_description& o) {
       ("pickle", po::value<Strings>()->composing(), "pickle form, repeatable: a seed feature pickle (.pkl)")
       ("label-map", po::value<std::string>(), "built-in label map name or TOML file (required unless labels are "
                                               "already canonical)")
-      ("corpus", po::value<std::string>(), "corpus name stored in the feature store (required)")
+      ("corpus", po::value<std::string>(), "corpus name stored in the feature store (required; --adapter form: "
+                                           "default the adapter's corpus name)")
       ("language", po::value<std::string>(), "corpus language, e.g. en, de (pickle form default: en)")
       ("out", po::value<std::string>(), "output feature store (.h5), written atomically (required)")
       ("json", "print one JSON summary document");

@@ -117,6 +117,7 @@ Status DataImportAdapterRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(opt.features, data::ParseImportFeatures(vm.count("features") ? StringOption(vm, "features")
                                                                                    : "logmel64_stats"));
   opt.label_map = StringOption(vm, "label-map");
+  opt.corpus_name = StringOption(vm, "corpus");  // "" = the adapter's corpus name
   opt.threads = static_cast<int>(IntOption(vm, "threads", 0));
   if (opt.threads <= 0) opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   opt.limit = IntOption(vm, "limit", 0);

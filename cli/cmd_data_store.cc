@@ -128,7 +128,9 @@ void DataInspectOptions(po::options_description& o) {
 Status DataInspectRun(const po::variables_map& vm) {
   const std::string path = vm["store"].as<std::string>();
   ES_ASSIGN_OR_RETURN(data::InspectReport r, data::InspectStore(path));
-  if (vm.count("json")) PrintJson(r.ToJson().dump(2));
+  // A store written before imports checked UTF-8 may hold invalid strings: they print as U+FFFD
+  // (the validation below names them) instead of aborting the JSON document.
+  if (vm.count("json")) PrintJson(r.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   else std::cout << r.ToText();
   if (!r.ok()) {
     std::string what;
@@ -151,9 +153,12 @@ void DataSplitOptions(po::options_description& o) {
       ("k", po::value<int>()->default_value(5), "folds (speaker_kfold)")
       ("group-by", po::value<std::string>()->default_value("speaker"), "loso: speaker | session | gender | group")
       ("val-fraction", po::value<double>()->default_value(0.1), "share of training speakers (rows, stratified) for val")
-      ("test-fraction", po::value<double>()->default_value(0.1), "stratified: share of rows for test")
+      ("test-fraction", po::value<double>()->default_value(0.1), "stratified: share of rows for test (0 = no test part)")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("allow-speaker-overlap", "accept speakers in both train and test (stratified needs it)")
+      ("from", po::value<std::vector<std::string>>()->composing(),
+       "PART=FILE, repeatable (PART train, val or test; FILE one utterance id per line): write this given split "
+       "instead of making one (train required; ids are checked against the store)")
       ("out", po::value<std::string>()->required(), "split file to write (JSON)")
       ("json", "print one JSON document");
 }
@@ -169,7 +174,23 @@ Status DataSplitRun(const po::variables_map& vm) {
   spec.seed = vm["seed"].as<uint64_t>();
   spec.allow_speaker_overlap = vm.count("allow-speaker-overlap") > 0;
   ES_ASSIGN_OR_RETURN(data::Corpus corpus, data::ReadFeatureStore(path));
-  auto made = data::MakeSplits(corpus, spec);
+  Result<data::SplitSet> made = Status::Internal("no split made");
+  if (vm.count("from")) {
+    for (const char* made_by : {"method", "k", "group-by", "val-fraction", "test-fraction", "seed"})
+      if (!vm[made_by].defaulted())
+        return Status::InvalidArgument(std::string("--from writes a given split: --") + made_by + " does not apply");
+    std::vector<std::pair<std::string, std::string>> parts;
+    for (const auto& kv : vm["from"].as<std::vector<std::string>>()) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+        return Status::InvalidArgument("--from expects PART=FILE (PART train, val or test), got '" + kv + "'");
+      parts.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    made = data::SplitFromIdLists(corpus, parts, spec.allow_speaker_overlap);
+    spec = made.ok() ? made->spec : spec;
+  } else {
+    made = data::MakeSplits(corpus, spec);
+  }
   if (!made.ok()) return made.status().WithContext(path);
   const data::SplitSet& splits = *made;
   const std::string out = vm["out"].as<std::string>();

@@ -24,6 +24,7 @@ std::string KindCounts(const std::map<std::string, int>& by_kind) {
 Result<protocols::LoadOptions> OptionsFrom(const po::variables_map& vm) {
   protocols::LoadOptions o;
   if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
+  if (vm.count("max-jobs")) o.max_jobs = vm["max-jobs"].as<uint64_t>();
   if (vm.count("var")) {
     for (const auto& kv : vm["var"].as<std::vector<std::string>>()) {
       size_t eq = kv.find('=');
@@ -170,7 +171,9 @@ void PlanOptions(po::options_description& o) {
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
       "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
       "ledger", po::value<std::string>(), "SQLite ledger: also count jobs done / to run / failed")(
-      "jobs", "list every job (id, kind, table coordinates, dependency)")("json", "print one JSON document");
+      "jobs", "list every job (id, kind, table coordinates, dependency)")("json", "print one JSON document")(
+      "max-jobs", po::value<uint64_t>()->default_value(protocols::kDefaultMaxJobs),
+      "refuse a protocol that expands to more jobs (counted before they are made; 0 = no limit)");
 }
 
 Status PlanRun(const po::variables_map& vm) {

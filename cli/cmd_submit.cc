@@ -37,6 +37,7 @@ void SubmitOptions(po::options_description& o) {
       ("array", po::value<int>()->default_value(0), "submit a job array of N independent DAG slices instead of one MPI job")
       ("store-dir", po::value<std::string>(), "passed to emosweep run --store-dir")
       ("work-dir", po::value<std::string>(), "passed to emosweep run --work-dir")
+      ("max-jobs", po::value<uint64_t>(), "passed to emosweep run --max-jobs")
       ("no-requeue", "do not ask Slurm to requeue the job on preemption")
       ("mpi", po::value<std::string>()->default_value("pmix"), "srun --mpi plugin")
       ("sbatch", po::value<std::string>()->default_value("sbatch"), "sbatch executable")
@@ -79,6 +80,7 @@ Status SubmitRun(const po::variables_map& vm) {
   o.mpi = vm["mpi"].as<std::string>();
   if (vm.count("store-dir")) o.run_args.insert(o.run_args.end(), {"--store-dir", Absolute(vm["store-dir"].as<std::string>())});
   if (vm.count("work-dir")) o.run_args.insert(o.run_args.end(), {"--work-dir", Absolute(vm["work-dir"].as<std::string>())});
+  if (vm.count("max-jobs")) o.run_args.insert(o.run_args.end(), {"--max-jobs", std::to_string(vm["max-jobs"].as<uint64_t>())});
 
   ES_ASSIGN_OR_RETURN(std::string script, cluster::RenderSbatchScript(o));
   const bool json = vm.count("json") > 0;

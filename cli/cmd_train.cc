@@ -62,7 +62,9 @@ Status TrainRun(const po::variables_map& vm) {
   ctx.stop_requested = &g_stop;
   ctx.on_epoch = [](const worker::EpochRecord& r) {
     LOG_INFO << "epoch " << r.epoch << " train_loss " << Fmt(r.train_loss) << " val_loss " << Fmt(r.val_loss)
-             << " val_ua " << Fmt(r.val_metrics.value("ua", nlohmann::json())) << " lr " << r.lr << " ("
+             << " val_ua "  // val_metrics is null for an epoch without validation (no val data)
+             << Fmt(r.val_metrics.is_object() ? r.val_metrics.value("ua", nlohmann::json()) : nlohmann::json())
+             << " lr " << r.lr << " ("
              << Fmt(r.seconds) << " s)";
   };
   LOG_INFO << "job " << spec.id.substr(0, 12) << ": model " << spec.model.value("name", "?") << ", selection "

@@ -1,6 +1,7 @@
 // cli/main.cc: the `emosweep` binary. Thin: finds the subcommand in the
 // table, parses its options, runs it and turns its Status into an exit code.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -94,6 +95,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
+    // Every float option is finite: NaN passes every range check ("x < 0") and inf is never
+    // a usable setting (--val-fraction nan, --stale-after inf).
+    for (const auto& [name, value] : vm) {
+      const double* d = boost::any_cast<double>(&value.value());
+      if (d && !std::isfinite(*d)) {
+        std::cerr << "emosweep " << cmd->path << ": --" << name << " must be a finite number, got " << *d << "\n";
+        return kExitUsage;
+      }
+    }
   } catch (const po::error& e) {
     std::cerr << "emosweep " << cmd->path << ": " << e.what() << "\n"
               << "usage: emosweep " << cmd->path << " " << cmd->usage << "\n"

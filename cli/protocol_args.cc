@@ -8,12 +8,15 @@ void AddProtocolArgs(po::options_description& o) {
   o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
       "ledger", po::value<std::string>()->required(), "SQLite ledger file")(
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
-      "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)");
+      "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
+      "max-jobs", po::value<uint64_t>()->default_value(protocols::kDefaultMaxJobs),
+      "refuse a protocol that expands to more jobs (counted before they are made; 0 = no limit)");
 }
 
 Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm) {
   protocols::LoadOptions o;
   if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
+  if (vm.count("max-jobs")) o.max_jobs = vm["max-jobs"].as<uint64_t>();
   if (vm.count("var")) {
     for (const auto& kv : vm["var"].as<std::vector<std::string>>()) {
       size_t eq = kv.find('=');

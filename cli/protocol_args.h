@@ -1,6 +1,6 @@
 // cli/protocol_args.h: the protocol-loading options shared by run, table and report.
 //
-// `--store-dir DIR` and `--var NAME=VALUE` mean the same as in `emosweep plan`
+// `--store-dir DIR`, `--var NAME=VALUE` and `--max-jobs N` mean the same as in `emosweep plan`
 // (protocols::LoadOptions); the ledger is `--ledger DB`.
 // Thread-safety: call from main only.
 #pragma once

@@ -1,5 +1,8 @@
 #include "core/config_table.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace emosweep {
@@ -36,13 +39,29 @@ std::string At(const std::string& where, const std::map<std::string, int>& lines
   return s;
 }
 
+// A number as a user wrote it: "32" for an integral value, else the shortest
+// text that reads back the same ("1e-05", "0.3"; not "0.300000").
+std::string Num(double v) {
+  char buf[40];
+  if (std::fabs(v) < 1e15 && v == std::floor(v)) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
 Status CheckNumber(const ConfigKey& k, double v, const std::string& loc) {
+  if (!std::isfinite(v))  // NaN passes every bound check; infinity is never a usable setting
+    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") +
+                                   ": must be a finite number");
   if (k.min && v < *k.min)
-    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + std::to_string(v) + " is below the minimum " +
-                                   std::to_string(*k.min));
+    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + Num(v) + " is below the minimum " + Num(*k.min));
   if (k.max && v > *k.max)
-    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + std::to_string(v) + " is above the maximum " +
-                                   std::to_string(*k.max));
+    return Status::InvalidArgument(loc + ": '" + k.name + "' = " + Num(v) + " is above the maximum " + Num(*k.max));
   return Status::Ok();
 }
 

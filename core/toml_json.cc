@@ -3,6 +3,7 @@
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "core/files.h"
@@ -18,6 +19,27 @@ std::string EscapePointerToken(const std::string& key) {
     else out += c;
   }
   return out;
+}
+
+// A NaN or infinite float: every number emosweep reads from TOML (learning
+// rates, fractions, weights, ...) must be finite, so the document is refused
+// where the value is written.
+struct NonFinite {
+  std::string key;
+  int line;
+  std::string text;
+};
+
+// The key a value belongs to: the pointer's last token, skipping array indices
+// ("/grid/train.lr/1" -> "train.lr").
+std::string KeyOf(std::string ptr) {
+  while (!ptr.empty()) {
+    size_t slash = ptr.rfind('/');
+    std::string token = ptr.substr(slash == std::string::npos ? 0 : slash + 1);
+    if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos) return token;
+    ptr.erase(slash == std::string::npos ? 0 : slash);
+  }
+  return ptr;
 }
 
 nlohmann::json Convert(const toml::node& node, const std::string& ptr, std::map<std::string, int>* lines) {
@@ -40,7 +62,13 @@ nlohmann::json Convert(const toml::node& node, const std::string& ptr, std::map<
   }
   if (auto* v = node.as_string()) return v->get();
   if (auto* v = node.as_integer()) return v->get();
-  if (auto* v = node.as_floating_point()) return v->get();
+  if (auto* v = node.as_floating_point()) {
+    const double d = v->get();
+    if (!std::isfinite(d))
+      throw NonFinite{KeyOf(ptr), static_cast<int>(node.source().begin.line),
+                      std::isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf")};
+    return d;
+  }
   if (auto* v = node.as_boolean()) return v->get();
   std::ostringstream os;  // dates/times: keep their TOML text
   if (auto* v = node.as_date()) os << v->get();
@@ -71,6 +99,9 @@ Result<TomlDocument> ParseTomlString(const std::string& text, const std::string&
     std::ostringstream os;
     os << name << " line " << e.source().begin.line << ": " << e.description();
     return Status::InvalidArgument(os.str());
+  } catch (const NonFinite& e) {
+    return Status::InvalidArgument(name + (e.line ? " line " + std::to_string(e.line) : std::string()) + ": '" +
+                                   e.key + "' = " + e.text + ": numbers must be finite (NaN and infinity are refused)");
   }
   return doc;
 }

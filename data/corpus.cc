@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/hash.h"
+#include "core/utf8.h"
 
 namespace emosweep::data {
 
@@ -24,11 +25,20 @@ Status Corpus::Validate(const std::string& where) const {
   std::unordered_set<std::string> ids;
   std::unordered_set<std::string> labels(label_set.begin(), label_set.end());
   if (labels.size() != label_set.size()) return Status::Corruption(where + ": label set has duplicates");
+  ES_RETURN_IF_ERROR(CheckUtf8(name, where, "corpus name"));
+  ES_RETURN_IF_ERROR(CheckUtf8(language, where, "language"));
   for (size_t i = 0; i < n; ++i) {
     const auto& u = utterances[i];
     if (u.id.empty()) return Status::Corruption(where + ": utterance " + std::to_string(i) + " has an empty id");
     if (!ids.insert(u.id).second) return Status::Corruption(where + ": duplicate utterance id '" + u.id + "'");
     if (u.speaker.empty()) return Status::Corruption(where + ": utterance '" + u.id + "' has no speaker");
+    // Every text field reaches JSON (inspect --json, the ledger): refuse invalid UTF-8 here, whatever
+    // importer made the corpus (CSV readers name the line earlier).
+    for (const auto& [what, s] : {std::pair<const char*, const std::string*>{"id", &u.id}, {"speaker", &u.speaker},
+                                  {"gender", &u.gender}, {"session", &u.session}, {"group", &u.group},
+                                  {"label", &u.label}, {"original label", &u.original_label},
+                                  {"transcript", &u.transcript}, {"source", &u.source}})
+      ES_RETURN_IF_ERROR(CheckUtf8(*s, where + ": utterance " + std::to_string(i), what));
     if (!labels.count(u.label))
       return Status::InvalidArgument(where + ": utterance '" + u.id + "' has label '" + u.label +
                                      "' outside the corpus label set");

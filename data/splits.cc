@@ -9,6 +9,7 @@
 
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/utf8.h"
 #include "data/portable_rng.h"
 
 namespace emosweep::data {
@@ -117,8 +118,9 @@ Result<std::vector<Fold>> Loso(const Corpus& c, const SplitSpec& s) {
 }
 
 Result<std::vector<Fold>> Stratified(const Corpus& c, const SplitSpec& s) {
-  if (s.test_fraction <= 0 || s.val_fraction < 0 || s.test_fraction + s.val_fraction >= 1)
-    return Status::InvalidArgument("stratified: need test_fraction > 0, val_fraction >= 0 and their sum < 1");
+  // test_fraction 0: every row trains or validates (a corpus used only as training data).
+  if (!(s.test_fraction >= 0) || !(s.val_fraction >= 0) || !(s.test_fraction + s.val_fraction < 1))
+    return Status::InvalidArgument("stratified: need test_fraction >= 0, val_fraction >= 0 and their sum < 1");
   std::map<std::string, std::vector<size_t>> by_label;
   for (size_t i = 0; i < c.size(); ++i) by_label[c.utterances[i].label].push_back(i);
   std::vector<int> part(c.size(), 0);  // 0 train, 1 val, 2 test
@@ -178,6 +180,61 @@ Result<SplitSet> MakeSplits(const Corpus& corpus, const SplitSpec& spec) {
   else if (spec.method == "stratified") folds = Stratified(corpus, spec);
   if (!folds.ok()) return folds.status().WithContext(corpus.name);
   s.folds = std::move(folds).value();
+  ES_RETURN_IF_ERROR(LintSplits(corpus, s));
+  return s;
+}
+
+Result<SplitSet> SplitFromIdLists(const Corpus& corpus, const std::vector<std::pair<std::string, std::string>>& parts,
+                                  bool allow_speaker_overlap) {
+  std::unordered_map<std::string, size_t> row;
+  for (size_t i = 0; i < corpus.size(); ++i) row[corpus.utterances[i].id] = i;
+  std::unordered_map<std::string, std::string> seen;  // id -> "file line N" where first listed
+  std::vector<int> part_of(corpus.size(), -1);        // 0 train, 1 val, 2 test
+  std::set<std::string> given;
+  for (const auto& [part, path] : parts) {
+    const int p = part == "train" ? 0 : part == "val" ? 1 : part == "test" ? 2 : -1;
+    if (p < 0) return Status::InvalidArgument(path + ": part '" + part + "' is not one of train, val, test");
+    if (!given.insert(part).second) return Status::InvalidArgument("the " + part + " list is given twice");
+    ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+    ES_RETURN_IF_ERROR(CheckUtf8Text(text, path));
+    size_t line_no = 0;
+    for (size_t pos = 0; pos < text.size();) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      std::string id = text.substr(pos, end - pos);
+      pos = end + 1;
+      ++line_no;
+      const size_t a = id.find_first_not_of(" \t\r"), b = id.find_last_not_of(" \t\r");
+      id = a == std::string::npos ? "" : id.substr(a, b - a + 1);
+      if (id.empty() || id[0] == '#') continue;
+      const std::string at = path + " line " + std::to_string(line_no);
+      auto r = row.find(id);
+      if (r == row.end())
+        return Status::InvalidArgument(at + ": utterance '" + id + "' is not in corpus '" + corpus.name + "'");
+      auto [it, fresh] = seen.emplace(id, at);
+      if (!fresh)
+        return Status::InvalidArgument(at + ": utterance '" + id + "' (" + part + ") is already listed at " +
+                                       it->second + (part_of[r->second] == p ? "" : " (a part may not share ids)"));
+      part_of[r->second] = p;
+    }
+  }
+  if (!given.count("train")) return Status::InvalidArgument("--from needs a train list (train=FILE)");
+  SplitSet s;
+  s.corpus = corpus.name;
+  s.corpus_hash = corpus.ContentHash();
+  s.spec.method = "id_lists";
+  s.spec.k = 1;
+  s.spec.val_fraction = 0;
+  s.spec.test_fraction = 0;
+  s.spec.allow_speaker_overlap = allow_speaker_overlap;
+  Fold f;
+  f.name = "fold0";
+  for (size_t i = 0; i < corpus.size(); ++i) {  // corpus order, as every method writes
+    if (part_of[i] < 0) continue;
+    (part_of[i] == 0 ? f.train : part_of[i] == 1 ? f.val : f.test).push_back(corpus.utterances[i].id);
+  }
+  if (f.train.empty()) return Status::InvalidArgument("the train list names no utterance");
+  s.folds.push_back(std::move(f));
   ES_RETURN_IF_ERROR(LintSplits(corpus, s));
   return s;
 }

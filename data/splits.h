@@ -51,6 +51,16 @@ struct SplitSet {
 };
 
 Result<SplitSet> MakeSplits(const Corpus& corpus, const SplitSpec& spec);
+
+// A given split (a published one, a paper's exact val ids): one fold "fold0"
+// from id lists, `parts` = (train|val|test, file) with one id per line (blank
+// lines and lines starting with '#' skipped, spaces around an id trimmed).
+// train is required; val and test may be absent or empty. An id that is not
+// in the corpus, listed twice, or in two parts is an error naming the file
+// and line (and the other line); utterances in no list are left out. Method
+// "id_lists" in the file; the speaker lint applies as for every method.
+Result<SplitSet> SplitFromIdLists(const Corpus& corpus, const std::vector<std::pair<std::string, std::string>>& parts,
+                                  bool allow_speaker_overlap);
 // Speaker-overlap lint: error naming the fold and the speakers, unless allowed.
 Status LintSplits(const Corpus& corpus, const SplitSet& splits);
 Status WriteSplitFile(const std::string& path, const SplitSet& splits);

@@ -274,6 +274,12 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     } else {
       ES_RETURN_IF_ERROR(ex.Expand(e, &s));
       s.expanded = true;
+      // The count above is a lower bound (folds are known only now): the exact
+      // total is checked after each experiment, so at most one over-counts.
+      if (decl.max_jobs && ex.jobs().size() > decl.max_jobs)
+        return Status::InvalidArgument(e.where + ": the protocol expands to " + std::to_string(ex.jobs().size()) +
+                                       " jobs by the end of this experiment: more than --max-jobs " +
+                                       std::to_string(decl.max_jobs) + " (shrink the grid, or raise --max-jobs)");
     }
     p.experiments.push_back(std::move(s));
   }

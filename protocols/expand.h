@@ -85,10 +85,17 @@ struct Protocol {
 // protocol's own [vars] table. Relative values given here or in the
 // environment resolve against the current directory; paths written in the
 // protocol file resolve against the file's directory.
+// A protocol that would expand to more than `max_jobs` jobs is refused before
+// its jobs (or its grid points) are materialised: models x grid points x seeds
+// x corpora/budgets/variants are counted first (a 60x60x60 grid once grew
+// `plan` to 9 GB). 0 = no limit.
+constexpr uint64_t kDefaultMaxJobs = 200000;
+
 struct LoadOptions {
   std::string store_dir;                       // sets ${STORE_DIR} when non-empty
   std::map<std::string, std::string> vars;     // --var NAME=VALUE
   bool use_environment = true;
+  uint64_t max_jobs = kDefaultMaxJobs;         // --max-jobs
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

@@ -2,6 +2,7 @@
 // its kind, the required selection policy, and models × grid points with
 // effective configs.
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "data/label_map.h"
@@ -108,6 +109,41 @@ Status ParseGrid(const TableReader& r, ExperimentDecl* e) {
     e->grid[key] = it.value().get<std::vector<nlohmann::json>>();
   }
   return Status::Ok();
+}
+
+std::string Count(double n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, n < 1e15 ? "%.0f" : "%.3g", n);
+  return buf;
+}
+
+// The fewest jobs the experiment expands to, from the declaration alone (no
+// grid point or job is made): models x grid points x seeds x what each kind
+// multiplies by. Refused when the protocol's total so far passes max_jobs.
+Status CountJobs(const TableReader& r, const ProtocolDecl& p, ExperimentDecl* e) {
+  double points = static_cast<double>(e->models.size());
+  std::string how = Count(points) + " model(s)";
+  for (const auto& [key, values] : e->grid) {
+    points *= static_cast<double>(values.size());
+    how += " x " + Count(static_cast<double>(values.size())) + " " + key;
+  }
+  double per = 1;
+  const double c = static_cast<double>(e->corpora.size());
+  if (e->kind == "in_domain" || e->kind == "loco") per = c, how += " x " + Count(c) + " corpora";
+  else if (e->kind == "cross_corpus") per = c * c, how += " x " + Count(c * c) + " (source, target) pairs";
+  else if (e->kind == "joint") per = c + 1, how += " x " + Count(c + 1) + " (joint job + per-corpus evals)";
+  else if (e->kind == "fewshot") per = static_cast<double>(e->budgets.size()), how += " x " + Count(per) + " budgets";
+  else if (e->kind == "adapt") per = static_cast<double>(e->variants.size()), how += " x " + Count(per) + " variants";
+  const double seeds = static_cast<double>(e->seeds.size());
+  how += " x " + Count(seeds) + " seed(s)";
+  e->min_jobs = points * seeds * per;
+  double total = e->min_jobs;
+  for (const auto& before : p.experiments) total += before.min_jobs;
+  if (p.max_jobs == 0 || total <= static_cast<double>(p.max_jobs)) return Status::Ok();
+  std::string msg = "expands to at least " + Count(e->min_jobs) + " jobs (" + how + ")";
+  if (total > e->min_jobs) msg += ", " + Count(total) + " with the experiments before it";
+  return r.Error(e->grid.empty() ? "" : "grid", msg + ": more than --max-jobs " + Count(static_cast<double>(p.max_jobs)) +
+                                                    " (shrink the grid, or raise --max-jobs)");
 }
 
 // Cartesian product of the grid (keys in sorted order), validated per model.
@@ -297,6 +333,7 @@ Result<ExperimentDecl> ParseExperiment(const TomlDocument& doc, const std::strin
     if (r.Has(key) && !r.Get(key).is_object()) return r.Error(key, std::string("'") + key + "' must be a table");
   ES_RETURN_IF_ERROR(ParseModels(r, doc, d, &e));
   ES_RETURN_IF_ERROR(ParseGrid(r, &e));
+  ES_RETURN_IF_ERROR(CountJobs(r, p, &e));
   ES_RETURN_IF_ERROR(ExpandPoints(doc, r, d, &e));
   if (e.kind == "adapt") {
     for (const auto& v : e.variants)

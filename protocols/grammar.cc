@@ -3,8 +3,10 @@
 // tables (tables.cc).
 #include "protocols/grammar.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "protocols/grammar_internal.h"
@@ -40,6 +42,65 @@ Result<std::string> ExpandVars(const std::string& text, const std::map<std::stri
     }
   }
   return out;
+}
+
+// A [vars] value may use other variables ("${ROOT}/stores"): every value is
+// expanded here, so no literal "${...}" reaches a path. A cycle (X = "${X}/a",
+// or X -> Y -> X) and a name defined nowhere are errors naming the [vars] line.
+Status ResolveVarReferences(const TomlDocument& doc, const LoadOptions& options,
+                            std::map<std::string, std::string>* vars) {
+  TableReader table(doc, "/vars", "[vars]");
+  auto where = [&](const std::string& name) {
+    if (options.vars.count(name)) return "--var " + name;
+    if (name == "STORE_DIR" && !options.store_dir.empty()) return std::string("--store-dir");
+    if (table.Has(name)) return table.Where(name);
+    return doc.path + ": variable " + name;
+  };
+  std::map<std::string, std::string> done;
+  std::vector<std::string> stack;  // names being expanded, outermost first
+  std::function<Result<std::string>(const std::string&)> resolve = [&](const std::string& name) -> Result<std::string> {
+    if (auto d = done.find(name); d != done.end()) return d->second;
+    const std::string& text = vars->at(name);
+    std::string out;
+    stack.push_back(name);
+    for (size_t i = 0; i < text.size();) {
+      if (text.compare(i, 2, "${") != 0) {
+        out += text[i++];
+        continue;
+      }
+      const size_t end = text.find('}', i + 2);
+      if (end == std::string::npos)
+        return Status::InvalidArgument(where(name) + ": unterminated '${' in \"" + text + "\"");
+      const std::string ref = text.substr(i + 2, end - i - 2);
+      i = end + 1;
+      if (auto at = std::find(stack.begin(), stack.end(), ref); at != stack.end()) {
+        std::string cycle;
+        for (auto it = at; it != stack.end(); ++it) cycle += "${" + *it + "} -> ";
+        return Status::InvalidArgument(where(name) + ": variable cycle " + cycle + "${" + ref + "} (a variable " +
+                                       "cannot use itself, directly or through others)");
+      }
+      if (!vars->count(ref)) {
+        const char* env = options.use_environment ? std::getenv(ref.c_str()) : nullptr;
+        if (!env)
+          return Status::InvalidArgument(where(name) + ": variable ${" + ref + "} used by " + name +
+                                         " is not defined (set it in [vars], in the environment, or with --var " +
+                                         ref + "=VALUE)");
+        (*vars)[ref] = AbsoluteFromCwd(env);
+      }
+      ES_ASSIGN_OR_RETURN(std::string sub, resolve(ref));
+      out += sub;
+    }
+    stack.pop_back();
+    done[name] = out;
+    return out;
+  };
+  std::vector<std::string> names;
+  for (const auto& [name, value] : *vars) names.push_back(name);
+  for (const auto& name : names) {
+    ES_ASSIGN_OR_RETURN(std::string v, resolve(name));
+    (*vars)[name] = v;
+  }
+  return Status::Ok();
 }
 
 Result<std::map<std::string, std::string>> EffectiveVars(const TomlDocument& doc, const LoadOptions& options,
@@ -79,6 +140,7 @@ Result<std::map<std::string, std::string>> EffectiveVars(const TomlDocument& doc
   for (const auto& [name, value] : options.vars) out[name] = AbsoluteFromCwd(value);
   if (!options.store_dir.empty()) out["STORE_DIR"] = AbsoluteFromCwd(options.store_dir);
   (void)dir;
+  ES_RETURN_IF_ERROR(ResolveVarReferences(doc, options, &out));
   return out;
 }
 
@@ -138,6 +200,7 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
   ES_ASSIGN_OR_RETURN(p.name, root.String("name", true));
   ES_ASSIGN_OR_RETURN(p.description, root.String("description", false));
   ES_ASSIGN_OR_RETURN(p.vars, EffectiveVars(doc, options, p.dir));
+  p.max_jobs = options.max_jobs;
   ES_ASSIGN_OR_RETURN(Defaults defaults, ParseDefaults(doc));
   ES_RETURN_IF_ERROR(ParseCorpora(doc, defaults.split_seed, &p));
   if (!root.Has("experiment")) return root.Error("", "no [[experiment]]: a protocol needs at least one experiment");

@@ -96,6 +96,8 @@ struct ExperimentDecl {
   // Model × grid points, expanded and validated at parse time.
   // (index into models, grid point), in a stable order.
   std::vector<std::pair<size_t, GridPoint>> points;
+  // Jobs it expands to at least (counted before the points are made).
+  double min_jobs = 0;
 
   std::vector<std::string> Corpora() const;  // every corpus read, in a stable order
   nlohmann::json ToJson() const;             // effective declaration (for Protocol::effective)
@@ -112,6 +114,7 @@ struct ProtocolDecl {
   std::vector<ExperimentDecl> experiments;
   std::vector<TableSpec> tables;
   std::vector<std::string> warnings;
+  uint64_t max_jobs = kDefaultMaxJobs;      // LoadOptions::max_jobs (0 = no limit)
 
   const CorpusDecl* FindCorpus(const std::string& name) const;
 };

@@ -83,6 +83,34 @@ Status CheckAndFilterData(const TomlDocument& doc, JobSpec* s) {
     return st;
   };
   for (const auto& r : s->target_unlabeled) ES_RETURN_IF_ERROR(check_features(r).status());
+  // Every class listed in `labels` is a label of its training stores (of its eval
+  // stores for an eval job): a misspelt or foreign label would otherwise be an
+  // empty class while the real one is silently left out.
+  const std::vector<DataRef>* labelled = &s->train;
+  std::vector<DataRef> eval_refs;
+  if (labelled->empty()) {
+    for (const auto& [name, refs] : s->eval) eval_refs.insert(eval_refs.end(), refs.begin(), refs.end());
+    labelled = &eval_refs;
+  }
+  std::set<std::string> have;
+  std::string stores;
+  for (const auto& r : *labelled) {
+    ES_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStore> st, StoreCache::Process().Get(r.store));
+    for (const auto& u : st->corpus.utterances) have.insert(u.label);
+    stores += (stores.empty() ? "" : ", ") + r.store;
+  }
+  for (size_t i = 0; i < s->labels.size() && !labelled->empty(); ++i) {
+    if (have.count(s->labels[i])) continue;
+    std::string all;
+    for (const auto& l : have) all += (all.empty() ? "" : ", ") + l;
+    const std::string what = "class '" + s->labels[i] + "' is not a label of " + stores + " (labels there: " +
+                             (all.empty() ? "none" : all) + ")";
+    if (!doc.value.contains("labels")) {  // a named set may name a class a corpus lacks (as in protocols)
+      LOG_WARN << doc.Where("/label_set") << ": " << what;
+      continue;
+    }
+    return Status::InvalidArgument(doc.Where("/labels/" + std::to_string(i)) + ": " + what);
+  }
   const std::set<std::string> wanted(s->labels.begin(), s->labels.end());
   auto filter = [&](std::vector<DataRef>& refs, const std::string& role) -> Status {
     for (auto& r : refs) {
@@ -199,6 +227,8 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
   JobSpec s;
   try {
     s.kind = j.value("kind", "supervised");
+    if (j.contains("seed") && (!j["seed"].is_number_integer() || j["seed"].get<int64_t>() < 0))
+      return Status::InvalidArgument(doc.Where("/seed") + ": 'seed' must be an integer >= 0, got " + j["seed"].dump());
     s.seed = j.value("seed", uint64_t{0});
     s.selection = j.value("selection", "source_val");
     s.oracle_eval = j.value("oracle_eval", "");

@@ -23,7 +23,7 @@ ConfigTable BuildTable() {
           {"eps", kD, 1e-8, "adam/adamw epsilon", 0.0, {}, {}},
           {"momentum", kD, 0.0, "sgd momentum", 0.0, 1.0, {}},
           {"nesterov", kB, false, "sgd Nesterov momentum (needs momentum > 0)", {}, {}, {}},
-          {"batch_size", kI, 32, "training mini-batch size (transductive models use the whole split)", 1.0, {}, {}},
+          {"batch_size", kI, 32, "training mini-batch size (transductive models use the whole split)", 1.0, 16777216.0, {}},
           {"epochs", kI, 50, "maximum number of epochs", 1.0, {}, {}},
           {"drop_last", kB, false, "drop the last incomplete training batch", {}, {}, {}},
           {"balanced_sampling", kB, false, "draw training batches class-balanced (with replacement)", {}, {}, {}},

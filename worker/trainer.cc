@@ -503,6 +503,12 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   float sums[2] = {static_cast<float>(loss_sum), static_cast<float>(count)};
   ES_RETURN_IF_ERROR(HostAllreduceSum(sums, 2));
   *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  // A diverged job (NaN/Inf loss) would go on to record chance-level numbers:
+  // it fails instead (every rank sees the same reduced sum).
+  if (sums[1] > 0 && !std::isfinite(*train_loss))
+    return Status::FailedPrecondition(where_ + ": training loss became " + (std::isnan(*train_loss) ? "NaN" : "infinite") +
+                                      " in epoch " + std::to_string(epoch + 1) +
+                                      " (diverged: lower train.lr, set train.grad_clip, or check the features)");
   return Status::Ok();
 }
 

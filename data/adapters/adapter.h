@@ -33,6 +33,7 @@ struct UtteranceRecord {
   std::string group;           // adapter-defined grouping key (see docs/corpora.md)
   std::string original_label;  // the corpus's own label code, before the label map
   std::string transcript;      // "" when unknown
+  std::string origin;          // where it was listed ("metadata.csv line 5"); "" = the audio file names it
 };
 
 struct ScanOptions {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/files.h"
+#include "core/utf8.h"
 #include "data/adapters/builtin.h"
 #include "data/adapters/scan_util.h"
 
@@ -23,6 +24,7 @@ Result<std::map<std::string, std::pair<std::string, std::string>>> ReadTranscrip
   std::map<std::string, std::pair<std::string, std::string>> out;
   if (!FileExists(path)) return out;
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  ES_RETURN_IF_ERROR(CheckUtf8Text(text, path));
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {

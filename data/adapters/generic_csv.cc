@@ -23,6 +23,7 @@ Status ScanGenericCsv(const std::string& root, ScanSink& sink) {
     const auto& row = t.rows[i];
     const std::string where = csv + ":" + std::to_string(t.line_of_row[i]);
     UtteranceRecord r;
+    r.origin = csv + " line " + std::to_string(t.line_of_row[i]);
     const std::string rel = Trim(row[file]);
     r.speaker = Trim(row[speaker]);
     r.original_label = Trim(row[label]);

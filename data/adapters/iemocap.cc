@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "core/utf8.h"
 #include "data/adapters/builtin.h"
 #include "data/adapters/scan_util.h"
 
@@ -22,6 +23,7 @@ Result<std::map<std::string, std::string>> ReadTranscripts(const std::string& pa
   std::map<std::string, std::string> out;
   if (!FileExists(path)) return out;
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  ES_RETURN_IF_ERROR(CheckUtf8Text(text, path));
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -39,6 +41,7 @@ Status ScanEvaluation(const std::string& session_dir, const std::string& session
   ES_ASSIGN_OR_RETURN(auto transcripts,
                       ReadTranscripts(JoinPath(session_dir, "dialog/transcriptions/" + dialog + ".txt")));
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(eval_file));
+  ES_RETURN_IF_ERROR(CheckUtf8Text(text, eval_file));
   std::istringstream in(text);
   std::string line;
   int lineno = 0;

@@ -13,6 +13,7 @@
 #include "data/adapters/import_rows.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/utf8.h"
 #include "data/audio/frontend.h"
 #include "data/feature_store.h"
 #include "data/label_map.h"
@@ -34,7 +35,14 @@ Result<std::vector<Mapped>> MapLabels(const ScanResult& scan, const std::optiona
   std::vector<Mapped> out;
   out.reserve(scan.records.size());
   for (const auto& r : scan.records) {
-    const std::string where = r.wav_path.empty() ? r.id : r.wav_path;
+    const std::string where = !r.origin.empty() ? r.origin : r.wav_path.empty() ? r.id : r.wav_path;
+    // Names from file names (no line to name) and fields from files the
+    // adapter read line by line are checked before anything is mapped.
+    for (const auto& [what, s] : {std::pair<const char*, const std::string*>{"audio path", &r.wav_path},
+                                  {"id", &r.id}, {"speaker", &r.speaker}, {"gender", &r.gender},
+                                  {"session", &r.session}, {"group", &r.group}, {"label", &r.original_label},
+                                  {"transcript", &r.transcript}})
+      ES_RETURN_IF_ERROR(CheckUtf8(*s, r.origin.empty() ? EscapeBytes(where, 200) : where, what));
     if (!map) {
       if (!IsCanonicalLabel(r.original_label))
         return Status::InvalidArgument(where + ": label '" + r.original_label +
@@ -87,6 +95,7 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
   so.skip_bad = o.skip_bad;
   so.limit = o.limit;
   ES_ASSIGN_OR_RETURN(ScanResult scan, ScanCorpus(o.adapter, o.root, so));
+  if (!o.corpus_name.empty()) scan.corpus = o.corpus_name;  // --corpus NAME (default: the adapter's name)
   report.corpus = scan.corpus;
   report.scanned = static_cast<int64_t>(scan.records.size());
   report.skipped_files = scan.skipped;

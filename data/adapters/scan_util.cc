@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/files.h"
+#include "core/utf8.h"
 
 namespace emosweep::data::adapters {
 namespace fs = std::filesystem;
@@ -116,6 +117,7 @@ int CsvTable::Column(const std::string& name) const {
 
 Result<CsvTable> ReadCsv(const std::string& path) {
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  ES_RETURN_IF_ERROR(CheckUtf8Text(text, path));
   size_t pos = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) pos = 3;
   CsvTable t;

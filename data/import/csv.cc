@@ -1,6 +1,7 @@
 #include "data/import/csv.h"
 
 #include "core/files.h"
+#include "core/utf8.h"
 
 namespace emosweep::data {
 namespace {
@@ -21,6 +22,7 @@ Result<CsvReader> CsvReader::Open(const std::string& path, const CsvOptions& opt
 }
 
 Result<CsvReader> CsvReader::FromString(std::string text, const std::string& where, const CsvOptions& options) {
+  ES_RETURN_IF_ERROR(CheckUtf8Text(text, where));  // ids, speakers, labels, transcripts: UTF-8 or refused
   CsvReader r;
   r.where_ = where;
   r.text_ = std::move(text);

@@ -13,6 +13,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 struct Ran {
   int code = -1;
@@ -103,6 +104,33 @@ TEST_F(DataStoreCli, InspectMissingOrCorruptStoreExitsTwo) {
   EXPECT_NE(junk.err.find("not an HDF5 file"), std::string::npos) << junk.err;
 }
 
+TEST_F(DataStoreCli, InspectJsonOfAStoreWithInvalidUtf8) {
+  // A store written before imports checked UTF-8 (simulated by patching the strings in place):
+  // `inspect --json` prints one JSON document and exits 2 naming the problem. Before, it failed
+  // with "unexpected exception: ... invalid UTF-8 byte" and no document.
+  Synth();
+  const std::string store = P("stores/synth_a.h5");
+  std::string bytes;
+  {
+    std::ifstream in(store, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    bytes = ss.str();
+  }
+  const std::string from = "synth_a_s05", to = "synth_a_s\xFF" "5";
+  size_t patched = 0;
+  for (size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + 1), ++patched)
+    bytes.replace(at, from.size(), to);
+  ASSERT_GT(patched, 0u) << "speaker strings not found in the store's bytes";
+  std::ofstream(store, std::ios::binary | std::ios::trunc) << bytes;
+  Ran j = Run("data inspect --json " + store);
+  EXPECT_EQ(j.code, 2) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);  // exactly one document
+  EXPECT_EQ(doc["ok"], false);
+  EXPECT_NE(doc["validation"].get<std::string>().find("is not valid UTF-8"), std::string::npos) << j.out;
+  EXPECT_NE(j.err.find("is not valid UTF-8"), std::string::npos) << j.err;
+}
+
 TEST_F(DataStoreCli, InspectTruncatedStoreExitsTwo) {
   Synth();
   fs::resize_file(P("stores/synth_a.h5"), fs::file_size(P("stores/synth_a.h5")) / 3);
@@ -146,6 +174,59 @@ TEST_F(DataStoreCli, StratifiedSplitRefusesOverlapUnlessAllowed) {
   EXPECT_TRUE(fs::exists(P("st.json")));
 }
 
+// Issue 13 §4: a given split (a published one) is written from id lists, checked against the store.
+TEST_F(DataStoreCli, SplitFromIdListsReproducesAGivenSplit) {
+  Synth();
+  ASSERT_EQ(Run("data split " + P("stores/synth_a.h5") + " --k 3 --seed 5 --out " + P("made.json")).code, 0);
+  std::ifstream in(P("made.json"));
+  const json made = json::parse(in)["folds"][1];
+  for (const char* part : {"train", "val", "test"}) {
+    std::ofstream out(P(std::string(part) + ".txt"));
+    out << "# " << part << " ids\n";
+    for (const auto& id : made[part]) out << id.get<std::string>() << "\n";
+  }
+  Ran r = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --from val=" +
+              P("val.txt") + " --from test=" + P("test.txt") + " --out " + P("given.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["method"], "id_lists");
+  std::ifstream gin(P("given.json"));
+  const json given = json::parse(gin);
+  ASSERT_EQ(given["folds"].size(), 1u);
+  for (const char* part : {"train", "val", "test"}) EXPECT_EQ(given["folds"][0][part], made[part]) << part;
+  // The file is usable like any split file (hash checked on read).
+  EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --out " +
+                P("train_only.json")).code,
+            0);
+}
+
+TEST_F(DataStoreCli, SplitFromIdListsBadIdsExitTwoNamingFileAndLine) {
+  Synth();
+  std::ofstream(P("train.txt")) << "nope_1\n";
+  Ran unknown = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --out " + P("g.json"));
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find(P("train.txt") + " line 1: utterance 'nope_1' is not in corpus"), std::string::npos)
+      << unknown.err;
+  EXPECT_FALSE(fs::exists(P("g.json")));
+  Ran bad = Run("data split " + P("stores/synth_a.h5") + " --from " + P("train.txt") + " --out " + P("g.json"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("PART=FILE"), std::string::npos) << bad.err;
+  Ran mixed = Run("data split " + P("stores/synth_a.h5") + " --from train=" + P("train.txt") + " --k 3 --out " +
+                  P("g.json"));
+  EXPECT_EQ(mixed.code, 2);
+  EXPECT_NE(mixed.err.find("--k does not apply"), std::string::npos) << mixed.err;
+  EXPECT_FALSE(fs::exists(P("g.json")));
+}
+
+TEST_F(DataStoreCli, StratifiedSplitWithTestFractionZero) {
+  Synth();
+  Ran r = Run("data split " + P("stores/synth_a.h5") + " --method stratified --test-fraction 0 --val-fraction 0.2 "
+              "--allow-speaker-overlap --out " + P("st0.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["folds"][0]["test"], 0);
+  EXPECT_GT(j["folds"][0]["val"].get<int>(), 0);
+}
+
 TEST_F(DataStoreCli, BadUsageExitsTwo) {
   EXPECT_EQ(Run("data synth").code, 2);                                   // --out missing
   EXPECT_EQ(Run("data synth --out " + P("x") + " --classes anger,joy").code, 2);
@@ -155,6 +236,13 @@ TEST_F(DataStoreCli, BadUsageExitsTwo) {
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --k 1 --out " + P("k.json")).code, 2);
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --method bogus --out " + P("k.json")).code, 2);
   EXPECT_EQ(Run("data split " + P("stores/synth_a.h5")).code, 2);           // --out missing
+  for (const char* v : {"nan", "inf", "-inf"}) {  // every float option must be finite
+    Ran r = Run("data split " + P("stores/synth_a.h5") + " --val-fraction " + v + " --out " + P("k.json"));
+    EXPECT_EQ(r.code, 2) << v;
+    EXPECT_NE(r.err.find("--val-fraction must be a finite number"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(Run("data synth --out " + P("y") + " --noise nan").code, 2);
+  EXPECT_FALSE(fs::exists(P("y")));
   EXPECT_FALSE(fs::exists(P("k.json")));
 }
 

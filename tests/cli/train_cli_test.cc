@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -348,7 +349,92 @@ TEST_F(TrainCliBadInput, TomlSyntaxErrorAndMissingFile) {
 TEST_F(TrainCliBadInput, NoClassOfTheJobInTheStore) {
   std::string job = Job(kStoresData, "epochs = 2");
   job.replace(job.find("label_set = \"core4\""), 19, "labels = [\"fear\"]");
-  ExpectBad(job, {"bad.toml", "no utterance of the job's classes in train"});
+  ExpectBad(job, {"bad.toml line 2: class 'fear' is not a label of", "synth_a.h5"});
+}
+
+// Issue 13 §3: each of these exited 0 (and recorded a number) before.
+TEST_F(TrainCliBadInput, LabelThatIsNotInTheStoreNamesItsLine) {
+  // 'sadnes' used to become an empty class while 'sadness' was silently left out.
+  std::string job = Job(kStoresData, "epochs = 2");
+  job.replace(job.find("label_set = \"core4\""), 19, "labels = [\"anger\",\n  \"sadnes\"]");
+  ExpectBad(job, {"bad.toml line 3: class 'sadnes' is not a label of", "synth_a.h5",
+                  "anger, happiness, neutral, sadness"});
+}
+
+TEST_F(TrainCliBadInput, NanOrInfiniteFloatNamesItsLine) {
+  for (const char* v : {"nan", "inf", "-inf"}) {
+    SCOPED_TRACE(v);
+    ExpectBad(Job(kSplitData, std::string("epochs = 2\nlr = ") + v), {"bad.toml line 20: 'lr' = ", "finite"});
+  }
+  ExpectBad(Job(kSplitData, "epochs = 2\nbetas = [0.9, nan]"), {"bad.toml line 20: 'betas' = nan"});
+}
+
+TEST_F(TrainCliBadInput, NegativeSeedNamesItsLine) {
+  std::string job = Job(kSplitData, "epochs = 2");
+  job.replace(job.find("seed = 7"), 8, "seed = -1");
+  ExpectBad(job, {"bad.toml line 1: 'seed' must be an integer >= 0, got -1"});
+}
+
+TEST_F(TrainCliBadInput, AbsurdBatchSizeNamesItsLine) {
+  ExpectBad(Job(kSplitData, "epochs = 2\nbatch_size = 0"), {"bad.toml [train] line 20", "'batch_size'", "minimum"});
+  ExpectBad(Job(kSplitData, "epochs = 2\nbatch_size = -5"), {"bad.toml [train] line 20", "'batch_size'"});
+  ExpectBad(Job(kSplitData, "epochs = 2\nbatch_size = 100000000000"),
+            {"bad.toml [train] line 20", "'batch_size'", "maximum"});
+}
+
+TEST_F(TrainCli, DivergedTrainingFailsAndPrintsNoResult) {
+  // A learning rate that blows the weights up: the loss turns NaN/Inf within a few epochs.
+  // Before, the job finished with exit 0 and chance-level metrics.
+  const std::string cfg = Write("job.toml", Job(kStoresData, "epochs = 5\noptimizer = \"sgd\"\nlr = 1e30"));
+  Ran r = Run("train --config " + cfg + " --json");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find("training loss became"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
+}
+
+TEST_F(TrainCli, JobWithoutValidationLogsItsEpochs) {
+  // Training data only, selection = "last": the per-epoch log line (info level) has no validation
+  // metrics. Before, it threw "cannot use value() with null" and the job failed.
+  const std::string cfg = Write("job.toml", Job("train = \"s/synth_a.h5\"\n[data.eval]\ntest = \"s/synth_b.h5\"",
+                                                "epochs = 2", "concat_mlp", "selection = \"last\"\n"));
+  Ran r = Run("train --config " + cfg + " --json --log-level info");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("epoch 1 train_loss"), std::string::npos) << r.err;
+  EXPECT_EQ(json::parse(r.out)["result"]["evals"]["test"]["metrics"]["n"], 144);
+}
+
+TEST_F(TrainCli, RunRecordsADivergedJobAsFailedWithNoMetrics) {
+  // The same divergence inside a sweep: each job is recorded as failed, no number is recorded.
+  const std::string proto = Write("p.toml", R"(version = 1
+name = "diverge"
+[corpora.a]
+store = "s/synth_a.h5"
+[defaults]
+labels = "core4"
+features = {audio = "synth_audio"}
+seeds = [1]
+selection = "last"
+split = {method = "speaker_kfold", k = 2}
+train = {epochs = 3, optimizer = "sgd", lr = 1e30}
+[[experiment]]
+name = "e"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+)");
+  const std::string db = P("l.db");
+  Ran r = Run("run " + proto + " --ledger " + db + " --parallel 1 --threads 1 --json --log-level warn");
+  EXPECT_EQ(r.code, 1) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["total"], 2);
+  EXPECT_EQ(j["failed"], 2);
+  EXPECT_EQ(j["done"], 0);
+  ASSERT_EQ(j["failures"].size(), 2u);
+  EXPECT_NE(j["failures"][0]["error"].get<std::string>().find("training loss became"), std::string::npos) << r.out;
+  Ran m = Run("ledger export --ledger " + db + " --what metrics --format csv");
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_EQ(std::count(m.out.begin(), m.out.end(), '\n'), 1) << "metrics recorded:\n" << m.out;  // header only
 }
 
 }  // namespace

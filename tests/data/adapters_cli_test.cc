@@ -51,6 +51,16 @@ TEST_F(AdapterCli, ImportsAndPrintsJson) {
   EXPECT_EQ(nlohmann::json::parse(again.output)["reused"], 4);
 }
 
+TEST_F(AdapterCli, CorpusOptionNamesTheStoredCorpus) {
+  // Before: --corpus was ignored and the corpus was named after the adapter ("emodb").
+  auto r = RunImport(Base() + " --corpus berlin --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["corpus"], "berlin");
+  auto c = ReadFeatureStore(Out());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->name, "berlin");
+}
+
 TEST_F(AdapterCli, MissingRootExits2) {
   auto r = RunImport("--adapter emodb --root " + t_.Path("nope") + " --out " + Out());
   EXPECT_EQ(r.code, 2) << r.output;

@@ -151,6 +151,69 @@ TEST(AdapterImport, GenericCsvNeedsCanonicalLabelsWithoutMap) {
   EXPECT_TRUE(OutFiles(t).empty());
 }
 
+TEST(AdapterImport, GenericCsvUnknownLabelNamesTheMetadataLine) {
+  // Before: the message blamed b.wav; the problem is on metadata.csv's line 3.
+  AdapterTree t;
+  t.Wav("a.wav");
+  t.Wav("b.wav", 1);
+  t.Text("metadata.csv", "file,speaker,label\na.wav,s1,anger\nb.wav,s1,angry\n");
+  auto r = ImportCorpus(Options(t, "generic_csv"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(t.Path("metadata.csv") + " line 3: label 'angry' is not a canonical label"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(r.status().message().find("b.wav"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(OutFiles(t).empty());
+}
+
+TEST(AdapterImport, GenericCsvInvalidUtf8NamesTheLine) {
+  // Before: imported, and `data inspect --json` then threw on the speaker.
+  AdapterTree t;
+  t.Wav("a.wav");
+  t.Wav("b.wav", 1);
+  t.Text("metadata.csv", "file,speaker,label,transcript\na.wav,s1,anger,ok\nb.wav,s\xC3,anger,fine\n");
+  auto r = ImportCorpus(Options(t, "generic_csv"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(t.Path("metadata.csv") + " line 3: invalid UTF-8 (byte 0xC3 at column 8)"),
+            std::string::npos)
+      << r.status().message();
+  t.Text("metadata.csv", "file,speaker,label,transcript\na.wav,s1,anger,\"two\nlines \xFF\"\n");
+  r = ImportCorpus(Options(t, "generic_csv"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(t.Path("metadata.csv") + " line 3: invalid UTF-8"), std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(OutFiles(t).empty());
+}
+
+TEST(AdapterImport, InvalidUtf8FromAFileNameIsRefused) {
+  // TESS takes the spoken word from the file name; a name with invalid UTF-8 is refused, escaped.
+  AdapterTree t;
+  t.Wav("OAF_angry/OAF_back_angry.wav");
+  t.Wav("OAF_sad/OAF_b\xE9" "ck_sad.wav", 1);
+  auto r = ImportCorpus(Options(t, "tess"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("OAF_b\\xE9ck_sad.wav"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("is not valid UTF-8"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(OutFiles(t).empty());
+}
+
+TEST(AdapterImport, CorpusNameOptionIsStored) {
+  // Before: --corpus NAME was ignored and the store was named after the adapter.
+  AdapterTree t;
+  EmodbTree(t);
+  auto o = Options(t, "emodb");
+  o.corpus_name = "berlin";
+  auto r = ImportCorpus(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->corpus, "berlin");
+  auto c = ReadFeatureStore(o.out);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->name, "berlin");
+}
+
 TEST(AdapterImport, UnreadableWavIsBadInputAndWritesNothing) {
   AdapterTree t;
   EmodbTree(t);

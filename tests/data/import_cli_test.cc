@@ -194,6 +194,25 @@ TEST(ImportCliBad, UnknownLabelWithoutMapInTable) {
   ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.meta + ": line 4", "'boredom-ish' is not a canonical label"});
 }
 
+TEST(ImportCliBad, InvalidUtf8InMetadataNamesTheLine) {
+  // Before: imported, and `data inspect --json` then failed with an unexpected exception.
+  Table t = WriteTable("sadness");
+  WriteBytes(t.meta, "file,speaker,label,transcript,duration\n"
+                     "wav/u1.wav,s1,anger,hi,1.5\n"
+                     "wav/u2.wav,s1,neutral,caf\xC3\xA9,2\n"
+                     "wav/u3.wav,s2,sadness,caf\xE9,0.5\n"
+                     "wav/u4.wav,s2,neutral,y,1\n");
+  CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");
+  ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.meta + " line 4: invalid UTF-8 (byte 0xE9 at column 26)"});
+}
+
+TEST(ImportCliBad, InvalidUtf8InAPickleIdNamesTheFile) {
+  const std::string dir = TestDir();
+  WriteBytes(dir + "/u.pkl", SeedPickleBytes({{Vec(4, 0), Vec(4, 1), 0, "ok_1"}, {Vec(4, 0), Vec(4, 1), 1, "bad_\xFF"}}));
+  CliRun r = Emosweep("--pickle " + dir + "/u.pkl --label-map glomer_iemocap4 --corpus c --out " + dir + "/o.h5");
+  ExpectBadInput(r, dir, {"u.pkl"}, {dir + "/u.pkl", "is not valid UTF-8"});
+}
+
 TEST(ImportCliBad, WrongDimensionAcrossPickleFiles) {
   const std::string dir = TestDir();
   WriteBytes(dir + "/a.pkl", SeedPickleBytes({{Vec(4, 0), Vec(4, 1), 0, ""}}));

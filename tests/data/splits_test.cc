@@ -210,6 +210,77 @@ TEST(Splits, BadSpecs) {
   EXPECT_EQ(MakeSplits(c, spec).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Splits, StratifiedAcceptsATestFractionOfZero) {
+  // Before: "need test_fraction > 0" (a corpus used only for training could not be split).
+  Corpus c = SpeakerCorpus();
+  SplitSpec spec;
+  spec.method = "stratified";
+  spec.test_fraction = 0;
+  spec.val_fraction = 0.2;
+  spec.allow_speaker_overlap = true;
+  auto s = MakeSplits(c, spec);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->folds.size(), 1u);
+  EXPECT_TRUE(s->folds[0].test.empty());
+  EXPECT_EQ(s->folds[0].train.size() + s->folds[0].val.size(), c.size());
+  EXPECT_GT(s->folds[0].val.size(), 0u);
+  spec.test_fraction = -0.1;
+  EXPECT_EQ(MakeSplits(c, spec).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Speakers of SpeakerCorpus: spk0 = u0..u8, spk1 = u9..u20, spk2 = u21..u35.
+TEST(Splits, FromIdListsKeepsCorpusOrderAndLeavesTheRestOut) {
+  testing::TestDir dir;
+  Corpus c = SpeakerCorpus();
+  std::ofstream(dir.File("train.txt")) << "# a published split\nu20\n  u9\r\n\nu10\nu0\n";
+  std::ofstream(dir.File("val.txt")) << "u21\n";
+  auto s = SplitFromIdLists(c, {{"train", dir.File("train.txt")}, {"val", dir.File("val.txt")}}, false);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->folds.size(), 1u);
+  EXPECT_EQ(s->folds[0].train, (std::vector<std::string>{"u0", "u9", "u10", "u20"}));
+  EXPECT_EQ(s->folds[0].val, (std::vector<std::string>{"u21"}));
+  EXPECT_TRUE(s->folds[0].test.empty());
+  EXPECT_EQ(s->spec.method, "id_lists");
+  EXPECT_EQ(s->corpus_hash, c.ContentHash());
+  // It round-trips as a split file.
+  ASSERT_TRUE(WriteSplitFile(dir.File("s.json"), *s).ok());
+  auto back = ReadSplitFile(dir.File("s.json"));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->folds[0].train, s->folds[0].train);
+}
+
+TEST(Splits, FromIdListsErrorsNameFileAndLine) {
+  testing::TestDir dir;
+  Corpus c = SpeakerCorpus();
+  auto err = [&](const std::vector<std::pair<std::string, std::string>>& parts) {
+    auto s = SplitFromIdLists(c, parts, false);
+    EXPECT_FALSE(s.ok());
+    return s.ok() ? std::string() : s.status().message();
+  };
+  std::ofstream(dir.File("unknown.txt")) << "u0\nu999\n";
+  EXPECT_NE(err({{"train", dir.File("unknown.txt")}}).find(dir.File("unknown.txt") + " line 2: utterance 'u999' is not in"),
+            std::string::npos);
+  std::ofstream(dir.File("dup.txt")) << "u0\nu1\n\nu0\n";
+  EXPECT_NE(err({{"train", dir.File("dup.txt")}}).find(dir.File("dup.txt") + " line 4: utterance 'u0' (train) is "
+                                                                             "already listed at " + dir.File("dup.txt") +
+                                                                             " line 1"),
+            std::string::npos);
+  std::ofstream(dir.File("tr.txt")) << "u0\nu1\n";
+  std::ofstream(dir.File("te.txt")) << "u30\nu1\n";
+  const std::string overlap = err({{"train", dir.File("tr.txt")}, {"test", dir.File("te.txt")}});
+  EXPECT_NE(overlap.find(dir.File("te.txt") + " line 2: utterance 'u1' (test) is already listed at " +
+                         dir.File("tr.txt") + " line 2"),
+            std::string::npos)
+      << overlap;
+  // Speaker overlap between train and test: refused unless allowed.
+  std::ofstream(dir.File("te2.txt")) << "u2\n";
+  EXPECT_NE(err({{"train", dir.File("tr.txt")}, {"test", dir.File("te2.txt")}}).find("spk0"), std::string::npos);
+  EXPECT_TRUE(SplitFromIdLists(c, {{"train", dir.File("tr.txt")}, {"test", dir.File("te2.txt")}}, true).ok());
+  EXPECT_NE(err({{"val", dir.File("tr.txt")}}).find("needs a train list"), std::string::npos);
+  EXPECT_NE(err({{"dev", dir.File("tr.txt")}}).find("'dev' is not one of train, val, test"), std::string::npos);
+  EXPECT_EQ(SplitFromIdLists(c, {{"train", dir.File("absent.txt")}}, false).status().code(), StatusCode::kNotFound);
+}
+
 TEST(StratifiedSubset, SizesMatchTheFormula) {
   Corpus c = SpeakerCorpus();
   std::vector<std::string> all;

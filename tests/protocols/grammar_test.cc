@@ -2,6 +2,8 @@
 // line (one test per bad-input case), and valid files parse without stores.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "protocols/expand.h"
 #include "tests/protocols/protocol_test_util.h"
 
@@ -214,6 +216,103 @@ TEST(Grammar, StoreDirSetsStoreDirVariable) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->stores.at("a"), "/some/where/a.h5");
   EXPECT_EQ(p->stores.at("b"), dir.File("b.h5"));  // relative to the protocol's directory
+}
+
+// [vars] after line 2: the protocol's lines from 3 on shift by the number of inserted lines.
+std::string WithVars(const std::string& vars, const std::string& store_a) {
+  std::string text = Proto();
+  text.replace(text.find("[corpora.a]"), 0, "[vars]\n" + vars);
+  text.replace(text.find("\"a.h5\""), 6, "\"" + store_a + "\"");
+  return text;
+}
+
+TEST(Grammar, SelfReferencingVariableNamesTheCycleAndLine) {
+  // Before: the store path kept a literal "${X}".
+  TestDir dir;
+  ExpectAt(LoadError(dir, WithVars("X = \"${X}/a\"\n", "${X}/a.h5")), dir, 4, "variable cycle ${X} -> ${X}");
+}
+
+TEST(Grammar, VariableCycleThroughOthersNamesEveryStep) {
+  TestDir dir;
+  Status s = LoadError(dir, WithVars("X = \"${Y}/a\"\nY = \"/r/${Z}\"\nZ = \"${X}\"\n", "${X}/a.h5"));
+  ExpectAt(s, dir, 6, "variable cycle ${X} -> ${Y} -> ${Z} -> ${X}");
+}
+
+TEST(Grammar, UndefinedVariableInsideVarsNamesItsLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, WithVars("ROOT = \"/r\"\nX = \"${NOPE_NOT_SET_42}/s\"\n", "${ROOT}/a.h5")), dir, 5,
+           "${NOPE_NOT_SET_42} used by X is not defined");
+  ExpectAt(LoadError(dir, WithVars("X = \"${ROOT/s\"\n", "${X}/a.h5")), dir, 4, "unterminated");
+}
+
+TEST(Grammar, VariablesMayUseOtherVariables) {
+  TestDir dir;
+  auto p = LoadProtocol(dir.Write("p.toml", WithVars("ROOT = \"/r\"\nS = \"${ROOT}/stores\"\n", "${S}/a.h5")));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->stores.at("a"), "/r/stores/a.h5");
+  // --var overrides ROOT; S follows it.
+  LoadOptions o;
+  o.vars["ROOT"] = "/elsewhere";
+  auto q = LoadProtocol(dir.File("p.toml"), o);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->stores.at("a"), "/elsewhere/stores/a.h5");
+}
+
+TEST(Grammar, NanOrInfinityInTrainOrGridNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Proto("train = {lr = nan}\n")), dir, 17, "'lr' = nan");
+  ExpectAt(LoadError(dir, Proto("grid = {\"train.lr\" = [0.1, inf]}\n")), dir, 17, "'train.lr' = inf");
+  ExpectAt(LoadError(dir, Proto("", "[defaults.train]\nweight_decay = -inf\n")), dir, 18, "'weight_decay' = -inf");
+}
+
+// Grid values "0.001, 0.002, ..." (n of them) for a grid axis.
+std::string Values(int n) {
+  std::string v;
+  for (int i = 1; i <= n; ++i) v += (i > 1 ? ", " : "") + std::to_string(i) + "e-4";
+  return "[" + v + "]";
+}
+
+TEST(Grammar, JobCountAboveMaxJobsIsRefusedBeforeExpanding) {
+  TestDir dir;
+  // 1 model x 3 lr x 1 corpus x 2 seeds = 6 jobs at least.
+  const std::string text = Proto("grid = {\"train.lr\" = " + Values(3) + "}\n");
+  LoadOptions o;
+  o.max_jobs = 5;
+  auto p = LoadProtocol(dir.Write("p.toml", text), o);
+  ASSERT_FALSE(p.ok());
+  ExpectAt(p.status(), dir, 17, "expands to at least 6 jobs");
+  EXPECT_NE(p.status().message().find("--max-jobs 5"), std::string::npos) << p.status().message();
+  o.max_jobs = 6;
+  EXPECT_TRUE(LoadProtocol(dir.File("p.toml"), o).ok());
+  // The default limit: a 60x60x60 grid (432000 jobs) fails at once, without making its points
+  // (before, it made 216000 validated grid points and grew without bound).
+  const std::string huge = Proto("grid = {\"train.lr\" = " + Values(60) + ", \"train.eps\" = " + Values(60) +
+                                 ", \"train.weight_decay\" = " + Values(60) + "}\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto h = LoadProtocol(dir.Write("p.toml", huge));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(h.ok());
+  ExpectAt(h.status(), dir, 17, "expands to at least 432000 jobs");
+  EXPECT_NE(h.status().message().find("--max-jobs 200000"), std::string::npos) << h.status().message();
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST(Grammar, ExactJobCountAboveMaxJobsIsRefusedAfterExpanding) {
+  // in_domain with k = 3 folds: the count before expansion knows 1 corpus x 2 seeds = 2;
+  // the expansion makes 3 folds x 2 seeds = 6 jobs.
+  TestDir dir;
+  testing::WriteStore(dir, testing::MakeCorpus("a"));
+  const std::string text = Proto("split = {method = \"speaker_kfold\", k = 3}\n");
+  LoadOptions o;
+  o.max_jobs = 4;
+  auto p = LoadProtocol(dir.Write("p.toml", text), o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("expands to 6 jobs"), std::string::npos) << p.status().message();
+  o.max_jobs = 6;
+  auto ok = LoadProtocol(dir.File("p.toml"), o);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->jobs.size(), 6u);
 }
 
 TEST(Grammar, DuplicateExperimentName) {

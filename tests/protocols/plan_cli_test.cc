@@ -133,6 +133,68 @@ TEST_F(PlanCli, LedgerCountsDoneFailedToRun) {
   EXPECT_EQ(counts["running"], 0);
 }
 
+TEST_F(PlanCli, MaxJobsRefusesALargerProtocolWithItsCount) {
+  // 2 (source, target) pairs x ... = 8 jobs: counted before anything is expanded, so no store is needed.
+  std::string proto = dir_.Write("p.toml", kProto);
+  ExecResult r = Exec("plan " + proto + " --store-dir " + dir_.path() + " --max-jobs 7 2>&1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find(proto + " line 13"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("expands to at least 8 jobs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("more than --max-jobs 7"), std::string::npos) << r.out;
+  EXPECT_EQ(Exec("plan " + proto + " --store-dir " + dir_.path() + " --max-jobs 8 >/dev/null 2>&1").code, 0);
+}
+
+TEST_F(PlanCli, HugeGridFailsFastInLittleMemory) {
+  // A 60x60x60 grid once grew `plan` to 9 GB; now it is refused by the default --max-jobs
+  // within 3 GB of address space (libtorch's mappings included) and well inside 60 s.
+  std::string grid = "grid = {";
+  for (const char* key : {"train.lr", "train.eps", "train.weight_decay"}) {
+    grid += std::string(grid.size() > 8 ? ", " : "") + "\"" + key + "\" = [";
+    for (int i = 1; i <= 60; ++i) grid += (i > 1 ? ", " : "") + std::to_string(i) + "e-5";
+    grid += "]";
+  }
+  std::string text = kProto;
+  text.replace(text.find("models = [\"concat_mlp\"]"), 0, grid + "}\n");
+  std::string proto = dir_.Write("p.toml", text);
+  // Exec prefixes the binary; run it under a shell with the limits instead.
+  const std::string cmd = "ulimit -v 3000000; exec timeout 60 " + std::string(EMOSWEEP_BINARY) + " plan " + proto +
+                          " --store-dir " + dir_.path() + " 2>&1";
+  ExecResult r;
+  FILE* f = popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) r.out.append(buf, n);
+  const int status = pclose(f);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("expands to at least 1728000 jobs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--max-jobs 200000"), std::string::npos) << r.out;
+}
+
+TEST_F(PlanCli, RunRefusesBadProtocolsBeforeTouchingTheLedger) {
+  // Issue 13 §3 through `run`: exit 2 naming the file and line, and no ledger is created.
+  for (const char* n : {"a", "b"}) testing::WriteStore(dir_, testing::MakeCorpus(n));
+  const std::string db = dir_.File("l.db");
+  struct Case {
+    std::string text, needle;
+  };
+  std::string nan = kProto, cycle = kProto;
+  nan.replace(nan.find("models = [\"concat_mlp\"]"), 0, "train = {lr = nan}\n");
+  cycle.replace(cycle.find("[corpora.a]"), 0, "[vars]\nX = \"${Y}\"\nY = \"${X}\"\n");
+  cycle.replace(cycle.find("${STORE_DIR}/a.h5"), 17, "${X}/a.h5");
+  for (const Case& c : std::vector<Case>{{nan, " line 17: 'lr' = nan"},
+                                         {cycle, " line 5: [vars]: variable cycle ${X} -> ${Y} -> ${X}"},
+                                         {kProto, "more than --max-jobs 7"}}) {
+    std::string proto = dir_.Write("p.toml", c.text);
+    ExecResult r = Exec("run " + proto + " --ledger " + db + " --store-dir " + dir_.path() +
+                        " --max-jobs 7 --threads 1 2>&1");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(proto), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(c.needle), std::string::npos) << "'" << c.needle << "' not in: " << r.out;
+    EXPECT_FALSE(std::filesystem::exists(db)) << "a ledger was created for a refused protocol";
+  }
+}
+
 TEST_F(PlanCli, MissingProtocolFileExitsTwo) {
   ExecResult r = Exec("plan " + dir_.File("nope.toml") + " 2>&1");
   EXPECT_EQ(r.code, 2) << r.out;
