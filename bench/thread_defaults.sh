@@ -50,6 +50,7 @@ for cond in ${CONDITIONS//,/ }; do
     for _ in $(seq 1 "$(nproc)"); do setsid sh -c 'while :; do :; done' & BURNERS+=($!); done
     sleep 2
   fi
+  echo "$cond: load average at start $(cut -d" " -f1 /proc/loadavg)"
   declare -A t=()
   for rep in $(seq 1 "$REPS"); do
     for n in "${names[@]}"; do
@@ -61,14 +62,16 @@ for cond in ${CONDITIONS//,/ }; do
       t[$n]="${t[$n]:-} $(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.2f", b - a }')"
     done
   done
-  declare -A med=()
+  declare -A med=() mins=()
   for n in "${names[@]}"; do
     sorted=$(tr ' ' '\n' <<< "${t[$n]}" | sed '/^$/d' | sort -g)
-    mn=$(head -1 <<< "$sorted")
-    md=$(awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }' <<< "$sorted")
-    med[$n]=$md
-    printf '%-8s %-8s %10s %10s %10.2f %10.2f\n' "$cond" "$n" "$mn" "$md" "$(awk -v j="${JOBS:-0}" -v m="$md" 'BEGIN { print j / m }')" \
-      "$(awk -v b="${med[p1t1]:-$md}" -v m="$md" 'BEGIN { print b / m }')"
+    mins[$n]=$(head -1 <<< "$sorted")
+    med[$n]=$(awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }' <<< "$sorted")
+  done
+  for n in "${names[@]}"; do
+    printf '%-8s %-8s %10s %10s %10.2f %10.2f\n' "$cond" "$n" "${mins[$n]}" "${med[$n]}" \
+      "$(awk -v j="${JOBS:-0}" -v m="${med[$n]}" 'BEGIN { print j / m }')" \
+      "$(awk -v b="${med[p1t1]}" -v m="${med[$n]}" 'BEGIN { print b / m }')"
   done
   best_fixed=$(printf '%s\n%s\n' "${med[p1t1]}" "${med[p1t2]}" | sort -g | head -1)
   echo "$cond: default / best fixed setting = $(awk -v b="$best_fixed" -v m="${med[default]}" 'BEGIN { printf "%.2f", b / m }')x," \
@@ -77,5 +80,5 @@ for cond in ${CONDITIONS//,/ }; do
     for p in "${BURNERS[@]}"; do kill -- -"$p" 2>/dev/null || true; done
     BURNERS=()
   fi
-  unset t med
+  unset t med mins
 done

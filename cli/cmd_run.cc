@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "cli/commands.h"
@@ -292,18 +293,41 @@ Status RunSingleProcess(const po::variables_map& vm) {
   o.progress = !vm.count("json");
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
-  // --parallel 1: jobs run here (the reference path). Otherwise one worker
-  // process per parallel job (orchestrator/process_pool.h): reproducible, and
-  // each child's OpenMP sleeps when idle.
+  // One job at a time runs here, in this process (with --parallel 1 every
+  // job does: the reference path). Jobs beside it run in worker processes
+  // (orchestrator/process_pool.h), one per extra parallel job, so no two jobs
+  // ever share torch's process-wide RNG and thread settings: the numbers do
+  // not depend on K. Children start only when two jobs run at once, and the
+  // child's OpenMP sleeps when idle.
   std::unique_ptr<orchestrator::ProcessPool> pool;
+  std::mutex here_mu;
+  bool here_busy = false;
   orchestrator::Executor executor = TrainerExecutor();
   if (o.parallel != 1) {
     orchestrator::ProcessPoolOptions po;
-    po.size = o.parallel > 0 ? o.parallel : cores;
+    po.size = std::max(1, (o.parallel > 0 ? o.parallel : cores) - 1);
     po.args = {"worker", "--log-level", vm["log-level"].as<std::string>()};
     po.env = {{"OMP_WAIT_POLICY", "PASSIVE"}};
     pool = std::make_unique<orchestrator::ProcessPool>(po);
-    executor = [&pool](const worker::JobSpec& s, const worker::JobContext& c) { return pool->Run(s, c); };
+    executor = [&](const worker::JobSpec& s, const worker::JobContext& c) -> Result<worker::JobResult> {
+      {
+        std::lock_guard<std::mutex> lock(here_mu);
+        if (!here_busy) {
+          here_busy = true;
+        } else {
+          return pool->Run(s, c);
+        }
+      }
+      struct Free {
+        std::mutex& mu;
+        bool& busy;
+        ~Free() {
+          std::lock_guard<std::mutex> lock(mu);
+          busy = false;
+        }
+      } free_here{here_mu, here_busy};
+      return worker::RunJob(s, c);
+    };
   }
   InstallSignals();
   auto summary = orchestrator::RunSweep(p, ledger.get(), executor, o);

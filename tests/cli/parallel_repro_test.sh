@@ -63,9 +63,12 @@ dump "$W/two.db" > "$W/two.txt"
 cmp -s "$W/one.txt" "$W/two.txt" || { diff "$W/one.txt" "$W/two.txt" | head -5; fail "--parallel 2 differs from --parallel 1"; }
 dump "$W/auto.db" > "$W/auto.txt"
 cmp -s "$W/one.txt" "$W/auto.txt" || fail "the default --parallel differs from --parallel 1"
-# K = 2 really ran jobs in two worker processes (their pids are in the job info).
+# K = 2 really ran jobs both in the run process and in a worker process (its
+# pid is in the job info): one job at a time runs here, the one beside it there.
+inchild=$(sqlite3 "$W/two.db" "SELECT count(json_extract(info_json, '\$.worker_pid')) FROM jobs WHERE status = 'done'")
 pids=$(sqlite3 "$W/two.db" "SELECT count(DISTINCT json_extract(info_json, '\$.worker_pid')) FROM jobs WHERE status = 'done'")
-[ "$pids" = 2 ] || fail "--parallel 2 used $pids worker processes"
+[ "$inchild" -gt 0 ] && [ "$inchild" -lt "$n" ] || fail "--parallel 2 ran $inchild of $n jobs in a worker process"
+[ "$pids" = 1 ] || fail "--parallel 2 used $pids worker processes (expected 1 beside the run process)"
 [ "$(sqlite3 "$W/one.db" "SELECT count(json_extract(info_json, '\$.worker_pid')) FROM jobs")" = 0 ] ||
   fail "--parallel 1 should run jobs in its own process"
 echo "parallel_repro: $n jobs, --parallel 1 / 2 / auto identical ($(wc -l < "$W/one.txt") rows compared)"
