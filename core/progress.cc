@@ -49,15 +49,21 @@ void Progress::PrintLocked(bool final_line) {
   if (GetLogLevel() > LogLevel::kInfo) return;
   double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = el > 0 ? done_ / el : 0.0;
+  // Jobs take seconds to hours: a rate below one per second reads per minute
+  // or per hour ("0.0/s" told a person nothing).
+  char rate_text[32];
+  if (rate >= 1 || rate == 0) std::snprintf(rate_text, sizeof rate_text, "%.1f/s", rate);
+  else if (rate * 60 >= 1) std::snprintf(rate_text, sizeof rate_text, "%.1f/min", rate * 60);
+  else std::snprintf(rate_text, sizeof rate_text, "%.2f/h", rate * 3600);
   char buf[256];
   if (total_ > 0) {
     double pct = 100.0 * done_ / total_;
     std::string eta = (rate > 0 && done_ < total_) ? " ETA " + FormatDuration((total_ - done_) / rate) : "";
-    std::snprintf(buf, sizeof buf, "%s: %lld/%lld (%.0f%%) %.1f/s%s%s", label_.c_str(),
-                  static_cast<long long>(done_), static_cast<long long>(total_), pct, rate, eta.c_str(),
+    std::snprintf(buf, sizeof buf, "%s: %lld/%lld (%.0f%%) %s%s%s", label_.c_str(),
+                  static_cast<long long>(done_), static_cast<long long>(total_), pct, rate_text, eta.c_str(),
                   final_line ? (" done in " + FormatDuration(el)).c_str() : "");
   } else {
-    std::snprintf(buf, sizeof buf, "%s: %lld %.1f/s", label_.c_str(), static_cast<long long>(done_), rate);
+    std::snprintf(buf, sizeof buf, "%s: %lld %s", label_.c_str(), static_cast<long long>(done_), rate_text);
   }
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s%s", buf, final_line ? "\n" : "");

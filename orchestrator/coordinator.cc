@@ -147,8 +147,8 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
         g.job = a.job;
         g.started = Clock::now();
         ++sum.jobs_sent;
-        LOG_INFO << "job " << a.job->spec.id.substr(0, 12) << " (" << a.job->spec.kind << ", attempt " << a.attempt
-                 << ") -> group of rank " << leader;
+        LOG_INFO << "job " << a.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(a.job->attrs)
+                 << "] attempt " << a.attempt << " -> group of rank " << leader;
       }
     }
     if (!arrived.empty()) {

@@ -80,8 +80,8 @@ void WorkerLoop(Shared& sh, int k) {
       auto c = ledger->CheckpointOf(id);
       return c.ok() ? *c : std::string();
     };
-    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " (" << job.spec.kind << ") started, attempt "
-             << next->attempt;
+    const std::string label = protocols::JobLabel(job.attrs);
+    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] started, attempt " << next->attempt;
     double t0 = NowSeconds();
     auto steady0 = std::chrono::steady_clock::now();
     Result<worker::JobResult> r = RunOne(sh, job.spec, ctx);
@@ -99,12 +99,13 @@ void WorkerLoop(Shared& sh, int k) {
                              {"seconds", secs},
                              {"extra", {{"worker", worker}, {"attempt", next->attempt}}}};
       st = sh.scheduler->OnFinished(job.spec.id, *r, prov);
-      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " done in " << Progress::FormatDuration(secs);
+      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] done in "
+               << Progress::FormatDuration(secs);
     } else if (sh.Stopping()) {
       st = sh.scheduler->OnInterrupted(job.spec.id);
       LOG_INFO << "job " << job.spec.id.substr(0, 12) << " interrupted; back to pending";
     } else {
-      LOG_WARN << "job " << job.spec.id.substr(0, 12) << " failed: " << r.status().ToString();
+      LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().ToString();
       st = sh.scheduler->OnFailed(job.spec.id, r.status());
     }
     if (!st.ok()) return sh.SetFatal(st);

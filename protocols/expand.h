@@ -30,6 +30,36 @@ struct PlannedJob {
   bool reportable = true;          // false for helper jobs (pre-training) that no table cell reads
 };
 
+// A readable one-line description of a job for progress lines and status:
+// "loco mlp_wide heldout=emovo seed=2 fold=0", "adapt concat_mlp dann_ganin
+// synth_a->synth_b seed=1", "fewshot ... budget=10% (pretrain)".
+inline std::string JobLabel(const std::map<std::string, std::string>& attrs) {
+  auto get = [&](const char* k) {
+    auto it = attrs.find(k);
+    return it == attrs.end() ? std::string() : it->second;
+  };
+  std::string out = get("experiment");
+  auto add = [&](const std::string& part) {
+    if (part.empty()) return;
+    out += out.empty() ? part : " " + part;
+  };
+  add(get("model"));
+  add(get("variant"));
+  const std::string source = get("source"), target = get("target"), heldout = get("heldout");
+  if (!heldout.empty())
+    add("heldout=" + heldout);
+  else if (!source.empty() && !target.empty() && source != target)
+    add(source + "->" + target);
+  else
+    add(!get("corpus").empty() ? get("corpus") : target);
+  if (!get("budget").empty()) add("budget=" + get("budget"));
+  if (!get("hp").empty()) add(get("hp"));
+  if (!get("seed").empty()) add("seed=" + get("seed"));
+  if (!get("fold").empty()) add("fold=" + get("fold"));
+  if (!get("role").empty()) add("(" + get("role") + ")");
+  return out;
+}
+
 struct TableSpec {
   std::string name;
   std::string experiment;          // which experiment's jobs feed it ("" = all)

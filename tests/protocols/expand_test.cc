@@ -462,5 +462,17 @@ seeds = [1]
   EXPECT_EQ(p.jobs[0].attrs.at("selection"), "oracle(test)");
 }
 
+TEST(JobLabel, NamesExperimentModelCorporaSeedAndFold) {
+  EXPECT_EQ(JobLabel({{"experiment", "loco"}, {"model", "mlp_wide"}, {"corpus", "emovo"}, {"heldout", "emovo"},
+                      {"target", "emovo"}, {"seed", "2"}, {"fold", "0"}}),
+            "loco mlp_wide heldout=emovo seed=2 fold=0");
+  EXPECT_EQ(JobLabel({{"experiment", "adapt"}, {"model", "concat_mlp"}, {"variant", "dann_ganin"}, {"source", "a"},
+                      {"target", "b"}, {"corpus", "b"}, {"seed", "1"}}),
+            "adapt concat_mlp dann_ganin a->b seed=1");
+  EXPECT_EQ(JobLabel({{"experiment", "fs"}, {"model", "m"}, {"source", "a"}, {"target", "a"}, {"corpus", "a"},
+                      {"role", "pretrain"}, {"seed", "3"}}),
+            "fs m a seed=3 (pretrain)");
+}
+
 }  // namespace
 }  // namespace emosweep::protocols
