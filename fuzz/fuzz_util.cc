@@ -22,14 +22,15 @@ void RemoveScratch() {
 }  // namespace
 
 const std::string& ScratchDir() {
-  static const std::string dir = [] {
+  // Never destroyed: RemoveScratch runs at exit, after static destructors.
+  static const std::string& dir = *new std::string([] {
     std::error_code ec;
     const fs::path base = fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
     const fs::path d = base / ("emosweep-fuzz-" + std::to_string(getpid()));
     fs::create_directories(d);
     std::atexit(RemoveScratch);
     return d.string();
-  }();
+  }());
   return dir;
 }
 

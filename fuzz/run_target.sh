@@ -19,6 +19,7 @@ mode=$1 exe=$2 target=$3 secs=$4 src=$5 shared=$6 seeds=$7 work=$8
 rss=${FUZZ_RSS_MB:-2048}
 per_input=${FUZZ_TIMEOUT_S:-10}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 case "$target" in

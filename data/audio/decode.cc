@@ -153,6 +153,10 @@ Result<Waveform> DecodeAudio(const std::string& path, const DecodeOptions& optio
     auto resampled = Resample(mono, info.samplerate, options.sample_rate);
     if (!resampled.ok()) return resampled.status().WithContext(path);
     wave.samples = std::move(resampled).value();
+    if (wave.samples.empty())
+      return Status::Corruption(path + ": too short: " + std::to_string(mono.size()) + " samples at " +
+                                std::to_string(info.samplerate) + " Hz are less than one sample at " +
+                                std::to_string(options.sample_rate) + " Hz");
   }
   Normalise(options, &wave.samples);
   return wave;

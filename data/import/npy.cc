@@ -227,7 +227,7 @@ Result<NpyArray> NpzArchive::Read(const std::string& key) const {
   if (!e) return Status::NotFound(path_ + ": no member '" + key + "'");
   const std::string where = path_ + ", member '" + e->name + "'";
   const std::string& b = bytes_;
-  if (e->local_offset + 30 > b.size() || Le(b.data() + e->local_offset, 4) != 0x04034b50)
+  if (e->local_offset > b.size() || b.size() - e->local_offset < 30 || Le(b.data() + e->local_offset, 4) != 0x04034b50)
     return Status::Corruption(where + ": local header missing (truncated archive?)");
   const uint64_t data_at = e->local_offset + 30 + Le(b.data() + e->local_offset + 26, 2) +
                            Le(b.data() + e->local_offset + 28, 2);
@@ -236,6 +236,12 @@ Result<NpyArray> NpzArchive::Read(const std::string& key) const {
   std::string_view raw(b.data() + data_at, e->compressed);
   std::string inflated;
   if (e->method == 8) {
+    // Deflate expands at most 1032:1; a larger declared size is a corrupt (or
+    // hostile) directory entry, refused before allocating for it.
+    if (e->size > e->compressed * 1032 + 1024 || e->size > 0xffffffffu)
+      return Status::Corruption(where + ": declares " + std::to_string(e->size) + " bytes uncompressed from " +
+                                std::to_string(e->compressed) + " compressed bytes, more than deflate can produce "
+                                "(corrupt archive)");
     inflated.resize(e->size);
     z_stream zs{};
     if (inflateInit2(&zs, -15) != Z_OK) return Status::Internal(where + ": zlib init failed");

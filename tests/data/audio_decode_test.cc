@@ -108,4 +108,15 @@ TEST_F(DecodeTest, DirectoryIsNotAudio) {
 }
 
 }  // namespace
+// Found by fuzz_wav (fuzz/regressions/wav/): audio shorter than one output
+// sample decoded to an empty waveform with an OK status.
+TEST(AudioDecode, TooShortToResampleIsCorruptionNamingTheFile) {
+  const std::string path = ::testing::TempDir() + "/one_frame_48k.wav";
+  WriteWav(path, {0.25f}, 48000);
+  auto w = DecodeAudio(path);
+  ASSERT_FALSE(w.ok()) << "decoded " << w->samples.size() << " samples";
+  EXPECT_EQ(w.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(w.status().message().find(path + ": too short"), std::string::npos) << w.status().message();
+}
+
 }  // namespace emosweep::data::audio
