@@ -26,6 +26,15 @@ case "$target" in
   pickle|wav|store) max_len=65536 ;;
   *) max_len=16384 ;;
 esac
+# libhdf5 1.10.8 itself hangs on some corrupt global heaps (fuzz/upstream/store/):
+# the store harness runs in fork mode and skips inputs that time out (after
+# 3 s; a good store reads in milliseconds), so such a hang is logged, not fatal.
+# Crashes, leaks and memory errors still fail it.
+extra=()
+if [ "$target" = store ]; then
+  per_input=${FUZZ_TIMEOUT_S:-3}
+  extra=(-fork=1 -ignore_timeouts=1)
+fi
 
 if [ "$mode" = replay ]; then
   mapfile -t files < <(find "$src/fuzz/regressions/$target" "$src/fuzz/seeds/$target" -type f ! -name '*.md' 2>/dev/null | sort)
@@ -65,4 +74,4 @@ for d in "$seeds/$target" "$src/fuzz/seeds/$target" "$src/fuzz/regressions/$targ
 done
 echo "fuzz $target: ${secs}s over ${dirs[*]}"
 exec "$exe" -max_total_time="$secs" -timeout="$per_input" -rss_limit_mb="$rss" -max_len="$max_len" \
-  -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${dirs[@]}"
+  -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${extra[@]}" "${dirs[@]}"

@@ -117,6 +117,12 @@ Result<Waveform> DecodeAudio(const std::string& path, const DecodeOptions& optio
     ~Closer() { sf_close(f); }
   } closer{sf};
   if (info.channels <= 0 || info.samplerate <= 0) return Status::Corruption(path + ": invalid channel count or sample rate");
+  // Real recordings are 8-384 kHz; a header claiming, e.g., 9 Hz would make
+  // resampling to 16 kHz produce 1778 samples per input sample (slowly).
+  if (info.samplerate < kMinSampleRate || info.samplerate > kMaxSampleRate)
+    return Status::Corruption(path + ": sample rate " + std::to_string(info.samplerate) + " Hz is outside " +
+                              std::to_string(kMinSampleRate) + ".." + std::to_string(kMaxSampleRate) +
+                              " Hz (corrupt header?)");
   if (info.frames <= 0) return Status::Corruption(path + ": contains no audio samples");
 
   const int channels = info.channels;

@@ -116,7 +116,7 @@ Result<NpyArray> ParseNpy(std::string_view b, const std::string& where) {
   const char* p = b.data() + data_at;
   std::vector<float> v(static_cast<size_t>(numel));
   if (d == "<f4") {
-    std::memcpy(v.data(), p, need);
+    if (need) std::memcpy(v.data(), p, need);  // v.data() may be null for an empty array
   } else {
     for (int64_t k = 0; k < numel; ++k) {
       const char* q = p + k * static_cast<int64_t>(item);
