@@ -101,8 +101,8 @@ Result<NpyArray> ParseNpy(std::string_view b, const std::string& where) {
         v = v * 10 + (c - '0');
       }
       a.shape.push_back(v);
+      if (v > 0 && numel > (int64_t{1} << 40) / v) return bad("shape too large");  // before it overflows
       numel *= v;
-      if (numel > (int64_t{1} << 40)) return bad("shape too large");
     }
     if (comma == std::string_view::npos) break;
     inner.remove_prefix(comma + 1);
