@@ -35,18 +35,18 @@ for t in "${targets[@]}"; do
   log="$build/fuzz-work/$t.log"
   rc=0
   fuzz/run_target.sh run "$exe" "$t" "$secs" "$PWD" "$shared" "$build/fuzz-seeds" "$build/fuzz-work" >"$log" 2>&1 || rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1)
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1 || true)
   if [ -z "$execs" ]; then  # fork mode (store): "#EXECS: cov: C ft: F corp: N exec/s R ..."
-    execs=$(grep -o '^#[0-9]*: cov' "$log" | tail -1 | tr -dc 0-9)
-    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-    hangs=$(grep -o 'oom/timeout/crash: [0-9/]*' "$log" | tail -1)
+    execs=$(grep -o '^#[0-9]*: cov' "$log" | tail -1 | tr -dc 0-9 || true)
+    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+    hangs=$(grep -o 'oom/timeout/crash: [0-9/]*' "$log" | tail -1 || true)
     [ -n "$hangs" ] && cov="$cov ($hangs, libhdf5 hangs skipped)"
   fi
   result="ok"
   if [ $rc -ne 0 ]; then
-    result="FAILED rc=$rc: $(grep -m1 -o 'ERROR: [A-Za-z]*Sanitizer: [a-z-]*\|ERROR: libFuzzer: [a-z-]*\|runtime error: .*' "$log" | head -1) (see $log)"
+    result="FAILED rc=$rc: $(grep -m1 -o 'ERROR: [A-Za-z]*Sanitizer: [a-z-]*\|ERROR: libFuzzer: [a-z-]*\|runtime error: .*\|is a finding in emosweep' "$log" | head -1 || true) (see $log)"
     status=1
   fi
   summary+="| $t | $secs | ${execs:-?} | ${rate:-?} | $(echo "$cov" | awk '{print $2}') | $(echo "$cov" | awk '{print $4}') | $(echo "$cov" | awk '{print $6, $7, $8, $9, $10}') | $result |\n"
