@@ -76,20 +76,27 @@ for d in "$seeds/$target" "$src/fuzz/seeds/$target" "$src/fuzz/regressions/$targ
 done
 echo "fuzz $target: ${secs}s over ${dirs[*]}"
 rc=0
+touch "$dir/.run-start"
 "$exe" -max_total_time="$secs" -timeout="$per_input" -rss_limit_mb="$rss" -max_len="$max_len" \
   -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${extra[@]}" "${dirs[@]}" || rc=$?
 [ ${#extra[@]} -eq 0 ] && exit $rc
+# Fork mode exits non-zero when it skipped a crash; this run's crash inputs decide
+# (a non-zero exit without any is a failure to run).
+fuzz_rc=$rc
+rc=0
+new_artifacts=$(find "$dir/artifacts" -maxdepth 1 -type f -newer "$dir/.run-start" | wc -l)
+[ "$fuzz_rc" -ne 0 ] && [ "$new_artifacts" -eq 0 ] && exit "$fuzz_rc"
 mkdir -p "$dir/artifacts/upstream"
-for a in "$dir"/artifacts/crash-* "$dir"/artifacts/leak-*; do
-  [ -f "$a" ] || continue
+for a in $(find "$dir/artifacts" -maxdepth 1 -type f -newer "$dir/.run-start" \
+             \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' \) | sort); do
   report=$("$exe" -timeout="$per_input" "$a" 2>&1 || true)
-  first=$(echo "$report" | grep -E '^ +#[0-9]+ ' | grep -v -E '__interceptor|__asan|__sanitizer|__ubsan|libc\.so|fuzzer::' | head -1)
-  if echo "$first" | grep -q 'libhdf5'; then
+  first=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -v -E '__interceptor|__asan|__sanitizer|__ubsan|libc\.so|fuzzer::' | sed -n 1p || true)
+  if [[ "$first" == *libhdf5* ]]; then
     echo "fuzz $target: $(basename "$a") crashes inside libhdf5 (upstream): $first"
     mv "$a" "$dir/artifacts/upstream/"
   else
     echo "fuzz $target: $(basename "$a") is a finding in emosweep's code:"
-    echo "$report" | tail -40
+    tail -40 <<<"$report"
     rc=1
   fi
 done

@@ -35,8 +35,8 @@ for t in "${targets[@]}"; do
   log="$build/fuzz-work/$t.log"
   rc=0
   fuzz/run_target.sh run "$exe" "$t" "$secs" "$PWD" "$shared" "$build/fuzz-seeds" "$build/fuzz-work" >"$log" 2>&1 || rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1 || true)
   if [ -z "$execs" ]; then  # fork mode (store): "#EXECS: cov: C ft: F corp: N exec/s R ..."
     execs=$(grep -o '^#[0-9]*: cov' "$log" | tail -1 | tr -dc 0-9 || true)
