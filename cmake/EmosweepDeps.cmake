@@ -26,6 +26,12 @@ target_include_directories(emosweep_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS}
 target_link_libraries(emosweep_hdf5 INTERFACE ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES})
 target_compile_definitions(emosweep_hdf5 INTERFACE ${HDF5_DEFINITIONS} H5_USE_110_API)
 
+# The fuzz build (fuzz/CMakeLists.txt) needs none of what follows; it looks
+# for libtorch itself, for the one harness that needs it.
+if(EMOSWEEP_FUZZ)
+  return()
+endif()
+
 # --- libtorch -------------------------------------------------------------
 # A CUDA libtorch 2.x is found through CMAKE_PREFIX_PATH (see scripts/gpu-check.sh).
 if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND DEFINED ENV{TORCH_CUDA_ARCH_LIST})

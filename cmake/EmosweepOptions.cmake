@@ -7,6 +7,9 @@ set_property(CACHE EMOSWEEP_WITH_NCCL PROPERTY STRINGS AUTO ON OFF)
 set_property(CACHE EMOSWEEP_WITH_CUDA PROPERTY STRINGS AUTO ON OFF)
 option(EMOSWEEP_BUILD_TESTS "Build the test suite" ON)
 option(EMOSWEEP_BUILD_BENCH "Build the benchmarks" ON)
+# A separate clang build of the libFuzzer harnesses (fuzz/README.md): only the
+# torch-free libraries, instrumented with -fsanitize=fuzzer-no-link,address,undefined.
+option(EMOSWEEP_FUZZ "Build only the libFuzzer harnesses (clang; see fuzz/README.md)" OFF)
 
 # emosweep_resolve_option(<var> <found>): turns AUTO into ON/OFF, fails if ON but missing.
 function(emosweep_resolve_option var found what)

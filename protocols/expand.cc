@@ -63,7 +63,7 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
   if (!store) return Status::NotFound("store of corpus '" + corpus + "' is missing");
   for (const auto& [modality, name] : e.features) {
     auto f = std::find_if(store->info.features.begin(), store->info.features.end(),
-                          [&](const auto& fi) { return fi.name == name; });
+                          [&n = name](const auto& fi) { return fi.name == n; });
     if (f == store->info.features.end()) {
       std::vector<std::string> have;
       for (const auto& fi : store->info.features) have.push_back(fi.name + " (" + fi.modality + ")");

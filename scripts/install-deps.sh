@@ -16,6 +16,7 @@ pkgs=(
   libsndfile1-dev libsoxr-dev
   zlib1g-dev                                # .npz (deflate) in data/import
   libgtest-dev
+  clang-14 libclang-rt-14-dev llvm-14       # libFuzzer + ASan/UBSan for the fuzz build (fuzz/README.md); llvm-symbolizer
 )
 for arg in "$@"; do
   case "$arg" in

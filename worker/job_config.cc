@@ -177,6 +177,10 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
   ES_RETURN_IF_ERROR(CheckKeys(d, {"store", "split", "fold", "train", "val", "eval", "target_unlabeled"}, doc, "/data"));
   if (d.contains("split")) {
     if (!d.contains("store")) return Status::InvalidArgument(doc.Where("/data/split") + ": a split file needs 'store'");
+    if (!d["store"].is_string())
+      return Status::InvalidArgument(doc.Where("/data/store") + ": 'store' must be a store path (a string)");
+    if (!d["split"].is_string())
+      return Status::InvalidArgument(doc.Where("/data/split") + ": 'split' must be a split file path (a string)");
     const std::string store = Resolve(base, d["store"].get<std::string>());
     const std::string split = Resolve(base, d["split"].get<std::string>());
     Result<data::SplitSet> set_or = data::ReadSplitFile(split);

@@ -117,6 +117,12 @@ Result<Waveform> DecodeAudio(const std::string& path, const DecodeOptions& optio
     ~Closer() { sf_close(f); }
   } closer{sf};
   if (info.channels <= 0 || info.samplerate <= 0) return Status::Corruption(path + ": invalid channel count or sample rate");
+  // Real recordings are 8-384 kHz; a header claiming, e.g., 9 Hz would make
+  // resampling to 16 kHz produce 1778 samples per input sample (slowly).
+  if (info.samplerate < kMinSampleRate || info.samplerate > kMaxSampleRate)
+    return Status::Corruption(path + ": sample rate " + std::to_string(info.samplerate) + " Hz is outside " +
+                              std::to_string(kMinSampleRate) + ".." + std::to_string(kMaxSampleRate) +
+                              " Hz (corrupt header?)");
   if (info.frames <= 0) return Status::Corruption(path + ": contains no audio samples");
 
   const int channels = info.channels;
@@ -153,6 +159,10 @@ Result<Waveform> DecodeAudio(const std::string& path, const DecodeOptions& optio
     auto resampled = Resample(mono, info.samplerate, options.sample_rate);
     if (!resampled.ok()) return resampled.status().WithContext(path);
     wave.samples = std::move(resampled).value();
+    if (wave.samples.empty())
+      return Status::Corruption(path + ": too short: " + std::to_string(mono.size()) + " samples at " +
+                                std::to_string(info.samplerate) + " Hz are less than one sample at " +
+                                std::to_string(options.sample_rate) + " Hz");
   }
   Normalise(options, &wave.samples);
   return wave;

@@ -17,6 +17,9 @@
 namespace emosweep::data::audio {
 
 inline constexpr int kSampleRate = 16000;
+// Source sample rates DecodeAudio accepts (others are a corrupt header).
+inline constexpr int kMinSampleRate = 1000;
+inline constexpr int kMaxSampleRate = 768000;
 
 enum class Normalisation {
   kNone,  // keep the recorded level (level is itself an emotion cue)

@@ -101,8 +101,8 @@ Result<NpyArray> ParseNpy(std::string_view b, const std::string& where) {
         v = v * 10 + (c - '0');
       }
       a.shape.push_back(v);
+      if (v > 0 && numel > (int64_t{1} << 40) / v) return bad("shape too large");  // before it overflows
       numel *= v;
-      if (numel > (int64_t{1} << 40)) return bad("shape too large");
     }
     if (comma == std::string_view::npos) break;
     inner.remove_prefix(comma + 1);
@@ -116,7 +116,7 @@ Result<NpyArray> ParseNpy(std::string_view b, const std::string& where) {
   const char* p = b.data() + data_at;
   std::vector<float> v(static_cast<size_t>(numel));
   if (d == "<f4") {
-    std::memcpy(v.data(), p, need);
+    if (need) std::memcpy(v.data(), p, need);  // v.data() may be null for an empty array
   } else {
     for (int64_t k = 0; k < numel; ++k) {
       const char* q = p + k * static_cast<int64_t>(item);
@@ -227,7 +227,7 @@ Result<NpyArray> NpzArchive::Read(const std::string& key) const {
   if (!e) return Status::NotFound(path_ + ": no member '" + key + "'");
   const std::string where = path_ + ", member '" + e->name + "'";
   const std::string& b = bytes_;
-  if (e->local_offset + 30 > b.size() || Le(b.data() + e->local_offset, 4) != 0x04034b50)
+  if (e->local_offset > b.size() || b.size() - e->local_offset < 30 || Le(b.data() + e->local_offset, 4) != 0x04034b50)
     return Status::Corruption(where + ": local header missing (truncated archive?)");
   const uint64_t data_at = e->local_offset + 30 + Le(b.data() + e->local_offset + 26, 2) +
                            Le(b.data() + e->local_offset + 28, 2);
@@ -236,6 +236,12 @@ Result<NpyArray> NpzArchive::Read(const std::string& key) const {
   std::string_view raw(b.data() + data_at, e->compressed);
   std::string inflated;
   if (e->method == 8) {
+    // Deflate expands at most 1032:1; a larger declared size is a corrupt (or
+    // hostile) directory entry, refused before allocating for it.
+    if (e->size > e->compressed * 1032 + 1024 || e->size > 0xffffffffu)
+      return Status::Corruption(where + ": declares " + std::to_string(e->size) + " bytes uncompressed from " +
+                                std::to_string(e->compressed) + " compressed bytes, more than deflate can produce "
+                                "(corrupt archive)");
     inflated.resize(e->size);
     z_stream zs{};
     if (inflateInit2(&zs, -15) != Z_OK) return Status::Internal(where + ": zlib init failed");

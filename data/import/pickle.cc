@@ -5,6 +5,7 @@
 // mutate it).
 #include "data/import/pickle.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -53,6 +54,17 @@ Result<ObjPtr> Machine::Run() {
   }
 }
 
+Status Machine::Adopt(Obj* parent, Obj* child) {
+  if (child == parent) return Bad(std::string("a ") + KName(parent->k) + " cannot contain itself");
+  if (parent->contained)
+    return Bad(std::string("a ") + KName(parent->k) + " is changed after it was put into another container "
+               "(recursive structures are not supported)");
+  child->contained = true;
+  parent->depth = std::max(parent->depth, child->depth + 1);
+  if (parent->depth > kMaxNesting) return Bad("containers nested deeper than " + std::to_string(kMaxNesting));
+  return Status::Ok();
+}
+
 Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
   auto push_int = [&](int64_t v) {
     ObjPtr o = Make(K::kInt);
@@ -63,6 +75,7 @@ Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
     if (stack_.size() < n + (marks_.empty() ? 0 : marks_.back())) return Bad("stack underflow");
     ObjPtr t = Make(K::kTuple);
     t->items.assign(std::make_move_iterator(stack_.end() - static_cast<long>(n)), std::make_move_iterator(stack_.end()));
+    for (const auto& item : t->items) ES_RETURN_IF_ERROR(Adopt(t.get(), item.get()));
     stack_.resize(stack_.size() - n);
     stack_.push_back(std::move(t));
     return Status::Ok();
@@ -136,6 +149,7 @@ Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
       ES_ASSIGN_OR_RETURN(auto items, PopMark());
       ObjPtr t = Make(K::kTuple);
       t->items = std::move(items);
+      for (const auto& item : t->items) ES_RETURN_IF_ERROR(Adopt(t.get(), item.get()));
       stack_.push_back(std::move(t));
       return Status::Ok();
     }
@@ -148,6 +162,7 @@ Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
         ES_ASSIGN_OR_RETURN(items, PopMark());
       }
       if (stack_.empty() || stack_.back()->k != K::kList) return Bad(std::string(OpName(code)) + " target is not a list");
+      for (const auto& item : items) ES_RETURN_IF_ERROR(Adopt(stack_.back().get(), item.get()));
       auto& dst = stack_.back()->items;
       dst.insert(dst.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
       return Status::Ok();
@@ -163,6 +178,7 @@ Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
       }
       if (kv.size() % 2) return Bad("SETITEMS with an odd number of items");
       if (stack_.empty() || stack_.back()->k != K::kDict) return Bad(std::string(OpName(code)) + " target is not a dict");
+      for (const auto& item : kv) ES_RETURN_IF_ERROR(Adopt(stack_.back().get(), item.get()));
       auto& dst = stack_.back()->entries;
       for (size_t k = 0; k < kv.size(); k += 2) dst.emplace_back(std::move(kv[k]), std::move(kv[k + 1]));
       return Status::Ok();

@@ -73,7 +73,13 @@ struct Obj {
   std::vector<std::pair<ObjPtr, ObjPtr>> entries;  // dict
   std::shared_ptr<Storage> storage;
   PickledTensor tensor;
+  int depth = 1;           // containers nested inside this one, plus one (Machine::Adopt)
+  bool contained = false;  // put into a tuple/list/dict: never changed again
 };
+
+// Deepest container nesting accepted (the seed files nest 4 deep); deeper
+// input is refused, as destroying it would recurse once per level.
+inline constexpr int kMaxNesting = 100;
 
 inline ObjPtr Make(K k) { return std::make_shared<Obj>(k); }
 
@@ -91,6 +97,10 @@ class Machine {
   std::string At(size_t p) const { return where_ + ": byte " + std::to_string(p) + ": "; }
   Status Bad(const std::string& m) const { return Status::Corruption(At(op_pos_) + m); }
   Result<ObjPtr> Pop();
+  // Records that `child` goes into `parent`: refuses self-containment, changing
+  // a container already inside another (so no reference cycle can be built)
+  // and nesting deeper than kMaxNesting.
+  Status Adopt(Obj* parent, Obj* child);
   Result<std::vector<ObjPtr>> PopMark();
   Status Step(uint8_t code, const OpArg& arg, bool* stop);
   Status Global(const std::string& module, const std::string& name);

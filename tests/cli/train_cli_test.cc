@@ -300,6 +300,15 @@ class TrainCliBadInput : public TrainCli {
   }
 };
 
+// Found by fuzz_job_toml (fuzz/regressions/job_toml/): a non-string store or
+// split path threw a JSON type error out of the parser and aborted `train`.
+TEST_F(TrainCliBadInput, NonStringStoreOrSplitNamesItsLine) {
+  ExpectBad(Job("store = 5\nsplit = \"s/a.split.json\"", "epochs = 2"),
+            {"bad.toml line 9: 'store' must be a store path (a string)"});
+  ExpectBad(Job("store = \"s/synth_a.h5\"\nsplit = [1]", "epochs = 2"),
+            {"bad.toml line 10: 'split' must be a split file path (a string)"});
+}
+
 TEST_F(TrainCliBadInput, UnknownTopLevelKeyNamesItsLine) {
   ExpectBad(Job(kSplitData, "epochs = 2", "concat_mlp", "colour = 1\n"),
             {"bad.toml line 1: unknown key 'colour'"});

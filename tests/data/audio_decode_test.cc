@@ -108,4 +108,31 @@ TEST_F(DecodeTest, DirectoryIsNotAudio) {
 }
 
 }  // namespace
+// Found by fuzz_wav (fuzz/regressions/wav/): a header claiming 9 Hz made
+// resampling to 16 kHz take minutes (1778 output samples per input sample).
+TEST(AudioDecode, AbsurdSampleRateIsCorruptionNamingTheFile) {
+  for (int rate : {9, 999, 1000000}) {
+    const std::string path = ::testing::TempDir() + "/rate_" + std::to_string(rate) + ".wav";
+    WriteWav(path, std::vector<float>(200, 0.1f), rate);
+    auto w = DecodeAudio(path);
+    ASSERT_FALSE(w.ok()) << rate << " Hz decoded to " << w->samples.size() << " samples";
+    EXPECT_EQ(w.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(w.status().message().find(path + ": sample rate " + std::to_string(rate) + " Hz is outside 1000..768000"),
+              std::string::npos)
+        << w.status().message();
+  }
+  EXPECT_TRUE(DecodeAudio(::testing::TempDir() + "/rate_ok.wav").status().code() == StatusCode::kNotFound);
+}
+
+// Found by fuzz_wav (fuzz/regressions/wav/): audio shorter than one output
+// sample decoded to an empty waveform with an OK status.
+TEST(AudioDecode, TooShortToResampleIsCorruptionNamingTheFile) {
+  const std::string path = ::testing::TempDir() + "/one_frame_48k.wav";
+  WriteWav(path, {0.25f}, 48000);
+  auto w = DecodeAudio(path);
+  ASSERT_FALSE(w.ok()) << "decoded " << w->samples.size() << " samples";
+  EXPECT_EQ(w.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(w.status().message().find(path + ": too short"), std::string::npos) << w.status().message();
+}
+
 }  // namespace emosweep::data::audio

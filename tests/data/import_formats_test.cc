@@ -165,5 +165,34 @@ TEST(ImportNpz, CorruptMemberNamesFileAndMember) {
   EXPECT_NE(t.status().message().find("t.npz"), std::string::npos);
 }
 
+// Found by fuzz_npy (fuzz/regressions/npy/): a central directory entry whose
+// zip64 extra field declares a huge uncompressed size made Read allocate it
+// (2^62 bytes threw std::length_error out of the reader).
+TEST(ImportNpz, ImpossibleUncompressedSizeIsCorruptionNotAnAllocation) {
+  const std::string dir = TestDir();
+  std::string zip = ZipBytes({{"x.npy", NpyF32({2, 2}, {1, 2, 3, 4})}}, /*deflate=*/true);
+  const size_t cd = zip.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(cd, std::string::npos);
+  const size_t nlen = static_cast<unsigned char>(zip[cd + 28]);
+  for (int k = 0; k < 4; ++k) zip[cd + 24 + k] = '\xff';  // uncompressed size: see the zip64 extra
+  zip[cd + 30] = 12;                                      // extra field length
+  std::string extra("\x01\x00\x08\x00", 4);
+  const uint64_t huge = uint64_t{1} << 62;
+  for (int k = 0; k < 8; ++k) extra += static_cast<char>((huge >> (8 * k)) & 0xff);
+  zip.insert(cd + 46 + nlen, extra);
+  const size_t eocd = zip.find(std::string("PK\x05\x06", 4));
+  ASSERT_NE(eocd, std::string::npos);
+  zip[eocd + 12] = static_cast<char>(static_cast<unsigned char>(zip[eocd + 12]) + 12);  // central directory size
+  WriteBytes(dir + "/huge.npz", zip);
+  auto z = NpzArchive::Open(dir + "/huge.npz");
+  ASSERT_TRUE(z.ok()) << z.status().ToString();
+  auto a = z->Read("x");
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(a.status().message().find(dir + "/huge.npz, member 'x.npy': declares 4611686018427387904 bytes"),
+            std::string::npos)
+      << a.status().message();
+}
+
 }  // namespace
 }  // namespace emosweep::data

@@ -214,5 +214,21 @@ TEST(ImportPickle, DeriveFromSampleId) {
   EXPECT_EQ(d.speaker, "unknown");
 }
 
+// Found by fuzz_pickle (fuzz/regressions/pickle/): containers nested a
+// million deep (one TUPLE1 byte each) overflowed the stack when destroyed;
+// a list appended into itself (through the memo) made a reference cycle.
+TEST(ImportPickle, DeepNestingAndSelfReferenceAreCorruptionNotACrash) {
+  std::string deep = std::string("\x80\x04N", 3) + std::string(1000000, '\x85') + ".";
+  auto r = ParseSeedPickle(deep, "deep.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(r.status().message().find("deep.pkl: byte 102: containers nested deeper than 100"), std::string::npos)
+      << r.status().message();
+  auto self = ParseSeedPickle(std::string("\x80\x04]\x94h\x00" "a.", 8), "self.pkl");
+  ASSERT_FALSE(self.ok());
+  EXPECT_NE(self.status().message().find("self.pkl: byte 6: a list cannot contain itself"), std::string::npos)
+      << self.status().message();
+}
+
 }  // namespace
 }  // namespace emosweep::data

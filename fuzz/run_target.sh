@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# fuzz/run_target.sh: runs one libFuzzer harness (called by the fuzz ctests and scripts/fuzz.sh).
+#
+#   run_target.sh run    EXE TARGET SECONDS SRC_DIR SHARED_DIR SEEDS_DIR WORK_DIR
+#   run_target.sh replay EXE TARGET 0       SRC_DIR SHARED_DIR SEEDS_DIR WORK_DIR
+#
+# run: fuzzes for SECONDS over the seeds (generated ones in SEEDS_DIR/TARGET,
+#   committed ones in SRC_DIR/fuzz/seeds/TARGET and SRC_DIR/fuzz/regressions/TARGET,
+#   and a selection of real files from SHARED_DIR, linked, never copied); new
+#   inputs go to WORK_DIR/TARGET/corpus, crashes to WORK_DIR/TARGET/artifacts/.
+#   Exit status: libFuzzer's (non-zero on a crash, hang, leak or memory blow-up).
+# replay: runs every file of SRC_DIR/fuzz/regressions/TARGET and
+#   SRC_DIR/fuzz/seeds/TARGET once; fails if any crashes, hangs or leaks.
+# Environment: FUZZ_SHARED_PER_CORPUS (WAV seeds per corpus, default 3),
+#   EMOSWEEP_FUZZ_SECONDS (overrides SECONDS of a run), FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (one input, default 10).
+set -euo pipefail
+mode=$1 exe=$2 target=$3 secs=$4 src=$5 shared=$6 seeds=$7 work=$8
+[ "$mode" = run ] && [ -n "${EMOSWEEP_FUZZ_SECONDS:-}" ] && secs=$EMOSWEEP_FUZZ_SECONDS
+rss=${FUZZ_RSS_MB:-2048}
+per_input=${FUZZ_TIMEOUT_S:-10}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+case "$target" in
+  pickle|wav|store) max_len=65536 ;;
+  *) max_len=16384 ;;
+esac
+# libhdf5 1.10.8 itself hangs on some corrupt global heaps and reads out of
+# bounds on others (fuzz/upstream/store/). The store harness runs in fork mode
+# and goes on after a hang (3 s; a good store reads in milliseconds) or a
+# crash; afterwards every crash input is replayed and fails the run unless
+# the first frame below the sanitizer is inside libhdf5 (then it is moved to
+# artifacts/upstream/ and reported).
+extra=()
+if [ "$target" = store ]; then
+  per_input=${FUZZ_TIMEOUT_S:-3}
+  extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1)
+fi
+
+if [ "$mode" = replay ]; then
+  mapfile -t files < <(find "$src/fuzz/regressions/$target" "$src/fuzz/seeds/$target" -type f ! -name '*.md' 2>/dev/null | sort)
+  if [ ${#files[@]} -eq 0 ]; then
+    echo "fuzz_regress $target: no regression inputs or committed seeds"
+    exit 0
+  fi
+  echo "fuzz_regress $target: replaying ${#files[@]} inputs"
+  exec "$exe" -timeout="$per_input" -rss_limit_mb="$rss" "${files[@]}"
+fi
+
+dir="$work/$target"
+mkdir -p "$dir/corpus" "$dir/artifacts"
+rm -rf "$dir/shared" && mkdir -p "$dir/shared"
+link() { for f in "$@"; do [ -f "$f" ] && ln -sf "$f" "$dir/shared/$(echo "${f#"$shared"/}" | tr / _)"; done; return 0; }
+if [ -d "$shared" ]; then
+  case "$target" in
+    pickle) link "$shared"/features/*/*.pkl ;;
+    wav)
+      n=${FUZZ_SHARED_PER_CORPUS:-3}
+      for c in "$shared"/corpora/*/; do
+        mapfile -t w < <(find "$c" -name '*.wav' -printf '%s %p\n' | sort -n | head -n "$n" | cut -d' ' -f2-)
+        link "${w[@]}"
+      done ;;
+    csv) link "$shared"/corpora/*/*.csv ;;
+  esac
+else
+  echo "fuzz $target: $shared not found; fuzzing from the generated and committed seeds only"
+fi
+case "$target" in
+  protocol) link "$src"/protocols/library/*.toml "$src"/tests/cluster/*.toml ;;
+esac
+
+dirs=("$dir/corpus")
+for d in "$seeds/$target" "$src/fuzz/seeds/$target" "$src/fuzz/regressions/$target" "$dir/shared"; do
+  [ -d "$d" ] && dirs+=("$d")
+done
+echo "fuzz $target: ${secs}s over ${dirs[*]}"
+rc=0
+touch "$dir/.run-start"
+"$exe" -max_total_time="$secs" -timeout="$per_input" -rss_limit_mb="$rss" -max_len="$max_len" \
+  -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${extra[@]}" "${dirs[@]}" || rc=$?
+[ ${#extra[@]} -eq 0 ] && exit $rc
+# Fork mode exits non-zero when it skipped a crash; this run's crash inputs decide
+# (a non-zero exit without any is a failure to run).
+fuzz_rc=$rc
+rc=0
+new_artifacts=$(find "$dir/artifacts" -maxdepth 1 -type f -newer "$dir/.run-start" | wc -l)
+[ "$fuzz_rc" -ne 0 ] && [ "$new_artifacts" -eq 0 ] && exit "$fuzz_rc"
+mkdir -p "$dir/artifacts/upstream"
+for a in $(find "$dir/artifacts" -maxdepth 1 -type f -newer "$dir/.run-start" \
+             \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' \) | sort); do
+  report=$("$exe" -timeout="$per_input" "$a" 2>&1 || true)
+  first=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -v -E '__interceptor|__asan|__sanitizer|__ubsan|libc\.so|fuzzer::' | sed -n 1p || true)
+  if [[ "$first" == *libhdf5* ]]; then
+    echo "fuzz $target: $(basename "$a") crashes inside libhdf5 (upstream): $first"
+    mv "$a" "$dir/artifacts/upstream/"
+  else
+    echo "fuzz $target: $(basename "$a") is a finding in emosweep's code:"
+    tail -40 <<<"$report"
+    rc=1
+  fi
+done
+exit $rc
