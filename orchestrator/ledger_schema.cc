@@ -13,6 +13,11 @@
 
 #include "orchestrator/ledger.h"
 
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <thread>
+
 namespace emosweep::orchestrator {
 namespace {
 
@@ -126,13 +131,21 @@ Result<int64_t> PragmaInt(Db* db, const char* pragma) {
 }  // namespace
 
 Status Ledger::Migrate() {
-  ES_ASSIGN_OR_RETURN(int64_t version, PragmaInt(&db_, "user_version"));
-  ES_ASSIGN_OR_RETURN(int64_t app_id, PragmaInt(&db_, "application_id"));
-  ES_ASSIGN_OR_RETURN(int64_t tables, [&]() -> Result<int64_t> {
+  // One read snapshot for the three facts: another process may create the
+  // schema between two separate reads (version 0 read before its commit,
+  // 19 tables after it), which would look like a foreign database.
+  ES_RETURN_IF_ERROR(db_.Exec("BEGIN DEFERRED"));
+  auto read = [&]() -> Result<std::array<int64_t, 3>> {
+    ES_ASSIGN_OR_RETURN(int64_t version, PragmaInt(&db_, "user_version"));
+    ES_ASSIGN_OR_RETURN(int64_t app_id, PragmaInt(&db_, "application_id"));
     Stmt st(&db_, "SELECT count(*) FROM sqlite_master");
     ES_ASSIGN_OR_RETURN(bool row, st.Step());
-    return row ? st.Int(0) : 0;
-  }());
+    return std::array<int64_t, 3>{version, app_id, row ? st.Int(0) : 0};
+  }();
+  (void)db_.Exec("COMMIT");
+  if (!read.ok()) return read.status();
+  int64_t version = (*read)[0];
+  const int64_t app_id = (*read)[1], tables = (*read)[2];
   const std::string& p = db_.path();
   if (app_id != 0 && app_id != kLedgerApplicationId)
     return Status::InvalidArgument(p + ": not an emosweep ledger (SQLite application_id " + std::to_string(app_id) +
@@ -155,7 +168,17 @@ Status Ledger::Migrate() {
     // Only now, the file known to be a ledger (or empty): WAL, so readers (ledger status,
     // table) never block the writer; NORMAL sync is durable against process kills (power
     // loss may drop the last commits).
-    ES_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_mode = WAL"));
+    // Two processes opening a new ledger at once: SQLite answers the journal-mode
+    // switch with SQLITE_BUSY at once (no busy handler) while the other one is
+    // creating the schema; retry within the busy timeout.
+    Status wal = db_.Exec("PRAGMA journal_mode = WAL");
+    for (int waited_ms = 0; !wal.ok() && wal.code() == StatusCode::kUnavailable &&
+                            waited_ms < std::max(1000, options_.busy_timeout_ms);
+         waited_ms += 10) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      wal = db_.Exec("PRAGMA journal_mode = WAL");
+    }
+    ES_RETURN_IF_ERROR(wal);
     ES_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous = NORMAL"));
   }
   for (const Migration& m : Migrations()) {
