@@ -4,7 +4,7 @@
 # a ledger where every job is finished (bench/ledger_scale_gen: real identities,
 # fake results), then prints CPU seconds (user + sys) and peak RSS of
 #   `emosweep version` (start-up), `plan`, a re-run of the finished protocol
-#   (0 jobs to run) and `table --all`,
+#   (0 jobs to run) and `table --all` (cold: fills the expansion cache; warm: reads it),
 # and the growth exponent (slope of log CPU / log jobs between the smallest and
 # the largest size, and between the last two).
 #
@@ -46,6 +46,8 @@ measure() {
 }
 
 : >"$OUT/results.tsv"
+: >"$OUT/results.jsonl"
+rm -rf "$OUT/cache"
 measure version 0 "$EMO" version
 for n in $SIZES; do
   P=$OUT/p$n.toml L=$OUT/l$n.db
@@ -56,8 +58,12 @@ for n in $SIZES; do
   measure plan "$jobs" "$EMO" plan "$P" --max-jobs 0 --log-level warn
   measure rerun "$jobs" "$EMO" run "$P" --ledger "$L" --max-jobs 0 --parallel 1 --log-level warn
   grep -q " 0 ran" "$OUT/last.out" || { echo "re-run ran jobs: $(cat "$OUT/last.out")" >&2; exit 1; }
-  measure table "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  # First table of a protocol expands it and fills the expansion cache (cold);
+  # the next reads the cache (warm). Both print the same bytes.
+  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table_cold "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
   cp "$OUT/last.out" "$OUT/table$n.md"
+  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  cmp -s "$OUT/last.out" "$OUT/table$n.md" || { echo "cached table differs at $n jobs" >&2; exit 1; }
 done
 
 python3 - "$OUT" <<'EOF'
