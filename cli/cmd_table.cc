@@ -36,7 +36,7 @@ Status TableRun(const po::variables_map& vm) {
     cmp.resamples = vm["resamples"].as<int>();
     cmp.seed = vm["seed"].as<uint64_t>();
   }
-  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm, /*for_tables=*/true));
   ES_RETURN_IF_ERROR(RequireInputs(p, "build tables (the jobs are expanded from the stores)"));
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(vm["ledger"].as<std::string>(), {/*read_only=*/true}));
   std::vector<const protocols::TableSpec*> specs;

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "protocols/expand_cache.h"
+
 namespace emosweep::cli {
 
 void AddProtocolArgs(po::options_description& o) {
@@ -13,7 +15,7 @@ void AddProtocolArgs(po::options_description& o) {
       "refuse a protocol that expands to more jobs (counted before they are made; 0 = no limit)");
 }
 
-Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm) {
+Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bool for_tables) {
   protocols::LoadOptions o;
   if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
   if (vm.count("max-jobs")) o.max_jobs = vm["max-jobs"].as<uint64_t>();
@@ -25,6 +27,7 @@ Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm) {
       o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
+  if (for_tables) return protocols::LoadProtocolForTables(vm["protocol"].as<std::string>(), o);
   return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
 }
 

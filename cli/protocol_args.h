@@ -13,8 +13,9 @@
 namespace emosweep::cli {
 
 void AddProtocolArgs(po::options_description& o);
-// Loads the protocol named by the positional "protocol" option.
-Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm);
+// Loads the protocol named by the positional "protocol" option. for_tables: jobs may
+// come from the expansion cache (protocols/expand_cache.h): fit for tables, not to run.
+Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bool for_tables = false);
 // Missing stores mean the protocol's jobs could not be expanded: say which, exit 2.
 Status RequireInputs(const protocols::Protocol& p, const std::string& what);
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <unordered_set>
 
 #include <sys/stat.h>
 
@@ -163,6 +164,18 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(&db_);
   ES_RETURN_IF_ERROR(tx.status());
+  // Jobs already in the ledger keep their rows: look their ids up first (one indexed
+  // query per 500), so a re-run does not serialise every job's config for an INSERT
+  // OR IGNORE that inserts nothing (issue 15).
+  std::vector<std::string> ids;
+  ids.reserve(jobs.size());
+  for (const auto& j : jobs) {
+    if (j.spec.id.empty()) return Status::InvalidArgument("planned job without an id (kind " + j.spec.kind + ")");
+    ids.push_back(j.spec.id);
+  }
+  std::unordered_set<std::string> have;
+  ES_RETURN_IF_ERROR(
+      ForChunks(&db_, ids, "SELECT id FROM jobs WHERE id", "", [&](Stmt& st) { have.insert(st.Text(0)); }));
   Stmt ins(&db_,
            "INSERT OR IGNORE INTO jobs(id, kind, config_json, attrs_json, deps_json, reportable, created_at) "
            "VALUES (?,?,?,?,?,?,?)");
@@ -172,12 +185,13 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
   double now = NowSeconds();
   int64_t ord = 0;
   for (const auto& j : jobs) {
-    if (j.spec.id.empty()) return Status::InvalidArgument("planned job without an id (kind " + j.spec.kind + ")");
-    ins.Reset();
-    ins.Bind(1, j.spec.id).Bind(2, j.spec.kind).Bind(3, j.spec.ToJson().dump());
-    ins.Bind(4, nlohmann::json(j.attrs).dump()).Bind(5, nlohmann::json(j.deps).dump());
-    ins.Bind(6, j.reportable ? 1 : 0).Bind(7, now);
-    ES_RETURN_IF_ERROR(ins.Run());
+    if (!have.count(j.spec.id)) {
+      ins.Reset();
+      ins.Bind(1, j.spec.id).Bind(2, j.spec.kind).Bind(3, j.spec.ToJson().dump());
+      ins.Bind(4, nlohmann::json(j.attrs).dump()).Bind(5, nlohmann::json(j.deps).dump());
+      ins.Bind(6, j.reportable ? 1 : 0).Bind(7, now);
+      ES_RETURN_IF_ERROR(ins.Run());
+    }
     link.Reset();
     link.Bind(1, sweep_id).Bind(2, j.spec.id).Bind(3, ord++);
     ES_RETURN_IF_ERROR(link.Run());

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "core/log.h"
 
 namespace emosweep::orchestrator {
@@ -213,7 +215,13 @@ Result<int> Scheduler::IndexOf(const std::string& id) const {
 Result<Assignment> Scheduler::NextReady(const std::string& worker) {
   std::lock_guard<std::mutex> lock(mu_);
   double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_refresh_).count();
-  if (ready_.empty() || since >= options_.refresh_s) ES_RETURN_IF_ERROR(RefreshLocked());
+  // A refresh reads every job of the sweep: with work ready here, at most ~5 % of the
+  // time goes to it (issue 15: at 10^5 jobs a refresh every second cost 3 ms per job).
+  if (ready_.empty() || since >= std::max(options_.refresh_s, 20 * refresh_cost_s_)) {
+    auto t0 = std::chrono::steady_clock::now();
+    ES_RETURN_IF_ERROR(RefreshLocked());
+    refresh_cost_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   ClaimOptions co{options_.stale_after_s, options_.max_attempts, worker};
   while (!ready_.empty()) {
     int i = std::get<2>(*ready_.begin());

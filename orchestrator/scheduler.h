@@ -12,7 +12,9 @@
 //     each job, its dependents and the number of its deps not yet done.
 //  2. The ledger is the truth. Refresh() re-reads the status of this sweep's
 //     jobs (other processes on the same ledger make progress too) at most
-//     every refresh_s, and whenever nothing is ready locally. Jobs done at
+//     every max(refresh_s, 20 x the last refresh's duration), so it costs
+//     at most ~5 % however large the sweep, and whenever nothing is ready
+//     locally. Jobs done at
 //     Create() count as "skipped": a finished protocol runs zero jobs.
 //  3. A job is READY when it is pending (or running under an owner that looks
 //     dead: same host and pid gone, or heartbeat older than stale_after_s)
@@ -146,6 +148,7 @@ class Scheduler {
   std::vector<Node> nodes_;
   std::set<Key> ready_;
   std::chrono::steady_clock::time_point last_refresh_;
+  double refresh_cost_s_ = 0;  // how long the last refresh took (spaces them out on big sweeps)
   SchedulerCounts counts_;
   std::map<std::string, std::pair<int64_t, int64_t>> checked_;  // checkpoint path -> (size, mtime ns) found good
 };

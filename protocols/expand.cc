@@ -2,9 +2,15 @@
 // per-corpus views, folds and partitions, base job specs, identity dedup.
 #include "protocols/expand.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <set>
 
+#include "core/build_info.h"
+#include "core/hash.h"
 #include "core/toml_json.h"
 #include "data/feature_store.h"
 #include "protocols/config_catalog.h"
@@ -271,6 +277,8 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
       if (stores.IsMissing(c)) missing.push_back(c);
     if (!missing.empty()) {
       s.reason = "missing store(s): " + JoinNames(missing);
+    } else if (!options.expand) {
+      s.reason = "not expanded";
     } else {
       ES_RETURN_IF_ERROR(ex.Expand(e, &s));
       s.expanded = true;
@@ -287,6 +295,36 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   for (auto& w : ex.warnings()) p.warnings.push_back(std::move(w));
   p.effective = {{"version", p.version},     {"name", p.name},           {"description", p.description},
                  {"corpora", corpora},       {"experiments", experiments}};
+  {
+    // Split files are named by path in the effective protocol: their bytes count too.
+    nlohmann::json split_files = nlohmann::json::array();
+    auto add_split = [&](const SplitDecl& s, const std::string& corpus) {
+      if (s.method != "file") return;
+      std::string path = s.file;
+      for (size_t k = path.find("{corpus}"); k != std::string::npos; k = path.find("{corpus}"))
+        path.replace(k, 8, corpus);
+      if (!path.empty() && path[0] != '/') path = decl.dir + "/" + path;
+      std::ifstream f(path, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      split_files.push_back({path, f.good() || f.eof() ? Sha256Hex(bytes) : std::string("unreadable")});
+    };
+    for (const auto& c : decl.corpora)
+      if (c.has_split) add_split(c.split, c.name);
+    for (const auto& e : decl.experiments)
+      for (const auto& c : e.Corpora()) add_split(e.split, c);
+    nlohmann::json build = BuildInfo();
+    // This very binary (a rebuild with other expansion code gets other keys).
+    struct stat exe;
+    std::string binary = ::stat("/proc/self/exe", &exe) == 0
+                             ? std::to_string(exe.st_size) + ":" + std::to_string(exe.st_mtim.tv_sec) + "." +
+                                   std::to_string(exe.st_mtim.tv_nsec)
+                             : "";
+    p.expansion_key = HashJson({{"effective", p.effective},
+                                {"binary", binary},
+                                {"split_files", split_files},
+                                {"identity_version", 1},
+                                {"emosweep", build.value("version", "") + "+" + build.value("git_revision", "")}});
+  }
   return p;
 }
 

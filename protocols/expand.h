@@ -108,6 +108,10 @@ struct Protocol {
   std::vector<ExperimentSummary> experiments;  // in file order
   std::vector<std::string> warnings;           // non-fatal findings (class absent from a corpus, ...)
   std::map<std::string, std::string> stores;   // corpus name -> resolved store path
+  // SHA-256 of what the expansion depends on: the effective protocol (store content
+  // hashes included), the bytes of split files, the identity version and this build's
+  // version. Equal keys expand to the same jobs (protocols/expand_cache.h).
+  std::string expansion_key;
 };
 
 // Where stores are found. `--store-dir DIR` on the command line sets the
@@ -126,6 +130,7 @@ struct LoadOptions {
   std::map<std::string, std::string> vars;     // --var NAME=VALUE
   bool use_environment = true;
   uint64_t max_jobs = kDefaultMaxJobs;         // --max-jobs
+  bool expand = true;                          // false: parse, resolve and hash only (jobs left empty)
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

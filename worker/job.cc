@@ -96,13 +96,86 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
   return s;
 }
 
+namespace {
+
+// Appends the canonical JSON (nlohmann's compact dump) of a string: printable
+// ASCII is written as is, anything else goes through nlohmann's escaping.
+void AppendString(std::string* out, const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      *out += nlohmann::json(s).dump();
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(s);
+  out->push_back('"');
+}
+
+// [{"corpus_hash":...,"ids":[...]}, ...]: the identity's view of data (no store path).
+void AppendRefs(std::string* out, const std::vector<DataRef>& refs) {
+  out->push_back('[');
+  for (size_t r = 0; r < refs.size(); ++r) {
+    if (r) out->push_back(',');
+    out->append("{\"corpus_hash\":");
+    AppendString(out, refs[r].corpus_hash);
+    out->append(",\"ids\":[");
+    for (size_t i = 0; i < refs[r].ids.size(); ++i) {
+      if (i) out->push_back(',');
+      AppendString(out, refs[r].ids[i]);
+    }
+    out->append("]}");
+  }
+  out->push_back(']');
+}
+
+}  // namespace
+
+// The bytes hashed are exactly HashJson({"identity_version": v, "job": ToJson() without
+// every data reference's "store"}) (keys sorted, compact), written directly: building
+// that JSON tree for thousands of utterance ids per job dominated protocol expansion
+// (issue 15). tests/worker/job_identity_test.cc checks both agree.
 std::string JobSpec::ComputeId() const {
-  nlohmann::json j = ToJson();
-  for (const char* part : {"train", "val", "target_unlabeled"})
-    for (auto& r : j[part]) r.erase("store");
-  for (auto& [name, refs] : j["eval"].items())
-    for (auto& r : refs) r.erase("store");
-  return HashJson({{"identity_version", kIdentityVersion}, {"job", j}});
+  std::string out;
+  size_t ids = 0;
+  for (const auto* refs : {&train, &val, &target_unlabeled})
+    for (const auto& r : *refs) ids += r.ids.size();
+  for (const auto& [name, refs] : eval)
+    for (const auto& r : refs) ids += r.ids.size();
+  out.reserve(512 + ids * 24);
+  out.append("{\"identity_version\":").append(std::to_string(kIdentityVersion)).append(",\"job\":{\"adapt\":");
+  out.append(adapt.dump());
+  out.append(",\"eval\":{");
+  bool first = true;
+  for (const auto& [name, refs] : eval) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendString(&out, name);
+    out.push_back(':');
+    AppendRefs(&out, refs);
+  }
+  out.append("},\"features\":").append(nlohmann::json(features).dump());
+  out.append(",\"init_from\":");
+  AppendString(&out, init_from);
+  out.append(",\"keep_checkpoint\":").append(keep_checkpoint ? "true" : "false");
+  out.append(",\"kind\":");
+  AppendString(&out, kind);
+  out.append(",\"labels\":").append(nlohmann::json(labels).dump());
+  out.append(",\"model\":").append(model.dump());
+  out.append(",\"oracle_eval\":");
+  AppendString(&out, oracle_eval);
+  out.append(",\"seed\":").append(nlohmann::json(seed).dump());
+  out.append(",\"selection\":");
+  AppendString(&out, selection);
+  out.append(",\"target_unlabeled\":");
+  AppendRefs(&out, target_unlabeled);
+  out.append(",\"train\":");
+  AppendRefs(&out, train);
+  out.append(",\"train_config\":").append(train_config.dump());
+  out.append(",\"val\":");
+  AppendRefs(&out, val);
+  out.append("}}");
+  return Sha256Hex(out);
 }
 
 nlohmann::json JobResultToJson(const JobResult& r) {

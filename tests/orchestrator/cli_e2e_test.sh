@@ -66,8 +66,16 @@ echo "kill -9 after $before of $total jobs; resumed: $(jget "$W/run4.json" '$.ra
 if "$BIN" ledger query --ledger "$W/l.db" --sql "DELETE FROM jobs" 2> /dev/null; then fail "raw SQL could write"; fi
 "$BIN" ledger export --ledger "$W/l.db" --what metrics --format csv --out "$W/metrics.csv"
 [ "$(wc -l < "$W/metrics.csv")" -gt "$total" ] || fail "export"
+export EMOSWEEP_CACHE_DIR="$W/cache"
 for f in markdown latex csv json; do
   "$BIN" table "$PROTO" --ledger "$W/l.db" --all --format "$f" "${common[@]}" > "$W/table.$f"
+done
+# The first table expanded the protocol and cached its jobs; the others read the cache
+# (issue 15). Without the cache every format must print the same bytes.
+ls "$W"/cache/expansions/*.tsv > /dev/null 2>&1 || fail "table wrote no expansion cache"
+for f in markdown latex csv json; do
+  EMOSWEEP_CACHE_DIR=off "$BIN" table "$PROTO" --ledger "$W/l.db" --all --format "$f" "${common[@]}" > "$W/table.nocache.$f"
+  cmp -s "$W/table.$f" "$W/table.nocache.$f" || fail "table --format $f differs between cached and fresh expansion"
 done
 grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
 grep -q '\\textbf' "$W/table.latex" || fail "latex bold"

@@ -460,3 +460,58 @@ TEST(Ledger, SweepsOfDeadProcessesAreMarkedInterrupted) {
 
 }  // namespace
 }  // namespace emosweep::orchestrator
+
+namespace emosweep::orchestrator {
+namespace {
+
+// Every query the scheduler, `table` and `ledger` issue per job or per id must be
+// answered by an index (issue 15): no full scan of jobs, sweep_jobs, metrics,
+// eval_details, curves or predictions. The statements are copied from
+// ledger.cc / ledger_results.cc; a new hot query belongs here too.
+TEST(LedgerIndices, HotQueriesNeverScanATable) {
+  const std::string path = testing::TestDir() + "/l.db";
+  { ASSERT_NE(OpenOk(path), nullptr); }
+  const char* kHot[] = {
+      "SELECT id FROM jobs WHERE id IN (?,?,?)",
+      "SELECT id, status FROM jobs WHERE id IN (?,?,?)",
+      "SELECT status, owner, heartbeat_at, attempts FROM jobs WHERE id = ?",
+      "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND owner = ? AND status = 'running'",
+      "UPDATE jobs SET status = 'pending', attempts = 0, owner = NULL WHERE status IN ('failed','blocked') AND id "
+      "IN (?,?)",
+      "SELECT count(*) FROM jobs WHERE status = 'running' AND owner LIKE ? AND heartbeat_at > ?",
+      "SELECT j.id, j.status, j.attempts, j.owner, j.heartbeat_at, j.error FROM sweep_jobs s "
+      "JOIN jobs j ON j.id = s.job_id WHERE s.sweep_id = ?",
+      "INSERT OR IGNORE INTO sweep_jobs(sweep_id, job_id, ord) VALUES (?,?,?)",
+      "SELECT job_id, eval, name, value FROM metrics WHERE job_id IN (?,?,?)",
+      "SELECT job_id, eval, details_json FROM eval_details WHERE job_id IN (?,?,?)",
+      "DELETE FROM metrics WHERE job_id = ?",
+      "DELETE FROM predictions WHERE job_id = ?",
+      "DELETE FROM curves WHERE job_id = ?",
+      "SELECT epoch, train_loss, val_loss, val_metrics_json, lr, seconds FROM curves WHERE job_id = ? ORDER BY epoch",
+      "SELECT utt_id, label, pred FROM predictions WHERE job_id = ? AND eval = ? ORDER BY idx",
+      "SELECT (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id) FROM sweeps s ORDER BY s.id",
+  };
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  for (const char* sql : kHot) {
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, (std::string("EXPLAIN QUERY PLAN ") + sql).c_str(), -1, &st, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db) << ": " << sql;
+    int rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      ++rows;
+      std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+      // "SCAN s" over sweeps (one row per run) is fine; a scan of a per-job table is not.
+      bool scan = detail.rfind("SCAN ", 0) == 0 && detail.find("INDEX") == std::string::npos &&
+                  detail != "SCAN s" && detail.find("CONSTANT ROW") == std::string::npos;
+      EXPECT_FALSE(scan) << "full scan: " << detail << "\n  in: " << sql;
+    }
+    sqlite3_finalize(st);
+    if (std::string(sql).rfind("INSERT", 0) != 0) EXPECT_GT(rows, 0) << sql;
+  }
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/orchestrator_scale.sh: the orchestrator at 10^3..10^5 (10^6 with --million)
+# jobs (issue 15). For each size it generates the widened quick-start protocol and
+# a ledger where every job is finished (bench/ledger_scale_gen: real identities,
+# fake results), then prints CPU seconds (user + sys) and peak RSS of
+#   `emosweep version` (start-up), `plan`, a re-run of the finished protocol
+#   (0 jobs to run) and `table --all` (cold: fills the expansion cache; warm: reads it),
+# and the growth exponent (slope of log CPU / log jobs between the smallest and
+# the largest size, and between the last two).
+#
+#   bench/orchestrator_scale.sh <build> [--million] [--out DIR] [--keep]
+# Ledgers and protocols are kept in DIR (default /tmp/emosweep-scale) and reused
+# unless the generator binary is newer; --keep never regenerates an existing one.
+set -euo pipefail
+BUILD=${1:?usage: bench/orchestrator_scale.sh <build> [--million] [--out DIR] [--keep]}
+shift
+SIZES="1000 10000 100000"
+OUT=/tmp/emosweep-scale
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --million) SIZES="$SIZES 1000000" ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+EMO=$BUILD/bin/emosweep
+GEN=$BUILD/bench/ledger_scale_gen
+mkdir -p "$OUT"
+[ -f "$OUT/stores/synth_c.h5" ] || "$EMO" data synth --out "$OUT/stores" --log-level warn >/dev/null
+
+# measure NAME N CMD...: one line "name jobs cpu_s rss_mb" to $OUT/results.tsv
+measure() {
+  local name=$1 n=$2
+  shift 2
+  /usr/bin/time -f "%U %S %M" -o "$OUT/time.txt" "$@" >"$OUT/last.out" 2>"$OUT/last.err" || {
+    echo "FAILED: $name at $n jobs: $*" >&2
+    tail -5 "$OUT/last.err" >&2
+    exit 1
+  }
+  read -r u s m <"$OUT/time.txt"
+  printf '%s\t%s\t%.3f\t%.0f\n' "$name" "$n" "$(echo "$u + $s" | bc -l)" "$(echo "$m / 1024" | bc -l)" \
+    >>"$OUT/results.tsv"
+}
+
+: >"$OUT/results.tsv"
+: >"$OUT/results.jsonl"
+rm -rf "$OUT/cache"
+measure version 0 "$EMO" version
+for n in $SIZES; do
+  P=$OUT/p$n.toml L=$OUT/l$n.db
+  if [ ! -f "$L" ] || { [ "$KEEP" = 0 ] && [ "$GEN" -nt "$L" ]; }; then
+    "$GEN" --stores "$OUT/stores" --jobs "$n" --protocol "$P" --ledger "$L" >"$OUT/gen$n.json"
+  fi
+  jobs=$(python3 -c "import json,sys; print(json.load(open('$OUT/gen$n.json'))['jobs'])" 2>/dev/null || echo "$n")
+  measure plan "$jobs" "$EMO" plan "$P" --max-jobs 0 --log-level warn
+  measure rerun "$jobs" "$EMO" run "$P" --ledger "$L" --max-jobs 0 --parallel 1 --log-level warn
+  grep -q " 0 ran" "$OUT/last.out" || { echo "re-run ran jobs: $(cat "$OUT/last.out")" >&2; exit 1; }
+  # First table of a protocol expands it and fills the expansion cache (cold);
+  # the next reads the cache (warm). Both print the same bytes.
+  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table_cold "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  cp "$OUT/last.out" "$OUT/table$n.md"
+  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  cmp -s "$OUT/last.out" "$OUT/table$n.md" || { echo "cached table differs at $n jobs" >&2; exit 1; }
+done
+
+python3 - "$OUT" <<'EOF'
+import json, math, sys, os
+out = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(out, "results.tsv"))]
+by = {}
+for name, n, cpu, rss in rows:
+    by.setdefault(name, []).append((int(n), float(cpu), float(rss)))
+print(f"{'what':8} {'jobs':>9} {'CPU s':>8} {'peak RSS MB':>12}")
+for name, pts in by.items():
+    for n, cpu, rss in pts:
+        print(f"{name:8} {n:>9} {cpu:>8.3f} {rss:>12.0f}")
+print()
+print(f"{'what':8} {'exponent (first..last)':>23} {'exponent (last two)':>20}   (slope of log CPU vs log jobs)")
+for name, pts in by.items():
+    if len(pts) < 2: continue
+    def slope(a, b):
+        return math.log(max(b[1], 1e-3) / max(a[1], 1e-3)) / math.log(b[0] / a[0])
+    print(f"{name:8} {slope(pts[0], pts[-1]):>23.2f} {slope(pts[-2], pts[-1]):>20.2f}")
+for name, pts in by.items():
+    for n, cpu, rss in pts:
+        if n: print(json.dumps({"what": name, "jobs": n, "cpu_s": cpu, "rss_mb": rss}), file=open(os.path.join(out, "results.jsonl"), "a"))
+EOF

@@ -1,0 +1,133 @@
+// tests/protocols/expand_cache_test.cc: the expansion cache of `table` (issue 15):
+// a hit gives the same table-facing jobs as a fresh expansion, and the key
+// changes with everything the expansion depends on.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "protocols/expand_cache.h"
+#include "tests/protocols/protocol_test_util.h"
+
+namespace emosweep::protocols {
+namespace {
+
+using testing::MakeCorpus;
+using testing::TestDir;
+using testing::WriteStore;
+
+const char* kProtocol = R"(version = 1
+name = "x"
+[corpora.a]
+store = "a.h5"
+[corpora.b]
+store = "b.h5"
+[defaults]
+labels = "core4"
+features = {audio = "feat"}
+seeds = [1, 2]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 3}
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+[[experiment]]
+name = "ft"
+kind = "finetune"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+selection = "oracle"
+oracle_eval = "test"
+[[table]]
+name = "t"
+experiment = "xc"
+rows = "source"
+columns = "target"
+metrics = ["ua"]
+spread = "std"
+)";
+
+class ExpandCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* n : {"a", "b"}) WriteStore(dir_, MakeCorpus(n));
+    cache_ = dir_.File("cache");
+    ::setenv("EMOSWEEP_CACHE_DIR", cache_.c_str(), 1);
+  }
+  void TearDown() override { ::unsetenv("EMOSWEEP_CACHE_DIR"); }
+  TestDir dir_;
+  std::string cache_;
+};
+
+TEST_F(ExpandCache, HitEqualsFreshExpansionInEveryFieldTablesRead) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocol(path, {});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_FALSE(fresh->expansion_key.empty());
+  auto miss = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(miss.ok()) << miss.status().ToString();
+  const std::string file = ExpansionCachePath(fresh->expansion_key);
+  ASSERT_TRUE(std::filesystem::exists(file)) << file;
+  auto hit = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(hit.ok()) << hit.status().ToString();
+  ASSERT_EQ(hit->jobs.size(), fresh->jobs.size());
+  // A hit carries no data references: it really came from the file.
+  bool any_data = false;
+  for (const auto& j : hit->jobs) any_data |= !j.spec.train.empty();
+  EXPECT_FALSE(any_data);
+  int oracle = 0, helpers = 0;
+  for (size_t i = 0; i < fresh->jobs.size(); ++i) {
+    const auto &a = fresh->jobs[i], &b = hit->jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.reportable, b.reportable);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.spec.seed, b.spec.seed);
+    EXPECT_EQ(a.spec.selection, b.spec.selection);
+    EXPECT_EQ(a.spec.oracle_eval, b.spec.oracle_eval);
+    EXPECT_EQ(a.spec.labels, b.spec.labels);
+    oracle += a.spec.selection == "oracle";
+    helpers += !a.reportable;
+  }
+  EXPECT_GT(oracle, 0);
+  EXPECT_GT(helpers, 0);  // the shared pre-training job
+  EXPECT_EQ(hit->tables.size(), 1u);
+}
+
+TEST_F(ExpandCache, KeyFollowsProtocolAndStoreContent) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto p1 = LoadProtocol(path, {});
+  ASSERT_TRUE(p1.ok());
+  std::string text = kProtocol;
+  text.replace(text.find("seeds = [1, 2]"), 14, "seeds = [1, 3]");
+  auto p2 = LoadProtocol(dir_.Write("p.toml", text), {});
+  ASSERT_TRUE(p2.ok());
+  EXPECT_NE(p1->expansion_key, p2->expansion_key);
+  WriteStore(dir_, MakeCorpus("b", 7));  // same name, other content
+  auto p3 = LoadProtocol(dir_.Write("p.toml", kProtocol), {});
+  ASSERT_TRUE(p3.ok()) << p3.status().ToString();
+  EXPECT_NE(p1->expansion_key, p3->expansion_key);
+}
+
+TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(fresh.ok());
+  const std::string file = ExpansionCachePath(fresh->expansion_key);
+  std::string text;
+  {
+    std::ifstream f(file);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  std::ofstream(file, std::ios::trunc) << text.substr(0, text.size() / 2);
+  auto again = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->jobs.size(), fresh->jobs.size());
+  EXPECT_FALSE(again->jobs[0].spec.train.empty());  // expanded afresh, not half a cache
+}
+
+}  // namespace
+}  // namespace emosweep::protocols
