@@ -113,7 +113,12 @@ Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::stri
 }
 
 ProcessPool::ProcessPool(ProcessPoolOptions options) : options_(std::move(options)) {
-  if (options_.executable.empty()) options_.executable = "/proc/self/exe";
+  if (options_.executable.empty()) {
+    // The binary's real path (so `ps` shows it), /proc/self/exe if it cannot be read.
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    options_.executable = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "/proc/self/exe";
+  }
   slots_.resize(static_cast<size_t>(std::max(1, options_.size)));
   // A child that died leaves a pipe whose write end is closed: EPIPE, not a signal.
   ::signal(SIGPIPE, SIG_IGN);
