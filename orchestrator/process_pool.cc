@@ -113,11 +113,16 @@ Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::stri
 }
 
 ProcessPool::ProcessPool(ProcessPoolOptions options) : options_(std::move(options)) {
+  // Children run this very binary (/proc/self/exe stays the file this process
+  // started from even if a rebuild replaced it: one sweep, one build), under
+  // its real name so `ps` shows it.
   if (options_.executable.empty()) {
-    // The binary's real path (so `ps` shows it), /proc/self/exe if it cannot be read.
+    options_.executable = "/proc/self/exe";
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    options_.executable = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "/proc/self/exe";
+    argv0_ = n > 0 ? std::string(buf, static_cast<size_t>(n)) : options_.executable;
+  } else {
+    argv0_ = options_.executable;
   }
   slots_.resize(static_cast<size_t>(std::max(1, options_.size)));
   // A child that died leaves a pipe whose write end is closed: EPIPE, not a signal.
@@ -142,7 +147,7 @@ Status ProcessPool::Spawn(Slot* slot) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, req[0], 3);
   posix_spawn_file_actions_adddup2(&fa, rep[1], 4);
-  std::vector<std::string> argv_s = {options_.executable};
+  std::vector<std::string> argv_s = {argv0_};
   argv_s.insert(argv_s.end(), options_.args.begin(), options_.args.end());
   argv_s.push_back("--slot");
   argv_s.push_back(std::to_string(1 + (slot - slots_.data())));

@@ -76,6 +76,7 @@ class ProcessPool {
                                   const std::string& job);
 
   ProcessPoolOptions options_;
+  std::string argv0_;  // the child's argv[0]
   mutable std::mutex mu_;
   std::vector<Slot> slots_;
   int spawned_ = 0;
