@@ -6,6 +6,7 @@
 // Thread-safety: immutable tables.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,17 @@ struct AdaptInfo {
 
 const std::vector<AdaptInfo>& AdaptInfos();
 const AdaptInfo* FindAdaptInfo(const std::string& variant);
+
+// The GRL schedule's horizon (`grl_horizon`), the point at which the schedule reaches its end
+// (dann_ganin: p = 1; dann_tllib: i = N): "" = the variant's own (dann_ganin: the whole run;
+// dann_tllib: grl_max_iters steps), "<x> steps", "<x> epochs" or "<x> run" (a fraction of the run).
+struct GrlHorizon {
+  std::string unit;  // "" | "steps" | "epochs" | "run"
+  double value = 0;  // > 0 unless unit is ""
+  // The horizon in optimizer steps for a run of `num_epochs` x `steps_per_epoch` (0 when unit is "").
+  double Steps(int num_epochs, int64_t steps_per_epoch) const;
+};
+Result<GrlHorizon> ParseGrlHorizon(const std::string& text, const std::string& where);
 
 // Validates an `adapt` section (must name a known `variant`) and fills defaults.
 // An empty object means "no adaptation" and is returned unchanged.

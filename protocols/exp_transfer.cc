@@ -109,10 +109,11 @@ Status Expander::ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s) {
         if (!val_share.empty())
           j.spec.val = {e.selection == "target_val" ? st.tgt->Ref(val_share) : st.src->Ref(val_share)};
         j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
+        // Target labels are never read: the target's train share is passed unlabeled, also to "none", which
+        // does not train on it but records the same target diagnostics (and can be selected by dev/im/snd).
+        j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
         if (variant != "none") {
-          // Target labels are never read for training: the target's train share is passed unlabeled.
           j.spec.kind = "adapt";
-          j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
           ES_ASSIGN_OR_RETURN(j.spec.adapt, EffectiveAdaptConfig(variant, weight, opts, e.where, {}));
         }
         j.attrs = BaseAttrs(e, m, point, seed);

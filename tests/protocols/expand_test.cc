@@ -292,6 +292,30 @@ seeds = [1]
   }
 }
 
+TEST_F(Expand, UnsupervisedDaSelectionGivesEveryVariantTheTargetAndSourceVal) {
+  for (const char* sel : {"dev", "im", "snd"}) {
+    Protocol p = Load(std::string(R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_tllib", "none"]
+adapt_options = {grl_horizon = "0.5 run"}
+seeds = [1]
+selection = ")") + sel + "\"\n");
+    ASSERT_EQ(p.jobs.size(), 2u);
+    for (const auto& j : p.jobs) {
+      EXPECT_EQ(j.spec.selection, sel);
+      ASSERT_EQ(j.spec.target_unlabeled.size(), 1u) << "also 'none': its epochs are selected on the target";
+      EXPECT_NE(j.spec.target_unlabeled[0].store.find("b.h5"), std::string::npos);
+      ASSERT_EQ(j.spec.val.size(), 1u);
+      EXPECT_NE(j.spec.val[0].store.find("a.h5"), std::string::npos) << "DEV weights source validation rows";
+      if (j.spec.kind == "adapt") EXPECT_EQ(j.spec.adapt.at("grl_horizon"), "0.5 run");
+    }
+  }
+}
+
 TEST_F(Expand, IdentitiesStableAcrossRunsAndKeyOrder) {
   const std::string exp = R"([[experiment]]
 name = "in"
