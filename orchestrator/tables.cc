@@ -200,14 +200,16 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     auto st = status.find(j.spec.id);
     if (st == status.end() || st->second != JobStatus::kDone) continue;
     t.finished_jobs++;
-    t.row_runs[t.rows[r]]++;
+    // Warnings are counted per row, or per row and column when there are several columns.
+    const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
+    t.row_runs[cell]++;
     if (j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty()) {
       ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(j.spec.id));
       if (row && row->info.is_object() && row->info.contains("warnings") && row->info["warnings"].is_array()) {
         std::set<std::string> codes;
         for (const auto& w : row->info["warnings"])
           if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
-        for (const auto& code : codes) t.warnings[code][t.rows[r]]++;
+        for (const auto& code : codes) t.warnings[code][cell]++;
       }
     }
     const auto& per_eval = metrics[j.spec.id];
