@@ -195,7 +195,7 @@ Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit
   return o.str();
 }
 
-// Domain adaptation, per row (variant): the GRL λ, the discriminator's accuracy and the largest predicted class
+// Domain adaptation, per row (variant; per row and column when the table has several columns): the GRL λ, the discriminator's accuracy and the largest predicted class
 // share on the unlabeled target by epoch (means over the row's runs), and the predicted class distribution on the
 // unlabeled target at the selected epoch. Empty when the table's jobs recorded no DA diagnostics.
 Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
@@ -212,17 +212,32 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
       {"disc_acc", "domain discriminator accuracy (0.5 = domains indistinguishable)"},
       {"target_max_share", "largest predicted class share on the unlabeled target (1 = collapse)"},
       {"mmd_linear", "source-target distance of mean embeddings (linear MMD²)"}};
-  std::map<std::string, std::vector<Acc>> acc;  // key -> per row
-  for (const auto& [k, _] : kPlots) acc[k].resize(t.rows.size());
-  std::vector<std::vector<double>> dist(t.rows.size());
-  std::vector<int> dist_n(t.rows.size(), 0);
+  // One series per row, or per row and column when the table has several columns (settings differ there).
+  std::vector<std::string> names;
+  std::vector<std::vector<std::pair<size_t, size_t>>> cells;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (t.cols.size() <= 1) {
+      names.push_back(t.rows[r]);
+      cells.push_back({{r, 0}});
+      continue;
+    }
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      names.push_back(t.rows[r] + " / " + t.cols[c]);
+      cells.push_back({{r, c}});
+    }
+  }
+  const size_t ns = names.size();
+  std::map<std::string, std::vector<Acc>> acc;  // key -> per series
+  for (const auto& [k, _] : kPlots) acc[k].resize(ns);
+  std::vector<std::vector<double>> dist(ns);
+  std::vector<int> dist_n(ns, 0);
   std::vector<std::string> labels;
   std::set<int> epochs;
   bool any = false;
-  for (size_t r = 0; r < t.rows.size(); ++r) {
+  for (size_t r = 0; r < ns; ++r) {
     int jobs = 0;
-    for (size_t c = 0; c < t.cols.size(); ++c)
-      for (const auto* j : t.at(r, c, 0).jobs) {
+    for (const auto& [row, c] : cells[r])
+      for (const auto* j : t.at(row, c, 0).jobs) {
         if (j->spec.target_unlabeled.empty() || ++jobs > 30) continue;
         ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(j->spec.id));
         for (const auto& e : curve) {
@@ -249,10 +264,10 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
   std::ostringstream o;
   for (const auto& [k, title] : kPlots) {
     std::vector<svg::Series> series;
-    for (size_t r = 0; r < t.rows.size(); ++r) {
+    for (size_t r = 0; r < ns; ++r) {
       const auto& a = acc[k][r].by_epoch;
       if (a.empty()) continue;
-      svg::Series line{t.rows[r], {}, {}};
+      svg::Series line{names[r], {}, {}};
       for (int e : epochs) {
         auto it = a.find(e);
         line.y.push_back(it == a.end() ? NAN : it->second.first / it->second.second);
@@ -265,9 +280,9 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
   }
   std::vector<std::string> dist_rows;
   std::vector<std::vector<double>> dist_v;
-  for (size_t r = 0; r < t.rows.size(); ++r) {
+  for (size_t r = 0; r < ns; ++r) {
     if (dist_n[r] == 0) continue;
-    dist_rows.push_back(t.rows[r] + " (" + std::to_string(dist_n[r]) + " runs)");
+    dist_rows.push_back(names[r] + " (" + std::to_string(dist_n[r]) + " runs)");
     std::vector<double> v;
     for (double x : dist[r]) v.push_back(100 * x / dist_n[r]);
     dist_v.push_back(v);

@@ -346,6 +346,76 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
   EXPECT_GE(separated, 1) << "no seed reproduced the collapse under source_val: the case no longer separates";
 }
 
+// DEV on a covariate shift with overlap: region B of the source (audio shifted) is where the target lives, and its
+// training labels are noisy, so as the model memorises them its loss on B (and its target accuracy) worsens while
+// source validation, mostly region A, stays high. DEV's importance weights single out the B rows of the source
+// validation split; plain source_val (on UA) does not. (Here the epoch DEV picks is also the one with the lowest
+// source-validation *loss*; `im` rewards the confident memorisation and picks the last epoch: docs/trainer.md.)
+TEST_F(TrainerTest, DevSelectionFollowsTheTargetLikeValidationRows) {
+  const double shift = 3.0, noise_frac = 0.5;  // region B: audio + 3; half its training labels flipped
+  const int bm = 5;                             // every 5th row of the source is in region B
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  auto make = [&](const std::string& name, bool all_b, bool noisy) {
+    data::Corpus c;
+    c.name = name;
+    c.label_set = {"anger", "happiness", "sadness"};
+    data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
+    for (int k = 0; k < 3; ++k)
+      for (int i = 0; i < 100; ++i) {
+        const bool b = all_b || i % bm == 0;
+        data::Utterance u;
+        u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
+        u.speaker = "s" + std::to_string(i % 4);
+        int lab = k;
+        if (noisy && b && i < 70 && (i / bm) % 10 < noise_frac * 10) lab = (k + 1) % 3;
+        u.label = u.original_label = c.label_set[lab];
+        c.utterances.push_back(u);
+        for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.0f : 0.f) + (b ? shift : 0.0) + noise(rng));
+        for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 0.7f : 0.f) + noise(rng));
+      }
+    c.features = {audio, text};
+    return c;
+  };
+  data::Corpus src = make("src", false, true), tgt = make("tgt", true, false);
+  const std::string spath = (dir_ / "src.h5").string(), tpath = (dir_ / "tgt.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(spath, src).ok());
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, tgt).ok());
+  auto ids = [](const data::Corpus& c, int from, int to) {
+    std::vector<std::string> out;
+    for (int k = 0; k < 3; ++k)
+      for (int i = from; i < to; ++i) out.push_back(c.utterances[k * 100 + i].id);
+    return out;
+  };
+  std::map<std::string, JobResult> by;
+  for (const char* sel : {"source_val", "dev", "im"}) {
+    JobSpec s;
+    s.kind = "supervised";
+    s.features = {{"audio", "a"}, {"text", "t"}};
+    s.labels = {"anger", "happiness", "sadness"};
+    s.train = {{spath, "", ids(src, 0, 70)}};
+    s.val = {{spath, "", ids(src, 70, 100)}};
+    s.target_unlabeled = {{tpath, "", ids(tgt, 0, 50)}};
+    s.eval["test"] = {{tpath, "", ids(tgt, 50, 100)}};
+    s.model = {{"name", "concat_mlp"}, {"hidden_dims", {128}}, {"dropout", 0.0}};
+    s.train_config = {{"lr", 1e-2}, {"batch_size", 16}, {"epochs", 30}, {"weight_decay", 0.0}};
+    s.selection = sel;
+    s.seed = 3;
+    s.id = s.ComputeId();
+    auto r = RunJob(s, JobContext{});
+    ASSERT_TRUE(r.ok()) << sel << ": " << r.status().ToString();
+    by[sel] = *r;
+  }
+  const JobResult &sv = by["source_val"], &dev = by["dev"];
+  for (const auto& [sel, r] : by)
+    std::printf("%-10s selected epoch %d test UA %.3f\n", sel.c_str(), r.selected_epoch,
+                r.evals.at("test").metrics["ua"].get<double>());
+  // The B rows of the validation split look like the target: DEV weighs them up (mean weight > 1).
+  EXPECT_GT(dev.curve[0].val_metrics["da"]["dev_weight_mean"].get<double>(), 1.0);
+  EXPECT_LT(dev.selected_epoch, sv.selected_epoch) << "DEV stops before the noisy region B is memorised";
+  EXPECT_GT(dev.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>() + 0.05);
+}
+
 // A target corpus whose audio is offset by a constant: the source-trained model
 // fails on it as is, and per-corpus standardisation removes the offset.
 TEST_F(TrainerTest, CorpusFeatureNormRemovesACorpusOffset) {
