@@ -605,9 +605,10 @@ Result<nlohmann::json> Trainer::DaDiagnostics(int epoch) {
   d["target_max_class"] = ps.max_class;
   d["target_entropy"] = ps.mean_entropy;
   d["im"] = ps.im;
-  d["snd"] = SoftNeighborhoodDensity(probs);
-  // DEV needs source validation rows (not under target_val / oracle, where val is not the source's).
-  if (val_.size() >= 2 && spec_.selection != "target_val") {
+  // SND (an N x N similarity matrix) and DEV (a domain classifier fit) cost more than the rest together: they are
+  // computed for the jobs selected by them.
+  if (spec_.selection == "snd") d["snd"] = SoftNeighborhoodDensity(probs);
+  if (spec_.selection == "dev" && val_.size() >= 2) {
     auto [v_logits, v_feats] = ForwardRows(*m_.model, val_.inputs, bs, device_);
     torch::Tensor losses = torch::nn::functional::cross_entropy(
         v_logits.to(torch::kFloat), val_.labels.to(device_),
