@@ -871,9 +871,9 @@ Result<JobResult> Trainer::Run() {
         const int cls = da.value("target_max_class", 0);
         char buf[320];
         std::snprintf(buf, sizeof buf,
-                      "collapse: at the selected epoch %d, %.0f%% of the unlabeled target is predicted as '%s' "
-                      "(more than %.0f%%)",
-                      result.selected_epoch + 1, 100 * share,
+                      "collapse: at the selected epoch %d (0-based, as the curve), %.0f%% of the unlabeled target "
+                      "is predicted as '%s' (more than %.0f%%)",
+                      result.selected_epoch, 100 * share,
                       cls >= 0 && cls < num_classes_ ? spec_.labels[static_cast<size_t>(cls)].c_str() : "?",
                       100 * kCollapseShare);
         warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
