@@ -1,5 +1,6 @@
 #include "models/adapt_configs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -101,6 +102,26 @@ double GrlHorizon::Steps(int num_epochs, int64_t steps_per_epoch) const {
   if (unit == "epochs") return value * spe;
   if (unit == "run") return value * static_cast<double>(num_epochs) * spe;
   return 0;
+}
+
+double GrlScheduleLambda(const nlohmann::json& adapt, int epoch, int64_t step, int num_epochs,
+                         int64_t steps_per_epoch) {
+  const std::string v = adapt.value("variant", std::string());
+  if (v != "dann_ganin" && v != "dann_tllib") return 0.0;
+  const double lambda_max = adapt.value("lambda_max", 1.0);
+  auto h = ParseGrlHorizon(adapt.value("grl_horizon", std::string()), "adapt");
+  const double horizon = h.ok() ? h->Steps(num_epochs, steps_per_epoch) : 0.0;
+  if (v == "dann_tllib") {
+    const double n = horizon > 0 ? horizon : static_cast<double>(adapt.value("grl_max_iters", int64_t{1000}));
+    const double r = static_cast<double>(step) / std::max(n, 1e-12);
+    return 2.0 * lambda_max / (1.0 + std::exp(-adapt.value("grl_alpha", 1.0) * r)) - lambda_max;
+  }
+  double p;
+  if (horizon > 0)
+    p = std::min(1.0, static_cast<double>(epoch) * static_cast<double>(steps_per_epoch) / horizon);
+  else
+    p = num_epochs > 0 ? static_cast<double>(epoch) / static_cast<double>(num_epochs) : 1.0;
+  return lambda_max * (2.0 / (1.0 + std::exp(-adapt.value("grl_gamma", 10.0) * p)) - 1.0);
 }
 
 Result<GrlHorizon> ParseGrlHorizon(const std::string& text, const std::string& where) {

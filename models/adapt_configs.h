@@ -37,6 +37,13 @@ struct GrlHorizon {
 };
 Result<GrlHorizon> ParseGrlHorizon(const std::string& text, const std::string& where);
 
+// The GRL coefficient a DANN variant applies at 0-based `epoch` / optimizer `step` of a run of `num_epochs` x
+// `steps_per_epoch` steps, from its validated `adapt` config (dann_ganin: 2/(1+e^{-γp})-1 with p = epoch/num_epochs
+// or min(1, epoch·steps_per_epoch/horizon); dann_tllib: 2/(1+e^{-α i/N})-1 with N = grl_max_iters or the
+// horizon), times lambda_max. 0 for variants without a schedule. models/da_losses.cc applies exactly this.
+double GrlScheduleLambda(const nlohmann::json& adapt, int epoch, int64_t step, int num_epochs,
+                         int64_t steps_per_epoch);
+
 // Validates an `adapt` section (must name a known `variant`) and fills defaults.
 // An empty object means "no adaptation" and is returned unchanged.
 Result<nlohmann::json> ValidateAdaptConfig(const nlohmann::json& adapt, const std::string& where);

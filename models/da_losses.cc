@@ -48,6 +48,7 @@ class DannAdapter : public DomainAdapter {
     auto h = ParseGrlHorizon(c.value("grl_horizon", std::string()), "adapt");
     TORCH_CHECK(h.ok(), h.status().ToString());
     horizon_ = *h;
+    config_ = c;
     disc_ = register_module("discriminator",
                             DomainDiscriminator(dim, c["disc_hidden"].get<std::vector<int64_t>>(),
                                                 c["disc_dropout"].get<double>()));
@@ -93,6 +94,7 @@ class DannAdapter : public DomainAdapter {
   double lambda_max_, gamma_, alpha_;
   int64_t max_iters_;
   GrlHorizon horizon_;
+  nlohmann::json config_;
   double last_lambda_ = 0;
   DomainDiscriminator disc_{nullptr};
 
@@ -101,15 +103,9 @@ class DannAdapter : public DomainAdapter {
     if (!horizon_.unit.empty()) return horizon_.Steps(ctx.num_epochs, ctx.steps_per_epoch);
     return per_step_ ? static_cast<double>(max_iters_) : 0.0;
   }
+  // One definition shared with the plan-time check (models/adapt_configs.h).
   double Lambda(const LossContext& ctx) const {
-    const double h = HorizonSteps(ctx);
-    if (per_step_) {
-      // TLlib: 2/(1+exp(-alpha·i/N))-1 with N the horizon in steps.
-      const double r = static_cast<double>(ctx.step) / std::max(h, 1e-12);
-      return 2.0 * lambda_max_ / (1.0 + std::exp(-alpha_ * r)) - lambda_max_;
-    }
-    if (h <= 0) return GrlLambdaGanin(ctx.epoch, ctx.num_epochs, gamma_, lambda_max_);
-    return GrlLambdaGaninSteps(ctx.epoch, ctx.steps_per_epoch, h, gamma_, lambda_max_);
+    return GrlScheduleLambda(config_, ctx.epoch, ctx.step, ctx.num_epochs, ctx.steps_per_epoch);
   }
 };
 

@@ -316,6 +316,28 @@ selection = ")") + sel + "\"\n");
   }
 }
 
+TEST_F(Expand, GrlScheduleLongerThanTheRunIsWarnedAtPlanTime) {
+  const std::string exp = R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_tllib", "dann_ganin", "mmd_rbf"]
+seeds = [1, 2]
+train = {epochs = 4}
+)";
+  Protocol p = Load(exp);
+  ASSERT_EQ(p.warnings.size(), 1u) << "one warning for dann_tllib, not one per seed; none for dann_ganin or mmd_rbf";
+  EXPECT_NE(p.warnings[0].find("variant 'dann_tllib'"), std::string::npos) << p.warnings[0];
+  EXPECT_NE(p.warnings[0].find("grl_horizon"), std::string::npos) << p.warnings[0];
+  std::string fitted = exp;
+  const std::string list = "variants = [\"dann_tllib\", \"dann_ganin\", \"mmd_rbf\"]";
+  fitted.replace(fitted.find(list), list.size(),
+                 "variants = [\"dann_tllib\"]\nadapt_options = {grl_horizon = \"1 run\"}");
+  EXPECT_TRUE(Load(fitted).warnings.empty()) << Load(fitted).warnings[0];
+}
+
 TEST_F(Expand, IdentitiesStableAcrossRunsAndKeyOrder) {
   const std::string exp = R"([[experiment]]
 name = "in"
