@@ -46,6 +46,29 @@ void TrainOptions(po::options_description& o) {
       "without it, SIGINT/SIGTERM end the run at once (exit 1, nothing saved)");
 }
 
+// "lambda 0.55 da_loss 1.2 disc_acc 0.61 mmd 0.03 target_dist [0.25 0.25 0.30 0.20] entropy 0.9 im 0.4 snd 5.1 dev 0.8".
+static std::string DaLine(const nlohmann::json& d) {
+  std::string out;
+  auto num = [&](const char* key, const char* label) {
+    if (!d.contains(key)) return;
+    out += std::string(out.empty() ? "" : " ") + label + " " + Fmt(d[key]);
+  };
+  num("lambda", "lambda");
+  num("da_loss", "da_loss");
+  num("disc_acc", "disc_acc");
+  num("mmd_linear", "mmd");
+  if (d.contains("target_dist") && d["target_dist"].is_array()) {
+    out += std::string(out.empty() ? "" : " ") + "target_dist [";
+    for (size_t i = 0; i < d["target_dist"].size(); ++i) out += (i ? " " : "") + Fmt(d["target_dist"][i]);
+    out += "]";
+  }
+  num("target_entropy", "entropy");
+  num("im", "im");
+  num("snd", "snd");
+  num("dev", "dev");
+  return out;
+}
+
 Status TrainRun(const po::variables_map& vm) {
   // Installed before the stores load (seconds for large ones), so an early signal stops the run
   // after its first epoch (saving the state with --work-dir) instead of killing it.
@@ -66,6 +89,9 @@ Status TrainRun(const po::variables_map& vm) {
              << Fmt(r.val_metrics.is_object() ? r.val_metrics.value("ua", nlohmann::json()) : nlohmann::json())
              << " lr " << r.lr << " ("
              << Fmt(r.seconds) << " s)";
+    // Domain adaptation (jobs with target_unlabeled data): the epoch's diagnostics, docs/trainer.md.
+    if (r.val_metrics.is_object() && r.val_metrics.contains("da"))
+      LOG_INFO << "epoch " << r.epoch << " da " << DaLine(r.val_metrics["da"]);
   };
   LOG_INFO << "job " << spec.id.substr(0, 12) << ": model " << spec.model.value("name", "?") << ", selection "
            << spec.selection << ", seed " << spec.seed;
@@ -78,6 +104,8 @@ Status TrainRun(const po::variables_map& vm) {
   std::cout << "job " << spec.id.substr(0, 12) << "  model " << spec.model.value("name", "?") << "  selection "
             << spec.selection << (spec.selection == "oracle" ? " (ORACLE: selected on " + spec.oracle_eval + ")" : "")
             << "  selected epoch " << result.selected_epoch << "\n";
+  if (result.info.contains("warnings"))
+    for (const auto& w : result.info["warnings"]) std::cout << "WARNING: " << w.value("message", "") << "\n";
   std::cout << "set          n      UA      WA  macroF1  weightedF1\n";
   for (const auto& [name, e] : result.evals) {
     char line[160];

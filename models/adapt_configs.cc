@@ -1,5 +1,9 @@
 #include "models/adapt_configs.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
 namespace emosweep::models {
 namespace {
 
@@ -16,7 +20,11 @@ std::vector<ConfigKey> DannKeys(const std::string& v) {
           {"disc_hidden", ConfigType::kIntList, nlohmann::json::array({256, 128}),
            "discriminator hidden sizes (seed 384->256->128->1; in_dim = the model's feature_dim)", 1.0, {}, {}},
           {"disc_dropout", ConfigType::kDouble, 0.3, "dropout after each discriminator hidden ReLU", 0.0, 0.99, {}},
-          {"lambda_max", ConfigType::kDouble, 1.0, "upper end of the GRL coefficient schedule", 0.0, {}, {}}};
+          {"lambda_max", ConfigType::kDouble, 1.0, "upper end of the GRL coefficient schedule", 0.0, {}, {}},
+          {"grl_horizon", ConfigType::kString, "",
+           "where the GRL schedule ends: \"\" = the variant's own (dann_ganin: the run; dann_tllib: grl_max_iters "
+           "steps), \"<x> steps\", \"<x> epochs\" or \"<x> run\" (fraction of the run)",
+           {}, {}, {}}};
 }
 
 std::vector<AdaptInfo> Build() {
@@ -83,7 +91,54 @@ Result<nlohmann::json> ValidateAdaptConfig(const nlohmann::json& adapt, const st
     for (const auto& i : AdaptInfos()) all += (all.empty() ? "" : ", ") + i.variant;
     return Status::InvalidArgument(where + ": unknown adapt variant '" + v + "' (known: " + all + ")");
   }
-  return info->config.Apply(adapt, where);
+  ES_ASSIGN_OR_RETURN(nlohmann::json out, info->config.Apply(adapt, where));
+  if (out.contains("grl_horizon")) ES_RETURN_IF_ERROR(ParseGrlHorizon(out["grl_horizon"], where).status());
+  return out;
+}
+
+double GrlHorizon::Steps(int num_epochs, int64_t steps_per_epoch) const {
+  const double spe = static_cast<double>(steps_per_epoch);
+  if (unit == "steps") return value;
+  if (unit == "epochs") return value * spe;
+  if (unit == "run") return value * static_cast<double>(num_epochs) * spe;
+  return 0;
+}
+
+double GrlScheduleLambda(const nlohmann::json& adapt, int epoch, int64_t step, int num_epochs,
+                         int64_t steps_per_epoch) {
+  const std::string v = adapt.value("variant", std::string());
+  if (v != "dann_ganin" && v != "dann_tllib") return 0.0;
+  const double lambda_max = adapt.value("lambda_max", 1.0);
+  auto h = ParseGrlHorizon(adapt.value("grl_horizon", std::string()), "adapt");
+  const double horizon = h.ok() ? h->Steps(num_epochs, steps_per_epoch) : 0.0;
+  if (v == "dann_tllib") {
+    const double n = horizon > 0 ? horizon : static_cast<double>(adapt.value("grl_max_iters", int64_t{1000}));
+    const double r = static_cast<double>(step) / std::max(n, 1e-12);
+    return 2.0 * lambda_max / (1.0 + std::exp(-adapt.value("grl_alpha", 1.0) * r)) - lambda_max;
+  }
+  double p;
+  if (horizon > 0)
+    p = std::min(1.0, static_cast<double>(epoch) * static_cast<double>(steps_per_epoch) / horizon);
+  else
+    p = num_epochs > 0 ? static_cast<double>(epoch) / static_cast<double>(num_epochs) : 1.0;
+  return lambda_max * (2.0 / (1.0 + std::exp(-adapt.value("grl_gamma", 10.0) * p)) - 1.0);
+}
+
+Result<GrlHorizon> ParseGrlHorizon(const std::string& text, const std::string& where) {
+  GrlHorizon h;
+  if (text.empty()) return h;
+  const size_t sp = text.find(' ');
+  const std::string num = text.substr(0, sp), unit = sp == std::string::npos ? "" : text.substr(sp + 1);
+  char* end = nullptr;
+  const double v = std::strtod(num.c_str(), &end);
+  const bool unit_ok = unit == "steps" || unit == "epochs" || unit == "run";
+  if (num.empty() || end != num.c_str() + num.size() || !std::isfinite(v) || v <= 0 || !unit_ok)
+    return Status::InvalidArgument(where + ": grl_horizon '" + text +
+                                   "' is not \"<x> steps\", \"<x> epochs\" or \"<x> run\" with x > 0 "
+                                   "(e.g. \"1000 steps\", \"8 epochs\", \"0.5 run\")");
+  h.unit = unit;
+  h.value = v;
+  return h;
 }
 
 }  // namespace emosweep::models

@@ -1,6 +1,8 @@
 #include "models/da_losses.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "models/adapt_configs.h"
 
@@ -43,6 +45,10 @@ class DannAdapter : public DomainAdapter {
         gamma_(per_step_ ? 0.0 : c["grl_gamma"].get<double>()),
         alpha_(per_step_ ? c["grl_alpha"].get<double>() : 0.0),
         max_iters_(per_step_ ? c["grl_max_iters"].get<int64_t>() : 1) {
+    auto h = ParseGrlHorizon(c.value("grl_horizon", std::string()), "adapt");
+    TORCH_CHECK(h.ok(), h.status().ToString());
+    horizon_ = *h;
+    config_ = c;
     disc_ = register_module("discriminator",
                             DomainDiscriminator(dim, c["disc_hidden"].get<std::vector<int64_t>>(),
                                                 c["disc_dropout"].get<double>()));
@@ -50,8 +56,8 @@ class DannAdapter : public DomainAdapter {
   bool needs_target_grad() const override { return true; }
 
   LossTerms Loss(const torch::Tensor& fs, const torch::Tensor& ft, const LossContext& ctx) override {
-    const double lambda = per_step_ ? GrlLambdaTllib(ctx.step, alpha_, max_iters_, lambda_max_)
-                                    : GrlLambdaGanin(ctx.epoch, ctx.num_epochs, gamma_, lambda_max_);
+    const double lambda = Lambda(ctx);
+    last_lambda_ = lambda;
     auto ds = disc_(GradientReversal(fs, lambda));
     auto dt = disc_(GradientReversal(ft, lambda));
     // Seed labels source 0 / target 1 and sums the two means; TLlib labels source 1 and halves.
@@ -63,14 +69,44 @@ class DannAdapter : public DomainAdapter {
     t.total = weight() * da;
     t.parts["da"] = da;
     t.parts["grl_lambda"] = torch::full({}, lambda, da.options().requires_grad(false));
+    {
+      torch::NoGradGuard ng;
+      // A logit > 0 says "label 1": source rows are right when their label is 1 (tllib form), target rows
+      // when theirs is.
+      auto s_ok = ((ds > 0) == (ls > 0.5)).to(torch::kFloat).mean();
+      auto t_ok = ((dt > 0) == (ls < 0.5)).to(torch::kFloat).mean();
+      t.parts["disc_acc"] = 0.5 * (s_ok + t_ok);
+    }
     return t;
+  }
+  double last_lambda() const override { return last_lambda_; }
+  double lambda_max() const override { return lambda_max_; }
+  std::string horizon_text(const LossContext& ctx) const override {
+    const double steps = HorizonSteps(ctx);
+    if (steps <= 0) return "the whole run";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f steps", steps);
+    return buf;
   }
 
  private:
   bool per_step_, seed_form_;
   double lambda_max_, gamma_, alpha_;
   int64_t max_iters_;
+  GrlHorizon horizon_;
+  nlohmann::json config_;
+  double last_lambda_ = 0;
   DomainDiscriminator disc_{nullptr};
+
+  // The horizon in optimizer steps (0 = dann_ganin's native "the whole run", p = epoch/num_epochs).
+  double HorizonSteps(const LossContext& ctx) const {
+    if (!horizon_.unit.empty()) return horizon_.Steps(ctx.num_epochs, ctx.steps_per_epoch);
+    return per_step_ ? static_cast<double>(max_iters_) : 0.0;
+  }
+  // One definition shared with the plan-time check (models/adapt_configs.h).
+  double Lambda(const LossContext& ctx) const {
+    return GrlScheduleLambda(config_, ctx.epoch, ctx.step, ctx.num_epochs, ctx.steps_per_epoch);
+  }
 };
 
 class StatAdapter : public DomainAdapter {
@@ -107,6 +143,12 @@ torch::Tensor GradientReversal(const torch::Tensor& x, double lambda) { return G
 
 double GrlLambdaGanin(int epoch, int num_epochs, double gamma, double lambda_max) {
   const double p = num_epochs > 0 ? static_cast<double>(epoch) / static_cast<double>(num_epochs) : 1.0;
+  return lambda_max * (2.0 / (1.0 + std::exp(-gamma * p)) - 1.0);
+}
+
+double GrlLambdaGaninSteps(int epoch, int64_t steps_per_epoch, double horizon_steps, double gamma, double lambda_max) {
+  const double p = std::min(1.0, static_cast<double>(epoch) * static_cast<double>(steps_per_epoch) /
+                                     std::max(horizon_steps, 1e-12));
   return lambda_max * (2.0 / (1.0 + std::exp(-gamma * p)) - 1.0);
 }
 

@@ -29,6 +29,9 @@ torch::Tensor GradientReversal(const torch::Tensor& x, double lambda);
 // dann_tllib: 2/(1+e^{−α i/N})−1 for optimizer step i (TLlib WarmStartGradientReverseLayer).
 double GrlLambdaGanin(int epoch, int num_epochs, double gamma = 10.0, double lambda_max = 1.0);
 double GrlLambdaTllib(int64_t step, double alpha = 1.0, int64_t max_iters = 1000, double lambda_max = 1.0);
+// dann_ganin with a horizon of `horizon_steps` optimizer steps: p = min(1, epoch·steps_per_epoch / horizon).
+double GrlLambdaGaninSteps(int epoch, int64_t steps_per_epoch, double horizon_steps, double gamma = 10.0,
+                           double lambda_max = 1.0);
 
 // Single-RBF biased MMD² (seed): mean K_ss + mean K_tt − 2 mean K_st, k = exp(−γ‖x−y‖²),
 // diagonals included; γ <= 0 means 1/D; the larger batch is truncated to the smaller.
@@ -55,12 +58,19 @@ TORCH_MODULE(DomainDiscriminator);
 
 class DomainAdapter : public torch::nn::Module {
  public:
-  // parts: "da" (unweighted DA loss), "grl_lambda" for DANN; total = weight · da.
+  // parts: "da" (unweighted DA loss); DANN adds "grl_lambda" and "disc_acc" (the discriminator's accuracy
+  // on the batch's source and target rows, mean of the two); total = weight · da.
   virtual LossTerms Loss(const torch::Tensor& fs, const torch::Tensor& ft, const LossContext& ctx) = 0;
   const std::string& variant() const { return variant_; }
   double weight() const { return weight_; }
   // MMD/CORAL in the seed run the target forward under no_grad; DANN needs target gradients.
   virtual bool needs_target_grad() const { return false; }
+  // The schedule coefficient of the last Loss() call (DANN: the GRL λ; 1 for fixed-weight variants) and the
+  // schedule's upper end (0: the variant has no schedule). The trainer records both per epoch.
+  virtual double last_lambda() const { return 1.0; }
+  virtual double lambda_max() const { return 0.0; }
+  // A description of the schedule's horizon for messages ("" for variants without a schedule).
+  virtual std::string horizon_text(const LossContext&) const { return ""; }
 
  protected:
   DomainAdapter(std::string variant, double weight) : variant_(std::move(variant)), weight_(weight) {}

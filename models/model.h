@@ -38,6 +38,7 @@ struct LossContext {
   int epoch = 0;                                 // 0-based
   int num_epochs = 1;
   int64_t step = 0;                              // global optimizer step
+  int64_t steps_per_epoch = 0;                   // optimizer steps per epoch (0 = unknown)
   torch::Tensor class_weights;                   // [C] or undefined
   double class_weight_mean = 0.0;                // > 0: CrossEntropy's weight_mean (data-parallel shards)
   double label_smoothing = 0.0;

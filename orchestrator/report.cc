@@ -195,6 +195,109 @@ Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit
   return o.str();
 }
 
+// Domain adaptation, per row (variant; per row and column when the table has several columns): the GRL λ, the discriminator's accuracy and the largest predicted class
+// share on the unlabeled target by epoch (means over the row's runs), and the predicted class distribution on the
+// unlabeled target at the selected epoch. Empty when the table's jobs recorded no DA diagnostics.
+Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
+  struct Acc {
+    std::map<int, std::pair<double, int>> by_epoch;
+    void Add(int e, const nlohmann::json& v) {
+      if (!v.is_number()) return;
+      by_epoch[e].first += v.get<double>();
+      by_epoch[e].second++;
+    }
+  };
+  const std::vector<std::pair<std::string, std::string>> kPlots = {
+      {"lambda", "GRL coefficient λ (weight of the reversed gradient)"},
+      {"disc_acc", "domain discriminator accuracy (0.5 = domains indistinguishable)"},
+      {"target_max_share", "largest predicted class share on the unlabeled target (1 = collapse)"},
+      {"mmd_linear", "source-target distance of mean embeddings (linear MMD²)"}};
+  // One series per row, or per row and column when the table has several columns (settings differ there).
+  std::vector<std::string> names;
+  std::vector<std::vector<std::pair<size_t, size_t>>> cells;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (t.cols.size() <= 1) {
+      names.push_back(t.rows[r]);
+      cells.push_back({{r, 0}});
+      continue;
+    }
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      names.push_back(t.rows[r] + " / " + t.cols[c]);
+      cells.push_back({{r, c}});
+    }
+  }
+  const size_t ns = names.size();
+  std::map<std::string, std::vector<Acc>> acc;  // key -> per series
+  for (const auto& [k, _] : kPlots) acc[k].resize(ns);
+  std::vector<std::vector<double>> dist(ns);
+  std::vector<int> dist_n(ns, 0);
+  std::vector<std::string> labels;
+  std::set<int> epochs;
+  bool any = false;
+  for (size_t r = 0; r < ns; ++r) {
+    int jobs = 0;
+    for (const auto& [row, c] : cells[r])
+      for (const auto* j : t.at(row, c, 0).jobs) {
+        if (j->spec.target_unlabeled.empty() || ++jobs > 30) continue;
+        ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(j->spec.id));
+        for (const auto& e : curve) {
+          if (!e.val_metrics.is_object() || !e.val_metrics.contains("da")) continue;
+          const auto& d = e.val_metrics["da"];
+          any = true;
+          epochs.insert(e.epoch);
+          for (const auto& [k, _] : kPlots) acc[k][r].Add(e.epoch, d.value(k, nlohmann::json()));
+        }
+        ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(j->spec.id));
+        if (!row || !row->info.is_object() || !row->info.contains("da_selected")) continue;
+        const auto& td = row->info["da_selected"].value("target_dist", nlohmann::json());
+        if (!td.is_array()) continue;
+        if (labels.empty()) labels = j->spec.labels;
+        if (dist[r].empty()) dist[r].assign(td.size(), 0.0);
+        if (dist[r].size() != td.size()) continue;
+        for (size_t k = 0; k < td.size(); ++k) dist[r][k] += td[k].is_number() ? td[k].get<double>() : 0.0;
+        dist_n[r]++;
+      }
+  }
+  if (!any) return std::string();
+  std::vector<std::string> xs;
+  for (int e : epochs) xs.push_back(std::to_string(e + 1));
+  std::ostringstream o;
+  for (const auto& [k, title] : kPlots) {
+    std::vector<svg::Series> series;
+    for (size_t r = 0; r < ns; ++r) {
+      const auto& a = acc[k][r].by_epoch;
+      if (a.empty()) continue;
+      svg::Series line{names[r], {}, {}};
+      for (int e : epochs) {
+        auto it = a.find(e);
+        line.y.push_back(it == a.end() ? NAN : it->second.first / it->second.second);
+      }
+      series.push_back(line);
+    }
+    if (series.empty()) continue;
+    o << "<div>" << svg::LinePlot(t.spec.name + ": " + title + ", mean over runs", "epoch", k, xs, series)
+      << "</div>";
+  }
+  std::vector<std::string> dist_rows;
+  std::vector<std::vector<double>> dist_v;
+  for (size_t r = 0; r < ns; ++r) {
+    if (dist_n[r] == 0) continue;
+    dist_rows.push_back(names[r] + " (" + std::to_string(dist_n[r]) + " runs)");
+    std::vector<double> v;
+    for (double x : dist[r]) v.push_back(100 * x / dist_n[r]);
+    dist_v.push_back(v);
+  }
+  if (!dist_v.empty()) {
+    while (labels.size() < dist_v.front().size()) labels.push_back("c" + std::to_string(labels.size()));
+    labels.resize(dist_v.front().size());
+    o << "<div>"
+      << svg::Heatmap(t.spec.name + ": predicted class share (%) on the unlabeled target at the selected epoch",
+                      dist_rows, labels, dist_v, 1, t.spec.rows, "predicted class")
+      << "</div>";
+  }
+  return o.str();
+}
+
 // Source × target matrices of cross-corpus experiments, one per model.
 Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger) {
   std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp_model;
@@ -314,6 +417,10 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
     if (!cms.empty())
       o << "<h3>Confusion matrices (summed over the runs of each row; rows = truth, % of the true class)</h3>"
         << "<div class=\"plots\">" << cms << "</div>";
+    ES_ASSIGN_OR_RETURN(std::string da, DaPlots(t, ledger));
+    if (!da.empty())
+      o << "<h3>Domain adaptation: what the adaptation did (docs/trainer.md, \"Domain-adaptation diagnostics\")</h3>"
+        << "<div class=\"plots\">" << da << "</div>";
     ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves));
     if (!lc.empty()) o << "<h3>Learning curves</h3><div class=\"plots\">" << lc << "</div>";
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace emosweep::orchestrator {
@@ -75,7 +76,48 @@ std::string Caption(const TableData& t) {
   std::string selection;
   for (const auto& sel : t.selections) selection += (selection.empty() ? "" : ", ") + sel;
   if (selection.empty()) selection = s.selection.empty() ? "unknown" : s.selection;
-  c << "Model selection: " << selection << ". ";
+  c << "Model selection: " << selection;
+  std::string unsupervised;
+  for (const auto& sel : t.selections) {
+    if (sel == "dev")
+      unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
+                      "dev = the epoch with the lowest deep-embedded-validation risk (importance-weighted "
+                      "source-validation loss, You et al. 2019)";
+    else if (sel == "im")
+      unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
+                      "im = the epoch with the highest information maximisation H(mean p) - mean H(p) on the "
+                      "unlabeled target";
+    else if (sel == "snd")
+      unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
+                      "snd = the epoch with the highest soft neighbourhood density on the unlabeled target (Saito "
+                      "et al. 2021)";
+  }
+  if (!unsupervised.empty()) c << " (" << unsupervised << "; no target labels)";
+  c << ". ";
+  if (!t.warnings.empty()) {
+    // One sentence (the HTML report marks "WARNING: ... ." in red).
+    c << "WARNING: ";
+    bool first = true;
+    for (const auto& [code, rows] : t.warnings) {
+      std::string what = code == "target_collapse"
+                             ? "target predictions collapsed (one class takes over 90% of the unlabeled target at "
+                               "the selected epoch)"
+                         : code == "short_schedule"
+                             ? "the GRL schedule never exceeded 10% of its maximum (horizon longer than the run: "
+                               "close to no adaptation)"
+                             : code;
+      c << (first ? "" : "; ") << what << " in ";
+      bool first_row = true;
+      for (const auto& [row, n] : rows) {
+        auto rr = t.row_runs.find(row);
+        c << (first_row ? "" : ", ") << row << " (" << n << " of " << (rr == t.row_runs.end() ? n : rr->second)
+          << " runs)";
+        first_row = false;
+      }
+      first = false;
+    }
+    c << ". ";
+  }
   if (t.selections.count("oracle") || s.selection == "oracle") {
     std::string on = t.oracle_eval.empty() ? s.oracle_eval : t.oracle_eval;
     c << "WARNING: oracle selection: checkpoints were chosen on the evaluation set"
@@ -158,6 +200,18 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     auto st = status.find(j.spec.id);
     if (st == status.end() || st->second != JobStatus::kDone) continue;
     t.finished_jobs++;
+    // Warnings are counted per row, or per row and column when there are several columns.
+    const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
+    t.row_runs[cell]++;
+    if (j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty()) {
+      ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(j.spec.id));
+      if (row && row->info.is_object() && row->info.contains("warnings") && row->info["warnings"].is_array()) {
+        std::set<std::string> codes;
+        for (const auto& w : row->info["warnings"])
+          if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
+        for (const auto& code : codes) t.warnings[code][cell]++;
+      }
+    }
     const auto& per_eval = metrics[j.spec.id];
     auto ev = per_eval.find(spec.eval);
     for (size_t m = 0; m < nm; ++m) {

@@ -13,6 +13,7 @@
 // Thread-safety: pure functions over their inputs (the Ledger serializes).
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,6 +41,11 @@ struct TableData {
   std::set<uint64_t> seeds;
   std::set<std::string> selections;
   std::string oracle_eval;
+  // Warnings the finished jobs recorded (JobResult info "warnings", e.g. a DA schedule that never ramps up or
+  // collapsed target predictions): code -> row (or "row / column" when there are several columns) -> runs;
+  // and the finished runs of each such row (or cell).
+  std::map<std::string, std::map<std::string, int>> warnings;
+  std::map<std::string, int> row_runs;
   int planned_jobs = 0, finished_jobs = 0;
   std::string caption;
 

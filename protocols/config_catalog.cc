@@ -102,4 +102,17 @@ Result<nlohmann::json> EffectiveAdaptConfig(const std::string& variant, double w
   return out;
 }
 
+double GrlPeakShare(const nlohmann::json& adapt, int num_epochs, int64_t steps_per_epoch) {
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  const double lambda_max = adapt.value("lambda_max", 0.0);
+  if (lambda_max <= 0 || num_epochs <= 0 || steps_per_epoch <= 0) return -1;
+  // The schedules only grow: the last step (of the last epoch) has the peak.
+  const int64_t last_step = static_cast<int64_t>(num_epochs) * steps_per_epoch - 1;
+  return models::GrlScheduleLambda(adapt, num_epochs - 1, last_step, num_epochs, steps_per_epoch) / lambda_max;
+#else
+  (void)adapt, (void)num_epochs, (void)steps_per_epoch;
+  return -1;
+#endif
+}
+
 }  // namespace emosweep::protocols

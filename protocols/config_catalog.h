@@ -38,6 +38,10 @@ Result<nlohmann::json> EffectiveAdaptConfig(const std::string& variant, double w
                                             const nlohmann::json& options, const std::string& where,
                                             const KeyLines& lines);
 
+// The largest GRL coefficient a DANN `adapt` config reaches in a run of num_epochs x steps_per_epoch steps, as a
+// share of its lambda_max; -1 for variants without a schedule (or a build without the models' config tables).
+double GrlPeakShare(const nlohmann::json& adapt, int num_epochs, int64_t steps_per_epoch);
+
 // "a, b, c" for messages.
 std::string JoinNames(const std::vector<std::string>& names);
 

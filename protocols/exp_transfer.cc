@@ -5,6 +5,9 @@
 // train config, seed), so every finetune/fewshot job of any experiment that
 // needs the same pre-training gets the same identity and Expander::Add keeps
 // one job (architecture decision 4).
+#include <algorithm>
+#include <cstdio>
+
 #include "protocols/config_catalog.h"
 #include "protocols/experiments.h"
 
@@ -109,11 +112,30 @@ Status Expander::ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s) {
         if (!val_share.empty())
           j.spec.val = {e.selection == "target_val" ? st.tgt->Ref(val_share) : st.src->Ref(val_share)};
         j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
+        // Target labels are never read: the target's train share is passed unlabeled, also to "none", which
+        // does not train on it but records the same target diagnostics (and can be selected by dev/im/snd).
+        j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
         if (variant != "none") {
-          // Target labels are never read for training: the target's train share is passed unlabeled.
           j.spec.kind = "adapt";
-          j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
           ES_ASSIGN_OR_RETURN(j.spec.adapt, EffectiveAdaptConfig(variant, weight, opts, e.where, {}));
+          // A GRL schedule that cannot ramp up within the run is said at plan time (the job warns again).
+          const int64_t n = static_cast<int64_t>(st.sp.train.size());
+          const int64_t bs = std::max<int64_t>(1, point.train.value("batch_size", int64_t{32}));
+          const int64_t spe = point.train.value("drop_last", false) ? n / bs : (n + bs - 1) / bs;
+          const int epochs = point.train.value("epochs", 0);
+          const double share = GrlPeakShare(j.spec.adapt, epochs, spe);
+          if (share >= 0 && share < 0.1) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.1f%%", 100 * share);
+            std::string w = "experiment '" + e.name + "': variant '" + variant + "'" +
+                            (point.attrs.count("hp") && !point.attrs.at("hp").empty() ? " [" + point.attrs.at("hp") + "]"
+                                                                                     : "") +
+                            ": the GRL lambda reaches only " + buf + " of lambda_max in " +
+                            std::to_string(epochs * spe) +
+                            " steps (horizon longer than the run: close to no adaptation; set adapt_options "
+                            "grl_horizon, docs/models.md)";
+            if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+          }
         }
         j.attrs = BaseAttrs(e, m, point, seed);
         j.attrs["source"] = e.source;

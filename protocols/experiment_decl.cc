@@ -264,11 +264,16 @@ Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults
 Status ParseSelection(const TableReader& r, const Defaults& d, ExperimentDecl* e) {
   ES_ASSIGN_OR_RETURN(e->selection, r.String("selection", false, d.selection));
   if (e->selection.empty())
-    return r.Error("", "no model-selection policy: set 'selection' (source_val | target_val | last | oracle) in the "
-                       "experiment or in [defaults]");
-  static const std::set<std::string> kPolicies = {"source_val", "target_val", "last", "oracle"};
+    return r.Error("", "no model-selection policy: set 'selection' (source_val | target_val | last | oracle | dev | "
+                       "im | snd) in the experiment or in [defaults]");
+  static const std::set<std::string> kPolicies = {"source_val", "target_val", "last", "oracle", "dev", "im", "snd"};
   if (!kPolicies.count(e->selection))
-    return r.Error("selection", "selection '" + e->selection + "' is not one of source_val, target_val, last, oracle");
+    return r.Error("selection", "selection '" + e->selection +
+                                    "' is not one of source_val, target_val, last, oracle, dev, im, snd");
+  // Unsupervised DA selection reads the unlabeled target: only adapt experiments have one.
+  if ((e->selection == "dev" || e->selection == "im" || e->selection == "snd") && e->kind != "adapt")
+    return r.Error("selection", "'" + e->selection + "' selects on the unlabeled target of an adapt experiment; a " +
+                                    e->kind + " experiment has none");
   if (e->selection == "target_val" && !(e->kind == "finetune" || e->kind == "fewshot" || e->kind == "adapt"))
     return r.Error("selection", "'target_val' needs a target corpus (finetune, fewshot or adapt); a " + e->kind +
                                     " experiment has none");

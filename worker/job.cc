@@ -90,8 +90,8 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
     return Status::InvalidArgument(where + ": malformed job: " + e.what());
   }
   if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last" &&
-      s.selection != "oracle")
-    return Status::InvalidArgument(where + ": selection must be source_val, target_val, last or oracle, got '" +
+      s.selection != "oracle" && s.selection != "dev" && s.selection != "im" && s.selection != "snd")
+    return Status::InvalidArgument(where + ": selection must be source_val, target_val, last, oracle, dev, im or snd, got '" +
                                    s.selection + "'");
   return s;
 }

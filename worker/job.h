@@ -52,7 +52,7 @@ struct JobSpec {
   nlohmann::json model = nlohmann::json::object();   // {"name": "...", <model config>}
   nlohmann::json train_config = nlohmann::json::object();  // see worker/train_config.h for the keys
   nlohmann::json adapt = nlohmann::json::object();   // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
-  std::string selection = "source_val";              // source_val | target_val | last | oracle
+  std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
   std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;
   std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
@@ -81,7 +81,8 @@ struct EpochRecord {
   int epoch = 0;
   double train_loss = 0;
   double val_loss = 0;
-  nlohmann::json val_metrics;      // same keys as EvalResult::metrics (no confusion)
+  nlohmann::json val_metrics;      // same keys as EvalResult::metrics (no confusion); jobs with target_unlabeled
+                                   // data add "da": the epoch's DA diagnostics (docs/trainer.md)
   double lr = 0;
   double seconds = 0;
 };

@@ -13,6 +13,7 @@
 #include "models/da_losses.h"
 #include "models/model.h"
 #include "worker/checkpoint.h"
+#include "worker/da_diagnostics.h"
 #include "worker/dataset.h"
 #include "worker/evaluate.h"
 #include "worker/flat_params.h"
@@ -28,6 +29,15 @@ using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 };
+
+// Warnings on adaptation runs (docs/trainer.md): a schedule whose λ stays below this share of its maximum,
+// and a selected epoch at which one class takes more than this share of the unlabeled target.
+constexpr double kShortScheduleShare = 0.10;
+constexpr double kCollapseShare = 0.90;
+// Rows of source training data and of the target used by the per-epoch diagnostics (evenly strided).
+constexpr int64_t kDiagnosticRows = 2000;
+
+bool UnsupervisedSelection(const std::string& s) { return s == "dev" || s == "im" || s == "snd"; }
 
 // Loss weights per class from the training labels (absent classes get 0).
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes) {
@@ -76,7 +86,10 @@ class Trainer {
   Status HostBroadcast(float* v, size_t n) { return HostCollective(v, n, true); }
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
-  Result<bool> ValidateEpoch(int epoch, EpochRecord* rec);  // returns "stop early"
+  // Per-epoch domain-adaptation diagnostics (the training-side means of TrainEpoch plus an eval-mode pass over
+  // the unlabeled target); {} for a job without target_unlabeled data.
+  Result<nlohmann::json> DaDiagnostics(int epoch);
+  Result<bool> ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec);  // returns "stop early"
   void Snapshot();
   void RestoreBest();
   models::LossContext LossCtx(int epoch) const;
@@ -106,7 +119,11 @@ class Trainer {
   torch::Tensor label_buf_;
 
   int64_t step_ = 0;
+  int64_t steps_per_epoch_ = 0;
   int start_epoch_ = 0;
+  // The last epoch's training-side DA means (λ, DA loss, discriminator accuracy) and the run's largest λ.
+  nlohmann::json da_train_ = nlohmann::json::object();
+  double da_lambda_seen_ = 0;
   EarlyStopState es_;
   torch::Tensor best_params_;
   std::vector<double> class_weights_cpu_;  // the class weights for host-side batch sums
@@ -121,6 +138,7 @@ models::LossContext Trainer::LossCtx(int epoch) const {
   c.epoch = epoch;
   c.num_epochs = cfg_.epochs;
   c.step = step_;
+  c.steps_per_epoch = steps_per_epoch_;
   c.class_weights = class_weights_;
   c.label_smoothing = cfg_.label_smoothing;
   return c;
@@ -409,6 +427,9 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   int64_t batches = transductive ? 1 : (cfg_.drop_last ? n / bs : (n + bs - 1) / bs);
   double loss_sum = 0, count = 0;
   torch::Tensor loss_acc = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  // Σ n·da, Σ n·disc_acc, Σ n·λ over this rank's rows (DA diagnostics; one host copy per epoch).
+  torch::Tensor da_acc = torch::zeros({3}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  double lambda_last = 0;
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * bs, len = std::min(bs, n - lo);
     // This rank's share of the global batch (transductive: every rank runs the whole graph).
@@ -476,6 +497,15 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
         }
         models::LossTerms da = m_.adapter->Loss(out.features, ft, lctx);
         total = total + da.total;
+        {
+          torch::NoGradGuard ng;
+          const double nl = static_cast<double>(n_local);
+          da_acc[0] += da.parts.at("da").detach().to(torch::kDouble) * nl;
+          if (da.parts.count("disc_acc")) da_acc[1] += da.parts.at("disc_acc").to(torch::kDouble) * nl;
+          lambda_last = m_.adapter->last_lambda();
+          da_acc[2] += lambda_last * nl;
+          da_lambda_seen_ = std::max(da_lambda_seen_, lambda_last);
+        }
       }
       total.backward();
       loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(n_local);
@@ -500,9 +530,19 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
   }
   loss_sum = loss_acc.item<double>();
-  float sums[2] = {static_cast<float>(loss_sum), static_cast<float>(count)};
-  ES_RETURN_IF_ERROR(HostAllreduceSum(sums, 2));
+  torch::Tensor da_host = da_acc.cpu();
+  float sums[5] = {static_cast<float>(loss_sum), static_cast<float>(count), 0, 0, 0};
+  for (int k = 0; k < 3; ++k) sums[2 + k] = static_cast<float>(da_host[k].item<double>());
+  ES_RETURN_IF_ERROR(HostAllreduceSum(sums, m_.adapter ? 5 : 2));
   *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  if (m_.adapter && sums[1] > 0) {
+    da_train_ = {{"lambda", sums[4] / sums[1]}, {"lambda_end", lambda_last}, {"weight", m_.adapter->weight()},
+                 {"da_loss", sums[2] / sums[1]}};
+    if (m_.adapter->lambda_max() > 0) {
+      da_train_["disc_loss"] = sums[2] / sums[1];
+      da_train_["disc_acc"] = sums[3] / sums[1];
+    }
+  }
   // A diverged job (NaN/Inf loss) would go on to record chance-level numbers:
   // it fails instead (every rank sees the same reduced sum).
   if (sums[1] > 0 && !std::isfinite(*train_loss))
@@ -512,7 +552,79 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   return Status::Ok();
 }
 
-Result<bool> Trainer::ValidateEpoch(int epoch, EpochRecord* rec) {
+namespace {
+
+// Rows 0, k, 2k, ... of a modality map, at most `limit` of them (all when fewer).
+std::map<std::string, torch::Tensor> Strided(const std::map<std::string, torch::Tensor>& inputs, int64_t n,
+                                             int64_t limit) {
+  if (n <= limit) return inputs;
+  const int64_t k = (n + limit - 1) / limit;
+  torch::Tensor idx = torch::arange(0, n, k, torch::kLong);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [m, t] : inputs) out[m] = t.index_select(0, idx);
+  return out;
+}
+
+// Eval-mode forward in batches (transductive models: all rows at once): logits and features, on the device.
+std::pair<torch::Tensor, torch::Tensor> ForwardRows(models::FusionModelImpl& model,
+                                                   const std::map<std::string, torch::Tensor>& inputs,
+                                                   int64_t batch_size, const torch::Device& device) {
+  torch::NoGradGuard ng;
+  const int64_t n = inputs.empty() ? 0 : inputs.begin()->second.size(0);
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t step = model.transductive() ? std::max<int64_t>(1, n) : std::max<int64_t>(1, batch_size);
+  std::vector<torch::Tensor> logits, feats;
+  for (int64_t b = 0; b < n; b += step) {
+    models::Batch batch;
+    for (const auto& [m, t] : inputs) batch.inputs[m] = t.narrow(0, b, std::min(n, b + step) - b).to(device);
+    models::ModelOutput o = model.Forward(batch);
+    logits.push_back(o.logits);
+    feats.push_back(o.features);
+  }
+  if (was_training) model.train();
+  if (logits.empty()) return {};
+  return {torch::cat(logits, 0), torch::cat(feats, 0)};
+}
+
+}  // namespace
+
+Result<nlohmann::json> Trainer::DaDiagnostics(int epoch) {
+  (void)epoch;
+  if (target_.size() == 0) return nlohmann::json::object();
+  nlohmann::json d = da_train_;
+  const int64_t bs = cfg_.batch_size;
+  auto [t_logits, t_feats] = ForwardRows(*m_.model, Strided(target_.inputs, target_.size(), kDiagnosticRows), bs, device_);
+  auto [s_logits, s_feats] = ForwardRows(*m_.model, Strided(train_.inputs, train_.size(), kDiagnosticRows), bs, device_);
+  (void)s_logits;
+  torch::Tensor probs = torch::softmax(t_logits.to(torch::kFloat), 1);
+  d["mmd_linear"] = LinearMmd(s_feats, t_feats);
+  PredictionStats ps = TargetPredictionStats(probs);
+  d["target_dist"] = ps.class_share;
+  d["target_max_share"] = ps.max_share;
+  d["target_max_class"] = ps.max_class;
+  d["target_entropy"] = ps.mean_entropy;
+  d["im"] = ps.im;
+  // SND (an N x N similarity matrix) and DEV (a domain classifier fit) cost more than the rest together: they are
+  // computed for the jobs selected by them.
+  if (spec_.selection == "snd") d["snd"] = SoftNeighborhoodDensity(probs);
+  if (spec_.selection == "dev" && val_.size() >= 2) {
+    auto [v_logits, v_feats] = ForwardRows(*m_.model, val_.inputs, bs, device_);
+    torch::Tensor losses = torch::nn::functional::cross_entropy(
+        v_logits.to(torch::kFloat), val_.labels.to(device_),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    DevResult dev = DeepEmbeddedValidation(s_feats, t_feats, v_feats, losses);
+    d["dev"] = dev.risk;
+    d["dev_eta"] = dev.eta;
+    d["dev_weight_mean"] = dev.weight_mean;
+    d["dev_domain_acc"] = dev.domain_acc;
+  }
+  for (auto it = d.begin(); it != d.end(); ++it)
+    if (it->is_number_float() && !std::isfinite(it->get<double>())) *it = nullptr;
+  return d;
+}
+
+Result<bool> Trainer::ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec) {
   const bool oracle = spec_.selection == "oracle";
   const Split* sel = oracle ? &evals_.at(spec_.oracle_eval) : &val_;
   ES_RETURN_IF_ERROR(SyncBuffers());
@@ -534,8 +646,17 @@ Result<bool> Trainer::ValidateEpoch(int epoch, EpochRecord* rec) {
   // validation split the schedule has nothing else to read (that run is oracle through and through).
   sched_->StepValidation(MetricValue(val_.size() ? v : s, cfg_.plateau_metric));
   opt_->set_lr(sched_->lr());
-  const double value = MetricValue(s, cfg_.metric);
-  const bool higher = cfg_.MetricHigherIsBetter();
+  double value = MetricValue(s, cfg_.metric);
+  bool higher = cfg_.MetricHigherIsBetter();
+  if (UnsupervisedSelection(spec_.selection)) {
+    // Selection without target labels: the epoch's criterion from the diagnostics (dev: lower is better).
+    const nlohmann::json& c = da.is_object() ? da.value(spec_.selection, nlohmann::json()) : nlohmann::json();
+    if (!c.is_number())
+      return Status::FailedPrecondition(where_ + ": selection '" + spec_.selection +
+                                        "' has no value at epoch " + std::to_string(epoch + 1));
+    value = c.get<double>();
+    higher = spec_.selection != "dev";
+  }
   const bool improved = !es_.have_best || (higher ? value > es_.best_value : value < es_.best_value);
   if (improved) {
     es_.have_best = true;
@@ -561,6 +682,10 @@ Result<JobResult> Trainer::Run() {
                                    "', which the job does not have");
   if ((spec_.selection == "source_val" || spec_.selection == "target_val") && spec_.val.empty() && spec_.kind != "eval")
     return Status::InvalidArgument(where_ + ": selection '" + spec_.selection + "' needs validation data");
+  if (UnsupervisedSelection(spec_.selection) && spec_.kind != "eval" && spec_.target_unlabeled.empty())
+    return Status::InvalidArgument(where_ + ": selection '" + spec_.selection + "' needs target_unlabeled data");
+  if (spec_.selection == "dev" && spec_.val.empty() && spec_.kind != "eval")
+    return Status::InvalidArgument(where_ + ": selection 'dev' needs (source) validation data");
   if (spec_.keep_checkpoint && ctx_.work_dir.empty())
     return Status::InvalidArgument(where_ + ": keep_checkpoint needs a work directory");
   const int threads = cfg_.threads > 0 ? cfg_.threads : std::max(1, ctx_.threads);
@@ -594,6 +719,7 @@ Result<JobResult> Trainer::Run() {
     return Status::InvalidArgument(where_ + ": " + std::to_string(n) + " training rows are fewer than batch_size " +
                                    std::to_string(cfg_.batch_size) + " with drop_last");
   ES_RETURN_IF_ERROR(CheckBatchNormBatches(n));
+  steps_per_epoch_ = steps_per_epoch;
   sched_ = std::make_unique<Schedule>(cfg_, steps_per_epoch * cfg_.epochs);
   opt_->set_lr(sched_->lr());
   if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
@@ -630,8 +756,13 @@ Result<JobResult> Trainer::Run() {
     sched_->StepEpoch();
     opt_->set_lr(sched_->lr());
     bool stop = false;
+    ES_ASSIGN_OR_RETURN(nlohmann::json da, DaDiagnostics(epoch));
     if ((epoch + 1) % cfg_.eval_every == 0 || epoch + 1 == cfg_.epochs) {
-      ES_ASSIGN_OR_RETURN(stop, ValidateEpoch(epoch, &rec));
+      ES_ASSIGN_OR_RETURN(stop, ValidateEpoch(epoch, da, &rec));
+    }
+    if (!da.empty()) {
+      if (!rec.val_metrics.is_object()) rec.val_metrics = nlohmann::json::object();
+      rec.val_metrics["da"] = da;
     }
     rec.seconds = Since(t_epoch);
     curve_.push_back(rec);
@@ -717,6 +848,42 @@ Result<JobResult> Trainer::Run() {
                  {"seconds_eval", Since(t_eval)},
                  {"seconds_total", Since(t_start)}};
   if (spec_.selection == "oracle") result.info["oracle_eval"] = spec_.oracle_eval;
+  // Domain adaptation: the selected epoch's diagnostics and the warnings a table caption repeats.
+  nlohmann::json warnings = nlohmann::json::array();
+  if (m_.adapter && m_.adapter->lambda_max() > 0 && epochs_run > 0 &&
+      da_lambda_seen_ < kShortScheduleShare * m_.adapter->lambda_max()) {
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "schedule: the GRL lambda never exceeded %.3g (%.1f%% of its maximum %.3g) in %lld steps: its "
+                  "horizon (%s) is longer than the run, so this is close to no adaptation",
+                  da_lambda_seen_, 100 * da_lambda_seen_ / m_.adapter->lambda_max(), m_.adapter->lambda_max(),
+                  static_cast<long long>(step_), m_.adapter->horizon_text(LossCtx(0)).c_str());
+    warnings.push_back({{"code", "short_schedule"}, {"message", buf}});
+  }
+  if (training && target_.size() > 0) {
+    for (const auto& rec : curve_) {
+      if (rec.epoch != result.selected_epoch || !rec.val_metrics.is_object() || !rec.val_metrics.contains("da"))
+        continue;
+      const nlohmann::json& da = rec.val_metrics["da"];
+      result.info["da_selected"] = da;
+      const double share = da.value("target_max_share", 0.0);
+      if (share > kCollapseShare) {
+        const int cls = da.value("target_max_class", 0);
+        char buf[320];
+        std::snprintf(buf, sizeof buf,
+                      "collapse: at the selected epoch %d (0-based, as the curve), %.0f%% of the unlabeled target "
+                      "is predicted as '%s' (more than %.0f%%)",
+                      result.selected_epoch, 100 * share,
+                      cls >= 0 && cls < num_classes_ ? spec_.labels[static_cast<size_t>(cls)].c_str() : "?",
+                      100 * kCollapseShare);
+        warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
+      }
+    }
+  }
+  if (!warnings.empty()) {
+    result.info["warnings"] = warnings;
+    for (const auto& w : warnings) LOG_WARN << where_ << ": " << w["message"].get<std::string>();
+  }
   return result;
 }
 

@@ -195,6 +195,35 @@ TEST_F(TrainCli, WholeStoresFormAndTextTable) {
   EXPECT_NE(text.err.find("] epoch 9 "), std::string::npos) << "per-epoch progress on stderr:\n" << text.err;
 }
 
+// An adapt job prints its DA diagnostics per epoch, and TLlib's 1000-step horizon in a 10-step run is flagged.
+TEST_F(TrainCli, AdaptJobPrintsDiagnosticsAndTheShortScheduleWarning) {
+  std::string data = "train = [\"s/synth_a.h5\"]\nval = \"s/synth_b.h5\"\ntarget_unlabeled = \"s/synth_c.h5\"\n"
+                     "[data.eval]\ntest = \"s/synth_c.h5\"";
+  std::string job = Job(data, "epochs = 2\nbatch_size = 32", "concat_mlp", "kind = \"adapt\"\n");
+  job += "\n[adapt]\nvariant = \"dann_tllib\"\nweight = 0.3\n";
+  const std::string cfg = Write("adapt.toml", job);
+  Ran text = Run("train --config " + cfg);
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.err.find("] epoch 1 da lambda "), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find(" disc_acc "), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find(" target_dist ["), std::string::npos) << text.err;
+  EXPECT_NE(text.out.find("WARNING: schedule: the GRL lambda never exceeded"), std::string::npos) << text.out;
+  Ran js = Run("train --config " + cfg + " --json --log-level warn");
+  ASSERT_EQ(js.code, 0) << js.err;
+  const json j = json::parse(js.out);
+  const json& da = j["result"]["curve"][1]["val_metrics"]["da"];
+  ASSERT_TRUE(da.is_object()) << j["result"]["curve"].dump();
+  EXPECT_EQ(da["target_dist"].size(), 4u);
+  EXPECT_GT(da["lambda"].get<double>(), 0.0);
+  EXPECT_LT(da["lambda"].get<double>(), 0.03);
+  EXPECT_EQ(j["result"]["info"]["warnings"][0]["code"], "short_schedule");
+  // The horizon set to the run: no warning.
+  const std::string fitted = Write("adapt2.toml", job + "grl_horizon = \"1 run\"\n");
+  Ran ok = Run("train --config " + fitted + " --json --log-level warn");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_FALSE(json::parse(ok.out)["result"]["info"].contains("warnings")) << ok.out.substr(0, 400);
+}
+
 TEST_F(TrainCli, UtterancesOutsideTheClassesAreLeftOut) {
   // Two of the four classes: the other two are left out of every labelled role.
   std::string job = Job(kStoresData, "epochs = 5");

@@ -162,6 +162,54 @@ TEST(DaLosses, TllibFormAndStatAdapters) {
   EXPECT_FALSE(MakeDomainAdapter({{"variant", "mmd_rbf"}}, 0).ok());
 }
 
+TEST(DaLosses, GrlHorizonInStepsEpochsOrAFractionOfTheRun) {
+  // A 7-epoch run of 8 steps per epoch (56 steps), as the quick start's DA jobs.
+  LossContext ctx;
+  ctx.num_epochs = 7;
+  ctx.steps_per_epoch = 8;
+  ctx.step = 56;
+  auto fs = torch::randn({4, 5}), ft = torch::randn({4, 5});
+  auto lambda_of = [&](const nlohmann::json& cfg) {
+    auto a = MakeDomainAdapter(cfg, 5);
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    (*a)->Loss(fs, ft, ctx);
+    return (*a)->last_lambda();
+  };
+  // dann_tllib: TLlib's N = 1000 steps gives 0.028 at the run's end; half the run as horizon gives 2/(1+e^-2)-1.
+  EXPECT_NEAR(lambda_of({{"variant", "dann_tllib"}}), GrlLambdaTllib(56), 1e-12);
+  EXPECT_LT(lambda_of({{"variant", "dann_tllib"}}), 0.03);
+  const double half = 2.0 / (1.0 + std::exp(-2.0)) - 1.0;
+  EXPECT_NEAR(lambda_of({{"variant", "dann_tllib"}, {"grl_horizon", "0.5 run"}}), half, 1e-12);
+  EXPECT_NEAR(lambda_of({{"variant", "dann_tllib"}, {"grl_horizon", "28 steps"}}), half, 1e-12);
+  EXPECT_NEAR(lambda_of({{"variant", "dann_tllib"}, {"grl_horizon", "3.5 epochs"}}), half, 1e-12);
+  // dann_ganin, epoch 2 (16 steps done): native p = 2/7; horizon 4 epochs: p = 0.5; 1 epoch: p = 1 (clipped).
+  ctx.epoch = 2;
+  EXPECT_NEAR(lambda_of({{"variant", "dann_ganin"}}), GrlLambdaGanin(2, 7), 1e-12);
+  EXPECT_NEAR(lambda_of({{"variant", "dann_ganin"}, {"grl_horizon", "4 epochs"}}),
+              2.0 / (1.0 + std::exp(-5.0)) - 1.0, 1e-12);
+  EXPECT_NEAR(lambda_of({{"variant", "dann_ganin"}, {"grl_horizon", "1 epochs"}, {"lambda_max", 0.5}}),
+              0.5 * (2.0 / (1.0 + std::exp(-10.0)) - 1.0), 1e-12);
+  for (const char* bad : {"1000", "steps", "-3 steps", "2 weeks", "0 run", "nan epochs"})
+    EXPECT_FALSE(MakeDomainAdapter({{"variant", "dann_tllib"}, {"grl_horizon", bad}}, 5).ok()) << bad;
+}
+
+TEST(DaLosses, DannReportsTheDiscriminatorAccuracy) {
+  auto r = MakeDomainAdapter({{"variant", "dann_tllib"}}, 3);
+  ASSERT_TRUE(r.ok());
+  (*r)->eval();
+  auto d = std::dynamic_pointer_cast<DomainDiscriminatorImpl>((*r)->named_children()["discriminator"]);
+  auto fs = torch::randn({6, 3}), ft = torch::randn({5, 3});
+  LossContext ctx;
+  auto terms = (*r)->Loss(fs, ft, ctx);
+  // TLlib form: source label 1 (logit > 0 is right), target label 0.
+  const double expect = 0.5 * ((d->forward(fs) > 0).to(torch::kFloat).mean().item<double>() +
+                               (d->forward(ft) <= 0).to(torch::kFloat).mean().item<double>());
+  EXPECT_NEAR(terms.parts.at("disc_acc").item<double>(), expect, 1e-6);
+  EXPECT_GT((*r)->lambda_max(), 0.0);
+  auto m = MakeDomainAdapter({{"variant", "mmd_rbf"}}, 3);
+  EXPECT_EQ((*m)->lambda_max(), 0.0);  // no schedule: never warned about
+}
+
 TEST(DaLosses, TooSmallBatchesAreCheckedNotNaN) {
   auto one = torch::randn({1, 3}), two = torch::randn({2, 3});
   EXPECT_THROW(CoralDeep(one, two), c10::Error);

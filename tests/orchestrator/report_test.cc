@@ -7,6 +7,7 @@
 
 #include "core/files.h"
 #include "orchestrator/runner.h"
+#include "orchestrator/tables.h"
 
 #include "tests/orchestrator/fake_jobs.h"
 #include "tests/orchestrator/hand_ledger.h"
@@ -114,6 +115,85 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   EXPECT_NE(html->find("Few-shot curves"), std::string::npos);
   EXPECT_NE(html->find("1 failed"), std::string::npos);
   EXPECT_NE(html->find("simulated crash"), std::string::npos) << "the failure is listed with its error";
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator
+
+namespace emosweep::orchestrator {
+namespace {
+
+// An adapt experiment whose jobs recorded DA diagnostics: the caption carries the jobs' warnings per row (with
+// the run counts) and the report plots λ, the discriminator's accuracy and the target class distribution.
+TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
+  protocols::Protocol p;
+  p.name = "da";
+  p.path = "da.toml";
+  for (const std::string variant : {"none", "dann_ganin", "dann_tllib"})
+    for (uint64_t seed = 1; seed <= 2; ++seed) {
+      auto j = testing::MakeJob("da", "concat_mlp", "synth_b", seed);
+      j.attrs["variant"] = variant;
+      j.spec.kind = variant == "none" ? "supervised" : "adapt";
+      j.spec.target_unlabeled = {{"b.h5", "", {"u1", "u2"}}};
+      if (variant != "none") j.spec.adapt = {{"variant", variant}};
+      j.spec.id = j.spec.ComputeId();
+      p.jobs.push_back(j);
+    }
+  protocols::TableSpec t;
+  t.name = "da";
+  t.experiment = "da";
+  t.rows = "variant";
+  t.columns = "target";
+  t.metrics = {"ua"};
+  p.tables.push_back(t);
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/da.db")).value();
+  int64_t sweep = *ledger->BeginSweep({"da", "da.toml", "h", {{"name", "da"}}, {}});
+  ASSERT_TRUE(ledger->RegisterJobs(sweep, p.jobs).ok());
+  const std::string me = ThisOwner();
+  for (const auto& j : p.jobs) {
+    worker::JobResult r = testing::FakeResult(j.spec);
+    const std::string v = j.attrs.at("variant");
+    const bool collapsed = v == "dann_ganin" && j.spec.seed == 2;
+    r.curve.clear();
+    for (int e = 0; e < 3; ++e) {
+      worker::EpochRecord rec;
+      rec.epoch = e;
+      nlohmann::json da = {{"target_dist", collapsed && e == 2 ? std::vector<double>{1, 0, 0, 0}
+                                                              : std::vector<double>{0.25, 0.25, 0.3, 0.2}},
+                           {"target_max_share", collapsed && e == 2 ? 1.0 : 0.3}};
+      if (v != "none") {
+        da["lambda"] = v == "dann_ganin" ? 0.4 * e : 0.01 * e;
+        da["disc_acc"] = 0.6 + 0.1 * e;
+      }
+      rec.val_metrics = {{"ua", 0.9}, {"da", da}};
+      r.curve.push_back(rec);
+    }
+    r.selected_epoch = 2;
+    r.info["da_selected"] = r.curve.back().val_metrics["da"];
+    nlohmann::json w = nlohmann::json::array();
+    if (collapsed) w.push_back({{"code", "target_collapse"}, {"message", "collapse"}});
+    if (v == "dann_tllib") w.push_back({{"code", "short_schedule"}, {"message", "short"}});
+    if (!w.empty()) r.info["warnings"] = w;
+    ASSERT_TRUE(ledger->Claim(j.spec.id, me, {}).ok());
+    ASSERT_TRUE(ledger->Complete(j.spec.id, me, r, {}).ok());
+  }
+  auto table = BuildTable(p, p.tables[0], ledger.get());
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  const std::string& cap = table->caption;
+  EXPECT_NE(cap.find("WARNING: the GRL schedule never exceeded 10% of its maximum"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("in dann_tllib (2 of 2 runs)"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("target predictions collapsed"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("in dann_ganin (1 of 2 runs)"), std::string::npos) << cap;
+  EXPECT_EQ(cap.find("none ("), std::string::npos) << "no warning for the clean row: " << cap;
+  auto html = BuildReport(p, ledger.get(), {"da.db"});
+  ASSERT_TRUE(html.ok()) << html.status().ToString();
+  if (const char* out = std::getenv("EMOSWEEP_REPORT_OUT")) ASSERT_TRUE(WriteFileAtomic(out, *html).ok());
+  EXPECT_NE(html->find("Domain adaptation: what the adaptation did"), std::string::npos);
+  EXPECT_NE(html->find("GRL coefficient"), std::string::npos);
+  EXPECT_NE(html->find("domain discriminator accuracy"), std::string::npos);
+  EXPECT_NE(html->find("predicted class share (%) on the unlabeled target at the selected epoch"), std::string::npos);
+  EXPECT_NE(html->find("dann_ganin (2 runs)"), std::string::npos) << "the distribution heatmap has a row per variant";
+  EXPECT_NE(html->find("<span class=\"warn\">WARNING:"), std::string::npos);
 }
 
 }  // namespace

@@ -292,6 +292,52 @@ seeds = [1]
   }
 }
 
+TEST_F(Expand, UnsupervisedDaSelectionGivesEveryVariantTheTargetAndSourceVal) {
+  for (const char* sel : {"dev", "im", "snd"}) {
+    Protocol p = Load(std::string(R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_tllib", "none"]
+adapt_options = {grl_horizon = "0.5 run"}
+seeds = [1]
+selection = ")") + sel + "\"\n");
+    ASSERT_EQ(p.jobs.size(), 2u);
+    for (const auto& j : p.jobs) {
+      EXPECT_EQ(j.spec.selection, sel);
+      ASSERT_EQ(j.spec.target_unlabeled.size(), 1u) << "also 'none': its epochs are selected on the target";
+      EXPECT_NE(j.spec.target_unlabeled[0].store.find("b.h5"), std::string::npos);
+      ASSERT_EQ(j.spec.val.size(), 1u);
+      EXPECT_NE(j.spec.val[0].store.find("a.h5"), std::string::npos) << "DEV weights source validation rows";
+      if (j.spec.kind == "adapt") EXPECT_EQ(j.spec.adapt.at("grl_horizon"), "0.5 run");
+    }
+  }
+}
+
+TEST_F(Expand, GrlScheduleLongerThanTheRunIsWarnedAtPlanTime) {
+  const std::string exp = R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_tllib", "dann_ganin", "mmd_rbf"]
+seeds = [1, 2]
+train = {epochs = 4}
+)";
+  Protocol p = Load(exp);
+  ASSERT_EQ(p.warnings.size(), 1u) << "one warning for dann_tllib, not one per seed; none for dann_ganin or mmd_rbf";
+  EXPECT_NE(p.warnings[0].find("variant 'dann_tllib'"), std::string::npos) << p.warnings[0];
+  EXPECT_NE(p.warnings[0].find("grl_horizon"), std::string::npos) << p.warnings[0];
+  std::string fitted = exp;
+  const std::string list = "variants = [\"dann_tllib\", \"dann_ganin\", \"mmd_rbf\"]";
+  fitted.replace(fitted.find(list), list.size(),
+                 "variants = [\"dann_tllib\"]\nadapt_options = {grl_horizon = \"1 run\"}");
+  EXPECT_TRUE(Load(fitted).warnings.empty()) << Load(fitted).warnings[0];
+}
+
 TEST_F(Expand, IdentitiesStableAcrossRunsAndKeyOrder) {
   const std::string exp = R"([[experiment]]
 name = "in"

@@ -102,6 +102,13 @@ TEST(Grammar, TargetValNeedsATarget) {
   ExpectAt(LoadError(dir, Proto("", "", "selection = \"target_val\"\n")), dir, 16, "needs a target corpus");
 }
 
+TEST(Grammar, UnsupervisedDaSelectionNeedsAnAdaptExperiment) {
+  TestDir dir;
+  for (const char* sel : {"dev", "im", "snd"})
+    ExpectAt(LoadError(dir, Proto("", "", std::string("selection = \"") + sel + "\"\n")), dir, 16,
+             "selects on the unlabeled target of an adapt experiment");
+}
+
 TEST(Grammar, UnknownModelNamesLine) {
   TestDir dir;
   std::string text = Proto();

@@ -1,0 +1,106 @@
+// worker/da_diagnostics.cc: DA diagnostics and unsupervised selection criteria (see da_diagnostics.h).
+#include "worker/da_diagnostics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace emosweep::worker {
+namespace {
+
+torch::Tensor Entropy(const torch::Tensor& p) {  // rows of [N, C] -> [N]
+  return -(p * p.clamp_min(1e-12).log()).sum(-1);
+}
+
+}  // namespace
+
+double LinearMmd(const torch::Tensor& fs, const torch::Tensor& ft) {
+  torch::NoGradGuard ng;
+  if (fs.size(0) == 0 || ft.size(0) == 0) return std::nan("");
+  return (fs.to(torch::kDouble).mean(0) - ft.to(torch::kDouble).mean(0)).pow(2).sum().item<double>();
+}
+
+PredictionStats TargetPredictionStats(const torch::Tensor& probs) {
+  torch::NoGradGuard ng;
+  PredictionStats s;
+  const int64_t n = probs.size(0), c = probs.size(1);
+  if (n == 0) return s;
+  torch::Tensor p = probs.to(torch::kCPU, torch::kDouble);
+  torch::Tensor counts = torch::bincount(p.argmax(1), /*weights=*/{}, c).to(torch::kDouble) / static_cast<double>(n);
+  s.class_share.assign(counts.data_ptr<double>(), counts.data_ptr<double>() + c);
+  auto it = std::max_element(s.class_share.begin(), s.class_share.end());
+  s.max_share = *it;
+  s.max_class = static_cast<int>(it - s.class_share.begin());
+  s.mean_entropy = Entropy(p).mean().item<double>();
+  s.im = Entropy(p.mean(0)).item<double>() - s.mean_entropy;
+  return s;
+}
+
+double SoftNeighborhoodDensity(const torch::Tensor& probs, double tau) {
+  torch::NoGradGuard ng;
+  const int64_t n = probs.size(0);
+  if (n < 2) return std::nan("");
+  torch::Tensor p = torch::nn::functional::normalize(probs.to(torch::kDouble),
+                                                     torch::nn::functional::NormalizeFuncOptions().dim(1));
+  torch::Tensor sim = torch::matmul(p, p.t()) / tau;
+  // Self-similarity excluded (Saito et al.: the diagonal is masked before the softmax).
+  sim.diagonal().fill_(-std::numeric_limits<double>::infinity());
+  torch::Tensor q = torch::softmax(sim, 1);
+  return Entropy(q).mean().item<double>();
+}
+
+DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch::Tensor& target_feats,
+                                 const torch::Tensor& val_feats, const torch::Tensor& val_losses) {
+  DevResult r;
+  const int64_t ns = source_feats.size(0), nt = target_feats.size(0), nv = val_feats.size(0);
+  if (ns == 0 || nt == 0 || nv < 2) {
+    r.risk = r.eta = std::nan("");
+    return r;
+  }
+  torch::Tensor xs = source_feats.detach().to(torch::kCPU, torch::kDouble);
+  torch::Tensor xt = target_feats.detach().to(torch::kCPU, torch::kDouble);
+  torch::Tensor x = torch::cat({xs, xt}, 0);
+  torch::Tensor mu = x.mean(0, true), sd = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
+  x = (x - mu) / sd;
+  torch::Tensor y = torch::cat({torch::ones({ns}, torch::kDouble), torch::zeros({nt}, torch::kDouble)});
+  // Logistic regression from zero, full batch: deterministic, no random draws.
+  torch::Tensor w = torch::zeros({x.size(1)}, torch::kDouble).requires_grad_(true);
+  torch::Tensor b = torch::zeros({1}, torch::kDouble).requires_grad_(true);
+  {
+    torch::optim::LBFGS opt({w, b}, torch::optim::LBFGSOptions(1.0).max_iter(100).line_search_fn("strong_wolfe"));
+    auto closure = [&]() -> torch::Tensor {
+      opt.zero_grad();
+      torch::Tensor logit = torch::matmul(x, w) + b;
+      torch::Tensor loss = torch::nn::functional::binary_cross_entropy_with_logits(logit, y) + 1e-2 * w.pow(2).sum();
+      loss.backward();
+      return loss;
+    };
+    opt.step(closure);
+  }
+  torch::NoGradGuard ng;
+  r.domain_acc = ((torch::matmul(x, w) + b > 0).to(torch::kDouble) == y).to(torch::kDouble).mean().item<double>();
+  torch::Tensor xv = (val_feats.detach().to(torch::kCPU, torch::kDouble) - mu) / sd;
+  // P(source|x) = σ(z): w = P(t|x)/P(s|x) · N_s/N_t = exp(−z) · N_s/N_t (clamped against overflow).
+  torch::Tensor z = (torch::matmul(xv, w) + b).clamp(-30.0, 30.0);
+  torch::Tensor weight = torch::exp(-z) * (static_cast<double>(ns) / static_cast<double>(nt));
+  r.risk = DevRisk(weight, val_losses, &r.eta);
+  r.weight_mean = weight.mean().item<double>();
+  return r;
+}
+
+double DevRisk(const torch::Tensor& weight_in, const torch::Tensor& loss_in, double* eta_out) {
+  torch::NoGradGuard ng;
+  torch::Tensor weight = weight_in.detach().to(torch::kCPU, torch::kDouble).reshape({-1});
+  torch::Tensor loss = loss_in.detach().to(torch::kCPU, torch::kDouble).reshape({-1});
+  const int64_t n = weight.size(0);
+  if (n < 2 || loss.size(0) != n) return std::nan("");
+  torch::Tensor wl = weight * loss;
+  const double mean_w = weight.mean().item<double>(), mean_wl = wl.mean().item<double>();
+  const double cov = ((wl - mean_wl) * (weight - mean_w)).sum().item<double>() / static_cast<double>(n - 1);
+  const double var_w = (weight - mean_w).pow(2).sum().item<double>() / static_cast<double>(n - 1);
+  const double eta = var_w > 0 ? -cov / var_w : 0.0;
+  if (eta_out) *eta_out = eta;
+  return mean_wl + eta * mean_w - eta;
+}
+
+}  // namespace emosweep::worker
