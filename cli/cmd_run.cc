@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <chrono>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -302,6 +303,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   std::unique_ptr<orchestrator::ProcessPool> pool;
   std::mutex here_mu;
   bool here_busy = false;
+  IdleCoreMeter meter;  // guarded by here_mu
   orchestrator::Executor executor = TrainerExecutor();
   if (o.parallel != 1) {
     orchestrator::ProcessPoolOptions po;
@@ -309,14 +311,29 @@ Status RunSingleProcess(const po::variables_map& vm) {
     po.args = {"worker", "--log-level", vm["log-level"].as<std::string>()};
     po.env = {{"OMP_WAIT_POLICY", "PASSIVE"}};
     pool = std::make_unique<orchestrator::ProcessPool>(po);
+    // A job beside the running one goes to a worker process only while about a
+    // core is idle (core/cpu.h, IdleCoreMeter): when other sessions keep every
+    // core busy, a second process gets no more CPU time and costs its start-up,
+    // so the job waits for this process instead (the numbers are the same).
+    // Only the default does this: an explicit --parallel K runs K at once.
+    const bool adaptive = o.parallel == 0;
+    if (adaptive) (void)meter.Sample();
     executor = [&](const worker::JobSpec& s, const worker::JobContext& c) -> Result<worker::JobResult> {
-      {
-        std::lock_guard<std::mutex> lock(here_mu);
-        if (!here_busy) {
-          here_busy = true;
-        } else {
-          return pool->Run(s, c);
+      for (;;) {
+        bool here = false, beside = false;
+        {
+          std::lock_guard<std::mutex> lock(here_mu);
+          if (!here_busy) {
+            here_busy = here = true;
+          } else {
+            const double idle = adaptive ? meter.Sample() : -1;
+            beside = idle < 0 || idle >= 0.7;  // a core is free: run it beside the one here
+          }
         }
+        if (here) break;
+        if (beside) return pool->Run(s, c);
+        if (c.stop_requested && c.stop_requested->load()) return Status::Aborted("stopped before it started");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       struct Free {
         std::mutex& mu;

@@ -7,6 +7,7 @@
 // Thread-safety: all functions are safe to call from any thread.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace emosweep {
@@ -21,5 +22,28 @@ double LoadAverage1();
 // (other processes compete for them: jobs run slower, their numbers do not
 // change); "" otherwise.
 std::string BusyHostWarning();
+
+}  // namespace emosweep
+
+namespace emosweep {
+
+// Idle CPU capacity, in cores, of the CPUs in this process's affinity mask,
+// measured from /proc/stat between consecutive calls (the first call measures
+// over a short wait). `run` starts a job beside the one it is running only
+// when at least about one core is idle: with other work keeping the cores busy
+// (another user's session), a second worker process brings no CPU time (the
+// kernel shares CPU time between sessions, sched_autogroup) and only costs its
+// start-up. -1 when /proc/stat cannot be read.
+// Thread-safety: IdleCoreMeter is not shared between threads without a lock.
+class IdleCoreMeter {
+ public:
+  double Sample();
+
+ private:
+  bool have_ = false;
+  unsigned long long idle_ = 0, total_ = 0;
+  double last_ = -1;
+  std::chrono::steady_clock::time_point at_;
+};
 
 }  // namespace emosweep
