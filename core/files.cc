@@ -1,4 +1,5 @@
 #include "core/files.h"
+#include "core/cache_dir.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -72,6 +74,13 @@ Status MakeDirs(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError(dir + ": cannot create directory: " + ec.message());
   return Status::Ok();
+}
+
+std::string CacheDir() {
+  if (const char* d = std::getenv("EMOSWEEP_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/emosweep";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/emosweep";
+  return "";
 }
 
 }  // namespace emosweep

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/cache_dir.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "data/feature_store.h"
@@ -99,17 +100,8 @@ void AppendCache(const std::string& file, const std::string& key, const std::str
 }  // namespace
 
 std::string StoreVerifyCachePath() {
-  std::string dir;
-  if (const char* d = std::getenv("EMOSWEEP_CACHE_DIR"); d && *d) {
-    dir = d;
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    dir = std::string(x) + "/emosweep";
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    dir = std::string(h) + "/.cache/emosweep";
-  } else {
-    return "";
-  }
-  return dir + "/verified-stores.tsv";
+  const std::string dir = CacheDir();
+  return dir.empty() ? "" : dir + "/verified-stores.tsv";
 }
 
 int64_t StoreVerifyRecomputations() { return g_recomputations.load(); }

@@ -10,7 +10,8 @@
 // back by a user, so rewriting values in place and restoring the mtime still
 // invalidates the entry): in this process (a map) and across processes (a
 // small append-only file, `verified-stores.tsv` in the cache directory:
-// $EMOSWEEP_CACHE_DIR, else $XDG_CACHE_HOME/emosweep, else ~/.cache/emosweep).
+// core::CacheDir(): $EMOSWEEP_CACHE_DIR, else $XDG_CACHE_HOME/emosweep, else
+// ~/.cache/emosweep; EMOSWEEP_CACHE_DIR=off keeps no file).
 // An unwritable cache directory only costs speed, never correctness.
 // Format of the cache file (docs/formats/feature-store.md): one line per
 // verification, tab-separated: format tag "v1", content hash, device, inode,

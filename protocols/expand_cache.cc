@@ -4,6 +4,9 @@
 //   id reportable seed selection oracle_eval n_labels labels... n_attrs key value ...
 #include "protocols/expand_cache.h"
 
+#include "core/cache_dir.h"
+#include "core/files.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -124,18 +127,8 @@ void WriteCache(const std::string& path, const std::string& key, const std::vect
 }  // namespace
 
 std::string ExpansionCachePath(const std::string& key) {
-  std::string dir;
-  if (const char* d = std::getenv("EMOSWEEP_CACHE_DIR"); d && *d) {
-    if (std::string(d) == "off") return "";
-    dir = d;
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    dir = std::string(x) + "/emosweep";
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    dir = std::string(h) + "/.cache/emosweep";
-  } else {
-    return "";
-  }
-  return key.empty() ? "" : dir + "/expansions/" + key + ".tsv";
+  const std::string dir = CacheDir();
+  return key.empty() || dir.empty() ? "" : dir + "/expansions/" + key + ".tsv";
 }
 
 Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOptions& options) {
