@@ -4,15 +4,19 @@
 // a person: reads one job request at a time from file descriptor 3, runs it
 // with worker::RunJob and writes the reply to descriptor 4, until descriptor
 // 3 ends. SIGINT/SIGTERM/SIGUSR1 ask the running job to checkpoint and come
-// back interrupted (the parent forwards its own stop this way). The process
-// dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of a sweep leaves no
-// orphan training.
+// back interrupted (the parent forwards its own stop this way). When the
+// parent dies (`kill -9` of a sweep) a watchdog sees the new parent pid within
+// a second and stops the job the same way; the process then exits, leaving no
+// orphan training. (Not PR_SET_PDEATHSIG: it fires when the parent *thread*
+// that spawned the child ends, and the runner's threads end before the sweep
+// does, which would stop a job another thread is still waiting for.)
 #include <signal.h>
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <map>
 
 #include "cli/commands.h"
@@ -32,14 +36,20 @@ constexpr int kReplyFd = 4;
 }  // namespace
 
 void WorkerOptions(po::options_description& o) {
-  o.add_options()("slot", po::value<int>()->default_value(0), "worker number (log prefix)");
+  o.add_options()("slot", po::value<int>()->default_value(0), "worker number (log prefix)")(
+      "parent-pid", po::value<long>()->default_value(0), "the run process; the worker stops when it is gone");
 }
 
 Status WorkerRun(const po::variables_map& vm) {
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::signal(sig, OnWorkerSignal);
   ::signal(SIGPIPE, SIG_IGN);
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() == 1) return Status::Aborted("worker: the parent process is gone");
+  const pid_t parent = static_cast<pid_t>(vm["parent-pid"].as<long>());
+  if (parent > 0 && ::getppid() != parent) return Status::Aborted("worker: the parent process is gone");
+  if (parent > 0)
+    std::thread([parent] {
+      while (::getppid() == parent) std::this_thread::sleep_for(std::chrono::seconds(1));
+      g_worker_stop = true;  // the running job checkpoints and returns; the reply then fails and we exit
+    }).detach();
   if (::fcntl(kRequestFd, F_GETFD) < 0 || ::fcntl(kReplyFd, F_GETFD) < 0)
     return Status::InvalidArgument(
         "worker: file descriptors 3 and 4 are not open ('emosweep worker' is started by 'emosweep run --parallel K')");

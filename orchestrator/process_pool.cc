@@ -151,6 +151,10 @@ Status ProcessPool::Spawn(Slot* slot) {
   argv_s.insert(argv_s.end(), options_.args.begin(), options_.args.end());
   argv_s.push_back("--slot");
   argv_s.push_back(std::to_string(1 + (slot - slots_.data())));
+  if (options_.args.size() && options_.args[0] == "worker") {
+    argv_s.push_back("--parent-pid");
+    argv_s.push_back(std::to_string(::getpid()));
+  }
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -17,8 +17,9 @@
 // that dies (crash, OOM kill) fails the job it was running with the signal
 // named, and the slot is respawned for the next job. A stop request
 // (JobContext::stop_requested) is forwarded as SIGTERM: the child's trainer
-// checkpoints and the job comes back Aborted (pending again). Children get
-// PR_SET_PDEATHSIG, so a parent killed with -9 takes them with it.
+// checkpoints and the job comes back Aborted (pending again). A child whose
+// parent was killed with -9 notices within a second and stops (its
+// --parent-pid watchdog, cli/cmd_worker.cc).
 //
 // Request: {"spec": JobSpec JSON with "id", "threads": n, "device": "cpu",
 //           "work_dir": "...", "checkpoints": {job_id: path}}

@@ -71,4 +71,21 @@ pids=$(sqlite3 "$W/two.db" "SELECT count(DISTINCT json_extract(info_json, '\$.wo
 [ "$pids" = 1 ] || fail "--parallel 2 used $pids worker processes (expected 1 beside the run process)"
 [ "$(sqlite3 "$W/one.db" "SELECT count(json_extract(info_json, '\$.worker_pid')) FROM jobs")" = 0 ] ||
   fail "--parallel 1 should run jobs in its own process"
+# kill -9 of a sweep leaves no worker process training on (its watchdog sees
+# the parent gone within a second).
+sed 's/epochs = 3/epochs = 5000/' "$W/p.toml" > "$W/long.toml"
+(cd "$W" && exec "$BIN" run long.toml --ledger kill.db --parallel 2 --log-level error > /dev/null 2>&1) &
+runpid=$!
+for _ in $(seq 1 300); do
+  pgrep -f -- "--parent-pid $runpid" > /dev/null && break
+  sleep 0.1
+done
+pgrep -f -- "--parent-pid $runpid" > /dev/null || fail "no worker process started for the long run"
+kill -9 "$runpid"
+wait "$runpid" 2> /dev/null || true
+for _ in $(seq 1 100); do
+  pgrep -f -- "--parent-pid $runpid" > /dev/null || break
+  sleep 0.1
+done
+! pgrep -f -- "--parent-pid $runpid" > /dev/null || fail "a worker process outlived its killed sweep by 10 s"
 echo "parallel_repro: $n jobs, --parallel 1 / 2 / auto identical ($(wc -l < "$W/one.txt") rows compared)"
