@@ -203,7 +203,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     // Warnings are counted per row, or per row and column when there are several columns.
     const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
     t.row_runs[cell]++;
-    if (j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty()) {
+    // Adaptation experiments' jobs (every variant, "none" included, sees the
+    // unlabeled target). Read from the attributes too: a job from the
+    // expansion cache (protocols/expand_cache.h) carries no spec.kind.
+    auto exp_kind = j.attrs.find("kind");
+    if (j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty() ||
+        (exp_kind != j.attrs.end() && exp_kind->second == "adapt")) {
       ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(j.spec.id));
       if (row && row->info.is_object() && row->info.contains("warnings") && row->info["warnings"].is_array()) {
         std::set<std::string> codes;
