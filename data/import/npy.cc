@@ -187,8 +187,11 @@ Result<NpzArchive> NpzArchive::Open(const std::string& path) {
     e.local_offset = Le(b.data() + p + 42, 4);
     if (p + 46 + nlen + xlen + clen > b.size()) return bad("corrupt central directory");
     e.name = b.substr(p + 46, nlen);
-    for (size_t x = p + 46 + nlen; x + 4 <= p + 46 + nlen + xlen;) {
+    const size_t xend = p + 46 + nlen + xlen;
+    for (size_t x = p + 46 + nlen; x + 4 <= xend;) {
       const uint16_t id = static_cast<uint16_t>(Le(b.data() + x, 2)), sz = static_cast<uint16_t>(Le(b.data() + x + 2, 2));
+      // An extra field may not run past its entry's extra area (found by fuzz_npy: read past the buffer).
+      if (x + 4 + sz > xend) return bad("corrupt extra field in the central directory");
       size_t q = x + 4;
       if (id == 1) {
         for (uint64_t* f : {&e.size, &e.compressed, &e.local_offset})
