@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     if (a->kind == orchestrator::Assignment::Kind::kDone) break;
     if (a->kind == orchestrator::Assignment::Kind::kWait) return Fail(Status::Internal("scheduler waits with nothing running"));
     const auto& spec = a->job->spec;
-    worker::JobResult r;
+    jobs::JobResult r;
     for (const auto& [name, refs] : spec.eval) {
       (void)refs;
       r.evals[name].metrics = {{"ua", Fake(spec.id, 1)}, {"wa", Fake(spec.id, 2)},

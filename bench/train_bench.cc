@@ -23,7 +23,7 @@
 #include "models/model.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/train_config.h"
+#include "jobs/train_config.h"
 
 namespace {
 
@@ -90,7 +90,7 @@ nlohmann::json OptimizerPart(int steps) {
   auto fused_model = Build(m);
   auto ref_model = Build(m);
   if (!fused_model || !ref_model) return {};
-  auto cfg = *emosweep::worker::ParseTrainConfig({{"lr", 2e-5}, {"weight_decay", 0.01}}, "bench");
+  auto cfg = *emosweep::jobs::ParseTrainConfig({{"lr", 2e-5}, {"weight_decay", 0.01}}, "bench");
   auto flat = *FlatParameters::Build(*fused_model, {});
   FusedOptimizer fused(&flat, cfg);
   torch::optim::AdamW ref(ref_model->parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
@@ -136,7 +136,7 @@ nlohmann::json ThroughputPart(int64_t rows) {
     torch::manual_seed(0);
     auto model = Build(m);
     if (!model) continue;
-    auto cfg = *emosweep::worker::ParseTrainConfig({{"lr", 1e-4}}, "bench");
+    auto cfg = *emosweep::jobs::ParseTrainConfig({{"lr", 1e-4}}, "bench");
     auto flat = *FlatParameters::Build(*model, {});
     FusedOptimizer opt(&flat, cfg);
     model->train();

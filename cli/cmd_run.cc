@@ -84,7 +84,7 @@ void RestoreSignals() {
 }
 
 orchestrator::Executor TrainerExecutor() {
-  return [](const worker::JobSpec& s, const worker::JobContext& c) { return worker::RunJob(s, c); };
+  return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return worker::RunJob(s, c); };
 }
 
 // Rank 0 of an MPI world: the sweep's coordinator (the only ledger writer).
@@ -117,7 +117,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
            << d.group_size << "): " << c0.total << " jobs, " << c0.skipped << " already done";
   const nlohmann::json build = BuildInfo();
   orchestrator::Ledger* l = ledger->get();
-  auto prov = [&](const protocols::PlannedJob&, const worker::JobResult& r) {
+  auto prov = [&](const protocols::PlannedJob&, const jobs::JobResult& r) {
     return nlohmann::json{{"git_revision", build.value("git_revision", "unknown")},
                           {"host", comm.host()},
                           {"build", build},
@@ -214,7 +214,7 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
   } else {
     orchestrator::RunOptions ro = placed_o;
     auto make_context = [ro] {
-      worker::JobContext c;
+      jobs::JobContext c;
       c.threads = ro.threads;
       c.device = ro.device;
       c.work_dir = ro.work_dir;
@@ -318,7 +318,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // Only the default does this: an explicit --parallel K runs K at once.
     const bool adaptive = o.parallel == 0;
     if (adaptive) (void)meter.Sample();
-    executor = [&](const worker::JobSpec& s, const worker::JobContext& c) -> Result<worker::JobResult> {
+    executor = [&](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {
       for (;;) {
         bool here = false, beside = false;
         {

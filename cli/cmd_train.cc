@@ -75,15 +75,15 @@ Status TrainRun(const po::variables_map& vm) {
   const bool resumable = !vm["work-dir"].as<std::string>().empty();
   for (int sig : {SIGINT, SIGTERM}) std::signal(sig, resumable ? OnStopSignal : OnQuitSignal);
   std::signal(SIGUSR1, OnStopSignal);
-  ES_ASSIGN_OR_RETURN(worker::JobSpec spec, worker::JobSpecFromTomlFile(vm["config"].as<std::string>()));
-  worker::JobContext ctx;
+  ES_ASSIGN_OR_RETURN(jobs::JobSpec spec, worker::JobSpecFromTomlFile(vm["config"].as<std::string>()));
+  jobs::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();
   if (ctx.threads < 1) return Status::InvalidArgument("--threads must be >= 1");
   if (ctx.threads > 1) EnsurePassiveOpenMP();  // before anything else runs: it may re-execute this command
   ctx.device = vm["device"].as<std::string>();
   ctx.work_dir = vm["work-dir"].as<std::string>();
   ctx.stop_requested = &g_stop;
-  ctx.on_epoch = [](const worker::EpochRecord& r) {
+  ctx.on_epoch = [](const jobs::EpochRecord& r) {
     LOG_INFO << "epoch " << r.epoch << " train_loss " << Fmt(r.train_loss) << " val_loss " << Fmt(r.val_loss)
              << " val_ua "  // val_metrics is null for an epoch without validation (no val data)
              << Fmt(r.val_metrics.is_object() ? r.val_metrics.value("ua", nlohmann::json()) : nlohmann::json())
@@ -95,9 +95,9 @@ Status TrainRun(const po::variables_map& vm) {
   };
   LOG_INFO << "job " << spec.id.substr(0, 12) << ": model " << spec.model.value("name", "?") << ", selection "
            << spec.selection << ", seed " << spec.seed;
-  ES_ASSIGN_OR_RETURN(worker::JobResult result, worker::RunJob(spec, ctx));
+  ES_ASSIGN_OR_RETURN(jobs::JobResult result, worker::RunJob(spec, ctx));
   if (vm.count("json")) {
-    nlohmann::json j = {{"job_id", spec.id}, {"job", spec.ToJson()}, {"result", worker::JobResultToJson(result)}};
+    nlohmann::json j = {{"job_id", spec.id}, {"job", spec.ToJson()}, {"result", jobs::JobResultToJson(result)}};
     PrintJson(j.dump(2));
     return Status::Ok();
   }

@@ -60,16 +60,16 @@ Status WorkerRun(const po::variables_map& vm) {
     if (!frame.ok()) return frame.status();
     if (eof) return Status::Ok();
     const nlohmann::json request = nlohmann::json::parse(*frame, nullptr, false);
-    Result<worker::JobResult> outcome = Status::Internal("worker: malformed request");
+    Result<jobs::JobResult> outcome = Status::Internal("worker: malformed request");
     if (request.is_object() && request.contains("spec")) {
-      auto spec = worker::JobSpec::FromJson(request["spec"], "job from the parent process");
+      auto spec = jobs::JobSpec::FromJson(request["spec"], "job from the parent process");
       if (!spec.ok()) {
         outcome = spec.status();
       } else {
         std::map<std::string, std::string> checkpoints;
         if (request.contains("checkpoints") && request["checkpoints"].is_object())
           checkpoints = request["checkpoints"].get<std::map<std::string, std::string>>();
-        worker::JobContext ctx;
+        jobs::JobContext ctx;
         ctx.threads = request.value("threads", 1);
         ctx.device = request.value("device", std::string("cpu"));
         ctx.work_dir = request.value("work_dir", std::string());

@@ -92,7 +92,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       const nlohmann::json& j = a.reply;
       const std::string status = j.value("status", "");
       if (status == "ok") {
-        auto res = worker::JobResultFromJson(j["result"], "result of job " + job->spec.id);
+        auto res = jobs::JobResultFromJson(j["result"], "result of job " + job->spec.id);
         if (!res.ok()) {
           ES_RETURN_IF_ERROR(scheduler.OnFailed(job->spec.id, res.status()));
           ++sum.failed;
@@ -284,7 +284,7 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
 
     nlohmann::json reply;
     const nlohmann::json message = nlohmann::json::parse(payload, nullptr, false);
-    auto spec = worker::JobSpec::FromJson(message.is_object() ? message.value("spec", nlohmann::json()) : nlohmann::json(),
+    auto spec = jobs::JobSpec::FromJson(message.is_object() ? message.value("spec", nlohmann::json()) : nlohmann::json(),
                                           "job from rank 0");
     std::map<std::string, std::string> checkpoints;
     if (message.is_object() && message.contains("checkpoints") && message["checkpoints"].is_object())
@@ -296,16 +296,16 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
         std::lock_guard<std::mutex> lock(job_mu);
         current_job = spec->id;
       }
-      worker::JobContext ctx = make_context();
+      jobs::JobContext ctx = make_context();
       ctx.reducer = &reducer;
       ctx.stop_requested = &stop;
       ctx.checkpoint_of = [checkpoints](const std::string& id) {
         auto it = checkpoints.find(id);
         return it == checkpoints.end() ? std::string() : it->second;
       };
-      Result<worker::JobResult> r = execute(*spec, ctx);
+      Result<jobs::JobResult> r = execute(*spec, ctx);
       if (r.ok()) {
-        reply = {{"status", "ok"}, {"result", worker::JobResultToJson(*r)}};
+        reply = {{"status", "ok"}, {"result", jobs::JobResultToJson(*r)}};
       } else if (r.status().code() == StatusCode::kAborted) {
         // The trainer returns Aborted only when its group agreed to stop
         // (worker/trainer.cc): possibly on another rank's flag, not this one's.

@@ -48,7 +48,7 @@
 #include "cluster/world.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/scheduler.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
 namespace emosweep::orchestrator {
 
@@ -62,8 +62,8 @@ struct DistributedOptions {
   std::string inject_fault;
 };
 
-using ContextFactory = std::function<worker::JobContext()>;
-using ProvenanceFn = std::function<nlohmann::json(const protocols::PlannedJob&, const worker::JobResult&)>;
+using ContextFactory = std::function<jobs::JobContext()>;
+using ProvenanceFn = std::function<nlohmann::json(const protocols::PlannedJob&, const jobs::JobResult&)>;
 // Path of a finished job's checkpoint (rank 0 reads it from the ledger and
 // ships it with the job, so worker ranks never open the ledger).
 using CheckpointLookup = std::function<std::string(const std::string& job_id)>;

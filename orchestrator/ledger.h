@@ -34,7 +34,7 @@
 #include "core/status.h"
 #include "orchestrator/sqlite_util.h"
 #include "protocols/expand.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
 namespace emosweep::orchestrator {
 
@@ -122,7 +122,7 @@ class Ledger {
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);
   // Writes results + provenance and sets 'done', in one transaction. Returns false
   // (and writes nothing) when the job is no longer ours (taken over, or done elsewhere).
-  Result<bool> Complete(const std::string& id, const std::string& owner, const worker::JobResult& result,
+  Result<bool> Complete(const std::string& id, const std::string& owner, const jobs::JobResult& result,
                         const nlohmann::json& provenance);
   // retry = true: back to pending (error kept); false: failed.
   Status Fail(const std::string& id, const std::string& owner, const std::string& error, bool retry);
@@ -152,7 +152,7 @@ class Ledger {
   // job id -> eval -> details JSON (per_class_recall, confusion, n).
   Result<std::map<std::string, std::map<std::string, nlohmann::json>>> EvalDetails(
       const std::vector<std::string>& ids);
-  Result<std::vector<worker::EpochRecord>> Curve(const std::string& id);
+  Result<std::vector<jobs::EpochRecord>> Curve(const std::string& id);
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
   // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.

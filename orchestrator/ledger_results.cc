@@ -22,7 +22,7 @@ nlohmann::json ParseJsonOr(const std::string& text, nlohmann::json fallback) {
 }
 
 Status InsertEval(Db* db, Stmt& metric, Stmt& detail, Stmt& pred, const std::string& id, const std::string& name,
-                  const worker::EvalResult& ev) {
+                  const jobs::EvalResult& ev) {
   nlohmann::json details = nlohmann::json::object();
   if (ev.metrics.is_object()) {
     for (auto it = ev.metrics.begin(); it != ev.metrics.end(); ++it) {
@@ -59,7 +59,7 @@ Status InsertEval(Db* db, Stmt& metric, Stmt& detail, Stmt& pred, const std::str
 
 }  // namespace
 
-Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, const worker::JobResult& result,
+Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, const jobs::JobResult& result,
                               const nlohmann::json& provenance) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(&db_);
@@ -231,18 +231,18 @@ Result<std::map<std::string, std::map<std::string, nlohmann::json>>> Ledger::Eva
   return out;
 }
 
-Result<std::vector<worker::EpochRecord>> Ledger::Curve(const std::string& id) {
+Result<std::vector<jobs::EpochRecord>> Ledger::Curve(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,
           "SELECT epoch, train_loss, val_loss, val_metrics_json, lr, seconds FROM curves WHERE job_id = ? "
           "ORDER BY epoch");
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, id);
-  std::vector<worker::EpochRecord> out;
+  std::vector<jobs::EpochRecord> out;
   for (;;) {
     ES_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    worker::EpochRecord e;
+    jobs::EpochRecord e;
     e.epoch = static_cast<int>(st.Int(0));
     e.train_loss = st.Double(1);
     e.val_loss = st.Double(2);

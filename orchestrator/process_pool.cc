@@ -89,21 +89,21 @@ Result<std::string> ReadFrame(int fd, bool* eof) {
   return payload;
 }
 
-nlohmann::json ReplyFor(const Result<worker::JobResult>& outcome) {
-  if (outcome.ok()) return {{"status", "ok"}, {"result", worker::JobResultToJson(*outcome)}};
+nlohmann::json ReplyFor(const Result<jobs::JobResult>& outcome) {
+  if (outcome.ok()) return {{"status", "ok"}, {"result", jobs::JobResultToJson(*outcome)}};
   if (outcome.status().code() == StatusCode::kAborted)
     return {{"status", "interrupted"}, {"error", outcome.status().message()}};
   return {{"status", "failed"}, {"code", static_cast<int>(outcome.status().code())}, {"error", outcome.status().message()}};
 }
 
-Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where) {
+Result<jobs::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where) {
   if (!reply.is_object() || !reply.contains("status") || !reply["status"].is_string())
     return Status::Internal(where + ": malformed reply from the worker process");
   const std::string status = reply["status"].get<std::string>();
   const std::string error = reply.value("error", std::string());
   if (status == "ok") {
     if (!reply.contains("result")) return Status::Internal(where + ": reply without a result");
-    return worker::JobResultFromJson(reply["result"], where);
+    return jobs::JobResultFromJson(reply["result"], where);
   }
   if (status == "interrupted") return Status::Aborted(error);
   int code = reply.value("code", static_cast<int>(StatusCode::kInternal));
@@ -205,7 +205,7 @@ void ProcessPool::Reap(Slot* slot, bool kill_first) {
 }
 
 Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& request,
-                                             const worker::JobContext& context, const std::string& job) {
+                                             const jobs::JobContext& context, const std::string& job) {
   auto died = [&](const std::string& when) -> Status {
     int wstatus = 0;
     std::string how = "ended";
@@ -235,7 +235,7 @@ Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& requ
   }
 }
 
-Result<worker::JobResult> ProcessPool::Run(const worker::JobSpec& spec, const worker::JobContext& context) {
+Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::JobContext& context) {
   Slot* slot = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);

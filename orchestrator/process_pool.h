@@ -39,7 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
 namespace emosweep::orchestrator {
 
@@ -60,7 +60,7 @@ class ProcessPool {
   ProcessPool& operator=(const ProcessPool&) = delete;
 
   // Runs one job in a free child process.
-  Result<worker::JobResult> Run(const worker::JobSpec& spec, const worker::JobContext& context);
+  Result<jobs::JobResult> Run(const jobs::JobSpec& spec, const jobs::JobContext& context);
 
   int spawned() const;  // child processes started so far (respawns included)
 
@@ -73,7 +73,7 @@ class ProcessPool {
   };
   Status Spawn(Slot* slot);
   void Reap(Slot* slot, bool kill_first);
-  Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const worker::JobContext& context,
+  Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const jobs::JobContext& context,
                                   const std::string& job);
 
   ProcessPoolOptions options_;
@@ -89,7 +89,7 @@ Status WriteFrame(int fd, const std::string& payload);
 Result<std::string> ReadFrame(int fd, bool* eof);
 
 // The reply a child sends for a job outcome, and the outcome a parent reads from it.
-nlohmann::json ReplyFor(const Result<worker::JobResult>& outcome);
-Result<worker::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where);
+nlohmann::json ReplyFor(const Result<jobs::JobResult>& outcome);
+Result<jobs::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where);
 
 }  // namespace emosweep::orchestrator

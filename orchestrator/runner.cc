@@ -47,7 +47,7 @@ struct Shared {
   bool Stopping() const { return stop_jobs.load() || (options->stop && options->stop->load()); }
 };
 
-Result<worker::JobResult> RunOne(Shared& sh, const worker::JobSpec& spec, const worker::JobContext& ctx) {
+Result<jobs::JobResult> RunOne(Shared& sh, const jobs::JobSpec& spec, const jobs::JobContext& ctx) {
   try {
     return (*sh.executor)(spec, ctx);
   } catch (const std::exception& e) {
@@ -70,7 +70,7 @@ void WorkerLoop(Shared& sh, int k) {
       continue;
     }
     const protocols::PlannedJob& job = *next->job;
-    worker::JobContext ctx;
+    jobs::JobContext ctx;
     ctx.threads = o.threads;
     ctx.device = o.device;
     ctx.work_dir = o.work_dir;
@@ -84,7 +84,7 @@ void WorkerLoop(Shared& sh, int k) {
     LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] started, attempt " << next->attempt;
     double t0 = NowSeconds();
     auto steady0 = std::chrono::steady_clock::now();
-    Result<worker::JobResult> r = RunOne(sh, job.spec, ctx);
+    Result<jobs::JobResult> r = RunOne(sh, job.spec, ctx);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
     Status st;
     if (r.ok()) {

@@ -25,11 +25,11 @@
 #include "orchestrator/ledger.h"
 #include "orchestrator/scheduler.h"
 #include "protocols/expand.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
 namespace emosweep::orchestrator {
 
-using Executor = std::function<Result<worker::JobResult>(const worker::JobSpec&, const worker::JobContext&)>;
+using Executor = std::function<Result<jobs::JobResult>(const jobs::JobSpec&, const jobs::JobContext&)>;
 
 struct RunOptions {
   int threads = 1;              // intra-op threads per job

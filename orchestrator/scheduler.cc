@@ -12,7 +12,7 @@ namespace {
 bool Terminal(JobStatus s) { return s == JobStatus::kDone || s == JobStatus::kFailed || s == JobStatus::kBlocked; }
 }  // namespace
 
-double ExpectedCost(const worker::JobSpec& spec) {
+double ExpectedCost(const jobs::JobSpec& spec) {
   double utts = 0;
   for (const auto& r : spec.train) utts += static_cast<double>(r.ids.size());
   double epochs = 1;
@@ -260,7 +260,7 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
   return Assignment{Assignment::Kind::kDone, nullptr, 0};
 }
 
-Status Scheduler::OnFinished(const std::string& id, const worker::JobResult& result,
+Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& result,
                              const nlohmann::json& provenance) {
   std::lock_guard<std::mutex> lock(mu_);
   ES_ASSIGN_OR_RETURN(int i, IndexOf(id));

@@ -101,7 +101,7 @@ class Scheduler {
 
   Result<Assignment> NextReady(const std::string& worker);
   // provenance: see Ledger::Complete (git revision, host, build, world size, timings).
-  Status OnFinished(const std::string& id, const worker::JobResult& result, const nlohmann::json& provenance);
+  Status OnFinished(const std::string& id, const jobs::JobResult& result, const nlohmann::json& provenance);
   Status OnFailed(const std::string& id, const Status& error);
   Status OnInterrupted(const std::string& id);
   Status Heartbeat();
@@ -154,6 +154,6 @@ class Scheduler {
 };
 
 // Expected cost of a job for the "longest first" rule: train utterances × epochs.
-double ExpectedCost(const worker::JobSpec& spec);
+double ExpectedCost(const jobs::JobSpec& spec);
 
 }  // namespace emosweep::orchestrator

@@ -64,7 +64,7 @@ Result<int> MetricIndex(const std::string& metric) {
   return Status::InvalidArgument("unknown metric '" + metric + "' (ua, wa, macro_f1, weighted_f1)");
 }
 
-// Same conventions as worker/metrics.h (sklearn): UA over classes present in
+// Same conventions as jobs/metrics.h (sklearn): UA over classes present in
 // the truth; macro-F1 over classes in truth ∪ predictions; weighted-F1 by true counts.
 double MetricOf(int which, const Confusion& cm) {
   int c = cm.c;

@@ -7,7 +7,7 @@
 #include "models/adapt_configs.h"
 #include "models/model_configs.h"
 #endif
-#include "worker/train_config.h"
+#include "jobs/train_config.h"
 
 namespace emosweep::protocols {
 namespace {
@@ -61,7 +61,7 @@ Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohm
 
 Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
                                             const KeyLines& lines) {
-  return worker::TrainConfigTable().Apply(given, where, lines);
+  return jobs::TrainConfigTable().Apply(given, where, lines);
 }
 
 const std::vector<std::string>& KnownAdaptVariants() {

@@ -2,8 +2,8 @@
 // validates against, so that job identities hold *effective* configs.
 //
 // Model configs come from models/model_configs.h (target
-// emosweep_models_config), the train section from worker/train_config.h
-// (in emosweep_worker_spec), DA variants from the names of
+// emosweep_models_config), the train section from jobs/train_config.h
+// (in emosweep_jobs), DA variants from the names of
 // ../shared/specs/da-variants.md. All torch-free: `plan` validates and fills
 // defaults without loading libtorch (docs/design/protocols.md says why this
 // departs from the architecture's dependency table).

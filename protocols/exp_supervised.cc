@@ -54,7 +54,7 @@ Status Expander::ExpandLoco(const ExperimentDecl& e, ExperimentSummary* s) {
     ES_ASSIGN_OR_RETURN(parts[c], PartitionOf(e, *views[c]));
   }
   for (const auto& held : e.corpora) {
-    std::vector<worker::DataRef> train, val, test_in;
+    std::vector<jobs::DataRef> train, val, test_in;
     std::vector<std::string> others;
     for (const auto& c : e.corpora) {
       if (c == held) continue;
@@ -119,7 +119,7 @@ Status Expander::ExpandCrossCorpus(const ExperimentDecl& e, ExperimentSummary* s
 Status Expander::ExpandJoint(const ExperimentDecl& e, ExperimentSummary* s) {
   std::map<std::string, const CorpusView*> views;
   std::map<std::string, Partition> parts;
-  std::vector<worker::DataRef> train, val, test;
+  std::vector<jobs::DataRef> train, val, test;
   for (const auto& c : e.corpora) {
     ES_ASSIGN_OR_RETURN(views[c], View(e, c));
     ES_ASSIGN_OR_RETURN(parts[c], PartitionOf(e, *views[c]));

@@ -55,7 +55,7 @@ nlohmann::json ExperimentDecl::ToJson() const {
   return j;
 }
 
-worker::DataRef CorpusView::Ref(std::vector<std::string> ids) const {
+jobs::DataRef CorpusView::Ref(std::vector<std::string> ids) const {
   return {store->path, store->info.content_hash, std::move(ids)};
 }
 
@@ -160,8 +160,8 @@ Result<Partition> Expander::PartitionOf(const ExperimentDecl& e, const CorpusVie
   return Partition{f.name, f.train, f.val, f.test};
 }
 
-worker::JobSpec Expander::BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const {
-  worker::JobSpec s;
+jobs::JobSpec Expander::BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const {
+  jobs::JobSpec s;
   s.kind = "supervised";
   s.features = e.features;
   s.labels = e.labels;
@@ -215,7 +215,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   return id;
 }
 
-std::string Expander::AddEval(const PlannedJob& trained, const worker::DataRef& test,
+std::string Expander::AddEval(const PlannedJob& trained, const jobs::DataRef& test,
                               std::map<std::string, std::string> attrs, ExperimentSummary* s) {
   PlannedJob j;
   j.spec.kind = "eval";

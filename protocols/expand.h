@@ -4,7 +4,7 @@
 // validates them and expands experiments × models × hyperparameter grid ×
 // seeds × folds into jobs) and orchestrator/ (which schedules, runs and
 // records them and renders tables). Job identities come from
-// worker::JobSpec::ComputeId(); shared pre-training jobs appear once and
+// jobs::JobSpec::ComputeId(); shared pre-training jobs appear once and
 // are listed in the `deps` of every job that starts from them.
 // Thread-safety: plain values.
 #pragma once
@@ -17,12 +17,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
 namespace emosweep::protocols {
 
 struct PlannedJob {
-  worker::JobSpec spec;            // spec.id is set
+  jobs::JobSpec spec;            // spec.id is set
   std::vector<std::string> deps;   // ids of jobs that must finish first (shared pre-training)
   // Table coordinates: "experiment", "kind", "model", "corpus", "source", "target",
   // "fold", "seed", "budget", "variant", "hp" (grid point as "lr=0.001,..."), ...

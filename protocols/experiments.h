@@ -24,7 +24,7 @@ struct CorpusView {
   const StoreView* store = nullptr;
   data::Corpus meta;               // filtered utterances (no features)
   std::vector<std::string> ids;    // all filtered ids, store order
-  worker::DataRef Ref(std::vector<std::string> ids) const;
+  jobs::DataRef Ref(std::vector<std::string> ids) const;
 };
 
 // The train / val / test share of a corpus used by every kind except in_domain.
@@ -47,7 +47,7 @@ class Expander {
   Result<std::vector<data::Fold>> Folds(const ExperimentDecl& e, const CorpusView& view);
   Result<Partition> PartitionOf(const ExperimentDecl& e, const CorpusView& view);
   // A JobSpec with what every job of (e, point, seed) shares.
-  worker::JobSpec BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const;
+  jobs::JobSpec BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const;
   std::map<std::string, std::string> BaseAttrs(const ExperimentDecl& e, size_t model, const GridPoint& point,
                                                uint64_t seed) const;
   // Computes the id, adds the job unless an identical one exists; returns the id.
@@ -61,7 +61,7 @@ class Expander {
   Status ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s);  // finetune and fewshot
   Status ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s);
   // An "eval" job: the checkpoint of `trained` evaluated on `test`.
-  std::string AddEval(const PlannedJob& trained, const worker::DataRef& test, std::map<std::string, std::string> attrs,
+  std::string AddEval(const PlannedJob& trained, const jobs::DataRef& test, std::map<std::string, std::string> attrs,
                       ExperimentSummary* s);
 
   const ProtocolDecl& decl_;

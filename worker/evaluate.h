@@ -16,7 +16,7 @@
 #include "models/model.h"
 #include "worker/dataset.h"
 #include "worker/job.h"
-#include "worker/metrics.h"
+#include "worker/job.h"
 
 namespace emosweep::worker {
 

@@ -19,7 +19,7 @@
 
 #include "core/status.h"
 #include "worker/flat_params.h"
-#include "worker/train_config.h"
+#include "worker/job.h"
 
 namespace emosweep::worker {
 

@@ -1,114 +1,27 @@
-// worker/job.h: the contract between the protocol layer and the trainer.
+// worker/job.h: the trainer's entry points for one job (libtorch behind them).
 //
-// protocols/ expands a protocol file into JobSpecs (plain data, JSON
-// round-trippable, no torch); worker/ runs one JobSpec and returns a
-// JobResult. Nothing here includes libtorch, so the orchestrator and the CLI
-// stay cheap to compile. RunJob catches every libtorch exception at this
-// boundary and returns it as a Status: a failing job is recorded as failed and
-// the sweep goes on.
+// The job contract itself (JobSpec, JobResult, JobContext, the training
+// config table, metrics, schedules) lives in jobs/, which is torch-free; this
+// header declares what the worker does with it. The worker's own code names
+// the contract's types unqualified through the using-directive below.
 // Thread-safety: RunJob does not crash when called concurrently from several
 // threads on different JobSpecs (each job owns its model and data), but the
-// results are then not reproducible: torch's default generator (seeded per
-// job, drawn by dropout and initialisation) and at::set_num_threads are
-// process-wide, so concurrent jobs interleave their draws. Reproducible runs
-// use one job at a time per process: `emosweep run` with --parallel 1 (the
-// default) or under mpirun (one job per rank); `run --parallel K` with K > 1
-// runs K jobs on threads of one process and is not reproducible.
+// results are then not reproducible: torch's default generator and
+// at::set_num_threads are process-wide. Reproducible runs use one job at a time
+// per process (`emosweep run` starts one process per concurrent job).
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-#include <functional>
-#include <map>
 #include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
-
-namespace emosweep::cluster {
-class GradientReducer;
-}
+#include "jobs/job.h"
+#include "jobs/metrics.h"
+#include "jobs/schedule.h"
+#include "jobs/train_config.h"
 
 namespace emosweep::worker {
 
-// A set of utterances from one feature store.
-struct DataRef {
-  std::string store;               // path to the HDF5 feature store
-  std::string corpus_hash;         // content hash the ids refer to (checked at load)
-  std::vector<std::string> ids;    // utterance ids, in a fixed order
-};
-
-struct JobSpec {
-  std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
-  std::string kind;                // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
-  std::map<std::string, std::string> features;  // modality ("audio"/"text"/"video") -> feature set name
-  std::vector<std::string> labels;              // class order (canonical labels)
-  std::vector<DataRef> train;                   // labelled training data (may span corpora: joint/LOCO)
-  std::vector<DataRef> val;                     // model-selection / early-stopping data
-  std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)
-  std::vector<DataRef> target_unlabeled;        // adapt: target-domain data, labels never read
-  nlohmann::json model = nlohmann::json::object();   // {"name": "...", <model config>}
-  nlohmann::json train_config = nlohmann::json::object();  // see worker/train_config.h for the keys
-  nlohmann::json adapt = nlohmann::json::object();   // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
-  std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
-  std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
-  uint64_t seed = 0;
-  std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
-  bool keep_checkpoint = false;    // dependents need this job's final model
-
-  nlohmann::json ToJson() const;   // canonical content (without "id")
-  static Result<JobSpec> FromJson(const nlohmann::json& j, const std::string& where);
-  std::string ComputeId() const;   // HashJson of ToJson() plus the identity version
-};
-
-struct Prediction {
-  std::string utt_id;
-  int label = -1;                  // index into JobSpec::labels
-  int pred = -1;
-  std::vector<float> probs;
-};
-
-struct EvalResult {
-  // Standard names: "ua" (= UAR, macro recall), "wa" (accuracy), "macro_f1",
-  // "weighted_f1", "per_class_recall" (list), "confusion" (rows = truth), "n".
-  nlohmann::json metrics;
-  std::vector<Prediction> predictions;
-};
-
-struct EpochRecord {
-  int epoch = 0;
-  double train_loss = 0;
-  double val_loss = 0;
-  nlohmann::json val_metrics;      // same keys as EvalResult::metrics (no confusion); jobs with target_unlabeled
-                                   // data add "da": the epoch's DA diagnostics (docs/trainer.md)
-  double lr = 0;
-  double seconds = 0;
-};
-
-struct JobResult {
-  std::map<std::string, EvalResult> evals;  // one per JobSpec::eval entry (plus "val")
-  std::vector<EpochRecord> curve;
-  int selected_epoch = -1;
-  std::string checkpoint;          // final model for dependents ("" unless keep_checkpoint)
-  nlohmann::json info = nlohmann::json::object();  // params, timings, device, world size
-};
-
-// JobResult <-> JSON (the MPI coordinator ships results between ranks as JSON;
-// probabilities are kept at float precision).
-nlohmann::json JobResultToJson(const JobResult& result);
-Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& where);
-
-struct JobContext {
-  int threads = 1;                 // intra-op threads for this job
-  std::string device = "cpu";      // "cpu" | "cuda:N"
-  cluster::GradientReducer* reducer = nullptr;  // data-parallel group; nullptr = world of one
-  std::string work_dir;            // checkpoints for resume/dependents live under here
-  std::function<std::string(const std::string& job_id)> checkpoint_of;  // path of a finished job's model
-  const std::atomic<bool>* stop_requested = nullptr;  // preemption: checkpoint and return Aborted
-  std::function<void(const EpochRecord&)> on_epoch;   // progress / heartbeats
-};
+using namespace emosweep::jobs;  // NOLINT: the worker implements the jobs contract
 
 // Runs one job end to end: load data, build model, train, select, evaluate.
 Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context);

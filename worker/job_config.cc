@@ -12,7 +12,7 @@
 #include "models/adapt_configs.h"
 #include "models/model_configs.h"
 #include "worker/dataset.h"
-#include "worker/train_config.h"
+#include "worker/job.h"
 
 namespace emosweep::worker {
 namespace {

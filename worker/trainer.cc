@@ -18,8 +18,8 @@
 #include "worker/evaluate.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/schedule.h"
-#include "worker/train_config.h"
+#include "worker/job.h"
+#include "worker/job.h"
 #include "worker/trainer_state.h"
 
 namespace emosweep::worker {

@@ -54,8 +54,8 @@ struct Sweep {
   }
 };
 
-worker::JobResult FakeResult() {
-  worker::JobResult r;
+jobs::JobResult FakeResult() {
+  jobs::JobResult r;
   r.evals["test"].metrics = {{"ua", 0.5}, {"wa", 0.5}, {"n", 1}};
   r.curve.push_back({0, 1.0, 0.9, {{"ua", 0.4}}, 1e-3, 0.01});
   r.selected_epoch = 0;
@@ -65,7 +65,7 @@ worker::JobResult FakeResult() {
 // Runs ranks 1..n-1 as threads with their own stop flags; `exec(rank, ctx)` is the job.
 Result<CoordinatorSummary> RunWorld(int n, const DistributedOptions& opt, Sweep& s,
                                     std::vector<std::unique_ptr<std::atomic<bool>>>& stops,
-                                    const std::function<Result<worker::JobResult>(int, const worker::JobContext&)>& exec) {
+                                    const std::function<Result<jobs::JobResult>(int, const jobs::JobContext&)>& exec) {
   auto world = cluster::MakeInProcWorld(n);
   std::vector<std::unique_ptr<cluster::GradientReducer>> reducers;
   for (int r = 0; r < n; ++r) {
@@ -75,9 +75,9 @@ Result<CoordinatorSummary> RunWorld(int n, const DistributedOptions& opt, Sweep&
   std::vector<std::thread> threads;
   for (int r = 1; r < n; ++r)
     threads.emplace_back([&, r] {
-      Executor e = [&, r](const worker::JobSpec&, const worker::JobContext& ctx) { return exec(r, ctx); };
+      Executor e = [&, r](const jobs::JobSpec&, const jobs::JobContext& ctx) { return exec(r, ctx); };
       Status st = RunWorkerRank(*world[static_cast<size_t>(r)], *reducers[static_cast<size_t>(r)], opt, e,
-                                [] { return worker::JobContext{}; }, *stops[static_cast<size_t>(r)]);
+                                [] { return jobs::JobContext{}; }, *stops[static_cast<size_t>(r)]);
       EXPECT_TRUE(st.ok()) << st.ToString();
     });
   std::atomic<bool> coordinator_stop{false};  // never set: the stop comes from a worker rank
@@ -99,7 +99,7 @@ TEST(CoordinatorStop, FlagOnANonLeaderRankInterruptsTheJobAndStopsTheSweep) {
   std::vector<std::unique_ptr<std::atomic<bool>>> stops;
   std::atomic<bool> group_agreed{false};
   std::atomic<int> started{0};
-  auto res = RunWorld(3, opt, s, stops, [&](int rank, const worker::JobContext&) -> Result<worker::JobResult> {
+  auto res = RunWorld(3, opt, s, stops, [&](int rank, const jobs::JobContext&) -> Result<jobs::JobResult> {
     ++started;
     if (rank == 2) {
       *stops[2] = true;  // e.g. the signal reached this rank only
@@ -127,7 +127,7 @@ TEST(CoordinatorStop, StoppingHeartbeatFromOneRankStopsEveryGroup) {
   std::vector<std::unique_ptr<std::atomic<bool>>> stops;
   std::atomic<int> done{0};
   const auto t0 = std::chrono::steady_clock::now();
-  auto res = RunWorld(3, opt, s, stops, [&](int rank, const worker::JobContext& ctx) -> Result<worker::JobResult> {
+  auto res = RunWorld(3, opt, s, stops, [&](int rank, const jobs::JobContext& ctx) -> Result<jobs::JobResult> {
     if (rank == 2) {
       *stops[2] = true;  // its heartbeats now carry "stopping"
       std::this_thread::sleep_for(std::chrono::milliseconds(300));

@@ -89,8 +89,8 @@ struct Stores {
   std::string src_path, src_hash, tgt_path, tgt_hash;
 };
 
-worker::JobSpec Spec(const Stores& s, int train_per_class, int batch, bool dann, int epochs) {
-  worker::JobSpec j;
+jobs::JobSpec Spec(const Stores& s, int train_per_class, int batch, bool dann, int epochs) {
+  jobs::JobSpec j;
   j.kind = dann ? "adapt" : "supervised";
   j.features = {{"audio", "a"}, {"text", "t"}};
   j.labels = {"anger", "happiness", "sadness"};
@@ -113,7 +113,7 @@ worker::JobSpec Spec(const Stores& s, int train_per_class, int batch, bool dann,
 double RelDiff(double a, double b) { return std::fabs(a - b) / std::max(1.0, std::fabs(b)); }
 
 // Everything a rank's result says, exactly (for the cross-rank bitwise check).
-std::string Fingerprint(const worker::JobResult& r) {
+std::string Fingerprint(const jobs::JobResult& r) {
   std::string s;
   for (const auto& e : r.curve) s += std::to_string(e.train_loss) + "/" + std::to_string(e.val_loss) + ";";
   for (const auto& [name, ev] : r.evals)
@@ -123,7 +123,7 @@ std::string Fingerprint(const worker::JobResult& r) {
 }
 
 // Rank 1 sends its fingerprint; rank 0 checks it equals its own.
-void CheckRanksAgree(cluster::Communicator& comm, const worker::JobResult& r, const std::string& what) {
+void CheckRanksAgree(cluster::Communicator& comm, const jobs::JobResult& r, const std::string& what) {
   const std::string mine = Fingerprint(r);
   if (comm.rank() != 0) {
     CHECK_OR_DIE(comm.Send(0, 31, mine).ok(), "send fingerprint");
@@ -136,11 +136,11 @@ void CheckRanksAgree(cluster::Communicator& comm, const worker::JobResult& r, co
   }
 }
 
-void CheckEquivalent(const std::string& name, const worker::JobSpec& spec, cluster::GradientReducer& red) {
-  worker::JobContext one;  // world of one
+void CheckEquivalent(const std::string& name, const jobs::JobSpec& spec, cluster::GradientReducer& red) {
+  jobs::JobContext one;  // world of one
   auto ref = worker::RunJob(spec, one);
   CHECK_OR_DIE(ref.ok(), "%s: 1-rank run: %s", name.c_str(), ref.status().ToString().c_str());
-  worker::JobContext group;
+  jobs::JobContext group;
   group.reducer = &red;
   auto dp = worker::RunJob(spec, group);
   CHECK_OR_DIE(dp.ok(), "%s: 2-rank run: %s", name.c_str(), dp.status().ToString().c_str());
@@ -178,9 +178,9 @@ void CheckEquivalent(const std::string& name, const worker::JobSpec& spec, clust
 }
 
 void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs::path& dir) {
-  const worker::JobSpec spec = Spec(s, 15, 8, /*dann=*/true, /*epochs=*/7);
+  const jobs::JobSpec spec = Spec(s, 15, 8, /*dann=*/true, /*epochs=*/7);
   const std::string shared = (dir / "work_shared").string();
-  worker::JobContext full_ctx;
+  jobs::JobContext full_ctx;
   full_ctx.reducer = &red;
   full_ctx.work_dir = (dir / "work_full").string();
   auto full = worker::RunJob(spec, full_ctx);
@@ -188,11 +188,11 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
 
   // The flag on rank 1 only, raised during epoch 3 (index 2).
   std::atomic<bool> stop{false};
-  worker::JobContext ctx;
+  jobs::JobContext ctx;
   ctx.reducer = &red;
   ctx.work_dir = shared;
   ctx.stop_requested = &stop;
-  ctx.on_epoch = [&](const worker::EpochRecord& r) {
+  ctx.on_epoch = [&](const jobs::EpochRecord& r) {
     if (g_rank == 1 && r.epoch == 2) stop = true;
   };
   auto first = worker::RunJob(spec, ctx);
@@ -201,7 +201,7 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
   CHECK_OR_DIE(first.status().message().find("after epoch 3") != std::string::npos, "stopped at the wrong epoch: %s",
                first.status().message().c_str());
   // Rank 0 reads the state only after both ranks returned (the Recv orders it).
-  CheckRanksAgree(g_world->comm(), worker::JobResult{}, "barrier");
+  CheckRanksAgree(g_world->comm(), jobs::JobResult{}, "barrier");
   if (g_rank == 0) {
     const std::string state = worker::JobStatePath(shared, spec.id);
     auto c = worker::ReadCheckpoint(state);
@@ -214,7 +214,7 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
 
   // Ranks that cannot see the same state must refuse together, not hang.
   stop = false;
-  worker::JobContext split = ctx;
+  jobs::JobContext split = ctx;
   split.on_epoch = nullptr;
   if (g_rank == 1) split.work_dir = (dir / "work_rank1_only").string();
   auto refused = worker::RunJob(spec, split);
@@ -222,7 +222,7 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
                    refused.status().message().find("shared work directory") != std::string::npos,
                "non-shared work directories: %s", refused.status().ToString().c_str());
 
-  worker::JobContext resume = ctx;
+  jobs::JobContext resume = ctx;
   resume.on_epoch = nullptr;
   auto rest = worker::RunJob(spec, resume);
   CHECK_OR_DIE(rest.ok(), "resume: %s", rest.status().ToString().c_str());
@@ -242,10 +242,10 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
 // are rank 0's before each validation (DDP's broadcast_buffers), so validation losses, early stopping and the
 // predictions are the same on every rank.
 void CheckBatchNormRanksAgree(const Stores& s, cluster::GradientReducer& red) {
-  worker::JobSpec spec = Spec(s, 15, 8, /*dann=*/false, /*epochs=*/3);
+  jobs::JobSpec spec = Spec(s, 15, 8, /*dann=*/false, /*epochs=*/3);
   spec.model = {{"name", "msr_b"}, {"hidden_dim", 32}, {"ffn_dim", 64}, {"dropout", 0.0}};
   spec.id = spec.ComputeId();
-  worker::JobContext ctx;
+  jobs::JobContext ctx;
   ctx.reducer = &red;
   auto r = worker::RunJob(spec, ctx);
   CHECK_OR_DIE(r.ok(), "msr_b group run: %s", r.status().ToString().c_str());
@@ -298,7 +298,7 @@ int main(int argc, char** argv) {
   {
     // Class weights on imbalanced classes (15 / 7 / 11 rows): weighted CE divides by the batch's weight sum,
     // so shards are normalised by the global batch's mean weight (exact; a per-shard weighted mean is not).
-    worker::JobSpec w = Spec(s, 15, 8, false, 8);
+    jobs::JobSpec w = Spec(s, 15, 8, false, 8);
     const int per_class = static_cast<int>(s.src.size() / 3);
     std::vector<std::string> ids;
     const int take[3] = {15, 7, 11};
@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
   CheckStopAgreement(s, **red, dir);
   CheckBatchNormRanksAgree(s, **red);
 
-  CheckRanksAgree(comm, worker::JobResult{}, "final barrier");
+  CheckRanksAgree(comm, jobs::JobResult{}, "final barrier");
   if (g_rank == 0) fs::remove_all(dir);
   auto st = g_world->Finalize();
   if (g_rank == 0) std::printf("mpi_data_parallel_check: PASS\n");

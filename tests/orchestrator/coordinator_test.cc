@@ -65,8 +65,8 @@ struct Fixture {
   ~Fixture() { std::filesystem::remove_all(dir); }
 };
 
-worker::JobResult FakeResult(const worker::JobSpec& spec) {
-  worker::JobResult r;
+jobs::JobResult FakeResult(const jobs::JobSpec& spec) {
+  jobs::JobResult r;
   r.evals["test"].metrics = {{"ua", 0.5 + 0.01 * static_cast<double>(spec.seed % 10)}, {"wa", 0.5}, {"n", 10}};
   r.evals["test"].predictions.push_back({"u1", 0, 0, {0.9f, 0.1f}});
   r.curve.push_back({0, 1.0, 0.9, {{"ua", 0.4}}, 1e-3, 0.01});
@@ -87,7 +87,7 @@ TEST(Coordinator, LayoutChecksGroupSizes) {
 
 // Runs a world of `n` thread-ranks; returns the coordinator's result.
 Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const DistributedOptions& opt,
-                                    std::function<Result<worker::JobResult>(const worker::JobSpec&)> exec,
+                                    std::function<Result<jobs::JobResult>(const jobs::JobSpec&)> exec,
                                     std::multiset<std::string>* executed) {
   auto world = cluster::MakeInProcWorld(n);
   std::mutex mu;
@@ -101,7 +101,7 @@ Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const Distribu
   }
   for (int r = 1; r < n; ++r) {
     threads.emplace_back([&, r] {
-      Executor e = [&](const worker::JobSpec& s, const worker::JobContext& ctx) {
+      Executor e = [&](const jobs::JobSpec& s, const jobs::JobContext& ctx) {
         {
           std::lock_guard<std::mutex> lock(mu);
           if (IsGroupLeader(r, group)) executed->insert(s.id);
@@ -111,7 +111,7 @@ Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const Distribu
         return exec(s);
       };
       Status st = RunWorkerRank(*world[static_cast<size_t>(r)], *reducers[static_cast<size_t>(r - 1)], opt, e,
-                                [] { return worker::JobContext{}; }, *stops[static_cast<size_t>(r - 1)]);
+                                [] { return jobs::JobContext{}; }, *stops[static_cast<size_t>(r - 1)]);
       EXPECT_TRUE(st.ok()) << st.ToString();
     });
   }
@@ -130,7 +130,7 @@ TEST(Coordinator, EveryJobRunsExactlyOnceAndDependenciesComeFirst) {
   std::atomic<int> pretrain_done{0};
   std::atomic<bool> order_ok{true};
   auto res = RunWorld(3, 1, f, opt,
-                      [&](const worker::JobSpec& s) -> Result<worker::JobResult> {
+                      [&](const jobs::JobSpec& s) -> Result<jobs::JobResult> {
                         if (s.kind == "pretrain") {
                           std::this_thread::sleep_for(std::chrono::milliseconds(30));
                           pretrain_done = 1;
@@ -161,7 +161,7 @@ TEST(Coordinator, AFailingJobIsRecordedAndTheSweepGoesOn) {
   std::multiset<std::string> executed;
   const std::string bad = f.scheduler->jobs()[1].spec.id;
   auto res = RunWorld(3, 1, f, opt,
-                      [&](const worker::JobSpec& s) -> Result<worker::JobResult> {
+                      [&](const jobs::JobSpec& s) -> Result<jobs::JobResult> {
                         if (s.id == bad) return Status::InvalidArgument("label 'joy' outside the map");
                         return FakeResult(s);
                       },
@@ -183,7 +183,7 @@ TEST(Coordinator, StallInspectorNamesTheSilentRankInsteadOfHanging) {
   opt.inject_fault = "stall:2";
   std::multiset<std::string> executed;
   auto t0 = std::chrono::steady_clock::now();
-  auto res = RunWorld(3, 1, f, opt, [&](const worker::JobSpec& s) -> Result<worker::JobResult> {
+  auto res = RunWorld(3, 1, f, opt, [&](const jobs::JobSpec& s) -> Result<jobs::JobResult> {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return FakeResult(s);
   }, &executed);

@@ -16,10 +16,10 @@ protocols::PlannedJob MakeJob(const std::string& experiment, const std::string& 
   j.spec.labels = {"ang", "hap", "neu", "sad"};
   j.spec.model = {{"name", model}};
   j.spec.seed = seed;
-  worker::DataRef train{"/nonexistent/" + column + ".h5", "hash-" + column, {}};
+  jobs::DataRef train{"/nonexistent/" + column + ".h5", "hash-" + column, {}};
   for (int i = 0; i < train_utts; ++i) train.ids.push_back(column + "-u" + std::to_string(i));
   j.spec.train = {train};
-  j.spec.eval["test"] = {worker::DataRef{"/nonexistent/" + column + ".h5", "hash-" + column, {"t1"}}};
+  j.spec.eval["test"] = {jobs::DataRef{"/nonexistent/" + column + ".h5", "hash-" + column, {"t1"}}};
   j.spec.train_config = {{"epochs", 3}, {"experiment", experiment}};
   j.spec.id = j.spec.ComputeId();
   j.deps = std::move(deps);
@@ -37,17 +37,17 @@ std::vector<protocols::PlannedJob> MakeGrid(const std::string& experiment, const
   return out;
 }
 
-worker::JobResult FakeResult(const worker::JobSpec& spec) {
+jobs::JobResult FakeResult(const jobs::JobSpec& spec) {
   std::string model = spec.model.value("name", "");
   double acc = model == "good" ? 0.9 : model == "mid" ? 0.7 : 0.5;
-  worker::JobResult r;
-  worker::EvalResult ev;
+  jobs::JobResult r;
+  jobs::EvalResult ev;
   const int n = 40, classes = 4;
   int correct_target = static_cast<int>(acc * n) + static_cast<int>(spec.seed % 3) - 1;
   std::vector<std::vector<int>> confusion(classes, std::vector<int>(classes, 0));
   int correct = 0;
   for (int i = 0; i < n; ++i) {
-    worker::Prediction p;
+    jobs::Prediction p;
     p.utt_id = "utt" + std::to_string(i);
     p.label = i % classes;
     p.pred = i < correct_target ? p.label : (p.label + 1) % classes;
@@ -61,7 +61,7 @@ worker::JobResult FakeResult(const worker::JobSpec& spec) {
                 {"n", n}, {"per_class_recall", {wa, wa, wa, wa}}, {"confusion", confusion}};
   r.evals["test"] = ev;
   for (int e = 1; e <= 3; ++e) {
-    worker::EpochRecord rec;
+    jobs::EpochRecord rec;
     rec.epoch = e;
     rec.train_loss = 1.5 / e;
     rec.val_loss = 1.6 / e + 0.1;
@@ -75,7 +75,7 @@ worker::JobResult FakeResult(const worker::JobSpec& spec) {
   return r;
 }
 
-Result<worker::JobResult> FakeExecutor::operator()(const worker::JobSpec& spec, const worker::JobContext& ctx) {
+Result<jobs::JobResult> FakeExecutor::operator()(const jobs::JobSpec& spec, const jobs::JobContext& ctx) {
   int call;
   {
     std::lock_guard<std::mutex> lock(mu_);

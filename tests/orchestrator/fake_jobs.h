@@ -31,11 +31,11 @@ std::vector<protocols::PlannedJob> MakeGrid(const std::string& experiment, const
 
 // Accuracy the fake gives a model: "good" 0.9, "mid" 0.7, anything else 0.5
 // (plus a seed-dependent wiggle), on 40 utterances of 4 classes.
-worker::JobResult FakeResult(const worker::JobSpec& spec);
+jobs::JobResult FakeResult(const jobs::JobSpec& spec);
 
 class FakeExecutor {
  public:
-  Result<worker::JobResult> operator()(const worker::JobSpec& spec, const worker::JobContext& ctx);
+  Result<jobs::JobResult> operator()(const jobs::JobSpec& spec, const jobs::JobContext& ctx);
   std::set<std::string> fail_always;              // ids that always fail (Internal)
   std::map<std::string, int> fail_times;          // id -> fail this many times first
   std::set<std::string> bad_input;                // ids that fail with InvalidArgument

@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
   p.jobs = testing::FakeSweepPlan(n);
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (log_fd < 0) return 1;
-  orchestrator::Executor exec = [&](const worker::JobSpec& spec,
-                                    const worker::JobContext& ctx) -> Result<worker::JobResult> {
+  orchestrator::Executor exec = [&](const jobs::JobSpec& spec,
+                                    const jobs::JobContext& ctx) -> Result<jobs::JobResult> {
     for (int waited = 0; waited < sleep_ms; waited += 5) {
       if (ctx.stop_requested && ctx.stop_requested->load()) return Status::Aborted("stop requested");
       std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -8,13 +8,13 @@ namespace emosweep::testing {
 namespace {
 
 // A result whose UA and WA are `ua` on 40 utterances (the first round(40 ua) right).
-worker::JobResult ResultWithUa(double ua) {
-  worker::JobResult r;
-  worker::EvalResult ev;
+jobs::JobResult ResultWithUa(double ua) {
+  jobs::JobResult r;
+  jobs::EvalResult ev;
   int right = static_cast<int>(std::lround(ua * 40));
   std::vector<std::vector<int>> confusion(4, std::vector<int>(4, 0));
   for (int i = 0; i < 40; ++i) {
-    worker::Prediction p;
+    jobs::Prediction p;
     p.utt_id = "utt" + std::to_string(i);
     p.label = i % 4;
     p.pred = i < right ? p.label : (p.label + 1) % 4;
@@ -24,7 +24,7 @@ worker::JobResult ResultWithUa(double ua) {
   ev.metrics = {{"ua", ua}, {"wa", ua - 0.01}, {"n", 40}, {"confusion", confusion}};
   r.evals["test"] = ev;
   for (int e = 1; e <= 4; ++e) {
-    worker::EpochRecord rec;
+    jobs::EpochRecord rec;
     rec.epoch = e;
     rec.train_loss = 1.4 / e;
     rec.val_loss = 1.5 / e + 0.2;

@@ -243,7 +243,7 @@ TEST(Ledger, CompleteWithNaNMetricWritesNothing) {
   RegisterOne(l.get(), job);
   std::string me = ThisOwner();
   ASSERT_EQ(l->Claim(job.spec.id, me, {})->outcome, ClaimOutcome::kClaimed);
-  worker::JobResult r = FakeResult(job.spec);
+  jobs::JobResult r = FakeResult(job.spec);
   r.evals["val"] = r.evals["test"];
   r.evals["val"].metrics["ua"] = std::nan("");
   auto c = l->Complete(job.spec.id, me, r, {});
@@ -356,7 +356,7 @@ TEST(Ledger, RawSqlStopsAtItsTimeout) {
 void CompleteWithCheckpoint(Ledger* l, const protocols::PlannedJob& job, const std::string& checkpoint) {
   RegisterOne(l, job);
   ASSERT_EQ(l->Claim(job.spec.id, ThisOwner(), {})->outcome, ClaimOutcome::kClaimed);
-  worker::JobResult r = FakeResult(job.spec);
+  jobs::JobResult r = FakeResult(job.spec);
   r.checkpoint = checkpoint;
   auto done = l->Complete(job.spec.id, ThisOwner(), r, {});
   ASSERT_TRUE(done.ok() && *done) << done.status().ToString();

@@ -23,8 +23,8 @@ ProcessPoolOptions Sh(const std::string& script, int size = 1) {
   return o;
 }
 
-worker::JobSpec Spec() {
-  worker::JobSpec s;
+jobs::JobSpec Spec() {
+  jobs::JobSpec s;
   s.id = "0123456789abcdef0123";
   s.kind = "supervised";
   return s;
@@ -51,7 +51,7 @@ TEST(ProcessPool, FramesRoundTripThroughAPipe) {
 }
 
 TEST(ProcessPool, ReplyCarriesTheFailureCode) {
-  Result<worker::JobResult> bad = Status::InvalidArgument("labels: 'x' is not a label of the store");
+  Result<jobs::JobResult> bad = Status::InvalidArgument("labels: 'x' is not a label of the store");
   auto back = OutcomeOf(ReplyFor(bad), "job x");
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().code(), StatusCode::kInvalidArgument);
@@ -62,7 +62,7 @@ TEST(ProcessPool, ReplyCarriesTheFailureCode) {
 
 TEST(ProcessPool, AChildThatDiesFailsItsJobNamingTheSignalAndIsRespawned) {
   ProcessPool pool(Sh("kill -9 $$"));
-  worker::JobContext ctx;
+  jobs::JobContext ctx;
   auto r = pool.Run(Spec(), ctx);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInternal);
@@ -76,7 +76,7 @@ TEST(ProcessPool, AChildThatDiesFailsItsJobNamingTheSignalAndIsRespawned) {
 TEST(ProcessPool, TheChildsReplyIsTheOutcome) {
   // 42-byte reply: {"status":"failed","code":1,"error":"bad"}
   ProcessPool pool(Sh(R"(printf '\052\0\0\0\0\0\0\0{"status":"failed","code":1,"error":"bad"}' >&4; cat <&3 >/dev/null)"));
-  worker::JobContext ctx;
+  jobs::JobContext ctx;
   auto r = pool.Run(Spec(), ctx);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -88,7 +88,7 @@ TEST(ProcessPool, AStopRequestIsForwardedAsSigterm) {
   ProcessPool pool(Sh(R"(trap 'printf "\044\0\0\0\0\0\0\0{\"status\":\"interrupted\",\"error\":\"x\"}" >&4; kill $! 2>/dev/null; exit 0' TERM
 sleep 30 3<&- 4>&- >/dev/null 2>&1 & wait)"));
   std::atomic<bool> stop{false};
-  worker::JobContext ctx;
+  jobs::JobContext ctx;
   ctx.stop_requested = &stop;
   std::thread t([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));

@@ -102,7 +102,7 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
   testing::FakeExecutor fake;
   fake.fail_always.insert(p.jobs[5].spec.id);  // one missing run shows as † in the table
-  Executor exec = [&fake](const worker::JobSpec& s, const worker::JobContext& c) { return fake(s, c); };
+  Executor exec = [&fake](const jobs::JobSpec& s, const jobs::JobContext& c) { return fake(s, c); };
   RunOptions o;
   o.progress = false;
   o.scheduler.max_attempts = 1;
@@ -151,12 +151,12 @@ TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
   ASSERT_TRUE(ledger->RegisterJobs(sweep, p.jobs).ok());
   const std::string me = ThisOwner();
   for (const auto& j : p.jobs) {
-    worker::JobResult r = testing::FakeResult(j.spec);
+    jobs::JobResult r = testing::FakeResult(j.spec);
     const std::string v = j.attrs.at("variant");
     const bool collapsed = v == "dann_ganin" && j.spec.seed == 2;
     r.curve.clear();
     for (int e = 0; e < 3; ++e) {
-      worker::EpochRecord rec;
+      jobs::EpochRecord rec;
       rec.epoch = e;
       nlohmann::json da = {{"target_dist", collapsed && e == 2 ? std::vector<double>{1, 0, 0, 0}
                                                               : std::vector<double>{0.25, 0.25, 0.3, 0.2}},

@@ -31,7 +31,7 @@ RunOptions Quiet(int parallel = 1) {
 }
 
 Result<RunSummary> RunFake(const protocols::Protocol& p, Ledger* l, FakeExecutor& fake, const RunOptions& o) {
-  Executor exec = [&fake](const worker::JobSpec& s, const worker::JobContext& c) { return fake(s, c); };
+  Executor exec = [&fake](const jobs::JobSpec& s, const jobs::JobContext& c) { return fake(s, c); };
   return RunSweep(p, l, exec, o);
 }
 
@@ -108,7 +108,7 @@ TEST(Runner, ExceptionFromTheExecutorBecomesAFailedJob) {
   auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
   protocols::Protocol p = GridProtocol();
   p.jobs.resize(2);
-  Executor exec = [&](const worker::JobSpec& s, const worker::JobContext&) -> Result<worker::JobResult> {
+  Executor exec = [&](const jobs::JobSpec& s, const jobs::JobContext&) -> Result<jobs::JobResult> {
     if (s.id == p.jobs[0].spec.id) throw std::runtime_error("c10::Error: shape mismatch");
     return testing::FakeResult(s);
   };

@@ -31,7 +31,7 @@ Fixture Make(const std::string& path, std::vector<protocols::PlannedJob> jobs, S
 }
 
 // Runs the scheduler to the end single-threaded; returns ids in execution order.
-std::vector<std::string> Drain(Scheduler* s, const std::function<Status(const worker::JobSpec&)>& outcome) {
+std::vector<std::string> Drain(Scheduler* s, const std::function<Status(const jobs::JobSpec&)>& outcome) {
   std::vector<std::string> order;
   for (int guard = 0; guard < 1000; ++guard) {
     auto a = s->NextReady("t0");
@@ -56,7 +56,7 @@ TEST(Scheduler, DependenciesFirstThenMostDependentsThenLongestThenProtocolOrder)
   auto ft1 = MakeJob("e", "m", "ft1", 1, {pre.spec.id}, 5, "finetune");
   auto ft2 = MakeJob("e", "m", "ft2", 1, {pre.spec.id}, 5, "finetune");
   auto f = Make(testing::TestDir() + "/l.db", {short_job, long_job, pre, ft1, ft2});
-  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+  auto order = Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::Ok(); });
   std::vector<std::string> want = {pre.spec.id, long_job.spec.id, short_job.spec.id, ft1.spec.id, ft2.spec.id};
   EXPECT_EQ(order, want);
   EXPECT_TRUE(f.sched->Done());
@@ -68,7 +68,7 @@ TEST(Scheduler, JobsDoneInTheLedgerAreSkipped) {
   auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x"}, 2);
   {
     auto f = Make(path, jobs);
-    Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+    Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::Ok(); });
   }
   auto f = Make(path, jobs);
   EXPECT_EQ(f.sched->Counts().skipped, 4);
@@ -81,7 +81,7 @@ TEST(Scheduler, TransientFailureIsRetriedAndCounted) {
   auto job = MakeJob("e", "m", "x", 1);
   auto f = Make(testing::TestDir() + "/l.db", {job}, SchedulerOptions{/*max_attempts=*/3});
   int calls = 0;
-  auto order = Drain(f.sched.get(), [&](const worker::JobSpec&) {
+  auto order = Drain(f.sched.get(), [&](const jobs::JobSpec&) {
     return ++calls < 3 ? Status::Internal("flaky") : Status::Ok();
   });
   EXPECT_EQ(order.size(), 3u);
@@ -97,7 +97,7 @@ TEST(Scheduler, FailureAfterMaxAttemptsBlocksDependentsTransitivelyAndTheSweepGo
   auto ev = MakeJob("e", "m", "ev", 1, {ft.spec.id}, 5, "eval");
   auto other = MakeJob("e", "m", "other", 1);
   auto f = Make(testing::TestDir() + "/l.db", {pre, ft, ev, other}, SchedulerOptions{/*max_attempts=*/2});
-  auto order = Drain(f.sched.get(), [&](const worker::JobSpec& s) {
+  auto order = Drain(f.sched.get(), [&](const jobs::JobSpec& s) {
     return s.id == pre.spec.id ? Status::Internal("out of memory") : Status::Ok();
   });
   EXPECT_EQ(order, (std::vector<std::string>{pre.spec.id, pre.spec.id, other.spec.id}));
@@ -116,7 +116,7 @@ TEST(Scheduler, FailureAfterMaxAttemptsBlocksDependentsTransitivelyAndTheSweepGo
 TEST(Scheduler, BadInputIsNotRetried) {
   auto job = MakeJob("e", "m", "x", 1);
   auto f = Make(testing::TestDir() + "/l.db", {job}, SchedulerOptions{/*max_attempts=*/5});
-  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::InvalidArgument("no such class"); });
+  auto order = Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::InvalidArgument("no such class"); });
   EXPECT_EQ(order.size(), 1u);
   EXPECT_EQ(f.sched->Counts().failed, 1);
 }
@@ -127,7 +127,7 @@ TEST(Scheduler, NewRunRetriesFailedAndBlockedJobsUnlessAskedNotTo) {
   auto ft = MakeJob("e", "m", "ft", 1, {pre.spec.id}, 5, "finetune");
   {
     auto f = Make(path, {pre, ft}, SchedulerOptions{1});
-    Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Internal("bug"); });
+    Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::Internal("bug"); });
     EXPECT_EQ(f.sched->Counts().blocked, 1);
   }
   {
@@ -138,7 +138,7 @@ TEST(Scheduler, NewRunRetriesFailedAndBlockedJobsUnlessAskedNotTo) {
     EXPECT_EQ(f.sched->Counts().failed, 1);
   }
   auto f = Make(path, {pre, ft}, SchedulerOptions{1});
-  auto order = Drain(f.sched.get(), [](const worker::JobSpec&) { return Status::Ok(); });
+  auto order = Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::Ok(); });
   EXPECT_EQ(order.size(), 2u);
   EXPECT_EQ(f.sched->Counts().done, 2);
 }
@@ -212,7 +212,7 @@ TEST(Scheduler, LostOrCorruptCheckpointOfADoneJobRunsItAgainBeforeItsDependents)
       return text == "model" ? Status::Ok() : Status::Corruption(path + ": checksum mismatch");
     };
     auto finish = [&](Scheduler* s, const protocols::PlannedJob* j) {
-      worker::JobResult r = FakeResult(j->spec);
+      jobs::JobResult r = FakeResult(j->spec);
       if (j->spec.id == pre.spec.id) {
         std::ofstream(ckpt) << "model";
         r.checkpoint = ckpt;
@@ -269,7 +269,7 @@ TEST(Scheduler, ACheckpointThatStaysUnreadableRerunsItsProducerOnlyOnce) {
     if (a->kind == Assignment::Kind::kDone) break;
     ASSERT_EQ(a->kind, Assignment::Kind::kJob);
     order.push_back(a->job->spec.id);
-    worker::JobResult r = FakeResult(a->job->spec);
+    jobs::JobResult r = FakeResult(a->job->spec);
     if (a->job->spec.id == pre.spec.id) {
       std::ofstream(dir + "/pre.ckpt") << "model";
       r.checkpoint = dir + "/pre.ckpt";

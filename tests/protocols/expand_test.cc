@@ -55,7 +55,7 @@ class Expand : public ::testing::Test {
   TestDir dir_;
 };
 
-size_t TotalIds(const std::vector<worker::DataRef>& refs) {
+size_t TotalIds(const std::vector<jobs::DataRef>& refs) {
   size_t n = 0;
   for (const auto& r : refs) n += r.ids.size();
   return n;

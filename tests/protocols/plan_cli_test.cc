@@ -119,7 +119,7 @@ TEST_F(PlanCli, LedgerCountsDoneFailedToRun) {
     ASSERT_TRUE((*ledger)->RegisterJobs(*sweep, p.jobs).ok());
     orchestrator::ClaimOptions co;
     ASSERT_TRUE((*ledger)->Claim(p.jobs[0].spec.id, "test:1", co).ok());
-    auto done = (*ledger)->Complete(p.jobs[0].spec.id, "test:1", worker::JobResult{}, nlohmann::json::object());
+    auto done = (*ledger)->Complete(p.jobs[0].spec.id, "test:1", jobs::JobResult{}, nlohmann::json::object());
     ASSERT_TRUE(done.ok() && *done) << done.status().ToString();
     ASSERT_TRUE((*ledger)->Claim(p.jobs[1].spec.id, "test:1", co).ok());
     ASSERT_TRUE((*ledger)->Fail(p.jobs[1].spec.id, "test:1", "boom", /*retry=*/false).ok());

@@ -1,4 +1,4 @@
-// worker/schedule.h: learning-rate (and momentum) schedules that behave like PyTorch's.
+// jobs/schedule.h: learning-rate (and momentum) schedules that behave like PyTorch's.
 //
 // libtorch 1.13 ships only StepLR, so the schedules the seeds use are written
 // here from PyTorch's definitions (torch/optim/lr_scheduler.py):
@@ -20,9 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
-#include "worker/train_config.h"
+#include "jobs/train_config.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 
 class Schedule {
  public:
@@ -56,4 +56,4 @@ class Schedule {
   int num_bad_ = 0, cooldown_counter_ = 0;
 };
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

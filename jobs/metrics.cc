@@ -1,11 +1,11 @@
-// worker/metrics.cc: metrics from a confusion matrix (conventions in metrics.h).
-#include "worker/metrics.h"
+// jobs/metrics.cc: metrics from a confusion matrix (conventions in metrics.h).
+#include "jobs/metrics.h"
 
 #include <cmath>
 #include <limits>
 #include <string>
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 
 ClassificationMetrics MetricsFromConfusion(const std::vector<std::vector<int64_t>>& confusion) {
   ClassificationMetrics m;
@@ -80,4 +80,4 @@ double ClassificationMetrics::Get(const std::string& name) const {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "core/hash.h"
-#include "worker/job.h"
+#include "jobs/job.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 // The definition: HashJson of ToJson() without the stores, under the identity version.
@@ -67,4 +67,4 @@ TEST(JobIdentity, StorePathIsNotPartOfTheIdentityButIdsAre) {
 }
 
 }  // namespace
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -1,11 +1,11 @@
-// worker/schedule.cc: PyTorch's schedule formulas (see schedule.h).
-#include "worker/schedule.h"
+// jobs/schedule.cc: PyTorch's schedule formulas (see schedule.h).
+#include "jobs/schedule.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -111,4 +111,4 @@ Status Schedule::LoadState(const nlohmann::json& s) {
   return Status::Ok();
 }
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

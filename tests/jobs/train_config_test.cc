@@ -1,9 +1,9 @@
 // The `train` table: defaults, validation errors, parsing.
-#include "worker/train_config.h"
+#include "jobs/train_config.h"
 
 #include <gtest/gtest.h>
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 TEST(TrainConfig, DefaultsAreFilledAndParsed) {
@@ -72,4 +72,4 @@ TEST(TrainConfig, NegativeLrIsAnError) {
 }
 
 }  // namespace
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

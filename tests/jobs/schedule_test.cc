@@ -1,12 +1,12 @@
 // Schedules against values from PyTorch's formulas (torch/optim/lr_scheduler.py),
 // evaluated by hand at chosen steps (the reference expressions are spelled out).
-#include "worker/schedule.h"
+#include "jobs/schedule.h"
 
 #include <cmath>
 
 #include <gtest/gtest.h>
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -123,4 +123,4 @@ TEST(Schedule, StateRoundTripContinuesIdentically) {
 }
 
 }  // namespace
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -1,4 +1,4 @@
-// worker/train_config.h: the `train` section of a job, as one typed table.
+// jobs/train_config.h: the `train` section of a job, as one typed table.
 //
 // TrainConfigTable() is the single declaration of every training key (type,
 // default, bounds, help). The protocol layer applies it at plan time so that
@@ -15,7 +15,7 @@
 #include "core/config_table.h"
 #include "core/status.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 
 struct TrainConfig {
   // Optimizer.
@@ -76,4 +76,4 @@ Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const s
 // Parses an effective (or partial) config into a TrainConfig.
 Result<TrainConfig> ParseTrainConfig(const nlohmann::json& given, const std::string& where);
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

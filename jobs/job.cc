@@ -1,11 +1,11 @@
-// worker/job.cc: JobSpec <-> JSON and the job identity. No libtorch here.
-#include "worker/job.h"
+// jobs/job.cc: JobSpec <-> JSON and the job identity. No libtorch here.
+#include "jobs/job.h"
 
 #include <limits>
 
 #include "core/hash.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 // Bump when the meaning of a job's JSON changes (docs/formats/ledger.md).
@@ -232,4 +232,4 @@ Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& 
   return r;
 }
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -1,7 +1,7 @@
-// worker/train_config.cc: the `train` table and its parser. No libtorch here.
-#include "worker/train_config.h"
+// jobs/train_config.cc: the `train` table and its parser. No libtorch here.
+#include "jobs/train_config.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 using J = nlohmann::json;
@@ -131,4 +131,4 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& given, const std::str
   return c;
 }
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -1,11 +1,11 @@
 // Metrics against hand-computed cases, including absent classes.
-#include "worker/metrics.h"
+#include "jobs/metrics.h"
 
 #include <cmath>
 
 #include <gtest/gtest.h>
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 namespace {
 
 TEST(Metrics, HandComputedFourClassesOneAbsent) {
@@ -81,4 +81,4 @@ TEST(Metrics, FromConfusionEqualsFromVectors) {
 }
 
 }  // namespace
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

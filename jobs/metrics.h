@@ -1,4 +1,4 @@
-// worker/metrics.h: classification metrics under their standard names.
+// jobs/metrics.h: classification metrics under their standard names.
 //
 // UA (= UAR, macro recall), WA (accuracy), macro-F1, weighted-F1, per-class
 // recall and the confusion matrix (rows = truth, columns = prediction), from
@@ -22,7 +22,7 @@
 
 #include "core/status.h"
 
-namespace emosweep::worker {
+namespace emosweep::jobs {
 
 struct ClassificationMetrics {
   int64_t n = 0;
@@ -43,4 +43,4 @@ Result<ClassificationMetrics> ComputeMetrics(const std::vector<int>& labels, con
 // Confusion matrix counts → metrics (lets ranks sum confusion matrices first).
 ClassificationMetrics MetricsFromConfusion(const std::vector<std::vector<int64_t>>& confusion);
 
-}  // namespace emosweep::worker
+}  // namespace emosweep::jobs

@@ -1,0 +1,104 @@
+// jobs/job.h: the contract between the protocol layer and the trainer.
+//
+// protocols/ expands a protocol file into JobSpecs (plain data, JSON
+// round-trippable, no torch); the trainer (worker/, loaded only by the commands
+// that train) runs one JobSpec and returns a JobResult. Nothing in jobs/
+// includes libtorch or any worker type, so the protocol layer, the
+// orchestrator and the state commands stay torch-free (docs/design/architecture.md).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace emosweep::cluster {
+class GradientReducer;
+}
+
+namespace emosweep::jobs {
+
+// A set of utterances from one feature store.
+struct DataRef {
+  std::string store;               // path to the HDF5 feature store
+  std::string corpus_hash;         // content hash the ids refer to (checked at load)
+  std::vector<std::string> ids;    // utterance ids, in a fixed order
+};
+
+struct JobSpec {
+  std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
+  std::string kind;                // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
+  std::map<std::string, std::string> features;  // modality ("audio"/"text"/"video") -> feature set name
+  std::vector<std::string> labels;              // class order (canonical labels)
+  std::vector<DataRef> train;                   // labelled training data (may span corpora: joint/LOCO)
+  std::vector<DataRef> val;                     // model-selection / early-stopping data
+  std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)
+  std::vector<DataRef> target_unlabeled;        // adapt: target-domain data, labels never read
+  nlohmann::json model = nlohmann::json::object();   // {"name": "...", <model config>}
+  nlohmann::json train_config = nlohmann::json::object();  // see worker/train_config.h for the keys
+  nlohmann::json adapt = nlohmann::json::object();   // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
+  std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
+  std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
+  uint64_t seed = 0;
+  std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
+  bool keep_checkpoint = false;    // dependents need this job's final model
+
+  nlohmann::json ToJson() const;   // canonical content (without "id")
+  static Result<JobSpec> FromJson(const nlohmann::json& j, const std::string& where);
+  std::string ComputeId() const;   // HashJson of ToJson() plus the identity version
+};
+
+struct Prediction {
+  std::string utt_id;
+  int label = -1;                  // index into JobSpec::labels
+  int pred = -1;
+  std::vector<float> probs;
+};
+
+struct EvalResult {
+  // Standard names: "ua" (= UAR, macro recall), "wa" (accuracy), "macro_f1",
+  // "weighted_f1", "per_class_recall" (list), "confusion" (rows = truth), "n".
+  nlohmann::json metrics;
+  std::vector<Prediction> predictions;
+};
+
+struct EpochRecord {
+  int epoch = 0;
+  double train_loss = 0;
+  double val_loss = 0;
+  nlohmann::json val_metrics;      // same keys as EvalResult::metrics (no confusion); jobs with target_unlabeled
+                                   // data add "da": the epoch's DA diagnostics (docs/trainer.md)
+  double lr = 0;
+  double seconds = 0;
+};
+
+struct JobResult {
+  std::map<std::string, EvalResult> evals;  // one per JobSpec::eval entry (plus "val")
+  std::vector<EpochRecord> curve;
+  int selected_epoch = -1;
+  std::string checkpoint;          // final model for dependents ("" unless keep_checkpoint)
+  nlohmann::json info = nlohmann::json::object();  // params, timings, device, world size
+};
+
+// JobResult <-> JSON (the MPI coordinator ships results between ranks as JSON;
+// probabilities are kept at float precision).
+nlohmann::json JobResultToJson(const JobResult& result);
+Result<JobResult> JobResultFromJson(const nlohmann::json& j, const std::string& where);
+
+struct JobContext {
+  int threads = 1;                 // intra-op threads for this job
+  std::string device = "cpu";      // "cpu" | "cuda:N"
+  cluster::GradientReducer* reducer = nullptr;  // data-parallel group; nullptr = world of one
+  std::string work_dir;            // checkpoints for resume/dependents live under here
+  std::function<std::string(const std::string& job_id)> checkpoint_of;  // path of a finished job's model
+  const std::atomic<bool>* stop_requested = nullptr;  // preemption: checkpoint and return Aborted
+  std::function<void(const EpochRecord&)> on_epoch;   // progress / heartbeats
+};
+
+}  // namespace emosweep::jobs
