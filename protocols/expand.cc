@@ -52,6 +52,7 @@ nlohmann::json ExperimentDecl::ToJson() const {
     j["budgets"] = b;
   }
   if (kind == "adapt") j["variants"] = variants, j["weight"] = weight, j["adapt_options"] = adapt_options;
+  if (lodo) j["lodo"] = true;  // its leave-one-source-out jobs (exp_lodo.cc) are part of the expansion
   return j;
 }
 
@@ -234,6 +235,10 @@ std::string Expander::AddEval(const PlannedJob& trained, const jobs::DataRef& te
 
 Status Expander::Expand(const ExperimentDecl& e, ExperimentSummary* s) {
   if (e.kind == "in_domain") return ExpandInDomain(e, s);
+  if (e.kind == "loco" && e.lodo) {
+    ES_RETURN_IF_ERROR(ExpandLoco(e, s));
+    return ExpandLodo(e, s);
+  }
   if (e.kind == "loco") return ExpandLoco(e, s);
   if (e.kind == "cross_corpus") return ExpandCrossCorpus(e, s);
   if (e.kind == "joint") return ExpandJoint(e, s);

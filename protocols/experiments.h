@@ -60,6 +60,8 @@ class Expander {
   Status ExpandJoint(const ExperimentDecl& e, ExperimentSummary* s);
   Status ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s);  // finetune and fewshot
   Status ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s);
+  // Leave-one-source-out validation jobs of a multi-source experiment (exp_lodo.cc).
+  Status ExpandLodo(const ExperimentDecl& e, ExperimentSummary* s);
   // An "eval" job: the checkpoint of `trained` evaluated on `test`.
   std::string AddEval(const PlannedJob& trained, const jobs::DataRef& test, std::map<std::string, std::string> attrs,
                       ExperimentSummary* s);

@@ -98,6 +98,8 @@ struct ExperimentDecl {
   std::vector<std::pair<size_t, GridPoint>> points;
   // Jobs it expands to at least (counted before the points are made).
   double min_jobs = 0;
+  // A [[table]] selects this experiment's grid by leave-one-source-out: exp_lodo.cc adds the validation jobs.
+  bool lodo = false;
 
   std::vector<std::string> Corpora() const;  // every corpus read, in a stable order
   nlohmann::json ToJson() const;             // effective declaration (for Protocol::effective)
