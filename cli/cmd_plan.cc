@@ -84,6 +84,8 @@ nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
   for (const auto& t : p.tables)
     tables.push_back({{"name", t.name},
                       {"experiment", t.experiment},
+                      {"experiments", t.experiments.empty() ? std::vector<std::string>{t.experiment} : t.experiments},
+                      {"grid_selection", t.grid_selection},
                       {"rows", t.rows},
                       {"columns", t.columns},
                       {"metrics", t.metrics},
@@ -138,9 +140,12 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
     for (const auto& t : p.tables) {
       std::string metrics;
       for (const auto& m : t.metrics) metrics += (metrics.empty() ? "" : ",") + m;
-      std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), t.experiment.c_str(),
-                  t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(),
-                  t.published.empty() ? "" : (", " + std::to_string(t.published.size()) + " published cells").c_str());
+      std::string from = t.experiment;
+      for (const auto& e : t.experiments) from += (from.empty() ? "" : "+") + e;
+      std::string extra = t.published.empty() ? "" : ", " + std::to_string(t.published.size()) + " published cells";
+      if (!t.grid_selection.empty()) extra += ", grid selection " + t.grid_selection;
+      std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), from.c_str(),
+                  t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(), extra.c_str());
     }
   }
   for (const auto& w : p.warnings) std::cout << "warning: " << w << "\n";

@@ -2,35 +2,57 @@
 // LODO model selection, issue 14), added to an experiment when a [[table]]
 // selects its grid with `grid_selection = "lodo"` (docs/formats/protocol.md).
 //
-// For every target T of a loco experiment, with training corpora S (the other
-// corpora), every grid point and seed: one job per s in S, trained on S \ {s}
-// (train shares; epochs selected on their val shares as the experiment says)
-// and evaluated ("test") on the whole left-out corpus s, as loco evaluates T.
-// The table averages these scores over s and seeds to rank the grid points for
-// T (orchestrator/tables.cc); the target is never read. The jobs are not
-// reportable: attrs role = "lodo", lodo_val = s, plus the main job's
-// coordinates (experiment, model, hp, seed, target = heldout = T).
+// For every target T of a loco experiment and its training corpora S (read
+// from the experiment's own jobs, attrs target and source = "a+b+c", so corpus
+// roles that restrict targets or sources carry over), every grid point and
+// seed: one job per s in S, trained on S \ {s} (train shares; epochs selected
+// on their val shares as the experiment says) and evaluated ("test") on the
+// whole left-out corpus s, as loco evaluates T. The table averages these scores
+// over s and seeds to rank the grid points for T (orchestrator/tables.cc); the
+// target is never read. The jobs are not reportable: attrs role = "lodo",
+// lodo_val = s, plus the main job's coordinates (experiment, model, hp, seed,
+// target = heldout = T).
 #include "protocols/experiments.h"
 
 namespace emosweep::protocols {
 
 Status Expander::ExpandLodo(const ExperimentDecl& e, ExperimentSummary* s) {
-  if (e.kind != "loco" || e.corpora.size() < 3)
-    return Status::InvalidArgument(e.where + ": leave-one-source-out selection needs a loco experiment over at "
-                                   "least 3 corpora (two training corpora per target)");
+  if (e.kind != "loco")
+    return Status::InvalidArgument(e.where + ": leave-one-source-out selection needs a loco experiment");
+  // Targets and their training corpora, as this experiment's jobs have them.
+  std::map<std::string, std::vector<std::string>> sources;
+  for (const auto& j : jobs_) {
+    auto exp = j.attrs.find("experiment"), target = j.attrs.find("target"), source = j.attrs.find("source");
+    if (!j.reportable || exp == j.attrs.end() || exp->second != e.name || target == j.attrs.end() ||
+        source == j.attrs.end() || j.attrs.count("role"))
+      continue;
+    std::vector<std::string> list;
+    std::string part;
+    for (char c : source->second + "+") {
+      if (c != '+') { part += c; continue; }
+      if (!part.empty()) list.push_back(part);
+      part.clear();
+    }
+    sources[target->second] = list;
+  }
   std::map<std::string, const CorpusView*> views;
   std::map<std::string, Partition> parts;
-  for (const auto& c : e.corpora) {
-    ES_ASSIGN_OR_RETURN(views[c], View(e, c));
-    ES_ASSIGN_OR_RETURN(parts[c], PartitionOf(e, *views[c]));
+  for (const auto& [target, list] : sources) {
+    if (list.size() < 2)
+      return Status::InvalidArgument(e.where + ": leave-one-source-out selection for target '" + target +
+                                     "' needs at least two training corpora, it has " + std::to_string(list.size()));
+    for (const auto& c : list)
+      if (!views.count(c)) {
+        ES_ASSIGN_OR_RETURN(views[c], View(e, c));
+        ES_ASSIGN_OR_RETURN(parts[c], PartitionOf(e, *views[c]));
+      }
   }
-  for (const auto& target : e.corpora)
-    for (const auto& left_out : e.corpora) {
-      if (left_out == target) continue;
+  for (const auto& [target, list] : sources)
+    for (const auto& left_out : list) {
       std::vector<jobs::DataRef> train, val;
       std::string source;
-      for (const auto& c : e.corpora) {
-        if (c == target || c == left_out) continue;
+      for (const auto& c : list) {
+        if (c == left_out) continue;
         train.push_back(views[c]->Ref(parts[c].train));
         if (!parts[c].val.empty()) val.push_back(views[c]->Ref(parts[c].val));
         source += (source.empty() ? "" : "+") + c;

@@ -101,7 +101,7 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   p.tables.push_back(t);
   auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
   testing::FakeExecutor fake;
-  fake.fail_always.insert(p.jobs[5].spec.id);  // one missing run shows as † in the table
+  fake.fail_always.insert(p.jobs[5].spec.id);  // one missing run shows as (n/N) in the table
   Executor exec = [&fake](const jobs::JobSpec& s, const jobs::JobContext& c) { return fake(s, c); };
   RunOptions o;
   o.progress = false;

@@ -22,6 +22,8 @@ class MultiTable : public ::testing::Test {
     auto t = BuildTable(h_.protocol, h_.protocol.tables[0], h_.ledger.get());
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     t_ = std::move(t).value();
+    ASSERT_EQ(t_.rows.size(), 3u);
+    ASSERT_EQ(t_.cols.size(), 3u);
   }
   testing::HandLedger h_;
   TableData t_;
@@ -109,7 +111,8 @@ TEST_F(MultiTable, OneExperimentStillWorks) {
   spec.experiment = "zeroshot";
   auto t = BuildTable(h_.protocol, spec, h_.ledger.get());
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->rows, (std::vector<std::string>{"zeroshot"}));
+  ASSERT_EQ(t->rows, (std::vector<std::string>{"zeroshot"}));
+  ASSERT_FALSE(t->cols.empty());
   EXPECT_FALSE(t->at(0, 0, 0).best) << "no runner-up to be significantly better than";
 }
 
