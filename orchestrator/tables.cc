@@ -493,6 +493,7 @@ Result<std::vector<CompareLine>> Compare(const TableData& t, Ledger* ledger, con
   std::vector<CompareLine> out;
   for (size_t c = 0; c < t.cols.size(); ++c)
     for (size_t m = 0; m < t.spec.metrics.size(); ++m) {
+      if (static_cast<int>(c) == t.average_col) continue;  // no utterances of its own: the columns are tested
       CompareLine line;
       line.col = t.cols[c];
       line.metric = t.spec.metrics[m];

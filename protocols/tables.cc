@@ -165,7 +165,13 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
                                            "' is not one of training_domain, lodo, oracle");
     if (std::find(t.row_attrs.begin(), t.row_attrs.end(), "hp") != t.row_attrs.end() || t.columns == "hp")
       return r.Error("grid_selection", "grid selection picks one 'hp' point per cell: 'hp' cannot be a row or column");
+    const bool model_in_key = t.columns == "model" ||
+                              std::find(t.row_attrs.begin(), t.row_attrs.end(), "model") != t.row_attrs.end();
     for (const auto* e : exps) {
+      if (!model_in_key && e->models.size() > 1)
+        return r.Error("grid_selection", "grid selection picks one 'hp' point per cell, but experiment '" + e->name +
+                                             "' has " + std::to_string(e->models.size()) +
+                                             " models: put 'model' in rows or columns");
       if (t.grid_selection == "training_domain" && e->selection == "target_val")
         return r.Error("grid_selection", "training-domain validation needs the training corpora's validation "
                                          "metric, but experiment '" + e->name + "' selects epochs on the target "

@@ -105,6 +105,15 @@ TEST_F(MultiTable, EveryFormatCarriesTheAverageAndTheCounts) {
   EXPECT_TRUE(seen);
 }
 
+TEST_F(MultiTable, CompareTestsTheTargetColumnsNotTheAverage) {
+  auto lines = Compare(t_, h_.ledger.get(), CompareOptions{"adapt / dann", "zeroshot", "permutation", 99, 5});
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  ASSERT_EQ(lines->size(), 2u);
+  EXPECT_EQ((*lines)[0].col, "emodb");
+  EXPECT_EQ((*lines)[1].col, "ravdess");
+  EXPECT_EQ((*lines)[0].pairs, 3);
+}
+
 TEST_F(MultiTable, OneExperimentStillWorks) {
   auto spec = h_.protocol.tables[0];
   spec.experiments.clear();

@@ -258,6 +258,13 @@ TEST(Grammar, GridSelectionIsCheckedAgainstTheExperiments) {
   ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection = \"lodo\"\n")), dir, 30,
            "is loco over 2 corpora");
   ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\nalpha = 1.5\n")), dir, 30, "'alpha' must be in (0, 1)");
+  // Two models in one cell would be pooled under one grid point: the model must be a row or column.
+  std::string two = "[[experiment]]\nname = \"f\"\nkind = \"loco\"\ncorpora = [\"a\", \"b\"]\n"
+                    "models = [\"concat_mlp\", {name = \"concat_mlp\", label = \"wide\"}]\nselection = \"source_val\"\n"
+                    "[[table]]\nname = \"t1\"\nexperiment = \"f\"\ncolumns = \"target\"\nmetrics = [\"ua\"]\n"
+                    "spread = \"std\"\ngrid_selection = \"training_domain\"\n";  // grid_selection at line 29
+  ExpectAt(LoadError(dir, Proto("", two + "rows = \"experiment\"\n")), dir, 29, "put 'model' in rows or columns");
+  EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", Proto("", two + "rows = [\"experiment\", \"model\"]\n"))).ok());
 }
 
 TEST(Grammar, UndefinedVariableNamesLine) {
