@@ -35,9 +35,7 @@ size_t IndexIn(std::vector<std::string>& v, const std::string& x) {
 
 // The row key of a job: the values of the row attributes, joined by " / " (empty values left out). False when
 // the job has none of them.
-bool RowKey(const protocols::TableSpec& spec, const std::map<std::string, std::string>& attrs, std::string* key) {
-  const std::vector<std::string> one = {spec.rows};
-  const auto& names = spec.row_attrs.empty() ? one : spec.row_attrs;
+bool RowKey(const std::vector<std::string>& names, const std::map<std::string, std::string>& attrs, std::string* key) {
   bool any = false;
   key->clear();
   for (const auto& n : names) {
@@ -254,7 +252,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     auto it = j.attrs.find(k);
     return it == j.attrs.end() ? std::string() : it->second;
   };
-  auto in_table = [&](const std::string& experiment) {
+  auto in_table = [&](const std::string& experiment) -> bool {
     if (!spec.experiments.empty())
       return std::find(spec.experiments.begin(), spec.experiments.end(), experiment) != spec.experiments.end();
     return spec.experiment.empty() || experiment == spec.experiment;
@@ -268,8 +266,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     for (const char* a : {"experiment", "model", "hp", "target", "seed", "fold"}) k += attr_of(j, a) + "\t";
     return k;
   };
+  const std::vector<std::string> row_names = spec.row_attrs.empty() ? std::vector<std::string>{spec.rows} : spec.row_attrs;
+  std::string row;
   for (const auto& j : protocol.jobs) {
-    if (!in_table(attr_of(j, "experiment"))) continue;
+    auto exp = j.attrs.find("experiment");
+    static const std::string kNone;
+    if (!in_table(exp == j.attrs.end() ? kNone : exp->second)) continue;
     bool match = true;
     for (const auto& [k, v] : spec.filter) match &= attr_of(j, k) == v;
     if (!match) continue;
@@ -277,8 +279,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       if (spec.grid_selection == "lodo" && attr_of(j, "role") == "lodo") lodo[lodo_key(j)].push_back(&j);
       continue;
     }
-    std::string row;
-    if (!RowKey(spec, j.attrs, &row) || !j.attrs.count(spec.columns)) continue;
+    if (!RowKey(row_names, j.attrs, &row) || !j.attrs.count(spec.columns)) continue;
     jobs.push_back(&j);
     where.emplace_back(IndexIn(t.rows, row), IndexIn(t.cols, attr_of(j, spec.columns)));
   }
@@ -388,7 +389,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       }
     }
     std::string key;
-    for (const auto& a : keys) key += a + "=" + attr_of(j, a) + ";";
+    for (const auto& a : keys) {
+      auto it = j.attrs.find(a);
+      key.append(a).push_back('=');
+      if (it != j.attrs.end()) key.append(it->second);
+      key.push_back(';');
+    }
     for (size_t m = 0; m < nm; ++m) {
       const double* v = metric_of(j.spec.id, spec.eval, spec.metrics[m]);
       if (!v) continue;
