@@ -330,6 +330,7 @@ Result<Corpus> ReadFeatureStore(const std::string& path, const StoreReadOptions&
   // A full `verify` read recomputes the hash itself.
   if (options.check_hash && !options.verify) ES_RETURN_IF_ERROR(VerifyStore(path));
   std::lock_guard<std::mutex> lock(h5::Hdf5Mutex());
+  ES_RETURN_IF_ERROR(GuardStoreOpenLocked(path));  // libhdf5 reads a new file in a child first
   h5::SilenceErrors();
   ES_ASSIGN_OR_RETURN(Handle file, OpenStore(path));
   return ReadLocked(file.get(), path, options);
@@ -338,9 +339,27 @@ Result<Corpus> ReadFeatureStore(const std::string& path, const StoreReadOptions&
 Result<StoreInfo> ReadStoreInfo(const std::string& path, bool check_hash) {
   if (check_hash) ES_RETURN_IF_ERROR(VerifyStore(path));
   std::lock_guard<std::mutex> lock(h5::Hdf5Mutex());
+  ES_RETURN_IF_ERROR(GuardStoreOpenLocked(path));
   h5::SilenceErrors();
   ES_ASSIGN_OR_RETURN(Handle file, OpenStore(path));
   return ReadInfoLocked(file.get(), path);
 }
+
+namespace internal {
+
+Result<std::string> ReadEverythingLocked(const std::string& path) {
+  h5::SilenceErrors();
+  ES_ASSIGN_OR_RETURN(Handle file, OpenStore(path));
+  ES_ASSIGN_OR_RETURN(StoreInfo info, ReadInfoLocked(file.get(), path));
+  StoreReadOptions o;
+  o.verify = true;  // every feature set and its frames, and the content hash
+  o.validate = false;
+  o.check_hash = false;
+  o.load_frames = true;
+  ES_RETURN_IF_ERROR(ReadLocked(file.get(), path, o).status());
+  return info.content_hash;
+}
+
+}  // namespace internal
 
 }  // namespace emosweep::data
