@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -58,10 +59,12 @@ class StoreIntegrity : public ::testing::Test {
     fs::remove_all(dir_);
   }
   std::string P(const std::string& name) const { return (dir_ / name).string(); }
-  Ran Run(const std::string& args) const {
+  // `env`: variables for the command; every command is killed after 120 s
+  // (a hang fails the test instead of hanging it).
+  Ran Run(const std::string& args, const std::string& env = "") const {
     const std::string err = P("stderr.txt");
-    const std::string cmd =
-        "cd " + dir_.string() + " && " + std::string(EMOSWEEP_BINARY) + " " + args + " --log-level warn >/dev/null 2>" + err;
+    const std::string cmd = "cd " + dir_.string() + " && " + env + " timeout -s KILL 120 " +
+                            std::string(EMOSWEEP_BINARY) + " " + args + " --log-level warn >/dev/null 2>" + err;
     int rc = std::system(cmd.c_str());
     return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, Slurp(err)};
   }
@@ -126,6 +129,75 @@ TEST_F(StoreIntegrity, AlteredStoreIsRefusedByPlanTrainAndRun) {
   // `data inspect` still reports the mismatch itself (exit 2).
   Ran inspect = Run("data inspect s/synth_a.h5");
   EXPECT_EQ(inspect.code, 2) << inspect.err;
+}
+
+// A damaged store on which libhdf5 1.10.8 itself crashes (out-of-bounds
+// memcpy in H5HG_read: fuzz/upstream/store/, fuzz/regressions/store/) or hangs
+// (H5Aread of a vlen string on a corrupt global heap): `data inspect` and
+// `plan` exit 2 naming the file instead of dying by SIGSEGV or never returning
+// (libhdf5 reads a new file in a child process first; data/store_verify.h).
+void UseDamagedStore(const fs::path& from, const fs::path& to) {
+  fs::remove(to);
+  fs::copy_file(from, to);
+}
+
+TEST_F(StoreIntegrity, StoreOnWhichLibhdf5CrashesExitsTwoNamingIt) {
+  const fs::path src(EMOSWEEP_SOURCE_DIR);
+  const std::vector<fs::path> crashing = {
+      src / "fuzz/upstream/store/libhdf5_oob_memcpy_H5HG_read_corrupt_global_heap.h5",
+      src / "fuzz/regressions/store/libhdf5_H5HG_read_0c80e2f2950efdfb2dd554b7514309cced3a09c2",
+      src / "fuzz/regressions/store/libhdf5_H5HG_read_577fa1445f5e40381d51e5dd9aaaa206edb8e90b",
+      src / "fuzz/regressions/store/libhdf5_H5HG_read_dc9ee6b8c87ab689d96bdc59e4b20ffc8b01154d"};
+  for (const auto& f : crashing) {
+    ASSERT_TRUE(fs::exists(f)) << f;
+    UseDamagedStore(f, dir_ / "damaged.h5");
+    Ran inspect = Run("data inspect damaged.h5");
+    EXPECT_EQ(inspect.code, 2) << f << ": " << inspect.err;
+    EXPECT_NE(inspect.err.find("damaged.h5: damaged HDF5 file: libhdf5 crashed (SIGSEGV)"), std::string::npos)
+        << f << ": " << inspect.err;
+    // The same damage in a store a protocol names.
+    UseDamagedStore(f, dir_ / "s/synth_a.h5");
+    Ran plan = Run("plan p.toml");
+    EXPECT_EQ(plan.code, 2) << f << ": " << plan.err;
+    EXPECT_NE(plan.err.find("synth_a.h5: damaged HDF5 file: libhdf5 crashed (SIGSEGV)"), std::string::npos)
+        << f << ": " << plan.err;
+  }
+}
+
+TEST_F(StoreIntegrity, StoreOnWhichLibhdf5HangsExitsTwoAfterTheTimeLimit) {
+  const fs::path hang =
+      fs::path(EMOSWEEP_SOURCE_DIR) / "fuzz/upstream/store/libhdf5_hang_vlen_attr_corrupt_global_heap.h5";
+  ASSERT_TRUE(fs::exists(hang));
+  UseDamagedStore(hang, dir_ / "damaged.h5");
+  const auto t0 = std::chrono::steady_clock::now();
+  Ran inspect = Run("data inspect damaged.h5", "EMOSWEEP_STORE_CHECK_TIMEOUT=2");
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(inspect.code, 2) << inspect.err;
+  EXPECT_NE(inspect.err.find("damaged.h5: damaged HDF5 file: libhdf5 did not finish within 2 s"), std::string::npos)
+      << inspect.err;
+  EXPECT_LT(took, 60.0);
+  UseDamagedStore(hang, dir_ / "s/synth_b.h5");
+  Ran plan = Run("plan p.toml", "EMOSWEEP_STORE_CHECK_TIMEOUT=2");
+  EXPECT_EQ(plan.code, 2) << plan.err;
+  EXPECT_NE(plan.err.find("synth_b.h5: damaged HDF5 file: libhdf5 did not finish within 2 s"), std::string::npos)
+      << plan.err;
+}
+
+// An intact store is read in a child once; a re-open (verified-stores.tsv)
+// starts no child, and the child leaves no process behind.
+TEST_F(StoreIntegrity, IntactStoreIsCheckedOnceAndReopenedWithoutAChild) {
+  ASSERT_EQ(Run("plan p.toml").code, 0);
+  const std::string cache = Slurp(dir_ / "cache" / "verified-stores.tsv");
+  EXPECT_NE(cache.find("synth_a.h5"), std::string::npos) << cache;
+  // With the cache in place, a store check that would fail at once (timeout
+  // 1e-9 s) is never run: the re-open trusts the recorded verification.
+  EXPECT_EQ(Run("plan p.toml", "EMOSWEEP_STORE_CHECK_TIMEOUT=0.000000001").code, 0);
+  EXPECT_EQ(Run("data inspect s/synth_a.h5", "EMOSWEEP_STORE_CHECK_TIMEOUT=0.000000001").code, 0);
+  // Without it, the same limit makes the check fail: the child did run.
+  fs::remove(dir_ / "cache" / "verified-stores.tsv");
+  Ran fresh = Run("plan p.toml", "EMOSWEEP_STORE_CHECK_TIMEOUT=0.000000001");
+  EXPECT_EQ(fresh.code, 2) << fresh.err;
+  EXPECT_NE(fresh.err.find("did not finish within"), std::string::npos) << fresh.err;
 }
 
 }  // namespace
