@@ -12,7 +12,8 @@
 # replay: runs every file of SRC_DIR/fuzz/regressions/TARGET and
 #   SRC_DIR/fuzz/seeds/TARGET once; fails if any crashes, hangs or leaks.
 # Environment: FUZZ_SHARED_PER_CORPUS (WAV seeds per corpus, default 3),
-#   EMOSWEEP_FUZZ_SECONDS (overrides SECONDS of a run), FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (one input, default 10).
+#   EMOSWEEP_FUZZ_SECONDS (overrides SECONDS of a run), FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (one input, default 10),
+#   FUZZ_STORE_UNGUARDED=1 (store: fuzz libhdf5 in-process, see below), FUZZ_STORE_CHECK_TIMEOUT (store: default 1 s).
 set -euo pipefail
 mode=$1 exe=$2 target=$3 secs=$4 src=$5 shared=$6 seeds=$7 work=$8
 [ "$mode" = run ] && [ -n "${EMOSWEEP_FUZZ_SECONDS:-}" ] && secs=$EMOSWEEP_FUZZ_SECONDS
@@ -27,15 +28,25 @@ case "$target" in
   *) max_len=16384 ;;
 esac
 # libhdf5 1.10.8 itself hangs on some corrupt global heaps and reads out of
-# bounds on others (fuzz/upstream/store/). The store harness runs in fork mode
-# and goes on after a hang (3 s; a good store reads in milliseconds) or a
-# crash; afterwards every crash input is replayed and fails the run unless
-# the first frame below the sanitizer is inside libhdf5 (then it is moved to
+# bounds on others (fuzz/upstream/store/). emosweep reads a new store in a
+# child process first (data/store_verify.h), so through the guarded readers
+# a libhdf5 crash or hang (child time limit: FUZZ_STORE_CHECK_TIMEOUT, 1 s) is
+# an error, and any crash or hang is a finding in emosweep.
+# FUZZ_STORE_UNGUARDED=1 fuzzes libhdf5 and the reader in the fuzzer's own
+# process instead (EMOSWEEP_STORE_CHECK_TIMEOUT=0): fork mode, going on after
+# a hang (3 s; a good store reads in milliseconds) or a crash; afterwards
+# every crash input is replayed and fails the run unless the first frame
+# below the sanitizer is inside libhdf5 (then it is moved to
 # artifacts/upstream/ and reported).
 extra=()
 if [ "$target" = store ]; then
   per_input=${FUZZ_TIMEOUT_S:-3}
-  extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1)
+  if [ "${FUZZ_STORE_UNGUARDED:-0}" = 1 ]; then
+    export EMOSWEEP_STORE_CHECK_TIMEOUT=0
+    extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1)
+  else
+    export EMOSWEEP_STORE_CHECK_TIMEOUT=${FUZZ_STORE_CHECK_TIMEOUT:-1}
+  fi
 fi
 
 if [ "$mode" = replay ]; then
