@@ -89,7 +89,26 @@ echo "fuzz $target: ${secs}s over ${dirs[*]}"
 rc=0
 touch "$dir/.run-start"
 "$exe" -max_total_time="$secs" -timeout="$per_input" -rss_limit_mb="$rss" -max_len="$max_len" \
-  -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${extra[@]}" "${dirs[@]}" || rc=$?
+  -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "${extra[@]}" "${dirs[@]}" 2>&1 | tee "$dir/last-run.log" || rc=$?
+if [ "$target" = store ] && [ ${#extra[@]} -eq 0 ]; then
+  # Guarded store run: the checking children's sanitizer reports are in the
+  # log. One whose first frame below the sanitizer is outside libhdf5 is an
+  # emosweep bug that only a child hit: fail the run and show it.
+  own=$(awk '
+    /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/ { inrep = 1; found = 0; head = $0; next }
+    inrep && /^ +#[0-9]+ / && !found {
+      if ($0 ~ /__interceptor|__asan|__sanitizer|__ubsan|libc\.so|fuzzer::/) next
+      found = 1; inrep = 0
+      if ($0 !~ /libhdf5/) { print head; print $0 }
+    }' "$dir/last-run.log")
+  upstream=$(grep -c -E 'ERROR: AddressSanitizer|runtime error:' "$dir/last-run.log" || true)
+  echo "fuzz store: sanitizer reports from checking children: $upstream in total"
+  if [ -n "$own" ]; then
+    echo "fuzz store: a checking child crashed outside libhdf5 (a finding in emosweep):"
+    echo "$own"
+    [ "$rc" -eq 0 ] && rc=1
+  fi
+fi
 [ ${#extra[@]} -eq 0 ] && exit $rc
 # Fork mode exits non-zero when it skipped a crash; this run's crash inputs decide
 # (a non-zero exit without any is a failure to run).

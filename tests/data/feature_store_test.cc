@@ -2,12 +2,14 @@
 #include "data/feature_store.h"
 
 #include "core/files.h"
+#include "core/log.h"
 #include "data/store_verify.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -196,6 +198,52 @@ TEST(FeatureStore, ConcurrentReadersAreSerializedSafely) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(good.load(), 40);
+}
+
+// The first open of each new store version forks a checking child
+// (data/store_verify.h). fork() from a multithreaded process must not
+// deadlock the child on a lock another thread held (malloc, the logging
+// mutex, Hdf5Mutex): 4 threads open 32 new stores while 2 others allocate and
+// log without pause. Every read must succeed with the right values, each new
+// file must have been checked by a child, and nothing may hang (ctest timeout).
+TEST(FeatureStoreCheck, FirstOpensForkSafelyWhileOtherThreadsAllocateAndLog) {
+  TestDir dir;
+  ::setenv("EMOSWEEP_CACHE_DIR", "off", 1);
+  const LogLevel level0 = GetLogLevel();
+  SetLogLevel(LogLevel::kInfo);
+  const int64_t children0 = StoreCheckChildren();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> noise;
+  for (int t = 0; t < 2; ++t)
+    noise.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      size_t n = 0;
+      while (!stop.load()) {
+        std::vector<std::string> v(1 + rng() % 64, std::string(1 + rng() % 4096, 'x'));
+        n += v.size();
+        if (n % 499 == 0) LOG_INFO << "noise " << t << " " << n;  // takes the logging mutex
+      }
+    });
+  std::atomic<int> good{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&, t] {
+      for (int i = 0; i < 8; ++i) {
+        Corpus c = SmallCorpus(3 + i);
+        const std::string p = dir.File("t" + std::to_string(t) + "_" + std::to_string(i) + ".h5");
+        if (!WriteFeatureStore(p, c).ok()) continue;
+        auto info = ReadStoreInfo(p);
+        auto r = ReadFeatureStore(p);
+        if (info.ok() && r.ok() && r->features[0].values == c.features[0].values) ++good;
+      }
+    });
+  for (auto& t : readers) t.join();
+  stop = true;
+  for (auto& t : noise) t.join();
+  ::unsetenv("EMOSWEEP_CACHE_DIR");
+  SetLogLevel(level0);
+  EXPECT_EQ(good.load(), 32);
+  EXPECT_GE(StoreCheckChildren() - children0, 32) << "every new store version is read in a child first";
 }
 
 // ---- bad input: one test per case -------------------------------------------
