@@ -164,6 +164,10 @@ void WriteAll(int fd, const std::string& text) {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);  // no crash handler of the parent
   // Ctrl-C / SIGTERM to the process group are the parent's to handle (it kills the child).
   for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) ::signal(sig, SIG_IGN);
+  // The parent's other descriptors (worker pipes, locked files) are not the
+  // child's to keep open while it lives.
+  if (out > 3) ::close_range(3, static_cast<unsigned>(out) - 1, 0);
+  ::close_range(static_cast<unsigned>(out) + 1, ~0U, 0);
   if (auto hook = g_child_hook.load()) hook();
   Result<std::string> r = internal::ReadEverythingLocked(path);
   std::string msg = r.ok() ? "0\n" + r.value() + "\n"
