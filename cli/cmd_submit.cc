@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_library.h"
 #include "cluster/slurm.h"
 #include "core/files.h"
 
@@ -57,7 +58,8 @@ std::string SelfBinary() {
 
 Status SubmitRun(const po::variables_map& vm) {
   cluster::SubmitOptions o;
-  o.protocol = Absolute(vm["protocol"].as<std::string>());
+  ES_ASSIGN_OR_RETURN(std::string protocol_path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  o.protocol = Absolute(protocol_path);
   o.ledger = Absolute(vm["ledger"].as<std::string>());
   if (!FileExists(o.protocol)) return Status::NotFound(o.protocol + ": no such protocol file");
   o.binary = SelfBinary();
