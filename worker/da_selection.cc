@@ -1,0 +1,135 @@
+// worker/da_selection.cc: DA diagnostics per epoch, unsupervised selection values and DA warnings (see
+// da_selection.h).
+#include "worker/da_selection.h"
+
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+#include "worker/da_diagnostics.h"
+
+namespace emosweep::worker {
+namespace {
+
+// Rows 0, k, 2k, ... of a modality map, at most `limit` of them (all when fewer).
+std::map<std::string, torch::Tensor> Strided(const std::map<std::string, torch::Tensor>& inputs, int64_t n,
+                                             int64_t limit) {
+  if (n <= limit) return inputs;
+  const int64_t k = (n + limit - 1) / limit;
+  torch::Tensor idx = torch::arange(0, n, k, torch::kLong);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [m, t] : inputs) out[m] = t.index_select(0, idx);
+  return out;
+}
+
+// Eval-mode forward in batches (transductive models: all rows at once): logits and features, on the device.
+std::pair<torch::Tensor, torch::Tensor> ForwardRows(models::FusionModelImpl& model,
+                                                   const std::map<std::string, torch::Tensor>& inputs,
+                                                   int64_t batch_size, const torch::Device& device) {
+  torch::NoGradGuard ng;
+  const int64_t n = inputs.empty() ? 0 : inputs.begin()->second.size(0);
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t step = model.transductive() ? std::max<int64_t>(1, n) : std::max<int64_t>(1, batch_size);
+  std::vector<torch::Tensor> logits, feats;
+  for (int64_t b = 0; b < n; b += step) {
+    models::Batch batch;
+    for (const auto& [m, t] : inputs) batch.inputs[m] = t.narrow(0, b, std::min(n, b + step) - b).to(device);
+    models::ModelOutput o = model.Forward(batch);
+    logits.push_back(o.logits);
+    feats.push_back(o.features);
+  }
+  if (was_training) model.train();
+  if (logits.empty()) return {};
+  return {torch::cat(logits, 0), torch::cat(feats, 0)};
+}
+
+}  // namespace
+
+bool UnsupervisedSelection(const std::string& s) { return s == "dev" || s == "im" || s == "snd"; }
+
+nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& train, const Split& val,
+                                  const Split& target, const nlohmann::json& da_train, const std::string& selection,
+                                  int64_t batch_size, const torch::Device& device) {
+  if (target.size() == 0) return nlohmann::json::object();
+  nlohmann::json d = da_train;
+  const int64_t bs = batch_size;
+  auto [t_logits, t_feats] = ForwardRows(model, Strided(target.inputs, target.size(), kDiagnosticRows), bs, device);
+  auto [s_logits, s_feats] = ForwardRows(model, Strided(train.inputs, train.size(), kDiagnosticRows), bs, device);
+  (void)s_logits;
+  torch::Tensor probs = torch::softmax(t_logits.to(torch::kFloat), 1);
+  d["mmd_linear"] = LinearMmd(s_feats, t_feats);
+  PredictionStats ps = TargetPredictionStats(probs);
+  d["target_dist"] = ps.class_share;
+  d["target_max_share"] = ps.max_share;
+  d["target_max_class"] = ps.max_class;
+  d["target_entropy"] = ps.mean_entropy;
+  d["im"] = ps.im;
+  // SND (an N x N similarity matrix) and DEV (a domain classifier fit) cost more than the rest together: they are
+  // computed for the jobs selected by them.
+  if (selection == "snd") d["snd"] = SoftNeighborhoodDensity(probs);
+  if (selection == "dev" && val.size() >= 2) {
+    auto [v_logits, v_feats] = ForwardRows(model, val.inputs, bs, device);
+    torch::Tensor losses = torch::nn::functional::cross_entropy(
+        v_logits.to(torch::kFloat), val.labels.to(device),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    DevResult dev = DeepEmbeddedValidation(s_feats, t_feats, v_feats, losses);
+    d["dev"] = dev.risk;
+    d["dev_eta"] = dev.eta;
+    d["dev_weight_mean"] = dev.weight_mean;
+    d["dev_domain_acc"] = dev.domain_acc;
+  }
+  for (auto it = d.begin(); it != d.end(); ++it)
+    if (it->is_number_float() && !std::isfinite(it->get<double>())) *it = nullptr;
+  return d;
+}
+
+Result<SelectionValue> UnsupervisedSelectionValue(const std::string& selection, const nlohmann::json& da, int epoch,
+                                                  const std::string& where) {
+  // Selection without target labels: the epoch's criterion from the diagnostics (dev: lower is better).
+  const nlohmann::json& c = da.is_object() ? da.value(selection, nlohmann::json()) : nlohmann::json();
+  if (!c.is_number())
+    return Status::FailedPrecondition(where + ": selection '" + selection + "' has no value at epoch " +
+                                      std::to_string(epoch + 1));
+  SelectionValue v;
+  v.value = c.get<double>();
+  v.higher = selection != "dev";
+  return v;
+}
+
+DaSummary DaWarnings(const std::vector<EpochRecord>& curve, int selected_epoch, const std::vector<std::string>& labels,
+                     double lambda_max, double lambda_seen, int64_t steps, const std::string& horizon,
+                     bool has_target) {
+  DaSummary s;
+  if (lambda_max > 0 && !curve.empty() && lambda_seen < kShortScheduleShare * lambda_max) {
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "schedule: the GRL lambda never exceeded %.3g (%.1f%% of its maximum %.3g) in %lld steps: its "
+                  "horizon (%s) is longer than the run, so this is close to no adaptation",
+                  lambda_seen, 100 * lambda_seen / lambda_max, lambda_max, static_cast<long long>(steps),
+                  horizon.c_str());
+    s.warnings.push_back({{"code", "short_schedule"}, {"message", buf}});
+  }
+  if (!has_target) return s;
+  const int num_classes = static_cast<int>(labels.size());
+  for (const auto& rec : curve) {
+    if (rec.epoch != selected_epoch || !rec.val_metrics.is_object() || !rec.val_metrics.contains("da")) continue;
+    const nlohmann::json& da = rec.val_metrics["da"];
+    s.da_selected = da;
+    const double share = da.value("target_max_share", 0.0);
+    if (share > kCollapseShare) {
+      const int cls = da.value("target_max_class", 0);
+      char buf[320];
+      std::snprintf(buf, sizeof buf,
+                    "collapse: at the selected epoch %d (0-based, as the curve), %.0f%% of the unlabeled target "
+                    "is predicted as '%s' (more than %.0f%%)",
+                    selected_epoch, 100 * share,
+                    cls >= 0 && cls < num_classes ? labels[static_cast<size_t>(cls)].c_str() : "?",
+                    100 * kCollapseShare);
+      s.warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
+    }
+  }
+  return s;
+}
+
+}  // namespace emosweep::worker
