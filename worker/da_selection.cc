@@ -46,6 +46,30 @@ std::pair<torch::Tensor, torch::Tensor> ForwardRows(models::FusionModelImpl& mod
 
 }  // namespace
 
+void DrawTargetRows(IndexShuffler& shuffler, int64_t n, int64_t want, bool shuffle, std::vector<int64_t>* order,
+                    int64_t* cursor, std::vector<int64_t>* rows) {
+  rows->clear();
+  while (static_cast<int64_t>(rows->size()) < want) {
+    if (*cursor >= static_cast<int64_t>(order->size())) {
+      order->resize(n);
+      for (int64_t i = 0; i < n; ++i) (*order)[i] = i;
+      if (shuffle) shuffler.Shuffle(*order);
+      *cursor = 0;
+    }
+    rows->push_back((*order)[(*cursor)++]);
+  }
+}
+
+nlohmann::json DaTrainingMeans(double da_loss, double disc_acc, double lambda, double lambda_last, double weight,
+                               bool has_discriminator) {
+  nlohmann::json d = {{"lambda", lambda}, {"lambda_end", lambda_last}, {"weight", weight}, {"da_loss", da_loss}};
+  if (has_discriminator) {
+    d["disc_loss"] = da_loss;
+    d["disc_acc"] = disc_acc;
+  }
+  return d;
+}
+
 bool UnsupervisedSelection(const std::string& s) { return s == "dev" || s == "im" || s == "snd"; }
 
 nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& train, const Split& val,

@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "worker/dataset.h"
 #include "worker/job.h"
+#include "worker/trainer_state.h"
 
 namespace emosweep::worker {
 
@@ -26,6 +27,17 @@ constexpr double kShortScheduleShare = 0.10;
 constexpr double kCollapseShare = 0.90;
 // Rows of source training data and of the target used by the per-epoch diagnostics (evenly strided).
 constexpr int64_t kDiagnosticRows = 2000;
+
+// Adaptation draws target rows cyclically: `want` rows into *rows, continuing at *cursor in *order and starting
+// a new pass (shuffled when `shuffle`) over the `n` target rows when one ends. Every rank of a group calls it
+// with the global batch so the cursor and shuffle stay identical (docs/design/distributed.md).
+void DrawTargetRows(IndexShuffler& shuffler, int64_t n, int64_t want, bool shuffle, std::vector<int64_t>* order,
+                    int64_t* cursor, std::vector<int64_t>* rows);
+
+// An epoch's training-side DA record from its row-weighted means (DA loss, discriminator accuracy, λ), the last
+// step's λ and the adapter's weight; disc_loss / disc_acc only for adapters with a discriminator.
+nlohmann::json DaTrainingMeans(double da_loss, double disc_acc, double lambda, double lambda_last, double weight,
+                               bool has_discriminator);
 
 // dev, im and snd: selection without target labels, from the epoch's diagnostics.
 bool UnsupervisedSelection(const std::string& selection);

@@ -76,9 +76,6 @@ class Trainer {
   Status HostBroadcast(float* v, size_t n) { return HostCollective(v, n, true); }
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
-  // Per-epoch domain-adaptation diagnostics (the training-side means of TrainEpoch plus an eval-mode pass over
-  // the unlabeled target); {} for a job without target_unlabeled data.
-  Result<nlohmann::json> DaDiagnostics(int epoch);
   Result<bool> ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec);  // returns "stop early"
   void Snapshot();
   void RestoreBest();
@@ -430,20 +427,9 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     // with no rows of this batch), so that the target cursor and shuffle stay
     // identical across the group; each rank then takes the shard matching its
     // source rows, as a world of one would see them (docs/design/distributed.md).
-    if (m_.adapter) {
-      target_idx_.clear();
-      const int64_t tn = target_.size();
-      const int64_t want = transductive ? tn : len;
-      while (static_cast<int64_t>(target_idx_.size()) < want) {
-        if (target_cursor_ >= static_cast<int64_t>(target_order_.size())) {
-          target_order_.resize(tn);
-          for (int64_t i = 0; i < tn; ++i) target_order_[i] = i;
-          if (!transductive) target_shuffle_->Shuffle(target_order_);
-          target_cursor_ = 0;
-        }
-        target_idx_.push_back(target_order_[target_cursor_++]);
-      }
-    }
+    if (m_.adapter)
+      DrawTargetRows(*target_shuffle_, target_.size(), transductive ? target_.size() : len, !transductive,
+                     &target_order_, &target_cursor_, &target_idx_);
     flat_->ZeroGrad();
     if (n_local > 0) {
       models::Batch batch;
@@ -525,14 +511,9 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   for (int k = 0; k < 3; ++k) sums[2 + k] = static_cast<float>(da_host[k].item<double>());
   ES_RETURN_IF_ERROR(HostAllreduceSum(sums, m_.adapter ? 5 : 2));
   *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
-  if (m_.adapter && sums[1] > 0) {
-    da_train_ = {{"lambda", sums[4] / sums[1]}, {"lambda_end", lambda_last}, {"weight", m_.adapter->weight()},
-                 {"da_loss", sums[2] / sums[1]}};
-    if (m_.adapter->lambda_max() > 0) {
-      da_train_["disc_loss"] = sums[2] / sums[1];
-      da_train_["disc_acc"] = sums[3] / sums[1];
-    }
-  }
+  if (m_.adapter && sums[1] > 0)
+    da_train_ = DaTrainingMeans(sums[2] / sums[1], sums[3] / sums[1], sums[4] / sums[1], lambda_last,
+                                m_.adapter->weight(), m_.adapter->lambda_max() > 0);
   // A diverged job (NaN/Inf loss) would go on to record chance-level numbers:
   // it fails instead (every rank sees the same reduced sum).
   if (sums[1] > 0 && !std::isfinite(*train_loss))
@@ -540,11 +521,6 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
                                       " in epoch " + std::to_string(epoch + 1) +
                                       " (diverged: lower train.lr, set train.grad_clip, or check the features)");
   return Status::Ok();
-}
-
-Result<nlohmann::json> Trainer::DaDiagnostics(int epoch) {
-  (void)epoch;
-  return EpochDaDiagnostics(*m_.model, train_, val_, target_, da_train_, spec_.selection, cfg_.batch_size, device_);
 }
 
 Result<bool> Trainer::ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec) {
@@ -675,7 +651,9 @@ Result<JobResult> Trainer::Run() {
     sched_->StepEpoch();
     opt_->set_lr(sched_->lr());
     bool stop = false;
-    ES_ASSIGN_OR_RETURN(nlohmann::json da, DaDiagnostics(epoch));
+    // Per-epoch DA diagnostics (TrainEpoch's training-side means + an eval-mode pass over the unlabeled target).
+    const nlohmann::json da =
+        EpochDaDiagnostics(*m_.model, train_, val_, target_, da_train_, spec_.selection, cfg_.batch_size, device_);
     if ((epoch + 1) % cfg_.eval_every == 0 || epoch + 1 == cfg_.epochs) {
       ES_ASSIGN_OR_RETURN(stop, ValidateEpoch(epoch, da, &rec));
     }
