@@ -98,10 +98,14 @@ nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& t
         v_logits.to(torch::kFloat), val.labels.to(device),
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
     DevResult dev = DeepEmbeddedValidation(s_feats, t_feats, v_feats, losses);
-    d["dev"] = dev.risk;
+    d["dev"] = dev.risk;  // null when undefined (non-finite numbers become null below)
     d["dev_eta"] = dev.eta;
     d["dev_weight_mean"] = dev.weight_mean;
+    d["dev_ess"] = dev.ess;
     d["dev_domain_acc"] = dev.domain_acc;
+    d["dev_l2"] = dev.l2;
+    d["dev_defined"] = dev.defined;
+    if (!dev.defined) d["dev_undefined"] = dev.undefined_reason;
   }
   for (auto it = d.begin(); it != d.end(); ++it)
     if (it->is_number_float() && !std::isfinite(it->get<double>())) *it = nullptr;
@@ -110,20 +114,34 @@ nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& t
 
 Result<SelectionValue> UnsupervisedSelectionValue(const std::string& selection, const nlohmann::json& da, int epoch,
                                                   const std::string& where) {
-  // Selection without target labels: the epoch's criterion from the diagnostics (dev: lower is better).
-  const nlohmann::json& c = da.is_object() ? da.value(selection, nlohmann::json()) : nlohmann::json();
-  if (!c.is_number())
+  auto missing = [&](const std::string& what) {
     return Status::FailedPrecondition(where + ": selection '" + selection + "' has no value at epoch " +
-                                      std::to_string(epoch + 1));
+                                      std::to_string(epoch + 1) + what);
+  };
+  if (!da.is_object()) return missing("");
   SelectionValue v;
+  if (selection == "dev" && da.value("dev_defined", true) == false) {
+    // DEV is undefined at this epoch (its reason is in the record): the epoch ranks after every epoch where it
+    // is defined, and among such epochs by im (docs/trainer.md "Unsupervised selection").
+    const nlohmann::json& im = da.value("im", nlohmann::json());
+    if (!im.is_number()) return missing(" (DEV undefined, and no im to fall back on)");
+    v.tier = 0;
+    v.value = im.get<double>();
+    v.higher = true;
+    return v;
+  }
+  // Selection without target labels: the epoch's criterion from the diagnostics (dev: lower is better).
+  const nlohmann::json& c = da.value(selection, nlohmann::json());
+  if (!c.is_number()) return missing("");
+  v.tier = selection == "dev" ? 1 : 0;
   v.value = c.get<double>();
   v.higher = selection != "dev";
   return v;
 }
 
 DaSummary DaWarnings(const std::vector<EpochRecord>& curve, int selected_epoch, const std::vector<std::string>& labels,
-                     double lambda_max, double lambda_seen, int64_t steps, const std::string& horizon,
-                     bool has_target) {
+                     const std::string& selection, double lambda_max, double lambda_seen, int64_t steps,
+                     const std::string& horizon, bool has_target) {
   DaSummary s;
   if (lambda_max > 0 && !curve.empty() && lambda_seen < kShortScheduleShare * lambda_max) {
     char buf[320];
@@ -151,6 +169,22 @@ DaSummary DaWarnings(const std::vector<EpochRecord>& curve, int selected_epoch, 
                     cls >= 0 && cls < num_classes ? labels[static_cast<size_t>(cls)].c_str() : "?",
                     100 * kCollapseShare);
       s.warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
+    }
+    if (selection == "dev" && da.value("dev_defined", true) == false) {
+      int undefined = 0, validated = 0;
+      for (const auto& e : curve) {
+        if (!e.val_metrics.is_object() || !e.val_metrics.contains("da")) continue;
+        const nlohmann::json& de = e.val_metrics["da"];
+        if (!de.contains("dev_defined")) continue;
+        ++validated;
+        undefined += de["dev_defined"] == false ? 1 : 0;
+      }
+      char buf[640];
+      std::snprintf(buf, sizeof buf,
+                    "dev: DEV was undefined at %d of %d epochs, the selected epoch %d included (%s); that epoch was "
+                    "ranked by im instead (epochs without DEV rank after those with it, and among themselves by im)",
+                    undefined, validated, selected_epoch, da.value("dev_undefined", std::string("?")).c_str());
+      s.warnings.push_back({{"code", "dev_undefined"}, {"message", buf}});
     }
   }
   return s;

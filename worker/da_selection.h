@@ -48,8 +48,11 @@ nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& t
                                   const Split& target, const nlohmann::json& da_train, const std::string& selection,
                                   int64_t batch_size, const torch::Device& device);
 
-// How an unsupervised selection policy ranks one epoch: `value` (better = higher when `higher`).
+// How an unsupervised selection policy ranks one epoch: first by `tier` (higher wins), then by `value` (better =
+// higher when `higher`). `dev`: tier 1 and the DEV risk where DEV is defined; where it is not (DevResult), tier 0
+// and the epoch's im (documented fallback, flagged by DaWarnings). im, snd: tier 0.
 struct SelectionValue {
+  int tier = 0;
   double value = 0;
   bool higher = true;
 };
@@ -63,10 +66,11 @@ struct DaSummary {
   nlohmann::json da_selected;
   nlohmann::json warnings = nlohmann::json::array();
 };
+// `selection`: the job's policy (dev: a `dev_undefined` warning when the selected epoch had no DEV).
 // `lambda_max` 0: no GRL schedule to check. `lambda_seen`: the run's largest applied λ; `steps`: optimizer
 // steps run; `horizon`: the schedule's horizon in words; `has_target`: the job trained with target rows.
 DaSummary DaWarnings(const std::vector<EpochRecord>& curve, int selected_epoch, const std::vector<std::string>& labels,
-                     double lambda_max, double lambda_seen, int64_t steps, const std::string& horizon,
-                     bool has_target);
+                     const std::string& selection, double lambda_max, double lambda_seen, int64_t steps,
+                     const std::string& horizon, bool has_target);
 
 }  // namespace emosweep::worker

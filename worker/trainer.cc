@@ -547,14 +547,18 @@ Result<bool> Trainer::ValidateEpoch(int epoch, const nlohmann::json& da, EpochRe
   opt_->set_lr(sched_->lr());
   double value = MetricValue(s, cfg_.metric);
   bool higher = cfg_.MetricHigherIsBetter();
+  int tier = 0;
   if (UnsupervisedSelection(spec_.selection)) {
     ES_ASSIGN_OR_RETURN(SelectionValue u, UnsupervisedSelectionValue(spec_.selection, da, epoch, where_));
     value = u.value;
     higher = u.higher;
+    tier = u.tier;
   }
-  const bool improved = !es_.have_best || (higher ? value > es_.best_value : value < es_.best_value);
+  const bool improved = !es_.have_best || tier > es_.best_tier ||
+                        (tier == es_.best_tier && (higher ? value > es_.best_value : value < es_.best_value));
   if (improved) {
     es_.have_best = true;
+    es_.best_tier = tier;
     es_.best_value = value;
     es_.best_epoch = epoch;
     es_.bad_evals = 0;
@@ -746,7 +750,7 @@ Result<JobResult> Trainer::Run() {
                  {"seconds_total", Since(t_start)}};
   if (spec_.selection == "oracle") result.info["oracle_eval"] = spec_.oracle_eval;
   // Domain adaptation: the selected epoch's diagnostics and the warnings a table caption repeats.
-  DaSummary da = DaWarnings(curve_, result.selected_epoch, spec_.labels,
+  DaSummary da = DaWarnings(curve_, result.selected_epoch, spec_.labels, spec_.selection,
                             m_.adapter && epochs_run > 0 ? m_.adapter->lambda_max() : 0.0, da_lambda_seen_, step_,
                             m_.adapter ? m_.adapter->horizon_text(LossCtx(0)) : std::string(),
                             training && target_.size() > 0);
