@@ -58,6 +58,8 @@ inline constexpr double kDevL2Grid[] = {1e-4, 1e-3, 1e-2, 1e-1, 1.0};
 // held-out 5th rows (calibrated probabilities: the weights are their ratio); then on the validation rows
 // w_i = P(t|x_i)/P(s|x_i) · n_s/n_t (n: the classifier's training rows), L_i = w_i · loss_i,
 // η = −Cov(L, w)/Var(w) (ddof 1), risk = mean(L) + η·mean(w) − η. Deterministic (no random draws).
+// DevRisk: that risk from importance weights w and per-row losses l (1-D) with the control variate
+// η = −Cov(w·l, w) / Var(w) (sample covariance and variance, ddof 1; η = 0 when Var(w) = 0).
 double DevRisk(const torch::Tensor& weight, const torch::Tensor& loss, double* eta = nullptr);
 DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch::Tensor& target_feats,
                                  const torch::Tensor& val_feats, const torch::Tensor& val_losses);
