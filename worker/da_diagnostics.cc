@@ -66,7 +66,7 @@ DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch:
   torch::Tensor mu = x.mean(0, true), sd = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
   x = (x - mu) / sd;
   torch::Tensor y = torch::cat({torch::ones({ns}, torch::kDouble), torch::zeros({nt}, torch::kDouble)});
-  // Every 5th row of each domain is held out (TLlib: an 80/20 split), deterministically.
+  // Every 5th row of each domain is held out (the reference code: an 80/20 split), deterministically.
   torch::Tensor held = torch::cat({torch::arange(ns, torch::kLong) % 5 == 4, torch::arange(nt, torch::kLong) % 5 == 4});
   torch::Tensor fit_idx = torch::nonzero(~held).reshape({-1}), held_idx = torch::nonzero(held).reshape({-1});
   torch::Tensor xf = x.index_select(0, fit_idx), yf = y.index_select(0, fit_idx);
