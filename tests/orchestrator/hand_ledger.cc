@@ -9,7 +9,7 @@ namespace {
 
 // A result whose UA and WA are `ua` on 40 utterances (the first round(40 ua) right), trained for
 // `epochs` epochs with the one before last selected.
-jobs::JobResult ResultWithUa(double ua, int epochs) {
+jobs::JobResult ResultWithUa(double ua, int epochs = 4) {
   jobs::JobResult r;
   jobs::EvalResult ev;
   int right = static_cast<int>(std::lround(ua * 40));
