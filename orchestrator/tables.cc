@@ -147,7 +147,8 @@ std::string Caption(const TableData& t) {
     if (sel == "dev")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "dev = the epoch with the lowest deep-embedded-validation risk (importance-weighted "
-                      "source-validation loss, You et al. 2019)";
+                      "source-validation loss, You et al. 2019; epochs where DEV is undefined rank after the "
+                      "others, by im)";
     else if (sel == "im")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "im = the epoch with the highest information maximisation H(mean p) - mean H(p) on the "
@@ -170,6 +171,9 @@ std::string Caption(const TableData& t) {
                          : code == "short_schedule"
                              ? "the GRL schedule never exceeded 10% of its maximum (horizon longer than the run: "
                                "close to no adaptation)"
+                         : code == "dev_undefined"
+                             ? "DEV was undefined at the selected epoch (the features separate the domains: "
+                               "importance weights near 0 or too few effective rows), which was chosen by im instead"
                              : code;
       c << (first ? "" : "; ") << what << " in ";
       bool first_row = true;

@@ -193,6 +193,7 @@ TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
     nlohmann::json w = nlohmann::json::array();
     if (collapsed) w.push_back({{"code", "target_collapse"}, {"message", "collapse"}});
     if (v == "dann_tllib") w.push_back({{"code", "short_schedule"}, {"message", "short"}});
+    if (v == "dann_tllib") w.push_back({{"code", "dev_undefined"}, {"message", "dev undefined"}});
     if (!w.empty()) r.info["warnings"] = w;
     ASSERT_TRUE(ledger->Claim(j.spec.id, me, {}).ok());
     ASSERT_TRUE(ledger->Complete(j.spec.id, me, r, {}).ok());
@@ -205,6 +206,8 @@ TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
   EXPECT_NE(cap.find("target predictions collapsed"), std::string::npos) << cap;
   EXPECT_NE(cap.find("in dann_ganin (1 of 2 runs)"), std::string::npos) << cap;
   EXPECT_EQ(cap.find("none ("), std::string::npos) << "no warning for the clean row: " << cap;
+  EXPECT_NE(cap.find("DEV was undefined at the selected epoch"), std::string::npos) << "in words, not the code: " << cap;
+  EXPECT_EQ(cap.find("dev_undefined"), std::string::npos) << cap;
   auto html = BuildReport(p, ledger.get(), {"da.db"});
   ASSERT_TRUE(html.ok()) << html.status().ToString();
   if (const char* out = std::getenv("EMOSWEEP_REPORT_OUT")) ASSERT_TRUE(WriteFileAtomic(out, *html).ok());
