@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include "data/feature_store.h"
+#include "models/model_configs.h"
 #include "models/torchscript_reference.h"
+#include "worker/job_config.h"
 #include "worker/job.h"
 
 namespace emosweep::worker {
@@ -168,6 +170,26 @@ TEST_F(TorchScriptTrainTest, CheckModelFilesRefusesBadFilesBeforeAnyJob) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find(narrow), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("audio [2, 8]"), std::string::npos) << st.message();
+}
+
+TEST_F(TorchScriptTrainTest, JobTomlResolvesAndHashesTheModelFile) {
+  auto job = [&](const std::string& file) {
+    std::ofstream(dir_ / "job.toml") << "labels = [\"anger\", \"happiness\", \"sadness\"]\n"
+                                     << "[features]\naudio = \"a\"\ntext = \"t\"\n"
+                                     << "[data]\ntrain = [\"synth.h5\"]\nval = \"synth.h5\"\n"
+                                     << "[model]\nname = \"torchscript\"\nfile = \"" << file << "\"\n";
+    return JobSpecFromTomlFile((dir_ / "job.toml").string());
+  };
+  auto s = job("mlp.pt");  // relative to the JOB.toml's directory
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->model["file"], file_);
+  EXPECT_EQ(s->model["sha256"], *models::FileSha256(file_));
+  auto missing = job("nope.pt");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsBadInput());
+  EXPECT_NE(missing.status().message().find("job.toml line"), std::string::npos) << missing.status().message();
+  EXPECT_NE(missing.status().message().find((dir_ / "nope.pt").string()), std::string::npos)
+      << missing.status().message();
 }
 
 }  // namespace
