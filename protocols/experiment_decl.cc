@@ -185,9 +185,10 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
         const std::string& key = axes[a].first;
         const nlohmann::json& v = axes[a].second[idx[a]];
         std::string sub = key.substr(key.find('.') + 1), prefix = key.substr(0, key.find('.'));
-        if (prefix == "model") model_cfg[sub] = v, ml[sub] = grid_line;
-        if (prefix == "model" && sub == "file") model_cfg.erase("sha256");  // another file: hashed below
-        else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
+        if (prefix == "model") {
+          model_cfg[sub] = v, ml[sub] = grid_line;
+          if (sub == "file") model_cfg.erase("sha256");  // another file: hashed below
+        } else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
         else if (prefix == "finetune") f[sub] = v, fl[sub] = grid_line;
         else p.adapt_extra[sub] = v;
         p.attrs[key] = ValueText(v);

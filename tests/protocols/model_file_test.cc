@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "protocols/expand.h"
 #include "tests/protocols/protocol_test_util.h"
@@ -96,6 +97,23 @@ TEST_F(ModelFile, PinnedHashMustMatchAndFileIsRequired) {
   EXPECT_NE(q.status().message().find("needs file"), std::string::npos) << q.status().message();
 }
 
+TEST_F(ModelFile, DefaultsTableSetsTheFile) {
+  WriteModel("abc");
+  std::string text = kProtocol;
+  text.replace(text.find(", file = \"models/m.pt\""), 22, "");
+  text.replace(text.find("[[experiment]]"), 0, "[defaults.model.torchscript]\nfile = \"models/m.pt\"\n");
+  auto p = Load(text);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  int mine = 0;
+  for (const auto& j : p->jobs)
+    if (j.spec.model["name"] == "torchscript") {
+      ++mine;
+      EXPECT_EQ(j.spec.model["file"], dir_.File("models/m.pt"));
+      EXPECT_EQ(j.spec.model["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+  EXPECT_EQ(mine, 2);
+}
+
 TEST_F(ModelFile, GridOverFilesHashesEach) {
   WriteModel("abc");
   std::ofstream(dir_.File("models/n.pt")) << "xyz";
@@ -107,6 +125,31 @@ TEST_F(ModelFile, GridOverFilesHashesEach) {
   std::set<std::string> hashes;
   for (const auto& j : p->jobs) hashes.insert(j.spec.model["sha256"].get<std::string>());
   EXPECT_EQ(hashes.size(), 2u);
+}
+
+// Regression (found in review of this branch): the grid's model.file hook must not turn model.<key> grid
+// values into adapt options (they were, for one commit, in every experiment kind).
+TEST_F(ModelFile, ModelGridKeysStayOutOfTheAdaptConfig) {
+  std::string text = kProtocol;
+  text = text.substr(0, text.find("[[experiment]]"));
+  text += R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+variants = ["dann_ganin"]
+grid = {"model.dropout" = [0.1, 0.2]}
+)";
+  auto p = Load(text);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_FALSE(p->jobs.empty());
+  std::set<double> dropouts;
+  for (const auto& j : p->jobs) {
+    EXPECT_FALSE(j.spec.adapt.contains("dropout")) << j.spec.adapt.dump();
+    dropouts.insert(j.spec.model["dropout"].get<double>());
+  }
+  EXPECT_EQ(dropouts.size(), 2u);
 }
 
 }  // namespace
