@@ -97,6 +97,12 @@ void RestoreSignals() {
   ::signal(SIGUSR1, SIG_DFL);
 }
 
+std::vector<jobs::JobSpec> Specs(const protocols::Protocol& p) {
+  std::vector<jobs::JobSpec> specs;
+  for (const auto& j : p.jobs) specs.push_back(j.spec);
+  return specs;
+}
+
 orchestrator::Executor TrainerExecutor() {
   return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return worker::RunJob(s, c); };
 }
@@ -120,6 +126,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   }
   Status inputs = RequireInputs(*p, "run");
   if (!inputs.ok()) return fail(inputs);
+  Status models = worker::CheckModelFiles(Specs(*p));
+  if (!models.ok()) return fail(models);
   const std::string ledger_path = vm["ledger"].as<std::string>();
   auto ledger = orchestrator::Ledger::Open(ledger_path);
   if (!ledger.ok()) return fail(ledger.status());
@@ -282,6 +290,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
+  ES_RETURN_IF_ERROR(worker::CheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;

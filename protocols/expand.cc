@@ -280,7 +280,12 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     std::vector<std::string> missing;
     for (const auto& c : s.corpora)
       if (stores.IsMissing(c)) missing.push_back(c);
-    if (!missing.empty()) {
+    for (const auto& f : e.missing_files)
+      if (std::find(p.missing_inputs.begin(), p.missing_inputs.end(), "model file " + f) == p.missing_inputs.end())
+        p.missing_inputs.push_back("model file " + f);
+    if (!e.missing_files.empty()) {
+      s.reason = "missing model file(s): " + JoinNames({e.missing_files.begin(), e.missing_files.end()});
+    } else if (!missing.empty()) {
       s.reason = "missing store(s): " + JoinNames(missing);
     } else if (!options.expand) {
       s.reason = "not expanded";

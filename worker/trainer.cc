@@ -749,6 +749,7 @@ Result<JobResult> Trainer::Run() {
                  {"seconds_eval", Since(t_eval)},
                  {"seconds_total", Since(t_start)}};
   if (spec_.selection == "oracle") result.info["oracle_eval"] = spec_.oracle_eval;
+  if (nlohmann::json pv = m_.model->Provenance(); !pv.is_null()) result.info["model"] = pv;
   // Domain adaptation: the selected epoch's diagnostics and the warnings a table caption repeats.
   DaSummary da = DaWarnings(curve_, result.selected_epoch, spec_.labels, spec_.selection,
                             m_.adapter && epochs_run > 0 ? m_.adapter->lambda_max() : 0.0, da_lambda_seen_, step_,
