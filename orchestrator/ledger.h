@@ -117,6 +117,11 @@ class Ledger {
   Status RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs);
   // failed/blocked jobs among `ids` back to pending with attempts 0 (a new run retries them).
   Status ResetFailed(const std::vector<std::string>& ids);
+  // How many of `ids` are done (indexed lookups, 500 ids a query): a re-run of a
+  // finished protocol checks its cached job ids with this instead of expanding (issue 15).
+  Result<size_t> CountDone(const std::vector<std::string>& ids);
+  // Links jobs already in the ledger to the sweep (sweep_jobs, in the given order); one transaction.
+  Status LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids);
   Result<std::map<std::string, JobState>> SweepStates(int64_t sweep_id);
   Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);

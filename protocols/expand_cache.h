@@ -26,4 +26,16 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
 // The file LoadProtocolForTables reads for `key` ("" when no cache directory is known).
 std::string ExpansionCachePath(const std::string& key);
 
+// The job ids of an expansion, in protocol order, in <cache dir>/expansions/<key>.ids
+// (one 64-hex id a line after a header naming the key and the count: ~65 bytes a job).
+// `run` writes it after every full expansion and reads it first: a re-run of a finished
+// protocol only checks these ids in the ledger (orchestrator::RecordFinishedRerun) and
+// expands nothing. A changed protocol, store or split file has another key, so it
+// expands afresh. Read: false when there is no such file or it is damaged (never half
+// a list). Write: temp name + rename; a cache that cannot be written is only a slower
+// next run.
+std::string ExpansionIdsPath(const std::string& key);
+bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids);
+void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jobs);
+
 }  // namespace emosweep::protocols

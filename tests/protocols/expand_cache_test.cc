@@ -129,5 +129,55 @@ TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
   EXPECT_FALSE(again->jobs[0].spec.train.empty());  // expanded afresh, not half a cache
 }
 
+// Issue 15: `run` keeps the job ids of an expansion by its key; a changed protocol
+// has another key and finds none (so it expands afresh).
+TEST_F(ExpandCache, JobIdsRoundTripByKeyAndAChangedProtocolMisses) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocol(path, {});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  std::vector<std::string> ids;
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  WriteExpansionIds(fresh->expansion_key, fresh->jobs);
+  ASSERT_TRUE(ReadExpansionIds(fresh->expansion_key, &ids));
+  ASSERT_EQ(ids.size(), fresh->jobs.size());
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], fresh->jobs[i].spec.id);
+  // The shallow parse `run` does first finds the same key.
+  LoadOptions shallow;
+  shallow.expand = false;
+  auto parsed = LoadProtocol(path, shallow);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_TRUE(parsed->jobs.empty());
+  EXPECT_EQ(parsed->expansion_key, fresh->expansion_key);
+  std::string text = kProtocol;
+  text.replace(text.find("seeds = [1, 2]"), 14, "seeds = [1, 3]");
+  auto changed = LoadProtocol(dir_.Write("p.toml", text), shallow);
+  ASSERT_TRUE(changed.ok());
+  std::vector<std::string> none;
+  EXPECT_FALSE(ReadExpansionIds(changed->expansion_key, &none));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(ExpandCache, DamagedJobIdsFileIsIgnored) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocol(path, {});
+  ASSERT_TRUE(fresh.ok());
+  WriteExpansionIds(fresh->expansion_key, fresh->jobs);
+  const std::string file = ExpansionIdsPath(fresh->expansion_key);
+  std::string text;
+  {
+    std::ifstream f(file);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  std::vector<std::string> ids;
+  std::ofstream(file, std::ios::trunc) << text.substr(0, text.size() - 70);  // last id gone
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  std::string bad = text;
+  bad[bad.find('\n') + 5] = 'X';  // not hex
+  std::ofstream(file, std::ios::trunc) << bad;
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  std::ofstream(file, std::ios::trunc) << text;
+  EXPECT_TRUE(ReadExpansionIds(fresh->expansion_key, &ids));
+}
+
 }  // namespace
 }  // namespace emosweep::protocols
