@@ -15,8 +15,7 @@ void AddProtocolArgs(po::options_description& o) {
       "refuse a protocol that expands to more jobs (counted before they are made; 0 = no limit)");
 }
 
-namespace {
-Result<protocols::LoadOptions> OptionsFromArgs(const po::variables_map& vm) {
+Result<protocols::LoadOptions> LoadOptionsFromArgs(const po::variables_map& vm) {
   protocols::LoadOptions o;
   if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
   if (vm.count("max-jobs")) o.max_jobs = vm["max-jobs"].as<uint64_t>();
@@ -30,16 +29,15 @@ Result<protocols::LoadOptions> OptionsFromArgs(const po::variables_map& vm) {
   }
   return o;
 }
-}  // namespace
 
 Result<protocols::Protocol> LoadShallowProtocolFromArgs(const po::variables_map& vm) {
-  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, OptionsFromArgs(vm));
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, LoadOptionsFromArgs(vm));
   o.expand = false;
   return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
 }
 
 Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bool for_tables) {
-  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, OptionsFromArgs(vm));
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, LoadOptionsFromArgs(vm));
   if (for_tables) return protocols::LoadProtocolForTables(vm["protocol"].as<std::string>(), o);
   return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
 }
