@@ -170,6 +170,8 @@ class Ledger {
   // --- read API (plan, ledger, table, report) ---
   Result<std::map<std::string, JobStatus>> StatusOf(const std::vector<std::string>& ids);
   Result<std::optional<JobRow>> GetJob(const std::string& id);
+  // id -> the job's info JSON (JobRow::info) for many ids at once, without the rest of the row.
+  Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids);
   // All jobs (filtered by status/kind when non-empty), protocol order not implied.
   Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
   // Path of a done job's kept checkpoint, resolved: stored relative to the ledger's
