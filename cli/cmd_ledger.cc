@@ -272,7 +272,9 @@ Status LedgerGcRun(const po::variables_map& vm) {
     ES_RETURN_IF_ERROR(RequireInputs(p, "tell which jobs it keeps (ledger gc)"));
     std::vector<std::string> ids;
     if (!protocols::ReadExpansionIds(p.expansion_key, &ids)) {
-      ES_ASSIGN_OR_RETURN(protocols::Protocol full, protocols::LoadProtocol(path, lo));
+      protocols::LoadOptions lean = lo;
+      lean.keep_data = false;
+      ES_ASSIGN_OR_RETURN(protocols::Protocol full, protocols::LoadProtocol(path, lean));
       ES_RETURN_IF_ERROR(RequireInputs(full, "tell which jobs it keeps (ledger gc)"));
       protocols::WriteExpansionIds(full.expansion_key, full.jobs);
       for (const auto& j : full.jobs) ids.push_back(j.spec.id);

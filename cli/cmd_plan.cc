@@ -178,6 +178,7 @@ void PlanOptions(po::options_description& o) {
 
 Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
+  options.keep_data = false;  // plan reads ids, kinds, attributes and deps, never utterance ids
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(vm["protocol"].as<std::string>(), options));
   bool with_jobs = vm.count("jobs") > 0;
   std::map<std::string, int> counts;

@@ -200,7 +200,9 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
                                      " (shrink the grid, or raise --max-jobs)");
     return p;
   }
-  ES_ASSIGN_OR_RETURN(Protocol full, LoadProtocol(path, options));
+  LoadOptions lean = options;
+  lean.keep_data = false;  // tables never read utterance ids
+  ES_ASSIGN_OR_RETURN(Protocol full, LoadProtocol(path, lean));
   if (!cache.empty() && full.missing_inputs.empty() && full.expansion_key == p.expansion_key) {
     WriteCache(cache, full.expansion_key, full.jobs);
     WriteExpansionIds(full.expansion_key, full.jobs);

@@ -8,8 +8,9 @@
 // it, and reads those fields from <cache dir>/expansions/<key>.tsv when that
 // file exists; otherwise it expands in full and writes the file (temp name +
 // rename; a cache that cannot be written is only a slower next run). Jobs
-// read from the cache carry no data references, model or deps: use them for
-// tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
+// read from the cache carry no data references, model or deps, and a fresh
+// expansion here keeps no utterance ids (LoadOptions::keep_data = false): use
+// them for tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
 // $XDG_CACHE_HOME/emosweep, else ~/.cache/emosweep (as for verified stores);
 // EMOSWEEP_CACHE_DIR=off disables it.
 // Thread-safety: reentrant; concurrent writers of one key write equal files.
