@@ -1,9 +1,11 @@
 // cli/cmd_run.cc: `emosweep run PROTOCOL --ledger DB`: the single-process sweep.
 //
-// Binds the runner's executor to worker::RunJob (the only torch edge of the
-// orchestration path). SIGINT/SIGTERM/SIGUSR1: no new jobs, the running ones
-// checkpoint and go back to pending; SIGTERM/SIGUSR1 (preemption) then exit 0
-// so a requeued job resumes, SIGINT exits 1. A second SIGINT kills at once.
+// Binds the runner's executor to worker::RunJob, which lives in the torch
+// module (cli/torch_module.h), loaded when the first job runs: a re-run with
+// nothing left to do never loads libtorch. SIGINT/SIGTERM/SIGUSR1: no new
+// jobs, the running ones checkpoint and go back to pending; SIGTERM/SIGUSR1
+// (preemption) then exit 0 so a requeued job resumes, SIGINT exits 1. A
+// second SIGINT kills at once.
 #include <signal.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "cli/protocol_args.h"
+#include "cli/torch_module.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -28,7 +31,6 @@
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
 #include "protocols/expand_cache.h"
-#include "worker/job.h"
 
 namespace emosweep::cli {
 namespace {
@@ -105,7 +107,7 @@ std::vector<jobs::JobSpec> Specs(const protocols::Protocol& p) {
 }
 
 orchestrator::Executor TrainerExecutor() {
-  return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return worker::RunJob(s, c); };
+  return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return TorchRunJob(s, c); };
 }
 
 // Rank 0 of an MPI world: the sweep's coordinator (the only ledger writer).
@@ -127,7 +129,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   }
   Status inputs = RequireInputs(*p, "run");
   if (!inputs.ok()) return fail(inputs);
-  Status models = worker::CheckModelFiles(Specs(*p));
+  Status models = TorchCheckModelFiles(Specs(*p));
   if (!models.ok()) return fail(models);
   const std::string ledger_path = vm["ledger"].as<std::string>();
   auto ledger = orchestrator::Ledger::Open(ledger_path);
@@ -212,7 +214,14 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
   pin.group_size = d.group_size;
   pin.threads = o.threads;
   pin.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  pin.gpus = o.device == "cpu" ? 0 : worker::CudaDeviceCount();
+  if (o.device != "cpu") {
+    Result<int> gpus = TorchCudaDeviceCount();
+    if (!gpus.ok()) {
+      comm.Abort(ExitCodeFor(gpus.status()), gpus.status().message());
+      return gpus.status();
+    }
+    pin.gpus = *gpus;
+  }
   pin.jobs_per_gpu = vm["jobs-per-gpu"].as<int>();
   pin.allow_oversubscribe = vm.count("oversubscribe") > 0;
   Result<orchestrator::Placement> placed = orchestrator::PlaceRank(pin);
@@ -262,6 +271,9 @@ Status RunSingleProcess(const po::variables_map& vm);
 }  // namespace
 
 Status RunRun(const po::variables_map& vm) {
+  // Jobs run in the torch module, loaded when the first one starts; a missing module fails here, before any
+  // rank starts or the ledger is touched.
+  ES_RETURN_IF_ERROR(FindTorchModule().status());
   ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
   if (world->comm().size() > 1) {
     orchestrator::RunOptions o;
@@ -272,7 +284,7 @@ Status RunRun(const po::variables_map& vm) {
     o.scheduler.max_attempts = std::max(1, vm["max-attempts"].as<int>());
     o.scheduler.retry_failed = !vm.count("no-retry-failed");
     o.scheduler.stale_after_s = vm["stale-after"].as<double>();
-    o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
+    o.scheduler.check_checkpoint = TorchVerifyCheckpointFile;
     return RunDistributed(vm, *world, o);
   }
   // A world of one (plain run, or `mpirun -n 1`, which initialised MPI and must finalise it).
@@ -317,7 +329,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
   o.scheduler.retry_failed = !vm.count("no-retry-failed");
   o.scheduler.stale_after_s = vm["stale-after"].as<double>();
-  o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
+  o.scheduler.check_checkpoint = TorchVerifyCheckpointFile;
   o.heartbeat_s = std::max(0.5, std::min(30.0, o.scheduler.stale_after_s / 10));
   o.stop = &g_stop;
   o.progress = !vm.count("json");
@@ -346,7 +358,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
-  ES_RETURN_IF_ERROR(worker::CheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
+  ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
   if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
@@ -401,14 +413,31 @@ Status RunSingleProcess(const po::variables_map& vm) {
           busy = false;
         }
       } free_here{here_mu, here_busy};
-      return worker::RunJob(s, c);
+      return TorchRunJob(s, c);
     };
   }
   InstallSignals();
+  // The torch module loads with the first job to run (none on a re-run of a finished protocol). If it
+  // cannot load, that is this build's problem, not the job's: the sweep stops, the job goes back to
+  // pending, and the run exits 2 naming the file.
+  std::mutex module_mu;
+  Status module_error;
+  executor = [&, inner = std::move(executor)](const jobs::JobSpec& s,
+                                               const jobs::JobContext& c) -> Result<jobs::JobResult> {
+    Status loaded = LoadTorchModule();
+    if (!loaded.ok()) {
+      std::lock_guard<std::mutex> lock(module_mu);
+      module_error = loaded;
+      g_stop = true;
+      return loaded;
+    }
+    return inner(s, c);
+  };
   auto summary = orchestrator::RunSweep(p, ledger.get(), executor, o);
   pool.reset();
   RestoreSignals();
   if (!summary.ok()) return summary.status();
+  if (!module_error.ok()) return module_error;
   const auto& s = *summary;
   PrintSummary(vm, p, s);
   if (s.stopped) {
