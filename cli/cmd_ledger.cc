@@ -14,6 +14,7 @@
 #include "cli/protocol_args.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
+#include "protocols/expand.h"
 #include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
@@ -44,6 +45,17 @@ std::string ToCsv(const nlohmann::json& q) {
     o << "\n";
   }
   return o.str();
+}
+
+// A job's human label (experiment, model, corpora, seed, fold: protocols::JobLabel) from its attrs_json.
+std::string LabelOf(const nlohmann::json& attrs_json) {
+  if (!attrs_json.is_string()) return "";
+  auto j = nlohmann::json::parse(attrs_json.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  std::map<std::string, std::string> attrs;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.value().is_string()) attrs[it.key()] = it.value().get<std::string>();
+  return protocols::JobLabel(attrs);
 }
 
 // Rows as objects: [{"col": value, ...}, ...].
@@ -96,11 +108,11 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   std::string f = SweepFilter(vm, "j");
   ES_ASSIGN_OR_RETURN(auto by, l->Query("SELECT j.kind, j.status, count(*) FROM jobs j WHERE 1" + f +
                                         " GROUP BY j.kind, j.status ORDER BY j.kind, j.status"));
-  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error FROM jobs j WHERE "
+  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
                                               "j.status IN ('failed','blocked')" + f + " ORDER BY j.status, j.id"));
   ES_ASSIGN_OR_RETURN(auto running,
                       l->Query("SELECT j.id, j.kind, j.owner, j.worker, "
-                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s "
+                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s, j.attrs_json AS attrs "
                                "FROM jobs j WHERE j.status = 'running'" + f + " ORDER BY j.id"));
   ES_ASSIGN_OR_RETURN(auto sweeps, l->Sweeps());
   std::map<std::string, int64_t> totals;
@@ -146,15 +158,15 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   if (!running["rows"].empty()) {
     std::printf("\nrunning:\n");
     for (const auto& r : running["rows"])
-      std::printf("  %.12s %-10s owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
-                  r[1].get<std::string>().c_str(), r[2].is_string() ? r[2].get<std::string>().c_str() : "?",
-                  r[4].is_number() ? r[4].get<double>() : -1.0);
+      std::printf("  %.12s %-10s [%s] owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(),
+                  r[2].is_string() ? r[2].get<std::string>().c_str() : "?", r[4].is_number() ? r[4].get<double>() : -1.0);
   }
   if (!failures["rows"].empty()) {
     std::printf("\nfailed / blocked:\n");
     for (const auto& r : failures["rows"])
-      std::printf("  %.12s %-10s %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
-                  r[1].get<std::string>().c_str(), r[2].get<std::string>().c_str(),
+      std::printf("  %.12s %-10s [%s] %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(), r[2].get<std::string>().c_str(),
                   static_cast<long long>(r[3].get<int64_t>()), r[4].is_string() ? r[4].get<std::string>().c_str() : "");
   }
   return Status::Ok();

@@ -388,7 +388,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // Only the default does this: an explicit --parallel K runs K at once.
     const bool adaptive = o.parallel == 0;
     if (adaptive) (void)meter.Sample();
-    executor = [&](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {
+    executor = [&, adaptive](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {  // adaptive by value: it dies with this block
       for (;;) {
         bool here = false, beside = false;
         {

@@ -61,7 +61,7 @@ Loaded Load() {
   const worker::TorchModuleApi mine;
   if (!entry || !api || api->job_spec_size != mine.job_spec_size || api->job_context_size != mine.job_context_size ||
       api->job_result_size != mine.job_result_size || !api->set_log || !api->job_spec_from_toml_file || !api->run_job || !api->cuda_device_count ||
-      !api->verify_checkpoint_file || !api->load_encoder_extractor) {
+      !api->verify_checkpoint_file || !api->load_encoder_extractor || !api->check_model_files) {
     l.status = Status::FailedPrecondition(*path + ": not the torch module of this emosweep build (" +
                                           (entry ? "interface version or layout differs" :
                                                    std::string("no symbol ") + worker::kTorchModuleEntry) +

@@ -61,6 +61,11 @@ echo "kill -9 after $before of $total jobs; resumed: $(jget "$W/run4.json" '$.ra
 # 5. Reading it back.
 "$BIN" ledger status --ledger "$W/l.db" --json > "$W/status.json"
 [ "$(jget "$W/status.json" '$.by_status.done')" = "$total" ] || fail "ledger status"
+# Failed and running jobs are named like the run's job lines (experiment, model, corpora, seed, fold).
+cp "$W/l.db" "$W/s.db"
+sqlite3 "$W/s.db" "UPDATE jobs SET status = 'failed', error = 'simulated' WHERE id = (SELECT id FROM jobs WHERE json_extract(attrs_json, '$.experiment') = 'in_domain' ORDER BY id LIMIT 1)"
+"$BIN" ledger status --ledger "$W/s.db" | grep -E '\[in_domain [a-z_]+ .*seed=[0-9]+.*\] failed' > /dev/null \
+  || fail "ledger status does not name the failed job: $("$BIN" ledger status --ledger "$W/s.db" | tail -3)"
 "$BIN" ledger query --ledger "$W/l.db" --status done --kind supervised --csv > "$W/query.csv"
 [ "$(wc -l < "$W/query.csv")" -gt 1 ] || fail "ledger query found no supervised jobs"
 if "$BIN" ledger query --ledger "$W/l.db" --sql "DELETE FROM jobs" 2> /dev/null; then fail "raw SQL could write"; fi
