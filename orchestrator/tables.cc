@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "protocols/transductive.h"
+
 namespace emosweep::orchestrator {
 namespace {
 
@@ -241,6 +243,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       }
     }
   t.caption = Caption(t);
+  // Transductive steps of the table's jobs (protocols/transductive.h), with their inductive alternative.
+  const std::string note = protocols::TransductiveNote(jobs, spec.rows);
+  if (!note.empty()) t.caption += " " + note;
   return t;
 }
 
