@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "protocols/transductive.h"
+#include "orchestrator/caption_notes.h"
 
 namespace emosweep::orchestrator {
 namespace {
@@ -243,8 +243,8 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       }
     }
   t.caption = Caption(t);
-  // Transductive steps of the table's jobs (protocols/transductive.h), with their inductive alternative.
-  const std::string note = protocols::TransductiveNote(jobs, spec.rows);
+  // Transductive steps of the table's jobs (orchestrator/caption_notes.h), with their inductive alternative.
+  const std::string note = TransductiveNote(jobs, spec.rows, spec.columns);
   if (!note.empty()) t.caption += " " + note;
   return t;
 }

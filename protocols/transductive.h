@@ -1,5 +1,5 @@
 // protocols/transductive.h: naming the transductive steps of a job (issue 14
-// item 6) and listing them in a table caption.
+// item 6; orchestrator/caption_notes.h lists them in table captions).
 //
 // A step is transductive when it uses data of the evaluated corpus without
 // its labels. Expansion records each job's steps in the attribute
@@ -13,17 +13,12 @@
 //                        (inductive: variant "none")
 //   selection=dev|im|snd model selection on the unlabeled target
 //                        (inductive: selection = "source_val")
-// TransductiveNote turns the steps of a table's jobs into one caption sentence
-// (empty when no job has any, else ending in "."); orchestrator/tables.cc
-// appends it to the caption.
 // Thread-safety: pure functions.
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include "jobs/job.h"
-#include "protocols/expand.h"
 
 namespace emosweep::protocols {
 
@@ -32,9 +27,5 @@ inline constexpr const char* kTransductiveAttr = "transductive";
 // The steps of one job; `self_fitted_idf`: a feature set of the job's
 // evaluated or unlabeled data is a TF-IDF set fitted on that store itself.
 std::string TransductiveSteps(const jobs::JobSpec& spec, bool self_fitted_idf);
-
-// "Transductive steps (...): ... in rows a, b. ..." over the jobs feeding a
-// table; `rows` is the table's row attribute (to name the rows concerned).
-std::string TransductiveNote(const std::vector<const PlannedJob*>& jobs, const std::string& rows);
 
 }  // namespace emosweep::protocols

@@ -1,7 +1,8 @@
 // tests/protocols/roles_test.cc: corpus roles (loco `heldout`, `targets`,
 // list sources with `pool`), one evaluation set per target across kinds
 // (`[corpora.x] evaluate_on`), and the transductive steps recorded per job and
-// listed in captions (issue 14 items 1, 2, 3, 6). Real HDF5 stores.
+// (issue 14 items 1, 2, 3, 6; the caption sentence: tests/orchestrator/
+// transductive_caption_test.cc). Real HDF5 stores.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -412,28 +413,6 @@ features = )";
         EXPECT_EQ(Attr(j, kTransductiveAttr), std::string(features).find("txt") != std::string::npos ? "idf" : "")
             << features;
   }
-}
-
-TEST(TransductiveNote, NamesStepsRowsAndTheInductiveAlternative) {
-  auto job = [](const std::string& row, const std::string& steps) {
-    PlannedJob j;
-    j.attrs["variant"] = row;
-    if (!steps.empty()) j.attrs[kTransductiveAttr] = steps;
-    return j;
-  };
-  std::vector<PlannedJob> jobs = {job("none", "feature_norm=corpus"), job("dann_ganin", "feature_norm=corpus,adapt"),
-                                  job("coral_deep", "feature_norm=corpus,adapt")};
-  std::vector<const PlannedJob*> ptrs;
-  for (const auto& j : jobs) ptrs.push_back(&j);
-  std::string note = TransductiveNote(ptrs, "variant");
-  EXPECT_NE(note.find("feature_norm = \"corpus\"; inductive: feature_norm = \"train\")"), std::string::npos) << note;
-  EXPECT_NE(note.find("in every row"), std::string::npos) << note;
-  EXPECT_NE(note.find("domain adaptation on the target's unlabeled utterances"), std::string::npos) << note;
-  EXPECT_NE(note.find("in rows dann_ganin, coral_deep"), std::string::npos) << note;
-  EXPECT_EQ(note.back(), '.');
-  // A table without any transductive job gets no sentence.
-  std::vector<PlannedJob> clean = {job("none", "")};
-  EXPECT_EQ(TransductiveNote({&clean[0]}, "variant"), "");
 }
 
 }  // namespace
