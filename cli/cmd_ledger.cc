@@ -213,6 +213,7 @@ void LedgerExportOptions(po::options_description& o) {
       "what", po::value<std::string>()->default_value("metrics"),
       "metrics | jobs | curves | predictions | provenance | sweeps | eval_details")(
       "format", po::value<std::string>()->default_value("csv"), "csv | json")(
+      "json", "same as --format json")(
       "out", po::value<std::string>(), "write to this file (atomically) instead of stdout");
 }
 
@@ -231,6 +232,11 @@ Status LedgerExportRun(const po::variables_map& vm) {
       {"eval_details", "SELECT * FROM eval_details ORDER BY job_id, eval"},
   };
   std::string what = vm["what"].as<std::string>(), format = vm["format"].as<std::string>();
+  if (vm.count("json")) {
+    if (!vm["format"].defaulted() && format != "json")
+      return Status::InvalidArgument("--json and --format " + format + " exclude each other");
+    format = "json";
+  }
   auto it = kQueries.find(what);
   if (it == kQueries.end())
     return Status::InvalidArgument("--what must be metrics, jobs, curves, predictions, provenance, sweeps or "

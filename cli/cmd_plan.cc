@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_library.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
 #include "protocols/expand.h"
@@ -84,6 +85,8 @@ nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
   for (const auto& t : p.tables)
     tables.push_back({{"name", t.name},
                       {"experiment", t.experiment},
+                      {"experiments", t.experiments.empty() ? std::vector<std::string>{t.experiment} : t.experiments},
+                      {"grid_selection", t.grid_selection},
                       {"rows", t.rows},
                       {"columns", t.columns},
                       {"metrics", t.metrics},
@@ -138,9 +141,12 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
     for (const auto& t : p.tables) {
       std::string metrics;
       for (const auto& m : t.metrics) metrics += (metrics.empty() ? "" : ",") + m;
-      std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), t.experiment.c_str(),
-                  t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(),
-                  t.published.empty() ? "" : (", " + std::to_string(t.published.size()) + " published cells").c_str());
+      std::string from = t.experiment;
+      for (const auto& e : t.experiments) from += (from.empty() ? "" : "+") + e;
+      std::string extra = t.published.empty() ? "" : ", " + std::to_string(t.published.size()) + " published cells";
+      if (!t.grid_selection.empty()) extra += ", grid selection " + t.grid_selection;
+      std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), from.c_str(),
+                  t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(), extra.c_str());
     }
   }
   for (const auto& w : p.warnings) std::cout << "warning: " << w << "\n";
@@ -167,7 +173,7 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
 }  // namespace
 
 void PlanOptions(po::options_description& o) {
-  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1), or a library protocol's name (`emosweep list protocols`)")(
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
       "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
       "ledger", po::value<std::string>(), "SQLite ledger: also count jobs done / to run / failed")(
@@ -178,7 +184,8 @@ void PlanOptions(po::options_description& o) {
 
 Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
-  ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(vm["protocol"].as<std::string>(), options));
+  ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(path, options));
   bool with_jobs = vm.count("jobs") > 0;
   std::map<std::string, int> counts;
   if (vm.count("ledger")) {

@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/protocol_args.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "cluster/world.h"
@@ -67,8 +68,21 @@ void RunOptions(po::options_description& o) {
       "under mpirun: a rank silent this long is named and the run ends instead of hanging")(
       "slice", po::value<std::string>(), "I/N: run only slice I of N independent slices of the DAG (Slurm arrays)")(
       "inject-fault", po::value<std::string>(), "testing only: stall:RANK or die:RANK")(
-      "json", "print the sweep summary as one JSON document");
+      "json", "print the sweep summary as one JSON document")(
+      "status-file", po::value<std::string>(),
+      "also write the sweep summary (JSON, with \"stopped\") to this file, atomically; the Slurm script of "
+      "`submit` reads it to requeue a sweep stopped at its time limit");
 }
+
+namespace {
+// --status-file: the summary for scripts (cluster/slurm.cc), written whole or not at all.
+void WriteStatusFile(const po::variables_map& vm, const nlohmann::json& summary) {
+  if (!vm.count("status-file")) return;
+  const std::string path = vm["status-file"].as<std::string>();
+  Status st = WriteFileAtomic(path, summary.dump(2) + "\n");
+  if (!st.ok()) LOG_WARN << "could not write --status-file " << path << ": " << st.ToString();
+}
+}  // namespace
 
 namespace {
 
@@ -81,6 +95,12 @@ void RestoreSignals() {
   ::signal(SIGINT, SIG_DFL);
   ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGUSR1, SIG_DFL);
+}
+
+std::vector<jobs::JobSpec> Specs(const protocols::Protocol& p) {
+  std::vector<jobs::JobSpec> specs;
+  for (const auto& j : p.jobs) specs.push_back(j.spec);
+  return specs;
 }
 
 orchestrator::Executor TrainerExecutor() {
@@ -106,6 +126,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   }
   Status inputs = RequireInputs(*p, "run");
   if (!inputs.ok()) return fail(inputs);
+  Status models = worker::CheckModelFiles(Specs(*p));
+  if (!models.ok()) return fail(models);
   const std::string ledger_path = vm["ledger"].as<std::string>();
   auto ledger = orchestrator::Ledger::Open(ledger_path);
   if (!ledger.ok()) return fail(ledger.status());
@@ -147,6 +169,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                             {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
                             {"stopped", stopped}};
   (void)l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
+  WriteStatusFile(vm, summary);
   if (vm.count("json")) {
     PrintJson(summary.dump(2));
   } else {
@@ -267,6 +290,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
+  ES_RETURN_IF_ERROR(worker::CheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
@@ -352,6 +376,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   RestoreSignals();
   if (!summary.ok()) return summary.status();
   const auto& s = *summary;
+  WriteStatusFile(vm, s.ToJson());
   if (vm.count("json")) {
     PrintJson(s.ToJson().dump(2));
   } else {

@@ -2,12 +2,13 @@
 
 #include <vector>
 
+#include "cli/protocol_library.h"
 #include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
 
 void AddProtocolArgs(po::options_description& o) {
-  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1), or a library protocol's name (`emosweep list protocols`)")(
       "ledger", po::value<std::string>()->required(), "SQLite ledger file")(
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
       "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
@@ -27,8 +28,9 @@ Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bo
       o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
-  if (for_tables) return protocols::LoadProtocolForTables(vm["protocol"].as<std::string>(), o);
-  return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
+  ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  if (for_tables) return protocols::LoadProtocolForTables(path, o);
+  return protocols::LoadProtocol(path, o);
 }
 
 Status RequireInputs(const protocols::Protocol& p, const std::string& what) {

@@ -153,6 +153,8 @@ class Ledger {
   Result<std::map<std::string, std::map<std::string, nlohmann::json>>> EvalDetails(
       const std::vector<std::string>& ids);
   Result<std::vector<jobs::EpochRecord>> Curve(const std::string& id);
+  // The epoch each finished job selected (jobs without one recorded are absent).
+  Result<std::map<std::string, int>> SelectedEpochs(const std::vector<std::string>& ids);
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
   // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.

@@ -132,6 +132,14 @@ Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std:
   return out;
 }
 
+Result<std::map<std::string, int>> Ledger::SelectedEpochs(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, int> out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, selected_epoch FROM jobs WHERE selected_epoch IS NOT NULL AND id",
+                               "", [&](Stmt& st) { out[st.Text(0)] = static_cast<int>(st.Int(1)); }));
+  return out;
+}
+
 namespace {
 constexpr const char* kJobColumns =
     "SELECT id, kind, status, attempts, error, owner, worker, checkpoint, config_json, attrs_json, deps_json, "

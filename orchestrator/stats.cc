@@ -146,6 +146,17 @@ double StudentTQuantile(double level, int df) {
   return 0.5 * (lo + hi);
 }
 
+Result<double> PairedTTestP(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return Status::InvalidArgument("paired t-test: the two samples differ in length");
+  if (a.size() < 2) return Status::InvalidArgument("paired t-test: needs at least 2 pairs");
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
+  Summary s = Summarize(d);
+  if (s.sem == 0 || !std::isfinite(s.sem)) return s.mean == 0 ? 1.0 : 0.0;
+  double t = s.mean / s.sem;
+  return 2 * (1 - StudentTCdf(std::fabs(t), s.n - 1));
+}
+
 Result<std::string> SpreadLabel(const std::string& kind) {
   if (kind == "std") return std::string("std (ddof=1)");
   if (kind == "sem") return std::string("SEM");

@@ -36,6 +36,9 @@ Summary Summarize(const std::vector<double>& values);
 double StudentTQuantile(double level, int df);
 // CDF of Student's t.
 double StudentTCdf(double t, int df);
+// Two-sided paired t-test of a vs b (equal lengths >= 2; pairs by index), df = n - 1: the p-value. Differences
+// without spread give 0 when their mean is not 0, else 1.
+Result<double> PairedTTestP(const std::vector<double>& a, const std::vector<double>& b);
 // Caption wording of a spread kind: "std (ddof=1)", "SEM", "95% CI (t)".
 Result<std::string> SpreadLabel(const std::string& kind);
 

@@ -40,6 +40,7 @@ std::string Latex(const std::string& s) {
     if (s.compare(i, 3, "—") == 0) { out += "---"; i += 2; continue; }
     if (s.compare(i, 3, "–") == 0) { out += "--"; i += 2; continue; }
     if (s.compare(i, 3, "†") == 0) { out += "$^\\dagger$"; i += 2; continue; }
+    if (s.compare(i, 3, "‡") == 0) { out += "$^\\ddagger$"; i += 2; continue; }
     if (s.compare(i, 2, "×") == 0) { out += "$\\times$"; i += 1; continue; }
     switch (ch) {
       case '&': case '%': case '$': case '#': case '_': case '{': case '}':
@@ -58,6 +59,19 @@ std::string Latex(const std::string& s) {
 std::string ColumnHeader(const TableData& t, size_t c, size_t m) {
   if (t.spec.metrics.size() == 1) return t.cols[c];
   return t.cols[c] + " " + MetricLabel(t.spec.metrics[m]);
+}
+
+// Grid selection: which grid point each cell reports ("" without grid selection).
+std::string SelectedPoints(const TableData& t) {
+  if (t.spec.grid_selection.empty()) return "";
+  std::string out;
+  for (size_t r = 0; r < t.rows.size(); ++r)
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      const TableCell& cell = t.at(r, c, 0);
+      if (!cell.selected.empty())
+        out += (out.empty() ? "" : "; ") + t.rows[r] + " / " + t.cols[c] + ": " + cell.selected;
+    }
+  return out.empty() ? "" : "\nSelected grid points (" + t.spec.grid_selection + "): " + out + ".\n";
 }
 
 std::string Markdown(const TableData& t) {
@@ -80,6 +94,7 @@ std::string Markdown(const TableData& t) {
     o << " |\n";
   }
   o << "\nTable: " << t.spec.name << ". " << t.caption << "\n";
+  o << SelectedPoints(t);
   return o.str();
 }
 
@@ -107,14 +122,15 @@ std::string LatexTable(const TableData& t) {
 
 std::string Csv(const TableData& t) {
   std::ostringstream o;
-  o << "row,column,metric,mean,spread,spread_kind,n,planned,best\n";
+  o << "row,column,metric,mean,spread,spread_kind,n,planned,best,selected\n";
   for (size_t r = 0; r < t.rows.size(); ++r)
     for (size_t c = 0; c < t.cols.size(); ++c)
       for (size_t m = 0; m < t.spec.metrics.size(); ++m) {
         const TableCell& cell = t.at(r, c, m);
         o << CsvField(t.rows[r]) << "," << CsvField(t.cols[c]) << "," << t.spec.metrics[m] << ","
           << Num(cell.summary.mean) << "," << Num(cell.summary.Spread(t.spec.spread)) << "," << t.spec.spread << ","
-          << cell.values.size() << "," << cell.planned << "," << (cell.best ? 1 : 0) << "\n";
+          << cell.values.size() << "," << cell.planned << "," << (cell.best ? 1 : 0) << "," << CsvField(cell.selected)
+          << "\n";
       }
   return o.str();
 }
@@ -138,13 +154,23 @@ nlohmann::json TableJson(const TableData& t) {
                          {"n", cell.values.size()},
                          {"planned", cell.planned},
                          {"best", cell.best},
+                         {"complete", cell.complete()},
+                         {"selected", cell.selected},
+                         {"provisional", cell.provisional},
                          {"text", CellText(t, cell)},
                          {"values", values},
                          {"jobs", ids}});
       }
+  std::vector<std::string> experiments = t.spec.experiments;
+  if (experiments.empty() && !t.spec.experiment.empty()) experiments = {t.spec.experiment};
   return {{"name", t.spec.name},
           {"caption", t.caption},
+          {"experiments", experiments},
           {"rows_attr", t.spec.rows},
+          {"row_attrs", t.spec.row_attrs.empty() ? std::vector<std::string>{t.spec.rows} : t.spec.row_attrs},
+          {"average_column", t.average_col >= 0 ? nlohmann::json(t.cols[t.average_col]) : nlohmann::json()},
+          {"best_test", {{"test", "paired t (two-sided)"}, {"alpha", t.spec.alpha}, {"matched_on", t.spec.aggregate_over}}},
+          {"grid_selection", t.spec.grid_selection},
           {"columns_attr", t.spec.columns},
           {"rows", t.rows},
           {"columns", t.cols},

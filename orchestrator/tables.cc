@@ -35,6 +35,49 @@ size_t IndexIn(std::vector<std::string>& v, const std::string& x) {
   return v.size() - 1;
 }
 
+// The row key of a job: the values of the row attributes, joined by " / " (empty values left out). False when
+// the job has none of them.
+bool RowKey(const std::vector<std::string>& names, const std::map<std::string, std::string>& attrs, std::string* key) {
+  bool any = false;
+  key->clear();
+  for (const auto& n : names) {
+    auto it = attrs.find(n);
+    if (it == attrs.end()) continue;
+    any = true;
+    if (!it->second.empty()) *key += (key->empty() ? "" : " / ") + it->second;
+  }
+  return any;
+}
+
+// The average column: per row and metric, the mean over the other columns of their means, when every one of
+// them is complete; its runs are the per-key (seed, fold) means over the columns, so the ± and the paired test
+// of "best" work on them as on any cell.
+void FillAverage(TableData* t) {
+  const size_t avg = static_cast<size_t>(t->average_col), nm = t->spec.metrics.size();
+  for (size_t r = 0; r < t->rows.size(); ++r)
+    for (size_t m = 0; m < nm; ++m) {
+      TableCell& out = t->at(r, avg, m);
+      double sum = 0;
+      bool complete = avg > 0;
+      std::map<std::string, std::pair<double, size_t>> per_key;  // key -> (sum of column means of that key, columns)
+      for (size_t c = 0; c < avg && complete; ++c) {
+        const TableCell& cell = t->at(r, c, m);
+        complete = cell.complete();
+        sum += cell.summary.mean;
+        std::map<std::string, std::pair<double, int>> here;
+        for (size_t i = 0; i < cell.values.size(); ++i) here[cell.keys[i]].first += cell.values[i], here[cell.keys[i]].second++;
+        for (const auto& [key, v] : here) per_key[key].first += v.first / v.second, per_key[key].second++;
+      }
+      if (!complete) continue;
+      for (const auto& [key, v] : per_key)
+        if (v.second == avg) out.values.push_back(v.first / avg), out.keys.push_back(key);
+      if (out.values.empty()) out.values.push_back(sum / avg), out.keys.push_back("");
+      out.planned = static_cast<int>(out.values.size());
+      out.summary = Summarize(out.values);
+      out.summary.mean = sum / avg;  // the mean of the per-column means, as the caption says
+    }
+}
+
 std::string Caption(const TableData& t) {
   const auto& s = t.spec;
   std::ostringstream c;
@@ -49,11 +92,19 @@ std::string Caption(const TableData& t) {
   if (s.scale == 100.0) c << ", in %";
   else if (s.scale != 1.0) c << " (×" << s.scale << ")";
   c << "; rows: " << s.rows << ", columns: " << s.columns << ". ";
+  if (s.experiments.size() > 1) {
+    c << "Experiments: ";
+    for (size_t k = 0; k < s.experiments.size(); ++k) c << (k ? ", " : "") << s.experiments[k];
+    c << ". ";
+  }
   int lo = 1 << 30, hi = 0;
-  bool partial = false;
-  for (const auto& cell : t.cells) {
+  bool partial = false, provisional = false;
+  for (size_t k = 0; k < t.cells.size(); ++k) {
+    const TableCell& cell = t.cells[k];
+    provisional |= cell.provisional;
     int n = static_cast<int>(cell.values.size());
-    if (n == 0) continue;
+    if (n == 0 || (t.average_col >= 0 && (k / s.metrics.size()) % t.cols.size() == static_cast<size_t>(t.average_col)))
+      continue;
     lo = std::min(lo, n);
     hi = std::max(hi, n);
     partial |= n < cell.planned;
@@ -78,13 +129,28 @@ std::string Caption(const TableData& t) {
   std::string selection;
   for (const auto& sel : t.selections) selection += (selection.empty() ? "" : ", ") + sel;
   if (selection.empty()) selection = s.selection.empty() ? "unknown" : s.selection;
-  c << "Model selection: " << selection;
+  if (!s.grid_selection.empty()) {
+    const std::string on = MetricLabel(s.metrics.front());
+    c << "Grid selection: per cell, the grid point (hp) with the highest mean " << on << " ";
+    if (s.grid_selection == "training_domain")
+      c << "on the training corpora's pooled validation share (training-domain validation, DomainBed)";
+    else if (s.grid_selection == "lodo")
+      c << "when each training corpus in turn is left out, trained on the others and evaluated whole "
+           "(leave-one-source-out validation, DomainBed), averaged over left-out corpora and runs";
+    else
+      c << "on the '" << s.eval << "' set itself (oracle)";
+    c << "; the target is " << (s.grid_selection == "oracle" ? "used" : "not used") << ". Epoch selection: ";
+  } else {
+    c << "Model selection: ";
+  }
+  c << selection;
   std::string unsupervised;
   for (const auto& sel : t.selections) {
     if (sel == "dev")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "dev = the epoch with the lowest deep-embedded-validation risk (importance-weighted "
-                      "source-validation loss, You et al. 2019)";
+                      "source-validation loss, You et al. 2019; epochs where DEV is undefined rank after the "
+                      "others, by im)";
     else if (sel == "im")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "im = the epoch with the highest information maximisation H(mean p) - mean H(p) on the "
@@ -107,6 +173,9 @@ std::string Caption(const TableData& t) {
                          : code == "short_schedule"
                              ? "the GRL schedule never exceeded 10% of its maximum (horizon longer than the run: "
                                "close to no adaptation)"
+                         : code == "dev_undefined"
+                             ? "DEV was undefined at the selected epoch (the features separate the domains: "
+                               "importance weights near 0 or too few effective rows), which was chosen by im instead"
                              : code;
       c << (first ? "" : "; ") << what << " in ";
       bool first_row = true;
@@ -125,10 +194,22 @@ std::string Caption(const TableData& t) {
     c << "WARNING: oracle selection: checkpoints were chosen on the evaluation set"
       << (on.empty() ? "" : " '" + on + "'") << ", so these numbers are optimistic. ";
   }
-  c << "Best per column in bold. ";
+  if (s.grid_selection == "oracle")
+    c << "WARNING: oracle grid selection: grid points were chosen on the evaluation set '" << s.eval
+      << "', so these numbers are optimistic. ";
+  if (t.average_col >= 0)
+    c << "average: the mean over the " << t.average_col << " " << s.columns
+      << " columns of their cell means, shown only when every one of them is complete (± over the runs' means "
+         "across columns, matched on " << s.aggregate_over << "). ";
+  char alpha[32];
+  std::snprintf(alpha, sizeof alpha, "%g", s.alpha);
+  c << "Bold: the best cell of its column, only where a two-sided paired t-test over runs matched on ("
+    << s.aggregate_over << ") finds it better than the runner-up at alpha = " << alpha
+    << ", and never on an incomplete cell. ";
   bool any_missing = std::any_of(t.cells.begin(), t.cells.end(), [](const TableCell& x) { return x.values.empty(); });
   if (any_missing) c << s.missing << ": no finished run. ";
-  if (partial) c << "†: fewer runs than planned. ";
+  if (partial) c << "(n/N): n of N planned runs finished. ";
+  if (provisional) c << "‡: grid selection over unfinished runs (may change). ";
   if (t.finished_jobs < t.planned_jobs)
     c << (t.planned_jobs - t.finished_jobs) << " of " << t.planned_jobs << " planned runs not finished.";
   std::string out = c.str();
@@ -150,7 +231,9 @@ std::string CellText(const TableData& t, const TableCell& cell) {
   if (cell.values.empty()) return t.spec.missing;
   std::string s = Fixed(cell.summary.mean, t.spec.decimals);
   if (cell.summary.n > 1) s += " ± " + Fixed(cell.summary.Spread(t.spec.spread), t.spec.decimals);
-  if (static_cast<int>(cell.values.size()) < cell.planned) s += "†";
+  if (static_cast<int>(cell.values.size()) < cell.planned)
+    s += " (" + std::to_string(cell.values.size()) + "/" + std::to_string(cell.planned) + ")";
+  if (cell.provisional) s += "‡";
   return s;
 }
 
@@ -170,38 +253,130 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   ES_RETURN_IF_ERROR(SpreadLabel(spec.spread).status());
   TableData t;
   t.spec = spec;
+  const std::vector<std::string> keys = SplitCommas(spec.aggregate_over);
+  auto attr_of = [](const protocols::PlannedJob& j, const std::string& k) {
+    auto it = j.attrs.find(k);
+    return it == j.attrs.end() ? std::string() : it->second;
+  };
+  auto in_table = [&](const std::string& experiment) -> bool {
+    if (!spec.experiments.empty())
+      return std::find(spec.experiments.begin(), spec.experiments.end(), experiment) != spec.experiments.end();
+    return spec.experiment.empty() || experiment == spec.experiment;
+  };
   std::vector<const protocols::PlannedJob*> jobs;
   std::vector<std::pair<size_t, size_t>> where;
+  // Leave-one-source-out jobs (protocols/exp_lodo.cc) by the coordinates of the job they validate.
+  std::map<std::string, std::vector<const protocols::PlannedJob*>> lodo;
+  auto lodo_key = [&](const protocols::PlannedJob& j) {
+    std::string k;
+    for (const char* a : {"experiment", "model", "hp", "target", "seed", "fold"}) k += attr_of(j, a) + "\t";
+    return k;
+  };
+  const std::vector<std::string> row_names = spec.row_attrs.empty() ? std::vector<std::string>{spec.rows} : spec.row_attrs;
+  std::string row;
   for (const auto& j : protocol.jobs) {
-    if (!j.reportable) continue;
-    auto attr = [&](const std::string& k) {
-      auto it = j.attrs.find(k);
-      return it == j.attrs.end() ? std::string() : it->second;
-    };
-    if (!spec.experiment.empty() && attr("experiment") != spec.experiment) continue;
+    auto exp = j.attrs.find("experiment");
+    static const std::string kNone;
+    if (!in_table(exp == j.attrs.end() ? kNone : exp->second)) continue;
     bool match = true;
-    for (const auto& [k, v] : spec.filter) match &= attr(k) == v;
-    if (!match || !j.attrs.count(spec.rows) || !j.attrs.count(spec.columns)) continue;
+    for (const auto& [k, v] : spec.filter) match &= attr_of(j, k) == v;
+    if (!match) continue;
+    if (!j.reportable) {
+      if (spec.grid_selection == "lodo" && attr_of(j, "role") == "lodo") lodo[lodo_key(j)].push_back(&j);
+      continue;
+    }
+    if (!RowKey(row_names, j.attrs, &row) || !j.attrs.count(spec.columns)) continue;
     jobs.push_back(&j);
-    where.emplace_back(IndexIn(t.rows, attr(spec.rows)), IndexIn(t.cols, attr(spec.columns)));
+    where.emplace_back(IndexIn(t.rows, row), IndexIn(t.cols, attr_of(j, spec.columns)));
+  }
+  if (spec.average && !t.cols.empty()) {
+    t.average_col = static_cast<int>(t.cols.size());
+    t.cols.push_back("average");
   }
   size_t nm = spec.metrics.size();
   t.cells.assign(t.rows.size() * t.cols.size() * nm, TableCell());
   std::vector<std::string> ids;
   for (const auto* j : jobs) ids.push_back(j->spec.id);
+  for (const auto& [k, v] : lodo)
+    for (const auto* j : v) ids.push_back(j->spec.id);
   ES_ASSIGN_OR_RETURN(auto status, ledger->StatusOf(ids));
   ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
-  t.planned_jobs = static_cast<int>(jobs.size());
+  auto finished = [&](const std::string& id) {
+    auto st = status.find(id);
+    return st != status.end() && st->second == JobStatus::kDone;
+  };
+  // A finished job's metric on an eval set, or nullptr.
+  auto metric_of = [&](const std::string& id, const std::string& eval, const std::string& metric) -> const double* {
+    if (!finished(id)) return nullptr;
+    auto per_eval = metrics.find(id);
+    if (per_eval == metrics.end()) return nullptr;
+    auto ev = per_eval->second.find(eval);
+    if (ev == per_eval->second.end()) return nullptr;
+    auto v = ev->second.find(metric);
+    return v == ev->second.end() ? nullptr : &v->second;
+  };
+  t.planned_jobs = static_cast<int>(ids.size());
+  for (const auto& id : ids) t.finished_jobs += finished(id);
+  // Grid selection: per cell, keep the jobs of the grid point (hp) with the best score on the first metric.
+  std::vector<bool> keep(jobs.size(), true);
+  if (!spec.grid_selection.empty()) {
+    const std::string& metric = spec.metrics.front();
+    std::map<std::pair<size_t, size_t>, std::vector<size_t>> by_cell;
+    for (size_t k = 0; k < jobs.size(); ++k) by_cell[where[k]].push_back(k);
+    for (const auto& [rc, members] : by_cell) {
+      std::vector<std::string> points;  // protocol order
+      std::map<std::string, std::pair<double, int>> score;  // hp -> (sum, n)
+      bool pending = false;
+      for (size_t k : members) {
+        const auto& j = *jobs[k];
+        const std::string hp = attr_of(j, "hp");
+        IndexIn(points, hp);
+        auto& sc = score[hp];
+        auto add = [&](const double* v) {
+          if (v) sc.first += *v, sc.second++;
+          else pending = true;
+        };
+        if (spec.grid_selection == "training_domain") {
+          add(metric_of(j.spec.id, "val", metric));
+        } else if (spec.grid_selection == "oracle") {
+          add(metric_of(j.spec.id, spec.eval, metric));
+        } else {
+          auto l = lodo.find(lodo_key(j));
+          if (l == lodo.end()) pending = true;
+          else
+            for (const auto* v : l->second) add(metric_of(v->spec.id, "test", metric));
+        }
+      }
+      std::string best;
+      double best_score = -INFINITY;
+      for (const auto& hp : points) {
+        const auto& sc = score[hp];
+        if (sc.second == 0) continue;
+        double mean = sc.first / sc.second;
+        if (mean > best_score) best_score = mean, best = hp;
+      }
+      bool chosen = best_score > -INFINITY;
+      for (size_t k : members) keep[k] = chosen && attr_of(*jobs[k], "hp") == best;
+      for (size_t m = 0; m < nm; ++m) {
+        t.at(rc.first, rc.second, m).selected = chosen ? (best.empty() ? "(no grid)" : best) : "";
+        t.at(rc.first, rc.second, m).provisional = pending && chosen;
+      }
+    }
+  }
   for (size_t k = 0; k < jobs.size(); ++k) {
     const auto& j = *jobs[k];
+    if (!keep[k]) {
+      // No point of this cell has a score yet: every point's runs count as planned.
+      if (t.at(where[k].first, where[k].second, 0).selected.empty())
+        for (size_t m = 0; m < nm; ++m) t.at(where[k].first, where[k].second, m).planned++;
+      continue;
+    }
     auto [r, c] = where[k];
     for (size_t m = 0; m < nm; ++m) t.at(r, c, m).planned++;
     t.seeds.insert(j.spec.seed);
     t.selections.insert(j.spec.selection);
     if (!j.spec.oracle_eval.empty()) t.oracle_eval = j.spec.oracle_eval;
-    auto st = status.find(j.spec.id);
-    if (st == status.end() || st->second != JobStatus::kDone) continue;
-    t.finished_jobs++;
+    if (!finished(j.spec.id)) continue;
     // Warnings are counted per row, or per row and column when there are several columns.
     const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
     t.row_runs[cell]++;
@@ -219,28 +394,49 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
         for (const auto& code : codes) t.warnings[code][cell]++;
       }
     }
-    const auto& per_eval = metrics[j.spec.id];
-    auto ev = per_eval.find(spec.eval);
+    std::string key;
+    for (const auto& a : keys) {
+      auto it = j.attrs.find(a);
+      key.append(a).push_back('=');
+      if (it != j.attrs.end()) key.append(it->second);
+      key.push_back(';');
+    }
     for (size_t m = 0; m < nm; ++m) {
-      if (ev == per_eval.end()) continue;
-      auto v = ev->second.find(spec.metrics[m]);
-      if (v == ev->second.end()) continue;
-      t.at(r, c, m).values.push_back(v->second * spec.scale);
+      const double* v = metric_of(j.spec.id, spec.eval, spec.metrics[m]);
+      if (!v) continue;
+      t.at(r, c, m).values.push_back(*v * spec.scale);
+      t.at(r, c, m).keys.push_back(key);
       t.at(r, c, m).jobs.push_back(&j);
     }
   }
   for (auto& cell : t.cells) cell.summary = Summarize(cell.values);
-  // Best per column, compared as printed (ties at the shown precision are all bold).
+  if (t.average_col >= 0) FillAverage(&t);
+  // Best per column: the highest mean (as printed), complete, and significantly above the runner-up.
   for (size_t c = 0; c < t.cols.size(); ++c)
     for (size_t m = 0; m < nm; ++m) {
-      double best = -INFINITY;
+      std::vector<size_t> order;
       for (size_t r = 0; r < t.rows.size(); ++r)
-        if (!t.at(r, c, m).values.empty())
-          best = std::max(best, std::stod(Fixed(t.at(r, c, m).summary.mean, spec.decimals)));
-      for (size_t r = 0; r < t.rows.size(); ++r) {
-        auto& cell = t.at(r, c, m);
-        cell.best = !cell.values.empty() && std::stod(Fixed(cell.summary.mean, spec.decimals)) == best;
+        if (!t.at(r, c, m).values.empty()) order.push_back(r);
+      auto shown = [&](size_t r) { return std::stod(Fixed(t.at(r, c, m).summary.mean, spec.decimals)); };
+      std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return shown(x) > shown(y); });
+      if (order.size() < 2) continue;
+      TableCell& top = t.at(order[0], c, m);
+      const TableCell& next = t.at(order[1], c, m);
+      if (!top.complete() || shown(order[0]) == shown(order[1])) continue;
+      std::map<std::string, std::pair<double, int>> a, b;  // key -> (sum, n): runs of one key are averaged
+      for (size_t i = 0; i < top.values.size(); ++i) a[top.keys[i]].first += top.values[i], a[top.keys[i]].second++;
+      for (size_t i = 0; i < next.values.size(); ++i)
+        b[next.keys[i]].first += next.values[i], b[next.keys[i]].second++;
+      std::vector<double> xa, xb;
+      for (const auto& [key, v] : a) {
+        auto w = b.find(key);
+        if (w == b.end()) continue;
+        xa.push_back(v.first / v.second);
+        xb.push_back(w->second.first / w->second.second);
       }
+      if (xa.size() < 2) continue;
+      auto p = PairedTTestP(xa, xb);
+      top.best = p.ok() && *p < spec.alpha;
     }
   t.caption = Caption(t);
   // Transductive steps of the table's jobs (orchestrator/caption_notes.h), with their inductive alternative.
@@ -312,6 +508,7 @@ Result<std::vector<CompareLine>> Compare(const TableData& t, Ledger* ledger, con
   std::vector<CompareLine> out;
   for (size_t c = 0; c < t.cols.size(); ++c)
     for (size_t m = 0; m < t.spec.metrics.size(); ++m) {
+      if (static_cast<int>(c) == t.average_col) continue;  // no utterances of its own: the columns are tested
       CompareLine line;
       line.col = t.cols[c];
       line.metric = t.spec.metrics[m];

@@ -1,11 +1,17 @@
 // orchestrator/tables.h: paper tables from the ledger (`emosweep table`).
 //
-// A TableSpec (protocols/expand.h) names the experiment feeding the table,
-// the job attribute for rows and for columns, the metrics and the eval set.
-// BuildTable() collects the protocol's reportable jobs of that experiment
-// (and the spec's attribute filter), reads their metrics from the ledger and
-// aggregates every (row, column, metric) cell over the remaining
-// coordinates (seeds, folds): mean and the labelled spread. Renderers then
+// A TableSpec (protocols/expand.h) names the experiments feeding the table,
+// the job attribute(s) for rows and the one for columns, the metrics and the
+// eval set. BuildTable() collects the protocol's reportable jobs of those
+// experiments (and the spec's attribute filter), reads their metrics from the
+// ledger and aggregates every (row, column, metric) cell over the remaining
+// coordinates (seeds, folds): mean and the labelled spread. With
+// grid_selection it first keeps, per cell, the grid point (hp) that wins on
+// training-domain validation, leave-one-source-out validation or (flagged)
+// the test set. An optional average column averages the per-column means of
+// complete rows. "best" needs a two-sided paired t-test (runs matched on the
+// aggregated coordinates) against the runner-up below alpha, and a complete
+// cell. A cell with fewer runs than planned prints "(n/N)". Renderers then
 // print Markdown, LaTeX, CSV or JSON with the caption that says which
 // spread, n, seeds, eval set and model-selection policy (oracle flagged).
 // Reproduce() lines our cells up with the published values of the spec;
@@ -30,8 +36,12 @@ struct TableCell {
   Summary summary;                   // of the scaled values
   std::vector<double> values;        // one per finished job, scaled
   std::vector<const protocols::PlannedJob*> jobs;  // finished jobs behind the values
+  std::vector<std::string> keys;     // per value: its run's aggregate_over coordinates ("seed=1;fold=0;")
   int planned = 0;                   // jobs the protocol plans for this cell
-  bool best = false;                 // highest mean in its column (per metric)
+  bool best = false;                 // highest mean in its column and significantly above the runner-up
+  std::string selected;              // grid selection: the grid point (hp) chosen for this cell
+  bool provisional = false;          // grid selection ranked points with unfinished runs (may change)
+  bool complete() const { return !values.empty() && static_cast<int>(values.size()) >= planned && !provisional; }
 };
 
 struct TableData {
@@ -47,6 +57,7 @@ struct TableData {
   std::map<std::string, std::map<std::string, int>> warnings;
   std::map<std::string, int> row_runs;
   int planned_jobs = 0, finished_jobs = 0;
+  int average_col = -1;                 // index of the "average" column (spec.average), else -1
   std::string caption;
 
   const TableCell& at(size_t r, size_t c, size_t m) const {
@@ -60,7 +71,8 @@ Result<const protocols::TableSpec*> FindTable(const protocols::Protocol& protoco
 Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec, Ledger* ledger);
 
 std::string MetricLabel(const std::string& metric);  // "ua" -> "UA"
-// The cell as printed: "63.4 ± 1.2", "63.4" (n = 1), or the missing marker.
+// The cell as printed: "63.4 ± 1.2", "63.4" (n = 1), "63.4 ± 1.2 (2/3)" (runs missing), "…‡" (provisional grid
+// selection), or the missing marker.
 std::string CellText(const TableData& t, const TableCell& cell);
 
 // format: markdown | latex | csv | json.

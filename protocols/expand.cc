@@ -78,6 +78,7 @@ nlohmann::json ExperimentDecl::ToJson() const {
     j["budgets"] = b;
   }
   if (kind == "adapt") j["variants"] = variants, j["weight"] = weight, j["adapt_options"] = adapt_options;
+  if (lodo) j["lodo"] = true;  // its leave-one-source-out jobs (exp_lodo.cc) are part of the expansion
   return j;
 }
 
@@ -307,6 +308,10 @@ std::string Expander::AddEval(const PlannedJob& trained, const jobs::DataRef& te
 
 Status Expander::Expand(const ExperimentDecl& e, ExperimentSummary* s) {
   if (e.kind == "in_domain") return ExpandInDomain(e, s);
+  if (e.kind == "loco" && e.lodo) {
+    ES_RETURN_IF_ERROR(ExpandLoco(e, s));
+    return ExpandLodo(e, s);
+  }
   if (e.kind == "loco") return ExpandLoco(e, s);
   if (e.kind == "cross_corpus") return e.sources.empty() ? ExpandCrossCorpus(e, s) : ExpandCrossCorpusSources(e, s);
   if (e.kind == "joint") return ExpandJoint(e, s);
@@ -349,7 +354,12 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     std::vector<std::string> missing;
     for (const auto& c : s.corpora)
       if (stores.IsMissing(c)) missing.push_back(c);
-    if (!missing.empty()) {
+    for (const auto& f : e.missing_files)
+      if (std::find(p.missing_inputs.begin(), p.missing_inputs.end(), "model file " + f) == p.missing_inputs.end())
+        p.missing_inputs.push_back("model file " + f);
+    if (!e.missing_files.empty()) {
+      s.reason = "missing model file(s): " + JoinNames({e.missing_files.begin(), e.missing_files.end()});
+    } else if (!missing.empty()) {
       s.reason = "missing store(s): " + JoinNames(missing);
     } else if (!options.expand) {
       s.reason = "not expanded";

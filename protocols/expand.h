@@ -81,6 +81,12 @@ struct TableSpec {
   std::string selection;           // the feeding experiment's selection policy (for the caption)
   std::string oracle_eval;         // non-empty when that policy is "oracle" (flag it)
   std::vector<uint64_t> seeds;     // the feeding experiment's seeds (for the caption)
+  // Issue 14 (tables over several experiments, grid selection; all optional):
+  std::vector<std::string> experiments;  // `experiments = [...]`: jobs of any of these feed it (else `experiment`)
+  std::vector<std::string> row_attrs;    // `rows = [...]`: the row key joins these attributes (else {rows})
+  bool average = false;            // an "average" column: mean over the columns of the per-column means
+  double alpha = 0.05;             // significance level of the paired t-test behind "best"
+  std::string grid_selection;      // "" | training_domain | lodo | oracle: one grid point (hp) per cell
 };
 
 // What `plan` prints per experiment: its job count, or why it was not expanded.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <filesystem>
 #include <set>
 
 #include "data/label_map.h"
@@ -27,6 +28,12 @@ std::set<std::string> AllowedKeys(const std::string& kind) {
   if (kind == "fewshot") k.insert({"budgets", "shots"});
   if (kind == "adapt") k.insert({"variants", "weight", "adapt_options"});
   return k;
+}
+
+// Directory of the protocol file: relative model files resolve there (like store paths).
+std::string DirOf(const std::string& file) {
+  std::string dir = std::filesystem::path(file).parent_path().string();
+  return dir.empty() ? "." : dir;
 }
 
 std::string ValueText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -82,6 +89,13 @@ Status ParseModels(const TableReader& r, const TomlDocument& doc, const Defaults
     for (auto it = md.config.begin(); it != md.config.end(); ++it)
       if (!merged_lines.count(it.key()) && entry_line) merged_lines[it.key()] = entry_line;
     md.lines = std::move(merged_lines);
+    // A model file is hashed here too, so the effective declaration (and the expansion cache key) changes with it.
+    if (md.config.contains("file") && md.config["file"].is_string()) {
+      auto fl = md.lines.find("file");
+      ES_RETURN_IF_ERROR(ResolveModelFileConfig(
+          md.name, DirOf(doc.path), doc.path + (fl != md.lines.end() ? " line " + std::to_string(fl->second) : ""),
+          &md.config, &e->missing_files));
+    }
     e->models.push_back(std::move(md));
   }
   return Status::Ok();
@@ -190,15 +204,18 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
         const std::string& key = axes[a].first;
         const nlohmann::json& v = axes[a].second[idx[a]];
         std::string sub = key.substr(key.find('.') + 1), prefix = key.substr(0, key.find('.'));
-        if (prefix == "model") model_cfg[sub] = v, ml[sub] = grid_line;
-        else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
+        if (prefix == "model") {
+          model_cfg[sub] = v, ml[sub] = grid_line;
+          if (sub == "file") model_cfg.erase("sha256");  // another file: hashed below
+        } else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
         else if (prefix == "finetune") f[sub] = v, fl[sub] = grid_line;
         else p.adapt_extra[sub] = v;
         p.attrs[key] = ValueText(v);
         hp += (hp.empty() ? "" : ",") + key + "=" + ValueText(v);
       }
       p.attrs["hp"] = hp;
-      ES_ASSIGN_OR_RETURN(p.model, EffectiveModelConfig(e->models[m].name, model_cfg, file, ml));
+      ES_ASSIGN_OR_RETURN(p.model, EffectiveModelConfig(e->models[m].name, model_cfg, file, ml, DirOf(file),
+                                                        &e->missing_files));
       ES_ASSIGN_OR_RETURN(p.train, EffectiveTrainConfig(t, file, tl));
       if (e->kind == "finetune" || e->kind == "fewshot") {
         ES_ASSIGN_OR_RETURN(p.finetune, EffectiveTrainConfig(f, file, fl));

@@ -75,6 +75,8 @@ class Expander {
   Status ExpandCrossCorpusSources(const ExperimentDecl& e, ExperimentSummary* s);  // source form
   // A feature set of the job's evaluated or unlabeled data is a TF-IDF set its store fitted on itself.
   bool SelfFittedIdf(const jobs::JobSpec& spec) const;
+  // Leave-one-source-out validation jobs of a multi-source experiment (exp_lodo.cc).
+  Status ExpandLodo(const ExperimentDecl& e, ExperimentSummary* s);
   // An "eval" job: the checkpoint of `trained` evaluated on `test`.
   std::string AddEval(const PlannedJob& trained, const jobs::DataRef& test, std::map<std::string, std::string> attrs,
                       ExperimentSummary* s);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -107,8 +108,13 @@ struct ExperimentDecl {
   // Model × grid points, expanded and validated at parse time.
   // (index into models, grid point), in a stable order.
   std::vector<std::pair<size_t, GridPoint>> points;
+  // Model files (`torchscript`) that do not exist: a missing input like a missing store (plan
+  // reports it, the experiment is not expanded, run refuses).
+  std::set<std::string> missing_files;
   // Jobs it expands to at least (counted before the points are made).
   double min_jobs = 0;
+  // A [[table]] selects this experiment's grid by leave-one-source-out: exp_lodo.cc adds the validation jobs.
+  bool lodo = false;
 
   std::vector<std::string> Corpora() const;  // every corpus read, in a stable order
   // The training corpus sets of the source form (one per source for "each", the pooled list for "all").

@@ -1,4 +1,5 @@
 // protocols/tables.cc: [[table]] specifications (docs/formats/protocol.md).
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -37,38 +38,80 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   TableSpec t;
   ES_ASSIGN_OR_RETURN(t.name, first.String("name", true));
   TableReader r(doc, pointer, "[[table]] '" + t.name + "'");
-  ES_RETURN_IF_ERROR(r.CheckKeys({"name", "experiment", "rows", "columns", "metrics", "eval", "spread",
+  ES_RETURN_IF_ERROR(r.CheckKeys({"name", "experiment", "experiments", "rows", "columns", "metrics", "eval", "spread",
                                   "aggregate_over", "scale", "decimals", "missing", "published", "tolerance",
-                                  "filter", "caption"}));
+                                  "filter", "caption", "average", "alpha", "grid_selection"}));
   t.raw = r.value();
-  ES_ASSIGN_OR_RETURN(t.experiment, r.String("experiment", true));
-  const ExperimentDecl* exp = nullptr;
-  for (const auto& e : p.experiments)
-    if (e.name == t.experiment) exp = &e;
-  if (!exp) return r.Error("experiment", "table reads experiment '" + t.experiment + "', which is not declared");
-  t.selection = exp->selection;
-  t.oracle_eval = exp->oracle_eval;
-  t.seeds = exp->seeds;
-  std::set<std::string> attrs = AttrsOf(*exp);
-  std::vector<std::string> attr_list(attrs.begin(), attrs.end());
-  ES_ASSIGN_OR_RETURN(t.rows, r.String("rows", true));
-  ES_ASSIGN_OR_RETURN(t.columns, r.String("columns", true));
-  for (const char* key : {"rows", "columns"}) {
-    const std::string& v = std::string(key) == "rows" ? t.rows : t.columns;
-    if (!attrs.count(v))
-      return r.Error(key, "'" + v + "' is not an attribute of " + exp->kind + " jobs (one of: " +
-                              JoinNames(attr_list) + ")");
+  // The experiments feeding the table: `experiment = "x"` or `experiments = ["x", "y"]`.
+  std::vector<std::string> names;
+  if (r.Has("experiment") && r.Has("experiments"))
+    return r.Error("experiments", "give 'experiment' or 'experiments', not both");
+  if (r.Has("experiments")) {
+    ES_ASSIGN_OR_RETURN(t.experiments, r.StringList("experiments"));
+    if (t.experiments.empty()) return r.Error("experiments", "'experiments' must name at least one experiment");
+    names = t.experiments;
+  } else {
+    if (!r.Has("experiment"))
+      return r.Error("", "required key 'experiment' (or 'experiments = [...]') is missing");
+    ES_ASSIGN_OR_RETURN(t.experiment, r.String("experiment", true));
+    names = {t.experiment};
   }
-  if (t.rows == t.columns) return r.Error("columns", "rows and columns must be different attributes");
+  const char* exp_key = t.experiments.empty() ? "experiment" : "experiments";
+  std::vector<const ExperimentDecl*> exps;
+  std::set<std::string> attrs, kinds, selections;
+  for (const auto& name : names) {
+    const ExperimentDecl* exp = nullptr;
+    for (const auto& e : p.experiments)
+      if (e.name == name) exp = &e;
+    if (!exp) return r.Error(exp_key, "table reads experiment '" + name + "', which is not declared");
+    if (std::find(exps.begin(), exps.end(), exp) != exps.end())
+      return r.Error(exp_key, "experiment '" + name + "' is listed twice");
+    exps.push_back(exp);
+    for (const auto& a : AttrsOf(*exp)) attrs.insert(a);
+    kinds.insert(exp->kind);
+    selections.insert(exp->selection);
+  }
+  for (const auto& s : selections) t.selection += (t.selection.empty() ? "" : ", ") + s;
+  for (const auto* e : exps)
+    if (!e->oracle_eval.empty()) t.oracle_eval = e->oracle_eval;
+  std::set<uint64_t> seeds;
+  for (const auto* e : exps) seeds.insert(e->seeds.begin(), e->seeds.end());
+  t.seeds.assign(seeds.begin(), seeds.end());
+  std::vector<std::string> kind_list(kinds.begin(), kinds.end());
+  const std::string kinds_text = JoinNames(kind_list);
+  std::vector<std::string> attr_list(attrs.begin(), attrs.end());
+  // rows: one attribute, or a list whose values are joined into the row key ("adapt / dann_ganin").
+  if (r.Has("rows") && r.Get("rows").is_array()) {
+    ES_ASSIGN_OR_RETURN(t.row_attrs, r.StringList("rows"));
+    if (t.row_attrs.empty()) return r.Error("rows", "'rows' must name at least one attribute");
+    for (const auto& a : t.row_attrs) t.rows += (t.rows.empty() ? "" : " / ") + a;
+  } else {
+    ES_ASSIGN_OR_RETURN(t.rows, r.String("rows", true));
+    t.row_attrs = {t.rows};
+  }
+  ES_ASSIGN_OR_RETURN(t.columns, r.String("columns", true));
+  for (const auto& v : t.row_attrs)
+    if (!attrs.count(v))
+      return r.Error("rows", "'" + v + "' is not an attribute of " + kinds_text + " jobs (one of: " +
+                                 JoinNames(attr_list) + ")");
+  if (!attrs.count(t.columns))
+    return r.Error("columns", "'" + t.columns + "' is not an attribute of " + kinds_text + " jobs (one of: " +
+                                  JoinNames(attr_list) + ")");
+  if (std::find(t.row_attrs.begin(), t.row_attrs.end(), t.columns) != t.row_attrs.end())
+    return r.Error("columns", "rows and columns must be different attributes");
   ES_ASSIGN_OR_RETURN(t.metrics, r.StringList("metrics"));
   if (t.metrics.empty()) return r.Error("", "required key 'metrics' is missing (e.g. [\"ua\"])");
   static const std::set<std::string> kMetrics = {"ua", "wa", "macro_f1", "weighted_f1"};
   for (const auto& m : t.metrics)
     if (!kMetrics.count(m)) return r.Error("metrics", "metric '" + m + "' is not one of ua, wa, macro_f1, weighted_f1");
   ES_ASSIGN_OR_RETURN(t.eval, r.String("eval", false, "test"));
-  std::set<std::string> evals = {"test", "val"};
-  if (exp->kind == "loco") evals.insert("test_in");
-  if (!evals.count(t.eval)) return r.Error("eval", "eval set '" + t.eval + "' is not produced by " + exp->kind + " jobs");
+  for (const auto* e : exps) {
+    std::set<std::string> evals = {"test", "val"};
+    if (e->kind == "loco") evals.insert("test_in");
+    if (!evals.count(t.eval))
+      return r.Error("eval", "eval set '" + t.eval + "' is not produced by " + e->kind + " jobs (experiment '" +
+                                 e->name + "')");
+  }
   if (!r.Has("spread"))
     return r.Error("", "required key 'spread' is missing: say which spread the ± shows (std | sem | ci95)");
   ES_ASSIGN_OR_RETURN(t.spread, r.String("spread", true));
@@ -82,7 +125,7 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
       ES_ASSIGN_OR_RETURN(over, r.StringList("aggregate_over"));
     }
     for (const auto& a : over)
-      if (!attrs.count(a)) return r.Error("aggregate_over", "'" + a + "' is not an attribute of " + exp->kind + " jobs");
+      if (!attrs.count(a)) return r.Error("aggregate_over", "'" + a + "' is not an attribute of " + kinds_text + " jobs");
     t.aggregate_over.clear();
     for (const auto& a : over) t.aggregate_over += (t.aggregate_over.empty() ? "" : ",") + a;
   }
@@ -95,7 +138,7 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   ES_ASSIGN_OR_RETURN(t.caption, r.String("caption", false));
   ES_ASSIGN_OR_RETURN(t.filter, r.StringMap("filter"));
   for (const auto& [k, v] : t.filter)
-    if (!attrs.count(k)) return r.Error("filter", "filter key '" + k + "' is not an attribute of " + exp->kind + " jobs");
+    if (!attrs.count(k)) return r.Error("filter", "filter key '" + k + "' is not an attribute of " + kinds_text + " jobs");
   if (r.Has("published")) {
     const auto& pub = r.Get("published");
     if (!pub.is_object()) return r.Error("published", "'published' must be a table of \"row|column\" = value");
@@ -112,6 +155,34 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   }
   ES_ASSIGN_OR_RETURN(t.tolerance, r.Double("tolerance", 0.0));
   if (t.tolerance < 0) return r.Error("tolerance", "'tolerance' must be >= 0");
+  ES_ASSIGN_OR_RETURN(t.average, r.Bool("average", false));
+  ES_ASSIGN_OR_RETURN(t.alpha, r.Double("alpha", t.alpha));
+  if (!(t.alpha > 0 && t.alpha < 1)) return r.Error("alpha", "'alpha' must be in (0, 1)");
+  ES_ASSIGN_OR_RETURN(t.grid_selection, r.String("grid_selection", false));
+  if (!t.grid_selection.empty()) {
+    if (t.grid_selection != "training_domain" && t.grid_selection != "lodo" && t.grid_selection != "oracle")
+      return r.Error("grid_selection", "grid selection '" + t.grid_selection +
+                                           "' is not one of training_domain, lodo, oracle");
+    if (std::find(t.row_attrs.begin(), t.row_attrs.end(), "hp") != t.row_attrs.end() || t.columns == "hp")
+      return r.Error("grid_selection", "grid selection picks one 'hp' point per cell: 'hp' cannot be a row or column");
+    const bool model_in_key = t.columns == "model" ||
+                              std::find(t.row_attrs.begin(), t.row_attrs.end(), "model") != t.row_attrs.end();
+    for (const auto* e : exps) {
+      if (!model_in_key && e->models.size() > 1)
+        return r.Error("grid_selection", "grid selection picks one 'hp' point per cell, but experiment '" + e->name +
+                                             "' has " + std::to_string(e->models.size()) +
+                                             " models: put 'model' in rows or columns");
+      if (t.grid_selection == "training_domain" && e->selection == "target_val")
+        return r.Error("grid_selection", "training-domain validation needs the training corpora's validation "
+                                         "metric, but experiment '" + e->name + "' selects epochs on the target "
+                                         "(selection = \"target_val\")");
+      if (t.grid_selection == "lodo" && !(e->kind == "loco" && e->corpora.size() >= 3))
+        return r.Error("grid_selection", "leave-one-source-out selection needs at least two training corpora per "
+                                         "target (a loco experiment over >= 3 corpora); experiment '" + e->name +
+                                         "' is " + e->kind + (e->kind == "loco" ? " over " +
+                                         std::to_string(e->corpora.size()) + " corpora" : std::string()));
+    }
+  }
   return t;
 }
 

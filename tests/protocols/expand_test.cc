@@ -110,6 +110,54 @@ models = ["concat_mlp"]
   }
 }
 
+// Issue 14: a table selecting the grid by leave-one-source-out adds, per target, grid point and seed, one job
+// per training corpus left out: trained on the others, evaluated on the whole left-out corpus.
+TEST_F(Expand, LodoGridSelectionAddsLeaveOneSourceOutJobs) {
+  const std::string exp = R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+grid = {"train.lr" = [0.01, 0.001]}
+)";
+  const std::string table = R"([[table]]
+name = "t"
+experiment = "loco"
+rows = "model"
+columns = "target"
+metrics = ["ua"]
+spread = "std"
+grid_selection = "lodo"
+)";
+  Protocol plain = Load(exp + table.substr(0, table.find("grid_selection")));
+  Protocol p = Load(exp + table);
+  EXPECT_EQ(plain.jobs.size(), 12u) << "3 targets x 2 points x 2 seeds";
+  ASSERT_EQ(p.jobs.size(), 12u + 24u) << "+ 3 targets x 2 left-out corpora x 2 points x 2 seeds";
+  EXPECT_NE(plain.expansion_key, p.expansion_key) << "the table's cached expansion must include the LODO jobs";
+  std::set<std::string> seen;
+  for (const auto& j : p.jobs) {
+    if (!j.attrs.count("role")) {
+      EXPECT_TRUE(j.reportable);
+      continue;
+    }
+    EXPECT_EQ(j.attrs.at("role"), "lodo");
+    EXPECT_FALSE(j.reportable);
+    const std::string target = j.attrs.at("target"), left = j.attrs.at("lodo_val");
+    EXPECT_NE(target, left);
+    ASSERT_EQ(j.spec.train.size(), 1u) << "trained on the one remaining source";
+    const std::string& train_store = j.spec.train[0].store;
+    EXPECT_EQ(train_store.find(target + ".h5"), std::string::npos) << "the target is never read";
+    EXPECT_EQ(train_store.find(left + ".h5"), std::string::npos);
+    EXPECT_EQ(j.spec.val.size(), 1u);
+    ASSERT_EQ(j.spec.eval.size(), 1u);
+    ASSERT_EQ(j.spec.eval.at("test").size(), 1u);
+    EXPECT_NE(j.spec.eval.at("test")[0].store.find(left + ".h5"), std::string::npos);
+    EXPECT_EQ(j.spec.eval.at("test")[0].ids.size(), 6u * 4 * 3) << "the whole left-out corpus";
+    seen.insert(target + "|" + left + "|" + j.attrs.at("hp") + "|" + j.attrs.at("seed"));
+  }
+  EXPECT_EQ(seen.size(), 24u);
+}
+
 TEST_F(Expand, CrossCorpusMatrixUsesEvalJobs) {
   Protocol p = Load(R"([[experiment]]
 name = "xc"

@@ -206,6 +206,67 @@ TEST(Grammar, PublishedValuesNeedTolerance) {
   ExpectAt(LoadError(dir, Proto("", table)), dir, 24, "tolerance");
 }
 
+// Issue 14: tables over several experiments, rows over several attributes, grid selection.
+const char* kSecond = "[[experiment]]\nname = \"f\"\nkind = \"loco\"\ncorpora = [\"a\", \"b\"]\n"
+                      "models = [\"concat_mlp\"]\nselection = \"source_val\"\n";  // lines 17..22
+
+TEST(Grammar, TableOverSeveralExperimentsWithCompositeRows) {
+  TestDir dir;
+  std::string table = std::string(kSecond) +
+                      "[[table]]\nname = \"t1\"\nexperiments = [\"e\", \"f\"]\nrows = [\"experiment\", \"heldout\"]\n"
+                      "columns = \"target\"\nmetrics = [\"ua\"]\nspread = \"std\"\naverage = true\nalpha = 0.01\n"
+                      "grid_selection = \"training_domain\"\n";
+  auto p = LoadProtocol(dir.Write("p.toml", Proto("", table)));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(p->tables.size(), 1u);
+  const TableSpec& t = p->tables[0];
+  EXPECT_EQ(t.experiments, (std::vector<std::string>{"e", "f"}));
+  EXPECT_EQ(t.row_attrs, (std::vector<std::string>{"experiment", "heldout"}));
+  EXPECT_EQ(t.rows, "experiment / heldout");
+  EXPECT_TRUE(t.average);
+  EXPECT_EQ(t.alpha, 0.01);
+  EXPECT_EQ(t.grid_selection, "training_domain");
+  EXPECT_EQ(t.seeds, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST(Grammar, TableExperimentsErrorsNameTheLine) {
+  TestDir dir;
+  std::string head = std::string(kSecond) + "[[table]]\nname = \"t1\"\n";  // [[table]] at line 23
+  std::string rest = "columns = \"target\"\nmetrics = [\"ua\"]\nspread = \"std\"\n";
+  ExpectAt(LoadError(dir, Proto("", head + "experiments = [\"e\", \"nope\"]\nrows = \"model\"\n" + rest)), dir, 25,
+           "experiment 'nope', which is not declared");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"e\"\nexperiments = [\"f\"]\nrows = \"model\"\n" + rest)),
+           dir, 26, "not both");
+  ExpectAt(LoadError(dir, Proto("", head + "experiments = [\"e\", \"f\"]\nrows = [\"model\", \"planet\"]\n" + rest)),
+           dir, 26, "'planet' is not an attribute");
+  // heldout is an attribute of loco jobs, so of a table that reads f.
+  EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", Proto("", head + "experiments = [\"e\", \"f\"]\nrows = \"heldout\"\n" +
+                                                             rest)))
+                  .ok());
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"e\"\nrows = \"heldout\"\n" + rest)), dir, 26,
+           "'heldout' is not an attribute of in_domain jobs");
+}
+
+TEST(Grammar, GridSelectionIsCheckedAgainstTheExperiments) {
+  TestDir dir;
+  std::string head = std::string(kSecond) + "[[table]]\nname = \"t1\"\nrows = \"model\"\ncolumns = \"target\"\n"
+                     "metrics = [\"ua\"]\nspread = \"std\"\n";  // lines 23..28
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection = \"best\"\n")), dir, 30,
+           "not one of training_domain, lodo, oracle");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"e\"\ngrid_selection = \"lodo\"\n")), dir, 30,
+           "experiment 'e' is in_domain");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection = \"lodo\"\n")), dir, 30,
+           "is loco over 2 corpora");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\nalpha = 1.5\n")), dir, 30, "'alpha' must be in (0, 1)");
+  // Two models in one cell would be pooled under one grid point: the model must be a row or column.
+  std::string two = "[[experiment]]\nname = \"f\"\nkind = \"loco\"\ncorpora = [\"a\", \"b\"]\n"
+                    "models = [\"concat_mlp\", {name = \"concat_mlp\", label = \"wide\"}]\nselection = \"source_val\"\n"
+                    "[[table]]\nname = \"t1\"\nexperiment = \"f\"\ncolumns = \"target\"\nmetrics = [\"ua\"]\n"
+                    "spread = \"std\"\ngrid_selection = \"training_domain\"\n";  // grid_selection at line 29
+  ExpectAt(LoadError(dir, Proto("", two + "rows = \"experiment\"\n")), dir, 29, "put 'model' in rows or columns");
+  EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", Proto("", two + "rows = [\"experiment\", \"model\"]\n"))).ok());
+}
+
 TEST(Grammar, UndefinedVariableNamesLine) {
   TestDir dir;
   std::string text = Proto();

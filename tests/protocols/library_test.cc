@@ -28,7 +28,7 @@ TEST(Library, HasTheExpectedProtocols) {
   std::set<std::string> names;
   for (const auto& f : LibraryFiles()) names.insert(std::filesystem::path(f).filename().string());
   for (const char* want : {"quickstart.toml", "real-corpora.toml", "heldout-emovo.toml", "glomer.toml", "cemobam.toml",
-                           "mer.toml", "multimodal-ser.toml"})
+                           "mer.toml", "multimodal-ser.toml", "byo-model.toml"})
     EXPECT_TRUE(names.count(want)) << want;
 }
 
