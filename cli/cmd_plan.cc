@@ -184,6 +184,7 @@ void PlanOptions(po::options_description& o) {
 
 Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
+  options.keep_data = false;  // plan reads ids, kinds, attributes and deps, never utterance ids
   ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(path, options));
   bool with_jobs = vm.count("jobs") > 0;

@@ -27,6 +27,7 @@
 #include "orchestrator/process_pool.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
+#include "protocols/expand_cache.h"
 #include "worker/job.h"
 
 namespace emosweep::cli {
@@ -282,16 +283,22 @@ Status RunRun(const po::variables_map& vm) {
 
 namespace {
 
-Status RunSingleProcess(const po::variables_map& vm) {
-  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
-  if (vm.count("slice")) {
-    int i = 0, n = 1;
-    ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
-    p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
+// Prints a sweep summary (the single-process runner's and a finished re-run's).
+void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, const orchestrator::RunSummary& s) {
+  WriteStatusFile(vm, s.ToJson());
+  if (vm.count("json")) {
+    PrintJson(s.ToJson().dump(2));
+  } else {
+    const auto& c = s.counts;
+    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s\n",
+                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
+                c.blocked, c.pending + c.running_elsewhere + c.running_here,
+                Progress::FormatDuration(s.seconds).c_str());
+    for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
-  ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
-  ES_RETURN_IF_ERROR(worker::CheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
-  for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+}
+
+Status RunSingleProcess(const po::variables_map& vm) {
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
   const int cores = UsableCores();
@@ -304,8 +311,6 @@ Status RunSingleProcess(const po::variables_map& vm) {
     return Status::InvalidArgument("--parallel " + std::to_string(o.parallel) + " x --threads " +
                                    std::to_string(o.threads) + " exceeds the " + std::to_string(cores) +
                                    " cores this process may use");
-  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
-  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
   o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
   o.device = vm["device"].as<std::string>();
   o.scheduler.max_attempts = vm["max-attempts"].as<int>();
@@ -316,6 +321,35 @@ Status RunSingleProcess(const po::variables_map& vm) {
   o.heartbeat_s = std::max(0.5, std::min(30.0, o.scheduler.stale_after_s / 10));
   o.stop = &g_stop;
   o.progress = !vm.count("json");
+
+  // A re-run of a finished protocol (issue 15): the job ids of its last expansion are
+  // cached by its content hash; when the ledger has every one done, nothing is expanded.
+  if (!vm.count("slice")) {
+    auto shallow = LoadShallowProtocolFromArgs(vm);
+    std::vector<std::string> ids;
+    if (shallow.ok() && shallow->missing_inputs.empty() &&
+        protocols::ReadExpansionIds(shallow->expansion_key, &ids)) {
+      ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
+      ES_ASSIGN_OR_RETURN(auto finished, orchestrator::RecordFinishedRerun(*shallow, ids, ledger.get(), o));
+      if (finished) {
+        for (const auto& w : shallow->warnings) LOG_WARN << shallow->path << ": " << w;
+        PrintSummary(vm, *shallow, *finished);
+        return Status::Ok();
+      }
+    }
+  }
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
+  if (p.missing_inputs.empty() && !vm.count("slice")) protocols::WriteExpansionIds(p.expansion_key, p.jobs);
+  if (vm.count("slice")) {
+    int i = 0, n = 1;
+    ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
+    p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
+  }
+  ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
+  ES_RETURN_IF_ERROR(worker::CheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
+  for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
+  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
   // One job at a time runs here, in this process (with --parallel 1 every
@@ -376,17 +410,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   RestoreSignals();
   if (!summary.ok()) return summary.status();
   const auto& s = *summary;
-  WriteStatusFile(vm, s.ToJson());
-  if (vm.count("json")) {
-    PrintJson(s.ToJson().dump(2));
-  } else {
-    const auto& c = s.counts;
-    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s\n",
-                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
-                c.blocked, c.pending + c.running_elsewhere + c.running_here,
-                Progress::FormatDuration(s.seconds).c_str());
-    for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
-  }
+  PrintSummary(vm, p, s);
   if (s.stopped) {
     int sig = g_signal.load();
     LOG_WARN << "stopped by signal " << sig << "; unfinished jobs are pending again, re-run to resume";

@@ -79,6 +79,16 @@ const std::vector<Command>& Commands() {
       {"ledger export", "export metrics, jobs, curves, predictions, provenance or sweeps as CSV or JSON",
        "--ledger DB [--what metrics] [--format csv|json | --json] [--out FILE]", "", LedgerExportOptions, {},
        LedgerExportRun},
+      {"ledger gc", "drop what no kept protocol references: their unfinished jobs and their predictions",
+       "PROTOCOL... --ledger DB [--yes] [--store-dir DIR] [--var NAME=VALUE] [--json]",
+       "Keeps every job the given protocols expand to, and every done job's metrics, curves and provenance.\n"
+       "Drops jobs no given protocol references that are not done, the predictions of those that are, and\n"
+       "result rows of superseded attempts. Dry run unless --yes; prints what it drops and the bytes freed.\n"
+       "Refuses while a sweep is running on the ledger (docs/design/orchestrator.md, Scale).",
+       LedgerGcOptions, {{"protocol", -1}}, LedgerGcRun},
+      {"ledger vacuum", "give a ledger's free pages back to the file system (SQLite VACUUM)",
+       "--ledger DB [--json]", "Refuses while a sweep is running on the ledger; prints the bytes freed.",
+       LedgerVacuumOptions, {}, LedgerVacuumRun},
       {"table", "print a protocol's paper table from the ledger (mean ± labelled spread)",
        "PROTOCOL --ledger DB [--name T|--all] [--format markdown|latex|csv|json | --json] [--reproduce] [--compare A,B]",
        "Cells aggregate seeds/folds (docs/design/orchestrator.md, Tables). --reproduce compares with the\n"

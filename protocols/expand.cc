@@ -283,6 +283,15 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   }
   ++summary->jobs;
   ++summary->jobs_by_kind[job.spec.kind];
+  if (!keep_data_) {
+    auto strip = [](std::vector<jobs::DataRef>& refs) {
+      for (auto& r : refs) std::vector<std::string>().swap(r.ids);
+    };
+    strip(job.spec.train);
+    strip(job.spec.val);
+    strip(job.spec.target_unlabeled);
+    for (auto& [name, refs] : job.spec.eval) strip(refs);
+  }
   std::string id = job.spec.id;
   by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));
@@ -344,6 +353,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   }
   nlohmann::json experiments = nlohmann::json::array();
   Expander ex(decl, stores);
+  ex.set_keep_data(options.keep_data);
   for (const auto& e : decl.experiments) {
     experiments.push_back(e.ToJson());
     ExperimentSummary s;

@@ -43,6 +43,8 @@ struct Pooled {
 class Expander {
  public:
   Expander(const ProtocolDecl& decl, const StoreIndex& stores) : decl_(decl), stores_(stores) {}
+  // LoadOptions::keep_data: false drops each added job's utterance ids after its id is computed.
+  void set_keep_data(bool keep) { keep_data_ = keep; }
 
   Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
 
@@ -87,6 +89,7 @@ class Expander {
   std::map<std::string, size_t> by_id_;
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
+  bool keep_data_ = true;
 };
 
 }  // namespace emosweep::protocols
