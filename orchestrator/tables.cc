@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "orchestrator/caption_notes.h"
+
 namespace emosweep::orchestrator {
 namespace {
 
@@ -445,6 +447,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       top.best = p.ok() && *p < spec.alpha;
     }
   t.caption = Caption(t);
+  // Transductive steps of the table's jobs (orchestrator/caption_notes.h), with their inductive alternative.
+  const std::string note = TransductiveNote(jobs, spec.rows, spec.columns);
+  if (!note.empty()) t.caption += " " + note;
   return t;
 }
 

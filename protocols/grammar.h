@@ -45,6 +45,11 @@ struct CorpusDecl {
   std::string store;       // as written (before ${VAR} expansion)
   std::string path;        // resolved (vars expanded, relative to the protocol's directory)
   std::string label_map;   // "" = not checked
+  // Evaluation set of the corpus wherever it is a target or held out (every kind but in_domain and joint):
+  // "test" (its test share) or "whole" (every utterance); "" = each kind's own default (loco: whole,
+  // the others: test share), which keeps protocols written before the key unchanged.
+  std::string evaluate_on;
+  std::string evaluate_on_where;  // "file line N" of the key
   bool has_split = false;  // the corpus's own split replaces the experiments' for this corpus
   SplitDecl split;
   std::string where;       // "file line N" of its store key
@@ -88,8 +93,14 @@ struct ExperimentDecl {
   nlohmann::json train = nlohmann::json::object();     // defaults.train + experiment train (raw)
   nlohmann::json finetune_train = nlohmann::json::object();
   SplitDecl split;
-  std::vector<std::string> corpora;        // in_domain, loco, cross_corpus, joint
-  std::string source, target;              // finetune, fewshot, adapt
+  std::vector<std::string> corpora;        // in_domain, loco, cross_corpus (matrix form), joint
+  std::vector<std::string> heldout;        // loco: held-out corpora (default: corpora)
+  // Corpus roles of finetune, fewshot, adapt and cross_corpus (source form): `source` (one corpus or a
+  // list), `target` / `targets`. `pool`: "all" trains once on the pooled sources, "each" once per source.
+  std::vector<std::string> sources;
+  std::vector<std::string> pool;           // "all" and/or "each", in declaration order
+  std::vector<std::string> targets;        // also cross_corpus matrix form (default: corpora)
+  std::string source, target;              // single source / target as written (ToJson of older protocols)
   std::vector<Budget> budgets;             // fewshot
   std::vector<std::string> variants;       // adapt
   double weight = 0.1;                     // adapt
@@ -106,6 +117,8 @@ struct ExperimentDecl {
   bool lodo = false;
 
   std::vector<std::string> Corpora() const;  // every corpus read, in a stable order
+  // The training corpus sets of the source form (one per source for "each", the pooled list for "all").
+  std::vector<std::vector<std::string>> SourceSets() const;
   nlohmann::json ToJson() const;             // effective declaration (for Protocol::effective)
 };
 
