@@ -142,8 +142,9 @@ TEST(Library, HeldoutEmovoKeepsEmovoTargetOnly) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
   // zero-shot: 4 training sets x 2 normalisations x 5 seeds (+ as many evals); adapt: 4 x 4 variants x 2 x 5;
-  // few-shot: 2 x 5 pre-trainings and 3 budgets x 2 x 5.
-  EXPECT_EQ(testing::CountKind(*p, "supervised"), 40 + 40);
+  // few-shot: 2 x 5 pre-trainings and 3 budgets x 2 x 5; grid: 3 lr x 2 x 5 on the pooled sources, plus
+  // leave-one-source-out validation jobs for its grid_lodo table (3 per main job, never on EMOVO).
+  EXPECT_EQ(testing::CountKind(*p, "supervised"), 40 + 40 + 30 + 90);
   EXPECT_EQ(testing::CountKind(*p, "eval"), 40);
   EXPECT_EQ(testing::CountKind(*p, "adapt"), 120);
   EXPECT_EQ(testing::CountKind(*p, "pretrain"), 10);
@@ -169,6 +170,9 @@ TEST(Library, HeldoutEmovoKeepsEmovoTargetOnly) {
       for (const auto& id : ids(*refs, true)) EXPECT_FALSE(test.count(id)) << id;
   }
   EXPECT_EQ(sources, (std::set<std::string>{"emodb", "ravdess", "tess", "emodb+ravdess+tess"}));
+  int lodo = 0;
+  for (const auto& j : p->jobs) lodo += j.attrs.count("role") && j.attrs.at("role") == "lodo";
+  EXPECT_EQ(lodo, 90);
   EXPECT_FALSE(test_ids.empty());
 }
 
