@@ -48,6 +48,7 @@ measure() {
 : >"$OUT/results.tsv"
 : >"$OUT/results.jsonl"
 rm -rf "$OUT/cache"
+export EMOSWEEP_CACHE_DIR="$OUT/cache"
 measure version 0 "$EMO" version
 for n in $SIZES; do
   P=$OUT/p$n.toml L=$OUT/l$n.db
@@ -56,13 +57,16 @@ for n in $SIZES; do
   fi
   jobs=$(python3 -c "import json,sys; print(json.load(open('$OUT/gen$n.json'))['jobs'])" 2>/dev/null || echo "$n")
   measure plan "$jobs" "$EMO" plan "$P" --max-jobs 0 --log-level warn
+  # First re-run expands and caches the job ids (cold); the next only checks them (warm).
+  measure rerun_cold "$jobs" "$EMO" run "$P" --ledger "$L" --max-jobs 0 --parallel 1 --log-level warn
+  grep -q " 0 ran" "$OUT/last.out" || { echo "re-run ran jobs: $(cat "$OUT/last.out")" >&2; exit 1; }
   measure rerun "$jobs" "$EMO" run "$P" --ledger "$L" --max-jobs 0 --parallel 1 --log-level warn
   grep -q " 0 ran" "$OUT/last.out" || { echo "re-run ran jobs: $(cat "$OUT/last.out")" >&2; exit 1; }
   # First table of a protocol expands it and fills the expansion cache (cold);
   # the next reads the cache (warm). Both print the same bytes.
-  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table_cold "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  measure table_cold "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
   cp "$OUT/last.out" "$OUT/table$n.md"
-  EMOSWEEP_CACHE_DIR="$OUT/cache" measure table "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
+  measure table "$jobs" "$EMO" table "$P" --ledger "$L" --all --max-jobs 0 --log-level warn
   cmp -s "$OUT/last.out" "$OUT/table$n.md" || { echo "cached table differs at $n jobs" >&2; exit 1; }
 done
 
@@ -87,4 +91,60 @@ for name, pts in by.items():
 for name, pts in by.items():
     for n, cpu, rss in pts:
         if n: print(json.dumps({"what": name, "jobs": n, "cpu_s": cpu, "rss_mb": rss}), file=open(os.path.join(out, "results.jsonl"), "a"))
+
+# Every target of issue 15: value, target, met / not met. A target at a size that
+# was not run (10^6 without --million) says so instead of guessing.
+start_cpu, start_rss = by["version"][0][1], by["version"][0][2]
+def at(name, exp):
+    for n, cpu, rss in by.get(name, []):
+        if 10 ** exp <= n < 2 * 10 ** exp: return n, cpu, rss
+    return None
+def exponent(name):
+    pts = by.get(name, [])
+    if len(pts) < 2: return float("nan")
+    a, b = pts[0], pts[-1]
+    return math.log(max(b[1] - start_cpu, 1e-2) / max(a[1] - start_cpu, 1e-2)) / math.log(b[0] / a[0])
+sched = []
+for f in sorted(os.listdir(out), key=lambda f: (len(f), f)):
+    if f.startswith("gen") and f.endswith(".json"):
+        try: sched.append(json.load(open(os.path.join(out, f))))
+        except Exception: pass
+rows = []
+def cpu_target(label, name, exp, limit):
+    r = at(name, exp)
+    if r is None:
+        rows.append((label, "not run (--million)", f"< {limit} s", "not measured")); return
+    n, cpu, _ = r
+    rows.append((label, f"{cpu:.2f} s ({cpu - start_cpu:.2f} s after start-up) at {n} jobs", f"< {limit} s",
+                 "met" if cpu < limit else "NOT met"))
+cpu_target("re-run of a finished protocol, 10^4", "rerun", 4, 0.5)
+cpu_target("re-run of a finished protocol, 10^6", "rerun", 6, 3)
+cpu_target("table over finished runs, 10^5", "table", 5, 1)
+cpu_target("table over finished runs, 10^6", "table", 6, 5)
+cpu_target("plan, 10^6", "plan", 6, 10)
+r = at("plan", 6)
+rows.append(("plan peak RSS, 10^6", f"{r[2]:.0f} MB" if r else "not run (--million)", "< 1024 MB",
+             ("met" if r[2] < 1024 else "NOT met") if r else "not measured"))
+for name in ("plan", "rerun_cold", "rerun", "table_cold", "table"):
+    pts = by.get(name, [])
+    if not pts: continue
+    n, cpu, rss = pts[-1]
+    kb = (rss - start_rss) * 1024 / n
+    rows.append((f"memory per job, {name}", f"{kb:.2f} KB at {n} jobs (peak RSS above start-up)", "< 1 KB",
+                 "met" if kb < 1 else "NOT met"))
+for name in ("plan", "rerun_cold", "rerun", "table_cold", "table"):
+    if name not in by: continue
+    e = exponent(name)
+    rows.append((f"growth exponent, {name}", f"{e:.2f} (CPU after start-up, {by[name][0][0]}..{by[name][-1][0]} jobs)",
+                 "<= 1.1", "met" if e <= 1.1 else "NOT met"))
+for g in sched:
+    us = g.get("sched_us_per_job", float("nan"))
+    rows.append(("scheduling per job, 1 rank", f"{us / 1000:.3f} ms at {g.get('jobs')} jobs (NextReady+OnFinished, ledger incl.)",
+                 "< 2 ms", "met" if us < 2000 else "NOT met"))
+print()
+w = max(len(r[0]) for r in rows)
+print(f"{'target':{w}}  {'value':64}  {'target':>10}  status")
+for label, value, target, status in rows:
+    print(f"{label:{w}}  {value:64}  {target:>10}  {status}")
 EOF
+

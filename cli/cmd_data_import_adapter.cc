@@ -21,10 +21,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/torch_module.h"
 #include "core/log.h"
 #include "data/adapters/import_corpus.h"
 #include "data/audio/decode.h"
-#include "data/encoder/encoder_extractor.h"
+#include "data/encoder/torchscript_encoder.h"
 
 namespace emosweep::cli {
 namespace {
@@ -140,9 +141,9 @@ Status DataImportAdapterRun(const po::variables_map& vm) {
   for (const auto& [flag, modality] : {std::pair{"audio-encoder", data::encoder::EncoderModality::kAudio},
                                        std::pair{"text-encoder", data::encoder::EncoderModality::kText}}) {
     if (!vm.count(flag)) continue;
-    ES_ASSIGN_OR_RETURN(auto x, data::encoder::LoadEncoderExtractor(StringOption(vm, flag), modality,
-                                                                    StringOption(vm, (std::string(flag) + "-name").c_str()),
-                                                                    decode, opt.threads));
+    ES_ASSIGN_OR_RETURN(auto x, TorchLoadEncoderExtractor(StringOption(vm, flag), modality,
+                                                          StringOption(vm, (std::string(flag) + "-name").c_str()),
+                                                          decode, opt.threads));
     opt.extractors.push_back(x.get());
     encoders.push_back(std::move(x));
   }

@@ -1,16 +1,21 @@
-// cli/cmd_ledger.cc: `emosweep ledger status|query|export`: reading a ledger.
+// cli/cmd_ledger.cc: `emosweep ledger status|query|export`: reading a ledger;
+// `ledger gc|vacuum`: its upkeep.
 //
-// Every subcommand opens the ledger read-only (SQLITE_OPEN_READONLY and
-// PRAGMA query_only), so it is safe next to a running sweep and can never
-// change results, including the raw `--sql` escape hatch.
+// status, query and export open the ledger read-only (SQLITE_OPEN_READONLY and
+// PRAGMA query_only), so they are safe next to a running sweep and can never
+// change results, including the raw `--sql` escape hatch. gc and vacuum write,
+// and refuse while a sweep is running (orchestrator/ledger_gc.cc).
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/protocol_args.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
+#include "protocols/expand.h"
+#include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
 namespace {
@@ -40,6 +45,17 @@ std::string ToCsv(const nlohmann::json& q) {
     o << "\n";
   }
   return o.str();
+}
+
+// A job's human label (experiment, model, corpora, seed, fold: protocols::JobLabel) from its attrs_json.
+std::string LabelOf(const nlohmann::json& attrs_json) {
+  if (!attrs_json.is_string()) return "";
+  auto j = nlohmann::json::parse(attrs_json.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  std::map<std::string, std::string> attrs;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.value().is_string()) attrs[it.key()] = it.value().get<std::string>();
+  return protocols::JobLabel(attrs);
 }
 
 // Rows as objects: [{"col": value, ...}, ...].
@@ -92,11 +108,11 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   std::string f = SweepFilter(vm, "j");
   ES_ASSIGN_OR_RETURN(auto by, l->Query("SELECT j.kind, j.status, count(*) FROM jobs j WHERE 1" + f +
                                         " GROUP BY j.kind, j.status ORDER BY j.kind, j.status"));
-  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error FROM jobs j WHERE "
+  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
                                               "j.status IN ('failed','blocked')" + f + " ORDER BY j.status, j.id"));
   ES_ASSIGN_OR_RETURN(auto running,
                       l->Query("SELECT j.id, j.kind, j.owner, j.worker, "
-                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s "
+                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s, j.attrs_json AS attrs "
                                "FROM jobs j WHERE j.status = 'running'" + f + " ORDER BY j.id"));
   ES_ASSIGN_OR_RETURN(auto sweeps, l->Sweeps());
   std::map<std::string, int64_t> totals;
@@ -142,15 +158,15 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   if (!running["rows"].empty()) {
     std::printf("\nrunning:\n");
     for (const auto& r : running["rows"])
-      std::printf("  %.12s %-10s owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
-                  r[1].get<std::string>().c_str(), r[2].is_string() ? r[2].get<std::string>().c_str() : "?",
-                  r[4].is_number() ? r[4].get<double>() : -1.0);
+      std::printf("  %.12s %-10s [%s] owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(),
+                  r[2].is_string() ? r[2].get<std::string>().c_str() : "?", r[4].is_number() ? r[4].get<double>() : -1.0);
   }
   if (!failures["rows"].empty()) {
     std::printf("\nfailed / blocked:\n");
     for (const auto& r : failures["rows"])
-      std::printf("  %.12s %-10s %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
-                  r[1].get<std::string>().c_str(), r[2].get<std::string>().c_str(),
+      std::printf("  %.12s %-10s [%s] %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
+                  r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(), r[2].get<std::string>().c_str(),
                   static_cast<long long>(r[3].get<int64_t>()), r[4].is_string() ? r[4].get<std::string>().c_str() : "");
   }
   return Status::Ok();
@@ -213,6 +229,7 @@ void LedgerExportOptions(po::options_description& o) {
       "what", po::value<std::string>()->default_value("metrics"),
       "metrics | jobs | curves | predictions | provenance | sweeps | eval_details")(
       "format", po::value<std::string>()->default_value("csv"), "csv | json")(
+      "json", "same as --format json")(
       "out", po::value<std::string>(), "write to this file (atomically) instead of stdout");
 }
 
@@ -231,6 +248,11 @@ Status LedgerExportRun(const po::variables_map& vm) {
       {"eval_details", "SELECT * FROM eval_details ORDER BY job_id, eval"},
   };
   std::string what = vm["what"].as<std::string>(), format = vm["format"].as<std::string>();
+  if (vm.count("json")) {
+    if (!vm["format"].defaulted() && format != "json")
+      return Status::InvalidArgument("--json and --format " + format + " exclude each other");
+    format = "json";
+  }
   auto it = kQueries.find(what);
   if (it == kQueries.end())
     return Status::InvalidArgument("--what must be metrics, jobs, curves, predictions, provenance, sweeps or "
@@ -241,6 +263,104 @@ Status LedgerExportRun(const po::variables_map& vm) {
   std::string text = format == "csv" ? ToCsv(q) : ToObjects(q).dump(2) + "\n";
   if (vm.count("out")) return WriteFileAtomic(vm["out"].as<std::string>(), text);
   std::cout << text;
+  return Status::Ok();
+}
+
+void LedgerGcOptions(po::options_description& o) {
+  o.add_options()("protocol", po::value<std::vector<std::string>>()->required(),
+                  "protocol(s) whose jobs to keep (TOML, grammar v1)")(
+      "ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "yes", "drop (default: a dry run that only prints what would be dropped)")(
+      "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
+      "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
+      "max-jobs", po::value<uint64_t>()->default_value(0), "refuse a protocol that expands to more jobs (0 = no limit)")(
+      "json", "print one JSON document");
+}
+
+Status LedgerGcRun(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions lo, LoadOptionsFromArgs(vm));
+  // The kept ids: each protocol's cached expansion ids when there are (protocols/expand_cache.h), else
+  // its expansion. A protocol whose stores are missing cannot say which jobs it references: refuse.
+  std::vector<std::string> keep;
+  const auto paths = vm["protocol"].as<std::vector<std::string>>();
+  for (const auto& path : paths) {
+    protocols::LoadOptions shallow = lo;
+    shallow.expand = false;
+    ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(path, shallow));
+    ES_RETURN_IF_ERROR(RequireInputs(p, "tell which jobs it keeps (ledger gc)"));
+    std::vector<std::string> ids;
+    if (!protocols::ReadExpansionIds(p.expansion_key, &ids)) {
+      protocols::LoadOptions lean = lo;
+      lean.keep_data = false;
+      ES_ASSIGN_OR_RETURN(protocols::Protocol full, protocols::LoadProtocol(path, lean));
+      ES_RETURN_IF_ERROR(RequireInputs(full, "tell which jobs it keeps (ledger gc)"));
+      protocols::WriteExpansionIds(full.expansion_key, full.jobs);
+      for (const auto& j : full.jobs) ids.push_back(j.spec.id);
+    }
+    keep.insert(keep.end(), ids.begin(), ids.end());
+  }
+  const bool apply = vm.count("yes") > 0;
+  ES_ASSIGN_OR_RETURN(auto l, Ledger::Open(vm["ledger"].as<std::string>(), {/*read_only=*/!apply}));
+  ES_ASSIGN_OR_RETURN(orchestrator::GcReport r, l->CollectGarbage(keep, apply));
+  if (vm.count("json")) {
+    PrintJson(nlohmann::json{{"ledger", l->path()},
+                             {"applied", r.applied},
+                             {"protocols", paths},
+                             {"kept_jobs", keep.size()},
+                             {"unreferenced_jobs", r.unreferenced_jobs},
+                             {"dropped_jobs", r.dropped_jobs},
+                             {"dropped_job_ids", r.dropped_job_ids},
+                             {"predictions_dropped_jobs", r.dropped_prediction_jobs},
+                             {"prediction_rows", r.prediction_rows},
+                             {"stale_result_rows", r.stale_result_rows},
+                             {"bytes_freed", r.bytes},
+                             {"file_bytes_before", r.file_bytes_before},
+                             {"file_bytes_after", r.applied ? r.file_bytes_after : r.file_bytes_before}}
+                  .dump(2));
+    return Status::Ok();
+  }
+  std::printf("ledger gc %s%s: keeping the %zu job(s) of %zu protocol(s)\n", l->path().c_str(),
+              r.applied ? "" : " (dry run: --yes drops)", keep.size(), paths.size());
+  std::printf("  jobs no kept protocol references: %lld\n", static_cast<long long>(r.unreferenced_jobs));
+  std::printf("    not done, %s with their rows: %lld\n", r.applied ? "dropped" : "to drop",
+              static_cast<long long>(r.dropped_jobs));
+  for (const auto& id : r.dropped_job_ids) std::printf("      %s\n", id.c_str());
+  if (r.dropped_jobs > static_cast<long long>(r.dropped_job_ids.size()))
+    std::printf("      ... and %lld more\n", static_cast<long long>(r.dropped_jobs - r.dropped_job_ids.size()));
+  std::printf("    done, predictions %s (metrics, curves, provenance kept): %lld job(s), %lld row(s)\n",
+              r.applied ? "dropped" : "to drop", static_cast<long long>(r.dropped_prediction_jobs),
+              static_cast<long long>(r.prediction_rows));
+  std::printf("  result rows of superseded attempts or of no job: %lld\n",
+              static_cast<long long>(r.stale_result_rows));
+  if (r.applied)
+    std::printf("  %lld bytes freed (ledger %lld -> %lld bytes)\n", static_cast<long long>(r.bytes),
+                static_cast<long long>(r.file_bytes_before), static_cast<long long>(r.file_bytes_after));
+  else
+    std::printf("  about %lld bytes to free (payload; --yes then vacuums)\n", static_cast<long long>(r.bytes));
+  return Status::Ok();
+}
+
+void LedgerVacuumOptions(po::options_description& o) {
+  o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
+      "json", "print one JSON document");
+}
+
+Status LedgerVacuumRun(const po::variables_map& vm) {
+  const std::string path = vm["ledger"].as<std::string>();
+  if (!FileExists(path)) return Status::NotFound(path + ": no such ledger file");
+  ES_ASSIGN_OR_RETURN(auto l, Ledger::Open(path));
+  ES_ASSIGN_OR_RETURN(auto sizes, l->Vacuum());
+  const long long freed = std::max<long long>(0, sizes.first - sizes.second);
+  if (vm.count("json")) {
+    PrintJson(nlohmann::json{{"ledger", l->path()},
+                             {"file_bytes_before", sizes.first},
+                             {"file_bytes_after", sizes.second},
+                             {"bytes_freed", freed}}
+                  .dump(2));
+  } else {
+    std::printf("ledger vacuum %s: %lld -> %lld bytes (%lld freed)\n", l->path().c_str(),
+                static_cast<long long>(sizes.first), static_cast<long long>(sizes.second), freed);
+  }
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_library.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
 #include "protocols/expand.h"
@@ -172,7 +173,7 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
 }  // namespace
 
 void PlanOptions(po::options_description& o) {
-  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1), or a library protocol's name (`emosweep list protocols`)")(
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
       "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
       "ledger", po::value<std::string>(), "SQLite ledger: also count jobs done / to run / failed")(
@@ -183,7 +184,9 @@ void PlanOptions(po::options_description& o) {
 
 Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
-  ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(vm["protocol"].as<std::string>(), options));
+  options.keep_data = false;  // plan reads ids, kinds, attributes and deps, never utterance ids
+  ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(path, options));
   bool with_jobs = vm.count("jobs") > 0;
   std::map<std::string, int> counts;
   if (vm.count("ledger")) {

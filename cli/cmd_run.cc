@@ -1,9 +1,11 @@
 // cli/cmd_run.cc: `emosweep run PROTOCOL --ledger DB`: the single-process sweep.
 //
-// Binds the runner's executor to worker::RunJob (the only torch edge of the
-// orchestration path). SIGINT/SIGTERM/SIGUSR1: no new jobs, the running ones
-// checkpoint and go back to pending; SIGTERM/SIGUSR1 (preemption) then exit 0
-// so a requeued job resumes, SIGINT exits 1. A second SIGINT kills at once.
+// Binds the runner's executor to worker::RunJob, which lives in the torch
+// module (cli/torch_module.h), loaded when the first job runs: a re-run with
+// nothing left to do never loads libtorch. SIGINT/SIGTERM/SIGUSR1: no new
+// jobs, the running ones checkpoint and go back to pending; SIGTERM/SIGUSR1
+// (preemption) then exit 0 so a requeued job resumes, SIGINT exits 1. A
+// second SIGINT kills at once.
 #include <signal.h>
 
 #include <algorithm>
@@ -16,6 +18,8 @@
 
 #include "cli/commands.h"
 #include "cli/protocol_args.h"
+#include "cli/torch_module.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "cluster/world.h"
@@ -26,7 +30,7 @@
 #include "orchestrator/process_pool.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
-#include "worker/job.h"
+#include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
 namespace {
@@ -67,8 +71,21 @@ void RunOptions(po::options_description& o) {
       "under mpirun: a rank silent this long is named and the run ends instead of hanging")(
       "slice", po::value<std::string>(), "I/N: run only slice I of N independent slices of the DAG (Slurm arrays)")(
       "inject-fault", po::value<std::string>(), "testing only: stall:RANK or die:RANK")(
-      "json", "print the sweep summary as one JSON document");
+      "json", "print the sweep summary as one JSON document")(
+      "status-file", po::value<std::string>(),
+      "also write the sweep summary (JSON, with \"stopped\") to this file, atomically; the Slurm script of "
+      "`submit` reads it to requeue a sweep stopped at its time limit");
 }
+
+namespace {
+// --status-file: the summary for scripts (cluster/slurm.cc), written whole or not at all.
+void WriteStatusFile(const po::variables_map& vm, const nlohmann::json& summary) {
+  if (!vm.count("status-file")) return;
+  const std::string path = vm["status-file"].as<std::string>();
+  Status st = WriteFileAtomic(path, summary.dump(2) + "\n");
+  if (!st.ok()) LOG_WARN << "could not write --status-file " << path << ": " << st.ToString();
+}
+}  // namespace
 
 namespace {
 
@@ -83,8 +100,14 @@ void RestoreSignals() {
   ::signal(SIGUSR1, SIG_DFL);
 }
 
+std::vector<jobs::JobSpec> Specs(const protocols::Protocol& p) {
+  std::vector<jobs::JobSpec> specs;
+  for (const auto& j : p.jobs) specs.push_back(j.spec);
+  return specs;
+}
+
 orchestrator::Executor TrainerExecutor() {
-  return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return worker::RunJob(s, c); };
+  return [](const jobs::JobSpec& s, const jobs::JobContext& c) { return TorchRunJob(s, c); };
 }
 
 // Rank 0 of an MPI world: the sweep's coordinator (the only ledger writer).
@@ -106,6 +129,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   }
   Status inputs = RequireInputs(*p, "run");
   if (!inputs.ok()) return fail(inputs);
+  Status models = TorchCheckModelFiles(Specs(*p));
+  if (!models.ok()) return fail(models);
   const std::string ledger_path = vm["ledger"].as<std::string>();
   auto ledger = orchestrator::Ledger::Open(ledger_path);
   if (!ledger.ok()) return fail(ledger.status());
@@ -147,6 +172,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                             {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
                             {"stopped", stopped}};
   (void)l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
+  WriteStatusFile(vm, summary);
   if (vm.count("json")) {
     PrintJson(summary.dump(2));
   } else {
@@ -188,7 +214,14 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
   pin.group_size = d.group_size;
   pin.threads = o.threads;
   pin.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  pin.gpus = o.device == "cpu" ? 0 : worker::CudaDeviceCount();
+  if (o.device != "cpu") {
+    Result<int> gpus = TorchCudaDeviceCount();
+    if (!gpus.ok()) {
+      comm.Abort(ExitCodeFor(gpus.status()), gpus.status().message());
+      return gpus.status();
+    }
+    pin.gpus = *gpus;
+  }
   pin.jobs_per_gpu = vm["jobs-per-gpu"].as<int>();
   pin.allow_oversubscribe = vm.count("oversubscribe") > 0;
   Result<orchestrator::Placement> placed = orchestrator::PlaceRank(pin);
@@ -238,6 +271,9 @@ Status RunSingleProcess(const po::variables_map& vm);
 }  // namespace
 
 Status RunRun(const po::variables_map& vm) {
+  // Jobs run in the torch module, loaded when the first one starts; a missing module fails here, before any
+  // rank starts or the ledger is touched.
+  ES_RETURN_IF_ERROR(FindTorchModule().status());
   ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
   if (world->comm().size() > 1) {
     orchestrator::RunOptions o;
@@ -248,7 +284,7 @@ Status RunRun(const po::variables_map& vm) {
     o.scheduler.max_attempts = std::max(1, vm["max-attempts"].as<int>());
     o.scheduler.retry_failed = !vm.count("no-retry-failed");
     o.scheduler.stale_after_s = vm["stale-after"].as<double>();
-    o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
+    o.scheduler.check_checkpoint = TorchVerifyCheckpointFile;
     return RunDistributed(vm, *world, o);
   }
   // A world of one (plain run, or `mpirun -n 1`, which initialised MPI and must finalise it).
@@ -259,15 +295,22 @@ Status RunRun(const po::variables_map& vm) {
 
 namespace {
 
-Status RunSingleProcess(const po::variables_map& vm) {
-  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
-  if (vm.count("slice")) {
-    int i = 0, n = 1;
-    ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
-    p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
+// Prints a sweep summary (the single-process runner's and a finished re-run's).
+void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, const orchestrator::RunSummary& s) {
+  WriteStatusFile(vm, s.ToJson());
+  if (vm.count("json")) {
+    PrintJson(s.ToJson().dump(2));
+  } else {
+    const auto& c = s.counts;
+    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s\n",
+                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
+                c.blocked, c.pending + c.running_elsewhere + c.running_here,
+                Progress::FormatDuration(s.seconds).c_str());
+    for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
-  ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
-  for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+}
+
+Status RunSingleProcess(const po::variables_map& vm) {
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
   const int cores = UsableCores();
@@ -280,18 +323,45 @@ Status RunSingleProcess(const po::variables_map& vm) {
     return Status::InvalidArgument("--parallel " + std::to_string(o.parallel) + " x --threads " +
                                    std::to_string(o.threads) + " exceeds the " + std::to_string(cores) +
                                    " cores this process may use");
-  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
-  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
   o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
   o.device = vm["device"].as<std::string>();
   o.scheduler.max_attempts = vm["max-attempts"].as<int>();
   if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
   o.scheduler.retry_failed = !vm.count("no-retry-failed");
   o.scheduler.stale_after_s = vm["stale-after"].as<double>();
-  o.scheduler.check_checkpoint = worker::VerifyCheckpointFile;
+  o.scheduler.check_checkpoint = TorchVerifyCheckpointFile;
   o.heartbeat_s = std::max(0.5, std::min(30.0, o.scheduler.stale_after_s / 10));
   o.stop = &g_stop;
   o.progress = !vm.count("json");
+
+  // A re-run of a finished protocol (issue 15): the job ids of its last expansion are
+  // cached by its content hash; when the ledger has every one done, nothing is expanded.
+  if (!vm.count("slice")) {
+    auto shallow = LoadShallowProtocolFromArgs(vm);
+    std::vector<std::string> ids;
+    if (shallow.ok() && shallow->missing_inputs.empty() &&
+        protocols::ReadExpansionIds(shallow->expansion_key, &ids)) {
+      ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
+      ES_ASSIGN_OR_RETURN(auto finished, orchestrator::RecordFinishedRerun(*shallow, ids, ledger.get(), o));
+      if (finished) {
+        for (const auto& w : shallow->warnings) LOG_WARN << shallow->path << ": " << w;
+        PrintSummary(vm, *shallow, *finished);
+        return Status::Ok();
+      }
+    }
+  }
+  ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
+  if (p.missing_inputs.empty() && !vm.count("slice")) protocols::WriteExpansionIds(p.expansion_key, p.jobs);
+  if (vm.count("slice")) {
+    int i = 0, n = 1;
+    ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
+    p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
+  }
+  ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
+  ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
+  for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
+  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
   // One job at a time runs here, in this process (with --parallel 1 every
@@ -318,7 +388,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // Only the default does this: an explicit --parallel K runs K at once.
     const bool adaptive = o.parallel == 0;
     if (adaptive) (void)meter.Sample();
-    executor = [&](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {
+    executor = [&, adaptive](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {  // adaptive by value: it dies with this block
       for (;;) {
         bool here = false, beside = false;
         {
@@ -343,25 +413,33 @@ Status RunSingleProcess(const po::variables_map& vm) {
           busy = false;
         }
       } free_here{here_mu, here_busy};
-      return worker::RunJob(s, c);
+      return TorchRunJob(s, c);
     };
   }
   InstallSignals();
+  // The torch module loads with the first job to run (none on a re-run of a finished protocol). If it
+  // cannot load, that is this build's problem, not the job's: the sweep stops, the job goes back to
+  // pending, and the run exits 2 naming the file.
+  std::mutex module_mu;
+  Status module_error;
+  executor = [&, inner = std::move(executor)](const jobs::JobSpec& s,
+                                               const jobs::JobContext& c) -> Result<jobs::JobResult> {
+    Status loaded = LoadTorchModule();
+    if (!loaded.ok()) {
+      std::lock_guard<std::mutex> lock(module_mu);
+      module_error = loaded;
+      g_stop = true;
+      return loaded;
+    }
+    return inner(s, c);
+  };
   auto summary = orchestrator::RunSweep(p, ledger.get(), executor, o);
   pool.reset();
   RestoreSignals();
   if (!summary.ok()) return summary.status();
+  if (!module_error.ok()) return module_error;
   const auto& s = *summary;
-  if (vm.count("json")) {
-    PrintJson(s.ToJson().dump(2));
-  } else {
-    const auto& c = s.counts;
-    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s\n",
-                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
-                c.blocked, c.pending + c.running_elsewhere + c.running_here,
-                Progress::FormatDuration(s.seconds).c_str());
-    for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
-  }
+  PrintSummary(vm, p, s);
   if (s.stopped) {
     int sig = g_signal.load();
     LOG_WARN << "stopped by signal " << sig << "; unfinished jobs are pending again, re-run to resume";

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_library.h"
 #include "cluster/slurm.h"
 #include "core/files.h"
 
@@ -39,6 +40,8 @@ void SubmitOptions(po::options_description& o) {
       ("work-dir", po::value<std::string>(), "passed to emosweep run --work-dir")
       ("max-jobs", po::value<uint64_t>(), "passed to emosweep run --max-jobs")
       ("no-requeue", "do not ask Slurm to requeue the job on preemption")
+      ("max-requeues", po::value<int>()->default_value(10),
+       "at the time limit with jobs left, requeue the job itself at most this often (0 = never)")
       ("mpi", po::value<std::string>()->default_value("pmix"), "srun --mpi plugin")
       ("sbatch", po::value<std::string>()->default_value("sbatch"), "sbatch executable")
       ("dry-run", "print the script, submit nothing")
@@ -57,7 +60,8 @@ std::string SelfBinary() {
 
 Status SubmitRun(const po::variables_map& vm) {
   cluster::SubmitOptions o;
-  o.protocol = Absolute(vm["protocol"].as<std::string>());
+  ES_ASSIGN_OR_RETURN(std::string protocol_path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  o.protocol = Absolute(protocol_path);
   o.ledger = Absolute(vm["ledger"].as<std::string>());
   if (!FileExists(o.protocol)) return Status::NotFound(o.protocol + ": no such protocol file");
   o.binary = SelfBinary();
@@ -77,6 +81,7 @@ Status SubmitRun(const po::variables_map& vm) {
   o.signal_seconds = vm["signal-seconds"].as<int>();
   o.array_slices = vm["array"].as<int>();
   o.requeue = vm.count("no-requeue") == 0;
+  o.max_requeues = o.requeue ? vm["max-requeues"].as<int>() : 0;
   o.mpi = vm["mpi"].as<std::string>();
   if (vm.count("store-dir")) o.run_args.insert(o.run_args.end(), {"--store-dir", Absolute(vm["store-dir"].as<std::string>())});
   if (vm.count("work-dir")) o.run_args.insert(o.run_args.end(), {"--work-dir", Absolute(vm["work-dir"].as<std::string>())});

@@ -12,6 +12,7 @@ void TableOptions(po::options_description& o) {
   o.add_options()("name", po::value<std::string>(), "table name (default: the first; --all for every table)")(
       "all", "print every table of the protocol")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | latex | csv | json")(
+      "json", "same as --format json: one document {protocol, tables: [...]}, with or without --all")(
       "reproduce", "compare each cell with the protocol's published values (tolerance from the protocol)")(
       "compare", po::value<std::string>(), "A,B: paired significance test between rows A and B on every column")(
       "test", po::value<std::string>()->default_value("permutation"), "paired test: permutation | bootstrap")(
@@ -20,7 +21,9 @@ void TableOptions(po::options_description& o) {
 }
 
 Status TableRun(const po::variables_map& vm) {
-  std::string format = vm["format"].as<std::string>();
+  std::string format = vm.count("json") ? "json" : vm["format"].as<std::string>();
+  if (vm.count("json") && !vm["format"].defaulted() && vm["format"].as<std::string>() != "json")
+    return Status::InvalidArgument("--json and --format " + vm["format"].as<std::string>() + " exclude each other");
   if (format != "markdown" && format != "latex" && format != "csv" && format != "json")
     return Status::InvalidArgument("--format must be markdown, latex, csv or json, got '" + format + "'");
   if (vm.count("all") && vm.count("name")) return Status::InvalidArgument("--all and --name exclude each other");
@@ -72,7 +75,8 @@ Status TableRun(const po::variables_map& vm) {
     else
       std::cout << (k ? "\n" : "") << text;
   }
-  if (format == "json") PrintJson((vm.count("all") ? json_out : json_out[0]).dump(2));
+  // One shape whatever the selection: the protocol and a list of tables (docs/formats/tables.md).
+  if (format == "json") PrintJson(nlohmann::json{{"protocol", p.path}, {"tables", json_out}}.dump(2));
   return Status::Ok();
 }
 

@@ -10,8 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/log.h"
-#include "worker/job.h"
-#include "worker/job_config.h"
+#include "cli/torch_module.h"
 
 namespace emosweep::cli {
 namespace {
@@ -75,11 +74,13 @@ Status TrainRun(const po::variables_map& vm) {
   const bool resumable = !vm["work-dir"].as<std::string>().empty();
   for (int sig : {SIGINT, SIGTERM}) std::signal(sig, resumable ? OnStopSignal : OnQuitSignal);
   std::signal(SIGUSR1, OnStopSignal);
-  ES_ASSIGN_OR_RETURN(jobs::JobSpec spec, worker::JobSpecFromTomlFile(vm["config"].as<std::string>()));
   jobs::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();
   if (ctx.threads < 1) return Status::InvalidArgument("--threads must be >= 1");
   if (ctx.threads > 1) EnsurePassiveOpenMP();  // before anything else runs: it may re-execute this command
+  // Loads the torch module (cli/torch_module.h): the job file is checked against the stores through the
+  // trainer's store cache, which the run below reuses.
+  ES_ASSIGN_OR_RETURN(jobs::JobSpec spec, TorchJobSpecFromTomlFile(vm["config"].as<std::string>()));
   ctx.device = vm["device"].as<std::string>();
   ctx.work_dir = vm["work-dir"].as<std::string>();
   ctx.stop_requested = &g_stop;
@@ -95,7 +96,7 @@ Status TrainRun(const po::variables_map& vm) {
   };
   LOG_INFO << "job " << spec.id.substr(0, 12) << ": model " << spec.model.value("name", "?") << ", selection "
            << spec.selection << ", seed " << spec.seed;
-  ES_ASSIGN_OR_RETURN(jobs::JobResult result, worker::RunJob(spec, ctx));
+  ES_ASSIGN_OR_RETURN(jobs::JobResult result, TorchRunJob(spec, ctx));
   if (vm.count("json")) {
     nlohmann::json j = {{"job_id", spec.id}, {"job", spec.ToJson()}, {"result", jobs::JobResultToJson(result)}};
     PrintJson(j.dump(2));

@@ -2,7 +2,7 @@
 //
 // Started by orchestrator::ProcessPool (orchestrator/process_pool.h), never by
 // a person: reads one job request at a time from file descriptor 3, runs it
-// with worker::RunJob and writes the reply to descriptor 4, until descriptor
+// with worker::RunJob (through the torch module, cli/torch_module.h) and writes the reply to descriptor 4, until descriptor
 // 3 ends. SIGINT/SIGTERM/SIGUSR1 ask the running job to checkpoint and come
 // back interrupted (the parent forwards its own stop this way). When the
 // parent dies (`kill -9` of a sweep) a watchdog sees the new parent pid within
@@ -22,7 +22,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "orchestrator/process_pool.h"
-#include "worker/job.h"
+#include "cli/torch_module.h"
 
 namespace emosweep::cli {
 namespace {
@@ -79,7 +79,7 @@ Status WorkerRun(const po::variables_map& vm) {
           return it == checkpoints.end() ? std::string() : it->second;
         };
         try {
-          outcome = worker::RunJob(*spec, ctx);
+          outcome = TorchRunJob(*spec, ctx);
           if (outcome.ok()) outcome->info["worker_pid"] = static_cast<int64_t>(::getpid());
         } catch (const std::exception& e) {
           outcome = Status::Internal(std::string("job threw: ") + e.what());

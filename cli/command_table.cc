@@ -77,16 +77,32 @@ const std::vector<Command>& Commands() {
        "The schema is docs/formats/ledger.md. --sql runs on a read-only connection (PRAGMA query_only).",
        LedgerQueryOptions, {}, LedgerQueryRun},
       {"ledger export", "export metrics, jobs, curves, predictions, provenance or sweeps as CSV or JSON",
-       "--ledger DB [--what metrics] [--format csv|json] [--out FILE]", "", LedgerExportOptions, {},
+       "--ledger DB [--what metrics] [--format csv|json | --json] [--out FILE]", "", LedgerExportOptions, {},
        LedgerExportRun},
+      {"ledger gc", "drop what no kept protocol references: their unfinished jobs and their predictions",
+       "PROTOCOL... --ledger DB [--yes] [--store-dir DIR] [--var NAME=VALUE] [--json]",
+       "Keeps every job the given protocols expand to, and every done job's metrics, curves and provenance.\n"
+       "Drops jobs no given protocol references that are not done, the predictions of those that are, and\n"
+       "result rows of superseded attempts. Dry run unless --yes; prints what it drops and the bytes freed.\n"
+       "Refuses while a sweep is running on the ledger (docs/design/orchestrator.md, Scale).",
+       LedgerGcOptions, {{"protocol", -1}}, LedgerGcRun},
+      {"ledger vacuum", "give a ledger's free pages back to the file system (SQLite VACUUM)",
+       "--ledger DB [--json]", "Refuses while a sweep is running on the ledger; prints the bytes freed.",
+       LedgerVacuumOptions, {}, LedgerVacuumRun},
       {"table", "print a protocol's paper table from the ledger (mean ± labelled spread)",
-       "PROTOCOL --ledger DB [--name T|--all] [--format markdown|latex|csv|json] [--reproduce] [--compare A,B]",
+       "PROTOCOL --ledger DB [--name T|--all] [--format markdown|latex|csv|json | --json] [--reproduce] [--compare A,B]",
        "Cells aggregate seeds/folds (docs/design/orchestrator.md, Tables). --reproduce compares with the\n"
        "protocol's published values; --compare A,B adds a paired permutation (or bootstrap) test between\n"
        "two rows over per-utterance predictions.",
        TableOptions, {{"protocol", 1}}, TableRun},
       {"report", "write a self-contained HTML report with tables and SVG plots",
        "PROTOCOL --ledger DB --out FILE.html", "", ReportOptions, {{"protocol", 1}}, ReportRun},
+      {"list", "list what a protocol can name: models, label maps, feature sets, adapters, DA variants, protocols",
+       "models|label-maps|feature-sets|adapters|da-variants|protocols [--json]",
+       "Reads the binary's own registries (nothing to configure). `list models --json` includes every\n"
+       "model's configuration keys with types and defaults; `list protocols` shows the protocol library,\n"
+       "whose protocols plan/run/table/report/submit accept by name (e.g. `emosweep run quickstart ...`).",
+       ListOptions, {{"what", 1}}, ListRun},
       {"worker", "(internal) a worker process of `run --parallel K`; not for direct use", "[--slot N]",
        "Started by `emosweep run` with K > 1 (one process per parallel job, so jobs are bitwise\n"
        "reproducible): reads job requests from file descriptor 3 and writes results to descriptor 4\n"

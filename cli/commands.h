@@ -22,9 +22,12 @@ ES_DECLARE_COMMAND(Run)
 ES_DECLARE_COMMAND(LedgerStatus)
 ES_DECLARE_COMMAND(LedgerQuery)
 ES_DECLARE_COMMAND(LedgerExport)
+ES_DECLARE_COMMAND(LedgerGc)
+ES_DECLARE_COMMAND(LedgerVacuum)
 ES_DECLARE_COMMAND(Table)
 ES_DECLARE_COMMAND(Report)
 ES_DECLARE_COMMAND(Worker)
+ES_DECLARE_COMMAND(List)
 // Not a table row: `data import` adds these options and runs it when --adapter is given.
 ES_DECLARE_COMMAND(DataImportAdapter)
 

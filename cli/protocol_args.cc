@@ -2,12 +2,13 @@
 
 #include <vector>
 
+#include "cli/protocol_library.h"
 #include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
 
 void AddProtocolArgs(po::options_description& o) {
-  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1)")(
+  o.add_options()("protocol", po::value<std::string>()->required(), "protocol file (TOML, grammar v1), or a library protocol's name (`emosweep list protocols`)")(
       "ledger", po::value<std::string>()->required(), "SQLite ledger file")(
       "store-dir", po::value<std::string>(), "directory of the feature stores (sets ${STORE_DIR})")(
       "var", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: set a protocol variable (repeatable)")(
@@ -15,7 +16,7 @@ void AddProtocolArgs(po::options_description& o) {
       "refuse a protocol that expands to more jobs (counted before they are made; 0 = no limit)");
 }
 
-Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bool for_tables) {
+Result<protocols::LoadOptions> LoadOptionsFromArgs(const po::variables_map& vm) {
   protocols::LoadOptions o;
   if (vm.count("store-dir")) o.store_dir = vm["store-dir"].as<std::string>();
   if (vm.count("max-jobs")) o.max_jobs = vm["max-jobs"].as<uint64_t>();
@@ -27,8 +28,21 @@ Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bo
       o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
-  if (for_tables) return protocols::LoadProtocolForTables(vm["protocol"].as<std::string>(), o);
-  return protocols::LoadProtocol(vm["protocol"].as<std::string>(), o);
+  return o;
+}
+
+Result<protocols::Protocol> LoadShallowProtocolFromArgs(const po::variables_map& vm) {
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, LoadOptionsFromArgs(vm));
+  ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  o.expand = false;
+  return protocols::LoadProtocol(path, o);
+}
+
+Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bool for_tables) {
+  ES_ASSIGN_OR_RETURN(protocols::LoadOptions o, LoadOptionsFromArgs(vm));
+  ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
+  if (for_tables) return protocols::LoadProtocolForTables(path, o);
+  return protocols::LoadProtocol(path, o);
 }
 
 Status RequireInputs(const protocols::Protocol& p, const std::string& what) {

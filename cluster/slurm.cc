@@ -92,6 +92,7 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
                                    "were not requested)");
   if (o.jobs_per_gpu < 0) return Status::InvalidArgument("--jobs-per-gpu must be >= 0 (0 = as the tasks need)");
   if (o.signal_seconds < 0) return Status::InvalidArgument("--signal-seconds must be >= 0");
+  if (o.max_requeues < 0) return Status::InvalidArgument("--max-requeues must be >= 0");
   if (o.array_slices < 0) return Status::InvalidArgument("--array must be >= 0");
   if (o.protocol.empty() || o.ledger.empty() || o.binary.empty())
     return Status::InvalidArgument("protocol, ledger and binary are required");
@@ -121,7 +122,11 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "cd " << ShellQuote(o.workdir) << " || exit 1\n"
     << "export OMP_NUM_THREADS=" << o.cpus_per_task << "\n"
     << "echo \"emosweep: slurm job ${SLURM_JOB_ID:-?} on $(hostname) at $(date -Is)"
-    << (array ? " slice ${SLURM_ARRAY_TASK_ID}" : "") << "\"\n\n";
+    << (array ? " slice ${SLURM_ARRAY_TASK_ID}" : "") << " (restart ${SLURM_RESTART_COUNT:-0})\"\n"
+    << "# The Slurm id to requeue (an array task is JOB_TASK) and the run's summary file.\n"
+    << (array ? "self=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n" : "self=\"${SLURM_JOB_ID}\"\n")
+    << "status_file=" << ShellQuote(log_dir) << "/\"emosweep-${self}.status.json\"\n"
+    << "rm -f \"$status_file\"\n\n";
 
   s << "srun --mpi=" << o.mpi << " --kill-on-bad-exit=1 " << ShellQuote(o.binary) << " run "
     << ShellQuote(o.protocol) << " --ledger " << ShellQuote(o.ledger) << " --group-size " << o.group_size
@@ -132,12 +137,15 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     s << " --jobs-per-gpu "
       << (o.jobs_per_gpu > 0 ? o.jobs_per_gpu : (o.ntasks_per_node + o.gpus_per_node - 1) / o.gpus_per_node);
   for (const auto& a : o.run_args) s << " " << ShellQuote(a);
-  s << " &\n"
+  s << " --status-file \"$status_file\" &\n"
     << "step=$!\n"
-    << "# Preemption / time limit: Slurm sends USR1 to this shell; pass it to the job step,\n"
-    << "# whose ranks checkpoint running jobs and exit 0. The requeued job resumes them.\n"
+    << "# Time limit (USR1, --signal) or preemption (TERM): pass it to the job step, whose ranks\n"
+    << "# checkpoint running jobs and exit 0. Preemption is requeued by Slurm (--requeue); at the\n"
+    << "# time limit this script requeues the job itself below when jobs are left.\n"
+    << "got=\"\"\n"
     << "forward() { kill -USR1 \"$step\" 2>/dev/null; }\n"
-    << "trap forward USR1 TERM\n"
+    << "trap 'got=USR1; forward' USR1\n"
+    << "trap 'got=TERM; forward' TERM\n"
     << "while true; do\n"
     << "  wait \"$step\"; rc=$?\n"
     << "  # wait returns >128 when interrupted by a trapped signal; keep waiting for the step.\n"
@@ -145,6 +153,16 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "  break\n"
     << "done\n"
     << "echo \"emosweep: job step finished with status $rc at $(date -Is)\"\n"
+    << "if [ \"$got\" = USR1 ] && [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null; then\n"
+    << "  if [ \"${SLURM_RESTART_COUNT:-0}\" -lt " << o.max_requeues << " ]; then\n"
+    << "    echo \"emosweep: time limit reached with jobs left: requeueing $self (restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )) of at most "
+    << o.max_requeues << ")\"\n"
+    << "    scontrol requeue \"$self\" || echo \"emosweep: scontrol requeue $self failed; re-submit to resume\"\n"
+    << "  else\n"
+    << "    echo \"emosweep: time limit reached with jobs left after " << o.max_requeues
+    << " requeues; re-submit to resume (finished jobs are kept)\"\n"
+    << "  fi\n"
+    << "fi\n"
     << "exit $rc\n";
   return s.str();
 }

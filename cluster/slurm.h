@@ -5,7 +5,10 @@
 // with --array, a job array whose task i runs `emosweep run --slice i/N` on an
 // independent slice of the DAG. The script asks Slurm for --requeue and
 // `--signal=B:USR1@S` and forwards USR1/TERM to the job step, so a preempted
-// sweep checkpoints, exits 0 and resumes when requeued.
+// sweep checkpoints, exits 0 and resumes when requeued. A sweep that reaches
+// its time limit (USR1) with jobs left requeues itself (`scontrol requeue`,
+// as submitit does) after the checkpoint, at most max_requeues times: the
+// run writes its summary to a status file that the script reads.
 //
 // Quoting: every value that reaches the shell is single-quoted (ShellQuote).
 // #SBATCH directive values are not parsed by a shell, so they cannot be
@@ -41,6 +44,7 @@ struct SubmitOptions {
   std::string log_dir = "slurm-logs";
   int signal_seconds = 120;             // USR1 this long before the time limit
   bool requeue = true;
+  int max_requeues = 10;                // time limit reached with jobs left: requeue itself at most this often
   int array_slices = 0;                 // 0 = one MPI job; N > 0 = job array of N slices
   std::string mpi = "pmix";             // srun --mpi=...
 };

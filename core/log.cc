@@ -16,6 +16,7 @@ std::mutex g_mu;
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
 void SetLogRank(int rank) { g_rank = rank; }
+int GetLogRank() { return g_rank.load(); }
 
 bool ParseLogLevel(const std::string& text, LogLevel* out) {
   if (text == "debug") *out = LogLevel::kDebug;

@@ -17,6 +17,7 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kQuiet = 4 }
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 void SetLogRank(int rank);
+int GetLogRank();  // -1 = no rank prefix
 // Parses "debug|info|warn|error|quiet"; returns false if unknown.
 bool ParseLogLevel(const std::string& text, LogLevel* out);
 void LogLine(LogLevel level, const std::string& text);

@@ -81,6 +81,8 @@ bool IsCanonicalLabel(const std::string& label) {
   return std::find(l.begin(), l.end(), label) != l.end();
 }
 
+const std::map<std::string, std::vector<std::string>>& NamedLabelSets() { return GetTaxonomy().sets; }
+
 Result<std::vector<std::string>> NamedLabelSet(const std::string& name) {
   const auto& sets = GetTaxonomy().sets;
   auto it = sets.find(name);

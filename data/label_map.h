@@ -26,6 +26,8 @@ bool IsCanonicalLabel(const std::string& label);
 
 // Named label sets used by protocols, e.g. "core4" = anger, happiness, neutral, sadness.
 Result<std::vector<std::string>> NamedLabelSet(const std::string& name);
+// Every named label set, by name (from the compiled-in taxonomy).
+const std::map<std::string, std::vector<std::string>>& NamedLabelSets();
 
 class LabelMap {
  public:

@@ -69,6 +69,9 @@ class FusionModelImpl : public torch::nn::Module {
   // second epoch on (train() once before the loop, eval() for validation, never
   // train() again). The trainer reproduces that when this returns true.
   virtual bool faithful_eval_mode_bug() const { return false; }
+  // What the job's info records about the model beyond its config (`torchscript`: file, SHA-256,
+  // signature, init, the module's attributes); null = nothing.
+  virtual nlohmann::json Provenance() const { return nullptr; }
 };
 
 using ModelPtr = std::shared_ptr<FusionModelImpl>;

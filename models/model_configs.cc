@@ -1,5 +1,10 @@
 #include "models/model_configs.h"
 
+#include <filesystem>
+#include <fstream>
+
+#include "core/hash.h"
+
 namespace emosweep::models {
 namespace {
 
@@ -105,6 +110,15 @@ std::vector<ModelInfo> Build() {
     v.push_back({"msr_b", "multimodal-ser (b) NovelMultimodalSER: VGA + EAAF + MICL + VAD", {"audio", "text"},
                  ConfigTable("model", k)});
   }
+  v.push_back({"torchscript", "your own model: a TorchScript file (torch.jit.script(model).save(...), docs/models.md)",
+               {"any"},
+               ConfigTable("model", {{"file", ConfigType::kString, "",
+                                      "the .pt file (relative paths: to the protocol / JOB.toml directory)", {}, {},
+                                      {}},
+                                     {"sha256", ConfigType::kString, "",
+                                      "the file's SHA-256: filled in when the protocol is read (part of the job "
+                                      "identity); set it to pin the file",
+                                      {}, {}, {}}})});
   return v;
 }
 
@@ -113,6 +127,51 @@ std::vector<ModelInfo> Build() {
 const std::vector<ModelInfo>& ModelInfos() {
   static const std::vector<ModelInfo> kInfos = Build();
   return kInfos;
+}
+
+Result<std::string> FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError(path + ": cannot read");
+  Sha256 h;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) h.Update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return Status::IoError(path + ": read error");
+  return h.HexDigest();
+}
+
+Status ResolveModelFile(const std::string& name, const std::string& base_dir, const std::string& where,
+                        nlohmann::json* config, bool* missing) {
+  namespace fs = std::filesystem;
+  if (missing) *missing = false;
+  if (name != "torchscript") return Status::Ok();
+  const std::string given = config->value("file", "");
+  if (given.empty())
+    return Status::InvalidArgument(where + ": model 'torchscript' needs file = \"model.pt\" (a TorchScript file)");
+  fs::path path(given);
+  if (path.is_relative()) path = fs::absolute(fs::path(base_dir.empty() ? "." : base_dir) / path);
+  const std::string abs = path.lexically_normal().string();
+  std::error_code ec;
+  if (missing && !fs::exists(abs, ec)) {
+    *missing = true;
+    (*config)["file"] = abs;
+    return Status::Ok();
+  }
+  if (!fs::is_regular_file(abs, ec))
+    return Status::InvalidArgument(where + ": model file " + abs + " " +
+                                   (fs::exists(abs, ec) ? "is not a regular file" : "does not exist") +
+                                   " (expected a TorchScript .pt file)");
+  Result<std::string> sha = FileSha256(abs);
+  if (!sha.ok()) return Status::InvalidArgument(where + ": model file " + sha.status().message());
+  const std::string pinned = config->value("sha256", "");
+  if (!pinned.empty() && pinned != *sha)
+    return Status::InvalidArgument(where + ": model file " + abs + " has SHA-256 " + *sha + " but sha256 = \"" +
+                                   pinned + "\" was given (the file changed?)");
+  (*config)["file"] = abs;
+  (*config)["sha256"] = *sha;
+  return Status::Ok();
 }
 
 const ModelInfo* FindModelInfo(const std::string& name) {

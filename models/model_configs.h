@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config_table.h"
+#include "core/status.h"
 
 namespace emosweep::models {
 
@@ -22,5 +23,18 @@ struct ModelInfo {
 
 const std::vector<ModelInfo>& ModelInfos();
 const ModelInfo* FindModelInfo(const std::string& name);
+
+// Models that read a file (`torchscript`, docs/models.md): resolves config "file" against
+// `base_dir` (the protocol's or JOB.toml's directory) to an absolute normalised path, checks it
+// is a readable regular file and sets config "sha256" to the file's SHA-256, so the job identity
+// changes with the file's content. A "sha256" already given that differs is an error (a pinned
+// model). Other models: nothing to do. Messages start with `where` and name the file.
+// `missing` non-null: a file that does not exist is not an error; *missing is set, "file" is
+// resolved and "sha256" left as given (the protocol layer lists it as a missing input).
+Status ResolveModelFile(const std::string& name, const std::string& base_dir, const std::string& where,
+                        nlohmann::json* config, bool* missing = nullptr);
+
+// SHA-256 (lower-case hex) of a file's bytes, streamed; IoError naming the file when unreadable.
+Result<std::string> FileSha256(const std::string& path);
 
 }  // namespace emosweep::models

@@ -23,6 +23,9 @@ Result<ModelPtr> MakeCemobam(const ModelSpec& spec, const nlohmann::json& cfg);
 Result<ModelPtr> MakeHemogat(const ModelSpec& spec, const nlohmann::json& cfg);
 Result<ModelPtr> MakeMsrA(const ModelSpec& spec, const nlohmann::json& cfg);
 Result<ModelPtr> MakeMsrB(const ModelSpec& spec, const nlohmann::json& cfg);
+// `torchscript`: loads cfg "file" (absolute, resolved by ResolveModelFile), checks it (dry forward pass)
+// and initialises it under the current torch seed (models/torchscript_model.cc).
+Result<ModelPtr> MakeTorchScript(const ModelSpec& spec, const nlohmann::json& cfg);
 
 // Input dimension of `modality`, or InvalidArgument naming the model and the missing modality.
 Result<int64_t> RequireInput(const ModelSpec& spec, const std::string& model, const std::string& modality);

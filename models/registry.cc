@@ -16,7 +16,7 @@ constexpr Entry kRegistry[] = {
     {"unimodal_mlp", &MakeUnimodalMlp}, {"concat_mlp", &MakeConcatMlp},   {"cross_attention", &MakeCrossAttention},
     {"gated_unconstrained", &MakeGatedUnconstrained},                    {"glomer", &MakeGlomer},
     {"mer_gfl", &MakeMerGfl},           {"cemobam", &MakeCemobam},       {"hemogat", &MakeHemogat},
-    {"msr_a", &MakeMsrA},               {"msr_b", &MakeMsrB},
+    {"msr_a", &MakeMsrA},               {"msr_b", &MakeMsrB},            {"torchscript", &MakeTorchScript},
 };
 
 }  // namespace

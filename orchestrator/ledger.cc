@@ -210,6 +210,48 @@ Status Ledger::ResetFailed(const std::vector<std::string>& ids) {
   return tx.Commit();
 }
 
+Result<size_t> Ledger::CountDone(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Two index-only reads: a job row keeps its status after its config (kilobytes of
+  // utterance ids), so reading the status column row by row walks each row's overflow
+  // pages. jobs_by_status holds every done job's rowid, the primary-key index every
+  // id's rowid; one read transaction so both see the same ledger.
+  ES_RETURN_IF_ERROR(db_.Exec("BEGIN DEFERRED"));
+  auto count = [&]() -> Result<size_t> {
+    std::vector<int64_t> done_rows;
+    Stmt st(&db_, "SELECT rowid FROM jobs WHERE status = 'done'");
+    ES_RETURN_IF_ERROR(st.status());
+    for (;;) {
+      ES_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      done_rows.push_back(st.Int(0));
+    }
+    std::sort(done_rows.begin(), done_rows.end());
+    size_t done = 0;
+    ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT rowid FROM jobs WHERE id", "", [&](Stmt& q) {
+      done += std::binary_search(done_rows.begin(), done_rows.end(), q.Int(0)) ? 1 : 0;
+    }));
+    return done;
+  }();
+  (void)db_.Exec("COMMIT");
+  return count;
+}
+
+Status Ledger::LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(&db_);
+  ES_RETURN_IF_ERROR(tx.status());
+  Stmt link(&db_, "INSERT OR IGNORE INTO sweep_jobs(sweep_id, job_id, ord) VALUES (?,?,?)");
+  ES_RETURN_IF_ERROR(link.status());
+  int64_t ord = 0;
+  for (const auto& id : ids) {
+    link.Reset();
+    link.Bind(1, sweep_id).Bind(2, id).Bind(3, ord++);
+    ES_RETURN_IF_ERROR(link.Run());
+  }
+  return tx.Commit();
+}
+
 Result<std::map<std::string, JobState>> Ledger::SweepStates(int64_t sweep_id) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,

@@ -102,6 +102,19 @@ struct PredictionSet {
   std::vector<int> labels, preds;
 };
 
+// What `ledger gc` drops (Ledger::CollectGarbage, orchestrator/ledger_gc.cc).
+struct GcReport {
+  int64_t unreferenced_jobs = 0;       // jobs no kept protocol references (all statuses)
+  int64_t dropped_jobs = 0;            // ... of them not done (pending/failed/blocked): rows deleted
+  int64_t dropped_prediction_jobs = 0; // ... of them done: their predictions dropped (metrics kept)
+  int64_t prediction_rows = 0;         // prediction rows dropped (both cases above)
+  int64_t stale_result_rows = 0;       // result rows of superseded attempts (job not done) or of no job
+  int64_t bytes = 0;                   // dry run: payload bytes the drops free (estimate); applied: file shrink
+  int64_t file_bytes_before = 0, file_bytes_after = 0;
+  bool applied = false;
+  std::vector<std::string> dropped_job_ids;  // the first few, for the printout
+};
+
 class Ledger {
  public:
   static Result<std::unique_ptr<Ledger>> Open(const std::string& path, const LedgerOptions& options = {});
@@ -117,6 +130,11 @@ class Ledger {
   Status RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs);
   // failed/blocked jobs among `ids` back to pending with attempts 0 (a new run retries them).
   Status ResetFailed(const std::vector<std::string>& ids);
+  // How many of `ids` are done (indexed lookups, 500 ids a query): a re-run of a
+  // finished protocol checks its cached job ids with this instead of expanding (issue 15).
+  Result<size_t> CountDone(const std::vector<std::string>& ids);
+  // Links jobs already in the ledger to the sweep (sweep_jobs, in the given order); one transaction.
+  Status LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids);
   Result<std::map<std::string, JobState>> SweepStates(int64_t sweep_id);
   Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);
@@ -137,9 +155,23 @@ class Ledger {
   // 'interrupted'. Returns how many. Called at the start of every run.
   Result<int> MarkDeadSweeps(double stale_after_s);
 
+  // --- maintenance (`ledger gc`, `ledger vacuum`; orchestrator/ledger_gc.cc) ---
+  // Counts (apply = false) or drops (apply = true, one IMMEDIATE transaction, then
+  // VACUUM) what `keep` (the job ids of the protocols to keep) does not reference:
+  // such jobs that are not done, and the predictions of such jobs that are done; and
+  // everywhere, result rows of superseded attempts (a job no longer done still holding
+  // its old metrics/curves/predictions) and rows of no job. Applying refuses
+  // (FailedPrecondition) while a sweep or job is running on the ledger (after marking
+  // sweeps whose process is gone as interrupted): a running sweep may still claim them.
+  Result<GcReport> CollectGarbage(const std::vector<std::string>& keep, bool apply);
+  // VACUUM + WAL truncate; refuses while a sweep is running. Returns (bytes before, after).
+  Result<std::pair<int64_t, int64_t>> Vacuum();
+
   // --- read API (plan, ledger, table, report) ---
   Result<std::map<std::string, JobStatus>> StatusOf(const std::vector<std::string>& ids);
   Result<std::optional<JobRow>> GetJob(const std::string& id);
+  // id -> the job's info JSON (JobRow::info) for many ids at once, without the rest of the row.
+  Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids);
   // All jobs (filtered by status/kind when non-empty), protocol order not implied.
   Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
   // Path of a done job's kept checkpoint, resolved: stored relative to the ledger's
@@ -153,6 +185,8 @@ class Ledger {
   Result<std::map<std::string, std::map<std::string, nlohmann::json>>> EvalDetails(
       const std::vector<std::string>& ids);
   Result<std::vector<jobs::EpochRecord>> Curve(const std::string& id);
+  // The epoch each finished job selected (jobs without one recorded are absent).
+  Result<std::map<std::string, int>> SelectedEpochs(const std::vector<std::string>& ids);
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
   // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.
@@ -165,6 +199,8 @@ class Ledger {
   Status Migrate();
   std::string StoredCheckpointPath(const std::string& path) const;
   Status ReadSchema();
+  Status RefuseWhileRunningLocked(const std::string& what);
+  int64_t FileBytes() const;
 
   mutable std::mutex mu_;
   Db db_;

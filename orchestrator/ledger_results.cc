@@ -124,11 +124,57 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
 Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, JobStatus> out;
-  Status bad;
-  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, status FROM jobs WHERE id", "", [&](Stmt& st) {
-    auto s = ParseJobStatus(st.Text(1));
-    if (s.ok()) out[st.Text(0)] = *s;
+  if (ids.size() < 1000) {
+    ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, status FROM jobs WHERE id", "", [&](Stmt& st) {
+      auto s = ParseJobStatus(st.Text(1));
+      if (s.ok()) out[st.Text(0)] = *s;
+    }));
+    return out;
+  }
+  // Many ids (`table` over a large sweep): index-only reads, as in CountDone (a row's
+  // status sits behind its config, kilobytes of overflow pages): every (status, rowid)
+  // from jobs_by_status, then each id's rowid from the primary key; one read snapshot.
+  ES_RETURN_IF_ERROR(db_.Exec("BEGIN DEFERRED"));
+  Status st = [&]() -> Status {
+    std::vector<std::pair<int64_t, JobStatus>> rows;
+    for (JobStatus v : {JobStatus::kPending, JobStatus::kRunning, JobStatus::kDone, JobStatus::kFailed,
+                        JobStatus::kBlocked}) {
+      Stmt q(&db_, "SELECT rowid FROM jobs WHERE status = ?");
+      ES_RETURN_IF_ERROR(q.status());
+      q.Bind(1, std::string(JobStatusName(v)));
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        rows.emplace_back(q.Int(0), v);
+      }
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return ForChunks(&db_, ids, "SELECT id, rowid FROM jobs WHERE id", "", [&](Stmt& q) {
+      const int64_t rowid = q.Int(1);
+      auto it = std::lower_bound(rows.begin(), rows.end(), rowid,
+                                 [](const auto& a, int64_t r) { return a.first < r; });
+      if (it != rows.end() && it->first == rowid) out.emplace(q.Text(0), it->second);
+    });
+  }();
+  (void)db_.Exec("COMMIT");
+  ES_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Result<std::map<std::string, nlohmann::json>> Ledger::Infos(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, nlohmann::json> out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, info_json FROM jobs WHERE id", "", [&](Stmt& st) {
+    if (!st.IsNull(1)) out.emplace(st.Text(0), ParseJsonOr(st.Text(1), nlohmann::json::object()));
   }));
+  return out;
+}
+
+Result<std::map<std::string, int>> Ledger::SelectedEpochs(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, int> out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, selected_epoch FROM jobs WHERE selected_epoch IS NOT NULL AND id",
+                               "", [&](Stmt& st) { out[st.Text(0)] = static_cast<int>(st.Int(1)); }));
   return out;
 }
 

@@ -125,71 +125,122 @@ std::string TablePlot(const TableData& t) {
                       t.spec.columns);
 }
 
+// Columns that name the corpus a run is tested on: a confusion matrix must not pool them.
+bool ColumnsAreTestCorpora(const TableData& t) {
+  const std::string& c = t.spec.columns;
+  return c == "heldout" || c == "target" || c == "corpus";
+}
+
+// One matrix per row, summed over its runs; per row and test corpus when the columns are test corpora
+// (a LOCO row pools four different test sets otherwise).
 Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
   std::ostringstream o;
   int shown = 0;
+  const bool per_column = ColumnsAreTestCorpora(t) && t.cols.size() > 1;
   for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
-    std::vector<std::string> ids;
-    std::vector<std::string> labels;
-    for (size_t c = 0; c < t.cols.size(); ++c)
-      for (const auto* j : t.at(r, c, 0).jobs) {
-        ids.push_back(j->spec.id);
-        if (labels.empty()) labels = j->spec.labels;
+    for (size_t group = 0; group < (per_column ? t.cols.size() : 1) && shown < limit; ++group) {
+      std::vector<std::string> ids;
+      std::vector<std::string> labels;
+      for (size_t c = 0; c < t.cols.size(); ++c) {
+        if (per_column && c != group) continue;
+        for (const auto* j : t.at(r, c, 0).jobs) {
+          ids.push_back(j->spec.id);
+          if (labels.empty()) labels = j->spec.labels;
+        }
       }
-    if (ids.empty()) continue;
-    ES_ASSIGN_OR_RETURN(auto details, ledger->EvalDetails(ids));
-    std::vector<std::vector<int64_t>> sum;
-    int jobs = 0;
-    for (const auto& id : ids) {
-      auto d = details[id].find(t.spec.eval);
-      if (d == details[id].end() || !d->second.contains("confusion") || !d->second["confusion"].is_array()) continue;
-      const auto& cm = d->second["confusion"];
-      if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
-      if (cm.size() != sum.size()) continue;
-      for (size_t a = 0; a < cm.size(); ++a)
-        for (size_t b = 0; b < cm[a].size() && b < sum.size(); ++b)
-          if (cm[a][b].is_number()) sum[a][b] += cm[a][b].get<int64_t>();
-      ++jobs;
+      if (ids.empty()) continue;
+      ES_ASSIGN_OR_RETURN(auto details, ledger->EvalDetails(ids));
+      std::vector<std::vector<int64_t>> sum;
+      int jobs = 0;
+      for (const auto& id : ids) {
+        auto d = details[id].find(t.spec.eval);
+        if (d == details[id].end() || !d->second.contains("confusion") || !d->second["confusion"].is_array())
+          continue;
+        const auto& cm = d->second["confusion"];
+        if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
+        if (cm.size() != sum.size()) continue;
+        for (size_t a = 0; a < cm.size(); ++a)
+          for (size_t b = 0; b < cm[a].size() && b < sum.size(); ++b)
+            if (cm[a][b].is_number()) sum[a][b] += cm[a][b].get<int64_t>();
+        ++jobs;
+      }
+      if (sum.empty()) continue;
+      while (labels.size() < sum.size()) labels.push_back("c" + std::to_string(labels.size()));
+      std::string title = t.rows[r] + (per_column ? " → " + t.cols[group] : "") + " (" + std::to_string(jobs) +
+                          " runs, '" + t.spec.eval + "')";
+      o << "<div>" << svg::Confusion(title, labels, sum) << "</div>";
+      ++shown;
     }
-    if (sum.empty()) continue;
-    while (labels.size() < sum.size()) labels.push_back("c" + std::to_string(labels.size()));
-    o << "<div>" << svg::Confusion(t.rows[r] + " (" + std::to_string(jobs) + " runs, '" + t.spec.eval + "')", labels, sum)
-      << "</div>";
-    ++shown;
   }
   return o.str();
 }
 
+// Mean train/val loss per epoch over a row's runs, drawn only at epochs where every run has a value
+// (runs that stopped early are named in the title, never averaged in silently), with the epochs the
+// runs selected marked as rings on the validation curve.
 Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit) {
   std::ostringstream o;
   int shown = 0;
   for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
+    std::vector<std::string> ids;
+    for (size_t c = 0; c < t.cols.size() && ids.size() < 30; ++c)
+      for (const auto* j : t.at(r, c, 0).jobs)
+        if (ids.size() < 30) ids.push_back(j->spec.id);
     std::map<int, std::pair<double, int>> train, val;  // epoch -> (sum, count)
-    int jobs = 0;
-    for (size_t c = 0; c < t.cols.size() && jobs < 30; ++c)
-      for (const auto* j : t.at(r, c, 0).jobs) {
-        if (jobs >= 30) break;
-        ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(j->spec.id));
-        if (curve.empty()) continue;
-        ++jobs;
-        for (const auto& e : curve) {
-          if (std::isfinite(e.train_loss)) train[e.epoch].first += e.train_loss, train[e.epoch].second++;
-          if (std::isfinite(e.val_loss)) val[e.epoch].first += e.val_loss, val[e.epoch].second++;
-        }
+    std::vector<int> lengths;
+    std::map<int, int> selected;  // epoch -> runs that selected it
+    ES_ASSIGN_OR_RETURN(auto chosen, ledger->SelectedEpochs(ids));
+    for (const auto& id : ids) {
+      ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(id));
+      if (curve.empty()) continue;
+      int last = 0;
+      for (const auto& e : curve) {
+        if (std::isfinite(e.train_loss)) train[e.epoch].first += e.train_loss, train[e.epoch].second++;
+        if (std::isfinite(e.val_loss)) val[e.epoch].first += e.val_loss, val[e.epoch].second++;
+        last = std::max(last, e.epoch);
       }
-    if (train.empty() && val.empty()) continue;
+      lengths.push_back(last);
+      auto sel = chosen.find(id);
+      if (sel != chosen.end() && sel->second >= 0) selected[sel->second]++;
+    }
+    const int jobs = static_cast<int>(lengths.size());
+    if (jobs == 0 || (train.empty() && val.empty())) continue;
+    const int shortest = *std::min_element(lengths.begin(), lengths.end());
+    const int longest = *std::max_element(lengths.begin(), lengths.end());
     std::set<int> epochs;
     for (const auto& [e, _] : train) epochs.insert(e);
     for (const auto& [e, _] : val) epochs.insert(e);
     std::vector<std::string> xs;
-    svg::Series st{"train loss", {}, {}}, sv{"val loss", {}, {}};
+    svg::Series st{"train loss", {}, {}}, sv{"val loss", {}, {}}, ss{"selected epoch", {}, {}, true};
+    auto mean_if_all = [&](std::map<int, std::pair<double, int>>& m, int e) {
+      auto it = m.find(e);
+      return it != m.end() && it->second.second == jobs ? it->second.first / jobs : NAN;
+    };
     for (int e : epochs) {
       xs.push_back(std::to_string(e));
-      st.y.push_back(train.count(e) ? train[e].first / train[e].second : NAN);
-      sv.y.push_back(val.count(e) ? val[e].first / val[e].second : NAN);
+      st.y.push_back(mean_if_all(train, e));
+      sv.y.push_back(mean_if_all(val, e));
+      double at = std::isfinite(sv.y.back()) ? sv.y.back() : st.y.back();
+      ss.y.push_back(selected.count(e) ? at : NAN);
     }
-    o << "<div>" << svg::LinePlot(t.rows[r] + ": mean of " + std::to_string(jobs) + " runs", "epoch", "loss", xs, {st, sv})
-      << "</div>";
+    std::string title = t.rows[r] + ": mean of " + std::to_string(jobs) + " runs";
+    if (shortest != longest) {
+      int early = 0;
+      for (int n : lengths) early += n < longest;
+      title += "; " + std::to_string(early) + " stopped early (" + std::to_string(shortest) + "-" +
+               std::to_string(longest) + " epochs), mean drawn up to epoch " + std::to_string(shortest);
+    }
+    if (!selected.empty()) {
+      std::vector<int> sel;
+      for (const auto& [e, n] : selected) sel.insert(sel.end(), n, e);
+      title += "; selected epoch " + (sel.front() == sel.back() ? std::to_string(sel.front())
+                                                                 : std::to_string(sel.front()) + "-" +
+                                                                       std::to_string(sel.back()) + " (median " +
+                                                                       std::to_string(sel[sel.size() / 2]) + ")");
+    }
+    std::vector<svg::Series> series = {st, sv};
+    if (!selected.empty()) series.push_back(ss);
+    o << "<div>" << svg::LinePlot(title, "epoch", "loss", xs, series) << "</div>";
     ++shown;
   }
   return o.str();
@@ -299,10 +350,10 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
 }
 
 // Source × target matrices of cross-corpus experiments, one per model.
-Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger) {
+Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger, const std::set<std::string>& plotted) {
   std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp_model;
   for (const auto& j : p.jobs)
-    if (j.reportable && Attr(j, "kind") == "cross_corpus")
+    if (j.reportable && Attr(j, "kind") == "cross_corpus" && !plotted.count(Attr(j, "experiment")))
       by_exp_model[Attr(j, "experiment") + " / " + Attr(j, "model")].push_back(&j);
   std::ostringstream o;
   for (const auto& [name, jobs] : by_exp_model) {
@@ -329,10 +380,10 @@ Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger) {
 }
 
 // Few-shot curves: budget vs UA per model (and variant), spread = std over seeds.
-Result<std::string> FewShot(const protocols::Protocol& p, Ledger* ledger) {
+Result<std::string> FewShot(const protocols::Protocol& p, Ledger* ledger, const std::set<std::string>& plotted) {
   std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp;
   for (const auto& j : p.jobs)
-    if (j.reportable && !Attr(j, "budget").empty()) by_exp[Attr(j, "experiment")].push_back(&j);
+    if (j.reportable && !Attr(j, "budget").empty() && !plotted.count(Attr(j, "experiment"))) by_exp[Attr(j, "experiment")].push_back(&j);
   std::ostringstream o;
   for (const auto& [exp, jobs] : by_exp) {
     std::vector<std::string> ids, budgets, names;
@@ -407,15 +458,22 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
   }
   if (listed) o << "</tbody></table>";
 
+  // Experiments whose source x target matrix or budget curve a table already draws: not drawn again below.
+  std::set<std::string> plotted;
   for (const auto& spec : p.tables) {
     ES_ASSIGN_OR_RETURN(auto t, BuildTable(p, spec, ledger));
     o << "<h2>Table: " << Escape(spec.name) << "</h2>" << HtmlTable(t);
     if (!spec.published.empty()) o << ReproduceHtml(t);
     std::string plot = TablePlot(t);
     if (!plot.empty()) o << "<div class=\"plots\"><div>" << plot << "</div></div>";
+    if (!plot.empty() && ((spec.rows == "source" && spec.columns == "target") ||
+                          spec.columns == "budget" || spec.columns == "budget_n"))
+      plotted.insert(spec.experiment);
     ES_ASSIGN_OR_RETURN(std::string cms, Confusions(t, ledger, options.max_confusions));
     if (!cms.empty())
-      o << "<h3>Confusion matrices (summed over the runs of each row; rows = truth, % of the true class)</h3>"
+      o << "<h3>Confusion matrices (summed over the runs of each row"
+        << (ColumnsAreTestCorpora(t) && t.cols.size() > 1 ? " and test corpus" : "")
+        << "; rows = truth, % of the true class)</h3>"
         << "<div class=\"plots\">" << cms << "</div>";
     ES_ASSIGN_OR_RETURN(std::string da, DaPlots(t, ledger));
     if (!da.empty())
@@ -424,9 +482,9 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
     ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves));
     if (!lc.empty()) o << "<h3>Learning curves</h3><div class=\"plots\">" << lc << "</div>";
   }
-  ES_ASSIGN_OR_RETURN(std::string cross, CrossCorpus(p, ledger));
+  ES_ASSIGN_OR_RETURN(std::string cross, CrossCorpus(p, ledger, plotted));
   if (!cross.empty()) o << "<h2>Cross-corpus matrices</h2><div class=\"plots\">" << cross << "</div>";
-  ES_ASSIGN_OR_RETURN(std::string few, FewShot(p, ledger));
+  ES_ASSIGN_OR_RETURN(std::string few, FewShot(p, ledger, plotted));
   if (!few.empty()) o << "<h2>Few-shot curves</h2><div class=\"plots\">" << few << "</div>";
   if (p.tables.empty() && cross.empty() && few.empty())
     o << "<p>The protocol declares no tables; see <code>emosweep ledger query</code> for the raw results.</p>";

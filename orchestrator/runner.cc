@@ -157,13 +157,43 @@ nlohmann::json RunSummary::ToJson() const {
           {"failures", f}};
 }
 
+namespace {
+SweepInfo InfoOf(const protocols::Protocol& protocol, const RunOptions& options) {
+  return {protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
+          {{"threads", options.threads},
+           {"parallel", options.parallel},
+           {"max_attempts", options.scheduler.max_attempts},
+           {"work_dir", options.work_dir},
+           {"device", options.device}}};
+}
+}  // namespace
+
+Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol& protocol,
+                                                      const std::vector<std::string>& ids, Ledger* ledger,
+                                                      const RunOptions& options) {
+  if (ids.empty() || !protocol.missing_inputs.empty()) return std::optional<RunSummary>();
+  auto start = std::chrono::steady_clock::now();
+  ES_ASSIGN_OR_RETURN(size_t done, ledger->CountDone(ids));
+  if (done != ids.size()) return std::optional<RunSummary>();
+  ES_ASSIGN_OR_RETURN(int dead, ledger->MarkDeadSweeps(options.scheduler.stale_after_s));
+  if (dead > 0) LOG_WARN << dead << " earlier sweep(s) whose process is gone marked 'interrupted' in the ledger";
+  RunSummary summary;
+  ES_ASSIGN_OR_RETURN(summary.sweep_id, ledger->BeginSweep(InfoOf(protocol, options)));
+  Status linked = ledger->LinkJobs(summary.sweep_id, ids);
+  if (!linked.ok()) {
+    (void)ledger->FinishSweep(summary.sweep_id, "error", {{"error", linked.ToString()}});
+    return linked;
+  }
+  summary.counts.total = summary.counts.skipped = summary.counts.done = static_cast<int>(ids.size());
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  LOG_INFO << "sweep " << summary.sweep_id << " '" << protocol.name << "': " << ids.size()
+           << " jobs, all already done (cached expansion), 0 to run";
+  ES_RETURN_IF_ERROR(ledger->FinishSweep(summary.sweep_id, "done", summary.ToJson()));
+  return std::optional<RunSummary>(std::move(summary));
+}
+
 Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options) {
-  SweepInfo info{protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
-                 {{"threads", options.threads},
-                  {"parallel", options.parallel},
-                  {"max_attempts", options.scheduler.max_attempts},
-                  {"work_dir", options.work_dir},
-                  {"device", options.device}}};
+  SweepInfo info = InfoOf(protocol, options);
   StartedSweep out;
   // A sweep killed with -9 (or on a lost node) never wrote its end: say so now.
   ES_ASSIGN_OR_RETURN(int dead, ledger->MarkDeadSweeps(options.scheduler.stale_after_s));

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,16 @@ struct StartedSweep {
   std::unique_ptr<Scheduler> scheduler;
 };
 Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options);
+
+// The re-run of a finished protocol without expanding it (issue 15): `protocol` may be
+// parsed only (LoadOptions::expand = false), `ids` are its job ids in protocol order
+// (protocols::ReadExpansionIds). When every one of them is done in the ledger this
+// records the sweep as RunSweep would (a sweep row, its jobs linked, status 'done',
+// every job skipped) and returns its summary; otherwise it writes nothing and returns
+// nullopt: expand and RunSweep as usual.
+Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol& protocol,
+                                                      const std::vector<std::string>& ids, Ledger* ledger,
+                                                      const RunOptions& options);
 
 // Runs the protocol's jobs not yet done in the ledger. Returns an error only
 // when the sweep itself cannot proceed (missing stores, ledger I/O); failed

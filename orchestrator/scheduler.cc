@@ -47,6 +47,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     auto it = states.find(s->jobs_[i].spec.id);
     if (it != states.end()) s->nodes_[i].state = it->second;
+    if (!Terminal(s->nodes_[i].state.status)) s->open_++;
   }
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     for (const auto& d : s->jobs_[i].deps)
@@ -110,6 +111,7 @@ void Scheduler::UpdateReadyLocked(int i) {
 void Scheduler::SetStatusLocked(int i, JobStatus s) {
   JobStatus old = nodes_[i].state.status;
   nodes_[i].state.status = s;
+  if (Terminal(old) != Terminal(s)) open_ += Terminal(s) ? -1 : 1;
   if (old != s && (old == JobStatus::kDone || s == JobStatus::kDone)) {
     for (int d : nodes_[i].dependents) {
       nodes_[d].deps_left += s == JobStatus::kDone ? -1 : 1;
@@ -217,7 +219,8 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
   double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_refresh_).count();
   // A refresh reads every job of the sweep: with work ready here, at most ~5 % of the
   // time goes to it (issue 15: at 10^5 jobs a refresh every second cost 3 ms per job).
-  if (ready_.empty() || since >= std::max(options_.refresh_s, 20 * refresh_cost_s_)) {
+  const bool spaced_out = since >= std::max(options_.refresh_s, 20 * refresh_cost_s_);
+  if ((ready_.empty() && here_.empty()) || spaced_out) {
     auto t0 = std::chrono::steady_clock::now();
     ES_RETURN_IF_ERROR(RefreshLocked());
     refresh_cost_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -238,6 +241,7 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
                    << " (process gone or silent)";
         }
         n.here = true;
+        here_.insert(i);
         n.state.status = JobStatus::kRunning;
         n.state.owner = options_.owner;
         n.state.attempts = c.attempts;
@@ -255,8 +259,7 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
         break;
     }
   }
-  for (const Node& n : nodes_)
-    if (!Terminal(n.state.status) || n.here) return Assignment{Assignment::Kind::kWait, nullptr, 0};
+  if (open_ > 0 || !here_.empty()) return Assignment{Assignment::Kind::kWait, nullptr, 0};
   return Assignment{Assignment::Kind::kDone, nullptr, 0};
 }
 
@@ -267,6 +270,7 @@ Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& resul
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " finished but was not running here");
   n.here = false;
+  here_.erase(i);
   ES_ASSIGN_OR_RETURN(bool recorded, ledger_->Complete(id, options_.owner, result, provenance));
   if (!recorded) {
     LOG_WARN << "job " << id.substr(0, 12) << " was taken over by another process; its result there is kept";
@@ -286,6 +290,7 @@ Status Scheduler::OnFailed(const std::string& id, const Status& error) {
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
   n.here = false;
+  here_.erase(i);
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
   std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
@@ -307,6 +312,7 @@ Status Scheduler::OnInterrupted(const std::string& id) {
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " interrupted but was not running here");
   n.here = false;
+  here_.erase(i);
   ES_RETURN_IF_ERROR(ledger_->Release(id, options_.owner));
   n.state.owner.clear();
   n.state.attempts = std::max(0, n.state.attempts - 1);
@@ -318,16 +324,13 @@ Status Scheduler::OnInterrupted(const std::string& id) {
 Status Scheduler::Heartbeat() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> ids;
-  for (size_t i = 0; i < nodes_.size(); ++i)
-    if (nodes_[i].here) ids.push_back(jobs_[i].spec.id);
+  for (int i : here_) ids.push_back(jobs_[i].spec.id);
   return ledger_->Heartbeat(ids, options_.owner);
 }
 
 bool Scheduler::Done() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Node& n : nodes_)
-    if (!Terminal(n.state.status) || n.here) return false;
-  return true;
+  return open_ == 0 && here_.empty();
 }
 
 SchedulerCounts Scheduler::Counts() {
@@ -358,8 +361,7 @@ std::vector<std::pair<std::string, std::string>> Scheduler::Failures() {
 std::vector<std::string> Scheduler::RunningHere() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> ids;
-  for (size_t i = 0; i < nodes_.size(); ++i)
-    if (nodes_[i].here) ids.push_back(jobs_[i].spec.id);
+  for (int i : here_) ids.push_back(jobs_[i].spec.id);
   return ids;
 }
 

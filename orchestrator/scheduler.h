@@ -24,6 +24,11 @@
 //       b. then longest expected cost first (train utterances × epochs;
 //          longest-processing-time-first shortens the tail of a parallel sweep),
 //       c. then protocol order (deterministic).
+//     While nothing is ready here but jobs run here, NextReady does not refresh
+//     before the spacing above either: the next local completion is what will
+//     make jobs ready, so a coordinator asked for work by an idle rank does not
+//     re-read the whole sweep per question (issue 15: hand-out cost independent
+//     of the sweep's size). With nothing running here it refreshes at once.
 //  4. NextReady(worker) walks the ready set in that order and Claim()s in the
 //     ledger (one IMMEDIATE transaction) until one claim succeeds: it returns
 //     that job. A claim lost to another process just moves on. If nothing
@@ -150,6 +155,10 @@ class Scheduler {
   std::chrono::steady_clock::time_point last_refresh_;
   double refresh_cost_s_ = 0;  // how long the last refresh took (spaces them out on big sweeps)
   SchedulerCounts counts_;
+  // Kept up to date so a hand-out never scans every node (issue 15): jobs not done,
+  // failed or blocked, and the jobs running here (ordered: Heartbeat and RunningHere).
+  int64_t open_ = 0;
+  std::set<int> here_;
   std::map<std::string, std::pair<int64_t, int64_t>> checked_;  // checkpoint path -> (size, mtime ns) found good
 };
 

@@ -35,7 +35,10 @@ bool Dark(const Rgb& c) { return 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 140; 
 std::string Fmt(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
+  // A value that rounds to zero prints as 0, never as "-0.00" (a tick at -1e-17).
+  std::string out = buf;
+  if (out[0] == '-' && out.find_first_not_of("-0.") == std::string::npos) out.erase(0, 1);
+  return out;
 }
 
 // Tick values: about `n` round numbers covering [lo, hi].
@@ -182,11 +185,12 @@ std::string LinePlot(const std::string& title, const std::string& x_axis, const 
       if (i < s.err.size() && std::isfinite(s.err[i]) && s.err[i] > 0)
         o << "<line x1=\"" << X(i) << "\" x2=\"" << X(i) << "\" y1=\"" << Y(s.y[i] - s.err[i]) << "\" y2=\""
           << Y(s.y[i] + s.err[i]) << "\" stroke=\"" << color << "\" stroke-width=\"1.5\"/>";
-      o << "<circle cx=\"" << X(i) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << color << "\"><title>"
+      o << "<circle cx=\"" << X(i) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"" << (s.points_only ? 6 : 3)
+        << "\" fill=\"" << (s.points_only ? "none" : color) << "\" stroke=\"" << color << "\"><title>"
         << Escape(s.name) << " @ " << Escape(i < x_labels.size() ? x_labels[i] : "") << ": " << Fmt(s.y[i], 3)
         << "</title></circle>";
     }
-    if (!path.empty()) o << "<path d=\"" << path << "\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
+    if (!path.empty() && !s.points_only) o << "<path d=\"" << path << "\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
     int ly = top + 10 + static_cast<int>(k) * 18;
     o << "<line x1=\"" << left + pw + 12 << "\" x2=\"" << left + pw + 30 << "\" y1=\"" << ly << "\" y2=\"" << ly
       << "\" stroke=\"" << color << "\" stroke-width=\"3\"/><text x=\"" << left + pw + 34 << "\" y=\"" << ly + 4

@@ -24,6 +24,7 @@ struct Series {
   std::string name;
   std::vector<double> y;     // one per x position; NaN = no point
   std::vector<double> err;   // error bar half-widths (empty = none)
+  bool points_only = false;  // markers without a connecting line (e.g. selected epochs)
 };
 // Categorical x axis (x_labels, evenly spaced), y from the data range.
 std::string LinePlot(const std::string& title, const std::string& x_axis, const std::string& y_axis,

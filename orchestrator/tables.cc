@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "orchestrator/caption_notes.h"
+
 namespace emosweep::orchestrator {
 namespace {
 
@@ -147,7 +149,8 @@ std::string Caption(const TableData& t) {
     if (sel == "dev")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "dev = the epoch with the lowest deep-embedded-validation risk (importance-weighted "
-                      "source-validation loss, You et al. 2019)";
+                      "source-validation loss, You et al. 2019; epochs where DEV is undefined rank after the "
+                      "others, by im)";
     else if (sel == "im")
       unsupervised += std::string(unsupervised.empty() ? "" : "; ") +
                       "im = the epoch with the highest information maximisation H(mean p) - mean H(p) on the "
@@ -170,6 +173,9 @@ std::string Caption(const TableData& t) {
                          : code == "short_schedule"
                              ? "the GRL schedule never exceeded 10% of its maximum (horizon longer than the run: "
                                "close to no adaptation)"
+                         : code == "dev_undefined"
+                             ? "DEV was undefined at the selected epoch (the features separate the domains: "
+                               "importance weights near 0 or too few effective rows), which was chosen by im instead"
                              : code;
       c << (first ? "" : "; ") << what << " in ";
       bool first_row = true;
@@ -357,6 +363,18 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       }
     }
   }
+  // Adaptation experiments' jobs (every variant, "none" included, sees the
+  // unlabeled target): their warnings, read in one batch. Read from the attributes
+  // too: a job from the expansion cache (protocols/expand_cache.h) carries no spec.kind.
+  auto is_adapt = [](const protocols::PlannedJob& j) {
+    auto exp_kind = j.attrs.find("kind");
+    return j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty() ||
+           (exp_kind != j.attrs.end() && exp_kind->second == "adapt");
+  };
+  std::vector<std::string> adapt_ids;
+  for (const auto* j : jobs)
+    if (is_adapt(*j)) adapt_ids.push_back(j->spec.id);
+  ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids));
   for (size_t k = 0; k < jobs.size(); ++k) {
     const auto& j = *jobs[k];
     if (!keep[k]) {
@@ -374,16 +392,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     // Warnings are counted per row, or per row and column when there are several columns.
     const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
     t.row_runs[cell]++;
-    // Adaptation experiments' jobs (every variant, "none" included, sees the
-    // unlabeled target). Read from the attributes too: a job from the
-    // expansion cache (protocols/expand_cache.h) carries no spec.kind.
-    auto exp_kind = j.attrs.find("kind");
-    if (j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty() ||
-        (exp_kind != j.attrs.end() && exp_kind->second == "adapt")) {
-      ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(j.spec.id));
-      if (row && row->info.is_object() && row->info.contains("warnings") && row->info["warnings"].is_array()) {
+    if (is_adapt(j)) {
+      auto info = infos.find(j.spec.id);
+      if (info != infos.end() && info->second.is_object() && info->second.contains("warnings") &&
+          info->second["warnings"].is_array()) {
         std::set<std::string> codes;
-        for (const auto& w : row->info["warnings"])
+        for (const auto& w : info->second["warnings"])
           if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
         for (const auto& code : codes) t.warnings[code][cell]++;
       }
@@ -433,6 +447,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       top.best = p.ok() && *p < spec.alpha;
     }
   t.caption = Caption(t);
+  // Transductive steps of the table's jobs (orchestrator/caption_notes.h), with their inductive alternative.
+  const std::string note = TransductiveNote(jobs, spec.rows, spec.columns);
+  if (!note.empty()) t.caption += " " + note;
   return t;
 }
 

@@ -45,18 +45,37 @@ bool IsKnownModel(const std::string& name) {
 }
 
 Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,
-                                            const std::string& where, const KeyLines& lines) {
+                                            const std::string& where, const KeyLines& lines,
+                                            const std::string& base_dir, std::set<std::string>* missing_files) {
   if (!IsKnownModel(name))
     return Status::InvalidArgument(where + ": unknown model '" + name + "' (known models: " +
                                    JoinNames(KnownModels()) + ")");
   nlohmann::json out;
 #if EMOSWEEP_HAVE_MODELS_CONFIG
   ES_ASSIGN_OR_RETURN(out, models::FindModelInfo(name)->config.Apply(given, where, lines));
+  auto line = lines.find("file");
+  ES_RETURN_IF_ERROR(ResolveModelFileConfig(
+      name, base_dir, where + (line != lines.end() ? " line " + std::to_string(line->second) : ""), &out,
+      missing_files));
 #else
+  (void)base_dir, (void)missing_files;
   out = given.is_null() ? nlohmann::json::object() : given;
 #endif
   out["name"] = name;
   return out;
+}
+
+Status ResolveModelFileConfig(const std::string& name, const std::string& base_dir, const std::string& where,
+                              nlohmann::json* config, std::set<std::string>* missing_files) {
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  bool missing = false;
+  ES_RETURN_IF_ERROR(models::ResolveModelFile(name, base_dir, where, config, missing_files ? &missing : nullptr));
+  if (missing) missing_files->insert((*config)["file"].get<std::string>());
+  return Status::Ok();
+#else
+  (void)name, (void)base_dir, (void)where, (void)config, (void)missing_files;
+  return Status::Ok();
+#endif
 }
 
 Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,

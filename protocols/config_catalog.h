@@ -11,6 +11,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,16 @@ using KeyLines = std::map<std::string, int>;
 std::vector<std::string> KnownModels();
 bool IsKnownModel(const std::string& name);
 // {"name": name, ...given with defaults filled}; errors name `where` and the key's line.
+// A model that reads a file (`torchscript`) gets it resolved against `base_dir` and its
+// SHA-256 filled in (models::ResolveModelFile): a missing file is an error here, at plan time.
 Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,
-                                            const std::string& where, const KeyLines& lines);
+                                            const std::string& where, const KeyLines& lines,
+                                            const std::string& base_dir = ".",
+                                            std::set<std::string>* missing_files = nullptr);
+// Resolves and hashes a model's file in `config` (see EffectiveModelConfig); Ok for other models.
+// `missing_files` non-null: a model file that does not exist is added there instead of being an error.
+Status ResolveModelFileConfig(const std::string& name, const std::string& base_dir, const std::string& where,
+                              nlohmann::json* config, std::set<std::string>* missing_files = nullptr);
 Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
                                             const KeyLines& lines);
 

@@ -14,135 +14,162 @@
 namespace emosweep::protocols {
 namespace {
 
-struct SourceTarget {
-  const CorpusView* src = nullptr;
-  const CorpusView* tgt = nullptr;
-  Partition sp, tp;
-};
+std::string JoinPlus(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "+") + x;
+  return s;
+}
 
 }  // namespace
 
+// Per training set of `source`/`pool` and per target: the pre-training job
+// (shared by identity across targets and experiments) and one fine-tune job
+// per budget, trained on (a subset of) the target's train share and tested on
+// its test share (evaluate_on = "whole" is refused at parse time).
 Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
-  SourceTarget st;
-  ES_ASSIGN_OR_RETURN(st.src, View(e, e.source));
-  ES_ASSIGN_OR_RETURN(st.tgt, View(e, e.target));
-  ES_ASSIGN_OR_RETURN(st.sp, PartitionOf(e, *st.src));
-  ES_ASSIGN_OR_RETURN(st.tp, PartitionOf(e, *st.tgt));
-  if (st.sp.val.empty() && e.selection != "last")
-    return Status::FailedPrecondition(e.where + ": source '" + e.source + "' has no validation share for pre-training");
-  if (st.tp.val.empty() && e.selection == "target_val")
-    return Status::FailedPrecondition(e.where + ": target '" + e.target + "' has no validation share for target_val");
-  std::vector<Budget> budgets = e.budgets;
-  if (e.kind == "finetune") budgets = {Budget{"100%", 1.0, 0}};
-  // Few-shot subsets draw from every class of the label set, so a class the
-  // target lacks is an error naming it (not a silently smaller label space).
-  data::Corpus subset_from;
-  if (e.kind == "fewshot") {
-    subset_from = st.tgt->meta;
-    subset_from.label_set = e.labels;
-  }
-  for (const auto& [m, point] : e.points)
-    for (uint64_t seed : e.seeds) {
-      PlannedJob pre;
-      pre.spec = BaseSpec(e, point, seed);
-      pre.spec.kind = "pretrain";
-      pre.spec.selection = e.selection == "last" ? "last" : "source_val";
-      pre.spec.oracle_eval.clear();
-      pre.spec.train = {st.src->Ref(st.sp.train)};
-      if (!st.sp.val.empty()) pre.spec.val = {st.src->Ref(st.sp.val)};
-      pre.spec.eval["test"] = {st.src->Ref(st.sp.test)};
-      pre.spec.keep_checkpoint = true;
-      pre.reportable = false;
-      pre.attrs = BaseAttrs(e, m, point, seed);
-      pre.attrs["source"] = pre.attrs["target"] = pre.attrs["corpus"] = e.source;
-      pre.attrs["role"] = "pretrain";
-      std::string pre_id = Add(std::move(pre), s);
-      for (const auto& b : budgets) {
-        std::vector<std::string> train_ids = st.tp.train;
-        if (e.kind == "fewshot") {
-          auto subset = data::StratifiedSubset(subset_from, st.tp.train, b.fraction, b.shots, seed,
-                                               e.where + ": budget " + b.label + " of target '" + e.target + "'");
-          if (!subset.ok()) return subset.status();
-          train_ids = std::move(subset).value();
-        }
-        PlannedJob j;
-        j.spec = BaseSpec(e, point, seed);
-        j.spec.kind = "finetune";
-        j.spec.train_config = point.finetune;
-        j.spec.init_from = pre_id;
-        j.spec.train = {st.tgt->Ref(train_ids)};
-        if (e.selection == "source_val") j.spec.val = {st.src->Ref(st.sp.val)};
-        else if (!st.tp.val.empty()) j.spec.val = {st.tgt->Ref(st.tp.val)};
-        j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
-        j.deps = {pre_id};
-        j.attrs = BaseAttrs(e, m, point, seed);
-        j.attrs["source"] = e.source;
-        j.attrs["target"] = j.attrs["corpus"] = e.target;
-        if (e.kind == "fewshot") {
-          j.attrs["budget"] = b.label;
-          j.attrs["budget_n"] = std::to_string(train_ids.size());
-        }
-        Add(std::move(j), s);
+  for (const auto& set : e.SourceSets()) {
+    const std::string source = JoinPlus(set);
+    ES_ASSIGN_OR_RETURN(Pooled sp, PoolOf(e, set));
+    if (sp.val.empty() && e.selection != "last")
+      return Status::FailedPrecondition(e.where + ": source '" + source + "' has no validation share for pre-training");
+    for (const auto& target : e.targets) {
+      ES_ASSIGN_OR_RETURN(const CorpusView* tgt, View(e, target));
+      ES_ASSIGN_OR_RETURN(Partition tp, PartitionOf(e, *tgt));
+      if (tp.val.empty() && e.selection == "target_val")
+        return Status::FailedPrecondition(e.where + ": target '" + target +
+                                          "' has no validation share for target_val");
+      std::vector<Budget> budgets = e.budgets;
+      if (e.kind == "finetune") budgets = {Budget{"100%", 1.0, 0}};
+      // Few-shot subsets draw from every class of the label set, so a class the
+      // target lacks is an error naming it (not a silently smaller label space).
+      data::Corpus subset_from;
+      if (e.kind == "fewshot") {
+        subset_from = tgt->meta;
+        subset_from.label_set = e.labels;
       }
+      for (const auto& [m, point] : e.points)
+        for (uint64_t seed : e.seeds) {
+          PlannedJob pre;
+          pre.spec = BaseSpec(e, point, seed);
+          pre.spec.kind = "pretrain";
+          pre.spec.selection = e.selection == "last" ? "last" : "source_val";
+          pre.spec.oracle_eval.clear();
+          pre.spec.train = sp.train;
+          pre.spec.val = sp.val;
+          pre.spec.eval["test"] = sp.test;
+          pre.spec.keep_checkpoint = true;
+          pre.reportable = false;
+          pre.attrs = BaseAttrs(e, m, point, seed);
+          pre.attrs["source"] = pre.attrs["target"] = pre.attrs["corpus"] = source;
+          pre.attrs["role"] = "pretrain";
+          std::string pre_id = Add(std::move(pre), s);
+          for (const auto& b : budgets) {
+            // Budgets come from the target's train share only: never from its test share.
+            std::vector<std::string> train_ids = tp.train;
+            if (e.kind == "fewshot") {
+              auto subset = data::StratifiedSubset(subset_from, tp.train, b.fraction, b.shots, seed,
+                                                   e.where + ": budget " + b.label + " of target '" + target + "'");
+              if (!subset.ok()) return subset.status();
+              train_ids = std::move(subset).value();
+            }
+            PlannedJob j;
+            j.spec = BaseSpec(e, point, seed);
+            j.spec.kind = "finetune";
+            j.spec.train_config = point.finetune;
+            j.spec.init_from = pre_id;
+            j.spec.train = {tgt->Ref(train_ids)};
+            if (e.selection == "source_val") j.spec.val = sp.val;
+            else if (!tp.val.empty()) j.spec.val = {tgt->Ref(tp.val)};
+            j.spec.eval["test"] = {tgt->Ref(tp.test)};
+            j.deps = {pre_id};
+            j.attrs = BaseAttrs(e, m, point, seed);
+            j.attrs["source"] = source;
+            j.attrs["target"] = j.attrs["corpus"] = target;
+            if (e.kind == "fewshot") {
+              j.attrs["budget"] = b.label;
+              j.attrs["budget_n"] = std::to_string(train_ids.size());
+            }
+            Add(std::move(j), s);
+          }
+        }
     }
+  }
   return Status::Ok();
 }
 
+// Per training set (the pooled sources form one source domain: every variant
+// draws its source batches from the pooled train shares), per target, per
+// variant. The target's unlabeled data is its train share when it is evaluated
+// on its test share, and the whole corpus when evaluated whole (transductive
+// UDA on the evaluation set itself; its labels are never read).
 Status Expander::ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s) {
-  SourceTarget st;
-  ES_ASSIGN_OR_RETURN(st.src, View(e, e.source));
-  ES_ASSIGN_OR_RETURN(st.tgt, View(e, e.target));
-  ES_ASSIGN_OR_RETURN(st.sp, PartitionOf(e, *st.src));
-  ES_ASSIGN_OR_RETURN(st.tp, PartitionOf(e, *st.tgt));
-  const auto& val_share = e.selection == "target_val" ? st.tp.val : st.sp.val;
-  if (val_share.empty() && e.selection != "last")
-    return Status::FailedPrecondition(e.where + ": no validation share for selection '" + e.selection + "'");
-  for (const auto& variant : e.variants)
-    for (const auto& [m, point] : e.points)
-      for (uint64_t seed : e.seeds) {
-        nlohmann::json opts = e.adapt_options;
-        double weight = e.weight;
-        for (auto it = point.adapt_extra.begin(); it != point.adapt_extra.end(); ++it) {
-          if (it.key() == "weight") weight = it.value().get<double>();
-          else opts[it.key()] = it.value();
-        }
-        PlannedJob j;
-        j.spec = BaseSpec(e, point, seed);
-        j.spec.train = {st.src->Ref(st.sp.train)};
-        if (!val_share.empty())
-          j.spec.val = {e.selection == "target_val" ? st.tgt->Ref(val_share) : st.src->Ref(val_share)};
-        j.spec.eval["test"] = {st.tgt->Ref(st.tp.test)};
-        // Target labels are never read: the target's train share is passed unlabeled, also to "none", which
-        // does not train on it but records the same target diagnostics (and can be selected by dev/im/snd).
-        j.spec.target_unlabeled = {st.tgt->Ref(st.tp.train)};
-        if (variant != "none") {
-          j.spec.kind = "adapt";
-          ES_ASSIGN_OR_RETURN(j.spec.adapt, EffectiveAdaptConfig(variant, weight, opts, e.where, {}));
-          // A GRL schedule that cannot ramp up within the run is said at plan time (the job warns again).
-          const int64_t n = static_cast<int64_t>(st.sp.train.size());
-          const int64_t bs = std::max<int64_t>(1, point.train.value("batch_size", int64_t{32}));
-          const int64_t spe = point.train.value("drop_last", false) ? n / bs : (n + bs - 1) / bs;
-          const int epochs = point.train.value("epochs", 0);
-          const double share = GrlPeakShare(j.spec.adapt, epochs, spe);
-          if (share >= 0 && share < 0.1) {
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "%.1f%%", 100 * share);
-            std::string w = "experiment '" + e.name + "': variant '" + variant + "'" +
-                            (point.attrs.count("hp") && !point.attrs.at("hp").empty() ? " [" + point.attrs.at("hp") + "]"
-                                                                                     : "") +
-                            ": the GRL lambda reaches only " + buf + " of lambda_max in " +
-                            std::to_string(epochs * spe) +
-                            " steps (horizon longer than the run: close to no adaptation; set adapt_options "
-                            "grl_horizon, docs/models.md)";
-            if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
-          }
-        }
-        j.attrs = BaseAttrs(e, m, point, seed);
-        j.attrs["source"] = e.source;
-        j.attrs["target"] = j.attrs["corpus"] = e.target;
-        j.attrs["variant"] = variant;
-        Add(std::move(j), s);
+  for (const auto& set : e.SourceSets()) {
+    const std::string source = JoinPlus(set);
+    ES_ASSIGN_OR_RETURN(Pooled sp, PoolOf(e, set));
+    for (const auto& target : e.targets) {
+      ES_ASSIGN_OR_RETURN(const CorpusView* tgt, View(e, target));
+      const bool whole = EvaluateOn(target, "test") == "whole";
+      std::vector<std::string> unlabeled = tgt->ids, test = tgt->ids, target_val;
+      if (!whole) {
+        ES_ASSIGN_OR_RETURN(Partition tp, PartitionOf(e, *tgt));
+        unlabeled = tp.train, test = tp.test, target_val = tp.val;
       }
+      std::vector<jobs::DataRef> val;
+      if (e.selection == "target_val") {
+        if (!target_val.empty()) val = {tgt->Ref(target_val)};
+      } else {
+        val = sp.val;
+      }
+      if (val.empty() && e.selection != "last")
+        return Status::FailedPrecondition(e.where + ": no validation share for selection '" + e.selection + "'");
+      for (const auto& variant : e.variants)
+        for (const auto& [m, point] : e.points)
+          for (uint64_t seed : e.seeds) {
+            nlohmann::json opts = e.adapt_options;
+            double weight = e.weight;
+            for (auto it = point.adapt_extra.begin(); it != point.adapt_extra.end(); ++it) {
+              if (it.key() == "weight") weight = it.value().get<double>();
+              else opts[it.key()] = it.value();
+            }
+            PlannedJob j;
+            j.spec = BaseSpec(e, point, seed);
+            j.spec.train = sp.train;
+            j.spec.val = val;
+            j.spec.eval["test"] = {tgt->Ref(test)};
+            // Target labels are never read: the target's unlabeled share is passed, also to "none", which
+            // does not train on it but records the same target diagnostics (and can be selected by dev/im/snd).
+            j.spec.target_unlabeled = {tgt->Ref(unlabeled)};
+            if (variant != "none") {
+              j.spec.kind = "adapt";
+              ES_ASSIGN_OR_RETURN(j.spec.adapt, EffectiveAdaptConfig(variant, weight, opts, e.where, {}));
+              // A GRL schedule that cannot ramp up within the run is said at plan time (the job warns again).
+              const int64_t n = static_cast<int64_t>(sp.train_rows);
+              const int64_t bs = std::max<int64_t>(1, point.train.value("batch_size", int64_t{32}));
+              const int64_t spe = point.train.value("drop_last", false) ? n / bs : (n + bs - 1) / bs;
+              const int epochs = point.train.value("epochs", 0);
+              const double share = GrlPeakShare(j.spec.adapt, epochs, spe);
+              if (share >= 0 && share < 0.1) {
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "%.1f%%", 100 * share);
+                std::string w = "experiment '" + e.name + "': variant '" + variant + "'" +
+                                (point.attrs.count("hp") && !point.attrs.at("hp").empty()
+                                     ? " [" + point.attrs.at("hp") + "]"
+                                     : "") +
+                                ": the GRL lambda reaches only " + buf + " of lambda_max in " +
+                                std::to_string(epochs * spe) +
+                                " steps (horizon longer than the run: close to no adaptation; set adapt_options "
+                                "grl_horizon, docs/models.md)";
+                if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+              }
+            }
+            j.attrs = BaseAttrs(e, m, point, seed);
+            j.attrs["source"] = source;
+            j.attrs["target"] = j.attrs["corpus"] = target;
+            j.attrs["variant"] = variant;
+            Add(std::move(j), s);
+          }
+    }
+  }
   return Status::Ok();
 }
 

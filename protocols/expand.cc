@@ -16,6 +16,7 @@
 #include "protocols/config_catalog.h"
 #include "protocols/experiments.h"
 #include "protocols/grammar.h"
+#include "protocols/transductive.h"
 
 namespace emosweep::protocols {
 
@@ -32,8 +33,26 @@ nlohmann::json SplitDecl::ToJson() const {
 }
 
 std::vector<std::string> ExperimentDecl::Corpora() const {
-  if (!corpora.empty()) return corpora;
-  return {source, target};
+  std::vector<std::string> out;
+  for (const auto* list : {&corpora, &sources, &heldout, &targets})
+    for (const auto& c : *list)
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  return out;
+}
+
+std::vector<std::vector<std::string>> ExperimentDecl::SourceSets() const {
+  std::vector<std::vector<std::string>> sets;
+  for (const auto& how : pool) {
+    if (how == "each")
+      for (const auto& s : sources) sets.push_back({s});
+    else
+      sets.push_back(sources);
+  }
+  // One source: "each" and "all" are the same set.
+  std::vector<std::vector<std::string>> out;
+  for (auto& s : sets)
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  return out;
 }
 
 nlohmann::json ExperimentDecl::ToJson() const {
@@ -44,7 +63,14 @@ nlohmann::json ExperimentDecl::ToJson() const {
                       {"train", train},   {"split", split.ToJson()}};
   if (!oracle_eval.empty()) j["oracle_eval"] = oracle_eval;
   if (!corpora.empty()) j["corpora"] = corpora;
-  if (!source.empty()) j["source"] = source, j["target"] = target;
+  if (!heldout.empty()) j["heldout"] = heldout;
+  if (!source.empty() && !target.empty() && pool == std::vector<std::string>{"all"}) {
+    j["source"] = source, j["target"] = target;  // the single-pair form, as before the role keys
+  } else if (!sources.empty()) {
+    j["source"] = sources, j["targets"] = targets, j["pool"] = pool;
+  } else if (!targets.empty()) {
+    j["targets"] = targets;
+  }
   if (kind == "finetune" || kind == "fewshot") j["finetune_train"] = finetune_train;
   if (kind == "fewshot") {
     nlohmann::json b = nlohmann::json::array();
@@ -161,6 +187,51 @@ Result<Partition> Expander::PartitionOf(const ExperimentDecl& e, const CorpusVie
   return Partition{f.name, f.train, f.val, f.test};
 }
 
+Result<Pooled> Expander::PoolOf(const ExperimentDecl& e, const std::vector<std::string>& corpora) {
+  Pooled p;
+  for (const auto& c : corpora) {
+    ES_ASSIGN_OR_RETURN(const CorpusView* view, View(e, c));
+    ES_ASSIGN_OR_RETURN(Partition part, PartitionOf(e, *view));
+    p.train_rows += part.train.size();
+    p.train.push_back(view->Ref(part.train));
+    if (!part.val.empty()) p.val.push_back(view->Ref(part.val));
+    p.test.push_back(view->Ref(part.test));
+  }
+  return p;
+}
+
+std::string Expander::EvaluateOn(const std::string& corpus, const std::string& kind_default) const {
+  const CorpusDecl* c = decl_.FindCorpus(corpus);
+  return c && !c->evaluate_on.empty() ? c->evaluate_on : kind_default;
+}
+
+Result<jobs::DataRef> Expander::EvalSetOf(const ExperimentDecl& e, const std::string& corpus,
+                                          const std::string& kind_default) {
+  ES_ASSIGN_OR_RETURN(const CorpusView* view, View(e, corpus));
+  // "whole" needs no split of the corpus at all.
+  if (EvaluateOn(corpus, kind_default) == "whole") return view->Ref(view->ids);
+  ES_ASSIGN_OR_RETURN(Partition part, PartitionOf(e, *view));
+  return view->Ref(part.test);
+}
+
+bool Expander::SelfFittedIdf(const jobs::JobSpec& spec) const {
+  std::vector<const jobs::DataRef*> refs;
+  for (const auto& [name, list] : spec.eval)
+    for (const auto& r : list) refs.push_back(&r);
+  for (const auto& r : spec.target_unlabeled) refs.push_back(&r);
+  for (const auto* r : refs)
+    for (const auto& c : decl_.corpora) {
+      const StoreView* v = stores_.Find(c.name);
+      if (!v || v->path != r->store) continue;
+      for (const auto& fi : v->info.features)
+        for (const auto& [modality, name] : spec.features)
+          if (fi.name == name && fi.provenance.is_object() &&
+              fi.provenance.value("extractor", "") == "emosweep.tfidf")
+            return true;
+    }
+  return false;
+}
+
 jobs::JobSpec Expander::BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const {
   jobs::JobSpec s;
   s.kind = "supervised";
@@ -188,6 +259,8 @@ std::map<std::string, std::string> Expander::BaseAttrs(const ExperimentDecl& e, 
 
 std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   job.spec.id = job.spec.ComputeId();
+  const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
+  if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
   auto it = by_id_.find(job.spec.id);
   if (it != by_id_.end()) {
     PlannedJob& have = jobs_[it->second];
@@ -210,6 +283,15 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   }
   ++summary->jobs;
   ++summary->jobs_by_kind[job.spec.kind];
+  if (!keep_data_) {
+    auto strip = [](std::vector<jobs::DataRef>& refs) {
+      for (auto& r : refs) std::vector<std::string>().swap(r.ids);
+    };
+    strip(job.spec.train);
+    strip(job.spec.val);
+    strip(job.spec.target_unlabeled);
+    for (auto& [name, refs] : job.spec.eval) strip(refs);
+  }
   std::string id = job.spec.id;
   by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));
@@ -240,7 +322,7 @@ Status Expander::Expand(const ExperimentDecl& e, ExperimentSummary* s) {
     return ExpandLodo(e, s);
   }
   if (e.kind == "loco") return ExpandLoco(e, s);
-  if (e.kind == "cross_corpus") return ExpandCrossCorpus(e, s);
+  if (e.kind == "cross_corpus") return e.sources.empty() ? ExpandCrossCorpus(e, s) : ExpandCrossCorpusSources(e, s);
   if (e.kind == "joint") return ExpandJoint(e, s);
   if (e.kind == "finetune" || e.kind == "fewshot") return ExpandFinetune(e, s);
   if (e.kind == "adapt") return ExpandAdapt(e, s);
@@ -267,9 +349,11 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     const StoreView* v = stores.Find(c.name);
     corpora[c.name] = {{"store", c.path}, {"content_hash", v ? v->info.content_hash : ""}};
     if (c.has_split) corpora[c.name]["split"] = c.split.ToJson();
+    if (!c.evaluate_on.empty()) corpora[c.name]["evaluate_on"] = c.evaluate_on;
   }
   nlohmann::json experiments = nlohmann::json::array();
   Expander ex(decl, stores);
+  ex.set_keep_data(options.keep_data);
   for (const auto& e : decl.experiments) {
     experiments.push_back(e.ToJson());
     ExperimentSummary s;
@@ -280,7 +364,12 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
     std::vector<std::string> missing;
     for (const auto& c : s.corpora)
       if (stores.IsMissing(c)) missing.push_back(c);
-    if (!missing.empty()) {
+    for (const auto& f : e.missing_files)
+      if (std::find(p.missing_inputs.begin(), p.missing_inputs.end(), "model file " + f) == p.missing_inputs.end())
+        p.missing_inputs.push_back("model file " + f);
+    if (!e.missing_files.empty()) {
+      s.reason = "missing model file(s): " + JoinNames({e.missing_files.begin(), e.missing_files.end()});
+    } else if (!missing.empty()) {
       s.reason = "missing store(s): " + JoinNames(missing);
     } else if (!options.expand) {
       s.reason = "not expanded";

@@ -137,6 +137,10 @@ struct LoadOptions {
   bool use_environment = true;
   uint64_t max_jobs = kDefaultMaxJobs;         // --max-jobs
   bool expand = true;                          // false: parse, resolve and hash only (jobs left empty)
+  // false: each job's data references keep their store and hash but drop their utterance
+  // ids once the job's identity is computed (what plan, table and gc read of a job is its
+  // id, kind, attributes and deps: ~17 KB a job less; issue 15). Such jobs cannot run.
+  bool keep_data = true;
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

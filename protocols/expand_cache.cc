@@ -86,10 +86,27 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
   return true;
 }
 
-void WriteCache(const std::string& path, const std::string& key, const std::vector<PlannedJob>& jobs) {
+// Writes `text` to `path` through a temp name + rename; silently nothing on failure.
+void WriteAtomically(const std::string& path, const std::string& text) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   if (ec) return;
+  char nonce[16];
+  std::snprintf(nonce, sizeof nonce, "%08x", std::random_device()());
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + nonce;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << text;
+    if (!f.flush()) {
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+void WriteCache(const std::string& path, const std::string& key, const std::vector<PlannedJob>& jobs) {
   std::string text = kMagic;
   Put(&text, std::to_string(kFormat));
   Put(&text, key);
@@ -109,19 +126,16 @@ void WriteCache(const std::string& path, const std::string& key, const std::vect
     for (const auto& [k, v] : j.attrs) Put(&line, k), Put(&line, v);
     text.append(line).push_back('\n');
   }
-  char nonce[16];
-  std::snprintf(nonce, sizeof nonce, "%08x", std::random_device()());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + nonce;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f.flush()) {
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  WriteAtomically(path, text);
+}
+
+constexpr const char* kIdsMagic = "emosweep-expansion-ids";
+
+bool IsHexId(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
 }
 
 }  // namespace
@@ -129,6 +143,49 @@ void WriteCache(const std::string& path, const std::string& key, const std::vect
 std::string ExpansionCachePath(const std::string& key) {
   const std::string dir = CacheDir();
   return key.empty() || dir.empty() ? "" : dir + "/expansions/" + key + ".tsv";
+}
+
+std::string ExpansionIdsPath(const std::string& key) {
+  const std::string dir = CacheDir();
+  return key.empty() || dir.empty() ? "" : dir + "/expansions/" + key + ".ids";
+}
+
+bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids) {
+  const std::string path = ExpansionIdsPath(key);
+  if (path.empty()) return false;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::string line;
+  std::vector<std::string> v;
+  if (!std::getline(f, line) || !Fields(line, &v) || v.size() != 4 || v[0] != kIdsMagic ||
+      v[1] != std::to_string(kFormat) || v[2] != key)
+    return false;
+  const size_t n = std::strtoull(v[3].c_str(), nullptr, 10);
+  std::vector<std::string> out;
+  out.reserve(n);
+  while (std::getline(f, line)) {
+    if (!IsHexId(line) || out.size() == n) return false;
+    out.push_back(std::move(line));
+  }
+  if (out.size() != n || n == 0) return false;  // truncated
+  *ids = std::move(out);
+  return true;
+}
+
+void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jobs) {
+  const std::string path = ExpansionIdsPath(key);
+  if (path.empty() || jobs.empty()) return;
+  std::string text = kIdsMagic;
+  Put(&text, std::to_string(kFormat));
+  Put(&text, key);
+  Put(&text, std::to_string(jobs.size()));
+  text.push_back('\n');
+  text.reserve(text.size() + 65 * jobs.size());
+  for (const auto& j : jobs) {
+    if (!IsHexId(j.spec.id)) return;  // not an identity this file can hold: no cache
+    text.append(j.spec.id).push_back('\n');
+  }
+  WriteAtomically(path, text);
 }
 
 Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOptions& options) {
@@ -143,9 +200,13 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
                                      " (shrink the grid, or raise --max-jobs)");
     return p;
   }
-  ES_ASSIGN_OR_RETURN(Protocol full, LoadProtocol(path, options));
-  if (!cache.empty() && full.missing_inputs.empty() && full.expansion_key == p.expansion_key)
+  LoadOptions lean = options;
+  lean.keep_data = false;  // tables never read utterance ids
+  ES_ASSIGN_OR_RETURN(Protocol full, LoadProtocol(path, lean));
+  if (!cache.empty() && full.missing_inputs.empty() && full.expansion_key == p.expansion_key) {
     WriteCache(cache, full.expansion_key, full.jobs);
+    WriteExpansionIds(full.expansion_key, full.jobs);
+  }
   return full;
 }
 

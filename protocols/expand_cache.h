@@ -8,8 +8,9 @@
 // it, and reads those fields from <cache dir>/expansions/<key>.tsv when that
 // file exists; otherwise it expands in full and writes the file (temp name +
 // rename; a cache that cannot be written is only a slower next run). Jobs
-// read from the cache carry no data references, model or deps: use them for
-// tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
+// read from the cache carry no data references, model or deps, and a fresh
+// expansion here keeps no utterance ids (LoadOptions::keep_data = false): use
+// them for tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
 // $XDG_CACHE_HOME/emosweep, else ~/.cache/emosweep (as for verified stores);
 // EMOSWEEP_CACHE_DIR=off disables it.
 // Thread-safety: reentrant; concurrent writers of one key write equal files.
@@ -25,5 +26,17 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
 
 // The file LoadProtocolForTables reads for `key` ("" when no cache directory is known).
 std::string ExpansionCachePath(const std::string& key);
+
+// The job ids of an expansion, in protocol order, in <cache dir>/expansions/<key>.ids
+// (one 64-hex id a line after a header naming the key and the count: ~65 bytes a job).
+// `run` writes it after every full expansion and reads it first: a re-run of a finished
+// protocol only checks these ids in the ledger (orchestrator::RecordFinishedRerun) and
+// expands nothing. A changed protocol, store or split file has another key, so it
+// expands afresh. Read: false when there is no such file or it is damaged (never half
+// a list). Write: temp name + rename; a cache that cannot be written is only a slower
+// next run.
+std::string ExpansionIdsPath(const std::string& key);
+bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids);
+void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jobs);
 
 }  // namespace emosweep::protocols

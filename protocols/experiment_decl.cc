@@ -3,6 +3,8 @@
 // effective configs.
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <filesystem>
 #include <set>
 
 #include "data/label_map.h"
@@ -18,12 +20,20 @@ const std::set<std::string> kCommonKeys = {"name", "kind", "description", "model
 
 std::set<std::string> AllowedKeys(const std::string& kind) {
   std::set<std::string> k = kCommonKeys;
-  if (kind == "finetune" || kind == "fewshot" || kind == "adapt") k.insert({"source", "target"});
+  if (kind == "finetune" || kind == "fewshot" || kind == "adapt") k.insert({"source", "target", "targets", "pool"});
   else k.insert("corpora");
+  if (kind == "cross_corpus") k.insert({"source", "target", "targets", "pool"});
+  if (kind == "loco") k.insert("heldout");
   if (kind == "finetune" || kind == "fewshot") k.insert("finetune_train");
   if (kind == "fewshot") k.insert({"budgets", "shots"});
   if (kind == "adapt") k.insert({"variants", "weight", "adapt_options"});
   return k;
+}
+
+// Directory of the protocol file: relative model files resolve there (like store paths).
+std::string DirOf(const std::string& file) {
+  std::string dir = std::filesystem::path(file).parent_path().string();
+  return dir.empty() ? "." : dir;
 }
 
 std::string ValueText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -79,6 +89,13 @@ Status ParseModels(const TableReader& r, const TomlDocument& doc, const Defaults
     for (auto it = md.config.begin(); it != md.config.end(); ++it)
       if (!merged_lines.count(it.key()) && entry_line) merged_lines[it.key()] = entry_line;
     md.lines = std::move(merged_lines);
+    // A model file is hashed here too, so the effective declaration (and the expansion cache key) changes with it.
+    if (md.config.contains("file") && md.config["file"].is_string()) {
+      auto fl = md.lines.find("file");
+      ES_RETURN_IF_ERROR(ResolveModelFileConfig(
+          md.name, DirOf(doc.path), doc.path + (fl != md.lines.end() ? " line " + std::to_string(fl->second) : ""),
+          &md.config, &e->missing_files));
+    }
     e->models.push_back(std::move(md));
   }
   return Status::Ok();
@@ -129,11 +146,27 @@ Status CountJobs(const TableReader& r, const ProtocolDecl& p, ExperimentDecl* e)
   }
   double per = 1;
   const double c = static_cast<double>(e->corpora.size());
-  if (e->kind == "in_domain" || e->kind == "loco") per = c, how += " x " + Count(c) + " corpora";
-  else if (e->kind == "cross_corpus") per = c * c, how += " x " + Count(c * c) + " (source, target) pairs";
-  else if (e->kind == "joint") per = c + 1, how += " x " + Count(c + 1) + " (joint job + per-corpus evals)";
-  else if (e->kind == "fewshot") per = static_cast<double>(e->budgets.size()), how += " x " + Count(per) + " budgets";
-  else if (e->kind == "adapt") per = static_cast<double>(e->variants.size()), how += " x " + Count(per) + " variants";
+  // Source form (finetune, fewshot, adapt, cross_corpus with `source`): training sets x targets.
+  const double pairs = static_cast<double>(e->SourceSets().size() * e->targets.size());
+  const std::string pairs_how = " x " + Count(pairs) + " (training set, target) pairs";
+  if (e->kind == "in_domain") per = c, how += " x " + Count(c) + " corpora";
+  else if (e->kind == "loco") {
+    const double h = e->heldout.empty() ? c : static_cast<double>(e->heldout.size());
+    per = h, how += " x " + Count(h) + " held-out corpora";
+  } else if (e->kind == "cross_corpus" && !e->sources.empty()) {
+    per = pairs, how += pairs_how;
+  } else if (e->kind == "cross_corpus") {
+    const double t = e->targets.empty() ? c : static_cast<double>(e->targets.size());
+    per = c * t, how += " x " + Count(c * t) + " (source, target) pairs";
+  } else if (e->kind == "joint") per = c + 1, how += " x " + Count(c + 1) + " (joint job + per-corpus evals)";
+  else if (e->kind == "finetune") per = pairs, how += pairs_how;
+  else if (e->kind == "fewshot") {
+    per = static_cast<double>(e->budgets.size()) * pairs;
+    how += " x " + Count(static_cast<double>(e->budgets.size())) + " budgets" + pairs_how;
+  } else if (e->kind == "adapt") {
+    per = static_cast<double>(e->variants.size()) * pairs;
+    how += " x " + Count(static_cast<double>(e->variants.size())) + " variants" + pairs_how;
+  }
   const double seeds = static_cast<double>(e->seeds.size());
   how += " x " + Count(seeds) + " seed(s)";
   e->min_jobs = points * seeds * per;
@@ -171,15 +204,18 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
         const std::string& key = axes[a].first;
         const nlohmann::json& v = axes[a].second[idx[a]];
         std::string sub = key.substr(key.find('.') + 1), prefix = key.substr(0, key.find('.'));
-        if (prefix == "model") model_cfg[sub] = v, ml[sub] = grid_line;
-        else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
+        if (prefix == "model") {
+          model_cfg[sub] = v, ml[sub] = grid_line;
+          if (sub == "file") model_cfg.erase("sha256");  // another file: hashed below
+        } else if (prefix == "train") t[sub] = v, tl[sub] = grid_line, f[sub] = v, fl[sub] = grid_line;
         else if (prefix == "finetune") f[sub] = v, fl[sub] = grid_line;
         else p.adapt_extra[sub] = v;
         p.attrs[key] = ValueText(v);
         hp += (hp.empty() ? "" : ",") + key + "=" + ValueText(v);
       }
       p.attrs["hp"] = hp;
-      ES_ASSIGN_OR_RETURN(p.model, EffectiveModelConfig(e->models[m].name, model_cfg, file, ml));
+      ES_ASSIGN_OR_RETURN(p.model, EffectiveModelConfig(e->models[m].name, model_cfg, file, ml, DirOf(file),
+                                                        &e->missing_files));
       ES_ASSIGN_OR_RETURN(p.train, EffectiveTrainConfig(t, file, tl));
       if (e->kind == "finetune" || e->kind == "fewshot") {
         ES_ASSIGN_OR_RETURN(p.finetune, EffectiveTrainConfig(f, file, fl));
@@ -196,8 +232,72 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
   return Status::Ok();
 }
 
+using CorpusCheck = std::function<Status(const std::string& key, const std::string& name)>;
+
+// A corpus name or a list of them (`source = "a"` or `source = ["a", "b"]`): declared, none twice.
+Result<std::vector<std::string>> CorpusList(const TableReader& r, const std::string& key, const CorpusCheck& check,
+                                            bool allow_string = false) {
+  std::vector<std::string> out;
+  const auto& v = r.Get(key);
+  if (allow_string && v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else {
+    ES_ASSIGN_OR_RETURN(out, r.StringList(key));
+    if (out.empty()) return r.Error(key, "'" + key + "' must list at least one corpus");
+  }
+  std::set<std::string> seen;
+  for (const auto& c : out) {
+    ES_RETURN_IF_ERROR(check(key, c));
+    if (!seen.insert(c).second) return r.Error(key, "corpus '" + c + "' is listed twice in '" + key + "'");
+  }
+  return out;
+}
+
+// `source` (one or a list), `pool`, and `target` or `targets`: the corpus roles of the source form.
+Status ParseRoles(const TableReader& r, const CorpusCheck& check, ExperimentDecl* e) {
+  if (!r.Has("source"))
+    return r.Error("", "required key 'source' is missing (a corpus name or a list of corpus names)");
+  ES_ASSIGN_OR_RETURN(e->sources, CorpusList(r, "source", check, true));
+  if (r.Get("source").is_string()) e->source = e->sources[0];
+  if (r.Has("target") && r.Has("targets"))
+    return r.Error("targets", "give either 'target' (one corpus) or 'targets' (a list), not both");
+  if (!r.Has("target") && !r.Has("targets"))
+    return r.Error("", "required key 'target' (or 'targets = [...]') is missing");
+  if (r.Has("target")) {
+    ES_ASSIGN_OR_RETURN(e->target, r.String("target", true));
+    ES_RETURN_IF_ERROR(check("target", e->target));
+    e->targets = {e->target};
+  } else {
+    ES_ASSIGN_OR_RETURN(e->targets, CorpusList(r, "targets", check));
+  }
+  const std::string tkey = r.Has("target") ? "target" : "targets";
+  for (const auto& t : e->targets)
+    if (std::count(e->sources.begin(), e->sources.end(), t))
+      return r.Error(tkey, e->sources.size() == 1 && e->targets.size() == 1
+                               ? std::string("source and target must be different corpora")
+                               : "corpus '" + t + "' is both a source and a target (a target is never trained on)");
+  if (r.Has("pool")) {
+    const auto& v = r.Get("pool");
+    std::vector<std::string> pool;
+    if (v.is_string()) pool = {v.get<std::string>()};
+    else if (v.is_array()) {
+      ES_ASSIGN_OR_RETURN(pool, r.StringList("pool"));
+    }
+    std::set<std::string> seen;
+    for (const auto& x : pool)
+      if ((x != "all" && x != "each") || !seen.insert(x).second) pool.clear();
+    if (pool.empty())
+      return r.Error("pool", "'pool' must be \"all\" (train on the pooled sources), \"each\" (once per source) or "
+                             "[\"each\", \"all\"], got " + v.dump());
+    e->pool = pool;
+  } else {
+    e->pool = {"all"};
+  }
+  return Status::Ok();
+}
+
 Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults& d, ExperimentDecl* e) {
-  auto check_corpus = [&](const std::string& key, const std::string& name) -> Status {
+  CorpusCheck check_corpus = [&](const std::string& key, const std::string& name) -> Status {
     if (!p.FindCorpus(name)) {
       std::vector<std::string> known;
       for (const auto& c : p.corpora) known.push_back(c.name);
@@ -205,12 +305,18 @@ Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults
     }
     return Status::Ok();
   };
-  if (e->kind == "finetune" || e->kind == "fewshot" || e->kind == "adapt") {
-    ES_ASSIGN_OR_RETURN(e->source, r.String("source", true));
-    ES_ASSIGN_OR_RETURN(e->target, r.String("target", true));
-    ES_RETURN_IF_ERROR(check_corpus("source", e->source));
-    ES_RETURN_IF_ERROR(check_corpus("target", e->target));
-    if (e->source == e->target) return r.Error("target", "source and target must be different corpora");
+  const bool source_form = e->kind == "finetune" || e->kind == "fewshot" || e->kind == "adapt" ||
+                           (e->kind == "cross_corpus" && r.Has("source"));
+  if (e->kind == "cross_corpus" && r.Has("source") && r.Has("corpora"))
+    return r.Error("source", "give either 'corpora' (every source against every target) or 'source' (with "
+                             "'target' or 'targets'), not both");
+  if (e->kind == "cross_corpus" && !source_form)
+    for (const char* key : {"target", "pool"})
+      if (r.Has(key))
+        return r.Error(key, std::string("'") + key + "' belongs to the source form (source = [...]); with 'corpora', "
+                                                     "restrict the targets with 'targets = [...]'");
+  if (source_form) {
+    ES_RETURN_IF_ERROR(ParseRoles(r, check_corpus, e));
   } else {
     ES_ASSIGN_OR_RETURN(e->corpora, r.StringList("corpora"));
     if (e->corpora.empty()) return r.Error("", "required key 'corpora' is missing (a list of corpus names)");
@@ -219,8 +325,33 @@ Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults
       ES_RETURN_IF_ERROR(check_corpus("corpora", c));
       if (!seen.insert(c).second) return r.Error("corpora", "corpus '" + c + "' is listed twice");
     }
-    if (e->kind != "in_domain" && e->corpora.size() < 2)
+    if (e->kind == "loco" && r.Has("heldout")) {
+      ES_ASSIGN_OR_RETURN(e->heldout, CorpusList(r, "heldout", check_corpus));
+      // A held-out corpus of `corpora` trains the others; one outside it trains them all.
+      for (const auto& h : e->heldout)
+        if (e->corpora.size() < 2 && std::count(e->corpora.begin(), e->corpora.end(), h))
+          return r.Error("heldout", "held-out corpus '" + h + "' leaves no training corpus (list more 'corpora')");
+    } else if (e->kind == "cross_corpus" && r.Has("targets")) {
+      ES_ASSIGN_OR_RETURN(e->targets, CorpusList(r, "targets", check_corpus));
+      if (e->corpora.size() < 2 && std::count(e->targets.begin(), e->targets.end(), e->corpora[0]) ==
+                                       static_cast<long>(e->targets.size()))
+        return r.Error("targets", "no target other than the source corpus");
+    } else if (e->kind != "in_domain" && e->corpora.size() < 2) {
       return r.Error("corpora", "a " + e->kind + " experiment needs at least two corpora");
+    }
+  }
+  // A target evaluated on the whole corpus has no labelled share that is not also tested.
+  for (const auto& t : e->targets) {
+    const CorpusDecl* c = p.FindCorpus(t);
+    if (!c || c->evaluate_on != "whole" || !source_form) continue;
+    const std::string tkey = r.Has("target") ? "target" : "targets";
+    const std::string why = "target '" + t + "' is evaluated on the whole corpus (evaluate_on = \"whole\", " +
+                            c->evaluate_on_where + ")";
+    if (e->kind == "finetune" || e->kind == "fewshot")
+      return r.Error(tkey, why + ": fine-tuning on its labels would train on the test set; set evaluate_on = \"test\"");
+    if (e->selection == "target_val")
+      return r.Error("selection", why + ": selection = \"target_val\" would select on test labels; set "
+                                        "evaluate_on = \"test\" or select on the source");
   }
   if (e->kind == "fewshot") {
     if (r.Has("budgets")) {

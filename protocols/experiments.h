@@ -33,9 +33,18 @@ struct Partition {
   std::vector<std::string> train, val, test;
 };
 
+// The shares of a set of training corpora, pooled in the set's order (one
+// DataRef per corpus; an empty val share adds none).
+struct Pooled {
+  std::vector<jobs::DataRef> train, val, test;
+  size_t train_rows = 0;
+};
+
 class Expander {
  public:
   Expander(const ProtocolDecl& decl, const StoreIndex& stores) : decl_(decl), stores_(stores) {}
+  // LoadOptions::keep_data: false drops each added job's utterance ids after its id is computed.
+  void set_keep_data(bool keep) { keep_data_ = keep; }
 
   Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
 
@@ -46,6 +55,11 @@ class Expander {
   Result<const CorpusView*> View(const ExperimentDecl& e, const std::string& corpus);
   Result<std::vector<data::Fold>> Folds(const ExperimentDecl& e, const CorpusView& view);
   Result<Partition> PartitionOf(const ExperimentDecl& e, const CorpusView& view);
+  Result<Pooled> PoolOf(const ExperimentDecl& e, const std::vector<std::string>& corpora);
+  // How `corpus` is evaluated as a target or held-out corpus: its [corpora.x] evaluate_on ("test" | "whole"),
+  // else `kind_default`; and that evaluation set.
+  std::string EvaluateOn(const std::string& corpus, const std::string& kind_default) const;
+  Result<jobs::DataRef> EvalSetOf(const ExperimentDecl& e, const std::string& corpus, const std::string& kind_default);
   // A JobSpec with what every job of (e, point, seed) shares.
   jobs::JobSpec BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const;
   std::map<std::string, std::string> BaseAttrs(const ExperimentDecl& e, size_t model, const GridPoint& point,
@@ -60,6 +74,9 @@ class Expander {
   Status ExpandJoint(const ExperimentDecl& e, ExperimentSummary* s);
   Status ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s);  // finetune and fewshot
   Status ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s);
+  Status ExpandCrossCorpusSources(const ExperimentDecl& e, ExperimentSummary* s);  // source form
+  // A feature set of the job's evaluated or unlabeled data is a TF-IDF set its store fitted on itself.
+  bool SelfFittedIdf(const jobs::JobSpec& spec) const;
   // Leave-one-source-out validation jobs of a multi-source experiment (exp_lodo.cc).
   Status ExpandLodo(const ExperimentDecl& e, ExperimentSummary* s);
   // An "eval" job: the checkpoint of `trained` evaluated on `test`.
@@ -72,6 +89,7 @@ class Expander {
   std::map<std::string, size_t> by_id_;
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
+  bool keep_data_ = true;
 };
 
 }  // namespace emosweep::protocols

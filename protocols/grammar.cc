@@ -152,11 +152,16 @@ Status ParseCorpora(const TomlDocument& doc, int64_t split_seed, ProtocolDecl* p
   for (auto it = corpora.value().begin(); it != corpora.value().end(); ++it) {
     TableReader c(doc, corpora.Child(it.key()), "[corpora." + it.key() + "]");
     if (!c.ok()) return corpora.Error(it.key(), "'" + it.key() + "' must be a table with a 'store' key");
-    ES_RETURN_IF_ERROR(c.CheckKeys({"store", "label_map", "split"}));
+    ES_RETURN_IF_ERROR(c.CheckKeys({"store", "label_map", "split", "evaluate_on"}));
     CorpusDecl d;
     d.name = it.key();
     ES_ASSIGN_OR_RETURN(d.store, c.String("store", true));
     ES_ASSIGN_OR_RETURN(d.label_map, c.String("label_map", false));
+    ES_ASSIGN_OR_RETURN(d.evaluate_on, c.String("evaluate_on", false));
+    if (c.Has("evaluate_on") && d.evaluate_on != "test" && d.evaluate_on != "whole")
+      return c.Error("evaluate_on", "evaluate_on '" + d.evaluate_on + "' is not \"test\" (the corpus's test share) or "
+                                    "\"whole\" (every utterance)");
+    d.evaluate_on_where = c.Where("evaluate_on");
     ES_ASSIGN_OR_RETURN(std::string expanded, ExpandVars(d.store, p->vars, c, "store"));
     fs::path path(expanded);
     if (path.is_relative()) path = fs::absolute(fs::path(p->dir) / path);

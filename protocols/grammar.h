@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,11 @@ struct CorpusDecl {
   std::string store;       // as written (before ${VAR} expansion)
   std::string path;        // resolved (vars expanded, relative to the protocol's directory)
   std::string label_map;   // "" = not checked
+  // Evaluation set of the corpus wherever it is a target or held out (every kind but in_domain and joint):
+  // "test" (its test share) or "whole" (every utterance); "" = each kind's own default (loco: whole,
+  // the others: test share), which keeps protocols written before the key unchanged.
+  std::string evaluate_on;
+  std::string evaluate_on_where;  // "file line N" of the key
   bool has_split = false;  // the corpus's own split replaces the experiments' for this corpus
   SplitDecl split;
   std::string where;       // "file line N" of its store key
@@ -87,8 +93,14 @@ struct ExperimentDecl {
   nlohmann::json train = nlohmann::json::object();     // defaults.train + experiment train (raw)
   nlohmann::json finetune_train = nlohmann::json::object();
   SplitDecl split;
-  std::vector<std::string> corpora;        // in_domain, loco, cross_corpus, joint
-  std::string source, target;              // finetune, fewshot, adapt
+  std::vector<std::string> corpora;        // in_domain, loco, cross_corpus (matrix form), joint
+  std::vector<std::string> heldout;        // loco: held-out corpora (default: corpora)
+  // Corpus roles of finetune, fewshot, adapt and cross_corpus (source form): `source` (one corpus or a
+  // list), `target` / `targets`. `pool`: "all" trains once on the pooled sources, "each" once per source.
+  std::vector<std::string> sources;
+  std::vector<std::string> pool;           // "all" and/or "each", in declaration order
+  std::vector<std::string> targets;        // also cross_corpus matrix form (default: corpora)
+  std::string source, target;              // single source / target as written (ToJson of older protocols)
   std::vector<Budget> budgets;             // fewshot
   std::vector<std::string> variants;       // adapt
   double weight = 0.1;                     // adapt
@@ -96,12 +108,17 @@ struct ExperimentDecl {
   // Model × grid points, expanded and validated at parse time.
   // (index into models, grid point), in a stable order.
   std::vector<std::pair<size_t, GridPoint>> points;
+  // Model files (`torchscript`) that do not exist: a missing input like a missing store (plan
+  // reports it, the experiment is not expanded, run refuses).
+  std::set<std::string> missing_files;
   // Jobs it expands to at least (counted before the points are made).
   double min_jobs = 0;
   // A [[table]] selects this experiment's grid by leave-one-source-out: exp_lodo.cc adds the validation jobs.
   bool lodo = false;
 
   std::vector<std::string> Corpora() const;  // every corpus read, in a stable order
+  // The training corpus sets of the source form (one per source for "each", the pooled list for "all").
+  std::vector<std::vector<std::string>> SourceSets() const;
   nlohmann::json ToJson() const;             // effective declaration (for Protocol::effective)
 };
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 namespace emosweep::worker {
@@ -52,9 +53,11 @@ double SoftNeighborhoodDensity(const torch::Tensor& probs, double tau) {
 DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch::Tensor& target_feats,
                                  const torch::Tensor& val_feats, const torch::Tensor& val_losses) {
   DevResult r;
+  r.risk = r.eta = std::nan("");
   const int64_t ns = source_feats.size(0), nt = target_feats.size(0), nv = val_feats.size(0);
-  if (ns == 0 || nt == 0 || nv < 2) {
-    r.risk = r.eta = std::nan("");
+  if (ns < 5 || nt < 5 || nv < 2) {
+    r.undefined_reason = "too few rows (" + std::to_string(ns) + " source, " + std::to_string(nt) + " target, " +
+                         std::to_string(nv) + " validation)";
     return r;
   }
   torch::Tensor xs = source_feats.detach().to(torch::kCPU, torch::kDouble);
@@ -63,28 +66,64 @@ DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch:
   torch::Tensor mu = x.mean(0, true), sd = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
   x = (x - mu) / sd;
   torch::Tensor y = torch::cat({torch::ones({ns}, torch::kDouble), torch::zeros({nt}, torch::kDouble)});
-  // Logistic regression from zero, full batch: deterministic, no random draws.
-  torch::Tensor w = torch::zeros({x.size(1)}, torch::kDouble).requires_grad_(true);
-  torch::Tensor b = torch::zeros({1}, torch::kDouble).requires_grad_(true);
-  {
+  // Every 5th row of each domain is held out (the reference code: an 80/20 split), deterministically.
+  torch::Tensor held = torch::cat({torch::arange(ns, torch::kLong) % 5 == 4, torch::arange(nt, torch::kLong) % 5 == 4});
+  torch::Tensor fit_idx = torch::nonzero(~held).reshape({-1}), held_idx = torch::nonzero(held).reshape({-1});
+  torch::Tensor xf = x.index_select(0, fit_idx), yf = y.index_select(0, fit_idx);
+  torch::Tensor xh = x.index_select(0, held_idx), yh = y.index_select(0, held_idx);
+  const double ns_fit = yf.sum().item<double>(), nt_fit = static_cast<double>(yf.size(0)) - ns_fit;
+  double best_loss = std::numeric_limits<double>::infinity();
+  torch::Tensor best_w, best_b;
+  for (double l2 : kDevL2Grid) {
+    // Logistic regression from zero, full batch: deterministic, no random draws.
+    torch::Tensor w = torch::zeros({x.size(1)}, torch::kDouble).requires_grad_(true);
+    torch::Tensor b = torch::zeros({1}, torch::kDouble).requires_grad_(true);
     torch::optim::LBFGS opt({w, b}, torch::optim::LBFGSOptions(1.0).max_iter(100).line_search_fn("strong_wolfe"));
     auto closure = [&]() -> torch::Tensor {
       opt.zero_grad();
-      torch::Tensor logit = torch::matmul(x, w) + b;
-      torch::Tensor loss = torch::nn::functional::binary_cross_entropy_with_logits(logit, y) + 1e-2 * w.pow(2).sum();
+      torch::Tensor logit = torch::matmul(xf, w) + b;
+      torch::Tensor loss = torch::nn::functional::binary_cross_entropy_with_logits(logit, yf) + l2 * w.pow(2).sum();
       loss.backward();
       return loss;
     };
     opt.step(closure);
+    torch::NoGradGuard ng;
+    const double held_loss =
+        torch::nn::functional::binary_cross_entropy_with_logits(torch::matmul(xh, w) + b, yh).item<double>();
+    if (held_loss < best_loss) {
+      best_loss = held_loss;
+      best_w = w.detach();
+      best_b = b.detach();
+      r.l2 = l2;
+    }
   }
   torch::NoGradGuard ng;
-  r.domain_acc = ((torch::matmul(x, w) + b > 0).to(torch::kDouble) == y).to(torch::kDouble).mean().item<double>();
+  r.domain_acc =
+      ((torch::matmul(xh, best_w) + best_b > 0).to(torch::kDouble) == yh).to(torch::kDouble).mean().item<double>();
   torch::Tensor xv = (val_feats.detach().to(torch::kCPU, torch::kDouble) - mu) / sd;
-  // P(source|x) = σ(z): w = P(t|x)/P(s|x) · N_s/N_t = exp(−z) · N_s/N_t (clamped against overflow).
-  torch::Tensor z = (torch::matmul(xv, w) + b).clamp(-30.0, 30.0);
-  torch::Tensor weight = torch::exp(-z) * (static_cast<double>(ns) / static_cast<double>(nt));
-  r.risk = DevRisk(weight, val_losses, &r.eta);
+  // P(source|x) = σ(z): w = P(t|x)/P(s|x) · n_s/n_t = exp(−z) · n_s/n_t (clamped against overflow).
+  torch::Tensor z = (torch::matmul(xv, best_w) + best_b).clamp(-30.0, 30.0);
+  torch::Tensor weight = torch::exp(-z) * (ns_fit / nt_fit);
   r.weight_mean = weight.mean().item<double>();
+  const double sw = weight.sum().item<double>(), sw2 = weight.pow(2).sum().item<double>();
+  r.ess = sw2 > 0 ? sw * sw / sw2 : 0.0;
+  char buf[240];
+  if (r.weight_mean < kDevMinWeightMean) {
+    std::snprintf(buf, sizeof buf,
+                  "mean importance weight %.3g < %.3g: the features separate the domains (held-out domain accuracy "
+                  "%.3f), the source-validation rows see almost none of the target",
+                  r.weight_mean, kDevMinWeightMean, r.domain_acc);
+    r.undefined_reason = buf;
+    return r;
+  }
+  if (r.ess < kDevMinEss) {
+    std::snprintf(buf, sizeof buf, "effective sample size %.3g < %.3g rows: a few validation rows would decide it",
+                  r.ess, kDevMinEss);
+    r.undefined_reason = buf;
+    return r;
+  }
+  r.defined = true;
+  r.risk = DevRisk(weight, val_losses, &r.eta);
   return r;
 }
 

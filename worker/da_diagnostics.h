@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
 
 namespace emosweep::worker {
@@ -34,16 +35,31 @@ PredictionStats TargetPredictionStats(const torch::Tensor& probs);
 double SoftNeighborhoodDensity(const torch::Tensor& probs, double tau = 0.05);
 
 struct DevResult {
-  double risk = 0;        // lower is better
-  double eta = 0;         // the control-variate coefficient
-  double weight_mean = 0;  // mean importance weight on the validation rows (≈ 1 when well calibrated)
-  double domain_acc = 0;  // the domain classifier's accuracy on its training rows
+  double risk = 0;         // lower is better; NaN when `defined` is false
+  double eta = 0;          // the control-variate coefficient
+  double weight_mean = 0;  // mean importance weight on the validation rows: E_s[w] = 1 when the source covers the
+                           // target; ≈ the share of the target's mass near source-validation rows otherwise
+  double ess = 0;          // effective sample size of the weights, (Σw)² / Σw², in rows
+  double domain_acc = 0;   // the domain classifier's accuracy on its held-out rows
+  double l2 = 0;           // the L2 strength the held-out rows chose
+  bool defined = false;
+  std::string undefined_reason;  // why not, when not
 };
-// DEV: a logistic-regression domain classifier (source rows label 1, target 0, standardised features,
-// L2 1e-2, full-batch LBFGS) gives w_i = P(t|x_i)/P(s|x_i) · N_s/N_t on the source-validation rows;
-// L_i = w_i · loss_i; η = −Cov(L, w)/Var(w) (ddof 1); risk = mean(L) + η·mean(w) − η.
-// The DEV risk from importance weights w and per-row losses l (1-D): mean(w·l) + η·mean(w) − η with the
-// control variate η = −Cov(w·l, w) / Var(w) (sample covariance and variance, ddof 1; η = 0 when Var(w) = 0).
+// DEV is undefined (no estimate of the target risk) when the validation rows carry less than this mean weight
+// (the features separate the domains: the source-validation rows see almost none of the target) or an
+// effective sample size under kDevMinEss rows (a few rows would decide the risk).
+constexpr double kDevMinWeightMean = 0.1;
+constexpr double kDevMinEss = 10;
+// The domain classifier's L2 strengths (on the mean log loss, standardised features), tried in turn.
+inline constexpr double kDevL2Grid[] = {1e-4, 1e-3, 1e-2, 1e-1, 1.0};
+// DEV (You et al. 2019; thuml/Deep-Embedded-Validation get_weight / get_dev_risk, TLlib): a logistic-regression
+// domain classifier (source rows label 1, target 0, features standardised over both) fitted by full-batch
+// LBFGS on 4 of every 5 rows of each domain, its L2 strength chosen from kDevL2Grid by the log loss on the
+// held-out 5th rows (calibrated probabilities: the weights are their ratio); then on the validation rows
+// w_i = P(t|x_i)/P(s|x_i) · n_s/n_t (n: the classifier's training rows), L_i = w_i · loss_i,
+// η = −Cov(L, w)/Var(w) (ddof 1), risk = mean(L) + η·mean(w) − η. Deterministic (no random draws).
+// DevRisk: that risk from importance weights w and per-row losses l (1-D) with the control variate
+// η = −Cov(w·l, w) / Var(w) (sample covariance and variance, ddof 1; η = 0 when Var(w) = 0).
 double DevRisk(const torch::Tensor& weight, const torch::Tensor& loss, double* eta = nullptr);
 DevResult DeepEmbeddedValidation(const torch::Tensor& source_feats, const torch::Tensor& target_feats,
                                  const torch::Tensor& val_feats, const torch::Tensor& val_losses);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "jobs/job.h"
@@ -28,6 +29,13 @@ Result<JobResult> RunJob(const JobSpec& spec, const JobContext& context);
 
 // CUDA devices this process can use (0 in a build without CUDA or without a visible GPU).
 int CudaDeviceCount();
+
+// Pre-flight check of the model files among `jobs` (`torchscript`, docs/models.md): each distinct
+// file is loaded and run once on 2 rows of its job's feature dims, as the trainer will. Ok, or
+// InvalidArgument naming the file and what was expected (not TorchScript, wrong forward signature,
+// no parameters, wrong logits shape, NaN). Jobs without a model file cost nothing. Defined in
+// worker/model_check.cc.
+Status CheckModelFiles(const std::vector<JobSpec>& jobs);
 
 // Reads a job's checkpoint file back (magic, size, checksum, tensor table): Ok, or why it
 // cannot be used (missing, truncated, corrupt). Defined in worker/checkpoint.cc.

@@ -62,6 +62,10 @@ Result<nlohmann::json> EffectiveModel(const nlohmann::json& m, const TomlDocumen
   nlohmann::json given = m;
   given.erase("name");
   ES_ASSIGN_OR_RETURN(nlohmann::json out, info->config.Apply(given, doc.path + " [model]", LinesOf(doc, "model")));
+  // A model file (torchscript) resolves against the JOB.toml's directory and is hashed into the identity.
+  ES_RETURN_IF_ERROR(models::ResolveModelFile(
+      name, fs::absolute(fs::path(doc.path)).parent_path().string(),
+      doc.lines.count("/model/file") ? doc.Where("/model/file") : doc.path + " [model]", &out));
   out["name"] = name;
   return out;
 }

@@ -13,12 +13,11 @@
 #include "models/da_losses.h"
 #include "models/model.h"
 #include "worker/checkpoint.h"
-#include "worker/da_diagnostics.h"
+#include "worker/da_selection.h"
 #include "worker/dataset.h"
 #include "worker/evaluate.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/job.h"
 #include "worker/job.h"
 #include "worker/trainer_state.h"
 
@@ -29,15 +28,6 @@ using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 };
-
-// Warnings on adaptation runs (docs/trainer.md): a schedule whose λ stays below this share of its maximum,
-// and a selected epoch at which one class takes more than this share of the unlabeled target.
-constexpr double kShortScheduleShare = 0.10;
-constexpr double kCollapseShare = 0.90;
-// Rows of source training data and of the target used by the per-epoch diagnostics (evenly strided).
-constexpr int64_t kDiagnosticRows = 2000;
-
-bool UnsupervisedSelection(const std::string& s) { return s == "dev" || s == "im" || s == "snd"; }
 
 // Loss weights per class from the training labels (absent classes get 0).
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes) {
@@ -86,9 +76,6 @@ class Trainer {
   Status HostBroadcast(float* v, size_t n) { return HostCollective(v, n, true); }
   Status WriteState(int next_epoch);
   Status TrainEpoch(int epoch, double* train_loss);
-  // Per-epoch domain-adaptation diagnostics (the training-side means of TrainEpoch plus an eval-mode pass over
-  // the unlabeled target); {} for a job without target_unlabeled data.
-  Result<nlohmann::json> DaDiagnostics(int epoch);
   Result<bool> ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec);  // returns "stop early"
   void Snapshot();
   void RestoreBest();
@@ -440,20 +427,9 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     // with no rows of this batch), so that the target cursor and shuffle stay
     // identical across the group; each rank then takes the shard matching its
     // source rows, as a world of one would see them (docs/design/distributed.md).
-    if (m_.adapter) {
-      target_idx_.clear();
-      const int64_t tn = target_.size();
-      const int64_t want = transductive ? tn : len;
-      while (static_cast<int64_t>(target_idx_.size()) < want) {
-        if (target_cursor_ >= static_cast<int64_t>(target_order_.size())) {
-          target_order_.resize(tn);
-          for (int64_t i = 0; i < tn; ++i) target_order_[i] = i;
-          if (!transductive) target_shuffle_->Shuffle(target_order_);
-          target_cursor_ = 0;
-        }
-        target_idx_.push_back(target_order_[target_cursor_++]);
-      }
-    }
+    if (m_.adapter)
+      DrawTargetRows(*target_shuffle_, target_.size(), transductive ? target_.size() : len, !transductive,
+                     &target_order_, &target_cursor_, &target_idx_);
     flat_->ZeroGrad();
     if (n_local > 0) {
       models::Batch batch;
@@ -535,14 +511,9 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   for (int k = 0; k < 3; ++k) sums[2 + k] = static_cast<float>(da_host[k].item<double>());
   ES_RETURN_IF_ERROR(HostAllreduceSum(sums, m_.adapter ? 5 : 2));
   *train_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
-  if (m_.adapter && sums[1] > 0) {
-    da_train_ = {{"lambda", sums[4] / sums[1]}, {"lambda_end", lambda_last}, {"weight", m_.adapter->weight()},
-                 {"da_loss", sums[2] / sums[1]}};
-    if (m_.adapter->lambda_max() > 0) {
-      da_train_["disc_loss"] = sums[2] / sums[1];
-      da_train_["disc_acc"] = sums[3] / sums[1];
-    }
-  }
+  if (m_.adapter && sums[1] > 0)
+    da_train_ = DaTrainingMeans(sums[2] / sums[1], sums[3] / sums[1], sums[4] / sums[1], lambda_last,
+                                m_.adapter->weight(), m_.adapter->lambda_max() > 0);
   // A diverged job (NaN/Inf loss) would go on to record chance-level numbers:
   // it fails instead (every rank sees the same reduced sum).
   if (sums[1] > 0 && !std::isfinite(*train_loss))
@@ -550,78 +521,6 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
                                       " in epoch " + std::to_string(epoch + 1) +
                                       " (diverged: lower train.lr, set train.grad_clip, or check the features)");
   return Status::Ok();
-}
-
-namespace {
-
-// Rows 0, k, 2k, ... of a modality map, at most `limit` of them (all when fewer).
-std::map<std::string, torch::Tensor> Strided(const std::map<std::string, torch::Tensor>& inputs, int64_t n,
-                                             int64_t limit) {
-  if (n <= limit) return inputs;
-  const int64_t k = (n + limit - 1) / limit;
-  torch::Tensor idx = torch::arange(0, n, k, torch::kLong);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& [m, t] : inputs) out[m] = t.index_select(0, idx);
-  return out;
-}
-
-// Eval-mode forward in batches (transductive models: all rows at once): logits and features, on the device.
-std::pair<torch::Tensor, torch::Tensor> ForwardRows(models::FusionModelImpl& model,
-                                                   const std::map<std::string, torch::Tensor>& inputs,
-                                                   int64_t batch_size, const torch::Device& device) {
-  torch::NoGradGuard ng;
-  const int64_t n = inputs.empty() ? 0 : inputs.begin()->second.size(0);
-  const bool was_training = model.is_training();
-  model.eval();
-  const int64_t step = model.transductive() ? std::max<int64_t>(1, n) : std::max<int64_t>(1, batch_size);
-  std::vector<torch::Tensor> logits, feats;
-  for (int64_t b = 0; b < n; b += step) {
-    models::Batch batch;
-    for (const auto& [m, t] : inputs) batch.inputs[m] = t.narrow(0, b, std::min(n, b + step) - b).to(device);
-    models::ModelOutput o = model.Forward(batch);
-    logits.push_back(o.logits);
-    feats.push_back(o.features);
-  }
-  if (was_training) model.train();
-  if (logits.empty()) return {};
-  return {torch::cat(logits, 0), torch::cat(feats, 0)};
-}
-
-}  // namespace
-
-Result<nlohmann::json> Trainer::DaDiagnostics(int epoch) {
-  (void)epoch;
-  if (target_.size() == 0) return nlohmann::json::object();
-  nlohmann::json d = da_train_;
-  const int64_t bs = cfg_.batch_size;
-  auto [t_logits, t_feats] = ForwardRows(*m_.model, Strided(target_.inputs, target_.size(), kDiagnosticRows), bs, device_);
-  auto [s_logits, s_feats] = ForwardRows(*m_.model, Strided(train_.inputs, train_.size(), kDiagnosticRows), bs, device_);
-  (void)s_logits;
-  torch::Tensor probs = torch::softmax(t_logits.to(torch::kFloat), 1);
-  d["mmd_linear"] = LinearMmd(s_feats, t_feats);
-  PredictionStats ps = TargetPredictionStats(probs);
-  d["target_dist"] = ps.class_share;
-  d["target_max_share"] = ps.max_share;
-  d["target_max_class"] = ps.max_class;
-  d["target_entropy"] = ps.mean_entropy;
-  d["im"] = ps.im;
-  // SND (an N x N similarity matrix) and DEV (a domain classifier fit) cost more than the rest together: they are
-  // computed for the jobs selected by them.
-  if (spec_.selection == "snd") d["snd"] = SoftNeighborhoodDensity(probs);
-  if (spec_.selection == "dev" && val_.size() >= 2) {
-    auto [v_logits, v_feats] = ForwardRows(*m_.model, val_.inputs, bs, device_);
-    torch::Tensor losses = torch::nn::functional::cross_entropy(
-        v_logits.to(torch::kFloat), val_.labels.to(device_),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-    DevResult dev = DeepEmbeddedValidation(s_feats, t_feats, v_feats, losses);
-    d["dev"] = dev.risk;
-    d["dev_eta"] = dev.eta;
-    d["dev_weight_mean"] = dev.weight_mean;
-    d["dev_domain_acc"] = dev.domain_acc;
-  }
-  for (auto it = d.begin(); it != d.end(); ++it)
-    if (it->is_number_float() && !std::isfinite(it->get<double>())) *it = nullptr;
-  return d;
 }
 
 Result<bool> Trainer::ValidateEpoch(int epoch, const nlohmann::json& da, EpochRecord* rec) {
@@ -648,18 +547,18 @@ Result<bool> Trainer::ValidateEpoch(int epoch, const nlohmann::json& da, EpochRe
   opt_->set_lr(sched_->lr());
   double value = MetricValue(s, cfg_.metric);
   bool higher = cfg_.MetricHigherIsBetter();
+  int tier = 0;
   if (UnsupervisedSelection(spec_.selection)) {
-    // Selection without target labels: the epoch's criterion from the diagnostics (dev: lower is better).
-    const nlohmann::json& c = da.is_object() ? da.value(spec_.selection, nlohmann::json()) : nlohmann::json();
-    if (!c.is_number())
-      return Status::FailedPrecondition(where_ + ": selection '" + spec_.selection +
-                                        "' has no value at epoch " + std::to_string(epoch + 1));
-    value = c.get<double>();
-    higher = spec_.selection != "dev";
+    ES_ASSIGN_OR_RETURN(SelectionValue u, UnsupervisedSelectionValue(spec_.selection, da, epoch, where_));
+    value = u.value;
+    higher = u.higher;
+    tier = u.tier;
   }
-  const bool improved = !es_.have_best || (higher ? value > es_.best_value : value < es_.best_value);
+  const bool improved = !es_.have_best || tier > es_.best_tier ||
+                        (tier == es_.best_tier && (higher ? value > es_.best_value : value < es_.best_value));
   if (improved) {
     es_.have_best = true;
+    es_.best_tier = tier;
     es_.best_value = value;
     es_.best_epoch = epoch;
     es_.bad_evals = 0;
@@ -756,7 +655,9 @@ Result<JobResult> Trainer::Run() {
     sched_->StepEpoch();
     opt_->set_lr(sched_->lr());
     bool stop = false;
-    ES_ASSIGN_OR_RETURN(nlohmann::json da, DaDiagnostics(epoch));
+    // Per-epoch DA diagnostics (TrainEpoch's training-side means + an eval-mode pass over the unlabeled target).
+    const nlohmann::json da =
+        EpochDaDiagnostics(*m_.model, train_, val_, target_, da_train_, spec_.selection, cfg_.batch_size, device_);
     if ((epoch + 1) % cfg_.eval_every == 0 || epoch + 1 == cfg_.epochs) {
       ES_ASSIGN_OR_RETURN(stop, ValidateEpoch(epoch, da, &rec));
     }
@@ -848,38 +749,14 @@ Result<JobResult> Trainer::Run() {
                  {"seconds_eval", Since(t_eval)},
                  {"seconds_total", Since(t_start)}};
   if (spec_.selection == "oracle") result.info["oracle_eval"] = spec_.oracle_eval;
+  if (nlohmann::json pv = m_.model->Provenance(); !pv.is_null()) result.info["model"] = pv;
   // Domain adaptation: the selected epoch's diagnostics and the warnings a table caption repeats.
-  nlohmann::json warnings = nlohmann::json::array();
-  if (m_.adapter && m_.adapter->lambda_max() > 0 && epochs_run > 0 &&
-      da_lambda_seen_ < kShortScheduleShare * m_.adapter->lambda_max()) {
-    char buf[320];
-    std::snprintf(buf, sizeof buf,
-                  "schedule: the GRL lambda never exceeded %.3g (%.1f%% of its maximum %.3g) in %lld steps: its "
-                  "horizon (%s) is longer than the run, so this is close to no adaptation",
-                  da_lambda_seen_, 100 * da_lambda_seen_ / m_.adapter->lambda_max(), m_.adapter->lambda_max(),
-                  static_cast<long long>(step_), m_.adapter->horizon_text(LossCtx(0)).c_str());
-    warnings.push_back({{"code", "short_schedule"}, {"message", buf}});
-  }
-  if (training && target_.size() > 0) {
-    for (const auto& rec : curve_) {
-      if (rec.epoch != result.selected_epoch || !rec.val_metrics.is_object() || !rec.val_metrics.contains("da"))
-        continue;
-      const nlohmann::json& da = rec.val_metrics["da"];
-      result.info["da_selected"] = da;
-      const double share = da.value("target_max_share", 0.0);
-      if (share > kCollapseShare) {
-        const int cls = da.value("target_max_class", 0);
-        char buf[320];
-        std::snprintf(buf, sizeof buf,
-                      "collapse: at the selected epoch %d (0-based, as the curve), %.0f%% of the unlabeled target "
-                      "is predicted as '%s' (more than %.0f%%)",
-                      result.selected_epoch, 100 * share,
-                      cls >= 0 && cls < num_classes_ ? spec_.labels[static_cast<size_t>(cls)].c_str() : "?",
-                      100 * kCollapseShare);
-        warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
-      }
-    }
-  }
+  DaSummary da = DaWarnings(curve_, result.selected_epoch, spec_.labels, spec_.selection,
+                            m_.adapter && epochs_run > 0 ? m_.adapter->lambda_max() : 0.0, da_lambda_seen_, step_,
+                            m_.adapter ? m_.adapter->horizon_text(LossCtx(0)) : std::string(),
+                            training && target_.size() > 0);
+  if (!da.da_selected.is_null()) result.info["da_selected"] = da.da_selected;
+  const nlohmann::json& warnings = da.warnings;
   if (!warnings.empty()) {
     result.info["warnings"] = warnings;
     for (const auto& w : warnings) LOG_WARN << where_ << ": " << w["message"].get<std::string>();

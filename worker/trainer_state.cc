@@ -46,13 +46,14 @@ bool IndexShuffler::LoadState(const std::string& s) {
 }
 
 nlohmann::json EarlyStopState::ToJson() const {
-  return {{"have_best", have_best}, {"best_value", have_best ? best_value : 0.0}, {"best_epoch", best_epoch},
-          {"bad_evals", bad_evals}};
+  return {{"have_best", have_best}, {"best_tier", best_tier}, {"best_value", have_best ? best_value : 0.0},
+          {"best_epoch", best_epoch}, {"bad_evals", bad_evals}};
 }
 
 EarlyStopState EarlyStopState::FromJson(const nlohmann::json& j) {
   EarlyStopState s;
   s.have_best = j.value("have_best", false);
+  s.best_tier = j.value("best_tier", 0);
   s.best_value = j.value("best_value", 0.0);
   s.best_epoch = j.value("best_epoch", -1);
   s.bad_evals = j.value("bad_evals", 0);

@@ -35,6 +35,7 @@ class IndexShuffler {
 
 struct EarlyStopState {
   bool have_best = false;
+  int best_tier = 0;  // unsupervised selection ranks by (tier, value): da_selection.h SelectionValue
   double best_value = 0;
   int best_epoch = -1;
   int bad_evals = 0;

@@ -271,6 +271,25 @@ TEST_F(TrainCli, InterruptedRunResumesToBitwiseTheSameNumbers) {
   }
 }
 
+// Issue 15: the trainer runs in the torch module (libemosweep_torch.so), which keeps its own copy of
+// the log settings; --log-level must reach it (its "resuming at epoch" line is info), and the stop
+// flag the signal sets in the executable must stop the trainer in the module.
+TEST_F(TrainCli, TorchModuleFollowsTheLogLevelAndTheStopSignal) {
+  const std::string cfg = Write("job.toml", Job(kStoresData, "epochs = 120\nbatch_size = 8"));
+  const std::string args = "train --config " + cfg + " --json --work-dir " + P("work");
+  for (const std::string level : {"warn", "info"}) {
+    SCOPED_TRACE(level);
+    std::string err;
+    ASSERT_EQ(RunAndSignal(args, 3, SIGUSR1, &err), 1) << "expected an interrupted run (exit 1):\n" << err;
+    EXPECT_NE(err.find("stopped on request after epoch"), std::string::npos) << err;
+    Ran resumed = Run(args + " --log-level " + level);
+    ASSERT_EQ(resumed.code, 0) << resumed.err;
+    EXPECT_GT(json::parse(resumed.out)["result"]["info"]["resumed_from_epoch"].get<int>(), 0);
+    const bool logged = resumed.err.find("resuming at epoch") != std::string::npos;
+    EXPECT_EQ(logged, level == "info") << resumed.err;
+  }
+}
+
 // Issue 13: without --work-dir there is nothing to save, so SIGINT/SIGTERM must end the
 // run at once (exit 1, nothing on stdout), not after an epoch that may take minutes.
 TEST_F(TrainCli, SignalWithoutWorkDirEndsTheRunPromptly) {

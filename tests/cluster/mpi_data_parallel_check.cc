@@ -26,6 +26,7 @@
 
 #include "cluster/world.h"
 #include "data/feature_store.h"
+#include "models/torchscript_reference.h"
 #include "worker/checkpoint.h"
 #include "worker/job.h"
 #include "worker/trainer.h"
@@ -308,6 +309,17 @@ int main(int argc, char** argv) {
     w.train_config["class_weights"] = "balanced";
     w.id = w.ComputeId();
     CheckEquivalent("class-weighted, imbalanced (33 rows)", w, **red);
+  }
+  {
+    // `torchscript` (issue 18): a scripted concat_mlp's parameters go through the same flat buffer and reducer,
+    // its embedding through DANN's discriminator. Each rank writes its own copy of the file.
+    const std::string ts = (dir / ("scripted_rank" + std::to_string(g_rank) + ".pt")).string();
+    CHECK_OR_DIE(models::SaveScriptedConcatMlp(ts, {{"audio", 8}, {"text", 6}}, {32}, 0.0, 3).ok(), "write %s",
+                 ts.c_str());
+    jobs::JobSpec t = Spec(s, 11, 16, true, 8);
+    t.model = {{"name", "torchscript"}, {"file", ts}};
+    t.id = t.ComputeId();
+    CheckEquivalent("torchscript, DANN, last batch < group", t, **red);
   }
   CheckStopAgreement(s, **red, dir);
   CheckBatchNormRanksAgree(s, **red);

@@ -7,6 +7,12 @@
 set -euo pipefail
 ES=$1
 SRC=$2
+# The daemons started below must not inherit our descriptors: a caller's lock (e.g.
+# `flock LOCK ctest ...`) would otherwise stay held by munged/slurmd after the test.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-" 2>/dev/null || true; fi
+done
 for t in slurmctld slurmd sbatch squeue scontrol munged; do
   command -v "$t" >/dev/null || { echo "slurm_integration: $t not installed (scripts/install-deps.sh --slurm)"; exit 1; }
 done
@@ -21,7 +27,11 @@ cleanup() {
   sleep 1
   [ -f "$T/slurmctld.pid" ] && kill "$(cat "$T/slurmctld.pid")" 2>/dev/null
   [ -f "$T/slurmd.pid" ] && kill "$(cat "$T/slurmd.pid")" 2>/dev/null
-  if [ "$started_munge" = 1 ] && [ -f "$T/munged.pid" ]; then kill "$(cat "$T/munged.pid")" 2>/dev/null; fi
+  # munged runs as user munge and may not be able to write its pid file into $T: match its command line.
+  if [ "$started_munge" = 1 ]; then
+    [ -f "$T/munged.pid" ] && kill "$(cat "$T/munged.pid")" 2>/dev/null
+    pkill -f "munged --pid-file=$T/munged.pid" 2>/dev/null
+  fi
   pkill -f "slurmstepd.*$T" 2>/dev/null
   if [ "${KEEP:-0}" != 1 ]; then rm -rf "$T"; fi
 }
@@ -101,4 +111,34 @@ ws=$(sqlite3 "$T/ledger.sqlite" "select max(world_size) from provenance")
 [ "$total" -gt 0 ] && [ "$done_n" = "$total" ] || { echo "FAIL: $done_n of $total jobs done after the Slurm job"; exit 1; }
 [ "$ws" = 2 ] || { echo "FAIL: provenance world_size is '$ws', expected 2 (srun with 2 tasks)"; exit 1; }
 echo "OK: $done_n jobs done through Slurm with 2 MPI tasks"
+
+# 2. A sweep longer than its time limit: Slurm sends USR1 (--signal-seconds before the limit), the
+# ranks checkpoint, the script sees jobs left and requeues the job itself; the next allocation
+# resumes and finishes. Nothing is lost or duplicated.
+cp "$SRC/tests/cluster/slurm_requeue_protocol.toml" "$T/requeue.toml"
+"$ES" submit "$T/requeue.toml" --ledger "$T/requeue.sqlite" --store-dir "$T/stores" --work-dir "$T/work/rq" \
+  --ntasks-per-node 2 --time 1 --signal-seconds 40 --log-dir "$T/logs-rq" --job-name es-rq --json | tee "$T/submit-rq.json"
+job=$(sed -n 's/.*"job_id": *"\([0-9]*\)".*/\1/p' "$T/submit-rq.json")
+[ -n "$job" ] || { echo "no job id from emosweep submit (requeue)"; exit 1; }
+state=""
+for i in $(seq 1 720); do
+  state=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  case "$state" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
+  sleep 1
+done
+restarts=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+echo "slurm job $job: $state after $restarts requeue(s)"
+cat "$T"/logs-rq/*.out || true
+[ "$state" = COMPLETED ] || { echo "FAIL: the time-limited job ended $state"; tail -30 "$T/slurmctld.log"; exit 1; }
+[ "${restarts:-0}" -ge 1 ] || { echo "FAIL: the sweep finished without reaching its time limit (make its jobs longer)"; exit 1; }
+grep -q "time limit reached with jobs left: requeueing $job" "$T"/logs-rq/*.out || { echo "FAIL: no self-requeue in the log"; exit 1; }
+total=$(sqlite3 "$T/requeue.sqlite" "select count(*) from jobs")
+done_n=$(sqlite3 "$T/requeue.sqlite" "select count(*) from jobs where status = 'done'")
+prov=$(sqlite3 "$T/requeue.sqlite" "select count(*) from provenance")
+dups=$(sqlite3 "$T/requeue.sqlite" "select count(*) from (select job_id, eval, name, count(*) c from metrics group by 1,2,3 having c > 1)")
+interrupted=$(sqlite3 "$T/requeue.sqlite" "select count(*) from sweeps where status = 'interrupted'")
+[ "$done_n" = "$total" ] && [ "$prov" = "$total" ] && [ "$dups" = 0 ] || \
+  { echo "FAIL: after requeue $done_n of $total done, $prov provenance rows, $dups duplicated metrics"; exit 1; }
+[ "$interrupted" -ge 1 ] || { echo "FAIL: no sweep was recorded as interrupted at the time limit"; exit 1; }
+echo "OK: $total jobs done across $((restarts + 1)) allocations of a 1-minute job ($interrupted interrupted sweep(s))"
 echo "slurm_integration: PASS"

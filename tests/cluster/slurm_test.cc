@@ -69,6 +69,29 @@ TEST(Slurm, ScriptQuotesEveryShellValueAndCarriesPreemptionSettings) {
   std::remove(path.c_str());
 }
 
+TEST(Slurm, TimeLimitWithJobsLeftRequeuesItselfAtMostMaxRequeuesTimes) {
+  auto o = Base();
+  o.max_requeues = 3;
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok());
+  const std::string& s = *r;
+  EXPECT_NE(s.find("self=\"${SLURM_JOB_ID}\""), std::string::npos);
+  EXPECT_NE(s.find("--status-file \"$status_file\" &"), std::string::npos) << "the run reports whether it stopped";
+  EXPECT_NE(s.find("trap 'got=USR1; forward' USR1"), std::string::npos);
+  EXPECT_NE(s.find("trap 'got=TERM; forward' TERM"), std::string::npos) << "preemption is Slurm's requeue";
+  EXPECT_NE(s.find("[ \"$got\" = USR1 ] && [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\""),
+            std::string::npos);
+  EXPECT_NE(s.find("[ \"${SLURM_RESTART_COUNT:-0}\" -lt 3 ]"), std::string::npos);
+  EXPECT_NE(s.find("scontrol requeue \"$self\""), std::string::npos);
+  o.array_slices = 2;
+  r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->find("self=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""), std::string::npos)
+      << "an array task requeues only itself";
+  o.max_requeues = -1;
+  EXPECT_FALSE(RenderSbatchScript(o).ok());
+}
+
 TEST(Slurm, ArrayModeRunsSlices) {
   auto o = Base();
   o.array_slices = 4;

@@ -6,6 +6,11 @@
 
 #include "models/model.h"
 #include "models/model_configs.h"
+#include "models/torchscript_reference.h"
+
+#include <unistd.h>
+
+#include <filesystem>
 
 namespace emosweep::models {
 namespace {
@@ -43,6 +48,16 @@ double EvalLoss(FusionModelImpl& m, const Batch& b) {
 
 class EveryModel : public ::testing::TestWithParam<std::string> {};
 
+// `torchscript` reads a file: the scripted concat_mlp over `spec`'s inputs (models/torchscript_reference.h).
+nlohmann::json ScriptedConfig(const ModelSpec& spec) {
+  const std::string file = (std::filesystem::temp_directory_path() /
+                            ("es_models_test_" + std::to_string(::getpid()) + "_" +
+                             std::to_string(spec.input_dims.size()) + ".pt"))
+                               .string();
+  EXPECT_TRUE(SaveScriptedConcatMlp(file, spec.input_dims, {32}, 0.1, spec.num_classes).ok());
+  return {{"file", file}};
+}
+
 // Narrower widths for the training part keep the test quick; the defaults are run once above it.
 nlohmann::json SmallConfig(const std::string& name) {
   if (name == "cemobam" || name == "hemogat") return {{"hidden_dim", 64}};
@@ -56,6 +71,7 @@ TEST_P(EveryModel, ShapesTrainingAndDeterministicEval) {
   torch::manual_seed(0);
   const bool video = name == "mer_gfl" || name == "concat_mlp";
   auto spec = Spec(nlohmann::json::object(), video);
+  if (name == "torchscript") spec.config = ScriptedConfig(spec);
   Batch batch = SyntheticBatch(spec, 1);
   {
     // Default config (the seed's sizes): builds and gives the right shapes.
@@ -68,7 +84,7 @@ TEST_P(EveryModel, ShapesTrainingAndDeterministicEval) {
     EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{kB, model->feature_dim()}));
     EXPECT_EQ(model->transductive(), name == "cemobam" || name == "hemogat");
   }
-  spec.config = SmallConfig(name);
+  if (name != "torchscript") spec.config = SmallConfig(name);
   auto r = CreateModel(name, spec);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ModelPtr model = *r;
@@ -95,6 +111,7 @@ TEST_P(EveryModel, ShapesTrainingAndDeterministicEval) {
   auto a = model->Forward(batch), b = model->Forward(batch);
   EXPECT_TRUE(torch::equal(a.logits, b.logits)) << name;
   EXPECT_TRUE(torch::equal(a.features, b.features)) << name;
+  if (name == "torchscript") std::filesystem::remove(spec.config["file"].get<std::string>());
 }
 
 std::vector<std::string> AllNames() {

@@ -61,6 +61,11 @@ echo "kill -9 after $before of $total jobs; resumed: $(jget "$W/run4.json" '$.ra
 # 5. Reading it back.
 "$BIN" ledger status --ledger "$W/l.db" --json > "$W/status.json"
 [ "$(jget "$W/status.json" '$.by_status.done')" = "$total" ] || fail "ledger status"
+# Failed and running jobs are named like the run's job lines (experiment, model, corpora, seed, fold).
+cp "$W/l.db" "$W/s.db"
+sqlite3 "$W/s.db" "UPDATE jobs SET status = 'failed', error = 'simulated' WHERE id = (SELECT id FROM jobs WHERE json_extract(attrs_json, '$.experiment') = 'in_domain' ORDER BY id LIMIT 1)"
+"$BIN" ledger status --ledger "$W/s.db" | grep -E '\[in_domain [a-z_]+ .*seed=[0-9]+.*\] failed' > /dev/null \
+  || fail "ledger status does not name the failed job: $("$BIN" ledger status --ledger "$W/s.db" | tail -3)"
 "$BIN" ledger query --ledger "$W/l.db" --status done --kind supervised --csv > "$W/query.csv"
 [ "$(wc -l < "$W/query.csv")" -gt 1 ] || fail "ledger query found no supervised jobs"
 if "$BIN" ledger query --ledger "$W/l.db" --sql "DELETE FROM jobs" 2> /dev/null; then fail "raw SQL could write"; fi
@@ -78,6 +83,17 @@ for f in markdown latex csv json; do
   cmp -s "$W/table.$f" "$W/table.nocache.$f" || fail "table --format $f differs between cached and fresh expansion"
 done
 grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
+# Table JSON has one shape (issue 14): {protocol, tables: [...]}, with --all or one table, --json or --format json.
+"$BIN" table "$PROTO" --ledger "$W/l.db" --json "${common[@]}" > "$W/table1.json"
+[ "$(jget "$W/table1.json" '$.tables[0].name')" = "$(jget "$W/table.json" '$.tables[0].name')" ] || fail "table --json shape"
+[ "$(jget "$W/table1.json" 'json_array_length($.tables)')" = 1 ] 2>/dev/null || \
+  [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/table1.json'), '$.tables')")" = 1 ] || fail "table --json: not one table"
+[ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/table.json'), '$.tables')")" -gt 1 ] || fail "table --all --json"
+# A library protocol by name gives the same table as its path.
+"$BIN" table quickstart --ledger "$W/l.db" --all --format json "${common[@]}" > "$W/table.byname.json"
+[ "$(jget "$W/table.byname.json" '$.tables')" = "$(jget "$W/table.json" '$.tables')" ] || fail "table by library name"
+"$BIN" ledger export --ledger "$W/l.db" --what jobs --json > "$W/jobs.json"
+[ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/jobs.json'))")" = "$total" ] || fail "ledger export --json"
 grep -q '\\textbf' "$W/table.latex" || fail "latex bold"
 "$BIN" table "$PROTO" --ledger "$W/l.db" --name in_domain --compare concat_mlp,mer_gfl "${common[@]}" | grep -q "Paired permutation" \
   || fail "compare"

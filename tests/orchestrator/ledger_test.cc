@@ -281,6 +281,38 @@ TEST(Ledger, StatusOfManyIdsCrossesChunkBoundaries) {
   EXPECT_EQ(st->count("no-such-job"), 0u);
 }
 
+// Issue 15: from 1000 ids on StatusOf reads indices only; it must agree with the row reads.
+TEST(Ledger, StatusOfManyIdsAgreesWithFewIdsForEveryStatus) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 200);
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(l->RegisterJobs(*s, jobs).ok());
+  ClaimOptions co;
+  ASSERT_TRUE(l->Claim(jobs[3].spec.id, "h:1:x", co).ok());              // running
+  ASSERT_TRUE(l->Claim(jobs[700].spec.id, ThisOwner(), co).ok());
+  ASSERT_TRUE(l->Fail(jobs[700].spec.id, ThisOwner(), "boom", false).ok());  // failed
+  ASSERT_TRUE(l->Block(jobs[1100].spec.id, "dep failed").ok());            // blocked
+  ASSERT_TRUE(l->Claim(jobs[5].spec.id, ThisOwner(), co).ok());
+  ASSERT_TRUE(l->Complete(jobs[5].spec.id, ThisOwner(), testing::FakeResult(jobs[5].spec), {}).ok());  // done
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.spec.id);
+  auto many = l->StatusOf(ids);
+  ASSERT_TRUE(many.ok()) << many.status().ToString();
+  ASSERT_EQ(many->size(), ids.size());
+  for (size_t i = 0; i < ids.size(); i += 100) {
+    std::vector<std::string> few(ids.begin() + i, ids.begin() + std::min(ids.size(), i + 100));
+    auto f = l->StatusOf(few);
+    ASSERT_TRUE(f.ok());
+    for (const auto& [id, st] : *f) EXPECT_EQ(many->at(id), st) << id;
+  }
+  EXPECT_EQ(many->at(jobs[3].spec.id), JobStatus::kRunning);
+  EXPECT_EQ(many->at(jobs[700].spec.id), JobStatus::kFailed);
+  EXPECT_EQ(many->at(jobs[1100].spec.id), JobStatus::kBlocked);
+  EXPECT_EQ(many->at(jobs[5].spec.id), JobStatus::kDone);
+  EXPECT_EQ(many->at(jobs[6].spec.id), JobStatus::kPending);
+}
+
 // --- issue 13: foreign files untouched, read-only places, raw SQL limits, checkpoints, dead sweeps ---
 
 std::string FileBytes(const std::string& path) {
@@ -490,6 +522,13 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "SELECT epoch, train_loss, val_loss, val_metrics_json, lr, seconds FROM curves WHERE job_id = ? ORDER BY epoch",
       "SELECT utt_id, label, pred FROM predictions WHERE job_id = ? AND eval = ? ORDER BY idx",
       "SELECT (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id) FROM sweeps s ORDER BY s.id",
+      // Ledger::CountDone (a re-run of a finished protocol): both index-only.
+      "SELECT rowid FROM jobs WHERE status = 'done'",
+      "SELECT rowid FROM jobs WHERE id IN (?,?,?)",
+      // Ledger::StatusOf with many ids, Ledger::Infos (`table`).
+      "SELECT rowid FROM jobs WHERE status = ?",
+      "SELECT id, rowid FROM jobs WHERE id IN (?,?,?)",
+      "SELECT id, info_json FROM jobs WHERE id IN (?,?,?)",
   };
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);

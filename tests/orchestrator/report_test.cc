@@ -7,6 +7,7 @@
 
 #include "core/files.h"
 #include "orchestrator/runner.h"
+#include "orchestrator/svg.h"
 #include "orchestrator/tables.h"
 
 #include "tests/orchestrator/fake_jobs.h"
@@ -37,12 +38,29 @@ TEST(Report, IsSelfContainedAndHoldsTableHeatmapConfusionsAndCurves) {
   EXPECT_NE(s.find("<b>90.1 ± 1.4</b>"), std::string::npos) << "the table with the best cell bold";
   EXPECT_NE(s.find("loco_ua: mean UA"), std::string::npos) << "table heatmap";
   EXPECT_NE(s.find("fill=\"url(#hatch)\""), std::string::npos) << "the missing cell is hatched, not zero";
-  EXPECT_EQ(Count(s, "aria-label=\"good (5 runs, &#39;test&#39;)\""), 1u) << "confusion matrix of row good, both columns";
-  EXPECT_EQ(Count(s, "aria-label=\"good: mean of 5 runs\""), 1u) << "learning curve of row good";
-  EXPECT_EQ(Count(s, "aria-label=\"mid (3 runs, &#39;test&#39;)\""), 1u);
+  // Columns are test corpora: one confusion matrix per row and test corpus, never pooled (issue 14, item 9).
+  EXPECT_EQ(Count(s, "aria-label=\"good → emodb (3 runs, &#39;test&#39;)\""), 1u);
+  EXPECT_EQ(Count(s, "aria-label=\"good → ravdess (2 runs, &#39;test&#39;)\""), 1u);
+  EXPECT_EQ(Count(s, "aria-label=\"good (5 runs"), 0u) << "a matrix pooling two test corpora";
+  EXPECT_EQ(Count(s, "aria-label=\"mid → emodb (3 runs, &#39;test&#39;)\""), 1u);
+  // Learning curves: runs of unequal length are named, the mean stops where every run has a value,
+  // and the selected epochs are marked.
+  EXPECT_EQ(Count(s, "aria-label=\"good: mean of 5 runs; 1 stopped early (3-4 epochs), mean drawn up to epoch 3; "
+                     "selected epoch 2-3 (median 3)\""), 1u);
+  EXPECT_EQ(Count(s, "aria-label=\"mid: mean of 3 runs; selected epoch 3\""), 1u);
+  EXPECT_EQ(Count(s, "<title>val loss @ 4:"), 1u) << "epoch 4: only mid's curve (good has a run without it)";
+  EXPECT_GE(Count(s, "<title>selected epoch @ "), 3u);
   EXPECT_NE(s.find("Reproduction check"), std::string::npos);
   EXPECT_NE(s.find("8 done"), std::string::npos);
   EXPECT_NE(s.find("4 pending"), std::string::npos);
+}
+
+TEST(Report, TickLabelsNeverShowNegativeZero) {
+  // Ticks of [-0.3, 0.3] (padded 8 %, step 0.1) accumulate to -2.8e-17 at zero: printed "0.00", not "-0.00".
+  svg::Series s{"s", {-0.3, 0.3}, {}};
+  std::string plot = svg::LinePlot("t", "x", "y", {"a", "b"}, {s});
+  EXPECT_EQ(Count(plot, ">-0.00<"), 0u) << plot;
+  EXPECT_EQ(Count(plot, ">0.00<"), 1u) << "the zero tick is there";
 }
 
 TEST(Report, FewShotColumnsBecomeACurveWithSpreadBars) {
@@ -53,7 +71,8 @@ TEST(Report, FewShotColumnsBecomeACurveWithSpreadBars) {
   auto html = BuildReport(h.protocol, h.ledger.get(), {"hand.db"});
   ASSERT_TRUE(html.ok());
   EXPECT_NE(html->find("UA by label budget (bars: std)"), std::string::npos);
-  EXPECT_NE(html->find("Few-shot curves"), std::string::npos);
+  // The table already draws this experiment's budget curve: not drawn a second time (issue 14, item 9).
+  EXPECT_EQ(html->find("Few-shot curves"), std::string::npos);
   EXPECT_NE(html->find("<path d=\"M"), std::string::npos);
 }
 
@@ -112,6 +131,7 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   if (const char* out = std::getenv("EMOSWEEP_REPORT_OUT")) ASSERT_TRUE(WriteFileAtomic(out, *html).ok());
   EXPECT_NE(html->find("Cross-corpus matrices"), std::string::npos);
   EXPECT_EQ(Count(*html, "train (source)"), 2u) << "one matrix per model";
+  EXPECT_EQ(Count(*html, ">-0.00<") + Count(*html, ">-0.0<"), 0u) << "no negative-zero tick labels";
   EXPECT_NE(html->find("Few-shot curves"), std::string::npos);
   EXPECT_NE(html->find("1 failed"), std::string::npos);
   EXPECT_NE(html->find("simulated crash"), std::string::npos) << "the failure is listed with its error";
@@ -173,6 +193,7 @@ TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
     nlohmann::json w = nlohmann::json::array();
     if (collapsed) w.push_back({{"code", "target_collapse"}, {"message", "collapse"}});
     if (v == "dann_tllib") w.push_back({{"code", "short_schedule"}, {"message", "short"}});
+    if (v == "dann_tllib") w.push_back({{"code", "dev_undefined"}, {"message", "dev undefined"}});
     if (!w.empty()) r.info["warnings"] = w;
     ASSERT_TRUE(ledger->Claim(j.spec.id, me, {}).ok());
     ASSERT_TRUE(ledger->Complete(j.spec.id, me, r, {}).ok());
@@ -180,11 +201,14 @@ TEST(Report, DomainAdaptationWarningsAndDiagnosticPlots) {
   auto table = BuildTable(p, p.tables[0], ledger.get());
   ASSERT_TRUE(table.ok()) << table.status().ToString();
   const std::string& cap = table->caption;
-  EXPECT_NE(cap.find("WARNING: the GRL schedule never exceeded 10% of its maximum"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("WARNING: DEV was undefined"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("; the GRL schedule never exceeded 10% of its maximum"), std::string::npos) << cap;
   EXPECT_NE(cap.find("in dann_tllib (2 of 2 runs)"), std::string::npos) << cap;
   EXPECT_NE(cap.find("target predictions collapsed"), std::string::npos) << cap;
   EXPECT_NE(cap.find("in dann_ganin (1 of 2 runs)"), std::string::npos) << cap;
   EXPECT_EQ(cap.find("none ("), std::string::npos) << "no warning for the clean row: " << cap;
+  EXPECT_NE(cap.find("DEV was undefined at the selected epoch"), std::string::npos) << "in words, not the code: " << cap;
+  EXPECT_EQ(cap.find("dev_undefined"), std::string::npos) << cap;
   auto html = BuildReport(p, ledger.get(), {"da.db"});
   ASSERT_TRUE(html.ok()) << html.status().ToString();
   if (const char* out = std::getenv("EMOSWEEP_REPORT_OUT")) ASSERT_TRUE(WriteFileAtomic(out, *html).ok());

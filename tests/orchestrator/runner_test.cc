@@ -157,5 +157,65 @@ TEST(Runner, RefusesWhenStoresAreMissingAndNamesThem) {
   EXPECT_TRUE(fake.ran().empty());
 }
 
+// Issue 15: a re-run of a finished protocol from its cached job ids records a
+// sweep with every job linked and skipped, runs and expands nothing.
+TEST(Runner, FinishedRerunFromIdsRecordsTheSweepWithoutRunning) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  auto p = GridProtocol();
+  ASSERT_TRUE(RunFake(p, ledger.get(), fake, Quiet()).ok());
+  std::vector<std::string> ids;
+  for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  protocols::Protocol shallow = p;
+  shallow.jobs.clear();  // what a parse without expansion gives
+  auto r = RecordFinishedRerun(shallow, ids, ledger.get(), Quiet());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->has_value());
+  const RunSummary& s = **r;
+  EXPECT_EQ(s.counts.total, 18);
+  EXPECT_EQ(s.counts.skipped, 18);
+  EXPECT_EQ(s.counts.finished_here, 0);
+  auto sweeps = ledger->Sweeps();
+  ASSERT_TRUE(sweeps.ok());
+  ASSERT_EQ(sweeps->size(), 2u);
+  EXPECT_EQ((*sweeps)[1]["status"], "done");
+  EXPECT_EQ((*sweeps)[1]["id"], s.sweep_id);
+  EXPECT_EQ((*sweeps)[1]["jobs"], 18) << sweeps->dump();
+  // The sweep's jobs are the same as a full re-run would link: the scheduler sees them all.
+  auto states = ledger->SweepStates(s.sweep_id);
+  ASSERT_TRUE(states.ok());
+  EXPECT_EQ(states->size(), 18u);
+}
+
+TEST(Runner, FinishedRerunDeclinesWhenAnyJobIsNotDoneAndWritesNothing) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto ledger = std::move(Ledger::Open(path)).value();
+  FakeExecutor fake;
+  auto p = GridProtocol();
+  ASSERT_TRUE(RunFake(p, ledger.get(), fake, Quiet()).ok());
+  std::vector<std::string> ids;
+  for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  {
+    Db db;
+    ASSERT_TRUE(db.Open(path, 2 /*SQLITE_OPEN_READWRITE*/, 1000).ok());
+    ASSERT_TRUE(db.Exec("UPDATE jobs SET status = 'failed' WHERE id = '" + ids[7] + "'").ok());
+  }
+  auto r = RecordFinishedRerun(p, ids, ledger.get(), Quiet());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->has_value());
+  // An id the ledger has never seen (the protocol changed since) declines too.
+  std::vector<std::string> other = {ids[0], std::string(64, 'f')};
+  auto r2 = RecordFinishedRerun(p, other, ledger.get(), Quiet());
+  ASSERT_TRUE(r2.ok());
+  EXPECT_FALSE(r2->has_value());
+  auto sweeps = ledger->Sweeps();
+  EXPECT_EQ(sweeps->size(), 1u) << "a declined fast path records no sweep";
+  // The full path then retries the failed job.
+  FakeExecutor second;
+  auto s = RunFake(p, ledger.get(), second, Quiet());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(second.ran(), std::vector<std::string>{ids[7]});
+}
+
 }  // namespace
 }  // namespace emosweep::orchestrator

@@ -112,6 +112,37 @@ TEST_F(ExpandCache, KeyFollowsProtocolAndStoreContent) {
   EXPECT_NE(p1->expansion_key, p3->expansion_key);
 }
 
+// Issue 15: keep_data = false gives the same jobs (ids, attrs, deps) with the
+// utterance ids dropped; plan, table and gc expand that way.
+TEST_F(ExpandCache, LeanExpansionHasTheSameJobsWithoutUtteranceIds) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto full = LoadProtocol(path, {});
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  LoadOptions o;
+  o.keep_data = false;
+  auto lean = LoadProtocol(path, o);
+  ASSERT_TRUE(lean.ok()) << lean.status().ToString();
+  ASSERT_EQ(lean->jobs.size(), full->jobs.size());
+  EXPECT_EQ(lean->expansion_key, full->expansion_key);
+  size_t full_ids = 0, lean_ids = 0;
+  for (size_t i = 0; i < full->jobs.size(); ++i) {
+    const auto &a = full->jobs[i], &b = lean->jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.spec.kind, b.spec.kind);
+    EXPECT_EQ(a.deps, b.deps);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.reportable, b.reportable);
+    ASSERT_EQ(a.spec.train.size(), b.spec.train.size());
+    for (size_t k = 0; k < a.spec.train.size(); ++k) EXPECT_EQ(a.spec.train[k].store, b.spec.train[k].store);
+    for (const auto& r : a.spec.train) full_ids += r.ids.size();
+    for (const auto& r : b.spec.train) lean_ids += r.ids.size();
+    for (const auto& [name, refs] : b.spec.eval)
+      for (const auto& r : refs) lean_ids += r.ids.size();
+  }
+  EXPECT_GT(full_ids, 0u);
+  EXPECT_EQ(lean_ids, 0u);
+}
+
 TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
   std::string path = dir_.Write("p.toml", kProtocol);
   auto fresh = LoadProtocolForTables(path, {});
@@ -126,7 +157,66 @@ TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
   auto again = LoadProtocolForTables(path, {});
   ASSERT_TRUE(again.ok());
   ASSERT_EQ(again->jobs.size(), fresh->jobs.size());
-  EXPECT_FALSE(again->jobs[0].spec.train.empty());  // expanded afresh, not half a cache
+  // Expanded afresh, not half a cache: the expansion rewrote the file whole. (A fresh
+  // expansion for tables keeps data references without utterance ids, issue 15, so
+  // spec.train no longer tells a fresh job from a cached one.)
+  std::string rewritten;
+  {
+    std::ifstream f(file);
+    rewritten.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  EXPECT_EQ(rewritten, text);
+  EXPECT_FALSE(again->jobs[0].spec.train.empty());  // a fresh job has its data references (ids dropped)
+}
+
+// Issue 15: `run` keeps the job ids of an expansion by its key; a changed protocol
+// has another key and finds none (so it expands afresh).
+TEST_F(ExpandCache, JobIdsRoundTripByKeyAndAChangedProtocolMisses) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocol(path, {});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  std::vector<std::string> ids;
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  WriteExpansionIds(fresh->expansion_key, fresh->jobs);
+  ASSERT_TRUE(ReadExpansionIds(fresh->expansion_key, &ids));
+  ASSERT_EQ(ids.size(), fresh->jobs.size());
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], fresh->jobs[i].spec.id);
+  // The shallow parse `run` does first finds the same key.
+  LoadOptions shallow;
+  shallow.expand = false;
+  auto parsed = LoadProtocol(path, shallow);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_TRUE(parsed->jobs.empty());
+  EXPECT_EQ(parsed->expansion_key, fresh->expansion_key);
+  std::string text = kProtocol;
+  text.replace(text.find("seeds = [1, 2]"), 14, "seeds = [1, 3]");
+  auto changed = LoadProtocol(dir_.Write("p.toml", text), shallow);
+  ASSERT_TRUE(changed.ok());
+  std::vector<std::string> none;
+  EXPECT_FALSE(ReadExpansionIds(changed->expansion_key, &none));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(ExpandCache, DamagedJobIdsFileIsIgnored) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocol(path, {});
+  ASSERT_TRUE(fresh.ok());
+  WriteExpansionIds(fresh->expansion_key, fresh->jobs);
+  const std::string file = ExpansionIdsPath(fresh->expansion_key);
+  std::string text;
+  {
+    std::ifstream f(file);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  std::vector<std::string> ids;
+  std::ofstream(file, std::ios::trunc) << text.substr(0, text.size() - 70);  // last id gone
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  std::string bad = text;
+  bad[bad.find('\n') + 5] = 'X';  // not hex
+  std::ofstream(file, std::ios::trunc) << bad;
+  EXPECT_FALSE(ReadExpansionIds(fresh->expansion_key, &ids));
+  std::ofstream(file, std::ios::trunc) << text;
+  EXPECT_TRUE(ReadExpansionIds(fresh->expansion_key, &ids));
 }
 
 }  // namespace

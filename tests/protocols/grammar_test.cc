@@ -390,5 +390,148 @@ TEST(Grammar, DuplicateExperimentName) {
   ExpectAt(LoadError(dir, text + exp), dir, 17, "used twice");
 }
 
+
+// Corpus roles and evaluation sets (issue 14): each new error names the file and the line.
+// Roles(kind, keys): a protocol with corpora a, b, c; the experiment starts at line 15 and `keys` (one per
+// line) at line 20, both one line later when `corpus_c` (one line, at line 10) is given.
+std::string Roles(const std::string& kind, const std::string& keys, const std::string& corpus_c = "",
+                  const std::string& selection = "source_val") {
+  return "version = 1\n"                                   // 1
+         "name = \"t\"\n"                                  // 2
+         "[corpora.a]\n"                                   // 3
+         "store = \"a.h5\"\n"                              // 4
+         "[corpora.b]\n"                                   // 5
+         "store = \"b.h5\"\n"                              // 6
+         "[corpora.c]\n"                                   // 7
+         "store = \"c.h5\"\n"                              // 8
+         "# c\n" +                                         // 9
+         corpus_c +                                        // 10 when given (shifts what follows)
+         "[defaults]\n"                                    // 10 (+ lines of corpus_c)
+         "labels = \"core4\"\n"                            // 11
+         "features = {audio = \"feat\"}\n"                 // 12
+         "seeds = [1]\n"                                   // 13
+         "selection = \"" + selection + "\"\n"             // 14
+         "[[experiment]]\n"                                // 15
+         "name = \"e\"\n"                                  // 16
+         "kind = \"" + kind + "\"\n"                        // 17
+         "models = [\"concat_mlp\"]\n"                     // 18
+         "description = \"roles\"\n" +                     // 19
+         keys;                                             // 20..
+}
+
+TEST(GrammarRoles, EvaluateOnMustBeTestOrWhole) {
+  TestDir dir;
+  std::string text = Roles("loco", "corpora = [\"a\", \"b\"]\n", "evaluate_on = \"val\"\n");
+  ExpectAt(LoadError(dir, text), dir, 10, "evaluate_on 'val' is not");
+}
+
+TEST(GrammarRoles, HeldoutUndeclaredCorpusNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("loco", "corpora = [\"a\", \"b\"]\nheldout = [\"zz\"]\n")), dir, 21,
+           "corpus 'zz' is not declared");
+}
+
+TEST(GrammarRoles, HeldoutListedTwiceNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("loco", "corpora = [\"a\", \"b\"]\nheldout = [\"c\", \"c\"]\n")), dir, 21,
+           "listed twice");
+}
+
+TEST(GrammarRoles, HeldoutWithoutTrainingCorpusNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("loco", "corpora = [\"a\"]\nheldout = [\"a\"]\n")), dir, 21,
+           "leaves no training corpus");
+}
+
+TEST(GrammarRoles, HeldoutOnlyOnLoco) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("joint", "corpora = [\"a\", \"b\"]\nheldout = [\"c\"]\n")), dir, 21,
+           "unknown key 'heldout'");
+}
+
+TEST(GrammarRoles, TargetAndTargetsTogetherNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("adapt", "source = \"a\"\ntarget = \"b\"\ntargets = [\"c\"]\nvariants = [\"none\"]\n")),
+           dir, 22, "either 'target'");
+}
+
+TEST(GrammarRoles, MissingTargetNamesExperiment) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("adapt", "source = [\"a\", \"b\"]\nvariants = [\"none\"]\n")), dir, 15,
+           "'target' (or 'targets");
+}
+
+TEST(GrammarRoles, TargetAmongSourcesNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("adapt", "source = [\"a\", \"b\"]\ntargets = [\"c\", \"b\"]\nvariants = [\"none\"]\n")),
+           dir, 21, "corpus 'b' is both a source and a target");
+}
+
+TEST(GrammarRoles, EmptySourceListNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("fewshot", "source = []\ntarget = \"c\"\nshots = [1]\n")), dir, 20,
+           "'source' must list at least one corpus");
+}
+
+TEST(GrammarRoles, SourceListedTwiceNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("fewshot", "source = [\"a\", \"a\"]\ntarget = \"c\"\nshots = [1]\n")), dir, 20,
+           "listed twice");
+}
+
+TEST(GrammarRoles, BadPoolNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("adapt", "source = [\"a\", \"b\"]\ntarget = \"c\"\npool = \"some\"\nvariants = [\"none\"]\n")),
+           dir, 22, "'pool' must be");
+  ExpectAt(LoadError(dir, Roles("adapt", "source = [\"a\", \"b\"]\ntarget = \"c\"\npool = [\"each\", \"each\"]\n"
+                                         "variants = [\"none\"]\n")),
+           dir, 22, "'pool' must be");
+}
+
+TEST(GrammarRoles, CrossCorpusCorporaAndSourceTogetherNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("cross_corpus", "corpora = [\"a\", \"b\"]\nsource = \"a\"\ntarget = \"c\"\n")), dir,
+           21, "either 'corpora'");
+}
+
+TEST(GrammarRoles, CrossCorpusPoolNeedsTheSourceForm) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("cross_corpus", "corpora = [\"a\", \"b\"]\npool = \"each\"\n")), dir, 21,
+           "belongs to the source form");
+}
+
+TEST(GrammarRoles, CrossCorpusTargetsOnlyTheSourceNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir, Roles("cross_corpus", "corpora = [\"a\"]\ntargets = [\"a\"]\n")), dir, 21,
+           "no target other than the source");
+}
+
+TEST(GrammarRoles, FewshotOnAWholeCorpusTargetNamesBothLines) {
+  TestDir dir;
+  Status s = LoadError(dir, Roles("fewshot", "source = \"a\"\ntarget = \"c\"\nshots = [1]\n",
+                                  "evaluate_on = \"whole\"\n"));
+  ExpectAt(s, dir, 22, "evaluated on the whole corpus");
+  EXPECT_NE(s.message().find("line 10"), std::string::npos) << "names the evaluate_on line: " << s.message();
+}
+
+TEST(GrammarRoles, TargetValOnAWholeCorpusTargetNamesLine) {
+  TestDir dir;
+  ExpectAt(LoadError(dir,
+                     Roles("adapt", "source = \"a\"\ntarget = \"c\"\nvariants = [\"none\"]\nselection = \"target_val\"\n",
+                           "evaluate_on = \"whole\"\n")),
+           dir, 24, "would select on test labels");
+}
+
+TEST(GrammarRoles, ValidRolesParseAndListEveryCorpus) {
+  TestDir dir;
+  auto p = LoadProtocol(dir.Write("p.toml", Roles("adapt", "source = [\"a\", \"b\"]\ntarget = \"c\"\n"
+                                                           "pool = [\"each\", \"all\"]\nvariants = [\"none\"]\n",
+                                                  "evaluate_on = \"test\"\n")));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(p->experiments.size(), 1u);
+  EXPECT_EQ(p->experiments[0].corpora, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(p->missing_inputs.size(), 3u);
+}
+
 }  // namespace
 }  // namespace emosweep::protocols

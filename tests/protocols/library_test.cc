@@ -27,8 +27,8 @@ std::vector<std::string> LibraryFiles() {
 TEST(Library, HasTheExpectedProtocols) {
   std::set<std::string> names;
   for (const auto& f : LibraryFiles()) names.insert(std::filesystem::path(f).filename().string());
-  for (const char* want : {"quickstart.toml", "real-corpora.toml", "glomer.toml", "cemobam.toml", "mer.toml",
-                           "multimodal-ser.toml"})
+  for (const char* want : {"quickstart.toml", "real-corpora.toml", "heldout-emovo.toml", "glomer.toml", "cemobam.toml",
+                           "mer.toml", "multimodal-ser.toml", "byo-model.toml"})
     EXPECT_TRUE(names.count(want)) << want;
 }
 
@@ -127,6 +127,53 @@ TEST(Library, RealCorporaExpandsOnRealMetadata) {
   EXPECT_EQ(testing::CountKind(*p, "finetune"), 12);
   EXPECT_EQ(testing::CountKind(*p, "adapt"), 9);
   EXPECT_EQ(p->jobs.size(), 63u);
+}
+
+// The held-out study: EMOVO is never trained on except by few-shot fine-tuning (on its train share), and
+// every job that tests on EMOVO tests on the same ids, disjoint from everything that trains or selects.
+TEST(Library, HeldoutEmovoKeepsEmovoTargetOnly) {
+  if (!std::filesystem::exists(std::string(EMOSWEEP_SHARED_DIR) + "/corpora/emodb/metadata.csv"))
+    GTEST_SKIP() << "needs " << EMOSWEEP_SHARED_DIR << "/corpora (the shared real data is not here)";
+  testing::TestDir dir;
+  for (const char* n : {"emodb", "ravdess", "emovo", "tess"}) testing::WriteStore(dir, CorpusFromMetadata(n));
+  LoadOptions o;
+  o.store_dir = dir.path();
+  auto p = LoadProtocol(std::string(EMOSWEEP_SOURCE_DIR) + "/protocols/library/heldout-emovo.toml", o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
+  // zero-shot: 4 training sets x 2 normalisations x 5 seeds (+ as many evals); adapt: 4 x 4 variants x 2 x 5;
+  // few-shot: 2 x 5 pre-trainings and 3 budgets x 2 x 5; grid: 3 lr x 2 x 5 on the pooled sources, plus
+  // leave-one-source-out validation jobs for its grid_lodo table (3 per main job, never on EMOVO).
+  EXPECT_EQ(testing::CountKind(*p, "supervised"), 40 + 40 + 30 + 90);
+  EXPECT_EQ(testing::CountKind(*p, "eval"), 40);
+  EXPECT_EQ(testing::CountKind(*p, "adapt"), 120);
+  EXPECT_EQ(testing::CountKind(*p, "pretrain"), 10);
+  EXPECT_EQ(testing::CountKind(*p, "finetune"), 30);
+  std::set<std::string> test_ids;
+  std::set<std::string> sources;
+  for (const auto& j : p->jobs) {
+    auto ids = [](const std::vector<jobs::DataRef>& refs, bool emovo) {
+      std::set<std::string> out;
+      for (const auto& r : refs)
+        if ((r.store.find("emovo.h5") != std::string::npos) == emovo) out.insert(r.ids.begin(), r.ids.end());
+      return out;
+    };
+    if (j.spec.kind != "finetune") EXPECT_TRUE(ids(j.spec.train, true).empty()) << "EMOVO trained on";
+    if (j.spec.selection != "target_val") EXPECT_TRUE(ids(j.spec.val, true).empty()) << "EMOVO selects";
+    if (!j.reportable) continue;
+    EXPECT_EQ(j.attrs.at("target"), "emovo");
+    sources.insert(j.attrs.at("source"));
+    std::set<std::string> test = ids(j.spec.eval.at("test"), true);
+    if (test_ids.empty()) test_ids = test;
+    EXPECT_EQ(test, test_ids) << j.attrs.at("experiment");
+    for (const auto* refs : {&j.spec.train, &j.spec.val, &j.spec.target_unlabeled})
+      for (const auto& id : ids(*refs, true)) EXPECT_FALSE(test.count(id)) << id;
+  }
+  EXPECT_EQ(sources, (std::set<std::string>{"emodb", "ravdess", "tess", "emodb+ravdess+tess"}));
+  int lodo = 0;
+  for (const auto& j : p->jobs) lodo += j.attrs.count("role") && j.attrs.at("role") == "lodo";
+  EXPECT_EQ(lodo, 90);
+  EXPECT_FALSE(test_ids.empty());
 }
 
 }  // namespace

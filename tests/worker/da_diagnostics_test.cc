@@ -79,8 +79,41 @@ TEST(DaDiagnostics, DevWeightsTheValidationRowsThatLookLikeTheTarget) {
   DevResult hard = DeepEmbeddedValidation(src, tgt, val, loss_t);
   DevResult easy = DeepEmbeddedValidation(src, tgt, val, 1.0 - loss_t);
   EXPECT_GT(hard.domain_acc, 0.75);
+  EXPECT_TRUE(hard.defined) << hard.undefined_reason;
+  EXPECT_GT(hard.ess, kDevMinEss);
   EXPECT_GT(hard.risk, 0.8);
   EXPECT_LT(easy.risk, 0.2);
+}
+
+TEST(DaDiagnostics, DevIsUndefinedWhenTheFeaturesSeparateTheDomains) {
+  // Target 12 standard deviations away: the held-out domain classifier is perfect, the source-validation rows
+  // get weights ~0 and carry no information about the target risk. DEV must say so, not return the (scaled)
+  // source-validation loss.
+  torch::manual_seed(4);
+  auto src = torch::randn({400, 2}, torch::kDouble);
+  auto tgt = torch::randn({400, 2}, torch::kDouble) + 12.0;
+  auto val = torch::randn({100, 2}, torch::kDouble);
+  auto loss = torch::rand({100}, torch::kDouble);
+  DevResult r = DeepEmbeddedValidation(src, tgt, val, loss);
+  EXPECT_FALSE(r.defined);
+  EXPECT_TRUE(std::isnan(r.risk));
+  EXPECT_LT(r.weight_mean, kDevMinWeightMean);
+  EXPECT_NEAR(r.domain_acc, 1.0, 1e-12);
+  EXPECT_NE(r.undefined_reason.find("separate the domains"), std::string::npos) << r.undefined_reason;
+}
+
+TEST(DaDiagnostics, DevIsUndefinedWhenAFewRowsCarryTheWeight) {
+  // Source N(0,1), target N(3,1): the 96 validation rows near the source mean get small weights and 4 rows at the
+  // target mean large ones; the mean weight is fine but the effective sample size is ~4 rows.
+  torch::manual_seed(5);
+  auto src = torch::randn({400, 1}, torch::kDouble);
+  auto tgt = torch::randn({400, 1}, torch::kDouble) + 3.0;
+  auto val = torch::cat({torch::full({96, 1}, -1.0, torch::kDouble), torch::full({4, 1}, 3.0, torch::kDouble)});
+  DevResult r = DeepEmbeddedValidation(src, tgt, val, torch::ones({100}, torch::kDouble));
+  EXPECT_GE(r.weight_mean, kDevMinWeightMean);
+  EXPECT_LT(r.ess, kDevMinEss);
+  EXPECT_FALSE(r.defined);
+  EXPECT_NE(r.undefined_reason.find("effective sample size"), std::string::npos) << r.undefined_reason;
 }
 
 }  // namespace

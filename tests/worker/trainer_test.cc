@@ -276,8 +276,11 @@ TEST_F(TrainerTest, DomainAdaptationJobRuns) {
 // The quick start's collapse (issue 19), rebuilt: DANN with the per-epoch Ganin schedule at lr 2e-3 on the
 // synthetic corpora (synth_a -> synth_b) overshoots, the discriminator wins and the target predictions collapse
 // onto one class while source validation stays at 0.9-1.0. For every seed whose source_val pick is collapsed,
-// `im` must pick an epoch that is not; snd is printed (it prefers a total collapse by construction) and so is
-// dev (the domains are separable here, DEV's weights vanish and it tracks the source-validation loss).
+// `im` must pick an epoch that is not. `dev`: the features separate the domains at every epoch (held-out domain
+// accuracy 1.0, mean importance weight ~1e-4), so DEV is undefined; the job must say so (warning dev_undefined)
+// and rank the epochs by im instead, not by the source-validation loss (which DEV degenerated to before: it
+// picked the collapsed epochs 7 and 3 of seeds 1 and 3). snd is printed (it prefers a total collapse by
+// construction, docs/trainer.md).
 TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
   data::SynthSpec ss;
   ss.seed = 7;
@@ -327,6 +330,13 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
                   rec.epoch, rec.val_metrics.value("ua", 0.0), d.value("target_max_share", 0.0),
                   d.value("disc_acc", 0.0), d.value("im", 0.0));
     }
+    for (const auto& rec : by["dev"].curve) {
+      const auto& d = rec.val_metrics["da"];
+      auto j = [&](const char* k) { return d.value(k, nlohmann::json()).dump(); };
+      std::printf("seed %d e%d dev %s defined %s weight_mean %s ess %s domain_acc %s l2 %s\n", static_cast<int>(seed),
+                  rec.epoch, j("dev").c_str(), j("dev_defined").c_str(), j("dev_weight_mean").c_str(),
+                  j("dev_ess").c_str(), j("dev_domain_acc").c_str(), j("dev_l2").c_str());
+    }
     for (const auto& [sel, r] : by)
       std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f\n", static_cast<int>(seed),
                   sel.c_str(), r.selected_epoch, share_at(r, r.selected_epoch), r.evals.at("test").metrics["ua"].get<double>());
@@ -342,6 +352,13 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
     EXPECT_LE(share_at(im, im.selected_epoch), 0.9) << "seed " << seed;
     EXPECT_FALSE(im.info.contains("warnings")) << im.info.dump();
     EXPECT_GT(im.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>() + 0.1);
+    const JobResult& dev = by["dev"];
+    EXPECT_LE(share_at(dev, dev.selected_epoch), 0.9) << "seed " << seed;
+    ASSERT_TRUE(dev.info.contains("warnings")) << dev.info.dump();
+    EXPECT_EQ(dev.info["warnings"][0]["code"], "dev_undefined");
+    EXPECT_EQ(dev.info["da_selected"]["dev_defined"], false);
+    EXPECT_LT(dev.info["da_selected"]["dev_weight_mean"].get<double>(), 0.1);
+    EXPECT_EQ(dev.selected_epoch, im.selected_epoch) << "undefined DEV everywhere: ranked by im";
   }
   EXPECT_GE(separated, 1) << "no seed reproduced the collapse under source_val: the case no longer separates";
 }
@@ -617,6 +634,95 @@ TEST(Checkpoint, RoundTripAndCorruption) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("absent.ckpt"), std::string::npos);
   fs::remove_all(dir);
+}
+
+// Issue 19's done-when on a case where DEV is defined: the domains overlap. The source has a region B (every
+// 5th row, audio shifted by 2) where the target lives, and 90% of B's *training* labels say "anger" (a biased
+// annotator; validation labels are clean). As the model fits them, the target predictions collapse onto anger
+// while source validation (80% region A) stays high. For every seed whose source_val pick is collapsed (one
+// class > 90% of the unlabeled target), dev, with DEV defined at its pick (the B rows of the source validation
+// carry the target's importance weight), and im must pick an epoch that is not collapsed.
+TEST_F(TrainerTest, DevAndImAvoidTheCollapsedEpochWhereTheDomainsOverlap) {
+  const int bm = 5;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  auto make = [&](const std::string& name, bool all_b, bool biased) {
+    data::Corpus c;
+    c.name = name;
+    c.label_set = {"anger", "happiness", "sadness"};
+    data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
+    for (int k = 0; k < 3; ++k)
+      for (int i = 0; i < 100; ++i) {
+        const bool b = all_b || i % bm == 0;
+        data::Utterance u;
+        u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
+        u.speaker = "s" + std::to_string(i % 4);
+        const int lab = biased && b && i < 70 && (i / bm) % 10 < 9 ? 0 : k;
+        u.label = u.original_label = c.label_set[lab];
+        c.utterances.push_back(u);
+        for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.0f : 0.f) + (b ? 2.0 : 0.0) + noise(rng));
+        for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 0.7f : 0.f) + noise(rng));
+      }
+    c.features = {audio, text};
+    return c;
+  };
+  data::Corpus src = make("src", false, true), tgt = make("tgt", true, false);
+  const std::string spath = (dir_ / "src.h5").string(), tpath = (dir_ / "tgt.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(spath, src).ok());
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, tgt).ok());
+  auto ids = [](const data::Corpus& c, int from, int to) {
+    std::vector<std::string> out;
+    for (int k = 0; k < 3; ++k)
+      for (int i = from; i < to; ++i) out.push_back(c.utterances[k * 100 + i].id);
+    return out;
+  };
+  auto share_at = [](const JobResult& r, int epoch) {
+    for (const auto& rec : r.curve)
+      if (rec.epoch == epoch) return rec.val_metrics["da"]["target_max_share"].get<double>();
+    return -1.0;
+  };
+  int separated = 0;
+  for (uint64_t seed : {1, 2, 3, 4, 5}) {
+    std::map<std::string, JobResult> by;
+    for (const char* sel : {"source_val", "dev", "im"}) {
+      JobSpec s;
+      s.kind = "supervised";
+      s.features = {{"audio", "a"}, {"text", "t"}};
+      s.labels = {"anger", "happiness", "sadness"};
+      s.train = {{spath, "", ids(src, 0, 70)}};
+      s.val = {{spath, "", ids(src, 70, 100)}};
+      s.target_unlabeled = {{tpath, "", ids(tgt, 0, 50)}};
+      s.eval["test"] = {{tpath, "", ids(tgt, 50, 100)}};
+      s.model = {{"name", "concat_mlp"}, {"hidden_dims", {128}}, {"dropout", 0.0}};
+      s.train_config = {{"lr", 1e-2}, {"batch_size", 16}, {"epochs", 30}, {"weight_decay", 0.0}};
+      s.selection = sel;
+      s.seed = seed;
+      s.id = s.ComputeId();
+      auto r = RunJob(s, JobContext{});
+      ASSERT_TRUE(r.ok()) << sel << ": " << r.status().ToString();
+      by[sel] = *r;
+    }
+    for (const auto& [sel, r] : by) {
+      const auto& d = r.info["da_selected"];
+      std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f dev %s weight_mean %s ess %s\n",
+                  static_cast<int>(seed), sel.c_str(), r.selected_epoch, share_at(r, r.selected_epoch),
+                  r.evals.at("test").metrics["ua"].get<double>(), d.value("dev", nlohmann::json()).dump().c_str(),
+                  d.value("dev_weight_mean", nlohmann::json()).dump().c_str(),
+                  d.value("dev_ess", nlohmann::json()).dump().c_str());
+    }
+    const JobResult &sv = by["source_val"], &dev = by["dev"], &im = by["im"];
+    if (share_at(sv, sv.selected_epoch) <= 0.9) continue;
+    ++separated;
+    EXPECT_EQ(sv.info["warnings"][0]["code"], "target_collapse") << "seed " << seed;
+    // DEV is defined where dev selects (the importance weights are usable), and its pick is not collapsed.
+    EXPECT_EQ(dev.info["da_selected"]["dev_defined"], true) << "seed " << seed;
+    EXPECT_GT(dev.info["da_selected"]["dev_weight_mean"].get<double>(), 0.5) << "seed " << seed;
+    EXPECT_FALSE(dev.info.contains("warnings")) << dev.info.dump();
+    EXPECT_LE(share_at(dev, dev.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_LE(share_at(im, im.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_GT(dev.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>());
+  }
+  EXPECT_GE(separated, 2) << "source_val no longer picks a collapsed epoch: the case no longer separates";
 }
 
 }  // namespace

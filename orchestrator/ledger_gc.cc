@@ -1,0 +1,158 @@
+// orchestrator/ledger_gc.cc: `ledger gc` and `ledger vacuum` (issue 15): what a
+// ledger may drop once protocols change, and giving the space back.
+//
+// gc keeps everything a kept protocol references (its jobs, whatever their status,
+// with all their results) and every done job's scalar results (metrics, eval
+// details, curves, provenance: small, and what old tables were made from). It drops
+//  - jobs no kept protocol references that are not done (pending, failed, blocked:
+//    attempts of protocols that changed), with their rows (foreign-key cascade) and
+//    their sweep links;
+//  - the per-utterance predictions of jobs no kept protocol references (the bulk
+//    of a ledger: one row per test utterance per job);
+//  - result rows of superseded attempts: a job sent back to pending (lost
+//    checkpoint) keeps its old rows until it completes again; and rows of no job
+//    (a job row deleted by hand).
+// Applying runs in one IMMEDIATE transaction (a concurrent sweep waits on SQLite's
+// lock, never sees half of it) and refuses while any sweep or job is running, so a
+// live sweep never loses a job it is about to claim; then VACUUM gives the space
+// back to the file system.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "orchestrator/ledger.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+constexpr const char* kResultTables[] = {"metrics", "eval_details", "curves", "predictions", "provenance"};
+constexpr size_t kListed = 10;  // dropped job ids named in the report
+
+Result<int64_t> Scalar(Db* db, const std::string& sql) {
+  Stmt st(db, sql);
+  ES_RETURN_IF_ERROR(st.status());
+  ES_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row && !st.IsNull(0) ? st.Int(0) : 0;
+}
+
+}  // namespace
+
+int64_t Ledger::FileBytes() const {
+  int64_t n = 0;
+  for (const std::string& f : {db_.path(), db_.path() + "-wal"}) {
+    struct stat sb;
+    if (::stat(f.c_str(), &sb) == 0) n += static_cast<int64_t>(sb.st_size);
+  }
+  return n;
+}
+
+Status Ledger::RefuseWhileRunningLocked(const std::string& what) {
+  ES_ASSIGN_OR_RETURN(int64_t sweeps, Scalar(&db_, "SELECT count(*) FROM sweeps WHERE status = 'running'"));
+  ES_ASSIGN_OR_RETURN(int64_t jobs, Scalar(&db_, "SELECT count(*) FROM jobs WHERE status = 'running'"));
+  if (sweeps == 0 && jobs == 0) return Status::Ok();
+  return Status::FailedPrecondition(db_.path() + ": " + std::to_string(sweeps) + " sweep(s) and " +
+                                    std::to_string(jobs) + " job(s) are running on this ledger; " + what +
+                                    " waits until they have finished (see 'emosweep ledger status')");
+}
+
+Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bool apply) {
+  if (apply && options_.read_only) return Status::FailedPrecondition(path() + ": opened read-only, cannot drop rows");
+  if (apply) ES_RETURN_IF_ERROR(MarkDeadSweeps(600).status());
+  std::lock_guard<std::mutex> lock(mu_);
+  GcReport r;
+  r.file_bytes_before = FileBytes();
+  // Applying: the write lock from the first read on, so what is counted is what is dropped.
+  ES_RETURN_IF_ERROR(db_.Exec(apply ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"));
+  auto body = [&]() -> Status {
+    if (apply) ES_RETURN_IF_ERROR(RefuseWhileRunningLocked("gc"));
+    const std::unordered_set<std::string> kept(keep.begin(), keep.end());
+    std::vector<int64_t> done_rows;
+    {
+      Stmt st(&db_, "SELECT rowid FROM jobs WHERE status = 'done'");
+      ES_RETURN_IF_ERROR(st.status());
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        done_rows.push_back(st.Int(0));
+      }
+      std::sort(done_rows.begin(), done_rows.end());
+    }
+    std::vector<std::string> drop_jobs, drop_predictions;
+    {
+      Stmt st(&db_, "SELECT rowid, id FROM jobs");
+      ES_RETURN_IF_ERROR(st.status());
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        std::string id = st.Text(1);
+        if (kept.count(id)) continue;
+        ++r.unreferenced_jobs;
+        if (std::binary_search(done_rows.begin(), done_rows.end(), st.Int(0)))
+          drop_predictions.push_back(std::move(id));
+        else
+          drop_jobs.push_back(std::move(id));
+      }
+    }
+    std::sort(drop_jobs.begin(), drop_jobs.end());
+    r.dropped_jobs = static_cast<int64_t>(drop_jobs.size());
+    r.dropped_prediction_jobs = static_cast<int64_t>(drop_predictions.size());
+    r.dropped_job_ids.assign(drop_jobs.begin(), drop_jobs.begin() + std::min(kListed, drop_jobs.size()));
+    // Sizes before anything is dropped (payload bytes; SQLite's own overhead comes on top).
+    ES_RETURN_IF_ERROR(ForChunks(&db_, drop_jobs,
+                                 "SELECT sum(length(config_json) + length(attrs_json) + length(deps_json) + "
+                                 "ifnull(length(info_json), 0) + 128) FROM jobs WHERE id",
+                                 "", [&](Stmt& st) { r.bytes += st.Int(0); }));
+    ES_RETURN_IF_ERROR(ForChunks(&db_, drop_predictions,
+                                 "SELECT count(*), sum(length(utt_id) + ifnull(length(probs), 0) + 24) "
+                                 "FROM predictions WHERE job_id",
+                                 "", [&](Stmt& st) {
+                                   r.prediction_rows += st.Int(0);
+                                   r.bytes += st.Int(1);
+                                 }));
+    // Rows of a job that is not done (any more) or of no job at all; a dropped job's
+    // rows are among them (they go with it).
+    for (const char* t : kResultTables) {
+      const std::string where = std::string(" FROM ") + t + " WHERE job_id NOT IN (SELECT id FROM jobs WHERE status = 'done')";
+      ES_ASSIGN_OR_RETURN(int64_t n, Scalar(&db_, "SELECT count(*)" + where));
+      r.stale_result_rows += n;
+      r.bytes += 48 * n;
+    }
+    if (!apply) return Status::Ok();
+    ES_RETURN_IF_ERROR(ForChunks(&db_, drop_jobs, "DELETE FROM jobs WHERE id", "", [](Stmt&) {}));
+    ES_RETURN_IF_ERROR(ForChunks(&db_, drop_predictions, "DELETE FROM predictions WHERE job_id", "", [](Stmt&) {}));
+    for (const char* t : kResultTables)
+      ES_RETURN_IF_ERROR(
+          db_.Exec(std::string("DELETE FROM ") + t + " WHERE job_id NOT IN (SELECT id FROM jobs WHERE status = 'done')"));
+    return db_.Exec("DELETE FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)");
+  };
+  Status st = body();
+  if (!st.ok()) {
+    (void)db_.Exec("ROLLBACK");
+    return st;
+  }
+  ES_RETURN_IF_ERROR(db_.Exec("COMMIT"));
+  if (apply) {
+    ES_RETURN_IF_ERROR(db_.Exec("VACUUM"));
+    (void)db_.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    r.applied = true;
+    r.file_bytes_after = FileBytes();
+    r.bytes = std::max<int64_t>(0, r.file_bytes_before - r.file_bytes_after);
+  }
+  return r;
+}
+
+Result<std::pair<int64_t, int64_t>> Ledger::Vacuum() {
+  if (options_.read_only) return Status::FailedPrecondition(path() + ": opened read-only, cannot vacuum");
+  ES_RETURN_IF_ERROR(MarkDeadSweeps(600).status());
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t before = FileBytes();
+  // VACUUM holds the write lock for as long as it copies the file: a live sweep would
+  // stall on it (and past its busy timeout, fail), so wait until none is running.
+  ES_RETURN_IF_ERROR(RefuseWhileRunningLocked("vacuum"));
+  ES_RETURN_IF_ERROR(db_.Exec("VACUUM"));
+  (void)db_.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return std::make_pair(before, FileBytes());
+}
+
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,63 @@
+// The caption of a table names the transductive steps of its jobs (issue 14
+// item 6; orchestrator/caption_notes.h), with where they are taken.
+#include <gtest/gtest.h>
+
+#include "orchestrator/caption_notes.h"
+#include "orchestrator/tables.h"
+#include "protocols/transductive.h"
+#include "tests/orchestrator/fake_jobs.h"
+#include "tests/orchestrator/hand_ledger.h"
+
+namespace emosweep::orchestrator {
+namespace {
+
+TEST(TablesCaption, NamesTransductiveStepsAndTheirRows) {
+  auto h = testing::MakeHandLedger(testing::TestDir() + "/l.db");
+  const auto& spec = h.protocol.tables[0];
+  auto plain = BuildTable(h.protocol, spec, h.ledger.get());
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->caption.find("Transductive"), std::string::npos) << "no job takes a transductive step";
+  // The row "good" standardises by each corpus's own statistics.
+  for (auto& j : h.protocol.jobs)
+    if (j.attrs.count(spec.rows) && j.attrs.at(spec.rows) == "good")
+      j.attrs[protocols::kTransductiveAttr] = "feature_norm=corpus";
+  auto t = BuildTable(h.protocol, spec, h.ledger.get());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_NE(t->caption.find("Transductive steps"), std::string::npos) << t->caption;
+  EXPECT_NE(t->caption.find("inductive: feature_norm = \"train\"), in row good."), std::string::npos) << t->caption;
+}
+
+TEST(TransductiveNote, NamesStepsWhereTheyAreTakenAndTheInductiveAlternative) {
+  auto job = [](const std::string& row, const std::string& col, const std::string& steps) {
+    protocols::PlannedJob j;
+    j.attrs["variant"] = row;
+    j.attrs["train.feature_norm"] = col;
+    if (!steps.empty()) j.attrs[protocols::kTransductiveAttr] = steps;
+    return j;
+  };
+  auto note = [](const std::vector<protocols::PlannedJob>& jobs) {
+    std::vector<const protocols::PlannedJob*> ptrs;
+    for (const auto& j : jobs) ptrs.push_back(&j);
+    return TransductiveNote(ptrs, "variant", "train.feature_norm");
+  };
+  // Per-corpus standardisation in one column, adaptation in two rows (both columns).
+  std::string n = note({job("none", "train", ""), job("none", "corpus", "feature_norm=corpus"),
+                        job("dann_ganin", "train", "adapt"), job("dann_ganin", "corpus", "feature_norm=corpus,adapt"),
+                        job("coral_deep", "train", "adapt"), job("coral_deep", "corpus", "feature_norm=corpus,adapt")});
+  EXPECT_NE(n.find("(feature_norm = \"corpus\"; inductive: feature_norm = \"train\"), in column corpus;"),
+            std::string::npos)
+      << n;
+  EXPECT_NE(n.find("domain adaptation on the target's unlabeled utterances (inductive: variant \"none\"), in rows "
+                   "dann_ganin, coral_deep."),
+            std::string::npos)
+      << n;
+  // Everywhere; and scattered cells named one by one.
+  EXPECT_NE(note({job("a", "x", "adapt"), job("b", "x", "adapt")}).find("in every cell"), std::string::npos);
+  std::string cells = note({job("a", "x", "adapt"), job("a", "y", ""), job("b", "x", ""), job("b", "y", "adapt")});
+  EXPECT_NE(cells.find("in cells a / x, b / y"), std::string::npos) << cells;
+  // A table without any transductive job gets no sentence.
+  EXPECT_EQ(note({job("none", "train", "")}), "");
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator

@@ -1,0 +1,419 @@
+// tests/protocols/roles_test.cc: corpus roles (loco `heldout`, `targets`,
+// list sources with `pool`), one evaluation set per target across kinds
+// (`[corpora.x] evaluate_on`), and the transductive steps recorded per job and
+// (issue 14 items 1, 2, 3, 6; the caption sentence: tests/orchestrator/
+// transductive_caption_test.cc). Real HDF5 stores.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "protocols/expand.h"
+#include "protocols/transductive.h"
+#include "tests/protocols/protocol_test_util.h"
+
+namespace emosweep::protocols {
+namespace {
+
+using testing::CountKind;
+using testing::MakeCorpus;
+using testing::MustLoad;
+using testing::TestDir;
+using testing::WriteStore;
+
+// Corpora a, b, c (6 speakers each) and "solo" (one speaker: no speaker split
+// exists, so it can only be evaluated whole). `solo_keys` go into [corpora.solo].
+std::string Header(const std::string& solo_keys = "", const std::string& c_keys = "") {
+  return R"(version = 1
+name = "roles"
+[corpora.a]
+store = "a.h5"
+[corpora.b]
+store = "b.h5"
+[corpora.c]
+store = "c.h5"
+)" + c_keys + R"([corpora.solo]
+store = "solo.h5"
+)" + solo_keys + R"([defaults]
+labels = "core4"
+features = {audio = "feat"}
+seeds = [1, 2]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 3}
+)";
+}
+
+class Roles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* n : {"a", "b", "c"}) WriteStore(dir_, MakeCorpus(n));
+    WriteStore(dir_, MakeCorpus("solo", 1));
+  }
+  Protocol Load(const std::string& experiments, const std::string& header = Header()) {
+    return MustLoad(dir_.Write("p.toml", header + experiments));
+  }
+  Status LoadError(const std::string& experiments, const std::string& header = Header()) {
+    auto p = LoadProtocol(dir_.Write("p.toml", header + experiments));
+    EXPECT_FALSE(p.ok());
+    return p.ok() ? Status::Ok() : p.status();
+  }
+  static std::set<std::string> Stores(const std::vector<jobs::DataRef>& refs) {
+    std::set<std::string> out;
+    for (const auto& r : refs) out.insert(r.store.substr(r.store.rfind('/') + 1));
+    return out;
+  }
+  static std::set<std::string> Ids(const std::vector<jobs::DataRef>& refs) {
+    std::set<std::string> out;
+    for (const auto& r : refs) out.insert(r.ids.begin(), r.ids.end());
+    return out;
+  }
+  static const std::string& Attr(const PlannedJob& j, const std::string& k) {
+    static const std::string kNone;
+    auto it = j.attrs.find(k);
+    return it == j.attrs.end() ? kNone : it->second;
+  }
+  TestDir dir_;
+};
+
+TEST_F(Roles, LocoHeldoutOnlyCorpusIsNeverTrainedOnAndNeedsNoSplit) {
+  Protocol p = Load(R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+heldout = ["solo", "a"]
+models = ["concat_mlp"]
+)");
+  ASSERT_EQ(p.jobs.size(), 4u);  // 2 held-out corpora x 2 seeds
+  std::map<std::string, int> per_held;
+  for (const auto& j : p.jobs) {
+    const std::string& held = Attr(j, "heldout");
+    ++per_held[held];
+    EXPECT_EQ(Attr(j, "target"), held);
+    EXPECT_EQ(Attr(j, "corpus"), held);
+    for (const auto& r : j.spec.train) EXPECT_EQ(r.store.find("solo.h5"), std::string::npos) << "solo trained on";
+    if (held == "solo") {
+      EXPECT_EQ(Stores(j.spec.train), (std::set<std::string>{"a.h5", "b.h5", "c.h5"}));
+      EXPECT_EQ(Attr(j, "source"), "a+b+c");
+      EXPECT_EQ(Ids(j.spec.eval.at("test")).size(), 4u * 3) << "the whole one-speaker corpus (core4)";
+    } else {
+      EXPECT_EQ(Stores(j.spec.train), (std::set<std::string>{"b.h5", "c.h5"}));
+      EXPECT_EQ(Attr(j, "source"), "b+c");
+    }
+  }
+  EXPECT_EQ(per_held, (std::map<std::string, int>{{"a", 2}, {"solo", 2}}));
+}
+
+TEST_F(Roles, LocoDefaultHeldoutKeepsIdentities) {
+  const std::string exp = R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+)";
+  Protocol before = Load(exp);
+  Protocol explicit_all = Load(exp + "heldout = [\"a\", \"b\", \"c\"]\n");
+  // evaluate_on = "whole" is LOCO's default: writing it changes no identity either.
+  Protocol whole = Load(exp, Header("", "evaluate_on = \"whole\"\n"));
+  ASSERT_EQ(before.jobs.size(), 6u);
+  ASSERT_EQ(explicit_all.jobs.size(), 6u);
+  ASSERT_EQ(whole.jobs.size(), 6u);
+  for (size_t i = 0; i < before.jobs.size(); ++i) {
+    EXPECT_EQ(before.jobs[i].spec.id, explicit_all.jobs[i].spec.id);
+    EXPECT_EQ(before.jobs[i].spec.id, whole.jobs[i].spec.id);
+  }
+}
+
+TEST_F(Roles, TestShareDefaultKeepsIdentitiesOfTransferKinds) {
+  const std::string exp = R"([[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "c"
+variants = ["none", "coral_deep"]
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "fs"
+kind = "fewshot"
+source = "a"
+target = "c"
+shots = [1]
+models = ["concat_mlp"]
+)";
+  Protocol before = Load(exp);
+  Protocol test = Load(exp, Header("", "evaluate_on = \"test\"\n"));
+  ASSERT_FALSE(before.jobs.empty());
+  ASSERT_EQ(before.jobs.size(), test.jobs.size());
+  for (size_t i = 0; i < before.jobs.size(); ++i) EXPECT_EQ(before.jobs[i].spec.id, test.jobs[i].spec.id);
+}
+
+TEST_F(Roles, CrossCorpusTargetsRestrictTheMatrix) {
+  Protocol p = Load(R"([[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b"]
+targets = ["solo"]
+models = ["concat_mlp"]
+seeds = [1]
+)",
+                    Header("evaluate_on = \"whole\"\n"));
+  EXPECT_EQ(CountKind(p, "supervised"), 2);
+  EXPECT_EQ(CountKind(p, "eval"), 2) << "a->solo and b->solo only (no a->b, no b->a)";
+  for (const auto& j : p.jobs)
+    if (j.spec.kind == "eval") {
+      EXPECT_EQ(Attr(j, "target"), "solo");
+      EXPECT_EQ(Ids(j.spec.eval.at("test")).size(), 12u);
+    }
+}
+
+TEST_F(Roles, CrossCorpusSourceFormPerSourceAndPooled) {
+  Protocol p = Load(R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = ["a", "b", "c"]
+pool = ["each", "all"]
+target = "solo"
+models = ["concat_mlp"]
+seeds = [1]
+)",
+                    Header("evaluate_on = \"whole\"\n"));
+  // 4 training sets (a, b, c, a+b+c), each with one eval job on solo.
+  EXPECT_EQ(CountKind(p, "supervised"), 4);
+  EXPECT_EQ(CountKind(p, "eval"), 4);
+  std::set<std::string> sources;
+  for (const auto& j : p.jobs) {
+    if (j.spec.kind == "supervised") {
+      EXPECT_FALSE(j.reportable) << "a training job's own test is not a zero-shot cell";
+      EXPECT_EQ(Attr(j, "role"), "source");
+      EXPECT_TRUE(j.spec.keep_checkpoint);
+      if (Attr(j, "source") == "a+b+c") {
+        EXPECT_EQ(Stores(j.spec.train), (std::set<std::string>{"a.h5", "b.h5", "c.h5"}));
+        EXPECT_EQ(j.spec.val.size(), 3u);
+      } else {
+        EXPECT_EQ(j.spec.train.size(), 1u);
+      }
+    } else {
+      EXPECT_TRUE(j.reportable);
+      EXPECT_EQ(Attr(j, "target"), "solo");
+      sources.insert(Attr(j, "source"));
+    }
+  }
+  EXPECT_EQ(sources, (std::set<std::string>{"a", "b", "c", "a+b+c"}));
+}
+
+TEST_F(Roles, AdaptFromPooledSourcesPerTarget) {
+  Protocol p = Load(R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = ["a", "b"]
+targets = ["c"]
+variants = ["dann_ganin", "mmd_rbf", "coral_deep", "none"]
+models = ["concat_mlp"]
+seeds = [1]
+)");
+  ASSERT_EQ(p.jobs.size(), 4u);
+  for (const auto& j : p.jobs) {
+    EXPECT_EQ(Attr(j, "source"), "a+b");
+    EXPECT_EQ(Attr(j, "target"), "c");
+    EXPECT_EQ(Stores(j.spec.train), (std::set<std::string>{"a.h5", "b.h5"})) << "pooled source batches";
+    EXPECT_EQ(Stores(j.spec.val), (std::set<std::string>{"a.h5", "b.h5"}));
+    EXPECT_EQ(Stores(j.spec.target_unlabeled), (std::set<std::string>{"c.h5"}));
+  }
+}
+
+TEST_F(Roles, AdaptPoolEachAndAllMakesOneJobSetPerTrainingSet) {
+  Protocol p = Load(R"([[experiment]]
+name = "da"
+kind = "adapt"
+source = ["a", "b"]
+pool = ["each", "all"]
+target = "c"
+variants = ["dann_ganin"]
+models = ["concat_mlp"]
+seeds = [1]
+)");
+  std::multiset<std::string> sources;
+  for (const auto& j : p.jobs) sources.insert(Attr(j, "source"));
+  EXPECT_EQ(sources, (std::multiset<std::string>{"a", "b", "a+b"}));
+}
+
+// The acceptance check of item 3: with evaluate_on = "test", zero-shot (loco and cross_corpus), fine-tuning,
+// few-shot and adaptation are all tested on the same ids, and neither few-shot budgets nor the unlabeled
+// adaptation data touch them.
+TEST_F(Roles, EvaluateOnTestIsOneTestSetAcrossKindsWithoutLeakage) {
+  Protocol p = Load(R"([[experiment]]
+name = "loco"
+kind = "loco"
+corpora = ["a", "b"]
+heldout = ["c"]
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = ["a", "b"]
+pool = ["each", "all"]
+target = "c"
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "ft"
+kind = "finetune"
+source = ["a", "b"]
+target = "c"
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "fs"
+kind = "fewshot"
+source = ["a", "b"]
+target = "c"
+budgets = ["50%", "100%"]
+shots = [1]
+selection = "target_val"
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "da"
+kind = "adapt"
+source = ["a", "b"]
+target = "c"
+variants = ["dann_ganin", "none"]
+models = ["concat_mlp"]
+)",
+                    Header("", "evaluate_on = \"test\"\n"));
+  std::set<std::string> test_ids;
+  std::set<std::string> kinds;
+  int checked = 0;
+  for (const auto& j : p.jobs) {
+    if (!j.reportable || Attr(j, "target") != "c") continue;
+    std::set<std::string> test = Ids(j.spec.eval.at("test"));
+    if (test_ids.empty()) test_ids = test;
+    EXPECT_EQ(test, test_ids) << "experiment " << Attr(j, "experiment");
+    kinds.insert(Attr(j, "kind"));
+    for (const auto* refs : {&j.spec.train, &j.spec.target_unlabeled, &j.spec.val})
+      for (const auto& id : Ids(*refs)) EXPECT_FALSE(test.count(id)) << id << " of a test set trains or selects";
+    ++checked;
+  }
+  EXPECT_EQ(kinds, (std::set<std::string>{"loco", "cross_corpus", "finetune", "fewshot", "adapt"}));
+  EXPECT_EQ(checked, 2 + 6 + 2 + 6 + 4);  // loco, zero-shot (3 training sets), finetune, fewshot, adapt; x 2 seeds
+  EXPECT_LT(test_ids.size(), 6u * 4 * 3) << "the test share, not the whole corpus";
+  EXPECT_FALSE(test_ids.empty());
+}
+
+TEST_F(Roles, EvaluateOnWholeIsUsedByZeroShotAndAdaptation) {
+  Protocol p = Load(R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "solo"
+models = ["concat_mlp"]
+
+[[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "solo"
+variants = ["coral_deep"]
+models = ["concat_mlp"]
+)",
+                    Header("evaluate_on = \"whole\"\n"));
+  int evaluated = 0;
+  for (const auto& j : p.jobs) {
+    if (Attr(j, "target") != "solo") continue;
+    EXPECT_EQ(Ids(j.spec.eval.at("test")).size(), 12u);
+    if (j.spec.kind == "adapt") {
+      EXPECT_EQ(Ids(j.spec.target_unlabeled), Ids(j.spec.eval.at("test"))) << "transductive UDA on the whole target";
+    }
+    ++evaluated;
+  }
+  EXPECT_EQ(evaluated, 4);
+}
+
+TEST_F(Roles, TargetOnlyCorpusEvaluatedOnItsTestShareNeedsASplit) {
+  Status s = LoadError(R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "solo"
+models = ["concat_mlp"]
+)",
+                       Header("evaluate_on = \"test\"\n"));
+  EXPECT_NE(s.message().find("solo"), std::string::npos) << s.message();
+}
+
+TEST_F(Roles, TransductiveStepsAreRecordedPerJob) {
+  Protocol p = Load(R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "c"
+models = ["concat_mlp"]
+grid = {"train.feature_norm" = ["train", "corpus"]}
+seeds = [1]
+
+[[experiment]]
+name = "da"
+kind = "adapt"
+source = "a"
+target = "c"
+variants = ["dann_ganin", "none"]
+models = ["concat_mlp"]
+train = {feature_norm = "train"}
+seeds = [1]
+
+[[experiment]]
+name = "da_im"
+kind = "adapt"
+source = "a"
+target = "c"
+variants = ["none"]
+selection = "im"
+models = ["concat_mlp"]
+seeds = [1]
+)");
+  int seen = 0;
+  for (const auto& j : p.jobs) {
+    const std::string& steps = Attr(j, kTransductiveAttr);
+    if (Attr(j, "experiment") == "zs") {
+      EXPECT_EQ(steps, Attr(j, "train.feature_norm") == "corpus" ? "feature_norm=corpus" : "");
+    } else if (Attr(j, "experiment") == "da") {
+      EXPECT_EQ(steps, Attr(j, "variant") == "none" ? "" : "adapt") << Attr(j, "variant");
+    } else {
+      EXPECT_EQ(steps, "selection=im");
+    }
+    ++seen;
+  }
+  EXPECT_EQ(seen, 7);
+}
+
+TEST_F(Roles, IdfFittedOnTheEvaluatedCorpusIsTransductive) {
+  data::Corpus c = MakeCorpus("c");
+  c.features[1].provenance = {{"extractor", "emosweep.tfidf"}, {"extractor_version", 1}};
+  WriteStore(dir_, c);
+  const std::string exp = R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "c"
+models = ["concat_mlp"]
+seeds = [1]
+features = )";
+  for (const char* features : {"{text = \"txt\"}", "{audio = \"feat\"}"}) {
+    Protocol p = Load(exp + features + "\n");
+    for (const auto& j : p.jobs)
+      if (j.spec.kind == "eval")
+        EXPECT_EQ(Attr(j, kTransductiveAttr), std::string(features).find("txt") != std::string::npos ? "idf" : "")
+            << features;
+  }
+}
+
+}  // namespace
+}  // namespace emosweep::protocols
