@@ -125,7 +125,8 @@ std::map<std::string, Outcome>& Outcomes() {
   return outcomes;
 }
 
-// Seconds the child may take: $EMOSWEEP_STORE_CHECK_TIMEOUT, else 10 s + 1 s per 50 MB.
+// Seconds the child may take: $EMOSWEEP_STORE_CHECK_TIMEOUT, else 30 s + 1 s per 10 MB (a network
+// file system reading 10 MB/s still passes: a false "damaged" would stop a sweep).
 // 0 means: no child.
 double CheckTimeoutSeconds(const std::string& path) {
   if (const char* env = std::getenv("EMOSWEEP_STORE_CHECK_TIMEOUT"); env && *env) {
@@ -135,7 +136,7 @@ double CheckTimeoutSeconds(const std::string& path) {
   }
   struct stat st {};
   const double mb = ::stat(path.c_str(), &st) == 0 ? static_cast<double>(st.st_size) / (1024.0 * 1024.0) : 0;
-  return 10.0 + mb / 50.0;
+  return 30.0 + mb / 10.0;
 }
 
 std::string SecondsText(double s) {
@@ -239,7 +240,8 @@ Outcome RunChildLocked(const std::string& path, double timeout_s) {
   }
   if (timed_out) {
     o.survived = Status::Corruption(damaged + "did not finish within " + SecondsText(timeout_s) +
-                                    " s while reading it (checked in a child process, killed)");
+                                    " s while reading it (checked in a child process, killed; on a slow disk, raise "
+                                    "EMOSWEEP_STORE_CHECK_TIMEOUT)");
     return o;
   }
   size_t a = got.find('\n');

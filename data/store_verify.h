@@ -26,7 +26,7 @@
 // feature set with its frames, recomputing the content hash) and reports the
 // result through a pipe, then _exit()s. A child killed by a signal, one that
 // exits without a result, or one still running after the time limit (killed;
-// 10 s + 1 s per 50 MB of file, or $EMOSWEEP_STORE_CHECK_TIMEOUT seconds) makes
+// 30 s + 1 s per 10 MB of file, or $EMOSWEEP_STORE_CHECK_TIMEOUT seconds) makes
 // the read fail with Corruption "<path>: damaged HDF5 file: libhdf5 crashed
 // (SIGSEGV) while reading it" / "... did not finish within N s ...". Only
 // after the child came back does this process open the file itself.
