@@ -87,6 +87,7 @@ nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
                       {"experiment", t.experiment},
                       {"experiments", t.experiments.empty() ? std::vector<std::string>{t.experiment} : t.experiments},
                       {"grid_selection", t.grid_selection},
+                      {"grid_selection_by", t.grid_selection_by},
                       {"rows", t.rows},
                       {"columns", t.columns},
                       {"metrics", t.metrics},
@@ -145,6 +146,7 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
       for (const auto& e : t.experiments) from += (from.empty() ? "" : "+") + e;
       std::string extra = t.published.empty() ? "" : ", " + std::to_string(t.published.size()) + " published cells";
       if (!t.grid_selection.empty()) extra += ", grid selection " + t.grid_selection;
+      for (const auto& [e, rule] : t.grid_selection_by) extra += ", " + e + ": grid selection " + rule;
       std::printf("  %-22s %s: rows %s x columns %s, %s on %s, mean ± %s%s\n", t.name.c_str(), from.c_str(),
                   t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(), extra.c_str());
     }

@@ -63,7 +63,7 @@ std::string ColumnHeader(const TableData& t, size_t c, size_t m) {
 
 // Grid selection: which grid point each cell reports ("" without grid selection).
 std::string SelectedPoints(const TableData& t) {
-  if (t.spec.grid_selection.empty()) return "";
+  if (!t.spec.HasGridSelection()) return "";
   std::string out;
   for (size_t r = 0; r < t.rows.size(); ++r)
     for (size_t c = 0; c < t.cols.size(); ++c) {
@@ -71,7 +71,9 @@ std::string SelectedPoints(const TableData& t) {
       if (!cell.selected.empty())
         out += (out.empty() ? "" : "; ") + t.rows[r] + " / " + t.cols[c] + ": " + cell.selected;
     }
-  return out.empty() ? "" : "\nSelected grid points (" + t.spec.grid_selection + "): " + out + ".\n";
+  std::string rules;
+  for (const auto& r : t.spec.GridRules()) rules += (rules.empty() ? "" : ", ") + r;
+  return out.empty() ? "" : "\nSelected grid points (" + rules + "): " + out + ".\n";
 }
 
 std::string Markdown(const TableData& t) {
@@ -171,6 +173,7 @@ nlohmann::json TableJson(const TableData& t) {
           {"average_column", t.average_col >= 0 ? nlohmann::json(t.cols[t.average_col]) : nlohmann::json()},
           {"best_test", {{"test", "paired t (two-sided)"}, {"alpha", t.spec.alpha}, {"matched_on", t.spec.aggregate_over}}},
           {"grid_selection", t.spec.grid_selection},
+          {"grid_selection_by", t.spec.grid_selection_by},
           {"columns_attr", t.spec.columns},
           {"rows", t.rows},
           {"columns", t.cols},

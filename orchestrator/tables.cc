@@ -129,17 +129,30 @@ std::string Caption(const TableData& t) {
   std::string selection;
   for (const auto& sel : t.selections) selection += (selection.empty() ? "" : ", ") + sel;
   if (selection.empty()) selection = s.selection.empty() ? "unknown" : s.selection;
-  if (!s.grid_selection.empty()) {
+  if (s.HasGridSelection()) {
     const std::string on = MetricLabel(s.metrics.front());
     c << "Grid selection: per cell, the grid point (hp) with the highest mean " << on << " ";
-    if (s.grid_selection == "training_domain")
-      c << "on the training corpora's pooled validation share (training-domain validation, DomainBed)";
-    else if (s.grid_selection == "lodo")
-      c << "when each training corpus in turn is left out, trained on the others and evaluated whole "
-           "(leave-one-source-out validation, DomainBed), averaged over left-out corpora and runs";
-    else
-      c << "on the '" << s.eval << "' set itself (oracle)";
-    c << "; the target is " << (s.grid_selection == "oracle" ? "used" : "not used") << ". Epoch selection: ";
+    const auto rules = s.GridRules();
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const std::string& rule = rules[i];
+      if (i) c << "; ";
+      if (!s.grid_selection_by.empty()) {  // name the experiments each rule applies to
+        std::string which;
+        for (const auto& e : s.experiments.empty() ? std::vector<std::string>{s.experiment} : s.experiments)
+          if (s.GridRuleFor(e) == rule) which += (which.empty() ? "" : ", ") + e;
+        c << "in rows of " << which << ": ";
+      }
+      if (rule == "training_domain")
+        c << "on the training corpora's pooled validation share (training-domain validation, DomainBed)";
+      else if (rule == "lodo")
+        c << "when each training corpus in turn is left out, trained on the others and evaluated whole "
+             "(leave-one-source-out validation, DomainBed), averaged over left-out corpora and runs";
+      else
+        c << "on the '" << s.eval << "' set itself (oracle)";
+    }
+    const auto used = s.GridRules();
+    c << "; the target is " << (std::count(used.begin(), used.end(), "oracle") ? "used" : "not used")
+      << ". Epoch selection: ";
   } else {
     c << "Model selection: ";
   }
@@ -194,7 +207,7 @@ std::string Caption(const TableData& t) {
     c << "WARNING: oracle selection: checkpoints were chosen on the evaluation set"
       << (on.empty() ? "" : " '" + on + "'") << ", so these numbers are optimistic. ";
   }
-  if (s.grid_selection == "oracle")
+  if (const auto rules = s.GridRules(); std::count(rules.begin(), rules.end(), "oracle"))
     c << "WARNING: oracle grid selection: grid points were chosen on the evaluation set '" << s.eval
       << "', so these numbers are optimistic. ";
   if (t.average_col >= 0)
@@ -282,7 +295,8 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     for (const auto& [k, v] : spec.filter) match &= attr_of(j, k) == v;
     if (!match) continue;
     if (!j.reportable) {
-      if (spec.grid_selection == "lodo" && attr_of(j, "role") == "lodo") lodo[lodo_key(j)].push_back(&j);
+      if (attr_of(j, "role") == "lodo" && spec.GridRuleFor(attr_of(j, "experiment")) == "lodo")
+        lodo[lodo_key(j)].push_back(&j);
       continue;
     }
     if (!RowKey(row_names, j.attrs, &row) || !j.attrs.count(spec.columns)) continue;
@@ -319,11 +333,14 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   for (const auto& id : ids) t.finished_jobs += finished(id);
   // Grid selection: per cell, keep the jobs of the grid point (hp) with the best score on the first metric.
   std::vector<bool> keep(jobs.size(), true);
-  if (!spec.grid_selection.empty()) {
+  if (spec.HasGridSelection()) {
     const std::string& metric = spec.metrics.front();
     std::map<std::pair<size_t, size_t>, std::vector<size_t>> by_cell;
     for (size_t k = 0; k < jobs.size(); ++k) by_cell[where[k]].push_back(k);
     for (const auto& [rc, members] : by_cell) {
+      // One rule per cell: the grammar keeps experiments with different rules in different rows or columns.
+      const std::string& rule = spec.GridRuleFor(attr_of(*jobs[members.front()], "experiment"));
+      if (rule.empty()) continue;  // this experiment's grid points are pooled
       std::vector<std::string> points;  // protocol order
       std::map<std::string, std::pair<double, int>> score;  // hp -> (sum, n)
       bool pending = false;
@@ -336,9 +353,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
           if (v) sc.first += *v, sc.second++;
           else pending = true;
         };
-        if (spec.grid_selection == "training_domain") {
+        if (rule == "training_domain") {
           add(metric_of(j.spec.id, "val", metric));
-        } else if (spec.grid_selection == "oracle") {
+        } else if (rule == "oracle") {
           add(metric_of(j.spec.id, spec.eval, metric));
         } else {
           auto l = lodo.find(lodo_key(j));

@@ -87,6 +87,29 @@ struct TableSpec {
   bool average = false;            // an "average" column: mean over the columns of the per-column means
   double alpha = 0.05;             // significance level of the paired t-test behind "best"
   std::string grid_selection;      // "" | training_domain | lodo | oracle: one grid point (hp) per cell
+  // `grid_selection_by = {EXPERIMENT = RULE}`: a rule per experiment, overriding grid_selection for its rows
+  // (one table can then show the same grid chosen by training-domain validation and by LODO side by side).
+  std::map<std::string, std::string> grid_selection_by;
+  const std::string& GridRuleFor(const std::string& experiment) const {
+    auto it = grid_selection_by.find(experiment);
+    return it == grid_selection_by.end() ? grid_selection : it->second;
+  }
+  bool HasGridSelection() const {
+    if (!grid_selection.empty()) return true;
+    for (const auto& [e, r] : grid_selection_by)
+      if (!r.empty()) return true;
+    return false;
+  }
+  // The rules in use, in a fixed order (for captions).
+  std::vector<std::string> GridRules() const {
+    std::vector<std::string> out;
+    for (const char* r : {"training_domain", "lodo", "oracle"}) {
+      bool used = grid_selection == r;
+      for (const auto& [e, rule] : grid_selection_by) used = used || rule == r;
+      if (used) out.push_back(r);
+    }
+    return out;
+  }
 };
 
 // What `plan` prints per experiment: its job count, or why it was not expanded.

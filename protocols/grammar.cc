@@ -232,9 +232,10 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
   }
   // Leave-one-source-out selection needs extra jobs (exp_lodo.cc): the experiments a lodo table reads carry them.
   for (const auto& t : p.tables)
-    if (t.grid_selection == "lodo")
-      for (auto& e : p.experiments)
-        if (e.name == t.experiment || std::count(t.experiments.begin(), t.experiments.end(), e.name)) e.lodo = true;
+    for (auto& e : p.experiments)
+      if ((e.name == t.experiment || std::count(t.experiments.begin(), t.experiments.end(), e.name)) &&
+          t.GridRuleFor(e.name) == "lodo")
+        e.lodo = true;
   return p;
 }
 

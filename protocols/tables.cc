@@ -40,7 +40,7 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   TableReader r(doc, pointer, "[[table]] '" + t.name + "'");
   ES_RETURN_IF_ERROR(r.CheckKeys({"name", "experiment", "experiments", "rows", "columns", "metrics", "eval", "spread",
                                   "aggregate_over", "scale", "decimals", "missing", "published", "tolerance",
-                                  "filter", "caption", "average", "alpha", "grid_selection"}));
+                                  "filter", "caption", "average", "alpha", "grid_selection", "grid_selection_by"}));
   t.raw = r.value();
   // The experiments feeding the table: `experiment = "x"` or `experiments = ["x", "y"]`.
   std::vector<std::string> names;
@@ -159,25 +159,47 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   ES_ASSIGN_OR_RETURN(t.alpha, r.Double("alpha", t.alpha));
   if (!(t.alpha > 0 && t.alpha < 1)) return r.Error("alpha", "'alpha' must be in (0, 1)");
   ES_ASSIGN_OR_RETURN(t.grid_selection, r.String("grid_selection", false));
-  if (!t.grid_selection.empty()) {
-    if (t.grid_selection != "training_domain" && t.grid_selection != "lodo" && t.grid_selection != "oracle")
-      return r.Error("grid_selection", "grid selection '" + t.grid_selection +
-                                           "' is not one of training_domain, lodo, oracle");
+  ES_ASSIGN_OR_RETURN(t.grid_selection_by, r.StringMap("grid_selection_by"));
+  auto known_rule = [](const std::string& rule) {
+    return rule == "training_domain" || rule == "lodo" || rule == "oracle";
+  };
+  if (!t.grid_selection.empty() && !known_rule(t.grid_selection))
+    return r.Error("grid_selection", "grid selection '" + t.grid_selection +
+                                         "' is not one of training_domain, lodo, oracle");
+  for (const auto& [name, rule] : t.grid_selection_by) {
+    if (!known_rule(rule))
+      return r.Error("grid_selection_by", "grid selection '" + rule + "' for experiment '" + name +
+                                              "' is not one of training_domain, lodo, oracle");
+    if (std::none_of(exps.begin(), exps.end(), [&](const auto* e) { return e->name == name; }))
+      return r.Error("grid_selection_by", "experiment '" + name + "' does not feed this table");
+  }
+  if (t.HasGridSelection()) {
     if (std::find(t.row_attrs.begin(), t.row_attrs.end(), "hp") != t.row_attrs.end() || t.columns == "hp")
-      return r.Error("grid_selection", "grid selection picks one 'hp' point per cell: 'hp' cannot be a row or column");
+      return r.Error(t.grid_selection.empty() ? "grid_selection_by" : "grid_selection",
+                     "grid selection picks one 'hp' point per cell: 'hp' cannot be a row or column");
+    const bool experiment_in_key = t.columns == "experiment" || t.rows == "experiment" ||
+                                   std::find(t.row_attrs.begin(), t.row_attrs.end(), "experiment") != t.row_attrs.end();
+    std::set<std::string> rules;
+    for (const auto* e : exps) rules.insert(t.GridRuleFor(e->name));
+    if (rules.size() > 1 && !experiment_in_key)
+      return r.Error("grid_selection_by", "experiments of this table are selected by different grid rules: put "
+                                          "'experiment' in rows or columns, so that no cell mixes them");
     const bool model_in_key = t.columns == "model" ||
                               std::find(t.row_attrs.begin(), t.row_attrs.end(), "model") != t.row_attrs.end();
     for (const auto* e : exps) {
+      const std::string& rule = t.GridRuleFor(e->name);
+      if (rule.empty()) continue;
+      const char* key = t.grid_selection_by.count(e->name) ? "grid_selection_by" : "grid_selection";
       if (!model_in_key && e->models.size() > 1)
-        return r.Error("grid_selection", "grid selection picks one 'hp' point per cell, but experiment '" + e->name +
+        return r.Error(key, "grid selection picks one 'hp' point per cell, but experiment '" + e->name +
                                              "' has " + std::to_string(e->models.size()) +
                                              " models: put 'model' in rows or columns");
-      if (t.grid_selection == "training_domain" && e->selection == "target_val")
-        return r.Error("grid_selection", "training-domain validation needs the training corpora's validation "
+      if (rule == "training_domain" && e->selection == "target_val")
+        return r.Error(key, "training-domain validation needs the training corpora's validation "
                                          "metric, but experiment '" + e->name + "' selects epochs on the target "
                                          "(selection = \"target_val\")");
-      if (t.grid_selection == "lodo" && !(e->kind == "loco" && e->corpora.size() >= 3))
-        return r.Error("grid_selection", "leave-one-source-out selection needs at least two training corpora per "
+      if (rule == "lodo" && !(e->kind == "loco" && e->corpora.size() >= 3))
+        return r.Error(key, "leave-one-source-out selection needs at least two training corpora per "
                                          "target (a loco experiment over >= 3 corpora); experiment '" + e->name +
                                          "' is " + e->kind + (e->kind == "loco" ? " over " +
                                          std::to_string(e->corpora.size()) + " corpora" : std::string()));

@@ -178,6 +178,39 @@ TEST_F(GridTable, OraclePicksTheBestTestScoreAndIsFlagged) {
   EXPECT_EQ(TableJson(t)["grid_selection"], "oracle");
 }
 
+// grid_selection_by: the same grid under two experiment names, one row chosen by training-domain
+// validation and one by LODO, in one table (issue 14: the held-out study's combined table).
+TEST_F(GridTable, PerExperimentRulesPickEachRowsPointInOneTable) {
+  protocols::Protocol p = h_.protocol;
+  std::vector<protocols::PlannedJob> copies;
+  for (const auto& j : p.jobs) {
+    protocols::PlannedJob c = j;  // same job ids, so the same results in the ledger
+    c.attrs["experiment"] = "loco_lodo";
+    copies.push_back(c);
+  }
+  p.jobs.insert(p.jobs.end(), copies.begin(), copies.end());
+  auto spec = p.tables[0];
+  spec.experiment.clear();
+  spec.experiments = {"loco", "loco_lodo"};
+  spec.row_attrs = {"experiment", "model"};
+  spec.rows = "experiment / model";
+  spec.grid_selection_by = {{"loco", "training_domain"}, {"loco_lodo", "lodo"}};
+  auto t = BuildTable(p, spec, h_.ledger.get());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->rows.size(), 2u);
+  const size_t td = t->rows[0] == "loco / m" ? 0 : 1, lodo = 1 - td;
+  EXPECT_EQ(t->rows[td], "loco / m");
+  EXPECT_EQ(t->at(td, Col(*t, "emodb"), 0).selected, "train.lr=0.1");
+  EXPECT_EQ(CellText(*t, t->at(td, Col(*t, "emodb"), 0)), "50.0 ± 1.0");
+  EXPECT_EQ(t->at(lodo, Col(*t, "emodb"), 0).selected, "train.lr=0.01");
+  EXPECT_EQ(CellText(*t, t->at(lodo, Col(*t, "emodb"), 0)), "55.0 ± 1.0");
+  EXPECT_NE(t->caption.find("in rows of loco: on the training corpora's pooled validation share"), std::string::npos)
+      << t->caption;
+  EXPECT_NE(t->caption.find("in rows of loco_lodo: when each training corpus in turn is left out"), std::string::npos)
+      << t->caption;
+  EXPECT_NE(RenderTable(*t, "markdown")->find("Selected grid points (training_domain, lodo)"), std::string::npos);
+}
+
 TEST_F(GridTable, WithoutGridSelectionEveryPointIsPooled) {
   TableData t = Build("");
   const TableCell& emodb = t.at(0, Col(t, "emodb"), 0);

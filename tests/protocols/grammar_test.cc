@@ -258,6 +258,15 @@ TEST(Grammar, GridSelectionIsCheckedAgainstTheExperiments) {
   ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection = \"lodo\"\n")), dir, 30,
            "is loco over 2 corpora");
   ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\nalpha = 1.5\n")), dir, 30, "'alpha' must be in (0, 1)");
+  // grid_selection_by: a rule per experiment, each checked; experiments with different rules need their own rows.
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection_by = {g = \"oracle\"}\n")), dir, 30,
+           "experiment 'g' does not feed this table");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection_by = {f = \"best\"}\n")), dir, 30,
+           "grid selection 'best' for experiment 'f' is not one of");
+  ExpectAt(LoadError(dir, Proto("", head + "experiments = [\"e\", \"f\"]\ngrid_selection_by = {f = \"oracle\"}\n")),
+           dir, 30, "put 'experiment' in rows or columns");
+  ExpectAt(LoadError(dir, Proto("", head + "experiment = \"f\"\ngrid_selection_by = {f = \"lodo\"}\n")), dir, 30,
+           "is loco over 2 corpora");
   // Two models in one cell would be pooled under one grid point: the model must be a row or column.
   std::string two = "[[experiment]]\nname = \"f\"\nkind = \"loco\"\ncorpora = [\"a\", \"b\"]\n"
                     "models = [\"concat_mlp\", {name = \"concat_mlp\", label = \"wide\"}]\nselection = \"source_val\"\n"

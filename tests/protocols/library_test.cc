@@ -143,8 +143,9 @@ TEST(Library, HeldoutEmovoKeepsEmovoTargetOnly) {
   for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
   // zero-shot: 4 training sets x 2 normalisations x 5 seeds (+ as many evals); adapt: 4 x 4 variants x 2 x 5;
   // few-shot: 2 x 5 pre-trainings and 3 budgets x 2 x 5; grid: 3 lr x 2 x 5 on the pooled sources, plus
-  // leave-one-source-out validation jobs for its grid_lodo table (3 per main job, never on EMOVO).
-  EXPECT_EQ(testing::CountKind(*p, "supervised"), 40 + 40 + 30 + 90);
+  // leave-one-source-out validation jobs for its grid_lodo table (3 per main job, never on EMOVO); grid_lodo:
+  // the same grid on seeds 6..10, with its own LODO jobs (the study table's LODO rows).
+  EXPECT_EQ(testing::CountKind(*p, "supervised"), 40 + 40 + 30 + 90 + 30 + 90);
   EXPECT_EQ(testing::CountKind(*p, "eval"), 40);
   EXPECT_EQ(testing::CountKind(*p, "adapt"), 120);
   EXPECT_EQ(testing::CountKind(*p, "pretrain"), 10);
@@ -172,7 +173,14 @@ TEST(Library, HeldoutEmovoKeepsEmovoTargetOnly) {
   EXPECT_EQ(sources, (std::set<std::string>{"emodb", "ravdess", "tess", "emodb+ravdess+tess"}));
   int lodo = 0;
   for (const auto& j : p->jobs) lodo += j.attrs.count("role") && j.attrs.at("role") == "lodo";
-  EXPECT_EQ(lodo, 90);
+  EXPECT_EQ(lodo, 180);
+  const TableSpec* study = nullptr;
+  for (const auto& t : p->tables)
+    if (t.name == "study") study = &t;
+  ASSERT_NE(study, nullptr);
+  EXPECT_EQ(study->GridRuleFor("grid"), "training_domain");
+  EXPECT_EQ(study->GridRuleFor("grid_lodo"), "lodo");
+  EXPECT_EQ(study->GridRuleFor("fewshot"), "");
   EXPECT_FALSE(test_ids.empty());
 }
 
