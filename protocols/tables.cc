@@ -170,7 +170,8 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
     if (!known_rule(rule))
       return r.Error("grid_selection_by", "grid selection '" + rule + "' for experiment '" + name +
                                               "' is not one of training_domain, lodo, oracle");
-    if (std::none_of(exps.begin(), exps.end(), [&](const auto* e) { return e->name == name; }))
+    const std::string exp_name = name;  // a structured binding cannot be captured in C++17 (clang)
+    if (std::none_of(exps.begin(), exps.end(), [&](const auto* e) { return e->name == exp_name; }))
       return r.Error("grid_selection_by", "experiment '" + name + "' does not feed this table");
   }
   if (t.HasGridSelection()) {
