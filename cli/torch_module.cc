@@ -60,7 +60,7 @@ Loaded Load() {
   const worker::TorchModuleApi* api = entry ? entry(worker::kTorchModuleApiVersion) : nullptr;
   const worker::TorchModuleApi mine;
   if (!entry || !api || api->job_spec_size != mine.job_spec_size || api->job_context_size != mine.job_context_size ||
-      api->job_result_size != mine.job_result_size || !api->set_log || !api->job_spec_from_toml_file || !api->run_job || !api->cuda_device_count ||
+      api->job_result_size != mine.job_result_size || !api->set_log || !api->job_spec_from_toml_file || !api->run_job || !api->run_pack || !api->cuda_device_count ||
       !api->verify_checkpoint_file || !api->load_encoder_extractor || !api->check_model_files) {
     l.status = Status::FailedPrecondition(*path + ": not the torch module of this emosweep build (" +
                                           (entry ? "interface version or layout differs" :
@@ -107,6 +107,13 @@ Result<jobs::JobSpec> TorchJobSpecFromTomlFile(const std::string& path) {
 Result<jobs::JobResult> TorchRunJob(const jobs::JobSpec& spec, const jobs::JobContext& context) {
   ES_ASSIGN_OR_RETURN(const worker::TorchModuleApi* api, Api());
   return api->run_job(spec, context);
+}
+
+std::vector<Result<jobs::JobResult>> TorchRunPack(const std::vector<jobs::JobSpec>& members,
+                                                  const std::vector<jobs::JobContext>& contexts) {
+  Result<const worker::TorchModuleApi*> api = Api();
+  if (!api.ok()) return std::vector<Result<jobs::JobResult>>(members.size(), api.status());
+  return (*api)->run_pack(members, contexts);
 }
 
 Result<int> TorchCudaDeviceCount() {

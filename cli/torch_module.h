@@ -35,6 +35,9 @@ Status LoadTorchModule();
 
 Result<jobs::JobSpec> TorchJobSpecFromTomlFile(const std::string& path);
 Result<jobs::JobResult> TorchRunJob(const jobs::JobSpec& spec, const jobs::JobContext& context);
+// worker::RunPack (worker/pack.h): one outcome per member, in order (all the module's load error if it fails).
+std::vector<Result<jobs::JobResult>> TorchRunPack(const std::vector<jobs::JobSpec>& members,
+                                                  const std::vector<jobs::JobContext>& contexts);
 Result<int> TorchCudaDeviceCount();
 Status TorchVerifyCheckpointFile(const std::string& path);
 // worker::CheckModelFiles; loads the module only when a job has a model file (`torchscript`).

@@ -30,7 +30,7 @@
 namespace emosweep::worker {
 
 // Bump when a member of TorchModuleApi or the meaning of one changes.
-inline constexpr int kTorchModuleApiVersion = 2;
+inline constexpr int kTorchModuleApiVersion = 3;
 
 // The file name of the module and the name of its one exported symbol.
 inline constexpr char kTorchModuleFile[] = "libemosweep_torch.so";
@@ -50,6 +50,9 @@ struct TorchModuleApi {
   Result<jobs::JobSpec> (*job_spec_from_toml_file)(const std::string& path) = nullptr;
   // worker::RunJob (worker/job.h).
   Result<jobs::JobResult> (*run_job)(const jobs::JobSpec& spec, const jobs::JobContext& context) = nullptr;
+  // worker::RunPack (worker/pack.h): K jobs trained as one batched model.
+  std::vector<Result<jobs::JobResult>> (*run_pack)(const std::vector<jobs::JobSpec>& members,
+                                                   const std::vector<jobs::JobContext>& contexts) = nullptr;
   // worker::CudaDeviceCount.
   int (*cuda_device_count)() = nullptr;
   // worker::CheckModelFiles (worker/job.h): TorchScript model files, loaded and run on a tiny batch.

@@ -6,6 +6,7 @@
 #include "worker/job.h"
 #include "worker/job_config.h"
 #include "worker/module_api.h"
+#include "worker/pack.h"
 
 namespace emosweep::worker {
 namespace {
@@ -21,6 +22,7 @@ TorchModuleApi MakeApi() {
   api.set_log = SetLog;
   api.job_spec_from_toml_file = JobSpecFromTomlFile;
   api.run_job = RunJob;
+  api.run_pack = RunPack;
   api.cuda_device_count = CudaDeviceCount;
   api.verify_checkpoint_file = VerifyCheckpointFile;
   api.check_model_files = CheckModelFiles;
