@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <thread>
 
 #include "jobs/pack.h"
 #include "tests/orchestrator/fake_jobs.h"
@@ -469,7 +471,12 @@ TEST(SchedulerPacks, InterruptedMembersGoBackToPendingWithoutSpendingAnAttempt) 
   auto pack = f.sched->NextPack("t0", 8);
   ASSERT_TRUE(pack.ok());
   ASSERT_EQ(pack->members.size(), 3u);
+  std::map<std::string, double> claimed_beat;
+  for (const auto* j : {&a0, &a1, &a2}) claimed_beat[j->spec.id] = (*f.ledger->GetJob(j->spec.id))->heartbeat_at;
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(f.sched->Heartbeat().ok());  // stamps every member
+  for (const auto* j : {&a0, &a1, &a2})
+    EXPECT_GT((*f.ledger->GetJob(j->spec.id))->heartbeat_at, claimed_beat[j->spec.id]) << "member not heartbeaten";
   ASSERT_TRUE(f.sched->OnFinished(a0.spec.id, FakeResult(a0.spec), {}).ok());
   ASSERT_TRUE(f.sched->OnInterrupted(a1.spec.id).ok());
   ASSERT_TRUE(f.sched->OnInterrupted(a2.spec.id).ok());
