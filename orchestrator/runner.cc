@@ -248,12 +248,13 @@ std::string RunSummary::PacksText() const {
 
 namespace {
 SweepInfo InfoOf(const protocols::Protocol& protocol, const RunOptions& options) {
-  return {protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
-          {{"threads", options.threads},
-           {"parallel", options.parallel},
-           {"max_attempts", options.scheduler.max_attempts},
-           {"work_dir", options.work_dir},
-           {"device", options.device}}};
+  nlohmann::json settings = {{"threads", options.threads},
+                             {"parallel", options.parallel},
+                             {"max_attempts", options.scheduler.max_attempts},
+                             {"work_dir", options.work_dir},
+                             {"device", options.device}};
+  if (options.pack > 1) settings["pack"] = options.pack;  // packs of up to this many jobs (issue 16)
+  return {protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective, settings};
 }
 }  // namespace
 

@@ -316,6 +316,12 @@ TEST(RunnerPacks, PacksRunAsOneCallAndEachMemberIsRecordedUnderItsOwnIdNamingThe
   // A job that ran alone names no pack.
   auto alone = nlohmann::json::parse(ExtraOf(path, p.jobs[9].spec.id));
   EXPECT_FALSE(alone.contains("pack")) << alone.dump();
+  // The sweep's settings record the pack limit.
+  Db db;
+  ASSERT_TRUE(db.Open(path, 1 /*SQLITE_OPEN_READONLY*/, 1000).ok());
+  Stmt st(&db, "SELECT options_json FROM sweeps");
+  ASSERT_TRUE(*st.Step());
+  EXPECT_EQ(nlohmann::json::parse(st.Text(0)).value("pack", 0), 4) << st.Text(0);
 }
 
 TEST(RunnerPacks, PackOffRunsEverythingAsSingleJobs) {
