@@ -7,7 +7,8 @@
 # identical metrics, losses and per-utterance probabilities. The packed runs
 # really ran packs: the ledger's provenance names packs of more than one job, each
 # member under its own id with the pack's id, size and its index, and the summary
-# counts them. (With the reference worker::RunPack this holds by construction;
+# counts them. SIGTERM mid-pack sends unfinished members back to pending and the
+# re-run resumes them to the same results. (With the reference worker::RunPack this holds by construction;
 # with the batched trainer it is the check that a member equals the job alone.)
 # Usage: pack_e2e_test.sh EMOSWEEP_BINARY SOURCE_DIR
 set -euo pipefail
@@ -74,6 +75,54 @@ for name in auto1 auto2 k3; do
 done
 [ "$(sqlite3 "$W/k3.db" "SELECT max(json_extract(extra_json, '$.pack.size')) FROM provenance")" = 3 ] \
   || fail "--pack 3 ran a pack larger than 3"
+
+# SIGTERM while packs run (one in this process, one in a worker process: --parallel 2 shares
+# the ready jobs of the key): members not finished go back to pending, the run exits 0 with
+# "stopped"; the re-run resumes them and the results equal --pack off's, bitwise.
+"$BIN" data synth --out "$W/s2" --corpora 2 --speakers 4 --per-speaker 16 --seed 5 --log-level warn > /dev/null
+cat > "$W/stop.toml" <<'TOML'
+version = 1
+name = "pack_stop"
+[corpora.a]
+store = "s2/synth_a.h5"
+[corpora.b]
+store = "s2/synth_b.h5"
+[defaults]
+labels = "core4"
+features = {audio = "synth_audio", text = "synth_text"}
+seeds = [1, 2, 3]
+selection = "source_val"
+split = {method = "speaker_kfold", k = 2, val_fraction = 0.2}
+train = {optimizer = "adamw", lr = 0.002, batch_size = 8, epochs = 1000}
+[[experiment]]
+name = "cross"
+kind = "cross_corpus"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+TOML
+"$BIN" run "$W/stop.toml" --ledger "$W/stop.db" --pack auto --parallel 2 --json > "$W/stop.summary" 2> "$W/stop.log" &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -q "jobs as one" "$W/stop.log" 2> /dev/null && break
+  sleep 0.1
+done
+grep -q "jobs as one" "$W/stop.log" || fail "no pack started: $(tail -3 "$W/stop.log")"
+sleep 0.3
+kill -TERM "$pid"
+code=0
+wait "$pid" || code=$?
+[ "$code" = 0 ] || fail "SIGTERM: exit $code, not 0: $(tail -3 "$W/stop.log")"
+[ "$(jget "$W/stop.summary" '$.stopped')" = 1 ] || fail "SIGTERM: the summary does not say stopped"
+interrupted=$(jget "$W/stop.summary" '$.interrupted')
+[ "$interrupted" -ge 1 ] || fail "SIGTERM: no member was interrupted: $(cat "$W/stop.summary")"
+[ "$(sqlite3 "$W/stop.db" "SELECT count(*) FROM jobs WHERE status = 'running'")" = 0 ] || fail "SIGTERM: jobs left running"
+[ "$(sqlite3 "$W/stop.db" "SELECT count(*) FROM jobs WHERE status = 'pending' AND kind = 'supervised'")" -ge "$interrupted" ] \
+  || fail "SIGTERM: interrupted members are not pending"
+"$BIN" run "$W/stop.toml" --ledger "$W/stop.db" --json --log-level warn > "$W/stop2.summary"
+[ "$(jget "$W/stop2.summary" '$.failed')" = 0 ] || fail "resume after SIGTERM: jobs failed"
+"$BIN" run "$W/stop.toml" --ledger "$W/stopoff.db" --pack off --parallel 1 --json --log-level warn > /dev/null
+cmp -s <(dump "$W/stop.db") <(dump "$W/stopoff.db") || fail "after SIGTERM and resume, results differ from --pack off"
+echo "SIGTERM mid-pack: $interrupted member(s) back to pending, resumed to the results of --pack off"
 
 # Bad --pack values exit 2 naming the option, before anything is written.
 if "$BIN" run "$PROTO" --ledger "$W/bad.db" --pack lots "${common[@]}" 2> "$W/bad.err"; then fail "--pack lots accepted"; fi
