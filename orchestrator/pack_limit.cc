@@ -12,8 +12,9 @@ namespace emosweep::orchestrator {
 Result<int> ParsePack(const std::string& text) {
   if (text == "off") return kPackOff;
   if (text == "auto") return kPackAuto;
-  const bool digits = !text.empty() && text.size() <= 4 &&
-                      std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const bool digits = !text.empty() && text.size() <= 4 && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
   const int k = digits ? std::stoi(text) : 0;
   if (k < 1 || k > 4096)
     return Status::InvalidArgument("--pack '" + text + "': expected auto, off or a number of jobs from 1 to 4096");
@@ -54,7 +55,7 @@ int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim) {
   for (const auto& r : spec.val) rows += static_cast<int64_t>(r.ids.size());
   for (const auto& [name, refs] : spec.eval)
     for (const auto& r : refs) rows += static_cast<int64_t>(r.ids.size());
-  const int64_t state = params * 4 * 4;           // weights, gradients, Adam's two moments (float32)
+  const int64_t state = params * 4 * 4;                   // weights, gradients, Adam's two moments (float32)
   const int64_t activations = batch * width_sum * 4 * 3;  // forward, backward, dropout masks
   const int64_t data = rows * std::max<int64_t>(1, input_dim) * 4;
   return (state + activations + data) * 3 / 2;

@@ -55,11 +55,11 @@ TEST(PackLimit, AutoIsTheDeviceWidthUnlessMemoryIsShort) {
   in.gpu = false;
   in.mem_available = int64_t{200} << 20;  // 200 MB x 0.5 / 10 MB = 10
   EXPECT_EQ(AutoPackLimit(in), 10);
-  in.parallel = 2;                        // two workers share it: 5 each
+  in.parallel = 2;  // two workers share it: 5 each
   EXPECT_EQ(AutoPackLimit(in), 5);
-  in.member_bytes = int64_t{1} << 30;     // a member larger than the budget still runs (alone)
+  in.member_bytes = int64_t{1} << 30;  // a member larger than the budget still runs (alone)
   EXPECT_EQ(AutoPackLimit(in), 1);
-  in.mem_available = 0;                   // unknown memory: the device width
+  in.mem_available = 0;  // unknown memory: the device width
   EXPECT_EQ(AutoPackLimit(in), kPackMaxCpu);
   EXPECT_GT(MemAvailableBytes(), 0) << "/proc/meminfo";
 }
