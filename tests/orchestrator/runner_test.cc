@@ -224,7 +224,7 @@ TEST(Runner, FinishedRerunDeclinesWhenAnyJobIsNotDoneAndWritesNothing) {
 
 // --- Packs (issue 16) ---
 
-// Nine packable jobs of one key (concat_mlp, same shapes) and three that never pack.
+// Nine packable jobs of one key (concat_mlp, same shapes) and three that never pack (a model name no pack key knows).
 protocols::Protocol PackProtocol() {
   protocols::Protocol p;
   p.name = "packs";
@@ -236,7 +236,7 @@ protocols::Protocol PackProtocol() {
     j.spec.id = j.spec.ComputeId();
     p.jobs.push_back(j);
   }
-  auto alone = testing::MakeGrid("e", {"mer_gfl"}, {"x", "y", "z"}, 1);
+  auto alone = testing::MakeGrid("e", {"base"}, {"x", "y", "z"}, 1);
   p.jobs.insert(p.jobs.end(), alone.begin(), alone.end());
   return p;
 }
