@@ -22,8 +22,14 @@
 #             RunJob (dispatch, result transfer, ledger writes, waiting, idle tail,
 #             and fixed costs spread over the 80 jobs: the 1-rank row loads the
 #             torch module with its first job, ~0.45 s = ~5 ms a job)
+#   steady    (worker ranks x span - jobs_s) / jobs, span = first job's start to last
+#             job's end (ledger provenance: finished_at - seconds .. finished_at; MPI
+#             rows record finished_at on rank 0, so the end is when rank 0 recorded it):
+#             ovh/job without the sweep's start (rank 0's set-up, a worker still loading
+#             the torch module) and end, i.e. the per-job part (issue 15: < 2 ms)
 #   rtt/job   (busy - jobs_s) / jobs, MPI rows: per job, rank 0's send -> result time
-#             minus the job's own time: messages, JSON, the worker's set-up
+#             minus the job's own time: messages, JSON, the worker's set-up (with the
+#             prefetch a queued job's time counts from the previous result)
 #   speedup   baseline wall / wall
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,19 +61,21 @@ row() {
   busy=$(num busy_rank_seconds "$out")
   jobs=$(sqlite3 "$ledger" "select count(*) from jobs where status = 'done'")
   jobs_s=$(sqlite3 "$ledger" "select coalesce(sum(seconds), 0) from provenance")
+  span=$(sqlite3 "$ledger" "select coalesce(max(finished_at) - min(finished_at - seconds), 0) from provenance")
   workers=$(( ranks > 1 ? ranks - 1 : 1 ))
   [ -z "$BASE_WALL" ] && BASE_WALL=$wall
   awk -v n="$name" -v r="$ranks" -v w="$workers" -v wall="$wall" -v js="$jobs_s" -v busy="${busy:-}" \
-      -v jobs="$jobs" -v base="$BASE_WALL" 'BEGIN {
+      -v jobs="$jobs" -v base="$BASE_WALL" -v span="$span" 'BEGIN {
     eff = (busy == "") ? js / wall : busy / (r * wall)
     rtt = (busy == "") ? "-" : sprintf("%.1f", (busy - js) / jobs * 1000)
-    printf "%-22s %5d %5d %8.2f %8.2f %6.3f %6.3f %9.1f %8s %7.2f\n", n, r, jobs, wall, js, eff, js / (w * wall),
-           (w * wall - js) / jobs * 1000, rtt, base / wall }'
+    printf "%-22s %5d %5d %8.2f %8.2f %6.3f %6.3f %9.1f %8.1f %8s %7.2f\n", n, r, jobs, wall, js, eff, js / (w * wall),
+           (w * wall - js) / jobs * 1000, (w * span - js) / jobs * 1000, rtt, base / wall }'
 }
 
 echo "# sweep efficiency: $P ($(grep -c processor /proc/cpuinfo) cores; load average $(cut -d' ' -f1-3 /proc/loadavg))"
-printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %7s\n" config ranks jobs wall_s jobs_s eff eff_wk "ovh/job" "rtt/job" speedup
-printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %7s\n" "" "" "" "" "" "" "" "(ms)" "(ms)" ""
+printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %8s %7s\n" config ranks jobs wall_s jobs_s eff eff_wk "ovh/job" steady \
+  "rtt/job" speedup
+printf "%-22s %5s %5s %8s %8s %6s %6s %9s %8s %8s %7s\n" "" "" "" "" "" "" "" "(ms)" "(ms)" "(ms)" ""
 row "1 process (baseline)" 1 "$ES" run --parallel 1
 for n in "${RANKS[@]}"; do
   # --oversubscribe twice: mpirun's (more ranks than slots) and emosweep's (more worker threads than
