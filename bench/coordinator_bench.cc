@@ -80,12 +80,13 @@ void Print(const Args& a, int ranks, double wall, double cpu0, int done) {
   const double ovh_ms = (workers * wall - done * job_s) / done * 1000;
   const double cpu_ms = cpu0 / done * 1000;
   if (a.json) {
-    std::printf("{\"ranks\": %d, \"jobs\": %d, \"job_ms\": %d, \"prefetch\": %s, \"wall_s\": %.4f, "
-                "\"overhead_ms_per_job\": %.3f, \"rank0_cpu_ms_per_job\": %.3f}\n",
-                ranks, done, a.job_ms, a.prefetch ? "true" : "false", wall, ovh_ms, cpu_ms);
+    std::printf(
+        "{\"ranks\": %d, \"jobs\": %d, \"job_ms\": %d, \"prefetch\": %s, \"wall_s\": %.4f, "
+        "\"overhead_ms_per_job\": %.3f, \"rank0_cpu_ms_per_job\": %.3f}\n",
+        ranks, done, a.job_ms, a.prefetch ? "true" : "false", wall, ovh_ms, cpu_ms);
   } else {
-    std::printf("ranks %d  jobs %d  job %d ms%s  wall %.3f s  overhead/job %.3f ms  rank0 cpu/job %.3f ms  %s\n",
-                ranks, done, a.job_ms, a.prefetch ? "" : " (no prefetch)", wall, ovh_ms, cpu_ms,
+    std::printf("ranks %d  jobs %d  job %d ms%s  wall %.3f s  overhead/job %.3f ms  rank0 cpu/job %.3f ms  %s\n", ranks,
+                done, a.job_ms, a.prefetch ? "" : " (no prefetch)", wall, ovh_ms, cpu_ms,
                 ovh_ms < 2.0 ? "(< 2 ms: met)" : "(< 2 ms: NOT met)");
   }
 }
@@ -103,15 +104,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--jobs") a.jobs = std::atoi(next());
-    else if (k == "--job-ms") a.job_ms = std::atoi(next());
-    else if (k == "--utts") a.utts = std::atoi(next());
-    else if (k == "--ledger") a.ledger = next();
-    else if (k == "--json") a.json = true;
-    else if (k == "--no-prefetch") a.prefetch = false;
+    if (k == "--jobs")
+      a.jobs = std::atoi(next());
+    else if (k == "--job-ms")
+      a.job_ms = std::atoi(next());
+    else if (k == "--utts")
+      a.utts = std::atoi(next());
+    else if (k == "--ledger")
+      a.ledger = next();
+    else if (k == "--json")
+      a.json = true;
+    else if (k == "--no-prefetch")
+      a.prefetch = false;
     else {
-      std::fprintf(stderr, "usage: [mpirun -n N] coordinator_bench [--jobs 400] [--job-ms 20] [--utts 180] "
-                           "[--ledger PATH] [--json] [--no-prefetch]\n");
+      std::fprintf(stderr,
+                   "usage: [mpirun -n N] coordinator_bench [--jobs 400] [--job-ms 20] [--utts 180] "
+                   "[--ledger PATH] [--json] [--no-prefetch]\n");
       return 2;
     }
   }
@@ -136,16 +144,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (rank != 0) {
-    Status st = orchestrator::RunWorkerRank(comm, **reducer, d, SleepExecutor(a.job_ms),
-                                            [] { return jobs::JobContext(); }, stop);
+    Status st = orchestrator::RunWorkerRank(
+        comm, **reducer, d, SleepExecutor(a.job_ms), [] { return jobs::JobContext(); }, stop);
     if (!st.ok()) comm.Abort(1, st.message());
     return (*world)->Finalize().ok() ? 0 : 1;
   }
 
   const bool own_ledger = a.ledger.empty();
   if (own_ledger)
-    a.ledger = (std::filesystem::temp_directory_path() / ("coordinator_bench_" + std::to_string(::getpid()) + ".db"))
-                   .string();
+    a.ledger =
+        (std::filesystem::temp_directory_path() / ("coordinator_bench_" + std::to_string(::getpid()) + ".db")).string();
   auto fail = [&](const Status& s) {
     std::fprintf(stderr, "coordinator_bench: %s\n", s.ToString().c_str());
     if (ranks > 1) comm.Abort(1, s.message());
@@ -174,7 +182,8 @@ int main(int argc, char** argv) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu0 = CpuSeconds() - cpu_start;
-  if (done != a.jobs) return fail(Status::Internal(std::to_string(done) + " of " + std::to_string(a.jobs) + " jobs done"));
+  if (done != a.jobs)
+    return fail(Status::Internal(std::to_string(done) + " of " + std::to_string(a.jobs) + " jobs done"));
   Print(a, ranks, wall, cpu0, done);
   ledger->reset();
   if (own_ledger)

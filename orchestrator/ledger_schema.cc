@@ -1,4 +1,4 @@
-// orchestrator/ledger_schema.cc: the schema (v1, and v2's indices) and the migration list.
+// orchestrator/ledger_schema.cc: the schema (v1, and what v2 adds) and the migration list.
 //
 // A ledger file carries PRAGMA application_id = "EMOS" and PRAGMA
 // user_version = its schema version. Open() applies every migration from the
