@@ -596,6 +596,9 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "SELECT epoch, train_loss, val_loss, val_metrics_json, lr, seconds FROM curves WHERE job_id = ? ORDER BY epoch",
       "SELECT utt_id, label, pred FROM predictions WHERE job_id = ? AND eval = ? ORDER BY idx",
       "SELECT (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id) FROM sweeps s ORDER BY s.id",
+      // Ledger::Sweeps from v2 (`ledger status`): the kept count, the links only for a sweep without one.
+      "SELECT coalesce(s.jobs, (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id)) FROM sweeps s "
+      "ORDER BY s.id",
       // Ledger::CountDone (a re-run of a finished protocol): both index-only.
       "SELECT rowid FROM jobs WHERE status = 'done'",
       "SELECT rowid FROM jobs WHERE id IN (?,?,?)",
