@@ -266,7 +266,13 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
       c.work_dir = ro.work_dir;
       return c;
     };
+    // Load the torch module while rank 0 expands the protocol and registers the jobs,
+    // not with the first job (~0.5 s of every worker's time inside the sweep; a 0-job
+    // re-run loads it for nothing, beside rank 0's work). A load error is the first
+    // job's to report (TorchRunJob returns it again).
+    std::thread preload([] { (void)LoadTorchModule(); });
     st = orchestrator::RunWorkerRank(comm, **reducer, d, TrainerExecutor(), make_context, g_stop);
+    preload.join();
     if (!st.ok()) {
       comm.Abort(1, st.message());
       return st;
