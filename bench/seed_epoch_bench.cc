@@ -17,10 +17,13 @@
 // several repeats), and floor = Σ count × time per call + optimizer steps × one pass over the
 // parameters (p += g over the flat buffer). The ratios are epoch / floor and epoch / the issue's
 // target (the originals' median epoch time / 3).
-// Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json]
+// Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX]
+// --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -116,12 +119,20 @@ std::unique_ptr<at::ObserverContext> OnOp(const at::RecordFunction& fn) {
   return nullptr;
 }
 
+// Random operands for the floor measurements from a generator of their own, so that the models' dropout
+// streams (torch's default generator) are the same whatever the floor measured: the loss per epoch is
+// comparable between two builds.
+at::Generator& BenchGen() {
+  static at::Generator g = at::detail::createCPUGenerator(12345);
+  return g;
+}
+
 // Seconds per call of the product `key`, best of several timed batches.
 double TimeProduct(const MmKey& key) {
   auto mat = [](int64_t b, int64_t r, int64_t c, bool t) {
     std::vector<int64_t> s = t ? std::vector<int64_t>{c, r} : std::vector<int64_t>{r, c};
     if (b) s.insert(s.begin(), b);
-    auto x = torch::randn(s);
+    auto x = at::randn(s, BenchGen());
     return t ? x.transpose(-1, -2) : x;
   };
   auto a = mat(key.b, key.m, key.k, key.ta), b = mat(key.b, key.k, key.n, key.tb);
@@ -265,7 +276,7 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   std::string dir = std::string(EMOSWEEP_SHARED_DIR) + "/features/iemocap-seed-pkl";
-  std::string only;
+  std::string only, trace;
   int epochs = 5, warmup = 1;
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
@@ -275,8 +286,9 @@ int main(int argc, char** argv) {
     else if (a == "--epochs" && i + 1 < argc) epochs = std::max(1, std::atoi(argv[++i]));
     else if (a == "--warmup" && i + 1 < argc) warmup = std::max(0, std::atoi(argv[++i]));
     else if (a == "--json") as_json = true;
+    else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
     else {
-      std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json]\n");
+      std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] [--trace PREFIX]\n");
       return 2;
     }
   }
@@ -346,6 +358,12 @@ int main(int argc, char** argv) {
   for (int e = 0; e < warmup + epochs; ++e)
     for (auto& r : runs) Epoch(*r, *train, *val, classes);
 
+  if (!trace.empty())
+    for (auto& r : runs) {
+      torch::autograd::profiler::RecordProfile rp(trace + r->seed->name + ".json");
+      Epoch(*r, *train, *val, classes);
+      r->epochs.pop_back();
+    }
   // Census epoch (not timed), then the floor of each model.
   json out = {{"train_rows", train->size()}, {"val_rows", val->size()}, {"models", json::array()}};
   std::printf("\n%-8s %5s %9s %5s | %7s %7s | %6s %6s %6s %6s %6s | %7s %7s %7s %6s | %6s %6s %6s\n", "model", "batch",
@@ -375,7 +393,7 @@ int main(int argc, char** argv) {
       shapes.push_back({{"b", k.b}, {"m", k.m}, {"k", k.k}, {"n", k.n}, {"ta", k.ta}, {"tb", k.tb}, {"count", c},
                         {"s_per_call", t}});
     }
-    auto pa = torch::randn({r->flat->numel()}), ga = torch::randn({r->flat->numel()});
+    auto pa = at::randn({r->flat->numel()}, BenchGen()), ga = at::randn({r->flat->numel()}, BenchGen());
     double pass = 1e30;
     for (int i = 0; i < 5; ++i) {
       const double t0 = CpuNow();
@@ -383,6 +401,24 @@ int main(int argc, char** argv) {
       pass = std::min(pass, CpuNow() - t0);
     }
     const double floor = mm_s + pass * static_cast<double>(r->steps_per_epoch);
+    // The optimizer phase's parts, one call each (best of 5): zeroing, clipping, the update.
+    auto best_of = [](auto&& f) {
+      double b = 1e30;
+      for (int i = 0; i < 5; ++i) {
+        const double t0 = CpuNow();
+        f();
+        b = std::min(b, CpuNow() - t0);
+      }
+      return b;
+    };
+    const double zero_s = best_of([&] { r->flat->ZeroGrad(); });
+    r->flat->grads().normal_(0, 1, BenchGen());
+    const double clip_s = r->cfg.grad_clip > 0 ? best_of([&] { worker::ClipGradNorm(r->flat->grads(), 1e30); }) : 0.0;
+    torch::Tensor saved = r->flat->params().clone();
+    const double step_s = best_of([&] { r->opt->Step(); });
+    r->flat->params().copy_(saved);
+    std::fprintf(stderr, "%s optimizer parts (s per call): zero %.5f clip %.5f step %.5f pass %.5f\n", r->seed->name,
+                 zero_s, clip_s, step_s, pass);
     std::vector<double> tot, d, f, b, o, ev;
     for (size_t i = static_cast<size_t>(warmup); i < r->epochs.size(); ++i) {
       const auto& p = r->epochs[i];
@@ -413,6 +449,7 @@ int main(int argc, char** argv) {
                              {"gflop_per_epoch", flops / 1e9},
                              {"matmul_floor_s", mm_s},
                              {"optimizer_pass_s", pass},
+                             {"optimizer_call_s", {{"zero", zero_s}, {"clip", clip_s}, {"step", step_s}}},
                              {"floor_s", floor},
                              {"ratio_to_floor", med / floor},
                              {"original_s", r->seed->original_s},
