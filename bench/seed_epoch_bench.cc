@@ -3,12 +3,12 @@
 // single job, too"; bench/README.md).
 //
 // Data: the CemoBAM IEMOCAP *val* pickle (551 utterances) imported in memory (no store is written),
-// split class-stratified (seed 0) into 495 train / 56 validation rows: the issue's split (the 551-row
-// test pickle is not part of an epoch). One
-// thread. Each model trains with its seed's batch size and training keys (scripts/seed_features.sh):
-// an epoch is the trainer's TrainEpoch step by step (shuffle, gather into reused buffers, forward +
-// loss, backward, grad sync + clip + fused optimizer step) followed by worker::Evaluate over the
-// validation rows, as worker/trainer.cc does. Epochs are interleaved over the models (round r runs
+// split class-stratified (seed 0; 56 = ceil(0.1 × 551) validation rows allocated over the classes by
+// largest remainder) into 495 train / 56 validation rows: the issue's split (the 551-row test pickle is
+// not part of an epoch). One thread. Each model trains with its seed's batch size and training keys
+// (scripts/seed_features.sh): an epoch is the trainer's TrainEpoch step by step (shuffle, gather into
+// reused buffers, forward + loss, backward, grad sync + clip + fused optimizer step) followed by
+// worker::Evaluate over the validation rows, as worker/trainer.cc does. Epochs are interleaved over the models (round r runs
 // epoch r of every model) and the min and median over the timed rounds are printed.
 //
 // Floor: one extra epoch per model is run with a RecordFunction observer that records every matrix
