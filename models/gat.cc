@@ -27,20 +27,42 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   // Up to kDenseMaxNodes the same math on a dense [H, N, N] masked score matrix is
   // several times faster on CPU than gather/scatter over edges (bench/graph_bench).
   if (n > kDenseMaxNodes) return forward_with_attention(x, edge_index, nullptr);
-  auto ei = WithSelfLoops(edge_index, n);
   auto h = lin(x).view({n, heads_, out_dim_});
   auto a_src = (h * att_src).sum(-1).t();  // [H, N]
   auto a_dst = (h * att_dst).sum(-1).t();
   auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);  // [H, target, source]
-  // Edge multiplicities, so that a repeated edge weighs as in the edge-list softmax.
-  auto mult = torch::zeros({n, n}, e.options());
-  mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, e.options()), /*accumulate=*/true);
-  auto masked = e.masked_fill(mult.eq(0), -std::numeric_limits<float>::infinity());
-  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach()) * mult;
+  const DenseGraph& g = Dense(edge_index, n, e.options());
+  auto masked = e.masked_fill(g.absent, -std::numeric_limits<float>::infinity());
+  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach());
+  // Edge multiplicities, so that a repeated edge weighs as in the edge-list softmax; with none repeated the
+  // product is w·1 = w exactly and is skipped.
+  if (!g.single) w = w * g.mult;
   auto alpha = w / w.sum(2, /*keepdim=*/true);
   auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);  // [N, H, C]
   out = concat_ ? out.reshape({n, heads_ * out_dim_}) : out.mean(1);
   return out + bias;
+}
+
+const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_index, int64_t n,
+                                                   const torch::TensorOptions& opts) {
+  for (const auto& d : dense_cache_)
+    if (d.edge_index.unsafeGetTensorImpl() == edge_index.unsafeGetTensorImpl() &&
+        d.version == edge_index._version() && d.n == n && d.mult.options().dtype() == opts.dtype() &&
+        d.mult.device() == opts.device())
+      return d;
+  torch::NoGradGuard no_grad;
+  DenseGraph d;
+  d.edge_index = edge_index;
+  d.version = edge_index._version();
+  d.n = n;
+  auto ei = WithSelfLoops(edge_index, n);
+  d.mult = torch::zeros({n, n}, opts);
+  d.mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, opts), /*accumulate=*/true);
+  d.absent = d.mult.eq(0);
+  d.single = d.mult.max().item<float>() <= 1.0f;
+  if (dense_cache_.size() == 4) dense_cache_.erase(dense_cache_.begin());
+  dense_cache_.push_back(std::move(d));
+  return dense_cache_.back();
 }
 
 torch::Tensor GatConvImpl::forward_with_attention(const torch::Tensor& x, const torch::Tensor& edge_index,

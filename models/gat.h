@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace emosweep::models {
 
 struct GatAttention {
@@ -33,6 +35,20 @@ class GatConvImpl : public torch::nn::Module {
   torch::Tensor att_src, att_dst, bias;
 
  private:
+  // The dense path's per-graph constants (self-loops added, the [N, N] edge multiplicities, the mask of
+  // absent edges), kept for the last few graphs: a transductive model passes the same edge_index tensor
+  // every epoch (train and validation graphs), so they are built once, not at every forward. Keyed by
+  // the tensor itself (held, so its storage cannot be reused), its version counter and the node count.
+  struct DenseGraph {
+    torch::Tensor edge_index;  // the key (held)
+    uint32_t version = 0;
+    int64_t n = 0;
+    torch::Tensor mult, absent;  // [N, N] float multiplicities; [N, N] bool, true where no edge
+    bool single = false;         // every multiplicity is 0 or 1: weighting by `mult` is the identity
+  };
+  const DenseGraph& Dense(const torch::Tensor& edge_index, int64_t n, const torch::TensorOptions& opts);
+  std::vector<DenseGraph> dense_cache_;
+
   int64_t out_dim_, heads_;
   bool concat_;
 };

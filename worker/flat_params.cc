@@ -53,6 +53,10 @@ std::pair<int64_t, int64_t> FlatParameters::Span(const std::string& prefix) cons
   return begin < 0 ? std::make_pair(int64_t{0}, int64_t{0}) : std::make_pair(begin, end - begin);
 }
 
+void FlatParameters::ZeroGrad() {
+  for (auto& p : tensors_) p.mutable_grad().reset();
+}
+
 void FlatParameters::SyncGrads() {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < tensors_.size(); ++i) {

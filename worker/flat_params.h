@@ -4,9 +4,9 @@
 // Why: the data-parallel reducer allreduces one flat gradient buffer in
 // buckets (not one call per tensor), and the fused optimizer steps the whole
 // buffer in one pass instead of ~100 small per-tensor kernels (the optimizer
-// step was half of each step in the seeds' multimodal-ser code). Autograd
-// accumulates into an existing .grad in place, so gradients land in the
-// buffer directly; zeroing is one memset. Parameters that get no gradient on a
+// step was half of each step in the seeds' multimodal-ser code). Per step each
+// gradient is taken as autograd computed it and copied into the buffer once
+// (ZeroGrad/SyncGrads below). Parameters that get no gradient on a
 // step see a zero gradient (weight decay and moment decay still apply), unlike
 // PyTorch's set_to_none, which skips them (docs/trainer.md).
 // Thread-safety: one instance per job/thread.
@@ -39,7 +39,13 @@ class FlatParameters {
   // (a module's parameters are contiguous: registration order). count 0 when there is none.
   std::pair<int64_t, int64_t> Span(const std::string& prefix) const;
 
-  void ZeroGrad() { grads_.zero_(); }
+  // Starts a step's gradient: every .grad is reset (undefined), so that autograd's AccumulateGrad takes the
+  // fresh gradient tensor as is instead of adding it into a zeroed buffer (a memset plus a read-add-write
+  // pass over every gradient: on the 10 M-parameter seed models the buffer passes bound the step,
+  // bench/README.md). The buffer is NOT zeroed here: call SyncGrads() after backward and before reading
+  // grads(); it copies each gradient in and zeroes the slices of parameters that got none, so the buffer
+  // then holds exactly what zeroing and accumulating gave.
+  void ZeroGrad();
   // Makes sure every .grad is still a view of grads_ (something may have set
   // it to undefined or replaced it); copies stray gradients back. Cheap: one
   // pointer comparison per tensor.

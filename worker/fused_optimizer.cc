@@ -11,7 +11,59 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 15;
 
+struct AdamConsts {
+  float b1, one_b1, b2, one_b2, sqrt_bc2, eps, step_size, decay, wd;
+};
+
+// The Adam/AdamW update over [b, e). Compiled for AVX-512, AVX2 and the baseline, picked at load time:
+// at SSE width the sqrt and two divisions per element cost about 15 % of the step on the 10 M-parameter
+// models (bench/README.md, seed_epoch_bench); the rest is memory traffic. Every clone computes the same IEEE operations in the same order (sqrt and division
+// are correctly rounded at every width; -ffp-contract=off forbids fusing a*b+c), so results are bitwise
+// identical whichever clone runs (tests/worker/optimizer_test.cc).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void AdamRange(float* p, const float* g, float* m,
+                                                                            float* v, int64_t b, int64_t e,
+                                                                            const AdamConsts& k, bool decoupled) {
+  const float b1 = k.b1, one_b1 = k.one_b1, b2 = k.b2, one_b2 = k.one_b2, sqrt_bc2 = k.sqrt_bc2, eps = k.eps;
+  const float step_size = k.step_size, decay = k.decay, wd = k.wd;
+  if (decoupled) {
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i];
+      const float pi = p[i] * decay;
+      const float mi = m[i] * b1 + one_b1 * gi;
+      const float vi = v[i] * b2 + one_b2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = pi + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+    }
+  } else {
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i] + wd * p[i];
+      const float mi = m[i] * b1 + one_b1 * gi;
+      const float vi = v[i] * b2 + one_b2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] += step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+    }
+  }
+}
+
 }  // namespace
+
+// The scalar reference of the loop above (tests: every clone equals it bitwise).
+void AdamReferenceStep(float* p, const float* g, float* m, float* v, int64_t n, float b1, float one_b1, float b2,
+                       float one_b2, float sqrt_bc2, float eps, float step_size, float decay, float wd,
+                       bool decoupled) {
+  for (int64_t i = 0; i < n; ++i) {
+    volatile float gi = decoupled ? g[i] : g[i] + wd * p[i];  // volatile: no vectorisation, no contraction
+    volatile float pi = decoupled ? p[i] * decay : p[i];
+    volatile float mi = m[i] * b1 + one_b1 * gi;
+    volatile float vi = v[i] * b2 + one_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    volatile float upd = mi / (std::sqrt(vi) / sqrt_bc2 + eps);
+    p[i] = pi + step_size * upd;
+  }
+}
 
 FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
     : flat_(flat),
@@ -72,38 +124,20 @@ void FusedOptimizer::Step() {
   // Adam / AdamW, as torch::optim (bias corrections in double, the update in float).
   const double bc1 = 1 - std::pow(beta1_, static_cast<double>(step_));
   const double bc2 = 1 - std::pow(beta2_, static_cast<double>(step_));
-  const float b1 = static_cast<float>(beta1_), one_b1 = static_cast<float>(1 - beta1_);
-  const float b2 = static_cast<float>(beta2_), one_b2 = static_cast<float>(1 - beta2_);
-  const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
-  const float eps = static_cast<float>(eps_);
-  const float step_size = static_cast<float>(-lr_ / bc1);
+  AdamConsts k;
+  k.b1 = static_cast<float>(beta1_);
+  k.one_b1 = static_cast<float>(1 - beta1_);
+  k.b2 = static_cast<float>(beta2_);
+  k.one_b2 = static_cast<float>(1 - beta2_);
+  k.sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+  k.eps = static_cast<float>(eps_);
+  k.step_size = static_cast<float>(-lr_ / bc1);
+  k.decay = static_cast<float>(1 - lr_ * weight_decay_);
+  k.wd = static_cast<float>(weight_decay_);
   const bool decoupled = kind_ == "adamw";
-  const float decay = static_cast<float>(1 - lr_ * weight_decay_);
-  const float wd = static_cast<float>(weight_decay_);
   float* m = exp_avg_.data_ptr<float>();
   float* v = exp_avg_sq_.data_ptr<float>();
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    if (decoupled) {
-      for (int64_t i = b; i < e; ++i) {
-        const float gi = g[i];
-        const float pi = p[i] * decay;
-        const float mi = m[i] * b1 + one_b1 * gi;
-        const float vi = v[i] * b2 + one_b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
-      }
-    } else {
-      for (int64_t i = b; i < e; ++i) {
-        const float gi = g[i] + wd * p[i];
-        const float mi = m[i] * b1 + one_b1 * gi;
-        const float vi = v[i] * b2 + one_b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] += step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
-      }
-    }
-  });
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { AdamRange(p, g, m, v, b, e, k, decoupled); });
 }
 
 // The same updates as whole-buffer tensor operations (device memory): a handful of kernels per step.

@@ -56,6 +56,11 @@ class FusedOptimizer {
   void StepTensors();
 };
 
+// The Adam/AdamW update of Step() as a plain scalar loop (no vectorisation, no fused multiply-add): what
+// every compiled variant of Step's loop must equal bitwise (tests).
+void AdamReferenceStep(float* p, const float* g, float* m, float* v, int64_t n, float b1, float one_b1, float b2,
+                       float one_b2, float sqrt_bc2, float eps, float step_size, float decay, float wd, bool decoupled);
+
 // Global L2 norm clipping on the flat gradient (torch::nn::utils::clip_grad_norm_
 // semantics: scale by max_norm / (norm + 1e-6) when that is < 1). Returns the norm.
 double ClipGradNorm(torch::Tensor& grads, double max_norm);

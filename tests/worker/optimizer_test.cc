@@ -1,6 +1,9 @@
 // Flat parameter buffer + fused optimizers against torch::optim over many steps.
 #include <torch/torch.h>
 
+#include <cmath>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "worker/flat_params.h"
@@ -88,6 +91,50 @@ TEST(FlatParameters, ParametersAndGradsAreViewsOfOneBuffer) {
   EXPECT_TRUE(torch::equal(net->a->weight.grad().flatten(), flat->grads().narrow(0, 0, 7 * 16)));
 }
 
+// ZeroGrad resets the .grads (autograd then hands over its gradient tensors) instead of zeroing the buffer
+// for autograd to add into; after SyncGrads the buffer must hold bitwise what zero + accumulate gave
+// (the old formulation, computed here on a twin net with plain zeroed .grads), with zeros for the
+// unused layer although the buffer held garbage, a parameter used twice summed, and every .grad a view
+// of the buffer again; also over two backward calls in one step (accumulation).
+TEST(FlatParameters, ZeroGradSyncGradsEqualZeroAndAccumulate) {
+  torch::manual_seed(5);
+  Net net, twin;
+  {
+    torch::NoGradGuard g;
+    auto src = net->parameters();
+    auto dst = twin->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  auto flat = FlatParameters::Build(*net, {});
+  ASSERT_TRUE(flat.ok());
+  auto loss = [](Net& n, const torch::Tensor& x) {  // b is applied twice: its gradient is a sum of two
+    return n->b(torch::tanh(n->a(x))).pow(2).sum() + n->b(torch::tanh(n->a(x * 0.5))).sum();
+  };
+  for (int step = 0; step < 3; ++step) {
+    {
+      torch::NoGradGuard g;
+      flat->grads().fill_(7.0f);  // stale values from a previous step must not survive
+    }
+    torch::Tensor x = torch::randn({5, 7}), x2 = torch::randn({3, 7});
+    flat->ZeroGrad();
+    loss(net, x).backward();
+    if (step == 2) loss(net, x2).backward();
+    flat->SyncGrads();
+    for (auto& p : twin->parameters()) p.mutable_grad() = torch::zeros_like(p);
+    loss(twin, x).backward();
+    if (step == 2) loss(twin, x2).backward();
+    std::vector<torch::Tensor> ref;
+    for (auto& p : twin->parameters()) ref.push_back(p.grad().flatten());
+    EXPECT_TRUE(torch::equal(flat->grads(), torch::cat(ref))) << "step " << step;
+    const float* base = flat->grads().data_ptr<float>();
+    for (auto& p : net->parameters()) {
+      const float* d = p.grad().data_ptr<float>();
+      EXPECT_TRUE(d >= base && d < base + flat->numel());
+    }
+    EXPECT_EQ(net->unused->weight.grad().abs().sum().item<float>(), 0.0f);
+  }
+}
+
 TEST(FlatParameters, FrozenPrefixIsExcluded) {
   Net net;
   auto flat = FlatParameters::Build(*net, {"a."});
@@ -116,6 +163,35 @@ TEST(FlatParameters, SpanOfAModuleIsItsContiguousSlice) {
   const auto [off, n] = flat->Span("model.");
   EXPECT_EQ(flat->grads().narrow(0, off, n).abs().sum().item<double>(), 0.0);
   EXPECT_GT(flat->grads().narrow(0, n, per_net).abs().sum().item<double>(), 0.0);
+}
+
+// The Adam loop is compiled for several instruction sets (AVX-512, AVX2, baseline); whichever this
+// machine runs must equal the plain scalar loop bitwise, for AdamW and Adam, over a length that leaves
+// vector tails, for several steps (bias corrections change per step).
+TEST(FusedOptimizer, AdamLoopEqualsScalarReferenceBitwise) {
+  for (const char* kind : {"adamw", "adam"}) {
+    torch::manual_seed(11);
+    torch::nn::Module mod;
+    auto w = mod.register_parameter("w", torch::randn({100003}));
+    auto flat = FlatParameters::Build(mod, {});
+    ASSERT_TRUE(flat.ok());
+    TrainConfig c = Config({{"optimizer", kind}, {"lr", 3e-3}, {"weight_decay", 0.05}});
+    FusedOptimizer opt(&*flat, c);
+    torch::Tensor p = flat->params().clone(), m = torch::zeros_like(p), v = torch::zeros_like(p);
+    for (int s = 1; s <= 5; ++s) {
+      flat->grads().copy_(torch::randn_like(p) * (s == 3 ? 1e-6 : 1.0));
+      opt.Step();
+      const double bc1 = 1 - std::pow(c.beta1, s), bc2 = 1 - std::pow(c.beta2, s);
+      AdamReferenceStep(p.data_ptr<float>(), flat->grads().data_ptr<float>(), m.data_ptr<float>(),
+                        v.data_ptr<float>(), p.numel(), static_cast<float>(c.beta1), static_cast<float>(1 - c.beta1),
+                        static_cast<float>(c.beta2), static_cast<float>(1 - c.beta2),
+                        static_cast<float>(std::sqrt(bc2)), static_cast<float>(c.eps),
+                        static_cast<float>(-c.lr / bc1), static_cast<float>(1 - c.lr * c.weight_decay),
+                        static_cast<float>(c.weight_decay), std::string(kind) == "adamw");
+      ASSERT_TRUE(torch::equal(flat->params(), p)) << kind << " step " << s << ": max |diff| "
+                                                    << (flat->params() - p).abs().max().item<float>();
+    }
+  }
 }
 
 TEST(FusedOptimizer, AdamWMatchesTorchOptimOver200Steps) {

@@ -1,0 +1,467 @@
+// bench/seed_epoch_bench.cc: CPU seconds per epoch of the six seed models on the real CemoBAM IEMOCAP
+// features, split into phases, against a compute floor measured in the same run (issue 16, "the
+// single job, too"; bench/README.md).
+//
+// Data: the CemoBAM IEMOCAP *val* pickle (551 utterances) imported in memory (no store is written),
+// split class-stratified (seed 0; 56 = ceil(0.1 × 551) validation rows allocated over the classes by
+// largest remainder) into 495 train / 56 validation rows: the issue's split (the 551-row test pickle is
+// not part of an epoch). One thread. Each model trains with its seed's batch size and training keys
+// (scripts/seed_features.sh): an epoch is the trainer's TrainEpoch step by step (shuffle, gather into
+// reused buffers, forward + loss, backward, grad sync + clip + fused optimizer step) followed by
+// worker::Evaluate over the validation rows, as worker/trainer.cc does. Epochs are interleaved over the models (round r runs
+// epoch r of every model) and the min and median over the timed rounds are printed.
+//
+// Floor: one extra epoch per model is run with a RecordFunction observer that records every matrix
+// product (aten::mm / addmm / bmm / baddbmm, forward, backward and evaluation) with its shape and
+// operand layout; each distinct shape is then timed with at::mm / at::bmm on this machine (best of
+// several repeats), and floor = Σ count × time per call + optimizer steps × one pass over the
+// parameters (p += g over the flat buffer). The ratios are epoch / floor and epoch / the issue's
+// target (the originals' median epoch time / 3).
+// Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX]
+// --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
+#include <torch/torch.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/files.h"
+#include "data/import/pickle_import.h"
+#include "data/label_map.h"
+#include "jobs/train_config.h"
+#include "models/model.h"
+#include "worker/dataset.h"
+#include "worker/evaluate.h"
+#include "worker/flat_params.h"
+#include "worker/fused_optimizer.h"
+
+namespace {
+
+using namespace emosweep;  // NOLINT: a bench
+using nlohmann::json;
+
+double CpuNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct SeedModel {
+  const char* name;
+  json train;           // the seed's [train] keys (scripts/seed_features.sh)
+  double original_s;    // the seed code's median epoch time (issue 16)
+};
+
+const std::vector<SeedModel>& SeedModels() {
+  static const json kMsr = {{"lr", 2e-5},       {"weight_decay", 0.01},  {"schedule", "onecycle"},
+                            {"grad_clip", 1.0}, {"batch_size", 16},      {"drop_last", true},
+                            {"class_weights", "balanced"}};
+  static const std::vector<SeedModel> k = {
+      {"msr_a", kMsr, 3.69},
+      {"msr_b", kMsr, 4.36},
+      {"glomer", {{"lr", 1e-4}, {"weight_decay", 0.01}, {"batch_size", 128}}, 0.45},
+      {"mer_gfl",
+       {{"optimizer", "adam"}, {"lr", 1e-4}, {"weight_decay", 0.01}, {"batch_size", 32}, {"class_weights", "balanced"}},
+       0.99},
+      {"cemobam", {{"optimizer", "adam"}, {"lr", 1e-4}, {"weight_decay", 5e-4}}, 1.26},
+      {"hemogat", {{"optimizer", "adam"}, {"lr", 1e-4}, {"weight_decay", 5e-4}}, 1.04},
+  };
+  return k;
+}
+
+// ---- matrix-product census (RecordFunction observer) ----
+
+struct MmKey {
+  int64_t b, m, k, n;  // b = 0: a 2-D product
+  bool ta, tb;         // operand stored transposed (column-major view)
+  bool operator<(const MmKey& o) const {
+    return std::tie(b, m, k, n, ta, tb) < std::tie(o.b, o.m, o.k, o.n, o.ta, o.tb);
+  }
+};
+std::mutex g_census_mu;
+std::map<MmKey, int64_t>* g_census = nullptr;
+
+bool Transposed(const at::Tensor& t) { return t.dim() >= 2 && t.stride(-1) != 1 && t.size(-1) != 1; }
+
+std::unique_ptr<at::ObserverContext> OnOp(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  int a = -1;
+  if (name == "aten::mm" || name == "aten::bmm") a = 0;
+  else if (name == "aten::addmm" || name == "aten::baddbmm") a = 1;
+  if (a < 0) return nullptr;
+  auto in = fn.inputs();
+  if (in.size() < static_cast<size_t>(a + 2) || !in[a].isTensor() || !in[a + 1].isTensor()) return nullptr;
+  const at::Tensor& x = in[a].toTensor();
+  const at::Tensor& y = in[a + 1].toTensor();
+  MmKey key{};
+  if (x.dim() == 3) key.b = x.size(0);
+  key.m = x.size(-2);
+  key.k = x.size(-1);
+  key.n = y.size(-1);
+  key.ta = Transposed(x);
+  key.tb = Transposed(y);
+  std::lock_guard<std::mutex> l(g_census_mu);
+  if (g_census) ++(*g_census)[key];
+  return nullptr;
+}
+
+// Random operands for the floor measurements from a generator of their own, so that the models' dropout
+// streams (torch's default generator) are the same whatever the floor measured: the loss per epoch is
+// comparable between two builds.
+at::Generator& BenchGen() {
+  static at::Generator g = at::detail::createCPUGenerator(12345);
+  return g;
+}
+
+// Seconds per call of the product `key`, best of several timed batches.
+double TimeProduct(const MmKey& key) {
+  auto mat = [](int64_t b, int64_t r, int64_t c, bool t) {
+    std::vector<int64_t> s = t ? std::vector<int64_t>{c, r} : std::vector<int64_t>{r, c};
+    if (b) s.insert(s.begin(), b);
+    auto x = at::randn(s, BenchGen());
+    return t ? x.transpose(-1, -2) : x;
+  };
+  auto a = mat(key.b, key.m, key.k, key.ta), b = mat(key.b, key.k, key.n, key.tb);
+  auto out = key.b ? torch::empty({key.b, key.m, key.n}) : torch::empty({key.m, key.n});
+  auto call = [&] {
+    if (key.b)
+      at::bmm_out(out, a, b);
+    else
+      at::mm_out(out, a, b);
+  };
+  call();
+  const double flops = 2.0 * std::max<int64_t>(1, key.b) * key.m * key.k * key.n;
+  const int reps = static_cast<int>(std::clamp(2e7 / std::max(flops, 1.0), 3.0, 2000.0));
+  double best = 1e30;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = CpuNow();
+    for (int i = 0; i < reps; ++i) call();
+    best = std::min(best, (CpuNow() - t0) / reps);
+  }
+  return best;
+}
+
+// ---- one model's training state ----
+
+struct Phases {
+  double data = 0, forward = 0, backward = 0, optimizer = 0, eval = 0;
+  double total() const { return data + forward + backward + optimizer + eval; }
+};
+
+struct Run {
+  const SeedModel* seed = nullptr;
+  models::ModelPtr model;
+  std::unique_ptr<worker::FlatParameters> flat;
+  std::unique_ptr<worker::FusedOptimizer> opt;
+  jobs::TrainConfig cfg;
+  torch::Tensor class_weights;
+  std::mt19937_64 rng{1};
+  std::map<std::string, torch::Tensor> bufs;
+  torch::Tensor label_buf;
+  int64_t steps_per_epoch = 0;
+  int epoch = 0;
+  std::vector<Phases> epochs;
+  std::vector<double> losses;  // train loss per epoch (same seed: comparable before/after a change)
+};
+
+torch::Tensor BalancedWeights(const torch::Tensor& labels, int c) {
+  auto counts = torch::bincount(labels, {}, c).to(torch::kDouble);
+  return (counts.sum() / (c * counts.clamp_min(1))).to(torch::kFloat);
+}
+
+Result<std::unique_ptr<Run>> MakeRun(const SeedModel& s, const worker::Split& train, int classes,
+                                     const std::vector<std::string>& labels) {
+  auto r = std::make_unique<Run>();
+  r->seed = &s;
+  ES_ASSIGN_OR_RETURN(r->cfg, jobs::ParseTrainConfig(s.train, std::string("bench ") + s.name));
+  models::ModelSpec spec;
+  for (const auto& [m, t] : train.inputs) spec.input_dims[m] = t.size(1);
+  spec.num_classes = classes;
+  spec.labels = labels;
+  spec.config = json::object();
+  torch::manual_seed(1);
+  ES_ASSIGN_OR_RETURN(r->model, models::CreateModel(s.name, spec));
+  ES_ASSIGN_OR_RETURN(worker::FlatParameters flat, worker::FlatParameters::Build(*r->model, {}));
+  r->flat = std::make_unique<worker::FlatParameters>(std::move(flat));
+  r->opt = std::make_unique<worker::FusedOptimizer>(r->flat.get(), r->cfg);
+  if (r->cfg.class_weights == "balanced") r->class_weights = BalancedWeights(train.labels, classes);
+  const int64_t n = train.size(), bs = r->cfg.batch_size;
+  r->steps_per_epoch = r->model->transductive() ? 1 : (r->cfg.drop_last ? n / bs : (n + bs - 1) / bs);
+  return r;
+}
+
+void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int classes) {
+  Phases p;
+  models::LossContext ctx;
+  ctx.epoch = r.epoch;
+  ctx.num_epochs = 100;
+  ctx.steps_per_epoch = r.steps_per_epoch;
+  ctx.class_weights = r.class_weights;
+  const bool transductive = r.model->transductive();
+  const int64_t n = train.size();
+  const int64_t bs = transductive ? n : r.cfg.batch_size;
+  double t = CpuNow();
+  auto lap = [&t](double* into) {
+    const double now = CpuNow();
+    *into += now - t;
+    t = now;
+  };
+  r.model->train();
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  if (!transductive) std::shuffle(order.begin(), order.end(), r.rng);
+  torch::Tensor loss_acc = torch::zeros({}, torch::kDouble);
+  lap(&p.data);
+  for (int64_t s = 0; s < r.steps_per_epoch; ++s) {
+    const int64_t lo = s * bs, len = std::min(bs, n - lo);
+    models::Batch batch;
+    torch::Tensor idx = torch::from_blob(order.data() + lo, {len}, torch::kLong);
+    for (const auto& [mod, x] : train.inputs) {
+      torch::Tensor& buf = r.bufs[mod];
+      if (!buf.defined()) buf = torch::empty({bs, x.size(1)}, x.options());
+      buf.resize_({len, x.size(1)});
+      at::index_select_out(buf, x, 0, idx);
+      batch.inputs[mod] = buf;
+    }
+    if (!r.label_buf.defined()) r.label_buf = torch::empty({bs}, torch::kLong);
+    r.label_buf.resize_({len});
+    at::index_select_out(r.label_buf, train.labels, 0, idx);
+    batch.labels = r.label_buf;
+    lap(&p.data);
+    r.flat->ZeroGrad();
+    lap(&p.optimizer);
+    ctx.step = r.epoch * r.steps_per_epoch + s;
+    models::ModelOutput out = r.model->Forward(batch);
+    torch::Tensor total = r.model->Loss(out, batch, ctx).total;
+    lap(&p.forward);
+    total.backward();
+    loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(len);
+    lap(&p.backward);
+    r.flat->SyncGrads();
+    if (r.cfg.grad_clip > 0) worker::ClipGradNorm(r.flat->grads(), r.cfg.grad_clip);
+    r.opt->Step();
+    lap(&p.optimizer);
+  }
+  const double loss = loss_acc.item<double>() / static_cast<double>(r.steps_per_epoch * bs > n ? n : r.steps_per_epoch * bs);
+  lap(&p.forward);
+  auto ev = worker::Evaluate(*r.model, val, r.cfg.batch_size, ctx, classes, false, torch::kCPU);
+  if (!ev.ok()) std::fprintf(stderr, "%s: %s\n", r.seed->name, ev.status().ToString().c_str());
+  lap(&p.eval);
+  r.epochs.push_back(p);
+  r.losses.push_back(loss);
+  ++r.epoch;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = std::string(EMOSWEEP_SHARED_DIR) + "/features/iemocap-seed-pkl";
+  std::string only, trace;
+  int epochs = 5, warmup = 1;
+  bool as_json = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--pickles" && i + 1 < argc) dir = argv[++i];
+    else if (a == "--models" && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
+    else if (a == "--epochs" && i + 1 < argc) epochs = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--warmup" && i + 1 < argc) warmup = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--json") as_json = true;
+    else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] [--trace PREFIX]\n");
+      return 2;
+    }
+  }
+  at::set_num_threads(1);
+  const std::string pkl = dir + "/cemobam_IEMOCAP_BERT_WAV2VEC_val.pkl";
+  if (!FileExists(pkl)) {
+    std::fprintf(stderr, "seed_epoch_bench: %s not found (../shared absent?)\n", pkl.c_str());
+    return 2;
+  }
+  // Data: the val pickle in memory, 90/10 class-stratified (seed 0) -> 495 / 56.
+  auto map = data::LabelMap::Load("cemobam_iemocap4");
+  auto labels = data::NamedLabelSet("core4");
+  if (!map.ok() || !labels.ok()) return 1;
+  data::PickleImportOptions io;
+  io.corpus_name = "iemocap_cemobam_val";
+  io.label_map = &*map;
+  data::ImportReport report;
+  auto corpus = data::ImportSeedPickles({pkl}, io, &report);
+  if (!corpus.ok()) {
+    std::fprintf(stderr, "seed_epoch_bench: %s\n", corpus.status().ToString().c_str());
+    return 2;
+  }
+  // The issue's split: ceil(0.1 × 551) = 56 validation rows, class-stratified (sklearn's train_test_split
+  // rounding: per-class floor, the remainder to the classes with the largest fractional parts), seed 0.
+  // `data split` rounds each class separately and cannot hit 56 on this file (54 or 57).
+  const size_t n_all = corpus->utterances.size();
+  const size_t want_val = static_cast<size_t>(std::ceil(0.1 * static_cast<double>(n_all)));
+  std::map<std::string, std::vector<size_t>> by_label;
+  for (size_t i = 0; i < n_all; ++i) by_label[corpus->utterances[i].label].push_back(i);
+  std::vector<std::pair<double, std::string>> remainders;
+  std::map<std::string, size_t> take;
+  size_t taken = 0;
+  for (auto& [label, rows] : by_label) {
+    const double exact = static_cast<double>(want_val) * static_cast<double>(rows.size()) / static_cast<double>(n_all);
+    take[label] = static_cast<size_t>(std::floor(exact));
+    taken += take[label];
+    remainders.push_back({exact - std::floor(exact), label});
+  }
+  std::sort(remainders.rbegin(), remainders.rend());
+  for (size_t i = 0; taken < want_val && i < remainders.size(); ++i, ++taken) ++take[remainders[i].second];
+  std::mt19937_64 split_rng(0);
+  std::vector<std::string> train_ids, val_ids;
+  for (auto& [label, rows] : by_label) {
+    std::shuffle(rows.begin(), rows.end(), split_rng);
+    for (size_t j = 0; j < rows.size(); ++j) (j < take[label] ? val_ids : train_ids).push_back(corpus->utterances[rows[j]].id);
+  }
+  const std::map<std::string, std::string> features = {{"audio", "audio"}, {"text", "text"}};
+  auto train = worker::SplitFromCorpus(*corpus, train_ids, features, *labels, true, pkl + " train");
+  auto val = worker::SplitFromCorpus(*corpus, val_ids, features, *labels, true, pkl + " val");
+  if (!train.ok() || !val.ok()) return 1;
+  const int classes = static_cast<int>(labels->size());
+  std::printf("seed_epoch_bench: %s, %lld train / %lld val rows, %d thread, %d warm-up + %d timed epochs "
+              "(interleaved)\n",
+              pkl.c_str(), static_cast<long long>(train->size()), static_cast<long long>(val->size()),
+              at::get_num_threads(), warmup, epochs);
+
+  std::vector<std::unique_ptr<Run>> runs;
+  for (const auto& s : SeedModels()) {
+    if (!only.empty() && only.find("," + std::string(s.name) + ",") == std::string::npos) continue;
+    auto r = MakeRun(s, *train, classes, *labels);
+    if (!r.ok()) {
+      std::fprintf(stderr, "%s: %s\n", s.name, r.status().ToString().c_str());
+      return 1;
+    }
+    runs.push_back(std::move(*r));
+  }
+  for (int e = 0; e < warmup + epochs; ++e)
+    for (auto& r : runs) Epoch(*r, *train, *val, classes);
+
+  if (!trace.empty())
+    for (auto& r : runs) {
+      torch::autograd::profiler::RecordProfile rp(trace + r->seed->name + ".json");
+      Epoch(*r, *train, *val, classes);
+      r->epochs.pop_back();
+    }
+  // Census epoch (not timed), then the floor of each model.
+  json out = {{"train_rows", train->size()}, {"val_rows", val->size()}, {"models", json::array()}};
+  std::printf("\n%-8s %5s %9s %5s | %7s %7s | %6s %6s %6s %6s %6s | %7s %7s %7s %6s | %6s %6s %6s\n", "model", "batch",
+              "params", "steps", "min s", "med s", "data", "fwd", "bwd", "opt", "eval", "GFLOP", "mm s", "floor s",
+              "GF/s", "/floor", "target", "/targ");
+  for (auto& r : runs) {
+    std::map<MmKey, int64_t> census;
+    {
+      std::lock_guard<std::mutex> l(g_census_mu);
+      g_census = &census;
+    }
+    auto handle = at::addGlobalCallback(at::RecordFunctionCallback(&OnOp).needsInputs(true));
+    Epoch(*r, *train, *val, classes);
+    at::removeCallback(handle);
+    {
+      std::lock_guard<std::mutex> l(g_census_mu);
+      g_census = nullptr;
+    }
+    r->epochs.pop_back();
+    double flops = 0, mm_s = 0;
+    json shapes = json::array();
+    for (const auto& [k, c] : census) {
+      const double f = 2.0 * std::max<int64_t>(1, k.b) * k.m * k.k * k.n;
+      const double t = TimeProduct(k);
+      flops += f * c;
+      mm_s += t * c;
+      shapes.push_back({{"b", k.b}, {"m", k.m}, {"k", k.k}, {"n", k.n}, {"ta", k.ta}, {"tb", k.tb}, {"count", c},
+                        {"s_per_call", t}});
+    }
+    auto pa = at::randn({r->flat->numel()}, BenchGen()), ga = at::randn({r->flat->numel()}, BenchGen());
+    double pass = 1e30;
+    for (int i = 0; i < 5; ++i) {
+      const double t0 = CpuNow();
+      pa.add_(ga, 1e-9);
+      pass = std::min(pass, CpuNow() - t0);
+    }
+    const double floor = mm_s + pass * static_cast<double>(r->steps_per_epoch);
+    // The optimizer phase's parts, one call each (best of 5): zeroing, clipping, the update.
+    auto best_of = [](auto&& f) {
+      double b = 1e30;
+      for (int i = 0; i < 5; ++i) {
+        const double t0 = CpuNow();
+        f();
+        b = std::min(b, CpuNow() - t0);
+      }
+      return b;
+    };
+    const double zero_s = best_of([&] { r->flat->ZeroGrad(); });
+    r->flat->grads().normal_(0, 1, BenchGen());
+    const double clip_s = r->cfg.grad_clip > 0 ? best_of([&] { worker::ClipGradNorm(r->flat->grads(), 1e30); }) : 0.0;
+    torch::Tensor saved = r->flat->params().clone();
+    const double step_s = best_of([&] { r->opt->Step(); });
+    r->flat->params().copy_(saved);
+    std::fprintf(stderr, "%s optimizer parts (s per call): zero %.5f clip %.5f step %.5f pass %.5f\n", r->seed->name,
+                 zero_s, clip_s, step_s, pass);
+    std::vector<double> tot, d, f, b, o, ev;
+    for (size_t i = static_cast<size_t>(warmup); i < r->epochs.size(); ++i) {
+      const auto& p = r->epochs[i];
+      tot.push_back(p.total());
+      d.push_back(p.data);
+      f.push_back(p.forward);
+      b.push_back(p.backward);
+      o.push_back(p.optimizer);
+      ev.push_back(p.eval);
+    }
+    const double med = Median(tot), mn = *std::min_element(tot.begin(), tot.end());
+    const double target = r->seed->original_s / 3.0;
+    const std::string bs = r->model->transductive() ? "full" : std::to_string(r->cfg.batch_size);
+    std::printf("%-8s %5s %9lld %5lld | %7.3f %7.3f | %6.3f %6.3f %6.3f %6.3f %6.3f | %7.2f %7.3f %7.3f %6.1f | %6.2f "
+                "%6.3f %6.2f\n",
+                r->seed->name, bs.c_str(), static_cast<long long>(r->flat->numel()),
+                static_cast<long long>(r->steps_per_epoch), mn, med, Median(d), Median(f), Median(b), Median(o),
+                Median(ev), flops / 1e9, mm_s, floor, flops / mm_s / 1e9, med / floor, target, med / target);
+    out["models"].push_back({{"model", r->seed->name},
+                             {"batch", bs},
+                             {"parameters", r->flat->numel()},
+                             {"steps_per_epoch", r->steps_per_epoch},
+                             {"epoch_s_min", mn},
+                             {"epoch_s_median", med},
+                             {"epoch_s_all", tot},
+                             {"median_s", {{"data", Median(d)}, {"forward", Median(f)}, {"backward", Median(b)},
+                                           {"optimizer", Median(o)}, {"eval", Median(ev)}}},
+                             {"gflop_per_epoch", flops / 1e9},
+                             {"matmul_floor_s", mm_s},
+                             {"optimizer_pass_s", pass},
+                             {"optimizer_call_s", {{"zero", zero_s}, {"clip", clip_s}, {"step", step_s}}},
+                             {"floor_s", floor},
+                             {"ratio_to_floor", med / floor},
+                             {"original_s", r->seed->original_s},
+                             {"target_s", target},
+                             {"ratio_to_target", med / target},
+                             {"speedup_vs_original", r->seed->original_s / med},
+                             {"train_loss_per_epoch", r->losses},
+                             {"matmul_shapes", shapes}});
+  }
+  std::printf("\nmin/med s: CPU seconds per epoch (train + validation), min and median over the timed epochs; phase "
+              "columns are medians.\nfloor = matrix products at this machine's measured rate on the same shapes + one "
+              "parameter pass per step; target = original / 3.\n");
+  if (as_json) std::printf("%s\n", out.dump(1).c_str());
+  return 0;
+}
