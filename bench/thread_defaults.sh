@@ -2,9 +2,11 @@
 # Thread and parallelism defaults of `emosweep run` (issue 13, item 1): jobs/s
 # of the real-corpora protocol (protocols/library/real-corpora.toml: LOCO,
 # few-shot and DA over EmoDB, RAVDESS, EMOVO and TESS from ../shared) with
-#   default            (no --parallel/--threads: one job per usable core, 1 thread each)
-#   --parallel 1 --threads 1   (one job at a time, one thread)
-#   --parallel 1 --threads 2   (one job at a time, two intra-op threads)
+#   default            (no --parallel/--threads/--pack: packs of jobs as one batched
+#                       model (--pack auto, issue 16), one worker per usable core, 1 thread each)
+#   --pack off         (the same without packing: one job per worker at a time)
+#   --parallel 1 --threads 1 --pack off   (one job at a time, one thread)
+#   --parallel 1 --threads 2 --pack off   (one job at a time, two intra-op threads)
 # on an idle machine and with a burner process per core started in its own
 # session (as another user's work would be). Runs are interleaved (A B C A B C
 # ...) and every run starts from an empty ledger; prints min and median wall
@@ -39,10 +41,11 @@ if [ -z "$STORES" ]; then
 fi
 PROTO=protocols/library/real-corpora.toml
 JOBS=$("$BIN" plan "$PROTO" --store-dir "$STORES" --json --log-level warn | sed -n 's/.*"jobs_total": *\([0-9]*\).*/\1/p' | head -1)
-names=(default p1t1 p1t2)
+names=(default nopack p1t1 p1t2)
 args_default=""
-args_p1t1="--parallel 1 --threads 1"
-args_p1t2="--parallel 1 --threads 2"
+args_nopack="--pack off"
+args_p1t1="--parallel 1 --threads 1 --pack off"
+args_p1t2="--parallel 1 --threads 2 --pack off"
 echo "thread_defaults: $PROTO, ${JOBS:-?} jobs, $(nproc) cores, $REPS interleaved reps, load before: $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-8s %-8s %10s %10s %10s %10s\n' condition setting min_s median_s jobs/s_med vs_1job
 for cond in ${CONDITIONS//,/ }; do
@@ -72,6 +75,13 @@ for cond in ${CONDITIONS//,/ }; do
     printf '%-8s %-8s %10s %10s %10.2f %10.2f\n' "$cond" "$n" "${mins[$n]}" "${med[$n]}" \
       "$(awk -v j="${JOBS:-0}" -v m="${med[$n]}" 'BEGIN { print j / m }')" \
       "$(awk -v b="${med[p1t1]}" -v m="${med[$n]}" 'BEGIN { print b / m }')"
+  done
+  # Packing must not change a number: the first rep's tables of every setting are byte-identical.
+  "$BIN" table "$PROTO" --store-dir "$STORES" --ledger "$W/$cond-p1t1-1.db" --log-level error > "$W/$cond-p1t1.table"
+  for n in default nopack p1t2; do
+    "$BIN" table "$PROTO" --store-dir "$STORES" --ledger "$W/$cond-$n-1.db" --log-level error > "$W/$cond-$n.table"
+    if cmp -s "$W/$cond-p1t1.table" "$W/$cond-$n.table"; then echo "$cond: $n table byte-identical to p1t1"
+    else echo "$cond: $n table DIFFERS from p1t1" >&2; diff "$W/$cond-p1t1.table" "$W/$cond-$n.table" | head -20 >&2; exit 1; fi
   done
   best_fixed=$(printf '%s\n%s\n' "${med[p1t1]}" "${med[p1t2]}" | sort -g | head -1)
   echo "$cond: default / best fixed setting = $(awk -v b="$best_fixed" -v m="${med[default]}" 'BEGIN { printf "%.2f", b / m }')x," \
