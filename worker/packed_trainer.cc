@@ -112,7 +112,92 @@ double MetricValue(const EvalOutput& e, const std::string& metric) {
 // The MLP as K stacked copies: layer l's weight [K, out, in] and bias [K, out].
 struct PackedLayer {
   int64_t in = 0, out = 0;
-  torch::Tensor w, b;
+  torch::Tensor w, b;    // [K, out, in], [K, out]: leaves (views of the packed buffer) or frozen copies
+  torch::Tensor gw, gb;  // their gradients' views of the packed gradient buffer (undefined when frozen)
+};
+
+// The slots' rows of t ([K, ...] -> [m, ...]): t itself or a view when the slots are consecutive.
+bool Consecutive(const std::vector<int>& slots) {
+  for (size_t i = 1; i < slots.size(); ++i)
+    if (slots[i] != slots[0] + static_cast<int>(i)) return false;
+  return true;
+}
+torch::Tensor SelectSlots(const torch::Tensor& t, const std::vector<int>& slots) {
+  if (Consecutive(slots)) return static_cast<int64_t>(slots.size()) == t.size(0) ? t : t.narrow(0, slots[0], slots.size());
+  std::vector<int64_t> s64(slots.begin(), slots.end());
+  return t.index_select(0, torch::tensor(s64, torch::kLong));
+}
+
+// A linear layer of the selected members: y[j] = b[j] + x[j] · w[j]ᵀ, the same BLAS call per member as
+// at::linear's addmm alone. The backward computes what addmm's backward computes alone (ĝᵀ·x for the weight,
+// ĝ summed over rows for the bias, ĝ·w for the input) and writes the weight and bias gradients straight into
+// the packed gradient buffer (no per-step gradient tensors, no transposed accumulation).
+class PackedLinear : public torch::autograd::Function<PackedLinear> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor w_all,
+                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots) {
+    torch::Tensor w = SelectSlots(w_all, slots), b = SelectSlots(b_all, slots);
+    const int64_t m = x.size(0), n = x.size(1);
+    torch::Tensor y;
+    if (Small(n, *layer)) {
+      std::vector<torch::Tensor> ys;
+      for (int64_t j = 0; j < m; ++j) ys.push_back(torch::addmm(b[j], x[j], w[j].t()));
+      y = torch::stack(ys);
+    } else {
+      y = torch::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
+    }
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["slots"] = std::vector<int64_t>(slots.begin(), slots.end());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &w = saved[1];
+    const auto* layer = reinterpret_cast<const PackedLayer*>(ctx->saved_data["layer"].toInt());
+    const auto s64 = ctx->saved_data["slots"].toIntVector();
+    const std::vector<int> slots(s64.begin(), s64.end());
+    torch::Tensor g = grads[0].contiguous();
+    const int64_t m = x.size(0), n = x.size(1);
+    const bool small = Small(n, *layer);
+    const bool direct = Consecutive(slots);
+    torch::Tensor gx;
+    if (ctx->needs_input_grad(0)) {
+      if (small) {
+        std::vector<torch::Tensor> gs;
+        for (int64_t j = 0; j < m; ++j) gs.push_back(g[j].mm(w[j]));
+        gx = torch::stack(gs);
+      } else {
+        gx = g.bmm(w);
+      }
+    }
+    if (layer->gw.defined()) {
+      torch::Tensor dst = direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m))
+                                 : torch::empty({m, layer->out, layer->in}, g.options());
+      torch::Tensor gt = g.transpose(1, 2);
+      if (small) {
+        for (int64_t j = 0; j < m; ++j) {
+          torch::Tensor d = dst[j];
+          at::mm_out(d, gt[j], x[j]);
+        }
+      } else {
+        at::bmm_out(dst, gt, x);
+      }
+      if (!direct) layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+    }
+    if (layer->gb.defined()) {
+      torch::Tensor dst = direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m))
+                                 : torch::empty({m, layer->out}, g.options());
+      at::sum_out(dst, g, {1});
+      if (!direct) layer->gb.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+    }
+    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+ private:
+  static bool Small(int64_t n, const PackedLayer& l) { return n * l.in * l.out < kBmmBlasThreshold; }
 };
 
 class PackedMlp {
@@ -121,31 +206,13 @@ class PackedMlp {
   std::vector<double> dropout;  // per slot (dropout may differ between members)
   int k = 0;
 
-  // The selected slots' parameters ([m, ...]): views when the slots are a contiguous range.
-  torch::Tensor Select(const torch::Tensor& t, const std::vector<int>& slots, const torch::Tensor& idx) const {
-    const int m = static_cast<int>(slots.size());
-    bool consecutive = true;
-    for (int i = 1; i < m && consecutive; ++i) consecutive = slots[i] == slots[0] + i;
-    if (!consecutive) return t.index_select(0, idx);
-    return m == k ? t : t.narrow(0, slots.front(), m);
-  }
-
   // x: [m, n, D] (rows of slot slots[j] in x[j]); gens: the members' dropout generators (training only).
   torch::Tensor Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
                         const std::vector<at::Generator*>& gens) const {
-    std::vector<int64_t> s64(slots.begin(), slots.end());
-    torch::Tensor idx = torch::tensor(s64, torch::kLong);
-    const int64_t m = x.size(0), n = x.size(1);
+    const int64_t m = x.size(0);
     for (size_t l = 0; l < layers.size(); ++l) {
       const PackedLayer& L = layers[l];
-      torch::Tensor w = Select(L.w, slots, idx), b = Select(L.b, slots, idx);
-      if (n * L.in * L.out < kBmmBlasThreshold) {
-        std::vector<torch::Tensor> ys;
-        for (int64_t j = 0; j < m; ++j) ys.push_back(torch::addmm(b[j], x[j], w[j].t()));
-        x = torch::stack(ys);
-      } else {
-        x = torch::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
-      }
+      x = PackedLinear::apply(x, L.w, L.b, &L, slots);
       if (l + 1 == layers.size()) break;
       x = torch::relu(x);
       if (!training) continue;
@@ -498,12 +565,21 @@ Status PackedTrainer::BuildPack() {
         return torch::stack(rows);
       }
       torch::Tensor t = params_.narrow(1, it->second, n).view(full).detach();
-      t.requires_grad_(true);
-      t.mutable_grad() = grads_.narrow(1, it->second, n).view(full);
+      t.requires_grad_(true);  // its gradient is written by PackedLinear's backward, never accumulated
       return t;
+    };
+    auto grad_view = [&](const std::string& name, std::vector<int64_t> shape) {
+      auto it = offset.find(name);
+      if (it == offset.end()) return torch::Tensor();
+      std::vector<int64_t> full = {k};
+      full.insert(full.end(), shape.begin(), shape.end());
+      const int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+      return grads_.narrow(1, it->second, n).view(full);
     };
     pl.w = make(L.w, {L.out, L.in});
     pl.b = make(L.b, {L.out});
+    pl.gw = grad_view(L.w, {L.out, L.in});
+    pl.gb = grad_view(L.b, {L.out});
     mlp_.layers.push_back(pl);
   }
   return Status::Ok();
