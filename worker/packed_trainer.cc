@@ -306,7 +306,8 @@ class PackedTrainer {
   Status MaybeResume(Member& m);
   Status WriteState(Member& m, int next_epoch);
   void TrainEpoch(int epoch, std::vector<Member*>& act);
-  void Evaluate(std::vector<EvalItem>& items);
+  // by_slot: a pool holding each item's rows at its member's slot offset (otherwise one is made).
+  void Evaluate(std::vector<EvalItem>& items, const Pool* by_slot = nullptr);
   void Validate(int epoch, std::vector<Member*>& act);
   void Finish(std::vector<Member*>& fin);
   void Fail(Member& m, Status s) {
@@ -319,6 +320,7 @@ class PackedTrainer {
   std::vector<Member> members_;
   std::vector<Member*> packed_;  // by slot
   PackedMlp mlp_;
+  Pool train_pool_, val_pool_;  // every packed member's training / validation rows, by slot
   torch::Tensor params_, grads_;  // [K, stride]
   int64_t p_ = 0, stride_ = 0;
   int threads_ = 1;
@@ -672,13 +674,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     m->count = 0;
     max_batches = std::max(max_batches, m->batches);
   }
-  // Training pool: every member's rows, concatenated.
-  std::vector<const torch::Tensor*> xs, ys;
-  for (Member* m : act) {
-    xs.push_back(&m->train_x);
-    ys.push_back(&m->train.labels);
-  }
-  Pool pool = MakePool(xs, ys);
+  const Pool& pool = train_pool_;
   torch::Tensor loss_acc = torch::zeros({static_cast<int64_t>(act.size())}, torch::kDouble);
   std::vector<at::Generator*> gens;
   for (int64_t b = 0; b < max_batches; ++b) {
@@ -702,7 +698,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
       for (size_t i : pos) {
         Member* m = act[i];
         const int64_t lo = b * m->cfg.batch_size;
-        for (int64_t r = 0; r < len; ++r) gidx.push_back(pool.offset[i] + m->order[lo + r]);
+        for (int64_t r = 0; r < len; ++r) gidx.push_back(pool.offset[m->slot] + m->order[lo + r]);
         slots.push_back(m->slot);
         gens.push_back(&m->gen);
       }
@@ -753,7 +749,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
 }
 
 // trainer.cc's Evaluate for many (member, split) pairs at once: batch i of every split, grouped by length.
-void PackedTrainer::Evaluate(std::vector<EvalItem>& items) {
+void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) {
   std::vector<const torch::Tensor*> xs, ys;
   int64_t nmax = 0;
   for (auto& it : items) {
@@ -764,7 +760,10 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items) {
     it.preds.reserve(it.split->size());
   }
   if (items.empty() || nmax == 0) return;
-  Pool pool = MakePool(xs, ys);
+  Pool own;
+  if (!by_slot) own = MakePool(xs, ys);
+  const Pool& pool = by_slot ? *by_slot : own;
+  auto offset = [&](size_t i) { return by_slot ? pool.offset[items[i].member->slot] : pool.offset[i]; };
   torch::NoGradGuard no_grad;
   const int64_t bs = std::max<int64_t>(1, items[0].member->cfg.batch_size);
   for (int64_t b = 0; b < nmax; b += bs) {
@@ -778,7 +777,7 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items) {
       std::vector<int64_t> gidx;
       std::vector<int> slots;
       for (size_t i : pos) {
-        for (int64_t r = 0; r < len; ++r) gidx.push_back(pool.offset[i] + b + r);
+        for (int64_t r = 0; r < len; ++r) gidx.push_back(offset(i) + b + r);
         slots.push_back(items[i].member->slot);
       }
       torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
@@ -830,7 +829,7 @@ void PackedTrainer::Validate(int epoch, std::vector<Member*>& act) {
   std::vector<EvalItem> items;
   for (Member* m : act)
     if (m->val.size()) items.push_back({m, &m->val, &m->val_x, m->LossCtx(epoch), false, {}, Status::Ok(), {}, {}});
-  Evaluate(items);
+  Evaluate(items, &val_pool_);
   for (auto& it : items) {
     Member& m = *it.member;
     if (!it.status.ok()) {
@@ -1018,6 +1017,18 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
       at::set_num_threads(threads_);
     }
     return collect();
+  }
+  {
+    std::vector<const torch::Tensor*> tx, ty, vx, vy;
+    const torch::Tensor none_x = torch::empty({0, mlp_.layers.front().in}), none_y = torch::empty({0}, torch::kLong);
+    for (Member* m : packed_) {
+      tx.push_back(m->train.size() ? &m->train_x : &none_x);
+      ty.push_back(m->train.size() ? &m->train.labels : &none_y);
+      vx.push_back(m->val.size() ? &m->val_x : &none_x);
+      vy.push_back(m->val.size() ? &m->val.labels : &none_y);
+    }
+    train_pool_ = MakePool(tx, ty);
+    val_pool_ = MakePool(vx, vy);
   }
   for (Member* m : packed_) {
     m->opt = std::make_unique<FusedOptimizer>(m->row.get(), m->cfg);
