@@ -62,6 +62,39 @@ data::Corpus MakeCorpus() {
   return c;
 }
 
+// The job's GEMM floor: one training step's matrix products at the job's own shapes (forward addmm,
+// weight-gradient and input-gradient mm per layer, batch 32), timed alone on this thread; and one
+// forward pass per evaluation batch. A job cannot be faster than steps x step + evals x forward.
+struct Floor {
+  double step_s = 0, forward_s = 0;
+};
+Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch) {
+  torch::NoGradGuard g;
+  std::vector<torch::Tensor> w, b, x, gr;
+  for (size_t l = 0; l + 1 < dims.size(); ++l) {
+    w.push_back(torch::randn({dims[l + 1], dims[l]}));
+    b.push_back(torch::randn({dims[l + 1]}));
+    x.push_back(torch::randn({batch, dims[l]}));
+    gr.push_back(torch::randn({batch, dims[l + 1]}));
+  }
+  auto time = [&](bool backward) {
+    std::vector<double> t;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = Clock::now();
+      for (int it = 0; it < 50; ++it)
+        for (size_t l = 0; l < w.size(); ++l) {
+          torch::Tensor y = torch::addmm(b[l], x[l], w[l].t());
+          if (!backward) continue;
+          torch::Tensor gw = gr[l].t().mm(x[l]);
+          if (l > 0) torch::Tensor gx = gr[l].mm(w[l]);
+        }
+      t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / 50);
+    }
+    return *std::min_element(t.begin(), t.end());
+  };
+  return {time(true), time(false)};
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
@@ -147,10 +180,21 @@ int main(int argc, char** argv) {
     s.id = s.ComputeId();
     return s;
   };
+  at::set_num_threads(threads);
+  std::vector<int64_t> dims = {kDim};
+  dims.insert(dims.end(), hidden.begin(), hidden.end());
+  dims.push_back(4);
+  const Floor fl = GemmFloor(dims, 32);
+  // 300 steps (10 per epoch), validation of 80 rows each epoch, final evaluation of 80 + 200 rows.
+  const double floor_job = epochs * 10 * fl.step_s + (epochs * 3 + 3 + 7) * fl.forward_s;
+  if (!json_out)
+    std::printf("GEMM floor per job: %.4f s (%.3f ms per training step, %.3f ms per evaluation batch); "
+                "floor jobs/s %.1f\n",
+                floor_job, 1e3 * fl.step_s, 1e3 * fl.forward_s, 1 / floor_job);
   nlohmann::json rows = nlohmann::json::array();
   if (!json_out)
-    std::printf("%4s %14s %14s %14s %14s %8s %8s  %s\n", "K", "packed min s", "packed med s", "single min s",
-                "single med s", "jobs/s x", "(med)", "results");
+    std::printf("%4s %13s %13s %13s %13s %8s %7s %7s %7s  %s\n", "K", "packed min s", "packed med s", "single min s",
+                "single med s", "jobs/s x", "(med)", "pk/flr", "sg/flr", "results");
   for (int k : ks) {
     std::vector<jobs::JobSpec> specs;
     for (int i = 0; i < k; ++i) specs.push_back(member(i));
@@ -219,16 +263,18 @@ int main(int argc, char** argv) {
                           {"single_jobs_per_s", k / smin},
                           {"ratio_min", smin / pmin},
                           {"ratio_median", smed / pmed},
+                          {"packed_over_floor", pmin / (k * floor_job)},
+                          {"single_over_floor", smin / (k * floor_job)},
                           {"results", res}};
     rows.push_back(row);
     if (!json_out)
-      std::printf("%4d %14.3f %14.3f %14.3f %14.3f %8.2f %8.2f  %s\n", k, pmin, pmed, smin, smed, smin / pmin,
-                  smed / pmed, res.c_str());
+      std::printf("%4d %13.3f %13.3f %13.3f %13.3f %8.2f %7.2f %7.2f %7.2f  %s\n", k, pmin, pmed, smin, smed,
+                  smin / pmin, smed / pmed, pmin / (k * floor_job), smin / (k * floor_job), res.c_str());
     std::fflush(stdout);
   }
   if (json_out)
     std::printf("%s\n", nlohmann::json({{"bench", "pack"}, {"threads", threads}, {"epochs", epochs}, {"hidden", hidden},
-                                        {"dropout", dropout}, {"rows", rows}})
+                                        {"dropout", dropout}, {"floor_s_per_job", floor_job}, {"rows", rows}})
                             .dump(2)
                             .c_str());
   fs::remove_all(dir);
