@@ -29,6 +29,9 @@
 #include <nlohmann/json.hpp>
 
 #include "data/feature_store.h"
+#include "jobs/train_config.h"
+#include "worker/flat_params.h"
+#include "worker/fused_optimizer.h"
 #include "worker/job.h"
 #include "worker/pack.h"
 
@@ -66,9 +69,11 @@ data::Corpus MakeCorpus() {
 // weight-gradient and input-gradient mm per layer, batch 32), timed alone on this thread; and one
 // forward pass per evaluation batch. A job cannot be faster than steps x step + evals x forward.
 struct Floor {
-  double step_s = 0, forward_s = 0;
+  double step_s = 0, forward_s = 0;  // matrix products
+  double optimizer_s = 0;             // one fused AdamW pass over the parameters
+  double dropout_s = 0;               // the step's dropout draws (bernoulli per hidden activation)
 };
-Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch) {
+Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch, double dropout) {
   torch::NoGradGuard g;
   std::vector<torch::Tensor> w, b, x, gr;
   for (size_t l = 0; l + 1 < dims.size(); ++l) {
@@ -92,7 +97,27 @@ Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch) {
     }
     return *std::min_element(t.begin(), t.end());
   };
-  return {time(true), time(false)};
+  Floor f{time(true), time(false)};
+  int64_t params = 0, hidden = 0;
+  for (size_t l = 0; l < w.size(); ++l) params += w[l].numel() + b[l].numel();
+  for (size_t l = 1; l + 1 < dims.size(); ++l) hidden += dims[l];
+  auto best = [](auto fn) {
+    std::vector<double> t;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = Clock::now();
+      for (int it = 0; it < 50; ++it) fn();
+      t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / 50);
+    }
+    return *std::min_element(t.begin(), t.end());
+  };
+  torch::Tensor p = torch::randn({params}), gr1 = torch::randn({params});
+  auto flat = worker::FlatParameters::OverBuffers(p, gr1);
+  jobs::TrainConfig cfg;
+  worker::FusedOptimizer opt(&flat, cfg);
+  f.optimizer_s = best([&] { opt.Step(); });
+  torch::Tensor mask = torch::empty({batch, hidden});
+  if (dropout > 0) f.dropout_s = best([&] { mask.bernoulli_(1 - dropout); });
+  return f;
 }
 
 double Median(std::vector<double> v) {
@@ -184,13 +209,15 @@ int main(int argc, char** argv) {
   std::vector<int64_t> dims = {kDim};
   dims.insert(dims.end(), hidden.begin(), hidden.end());
   dims.push_back(4);
-  const Floor fl = GemmFloor(dims, 32);
+  const Floor fl = GemmFloor(dims, 32, dropout);
   // 300 steps (10 per epoch), validation of 80 rows each epoch, final evaluation of 80 + 200 rows.
-  const double floor_job = epochs * 10 * fl.step_s + (epochs * 3 + 3 + 7) * fl.forward_s;
+  const double floor_job =
+      epochs * 10 * (fl.step_s + fl.optimizer_s + fl.dropout_s) + (epochs * 3 + 3 + 7) * fl.forward_s;
   if (!json_out)
-    std::printf("GEMM floor per job: %.4f s (%.3f ms per training step, %.3f ms per evaluation batch); "
-                "floor jobs/s %.1f\n",
-                floor_job, 1e3 * fl.step_s, 1e3 * fl.forward_s, 1 / floor_job);
+    std::printf("compute floor per job: %.4f s = per training step %.3f ms matrix products + %.3f ms optimizer "
+                "pass + %.3f ms dropout draws, %.3f ms per evaluation batch; floor jobs/s %.1f\n",
+                floor_job, 1e3 * fl.step_s, 1e3 * fl.optimizer_s, 1e3 * fl.dropout_s, 1e3 * fl.forward_s,
+                1 / floor_job);
   nlohmann::json rows = nlohmann::json::array();
   if (!json_out)
     std::printf("%4s %13s %13s %13s %13s %8s %7s %7s %7s  %s\n", "K", "packed min s", "packed med s", "single min s",
