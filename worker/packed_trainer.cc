@@ -530,7 +530,8 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
       groups[std::min(bs, m->train.size() - lo)].push_back(i);
     }
     if (groups.empty()) break;
-    grads_.zero_();
+    // No zeroing: PackedLinear's backward overwrites every trainable element of a stepped member's row
+    // (each is a weight or bias of some layer); rows of members not stepped are not read.
     std::vector<torch::Tensor> totals;
     std::vector<size_t> stepped;
     for (auto& [len, pos] : groups) {
@@ -803,7 +804,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
                    {"seconds_train", std::chrono::duration<double>(t_eval - m->t_start).count() - m->t_load},
                    {"seconds_eval", Since(t_eval)},
                    {"seconds_total", Since(m->t_start)},
-                   {"pack", {{"size", static_cast<int>(packed_.size())}, {"index", m->slot}, {"id", pack_id_}}}};
+                   {"pack", {{"size", static_cast<int>(specs_.size())}, {"index", static_cast<int>(m->index)}, {"id", pack_id_}}}};
     if (nlohmann::json pv = m->model->Provenance(); !pv.is_null()) result.info["model"] = pv;
     DaSummary da = DaWarnings(m->curve, result.selected_epoch, m->spec->labels, m->spec->selection, 0.0, 0.0, m->step,
                               std::string(), false);
