@@ -964,8 +964,17 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
     }
     if (preempt || write_due) last_state_write_ = Clock::now();
     Finish(fin);
-    if (preempt) break;
+    if (preempt) {
+      // Members resumed at a later epoch than the pack had reached keep the state they resumed from.
+      for (Member* m : packed_)
+        if (!m->done)
+          Fail(*m, Status::Aborted(m->where + ": stopped on request before its epoch " +
+                                   std::to_string(m->start_epoch + 1) + "; state kept in " + m->state_path));
+      break;
+    }
   }
+  for (Member* m : packed_)
+    if (!m->done) Fail(*m, Status::Internal(m->where + ": the pack ended without finishing this member"));
   return collect();
 }
 

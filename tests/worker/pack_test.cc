@@ -305,6 +305,47 @@ TEST_F(PackTest, StopAndResumeEqualsAnUninterruptedRun) {
   }
 }
 
+TEST_F(PackTest, MembersResumingFromDifferentEpochs) {
+  JobSpec a = Member(0), b = Member(3);
+  for (JobSpec* s : {&a, &b}) {
+    s->train_config["epochs"] = 7;
+    s->id = s->ComputeId();
+  }
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  ctx.stop_requested = &stop;
+  JobContext first = ctx;
+  first.on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 3) stop = true;
+  };
+  ASSERT_EQ(RunJob(a, first).status().code(), StatusCode::kAborted);  // a alone: state after epoch 4
+  stop = false;
+  // The pack starts at b's epoch 0; stopped after it, a (waiting for epoch 4) keeps its state.
+  std::vector<JobContext> ctxs(2, ctx);
+  ctxs[1].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 0) stop = true;
+  };
+  auto stopped = RunPack({a, b}, ctxs);
+  ASSERT_EQ(stopped[0].status().code(), StatusCode::kAborted) << stopped[0].status().ToString();
+  ASSERT_EQ(stopped[1].status().code(), StatusCode::kAborted) << stopped[1].status().ToString();
+  stop = false;
+  ctxs[1].on_epoch = nullptr;
+  auto done = RunPack({a, b}, ctxs);
+  const int resumed[] = {4, 1};
+  const JobSpec* specs[] = {&a, &b};
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(done[i].ok()) << done[i].status().ToString();
+    EXPECT_EQ(done[i]->info["resumed_from_epoch"], resumed[i]);
+    auto full = RunJob(*specs[i], JobContext());
+    ASSERT_TRUE(full.ok());
+    JobResult x = *full, y = *done[i];
+    x.info.erase("resumed_from_epoch");
+    y.info.erase("resumed_from_epoch");
+    ExpectSameResult(x, y, "member " + std::to_string(i));
+  }
+}
+
 TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
   std::vector<JobSpec> one = {Member(0)};
   std::vector<JobContext> c1(1);
