@@ -28,6 +28,14 @@ class FlatParameters {
   // Rebinds the parameters of `module` whose name starts with no prefix in
   // `freeze` (those are set requires_grad=false and left alone).
   static Result<FlatParameters> Build(torch::nn::Module& module, const std::vector<std::string>& freeze);
+  // Over existing 1-D buffers (no module): the packed trainer's per-member rows (worker/packed_trainer.h),
+  // so that the fused optimizer and the clipping step one member exactly as they step a single job.
+  static FlatParameters OverBuffers(torch::Tensor params, torch::Tensor grads) {
+    FlatParameters f;
+    f.params_ = std::move(params);
+    f.grads_ = std::move(grads);
+    return f;
+  }
 
   torch::Tensor& params() { return params_; }
   torch::Tensor& grads() { return grads_; }

@@ -1,10 +1,27 @@
-// worker/pack.cc: RunPack. Reference implementation: the members one after
-// another through RunJob (the batched trainer replaces it for packable packs).
+// worker/pack.cc: RunPack. Packs the batched trainer supports (worker/packed_trainer.h) train
+// as one batched model; any other pack, and K = 1, runs its members one after another through
+// RunJob (the reference).
 #include "worker/pack.h"
+
+#include "core/log.h"
+#include "worker/packed_trainer.h"
 
 namespace emosweep::worker {
 
 std::vector<Result<JobResult>> RunPack(const std::vector<JobSpec>& members, const std::vector<JobContext>& contexts) {
+  std::string why;
+  if (members.size() >= 2 && contexts.size() == members.size() && PackedTrainerSupports(members, contexts, &why)) {
+    try {
+      return RunPackedTrainer(members, contexts);
+    } catch (const c10::Error& e) {
+      why = std::string("libtorch error: ") + e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    // A fault of the batched trainer itself: every member as a single job (results do not depend on the path).
+    LOG_WARN << "pack of " << members.size() << ": the batched trainer failed (" << why
+             << "); running its members one after another";
+  }
   std::vector<Result<JobResult>> out;
   out.reserve(members.size());
   for (size_t i = 0; i < members.size(); ++i) {

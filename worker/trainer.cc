@@ -19,6 +19,7 @@
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
 #include "worker/job.h"
+#include "worker/trainer_internal.h"
 #include "worker/trainer_state.h"
 
 namespace emosweep::worker {
@@ -27,9 +28,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 };
+}  // namespace
 
-// Loss weights per class from the training labels (absent classes get 0).
+// Loss weights per class from the training labels (absent classes get 0). Shared with the packed trainer.
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes) {
   if (kind == "none") return {};
   torch::Tensor counts = torch::bincount(labels, /*weights=*/{}, num_classes).to(torch::kDouble);
@@ -44,6 +45,8 @@ torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels,
     w = inv / inv.sum() * c_present;  // (1/n_c) / Σ_k (1/n_k) · C
   return w.to(torch::kFloat);
 }
+
+namespace {
 
 double MetricValue(const EvalOutput& e, const std::string& metric) {
   return metric == "loss" ? e.loss : e.metrics.Get(metric);

@@ -1,0 +1,309 @@
+// bench/pack_bench.cc: K MLP jobs as one pack (worker::RunPack, the batched trainer) against the
+// same K jobs one after another through worker::RunJob (issue 16), one thread, same process.
+//
+// The job is real-corpora sized: unimodal_mlp [256, 128] on 256-d pooled audio features
+// (logmel64_stats), 4 classes, ~99k parameters, batch 32, 30 epochs over 320 training rows
+// (300 optimizer steps), validation every epoch on 80 rows, 200 test rows, AdamW, balanced
+// class weights, dropout 0.3; no early stopping, so that every job does the same work.
+// Members differ in seed and training rows (folds of different sizes). For each K the packed run
+// and the sequential run alternate (`--reps` times each, interleaved); the bench prints jobs/s
+// (min and median time), their ratio and whether every member's result equals its sequential
+// run bitwise (every probability; the largest difference otherwise).
+// Usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128]
+//                   [--dropout 0.3] [--only packed|single] [--json]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "data/feature_store.h"
+#include "jobs/train_config.h"
+#include "worker/flat_params.h"
+#include "worker/fused_optimizer.h"
+#include "worker/job.h"
+#include "worker/pack.h"
+
+namespace {
+
+using namespace emosweep;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr int kDim = 256;
+constexpr int kPerClass = 150;  // 600 utterances
+
+data::Corpus MakeCorpus() {
+  data::Corpus c;
+  c.name = "bench";
+  c.label_set = {"anger", "happiness", "neutral", "sadness"};
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  data::FeatureSet audio{"logmel64_stats", "audio", kDim};
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < kPerClass; ++i) {
+      data::Utterance u;
+      u.id = "u" + std::to_string(k) + "_" + std::to_string(i);
+      u.speaker = "s" + std::to_string(i % 10);
+      u.label = c.label_set[k];
+      u.original_label = u.label;
+      c.utterances.push_back(u);
+      for (int d = 0; d < kDim; ++d) audio.values.push_back((d % 4 == k ? 0.4f : 0.f) + noise(rng));
+    }
+  c.features = {audio};
+  return c;
+}
+
+// The job's GEMM floor: one training step's matrix products at the job's own shapes (forward addmm,
+// weight-gradient and input-gradient mm per layer, batch 32), timed alone on this thread; and one
+// forward pass per evaluation batch. A job cannot be faster than steps x step + evals x forward.
+struct Floor {
+  double step_s = 0, forward_s = 0;  // matrix products
+  double optimizer_s = 0;             // one fused AdamW pass over the parameters
+  double dropout_s = 0;               // the step's dropout draws (bernoulli per hidden activation)
+};
+Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch, double dropout) {
+  torch::NoGradGuard g;
+  std::vector<torch::Tensor> w, b, x, gr;
+  for (size_t l = 0; l + 1 < dims.size(); ++l) {
+    w.push_back(torch::randn({dims[l + 1], dims[l]}));
+    b.push_back(torch::randn({dims[l + 1]}));
+    x.push_back(torch::randn({batch, dims[l]}));
+    gr.push_back(torch::randn({batch, dims[l + 1]}));
+  }
+  auto time = [&](bool backward) {
+    std::vector<double> t;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = Clock::now();
+      for (int it = 0; it < 50; ++it)
+        for (size_t l = 0; l < w.size(); ++l) {
+          torch::Tensor y = torch::addmm(b[l], x[l], w[l].t());
+          if (!backward) continue;
+          torch::Tensor gw = gr[l].t().mm(x[l]);
+          if (l > 0) torch::Tensor gx = gr[l].mm(w[l]);
+        }
+      t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / 50);
+    }
+    return *std::min_element(t.begin(), t.end());
+  };
+  Floor f{time(true), time(false)};
+  int64_t params = 0, hidden = 0;
+  for (size_t l = 0; l < w.size(); ++l) params += w[l].numel() + b[l].numel();
+  for (size_t l = 1; l + 1 < dims.size(); ++l) hidden += dims[l];
+  auto best = [](auto fn) {
+    std::vector<double> t;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = Clock::now();
+      for (int it = 0; it < 50; ++it) fn();
+      t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / 50);
+    }
+    return *std::min_element(t.begin(), t.end());
+  };
+  torch::Tensor p = torch::randn({params}), gr1 = torch::randn({params});
+  auto flat = worker::FlatParameters::OverBuffers(p, gr1);
+  jobs::TrainConfig cfg;
+  worker::FusedOptimizer opt(&flat, cfg);
+  f.optimizer_s = best([&] { opt.Step(); });
+  torch::Tensor mask = torch::empty({batch, hidden});
+  if (dropout > 0) f.dropout_s = best([&] { mask.bernoulli_(1 - dropout); });
+  return f;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> ks = {1, 2, 4, 8, 16, 32};
+  int reps = 3, epochs = 30, threads = 1;
+  bool json_out = false;
+  std::string only;  // "packed" | "single": run one side only (profiling)
+  std::vector<int64_t> hidden = {256, 128};
+  double dropout = 0.3;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "pack_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--ks") {
+      ks.clear();
+      std::stringstream ss(next());
+      std::string t;
+      while (std::getline(ss, t, ',')) ks.push_back(std::stoi(t));
+    } else if (a == "--reps") {
+      reps = std::stoi(next());
+    } else if (a == "--epochs") {
+      epochs = std::stoi(next());
+    } else if (a == "--threads") {
+      threads = std::stoi(next());
+    } else if (a == "--hidden") {
+      hidden.clear();
+      std::stringstream ss(next());
+      std::string t;
+      while (std::getline(ss, t, ',')) hidden.push_back(std::stoll(t));
+    } else if (a == "--dropout") {
+      dropout = std::stod(next());
+    } else if (a == "--only") {
+      only = next();
+    } else if (a == "--json") {
+      json_out = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128] "
+                   "[--dropout 0.3] [--only packed|single] [--json]\n");
+      return 2;
+    }
+  }
+  const fs::path dir = fs::temp_directory_path() / ("pack_bench_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string store = (dir / "bench.h5").string();
+  data::Corpus corpus = MakeCorpus();
+  if (Status st = data::WriteFeatureStore(store, corpus); !st.ok()) {
+    std::fprintf(stderr, "pack_bench: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  auto info = data::ReadStoreInfo(store);
+  if (!info.ok()) return 1;
+  auto ids = [&](int from, int to) {  // per class rows [from, to)
+    std::vector<std::string> v;
+    for (int k = 0; k < 4; ++k)
+      for (int i = from; i < to; ++i) v.push_back(corpus.utterances[k * kPerClass + i].id);
+    return v;
+  };
+  auto member = [&](int i) {
+    jobs::JobSpec s;
+    s.kind = "supervised";
+    s.features = {{"audio", "logmel64_stats"}};
+    s.labels = corpus.label_set;
+    const int shift = i % 5;  // folds: training rows [shift, 80 + shift) minus a few
+    s.train = {{store, info->content_hash, ids(shift, 80 + shift - (i % 3))}};
+    s.val = {{store, info->content_hash, ids(100, 120)}};
+    s.eval["test"] = {{store, info->content_hash, ids(100, 150)}};
+    s.model = {{"name", "unimodal_mlp"}, {"modality", "audio"}, {"hidden_dims", hidden}, {"dropout", dropout}};
+    s.train_config = {{"optimizer", "adamw"}, {"lr", 1e-3},          {"weight_decay", 0.01},
+                      {"batch_size", 32},     {"epochs", epochs},    {"class_weights", "balanced"},
+                      {"metric", "ua"},       {"threads", threads}};
+    s.seed = 1 + static_cast<uint64_t>(i);
+    s.id = s.ComputeId();
+    return s;
+  };
+  at::set_num_threads(threads);
+  std::vector<int64_t> dims = {kDim};
+  dims.insert(dims.end(), hidden.begin(), hidden.end());
+  dims.push_back(4);
+  const Floor fl = GemmFloor(dims, 32, dropout);
+  // 300 steps (10 per epoch), validation of 80 rows each epoch, final evaluation of 80 + 200 rows.
+  const double floor_job =
+      epochs * 10 * (fl.step_s + fl.optimizer_s + fl.dropout_s) + (epochs * 3 + 3 + 7) * fl.forward_s;
+  if (!json_out)
+    std::printf("compute floor per job: %.4f s = per training step %.3f ms matrix products + %.3f ms optimizer "
+                "pass + %.3f ms dropout draws, %.3f ms per evaluation batch; floor jobs/s %.1f\n",
+                floor_job, 1e3 * fl.step_s, 1e3 * fl.optimizer_s, 1e3 * fl.dropout_s, 1e3 * fl.forward_s,
+                1 / floor_job);
+  nlohmann::json rows = nlohmann::json::array();
+  if (!json_out)
+    std::printf("%4s %13s %13s %13s %13s %8s %7s %7s %7s  %s\n", "K", "packed min s", "packed med s", "single min s",
+                "single med s", "jobs/s x", "(med)", "pk/flr", "sg/flr", "results");
+  for (int k : ks) {
+    std::vector<jobs::JobSpec> specs;
+    for (int i = 0; i < k; ++i) specs.push_back(member(i));
+    std::vector<jobs::JobContext> ctxs(static_cast<size_t>(k));
+    for (auto& c : ctxs) c.threads = threads;
+    std::vector<double> tp, ts;
+    std::vector<Result<jobs::JobResult>> packed, single;
+    bool ok = true;
+    for (int r = 0; r < reps; ++r) {
+      for (int side = 0; side < 2; ++side) {
+        const bool pack_first = r % 2 == 0;
+        const bool do_pack = (side == 0) == pack_first;
+        if (!only.empty() && do_pack != (only == "packed")) continue;
+        const auto t0 = Clock::now();
+        if (do_pack) {
+          packed = worker::RunPack(specs, ctxs);
+          tp.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        } else {
+          single.clear();
+          for (int i = 0; i < k; ++i) single.push_back(worker::RunJob(specs[i], ctxs[i]));
+          ts.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+      }
+    }
+    if (!only.empty()) {
+      const std::vector<double>& t = only == "packed" ? tp : ts;
+      std::printf("%4d %s min %.3f s median %.3f s\n", k, only.c_str(), *std::min_element(t.begin(), t.end()), Median(t));
+      continue;
+    }
+    // Results: every member against its own sequential run.
+    double max_diff = 0;
+    size_t differ = 0, total = 0;
+    bool metrics_equal = true;
+    for (int i = 0; i < k; ++i) {
+      if (!packed[i].ok() || !single[i].ok()) {
+        ok = false;
+        continue;
+      }
+      for (const auto& [name, e] : single[i]->evals) {
+        const auto& q = packed[i]->evals.at(name);
+        metrics_equal &= e.metrics.dump() == q.metrics.dump();
+        for (size_t u = 0; u < e.predictions.size(); ++u) {
+          ++total;
+          bool same = true;
+          for (size_t c = 0; c < e.predictions[u].probs.size(); ++c) {
+            const double d = std::fabs(e.predictions[u].probs[c] - q.predictions[u].probs[c]);
+            max_diff = std::max(max_diff, d);
+            same &= d == 0;
+          }
+          differ += same ? 0 : 1;
+        }
+      }
+    }
+    const double pmin = *std::min_element(tp.begin(), tp.end()), smin = *std::min_element(ts.begin(), ts.end());
+    const double pmed = Median(tp), smed = Median(ts);
+    std::string res = !ok ? "a job failed"
+                          : (differ == 0 && metrics_equal ? "bitwise"
+                                                          : std::to_string(differ) + "/" + std::to_string(total) +
+                                                                " predictions differ, max |dp| " + std::to_string(max_diff));
+    nlohmann::json row = {{"k", k},
+                          {"packed_min_s", pmin},
+                          {"packed_median_s", pmed},
+                          {"single_min_s", smin},
+                          {"single_median_s", smed},
+                          {"packed_jobs_per_s", k / pmin},
+                          {"single_jobs_per_s", k / smin},
+                          {"ratio_min", smin / pmin},
+                          {"ratio_median", smed / pmed},
+                          {"packed_over_floor", pmin / (k * floor_job)},
+                          {"single_over_floor", smin / (k * floor_job)},
+                          {"results", res}};
+    rows.push_back(row);
+    if (!json_out)
+      std::printf("%4d %13.3f %13.3f %13.3f %13.3f %8.2f %7.2f %7.2f %7.2f  %s\n", k, pmin, pmed, smin, smed,
+                  smin / pmin, smed / pmed, pmin / (k * floor_job), smin / (k * floor_job), res.c_str());
+    std::fflush(stdout);
+  }
+  if (json_out)
+    std::printf("%s\n", nlohmann::json({{"bench", "pack"}, {"threads", threads}, {"epochs", epochs}, {"hidden", hidden},
+                                        {"dropout", dropout}, {"floor_s_per_job", floor_job}, {"rows", rows}})
+                            .dump(2)
+                            .c_str());
+  fs::remove_all(dir);
+  return 0;
+}

@@ -1,0 +1,168 @@
+// models/packed_mlp.cc: the batched MLP of a pack (see packed_mlp.h).
+#include "models/packed_mlp.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Config.h>
+#include <ATen/core/DistributionsHelper.h>
+
+#include <mutex>
+
+namespace emosweep::models {
+namespace {
+
+// libtorch's bmm computes products with fewer than this many multiply-adds (rows · cols ·
+// contraction) in its own loop rather than through BLAS; addmm (the single path's Linear) always
+// calls BLAS. Such layers run as one addmm per member instead (same BLAS call as alone).
+constexpr int64_t kBmmBlasThreshold = 400;
+
+// The slots' rows of t ([K, ...] -> [m, ...]): t itself or a view when the slots are consecutive.
+bool Consecutive(const std::vector<int>& slots) {
+  for (size_t i = 1; i < slots.size(); ++i)
+    if (slots[i] != slots[0] + static_cast<int>(i)) return false;
+  return true;
+}
+torch::Tensor SelectSlots(const torch::Tensor& t, const std::vector<int>& slots) {
+  if (Consecutive(slots)) return static_cast<int64_t>(slots.size()) == t.size(0) ? t : t.narrow(0, slots[0], slots.size());
+  std::vector<int64_t> s64(slots.begin(), slots.end());
+  return t.index_select(0, torch::tensor(s64, torch::kLong));
+}
+
+// A linear layer of the selected members: y[j] = b[j] + x[j] · w[j]ᵀ, the same BLAS call per member as
+// at::linear's addmm alone. The backward computes what addmm's backward computes alone (ĝᵀ·x for the weight,
+// ĝ summed over rows for the bias, ĝ·w for the input) and writes the weight and bias gradients straight into
+// the packed gradient buffer (no per-step gradient tensors, no transposed accumulation).
+class PackedLinear : public torch::autograd::Function<PackedLinear> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor w_all,
+                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots) {
+    torch::Tensor w = SelectSlots(w_all, slots), b = SelectSlots(b_all, slots);
+    const int64_t m = x.size(0), n = x.size(1);
+    torch::Tensor y;
+    if (Small(n, *layer)) {
+      std::vector<torch::Tensor> ys;
+      for (int64_t j = 0; j < m; ++j) ys.push_back(torch::addmm(b[j], x[j], w[j].t()));
+      y = torch::stack(ys);
+    } else {
+      y = torch::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
+    }
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["slots"] = std::vector<int64_t>(slots.begin(), slots.end());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &w = saved[1];
+    const auto* layer = reinterpret_cast<const PackedLayer*>(ctx->saved_data["layer"].toInt());
+    const auto s64 = ctx->saved_data["slots"].toIntVector();
+    const std::vector<int> slots(s64.begin(), s64.end());
+    torch::Tensor g = grads[0].contiguous();
+    const int64_t m = x.size(0), n = x.size(1);
+    const bool small = Small(n, *layer);
+    const bool direct = Consecutive(slots);
+    torch::Tensor gx;
+    if (ctx->needs_input_grad(0)) {
+      if (small) {
+        std::vector<torch::Tensor> gs;
+        for (int64_t j = 0; j < m; ++j) gs.push_back(g[j].mm(w[j]));
+        gx = torch::stack(gs);
+      } else {
+        gx = g.bmm(w);
+      }
+    }
+    if (layer->gw.defined()) {
+      torch::Tensor dst = direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m))
+                                 : torch::empty({m, layer->out, layer->in}, g.options());
+      torch::Tensor gt = g.transpose(1, 2);
+      if (small) {
+        for (int64_t j = 0; j < m; ++j) {
+          torch::Tensor d = dst[j];
+          at::mm_out(d, gt[j], x[j]);
+        }
+      } else {
+        at::bmm_out(dst, gt, x);
+      }
+      if (!direct) layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+    }
+    if (layer->gb.defined()) {
+      torch::Tensor dst = direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m))
+                                 : torch::empty({m, layer->out}, g.options());
+      at::sum_out(dst, g, {1});
+      if (!direct) layer->gb.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+    }
+    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+ private:
+  static bool Small(int64_t n, const PackedLayer& l) { return n * l.in * l.out < kBmmBlasThreshold; }
+};
+
+// The generator interface at::*_distribution calls, over a local mt19937 (inlined).
+struct InlineEngine {
+  at::mt19937 engine;
+  uint32_t random() { return engine(); }
+  uint64_t random64() {
+    const uint32_t hi = engine(), lo = engine();
+    return (static_cast<uint64_t>(hi) << 32) | lo;
+  }
+};
+
+void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
+#if AT_MKL_ENABLED()
+  t.bernoulli_(p, *gen);  // MKL's stream: through the kernel itself
+#else
+  // The CPU kernel without MKL: one bernoulli_distribution<double> draw per element, in order
+  // (templates::cpu::bernoulli_kernel); the same draws without a dispatch per member, from a copy of
+  // the generator's mt19937 engine whose calls inline (CPUGeneratorImpl::random64 = two 32-bit draws,
+  // the first the high half), written back afterwards.
+  auto* g = gen->get<at::CPUGeneratorImpl>();
+  std::lock_guard<std::mutex> lock(g->mutex_);
+  InlineEngine e{g->engine()};
+  float* d = t.data_ptr<float>();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    at::bernoulli_distribution<double> bernoulli(p);
+    d[i] = static_cast<float>(bernoulli(&e));
+  }
+  g->set_engine(e.engine);
+#endif
+}
+
+}  // namespace
+
+torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
+                               const std::vector<at::Generator*>& gens) const {
+  const int64_t m = x.size(0);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const PackedLayer& L = layers[l];
+    x = PackedLinear::apply(x, L.w, L.b, &L, slots);
+    if (l + 1 == layers.size()) break;
+    x = torch::relu(x);
+    if (!training) continue;
+    bool any = false;
+    for (int s : slots) any |= dropout[static_cast<size_t>(s)] != 0;
+    if (!any) continue;
+    // at::dropout per member: p = 0 returns the input (here: x · 1, exact); p = 1 multiplies by 0; otherwise
+    // noise.bernoulli_(1 - p) on the member's [n, H] rows from its own generator, noise / (1 - p), x · noise.
+    torch::Tensor noise = torch::empty_like(x);
+    std::vector<float> div(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) {
+      const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
+      torch::Tensor nj = noise[j];
+      if (p == 0 || p == 1) {
+        nj.fill_(p == 0 ? 1.f : 0.f);
+        div[static_cast<size_t>(j)] = 1.f;
+      } else {
+        DrawBernoulli(nj, 1 - p, gens[static_cast<size_t>(j)]);
+        div[static_cast<size_t>(j)] = static_cast<float>(1 - p);
+      }
+    }
+    noise.div_(torch::from_blob(div.data(), {m, 1, 1}, torch::kFloat));
+    x = x * noise;
+  }
+  return x;
+}
+
+}  // namespace emosweep::models

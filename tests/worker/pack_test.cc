@@ -1,0 +1,376 @@
+// RunPack's batched trainer against RunJob alone (issue 16): every member's JobResult must be
+// bitwise the single job's (curves, metrics, every probability; tolerance 0) on CPU.
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <filesystem>
+#include <random>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "data/feature_store.h"
+#include "jobs/pack.h"
+#include "worker/job.h"
+#include "worker/pack.h"
+#include "worker/packed_trainer.h"
+#include "worker/trainer.h"
+
+namespace emosweep::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+data::Corpus MakeCorpus(const std::string& name, int per_class, uint64_t seed) {
+  data::Corpus c;
+  c.name = name;
+  c.label_set = {"anger", "happiness", "sadness"};
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  data::FeatureSet audio{"a", "audio", 24}, text{"t", "text", 12};
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < per_class; ++i) {
+      data::Utterance u;
+      u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
+      u.speaker = "s" + std::to_string(i % 4);
+      u.label = c.label_set[k];
+      u.original_label = u.label;
+      c.utterances.push_back(u);
+      for (int d = 0; d < 24; ++d) audio.values.push_back((d % 3 == k ? 0.8f : 0.f) + noise(rng));
+      for (int d = 0; d < 12; ++d) text.values.push_back((d % 3 == k ? 0.5f : 0.f) + noise(rng));
+    }
+  c.features = {audio, text};
+  return c;
+}
+
+std::vector<std::string> Ids(const data::Corpus& c, int from, int to, int skip_class = -1) {
+  std::vector<std::string> ids;
+  const int per_class = static_cast<int>(c.size() / 3);
+  for (int k = 0; k < 3; ++k)
+    for (int i = from; i < to; ++i)
+      if (k != skip_class || i % 2 == 0) ids.push_back(c.utterances[k * per_class + i].id);
+  return ids;
+}
+
+// Everything but wall-clock times must be equal: 0 tolerance.
+void ExpectSameResult(const JobResult& alone, const JobResult& packed, const std::string& what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(alone.curve.size(), packed.curve.size());
+  for (size_t i = 0; i < alone.curve.size(); ++i) {
+    const EpochRecord &a = alone.curve[i], &p = packed.curve[i];
+    EXPECT_EQ(a.epoch, p.epoch);
+    EXPECT_EQ(std::isnan(a.train_loss) ? -1.0 : a.train_loss, std::isnan(p.train_loss) ? -1.0 : p.train_loss)
+        << "epoch " << i;
+    EXPECT_EQ(std::isnan(a.val_loss) ? -1.0 : a.val_loss, std::isnan(p.val_loss) ? -1.0 : p.val_loss) << "epoch " << i;
+    EXPECT_EQ(a.val_metrics.dump(), p.val_metrics.dump()) << "epoch " << i;
+    EXPECT_EQ(a.lr, p.lr) << "epoch " << i;
+  }
+  EXPECT_EQ(alone.selected_epoch, packed.selected_epoch);
+  ASSERT_EQ(alone.evals.size(), packed.evals.size());
+  for (const auto& [name, e] : alone.evals) {
+    ASSERT_TRUE(packed.evals.count(name)) << name;
+    const EvalResult& q = packed.evals.at(name);
+    EXPECT_EQ(e.metrics.dump(), q.metrics.dump()) << name;
+    ASSERT_EQ(e.predictions.size(), q.predictions.size()) << name;
+    for (size_t i = 0; i < e.predictions.size(); ++i) {
+      EXPECT_EQ(e.predictions[i].utt_id, q.predictions[i].utt_id);
+      EXPECT_EQ(e.predictions[i].pred, q.predictions[i].pred);
+      ASSERT_EQ(e.predictions[i].probs, q.predictions[i].probs) << name << " row " << i;
+    }
+  }
+  for (const auto& [k, v] : alone.info.items()) {
+    if (k.rfind("seconds_", 0) == 0) continue;
+    ASSERT_TRUE(packed.info.contains(k)) << k;
+    EXPECT_EQ(v.dump(), packed.info[k].dump()) << k;
+  }
+  ASSERT_TRUE(packed.info.contains("pack"));
+}
+
+class PackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("es_pack_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    corpus_ = MakeCorpus("synth", 60, 11);
+    store_ = (dir_ / "synth.h5").string();
+    ASSERT_TRUE(data::WriteFeatureStore(store_, corpus_).ok());
+    auto info = data::ReadStoreInfo(store_);
+    ASSERT_TRUE(info.ok());
+    hash_ = info->content_hash;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Member i differs from member 0 in seed, training rows (fold and size), lr, class weights, dropout, schedule,
+  // gradient clipping, patience and evaluation sets.
+  JobSpec Member(int i, const std::string& model = "concat_mlp") {
+    JobSpec s;
+    s.kind = "supervised";
+    s.features = {{"audio", "a"}, {"text", "t"}};
+    s.labels = {"anger", "happiness", "sadness"};
+    const int lo[] = {0, 5, 0, 10, 3, 0};
+    const int hi[] = {40, 40, 33, 40, 29, 37};
+    s.train = {{store_, hash_, Ids(corpus_, lo[i % 6], hi[i % 6], i % 3 == 2 ? 1 : -1)}};
+    // Member 4's last batch is one row: its head layer (1 x 24 x 3 products) takes the per-member addmm path.
+    if (i == 4) s.train[0].ids.resize(65);
+    s.val = {{store_, hash_, Ids(corpus_, 40, 48 + i % 3)}};
+    s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};
+    if (i % 2) s.eval["test:odd"] = {{store_, hash_, Ids(corpus_, 45, 60 - i)}};
+    const double dropout[] = {0.2, 0.0, 0.5, 0.3};
+    s.model = {{"name", model}, {"hidden_dims", {32, 24}}, {"dropout", dropout[i % 4]}};
+    if (model == "unimodal_mlp") s.model["modality"] = "audio";
+    const char* schedule[] = {"onecycle", "none", "plateau", "cosine"};
+    nlohmann::json t = {{"epochs", 6},
+                        {"batch_size", 16},
+                        {"lr", 2e-3 * (1 + i)},
+                        {"schedule", schedule[i % 4]},
+                        {"class_weights", i % 2 ? "balanced" : "none"},
+                        {"weight_decay", 0.01 * (i % 3)},
+                        {"feature_norm", i % 2 ? "train" : "none"}};
+    if (i % 3 == 1) t["grad_clip"] = 0.5;
+    if (i == 2) t["patience"] = 1;
+    if (i == 3) t["balanced_sampling"] = true;
+    s.train_config = t;
+    s.seed = 100 + static_cast<uint64_t>(i) * 7;
+    s.id = s.ComputeId();
+    return s;
+  }
+
+  fs::path dir_;
+  data::Corpus corpus_;
+  std::string store_, hash_;
+};
+
+TEST_F(PackTest, PackKeySeparatesShapesAndStepsOnly) {
+  const std::string k0 = jobs::PackKey(Member(0));
+  ASSERT_FALSE(k0.empty());
+  EXPECT_EQ(k0, jobs::PackKey(Member(1)));  // seed, rows, lr, dropout, schedule, class weights differ
+  JobSpec wide = Member(0);
+  wide.model["hidden_dims"] = {64};
+  EXPECT_NE(k0, jobs::PackKey(wide));
+  JobSpec bs = Member(0);
+  bs.train_config["batch_size"] = 8;
+  EXPECT_NE(k0, jobs::PackKey(bs));
+  JobSpec ep = Member(0);
+  ep.train_config["epochs"] = 7;
+  EXPECT_NE(k0, jobs::PackKey(ep));
+  JobSpec da = Member(0);
+  da.kind = "adapt";
+  da.adapt = {{"variant", "dann_ganin"}};
+  EXPECT_EQ(jobs::PackKey(da), "");
+  JobSpec other = Member(0);
+  other.model = {{"name", "cross_attention"}};
+  EXPECT_EQ(jobs::PackKey(other), "");
+  JobSpec ft = Member(0);
+  ft.kind = "finetune";
+  EXPECT_NE(k0, jobs::PackKey(ft));
+}
+
+TEST_F(PackTest, EveryMemberEqualsItsJobAloneBitwise) {
+  for (const std::string model : {"concat_mlp", "unimodal_mlp"}) {
+    const int k = 5;
+    std::vector<JobSpec> specs;
+    std::vector<JobContext> ctxs(k);
+    for (int i = 0; i < k; ++i) specs.push_back(Member(i, model));
+    std::string why;
+    ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
+    auto packed = RunPack(specs, ctxs);
+    ASSERT_EQ(packed.size(), static_cast<size_t>(k));
+    std::set<std::string> pack_ids;
+    for (int i = 0; i < k; ++i) {
+      auto alone = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ExpectSameResult(*alone, *packed[i], model + " member " + std::to_string(i));
+      EXPECT_EQ(packed[i]->info["pack"]["size"], k);
+      EXPECT_EQ(packed[i]->info["pack"]["index"], i);
+      pack_ids.insert(packed[i]->info["pack"]["id"].get<std::string>());
+    }
+    EXPECT_EQ(pack_ids.size(), 1u);
+    // The early-stopping member stopped before the others: members finish independently.
+    EXPECT_LT(packed[2]->curve.size(), packed[0]->curve.size());
+  }
+}
+
+TEST_F(PackTest, FinetuneAndEvalMembersLoadTheirOwnCheckpoints) {
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  std::vector<JobSpec> parents;
+  std::map<std::string, std::string> ckpt;
+  for (int i = 0; i < 2; ++i) {
+    JobSpec p = Member(i);
+    p.keep_checkpoint = true;
+    p.id = p.ComputeId();
+    auto r = RunJob(p, ctx);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ckpt[p.id] = r->checkpoint;
+    parents.push_back(p);
+  }
+  ctx.checkpoint_of = [&](const std::string& id) { return ckpt.count(id) ? ckpt[id] : std::string(); };
+  for (const std::string kind : {"finetune", "eval"}) {
+    std::vector<JobSpec> specs;
+    for (int i = 0; i < 3; ++i) {
+      JobSpec c = Member(i);
+      c.kind = kind;
+      c.init_from = parents[i % 2].id;
+      c.train_config["epochs"] = 4;
+      c.train_config["feature_norm"] = "train";  // the parent's statistics travel with its checkpoint
+      c.keep_checkpoint = kind == "finetune";
+      c.id = c.ComputeId();
+      specs.push_back(c);
+    }
+    EXPECT_EQ(jobs::PackKey(specs[0]), jobs::PackKey(specs[2]));
+    std::vector<JobContext> ctxs(specs.size(), ctx);
+    JobContext alone_ctx = ctx;
+    alone_ctx.work_dir = (dir_ / ("alone_" + kind)).string();
+    auto packed = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto alone = RunJob(specs[i], alone_ctx);
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ExpectSameResult(*alone, *packed[i], kind + " member " + std::to_string(i));
+      if (kind == "finetune") {  // the model files are the same bytes
+        ASSERT_TRUE(fs::exists(packed[i]->checkpoint));
+        EXPECT_EQ(fs::file_size(packed[i]->checkpoint), fs::file_size(alone->checkpoint));
+        std::ifstream a(alone->checkpoint, std::ios::binary), b(packed[i]->checkpoint, std::ios::binary);
+        std::string sa((std::istreambuf_iterator<char>(a)), {}), sb((std::istreambuf_iterator<char>(b)), {});
+        EXPECT_TRUE(sa == sb) << "checkpoint of member " << i;
+      }
+    }
+  }
+}
+
+TEST_F(PackTest, ADivergingMemberFailsAloneTheOthersGoOn) {
+  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
+  specs[1].train_config["lr"] = 1e30;
+  specs[1].train_config["grad_clip"] = 0.0;
+  specs[1].train_config["schedule"] = "none";
+  specs[1].id = specs[1].ComputeId();
+  std::vector<JobContext> ctxs(3);
+  auto packed = RunPack(specs, ctxs);
+  auto alone = RunJob(specs[1], JobContext());
+  ASSERT_FALSE(alone.ok());
+  ASSERT_FALSE(packed[1].ok());
+  EXPECT_EQ(alone.status().ToString(), packed[1].status().ToString());
+  for (int i : {0, 2}) {
+    ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+    auto a = RunJob(specs[i], JobContext());
+    ASSERT_TRUE(a.ok());
+    ExpectSameResult(*a, *packed[i], "member " + std::to_string(i));
+  }
+}
+
+TEST_F(PackTest, StopAndResumeEqualsAnUninterruptedRun) {
+  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
+  for (auto& s : specs) {
+    s.train_config["epochs"] = 7;
+    s.id = s.ComputeId();
+  }
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  ctx.stop_requested = &stop;
+  std::vector<JobContext> ctxs(3, ctx);
+  ctxs[1].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = true;
+  };
+  auto first = RunPack(specs, ctxs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_FALSE(first[i].ok());
+    EXPECT_EQ(first[i].status().code(), StatusCode::kAborted);
+    EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+  }
+  stop = false;
+  ctxs[1].on_epoch = nullptr;
+  // Members 0 and 1 resume as a pack, member 2 alone: the state is the single job's format.
+  auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
+  auto resumed_alone = RunJob(specs[2], ctx);
+  ASSERT_TRUE(resumed_alone.ok()) << resumed_alone.status().ToString();
+  EXPECT_EQ(resumed_alone->info["resumed_from_epoch"], 3);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto full = RunJob(specs[i], JobContext());
+    ASSERT_TRUE(full.ok());
+    const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->info["resumed_from_epoch"], 3);
+    JobResult a = *full, b = *r;
+    a.info.erase("resumed_from_epoch");
+    b.info.erase("resumed_from_epoch");
+    if (i == 2) b.info["pack"] = nlohmann::json::object();
+    ExpectSameResult(a, b, "member " + std::to_string(i));
+    EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+  }
+}
+
+TEST_F(PackTest, MembersResumingFromDifferentEpochs) {
+  JobSpec a = Member(0), b = Member(3);
+  for (JobSpec* s : {&a, &b}) {
+    s->train_config["epochs"] = 7;
+    s->id = s->ComputeId();
+  }
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  ctx.stop_requested = &stop;
+  JobContext first = ctx;
+  first.on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 3) stop = true;
+  };
+  ASSERT_EQ(RunJob(a, first).status().code(), StatusCode::kAborted);  // a alone: state after epoch 4
+  stop = false;
+  // The pack starts at b's epoch 0; stopped after it, a (waiting for epoch 4) keeps its state.
+  std::vector<JobContext> ctxs(2, ctx);
+  ctxs[1].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 0) stop = true;
+  };
+  auto stopped = RunPack({a, b}, ctxs);
+  ASSERT_EQ(stopped[0].status().code(), StatusCode::kAborted) << stopped[0].status().ToString();
+  ASSERT_EQ(stopped[1].status().code(), StatusCode::kAborted) << stopped[1].status().ToString();
+  stop = false;
+  ctxs[1].on_epoch = nullptr;
+  auto done = RunPack({a, b}, ctxs);
+  const int resumed[] = {4, 1};
+  const JobSpec* specs[] = {&a, &b};
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(done[i].ok()) << done[i].status().ToString();
+    EXPECT_EQ(done[i]->info["resumed_from_epoch"], resumed[i]);
+    auto full = RunJob(*specs[i], JobContext());
+    ASSERT_TRUE(full.ok());
+    JobResult x = *full, y = *done[i];
+    x.info.erase("resumed_from_epoch");
+    y.info.erase("resumed_from_epoch");
+    ExpectSameResult(x, y, "member " + std::to_string(i));
+  }
+}
+
+TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
+  std::vector<JobSpec> one = {Member(0)};
+  std::vector<JobContext> c1(1);
+  EXPECT_FALSE(PackedTrainerSupports(one, c1, nullptr));
+  auto r1 = RunPack(one, c1);
+  ASSERT_TRUE(r1[0].ok());
+  EXPECT_FALSE(r1[0]->info.contains("pack"));
+  std::vector<JobSpec> other = {Member(0), Member(1)};
+  for (auto& s : other) {
+    s.model = {{"name", "gated_unconstrained"}, {"hidden_dim", 16}, {"gate_hidden", 8}, {"head_hidden", 8}};
+    s.id = s.ComputeId();
+  }
+  std::vector<JobContext> c2(2);
+  std::string why;
+  EXPECT_FALSE(PackedTrainerSupports(other, c2, &why));
+  EXPECT_NE(why.find("family"), std::string::npos) << why;
+  auto r2 = RunPack(other, c2);
+  for (size_t i = 0; i < other.size(); ++i) {
+    ASSERT_TRUE(r2[i].ok()) << r2[i].status().ToString();
+    EXPECT_FALSE(r2[i]->info.contains("pack"));
+    auto a = RunJob(other[i], JobContext());
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->evals["test"].metrics.dump(), r2[i]->evals["test"].metrics.dump());
+  }
+}
+
+}  // namespace
+}  // namespace emosweep::worker
