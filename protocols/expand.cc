@@ -284,7 +284,8 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   ++summary->jobs;
   ++summary->jobs_by_kind[job.spec.kind];
   // Every job of a split holds the same list (jobs::IdList::Intern): one copy of the ids
-  // per split, however many jobs read it. keep_data = false holds none.
+  // per split, however many jobs read it. keep_data = false holds none, nor the model,
+  // train and adapt configs (JSON trees, most of a lean job's memory once its id is known).
   auto share = [keep = keep_data_](std::vector<jobs::DataRef>& refs) {
     for (auto& r : refs) {
       if (keep) r.ids.MakeInterned();
@@ -295,6 +296,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   share(job.spec.val);
   share(job.spec.target_unlabeled);
   for (auto& [name, refs] : job.spec.eval) share(refs);
+  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();
   std::string id = job.spec.id;
   by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));
