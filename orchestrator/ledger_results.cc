@@ -266,6 +266,27 @@ Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
   return out;
 }
 
+Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+                                          const std::vector<std::string>& names) {
+  if (evals.empty() || names.empty()) return MetricMap();
+  // The names are the protocol's (user text): SQL string literals with quotes doubled.
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) {
+      out += out.empty() ? "('" : ",'";
+      for (char c : x) out += c == '\'' ? std::string("''") : std::string(1, c);
+      out += "'";
+    }
+    return out + ")";
+  };
+  const std::string suffix = " AND eval IN " + list(evals) + " AND name IN " + list(names);
+  std::lock_guard<std::mutex> lock(mu_);
+  MetricMap out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,
+                               [&](Stmt& st) { out[st.Text(0)][st.Text(1)][st.Text(2)] = st.Double(3); }));
+  return out;
+}
+
 Result<std::map<std::string, std::map<std::string, nlohmann::json>>> Ledger::EvalDetails(
     const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -314,7 +314,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   for (const auto& [k, v] : lodo)
     for (const auto* j : v) ids.push_back(j->spec.id);
   ES_ASSIGN_OR_RETURN(auto status, ledger->StatusOf(ids));
-  ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
+  // Only what metric_of below reads: the table's metrics on its eval set, "val" (grid
+  // selection) and "test" (leave-one-source-out jobs).
+  std::vector<std::string> evals = {spec.eval};
+  for (const char* e : {"val", "test"})
+    if (spec.eval != e) evals.push_back(e);
+  ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids, evals, spec.metrics));
   auto finished = [&](const std::string& id) {
     auto st = status.find(id);
     return st != status.end() && st->second == JobStatus::kDone;
