@@ -5,7 +5,9 @@
 // nothing left to do never loads libtorch. SIGINT/SIGTERM/SIGUSR1: no new
 // jobs, the running ones checkpoint and go back to pending; SIGTERM/SIGUSR1
 // (preemption) then exit 0 so a requeued job resumes, SIGINT exits 1. A
-// second SIGINT kills at once.
+// second SIGINT kills at once. --pack (issue 16, docs/design/packing.md):
+// jobs of one jobs::PackKey run as packs through worker::RunPack (in this
+// process, or in one worker process); under mpirun packs are off.
 #include <signal.h>
 
 #include <algorithm>
@@ -25,7 +27,10 @@
 #include "cluster/world.h"
 #include "core/build_info.h"
 #include "core/cpu.h"
+#include "data/feature_store.h"
+#include "jobs/pack.h"
 #include "orchestrator/coordinator.h"
+#include "orchestrator/pack_limit.h"
 #include "orchestrator/placement.h"
 #include "orchestrator/process_pool.h"
 #include "orchestrator/runner.h"
@@ -54,6 +59,11 @@ void RunOptions(po::options_description& o) {
       "parallel", po::value<int>(),
       "jobs run at once (default: the cores this process may use, at most the jobs to run); K > 1 runs each job "
       "in its own worker process, with bitwise the same numbers as K = 1 (parallel x threads <= cores)")(
+      "pack", po::value<std::string>()->default_value("auto"),
+      "auto | off | K: train up to K ready jobs of one pack key (same model shapes, features and epochs) as one "
+      "batched model, each recorded as its own job; auto picks K from a member's memory estimate, MemAvailable and "
+      "the device (up to 32 on CPU) and shares ready jobs among idle workers; off = single jobs (the reference "
+      "path); under mpirun packs are off (docs/design/packing.md)")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
       "max-attempts", po::value<int>()->default_value(2), "tries per job before it is recorded as failed")(
       "no-retry-failed", "keep jobs that failed in an earlier run failed (default: retry them)")(
@@ -140,6 +150,9 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   auto started = orchestrator::StartSweep(*p, ledger->get(), o);
   if (!started.ok()) return fail(started.status());
   auto& sched = *started->scheduler;
+  if (vm["pack"].as<std::string>() != "off")
+    LOG_INFO << "--pack " << vm["pack"].as<std::string>()
+             << ": packs are off under mpirun; every rank runs single jobs (docs/design/packing.md)";
   auto c0 = sched.Counts();
   LOG_INFO << "sweep " << started->sweep_id << " '" << p->name << "' on " << comm.size() << " ranks (groups of "
            << d.group_size << "): " << c0.total << " jobs, " << c0.skipped << " already done";
@@ -256,7 +269,13 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
       c.work_dir = ro.work_dir;
       return c;
     };
+    // Load the torch module while rank 0 expands the protocol and registers the jobs,
+    // not with the first job (~0.5 s of every worker's time inside the sweep; a 0-job
+    // re-run loads it for nothing, beside rank 0's work). A load error is the first
+    // job's to report (TorchRunJob returns it again).
+    std::thread preload([] { (void)LoadTorchModule(); });
     st = orchestrator::RunWorkerRank(comm, **reducer, d, TrainerExecutor(), make_context, g_stop);
+    preload.join();
     if (!st.ok()) {
       comm.Abort(1, st.message());
       return st;
@@ -277,6 +296,7 @@ Status RunRun(const po::variables_map& vm) {
   // Jobs run in the torch module, loaded when the first one starts; a missing module fails here, before any
   // rank starts or the ledger is touched.
   ES_RETURN_IF_ERROR(FindTorchModule().status());
+  ES_RETURN_IF_ERROR(orchestrator::ParsePack(vm["pack"].as<std::string>()).status());  // bad --pack: exit 2 first
   ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
   if (world->comm().size() > 1) {
     orchestrator::RunOptions o;
@@ -309,8 +329,51 @@ void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, con
                 static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
                 c.blocked, c.pending + c.running_elsewhere + c.running_here,
                 Progress::FormatDuration(s.seconds).c_str());
+    if (std::string packs = s.PacksText(); !packs.empty()) std::printf("  %s\n", packs.c_str());
     for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
+}
+
+// --pack auto (orchestrator/pack_limit.h): K from the largest packable job's memory
+// estimate (input dims from the stores' attributes), MemAvailable, the workers and the
+// device. 1 when no job of the protocol packs (single jobs: the reference path).
+int AutoPack(const protocols::Protocol& p, const orchestrator::RunOptions& o, int cores) {
+  std::map<std::string, std::map<std::string, int64_t>> dims;  // store -> feature set -> dim
+  int64_t largest = 0;
+  int packable = 0;
+  for (const auto& j : p.jobs) {
+    if (jobs::PackKey(j.spec).empty()) continue;
+    ++packable;
+    int64_t input_dim = 0;
+    const std::string store = j.spec.train.empty() ? std::string() : j.spec.train[0].store;
+    auto it = dims.find(store);
+    if (it == dims.end()) {
+      std::map<std::string, int64_t> d;
+      auto info = data::ReadStoreInfo(store, /*check_hash=*/false);
+      if (info.ok())
+        for (const auto& f : info->features) d[f.name] = f.dim;
+      it = dims.emplace(store, std::move(d)).first;
+    }
+    for (const auto& [modality, name] : j.spec.features) {
+      auto f = it->second.find(name);
+      input_dim += f == it->second.end() ? 1024 : f->second;  // unknown: a generous guess
+    }
+    largest = std::max(largest, orchestrator::PackMemberBytes(j.spec, input_dim));
+  }
+  if (packable == 0) {
+    LOG_INFO << "--pack auto: no job of this protocol packs; single jobs";
+    return 1;
+  }
+  orchestrator::AutoPackInput in;
+  in.member_bytes = largest;
+  in.mem_available = orchestrator::MemAvailableBytes();
+  in.parallel = o.parallel > 0 ? o.parallel : cores;
+  in.gpu = o.device != "cpu";
+  const int k = orchestrator::AutoPackLimit(in);
+  LOG_INFO << "--pack auto: up to " << k << " jobs a pack (" << packable << " jobs may pack; a member needs ~"
+           << (largest >> 20) << " MiB, MemAvailable " << (in.mem_available >> 20) << " MiB, " << in.parallel
+           << " worker(s), " << (in.gpu ? "GPU" : "CPU") << ")";
+  return k;
 }
 
 Status RunSingleProcess(const po::variables_map& vm) {
@@ -363,6 +426,9 @@ Status RunSingleProcess(const po::variables_map& vm) {
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
   ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+  ES_ASSIGN_OR_RETURN(const int pack, orchestrator::ParsePack(vm["pack"].as<std::string>()));
+  o.pack = pack == orchestrator::kPackAuto ? AutoPack(p, o, cores) : pack;
+  o.pack_share = pack == orchestrator::kPackAuto;
   // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
   if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
 
@@ -391,32 +457,55 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // Only the default does this: an explicit --parallel K runs K at once.
     const bool adaptive = o.parallel == 0;
     if (adaptive) (void)meter.Sample();
-    executor = [&, adaptive](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {  // adaptive by value: it dies with this block
+    // Where the next job or pack runs: here (this process), beside (a worker process), or
+    // nowhere (stopped while waiting for a core).
+    enum class Where { kHere, kBeside, kStopped };
+    auto place = [&, adaptive](const jobs::JobContext& c) -> Where {  // adaptive by value: it dies with this block
       for (;;) {
-        bool here = false, beside = false;
         {
           std::lock_guard<std::mutex> lock(here_mu);
           if (!here_busy) {
-            here_busy = here = true;
-          } else {
-            const double idle = adaptive ? meter.Sample() : -1;
-            beside = idle < 0 || idle >= 0.7;  // a core is free: run it beside the one here
+            here_busy = true;
+            return Where::kHere;
           }
+          const double idle = adaptive ? meter.Sample() : -1;
+          if (idle < 0 || idle >= 0.7) return Where::kBeside;  // a core is free: run it beside the one here
         }
-        if (here) break;
-        if (beside) return pool->Run(s, c);
-        if (c.stop_requested && c.stop_requested->load()) return Status::Aborted("stopped before it started");
+        if (c.stop_requested && c.stop_requested->load()) return Where::kStopped;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
-      struct Free {
-        std::mutex& mu;
-        bool& busy;
-        ~Free() {
-          std::lock_guard<std::mutex> lock(mu);
-          busy = false;
-        }
-      } free_here{here_mu, here_busy};
+    };
+    struct Free {
+      std::mutex& mu;
+      bool& busy;
+      ~Free() {
+        std::lock_guard<std::mutex> lock(mu);
+        busy = false;
+      }
+    };
+    executor = [&, place](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {
+      switch (place(c)) {
+        case Where::kBeside: return pool->Run(s, c);
+        case Where::kStopped: return Status::Aborted("stopped before it started");
+        case Where::kHere: break;
+      }
+      Free free_here{here_mu, here_busy};
       return TorchRunJob(s, c);
+    };
+    o.pack_executor = [&, place](const std::vector<jobs::JobSpec>& s, const std::vector<jobs::JobContext>& c)
+        -> std::vector<Result<jobs::JobResult>> {
+      switch (place(c[0])) {
+        case Where::kBeside: return pool->RunPack(s, c);
+        case Where::kStopped:
+          return std::vector<Result<jobs::JobResult>>(s.size(), Status::Aborted("stopped before it started"));
+        case Where::kHere: break;
+      }
+      Free free_here{here_mu, here_busy};
+      return TorchRunPack(s, c);
+    };
+  } else {
+    o.pack_executor = [](const std::vector<jobs::JobSpec>& s, const std::vector<jobs::JobContext>& c) {
+      return TorchRunPack(s, c);
     };
   }
   InstallSignals();
@@ -433,6 +522,17 @@ Status RunSingleProcess(const po::variables_map& vm) {
       module_error = loaded;
       g_stop = true;
       return loaded;
+    }
+    return inner(s, c);
+  };
+  o.pack_executor = [&, inner = std::move(o.pack_executor)](const std::vector<jobs::JobSpec>& s,
+                                                            const std::vector<jobs::JobContext>& c) {
+    Status loaded = LoadTorchModule();
+    if (!loaded.ok()) {
+      std::lock_guard<std::mutex> lock(module_mu);
+      module_error = loaded;
+      g_stop = true;
+      return std::vector<Result<jobs::JobResult>>(s.size(), loaded);
     }
     return inner(s, c);
   };

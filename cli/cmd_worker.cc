@@ -3,7 +3,9 @@
 // Started by orchestrator::ProcessPool (orchestrator/process_pool.h), never by
 // a person: reads one job request at a time from file descriptor 3, runs it
 // with worker::RunJob (through the torch module, cli/torch_module.h) and writes the reply to descriptor 4, until descriptor
-// 3 ends. SIGINT/SIGTERM/SIGUSR1 ask the running job to checkpoint and come
+// 3 ends. A pack request ({"pack": [...]}, issue 16) runs through
+// worker::RunPack and is answered with one reply per member; a member whose
+// spec cannot be read fails alone. SIGINT/SIGTERM/SIGUSR1 ask the running job to checkpoint and come
 // back interrupted (the parent forwards its own stop this way). When the
 // parent dies (`kill -9` of a sweep) a watchdog sees the new parent pid within
 // a second and stops the job the same way; the process then exits, leaving no
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <thread>
 #include <map>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/log.h"
@@ -60,30 +63,63 @@ Status WorkerRun(const po::variables_map& vm) {
     if (!frame.ok()) return frame.status();
     if (eof) return Status::Ok();
     const nlohmann::json request = nlohmann::json::parse(*frame, nullptr, false);
-    Result<jobs::JobResult> outcome = Status::Internal("worker: malformed request");
-    if (request.is_object() && request.contains("spec")) {
-      auto spec = jobs::JobSpec::FromJson(request["spec"], "job from the parent process");
-      if (!spec.ok()) {
-        outcome = spec.status();
-      } else {
-        std::map<std::string, std::string> checkpoints;
-        if (request.contains("checkpoints") && request["checkpoints"].is_object())
-          checkpoints = request["checkpoints"].get<std::map<std::string, std::string>>();
-        jobs::JobContext ctx;
-        ctx.threads = request.value("threads", 1);
-        ctx.device = request.value("device", std::string("cpu"));
-        ctx.work_dir = request.value("work_dir", std::string());
-        ctx.stop_requested = &g_worker_stop;
-        ctx.checkpoint_of = [checkpoints](const std::string& id) {
-          auto it = checkpoints.find(id);
-          return it == checkpoints.end() ? std::string() : it->second;
-        };
-        try {
-          outcome = TorchRunJob(*spec, ctx);
-          if (outcome.ok()) outcome->info["worker_pid"] = static_cast<int64_t>(::getpid());
-        } catch (const std::exception& e) {
-          outcome = Status::Internal(std::string("job threw: ") + e.what());
+    if (!request.is_object() || (!request.contains("spec") && !(request.contains("pack") && request["pack"].is_array()))) {
+      Result<jobs::JobResult> bad = Status::Internal("worker: malformed request");
+      ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::ReplyFor(bad).dump()));
+      continue;
+    }
+    std::map<std::string, std::string> checkpoints;
+    if (request.contains("checkpoints") && request["checkpoints"].is_object())
+      checkpoints = request["checkpoints"].get<std::map<std::string, std::string>>();
+    jobs::JobContext ctx;
+    ctx.threads = request.value("threads", 1);
+    ctx.device = request.value("device", std::string("cpu"));
+    ctx.work_dir = request.value("work_dir", std::string());
+    ctx.stop_requested = &g_worker_stop;
+    ctx.checkpoint_of = [checkpoints](const std::string& id) {
+      auto it = checkpoints.find(id);
+      return it == checkpoints.end() ? std::string() : it->second;
+    };
+    if (request.contains("pack")) {
+      // Members whose spec reads run as one pack; one that does not fails alone.
+      const nlohmann::json& pack = request["pack"];
+      std::vector<Result<jobs::JobResult>> outcomes(pack.size(), Status::Internal("worker: not run"));
+      std::vector<jobs::JobSpec> members;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < pack.size(); ++i) {
+        auto spec = jobs::JobSpec::FromJson(pack[i], "job " + std::to_string(i + 1) + " of a pack from the parent process");
+        if (!spec.ok()) {
+          outcomes[i] = spec.status();
+          continue;
         }
+        members.push_back(std::move(spec).value());
+        where.push_back(i);
+      }
+      if (!members.empty()) {
+        std::vector<Result<jobs::JobResult>> ran;
+        try {
+          ran = TorchRunPack(members, std::vector<jobs::JobContext>(members.size(), ctx));
+        } catch (const std::exception& e) {
+          ran.assign(members.size(), Status::Internal(std::string("pack threw: ") + e.what()));
+        }
+        for (size_t k = 0; k < where.size(); ++k) {
+          outcomes[where[k]] = k < ran.size() ? std::move(ran[k]) : Status::Internal("the pack returned no outcome");
+          if (outcomes[where[k]].ok()) outcomes[where[k]]->info["worker_pid"] = static_cast<int64_t>(::getpid());
+        }
+      }
+      ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::PackReplyFor(outcomes).dump()));
+      continue;
+    }
+    Result<jobs::JobResult> outcome = Status::Internal("worker: malformed request");
+    auto spec = jobs::JobSpec::FromJson(request["spec"], "job from the parent process");
+    if (!spec.ok()) {
+      outcome = spec.status();
+    } else {
+      try {
+        outcome = TorchRunJob(*spec, ctx);
+        if (outcome.ok()) outcome->info["worker_pid"] = static_cast<int64_t>(::getpid());
+      } catch (const std::exception& e) {
+        outcome = Status::Internal(std::string("job threw: ") + e.what());
       }
     }
     ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::ReplyFor(outcome).dump()));

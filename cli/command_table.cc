@@ -63,11 +63,13 @@ const std::vector<Command>& Commands() {
        "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 1); the same command resumes.",
        TrainOptions, {}, TrainRun},
       {"run", "run a protocol's jobs not yet done in the ledger (resumable)",
-       "PROTOCOL --ledger DB [--parallel K] [--threads N] [--work-dir DIR] [--max-attempts N] [--json]",
+       "PROTOCOL --ledger DB [--parallel K] [--threads N] [--pack auto|off|K] [--work-dir DIR] [--max-attempts N] "
+       "[--json]",
        "Expands the protocol, skips jobs already done in the ledger and runs the rest in dependency order\n"
        "(docs/design/orchestrator.md). A failing job is recorded with its error and the sweep goes on (exit 1\n"
        "at the end). Several `run` processes may share one ledger. SIGINT/SIGTERM: running jobs checkpoint\n"
-       "and return to pending; re-run the same command to resume.",
+       "and return to pending; re-run the same command to resume. Ready jobs that share a pack key train\n"
+       "together as one pack (--pack, docs/design/packing.md); each is recorded as its own job.",
        RunOptions, {{"protocol", 1}}, RunRun},
       {"ledger status", "counts by status and kind, sweeps, running jobs, failures with their errors",
        "--ledger DB [--sweep ID] [--json]", "Opens the ledger read-only (safe beside a running sweep).",

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -26,11 +27,18 @@ std::pair<std::string, int> ParseFault(const std::string& f) {
   return {f.substr(0, colon), std::atoi(f.c_str() + colon + 1)};
 }
 
+// A job sent to a group: the one it runs, or the one queued behind it (prefetch).
+struct InFlight {
+  const protocols::PlannedJob* job = nullptr;
+  Clock::time_point started;  // sent, or (queued) when the job before it came back
+};
+
 struct GroupState {
   int leader = 0;
   std::vector<int> ranks;
-  const protocols::PlannedJob* job = nullptr;
-  Clock::time_point started;
+  std::deque<InFlight> jobs;  // in send order; the front one is running
+  double last_job_s = -1;     // how long its last job took (-1: none yet)
+  const protocols::PlannedJob* running() const { return jobs.empty() ? nullptr : jobs.front().job; }
 };
 
 }  // namespace
@@ -72,8 +80,16 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
 
   auto busy_count = [&] {
     int b = 0;
-    for (auto& [l, g] : groups) b += g.job != nullptr;
+    for (auto& [l, g] : groups) b += !g.jobs.empty();
     return b;
+  };
+  // A group gets its next job before it asks (one queued behind the running one) when
+  // its last job was short: then the round trip (result to rank 0, claim, job back)
+  // would idle it for a noticeable share of the job. Long jobs are not queued: a
+  // queued job cannot move to a group that becomes idle first.
+  auto may_queue = [&](const GroupState& g) {
+    return options.group_size == 1 && g.jobs.size() == 1 && g.last_job_s >= 0 &&
+           g.last_job_s < options.prefetch_below_s;
   };
 
   // Results are recorded in the ledger after the group that sent one has its
@@ -127,16 +143,21 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       for (auto& [l, g] : groups)
         for (int r : g.ranks) (void)comm.Send(r, kTagStop, "");
     }
-    // 2. Hand out work to idle groups.
-    if (!stopping && !nothing_left) {
+    // 2. Hand out work: idle groups first, then (prefetch) a queued job to groups whose
+    //    jobs are short.
+    for (int pass = 0; pass < 2 && !stopping && !nothing_left; ++pass) {
+      bool wait = false;
       for (auto& [leader, g] : groups) {
-        if (g.job) continue;
+        if (pass == 0 ? !g.jobs.empty() : !may_queue(g)) continue;
         ES_ASSIGN_OR_RETURN(Assignment a, scheduler.NextReady("rank" + std::to_string(leader)));
         if (a.kind == Assignment::Kind::kDone) {
           nothing_left = true;
           break;
         }
-        if (a.kind == Assignment::Kind::kWait) break;
+        if (a.kind == Assignment::Kind::kWait) {
+          wait = true;
+          break;
+        }
         nlohmann::json spec = a.job->spec.ToJson();
         spec["id"] = a.job->spec.id;
         nlohmann::json checkpoints = nlohmann::json::object();
@@ -144,12 +165,13 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
           if (checkpoint_of) checkpoints[dep] = checkpoint_of(dep);
         ES_RETURN_IF_ERROR(
             comm.Send(leader, kTagJob, nlohmann::json{{"spec", spec}, {"checkpoints", checkpoints}}.dump()));
-        g.job = a.job;
-        g.started = Clock::now();
+        g.jobs.push_back(InFlight{a.job, Clock::now()});
         ++sum.jobs_sent;
         LOG_INFO << "job " << a.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(a.job->attrs)
-                 << "] attempt " << a.attempt << " -> group of rank " << leader;
+                 << "] attempt " << a.attempt << " -> group of rank " << leader
+                 << (g.jobs.size() > 1 ? " (queued)" : "");
       }
+      if (wait) break;
     }
     if (!arrived.empty()) {
       ES_RETURN_IF_ERROR(record());
@@ -175,14 +197,18 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       } else if (msg->tag == kTagResult) {
         auto it = groups.find(msg->source);
         auto j = nlohmann::json::parse(msg->payload, nullptr, false);
-        if (it == groups.end() || !it->second.job || !j.is_object()) {
+        // A group returns its jobs in the order it got them; the reply names the job.
+        if (it == groups.end() || it->second.jobs.empty() || !j.is_object() ||
+            j.value("id", it->second.running()->spec.id) != it->second.running()->spec.id) {
           LOG_WARN << "unexpected result message from rank " << msg->source;
         } else {
           GroupState& g = it->second;
-          sum.busy_s += Since(g.started) * static_cast<double>(g.ranks.size());
+          g.last_job_s = Since(g.jobs.front().started);
+          sum.busy_s += g.last_job_s * static_cast<double>(g.ranks.size());
           if (j.value("status", "") == "interrupted") peer_stop = true;
-          arrived.push_back(Arrived{g.job, std::move(j), msg->source, g.ranks.size()});
-          g.job = nullptr;
+          arrived.push_back(Arrived{g.running(), std::move(j), msg->source, g.ranks.size()});
+          g.jobs.pop_front();
+          if (!g.jobs.empty()) g.jobs.front().started = Clock::now();  // the queued job starts now
         }
       }
     }
@@ -199,13 +225,13 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       char buf[256];
       std::snprintf(buf, sizeof buf, "%srank %d (host %s, silent %.1f s, %s)", missing.empty() ? "" : "; ", r,
                     hosts[static_cast<size_t>(r)].c_str(), silent,
-                    g.job ? ("running job " + g.job->spec.id.substr(0, 12)).c_str() : "idle");
+                    g.running() ? ("running job " + g.running()->spec.id.substr(0, 12)).c_str() : "idle");
       missing += buf;
     }
     if (!missing.empty()) {
       (void)record();  // results that arrived before the stall are kept
       for (auto& [l, g] : groups)
-        if (g.job) (void)scheduler.OnInterrupted(g.job->spec.id);
+        for (const InFlight& f : g.jobs) (void)scheduler.OnInterrupted(f.job->spec.id);
       return Status::Unavailable("stall inspector: no heartbeat within " + std::to_string(options.stall_timeout_s) +
                                  " s from " + missing + "; their jobs were released for the next run");
     }
@@ -291,6 +317,10 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
       checkpoints = message["checkpoints"].get<std::map<std::string, std::string>>();
     if (!spec.ok()) {
       reply = {{"status", "failed"}, {"error", spec.status().message()}, {"code", static_cast<int>(spec.status().code())}};
+    } else if (options.group_size == 1 && stop.load()) {
+      // A job queued behind the last one (prefetch) when the stop came: not started,
+      // back to pending. (A group decides together, inside the trainer.)
+      reply = {{"status", "interrupted"}, {"error", "stopped before it started"}};
     } else {
       {
         std::lock_guard<std::mutex> lock(job_mu);
@@ -318,6 +348,7 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
     }
     if (is_leader) {
       reply["host"] = comm.host();
+      if (spec.ok()) reply["id"] = spec->id;
       Status st = comm.Send(0, kTagResult, reply.dump());
       if (!st.ok()) {
         result = st;

@@ -12,6 +12,12 @@
 //     Scheduler::NextReady (dependents-first, longest-first; see scheduler.h)
 //     as a JOB message (the JobSpec JSON). The leader forwards it to its group
 //     members; the group trains it data-parallel through its GradientReducer.
+//     Then (prefetch, issue 15) a group of one rank whose last job was short
+//     (< prefetch_below_s) gets one more job, queued behind the running one: it
+//     starts it the moment it sends the result, without waiting for rank 0 to
+//     see the result, claim and send (the round trip cost ~3-4 ms a job). Long
+//     jobs are not queued (a queued job could not move to a group idle first).
+//     Results come back in send order and name their job.
 //  3. Rank 0 waits for messages with a short timeout (it never spins):
 //     HEARTBEAT (every rank, every heartbeat_s, from a side thread, so long
 //     epochs do not look like stalls) and RESULT (the leader: done, failed
@@ -28,7 +34,8 @@
 //     under a dead owner and the next run takes it over.
 //  5. Preemption (SIGUSR1/SIGTERM reach every rank; `stop` is set): no more
 //     jobs are handed out; running jobs checkpoint and come back as
-//     interrupted (pending again, attempt not counted); then EXIT. A stop
+//     interrupted (pending again, attempt not counted), a queued job comes
+//     back interrupted without starting once its rank has seen the stop; then EXIT. A stop
 //     seen by any worker rank alone (its heartbeat says "stopping", or its
 //     group comes back interrupted) stops the sweep the same way. Inside a
 //     group the trainer agrees on the stop epoch by an allreduce, so every
@@ -60,6 +67,10 @@ struct DistributedOptions {
   // makes rank R stop heartbeating and hang when it gets a job; "die:R" makes
   // rank R exit abruptly when it gets a job. Empty in normal runs.
   std::string inject_fault;
+  // Prefetch (issue 15): a group of one rank whose last job took less than this gets
+  // its next job queued behind the running one, so it starts it without a round trip
+  // to rank 0. 0 turns it off.
+  double prefetch_below_s = 10.0;
 };
 
 using ContextFactory = std::function<jobs::JobContext()>;

@@ -25,6 +25,14 @@ std::string HostName() {
   return buf;
 }
 
+// sweeps.jobs (schema v2) = how many jobs the sweep links: `ledger status` reads it
+// instead of counting every sweep's links (a 10^5-job protocol adds 10^5 per run).
+Status RecountSweepJobs(Db* db, int64_t sweep_id) {
+  Stmt st(db, "UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs WHERE sweep_id = ?1) WHERE id = ?1");
+  ES_RETURN_IF_ERROR(st.status());
+  st.Bind(1, sweep_id);
+  return st.Run();
+}
 
 }  // namespace
 
@@ -196,6 +204,7 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
     link.Bind(1, sweep_id).Bind(2, j.spec.id).Bind(3, ord++);
     ES_RETURN_IF_ERROR(link.Run());
   }
+  ES_RETURN_IF_ERROR(RecountSweepJobs(&db_, sweep_id));
   return tx.Commit();
 }
 
@@ -249,6 +258,7 @@ Status Ledger::LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids) {
     link.Bind(1, sweep_id).Bind(2, id).Bind(3, ord++);
     ES_RETURN_IF_ERROR(link.Run());
   }
+  ES_RETURN_IF_ERROR(RecountSweepJobs(&db_, sweep_id));
   return tx.Commit();
 }
 

@@ -1,6 +1,6 @@
 // orchestrator/ledger.h: the SQLite ledger, where every result of a sweep lives.
 //
-// One file per project (or per sweep family). Schema v1 is specified in
+// One file per project (or per sweep family). Schema v2 is specified in
 // docs/formats/ledger.md; Open() creates, migrates (PRAGMA user_version and
 // the migration list in ledger_schema.cc) or rejects a file with a message
 // that says why. Writes that belong together share one IMMEDIATE transaction:
@@ -38,7 +38,9 @@
 
 namespace emosweep::orchestrator {
 
-constexpr int kLedgerSchemaVersion = 1;
+constexpr int kLedgerSchemaVersion = 2;
+// The oldest schema a read-only open reads without migrating (v2 added indices and sweeps.jobs).
+constexpr int kLedgerMinReadableVersion = 1;
 constexpr int32_t kLedgerApplicationId = 0x454d4f53;  // "EMOS"
 
 enum class JobStatus { kPending, kRunning, kDone, kFailed, kBlocked };
@@ -114,6 +116,12 @@ struct GcReport {
   bool applied = false;
   std::vector<std::string> dropped_job_ids;  // the first few, for the printout
 };
+
+// The SQL `ledger status` counts jobs with: (kind, status, count) rows, ordered, for
+// every job (sweep_id < 0) or one sweep's. From schema v2 on it reads indices only
+// (jobs_by_kind_status; sweep_jobs joined to jobs_by_id_state); on an older file opened
+// read-only it is the same count, reading job rows.
+std::string StatusCountSql(int schema_version, int64_t sweep_id);
 
 class Ledger {
  public:

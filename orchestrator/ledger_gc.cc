@@ -124,7 +124,8 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
     for (const char* t : kResultTables)
       ES_RETURN_IF_ERROR(
           db_.Exec(std::string("DELETE FROM ") + t + " WHERE job_id NOT IN (SELECT id FROM jobs WHERE status = 'done')"));
-    return db_.Exec("DELETE FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)");
+    ES_RETURN_IF_ERROR(db_.Exec("DELETE FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)"));
+    return db_.Exec("UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = sweeps.id)");
   };
   Status st = body();
   if (!st.ok()) {

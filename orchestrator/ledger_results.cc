@@ -350,11 +350,28 @@ Result<PredictionSet> Ledger::Predictions(const std::string& id, const std::stri
   return out;
 }
 
+std::string StatusCountSql(int schema_version, int64_t sweep_id) {
+  const std::string group = " GROUP BY j.kind, j.status ORDER BY j.kind, j.status";
+  if (sweep_id < 0) return "SELECT j.kind, j.status, count(*) FROM jobs j" + group;
+  const std::string sweep = std::to_string(sweep_id);
+  // The planner prefers the unique id index (one row a lookup, but the row itself);
+  // INDEXED BY makes the lookup index-only. The index exists from schema v2 on.
+  if (schema_version >= 2)
+    return "SELECT j.kind, j.status, count(*) FROM sweep_jobs s JOIN jobs j INDEXED BY jobs_by_id_state "
+           "ON j.id = s.job_id WHERE s.sweep_id = " + sweep + group;
+  return "SELECT j.kind, j.status, count(*) FROM jobs j WHERE j.id IN (SELECT job_id FROM sweep_jobs WHERE "
+         "sweep_id = " + sweep + ")" + group;
+}
+
 Result<nlohmann::json> Ledger::Sweeps() {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,
-          "SELECT s.id, s.protocol_name, s.protocol_path, s.started_at, s.finished_at, s.status, s.host, s.pid, "
-          "(SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id) FROM sweeps s ORDER BY s.id");
+          std::string("SELECT s.id, s.protocol_name, s.protocol_path, s.started_at, s.finished_at, s.status, s.host, "
+                      "s.pid, ") +
+              // v2 keeps the count on the sweep row; a v1 file (read-only) counts the links.
+              (schema_version_ >= 2 ? "coalesce(s.jobs, (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id))"
+                                    : "(SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id)") +
+              " FROM sweeps s ORDER BY s.id");
   ES_RETURN_IF_ERROR(st.status());
   nlohmann::json out = nlohmann::json::array();
   for (;;) {

@@ -1,4 +1,4 @@
-// orchestrator/ledger_schema.cc: schema v1 and the migration list.
+// orchestrator/ledger_schema.cc: the schema (v1, and what v2 adds) and the migration list.
 //
 // A ledger file carries PRAGMA application_id = "EMOS" and PRAGMA
 // user_version = its schema version. Open() applies every migration from the
@@ -116,8 +116,23 @@ CREATE TABLE provenance(
 INSERT INTO meta(key, value) VALUES ('identity_version', '1'), ('created_by', 'emosweep');
 )SQL";
 
+// v1 -> v2 (issue 15): what `ledger status` reads, so it touches no job row (a row
+// keeps `status` after kilobytes of config_json, in overflow pages: counting 10^5 jobs
+// from rows walked ~1 GB) and no sweep link (a 10^5-job protocol adds 10^5 per run):
+// jobs_by_kind_status for the counts by kind and status, jobs_by_id_state for the
+// same counts of one sweep (`--sweep`, joined from sweep_jobs by id), and sweeps.jobs,
+// the number of jobs a sweep links (kept by RegisterJobs, LinkJobs and gc). Nothing
+// is removed or changed, so a v2 reader reads a v1 file as it is (read-only opens do
+// not migrate; Ledger::Sweeps counts the links there).
+constexpr const char* kSchemaV2 = R"SQL(
+CREATE INDEX IF NOT EXISTS jobs_by_kind_status ON jobs(kind, status);
+CREATE INDEX IF NOT EXISTS jobs_by_id_state ON jobs(id, kind, status);
+ALTER TABLE sweeps ADD COLUMN jobs INTEGER;
+UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = sweeps.id);
+)SQL";
+
 const std::vector<Migration>& Migrations() {
-  static const std::vector<Migration> kMigrations = {{1, kSchemaV1}};
+  static const std::vector<Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
   return kMigrations;
 }
 
@@ -160,6 +175,13 @@ Status Ledger::Migrate() {
   if (version < 0) return Status::Corruption(p + ": negative ledger schema version " + std::to_string(version));
   if (version < kLedgerSchemaVersion && options_.read_only) {
     if (version == 0) return Status::NotFound(p + ": empty file, not a ledger yet (no sweep has run on it)");
+    // Read-only opens (status, query, table, report) do not migrate: a file from
+    // kLedgerMinReadableVersion on is read as it is: later migrations only add indices
+    // and columns that the readers do without (they look at schema_version()).
+    if (version >= kLedgerMinReadableVersion) {
+      schema_version_ = static_cast<int>(version);
+      return Status::Ok();
+    }
     return Status::FailedPrecondition(p + ": ledger schema v" + std::to_string(version) +
                                       " needs migrating to v" + std::to_string(kLedgerSchemaVersion) +
                                       "; run 'emosweep run' on it once (read-write)");

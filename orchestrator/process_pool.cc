@@ -235,7 +235,7 @@ Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& requ
   }
 }
 
-Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::JobContext& context) {
+Result<ProcessPool::Slot*> ProcessPool::Acquire() {
   Slot* slot = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -247,21 +247,39 @@ Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::
       }
   }
   if (!slot) return Status::Internal("process pool: more concurrent jobs than worker processes");
-  struct Release {
+  if (slot->pid <= 0) {
+    Status st = Spawn(slot);
+    if (!st.ok()) {
+      Release(slot);
+      return st;
+    }
+  }
+  return slot;
+}
+
+void ProcessPool::Release(Slot* slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  slot->busy = false;
+}
+
+namespace {
+nlohmann::json SpecJson(const jobs::JobSpec& spec) {
+  nlohmann::json j = spec.ToJson();
+  j["id"] = spec.id;
+  return j;
+}
+}  // namespace
+
+Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::JobContext& context) {
+  ES_ASSIGN_OR_RETURN(Slot* slot, Acquire());
+  struct Releaser {
     ProcessPool* pool;
     Slot* slot;
-    ~Release() {
-      std::lock_guard<std::mutex> lock(pool->mu_);
-      slot->busy = false;
-    }
+    ~Releaser() { pool->Release(slot); }
   } release{this, slot};
-
-  if (slot->pid <= 0) ES_RETURN_IF_ERROR(Spawn(slot));
-  nlohmann::json spec_json = spec.ToJson();
-  spec_json["id"] = spec.id;
   nlohmann::json checkpoints = nlohmann::json::object();
   if (!spec.init_from.empty() && context.checkpoint_of) checkpoints[spec.init_from] = context.checkpoint_of(spec.init_from);
-  const nlohmann::json request = {{"spec", spec_json},
+  const nlohmann::json request = {{"spec", SpecJson(spec)},
                                   {"threads", context.threads},
                                   {"device", context.device},
                                   {"work_dir", context.work_dir},
@@ -269,6 +287,59 @@ Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::
   const std::string job = spec.id.substr(0, 12);
   ES_ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(slot, request.dump(), context, job));
   return OutcomeOf(reply, "job " + job);
+}
+
+nlohmann::json PackReplyFor(const std::vector<Result<jobs::JobResult>>& outcomes) {
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& o : outcomes) results.push_back(ReplyFor(o));
+  return {{"results", results}};
+}
+
+std::vector<Result<jobs::JobResult>> PackOutcomesOf(const nlohmann::json& reply, const std::vector<std::string>& ids) {
+  std::vector<Result<jobs::JobResult>> out;
+  const bool per_member = reply.is_object() && reply.contains("results") && reply["results"].is_array();
+  if (per_member && reply["results"].size() != ids.size()) {
+    const Status bad = Status::Internal("the worker process answered a pack of " + std::to_string(ids.size()) +
+                                        " jobs with " + std::to_string(reply["results"].size()) + " results");
+    return std::vector<Result<jobs::JobResult>>(ids.size(), bad);
+  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    out.push_back(OutcomeOf(per_member ? reply["results"][i] : reply, "job " + ids[i].substr(0, 12)));
+  return out;
+}
+
+std::vector<Result<jobs::JobResult>> ProcessPool::RunPack(const std::vector<jobs::JobSpec>& members,
+                                                          const std::vector<jobs::JobContext>& contexts) {
+  if (members.empty()) return {};
+  if (contexts.size() != members.size())
+    return std::vector<Result<jobs::JobResult>>(
+        members.size(), Status::Internal("process pool: a pack needs one context per member"));
+  Result<Slot*> slot = Acquire();
+  if (!slot.ok()) return std::vector<Result<jobs::JobResult>>(members.size(), slot.status());
+  struct Releaser {
+    ProcessPool* pool;
+    Slot* slot;
+    ~Releaser() { pool->Release(slot); }
+  } release{this, *slot};
+  nlohmann::json specs = nlohmann::json::array();
+  nlohmann::json checkpoints = nlohmann::json::object();
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < members.size(); ++i) {
+    specs.push_back(SpecJson(members[i]));
+    ids.push_back(members[i].id);
+    const std::string& from = members[i].init_from;
+    if (!from.empty() && contexts[i].checkpoint_of) checkpoints[from] = contexts[i].checkpoint_of(from);
+  }
+  const jobs::JobContext& context = contexts[0];
+  const nlohmann::json request = {{"pack", specs},
+                                  {"threads", context.threads},
+                                  {"device", context.device},
+                                  {"work_dir", context.work_dir},
+                                  {"checkpoints", checkpoints}};
+  const std::string label = members[0].id.substr(0, 12) + " (in a pack of " + std::to_string(members.size()) + ")";
+  Result<nlohmann::json> reply = Exchange(*slot, request.dump(), context, label);
+  if (!reply.ok()) return std::vector<Result<jobs::JobResult>>(members.size(), reply.status());
+  return PackOutcomesOf(*reply, ids);
 }
 
 }  // namespace emosweep::orchestrator

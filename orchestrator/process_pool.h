@@ -26,6 +26,17 @@
 // Reply:   {"status": "ok", "result": JobResult JSON} |
 //          {"status": "interrupted", "error": "..."} |
 //          {"status": "failed", "code": StatusCode, "error": "..."}
+// A pack (issue 16, RunPack) is one request and one reply; the child runs it
+// with worker::RunPack (members[i] with its own context i; threads, device and
+// work_dir are the pack's):
+// Request: {"pack": [JobSpec JSON with "id", ...], "threads": n, "device": "cpu",
+//           "work_dir": "...", "checkpoints": {job_id: path}}  (every member's)
+// Reply:   {"results": [reply as above, one per member, in order]}
+//          (a child that cannot read the request at all may answer one plain
+//          failure reply; it then counts for every member)
+// A child that dies mid-pack fails every member of the pack with the signal
+// named (each is retried alone or in a later pack as its attempts allow); a
+// stop is forwarded once, and members come back done or interrupted each.
 // Thread-safety: Run may be called from up to `size` threads at once (each
 // call takes a free slot); the destructor must not race with Run.
 #pragma once
@@ -61,6 +72,10 @@ class ProcessPool {
 
   // Runs one job in a free child process.
   Result<jobs::JobResult> Run(const jobs::JobSpec& spec, const jobs::JobContext& context);
+  // Runs a pack in one free child process: one outcome per member, in order.
+  // contexts[i] belongs to members[i]; the stop flag and settings are contexts[0]'s.
+  std::vector<Result<jobs::JobResult>> RunPack(const std::vector<jobs::JobSpec>& members,
+                                               const std::vector<jobs::JobContext>& contexts);
 
   int spawned() const;  // child processes started so far (respawns included)
 
@@ -71,6 +86,8 @@ class ProcessPool {
     int from_child = -1;  // parent reads replies
     bool busy = false;
   };
+  Result<Slot*> Acquire();  // a free slot, marked busy, its child started
+  void Release(Slot* slot);
   Status Spawn(Slot* slot);
   void Reap(Slot* slot, bool kill_first);
   Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const jobs::JobContext& context,
@@ -91,5 +108,8 @@ Result<std::string> ReadFrame(int fd, bool* eof);
 // The reply a child sends for a job outcome, and the outcome a parent reads from it.
 nlohmann::json ReplyFor(const Result<jobs::JobResult>& outcome);
 Result<jobs::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where);
+// A pack's reply ({"results": [...]}) and the outcomes a parent reads from it (`members` of them).
+nlohmann::json PackReplyFor(const std::vector<Result<jobs::JobResult>>& outcomes);
+std::vector<Result<jobs::JobResult>> PackOutcomesOf(const nlohmann::json& reply, const std::vector<std::string>& ids);
 
 }  // namespace emosweep::orchestrator

@@ -37,6 +37,9 @@ struct Shared {
   std::condition_variable cv;
   Status fatal;                         // first ledger/scheduler error
   Progress* progress = nullptr;
+  int parallel = 1;
+  std::atomic<int> busy{0};             // worker threads running a job or pack
+  std::map<int, int> packs;             // guarded by mu: pack size -> count
 
   void SetFatal(const Status& s) {
     std::lock_guard<std::mutex> lock(mu);
@@ -57,11 +60,67 @@ Result<jobs::JobResult> RunOne(Shared& sh, const jobs::JobSpec& spec, const jobs
   }
 }
 
+std::vector<Result<jobs::JobResult>> RunPackOf(Shared& sh, const std::vector<jobs::JobSpec>& specs,
+                                               const std::vector<jobs::JobContext>& ctxs) {
+  std::vector<Result<jobs::JobResult>> out;
+  try {
+    if (sh.options->pack_executor) {
+      out = sh.options->pack_executor(specs, ctxs);
+    } else {
+      for (size_t i = 0; i < specs.size(); ++i) out.push_back(RunOne(sh, specs[i], ctxs[i]));
+    }
+  } catch (const std::exception& e) {
+    out.assign(specs.size(), Status::Internal(std::string("pack threw: ") + e.what()));
+  } catch (...) {
+    out.assign(specs.size(), Status::Internal("pack threw a non-standard exception"));
+  }
+  while (out.size() < specs.size()) out.emplace_back(Status::Internal("the pack returned no outcome for this member"));
+  out.resize(specs.size(), Status::Internal(""));
+  return out;
+}
+
+// Records one job's (or pack member's) outcome as a single job's.
+Status Record(Shared& sh, const std::string& worker, const PackMember& m, const Result<jobs::JobResult>& r,
+              double t0, double secs, const nlohmann::json& pack) {
+  const RunOptions& o = *sh.options;
+  const protocols::PlannedJob& job = *m.job;
+  const std::string label = protocols::JobLabel(job.attrs);
+  if (r.ok()) {
+    nlohmann::json extra = {{"worker", worker}, {"attempt", m.attempt}};
+    double own = secs;
+    if (!pack.is_null()) {
+      extra["pack"] = pack;
+      own = r->info.value("seconds_total", secs);  // the member's own time where the pack reports it
+    }
+    nlohmann::json prov = {{"git_revision", sh.build.value("git_revision", "unknown")},
+                           {"host", HostName()},
+                           {"pid", static_cast<int64_t>(::getpid())},
+                           {"build", sh.build},
+                           {"world_size", 1},
+                           {"device", o.device},
+                           {"threads", o.threads},
+                           {"started_at", t0},
+                           {"seconds", own},
+                           {"extra", extra}};
+    Status st = sh.scheduler->OnFinished(job.spec.id, *r, prov);
+    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] done in " << Progress::FormatDuration(own);
+    return st;
+  }
+  if (sh.Stopping()) {
+    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " interrupted; back to pending";
+    return sh.scheduler->OnInterrupted(job.spec.id);
+  }
+  LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().ToString();
+  return sh.scheduler->OnFailed(job.spec.id, r.status());
+}
+
 void WorkerLoop(Shared& sh, int k) {
   const RunOptions& o = *sh.options;
   std::string worker = "t" + std::to_string(k);
   while (!sh.Stopping()) {
-    auto next = sh.scheduler->NextReady(worker);
+    // --pack auto: share the ready jobs of a key among the idle worker threads (this one included).
+    const int share = o.pack_share ? std::max(1, sh.parallel - sh.busy.load()) : 1;
+    auto next = o.pack > 1 ? sh.scheduler->NextPack(worker, o.pack, share) : sh.scheduler->NextReady(worker);
     if (!next.ok()) return sh.SetFatal(next.status());
     if (next->kind == Assignment::Kind::kDone) return;
     if (next->kind == Assignment::Kind::kWait) {
@@ -69,7 +128,8 @@ void WorkerLoop(Shared& sh, int k) {
       sh.cv.wait_for(lock, std::chrono::duration<double>(o.poll_s));
       continue;
     }
-    const protocols::PlannedJob& job = *next->job;
+    std::vector<PackMember> members = next->members;
+    if (members.empty()) members.push_back({next->job, next->attempt});
     jobs::JobContext ctx;
     ctx.threads = o.threads;
     ctx.device = o.device;
@@ -80,36 +140,46 @@ void WorkerLoop(Shared& sh, int k) {
       auto c = ledger->CheckpointOf(id);
       return c.ok() ? *c : std::string();
     };
-    const std::string label = protocols::JobLabel(job.attrs);
-    LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] started, attempt " << next->attempt;
+    sh.busy++;
+    if (o.pack > 1) {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      sh.packs[static_cast<int>(members.size())]++;
+    }
     double t0 = NowSeconds();
     auto steady0 = std::chrono::steady_clock::now();
-    Result<jobs::JobResult> r = RunOne(sh, job.spec, ctx);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
-    Status st;
-    if (r.ok()) {
-      nlohmann::json prov = {{"git_revision", sh.build.value("git_revision", "unknown")},
-                             {"host", HostName()},
-                             {"pid", static_cast<int64_t>(::getpid())},
-                             {"build", sh.build},
-                             {"world_size", 1},
-                             {"device", o.device},
-                             {"threads", o.threads},
-                             {"started_at", t0},
-                             {"seconds", secs},
-                             {"extra", {{"worker", worker}, {"attempt", next->attempt}}}};
-      st = sh.scheduler->OnFinished(job.spec.id, *r, prov);
-      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] done in "
-               << Progress::FormatDuration(secs);
-    } else if (sh.Stopping()) {
-      st = sh.scheduler->OnInterrupted(job.spec.id);
-      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " interrupted; back to pending";
+    std::vector<Result<jobs::JobResult>> results;
+    nlohmann::json ids = nlohmann::json::array();
+    for (const auto& m : members) ids.push_back(m.job->spec.id);
+    const std::string pack_id = members.size() > 1 ? HashJson(ids) : std::string();
+    if (members.size() == 1) {
+      const protocols::PlannedJob& job = *members[0].job;
+      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << protocols::JobLabel(job.attrs)
+               << "] started, attempt " << members[0].attempt;
+      results.push_back(RunOne(sh, job.spec, ctx));
     } else {
-      LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().ToString();
-      st = sh.scheduler->OnFailed(job.spec.id, r.status());
+      std::vector<jobs::JobSpec> specs;
+      for (const auto& m : members) {
+        specs.push_back(m.job->spec);
+        LOG_INFO << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
+                 << "] started in pack " << pack_id.substr(0, 12) << ", attempt " << m.attempt;
+      }
+      LOG_INFO << "pack " << pack_id.substr(0, 12) << ": " << members.size() << " jobs as one";
+      results = RunPackOf(sh, specs, std::vector<jobs::JobContext>(members.size(), ctx));
     }
-    if (!st.ok()) return sh.SetFatal(st);
-    if (sh.progress) sh.progress->Add(1);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
+    sh.busy--;
+    for (size_t i = 0; i < members.size(); ++i) {
+      nlohmann::json pack;  // null: ran alone
+      if (members.size() > 1)
+        pack = {{"id", pack_id}, {"size", members.size()}, {"index", i}, {"seconds", secs}};
+      Status st = Record(sh, worker, members[i], results[i], t0, secs, pack);
+      if (!st.ok()) {
+        // The members not recorded yet go back to pending (they ran, but nothing of them is kept).
+        for (size_t j = i + 1; j < members.size(); ++j) (void)sh.scheduler->OnInterrupted(members[j].job->spec.id);
+        return sh.SetFatal(st);
+      }
+      if (sh.progress) sh.progress->Add(1);
+    }
     sh.cv.notify_all();  // dependents may be ready now
   }
 }
@@ -142,7 +212,7 @@ void Monitor(Shared& sh) {
 nlohmann::json RunSummary::ToJson() const {
   nlohmann::json f = nlohmann::json::array();
   for (const auto& [id, err] : failures) f.push_back({{"id", id}, {"error", err}});
-  return {{"sweep_id", sweep_id},
+  nlohmann::json out = {{"sweep_id", sweep_id},
           {"total", counts.total},
           {"skipped", counts.skipped},
           {"ran", counts.finished_here},
@@ -155,16 +225,36 @@ nlohmann::json RunSummary::ToJson() const {
           {"seconds", seconds},
           {"stopped", stopped},
           {"failures", f}};
+  if (pack_limit > 1) {
+    // {"limit": K, "sizes": {"8": 2, "1": 3}}: how many packs of each size ran (size 1 = alone).
+    nlohmann::json sizes = nlohmann::json::object();
+    for (const auto& [size, n] : packs) sizes[std::to_string(size)] = n;
+    out["packs"] = {{"limit", pack_limit}, {"sizes", sizes}};
+  }
+  return out;
+}
+
+std::string RunSummary::PacksText() const {
+  if (pack_limit <= 1) return "";
+  std::string s = "packs of up to " + std::to_string(pack_limit) + ":";
+  if (packs.empty()) return s + " none ran";
+  bool first = true;
+  for (auto it = packs.rbegin(); it != packs.rend(); ++it) {
+    s += (first ? " " : ", ") + std::to_string(it->second) + " x " + std::to_string(it->first);
+    first = false;
+  }
+  return s;
 }
 
 namespace {
 SweepInfo InfoOf(const protocols::Protocol& protocol, const RunOptions& options) {
-  return {protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective,
-          {{"threads", options.threads},
-           {"parallel", options.parallel},
-           {"max_attempts", options.scheduler.max_attempts},
-           {"work_dir", options.work_dir},
-           {"device", options.device}}};
+  nlohmann::json settings = {{"threads", options.threads},
+                             {"parallel", options.parallel},
+                             {"max_attempts", options.scheduler.max_attempts},
+                             {"work_dir", options.work_dir},
+                             {"device", options.device}};
+  if (options.pack > 1) settings["pack"] = options.pack;  // packs of up to this many jobs (issue 16)
+  return {protocol.name, protocol.path, HashJson(protocol.effective), protocol.effective, settings};
 }
 }  // namespace
 
@@ -202,7 +292,9 @@ Result<StartedSweep> Start(const protocols::Protocol& protocol, std::vector<prot
   ES_ASSIGN_OR_RETURN(int dead, ledger->MarkDeadSweeps(options.scheduler.stale_after_s));
   if (dead > 0) LOG_WARN << dead << " earlier sweep(s) whose process is gone marked 'interrupted' in the ledger";
   ES_ASSIGN_OR_RETURN(out.sweep_id, ledger->BeginSweep(info));
-  ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, std::move(jobs), options.scheduler));
+  SchedulerOptions so = options.scheduler;
+  so.max_pack = std::max(so.max_pack, options.pack);  // pack keys are computed only when packs may form
+  ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, std::move(jobs), so));
   return out;
 }
 
@@ -264,9 +356,14 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
   sh.executor = &executor;
   sh.options = &options;
   sh.build = BuildInfo();
+  sh.parallel = parallel;
+  if (options.pack > 1 && to_run > 0)
+    LOG_INFO << "packs: up to " << options.pack << " jobs of one pack key at once"
+             << (options.pack_share ? " (shared among idle workers)" : "");
   std::unique_ptr<Progress> progress;
   if (options.progress && c0.total > c0.skipped)
-    progress = std::make_unique<Progress>("sweep", c0.total - c0.skipped);
+    progress = std::make_unique<Progress>(
+        options.pack > 1 ? "sweep (packs <= " + std::to_string(options.pack) + ")" : "sweep", c0.total - c0.skipped);
   sh.progress = progress.get();
 
   std::thread monitor(Monitor, std::ref(sh));
@@ -285,6 +382,8 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
   summary.sweep_id = sweep_id;
   summary.counts = scheduler->Counts();
   summary.failures = scheduler->Failures();
+  summary.pack_limit = options.pack;
+  summary.packs = sh.packs;
   summary.stopped = options.stop && options.stop->load();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!sh.fatal.ok()) {

@@ -11,11 +11,19 @@
 // over. When *stop becomes true (SIGINT/SIGTERM) no new job is handed out,
 // running jobs see JobContext::stop_requested (checkpoint and return
 // Aborted) and go back to pending.
+// Packs (issue 16, options.pack > 1): a worker thread asks Scheduler::NextPack
+// for up to `pack` jobs of one PackKey; a pack of one runs through the
+// Executor as a single job, a larger one through the PackExecutor (production:
+// worker::RunPack, in this process or in one worker process). Each member's
+// outcome is then recorded under its own id exactly as a single job's (done,
+// failed alone, or interrupted back to pending); its provenance names the pack
+// in extra_json: {"pack": {"id": HashJson(member ids), "size": K, "index": i}}.
 // Thread-safety: RunSweep is reentrant; it owns its threads and joins them.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,6 +39,9 @@
 namespace emosweep::orchestrator {
 
 using Executor = std::function<Result<jobs::JobResult>(const jobs::JobSpec&, const jobs::JobContext&)>;
+// K jobs as one pack (worker::RunPack's contract, worker/pack.h): one outcome per member, in order.
+using PackExecutor = std::function<std::vector<Result<jobs::JobResult>>(const std::vector<jobs::JobSpec>&,
+                                                                       const std::vector<jobs::JobContext>&)>;
 
 struct RunOptions {
   int threads = 1;              // intra-op threads per job
@@ -42,6 +53,12 @@ struct RunOptions {
   double poll_s = 0.25;         // wait between NextReady calls when nothing is ready
   const std::atomic<bool>* stop = nullptr;  // set by the signal handler
   bool progress = true;         // progress line with ETA on stderr
+  // Packs (issue 16): at most `pack` jobs of one PackKey at once (1 = off: single jobs, today's path).
+  int pack = 1;
+  // true (--pack auto): a pack takes at most its share of the ready jobs of its key, so idle
+  // worker threads get packs too (Scheduler::NextPack's share = idle workers).
+  bool pack_share = false;
+  PackExecutor pack_executor;   // unset: the members one after another through the Executor
 };
 
 struct RunSummary {
@@ -50,7 +67,10 @@ struct RunSummary {
   double seconds = 0;
   bool stopped = false;         // interrupted by *stop
   std::vector<std::pair<std::string, std::string>> failures;  // (id, error): failed + blocked
+  int pack_limit = 1;           // RunOptions::pack
+  std::map<int, int> packs;     // pack size -> packs of that size run (only when pack_limit > 1)
   nlohmann::json ToJson() const;
+  std::string PacksText() const;  // "packs <= 32: 2 x 8, 3 x 1" ("" when packing is off)
 };
 
 // Registers the sweep and its jobs in the ledger and builds the scheduler: the

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "jobs/pack.h"
 
 namespace emosweep::orchestrator {
 namespace {
@@ -73,6 +74,17 @@ Status Scheduler::Build() {
       return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
     nodes_[i].cost = ExpectedCost(jobs_[i].spec);
   }
+  // Pack groups (step 7): each job's key once, here; a hand-out then never hashes.
+  if (options_.max_pack > 1) {
+    std::map<std::string, int> groups;
+    for (size_t i = 0; i < jobs_.size(); ++i) {
+      const std::string key = jobs::PackKey(jobs_[i].spec);
+      if (key.empty()) continue;
+      auto it = groups.emplace(key, static_cast<int>(groups.size())).first;
+      nodes_[i].pack_group = it->second;
+    }
+    pack_ready_.assign(groups.size(), {});
+  }
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
       auto it = index_.find(d);
@@ -102,10 +114,14 @@ void Scheduler::UpdateReadyLocked(int i) {
   const Node& n = nodes_[i];
   bool ready = !n.here && n.deps_left == 0 &&
                (n.state.status == JobStatus::kPending || (n.state.status == JobStatus::kRunning && LooksDeadLocked(n)));
-  if (ready)
-    ready_.insert(KeyOf(i));
-  else
-    ready_.erase(KeyOf(i));
+  if (!ready) return EraseReadyLocked(i);
+  ready_.insert(KeyOf(i));
+  if (n.pack_group >= 0) pack_ready_[n.pack_group].insert(KeyOf(i));
+}
+
+void Scheduler::EraseReadyLocked(int i) {
+  ready_.erase(KeyOf(i));
+  if (nodes_[i].pack_group >= 0) pack_ready_[nodes_[i].pack_group].erase(KeyOf(i));
 }
 
 void Scheduler::SetStatusLocked(int i, JobStatus s) {
@@ -214,7 +230,42 @@ Result<int> Scheduler::IndexOf(const std::string& id) const {
   return it->second;
 }
 
-Result<Assignment> Scheduler::NextReady(const std::string& worker) {
+Result<bool> Scheduler::TryClaimLocked(int i, const ClaimOptions& co) {
+  Node& n = nodes_[i];
+  ES_ASSIGN_OR_RETURN(bool deps_usable, DepCheckpointsUsableLocked(i));
+  if (!deps_usable) return false;
+  ES_ASSIGN_OR_RETURN(ClaimResult c, ledger_->Claim(jobs_[i].spec.id, options_.owner, co));
+  switch (c.outcome) {
+    case ClaimOutcome::kClaimed:
+    case ClaimOutcome::kTaken:
+      if (c.outcome == ClaimOutcome::kTaken) {
+        LOG_WARN << "taking over job " << jobs_[i].spec.id.substr(0, 12) << " from " << n.state.owner
+                 << " (process gone or silent)";
+      }
+      n.here = true;
+      here_.insert(i);
+      n.state.status = JobStatus::kRunning;
+      n.state.owner = options_.owner;
+      n.state.attempts = c.attempts;
+      return true;
+    case ClaimOutcome::kExhausted:
+      n.state.error = "its process died while running it; attempts exhausted";
+      SetStatusLocked(i, JobStatus::kFailed);
+      ES_RETURN_IF_ERROR(BlockDependentsLocked(i, n.state.error));
+      return false;
+    case ClaimOutcome::kNotClaimable:
+      // Someone else has it (or finished it); the next refresh tells which.
+      n.state.status = JobStatus::kRunning;
+      n.state.owner = "?";
+      n.state.heartbeat_at = NowSeconds();
+      return false;
+  }
+  return false;
+}
+
+Result<Assignment> Scheduler::NextReady(const std::string& worker) { return NextPack(worker, 1, 1); }
+
+Result<Assignment> Scheduler::NextPack(const std::string& worker, int max_members, int share) {
   std::lock_guard<std::mutex> lock(mu_);
   double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_refresh_).count();
   // A refresh reads every job of the sweep: with work ready here, at most ~5 % of the
@@ -228,39 +279,27 @@ Result<Assignment> Scheduler::NextReady(const std::string& worker) {
   ClaimOptions co{options_.stale_after_s, options_.max_attempts, worker};
   while (!ready_.empty()) {
     int i = std::get<2>(*ready_.begin());
-    ready_.erase(ready_.begin());
-    Node& n = nodes_[i];
-    ES_ASSIGN_OR_RETURN(bool deps_usable, DepCheckpointsUsableLocked(i));
-    if (!deps_usable) continue;
-    ES_ASSIGN_OR_RETURN(ClaimResult c, ledger_->Claim(jobs_[i].spec.id, options_.owner, co));
-    switch (c.outcome) {
-      case ClaimOutcome::kClaimed:
-      case ClaimOutcome::kTaken:
-        if (c.outcome == ClaimOutcome::kTaken) {
-          LOG_WARN << "taking over job " << jobs_[i].spec.id.substr(0, 12) << " from " << n.state.owner
-                   << " (process gone or silent)";
-        }
-        n.here = true;
-        here_.insert(i);
-        n.state.status = JobStatus::kRunning;
-        n.state.owner = options_.owner;
-        n.state.attempts = c.attempts;
-        return Assignment{Assignment::Kind::kJob, &jobs_[i], c.attempts};
-      case ClaimOutcome::kExhausted:
-        n.state.error = "its process died while running it; attempts exhausted";
-        SetStatusLocked(i, JobStatus::kFailed);
-        ES_RETURN_IF_ERROR(BlockDependentsLocked(i, n.state.error));
-        break;
-      case ClaimOutcome::kNotClaimable:
-        // Someone else has it (or finished it); the next refresh tells which.
-        n.state.status = JobStatus::kRunning;
-        n.state.owner = "?";
-        n.state.heartbeat_at = NowSeconds();
-        break;
+    EraseReadyLocked(i);
+    ES_ASSIGN_OR_RETURN(bool claimed, TryClaimLocked(i, co));
+    if (!claimed) continue;
+    Assignment a{Assignment::Kind::kJob, &jobs_[i], nodes_[i].state.attempts, {}};
+    a.members.push_back({&jobs_[i], nodes_[i].state.attempts});
+    const int g = nodes_[i].pack_group;
+    if (g < 0 || max_members <= 1) return a;
+    // The rest of the pack: the next ready jobs of the same key, in the usual order.
+    std::set<Key>& same = pack_ready_[g];
+    size_t want = static_cast<size_t>(max_members);
+    if (share > 1) want = std::min(want, (same.size() + 1 + static_cast<size_t>(share) - 1) / static_cast<size_t>(share));
+    while (a.members.size() < want && !same.empty()) {
+      int j = std::get<2>(*same.begin());
+      EraseReadyLocked(j);
+      ES_ASSIGN_OR_RETURN(bool got, TryClaimLocked(j, co));
+      if (got) a.members.push_back({&jobs_[j], nodes_[j].state.attempts});
     }
+    return a;
   }
-  if (open_ > 0 || !here_.empty()) return Assignment{Assignment::Kind::kWait, nullptr, 0};
-  return Assignment{Assignment::Kind::kDone, nullptr, 0};
+  if (open_ > 0 || !here_.empty()) return Assignment{Assignment::Kind::kWait, nullptr, 0, {}};
+  return Assignment{Assignment::Kind::kDone, nullptr, 0, {}};
 }
 
 Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& result,

@@ -50,6 +50,15 @@
 //     (once per producer and process, so an invisible work dir cannot loop).
 //  6. Heartbeat() stamps every job running here, so other processes do not
 //     take them over; call it more often than stale_after_s.
+//  7. Packs (issue 16, docs/design/packing.md): with max_pack > 1, Build
+//     computes each job's jobs::PackKey once and keeps, beside the ready set,
+//     one ready set per non-empty key (same order). NextPack(worker, k) takes
+//     the first ready job as NextReady does, then up to k - 1 more from the
+//     ready set of its key, in order (begin() of a set: no scan of the ready
+//     jobs), each claimed in the ledger like a single job (own row, own
+//     attempt). It never waits for members that are not ready yet. The
+//     members are then reported one by one (OnFinished/OnFailed/
+//     OnInterrupted), exactly as single jobs.
 //
 // Thread-safety: every public method takes an internal mutex; call from any
 // thread. PlannedJob pointers returned stay valid for the Scheduler's life.
@@ -80,13 +89,21 @@ struct SchedulerOptions {
   // Whether a done job's kept checkpoint can still be used (Ok) or not (why). Unset:
   // the file must exist and be non-empty. The CLI reads it back (worker::VerifyCheckpointFile).
   std::function<Status(const std::string& path)> check_checkpoint;
+  // Packs (step 7): 1 = never (keys are not even computed; NextPack hands out single jobs).
+  int max_pack = 1;
+};
+
+struct PackMember {
+  const protocols::PlannedJob* job = nullptr;
+  int attempt = 0;
 };
 
 struct Assignment {
   enum class Kind { kJob, kWait, kDone };
   Kind kind = Kind::kWait;
-  const protocols::PlannedJob* job = nullptr;  // set for kJob
+  const protocols::PlannedJob* job = nullptr;  // set for kJob (the first member of a pack)
   int attempt = 0;                             // 1 for the first try
+  std::vector<PackMember> members;             // kJob: every member, `job` first (size 1: alone)
 };
 
 struct SchedulerCounts {
@@ -105,6 +122,10 @@ class Scheduler {
                                                    SchedulerOptions options);
 
   Result<Assignment> NextReady(const std::string& worker);
+  // A pack of up to max_members jobs with the first one's non-empty PackKey (step 7);
+  // share > 1 takes at most ceil(ready jobs of that key / share), leaving some for
+  // `share - 1` other idle workers. A job with an empty key (or max_pack 1) comes alone.
+  Result<Assignment> NextPack(const std::string& worker, int max_members, int share = 1);
   // provenance: see Ledger::Complete (git revision, host, build, world size, timings).
   Status OnFinished(const std::string& id, const jobs::JobResult& result, const nlohmann::json& provenance);
   Status OnFailed(const std::string& id, const Status& error);
@@ -130,6 +151,7 @@ class Scheduler {
     bool here = false;         // running in this scheduler
     bool skipped = false;      // done when this scheduler started
     bool superseded = false;   // sent back to pending here for a lost checkpoint
+    int pack_group = -1;       // index into pack_ready_ (jobs with equal non-empty PackKey); -1 = alone
   };
 
   Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs, SchedulerOptions options);
@@ -137,6 +159,9 @@ class Scheduler {
   Status RefreshLocked();
   void SetStatusLocked(int i, JobStatus s);
   void UpdateReadyLocked(int i);
+  void EraseReadyLocked(int i);
+  // Claims ready job i (already out of the ready sets): true when it now runs here.
+  Result<bool> TryClaimLocked(int i, const ClaimOptions& co);
   Status BlockDependentsLocked(int i, const std::string& reason);
   // False (after superseding the producer) when a dep's checkpoint is missing or corrupt.
   Result<bool> DepCheckpointsUsableLocked(int i);
@@ -152,6 +177,7 @@ class Scheduler {
   std::map<std::string, int> index_;
   std::vector<Node> nodes_;
   std::set<Key> ready_;
+  std::vector<std::set<Key>> pack_ready_;  // per pack group: its ready jobs (a subset of ready_)
   std::chrono::steady_clock::time_point last_refresh_;
   double refresh_cost_s_ = 0;  // how long the last refresh took (spaces them out on big sweeps)
   SchedulerCounts counts_;

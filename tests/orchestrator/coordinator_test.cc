@@ -201,5 +201,81 @@ TEST(Coordinator, StallInspectorNamesTheSilentRankInsteadOfHanging) {
   EXPECT_GE(pending, 1);
 }
 
+// Issue 15: a rank running short jobs has its next job before it asks (queued behind
+// the running one, claimed in the ledger), so it never waits for the round trip to
+// rank 0 between jobs; with prefetch off it only ever holds one. Every job still runs
+// exactly once and is recorded.
+TEST(Coordinator, ShortJobsAreQueuedSoTheRankNeverWaitsForRankZero) {
+  for (double below : {10.0, 0.0}) {
+    Fixture f(MakeJobs(8, false), below > 0 ? "prefetch" : "noprefetch");
+    DistributedOptions opt;
+    opt.heartbeat_s = 0.05;
+    opt.prefetch_below_s = below;
+    std::multiset<std::string> executed;
+    std::atomic<size_t> most_claimed{0};  // jobs claimed by this sweep while one of them runs
+    auto res = RunWorld(2, 1, f, opt,
+                        [&](const jobs::JobSpec& s) -> Result<jobs::JobResult> {
+                          std::this_thread::sleep_for(std::chrono::milliseconds(30));
+                          size_t n = f.scheduler->RunningHere().size();
+                          if (n > most_claimed.load()) most_claimed = n;
+                          return FakeResult(s);
+                        },
+                        &executed);
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    EXPECT_EQ(most_claimed.load(), below > 0 ? 2u : 1u) << "prefetch_below_s " << below;
+    EXPECT_EQ(executed.size(), 8u);
+    for (const auto& j : f.scheduler->jobs()) EXPECT_EQ(executed.count(j.spec.id), 1u) << j.spec.id;
+    EXPECT_EQ(res->finished, 8);
+    EXPECT_EQ(res->jobs_sent, 8);
+    EXPECT_TRUE(f.scheduler->Done());
+  }
+}
+
+// A stop while a job is queued: the running job and the queued one both go back to
+// pending (the queued one without starting), nothing is lost or recorded twice.
+TEST(Coordinator, AStopReleasesTheQueuedJobToo) {
+  Fixture f(MakeJobs(6, false), "prefetch_stop");
+  DistributedOptions opt;
+  opt.heartbeat_s = 0.02;
+  auto world = cluster::MakeInProcWorld(2);
+  auto reducer = cluster::MakeLocalReducer();
+  std::atomic<bool> stop_coord{false}, stop_worker{false};
+  std::atomic<int> started{0};
+  std::thread worker([&] {
+    Executor e = [&](const jobs::JobSpec& s, const jobs::JobContext& ctx) -> Result<jobs::JobResult> {
+      if (++started == 3) {  // the third job (queued behind the second): stop once the fourth is queued
+        // (Rank 0 queues the next job before it records the result that came back.)
+        for (int i = 0; i < 500 && (f.scheduler->Counts().finished_here < 2 || f.scheduler->RunningHere().size() < 2);
+             ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        stop_coord = true;
+        while (!ctx.stop_requested->load()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return Status::Aborted("stopped");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      return FakeResult(s);
+    };
+    Status st = RunWorkerRank(*world[1], *reducer, opt, e, [] { return jobs::JobContext{}; }, stop_worker);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  });
+  auto res = RunCoordinator(*world[0], *f.scheduler, opt, stop_coord, nullptr, nullptr);
+  if (!res.ok()) ReleaseWorkers(*world[0]);
+  worker.join();
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(started.load(), 3) << "the queued job must not start after the stop";
+  EXPECT_EQ(res->finished, 2);
+  EXPECT_EQ(res->interrupted, 2);  // the running one and the queued one
+  EXPECT_EQ(res->jobs_sent, 4);
+  EXPECT_TRUE(f.scheduler->RunningHere().empty());
+  int done = 0, pending = 0;
+  for (const auto& j : f.scheduler->jobs()) {
+    auto st = f.ledger->StatusOf({j.spec.id});
+    done += st->at(j.spec.id) == JobStatus::kDone;
+    pending += st->at(j.spec.id) == JobStatus::kPending;
+  }
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(pending, 4);
+}
+
 }  // namespace
 }  // namespace emosweep::orchestrator

@@ -93,6 +93,9 @@ TEST(LedgerGc, DryRunCountsAndChangesNothingThenYesDropsExactlyThat) {
   for (const auto& j : f.gone.jobs)
     EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM jobs WHERE id = '" + j.spec.id + "'"), 0);
   EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)"), 0);
+  // Each sweep's kept job count (schema v2, `ledger status`) follows its dropped links.
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweeps s WHERE s.jobs IS NOT (SELECT count(*) FROM sweep_jobs sj "
+                           "WHERE sj.sweep_id = s.id)"), 0);
   for (const auto& j : f.old.jobs) {
     const std::string w = " WHERE job_id = '" + j.spec.id + "'";
     EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM predictions" + w), 0);

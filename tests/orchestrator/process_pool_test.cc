@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <chrono>
 #include <thread>
 
@@ -100,6 +103,84 @@ sleep 30 3<&- 4>&- >/dev/null 2>&1 & wait)"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+}
+
+// --- Packs (issue 16): one request, one reply with a result per member ---
+
+jobs::JobSpec SpecWithId(const std::string& id) {
+  jobs::JobSpec s = Spec();
+  s.id = id;
+  return s;
+}
+
+TEST(ProcessPool, PackRepliesRoundTripPerMember) {
+  std::vector<Result<jobs::JobResult>> outcomes;
+  jobs::JobResult ok;
+  ok.selected_epoch = 3;
+  outcomes.emplace_back(ok);
+  outcomes.emplace_back(Status::Aborted("stopped"));
+  outcomes.emplace_back(Status::InvalidArgument("bad member"));
+  auto back = PackOutcomesOf(PackReplyFor(outcomes), {"aaaa", "bbbb", "cccc"});
+  ASSERT_EQ(back.size(), 3u);
+  ASSERT_TRUE(back[0].ok());
+  EXPECT_EQ(back[0]->selected_epoch, 3);
+  EXPECT_EQ(back[1].status().code(), StatusCode::kAborted);
+  EXPECT_EQ(back[2].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(back[2].status().message(), "bad member");
+  // A reply with the wrong number of results fails every member; a plain reply counts for all.
+  auto wrong = PackOutcomesOf(PackReplyFor(outcomes), {"aaaa", "bbbb"});
+  ASSERT_EQ(wrong.size(), 2u);
+  EXPECT_FALSE(wrong[0].ok());
+  EXPECT_NE(wrong[0].status().message().find("3 results"), std::string::npos) << wrong[0].status().message();
+  auto plain = PackOutcomesOf(ReplyFor(Status::Internal("worker: malformed request")), {"aaaa", "bbbb"});
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(plain[1].status().message(), "worker: malformed request");
+}
+
+TEST(ProcessPool, APackIsOneRequestAndOneReplyWithAnOutcomePerMember) {
+  const std::string dir = ::testing::TempDir() + "/pool_pack_" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  const std::string req = dir + "/request";
+  // 91-byte reply (octal 133): member 1 failed with code 1, member 2 interrupted; then the
+  // child keeps what it was sent (the request frame) until its input ends.
+  {  // the pool's end closes the child's input: it then writes the request out and exits
+    ProcessPool pool(Sh(std::string(R"(printf '\133\0\0\0\0\0\0\0{"results":[{"status":"failed","code":1,"error":"a"},{"status":"interrupted","error":"b"}]}' >&4; cat <&3 > )") + req));
+    std::vector<jobs::JobSpec> members = {SpecWithId("11111111111111111111"), SpecWithId("22222222222222222222")};
+    members[1].init_from = "pretrain-job";
+    std::vector<jobs::JobContext> ctxs(2);
+    ctxs[0].threads = 3;
+    ctxs[1].checkpoint_of = [](const std::string& id) { return "/ckpt/" + id; };
+    auto r = pool.RunPack(members, ctxs);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r[0].status().message(), "a");
+    EXPECT_EQ(r[1].status().code(), StatusCode::kAborted);
+    EXPECT_EQ(pool.spawned(), 1);
+  }
+  std::ifstream in(req, std::ios::binary);
+  std::string frame((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(frame.size(), 8u);
+  auto j = nlohmann::json::parse(frame.substr(8), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << frame;
+  ASSERT_TRUE(j["pack"].is_array());
+  ASSERT_EQ(j["pack"].size(), 2u);
+  EXPECT_EQ(j["pack"][0]["id"], "11111111111111111111");
+  EXPECT_EQ(j["pack"][1]["id"], "22222222222222222222");
+  EXPECT_EQ(j["threads"], 3);
+  EXPECT_EQ(j["checkpoints"]["pretrain-job"], "/ckpt/pretrain-job");
+  EXPECT_FALSE(j.contains("spec"));
+}
+
+TEST(ProcessPool, AChildThatDiesMidPackFailsEveryMemberNamingTheSignal) {
+  ProcessPool pool(Sh("kill -9 $$"));
+  std::vector<jobs::JobSpec> members = {SpecWithId("11111111111111111111"), SpecWithId("22222222222222222222")};
+  auto r = pool.RunPack(members, std::vector<jobs::JobContext>(2));
+  ASSERT_EQ(r.size(), 2u);
+  for (const auto& m : r) {
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.status().message().find("killed by signal 9"), std::string::npos) << m.status().message();
+    EXPECT_NE(m.status().message().find("pack of 2"), std::string::npos) << m.status().message();
+  }
 }
 
 }  // namespace

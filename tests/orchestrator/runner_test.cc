@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <thread>
+
+#include "core/hash.h"
+#include "orchestrator/sqlite_util.h"
 
 #include "tests/orchestrator/fake_jobs.h"
 
@@ -215,6 +220,168 @@ TEST(Runner, FinishedRerunDeclinesWhenAnyJobIsNotDoneAndWritesNothing) {
   auto s = RunFake(p, ledger.get(), second, Quiet());
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(second.ran(), std::vector<std::string>{ids[7]});
+}
+
+// --- Packs (issue 16) ---
+
+// Nine packable jobs of one key (concat_mlp, same shapes) and three that never pack (a model name no pack key knows).
+protocols::Protocol PackProtocol() {
+  protocols::Protocol p;
+  p.name = "packs";
+  p.path = "packs.toml";
+  p.effective = {{"name", "packs"}};
+  for (int k = 0; k < 9; ++k) {
+    auto j = testing::MakeJob("e", "concat_mlp", "c" + std::to_string(k), 1);
+    j.spec.model = {{"name", "concat_mlp"}, {"hidden", {8}}};
+    j.spec.id = j.spec.ComputeId();
+    p.jobs.push_back(j);
+  }
+  auto alone = testing::MakeGrid("e", {"base"}, {"x", "y", "z"}, 1);
+  p.jobs.insert(p.jobs.end(), alone.begin(), alone.end());
+  return p;
+}
+
+// Provenance extra_json of a job ("" when none).
+std::string ExtraOf(const std::string& path, const std::string& id) {
+  Db db;
+  if (!db.Open(path, 1 /*SQLITE_OPEN_READONLY*/, 1000).ok()) return "";
+  Stmt st(&db, "SELECT extra_json FROM provenance WHERE job_id = ?");
+  st.Bind(1, id);
+  auto row = st.Step();
+  return row.ok() && *row ? st.Text(0) : "";
+}
+
+struct PackRecorder {
+  std::mutex mu;
+  std::vector<std::vector<std::string>> packs;  // member ids per pack call
+  std::set<std::string> fail;                   // members that fail (the others do not)
+  PackExecutor Executor() {
+    return [this](const std::vector<jobs::JobSpec>& specs, const std::vector<jobs::JobContext>& ctxs) {
+      std::vector<Result<jobs::JobResult>> out;
+      std::vector<std::string> ids;
+      for (size_t i = 0; i < specs.size(); ++i) {
+        ids.push_back(specs[i].id);
+        EXPECT_EQ(ctxs[i].threads, ctxs[0].threads);
+        if (fail.count(specs[i].id))
+          out.emplace_back(Status::Internal("member diverged"));
+        else
+          out.emplace_back(testing::FakeResult(specs[i]));
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      packs.push_back(ids);
+      return out;
+    };
+  }
+};
+
+TEST(RunnerPacks, PacksRunAsOneCallAndEachMemberIsRecordedUnderItsOwnIdNamingThePack) {
+  const std::string path = testing::TestDir() + "/l.db";
+  auto ledger = std::move(Ledger::Open(path)).value();
+  FakeExecutor fake;  // single jobs
+  PackRecorder rec;
+  auto p = PackProtocol();
+  rec.fail.insert(p.jobs[2].spec.id);
+  RunOptions o = Quiet();
+  o.pack = 4;
+  o.pack_executor = rec.Executor();
+  o.scheduler.max_attempts = 1;
+  auto s = RunFake(p, ledger.get(), fake, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  // 9 packable jobs in packs of at most 4 (4 + 4 + 1: the last one runs alone, through the
+  // single-job executor), 3 jobs that never pack.
+  ASSERT_EQ(rec.packs.size(), 2u);
+  EXPECT_EQ(rec.packs[0].size(), 4u);
+  EXPECT_EQ(rec.packs[1].size(), 4u);
+  EXPECT_EQ(fake.ran().size(), 4u);
+  EXPECT_EQ(s->packs, (std::map<int, int>{{1, 4}, {4, 2}}));
+  EXPECT_EQ(s->ToJson()["packs"]["sizes"]["4"], 2);
+  EXPECT_EQ(s->PacksText(), "packs of up to 4: 2 x 4, 4 x 1");
+  // The failing member fails alone; its pack mates are done.
+  EXPECT_EQ(s->counts.failed, 1);
+  EXPECT_EQ(s->counts.done, 11);
+  EXPECT_EQ((*ledger->GetJob(p.jobs[2].spec.id))->status, JobStatus::kFailed);
+  EXPECT_NE((*ledger->GetJob(p.jobs[2].spec.id))->error.find("member diverged"), std::string::npos);
+  for (size_t i = 0; i < rec.packs[0].size(); ++i) {
+    const std::string& id = rec.packs[0][i];
+    if (id == p.jobs[2].spec.id) continue;
+    EXPECT_EQ((*ledger->GetJob(id))->status, JobStatus::kDone);
+    auto extra = nlohmann::json::parse(ExtraOf(path, id));
+    ASSERT_TRUE(extra.contains("pack")) << extra.dump();
+    EXPECT_EQ(extra["pack"]["size"], 4);
+    EXPECT_EQ(extra["pack"]["index"], i);
+    EXPECT_EQ(extra["pack"]["id"], HashJson(rec.packs[0]));
+    auto m = ledger->Metrics({id});
+    EXPECT_EQ((*m)[id]["test"].size(), 5u);
+  }
+  // A job that ran alone names no pack.
+  auto alone = nlohmann::json::parse(ExtraOf(path, p.jobs[9].spec.id));
+  EXPECT_FALSE(alone.contains("pack")) << alone.dump();
+  // The sweep's settings record the pack limit.
+  Db db;
+  ASSERT_TRUE(db.Open(path, 1 /*SQLITE_OPEN_READONLY*/, 1000).ok());
+  Stmt st(&db, "SELECT options_json FROM sweeps");
+  ASSERT_TRUE(*st.Step());
+  EXPECT_EQ(nlohmann::json::parse(st.Text(0)).value("pack", 0), 4) << st.Text(0);
+}
+
+TEST(RunnerPacks, PackOffRunsEverythingAsSingleJobs) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  PackRecorder rec;
+  RunOptions o = Quiet();
+  o.pack_executor = rec.Executor();  // never called with pack = 1
+  auto s = RunFake(PackProtocol(), ledger.get(), fake, o);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(rec.packs.empty());
+  EXPECT_EQ(fake.ran().size(), 12u);
+  EXPECT_FALSE(s->ToJson().contains("packs"));
+  EXPECT_EQ(s->PacksText(), "");
+}
+
+TEST(RunnerPacks, StopSendsTheUnfinishedMembersBackToPending) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  auto p = PackProtocol();
+  std::atomic<bool> stop{false};
+  RunOptions o = Quiet();
+  o.pack = 32;
+  o.stop = &stop;
+  o.pack_executor = [&](const std::vector<jobs::JobSpec>& specs, const std::vector<jobs::JobContext>& ctxs) {
+    // The first member finishes; the others see the stop (SIGTERM) and come back Aborted.
+    stop = true;
+    while (!ctxs[0].stop_requested->load()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::vector<Result<jobs::JobResult>> out;
+    out.emplace_back(testing::FakeResult(specs[0]));
+    for (size_t i = 1; i < specs.size(); ++i) out.emplace_back(Status::Aborted("stopped"));
+    return out;
+  };
+  auto s = RunFake(p, ledger.get(), fake, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->stopped);
+  EXPECT_EQ(s->counts.done, 1);
+  EXPECT_EQ(s->counts.interrupted_here, 8);
+  EXPECT_EQ((*ledger->GetJob(p.jobs[0].spec.id))->status, JobStatus::kDone);
+  for (int k = 1; k < 9; ++k) {
+    auto row = *ledger->GetJob(p.jobs[k].spec.id);
+    EXPECT_EQ(row->status, JobStatus::kPending);
+    EXPECT_EQ(row->attempts, 0);
+  }
+}
+
+TEST(RunnerPacks, AutoSharesAKeysReadyJobsAmongIdleWorkers) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  PackRecorder rec;
+  auto p = PackProtocol();
+  p.jobs.resize(9);
+  RunOptions o = Quiet(1);
+  o.pack = 32;
+  o.pack_share = true;
+  o.pack_executor = rec.Executor();
+  auto s = RunFake(p, ledger.get(), fake, o);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(rec.packs.size(), 1u);  // one worker: it takes them all
+  EXPECT_EQ(rec.packs[0].size(), 9u);
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <thread>
 
+#include "jobs/pack.h"
 #include "tests/orchestrator/fake_jobs.h"
 
 namespace emosweep::orchestrator {
@@ -314,6 +317,180 @@ TEST(Scheduler, WaitingForARunningJobDoesNotRereadTheSweep) {
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->kind, Assignment::Kind::kJob);
   EXPECT_FALSE(f.sched->Done());
+}
+
+// --- Packs (issue 16) ---
+
+// A supervised MLP job that packs (jobs::PackKey non-empty); `hidden` shapes the
+// model, so jobs with different `hidden` never share a pack.
+protocols::PlannedJob Packable(const std::string& column, uint64_t seed, int hidden,
+                               std::vector<std::string> deps = {}) {
+  auto j = MakeJob("e", "concat_mlp", column, seed, std::move(deps));
+  j.spec.model = {{"name", "concat_mlp"}, {"hidden", {hidden}}};
+  j.spec.id = j.spec.ComputeId();
+  return j;
+}
+
+std::vector<std::string> Ids(const Assignment& a) {
+  std::vector<std::string> ids;
+  for (const auto& m : a.members) ids.push_back(m.job->spec.id);
+  return ids;
+}
+
+SchedulerOptions Packing(int k) {
+  SchedulerOptions o;
+  o.max_pack = k;
+  return o;
+}
+
+TEST(SchedulerPacks, FormOnlyFromEqualKeysUpToKInTheUsualOrder) {
+  auto a0 = Packable("a0", 1, 8), a1 = Packable("a1", 1, 8), a2 = Packable("a2", 1, 8), a3 = Packable("a3", 1, 8),
+       a4 = Packable("a4", 1, 8);
+  auto b0 = Packable("b0", 1, 16), b1 = Packable("b1", 1, 16), b2 = Packable("b2", 1, 16);
+  auto m0 = MakeJob("e", "m", "m0", 1), m1 = MakeJob("e", "m", "m1", 1);
+  ASSERT_FALSE(jobs::PackKey(a0.spec).empty());
+  ASSERT_EQ(jobs::PackKey(a0.spec), jobs::PackKey(a4.spec));
+  ASSERT_NE(jobs::PackKey(a0.spec), jobs::PackKey(b0.spec));
+  ASSERT_TRUE(jobs::PackKey(m0.spec).empty());
+  auto f = Make(testing::TestDir() + "/l.db", {a0, b0, m0, a1, a2, a3, a4, b1, b2, m1}, Packing(4));
+  ASSERT_TRUE(f.sched);
+  std::vector<std::vector<std::string>> packs;
+  for (;;) {
+    auto a = f.sched->NextPack("t0", 4);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    if (a->kind == Assignment::Kind::kDone) break;
+    ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+    ASSERT_FALSE(a->members.empty());
+    EXPECT_EQ(a->members[0].job, a->job);
+    for (const auto& m : a->members) EXPECT_EQ(m.attempt, 1);
+    packs.push_back(Ids(*a));
+    for (const auto& m : a->members) ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+  }
+  using V = std::vector<std::string>;
+  std::vector<V> want = {V{a0.spec.id, a1.spec.id, a2.spec.id, a3.spec.id}, V{b0.spec.id, b1.spec.id, b2.spec.id},
+                         V{m0.spec.id}, V{a4.spec.id}, V{m1.spec.id}};
+  EXPECT_EQ(packs, want);
+  EXPECT_EQ(f.sched->Counts().finished_here, 10);
+}
+
+TEST(SchedulerPacks, MaxPackOneOrKOneHandsOutSingleJobs) {
+  std::vector<protocols::PlannedJob> jobs = {Packable("a0", 1, 8), Packable("a1", 1, 8), Packable("a2", 1, 8)};
+  auto off = Make(testing::TestDir() + "/off.db", jobs);  // max_pack 1 (the default)
+  auto a = off.sched->NextPack("t0", 8);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->members.size(), 1u);
+  auto on = Make(testing::TestDir() + "/on.db", jobs, Packing(8));
+  auto b = on.sched->NextPack("t0", 1);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->members.size(), 1u);
+  auto c = on.sched->NextReady("t0");  // NextReady never packs
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->members.size(), 1u);
+}
+
+TEST(SchedulerPacks, ShareLeavesReadyJobsForOtherIdleWorkers) {
+  std::vector<protocols::PlannedJob> jobs;
+  for (int k = 0; k < 9; ++k) jobs.push_back(Packable("a" + std::to_string(k), 1, 8));
+  auto f = Make(testing::TestDir() + "/l.db", jobs, Packing(32));
+  auto a = f.sched->NextPack("t0", 32, /*share=*/2);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->members.size(), 5u);  // ceil(9 / 2)
+  auto b = f.sched->NextPack("t1", 32, /*share=*/1);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->members.size(), 4u);
+  EXPECT_EQ(f.sched->RunningHere().size(), 9u);
+}
+
+TEST(SchedulerPacks, NeverIncludeBlockedWaitingOrRunningElsewhereJobs) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  auto bad = MakeJob("e", "m", "bad", 1, {}, 5, "pretrain");
+  auto a0 = Packable("a0", 1, 8), a1 = Packable("a1", 1, 8), a4 = Packable("a4", 1, 8);
+  auto waiting = Packable("a2", 1, 8, {pre.spec.id});   // its dependency is not done
+  auto blocked = Packable("a3", 1, 8, {bad.spec.id});   // its dependency failed
+  std::vector<protocols::PlannedJob> jobs = {pre, bad, a0, a1, waiting, blocked, a4};
+  SchedulerOptions other_opts = Packing(8);
+  other_opts.owner = "other-host:1:bbbbbbbb";  // a second live claimant
+  auto other = Make(path, jobs, other_opts);
+  ClaimOptions co;
+  ASSERT_EQ(other.ledger->Claim(a1.spec.id, other_opts.owner, co)->outcome, ClaimOutcome::kClaimed);
+  ASSERT_EQ(other.ledger->Claim(bad.spec.id, other_opts.owner, co)->outcome, ClaimOutcome::kClaimed);
+  ASSERT_TRUE(other.ledger->Fail(bad.spec.id, other_opts.owner, "broken", /*retry=*/false).ok());
+  SchedulerOptions o = Packing(8);
+  o.owner = ThisOwner();
+  o.retry_failed = false;
+  auto f = Make(path, jobs, o);
+  ASSERT_TRUE(f.sched);
+  EXPECT_EQ((*f.ledger->GetJob(blocked.spec.id))->status, JobStatus::kBlocked);
+  auto first = f.sched->NextPack("t0", 8);  // pre (most dependents) comes alone
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(Ids(*first), std::vector<std::string>{pre.spec.id});
+  auto pack = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(pack.ok());
+  EXPECT_EQ(Ids(*pack), (std::vector<std::string>{a0.spec.id, a4.spec.id}));
+  // Once pre is done its dependent is ready and comes in a pack of its own: no waiting for members.
+  ASSERT_TRUE(f.sched->OnFinished(pre.spec.id, FakeResult(pre.spec), {}).ok());
+  auto later = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(Ids(*later), std::vector<std::string>{waiting.spec.id});
+  EXPECT_EQ((*f.ledger->GetJob(a1.spec.id))->owner, other_opts.owner);
+}
+
+TEST(SchedulerPacks, EachMemberIsRecordedSeparatelyAndAFailingMemberFailsAlone) {
+  auto a0 = Packable("a0", 1, 8), a1 = Packable("a1", 1, 8), a2 = Packable("a2", 1, 8);
+  auto dep = MakeJob("e", "m", "dep", 1, {a1.spec.id}, 5, "eval");  // blocked when a1 fails for good
+  auto f = Make(testing::TestDir() + "/l.db", {a0, a1, a2, dep}, Packing(8));
+  auto pack = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(pack.ok());
+  ASSERT_EQ(Ids(*pack), (std::vector<std::string>{a1.spec.id, a0.spec.id, a2.spec.id}));  // a1 has a dependent
+  ASSERT_TRUE(f.sched->OnFinished(a0.spec.id, FakeResult(a0.spec), {}).ok());
+  ASSERT_TRUE(f.sched->OnFailed(a1.spec.id, Status::Internal("diverged")).ok());
+  ASSERT_TRUE(f.sched->OnFinished(a2.spec.id, FakeResult(a2.spec), {}).ok());
+  EXPECT_EQ((*f.ledger->GetJob(a0.spec.id))->status, JobStatus::kDone);
+  EXPECT_EQ((*f.ledger->GetJob(a2.spec.id))->status, JobStatus::kDone);
+  auto row1 = *f.ledger->GetJob(a1.spec.id);
+  EXPECT_EQ(row1->status, JobStatus::kPending);  // its own retry, the others are untouched
+  EXPECT_EQ(row1->attempts, 1);
+  EXPECT_EQ(f.sched->Counts().retried_here, 1);
+  // The retry comes alone (nothing else of its key is ready) and fails for good.
+  auto again = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(Ids(*again), std::vector<std::string>{a1.spec.id});
+  EXPECT_EQ(again->members[0].attempt, 2);
+  ASSERT_TRUE(f.sched->OnFailed(a1.spec.id, Status::Internal("diverged")).ok());
+  EXPECT_EQ((*f.ledger->GetJob(a1.spec.id))->status, JobStatus::kFailed);
+  EXPECT_EQ((*f.ledger->GetJob(dep.spec.id))->status, JobStatus::kBlocked);
+  EXPECT_EQ((*f.ledger->GetJob(a0.spec.id))->status, JobStatus::kDone);
+  EXPECT_EQ((*f.ledger->GetJob(a2.spec.id))->status, JobStatus::kDone);
+  EXPECT_TRUE(f.sched->Done());
+}
+
+TEST(SchedulerPacks, InterruptedMembersGoBackToPendingWithoutSpendingAnAttempt) {
+  auto a0 = Packable("a0", 1, 8), a1 = Packable("a1", 1, 8), a2 = Packable("a2", 1, 8);
+  auto f = Make(testing::TestDir() + "/l.db", {a0, a1, a2}, Packing(8));
+  auto pack = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(pack.ok());
+  ASSERT_EQ(pack->members.size(), 3u);
+  std::map<std::string, double> claimed_beat;
+  for (const auto* j : {&a0, &a1, &a2}) claimed_beat[j->spec.id] = (*f.ledger->GetJob(j->spec.id))->heartbeat_at;
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(f.sched->Heartbeat().ok());  // stamps every member
+  for (const auto* j : {&a0, &a1, &a2})
+    EXPECT_GT((*f.ledger->GetJob(j->spec.id))->heartbeat_at, claimed_beat[j->spec.id]) << "member not heartbeaten";
+  ASSERT_TRUE(f.sched->OnFinished(a0.spec.id, FakeResult(a0.spec), {}).ok());
+  ASSERT_TRUE(f.sched->OnInterrupted(a1.spec.id).ok());
+  ASSERT_TRUE(f.sched->OnInterrupted(a2.spec.id).ok());
+  for (const auto* j : {&a1, &a2}) {
+    auto row = *f.ledger->GetJob(j->spec.id);
+    EXPECT_EQ(row->status, JobStatus::kPending);
+    EXPECT_EQ(row->attempts, 0);
+    EXPECT_TRUE(row->owner.empty());
+  }
+  EXPECT_EQ((*f.ledger->GetJob(a0.spec.id))->status, JobStatus::kDone);
+  auto again = f.sched->NextPack("t0", 8);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Ids(*again), (std::vector<std::string>{a1.spec.id, a2.spec.id}));
+  for (const auto& m : again->members) EXPECT_EQ(m.attempt, 1);
 }
 
 }  // namespace
