@@ -134,6 +134,9 @@ TEST_F(ExpandCache, LeanExpansionHasTheSameJobsWithoutUtteranceIds) {
     EXPECT_EQ(a.reportable, b.reportable);
     ASSERT_EQ(a.spec.train.size(), b.spec.train.size());
     for (size_t k = 0; k < a.spec.train.size(); ++k) EXPECT_EQ(a.spec.train[k].store, b.spec.train[k].store);
+    // ... nor its model, train and adapt configs (JSON trees: most of a lean job's memory).
+    EXPECT_TRUE(b.spec.model.is_null() && b.spec.train_config.is_null() && b.spec.adapt.is_null());
+    EXPECT_TRUE(a.spec.model.is_object() && a.spec.train_config.is_object());
     for (const auto& r : a.spec.train) full_ids += r.ids.size();
     for (const auto& r : b.spec.train) lean_ids += r.ids.size();
     for (const auto& [name, refs] : b.spec.eval)
