@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   auto ledger = orchestrator::Ledger::Open(ledger_path);
   if (!ledger.ok()) return Fail(ledger.status());
   orchestrator::RunOptions ro;
-  auto started = orchestrator::StartSweep(*p, ledger->get(), ro);
+  auto started = orchestrator::StartSweep(&*p, ledger->get(), ro);  // the jobs move into the scheduler
   if (!started.ok()) return Fail(started.status());
   auto& sched = *started->scheduler;
   const double cpu0 = CpuSeconds();

@@ -110,9 +110,12 @@ void RestoreSignals() {
   ::signal(SIGUSR1, SIG_DFL);
 }
 
+// The jobs TorchCheckModelFiles looks at: those whose model is a file (the check skips
+// every other; a copy of every spec would double a 10^6-job run's memory, issue 15).
 std::vector<jobs::JobSpec> Specs(const protocols::Protocol& p) {
   std::vector<jobs::JobSpec> specs;
-  for (const auto& j : p.jobs) specs.push_back(j.spec);
+  for (const auto& j : p.jobs)
+    if (j.spec.model.is_object() && j.spec.model.contains("file")) specs.push_back(j.spec);
   return specs;
 }
 
@@ -533,7 +536,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
     }
     return inner(s, c);
   };
-  auto summary = orchestrator::RunSweep(p, ledger.get(), executor, o);
+  auto summary = orchestrator::RunSweep(&p, ledger.get(), executor, o);  // p.jobs move into the scheduler
   pool.reset();
   RestoreSignals();
   if (!summary.ok()) return summary.status();

@@ -27,7 +27,7 @@ Result<std::vector<DataRef>> RefsFromJson(const nlohmann::json& j, const std::st
     DataRef r;
     r.store = e["store"].get<std::string>();
     r.corpus_hash = e.value("corpus_hash", "");
-    r.ids = e["ids"].get<std::vector<std::string>>();
+    r.ids = IdList::Intern(e["ids"].get<std::vector<std::string>>());  // one list per split, however many jobs
     out.push_back(std::move(r));
   }
   return out;

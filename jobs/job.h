@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "jobs/id_list.h"
 
 namespace emosweep::cluster {
 class GradientReducer;
@@ -28,7 +29,7 @@ namespace emosweep::jobs {
 struct DataRef {
   std::string store;               // path to the HDF5 feature store
   std::string corpus_hash;         // content hash the ids refer to (checked at load)
-  std::vector<std::string> ids;    // utterance ids, in a fixed order
+  IdList ids;                      // utterance ids, in a fixed order (shared by every job of the split)
 };
 
 struct JobSpec {

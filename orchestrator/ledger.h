@@ -189,6 +189,9 @@ class Ledger {
   // job id -> eval -> metric -> value (scalar metrics only).
   using MetricMap = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
   Result<MetricMap> Metrics(const std::vector<std::string>& ids);
+  // Only the given eval sets and metric names (what one table reads: a fraction of the rows).
+  Result<MetricMap> Metrics(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+                            const std::vector<std::string>& names);
   // job id -> eval -> details JSON (per_class_recall, confusion, n).
   Result<std::map<std::string, std::map<std::string, nlohmann::json>>> EvalDetails(
       const std::vector<std::string>& ids);

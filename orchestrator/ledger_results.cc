@@ -121,6 +121,18 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   return true;
 }
 
+namespace {
+
+// out[key], inserted with the end as hint: O(1) when rows come in key order (callers that
+// pass sorted ids: SQLite answers an IN list in index order), the usual walk otherwise.
+template <typename Map>
+typename Map::mapped_type& AtEnd(Map* out, std::string key) {
+  if (!out->empty() && out->rbegin()->first == key) return out->rbegin()->second;
+  return out->emplace_hint(out->end(), std::move(key), typename Map::mapped_type())->second;
+}
+
+}  // namespace
+
 Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, JobStatus> out;
@@ -153,7 +165,7 @@ Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std:
       const int64_t rowid = q.Int(1);
       auto it = std::lower_bound(rows.begin(), rows.end(), rowid,
                                  [](const auto& a, int64_t r) { return a.first < r; });
-      if (it != rows.end() && it->first == rowid) out.emplace(q.Text(0), it->second);
+      if (it != rows.end() && it->first == rowid) out.emplace_hint(out.end(), q.Text(0), it->second);
     });
   }();
   (void)db_.Exec("COMMIT");
@@ -262,7 +274,29 @@ Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
   MetricMap out;
   ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", "",
-                               [&](Stmt& st) { out[st.Text(0)][st.Text(1)][st.Text(2)] = st.Double(3); }));
+                               [&](Stmt& st) { AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = st.Double(3); }));
+  return out;
+}
+
+Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+                                          const std::vector<std::string>& names) {
+  if (evals.empty() || names.empty()) return MetricMap();
+  // The names are the protocol's (user text): SQL string literals with quotes doubled.
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) {
+      out += out.empty() ? "('" : ",'";
+      for (char c : x) out += c == '\'' ? std::string("''") : std::string(1, c);
+      out += "'";
+    }
+    return out + ")";
+  };
+  // "+": rows found by job_id alone (one seek a job), then filtered (a seek per (eval, name) is slower).
+  const std::string suffix = " AND +eval IN " + list(evals) + " AND +name IN " + list(names);
+  std::lock_guard<std::mutex> lock(mu_);
+  MetricMap out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,
+                               [&](Stmt& st) { AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = st.Double(3); }));
   return out;
 }
 

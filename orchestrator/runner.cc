@@ -282,7 +282,10 @@ Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol&
   return std::optional<RunSummary>(std::move(summary));
 }
 
-Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options) {
+namespace {
+
+Result<StartedSweep> Start(const protocols::Protocol& protocol, std::vector<protocols::PlannedJob> jobs, Ledger* ledger,
+                           const RunOptions& options) {
   SweepInfo info = InfoOf(protocol, options);
   StartedSweep out;
   // A sweep killed with -9 (or on a lost node) never wrote its end: say so now.
@@ -291,12 +294,40 @@ Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* led
   ES_ASSIGN_OR_RETURN(out.sweep_id, ledger->BeginSweep(info));
   SchedulerOptions so = options.scheduler;
   so.max_pack = std::max(so.max_pack, options.pack);  // pack keys are computed only when packs may form
-  ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, protocol.jobs, so));
+  ES_ASSIGN_OR_RETURN(out.scheduler, Scheduler::Create(ledger, out.sweep_id, std::move(jobs), so));
   return out;
+}
+
+// RunSweep's body; `movable` is &protocol when the jobs may move into the scheduler.
+Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol* movable, Ledger* ledger,
+                       const Executor& executor, const RunOptions& options);
+
+}  // namespace
+
+Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options) {
+  return Start(protocol, protocol.jobs, ledger, options);
+}
+
+Result<StartedSweep> StartSweep(protocols::Protocol* protocol, Ledger* ledger, const RunOptions& options) {
+  std::vector<protocols::PlannedJob> jobs = std::move(protocol->jobs);
+  protocol->jobs.clear();
+  return Start(*protocol, std::move(jobs), ledger, options);
 }
 
 Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger, const Executor& executor,
                             const RunOptions& options) {
+  return Run(protocol, nullptr, ledger, executor, options);
+}
+
+Result<RunSummary> RunSweep(protocols::Protocol* protocol, Ledger* ledger, const Executor& executor,
+                            const RunOptions& options) {
+  return Run(*protocol, protocol, ledger, executor, options);
+}
+
+namespace {
+
+Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol* movable, Ledger* ledger,
+                       const Executor& executor, const RunOptions& options) {
   if (!protocol.missing_inputs.empty()) {
     std::string names;
     for (const auto& m : protocol.missing_inputs) names += "\n  " + m;
@@ -305,7 +336,8 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
   if (options.parallel < 0 || options.threads < 1)
     return Status::InvalidArgument("--parallel must be at least 0 (auto) and --threads at least 1");
   auto start = std::chrono::steady_clock::now();
-  ES_ASSIGN_OR_RETURN(StartedSweep started, StartSweep(protocol, ledger, options));
+  ES_ASSIGN_OR_RETURN(StartedSweep started,
+                      movable ? StartSweep(movable, ledger, options) : StartSweep(protocol, ledger, options));
   const int64_t sweep_id = started.sweep_id;
   auto& scheduler = started.scheduler;
   SchedulerCounts c0 = scheduler->Counts();
@@ -364,5 +396,7 @@ Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger,
   ES_RETURN_IF_ERROR(ledger->FinishSweep(sweep_id, status, summary.ToJson()));
   return summary;
 }
+
+}  // namespace
 
 }  // namespace emosweep::orchestrator

@@ -80,6 +80,10 @@ struct StartedSweep {
   std::unique_ptr<Scheduler> scheduler;
 };
 Result<StartedSweep> StartSweep(const protocols::Protocol& protocol, Ledger* ledger, const RunOptions& options);
+// As above, the protocol's jobs moved into the scheduler instead of copied
+// (protocol->jobs is left empty, every other field as it was): one copy of a
+// 10^6-job list in memory, not two (issue 15).
+Result<StartedSweep> StartSweep(protocols::Protocol* protocol, Ledger* ledger, const RunOptions& options);
 
 // The re-run of a finished protocol without expanding it (issue 15): `protocol` may be
 // parsed only (LoadOptions::expand = false), `ids` are its job ids in protocol order
@@ -95,6 +99,9 @@ Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol&
 // when the sweep itself cannot proceed (missing stores, ledger I/O); failed
 // jobs are in the summary (the CLI exits 1 when there are any).
 Result<RunSummary> RunSweep(const protocols::Protocol& protocol, Ledger* ledger, const Executor& executor,
+                            const RunOptions& options);
+// As above, moving the protocol's jobs into the scheduler (protocol->jobs is left empty).
+Result<RunSummary> RunSweep(protocols::Protocol* protocol, Ledger* ledger, const Executor& executor,
                             const RunOptions& options);
 
 }  // namespace emosweep::orchestrator

@@ -283,15 +283,20 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   }
   ++summary->jobs;
   ++summary->jobs_by_kind[job.spec.kind];
-  if (!keep_data_) {
-    auto strip = [](std::vector<jobs::DataRef>& refs) {
-      for (auto& r : refs) std::vector<std::string>().swap(r.ids);
-    };
-    strip(job.spec.train);
-    strip(job.spec.val);
-    strip(job.spec.target_unlabeled);
-    for (auto& [name, refs] : job.spec.eval) strip(refs);
-  }
+  // Every job of a split holds the same list (jobs::IdList::Intern): one copy of the ids
+  // per split, however many jobs read it. keep_data = false holds none, nor the model,
+  // train and adapt configs (JSON trees, most of a lean job's memory once its id is known).
+  auto share = [keep = keep_data_](std::vector<jobs::DataRef>& refs) {
+    for (auto& r : refs) {
+      if (keep) r.ids.MakeInterned();
+      else r.ids.clear();
+    }
+  };
+  share(job.spec.train);
+  share(job.spec.val);
+  share(job.spec.target_unlabeled);
+  for (auto& [name, refs] : job.spec.eval) share(refs);
+  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();
   std::string id = job.spec.id;
   by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));

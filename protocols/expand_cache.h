@@ -5,9 +5,12 @@
 // protocol (every job's identity hashes all its utterance ids). What a table
 // reads of a job is small: id, reportable, attrs, seed, selection, oracle
 // eval, labels. LoadProtocolForTables() parses the protocol without expanding
-// it, and reads those fields from <cache dir>/expansions/<key>.tsv when that
+// it, and reads those fields from <cache dir>/expansions/<key>.bin when that
 // file exists; otherwise it expands in full and writes the file (temp name +
-// rename; a cache that cannot be written is only a slower next run). Jobs
+// rename; a cache that cannot be written is only a slower next run). The file
+// is binary (one table of distinct strings, fixed-size records of indices into
+// it, a checksum; expand_cache.cc): a damaged or truncated file is ignored and
+// rewritten, never half read. Jobs
 // read from the cache carry no data references, model or deps, and a fresh
 // expansion here keeps no utterance ids (LoadOptions::keep_data = false): use
 // them for tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else

@@ -77,7 +77,7 @@ for f in markdown latex csv json; do
 done
 # The first table expanded the protocol and cached its jobs; the others read the cache
 # (issue 15). Without the cache every format must print the same bytes.
-ls "$W"/cache/expansions/*.tsv > /dev/null 2>&1 || fail "table wrote no expansion cache"
+ls "$W"/cache/expansions/*.bin > /dev/null 2>&1 || fail "table wrote no expansion cache"
 for f in markdown latex csv json; do
   EMOSWEEP_CACHE_DIR=off "$BIN" table "$PROTO" --ledger "$W/l.db" --all --format "$f" "${common[@]}" > "$W/table.nocache.$f"
   cmp -s "$W/table.$f" "$W/table.nocache.$f" || fail "table --format $f differs between cached and fresh expansion"

@@ -310,6 +310,37 @@ TEST(Ledger, CompleteRecordsEverythingInOneTransaction) {
   EXPECT_EQ(extra, (nlohmann::json{{"attempt", 1}, {"group_size", 2}, {"worker_rank", 1}})) << extra.dump();
 }
 
+// Issue 15: `table` reads only its metrics on its eval sets; names are user text
+// (a quote in one is a literal, not SQL).
+TEST(Ledger, MetricsOfChosenEvalsAndNamesOnly) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto job = MakeJob("e", "good", "c", 1);
+  RegisterOne(l.get(), job);
+  ASSERT_EQ(l->Claim(job.spec.id, ThisOwner(), {})->outcome, ClaimOutcome::kClaimed);
+  jobs::JobResult r = FakeResult(job.spec);
+  r.evals["val"].metrics = {{"ua", 0.5}, {"wa", 0.25}};
+  r.evals["test"].metrics["it's"] = 0.75;
+  ASSERT_TRUE(l->Complete(job.spec.id, ThisOwner(), r, {}).ok());
+  auto all = l->Metrics({job.spec.id});
+  ASSERT_TRUE(all.ok());
+  auto some = l->Metrics({job.spec.id, "no-such-job"}, {"test", "val"}, {"ua", "it's"});
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  ASSERT_EQ(some->size(), 1u);
+  const auto& m = some->at(job.spec.id);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.at("test").size(), 2u);
+  EXPECT_EQ(m.at("test").at("ua"), (*all)[job.spec.id]["test"]["ua"]);
+  EXPECT_EQ(m.at("test").at("it's"), 0.75);
+  EXPECT_EQ(m.at("val").size(), 1u);
+  EXPECT_EQ(m.at("val").at("ua"), 0.5);
+  EXPECT_GT((*all)[job.spec.id]["test"].size(), 2u);  // the rest is there, just not read
+  auto none = l->Metrics({job.spec.id}, {"val"}, {"x') OR ('1'='1"});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(l->Metrics({job.spec.id}, {}, {"ua"})->empty());
+}
+
 TEST(Ledger, CompleteWithNaNMetricWritesNothing) {
   std::string path = TestDir() + "/l.db";
   auto l = OpenOk(path);

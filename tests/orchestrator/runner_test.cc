@@ -56,6 +56,27 @@ TEST(Runner, RunsEveryJobOnceWithTwoWorkerThreads) {
   EXPECT_EQ((*sweeps)[0]["status"], "done");
 }
 
+// Issue 15: RunSweep(&protocol) moves the jobs into the scheduler (one copy of a
+// 10^6-job list, not two): the same sweep, the protocol's other fields kept.
+TEST(Runner, RunSweepTakingTheProtocolMovesItsJobsAndRunsTheSame) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  auto p = GridProtocol();
+  const size_t n = p.jobs.size();
+  Executor exec = [&fake](const jobs::JobSpec& s, const jobs::JobContext& c) { return fake(s, c); };
+  auto s = RunSweep(&p, ledger.get(), exec, Quiet(2));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(p.jobs.empty());
+  EXPECT_EQ(p.name, "grid");
+  EXPECT_EQ(static_cast<size_t>(s->counts.finished_here), n);
+  EXPECT_EQ(static_cast<size_t>(s->counts.done), n);
+  auto again = GridProtocol();
+  auto rerun = RunFake(again, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_EQ(static_cast<size_t>(rerun->counts.skipped), n);  // the same identities were recorded
+  EXPECT_EQ(again.jobs.size(), n);                             // the const overload copies
+}
+
 TEST(Runner, RerunOfAFinishedProtocolRunsNothingAndIsFast) {
   auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
   FakeExecutor fake;

@@ -134,6 +134,9 @@ TEST_F(ExpandCache, LeanExpansionHasTheSameJobsWithoutUtteranceIds) {
     EXPECT_EQ(a.reportable, b.reportable);
     ASSERT_EQ(a.spec.train.size(), b.spec.train.size());
     for (size_t k = 0; k < a.spec.train.size(); ++k) EXPECT_EQ(a.spec.train[k].store, b.spec.train[k].store);
+    // ... nor its model, train and adapt configs (JSON trees: most of a lean job's memory).
+    EXPECT_TRUE(b.spec.model.is_null() && b.spec.train_config.is_null() && b.spec.adapt.is_null());
+    EXPECT_TRUE(a.spec.model.is_object() && a.spec.train_config.is_object());
     for (const auto& r : a.spec.train) full_ids += r.ids.size();
     for (const auto& r : b.spec.train) lean_ids += r.ids.size();
     for (const auto& [name, refs] : b.spec.eval)
@@ -167,6 +170,67 @@ TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
   }
   EXPECT_EQ(rewritten, text);
   EXPECT_FALSE(again->jobs[0].spec.train.empty());  // a fresh job has its data references (ids dropped)
+}
+
+std::string ReadAll(const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+void WriteAll(const std::string& file, const std::string& bytes) {
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// Format 2 (binary) keeps each distinct string once: a changed byte inside a string
+// would silently rename a table cell; the checksum rejects it instead. Every other
+// damage (a count, a grown file, a string index out of range) is rejected too, and
+// the next expansion rewrites the file whole.
+TEST_F(ExpandCache, DamagedBinaryFileIsNeverReadAsWrongJobs) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto fresh = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  const std::string file = ExpansionCachePath(fresh->expansion_key);
+  ASSERT_EQ(file.substr(file.size() - 4), ".bin");
+  const std::string good = ReadAll(file);
+  const size_t body = good.find('\n') + 1;
+  ASSERT_GT(good.size(), body + 8);
+  std::vector<std::pair<std::string, std::string>> damaged;
+  {
+    std::string b = good;
+    const size_t at = b.find("cross_corpus", body);  // an attribute value in the string table
+    ASSERT_NE(at, std::string::npos);
+    b[at + 3] = 'X';
+    damaged.emplace_back("a changed byte in a string", b);
+  }
+  {
+    std::string b = good;
+    b[b.size() - 20] ^= 0x01;  // inside the last job's record
+    damaged.emplace_back("a changed byte in a record", b);
+  }
+  damaged.emplace_back("bytes appended", good + "extra");
+  damaged.emplace_back("the checksum cut", good.substr(0, good.size() - 3));
+  {
+    std::string b = good;
+    const size_t tab = b.find('\t', b.find('\t', b.find('\t', b.find('\t') + 1) + 1) + 1);  // after the key
+    b.insert(tab + 1, "1");  // the job count, ten times larger
+    damaged.emplace_back("a wrong job count", b);
+  }
+  damaged.emplace_back("empty", "");
+  for (const auto& [what, bytes] : damaged) {
+    WriteAll(file, bytes);
+    auto again = LoadProtocolForTables(path, {});
+    ASSERT_TRUE(again.ok()) << what << ": " << again.status().ToString();
+    ASSERT_EQ(again->jobs.size(), fresh->jobs.size()) << what;
+    for (size_t i = 0; i < again->jobs.size(); ++i) {
+      EXPECT_EQ(again->jobs[i].spec.id, fresh->jobs[i].spec.id) << what;
+      EXPECT_EQ(again->jobs[i].attrs, fresh->jobs[i].attrs) << what;
+      EXPECT_EQ(again->jobs[i].reportable, fresh->jobs[i].reportable) << what;
+      EXPECT_EQ(again->jobs[i].spec.labels, fresh->jobs[i].spec.labels) << what;
+    }
+    // Expanded afresh (a fresh job keeps its data references), and the file rewritten whole.
+    EXPECT_FALSE(again->jobs[0].spec.train.empty()) << what;
+    EXPECT_EQ(ReadAll(file), good) << what;
+  }
 }
 
 // Issue 15: `run` keeps the job ids of an expansion by its key; a changed protocol

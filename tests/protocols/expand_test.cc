@@ -91,6 +91,65 @@ models = ["concat_mlp", {name = "concat_mlp", label = "wide", hidden_dims = [512
   EXPECT_EQ(ids.size(), 24u);
 }
 
+// Issue 15: every job of one split holds the same utterance-id list (one copy in
+// memory however many models, seeds and grid points read it), after expansion
+// and after a JSON round trip of the job list, and the identities do not change.
+TEST_F(Expand, JobsOfOneSplitShareOneIdList) {
+  Protocol p = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a", "b"]
+models = ["concat_mlp", {name = "concat_mlp", label = "wide", hidden_dims = [512]}]
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+)");
+  // (experiment, corpus, fold, role) -> the list every such job holds
+  std::map<std::string, std::set<const void*>> lists;
+  std::map<std::string, size_t> jobs;
+  auto collect = [&](const std::vector<PlannedJob>& planned, const std::string& tag) {
+    lists.clear();
+    jobs.clear();
+    for (const auto& j : planned) {
+      if (j.attrs.count("experiment") == 0 || j.attrs.at("experiment") != "in") continue;
+      const std::string key = tag + "|" + j.attrs.at("corpus") + "|" + j.attrs.at("fold");
+      for (const auto& [role, refs] : std::map<std::string, const std::vector<jobs::DataRef>*>{
+               {"train", &j.spec.train}, {"val", &j.spec.val}, {"test", &j.spec.eval.at("test")}}) {
+        ASSERT_EQ(refs->size(), 1u);
+        ASSERT_FALSE(refs->front().ids.empty());
+        lists[key + "|" + role].insert(refs->front().ids.shared());
+        ++jobs[key + "|" + role];
+      }
+    }
+  };
+  collect(p.jobs, "expanded");
+  ASSERT_EQ(lists.size(), 2u * 3 * 3);  // 2 corpora x 3 folds x (train, val, test)
+  for (const auto& [key, ptrs] : lists) {
+    EXPECT_EQ(jobs[key], 4u) << key;    // 2 models x 2 seeds read it
+    EXPECT_EQ(ptrs.size(), 1u) << key;  // ... and hold one list
+  }
+  // Cross-corpus: every job tested on corpus b (whole corpus or test share) holds one list per content.
+  std::map<std::vector<std::string>, std::set<const void*>> by_content;
+  for (const auto& j : p.jobs)
+    for (const auto& [name, refs] : j.spec.eval)
+      for (const auto& r : refs) by_content[r.ids.vec()].insert(r.ids.shared());
+  for (const auto& [content, ptrs] : by_content) EXPECT_EQ(ptrs.size(), 1u) << content.size() << " ids";
+
+  // JSON round trip of the job list (as the coordinator ships jobs and the ledger stores them).
+  std::vector<PlannedJob> parsed;
+  for (const auto& j : p.jobs) {
+    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->ComputeId(), j.spec.id);
+    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
+  }
+  collect(parsed, "parsed");
+  ASSERT_EQ(lists.size(), 2u * 3 * 3);
+  for (const auto& [key, ptrs] : lists) EXPECT_EQ(ptrs.size(), 1u) << key;
+}
+
 TEST_F(Expand, LocoTrainsOnAllButOne) {
   Protocol p = Load(R"([[experiment]]
 name = "loco"
