@@ -115,7 +115,7 @@ class PackTest : public ::testing::Test {
     const int hi[] = {40, 40, 33, 40, 29, 37};
     s.train = {{store_, hash_, Ids(corpus_, lo[i % 6], hi[i % 6], i % 3 == 2 ? 1 : -1)}};
     // Member 4's last batch is one row: its head layer (1 x 24 x 3 products) takes the per-member addmm path.
-    if (i == 4) s.train[0].ids.resize(65);
+    if (i == 4) s.train[0].ids = std::vector<std::string>(s.train[0].ids.begin(), s.train[0].ids.begin() + 65);
     s.val = {{store_, hash_, Ids(corpus_, 40, 48 + i % 3)}};
     s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};
     if (i % 2) s.eval["test:odd"] = {{store_, hash_, Ids(corpus_, 45, 60 - i)}};
