@@ -199,28 +199,7 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
                                         : models::ModalityOrder(ms.input_dims);
   m.root = std::make_shared<torch::nn::Module>("job");
   m.root->register_module("model", m.model);
-  if (!spec.init_from.empty()) {
-    const JobContext& ctx = *m.ctx;
-    std::string path = ctx.checkpoint_of ? ctx.checkpoint_of(spec.init_from) : "";
-    if (path.empty() && !ctx.work_dir.empty()) path = JobModelPath(ctx.work_dir, spec.init_from);
-    if (path.empty() || !FileExists(path))
-      return Status::FailedPrecondition(m.where + ": no checkpoint for init_from job " + spec.init_from.substr(0, 12) +
-                                        (path.empty() ? "" : " (looked for " + path + ")"));
-    ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
-    ES_RETURN_IF_ERROR(LoadModuleState(c, *m.model, "model.", /*strict=*/true, path));
-    for (const auto& [n, t] : c.tensors) {
-      const std::string pre = "input_norm.";
-      if (n.rfind(pre, 0) != 0) continue;
-      const std::string rest = n.substr(pre.size());
-      const size_t dot = rest.rfind('.');
-      if (dot == std::string::npos) continue;
-      NormStats& ns = m.train_norm[rest.substr(0, dot)];
-      if (rest.substr(dot + 1) == "mean")
-        ns.mean = t;
-      else if (rest.substr(dot + 1) == "inv_std")
-        ns.inv_std = t;
-    }
-  }
+  if (!spec.init_from.empty()) ES_RETURN_IF_ERROR(LoadInitFrom(spec, *m.ctx, m.where, *m.model, &m.train_norm));
   std::vector<std::string> freeze;
   for (const auto& f : m.cfg.freeze) freeze.push_back("model." + f);
   ES_ASSIGN_OR_RETURN(FlatParameters flat, FlatParameters::Build(*m.root, freeze));
@@ -230,40 +209,9 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
 
 // trainer.cc's NormalizeInputs, per member (no target_unlabeled split: such jobs do not pack).
 Status PackedTrainer::NormalizeInputs(Member& m) {
-  const std::string& mode = m.cfg.feature_norm;
-  if (mode == "none") return Status::Ok();
   std::vector<std::pair<std::string, Split*>> all = {{"train", &m.train}, {"val", &m.val}};
   for (auto& [n, s] : m.evals) all.emplace_back("eval." + n, &s);
-  if (mode == "train") {
-    const bool from_ckpt = !m.train_norm.empty();
-    for (const auto& [mod, ns] : m.train_norm)
-      if (!ns.mean.defined() || !ns.inv_std.defined())
-        return Status::Corruption(m.where + ": init_from checkpoint has incomplete input_norm statistics for '" + mod +
-                                  "'");
-    if (!from_ckpt) {
-      if (m.train.size() == 0)
-        return Status::InvalidArgument(m.where +
-                                       ": feature_norm = \"train\" needs training rows or an init_from "
-                                       "checkpoint that saved its statistics");
-      m.train_norm = StatsOf(m.train);
-    }
-    for (auto& [n, s] : all) ES_RETURN_IF_ERROR(Standardize(s, m.train_norm, 0, s->size(), m.where + " " + n));
-    return Status::Ok();
-  }
-  std::map<std::string, ModalityStats> per_store;
-  for (auto& [n, s] : all) {
-    int64_t row = 0;
-    for (const auto& [store, count] : s->parts) {
-      auto it = per_store.find(store);
-      if (it == per_store.end()) {
-        ES_ASSIGN_OR_RETURN(ModalityStats st, StoreStats(store, m.spec->features));
-        it = per_store.emplace(store, std::move(st)).first;
-      }
-      ES_RETURN_IF_ERROR(Standardize(s, it->second, row, row + count, m.where + " " + n + " (" + store + ")"));
-      row += count;
-    }
-  }
-  return Status::Ok();
+  return NormalizeSplits(m.cfg.feature_norm, all, m.train, m.spec->features, &m.train_norm, m.where);
 }
 
 // Everything trainer.cc's Run() does before its epoch loop, except the optimizer and resume

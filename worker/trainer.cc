@@ -46,6 +46,72 @@ torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels,
   return w.to(torch::kFloat);
 }
 
+Status LoadInitFrom(const JobSpec& spec, const JobContext& ctx, const std::string& where,
+                    models::FusionModelImpl& model, ModalityStats* norm) {
+  std::string path = ctx.checkpoint_of ? ctx.checkpoint_of(spec.init_from) : "";
+  if (path.empty() && !ctx.work_dir.empty()) path = JobModelPath(ctx.work_dir, spec.init_from);
+  if (path.empty() || !FileExists(path))
+    return Status::FailedPrecondition(where + ": no checkpoint for init_from job " + spec.init_from.substr(0, 12) +
+                                      (path.empty() ? "" : " (looked for " + path + ")"));
+  ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
+  ES_RETURN_IF_ERROR(LoadModuleState(c, model, "model.", /*strict=*/true, path));
+  // A model trained on standardised inputs carries the statistics it saw.
+  for (const auto& [n, t] : c.tensors) {
+    const std::string pre = "input_norm.";
+    if (n.rfind(pre, 0) != 0) continue;
+    const std::string rest = n.substr(pre.size());
+    const size_t dot = rest.rfind('.');
+    if (dot == std::string::npos) continue;
+    NormStats& ns = (*norm)[rest.substr(0, dot)];
+    if (rest.substr(dot + 1) == "mean")
+      ns.mean = t;
+    else if (rest.substr(dot + 1) == "inv_std")
+      ns.inv_std = t;
+  }
+  return Status::Ok();
+}
+
+// feature_norm: "train" standardises every split with the training rows'
+// statistics (or, for jobs initialised from a checkpoint, with the statistics
+// that model was trained on, so that a fine-tuned or evaluated model sees
+// inputs on the scale it learnt); "corpus" standardises each corpus's rows
+// with that corpus's whole-store statistics.
+Status NormalizeSplits(const std::string& mode, const std::vector<std::pair<std::string, Split*>>& splits,
+                       const Split& train, const std::map<std::string, std::string>& features,
+                       ModalityStats* train_norm, const std::string& where) {
+  if (mode == "none") return Status::Ok();
+  if (mode == "train") {
+    const bool from_ckpt = !train_norm->empty();
+    for (const auto& [m, ns] : *train_norm)
+      if (!ns.mean.defined() || !ns.inv_std.defined())
+        return Status::Corruption(where + ": init_from checkpoint has incomplete input_norm statistics for '" + m +
+                                  "'");
+    if (!from_ckpt) {
+      if (train.size() == 0)
+        return Status::InvalidArgument(where +
+                                       ": feature_norm = \"train\" needs training rows or an init_from "
+                                       "checkpoint that saved its statistics");
+      *train_norm = StatsOf(train);
+    }
+    for (const auto& [n, s] : splits) ES_RETURN_IF_ERROR(Standardize(s, *train_norm, 0, s->size(), where + " " + n));
+    return Status::Ok();
+  }
+  std::map<std::string, ModalityStats> per_store;
+  for (const auto& [n, s] : splits) {
+    int64_t row = 0;
+    for (const auto& [store, count] : s->parts) {
+      auto it = per_store.find(store);
+      if (it == per_store.end()) {
+        ES_ASSIGN_OR_RETURN(ModalityStats st, StoreStats(store, features));
+        it = per_store.emplace(store, std::move(st)).first;
+      }
+      ES_RETURN_IF_ERROR(Standardize(s, it->second, row, row + count, where + " " + n + " (" + store + ")"));
+      row += count;
+    }
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 double MetricValue(const EvalOutput& e, const std::string& metric) {
@@ -168,28 +234,7 @@ Status Trainer::BuildModel() {
     m_.root->register_module("adapter", m_.adapter);
     if (target_.size() == 0) return Status::InvalidArgument(where_ + ": adaptation needs target_unlabeled data");
   }
-  if (!spec_.init_from.empty()) {
-    std::string path = ctx_.checkpoint_of ? ctx_.checkpoint_of(spec_.init_from) : "";
-    if (path.empty() && !ctx_.work_dir.empty()) path = JobModelPath(ctx_.work_dir, spec_.init_from);
-    if (path.empty() || !FileExists(path))
-      return Status::FailedPrecondition(where_ + ": no checkpoint for init_from job " + spec_.init_from.substr(0, 12) +
-                                        (path.empty() ? "" : " (looked for " + path + ")"));
-    ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
-    ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.model, "model.", /*strict=*/true, path));
-    // A model trained on standardised inputs carries the statistics it saw.
-    for (const auto& [n, t] : c.tensors) {
-      const std::string pre = "input_norm.";
-      if (n.rfind(pre, 0) != 0) continue;
-      const std::string rest = n.substr(pre.size());
-      const size_t dot = rest.rfind('.');
-      if (dot == std::string::npos) continue;
-      NormStats& ns = train_norm_[rest.substr(0, dot)];
-      if (rest.substr(dot + 1) == "mean")
-        ns.mean = t;
-      else if (rest.substr(dot + 1) == "inv_std")
-        ns.inv_std = t;
-    }
-  }
+  if (!spec_.init_from.empty()) ES_RETURN_IF_ERROR(LoadInitFrom(spec_, ctx_, where_, *m_.model, &train_norm_));
   m_.root->to(device_);
   std::vector<std::string> freeze;
   for (const auto& f : cfg_.freeze) freeze.push_back("model." + f);
@@ -207,41 +252,10 @@ Status Trainer::BuildModel() {
 // inputs on the scale it learnt); "corpus" standardises each corpus's rows
 // with that corpus's whole-store statistics.
 Status Trainer::NormalizeInputs() {
-  const std::string& mode = cfg_.feature_norm;
-  if (mode == "none") return Status::Ok();
   std::vector<std::pair<std::string, Split*>> all = {
       {"train", &train_}, {"val", &val_}, {"target_unlabeled", &target_}};
   for (auto& [n, s] : evals_) all.emplace_back("eval." + n, &s);
-  if (mode == "train") {
-    bool from_ckpt = !train_norm_.empty();
-    for (const auto& [m, ns] : train_norm_)
-      if (!ns.mean.defined() || !ns.inv_std.defined())
-        return Status::Corruption(where_ + ": init_from checkpoint has incomplete input_norm statistics for '" + m +
-                                  "'");
-    if (!from_ckpt) {
-      if (train_.size() == 0)
-        return Status::InvalidArgument(where_ +
-                                       ": feature_norm = \"train\" needs training rows or an init_from "
-                                       "checkpoint that saved its statistics");
-      train_norm_ = StatsOf(train_);
-    }
-    for (auto& [n, s] : all) ES_RETURN_IF_ERROR(Standardize(s, train_norm_, 0, s->size(), where_ + " " + n));
-    return Status::Ok();
-  }
-  std::map<std::string, ModalityStats> per_store;
-  for (auto& [n, s] : all) {
-    int64_t row = 0;
-    for (const auto& [store, count] : s->parts) {
-      auto it = per_store.find(store);
-      if (it == per_store.end()) {
-        ES_ASSIGN_OR_RETURN(ModalityStats st, StoreStats(store, spec_.features));
-        it = per_store.emplace(store, std::move(st)).first;
-      }
-      ES_RETURN_IF_ERROR(Standardize(s, it->second, row, row + count, where_ + " " + n + " (" + store + ")"));
-      row += count;
-    }
-  }
-  return Status::Ok();
+  return NormalizeSplits(cfg_.feature_norm, all, train_, spec_.features, &train_norm_, where_);
 }
 
 // BatchNorm in training mode cannot normalise a batch of one row (libtorch: "Expected more than 1 value per

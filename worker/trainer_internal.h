@@ -7,6 +7,13 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "models/model.h"
+#include "worker/dataset.h"
+#include "worker/job.h"
 
 namespace emosweep::worker {
 
@@ -16,5 +23,17 @@ enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 
 // Loss weights per class from the training labels (train.class_weights: "none" gives an
 // undefined tensor; absent classes get 0).
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes);
+
+// init_from: loads the parent job's checkpoint (ctx.checkpoint_of, else the work dir's model file) into
+// `model` and the input statistics it saved into *norm (docs/trainer.md).
+Status LoadInitFrom(const JobSpec& spec, const JobContext& ctx, const std::string& where,
+                    models::FusionModelImpl& model, ModalityStats* norm);
+
+// train.feature_norm over a job's named splits: "train" standardises every split with *train_norm
+// (filled from `train` unless an init_from checkpoint supplied it), "corpus" each corpus's rows with
+// that store's statistics, "none" nothing.
+Status NormalizeSplits(const std::string& mode, const std::vector<std::pair<std::string, Split*>>& splits,
+                       const Split& train, const std::map<std::string, std::string>& features,
+                       ModalityStats* train_norm, const std::string& where);
 
 }  // namespace emosweep::worker
