@@ -1,10 +1,13 @@
 // FillBernoulli and ApplyDropout / FastDropout against libtorch's own bernoulli_ and at::dropout: the
 // same bits out, the same gradients, and the generator left in the same state (drawing on agrees).
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Config.h>
+#include <ATen/core/DistributionsHelper.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "models/dropout.h"
@@ -17,6 +20,24 @@ bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
   torch::Tensor ca = a.contiguous(), cb = b.contiguous();
   return std::memcmp(ca.data_ptr(), cb.data_ptr(), static_cast<size_t>(ca.numel()) * ca.element_size()) == 0;
+}
+
+// What `t.bernoulli_(p, gen)` draws on this libtorch's CPU kernel without MKL. On a build with MKL
+// bernoulli_ may draw MKL's stream (the callers of FillBernoulli use bernoulli_ itself there), so the
+// reference is then the non-MKL kernel's loop (templates::cpu::bernoulli_kernel): one
+// bernoulli_distribution<double> per element through the generator, under its mutex.
+void KernelBernoulli(torch::Tensor& t, double p, at::Generator& gen) {
+#if AT_MKL_ENABLED()
+  auto* g = gen.get<at::CPUGeneratorImpl>();
+  std::lock_guard<std::mutex> lock(g->mutex_);
+  float* d = t.data_ptr<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    at::bernoulli_distribution<double> bernoulli(p);
+    d[i] = static_cast<float>(bernoulli(g));
+  }
+#else
+  t.bernoulli_(p, gen);
+#endif
 }
 
 bool SameEngine(at::Generator& a, at::Generator& b) {
@@ -45,7 +66,7 @@ TEST(FillBernoulli, EqualsTorchBernoulliAndLeavesTheSameEngine) {
           fast.get<at::CPUGeneratorImpl>()->random();
         }
         torch::Tensor want = torch::empty({n}, torch::kFloat);
-        want.bernoulli_(p, ref);
+        KernelBernoulli(want, p, ref);
         torch::Tensor got = torch::full({n}, 7.f);
         FillBernoulli(got.data_ptr<float>(), n, p, fast.get<at::CPUGeneratorImpl>());
         SCOPED_TRACE("n=" + std::to_string(n) + " p=" + std::to_string(p) + " skip=" + std::to_string(skip));
@@ -53,8 +74,8 @@ TEST(FillBernoulli, EqualsTorchBernoulliAndLeavesTheSameEngine) {
         ASSERT_TRUE(SameEngine(ref, fast));
         // Drawing on: the next bernoulli_ and the next raw words agree.
         torch::Tensor a = torch::empty({257}), b = torch::empty({257});
-        a.bernoulli_(0.5, ref);
-        b.bernoulli_(0.5, fast);
+        KernelBernoulli(a, 0.5, ref);
+        KernelBernoulli(b, 0.5, fast);
         ASSERT_TRUE(SameBits(a, b));
         for (int k = 0; k < 700; ++k)
           ASSERT_EQ(ref.get<at::CPUGeneratorImpl>()->random(), fast.get<at::CPUGeneratorImpl>()->random());
@@ -69,7 +90,7 @@ TEST(FillBernoulli, ConsecutiveFillsContinueTheStream) {
   at::Generator ref = at::make_generator<at::CPUGeneratorImpl>(7);
   at::Generator fast = at::make_generator<at::CPUGeneratorImpl>(7);
   torch::Tensor want = torch::empty({3001});
-  want.bernoulli_(0.3, ref);
+  KernelBernoulli(want, 0.3, ref);
   torch::Tensor got = torch::empty({3001});
   float* d = got.data_ptr<float>();
   int64_t at = 0;
@@ -138,6 +159,18 @@ TEST(FastDropout, InplaceEqualsAtDropoutInplace) {
     EXPECT_TRUE(SameBits(a, b)) << p;
     EXPECT_TRUE(r.is_same(b)) << p;
   }
+}
+
+// Inputs FillBernoulli does not cover (here double) go through at::dropout itself.
+TEST(FastDropout, DoubleInputEqualsAtDropout) {
+  at::Generator data = at::make_generator<at::CPUGeneratorImpl>(6);
+  torch::Tensor x0 = at::randn({40, 30}, data).to(torch::kDouble);
+  torch::manual_seed(8);
+  torch::Tensor a = torch::dropout(x0, 0.4, true);
+  torch::manual_seed(8);
+  torch::Tensor b = ApplyDropout(x0, 0.4, true);
+  EXPECT_TRUE(SameBits(a, b));
+  EXPECT_GT((b == 0).sum().item<int64_t>(), 0);
 }
 
 // The module: torch::nn::Dropout's results and gradients, and still a Dropout to code that inspects the
