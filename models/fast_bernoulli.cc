@@ -37,7 +37,7 @@ inline uint32_t Temper(uint32_t y) {
 // mt19937_engine::next_state: the same three loops, the middle one split where it starts reading words it
 // wrote itself (j - 227 >= 227), so that no piece has a loop-carried dependence and each vectorises.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void NextState(uint32_t* s) {
-  for (int j = 0; j < kN - kM; ++j) s[j] = s[j + kM] ^ Twist(s[j], s[j + 1]);                  // [0, 227)
+  for (int j = 0; j < kN - kM; ++j) s[j] = s[j + kM] ^ Twist(s[j], s[j + 1]);                   // [0, 227)
   for (int j = kN - kM; j < 2 * (kN - kM); ++j) s[j] = s[j + kM - kN] ^ Twist(s[j], s[j + 1]);  // [227, 454)
   for (int j = 2 * (kN - kM); j < kN - 1; ++j) s[j] = s[j + kM - kN] ^ Twist(s[j], s[j + 1]);   // [454, 623)
   s[kN - 1] = s[kM - 1] ^ Twist(s[kN - 1], s[0]);
@@ -53,9 +53,8 @@ inline float Draw(uint32_t hi, uint32_t lo, int64_t threshold) {
 }
 
 // out[i] from the state words w[2i] (high half) and w[2i + 1], tempered here.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void DrawPairs(const uint32_t* __restrict w,
-                                                                            int64_t pairs, int64_t threshold,
-                                                                            float* __restrict out) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void DrawPairs(const uint32_t* __restrict w, int64_t pairs,
+                                                                            int64_t threshold, float* __restrict out) {
   for (int64_t i = 0; i < pairs; ++i) out[i] = Draw(Temper(w[2 * i]), Temper(w[2 * i + 1]), threshold);
 }
 
