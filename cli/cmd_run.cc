@@ -3,10 +3,10 @@
 // Binds the runner's executor to worker::RunJob, which lives in the torch
 // module (cli/torch_module.h), loaded on a thread as soon as the sweep's first
 // jobs are known not to be done (with the worker processes of the default
-// started then too): a re-run with nothing left to do never loads libtorch. SIGINT/SIGTERM/SIGUSR1: no new
-// jobs, the running ones checkpoint and go back to pending; SIGTERM/SIGUSR1
-// (preemption) then exit 0 so a requeued job resumes, SIGINT exits 1. A
-// second SIGINT kills at once. --pack (issue 16, docs/design/packing.md):
+// started then too): a re-run with nothing left to do never loads libtorch.
+// SIGINT/SIGTERM/SIGUSR1: no new jobs, the running ones checkpoint and go
+// back to pending; SIGTERM/SIGUSR1 (preemption) then exit 0 so a requeued job
+// resumes, SIGINT exits 1. A second SIGINT kills at once. --pack (issue 16, docs/design/packing.md):
 // jobs of one jobs::PackKey run as packs through worker::RunPack (in this
 // process, or in one worker process); under mpirun packs are off.
 #include <signal.h>
@@ -63,7 +63,8 @@ void RunOptions(po::options_description& o) {
       "pack", po::value<std::string>()->default_value("auto"),
       "auto | off | K: train up to K ready jobs of one pack key (same model shapes, features and epochs) as one "
       "batched model, each recorded as its own job; auto picks K from a member's memory estimate, MemAvailable and "
-      "the device (up to 32 on CPU) and shares ready jobs among idle workers; off = single jobs (the reference "
+      "the device (up to 32 on CPU; on CPU also at most what keeps a pack's optimizer state within a cache budget, "
+      "per pack key) and shares each key's jobs among the workers; off = single jobs (the reference "
       "path); under mpirun packs are off (docs/design/packing.md)")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
       "max-attempts", po::value<int>()->default_value(2), "tries per job before it is recorded as failed")(
