@@ -1,11 +1,12 @@
 // cli/cmd_run.cc: `emosweep run PROTOCOL --ledger DB`: the single-process sweep.
 //
 // Binds the runner's executor to worker::RunJob, which lives in the torch
-// module (cli/torch_module.h), loaded when the first job runs: a re-run with
-// nothing left to do never loads libtorch. SIGINT/SIGTERM/SIGUSR1: no new
-// jobs, the running ones checkpoint and go back to pending; SIGTERM/SIGUSR1
-// (preemption) then exit 0 so a requeued job resumes, SIGINT exits 1. A
-// second SIGINT kills at once. --pack (issue 16, docs/design/packing.md):
+// module (cli/torch_module.h), loaded on a thread as soon as the sweep's first
+// jobs are known not to be done (with the worker processes of the default
+// started then too): a re-run with nothing left to do never loads libtorch.
+// SIGINT/SIGTERM/SIGUSR1: no new jobs, the running ones checkpoint and go
+// back to pending; SIGTERM/SIGUSR1 (preemption) then exit 0 so a requeued job
+// resumes, SIGINT exits 1. A second SIGINT kills at once. --pack (issue 16, docs/design/packing.md):
 // jobs of one jobs::PackKey run as packs through worker::RunPack (in this
 // process, or in one worker process); under mpirun packs are off.
 #include <signal.h>
@@ -62,7 +63,8 @@ void RunOptions(po::options_description& o) {
       "pack", po::value<std::string>()->default_value("auto"),
       "auto | off | K: train up to K ready jobs of one pack key (same model shapes, features and epochs) as one "
       "batched model, each recorded as its own job; auto picks K from a member's memory estimate, MemAvailable and "
-      "the device (up to 32 on CPU) and shares ready jobs among idle workers; off = single jobs (the reference "
+      "the device (up to 32 on CPU; on CPU also at most what keeps a pack's optimizer state within a cache budget, "
+      "per pack key) and shares each key's jobs among the workers; off = single jobs (the reference "
       "path); under mpirun packs are off (docs/design/packing.md)")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
       "max-attempts", po::value<int>()->default_value(2), "tries per job before it is recorded as failed")(
@@ -334,31 +336,42 @@ void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, con
   }
 }
 
+// The input dim of a job (the sum of its feature sets' dims, from the stores' attributes;
+// an unknown set counts 1024), each store read once.
+class InputDims {
+ public:
+  int64_t Of(const jobs::JobSpec& spec) {
+    const std::string store = spec.train.empty() ? std::string() : spec.train[0].store;
+    auto it = dims_.find(store);
+    if (it == dims_.end()) {
+      std::map<std::string, int64_t> d;
+      auto info = data::ReadStoreInfo(store, /*check_hash=*/false);
+      if (info.ok())
+        for (const auto& f : info->features) d[f.name] = f.dim;
+      it = dims_.emplace(store, std::move(d)).first;
+    }
+    int64_t input_dim = 0;
+    for (const auto& [modality, name] : spec.features) {
+      auto f = it->second.find(name);
+      input_dim += f == it->second.end() ? 1024 : f->second;  // unknown: a generous guess
+    }
+    return input_dim;
+  }
+
+ private:
+  std::map<std::string, std::map<std::string, int64_t>> dims_;  // store -> feature set -> dim
+};
+
 // --pack auto (orchestrator/pack_limit.h): K from the largest packable job's memory
 // estimate (input dims from the stores' attributes), MemAvailable, the workers and the
 // device. 1 when no job of the protocol packs (single jobs: the reference path).
-int AutoPack(const protocols::Protocol& p, const orchestrator::RunOptions& o, int cores) {
-  std::map<std::string, std::map<std::string, int64_t>> dims;  // store -> feature set -> dim
+int AutoPack(const protocols::Protocol& p, const orchestrator::RunOptions& o, int cores, InputDims* dims) {
   int64_t largest = 0;
   int packable = 0;
   for (const auto& j : p.jobs) {
     if (jobs::PackKey(j.spec).empty()) continue;
     ++packable;
-    int64_t input_dim = 0;
-    const std::string store = j.spec.train.empty() ? std::string() : j.spec.train[0].store;
-    auto it = dims.find(store);
-    if (it == dims.end()) {
-      std::map<std::string, int64_t> d;
-      auto info = data::ReadStoreInfo(store, /*check_hash=*/false);
-      if (info.ok())
-        for (const auto& f : info->features) d[f.name] = f.dim;
-      it = dims.emplace(store, std::move(d)).first;
-    }
-    for (const auto& [modality, name] : j.spec.features) {
-      auto f = it->second.find(name);
-      input_dim += f == it->second.end() ? 1024 : f->second;  // unknown: a generous guess
-    }
-    largest = std::max(largest, orchestrator::PackMemberBytes(j.spec, input_dim));
+    largest = std::max(largest, orchestrator::PackMemberBytes(j.spec, dims->Of(j.spec)));
   }
   if (packable == 0) {
     LOG_INFO << "--pack auto: no job of this protocol packs; single jobs";
@@ -374,6 +387,17 @@ int AutoPack(const protocols::Protocol& p, const orchestrator::RunOptions& o, in
            << (largest >> 20) << " MiB, MemAvailable " << (in.mem_available >> 20) << " MiB, " << in.parallel
            << " worker(s), " << (in.gpu ? "GPU" : "CPU") << ")";
   return k;
+}
+
+// Whether the sweep has jobs to run, by a cheap look at its first jobs in the ledger (at most
+// 16 rows): false when they are all done (a re-run; start-up then stays lazy, loading torch
+// only if a job does run). Only a start-up decision: the scheduler finds the real work.
+bool WorkAhead(orchestrator::Ledger* ledger, const protocols::Protocol& p) {
+  for (size_t i = 0; i < p.jobs.size() && i < 16; ++i) {
+    auto row = ledger->GetJob(p.jobs[i].spec.id);
+    if (!row.ok() || !*row || (*row)->status != orchestrator::JobStatus::kDone) return true;
+  }
+  return false;
 }
 
 Status RunSingleProcess(const po::variables_map& vm) {
@@ -399,6 +423,12 @@ Status RunSingleProcess(const po::variables_map& vm) {
   o.heartbeat_s = std::max(0.5, std::min(30.0, o.scheduler.stale_after_s / 10));
   o.stop = &g_stop;
   o.progress = !vm.count("json");
+  // The default places a second job beside the first only while about a core is idle
+  // (IdleCoreMeter below). Its first reading starts now, so its answer is ready when the
+  // protocol is expanded instead of costing a wait of its own.
+  const bool adaptive = o.parallel == 0;
+  IdleCoreMeter meter;  // guarded by here_mu once the sweep runs
+  if (adaptive) meter.Start();
 
   // A re-run of a finished protocol (issue 15): the job ids of its last expansion are
   // cached by its content hash; when the ledger has every one done, nothing is expanded.
@@ -427,22 +457,45 @@ Status RunSingleProcess(const po::variables_map& vm) {
   ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   ES_ASSIGN_OR_RETURN(const int pack, orchestrator::ParsePack(vm["pack"].as<std::string>()));
-  o.pack = pack == orchestrator::kPackAuto ? AutoPack(p, o, cores) : pack;
+  InputDims dims;  // outlives the sweep: the scheduler asks pack_cap at Build
+  o.pack = pack == orchestrator::kPackAuto ? AutoPack(p, o, cores, &dims) : pack;
   o.pack_share = pack == orchestrator::kPackAuto;
+  if (o.pack_share && o.device == "cpu") {
+    // On CPU each key's packs also stay within the cache budget of their optimizer state
+    // (orchestrator/pack_limit.h, CpuPackCap), asked once per key.
+    o.scheduler.pack_cap = [&dims](const jobs::JobSpec& spec) {
+      const int64_t params = orchestrator::PackMemberParams(spec, dims.Of(spec));
+      const int cap = orchestrator::CpuPackCap(params);
+      LOG_DEBUG << "--pack auto: key of job " << spec.id.substr(0, 12) << ": " << params
+                << " parameters a member, packs of up to " << cap << " on CPU";
+      return cap;
+    };
+  }
   // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
   if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
+  // Start-up overlap (issue 13): with work ahead, the torch module loads on a thread (and the
+  // worker processes start, loading theirs, below) while the scheduler registers the jobs,
+  // instead of when the first job comes. A re-run with nothing to do loads no libtorch.
+  const bool work_ahead = WorkAhead(ledger.get(), p);
+  struct Joined {
+    std::thread t;
+    ~Joined() {
+      if (t.joinable()) t.join();
+    }
+  } preload;
+  if (work_ahead) preload.t = std::thread([] { (void)LoadTorchModule(); });
   // One job at a time runs here, in this process (with --parallel 1 every
   // job does: the reference path). Jobs beside it run in worker processes
   // (orchestrator/process_pool.h), one per extra parallel job, so no two jobs
   // ever share torch's process-wide RNG and thread settings: the numbers do
-  // not depend on K. Children start only when two jobs run at once, and the
+  // not depend on K. Children start before the first job when the sweep has
+  // work and a core is idle (below), else when two jobs run at once, and the
   // child's OpenMP sleeps when idle.
   std::unique_ptr<orchestrator::ProcessPool> pool;
   std::mutex here_mu;
   bool here_busy = false;
-  IdleCoreMeter meter;  // guarded by here_mu
   orchestrator::Executor executor = TrainerExecutor();
   if (o.parallel != 1) {
     orchestrator::ProcessPoolOptions po;
@@ -455,8 +508,13 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // core busy, a second process gets no more CPU time and costs its start-up,
     // so the job waits for this process instead (the numbers are the same).
     // Only the default does this: an explicit --parallel K runs K at once.
-    const bool adaptive = o.parallel == 0;
-    if (adaptive) (void)meter.Sample();
+    // With work ahead the children start now, each loading the torch module while this
+    // process registers the jobs (ProcessPool::Start): when a core is idle, or always for
+    // an explicit --parallel K.
+    if (work_ahead) {
+      const double idle = adaptive ? meter.Sample() : -1;
+      if (idle < 0 || idle >= 0.7) pool->Start();
+    }
     // Where the next job or pack runs: here (this process), beside (a worker process), or
     // nowhere (stopped while waiting for a core).
     enum class Where { kHere, kBeside, kStopped };

@@ -1,7 +1,8 @@
 // cli/cmd_worker.cc: `emosweep worker`, the child process of `run --parallel K`.
 //
 // Started by orchestrator::ProcessPool (orchestrator/process_pool.h), never by
-// a person: reads one job request at a time from file descriptor 3, runs it
+// a person: loads the torch module at once (on a thread), reads one job
+// request at a time from file descriptor 3, runs it
 // with worker::RunJob (through the torch module, cli/torch_module.h) and writes the reply to descriptor 4, until descriptor
 // 3 ends. A pack request ({"pack": [...]}, issue 16) runs through
 // worker::RunPack and is answered with one reply per member; a member whose
@@ -57,6 +58,13 @@ Status WorkerRun(const po::variables_map& vm) {
     return Status::InvalidArgument(
         "worker: file descriptors 3 and 4 are not open ('emosweep worker' is started by 'emosweep run --parallel K')");
   SetLogRank(vm["slot"].as<int>());
+  // The torch module loads now, while the parent sets up its sweep (it starts its children
+  // early, ProcessPool::Start), not with the first job. A load error is the first job's to
+  // report (TorchRunJob returns it again). Joined on every way out.
+  struct Preload {
+    std::thread t{[] { (void)LoadTorchModule(); }};
+    ~Preload() { t.join(); }
+  } preload;
   for (;;) {
     bool eof = false;
     auto frame = orchestrator::ReadFrame(kRequestFd, &eof);

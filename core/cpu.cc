@@ -78,6 +78,8 @@ double IdleCoreMeter::Sample() {
     if (!ReadCpuTimes(&idle_, &total_, &ncpu)) return -1;
     have_ = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } else if (last_ < 0 && now - at_ < std::chrono::milliseconds(100)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100) - (now - at_));  // Start()ed just now
   }
   if (!ReadCpuTimes(&idle, &total, &ncpu)) return -1;
   const unsigned long long di = idle - idle_, dt = total - total_;
@@ -86,6 +88,13 @@ double IdleCoreMeter::Sample() {
   at_ = std::chrono::steady_clock::now();
   last_ = dt == 0 ? static_cast<double>(ncpu) : static_cast<double>(ncpu) * static_cast<double>(di) / static_cast<double>(dt);
   return last_;
+}
+
+void IdleCoreMeter::Start() {
+  int ncpu = 0;
+  have_ = ReadCpuTimes(&idle_, &total_, &ncpu);
+  last_ = -1;
+  at_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace emosweep

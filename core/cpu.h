@@ -38,6 +38,9 @@ namespace emosweep {
 class IdleCoreMeter {
  public:
   double Sample();
+  // The first reading now, without the wait: the next Sample() measures from here (it
+  // waits only for what is left of 100 ms), so the wait overlaps the caller's other work.
+  void Start();
 
  private:
   bool have_ = false;

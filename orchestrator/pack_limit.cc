@@ -35,15 +35,35 @@ void Widths(const nlohmann::json& j, bool named, std::vector<int64_t>* out) {
 }
 }  // namespace
 
-int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim) {
+namespace {
+// input_dim -> the model's hidden widths (2 x 512 when it names none) -> classes.
+std::vector<int64_t> Chain(const jobs::JobSpec& spec, int64_t input_dim) {
   std::vector<int64_t> widths;
   Widths(spec.model, false, &widths);
   if (widths.empty()) widths = {512, 512};
   std::vector<int64_t> chain = {std::max<int64_t>(1, input_dim)};
   chain.insert(chain.end(), widths.begin(), widths.end());
   chain.push_back(std::max<int64_t>(2, static_cast<int64_t>(spec.labels.size())));
-  int64_t params = 0, width_sum = 0;
+  return chain;
+}
+}  // namespace
+
+int64_t PackMemberParams(const jobs::JobSpec& spec, int64_t input_dim) {
+  const std::vector<int64_t> chain = Chain(spec, input_dim);
+  int64_t params = 0;
   for (size_t i = 0; i + 1 < chain.size(); ++i) params += (chain[i] + 1) * chain[i + 1];
+  return params;
+}
+
+int CpuPackCap(int64_t params, int64_t budget) {
+  const int64_t state = std::max<int64_t>(1, params) * 16;
+  return static_cast<int>(std::min<int64_t>(kPackMaxCpu, std::max<int64_t>(2, budget / state)));
+}
+
+int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim) {
+  const std::vector<int64_t> chain = Chain(spec, input_dim);
+  const int64_t params = PackMemberParams(spec, input_dim);
+  int64_t width_sum = 0;
   for (int64_t w : chain) width_sum += w;
   int64_t batch = 32;
   if (spec.train_config.is_object()) {

@@ -5,9 +5,12 @@
 //     per-step dispatch of small models; it needs no more cores), 256 on a GPU;
 //   - the memory: a member's estimate (PackMemberBytes) times K, for every
 //     parallel worker, within kPackMemoryFraction of MemAvailable.
-// Ready jobs are then shared among idle workers at each hand-out (Scheduler::
-// NextPack's `share`), so a pack never takes every ready job of its key while
-// other workers sit idle. docs/design/packing.md, "Scheduling packs".
+// On CPU each pack key also gets a cache cap (CpuPackCap, from the key's
+// parameter count): big members' optimizer state beyond a cache budget makes a
+// pack slower per job than smaller packs. Ready jobs are then shared among all
+// workers at each hand-out (Scheduler::NextPack's `share`), so a pack never
+// takes every ready job of its key while another worker would be left without.
+// docs/design/packing.md, "Scheduling packs".
 // Thread-safety: pure functions (MemAvailableBytes reads /proc/meminfo).
 #pragma once
 
@@ -35,6 +38,18 @@ Result<int> ParsePack(const std::string& text);
 // features (train + val + eval utterances x input_dim floats), times 1.5 for the rest.
 // input_dim: the sum of the dims of the spec's feature sets.
 int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim);
+// The member's trainable parameters as PackMemberBytes counts them (its MLP chain's
+// weights and biases).
+int64_t PackMemberParams(const jobs::JobSpec& spec, int64_t input_dim);
+
+// CPU packs (measured on the project's 2-core machine, docs/design/packing.md "Scheduling
+// packs"): the members' optimizer state (parameters, gradients and Adam's two moments:
+// parameters x 16 bytes) one pack should keep within. Beyond it a pack runs slower per job
+// than two smaller ones.
+inline constexpr int64_t kPackCacheBudgetCpu = int64_t{12} << 20;
+// The most members of one key a CPU pack holds: max(2, budget / (params x 16)), at most
+// kPackMaxCpu.
+int CpuPackCap(int64_t params, int64_t budget = kPackCacheBudgetCpu);
 
 // MemAvailable of /proc/meminfo in bytes; 0 when unknown.
 int64_t MemAvailableBytes();

@@ -257,6 +257,19 @@ Result<ProcessPool::Slot*> ProcessPool::Acquire() {
   return slot;
 }
 
+void ProcessPool::Start() {
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot* slot = &slots_[i];
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (slot->busy || slot->pid > 0) continue;
+      slot->busy = true;
+    }
+    (void)Spawn(slot);  // a failure is reported by the Run that needs this slot
+    Release(slot);
+  }
+}
+
 void ProcessPool::Release(Slot* slot) {
   std::lock_guard<std::mutex> lock(mu_);
   slot->busy = false;

@@ -10,7 +10,7 @@
 // and tests/cli/parallel_cli_test.cc check bitwise equality).
 //
 // Each slot is one child process (`emosweep worker`, cli/cmd_worker.cc),
-// spawned on first use and kept for the whole sweep (libtorch loads once per
+// spawned on first use (or at Start()) and kept for the whole sweep (libtorch loads once per
 // process, not per job). The parent writes one request per job to the
 // child's file descriptor 3 and reads one reply from its descriptor 4
 // (frames: 8-byte little-endian length, then JSON; format below). A child
@@ -76,6 +76,12 @@ class ProcessPool {
   // contexts[i] belongs to members[i]; the stop flag and settings are contexts[0]'s.
   std::vector<Result<jobs::JobResult>> RunPack(const std::vector<jobs::JobSpec>& members,
                                                const std::vector<jobs::JobContext>& contexts);
+
+  // Starts every free slot's child now instead of at its first job (a child loads the torch
+  // module as soon as it starts, cli/cmd_worker.cc), so the first job sent there does not wait
+  // for its start-up. A slot that cannot start is left for Run to start (and report).
+  // Safe beside Run.
+  void Start();
 
   int spawned() const;  // child processes started so far (respawns included)
 

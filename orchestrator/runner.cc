@@ -38,7 +38,6 @@ struct Shared {
   Status fatal;                         // first ledger/scheduler error
   Progress* progress = nullptr;
   int parallel = 1;
-  std::atomic<int> busy{0};             // worker threads running a job or pack
   std::map<int, int> packs;             // guarded by mu: pack size -> count
 
   void SetFatal(const Status& s) {
@@ -118,8 +117,9 @@ void WorkerLoop(Shared& sh, int k) {
   const RunOptions& o = *sh.options;
   std::string worker = "t" + std::to_string(k);
   while (!sh.Stopping()) {
-    // --pack auto: share the ready jobs of a key among the idle worker threads (this one included).
-    const int share = o.pack_share ? std::max(1, sh.parallel - sh.busy.load()) : 1;
+    // --pack auto: share the open jobs of a key among all the worker threads, busy ones
+    // included (one busy with a single job gets its share when it asks: no tail of one big pack).
+    const int share = o.pack_share ? sh.parallel : 1;
     auto next = o.pack > 1 ? sh.scheduler->NextPack(worker, o.pack, share) : sh.scheduler->NextReady(worker);
     if (!next.ok()) return sh.SetFatal(next.status());
     if (next->kind == Assignment::Kind::kDone) return;
@@ -140,7 +140,6 @@ void WorkerLoop(Shared& sh, int k) {
       auto c = ledger->CheckpointOf(id);
       return c.ok() ? *c : std::string();
     };
-    sh.busy++;
     if (o.pack > 1) {
       std::lock_guard<std::mutex> lock(sh.mu);
       sh.packs[static_cast<int>(members.size())]++;
@@ -167,7 +166,6 @@ void WorkerLoop(Shared& sh, int k) {
       results = RunPackOf(sh, specs, std::vector<jobs::JobContext>(members.size(), ctx));
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
-    sh.busy--;
     for (size_t i = 0; i < members.size(); ++i) {
       nlohmann::json pack;  // null: ran alone
       if (members.size() > 1)
@@ -359,7 +357,7 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
   sh.parallel = parallel;
   if (options.pack > 1 && to_run > 0)
     LOG_INFO << "packs: up to " << options.pack << " jobs of one pack key at once"
-             << (options.pack_share ? " (shared among idle workers)" : "");
+             << (options.pack_share ? " (shared among the workers)" : "");
   std::unique_ptr<Progress> progress;
   if (options.progress && c0.total > c0.skipped)
     progress = std::make_unique<Progress>(

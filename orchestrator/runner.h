@@ -55,8 +55,8 @@ struct RunOptions {
   bool progress = true;         // progress line with ETA on stderr
   // Packs (issue 16): at most `pack` jobs of one PackKey at once (1 = off: single jobs, today's path).
   int pack = 1;
-  // true (--pack auto): a pack takes at most its share of the ready jobs of its key, so idle
-  // worker threads get packs too (Scheduler::NextPack's share = idle workers).
+  // true (--pack auto): a pack takes at most its share of the open jobs of its key, so every
+  // worker thread gets packs of it (Scheduler::NextPack's share = the workers, busy or not).
   bool pack_share = false;
   PackExecutor pack_executor;   // unset: the members one after another through the Executor
 };

@@ -80,10 +80,12 @@ Status Scheduler::Build() {
     for (size_t i = 0; i < jobs_.size(); ++i) {
       const std::string key = jobs::PackKey(jobs_[i].spec);
       if (key.empty()) continue;
-      auto it = groups.emplace(key, static_cast<int>(groups.size())).first;
+      auto [it, added] = groups.emplace(key, static_cast<int>(groups.size()));
       nodes_[i].pack_group = it->second;
+      if (added) pack_cap_.push_back(options_.pack_cap ? std::max(1, options_.pack_cap(jobs_[i].spec)) : 1 << 30);
     }
     pack_ready_.assign(groups.size(), {});
+    pack_running_.assign(groups.size(), 0);
   }
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
@@ -244,6 +246,7 @@ Result<bool> Scheduler::TryClaimLocked(int i, const ClaimOptions& co) {
       }
       n.here = true;
       here_.insert(i);
+      if (n.pack_group >= 0) pack_running_[n.pack_group]++;
       n.state.status = JobStatus::kRunning;
       n.state.owner = options_.owner;
       n.state.attempts = c.attempts;
@@ -288,8 +291,13 @@ Result<Assignment> Scheduler::NextPack(const std::string& worker, int max_member
     if (g < 0 || max_members <= 1) return a;
     // The rest of the pack: the next ready jobs of the same key, in the usual order.
     std::set<Key>& same = pack_ready_[g];
-    size_t want = static_cast<size_t>(max_members);
-    if (share > 1) want = std::min(want, (same.size() + 1 + static_cast<size_t>(share) - 1) / static_cast<size_t>(share));
+    size_t want = static_cast<size_t>(std::min(max_members, pack_cap_[g]));
+    if (share > 1) {
+      // This worker's share of the key's open work here: the ready jobs (i included, now
+      // running) and those the other workers already run.
+      const size_t open = same.size() + static_cast<size_t>(pack_running_[g]);
+      want = std::min(want, (open + static_cast<size_t>(share) - 1) / static_cast<size_t>(share));
+    }
     while (a.members.size() < want && !same.empty()) {
       int j = std::get<2>(*same.begin());
       EraseReadyLocked(j);
@@ -310,6 +318,7 @@ Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& resul
   if (!n.here) return Status::Internal("scheduler: job " + id + " finished but was not running here");
   n.here = false;
   here_.erase(i);
+  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
   ES_ASSIGN_OR_RETURN(bool recorded, ledger_->Complete(id, options_.owner, result, provenance));
   if (!recorded) {
     LOG_WARN << "job " << id.substr(0, 12) << " was taken over by another process; its result there is kept";
@@ -330,6 +339,7 @@ Status Scheduler::OnFailed(const std::string& id, const Status& error) {
   if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
   n.here = false;
   here_.erase(i);
+  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
   std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
@@ -352,6 +362,7 @@ Status Scheduler::OnInterrupted(const std::string& id) {
   if (!n.here) return Status::Internal("scheduler: job " + id + " interrupted but was not running here");
   n.here = false;
   here_.erase(i);
+  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
   ES_RETURN_IF_ERROR(ledger_->Release(id, options_.owner));
   n.state.owner.clear();
   n.state.attempts = std::max(0, n.state.attempts - 1);

@@ -59,6 +59,14 @@
 //     attempt). It never waits for members that are not ready yet. The
 //     members are then reported one by one (OnFinished/OnFailed/
 //     OnInterrupted), exactly as single jobs.
+//     Balance (`share` = the workers, busy ones included): a hand-out takes at
+//     most ceil((ready + running here) jobs of its key / share), so 12 ready
+//     jobs of one key on 2 workers become two packs of 6 even while the other
+//     worker is busy with something else (taking all 12 left it idle at the
+//     end: the tail). A cap per key (SchedulerOptions::pack_cap, asked once
+//     per key at Build) bounds a pack further (on CPU: the members' optimizer
+//     state within a cache budget, orchestrator/pack_limit.h). Both are kept
+//     per key (counts, not scans): a hand-out stays O(members log n).
 //
 // Thread-safety: every public method takes an internal mutex; call from any
 // thread. PlannedJob pointers returned stay valid for the Scheduler's life.
@@ -91,6 +99,9 @@ struct SchedulerOptions {
   std::function<Status(const std::string& path)> check_checkpoint;
   // Packs (step 7): 1 = never (keys are not even computed; NextPack hands out single jobs).
   int max_pack = 1;
+  // The most members one pack of a key may hold, asked once per key at Build with the
+  // key's first job (>= 1; unset: only NextPack's max_members bounds a pack).
+  std::function<int(const jobs::JobSpec&)> pack_cap;
 };
 
 struct PackMember {
@@ -122,9 +133,10 @@ class Scheduler {
                                                    SchedulerOptions options);
 
   Result<Assignment> NextReady(const std::string& worker);
-  // A pack of up to max_members jobs with the first one's non-empty PackKey (step 7);
-  // share > 1 takes at most ceil(ready jobs of that key / share), leaving some for
-  // `share - 1` other idle workers. A job with an empty key (or max_pack 1) comes alone.
+  // A pack of up to max_members jobs (and the key's pack_cap) with the first one's non-empty
+  // PackKey (step 7); share > 1 (the workers, busy or not) takes at most ceil((ready + running
+  // here) jobs of that key / share), leaving the other workers their share of the key.
+  // A job with an empty key (or max_pack 1) comes alone.
   Result<Assignment> NextPack(const std::string& worker, int max_members, int share = 1);
   // provenance: see Ledger::Complete (git revision, host, build, world size, timings).
   Status OnFinished(const std::string& id, const jobs::JobResult& result, const nlohmann::json& provenance);
@@ -178,6 +190,8 @@ class Scheduler {
   std::vector<Node> nodes_;
   std::set<Key> ready_;
   std::vector<std::set<Key>> pack_ready_;  // per pack group: its ready jobs (a subset of ready_)
+  std::vector<int> pack_running_;          // per pack group: its jobs running here
+  std::vector<int> pack_cap_;              // per pack group: SchedulerOptions::pack_cap of its key
   std::chrono::steady_clock::time_point last_refresh_;
   double refresh_cost_s_ = 0;  // how long the last refresh took (spaces them out on big sweeps)
   SchedulerCounts counts_;

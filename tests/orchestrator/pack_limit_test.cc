@@ -45,6 +45,18 @@ TEST(PackLimit, MemberBytesGrowWithInputDimsHiddenSizesAndRows) {
   EXPECT_EQ(PackMemberBytes(bare, 128), PackMemberBytes(Mlp({512, 512}, 100), 128));
 }
 
+TEST(PackLimit, CpuCapKeepsThePacksOptimizerStateWithinTheCacheBudget) {
+  // The protocol's mlp_wide (128 -> 512 -> 256 -> 4): ~198 k parameters, 3.2 MB of state a member.
+  const int64_t wide = PackMemberParams(Mlp({512, 256}, 100), 128);
+  EXPECT_EQ(wide, 129 * 512 + 513 * 256 + 257 * 4);
+  EXPECT_EQ(CpuPackCap(wide), static_cast<int>(kPackCacheBudgetCpu / (wide * 16)));
+  EXPECT_EQ(CpuPackCap(wide, 32 << 20), 10);
+  EXPECT_EQ(CpuPackCap(100000, 16 << 20), 10);  // 1.6 MB a member
+  EXPECT_EQ(CpuPackCap(int64_t{1} << 24), 2);  // a member larger than the budget still packs in pairs
+  EXPECT_EQ(CpuPackCap(1000), kPackMaxCpu);     // tiny members: the CPU width
+  EXPECT_LT(CpuPackCap(wide), CpuPackCap(PackMemberParams(Mlp({64}, 100), 128)));
+}
+
 TEST(PackLimit, AutoIsTheDeviceWidthUnlessMemoryIsShort) {
   AutoPackInput in;
   in.member_bytes = 10 << 20;           // 10 MB a member

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -84,6 +85,35 @@ TEST(ProcessPool, TheChildsReplyIsTheOutcome) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(), "bad");
+}
+
+// `run` starts the children before the sweep's first job (they load the torch module while
+// the run process sets up the sweep): Start() spawns every free slot once, and a job then goes
+// to a child that is already running instead of starting one.
+TEST(ProcessPool, StartSpawnsEveryChildBeforeAnyJobAndRunUsesThem) {
+  const std::string log = ::testing::TempDir() + "/pool_start_" + std::to_string(::getpid());
+  std::remove(log.c_str());
+  ProcessPool pool(Sh("echo $$ >> '" + log +
+                          R"('; printf '\052\0\0\0\0\0\0\0{"status":"failed","code":1,"error":"bad"}' >&4; cat <&3 >/dev/null)",
+                      2));
+  pool.Start();
+  EXPECT_EQ(pool.spawned(), 2);
+  int lines = 0;
+  for (int i = 0; i < 500 && lines < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::ifstream in(log);
+    std::string line;
+    for (lines = 0; std::getline(in, line);) ++lines;
+  }
+  EXPECT_EQ(lines, 2) << "both children run before any job was sent";
+  pool.Start();  // already running: nothing more starts
+  EXPECT_EQ(pool.spawned(), 2);
+  jobs::JobContext ctx;
+  auto r = pool.Run(Spec(), ctx);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "bad");
+  EXPECT_EQ(pool.spawned(), 2);
+  std::remove(log.c_str());
 }
 
 TEST(ProcessPool, AStopRequestIsForwardedAsSigterm) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/hash.h"
+#include "jobs/pack.h"
 #include "orchestrator/sqlite_util.h"
 
 #include "tests/orchestrator/fake_jobs.h"
@@ -403,6 +404,61 @@ TEST(RunnerPacks, AutoSharesAKeysReadyJobsAmongIdleWorkers) {
   ASSERT_TRUE(s.ok());
   ASSERT_EQ(rec.packs.size(), 1u);  // one worker: it takes them all
   EXPECT_EQ(rec.packs[0].size(), 9u);
+}
+
+// Issue 16 scheduling: with two workers, one busy with a long single job, the other does not
+// take all 12 ready jobs of a key (the old rule shared them among *idle* workers only: 1, so
+// one pack of 12 became the sweep's tail); it takes its share, 6, and the other worker takes
+// the other 6 when its job is done.
+TEST(RunnerPacks, AutoSharesAKeysJobsAmongAllWorkersBusyOnesIncluded) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  protocols::Protocol p = PackProtocol();
+  p.jobs.resize(9);
+  for (int k = 9; k < 12; ++k) {
+    auto j = testing::MakeJob("e", "concat_mlp", "c" + std::to_string(k), 1);
+    j.spec.model = {{"name", "concat_mlp"}, {"hidden", {8}}};
+    j.spec.id = j.spec.ComputeId();
+    p.jobs.push_back(j);
+  }
+  // The longest job (first in the order) packs with nothing; it runs until a pack has started,
+  // and the first pack runs until a second one has started (or 2 s have passed).
+  auto single = testing::MakeJob("e", "base", "long", 1, {}, /*train_utts=*/500);
+  p.jobs.insert(p.jobs.begin(), single);
+  ASSERT_TRUE(jobs::PackKey(single.spec).empty());
+  std::mutex mu;
+  std::vector<size_t> sizes;  // members per pack call, in the order the calls started
+  auto wait_for = [&](size_t calls) {
+    for (int i = 0; i < 400; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (sizes.size() >= calls) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  Executor exec = [&](const jobs::JobSpec& s, const jobs::JobContext&) -> Result<jobs::JobResult> {
+    wait_for(1);
+    return testing::FakeResult(s);
+  };
+  RunOptions o = Quiet(2);
+  o.pack = 32;
+  o.pack_share = true;
+  o.pack_executor = [&](const std::vector<jobs::JobSpec>& specs, const std::vector<jobs::JobContext>&) {
+    size_t call;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sizes.push_back(specs.size());
+      call = sizes.size();
+    }
+    if (call == 1) wait_for(2);
+    std::vector<Result<jobs::JobResult>> out;
+    for (const auto& spec : specs) out.emplace_back(testing::FakeResult(spec));
+    return out;
+  };
+  auto s = RunSweep(p, ledger.get(), exec, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->counts.done, 13);
+  EXPECT_EQ(sizes, (std::vector<size_t>{6, 6}));
 }
 
 }  // namespace

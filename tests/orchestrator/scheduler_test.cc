@@ -401,6 +401,57 @@ TEST(SchedulerPacks, ShareLeavesReadyJobsForOtherIdleWorkers) {
   EXPECT_EQ(f.sched->RunningHere().size(), 9u);
 }
 
+// Issue 16 scheduling: `share` counts every worker, busy or not, and a key's jobs already
+// running here: 12 ready jobs on 2 workers are two packs of 6, whichever worker asks first
+// and whatever the other one runs. (The old rule, ceil(ready / idle workers), gave the second
+// worker ceil(6 / 2) = 3, and a worker asking while the other ran a single job took all 12.)
+TEST(SchedulerPacks, ShareCountsTheKeysRunningJobsSoTwoWorkersGetEqualPacks) {
+  std::vector<protocols::PlannedJob> jobs;
+  for (int k = 0; k < 12; ++k) jobs.push_back(Packable("a" + std::to_string(k), 1, 8));
+  auto f = Make(testing::TestDir() + "/l.db", jobs, Packing(32));
+  auto a = f.sched->NextPack("t0", 32, /*share=*/2);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->members.size(), 6u);
+  auto b = f.sched->NextPack("t1", 32, /*share=*/2);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->members.size(), 6u);
+  EXPECT_EQ(f.sched->RunningHere().size(), 12u);
+  // Finished members no longer count: a key's late jobs are shared among the workers again.
+  for (const auto& m : a->members) ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+  for (const auto& m : b->members) ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+  auto done = f.sched->NextPack("t0", 32, 2);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->kind, Assignment::Kind::kDone);
+}
+
+// The cap per key (SchedulerOptions::pack_cap), asked once per key at Build: a key with
+// big members packs fewer at once, another key keeps its own cap.
+TEST(SchedulerPacks, PackCapIsPerKeyAndAskedOncePerKey) {
+  std::vector<protocols::PlannedJob> jobs;
+  for (int k = 0; k < 7; ++k) jobs.push_back(Packable("big" + std::to_string(k), 1, 512));
+  for (int k = 0; k < 7; ++k) jobs.push_back(Packable("small" + std::to_string(k), 1, 8));
+  SchedulerOptions o = Packing(32);
+  int asked = 0;
+  o.pack_cap = [&asked](const jobs::JobSpec& spec) {
+    ++asked;
+    return spec.model["hidden"][0].get<int>() == 512 ? 3 : 5;
+  };
+  auto f = Make(testing::TestDir() + "/l.db", jobs, o);
+  ASSERT_TRUE(f.sched);
+  EXPECT_EQ(asked, 2);
+  std::vector<size_t> sizes;
+  for (;;) {
+    auto a = f.sched->NextPack("t0", 32);
+    ASSERT_TRUE(a.ok());
+    if (a->kind == Assignment::Kind::kDone) break;
+    sizes.push_back(a->members.size());
+    for (const auto& m : a->members) ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+  }
+  // Protocol order: the big key first (3 + 3 + 1), then the small one (5 + 2).
+  EXPECT_EQ(sizes, (std::vector<size_t>{3, 3, 1, 5, 2}));
+  EXPECT_EQ(asked, 2);
+}
+
 TEST(SchedulerPacks, NeverIncludeBlockedWaitingOrRunningElsewhereJobs) {
   std::string path = testing::TestDir() + "/l.db";
   auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
