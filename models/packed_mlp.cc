@@ -133,10 +133,11 @@ void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
 }  // namespace
 
 torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                               const std::vector<at::Generator*>& gens) const {
+                               const std::vector<at::Generator*>& gens, torch::Tensor* features) const {
   const int64_t m = x.size(0);
   for (size_t l = 0; l < layers.size(); ++l) {
     const PackedLayer& L = layers[l];
+    if (features && l + 1 == layers.size()) *features = x;
     x = PackedLinear::apply(x, L.w, L.b, &L, slots);
     if (l + 1 == layers.size()) break;
     x = torch::relu(x);
