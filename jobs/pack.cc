@@ -7,12 +7,12 @@ namespace emosweep::jobs {
 
 bool PackableAdaptVariant(const std::string& variant) {
   return variant == "mmd_rbf" || variant == "mk_mmd_linear" || variant == "mk_mmd_quadratic" ||
-         variant == "coral_deep" || variant == "coral_mean_cov";
+         variant == "coral_deep" || variant == "coral_mean_cov" || variant == "dann_ganin" || variant == "dann_tllib";
 }
 
 std::string PackKey(const JobSpec& spec) {
   // What the batched trainer (worker/packed_trainer.h) supports: the MLP family; without domain adaptation or
-  // with a parameter-free one (MMD, CORAL); selected on labelled data (or on nothing: `last`) or by the
+  // with any of its variants (MMD, CORAL, DANN); selected on labelled data (or on nothing: `last`) or by the
   // unsupervised criteria computed from the per-epoch DA diagnostics (dev, im, snd); on CPU (the worker decides
   // the device).
   const std::string model = spec.model.is_object() ? spec.model.value("name", std::string()) : std::string();

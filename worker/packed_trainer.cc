@@ -61,7 +61,10 @@ struct Member {
   std::map<std::string, torch::Tensor> eval_x;
   models::ModelPtr model;
   std::shared_ptr<torch::nn::Module> root;
-  std::shared_ptr<models::DomainAdapter> adapter;  // MMD / CORAL (no parameters); null without `adapt`
+  std::shared_ptr<models::DomainAdapter> adapter;  // null without `adapt`
+  // DANN: the discriminator's parameters, rebound to views of the member's row (where the single job's flat
+  // buffer has them), and their gradients' views of the row.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> adapter_params;
   std::unique_ptr<FlatParameters> own;  // the single model's own buffer (checkpoint I/O)
   std::unique_ptr<FlatParameters> row;  // its row of the packed buffer
   std::unique_ptr<FusedOptimizer> opt;
@@ -109,6 +112,42 @@ struct Member {
     torch::NoGradGuard g;
     own->params().copy_(row->params());
   }
+};
+
+// While alive, torch's default CPU generator holds `gen`'s state (nullptr: no-op); Restore() hands the advanced
+// state back to `gen` and the default generator its own.
+class GeneratorSwap {
+ public:
+  explicit GeneratorSwap(at::Generator* gen) : gen_(gen) {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor mine;
+    {
+      std::lock_guard<std::mutex> lock(gen_->mutex());
+      mine = gen_->get_state();
+    }
+    std::lock_guard<std::mutex> lock(def.mutex());
+    saved_ = def.get_state();
+    def.set_state(mine);
+  }
+  void Restore() {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor advanced;
+    {
+      std::lock_guard<std::mutex> lock(def.mutex());
+      advanced = def.get_state();
+      def.set_state(saved_);
+    }
+    std::lock_guard<std::mutex> lock(gen_->mutex());
+    gen_->set_state(advanced);
+    gen_ = nullptr;
+  }
+  ~GeneratorSwap() { Restore(); }
+
+ private:
+  at::Generator* gen_;
+  torch::Tensor saved_;
 };
 
 double MetricValue(const EvalOutput& e, const std::string& metric) {
@@ -361,6 +400,18 @@ Status PackedTrainer::BuildPack() {
     params_[s].narrow(0, 0, p_).copy_(m.own->params());
     m.row = std::make_unique<FlatParameters>(
         FlatParameters::OverBuffers(params_[s].narrow(0, 0, p_), grads_[s].narrow(0, 0, p_)));
+    // DANN: the discriminator runs as the member's own module on its slices of the features; its parameters
+    // become views of the member's row, so that the member's optimizer, state and selection see them where the
+    // single job's flat buffer has them.
+    m.adapter_params.clear();
+    for (auto& p : m.root->named_parameters(true)) {
+      if (p.key().rfind("adapter.", 0) != 0) continue;
+      auto it = offset.find(p.key());
+      if (it == offset.end()) continue;
+      const int64_t n = p.value().numel();
+      p.value().set_data(params_[s].narrow(0, it->second, n).view(p.value().sizes()));
+      m.adapter_params.emplace_back(p.value(), grads_[s].narrow(0, it->second, n).view(p.value().sizes()));
+    }
   }
   mlp_.k = k;
   mlp_.dropout.clear();
@@ -415,8 +466,15 @@ Status PackedTrainer::MaybeResume(Member& m) {
     return Status::Corruption(path + ": checkpoint belongs to job " + meta.value("job_id", std::string("?")));
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));
   {
+    // The model's parameters load into its own buffer (copied into the row here), a discriminator's straight
+    // into the row.
     torch::NoGradGuard g;
-    m.row->params().copy_(m.own->params());
+    if (m.adapter_params.empty()) {
+      m.row->params().copy_(m.own->params());
+    } else {
+      const auto [off, n] = m.own->Span("model.");
+      m.row->params().narrow(0, off, n).copy_(m.own->params().narrow(0, off, n));
+    }
   }
   std::vector<std::pair<std::string, torch::Tensor>> opt_state;
   for (const auto& [n, t] : c.tensors)
@@ -536,13 +594,25 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
                        &m->target_cursor, &m->target_idx);
         da_j.push_back(j);
       }
+      // DANN (the members agree on the variant): the target batch back-propagates through the model too, so
+      // each layer's gradient is the sum of two (as AccumulateGrad adds them alone): the rows start at zero and
+      // both forwards accumulate. The discriminator's gradients are autograd's own (reset, as FlatParameters
+      // does).
+      const bool target_grad = !da_j.empty() && act[pos[static_cast<size_t>(da_j[0])]]->adapter->needs_target_grad();
+      if (target_grad)
+        for (size_t i : pos) {
+          Member* m = act[i];
+          grads_[m->slot].zero_();
+          for (auto& [p, g] : m->adapter_params) p.mutable_grad() = torch::Tensor();
+        }
       torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
       torch::Tensor x = pool.x.index_select(0, ti).view({gm, len, pool.x.size(1)});
       torch::Tensor y = pool.y.index_select(0, ti).view({gm, len});
       torch::Tensor feats;
-      torch::Tensor logits = mlp_.Forward(slots, x, /*training=*/true, gens, da_j.empty() ? nullptr : &feats);
+      torch::Tensor logits =
+          mlp_.Forward(slots, x, /*training=*/true, gens, da_j.empty() ? nullptr : &feats, target_grad);
       // The adapting members' target forward (training mode: their dropout draws follow the source batch's, from
-      // the same generator, as alone), without gradient (MMD / CORAL: DomainAdapter::needs_target_grad is false).
+      // the same generator, as alone), without gradient for MMD / CORAL (DomainAdapter::needs_target_grad).
       std::vector<torch::Tensor> fs, ft;
       if (!da_j.empty()) {
         const int64_t dm = static_cast<int64_t>(da_j.size());
@@ -559,7 +629,9 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         torch::Tensor tt = torch::from_blob(tidx.data(), {dm * len}, torch::kLong);
         torch::Tensor tx = target_pool_.x.index_select(0, tt).view({dm, len, target_pool_.x.size(1)});
         torch::Tensor tf;
-        {
+        if (target_grad) {
+          mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf, /*accumulate_grads=*/true);
+        } else {
           torch::NoGradGuard ng;
           mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf);
         }
@@ -580,7 +652,11 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         torch::Tensor total = terms.total;
         if (m->adapter) {
           // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
+          // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
+          // the model's dropout draws from: the member's generator stands in for it during the call.
+          GeneratorSwap swap(target_grad ? &m->gen : nullptr);
           models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
+          swap.Restore();
           total = total + da.total;
           const double nl = static_cast<double>(len);
           m->da_acc[0] += static_cast<double>(da.parts.at("da").detach().item<float>()) * nl;
@@ -606,7 +682,24 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     torch::stack(totals).sum().backward();
     for (size_t i : stepped) {
       Member* m = act[i];
-      if (m->cfg.grad_clip > 0) ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+      if (!m->adapter_params.empty()) {
+        torch::NoGradGuard ng;
+        for (auto& [p, g] : m->adapter_params) {  // FlatParameters::SyncGrads: copied in, zero when none
+          if (p.grad().defined())
+            g.copy_(p.grad());
+          else
+            g.zero_();
+          p.mutable_grad() = torch::Tensor();
+        }
+        // The model's parameters only, as trainer.cc (a discriminator's gradients neither count nor get scaled).
+        const auto [off, n] = m->own->Span("model.");
+        if (m->cfg.grad_clip > 0) {
+          torch::Tensor g = m->row->grads().narrow(0, off, n);
+          ClipGradNorm(g, m->cfg.grad_clip);
+        }
+      } else if (m->cfg.grad_clip > 0) {
+        ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+      }
       m->opt->Step();
       ++m->step;
       m->sched->StepBatch();

@@ -175,15 +175,20 @@ TEST_F(PackTest, PackKeySeparatesShapesAndStepsOnly) {
   EXPECT_NE(k0, jobs::PackKey(ep));
   JobSpec da = Member(0);
   da.kind = "adapt";
-  da.adapt = {{"variant", "dann_ganin"}};
-  EXPECT_EQ(jobs::PackKey(da), "");  // DANN (a discriminator with dropout and a GRL) does not pack
-  // Parameter-free adaptation packs: members may differ in DA weight, target rows and unsupervised selection,
-  // never in the variant or its settings; an adapting job never packs with one that does not adapt.
+  da.adapt = {{"variant", "some_future_variant"}};
+  EXPECT_EQ(jobs::PackKey(da), "");
+  // Adaptation packs: members may differ in DA weight, target rows and unsupervised selection, never in the
+  // variant or its settings; an adapting job never packs with one that does not adapt.
   const std::string kd = jobs::PackKey(DaMember(0, "mmd_rbf"));
   ASSERT_FALSE(kd.empty());
   EXPECT_EQ(kd, jobs::PackKey(DaMember(1, "mmd_rbf")));
   EXPECT_EQ(kd, jobs::PackKey(DaMember(3, "mmd_rbf")));
   EXPECT_NE(kd, jobs::PackKey(DaMember(0, "coral_deep")));
+  EXPECT_NE(kd, jobs::PackKey(DaMember(0, "dann_ganin")));
+  EXPECT_EQ(jobs::PackKey(DaMember(0, "dann_ganin")), jobs::PackKey(DaMember(2, "dann_ganin")));
+  JobSpec disc = DaMember(0, "dann_ganin");
+  disc.adapt["disc_hidden"] = {16};
+  EXPECT_NE(jobs::PackKey(DaMember(0, "dann_ganin")), jobs::PackKey(disc));
   JobSpec gamma = DaMember(0, "mmd_rbf");
   gamma.adapt["gamma"] = 0.5;
   EXPECT_NE(kd, jobs::PackKey(gamma));
@@ -406,12 +411,14 @@ TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
   }
 }
 
-// Domain adaptation with the parameter-free variants: every member draws its own target rows from its own
-// cycle, runs its target batch through the packed model (its dropout draws after the source batch's) and adds
-// its own DA loss on its slices of the features; curves (with the per-epoch DA diagnostics), selection by
+// Domain adaptation: every member draws its own target rows from its own cycle, runs its target batch through
+// the packed model (its dropout draws after the source batch's) and adds its own DA loss on its slices of the
+// features (DANN: its own discriminator, whose parameters live in its row, its own GRL lambda, its dropout from
+// its generator, and gradients from both batches); curves (with the per-epoch DA diagnostics), selection by
 // source_val / im / snd / dev, metrics, probabilities and info must be the single job's, bitwise.
 TEST_F(PackTest, AdaptingMembersEqualTheirJobsAloneBitwise) {
-  for (const std::string variant : {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov"}) {
+  for (const std::string variant : {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov",
+                                    "dann_ganin", "dann_tllib"}) {
     const int k = 4;
     std::vector<JobSpec> specs;
     for (int i = 0; i < k; ++i) specs.push_back(DaMember(i, variant));
@@ -463,7 +470,10 @@ TEST_F(PackTest, MembersWithUnlabeledTargetOnlyRecordTheirDiagnostics) {
 // A DA pack stopped mid-run writes each member's state in the single job's format (its target cycle
 // included): resumed as a pack or alone, every member ends as an uninterrupted run.
 TEST_F(PackTest, AdaptingPackStopsAndResumes) {
-  std::vector<JobSpec> specs = {DaMember(0, "mmd_rbf"), DaMember(1, "mmd_rbf"), DaMember(3, "mmd_rbf")};
+  for (const std::string variant : {"mmd_rbf", "dann_tllib"}) {
+  SCOPED_TRACE(variant);
+  fs::remove_all(dir_ / "work");
+  std::vector<JobSpec> specs = {DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)};
   for (auto& s : specs) {
     s.train_config["epochs"] = 7;
     s.id = s.ComputeId();
@@ -497,6 +507,7 @@ TEST_F(PackTest, AdaptingPackStopsAndResumes) {
     if (i == 2) b.info["pack"] = nlohmann::json::object();
     ExpectSameResult(a, b, "member " + std::to_string(i));
     EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+  }
   }
 }
 
