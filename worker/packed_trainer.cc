@@ -1162,9 +1162,10 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
       if (!jobs::PackableAdaptVariant(v)) return no("adaptation variant '" + v + "'");
     }
     // The DA variant and its settings (all but its weight) agree: every member adapts the same way, or none does.
-    nlohmann::json a0 = members[0].adapt, ai = s.adapt;
-    if (a0.is_object()) a0.erase("weight");
-    if (ai.is_object()) ai.erase("weight");
+    nlohmann::json a0 = members[0].adapt.is_object() ? members[0].adapt : nlohmann::json::object();
+    nlohmann::json ai = s.adapt.is_object() ? s.adapt : nlohmann::json::object();
+    a0.erase("weight");
+    ai.erase("weight");
     if (a0 != ai) return no("members' adaptation differs (beyond its weight)");
     if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last" && s.selection != "dev" &&
         s.selection != "im" && s.selection != "snd")
