@@ -13,6 +13,8 @@
 //                   [--dropout 0.3] [--only packed|single] [--json]
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +32,7 @@
 
 #include "data/feature_store.h"
 #include "jobs/train_config.h"
+#include "models/fast_bernoulli.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
 #include "worker/job.h"
@@ -116,7 +119,9 @@ Floor GemmFloor(const std::vector<int64_t>& dims, int64_t batch, double dropout)
   worker::FusedOptimizer opt(&flat, cfg);
   f.optimizer_s = best([&] { opt.Step(); });
   torch::Tensor mask = torch::empty({batch, hidden});
-  if (dropout > 0) f.dropout_s = best([&] { mask.bernoulli_(1 - dropout); });
+  auto* gen = at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
+  if (dropout > 0)  // the draws both paths make (models/fast_bernoulli.h)
+    f.dropout_s = best([&] { models::FillBernoulli(mask.data_ptr<float>(), mask.numel(), 1 - dropout, gen); });
   return f;
 }
 

@@ -1,5 +1,6 @@
 // models/baselines.cc: the multimodal-ser baselines (seed-methods.md §4.5):
 // unimodal MLP, concatenation MLP, standard cross-attention, unconstrained gated fusion.
+#include "models/dropout.h"
 #include "models/layers.h"
 #include "models/model_configs.h"
 #include "models/model_factories.h"
@@ -52,7 +53,7 @@ class CrossAttentionModel : public FusionModelImpl {
     ln_t_ = register_module("text_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
     ln_a_ = register_module("audio_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
     head_ = register_module("head", torch::nn::Sequential(torch::nn::Linear(2 * d, d), torch::nn::ReLU(),
-                                                          torch::nn::Dropout(p), torch::nn::Linear(d, classes)));
+                                                          FastDropout(p), torch::nn::Linear(d, classes)));
   }
   ModelOutput Forward(const Batch& batch) override {
     auto t = proj_t_(Input(batch, "text"));
@@ -88,7 +89,7 @@ class GatedModel : public FusionModelImpl {
     gate_t_ = register_module("text_gate", gate());
     gate_a_ = register_module("audio_gate", gate());
     head_ = register_module("head", torch::nn::Sequential(torch::nn::Linear(d, head_hidden), torch::nn::ReLU(),
-                                                          torch::nn::Dropout(p),
+                                                          FastDropout(p),
                                                           torch::nn::Linear(head_hidden, classes)));
   }
   ModelOutput Forward(const Batch& batch) override {

@@ -10,6 +10,7 @@
 #include <deque>
 
 #include "models/cbam.h"
+#include "models/dropout.h"
 #include "models/gat.h"
 #include "models/knn_graph.h"
 #include "models/layers.h"
@@ -20,7 +21,7 @@ namespace {
 
 torch::nn::Sequential Projection(int64_t in, int64_t h, double p) {
   return torch::nn::Sequential(torch::nn::Linear(in, h), torch::nn::BatchNorm1d(h), torch::nn::ReLU(),
-                               torch::nn::Dropout(p));
+                               FastDropout(p));
 }
 
 enum class Fusion { kMin, kMean, kMax, kCls, kConcat, kNone /* HemoGAT: both branches to the classifier */ };
@@ -44,7 +45,7 @@ class GraphModel : public FusionModelImpl {
     conv_last_ = register_module("conv_last", GatConv(wide, h_, 1, false));
     const int64_t nbn = faithful_ ? 1 : layers - 1;
     for (int64_t i = 0; i < nbn; ++i) bns_.push_back(register_module("gat_bn" + std::to_string(i), torch::nn::BatchNorm1d(wide)));
-    drop_ = register_module("dropout", torch::nn::Dropout(p));
+    drop_ = register_module("dropout", FastDropout(p));
     attn_a_ = register_module("audio_attn", LengthOneAttention(h_, heads, p));
     attn_t_ = register_module("text_attn", LengthOneAttention(h_, heads, p));
     lin_a_ = register_module("audio_linear", torch::nn::Linear(h_, h_));
@@ -59,7 +60,7 @@ class GraphModel : public FusionModelImpl {
     cls_ = register_module("classifier",
                            torch::nn::Sequential(torch::nn::Linear(feat_, h_),
                                                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({h_})),
-                                                 torch::nn::ReLU(), torch::nn::Dropout(p),
+                                                 torch::nn::ReLU(), FastDropout(p),
                                                  torch::nn::Linear(h_, classes)));
   }
 
@@ -142,7 +143,7 @@ class GraphModel : public FusionModelImpl {
   std::vector<GatConv> convs_;
   GatConv conv_last_{nullptr};
   std::vector<torch::nn::BatchNorm1d> bns_;
-  torch::nn::Dropout drop_{nullptr};
+  FastDropout drop_{nullptr};
   LengthOneAttention attn_a_{nullptr}, attn_t_{nullptr};
   torch::nn::Linear lin_a_{nullptr}, lin_t_{nullptr};
   torch::nn::LayerNorm ln_a_{nullptr}, ln_t_{nullptr};

@@ -5,6 +5,7 @@
 // p_t, p_a for the one-directional NT-Xent. Loss = CE + w·NTX + α·Cons ∓ α·Div:
 // the seed minimises Div too (both terms pull the modalities together);
 // the default rewards diversity (−α·Div), `faithful = true` restores the seed.
+#include "models/dropout.h"
 #include "models/layers.h"
 #include "models/losses.h"
 #include "models/model_factories.h"
@@ -15,7 +16,7 @@ namespace F = torch::nn::functional;
 
 torch::nn::Sequential Encoder(int64_t in, int64_t d, double p) {
   return torch::nn::Sequential(torch::nn::Linear(in, d), torch::nn::ReLU(),
-                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})), torch::nn::Dropout(p));
+                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})), FastDropout(p));
 }
 
 class Glomer : public FusionModelImpl {
@@ -46,7 +47,7 @@ class Glomer : public FusionModelImpl {
       cls->push_back(torch::nn::Linear(in, h));
       cls->push_back(torch::nn::ReLU());
       cls->push_back(torch::nn::LayerNorm(torch::nn::LayerNormOptions({h})));
-      cls->push_back(torch::nn::Dropout(p));
+      cls->push_back(FastDropout(p));
       in = h;
     }
     cls->push_back(torch::nn::Linear(in, classes));

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/dropout.h"
+
 namespace emosweep::models {
 
 LengthOneAttentionImpl::LengthOneAttentionImpl(int64_t dim, int64_t heads, double dropout)
@@ -23,8 +25,7 @@ torch::Tensor LengthOneAttentionImpl::forward(const torch::Tensor& kv) {
     // The single attention weight per (sample, head) is 1; dropout keeps it at
     // 1/(1-p) or drops it to 0, exactly like PyTorch's attention dropout.
     const int64_t b = v.size(0);
-    auto w = torch::nn::functional::dropout(torch::ones({b, heads_, 1}, v.options()),
-                                            torch::nn::functional::DropoutFuncOptions().p(dropout_).training(true));
+    auto w = ApplyDropout(torch::ones({b, heads_, 1}, v.options()), dropout_, /*train=*/true);
     v = (v.view({b, heads_, -1}) * w).view({b, -1});
   }
   return out_proj(v);
@@ -36,7 +37,7 @@ torch::nn::Sequential MlpStack(int64_t in_dim, const std::vector<int64_t>& hidde
   for (int64_t h : hidden) {
     s->push_back(torch::nn::Linear(d, h));
     s->push_back(torch::nn::ReLU());
-    s->push_back(torch::nn::Dropout(dropout));
+    s->push_back(FastDropout(dropout));
     d = h;
   }
   return s;

@@ -8,6 +8,7 @@
 // The softmax gate has mean 1/g, so h ≈ h2: around the cycle every modality is
 // the second input of one GFL; a single GFL for two modalities would fuse
 // almost only the second one.
+#include "models/dropout.h"
 #include "models/model_factories.h"
 
 namespace emosweep::models {
@@ -49,7 +50,7 @@ class MerGfl : public FusionModelImpl {
       torch::nn::init::xavier_uniform_(lin->weight);
       in_.push_back(register_module("in_" + order_[i], lin));
     }
-    drop_ = register_module("dropout", torch::nn::Dropout(p));
+    drop_ = register_module("dropout", FastDropout(p));
     const size_t n = order_.size();
     const size_t npairs = n;
     for (size_t k = 0; k < npairs; ++k) {
@@ -84,7 +85,7 @@ class MerGfl : public FusionModelImpl {
   std::vector<torch::nn::Linear> in_;
   std::vector<std::pair<size_t, size_t>> pairs_;
   std::vector<std::shared_ptr<Gfl>> gfl_;
-  torch::nn::Dropout drop_{nullptr};
+  FastDropout drop_{nullptr};
   torch::nn::Linear fc_{nullptr}, out_{nullptr};
 };
 

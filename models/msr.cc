@@ -8,6 +8,7 @@
 // VAD targets are looked up by canonical label name (spec.labels).
 #include <map>
 
+#include "models/dropout.h"
 #include "models/layers.h"
 #include "models/losses.h"
 #include "models/model_factories.h"
@@ -76,9 +77,9 @@ class BlockImpl : public torch::nn::Module {
     ln1_ = register_module("norm1", Ln(d));
     ln2_ = register_module("norm2", Ln(d));
     ffn_ = register_module("ffn", torch::nn::Sequential(torch::nn::Linear(d, ffn), torch::nn::GELU(),
-                                                        torch::nn::Dropout(p), torch::nn::Linear(ffn, d),
-                                                        torch::nn::Dropout(p)));
-    drop_ = register_module("dropout", torch::nn::Dropout(p));
+                                                        FastDropout(p), torch::nn::Linear(ffn, d),
+                                                        FastDropout(p)));
+    drop_ = register_module("dropout", FastDropout(p));
   }
   torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& kv) {
     auto y = ln1_(q + drop_(attn(kv)));
@@ -89,7 +90,7 @@ class BlockImpl : public torch::nn::Module {
  private:
   torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
   torch::nn::Sequential ffn_{nullptr};
-  torch::nn::Dropout drop_{nullptr};
+  FastDropout drop_{nullptr};
 };
 TORCH_MODULE(Block);
 
@@ -108,7 +109,7 @@ class MsrModel : public FusionModelImpl {
     const int64_t layers = c["num_layers"].get<int64_t>(), pd = c["proj_dim"].get<int64_t>();
     vad_ = register_buffer("vad_targets", vad);
     auto proj = [&](int64_t in) {
-      return torch::nn::Sequential(torch::nn::Linear(in, d_), Ln(d_), torch::nn::GELU(), torch::nn::Dropout(p));
+      return torch::nn::Sequential(torch::nn::Linear(in, d_), Ln(d_), torch::nn::GELU(), FastDropout(p));
     };
     proj_t_ = register_module("text_proj", proj(dt));
     proj_a_ = register_module("audio_proj", proj(da));
@@ -126,10 +127,10 @@ class MsrModel : public FusionModelImpl {
       gate_t_ = register_module("eaaf_gate_text", torch::nn::Sequential(lin(3 * d_, d_), Ln(d_)));
       gate_a_ = register_module("eaaf_gate_audio", torch::nn::Sequential(lin(3 * d_, d_), Ln(d_)));
       inter_ = register_module("eaaf_interaction",
-                               torch::nn::Sequential(lin(d_, d_), Ln(d_), torch::nn::GELU(), torch::nn::Dropout(p)));
+                               torch::nn::Sequential(lin(d_, d_), Ln(d_), torch::nn::GELU(), FastDropout(p)));
       beta_ = register_parameter("eaaf_beta", torch::full({1}, 0.5));
       fuse_ = register_module("eaaf_out",
-                              torch::nn::Sequential(lin(d_, d_), Ln(d_), torch::nn::GELU(), torch::nn::Dropout(p)));
+                              torch::nn::Sequential(lin(d_, d_), Ln(d_), torch::nn::GELU(), FastDropout(p)));
       auto micl = [&]() {
         return torch::nn::Sequential(lin(d_, d_), torch::nn::BatchNorm1d(d_), torch::nn::ReLU(), lin(d_, pd));
       };
@@ -137,14 +138,14 @@ class MsrModel : public FusionModelImpl {
       micl_a_ = register_module("micl_audio", micl());
     } else {
       fuse_ = register_module("fusion",
-                              torch::nn::Sequential(lin(2 * d_, d_), Ln(d_), torch::nn::GELU(), torch::nn::Dropout(p)));
+                              torch::nn::Sequential(lin(2 * d_, d_), Ln(d_), torch::nn::GELU(), FastDropout(p)));
       contrast_ = register_module("contrastive_head",
                                   torch::nn::Sequential(lin(d_, d_), torch::nn::ReLU(), lin(d_, pd)));
     }
     cls_ = register_module("classifier", torch::nn::Sequential(lin(d_, d_), Ln(d_), torch::nn::GELU(),
-                                                               torch::nn::Dropout(p), lin(d_, classes)));
+                                                               FastDropout(p), lin(d_, classes)));
     vad_head_ = register_module("vad_head", torch::nn::Sequential(lin(d_, d_ / 2), torch::nn::GELU(),
-                                                                  torch::nn::Dropout(p), lin(d_ / 2, 3),
+                                                                  FastDropout(p), lin(d_ / 2, 3),
                                                                   torch::nn::Tanh()));
     // Seed init: Xavier + zero bias on every nn.Linear; nn.MultiheadAttention's packed in_proj keeps
     // PyTorch's; VGA (b) is a custom attention made of nn.Linear, so its value projection is Xavier too.

@@ -3,9 +3,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Config.h>
-#include <ATen/core/DistributionsHelper.h>
 
-#include <mutex>
+#include "models/fast_bernoulli.h"
 
 namespace emosweep::models {
 namespace {
@@ -116,34 +115,14 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
   static bool Small(int64_t n, const PackedLayer& l) { return n * l.in * l.out < kBmmBlasThreshold; }
 };
 
-// The generator interface at::*_distribution calls, over a local mt19937 (inlined).
-struct InlineEngine {
-  at::mt19937 engine;
-  uint32_t random() { return engine(); }
-  uint64_t random64() {
-    const uint32_t hi = engine(), lo = engine();
-    return (static_cast<uint64_t>(hi) << 32) | lo;
-  }
-};
-
 void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
 #if AT_MKL_ENABLED()
   t.bernoulli_(p, *gen);  // MKL's stream: through the kernel itself
 #else
-  // The CPU kernel without MKL: one bernoulli_distribution<double> draw per element, in order
-  // (templates::cpu::bernoulli_kernel); the same draws without a dispatch per member, from a copy of
-  // the generator's mt19937 engine whose calls inline (CPUGeneratorImpl::random64 = two 32-bit draws,
-  // the first the high half), written back afterwards.
-  auto* g = gen->get<at::CPUGeneratorImpl>();
-  std::lock_guard<std::mutex> lock(g->mutex_);
-  InlineEngine e{g->engine()};
-  float* d = t.data_ptr<float>();
-  const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    at::bernoulli_distribution<double> bernoulli(p);
-    d[i] = static_cast<float>(bernoulli(&e));
-  }
-  g->set_engine(e.engine);
+  // The CPU kernel without MKL draws one bernoulli_distribution<double> per element, in order
+  // (templates::cpu::bernoulli_kernel); FillBernoulli makes the same draws block-wise, without a dispatch
+  // per member, and leaves the generator's engine where the kernel would.
+  FillBernoulli(t.data_ptr<float>(), t.numel(), p, gen->get<at::CPUGeneratorImpl>());
 #endif
 }
 
