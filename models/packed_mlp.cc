@@ -35,8 +35,7 @@ torch::Tensor SelectSlots(const torch::Tensor& t, const std::vector<int>& slots)
 class PackedLinear : public torch::autograd::Function<PackedLinear> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor w_all,
-                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots,
-                               bool accumulate) {
+                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots, bool accumulate) {
     torch::Tensor w = SelectSlots(w_all, slots), b = SelectSlots(b_all, slots);
     const int64_t m = x.size(0), n = x.size(1);
     torch::Tensor y;
@@ -77,8 +76,8 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
       }
     }
     if (layer->gw.defined()) {
-      torch::Tensor view = direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m))
-                                  : torch::Tensor();
+      torch::Tensor view =
+          direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m)) : torch::Tensor();
       torch::Tensor dst = direct && !acc ? view : torch::empty({m, layer->out, layer->in}, g.options());
       torch::Tensor gt = g.transpose(1, 2);
       if (small) {
@@ -97,8 +96,8 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
         layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
     }
     if (layer->gb.defined()) {
-      torch::Tensor view = direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m))
-                                  : torch::Tensor();
+      torch::Tensor view =
+          direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m)) : torch::Tensor();
       torch::Tensor dst = direct && !acc ? view : torch::empty({m, layer->out}, g.options());
       at::sum_out(dst, g, {1});
       if (acc && direct)
@@ -129,8 +128,8 @@ void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
 }  // namespace
 
 torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                               const std::vector<at::Generator*>& gens, torch::Tensor* features,
-                               bool accumulate_grads) const {
+                                 const std::vector<at::Generator*>& gens, torch::Tensor* features,
+                                 bool accumulate_grads) const {
   const int64_t m = x.size(0);
   for (size_t l = 0; l < layers.size(); ++l) {
     const PackedLayer& L = layers[l];

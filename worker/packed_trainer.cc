@@ -231,8 +231,8 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   for (const auto& [name, refs] : spec.eval) {
     ES_ASSIGN_OR_RETURN(m.evals[name], LoadSplit(refs, spec.features, spec.labels, true, m.where + " eval." + name));
   }
-  ES_ASSIGN_OR_RETURN(m.target, LoadSplit(spec.target_unlabeled, spec.features, spec.labels, false,
-                                          m.where + " target_unlabeled"));
+  ES_ASSIGN_OR_RETURN(
+      m.target, LoadSplit(spec.target_unlabeled, spec.features, spec.labels, false, m.where + " target_unlabeled"));
   m.training = spec.kind != "eval";
   if (m.training && m.train.size() == 0) return Status::InvalidArgument(m.where + ": no training data");
   m.t_load = Since(m.t_start);
@@ -590,8 +590,8 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
       for (int64_t j = 0; j < gm; ++j) {
         Member* m = act[pos[static_cast<size_t>(j)]];
         if (!m->adapter) continue;
-        DrawTargetRows(*m->target_shuffle, m->target.size(), len, /*shuffle=*/true, &m->target_order,
-                       &m->target_cursor, &m->target_idx);
+        DrawTargetRows(*m->target_shuffle, m->target.size(), len, /*shuffle=*/true, &m->target_order, &m->target_cursor,
+                       &m->target_idx);
         da_j.push_back(j);
       }
       // DANN (the members agree on the variant): the target batch back-propagates through the model too, so
@@ -1154,8 +1154,7 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
     const JobSpec& s = members[i];
     const JobContext& c = contexts[i];
     if (!IsMlpFamily(s)) return no("model family other than concat_mlp / unimodal_mlp");
-    if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "eval" &&
-        s.kind != "adapt")
+    if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "eval" && s.kind != "adapt")
       return no("job kind '" + s.kind + "'");
     if (!s.adapt.empty()) {
       const std::string v = s.adapt.value("variant", std::string());

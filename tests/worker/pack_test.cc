@@ -417,8 +417,8 @@ TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
 // its generator, and gradients from both batches); curves (with the per-epoch DA diagnostics), selection by
 // source_val / im / snd / dev, metrics, probabilities and info must be the single job's, bitwise.
 TEST_F(PackTest, AdaptingMembersEqualTheirJobsAloneBitwise) {
-  for (const std::string variant : {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov",
-                                    "dann_ganin", "dann_tllib"}) {
+  for (const std::string variant :
+       {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov", "dann_ganin", "dann_tllib"}) {
     const int k = 4;
     std::vector<JobSpec> specs;
     for (int i = 0; i < k; ++i) specs.push_back(DaMember(i, variant));
@@ -471,43 +471,43 @@ TEST_F(PackTest, MembersWithUnlabeledTargetOnlyRecordTheirDiagnostics) {
 // included): resumed as a pack or alone, every member ends as an uninterrupted run.
 TEST_F(PackTest, AdaptingPackStopsAndResumes) {
   for (const std::string variant : {"mmd_rbf", "dann_tllib"}) {
-  SCOPED_TRACE(variant);
-  fs::remove_all(dir_ / "work");
-  std::vector<JobSpec> specs = {DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)};
-  for (auto& s : specs) {
-    s.train_config["epochs"] = 7;
-    s.id = s.ComputeId();
-  }
-  std::atomic<bool> stop{false};
-  JobContext ctx;
-  ctx.work_dir = (dir_ / "work").string();
-  ctx.stop_requested = &stop;
-  std::vector<JobContext> ctxs(3, ctx);
-  ctxs[1].on_epoch = [&](const EpochRecord& r) {
-    if (r.epoch == 2) stop = true;
-  };
-  auto first = RunPack(specs, ctxs);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
-    EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-  }
-  stop = false;
-  ctxs[1].on_epoch = nullptr;
-  auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
-  auto resumed_alone = RunJob(specs[2], ctx);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto full = RunJob(specs[i], JobContext());
-    ASSERT_TRUE(full.ok()) << full.status().ToString();
-    const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->info["resumed_from_epoch"], 3);
-    JobResult a = *full, b = *r;
-    a.info.erase("resumed_from_epoch");
-    b.info.erase("resumed_from_epoch");
-    if (i == 2) b.info["pack"] = nlohmann::json::object();
-    ExpectSameResult(a, b, "member " + std::to_string(i));
-    EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-  }
+    SCOPED_TRACE(variant);
+    fs::remove_all(dir_ / "work");
+    std::vector<JobSpec> specs = {DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)};
+    for (auto& s : specs) {
+      s.train_config["epochs"] = 7;
+      s.id = s.ComputeId();
+    }
+    std::atomic<bool> stop{false};
+    JobContext ctx;
+    ctx.work_dir = (dir_ / "work").string();
+    ctx.stop_requested = &stop;
+    std::vector<JobContext> ctxs(3, ctx);
+    ctxs[1].on_epoch = [&](const EpochRecord& r) {
+      if (r.epoch == 2) stop = true;
+    };
+    auto first = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
+      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
+    stop = false;
+    ctxs[1].on_epoch = nullptr;
+    auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
+    auto resumed_alone = RunJob(specs[2], ctx);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto full = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(full.ok()) << full.status().ToString();
+      const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->info["resumed_from_epoch"], 3);
+      JobResult a = *full, b = *r;
+      a.info.erase("resumed_from_epoch");
+      b.info.erase("resumed_from_epoch");
+      if (i == 2) b.info["pack"] = nlohmann::json::object();
+      ExpectSameResult(a, b, "member " + std::to_string(i));
+      EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
   }
 }
 
