@@ -20,4 +20,8 @@ namespace emosweep::jobs {
 // form one pack.
 std::string PackKey(const JobSpec& spec);
 
+// The `adapt` variants the batched trainer packs (mmd_rbf, mk_mmd_linear, mk_mmd_quadratic, coral_deep,
+// coral_mean_cov, dann_ganin, dann_tllib); a job with another variant never packs.
+bool PackableAdaptVariant(const std::string& variant);
+
 }  // namespace emosweep::jobs

@@ -29,11 +29,13 @@ torch::Tensor SelectSlots(const torch::Tensor& t, const std::vector<int>& slots)
 // A linear layer of the selected members: y[j] = b[j] + x[j] · w[j]ᵀ, the same BLAS call per member as
 // at::linear's addmm alone. The backward computes what addmm's backward computes alone (ĝᵀ·x for the weight,
 // ĝ summed over rows for the bias, ĝ·w for the input) and writes the weight and bias gradients straight into
-// the packed gradient buffer (no per-step gradient tensors, no transposed accumulation).
+// the packed gradient buffer (no per-step gradient tensors, no transposed accumulation). With `accumulate`
+// (a layer applied twice in one step: DANN's source and target batches) it adds them to what is there instead,
+// as autograd's AccumulateGrad adds a parameter's second gradient to its first (the caller zeroes the rows).
 class PackedLinear : public torch::autograd::Function<PackedLinear> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor w_all,
-                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots) {
+                               torch::Tensor b_all, const PackedLayer* layer, std::vector<int> slots, bool accumulate) {
     torch::Tensor w = SelectSlots(w_all, slots), b = SelectSlots(b_all, slots);
     const int64_t m = x.size(0), n = x.size(1);
     torch::Tensor y;
@@ -47,6 +49,7 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
     ctx->save_for_backward({x, w});
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["slots"] = std::vector<int64_t>(slots.begin(), slots.end());
+    ctx->saved_data["accumulate"] = accumulate;
     return y;
   }
 
@@ -61,6 +64,7 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
     const int64_t m = x.size(0), n = x.size(1);
     const bool small = Small(n, *layer);
     const bool direct = Consecutive(slots);
+    const bool acc = ctx->saved_data["accumulate"].toBool();
     torch::Tensor gx;
     if (ctx->needs_input_grad(0)) {
       if (small) {
@@ -72,8 +76,9 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
       }
     }
     if (layer->gw.defined()) {
-      torch::Tensor dst = direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m))
-                                 : torch::empty({m, layer->out, layer->in}, g.options());
+      torch::Tensor view =
+          direct ? (m == layer->gw.size(0) ? layer->gw : layer->gw.narrow(0, slots[0], m)) : torch::Tensor();
+      torch::Tensor dst = direct && !acc ? view : torch::empty({m, layer->out, layer->in}, g.options());
       torch::Tensor gt = g.transpose(1, 2);
       if (small) {
         for (int64_t j = 0; j < m; ++j) {
@@ -83,15 +88,26 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
       } else {
         at::bmm_out(dst, gt, x);
       }
-      if (!direct) layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+      if (acc && direct)
+        view.add_(dst);
+      else if (acc)
+        layer->gw.index_add_(0, torch::tensor(s64, torch::kLong), dst);
+      else if (!direct)
+        layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
     }
     if (layer->gb.defined()) {
-      torch::Tensor dst = direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m))
-                                 : torch::empty({m, layer->out}, g.options());
+      torch::Tensor view =
+          direct ? (m == layer->gb.size(0) ? layer->gb : layer->gb.narrow(0, slots[0], m)) : torch::Tensor();
+      torch::Tensor dst = direct && !acc ? view : torch::empty({m, layer->out}, g.options());
       at::sum_out(dst, g, {1});
-      if (!direct) layer->gb.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+      if (acc && direct)
+        view.add_(dst);
+      else if (acc)
+        layer->gb.index_add_(0, torch::tensor(s64, torch::kLong), dst);
+      else if (!direct)
+        layer->gb.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
     }
-    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 
  private:
@@ -112,11 +128,13 @@ void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
 }  // namespace
 
 torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                               const std::vector<at::Generator*>& gens) const {
+                                 const std::vector<at::Generator*>& gens, torch::Tensor* features,
+                                 bool accumulate_grads) const {
   const int64_t m = x.size(0);
   for (size_t l = 0; l < layers.size(); ++l) {
     const PackedLayer& L = layers[l];
-    x = PackedLinear::apply(x, L.w, L.b, &L, slots);
+    if (features && l + 1 == layers.size()) *features = x;
+    x = PackedLinear::apply(x, L.w, L.b, &L, slots, accumulate_grads);
     if (l + 1 == layers.size()) break;
     x = torch::relu(x);
     if (!training) continue;

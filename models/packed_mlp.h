@@ -30,9 +30,15 @@ class PackedMlp {
   int k = 0;
 
   // x: [m, n, D] (member slots[j]'s rows in x[j]); gens: the members' dropout generators (training only).
-  // Returns the logits [m, n, C]; differentiable in the layers' leaves when training.
+  // Returns the logits [m, n, C]; differentiable in the layers' leaves when training. `features`, when
+  // given, receives the head's input [m, n, H] (the single model's ModelOutput::features: the last
+  // hidden layer after its dropout, or x itself without hidden layers), for domain-adaptation losses.
+  // `accumulate_grads`: the backward adds the weight and bias gradients to the gradient rows instead of
+  // overwriting them (forwards whose gradients meet in one step, DANN's source and target batches; the caller
+  // zeroes those rows first).
   torch::Tensor Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                        const std::vector<at::Generator*>& gens) const;
+                        const std::vector<at::Generator*>& gens, torch::Tensor* features = nullptr,
+                        bool accumulate_grads = false) const;
 };
 
 }  // namespace emosweep::models

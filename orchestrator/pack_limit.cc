@@ -75,6 +75,7 @@ int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim) {
   for (const auto& r : spec.val) rows += static_cast<int64_t>(r.ids.size());
   for (const auto& [name, refs] : spec.eval)
     for (const auto& r : refs) rows += static_cast<int64_t>(r.ids.size());
+  for (const auto& r : spec.target_unlabeled) rows += static_cast<int64_t>(r.ids.size());  // adapting members
   const int64_t state = params * 4 * 4;                   // weights, gradients, Adam's two moments (float32)
   const int64_t activations = batch * width_sum * 4 * 3;  // forward, backward, dropout masks
   const int64_t data = rows * std::max<int64_t>(1, input_dim) * 4;

@@ -35,7 +35,7 @@ Result<int> ParsePack(const std::string& text);
 // Bytes one member needs while it trains (an over- rather than an under-estimate): its
 // parameters with gradients and Adam state (input_dim -> spec.model's hidden sizes ->
 // classes; 2 x 512 when the model names none), a batch of activations, and its rows of
-// features (train + val + eval utterances x input_dim floats), times 1.5 for the rest.
+// features (train + val + eval + target_unlabeled utterances x input_dim floats), times 1.5 for the rest.
 // input_dim: the sum of the dims of the spec's feature sets.
 int64_t PackMemberBytes(const jobs::JobSpec& spec, int64_t input_dim);
 // The member's trainable parameters as PackMemberBytes counts them (its MLP chain's

@@ -15,6 +15,8 @@
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "jobs/pack.h"
+#include "models/da_losses.h"
 #include "models/layers.h"
 #include "models/model.h"
 #include "models/packed_mlp.h"
@@ -51,20 +53,33 @@ struct Member {
   TrainConfig cfg;
   int num_classes = 0;
   bool training = true;
-  Split train, val;
+  Split train, val, target;  // target: target_unlabeled (domain adaptation, DA diagnostics)
   std::map<std::string, Split> evals;
   ModalityStats train_norm;
   std::vector<std::string> modalities;  // the model's input order
-  torch::Tensor train_x, val_x;          // inputs concatenated in the model's order
+  torch::Tensor train_x, val_x, target_x;  // inputs concatenated in the model's order
   std::map<std::string, torch::Tensor> eval_x;
   models::ModelPtr model;
   std::shared_ptr<torch::nn::Module> root;
+  std::shared_ptr<models::DomainAdapter> adapter;  // null without `adapt`
+  // DANN: the discriminator's parameters, rebound to views of the member's row (where the single job's flat
+  // buffer has them), and their gradients' views of the row.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> adapter_params;
   std::unique_ptr<FlatParameters> own;  // the single model's own buffer (checkpoint I/O)
   std::unique_ptr<FlatParameters> row;  // its row of the packed buffer
   std::unique_ptr<FusedOptimizer> opt;
   std::unique_ptr<Schedule> sched;
   torch::Tensor class_weights;
   std::unique_ptr<IndexShuffler> shuffle, target_shuffle;
+  std::vector<int64_t> target_order, target_idx;  // trainer.cc's target cycling (DrawTargetRows)
+  int64_t target_cursor = 0;
+  // trainer.cc's DA bookkeeping: the last epoch's training-side means, the run's largest λ, and this epoch's
+  // Σ n·da, Σ n·disc_acc, Σ n·λ and last λ.
+  nlohmann::json da_train = nlohmann::json::object();
+  double da_lambda_seen = 0;
+  double da_acc[3] = {0, 0, 0};
+  double lambda_last = 0;
+  nlohmann::json da;  // this epoch's diagnostics (EpochDaDiagnostics)
   at::Generator gen;
   int64_t step = 0, steps_per_epoch = 0;
   int start_epoch = 0, epochs_run = 0, resumed_from = 0;
@@ -97,6 +112,42 @@ struct Member {
     torch::NoGradGuard g;
     own->params().copy_(row->params());
   }
+};
+
+// While alive, torch's default CPU generator holds `gen`'s state (nullptr: no-op); Restore() hands the advanced
+// state back to `gen` and the default generator its own.
+class GeneratorSwap {
+ public:
+  explicit GeneratorSwap(at::Generator* gen) : gen_(gen) {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor mine;
+    {
+      std::lock_guard<std::mutex> lock(gen_->mutex());
+      mine = gen_->get_state();
+    }
+    std::lock_guard<std::mutex> lock(def.mutex());
+    saved_ = def.get_state();
+    def.set_state(mine);
+  }
+  void Restore() {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor advanced;
+    {
+      std::lock_guard<std::mutex> lock(def.mutex());
+      advanced = def.get_state();
+      def.set_state(saved_);
+    }
+    std::lock_guard<std::mutex> lock(gen_->mutex());
+    gen_->set_state(advanced);
+    gen_ = nullptr;
+  }
+  ~GeneratorSwap() { Restore(); }
+
+ private:
+  at::Generator* gen_;
+  torch::Tensor saved_;
 };
 
 double MetricValue(const EvalOutput& e, const std::string& metric) {
@@ -164,7 +215,7 @@ class PackedTrainer {
   std::vector<Member> members_;
   std::vector<Member*> packed_;  // by slot
   PackedMlp mlp_;
-  Pool train_pool_, val_pool_;  // every packed member's training / validation rows, by slot
+  Pool train_pool_, val_pool_, target_pool_;  // every packed member's training / validation / target rows, by slot
   torch::Tensor params_, grads_;  // [K, stride]
   int64_t p_ = 0, stride_ = 0;
   int threads_ = 1;
@@ -180,6 +231,8 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   for (const auto& [name, refs] : spec.eval) {
     ES_ASSIGN_OR_RETURN(m.evals[name], LoadSplit(refs, spec.features, spec.labels, true, m.where + " eval." + name));
   }
+  ES_ASSIGN_OR_RETURN(
+      m.target, LoadSplit(spec.target_unlabeled, spec.features, spec.labels, false, m.where + " target_unlabeled"));
   m.training = spec.kind != "eval";
   if (m.training && m.train.size() == 0) return Status::InvalidArgument(m.where + ": no training data");
   m.t_load = Since(m.t_start);
@@ -199,6 +252,13 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
                                         : models::ModalityOrder(ms.input_dims);
   m.root = std::make_shared<torch::nn::Module>("job");
   m.root->register_module("model", m.model);
+  if (!spec.adapt.empty()) {  // as trainer.cc's BuildModel: right after the model, under the same root
+    ES_ASSIGN_OR_RETURN(std::unique_ptr<models::DomainAdapter> a,
+                        models::MakeDomainAdapter(spec.adapt, m.model->feature_dim()));
+    m.adapter = std::shared_ptr<models::DomainAdapter>(std::move(a));
+    m.root->register_module("adapter", m.adapter);
+    if (m.target.size() == 0) return Status::InvalidArgument(m.where + ": adaptation needs target_unlabeled data");
+  }
   if (!spec.init_from.empty()) ES_RETURN_IF_ERROR(LoadInitFrom(spec, *m.ctx, m.where, *m.model, &m.train_norm));
   std::vector<std::string> freeze;
   for (const auto& f : m.cfg.freeze) freeze.push_back("model." + f);
@@ -207,9 +267,10 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   return Status::Ok();
 }
 
-// trainer.cc's NormalizeInputs, per member (no target_unlabeled split: such jobs do not pack).
+// trainer.cc's NormalizeInputs, per member.
 Status PackedTrainer::NormalizeInputs(Member& m) {
-  std::vector<std::pair<std::string, Split*>> all = {{"train", &m.train}, {"val", &m.val}};
+  std::vector<std::pair<std::string, Split*>> all = {
+      {"train", &m.train}, {"val", &m.val}, {"target_unlabeled", &m.target}};
   for (auto& [n, s] : m.evals) all.emplace_back("eval." + n, &s);
   return NormalizeSplits(m.cfg.feature_norm, all, m.train, m.spec->features, &m.train_norm, m.where);
 }
@@ -226,6 +287,10 @@ Status PackedTrainer::Setup(Member& m) {
   if (m.num_classes < 2) return Status::InvalidArgument(m.where + ": a job needs at least two labels");
   if ((spec.selection == "source_val" || spec.selection == "target_val") && spec.val.empty() && spec.kind != "eval")
     return Status::InvalidArgument(m.where + ": selection '" + spec.selection + "' needs validation data");
+  if (UnsupervisedSelection(spec.selection) && spec.kind != "eval" && spec.target_unlabeled.empty())
+    return Status::InvalidArgument(m.where + ": selection '" + spec.selection + "' needs target_unlabeled data");
+  if (spec.selection == "dev" && spec.val.empty() && spec.kind != "eval")
+    return Status::InvalidArgument(m.where + ": selection 'dev' needs (source) validation data");
   if (spec.keep_checkpoint && m.ctx->work_dir.empty())
     return Status::InvalidArgument(m.where + ": keep_checkpoint needs a work directory");
   if (!m.ctx->work_dir.empty()) m.state_path = JobStatePath(m.ctx->work_dir, m.id);
@@ -243,11 +308,12 @@ Status PackedTrainer::Setup(Member& m) {
     return parts.size() == 1 ? parts[0].contiguous() : torch::cat(parts, 1);
   };
   for (const auto& mod : m.modalities)
-    for (const Split* s : {&m.train, &m.val})
+    for (const Split* s : {&m.train, &m.val, &m.target})
       if (s->size() && !s->inputs.count(mod))
         return Status::InvalidArgument(m.where + ": modality '" + mod + "' missing");
   if (m.train.size()) m.train_x = cat(m.train);
   if (m.val.size()) m.val_x = cat(m.val);
+  if (m.target.size()) m.target_x = cat(m.target);
   for (const auto& [name, s] : m.evals)
     if (s.size()) m.eval_x[name] = cat(s);
   m.shuffle = std::make_unique<IndexShuffler>(DeriveSeed(spec.seed, kShuffleSeed));
@@ -334,6 +400,18 @@ Status PackedTrainer::BuildPack() {
     params_[s].narrow(0, 0, p_).copy_(m.own->params());
     m.row = std::make_unique<FlatParameters>(
         FlatParameters::OverBuffers(params_[s].narrow(0, 0, p_), grads_[s].narrow(0, 0, p_)));
+    // DANN: the discriminator runs as the member's own module on its slices of the features; its parameters
+    // become views of the member's row, so that the member's optimizer, state and selection see them where the
+    // single job's flat buffer has them.
+    m.adapter_params.clear();
+    for (auto& p : m.root->named_parameters(true)) {
+      if (p.key().rfind("adapter.", 0) != 0) continue;
+      auto it = offset.find(p.key());
+      if (it == offset.end()) continue;
+      const int64_t n = p.value().numel();
+      p.value().set_data(params_[s].narrow(0, it->second, n).view(p.value().sizes()));
+      m.adapter_params.emplace_back(p.value(), grads_[s].narrow(0, it->second, n).view(p.value().sizes()));
+    }
   }
   mlp_.k = k;
   mlp_.dropout.clear();
@@ -388,8 +466,15 @@ Status PackedTrainer::MaybeResume(Member& m) {
     return Status::Corruption(path + ": checkpoint belongs to job " + meta.value("job_id", std::string("?")));
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));
   {
+    // The model's parameters load into its own buffer (copied into the row here), a discriminator's straight
+    // into the row.
     torch::NoGradGuard g;
-    m.row->params().copy_(m.own->params());
+    if (m.adapter_params.empty()) {
+      m.row->params().copy_(m.own->params());
+    } else {
+      const auto [off, n] = m.own->Span("model.");
+      m.row->params().narrow(0, off, n).copy_(m.own->params().narrow(0, off, n));
+    }
   }
   std::vector<std::pair<std::string, torch::Tensor>> opt_state;
   for (const auto& [n, t] : c.tensors)
@@ -405,6 +490,8 @@ Status PackedTrainer::MaybeResume(Member& m) {
   }
   if (!m.shuffle->LoadState(meta["shuffle_rng"]) || !m.target_shuffle->LoadState(meta["target_rng"]))
     return Status::Corruption(path + ": bad RNG state");
+  m.target_order = meta["target_order"].get<std::vector<int64_t>>();
+  m.target_cursor = meta["target_cursor"];
   m.es = EarlyStopState::FromJson(meta["early_stop"]);
   m.step = meta["step"];
   m.start_epoch = meta["next_epoch"];
@@ -438,8 +525,8 @@ Status PackedTrainer::WriteState(Member& m, int next_epoch) {
             {"early_stop", m.es.ToJson()},
             {"shuffle_rng", m.shuffle->State()},
             {"target_rng", m.target_shuffle->State()},
-            {"target_order", std::vector<int64_t>()},
-            {"target_cursor", 0},
+            {"target_order", m.target_order},
+            {"target_cursor", m.target_cursor},
             {"curve", curve}};
   ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(m.state_path).parent_path().string()));
   return WriteCheckpoint(m.state_path, c);
@@ -464,6 +551,8 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     const int64_t bs = m->cfg.batch_size;
     m->batches = m->cfg.drop_last ? n / bs : (n + bs - 1) / bs;
     m->count = 0;
+    std::fill(std::begin(m->da_acc), std::end(m->da_acc), 0.0);
+    m->lambda_last = 0;
     max_batches = std::max(max_batches, m->batches);
   }
   const Pool& pool = train_pool_;
@@ -495,20 +584,89 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         slots.push_back(m->slot);
         gens.push_back(&m->gen);
       }
+      // Adaptation: each adapting member draws its target batch (as many rows as its source batch) from its own
+      // cycle, before its forward, exactly as trainer.cc does.
+      std::vector<int64_t> da_j;  // positions in this group of the adapting members
+      for (int64_t j = 0; j < gm; ++j) {
+        Member* m = act[pos[static_cast<size_t>(j)]];
+        if (!m->adapter) continue;
+        DrawTargetRows(*m->target_shuffle, m->target.size(), len, /*shuffle=*/true, &m->target_order, &m->target_cursor,
+                       &m->target_idx);
+        da_j.push_back(j);
+      }
+      // DANN (the members agree on the variant): the target batch back-propagates through the model too, so
+      // each layer's gradient is the sum of two (as AccumulateGrad adds them alone): the rows start at zero and
+      // both forwards accumulate. The discriminator's gradients are autograd's own (reset, as FlatParameters
+      // does).
+      const bool target_grad = !da_j.empty() && act[pos[static_cast<size_t>(da_j[0])]]->adapter->needs_target_grad();
+      if (target_grad)
+        for (size_t i : pos) {
+          Member* m = act[i];
+          grads_[m->slot].zero_();
+          for (auto& [p, g] : m->adapter_params) p.mutable_grad() = torch::Tensor();
+        }
       torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
       torch::Tensor x = pool.x.index_select(0, ti).view({gm, len, pool.x.size(1)});
       torch::Tensor y = pool.y.index_select(0, ti).view({gm, len});
-      torch::Tensor logits = mlp_.Forward(slots, x, /*training=*/true, gens);
+      torch::Tensor feats;
+      torch::Tensor logits =
+          mlp_.Forward(slots, x, /*training=*/true, gens, da_j.empty() ? nullptr : &feats, target_grad);
+      // The adapting members' target forward (training mode: their dropout draws follow the source batch's, from
+      // the same generator, as alone), without gradient for MMD / CORAL (DomainAdapter::needs_target_grad).
+      std::vector<torch::Tensor> fs, ft;
+      if (!da_j.empty()) {
+        const int64_t dm = static_cast<int64_t>(da_j.size());
+        std::vector<int64_t> tidx;
+        tidx.reserve(dm * len);
+        std::vector<int> tslots;
+        std::vector<at::Generator*> tgens;
+        for (int64_t j : da_j) {
+          Member* m = act[pos[static_cast<size_t>(j)]];
+          for (int64_t r = 0; r < len; ++r) tidx.push_back(target_pool_.offset[m->slot] + m->target_idx[r]);
+          tslots.push_back(m->slot);
+          tgens.push_back(&m->gen);
+        }
+        torch::Tensor tt = torch::from_blob(tidx.data(), {dm * len}, torch::kLong);
+        torch::Tensor tx = target_pool_.x.index_select(0, tt).view({dm, len, target_pool_.x.size(1)});
+        torch::Tensor tf;
+        if (target_grad) {
+          mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf, /*accumulate_grads=*/true);
+        } else {
+          torch::NoGradGuard ng;
+          mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf);
+        }
+        fs = feats.unbind(0);
+        ft = tf.unbind(0);
+      }
       std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
       std::vector<torch::Tensor> gtot;
+      size_t next_da = 0;
       for (int64_t j = 0; j < gm; ++j) {
         Member* m = act[pos[static_cast<size_t>(j)]];
         models::ModelOutput o;
         o.logits = lg[static_cast<size_t>(j)];
         models::Batch batch;
         batch.labels = lb[static_cast<size_t>(j)];
-        models::LossTerms terms = m->model->Loss(o, batch, m->LossCtx(epoch));
-        gtot.push_back(terms.total);
+        const models::LossContext lctx = m->LossCtx(epoch);
+        models::LossTerms terms = m->model->Loss(o, batch, lctx);
+        torch::Tensor total = terms.total;
+        if (m->adapter) {
+          // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
+          // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
+          // the model's dropout draws from: the member's generator stands in for it during the call.
+          GeneratorSwap swap(target_grad ? &m->gen : nullptr);
+          models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
+          swap.Restore();
+          total = total + da.total;
+          const double nl = static_cast<double>(len);
+          m->da_acc[0] += static_cast<double>(da.parts.at("da").detach().item<float>()) * nl;
+          if (da.parts.count("disc_acc"))
+            m->da_acc[1] += static_cast<double>(da.parts.at("disc_acc").item<float>()) * nl;
+          m->lambda_last = m->adapter->last_lambda();
+          m->da_acc[2] += m->lambda_last * nl;
+          m->da_lambda_seen = std::max(m->da_lambda_seen, m->lambda_last);
+        }
+        gtot.push_back(total);
         m->count += static_cast<double>(len);
       }
       {
@@ -524,7 +682,24 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     torch::stack(totals).sum().backward();
     for (size_t i : stepped) {
       Member* m = act[i];
-      if (m->cfg.grad_clip > 0) ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+      if (!m->adapter_params.empty()) {
+        torch::NoGradGuard ng;
+        for (auto& [p, g] : m->adapter_params) {  // FlatParameters::SyncGrads: copied in, zero when none
+          if (p.grad().defined())
+            g.copy_(p.grad());
+          else
+            g.zero_();
+          p.mutable_grad() = torch::Tensor();
+        }
+        // The model's parameters only, as trainer.cc (a discriminator's gradients neither count nor get scaled).
+        const auto [off, n] = m->own->Span("model.");
+        if (m->cfg.grad_clip > 0) {
+          torch::Tensor g = m->row->grads().narrow(0, off, n);
+          ClipGradNorm(g, m->cfg.grad_clip);
+        }
+      } else if (m->cfg.grad_clip > 0) {
+        ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+      }
       m->opt->Step();
       ++m->step;
       m->sched->StepBatch();
@@ -538,6 +713,12 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     const double loss_sum = acc.data_ptr<double>()[i];
     const float s0 = static_cast<float>(loss_sum), s1 = static_cast<float>(m->count);
     m->rec.train_loss = s1 > 0 ? s0 / s1 : std::nan("");
+    if (m->adapter && s1 > 0) {  // trainer.cc's sums[2..4] (floats) over the row count
+      const float d0 = static_cast<float>(m->da_acc[0]), d1 = static_cast<float>(m->da_acc[1]),
+                  d2 = static_cast<float>(m->da_acc[2]);
+      m->da_train = DaTrainingMeans(d0 / s1, d1 / s1, d2 / s1, m->lambda_last, m->adapter->weight(),
+                                    m->adapter->lambda_max() > 0);
+    }
   }
 }
 
@@ -617,7 +798,8 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
   }
 }
 
-// trainer.cc's ValidateEpoch (source_val / target_val / last selection) for every member at once.
+// trainer.cc's ValidateEpoch (source_val / target_val / last, and dev / im / snd from the epoch's DA
+// diagnostics) for every member at once.
 void PackedTrainer::Validate(int epoch, std::vector<Member*>& act) {
   std::vector<EvalItem> items;
   for (Member* m : act)
@@ -634,9 +816,19 @@ void PackedTrainer::Validate(int epoch, std::vector<Member*>& act) {
     m.rec.val_metrics = v.metrics.ToJson(/*with_confusion=*/false);
     m.sched->StepValidation(MetricValue(v, m.cfg.plateau_metric));
     m.opt->set_lr(m.sched->lr());
-    const double value = MetricValue(v, m.cfg.metric);
-    const bool higher = m.cfg.MetricHigherIsBetter();
-    const int tier = 0;
+    double value = MetricValue(v, m.cfg.metric);
+    bool higher = m.cfg.MetricHigherIsBetter();
+    int tier = 0;
+    if (UnsupervisedSelection(m.spec->selection)) {  // dev / im / snd: from this epoch's DA diagnostics
+      Result<SelectionValue> u = UnsupervisedSelectionValue(m.spec->selection, m.da, epoch, m.where);
+      if (!u.ok()) {
+        Fail(m, u.status());
+        continue;
+      }
+      value = u->value;
+      higher = u->higher;
+      tier = u->tier;
+    }
     const bool improved = !m.es.have_best || tier > m.es.best_tier ||
                           (tier == m.es.best_tier && (higher ? value > m.es.best_value : value < m.es.best_value));
     if (improved) {
@@ -754,10 +946,15 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
                    {"seconds_total", Since(m->t_start)},
                    {"pack", {{"size", static_cast<int>(specs_.size())}, {"index", static_cast<int>(m->index)}, {"id", pack_id_}}}};
     if (nlohmann::json pv = m->model->Provenance(); !pv.is_null()) result.info["model"] = pv;
-    DaSummary da = DaWarnings(m->curve, result.selected_epoch, m->spec->labels, m->spec->selection, 0.0, 0.0, m->step,
-                              std::string(), false);
+    DaSummary da = DaWarnings(m->curve, result.selected_epoch, m->spec->labels, m->spec->selection,
+                              m->adapter && m->epochs_run > 0 ? m->adapter->lambda_max() : 0.0, m->da_lambda_seen,
+                              m->step, m->adapter ? m->adapter->horizon_text(m->LossCtx(0)) : std::string(),
+                              m->training && m->target.size() > 0);
     if (!da.da_selected.is_null()) result.info["da_selected"] = da.da_selected;
-    if (!da.warnings.empty()) result.info["warnings"] = da.warnings;
+    if (!da.warnings.empty()) {
+      result.info["warnings"] = da.warnings;
+      for (const auto& w : da.warnings) LOG_WARN << m->where << ": " << w["message"].get<std::string>();
+    }
     m->result = std::move(result);
     m->done = true;
   }
@@ -812,16 +1009,21 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
     return collect();
   }
   {
-    std::vector<const torch::Tensor*> tx, ty, vx, vy;
+    std::vector<const torch::Tensor*> tx, ty, vx, vy, ux, uy;
     const torch::Tensor none_x = torch::empty({0, mlp_.layers.front().in}), none_y = torch::empty({0}, torch::kLong);
+    std::vector<torch::Tensor> no_labels;  // the target's labels are never read: row counts only
+    for (Member* m : packed_) no_labels.push_back(torch::zeros({m->target.size()}, torch::kLong));
     for (Member* m : packed_) {
       tx.push_back(m->train.size() ? &m->train_x : &none_x);
       ty.push_back(m->train.size() ? &m->train.labels : &none_y);
       vx.push_back(m->val.size() ? &m->val_x : &none_x);
       vy.push_back(m->val.size() ? &m->val.labels : &none_y);
+      ux.push_back(m->adapter ? &m->target_x : &none_x);
+      uy.push_back(m->adapter ? &no_labels[static_cast<size_t>(m->slot)] : &none_y);
     }
     train_pool_ = MakePool(tx, ty);
     val_pool_ = MakePool(vx, vy);
+    target_pool_ = MakePool(ux, uy);
   }
   for (Member* m : packed_) {
     m->opt = std::make_unique<FusedOptimizer>(m->row.get(), m->cfg);
@@ -870,6 +1072,14 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
       m->sched->StepEpoch();
       m->opt->set_lr(m->sched->lr());
       m->stopped_early = false;
+      // Per-epoch DA diagnostics (training-side means + an eval-mode pass over the unlabeled target): trainer.cc's
+      // own function on the member's single model, its parameters copied from its row.
+      m->da = nlohmann::json::object();
+      if (m->target.size() > 0) {
+        m->PullRow();
+        m->da = EpochDaDiagnostics(*m->model, m->train, m->val, m->target, m->da_train, m->spec->selection,
+                                   m->cfg.batch_size, torch::Device(torch::kCPU));
+      }
       alive.push_back(m);
     }
     {
@@ -880,6 +1090,10 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
     }
     for (Member* m : alive) {
       if (m->done) continue;  // failed in validation
+      if (!m->da.empty()) {
+        if (!m->rec.val_metrics.is_object()) m->rec.val_metrics = nlohmann::json::object();
+        m->rec.val_metrics["da"] = m->da;
+      }
       m->rec.seconds = Since(t_epoch);
       m->curve.push_back(m->rec);
       m->epochs_run = epoch + 1;
@@ -940,10 +1154,20 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
     const JobSpec& s = members[i];
     const JobContext& c = contexts[i];
     if (!IsMlpFamily(s)) return no("model family other than concat_mlp / unimodal_mlp");
-    if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "eval")
+    if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "eval" && s.kind != "adapt")
       return no("job kind '" + s.kind + "'");
-    if (!s.adapt.empty() || !s.target_unlabeled.empty()) return no("domain adaptation");
-    if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last")
+    if (!s.adapt.empty()) {
+      const std::string v = s.adapt.value("variant", std::string());
+      if (!jobs::PackableAdaptVariant(v)) return no("adaptation variant '" + v + "'");
+    }
+    // The DA variant and its settings (all but its weight) agree: every member adapts the same way, or none does.
+    nlohmann::json a0 = members[0].adapt.is_object() ? members[0].adapt : nlohmann::json::object();
+    nlohmann::json ai = s.adapt.is_object() ? s.adapt : nlohmann::json::object();
+    a0.erase("weight");
+    ai.erase("weight");
+    if (a0 != ai) return no("members' adaptation differs (beyond its weight)");
+    if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last" && s.selection != "dev" &&
+        s.selection != "im" && s.selection != "snd")
       return no("selection '" + s.selection + "'");
     if (c.device != "cpu") return no("device " + c.device + " (the batched trainer runs on CPU)");
     if (c.reducer) return no("a data-parallel group");

@@ -39,6 +39,10 @@ TEST(PackLimit, MemberBytesGrowWithInputDimsHiddenSizesAndRows) {
   EXPECT_GT(PackMemberBytes(Mlp({64}, 100), 1024), base);
   EXPECT_GT(PackMemberBytes(Mlp({256, 128}, 100), 128), base);
   EXPECT_GT(PackMemberBytes(Mlp({64}, 10000), 128), base);
+  // An adapting member also holds its unlabeled target rows.
+  jobs::JobSpec da = Mlp({64}, 100);
+  da.target_unlabeled = da.train;
+  EXPECT_EQ(PackMemberBytes(da, 128) - base, int64_t{100} * 128 * 4 * 3 / 2);
   // A model that names no widths counts two layers of 512.
   jobs::JobSpec bare = Mlp({64}, 100);
   bare.model = {{"name", "concat_mlp"}};

@@ -139,6 +139,22 @@ class PackTest : public ::testing::Test {
     return s;
   }
 
+  // Member(i) as a domain-adaptation job (kind adapt, a parameter-free variant): members differ in DA weight,
+  // unlabeled target rows (sizes, so their target cycles wrap at different steps) and selection policy, besides
+  // everything Member(i) varies.
+  JobSpec DaMember(int i, const std::string& variant) {
+    JobSpec s = Member(i);
+    s.kind = "adapt";
+    const double weight[] = {0.1, 0.5, 1.0, 0.05};
+    s.adapt = {{"variant", variant}, {"weight", weight[i % 4]}};
+    const int tlo[] = {48, 50, 44, 52};
+    s.target_unlabeled = {{store_, hash_, Ids(corpus_, tlo[i % 4], 60)}};
+    const char* selection[] = {"source_val", "im", "snd", "dev"};
+    s.selection = selection[i % 4];
+    s.id = s.ComputeId();
+    return s;
+  }
+
   fs::path dir_;
   data::Corpus corpus_;
   std::string store_, hash_;
@@ -159,8 +175,31 @@ TEST_F(PackTest, PackKeySeparatesShapesAndStepsOnly) {
   EXPECT_NE(k0, jobs::PackKey(ep));
   JobSpec da = Member(0);
   da.kind = "adapt";
-  da.adapt = {{"variant", "dann_ganin"}};
+  da.adapt = {{"variant", "some_future_variant"}};
   EXPECT_EQ(jobs::PackKey(da), "");
+  // Adaptation packs: members may differ in DA weight, target rows and unsupervised selection, never in the
+  // variant or its settings; an adapting job never packs with one that does not adapt.
+  const std::string kd = jobs::PackKey(DaMember(0, "mmd_rbf"));
+  ASSERT_FALSE(kd.empty());
+  EXPECT_EQ(kd, jobs::PackKey(DaMember(1, "mmd_rbf")));
+  EXPECT_EQ(kd, jobs::PackKey(DaMember(3, "mmd_rbf")));
+  EXPECT_NE(kd, jobs::PackKey(DaMember(0, "coral_deep")));
+  EXPECT_NE(kd, jobs::PackKey(DaMember(0, "dann_ganin")));
+  EXPECT_EQ(jobs::PackKey(DaMember(0, "dann_ganin")), jobs::PackKey(DaMember(2, "dann_ganin")));
+  JobSpec disc = DaMember(0, "dann_ganin");
+  disc.adapt["disc_hidden"] = {16};
+  EXPECT_NE(jobs::PackKey(DaMember(0, "dann_ganin")), jobs::PackKey(disc));
+  JobSpec gamma = DaMember(0, "mmd_rbf");
+  gamma.adapt["gamma"] = 0.5;
+  EXPECT_NE(kd, jobs::PackKey(gamma));
+  JobSpec noda = DaMember(0, "mmd_rbf");
+  noda.adapt = nlohmann::json::object();
+  EXPECT_NE(kd, jobs::PackKey(noda));
+  EXPECT_FALSE(jobs::PackKey(noda).empty());  // target_unlabeled (diagnostics) alone packs
+  JobSpec oracle = DaMember(0, "mmd_rbf");
+  oracle.selection = "oracle";
+  oracle.oracle_eval = "test";
+  EXPECT_EQ(jobs::PackKey(oracle), "");
   JobSpec other = Member(0);
   other.model = {{"name", "cross_attention"}};
   EXPECT_EQ(jobs::PackKey(other), "");
@@ -369,6 +408,106 @@ TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
     auto a = RunJob(other[i], JobContext());
     ASSERT_TRUE(a.ok());
     EXPECT_EQ(a->evals["test"].metrics.dump(), r2[i]->evals["test"].metrics.dump());
+  }
+}
+
+// Domain adaptation: every member draws its own target rows from its own cycle, runs its target batch through
+// the packed model (its dropout draws after the source batch's) and adds its own DA loss on its slices of the
+// features (DANN: its own discriminator, whose parameters live in its row, its own GRL lambda, its dropout from
+// its generator, and gradients from both batches); curves (with the per-epoch DA diagnostics), selection by
+// source_val / im / snd / dev, metrics, probabilities and info must be the single job's, bitwise.
+TEST_F(PackTest, AdaptingMembersEqualTheirJobsAloneBitwise) {
+  for (const std::string variant :
+       {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov", "dann_ganin", "dann_tllib"}) {
+    const int k = 4;
+    std::vector<JobSpec> specs;
+    for (int i = 0; i < k; ++i) specs.push_back(DaMember(i, variant));
+    std::vector<JobContext> ctxs(k);
+    std::string why;
+    ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
+    EXPECT_EQ(jobs::PackKey(specs[0]), jobs::PackKey(specs[3]));
+    auto packed = RunPack(specs, ctxs);
+    ASSERT_EQ(packed.size(), static_cast<size_t>(k));
+    for (int i = 0; i < k; ++i) {
+      auto alone = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ExpectSameResult(*alone, *packed[i], variant + " member " + std::to_string(i));
+      // The DA record is there (and so compared above): training-side means and target diagnostics every epoch.
+      ASSERT_FALSE(packed[i]->curve.empty());
+      const nlohmann::json& da = packed[i]->curve.back().val_metrics["da"];
+      EXPECT_TRUE(da.contains("da_loss")) << da.dump();
+      EXPECT_TRUE(da.contains("im")) << da.dump();
+      EXPECT_EQ(da["weight"], specs[i].adapt["weight"]);
+      EXPECT_TRUE(packed[i]->info.contains("da_selected"));
+    }
+  }
+}
+
+// Jobs with target_unlabeled but no adaptation (a study's "none" variant): they record the same target
+// diagnostics and may be selected by them.
+TEST_F(PackTest, MembersWithUnlabeledTargetOnlyRecordTheirDiagnostics) {
+  std::vector<JobSpec> specs;
+  for (int i = 0; i < 4; ++i) {
+    JobSpec s = DaMember(i, "mmd_rbf");
+    s.kind = "supervised";
+    s.adapt = nlohmann::json::object();
+    s.id = s.ComputeId();
+    specs.push_back(s);
+  }
+  specs.push_back(Member(1));  // and one without target rows at all
+  std::vector<JobContext> ctxs(specs.size());
+  auto packed = RunPack(specs, ctxs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto alone = RunJob(specs[i], JobContext());
+    ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+    ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+    ExpectSameResult(*alone, *packed[i], "member " + std::to_string(i));
+    EXPECT_EQ(packed[i]->curve.back().val_metrics.contains("da"), i < 4);
+  }
+}
+
+// A DA pack stopped mid-run writes each member's state in the single job's format (its target cycle
+// included): resumed as a pack or alone, every member ends as an uninterrupted run.
+TEST_F(PackTest, AdaptingPackStopsAndResumes) {
+  for (const std::string variant : {"mmd_rbf", "dann_tllib"}) {
+    SCOPED_TRACE(variant);
+    fs::remove_all(dir_ / "work");
+    std::vector<JobSpec> specs = {DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)};
+    for (auto& s : specs) {
+      s.train_config["epochs"] = 7;
+      s.id = s.ComputeId();
+    }
+    std::atomic<bool> stop{false};
+    JobContext ctx;
+    ctx.work_dir = (dir_ / "work").string();
+    ctx.stop_requested = &stop;
+    std::vector<JobContext> ctxs(3, ctx);
+    ctxs[1].on_epoch = [&](const EpochRecord& r) {
+      if (r.epoch == 2) stop = true;
+    };
+    auto first = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
+      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
+    stop = false;
+    ctxs[1].on_epoch = nullptr;
+    auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
+    auto resumed_alone = RunJob(specs[2], ctx);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto full = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(full.ok()) << full.status().ToString();
+      const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->info["resumed_from_epoch"], 3);
+      JobResult a = *full, b = *r;
+      a.info.erase("resumed_from_epoch");
+      b.info.erase("resumed_from_epoch");
+      if (i == 2) b.info["pack"] = nlohmann::json::object();
+      ExpectSameResult(a, b, "member " + std::to_string(i));
+      EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
   }
 }
 
