@@ -21,7 +21,7 @@ std::string PackKey(const JobSpec& spec) {
   // feature_norm and selection policy may differ.
   nlohmann::json model_key = spec.model;
   model_key.erase("dropout");
-  const nlohmann::json& t = spec.train_config.is_object() ? spec.train_config : nlohmann::json::object();
+  const nlohmann::json& t = spec.train_config.is_object() ? spec.train_config.tree() : nlohmann::json::object();
   auto get = [&](const char* k) { return t.contains(k) ? t.at(k) : nlohmann::json(nullptr); };
   nlohmann::json key = {{"kind", spec.kind},
                         {"model", model_key},
