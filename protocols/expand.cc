@@ -293,17 +293,10 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   // Every job of a split holds the same list (jobs::IdList::Intern): one copy of the ids
   // per split, however many jobs read it. keep_data = false holds none, nor the model,
   // train and adapt configs (JSON trees, most of a lean job's memory once its id is known).
-  // A lean job keeps each data reference (its count and presence are read: a table tells
-  // adaptation jobs by their target data) but neither ids, store path nor content hash.
   auto share = [keep = keep_data_](std::vector<jobs::DataRef>& refs) {
     for (auto& r : refs) {
-      if (keep) {
-        r.ids.MakeInterned();
-      } else {
-        r.ids.clear();
-        std::string().swap(r.store);  // frees the strings (clear() keeps their buffers)
-        std::string().swap(r.corpus_hash);
-      }
+      if (keep) r.ids.MakeInterned();
+      else r.ids.clear();
     }
   };
   share(job.spec.train);

@@ -160,8 +160,8 @@ struct LoadOptions {
   bool use_environment = true;
   uint64_t max_jobs = kDefaultMaxJobs;         // --max-jobs
   bool expand = true;                          // false: parse, resolve and hash only (jobs left empty)
-  // false: each job's data references stay (as many) but drop their utterance ids, store
-  // and hash, and its model, train_config and adapt become null, once the job's identity is
+  // false: each job's data references keep their store and hash but drop their utterance
+  // ids, and its model, train_config and adapt become null, once the job's identity is
   // computed (what plan, table and gc read of a job is its id, kind, labels, seed,
   // selection, attributes and deps; issue 15). Such jobs cannot run.
   bool keep_data = true;
