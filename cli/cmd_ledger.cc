@@ -106,8 +106,8 @@ void LedgerStatusOptions(po::options_description& o) {
 Status LedgerStatusRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
   std::string f = SweepFilter(vm, "j");
-  ES_ASSIGN_OR_RETURN(auto by, l->Query(orchestrator::StatusCountSql(
-                                            l->schema_version(), vm.count("sweep") ? vm["sweep"].as<int64_t>() : -1)));
+  ES_ASSIGN_OR_RETURN(nlohmann::json by_rows, l->StatusCounts(vm.count("sweep") ? vm["sweep"].as<int64_t>() : -1));
+  const nlohmann::json by = {{"rows", std::move(by_rows)}};
   ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
                                               "j.status IN ('failed','blocked')" + f + " ORDER BY j.status, j.id"));
   ES_ASSIGN_OR_RETURN(auto running,

@@ -32,7 +32,7 @@ uint64_t ContentHash(const std::vector<std::string>& ids) {
 }  // namespace
 
 IdList::IdList(std::vector<std::string> ids) {
-  if (!ids.empty()) rep_ = std::make_shared<Rep>(Rep{std::move(ids), false});
+  if (!ids.empty()) rep_ = std::make_shared<Rep>(Rep{std::move(ids), false, {}});
 }
 
 const std::vector<std::string>& IdList::vec() const { return rep_ ? rep_->ids : EmptyList(); }
@@ -41,7 +41,7 @@ void IdList::push_back(std::string id) {
   if (!rep_) {
     rep_ = std::make_shared<Rep>();
   } else if (rep_->interned || rep_.use_count() > 1) {
-    rep_ = std::make_shared<Rep>(Rep{rep_->ids, false});
+    rep_ = std::make_shared<Rep>(Rep{rep_->ids, false, {}});
   }
   rep_->ids.push_back(std::move(id));
 }
@@ -60,10 +60,13 @@ IdList IdList::Intern(std::vector<std::string> ids) {
   const uint64_t h = ContentHash(ids);
   std::lock_guard<std::mutex> lock(table->mu);
   auto range = table->lists.equal_range(h);
+  auto dead = table->lists.end();  // a forgotten list of this hash: its slot is reused
   for (auto it = range.first; it != range.second; ++it) {
     if (auto live = it->second.lock(); live && live->ids == ids) {
       out.rep_ = std::move(live);
       return out;
+    } else if (!live) {
+      dead = it;
     }
   }
   if (table->lists.size() >= table->sweep_at) {
@@ -71,8 +74,10 @@ IdList IdList::Intern(std::vector<std::string> ids) {
       it = it->second.expired() ? table->lists.erase(it) : std::next(it);
     table->sweep_at = std::max<size_t>(1024, 2 * table->lists.size());
   }
-  out.rep_ = std::make_shared<Rep>(Rep{std::move(ids), true});
-  table->lists.emplace(h, out.rep_);
+  out.rep_ = std::make_shared<Rep>(Rep{std::move(ids), true, {}});
+  AppendJsonStrings(&out.rep_->canonical, out.rep_->ids);
+  if (dead != table->lists.end()) dead->second = out.rep_;
+  else table->lists.emplace(h, out.rep_);
   return out;
 }
 
@@ -81,6 +86,35 @@ void IdList::MakeInterned() {
   *this = Intern(rep_.use_count() == 1 ? std::move(rep_->ids) : std::vector<std::string>(rep_->ids));
 }
 
+std::string_view IdList::CanonicalJson(std::string* scratch) const {
+  if (rep_ && rep_->interned) return rep_->canonical;
+  scratch->clear();
+  AppendJsonStrings(scratch, vec());
+  return *scratch;
+}
+
 void to_json(nlohmann::json& j, const IdList& ids) { j = ids.vec(); }
+
+// Printable ASCII is written as is, anything else goes through nlohmann's escaping.
+void AppendJsonString(std::string* out, std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      *out += nlohmann::json(std::string(s)).dump();
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(s);
+  out->push_back('"');
+}
+
+void AppendJsonStrings(std::string* out, const std::vector<std::string>& ids) {
+  out->push_back('[');
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out->push_back(',');
+    AppendJsonString(out, ids[i]);
+  }
+  out->push_back(']');
+}
 
 }  // namespace emosweep::jobs

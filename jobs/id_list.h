@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -58,6 +59,11 @@ class IdList {
   void push_back(std::string id);
   void clear() { rep_.reset(); }
 
+  // The list as compact JSON (`["a","b"]`, as nlohmann's dump writes it), which the job
+  // identity hashes: kept by an interned list (made once, however many jobs hash it), made
+  // into *scratch otherwise.
+  std::string_view CanonicalJson(std::string* scratch) const;
+
   // The list this value shares (nullptr when empty): equal pointers, one list in memory.
   const void* shared() const { return rep_.get(); }
   bool interned() const { return rep_ && rep_->interned; }
@@ -73,10 +79,16 @@ class IdList {
   struct Rep {
     std::vector<std::string> ids;
     bool interned = false;
+    std::string canonical;  // CanonicalJson, set when interned
   };
   std::shared_ptr<Rep> rep_;  // never written through once shared or interned
 };
 
 void to_json(nlohmann::json& j, const IdList& ids);
+
+// Appends s as compact JSON (a quoted string, escaped as nlohmann's dump escapes it).
+void AppendJsonString(std::string* out, std::string_view s);
+// Appends ids as a compact JSON array of strings.
+void AppendJsonStrings(std::string* out, const std::vector<std::string>& ids);
 
 }  // namespace emosweep::jobs

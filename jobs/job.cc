@@ -49,9 +49,9 @@ nlohmann::json JobSpec::ToJson() const {
       {"val", RefsToJson(val)},
       {"eval", eval_j},
       {"target_unlabeled", RefsToJson(target_unlabeled)},
-      {"model", model},
-      {"train_config", train_config},
-      {"adapt", adapt},
+      {"model", model.tree()},
+      {"train_config", train_config.tree()},
+      {"adapt", adapt.tree()},
       {"selection", selection},
       {"oracle_eval", oracle_eval},
       {"seed", seed},
@@ -78,9 +78,10 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
     }
     ES_ASSIGN_OR_RETURN(s.target_unlabeled,
                         RefsFromJson(j.value("target_unlabeled", nlohmann::json()), where + " target_unlabeled"));
-    s.model = j.value("model", nlohmann::json::object());
-    s.train_config = j.value("train_config", nlohmann::json::object());
-    s.adapt = j.value("adapt", nlohmann::json::object());
+    // One tree per distinct config, however many jobs read it.
+    s.model = SharedJson::Intern(j.value("model", nlohmann::json::object()));
+    s.train_config = SharedJson::Intern(j.value("train_config", nlohmann::json::object()));
+    s.adapt = SharedJson::Intern(j.value("adapt", nlohmann::json::object()));
     s.selection = j.value("selection", "source_val");
     s.oracle_eval = j.value("oracle_eval", "");
     s.seed = j.value("seed", uint64_t{0});
@@ -98,84 +99,87 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
 
 namespace {
 
-// Appends the canonical JSON (nlohmann's compact dump) of a string: printable
-// ASCII is written as is, anything else goes through nlohmann's escaping.
-void AppendString(std::string* out, const std::string& s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      *out += nlohmann::json(s).dump();
-      return;
-    }
+// Feeds the canonical bytes to the hash in pieces: the small parts through one buffer,
+// the utterance-id lists straight from an interned list's kept serialisation.
+class IdentityWriter {
+ public:
+  std::string& buf() { return buf_; }
+  void Flush() {
+    sha_.Update(buf_);
+    buf_.clear();
   }
-  out->push_back('"');
-  out->append(s);
-  out->push_back('"');
-}
+  // [{"corpus_hash":...,"ids":[...]}, ...]: the identity's view of data (no store path).
+  void Refs(const std::vector<DataRef>& refs) {
+    buf_.push_back('[');
+    for (size_t r = 0; r < refs.size(); ++r) {
+      if (r) buf_.push_back(',');
+      buf_.append("{\"corpus_hash\":");
+      AppendJsonString(&buf_, refs[r].corpus_hash);
+      buf_.append(",\"ids\":");
+      Flush();
+      sha_.Update(refs[r].ids.CanonicalJson(&scratch_));
+      buf_.push_back('}');
+    }
+    buf_.push_back(']');
+  }
+  std::string Finish() {
+    Flush();
+    return sha_.HexDigest();
+  }
 
-// [{"corpus_hash":...,"ids":[...]}, ...]: the identity's view of data (no store path).
-void AppendRefs(std::string* out, const std::vector<DataRef>& refs) {
-  out->push_back('[');
-  for (size_t r = 0; r < refs.size(); ++r) {
-    if (r) out->push_back(',');
-    out->append("{\"corpus_hash\":");
-    AppendString(out, refs[r].corpus_hash);
-    out->append(",\"ids\":[");
-    for (size_t i = 0; i < refs[r].ids.size(); ++i) {
-      if (i) out->push_back(',');
-      AppendString(out, refs[r].ids[i]);
-    }
-    out->append("]}");
-  }
-  out->push_back(']');
-}
+ private:
+  Sha256 sha_;
+  std::string buf_, scratch_;
+};
 
 }  // namespace
 
 // The bytes hashed are exactly HashJson({"identity_version": v, "job": ToJson() without
 // every data reference's "store"}) (keys sorted, compact), written directly: building
 // that JSON tree for thousands of utterance ids per job dominated protocol expansion
-// (issue 15). tests/worker/job_identity_test.cc checks both agree.
+// (issue 15). Interned configs and id lists keep their serialisation, so the bytes of
+// what many jobs share are made once and streamed into the hash without a copy.
+// tests/jobs/job_identity_test.cc checks both agree.
 std::string JobSpec::ComputeId() const {
-  std::string out;
-  size_t ids = 0;
-  for (const auto* refs : {&train, &val, &target_unlabeled})
-    for (const auto& r : *refs) ids += r.ids.size();
-  for (const auto& [name, refs] : eval)
-    for (const auto& r : refs) ids += r.ids.size();
-  out.reserve(512 + ids * 24);
+  IdentityWriter w;
+  std::string& out = w.buf();
+  out.reserve(1024);
   out.append("{\"identity_version\":").append(std::to_string(kIdentityVersion)).append(",\"job\":{\"adapt\":");
-  out.append(adapt.dump());
+  adapt.AppendDump(&out);
   out.append(",\"eval\":{");
   bool first = true;
   for (const auto& [name, refs] : eval) {
     if (!first) out.push_back(',');
     first = false;
-    AppendString(&out, name);
+    AppendJsonString(&out, name);
     out.push_back(':');
-    AppendRefs(&out, refs);
+    w.Refs(refs);
   }
   out.append("},\"features\":").append(nlohmann::json(features).dump());
   out.append(",\"init_from\":");
-  AppendString(&out, init_from);
+  AppendJsonString(&out, init_from);
   out.append(",\"keep_checkpoint\":").append(keep_checkpoint ? "true" : "false");
   out.append(",\"kind\":");
-  AppendString(&out, kind);
-  out.append(",\"labels\":").append(nlohmann::json(labels).dump());
-  out.append(",\"model\":").append(model.dump());
+  AppendJsonString(&out, kind);
+  out.append(",\"labels\":");
+  AppendJsonStrings(&out, labels);
+  out.append(",\"model\":");
+  model.AppendDump(&out);
   out.append(",\"oracle_eval\":");
-  AppendString(&out, oracle_eval);
-  out.append(",\"seed\":").append(nlohmann::json(seed).dump());
+  AppendJsonString(&out, oracle_eval);
+  out.append(",\"seed\":").append(std::to_string(seed));
   out.append(",\"selection\":");
-  AppendString(&out, selection);
+  AppendJsonString(&out, selection);
   out.append(",\"target_unlabeled\":");
-  AppendRefs(&out, target_unlabeled);
+  w.Refs(target_unlabeled);
   out.append(",\"train\":");
-  AppendRefs(&out, train);
-  out.append(",\"train_config\":").append(train_config.dump());
+  w.Refs(train);
+  out.append(",\"train_config\":");
+  train_config.AppendDump(&out);
   out.append(",\"val\":");
-  AppendRefs(&out, val);
+  w.Refs(val);
   out.append("}}");
-  return Sha256Hex(out);
+  return w.Finish();
 }
 
 nlohmann::json JobResultToJson(const JobResult& r) {

@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "jobs/id_list.h"
+#include "jobs/shared_json.h"
 
 namespace emosweep::cluster {
 class GradientReducer;
@@ -41,9 +42,11 @@ struct JobSpec {
   std::vector<DataRef> val;                     // model-selection / early-stopping data
   std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)
   std::vector<DataRef> target_unlabeled;        // adapt: target-domain data, labels never read
-  nlohmann::json model = nlohmann::json::object();   // {"name": "...", <model config>}
-  nlohmann::json train_config = nlohmann::json::object();  // see worker/train_config.h for the keys
-  nlohmann::json adapt = nlohmann::json::object();   // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
+  // The configs read like const nlohmann::json (jobs/shared_json.h): jobs of one grid point
+  // share one tree (interned by the expansion and by FromJson).
+  SharedJson model;                // {"name": "...", <model config>}
+  SharedJson train_config;         // see jobs/train_config.h for the keys
+  SharedJson adapt;                // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
   std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
   std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;

@@ -34,9 +34,9 @@ std::string PackKey(const JobSpec& spec) {
   // selection policy and DA weight may differ.
   nlohmann::json model_key = spec.model;
   model_key.erase("dropout");
-  nlohmann::json adapt_key = spec.adapt.is_object() ? spec.adapt : nlohmann::json::object();
+  nlohmann::json adapt_key = spec.adapt.is_object() ? spec.adapt.tree() : nlohmann::json::object();
   adapt_key.erase("weight");
-  const nlohmann::json& t = spec.train_config.is_object() ? spec.train_config : nlohmann::json::object();
+  const nlohmann::json& t = spec.train_config.is_object() ? spec.train_config.tree() : nlohmann::json::object();
   auto get = [&](const char* k) { return t.contains(k) ? t.at(k) : nlohmann::json(nullptr); };
   nlohmann::json key = {{"kind", spec.kind},
                         {"model", model_key},

@@ -200,6 +200,16 @@ class Ledger {
   Result<std::map<std::string, int>> SelectedEpochs(const std::vector<std::string>& ids);
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
+  // `ledger status`'s counts: [[kind, status, count], ...] ordered by kind and status, of
+  // every job (sweep_id < 0) or of one sweep's (StatusCountSql's rows). From schema v2 on,
+  // a sweep that links a large share of the ledger's jobs (kStatusMergeShare) is counted
+  // by merging two index scans in id order (its links; every job's id, kind and status)
+  // instead of one index lookup a job and a sort of the joined rows (issue 15).
+  Result<nlohmann::json> StatusCounts(int64_t sweep_id);
+  static constexpr int64_t kStatusMergeShare = 8;  // merge when links * this >= the jobs' max rowid
+  // The two scans StatusCounts merges (tests run EXPLAIN QUERY PLAN on them).
+  static std::string SweepLinksByIdSql();
+  static std::string JobStatesByIdSql();
   // Raw read-only SQL (the ledger must have been opened read_only): columns + rows.
   // A statement that could write or create anything (VACUUM INTO, ATTACH, pragma
   // assignments) is refused before it runs; timeout_s > 0 interrupts a longer query.

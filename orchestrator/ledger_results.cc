@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "orchestrator/ledger.h"
@@ -388,6 +389,65 @@ Result<nlohmann::json> Ledger::Sweeps() {
                    {"jobs", st.Int(8)}});
   }
   return out;
+}
+
+std::string Ledger::SweepLinksByIdSql() { return "SELECT job_id FROM sweep_jobs WHERE sweep_id = ? ORDER BY job_id"; }
+std::string Ledger::JobStatesByIdSql() {
+  return "SELECT id, kind, status FROM jobs INDEXED BY jobs_by_id_state ORDER BY id";
+}
+
+Result<nlohmann::json> Ledger::StatusCounts(int64_t sweep_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto rows_of = [this](const std::string& sql) -> Result<nlohmann::json> {
+    Stmt st(&db_, sql);
+    ES_RETURN_IF_ERROR(st.status());
+    nlohmann::json rows = nlohmann::json::array();
+    for (;;) {
+      ES_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      rows.push_back({st.Text(0), st.Text(1), st.Int(2)});
+    }
+    return rows;
+  };
+  if (sweep_id < 0 || schema_version_ < 2) return rows_of(StatusCountSql(schema_version_, sweep_id));
+  // One lookup a linked job costs ~8 steps of a scan (10^5 jobs: 34 ms of lookups, and
+  // 31 ms more to sort the joined rows for GROUP BY; a scan of jobs_by_id_state, 2 ms).
+  int64_t links = -1, max_rowid = 0;
+  {
+    Stmt st(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
+    ES_RETURN_IF_ERROR(st.status());
+    st.Bind(1, sweep_id);
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row && !st.IsNull(0)) links = st.Int(0);
+    Stmt mx(&db_, "SELECT max(rowid) FROM jobs");
+    ES_RETURN_IF_ERROR(mx.status());
+    ES_ASSIGN_OR_RETURN(bool r2, mx.Step());
+    if (r2 && !mx.IsNull(0)) max_rowid = mx.Int(0);
+  }
+  if (links < 0 || links * kStatusMergeShare < max_rowid) return rows_of(StatusCountSql(schema_version_, sweep_id));
+  Stmt a(&db_, SweepLinksByIdSql()), b(&db_, JobStatesByIdSql());
+  ES_RETURN_IF_ERROR(a.status());
+  ES_RETURN_IF_ERROR(b.status());
+  a.Bind(1, sweep_id);
+  std::map<std::pair<std::string, std::string>, int64_t> counts;
+  ES_ASSIGN_OR_RETURN(bool more_a, a.Step());
+  ES_ASSIGN_OR_RETURN(bool more_b, b.Step());
+  std::string ida = more_a ? a.Text(0) : "", idb = more_b ? b.Text(0) : "";
+  while (more_a && more_b) {  // both in id order (BINARY collation, as std::string compares)
+    const int c = ida.compare(idb);
+    if (c == 0) ++counts[{b.Text(1), b.Text(2)}];
+    if (c <= 0) {
+      ES_ASSIGN_OR_RETURN(more_a, a.Step());
+      if (more_a) ida = a.Text(0);
+    }
+    if (c >= 0) {
+      ES_ASSIGN_OR_RETURN(more_b, b.Step());
+      if (more_b) idb = b.Text(0);
+    }
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& [ks, n] : counts) rows.push_back({ks.first, ks.second, n});
+  return rows;
 }
 
 namespace {

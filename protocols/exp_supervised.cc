@@ -29,13 +29,15 @@ Status Expander::ExpandInDomain(const ExperimentDecl& e, ExperimentSummary* s) {
       if (fold.train.empty() || fold.test.empty())
         return Status::FailedPrecondition(e.where + ": fold '" + fold.name + "' of corpus '" + c +
                                           "' has an empty train or test share");
+      // One interned list per share, read by every model, grid point and seed.
+      const jobs::DataRef train = view->Ref(fold.train), val = view->Ref(fold.val), test = view->Ref(fold.test);
       for (const auto& [m, point] : e.points)
         for (uint64_t seed : e.seeds) {
           PlannedJob j;
           j.spec = BaseSpec(e, point, seed);
-          j.spec.train = {view->Ref(fold.train)};
-          if (!fold.val.empty()) j.spec.val = {view->Ref(fold.val)};
-          j.spec.eval["test"] = {view->Ref(fold.test)};
+          j.spec.train = {train};
+          if (!fold.val.empty()) j.spec.val = {val};
+          j.spec.eval["test"] = {test};
           j.attrs = BaseAttrs(e, m, point, seed);
           j.attrs["corpus"] = j.attrs["source"] = j.attrs["target"] = c;
           j.attrs["fold"] = fold.name;

@@ -65,7 +65,7 @@ Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
           std::string pre_id = Add(std::move(pre), s);
           for (const auto& b : budgets) {
             // Budgets come from the target's train share only: never from its test share.
-            std::vector<std::string> train_ids = tp.train;
+            jobs::IdList train_ids = tp.train;
             if (e.kind == "fewshot") {
               auto subset = data::StratifiedSubset(subset_from, tp.train, b.fraction, b.shots, seed,
                                                    e.where + ": budget " + b.label + " of target '" + target + "'");
@@ -109,7 +109,7 @@ Status Expander::ExpandAdapt(const ExperimentDecl& e, ExperimentSummary* s) {
     for (const auto& target : e.targets) {
       ES_ASSIGN_OR_RETURN(const CorpusView* tgt, View(e, target));
       const bool whole = EvaluateOn(target, "test") == "whole";
-      std::vector<std::string> unlabeled = tgt->ids, test = tgt->ids, target_val;
+      jobs::IdList unlabeled = tgt->ids, test = tgt->ids, target_val;  // interned lists, shared by the jobs
       if (!whole) {
         ES_ASSIGN_OR_RETURN(Partition tp, PartitionOf(e, *tgt));
         unlabeled = tp.train, test = tp.test, target_val = tp.val;

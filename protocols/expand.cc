@@ -82,7 +82,8 @@ nlohmann::json ExperimentDecl::ToJson() const {
   return j;
 }
 
-jobs::DataRef CorpusView::Ref(std::vector<std::string> ids) const {
+jobs::DataRef CorpusView::Ref(jobs::IdList ids) const {
+  ids.MakeInterned();  // nothing to do for a share's or the view's list (interned when made)
   return {store->path, store->info.content_hash, std::move(ids)};
 }
 
@@ -127,6 +128,7 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
   if (v.ids.empty())
     return Status::FailedPrecondition(e.where + ": corpus '" + corpus + "' (" + store->path +
                                       ") has no utterance with a label of the experiment's label set");
+  v.ids.MakeInterned();
   return &views_.emplace(key, std::move(v)).first->second;
 }
 
@@ -184,7 +186,7 @@ Result<Partition> Expander::PartitionOf(const ExperimentDecl& e, const CorpusVie
   if (f.train.empty() || f.test.empty())
     return Status::FailedPrecondition(e.where + ": fold '" + f.name + "' of corpus '" + view.store->corpus +
                                       "' has an empty train or test share");
-  return Partition{f.name, f.train, f.val, f.test};
+  return Partition{f.name, jobs::IdList::Intern(f.train), jobs::IdList::Intern(f.val), jobs::IdList::Intern(f.test)};
 }
 
 Result<Pooled> Expander::PoolOf(const ExperimentDecl& e, const std::vector<std::string>& corpora) {
@@ -258,6 +260,11 @@ std::map<std::string, std::string> Expander::BaseAttrs(const ExperimentDecl& e, 
 }
 
 std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
+  // Jobs of one grid point share one model, train and adapt tree (jobs::SharedJson::Intern);
+  // an interned tree keeps its dump, so the identity below serialises none of them again.
+  job.spec.model.MakeInterned();
+  job.spec.train_config.MakeInterned();
+  job.spec.adapt.MakeInterned();
   job.spec.id = job.spec.ComputeId();
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
@@ -296,7 +303,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   share(job.spec.val);
   share(job.spec.target_unlabeled);
   for (auto& [name, refs] : job.spec.eval) share(refs);
-  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();
+  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();  // shared null
   std::string id = job.spec.id;
   by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));

@@ -220,6 +220,9 @@ Status ExpandPoints(const TomlDocument& doc, const TableReader& r, const Default
       if (e->kind == "finetune" || e->kind == "fewshot") {
         ES_ASSIGN_OR_RETURN(p.finetune, EffectiveTrainConfig(f, file, fl));
       }
+      p.model.MakeInterned();  // the jobs copy a pointer, and their identities reuse its dump
+      p.train.MakeInterned();
+      p.finetune.MakeInterned();
       e->points.emplace_back(m, std::move(p));
     }
     size_t a = 0;

@@ -23,14 +23,14 @@ namespace emosweep::protocols {
 struct CorpusView {
   const StoreView* store = nullptr;
   data::Corpus meta;               // filtered utterances (no features)
-  std::vector<std::string> ids;    // all filtered ids, store order
-  jobs::DataRef Ref(std::vector<std::string> ids) const;
+  jobs::IdList ids;                // all filtered ids, store order (interned)
+  jobs::DataRef Ref(jobs::IdList ids) const;
 };
 
 // The train / val / test share of a corpus used by every kind except in_domain.
 struct Partition {
   std::string fold;
-  std::vector<std::string> train, val, test;
+  jobs::IdList train, val, test;   // interned: the jobs that read a share hold one list
 };
 
 // The shares of a set of training corpora, pooled in the set's order (one

@@ -21,6 +21,7 @@
 
 #include "core/status.h"
 #include "core/toml_json.h"
+#include "jobs/shared_json.h"
 #include "protocols/expand.h"
 
 namespace emosweep::protocols {
@@ -72,9 +73,9 @@ struct Budget {
 
 // One grid point: effective configs (defaults filled) and its attributes.
 struct GridPoint {
-  nlohmann::json model;            // {"name": ..., effective config}
-  nlohmann::json train;            // effective train config
-  nlohmann::json finetune;         // effective train config of the fine-tune stage (finetune/fewshot)
+  jobs::SharedJson model;          // {"name": ..., effective config}; interned: every job of the point shares it
+  jobs::SharedJson train;          // effective train config (interned)
+  jobs::SharedJson finetune;       // effective train config of the fine-tune stage (finetune/fewshot)
   nlohmann::json adapt_extra;      // grid "adapt.*" values
   std::map<std::string, std::string> attrs;  // "train.lr" -> "0.001", ...; "hp" -> "train.lr=0.001,..."
 };

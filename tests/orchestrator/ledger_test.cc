@@ -135,6 +135,44 @@ TEST(Ledger, V1FileReadsReadOnlyAndMigratesToV2) {
   EXPECT_TRUE((*none)["rows"].empty());
 }
 
+// Issue 15: `ledger status --sweep` counts a sweep that links most of the ledger by
+// merging two id-ordered index scans, one that links few by lookups; both give the
+// rows of StatusCountSql (kinds, statuses and links that skip jobs of other sweeps).
+TEST(Ledger, StatusCountsOfASweepMatchTheSql) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  auto big = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(big.ok());
+  ASSERT_TRUE(l->RegisterJobs(*big, testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 20)).ok());
+  auto other = l->BeginSweep({"q", "q.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(l->RegisterJobs(*other, testing::MakeGrid("f", {"a"}, {"x"}, 10)).ok());  // 10 of 130: lookups
+  l.reset();
+  RawExec(path,
+          "UPDATE jobs SET status = 'done' WHERE rowid % 3 = 0; UPDATE jobs SET status = 'failed' WHERE rowid % 5 = 0; "
+          "UPDATE jobs SET kind = 'eval' WHERE rowid % 7 = 0; "
+          // the big sweep also links one job of the other sweep
+          "INSERT INTO sweep_jobs(sweep_id, job_id, ord) SELECT 1, max(id), 1000 FROM jobs WHERE id NOT IN "
+          "(SELECT job_id FROM sweep_jobs WHERE sweep_id = 1); UPDATE sweeps SET jobs = jobs + 1 WHERE id = 1");
+  auto ro = OpenOk(path, {true});
+  ASSERT_NE(ro, nullptr);
+  ASSERT_EQ(ro->schema_version(), 2);
+  for (int64_t sweep : {int64_t{-1}, *big, *other, int64_t{99}}) {
+    auto sql = ro->Query(StatusCountSql(ro->schema_version(), sweep));
+    auto counts = ro->StatusCounts(sweep);
+    ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+    ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+    EXPECT_EQ(*counts, (*sql)["rows"]) << "sweep " << sweep;
+    if (sweep == *big) {
+      int64_t n = 0;
+      for (const auto& r : *counts) n += r[2].get<int64_t>();
+      EXPECT_EQ(n, 121);
+      EXPECT_GT(counts->size(), 3u);  // several kinds and statuses
+    }
+  }
+}
+
 TEST(Ledger, RejectsNewerSchemaVersion) {
   std::string path = TestDir() + "/l.db";
   { OpenOk(path); }
@@ -675,6 +713,30 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
 // row keeps `status` after kilobytes of config_json, so counting from rows walks the
 // whole file (0.94 s CPU at 10^5 jobs). Every step that touches jobs or sweep_jobs
 // must be a covering index (issue 15).
+// The two scans `ledger status --sweep` merges read covering indices in id order: no
+// job row, no sort (issue 15).
+TEST(LedgerIndices, SweepStatusMergeScansAreOrderedIndexScans) {
+  const std::string path = testing::TestDir() + "/l.db";
+  { ASSERT_NE(OpenOk(path), nullptr); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  for (const std::string& sql : {Ledger::SweepLinksByIdSql(), Ledger::JobStatesByIdSql()}) {
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db) << ": " << sql;
+    int rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      ++rows;
+      std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+      EXPECT_EQ(detail.find("TEMP B-TREE"), std::string::npos) << "sorts: " << detail << "\n  in: " << sql;
+      EXPECT_NE(detail.find("COVERING INDEX"), std::string::npos) << "reads job rows: " << detail << "\n  in: " << sql;
+    }
+    sqlite3_finalize(st);
+    EXPECT_GT(rows, 0) << sql;
+  }
+  sqlite3_close(db);
+}
+
 TEST(LedgerIndices, StatusCountsReadIndicesOnly) {
   const std::string path = testing::TestDir() + "/l.db";
   { ASSERT_NE(OpenOk(path), nullptr); }

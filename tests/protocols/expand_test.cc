@@ -150,6 +150,50 @@ models = ["concat_mlp"]
   for (const auto& [key, ptrs] : lists) EXPECT_EQ(ptrs.size(), 1u) << key;
 }
 
+// Issue 15: every job of one grid point holds the same model and train config tree (one
+// tree per distinct config, however many seeds, folds and corpora read it), after
+// expansion and after a JSON round trip.
+TEST_F(Expand, JobsOfOneGridPointShareOneConfigTree) {
+  Protocol p = Load(R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a", "b"]
+models = ["concat_mlp", {name = "concat_mlp", label = "wide", hidden_dims = [512]}]
+grid = {"train.lr" = [0.01, 0.001]}
+)");
+  auto check = [](const std::vector<PlannedJob>& planned, const std::string& tag) {
+    std::map<std::string, std::set<const void*>> models, trains;  // (model label, hp) -> trees
+    std::map<std::string, size_t> jobs;
+    std::set<const void*> all_models, all_trains;
+    for (const auto& j : planned) {
+      const std::string key = j.attrs.at("model") + "|" + j.attrs.at("hp");
+      models[key].insert(j.spec.model.shared());
+      trains[key].insert(j.spec.train_config.shared());
+      all_models.insert(j.spec.model.shared());
+      all_trains.insert(j.spec.train_config.shared());
+      ++jobs[key];
+      EXPECT_TRUE(j.spec.model.interned() && j.spec.train_config.interned()) << tag;
+    }
+    ASSERT_EQ(models.size(), 4u) << tag;  // 2 models x 2 learning rates
+    for (const auto& [key, trees] : models) {
+      EXPECT_EQ(jobs[key], 2u * 3 * 2) << tag << " " << key;  // 2 corpora x 3 folds x 2 seeds
+      EXPECT_EQ(trees.size(), 1u) << tag << " " << key;
+      EXPECT_EQ(trains[key].size(), 1u) << tag << " " << key;
+    }
+    EXPECT_EQ(all_models.size(), 2u) << tag;  // the learning rate is not in the model config
+    EXPECT_EQ(all_trains.size(), 2u) << tag;
+  };
+  check(p.jobs, "expanded");
+  std::vector<PlannedJob> parsed;
+  for (const auto& j : p.jobs) {
+    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->ComputeId(), j.spec.id);
+    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
+  }
+  check(parsed, "parsed");
+}
+
 TEST_F(Expand, LocoTrainsOnAllButOne) {
   Protocol p = Load(R"([[experiment]]
 name = "loco"
