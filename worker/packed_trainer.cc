@@ -1161,8 +1161,8 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
       if (!jobs::PackableAdaptVariant(v)) return no("adaptation variant '" + v + "'");
     }
     // The DA variant and its settings (all but its weight) agree: every member adapts the same way, or none does.
-    nlohmann::json a0 = members[0].adapt.is_object() ? members[0].adapt : nlohmann::json::object();
-    nlohmann::json ai = s.adapt.is_object() ? s.adapt : nlohmann::json::object();
+    nlohmann::json a0 = members[0].adapt.is_object() ? members[0].adapt.tree() : nlohmann::json::object();
+    nlohmann::json ai = s.adapt.is_object() ? s.adapt.tree() : nlohmann::json::object();
     a0.erase("weight");
     ai.erase("weight");
     if (a0 != ai) return no("members' adaptation differs (beyond its weight)");
