@@ -22,6 +22,12 @@
 
 namespace emosweep::worker {
 
+// [offset, offset + count) of the flat layout and where its gradient lies (FlatParameters::GradRanges).
+struct GradRange {
+  int64_t offset = 0, count = 0;
+  const float* data = nullptr;
+};
+
 class FlatParameters {
  public:
   FlatParameters() = default;

@@ -23,6 +23,15 @@
 
 namespace emosweep::worker {
 
+// Gradient clipping folded into the update: the step reads g · coef over [offset, offset + count) of the
+// flat gradient (g elsewhere) instead of clipping rewriting the gradient first (ClipGradNorm's
+// grads.mul_(coef)): the same float products, so the same step bitwise, one read+write pass over the
+// gradient less (bench/README.md, seed_epoch_bench). grads() is left unscaled. coef 1 = no scaling.
+struct GradScale {
+  float coef = 1.0f;
+  int64_t offset = 0, count = 0;
+};
+
 class FusedOptimizer {
  public:
   FusedOptimizer(FlatParameters* flat, const TrainConfig& config);
@@ -31,7 +40,11 @@ class FusedOptimizer {
   double lr() const { return lr_; }
   // beta1 for adam/adamw, momentum for sgd (OneCycle's momentum cycling).
   void set_momentum(double m);
-  void Step();
+  // One update; `scale`: the clipping coefficient to apply to the gradient as it is read (ClipScale).
+  void Step(const GradScale& scale = {});
+  // The same update reading the gradient in place, range by range (FlatParameters::GradRanges: no copy into
+  // grads()); the ranges cover the buffer in order. On the tensor path the gradient is synced first.
+  void Step(const std::vector<GradRange>& grads, const GradScale& scale = {});
   // Whole-buffer tensor operations instead of the host loops: chosen automatically for
   // buffers that are not in host memory; settable on CPU so that tests compare both.
   void set_tensor_path(bool on) { tensor_path_ = on; }
@@ -53,7 +66,8 @@ class FusedOptimizer {
   bool tensor_path_ = false;
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
 
-  void StepTensors();
+  void StepHost(const std::vector<GradRange>& grads, const GradScale& scale);
+  void StepTensors(const GradScale& scale);
 };
 
 // The Adam/AdamW update of Step() as a plain scalar loop (no vectorisation, no fused multiply-add): what
@@ -64,5 +78,10 @@ void AdamReferenceStep(float* p, const float* g, float* m, float* v, int64_t n, 
 // Global L2 norm clipping on the flat gradient (torch::nn::utils::clip_grad_norm_
 // semantics: scale by max_norm / (norm + 1e-6) when that is < 1). Returns the norm.
 double ClipGradNorm(torch::Tensor& grads, double max_norm);
+// The same clipping of grads[offset, offset + count) as a GradScale for Step(), leaving the gradient as it
+// is: the norm is computed exactly as ClipGradNorm computes it over that slice (stored in *norm if given),
+// coef = max_norm / (norm + 1e-6) rounded to float when < 1, else 1.
+GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm,
+                    double* norm = nullptr);
 
 }  // namespace emosweep::worker

@@ -194,6 +194,84 @@ TEST(FusedOptimizer, AdamLoopEqualsScalarReferenceBitwise) {
   }
 }
 
+// Clipping folded into the step (GradScale): ClipScale + Step(scale) must give bitwise the parameters and
+// optimizer state of ClipGradNorm over the slice + Step() (what the trainer did), for every optimizer, over
+// a clipped slice that starts and ends off any vector or thread-chunk boundary, with steps where the
+// coefficient is < 1 and where it is 1, on one and on two intra-op threads; and the gradient is left
+// unscaled. A coefficient applied twice, not at all, or outside the slice fails it.
+TEST(FusedOptimizer, ClipScaleInStepEqualsClipGradNormThenStepBitwise) {
+  const int threads = at::get_num_threads();
+  for (int nt : {1, 2}) {
+    at::set_num_threads(nt);
+    for (const char* kind : {"adamw", "adam", "sgd", "sgd_nesterov", "sgd_plain"}) {
+      nlohmann::json j = {{"lr", 3e-3}, {"weight_decay", 0.05}};
+      const std::string k = kind;
+      j["optimizer"] = k.rfind("sgd", 0) == 0 ? "sgd" : k;
+      if (k == "sgd" || k == "sgd_nesterov") j["momentum"] = 0.9;
+      if (k == "sgd_nesterov") j["nesterov"] = true;
+      TrainConfig c = Config(j);
+      torch::manual_seed(17);
+      torch::nn::Module ma, mb;
+      torch::Tensor w0 = torch::randn({100003});
+      ma.register_parameter("w", w0.clone());
+      mb.register_parameter("w", w0.clone());
+      auto fa = FlatParameters::Build(ma, {});
+      auto fb = FlatParameters::Build(mb, {});
+      ASSERT_TRUE(fa.ok() && fb.ok());
+      FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      const int64_t off = 12345, count = 70001;  // to 82346: inside the second 32768-element chunk
+      for (int s = 1; s <= 6; ++s) {
+        // Steps 1-4 and 6 clip (norm ~ 265 > 1); step 5's gradient is small enough to pass unscaled.
+        torch::Tensor g = torch::randn({100003}) * (s == 5 ? 1e-4 : 1.0);
+        fa->grads().copy_(g);
+        fb->grads().copy_(g);
+        torch::Tensor slice = fa->grads().narrow(0, off, count);
+        const double norm_a = ClipGradNorm(slice, 1.0);
+        oa.Step();
+        double norm_b = 0;
+        const GradScale scale = ClipScale(fb->grads(), off, count, 1.0, &norm_b);
+        EXPECT_EQ(norm_a, norm_b);
+        if (s == 5) EXPECT_EQ(scale.coef, 1.0f);
+        else EXPECT_LT(scale.coef, 1.0f);
+        ob.Step(scale);
+        EXPECT_TRUE(torch::equal(fb->grads(), g)) << kind << ": the gradient was rewritten";
+        ASSERT_TRUE(torch::equal(fa->params(), fb->params()))
+            << kind << " threads " << nt << " step " << s << ": max |diff| "
+            << (fa->params() - fb->params()).abs().max().item<float>();
+        auto sa = oa.StateTensors(), sb = ob.StateTensors();
+        ASSERT_EQ(sa.size(), sb.size());
+        for (size_t i = 0; i < sa.size(); ++i) ASSERT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+// The device formulation (tensor path) applies the same scale to the gradient before its kernels.
+TEST(FusedOptimizer, ClipScaleOnTensorPathEqualsClipGradNormThenStep) {
+  TrainConfig c = Config({{"optimizer", "adamw"}, {"lr", 3e-3}, {"weight_decay", 0.05}});
+  torch::manual_seed(19);
+  torch::nn::Module ma, mb;
+  torch::Tensor w0 = torch::randn({1003});
+  ma.register_parameter("w", w0.clone());
+  mb.register_parameter("w", w0.clone());
+  auto fa = FlatParameters::Build(ma, {});
+  auto fb = FlatParameters::Build(mb, {});
+  FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+  oa.set_tensor_path(true);
+  ob.set_tensor_path(true);
+  for (int s = 0; s < 3; ++s) {
+    torch::Tensor g = torch::randn({1003});
+    fa->grads().copy_(g);
+    fb->grads().copy_(g);
+    torch::Tensor slice = fa->grads().narrow(0, 100, 800);
+    ClipGradNorm(slice, 1.0);
+    oa.Step();
+    ob.Step(ClipScale(fb->grads(), 100, 800, 1.0));
+    ASSERT_TRUE(torch::equal(fa->params(), fb->params())) << "step " << s;
+  }
+}
+
 TEST(FusedOptimizer, AdamWMatchesTorchOptimOver200Steps) {
   TrainConfig c = Config({{"optimizer", "adamw"}, {"lr", 1e-2}, {"weight_decay", 0.01}});
   double d = MaxDiffAfter(c, [&](std::vector<torch::Tensor> p) {
