@@ -251,10 +251,12 @@ void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int cla
     total.backward();
     loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(len);
     lap(&p.backward);
-    r.flat->SyncGrads();
-    worker::GradScale clip;  // as worker/trainer.cc: the clip coefficient is applied inside the update
-    if (r.cfg.grad_clip > 0) clip = worker::ClipScale(r.flat->grads(), 0, r.flat->numel(), r.cfg.grad_clip);
-    r.opt->Step(clip);
+    if (r.cfg.grad_clip > 0) {  // as worker/trainer.cc: the clip coefficient is applied inside the update
+      r.flat->SyncGrads();
+      r.opt->Step(worker::ClipScale(r.flat->grads(), 0, r.flat->numel(), r.cfg.grad_clip));
+    } else {  // one process, no clipping: the update reads the .grads in place
+      r.opt->Step(r.flat->GradRanges());
+    }
     lap(&p.optimizer);
   }
   const double loss = loss_acc.item<double>() / static_cast<double>(r.steps_per_epoch * bs > n ? n : r.steps_per_epoch * bs);

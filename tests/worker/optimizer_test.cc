@@ -272,6 +272,79 @@ TEST(FusedOptimizer, ClipScaleOnTensorPathEqualsClipGradNormThenStep) {
   }
 }
 
+// The update reading each .grad in place (FlatParameters::GradRanges, no copy into the flat buffer) must
+// step bitwise as SyncGrads + Step() does, on a twin net: with a parameter that gets no gradient (zero,
+// while the buffer holds garbage), one used twice, a parameter larger than a thread chunk so that ranges
+// cross chunk ends on two threads, for every optimizer and together with a clipping scale.
+TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
+  struct BigImpl : torch::nn::Module {
+    BigImpl() {
+      a = register_module("a", torch::nn::Linear(300, 301));  // 90300 weights: three 32768-element chunks
+      b = register_module("b", torch::nn::Linear(301, 5));
+      unused = register_module("unused", torch::nn::Linear(3, 3));
+    }
+    torch::Tensor forward(const torch::Tensor& x) { return b(torch::tanh(a(x)) + a(x).pow(2) * 0.01); }
+    torch::nn::Linear a{nullptr}, b{nullptr}, unused{nullptr};
+  };
+  const int threads = at::get_num_threads();
+  for (int nt : {1, 2}) {
+    at::set_num_threads(nt);
+    for (const char* kind : {"adamw", "adam", "sgd"}) {
+      nlohmann::json j = {{"optimizer", kind}, {"lr", 1e-2}, {"weight_decay", 0.05}};
+      if (std::string(kind) == "sgd") j["momentum"] = 0.9;
+      TrainConfig c = Config(j);
+      torch::manual_seed(23);
+      auto na = std::make_shared<BigImpl>(), nb = std::make_shared<BigImpl>();
+      {
+        torch::NoGradGuard g;
+        for (size_t i = 0; i < na->parameters().size(); ++i) nb->parameters()[i].copy_(na->parameters()[i]);
+      }
+      auto fa = FlatParameters::Build(*na, {});
+      auto fb = FlatParameters::Build(*nb, {});
+      ASSERT_TRUE(fa.ok() && fb.ok());
+      FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      torch::Tensor target = torch::randn({16, 5});
+      for (int s = 0; s < 4; ++s) {
+        torch::Tensor x = torch::randn({16, 300});
+        fa->ZeroGrad();
+        torch::mse_loss(na->forward(x), target).backward();
+        fa->SyncGrads();
+        fb->ZeroGrad();
+        fb->grads().fill_(7.0f);  // stale values a range must not read
+        torch::mse_loss(nb->forward(x), target).backward();
+        const std::vector<GradRange>& ranges = fb->GradRanges();
+        ASSERT_EQ(ranges.size(), fb->num_tensors());
+        // a.weight's range is autograd's own gradient tensor, not a copy.
+        EXPECT_EQ(ranges[0].data, nb->a->weight.grad().data_ptr<float>());
+        if (s < 2) {
+          oa.Step();
+          ob.Step(ranges);
+        } else {  // with a clipping scale over a slice that starts inside a.weight and ends inside b.weight
+          torch::Tensor slice = fa->grads().narrow(0, 40000, 51000);
+          torch::Tensor ref = slice.clone();
+          ClipGradNorm(slice, 0.01);
+          oa.Step();
+          const double norm = ref.norm().item<double>();
+          GradScale scale;
+          scale.offset = 40000;
+          scale.count = 51000;
+          scale.coef = static_cast<float>(0.01 / (norm + 1e-6));
+          ASSERT_LT(scale.coef, 1.0f);
+          ob.Step(ranges, scale);
+        }
+        ASSERT_TRUE(torch::equal(fa->params(), fb->params()))
+            << kind << " threads " << nt << " step " << s << ": max |diff| "
+            << (fa->params() - fb->params()).abs().max().item<float>();
+      }
+      // SyncGrads after the ranges brings the buffer up to date (the unused layer's slice zeroed).
+      fb->SyncGrads();
+      EXPECT_TRUE(torch::equal(fa->grads().narrow(0, 0, 40000), fb->grads().narrow(0, 0, 40000)));  // before the clipped slice
+      EXPECT_EQ(nb->unused->weight.grad().abs().sum().item<float>(), 0.0f);
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(FusedOptimizer, AdamWMatchesTorchOptimOver200Steps) {
   TrainConfig c = Config({{"optimizer", "adamw"}, {"lr", 1e-2}, {"weight_decay", 0.01}});
   double d = MaxDiffAfter(c, [&](std::vector<torch::Tensor> p) {
