@@ -53,8 +53,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamRange(floa
 
 // Runs fn(lo, hi, g, gs) over the pieces of [b, e) of the flat layout: cut at the gradient ranges' ends
 // (g = the gradient of element lo) and at the scaled range's ends (gs = the coefficient inside it, 1 outside).
+// `max_piece` (tests) cuts [b, e) further, as more intra-op threads would.
 template <typename Fn>
-void ForPieces(int64_t b, int64_t e, const std::vector<GradRange>& ranges, const GradScale& s, Fn&& fn) {
+void ForPieces(int64_t b, int64_t e, const std::vector<GradRange>& ranges, const GradScale& s, int64_t max_piece,
+               Fn&& fn) {
+  if (e - b > max_piece) {
+    for (int64_t c = b; c < e; c += max_piece) ForPieces(c, std::min(e, c + max_piece), ranges, s, max_piece, fn);
+    return;
+  }
   auto it = std::upper_bound(ranges.begin(), ranges.end(), b,
                              [](int64_t x, const GradRange& r) { return x < r.offset + r.count; });
   for (; it != ranges.end() && it->offset < e; ++it) {
@@ -138,7 +144,7 @@ void FusedOptimizer::StepHost(const std::vector<GradRange>& grads, const GradSca
     const float mom = static_cast<float>(momentum_);
     if (momentum_ == 0) {
       at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-        ForPieces(b, e, grads, scale, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+        ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
           float* pp = p + lo;
           for (int64_t i = 0; i < hi - lo; ++i) pp[i] += -lr * (g[i] * gs + wd * pp[i]);
         });
@@ -150,7 +156,7 @@ void FusedOptimizer::StepHost(const std::vector<GradRange>& grads, const GradSca
     momentum_initialised_ = true;
     const bool nesterov = nesterov_;
     at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      ForPieces(b, e, grads, scale, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+      ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
         float* pp = p + lo;
         float* bb = buf + lo;
         for (int64_t i = 0; i < hi - lo; ++i) {
@@ -180,7 +186,7 @@ void FusedOptimizer::StepHost(const std::vector<GradRange>& grads, const GradSca
   float* m = exp_avg_.data_ptr<float>();
   float* v = exp_avg_sq_.data_ptr<float>();
   at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    ForPieces(b, e, grads, scale, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+    ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
       AdamRange(p + lo, g, m + lo, v + lo, hi - lo, k, decoupled, gs);
     });
   });
@@ -270,16 +276,20 @@ double ClipGradNorm(torch::Tensor& grads, double max_norm) {
   return norm;
 }
 
-GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm, double* norm_out) {
+GradScale ClipScaleForNorm(double norm, int64_t offset, int64_t count, double max_norm) {
   GradScale s;
   s.offset = offset;
   s.count = count;
-  const double norm = grads.narrow(0, offset, count).norm().item<double>();
   const double coef = max_norm / (norm + 1e-6);
   // mul_ with a double scalar on a float tensor multiplies by the scalar rounded to float.
   if (coef < 1) s.coef = static_cast<float>(coef);
-  if (norm_out) *norm_out = norm;
   return s;
+}
+
+GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm, double* norm_out) {
+  const double norm = grads.narrow(0, offset, count).norm().item<double>();
+  if (norm_out) *norm_out = norm;
+  return ClipScaleForNorm(norm, offset, count, max_norm);
 }
 
 }  // namespace emosweep::worker

@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,9 @@ class FusedOptimizer {
   void set_tensor_path(bool on) { tensor_path_ = on; }
   bool tensor_path() const { return tensor_path_; }
   int64_t steps() const { return step_; }
+  // Tests: the host loops take the buffer in pieces of at most n elements, as intra-op threads cut it, so
+  // that one thread also runs pieces that start inside a gradient range (bitwise the same update).
+  void set_max_piece_for_test(int64_t n) { max_piece_ = n; }
 
   // Checkpoint support: named state tensors plus scalars.
   std::vector<std::pair<std::string, torch::Tensor>> StateTensors() const;
@@ -64,6 +68,7 @@ class FusedOptimizer {
   int64_t step_ = 0;
   bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
   bool tensor_path_ = false;
+  int64_t max_piece_ = std::numeric_limits<int64_t>::max();
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
 
   void StepHost(const std::vector<GradRange>& grads, const GradScale& scale);
@@ -83,5 +88,7 @@ double ClipGradNorm(torch::Tensor& grads, double max_norm);
 // coef = max_norm / (norm + 1e-6) rounded to float when < 1, else 1.
 GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm,
                     double* norm = nullptr);
+// The same for a norm computed elsewhere (worker/grad_norm.h: bitwise this norm, over the .grads in place).
+GradScale ClipScaleForNorm(double norm, int64_t offset, int64_t count, double max_norm);
 
 }  // namespace emosweep::worker

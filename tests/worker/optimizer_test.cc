@@ -2,12 +2,16 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
+#include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
+#include "worker/grad_norm.h"
 
 namespace emosweep::worker {
 namespace {
@@ -219,6 +223,7 @@ TEST(FusedOptimizer, ClipScaleInStepEqualsClipGradNormThenStepBitwise) {
       auto fb = FlatParameters::Build(mb, {});
       ASSERT_TRUE(fa.ok() && fb.ok());
       FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      ob.set_max_piece_for_test(nt == 1 ? 997 : 32768);  // pieces that start inside the span, as threads cut it
       const int64_t off = 12345, count = 70001;  // to 82346: inside the second 32768-element chunk
       for (int s = 1; s <= 6; ++s) {
         // Steps 1-4 and 6 clip (norm ~ 265 > 1); step 5's gradient is small enough to pass unscaled.
@@ -227,7 +232,9 @@ TEST(FusedOptimizer, ClipScaleInStepEqualsClipGradNormThenStepBitwise) {
         fb->grads().copy_(g);
         torch::Tensor slice = fa->grads().narrow(0, off, count);
         const double norm_a = ClipGradNorm(slice, 1.0);
+        at::set_num_threads(1);  // the reference in one piece: no chunk boundary inside the slice
         oa.Step();
+        at::set_num_threads(nt);
         double norm_b = 0;
         const GradScale scale = ClipScale(fb->grads(), off, count, 1.0, &norm_b);
         EXPECT_EQ(norm_a, norm_b);
@@ -275,7 +282,8 @@ TEST(FusedOptimizer, ClipScaleOnTensorPathEqualsClipGradNormThenStep) {
 // The update reading each .grad in place (FlatParameters::GradRanges, no copy into the flat buffer) must
 // step bitwise as SyncGrads + Step() does, on a twin net: with a parameter that gets no gradient (zero,
 // while the buffer holds garbage), one used twice, a parameter larger than a thread chunk so that ranges
-// cross chunk ends on two threads, for every optimizer and together with a clipping scale.
+// cross piece ends (short pieces on one thread, chunks on two; the reference steps in one piece), for
+// every optimizer and together with a clipping scale.
 TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
   struct BigImpl : torch::nn::Module {
     BigImpl() {
@@ -303,6 +311,7 @@ TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
       auto fb = FlatParameters::Build(*nb, {});
       ASSERT_TRUE(fa.ok() && fb.ok());
       FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      ob.set_max_piece_for_test(nt == 1 ? 997 : 32768);  // pieces that start inside a range, as threads cut it
       torch::Tensor target = torch::randn({16, 5});
       for (int s = 0; s < 4; ++s) {
         torch::Tensor x = torch::randn({16, 300});
@@ -316,14 +325,19 @@ TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
         ASSERT_EQ(ranges.size(), fb->num_tensors());
         // a.weight's range is autograd's own gradient tensor, not a copy.
         EXPECT_EQ(ranges[0].data, nb->a->weight.grad().data_ptr<float>());
+        // The reference steps the flat buffer in one piece (one thread: no chunk boundary inside a range).
         if (s < 2) {
+          at::set_num_threads(1);
           oa.Step();
+          at::set_num_threads(nt);
           ob.Step(ranges);
         } else {  // with a clipping scale over a slice that starts inside a.weight and ends inside b.weight
           torch::Tensor slice = fa->grads().narrow(0, 40000, 51000);
           torch::Tensor ref = slice.clone();
           ClipGradNorm(slice, 0.01);
+          at::set_num_threads(1);
           oa.Step();
+          at::set_num_threads(nt);
           const double norm = ref.norm().item<double>();
           GradScale scale;
           scale.offset = 40000;
@@ -340,6 +354,43 @@ TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
       fb->SyncGrads();
       EXPECT_TRUE(torch::equal(fa->grads().narrow(0, 0, 40000), fb->grads().narrow(0, 0, 40000)));  // before the clipped slice
       EXPECT_EQ(nb->unused->weight.grad().abs().sum().item<float>(), 0.0f);
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+// RangesNorm (worker/grad_norm.h) must give bitwise torch's norm() of the same floats in one buffer (what
+// ClipGradNorm computes over the flat gradient): over many lengths (tails of every size for both lane
+// widths, a 10 M-element msr-sized vector), sub-spans that start and end anywhere, ranges cut unevenly
+// (pieces shorter than a lane width, empty ones), values over many magnitudes, on one and two threads.
+// A lane layout, fusion or tail order different from torch's fails it.
+TEST(GradNorm, RangesNormEqualsTorchNormOfTheFlatBufferBitwise) {
+  ASSERT_TRUE(RangesNormAvailable()) << "torch's norm variant was not identified: " << RangesNormVariant();
+  const int threads = at::get_num_threads();
+  std::mt19937 rng(7);
+  for (int nt : {1, 2}) {
+    at::set_num_threads(nt);
+    for (int64_t n : {1, 5, 8, 15, 16, 17, 31, 100, 1003, 4099, 65543, 1000003, 10183431}) {
+      if (n == 10183431 && nt == 2) continue;  // once is enough for the big one
+      torch::Tensor flat = torch::randn({n}) * torch::pow(2.0, torch::randint(-12, 12, {n}).to(torch::kFloat));
+      std::vector<GradRange> ranges;
+      std::vector<torch::Tensor> copies;  // each range in its own allocation, as autograd's .grads are
+      for (int64_t off = 0; off < n;) {
+        const int64_t len = std::min<int64_t>(n - off, 1 + static_cast<int64_t>(rng() % (n < 64 ? 5 : n / 7 + 1)));
+        copies.push_back(flat.narrow(0, off, len).clone());
+        ranges.push_back({off, len, copies.back().data_ptr<float>()});
+        if (rng() % 4 == 0) ranges.push_back({off + len, 0, nullptr});  // a parameter with no elements
+        off += len;
+      }
+      for (int k = 0; k < 4; ++k) {
+        int64_t off = k == 0 ? 0 : static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+        int64_t count = k == 0 ? n : 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - off));
+        const float ref = flat.narrow(0, off, count).norm().item<float>();
+        const std::optional<float> got = RangesNorm(ranges, off, count);
+        ASSERT_TRUE(got.has_value());
+        ASSERT_EQ(*got, ref) << "n " << n << " span [" << off << ", " << off + count << ") threads " << nt
+                             << " variant " << RangesNormVariant();
+      }
     }
   }
   at::set_num_threads(threads);
