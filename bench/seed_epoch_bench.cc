@@ -425,7 +425,8 @@ int main(int argc, char** argv) {
     const double zero_s = best_of([&] { r->flat->ZeroGrad(); });
     r->flat->grads().normal_(0, 1, BenchGen());
     const double clip_s = r->cfg.grad_clip > 0 ? best_of([&] {
-      if (worker::RangesNormAvailable()) worker::RangesNorm({{0, r->flat->numel(), r->flat->grads().data_ptr<float>()}}, 0, r->flat->numel());
+      const int64_t n = r->flat->numel();
+      if (worker::RangesNormAvailable()) worker::RangesNorm({{0, n, r->flat->grads().data_ptr<float>()}}, 0, n);
       else worker::ClipScale(r->flat->grads(), 0, r->flat->numel(), 1e30);
     }) : 0.0;
     torch::Tensor saved = r->flat->params().clone();

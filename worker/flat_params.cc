@@ -76,7 +76,9 @@ const std::vector<GradRange>& FlatParameters::GradRanges() {
     const torch::Tensor& g = tensors_[i].grad();
     const int64_t n = tensors_[i].numel();
     const float* data;
-    if (g.defined() && g.layout() == torch::kStrided && g.is_cpu() && g.scalar_type() == torch::kFloat && g.is_contiguous() && g.numel() == n) {
+    const bool usable = g.defined() && g.layout() == torch::kStrided && g.is_cpu() &&
+                        g.scalar_type() == torch::kFloat && g.is_contiguous() && g.numel() == n;
+    if (usable) {
       data = g.data_ptr<float>();
     } else {
       if (g.defined()) grad_views_[i].copy_(g);
