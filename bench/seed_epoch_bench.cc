@@ -48,7 +48,6 @@
 #include "worker/evaluate.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/grad_norm.h"
 
 namespace {
 
@@ -252,18 +251,11 @@ void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int cla
     total.backward();
     loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(len);
     lap(&p.backward);
-    if (r.cfg.grad_clip <= 0 || worker::RangesNormAvailable()) {
-      // As worker/trainer.cc for one process: the clipping norm and the update read the .grads in place,
-      // the clip coefficient applied inside the update.
-      const std::vector<worker::GradRange>& grads = r.flat->GradRanges();
-      worker::GradScale clip;
-      if (r.cfg.grad_clip > 0)
-        clip = worker::ClipScaleForNorm(*worker::RangesNorm(grads, 0, r.flat->numel()), 0, r.flat->numel(),
-                                        r.cfg.grad_clip);
-      r.opt->Step(grads, clip);
-    } else {
+    if (r.cfg.grad_clip > 0) {  // as worker/trainer.cc: the clip coefficient is applied inside the update
       r.flat->SyncGrads();
       r.opt->Step(worker::ClipScale(r.flat->grads(), 0, r.flat->numel(), r.cfg.grad_clip));
+    } else {  // one process, no clipping: the update reads the .grads in place
+      r.opt->Step(r.flat->GradRanges());
     }
     lap(&p.optimizer);
   }
@@ -424,16 +416,13 @@ int main(int argc, char** argv) {
     };
     const double zero_s = best_of([&] { r->flat->ZeroGrad(); });
     r->flat->grads().normal_(0, 1, BenchGen());
-    const double clip_s = r->cfg.grad_clip > 0 ? best_of([&] {
-      const int64_t n = r->flat->numel();
-      if (worker::RangesNormAvailable()) worker::RangesNorm({{0, n, r->flat->grads().data_ptr<float>()}}, 0, n);
-      else worker::ClipScale(r->flat->grads(), 0, r->flat->numel(), 1e30);
-    }) : 0.0;
+    const double clip_s =
+        r->cfg.grad_clip > 0 ? best_of([&] { worker::ClipScale(r->flat->grads(), 0, r->flat->numel(), 1e30); }) : 0.0;
     torch::Tensor saved = r->flat->params().clone();
     const double step_s = best_of([&] { r->opt->Step(); });
     r->flat->params().copy_(saved);
-    std::fprintf(stderr, "%s optimizer parts (s per call): zero %.5f clip %.5f step %.5f pass %.5f (norm variant %s)\n",
-                 r->seed->name, zero_s, clip_s, step_s, pass, worker::RangesNormVariant());
+    std::fprintf(stderr, "%s optimizer parts (s per call): zero %.5f clip %.5f step %.5f pass %.5f\n", r->seed->name,
+                 zero_s, clip_s, step_s, pass);
     std::vector<double> tot, d, f, b, o, ev;
     for (size_t i = static_cast<size_t>(warmup); i < r->epochs.size(); ++i) {
       const auto& p = r->epochs[i];

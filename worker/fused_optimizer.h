@@ -88,7 +88,7 @@ double ClipGradNorm(torch::Tensor& grads, double max_norm);
 // coef = max_norm / (norm + 1e-6) rounded to float when < 1, else 1.
 GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm,
                     double* norm = nullptr);
-// The same for a norm computed elsewhere (worker/grad_norm.h: bitwise this norm, over the .grads in place).
+// The same for a norm already computed (torch's over that slice).
 GradScale ClipScaleForNorm(double norm, int64_t offset, int64_t count, double max_norm);
 
 }  // namespace emosweep::worker

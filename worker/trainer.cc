@@ -18,7 +18,6 @@
 #include "worker/evaluate.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/grad_norm.h"
 #include "worker/job.h"
 #include "worker/trainer_internal.h"
 #include "worker/trainer_state.h"
@@ -505,17 +504,12 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
       loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(n_local);
       count += static_cast<double>(n_local);
     }
-    if (world == 1 && !opt_->tensor_path() && (cfg_.grad_clip <= 0 || RangesNormAvailable())) {
-      // One process: nothing but the clipping norm and the update read the gradient, and both read each
-      // parameter's .grad in place instead of a copy in the flat buffer (bitwise the same step: the norm is
-      // torch's over the flat span, worker/grad_norm.h; the coefficient is applied inside the update).
-      const std::vector<GradRange>& grads = flat_->GradRanges();
-      GradScale clip;
-      if (cfg_.grad_clip > 0) {
-        const auto [off, n] = flat_->Span("model.");  // the model's parameters only, as below
-        clip = ClipScaleForNorm(*RangesNorm(grads, off, n), off, n, cfg_.grad_clip);
-      }
-      opt_->Step(grads, clip);
+    if (world == 1 && cfg_.grad_clip <= 0 && !opt_->tensor_path()) {
+      // One process, no clipping: nothing but the update reads the gradient, which then reads each
+      // parameter's .grad in place instead of a copy in the flat buffer (bitwise the same step). A clipping
+      // job keeps the copy: its norm is torch's over the flat buffer, and a lane-by-lane reproduction of
+      // it over the .grads (tried) was not bitwise in every case.
+      opt_->Step(flat_->GradRanges());
     } else {
       flat_->SyncGrads();
       // Mean over the global batch = Σ_r n_r g_r / Σ_r n_r: scale each rank's

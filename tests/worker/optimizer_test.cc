@@ -11,7 +11,6 @@
 
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
-#include "worker/grad_norm.h"
 
 namespace emosweep::worker {
 namespace {
@@ -355,43 +354,6 @@ TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
       // (before the clipped slice, which the reference rewrote)
       EXPECT_TRUE(torch::equal(fa->grads().narrow(0, 0, 40000), fb->grads().narrow(0, 0, 40000)));
       EXPECT_EQ(nb->unused->weight.grad().abs().sum().item<float>(), 0.0f);
-    }
-  }
-  at::set_num_threads(threads);
-}
-
-// RangesNorm (worker/grad_norm.h) must give bitwise torch's norm() of the same floats in one buffer (what
-// ClipGradNorm computes over the flat gradient): over many lengths (tails of every size for both lane
-// widths, a 10 M-element msr-sized vector), sub-spans that start and end anywhere, ranges cut unevenly
-// (pieces shorter than a lane width, empty ones), values over many magnitudes, on one and two threads.
-// A lane layout, fusion or tail order different from torch's fails it.
-TEST(GradNorm, RangesNormEqualsTorchNormOfTheFlatBufferBitwise) {
-  ASSERT_TRUE(RangesNormAvailable()) << "torch's norm variant was not identified: " << RangesNormVariant();
-  const int threads = at::get_num_threads();
-  std::mt19937 rng(7);
-  for (int nt : {1, 2}) {
-    at::set_num_threads(nt);
-    for (int64_t n : {1, 5, 8, 15, 16, 17, 31, 100, 1003, 4099, 65543, 1000003, 10183431}) {
-      if (n == 10183431 && nt == 2) continue;  // once is enough for the big one
-      torch::Tensor flat = torch::randn({n}) * torch::pow(2.0, torch::randint(-12, 12, {n}).to(torch::kFloat));
-      std::vector<GradRange> ranges;
-      std::vector<torch::Tensor> copies;  // each range in its own allocation, as autograd's .grads are
-      for (int64_t off = 0; off < n;) {
-        const int64_t len = std::min<int64_t>(n - off, 1 + static_cast<int64_t>(rng() % (n < 64 ? 5 : n / 7 + 1)));
-        copies.push_back(flat.narrow(0, off, len).clone());
-        ranges.push_back({off, len, copies.back().data_ptr<float>()});
-        if (rng() % 4 == 0) ranges.push_back({off + len, 0, nullptr});  // a parameter with no elements
-        off += len;
-      }
-      for (int k = 0; k < 4; ++k) {
-        int64_t off = k == 0 ? 0 : static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
-        int64_t count = k == 0 ? n : 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - off));
-        const float ref = flat.narrow(0, off, count).norm().item<float>();
-        const std::optional<float> got = RangesNorm(ranges, off, count);
-        ASSERT_TRUE(got.has_value());
-        ASSERT_EQ(*got, ref) << "n " << n << " span [" << off << ", " << off + count << ") threads " << nt
-                             << " variant " << RangesNormVariant();
-      }
     }
   }
   at::set_num_threads(threads);
