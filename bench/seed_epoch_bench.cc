@@ -251,9 +251,12 @@ void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int cla
     total.backward();
     loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(len);
     lap(&p.backward);
-    r.flat->SyncGrads();
-    if (r.cfg.grad_clip > 0) worker::ClipGradNorm(r.flat->grads(), r.cfg.grad_clip);
-    r.opt->Step();
+    if (r.cfg.grad_clip > 0) {  // as worker/trainer.cc: the clip coefficient is applied inside the update
+      r.flat->SyncGrads();
+      r.opt->Step(worker::ClipScale(r.flat->grads(), 0, r.flat->numel(), r.cfg.grad_clip));
+    } else {  // one process, no clipping: the update reads the .grads in place
+      r.opt->Step(r.flat->GradRanges());
+    }
     lap(&p.optimizer);
   }
   const double loss = loss_acc.item<double>() / static_cast<double>(r.steps_per_epoch * bs > n ? n : r.steps_per_epoch * bs);
@@ -413,7 +416,8 @@ int main(int argc, char** argv) {
     };
     const double zero_s = best_of([&] { r->flat->ZeroGrad(); });
     r->flat->grads().normal_(0, 1, BenchGen());
-    const double clip_s = r->cfg.grad_clip > 0 ? best_of([&] { worker::ClipGradNorm(r->flat->grads(), 1e30); }) : 0.0;
+    const double clip_s =
+        r->cfg.grad_clip > 0 ? best_of([&] { worker::ClipScale(r->flat->grads(), 0, r->flat->numel(), 1e30); }) : 0.0;
     torch::Tensor saved = r->flat->params().clone();
     const double step_s = best_of([&] { r->opt->Step(); });
     r->flat->params().copy_(saved);

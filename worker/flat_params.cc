@@ -68,4 +68,27 @@ void FlatParameters::SyncGrads() {
   }
 }
 
+const std::vector<GradRange>& FlatParameters::GradRanges() {
+  torch::NoGradGuard no_grad;
+  ranges_.resize(tensors_.size());
+  int64_t off = 0;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const torch::Tensor& g = tensors_[i].grad();
+    const int64_t n = tensors_[i].numel();
+    const float* data;
+    const bool usable = g.defined() && g.layout() == torch::kStrided && g.is_cpu() &&
+                        g.scalar_type() == torch::kFloat && g.is_contiguous() && g.numel() == n;
+    if (usable) {
+      data = g.data_ptr<float>();
+    } else {
+      if (g.defined()) grad_views_[i].copy_(g);
+      else grad_views_[i].zero_();
+      data = grad_views_[i].data_ptr<float>();
+    }
+    ranges_[i] = {off, n, data};
+    off += n;
+  }
+  return ranges_;
+}
+
 }  // namespace emosweep::worker

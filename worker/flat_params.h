@@ -22,6 +22,12 @@
 
 namespace emosweep::worker {
 
+// [offset, offset + count) of the flat layout and where its gradient lies (FlatParameters::GradRanges).
+struct GradRange {
+  int64_t offset = 0, count = 0;
+  const float* data = nullptr;
+};
+
 class FlatParameters {
  public:
   FlatParameters() = default;
@@ -58,12 +64,20 @@ class FlatParameters {
   // it to undefined or replaced it); copies stray gradients back. Cheap: one
   // pointer comparison per tensor.
   void SyncGrads();
+  // Instead of SyncGrads, for a step whose only reader of the gradient is the optimizer's update (one
+  // process: no allreduce; no clipping, whose norm is torch's over the flat buffer): one range per
+  // parameter, in buffer order, pointing at the .grad autograd produced when it is a contiguous float
+  // tensor in host memory (no copy), else at the parameter's slice of grads() with the gradient copied in,
+  // or zeroed when there is none. The values are bitwise what SyncGrads would put in the buffer; grads()
+  // itself is not up to date afterwards (SyncGrads makes it so). Valid until the next backward/ZeroGrad.
+  const std::vector<GradRange>& GradRanges();
 
  private:
   torch::Tensor params_, grads_;
   std::vector<torch::Tensor> tensors_;  // the parameters (sharing params_)
   std::vector<torch::Tensor> grad_views_;
   std::vector<std::string> names_;
+  std::vector<GradRange> ranges_;
 };
 
 }  // namespace emosweep::worker

@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace emosweep::worker {
@@ -20,14 +21,17 @@ struct AdamConsts {
 // models (bench/README.md, seed_epoch_bench); the rest is memory traffic. Every clone computes the same IEEE operations in the same order (sqrt and division
 // are correctly rounded at every width; -ffp-contract=off forbids fusing a*b+c), so results are bitwise
 // identical whichever clone runs (tests/worker/optimizer_test.cc).
+// `gs` is the clipping coefficient of the range (GradScale): g·gs is the float product that clipping's
+// grads.mul_(coef) stored, and g·1 == g exactly, so an unclipped range is unchanged.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamRange(float* p, const float* g, float* m,
-                                                                            float* v, int64_t b, int64_t e,
-                                                                            const AdamConsts& k, bool decoupled) {
+                                                                            float* v, int64_t n,
+                                                                            const AdamConsts& k, bool decoupled,
+                                                                            float gs) {
   const float b1 = k.b1, one_b1 = k.one_b1, b2 = k.b2, one_b2 = k.one_b2, sqrt_bc2 = k.sqrt_bc2, eps = k.eps;
   const float step_size = k.step_size, decay = k.decay, wd = k.wd;
   if (decoupled) {
-    for (int64_t i = b; i < e; ++i) {
-      const float gi = g[i];
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = g[i] * gs;
       const float pi = p[i] * decay;
       const float mi = m[i] * b1 + one_b1 * gi;
       const float vi = v[i] * b2 + one_b2 * gi * gi;
@@ -36,14 +40,36 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamRange(floa
       p[i] = pi + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
     }
   } else {
-    for (int64_t i = b; i < e; ++i) {
-      const float gi = g[i] + wd * p[i];
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = g[i] * gs + wd * p[i];
       const float mi = m[i] * b1 + one_b1 * gi;
       const float vi = v[i] * b2 + one_b2 * gi * gi;
       m[i] = mi;
       v[i] = vi;
       p[i] += step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
     }
+  }
+}
+
+// Runs fn(lo, hi, g, gs) over the pieces of [b, e) of the flat layout: cut at the gradient ranges' ends
+// (g = the gradient of element lo) and at the scaled range's ends (gs = the coefficient inside it, 1 outside).
+// `max_piece` (tests) cuts [b, e) further, as more intra-op threads would.
+template <typename Fn>
+void ForPieces(int64_t b, int64_t e, const std::vector<GradRange>& ranges, const GradScale& s, int64_t max_piece,
+               Fn&& fn) {
+  if (e - b > max_piece) {
+    for (int64_t c = b; c < e; c += max_piece) ForPieces(c, std::min(e, c + max_piece), ranges, s, max_piece, fn);
+    return;
+  }
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), b,
+                             [](int64_t x, const GradRange& r) { return x < r.offset + r.count; });
+  for (; it != ranges.end() && it->offset < e; ++it) {
+    const int64_t rb = std::max(b, it->offset), re = std::min(e, it->offset + it->count);
+    const float* g = it->data + (rb - it->offset);
+    const int64_t s0 = std::clamp(s.offset, rb, re), s1 = std::clamp(s.offset + s.count, s0, re);
+    if (rb < s0) fn(rb, s0, g, 1.0f);
+    if (s0 < s1) fn(s0, s1, g + (s0 - rb), s.coef);
+    if (s1 < re) fn(s1, re, g + (s1 - rb), 1.0f);
   }
 }
 
@@ -92,18 +118,36 @@ void FusedOptimizer::set_momentum(double m) {
   else beta1_ = m;
 }
 
-void FusedOptimizer::Step() {
+void FusedOptimizer::Step(const GradScale& scale) {
+  if (tensor_path_) {
+    ++step_;
+    return StepTensors(scale);
+  }
+  const std::vector<GradRange> whole = {{0, flat_->numel(), flat_->grads().data_ptr<float>()}};
+  StepHost(whole, scale);
+}
+
+void FusedOptimizer::Step(const std::vector<GradRange>& grads, const GradScale& scale) {
+  if (tensor_path_) {
+    flat_->SyncGrads();
+    return Step(scale);
+  }
+  StepHost(grads, scale);
+}
+
+void FusedOptimizer::StepHost(const std::vector<GradRange>& grads, const GradScale& scale) {
   ++step_;
-  if (tensor_path_) return StepTensors();
   float* p = flat_->params().data_ptr<float>();
-  const float* g = flat_->grads().data_ptr<float>();
   const int64_t n = flat_->numel();
   if (kind_ == "sgd") {
     const float lr = static_cast<float>(lr_), wd = static_cast<float>(weight_decay_);
     const float mom = static_cast<float>(momentum_);
     if (momentum_ == 0) {
       at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) p[i] += -lr * (g[i] + wd * p[i]);
+        ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+          float* pp = p + lo;
+          for (int64_t i = 0; i < hi - lo; ++i) pp[i] += -lr * (g[i] * gs + wd * pp[i]);
+        });
       });
       return;
     }
@@ -112,12 +156,16 @@ void FusedOptimizer::Step() {
     momentum_initialised_ = true;
     const bool nesterov = nesterov_;
     at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const float d = g[i] + wd * p[i];
-        const float m = first ? d : buf[i] * mom + d;
-        buf[i] = m;
-        p[i] += -lr * (nesterov ? d + mom * m : m);
-      }
+      ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+        float* pp = p + lo;
+        float* bb = buf + lo;
+        for (int64_t i = 0; i < hi - lo; ++i) {
+          const float d = g[i] * gs + wd * pp[i];
+          const float m = first ? d : bb[i] * mom + d;
+          bb[i] = m;
+          pp[i] += -lr * (nesterov ? d + mom * m : m);
+        }
+      });
     });
     return;
   }
@@ -137,13 +185,19 @@ void FusedOptimizer::Step() {
   const bool decoupled = kind_ == "adamw";
   float* m = exp_avg_.data_ptr<float>();
   float* v = exp_avg_sq_.data_ptr<float>();
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { AdamRange(p, g, m, v, b, e, k, decoupled); });
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    ForPieces(b, e, grads, scale, max_piece_, [&](int64_t lo, int64_t hi, const float* g, float gs) {
+      AdamRange(p + lo, g, m + lo, v + lo, hi - lo, k, decoupled, gs);
+    });
+  });
 }
 
 // The same updates as whole-buffer tensor operations (device memory): a handful of kernels per step.
-void FusedOptimizer::StepTensors() {
+void FusedOptimizer::StepTensors(const GradScale& scale) {
   torch::NoGradGuard no_grad;
   torch::Tensor p = flat_->params();
+  // Device buffers: the clipping scale is applied to the gradient as ClipGradNorm does (one more kernel).
+  if (scale.coef != 1.0f && scale.count > 0) flat_->grads().narrow(0, scale.offset, scale.count).mul_(scale.coef);
   const torch::Tensor& g = flat_->grads();
   if (kind_ == "sgd") {
     const torch::Tensor d = weight_decay_ != 0 ? g.add(p, weight_decay_) : g;
@@ -220,6 +274,22 @@ double ClipGradNorm(torch::Tensor& grads, double max_norm) {
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1) grads.mul_(coef);
   return norm;
+}
+
+GradScale ClipScaleForNorm(double norm, int64_t offset, int64_t count, double max_norm) {
+  GradScale s;
+  s.offset = offset;
+  s.count = count;
+  const double coef = max_norm / (norm + 1e-6);
+  // mul_ with a double scalar on a float tensor multiplies by the scalar rounded to float.
+  if (coef < 1) s.coef = static_cast<float>(coef);
+  return s;
+}
+
+GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm, double* norm_out) {
+  const double norm = grads.narrow(0, offset, count).norm().item<double>();
+  if (norm_out) *norm_out = norm;
+  return ClipScaleForNorm(norm, offset, count, max_norm);
 }
 
 }  // namespace emosweep::worker

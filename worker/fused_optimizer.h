@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,15 @@
 
 namespace emosweep::worker {
 
+// Gradient clipping folded into the update: the step reads g · coef over [offset, offset + count) of the
+// flat gradient (g elsewhere) instead of clipping rewriting the gradient first (ClipGradNorm's
+// grads.mul_(coef)): the same float products, so the same step bitwise, one read+write pass over the
+// gradient less (bench/README.md, seed_epoch_bench). grads() is left unscaled. coef 1 = no scaling.
+struct GradScale {
+  float coef = 1.0f;
+  int64_t offset = 0, count = 0;
+};
+
 class FusedOptimizer {
  public:
   FusedOptimizer(FlatParameters* flat, const TrainConfig& config);
@@ -31,12 +41,19 @@ class FusedOptimizer {
   double lr() const { return lr_; }
   // beta1 for adam/adamw, momentum for sgd (OneCycle's momentum cycling).
   void set_momentum(double m);
-  void Step();
+  // One update; `scale`: the clipping coefficient to apply to the gradient as it is read (ClipScale).
+  void Step(const GradScale& scale = {});
+  // The same update reading the gradient in place, range by range (FlatParameters::GradRanges: no copy into
+  // grads()); the ranges cover the buffer in order. On the tensor path the gradient is synced first.
+  void Step(const std::vector<GradRange>& grads, const GradScale& scale = {});
   // Whole-buffer tensor operations instead of the host loops: chosen automatically for
   // buffers that are not in host memory; settable on CPU so that tests compare both.
   void set_tensor_path(bool on) { tensor_path_ = on; }
   bool tensor_path() const { return tensor_path_; }
   int64_t steps() const { return step_; }
+  // Tests: the host loops take the buffer in pieces of at most n elements, as intra-op threads cut it, so
+  // that one thread also runs pieces that start inside a gradient range (bitwise the same update).
+  void set_max_piece_for_test(int64_t n) { max_piece_ = n; }
 
   // Checkpoint support: named state tensors plus scalars.
   std::vector<std::pair<std::string, torch::Tensor>> StateTensors() const;
@@ -51,9 +68,11 @@ class FusedOptimizer {
   int64_t step_ = 0;
   bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
   bool tensor_path_ = false;
+  int64_t max_piece_ = std::numeric_limits<int64_t>::max();
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
 
-  void StepTensors();
+  void StepHost(const std::vector<GradRange>& grads, const GradScale& scale);
+  void StepTensors(const GradScale& scale);
 };
 
 // The Adam/AdamW update of Step() as a plain scalar loop (no vectorisation, no fused multiply-add): what
@@ -64,5 +83,12 @@ void AdamReferenceStep(float* p, const float* g, float* m, float* v, int64_t n, 
 // Global L2 norm clipping on the flat gradient (torch::nn::utils::clip_grad_norm_
 // semantics: scale by max_norm / (norm + 1e-6) when that is < 1). Returns the norm.
 double ClipGradNorm(torch::Tensor& grads, double max_norm);
+// The same clipping of grads[offset, offset + count) as a GradScale for Step(), leaving the gradient as it
+// is: the norm is computed exactly as ClipGradNorm computes it over that slice (stored in *norm if given),
+// coef = max_norm / (norm + 1e-6) rounded to float when < 1, else 1.
+GradScale ClipScale(const torch::Tensor& grads, int64_t offset, int64_t count, double max_norm,
+                    double* norm = nullptr);
+// The same for a norm already computed (torch's over that slice).
+GradScale ClipScaleForNorm(double norm, int64_t offset, int64_t count, double max_norm);
 
 }  // namespace emosweep::worker

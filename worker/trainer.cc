@@ -504,19 +504,28 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
       loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(n_local);
       count += static_cast<double>(n_local);
     }
-    flat_->SyncGrads();
-    // Mean over the global batch = Σ_r n_r g_r / Σ_r n_r: scale each rank's
-    // per-sample-mean gradient by n_r·W/len before the allreduce-mean.
-    if (!transductive && n_local * world != len) flat_->grads().mul_(static_cast<double>(n_local * world) / len);
-    ES_RETURN_IF_ERROR(reducer_->AllreduceMean(flat_->grads().data_ptr<float>(), flat_->numel()));
-    if (cfg_.grad_clip > 0) {
-      // The model's parameters only, as the seed (clip_grad_norm_(model.parameters())): a domain discriminator's
-      // gradients neither count towards the norm nor get scaled.
-      const auto [off, n] = flat_->Span("model.");
-      torch::Tensor g = flat_->grads().narrow(0, off, n);
-      ClipGradNorm(g, cfg_.grad_clip);
+    if (world == 1 && cfg_.grad_clip <= 0 && !opt_->tensor_path()) {
+      // One process, no clipping: nothing but the update reads the gradient, which then reads each
+      // parameter's .grad in place instead of a copy in the flat buffer (bitwise the same step). A clipping
+      // job keeps the copy: its norm is torch's over the flat buffer, and a lane-by-lane reproduction of
+      // it over the .grads (tried) was not bitwise in every case.
+      opt_->Step(flat_->GradRanges());
+    } else {
+      flat_->SyncGrads();
+      // Mean over the global batch = Σ_r n_r g_r / Σ_r n_r: scale each rank's
+      // per-sample-mean gradient by n_r·W/len before the allreduce-mean.
+      if (!transductive && n_local * world != len) flat_->grads().mul_(static_cast<double>(n_local * world) / len);
+      ES_RETURN_IF_ERROR(reducer_->AllreduceMean(flat_->grads().data_ptr<float>(), flat_->numel()));
+      GradScale clip;
+      if (cfg_.grad_clip > 0) {
+        // The model's parameters only, as the seed (clip_grad_norm_(model.parameters())): a domain
+        // discriminator's gradients neither count towards the norm nor get scaled. The step applies the
+        // coefficient as it reads the gradient (bitwise ClipGradNorm + Step, one pass over it less).
+        const auto [off, n] = flat_->Span("model.");
+        clip = ClipScale(flat_->grads(), off, n, cfg_.grad_clip);
+      }
+      opt_->Step(clip);
     }
-    opt_->Step();
     ++step_;
     sched_->StepBatch();
     opt_->set_lr(sched_->lr());

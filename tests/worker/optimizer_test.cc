@@ -2,7 +2,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
+#include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -192,6 +195,168 @@ TEST(FusedOptimizer, AdamLoopEqualsScalarReferenceBitwise) {
                                                     << (flat->params() - p).abs().max().item<float>();
     }
   }
+}
+
+// Clipping folded into the step (GradScale): ClipScale + Step(scale) must give bitwise the parameters and
+// optimizer state of ClipGradNorm over the slice + Step() (what the trainer did), for every optimizer, over
+// a clipped slice that starts and ends off any vector or thread-chunk boundary, with steps where the
+// coefficient is < 1 and where it is 1, on one and on two intra-op threads; and the gradient is left
+// unscaled. A coefficient applied twice, not at all, or outside the slice fails it.
+TEST(FusedOptimizer, ClipScaleInStepEqualsClipGradNormThenStepBitwise) {
+  const int threads = at::get_num_threads();
+  for (int nt : {1, 2}) {
+    at::set_num_threads(nt);
+    for (const char* kind : {"adamw", "adam", "sgd", "sgd_nesterov", "sgd_plain"}) {
+      nlohmann::json j = {{"lr", 3e-3}, {"weight_decay", 0.05}};
+      const std::string k = kind;
+      j["optimizer"] = k.rfind("sgd", 0) == 0 ? "sgd" : k;
+      if (k == "sgd" || k == "sgd_nesterov") j["momentum"] = 0.9;
+      if (k == "sgd_nesterov") j["nesterov"] = true;
+      TrainConfig c = Config(j);
+      torch::manual_seed(17);
+      torch::nn::Module ma, mb;
+      torch::Tensor w0 = torch::randn({100003});
+      ma.register_parameter("w", w0.clone());
+      mb.register_parameter("w", w0.clone());
+      auto fa = FlatParameters::Build(ma, {});
+      auto fb = FlatParameters::Build(mb, {});
+      ASSERT_TRUE(fa.ok() && fb.ok());
+      FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      ob.set_max_piece_for_test(nt == 1 ? 997 : 32768);  // pieces that start inside the span, as threads cut it
+      const int64_t off = 12345, count = 70001;  // to 82346: inside the second 32768-element chunk
+      for (int s = 1; s <= 6; ++s) {
+        // Steps 1-4 and 6 clip (norm ~ 265 > 1); step 5's gradient is small enough to pass unscaled.
+        torch::Tensor g = torch::randn({100003}) * (s == 5 ? 1e-4 : 1.0);
+        fa->grads().copy_(g);
+        fb->grads().copy_(g);
+        torch::Tensor slice = fa->grads().narrow(0, off, count);
+        const double norm_a = ClipGradNorm(slice, 1.0);
+        at::set_num_threads(1);  // the reference in one piece: no chunk boundary inside the slice
+        oa.Step();
+        at::set_num_threads(nt);
+        double norm_b = 0;
+        const GradScale scale = ClipScale(fb->grads(), off, count, 1.0, &norm_b);
+        EXPECT_EQ(norm_a, norm_b);
+        if (s == 5) EXPECT_EQ(scale.coef, 1.0f);
+        else EXPECT_LT(scale.coef, 1.0f);
+        ob.Step(scale);
+        EXPECT_TRUE(torch::equal(fb->grads(), g)) << kind << ": the gradient was rewritten";
+        ASSERT_TRUE(torch::equal(fa->params(), fb->params()))
+            << kind << " threads " << nt << " step " << s << ": max |diff| "
+            << (fa->params() - fb->params()).abs().max().item<float>();
+        auto sa = oa.StateTensors(), sb = ob.StateTensors();
+        ASSERT_EQ(sa.size(), sb.size());
+        for (size_t i = 0; i < sa.size(); ++i) ASSERT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+// The device formulation (tensor path) applies the same scale to the gradient before its kernels.
+TEST(FusedOptimizer, ClipScaleOnTensorPathEqualsClipGradNormThenStep) {
+  TrainConfig c = Config({{"optimizer", "adamw"}, {"lr", 3e-3}, {"weight_decay", 0.05}});
+  torch::manual_seed(19);
+  torch::nn::Module ma, mb;
+  torch::Tensor w0 = torch::randn({1003});
+  ma.register_parameter("w", w0.clone());
+  mb.register_parameter("w", w0.clone());
+  auto fa = FlatParameters::Build(ma, {});
+  auto fb = FlatParameters::Build(mb, {});
+  FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+  oa.set_tensor_path(true);
+  ob.set_tensor_path(true);
+  for (int s = 0; s < 3; ++s) {
+    torch::Tensor g = torch::randn({1003});
+    fa->grads().copy_(g);
+    fb->grads().copy_(g);
+    torch::Tensor slice = fa->grads().narrow(0, 100, 800);
+    ClipGradNorm(slice, 1.0);
+    oa.Step();
+    ob.Step(ClipScale(fb->grads(), 100, 800, 1.0));
+    ASSERT_TRUE(torch::equal(fa->params(), fb->params())) << "step " << s;
+  }
+}
+
+// The update reading each .grad in place (FlatParameters::GradRanges, no copy into the flat buffer) must
+// step bitwise as SyncGrads + Step() does, on a twin net: with a parameter that gets no gradient (zero,
+// while the buffer holds garbage), one used twice, a parameter larger than a thread chunk so that ranges
+// cross piece ends (short pieces on one thread, chunks on two; the reference steps in one piece), for
+// every optimizer and together with a clipping scale.
+TEST(FusedOptimizer, StepOverGradRangesEqualsSyncGradsThenStepBitwise) {
+  struct BigImpl : torch::nn::Module {
+    BigImpl() {
+      a = register_module("a", torch::nn::Linear(300, 301));  // 90300 weights: three 32768-element chunks
+      b = register_module("b", torch::nn::Linear(301, 5));
+      unused = register_module("unused", torch::nn::Linear(3, 3));
+    }
+    torch::Tensor forward(const torch::Tensor& x) { return b(torch::tanh(a(x)) + a(x).pow(2) * 0.01); }
+    torch::nn::Linear a{nullptr}, b{nullptr}, unused{nullptr};
+  };
+  const int threads = at::get_num_threads();
+  for (int nt : {1, 2}) {
+    at::set_num_threads(nt);
+    for (const char* kind : {"adamw", "adam", "sgd"}) {
+      nlohmann::json j = {{"optimizer", kind}, {"lr", 1e-2}, {"weight_decay", 0.05}};
+      if (std::string(kind) == "sgd") j["momentum"] = 0.9;
+      TrainConfig c = Config(j);
+      torch::manual_seed(23);
+      auto na = std::make_shared<BigImpl>(), nb = std::make_shared<BigImpl>();
+      {
+        torch::NoGradGuard g;
+        for (size_t i = 0; i < na->parameters().size(); ++i) nb->parameters()[i].copy_(na->parameters()[i]);
+      }
+      auto fa = FlatParameters::Build(*na, {});
+      auto fb = FlatParameters::Build(*nb, {});
+      ASSERT_TRUE(fa.ok() && fb.ok());
+      FusedOptimizer oa(&*fa, c), ob(&*fb, c);
+      ob.set_max_piece_for_test(nt == 1 ? 997 : 32768);  // pieces that start inside a range, as threads cut it
+      torch::Tensor target = torch::randn({16, 5});
+      for (int s = 0; s < 4; ++s) {
+        torch::Tensor x = torch::randn({16, 300});
+        fa->ZeroGrad();
+        torch::mse_loss(na->forward(x), target).backward();
+        fa->SyncGrads();
+        fb->ZeroGrad();
+        fb->grads().fill_(7.0f);  // stale values a range must not read
+        torch::mse_loss(nb->forward(x), target).backward();
+        const std::vector<GradRange>& ranges = fb->GradRanges();
+        ASSERT_EQ(ranges.size(), fb->num_tensors());
+        // a.weight's range is autograd's own gradient tensor, not a copy.
+        EXPECT_EQ(ranges[0].data, nb->a->weight.grad().data_ptr<float>());
+        // The reference steps the flat buffer in one piece (one thread: no chunk boundary inside a range).
+        if (s < 2) {
+          at::set_num_threads(1);
+          oa.Step();
+          at::set_num_threads(nt);
+          ob.Step(ranges);
+        } else {  // with a clipping scale over a slice that starts inside a.weight and ends inside b.weight
+          torch::Tensor slice = fa->grads().narrow(0, 40000, 51000);
+          torch::Tensor ref = slice.clone();
+          ClipGradNorm(slice, 0.01);
+          at::set_num_threads(1);
+          oa.Step();
+          at::set_num_threads(nt);
+          const double norm = ref.norm().item<double>();
+          GradScale scale;
+          scale.offset = 40000;
+          scale.count = 51000;
+          scale.coef = static_cast<float>(0.01 / (norm + 1e-6));
+          ASSERT_LT(scale.coef, 1.0f);
+          ob.Step(ranges, scale);
+        }
+        ASSERT_TRUE(torch::equal(fa->params(), fb->params()))
+            << kind << " threads " << nt << " step " << s << ": max |diff| "
+            << (fa->params() - fb->params()).abs().max().item<float>();
+      }
+      // SyncGrads after the ranges brings the buffer up to date (the unused layer's slice zeroed).
+      fb->SyncGrads();
+      // (before the clipped slice, which the reference rewrote)
+      EXPECT_TRUE(torch::equal(fa->grads().narrow(0, 0, 40000), fb->grads().narrow(0, 0, 40000)));
+      EXPECT_EQ(nb->unused->weight.grad().abs().sum().item<float>(), 0.0f);
+    }
+  }
+  at::set_num_threads(threads);
 }
 
 TEST(FusedOptimizer, AdamWMatchesTorchOptimOver200Steps) {
