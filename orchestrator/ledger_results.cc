@@ -10,10 +10,22 @@
 #include <filesystem>
 #include <memory>
 
+#include "orchestrator/id_index.h"
 #include "orchestrator/ledger.h"
 
 namespace emosweep::orchestrator {
 namespace {
+
+// A list of user strings as SQL literals, quotes doubled: ('a','it''s').
+std::string SqlList(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) {
+    out += out.empty() ? "('" : ",'";
+    for (char c : x) out += c == '\'' ? std::string("''") : std::string(1, c);
+    out += "'";
+  }
+  return out + ")";
+}
 
 nlohmann::json ParseJsonOr(const std::string& text, nlohmann::json fallback) {
   if (text.empty()) return fallback;
@@ -173,6 +185,59 @@ Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std:
   return out;
 }
 
+Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vector<std::string>& ids) {
+  std::vector<std::optional<JobStatus>> out(ids.size());
+  if (schema_version_ < 2) {  // no jobs_by_id_state: StatusOf's index-only reads
+    ES_ASSIGN_OR_RETURN(auto m, StatusOf(ids));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = m.find(ids[i]);
+      if (it != m.end()) out[i] = it->second;
+    }
+    return out;
+  }
+  const IdIndex index(ids);
+  std::lock_guard<std::mutex> lock(mu_);
+  // INDEXED BY: the planner would take the primary key's index and read each row, whose
+  // status sits behind kilobytes of config (overflow pages); this index holds it.
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id", "",
+                               [&](Stmt& st) {
+                                 const std::string_view s = st.TextView(1);
+                                 for (JobStatus v : {JobStatus::kDone, JobStatus::kPending, JobStatus::kRunning,
+                                                     JobStatus::kFailed, JobStatus::kBlocked})
+                                   if (s == JobStatusName(v)) {
+                                     for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i))
+                                       out[i] = v;
+                                     break;
+                                   }
+                               }));
+  return out;
+}
+
+Status Ledger::ForEachMetric(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+                             const std::vector<std::string>& names,
+                             const std::function<void(size_t, size_t, size_t, double)>& fn) {
+  if (evals.empty() || names.empty() || ids.empty()) return Status::Ok();
+  const std::string suffix = " AND +eval IN " + SqlList(evals) + " AND +name IN " + SqlList(names);
+  const IdIndex index(ids);
+  auto find = [](const std::vector<std::string>& v, std::string_view x) {
+    for (size_t k = 0; k < v.size(); ++k)
+      if (v[k] == x) return k;
+    return IdIndex::npos;
+  };
+  std::lock_guard<std::mutex> lock(mu_);
+  return ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix, [&](Stmt& st) {
+    const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
+    if (e == IdIndex::npos || n == IdIndex::npos) return;
+    const double v = st.Double(3);
+    for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i)) fn(i, e, n, v);
+  });
+}
+
+int64_t Ledger::statements_prepared() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_.statements();
+}
+
 Result<std::map<std::string, nlohmann::json>> Ledger::Infos(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, nlohmann::json> out;
@@ -281,18 +346,8 @@ Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
 Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
                                           const std::vector<std::string>& names) {
   if (evals.empty() || names.empty()) return MetricMap();
-  // The names are the protocol's (user text): SQL string literals with quotes doubled.
-  auto list = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& x : v) {
-      out += out.empty() ? "('" : ",'";
-      for (char c : x) out += c == '\'' ? std::string("''") : std::string(1, c);
-      out += "'";
-    }
-    return out + ")";
-  };
   // "+": rows found by job_id alone (one seek a job), then filtered (a seek per (eval, name) is slower).
-  const std::string suffix = " AND +eval IN " + list(evals) + " AND +name IN " + list(names);
+  const std::string suffix = " AND +eval IN " + SqlList(evals) + " AND +name IN " + SqlList(names);
   std::lock_guard<std::mutex> lock(mu_);
   MetricMap out;
   ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,

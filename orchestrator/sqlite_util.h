@@ -37,10 +37,14 @@ class Db {
   const std::string& path() const { return path_; }
   // "ledger.db: <what>: <sqlite message>", classified (corrupt → Corruption).
   Status Error(const std::string& what, int rc) const;
+  // Statements prepared on this connection so far (tests count the reads of a command).
+  int64_t statements() const { return statements_; }
 
  private:
+  friend class Stmt;
   sqlite3* db_ = nullptr;
   std::string path_;
+  int64_t statements_ = 0;
 };
 
 class Stmt {
@@ -69,6 +73,7 @@ class Stmt {
   int64_t Int(int i) const;
   double Double(int i) const;
   std::string Text(int i) const;
+  std::string_view TextView(int i) const;  // valid until the next Step (no copy)
   std::vector<unsigned char> Blob(int i) const;
 
  private:

@@ -137,6 +137,8 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     return true;
   };
   std::vector<PlannedJob> out(n);
+  std::unordered_map<uint64_t, Attrs::Entry> pairs;  // (key index, value index) -> interned pair
+  std::vector<Attrs::Entry> entries;
   for (auto& j : out) {
     uint8_t reportable;
     uint32_t nl, na;
@@ -148,11 +150,16 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     for (auto& l : j.spec.labels)
       if (!str(&l)) return false;
     if (!r.Get(&na) || na > ns) return false;
-    std::string k, val;
+    entries.clear();
     for (uint32_t a = 0; a < na; ++a) {
-      if (!str(&k) || !str(&val)) return false;
-      j.attrs.emplace_hint(j.attrs.end(), std::move(k), std::move(val));
+      uint32_t k, val;
+      if (!r.Get(&k) || !r.Get(&val) || k >= strings.size() || val >= strings.size()) return false;
+      // One intern per distinct (key, value) of the file, not per job (issue 15).
+      auto [it, added] = pairs.emplace(uint64_t{k} << 32 | val, nullptr);
+      if (added) it->second = Attrs::Intern(strings[k], strings[val]);
+      entries.push_back(it->second);
     }
+    if (!Attrs::FromSorted(entries, &j.attrs)) return false;  // written in key order
   }
   if (!r.done()) return false;
   *jobs = std::move(out);
