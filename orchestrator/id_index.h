@@ -21,9 +21,9 @@ class IdIndex {
  public:
   static constexpr size_t npos = static_cast<size_t>(-1);
 
-  // `ids` must outlive the index. A repeated id is found at its first position; Next()
-  // walks its other positions.
-  explicit IdIndex(const std::vector<std::string>& ids) : ids_(&ids) {
+  // `ids` (and what they view) must outlive the index. A repeated id is found at its
+  // first position; Next() walks its other positions.
+  explicit IdIndex(const std::vector<std::string_view>& ids) : ids_(&ids) {
     size_t cap = 16;
     while (cap < ids.size() * 2) cap *= 2;
     slots_.assign(cap, 0);
@@ -56,7 +56,7 @@ class IdIndex {
 
  private:
   static size_t Hash(std::string_view id) { return std::hash<std::string_view>()(id); }
-  const std::vector<std::string>* ids_;
+  const std::vector<std::string_view>* ids_;
   std::vector<uint32_t> slots_;  // position + 1; 0 = empty
   std::vector<uint32_t> next_;   // position + 1 of the id's next occurrence; empty when no id repeats
   size_t mask_ = 0;

@@ -28,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -182,11 +183,12 @@ class Ledger {
   // a repeated id gets it at each of its positions);
   // `table` reads it once per command for every table (issue 15). Index-only reads
   // (schema v2: jobs_by_id_state; a v1 file as StatusOf), matched to `ids` by a hash.
+  Result<std::vector<std::optional<JobStatus>>> StatusList(const std::vector<std::string_view>& ids);
   Result<std::vector<std::optional<JobStatus>>> StatusList(const std::vector<std::string>& ids);
   // Every metric row of `ids` on one of `evals` named one of `names`, as
   // fn(index into ids, index into evals, index into names, value), once for each position
   // of a repeated id: no map keyed by id (issue 15: what `table` reads once per command).
-  Status ForEachMetric(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+  Status ForEachMetric(const std::vector<std::string_view>& ids, const std::vector<std::string>& evals,
                        const std::vector<std::string>& names,
                        const std::function<void(size_t, size_t, size_t, double)>& fn);
   // Statements prepared on this connection so far (tests check what a command reads).

@@ -186,11 +186,15 @@ Result<std::map<std::string, JobStatus>> Ledger::StatusOf(const std::vector<std:
 }
 
 Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vector<std::string>& ids) {
+  return StatusList(std::vector<std::string_view>(ids.begin(), ids.end()));
+}
+
+Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vector<std::string_view>& ids) {
   std::vector<std::optional<JobStatus>> out(ids.size());
   if (schema_version_ < 2) {  // no jobs_by_id_state: StatusOf's index-only reads
-    ES_ASSIGN_OR_RETURN(auto m, StatusOf(ids));
+    ES_ASSIGN_OR_RETURN(auto m, StatusOf(std::vector<std::string>(ids.begin(), ids.end())));
     for (size_t i = 0; i < ids.size(); ++i) {
-      auto it = m.find(ids[i]);
+      auto it = m.find(std::string(ids[i]));
       if (it != m.end()) out[i] = it->second;
     }
     return out;
@@ -213,7 +217,7 @@ Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vect
   return out;
 }
 
-Status Ledger::ForEachMetric(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
+Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std::vector<std::string>& evals,
                              const std::vector<std::string>& names,
                              const std::function<void(size_t, size_t, size_t, double)>& fn) {
   if (evals.empty() || names.empty() || ids.empty()) return Status::Ok();

@@ -307,18 +307,34 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
       if (rule == "lodo") add(&in.evals, "test");
     }
   }
-  // The jobs any of the tables reads, in protocol order.
-  std::vector<size_t> read;
-  std::vector<std::string> ids;
+  // The jobs any of the tables reads, in id order: SQLite then walks its indices in
+  // order, chunk after chunk (10^6 ids in protocol order jump across the whole file).
+  // Sorted by the id's first 8 bytes as one integer, ties by the whole id.
+  std::vector<std::pair<uint64_t, size_t>> order;
   for (size_t k = 0; k < n; ++k) {
     const auto& j = protocol.jobs[k];
     for (const auto* spec : specs)
       if (FeedOf(*spec, j) != Feed::kNone) {
-        read.push_back(k);
-        ids.push_back(j.spec.id);
+        uint64_t prefix = 0;
+        for (size_t b = 0; b < 8; ++b)
+          prefix = prefix << 8 | (b < j.spec.id.size() ? static_cast<uint8_t>(j.spec.id[b]) : 0);
+        order.emplace_back(prefix, k);
         break;
       }
   }
+  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return protocol.jobs[a.second].spec.id < protocol.jobs[b.second].spec.id;
+  });
+  std::vector<size_t> read;               // job index of each id below
+  std::vector<std::string_view> ids;      // views of the protocol's ids (no copies)
+  read.reserve(order.size());
+  ids.reserve(order.size());
+  for (const auto& [prefix, k] : order) {
+    read.push_back(k);
+    ids.emplace_back(protocol.jobs[k].spec.id);
+  }
+  order = {};
   in.done.assign(n, 0);
   ES_ASSIGN_OR_RETURN(auto status, ledger->StatusList(ids));
   for (size_t i = 0; i < read.size(); ++i) in.done[read[i]] = status[i] == JobStatus::kDone;
@@ -332,7 +348,7 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
   std::vector<size_t> adapt_jobs;
   for (size_t i = 0; i < read.size(); ++i)
     if (in.done[read[i]] && IsAdapt(protocol.jobs[read[i]])) {
-      adapt_ids.push_back(ids[i]);
+      adapt_ids.emplace_back(ids[i]);
       adapt_jobs.push_back(read[i]);
     }
   ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids));
