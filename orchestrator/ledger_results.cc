@@ -228,13 +228,59 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
       if (v[k] == x) return k;
     return IdIndex::npos;
   };
+  // Two passes (issue 15). A metric row's value sits in the table, whose rows are in
+  // completion order: reading them in id order is one random page read per job (10^6
+  // preads of a 9 GB ledger). First the primary key's index alone (it holds job_id,
+  // eval, name and the rowid): which rows and whose; then the values by rowid, in
+  // rowid order, so each table page is read once, in file order.
+  struct Row {
+    int64_t rowid;
+    uint32_t pos;
+    uint16_t eval, name;
+  };
+  std::vector<Row> rows;
   std::lock_guard<std::mutex> lock(mu_);
-  return ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix, [&](Stmt& st) {
-    const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
-    if (e == IdIndex::npos || n == IdIndex::npos) return;
-    const double v = st.Double(3);
-    for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i)) fn(i, e, n, v);
-  });
+  ES_RETURN_IF_ERROR(db_.Exec("BEGIN DEFERRED"));  // both passes see one snapshot
+  Status status = [&]() -> Status {
+    ES_RETURN_IF_ERROR(
+        ForChunks(&db_, ids, "SELECT job_id, eval, name, rowid FROM metrics WHERE job_id", suffix, [&](Stmt& st) {
+          const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
+          if (e == IdIndex::npos || n == IdIndex::npos) return;
+          for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i))
+            rows.push_back({st.Int(3), static_cast<uint32_t>(i), static_cast<uint16_t>(e), static_cast<uint16_t>(n)});
+        }));
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.rowid < b.rowid; });
+    constexpr size_t kChunk = 500;
+    size_t next = 0;  // rows before `next` are done; values come back in rowid order
+    while (next < rows.size()) {
+      std::vector<int64_t> chunk;
+      size_t end = next;
+      while (end < rows.size() && chunk.size() < kChunk) {
+        if (chunk.empty() || chunk.back() != rows[end].rowid) chunk.push_back(rows[end].rowid);
+        ++end;
+      }
+      while (end < rows.size() && rows[end].rowid == chunk.back()) ++end;  // a repeated id's other positions
+      std::string sql = "SELECT rowid, value FROM metrics WHERE rowid IN (";
+      for (size_t i = 0; i < chunk.size(); ++i) sql += i ? ",?" : "?";
+      sql += ") ORDER BY rowid";
+      Stmt st(&db_, sql);
+      ES_RETURN_IF_ERROR(st.status());
+      for (size_t i = 0; i < chunk.size(); ++i) st.Bind(static_cast<int>(i + 1), chunk[i]);
+      size_t at = next;
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        const int64_t rowid = st.Int(0);
+        const double v = st.Double(1);
+        while (at < end && rows[at].rowid < rowid) ++at;
+        for (; at < end && rows[at].rowid == rowid; ++at) fn(rows[at].pos, rows[at].eval, rows[at].name, v);
+      }
+      next = end;
+    }
+    return Status::Ok();
+  }();
+  (void)db_.Exec("COMMIT");
+  return status;
 }
 
 int64_t Ledger::statements_prepared() const {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string_view>
 #include <unordered_map>
 
 namespace emosweep::protocols {
@@ -85,9 +86,9 @@ class Reader {
     p_ += sizeof(T);
     return true;
   }
-  bool Bytes(size_t n, std::string* out) {
+  bool Bytes(size_t n, std::string_view* out) {  // a view into the buffer read
     if (static_cast<size_t>(end_ - p_) < n) return false;
-    out->assign(p_, n);
+    *out = std::string_view(p_, n);
     p_ += n;
     return true;
   }
@@ -125,7 +126,7 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
   std::memcpy(&want, b + body, 8);
   if (BodyHash(b, body) != want) return false;
   Reader r(b, body);
-  std::vector<std::string> strings(ns);
+  std::vector<std::string_view> strings(ns);  // views into `data`: every job's id is in here once (issue 15)
   for (auto& s : strings) {
     uint32_t len;
     if (!r.Get(&len) || !r.Bytes(len, &s)) return false;

@@ -211,6 +211,18 @@ TEST(TableInputs, StatusListReadsTheCoveringIndexAndRepeatsAgree) {
                                     });
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(rows, 2) << "the repeated id gets the row at both positions";
+  // Every job's rows, as the map-building read gives them (two passes: index, then values by rowid).
+  std::vector<std::string> all(ids.begin(), ids.end() - 2);
+  const std::vector<std::string> evals = {"test", "val"}, names = {"wa", "ua"};
+  Ledger::MetricMap got;
+  ASSERT_TRUE(h.ledger
+                  ->ForEachMetric(std::vector<std::string_view>(all.begin(), all.end()), evals, names,
+                                  [&](size_t i, size_t e, size_t m, double v) { got[all[i]][evals[e]][names[m]] = v; })
+                  .ok());
+  auto want = h.ledger->Metrics(all, evals, names);
+  ASSERT_TRUE(want.ok());
+  EXPECT_FALSE(want->empty());
+  EXPECT_EQ(got, *want);
 }
 
 }  // namespace
