@@ -383,6 +383,8 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
 Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec,
                              const TableInputs& inputs) {
   if (spec.metrics.empty()) return Status::InvalidArgument("table '" + spec.name + "' names no metrics");
+  if (inputs.done.size() != protocol.jobs.size())
+    return Status::InvalidArgument("table '" + spec.name + "': inputs read for another protocol");
   ES_RETURN_IF_ERROR(SpreadLabel(spec.spread).status());
   TableData t;
   t.spec = spec;
