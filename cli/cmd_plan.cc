@@ -105,7 +105,7 @@ nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
                       {"kind", job.spec.kind},
                       {"deps", job.deps},
                       {"reportable", job.reportable},
-                      {"attrs", job.attrs}});
+                      {"attrs", job.attrs.ToJson()}});
     j["jobs"] = jobs;
   }
   return j;

@@ -50,9 +50,11 @@ Status TableRun(const po::variables_map& vm) {
     ES_ASSIGN_OR_RETURN(auto spec, orchestrator::FindTable(p, vm.count("name") ? vm["name"].as<std::string>() : ""));
     specs.push_back(spec);
   }
+  // Status and metrics of every selected table's jobs, read once (issue 15).
+  ES_ASSIGN_OR_RETURN(auto inputs, orchestrator::ReadTableInputs(p, specs, ledger.get()));
   nlohmann::json json_out = nlohmann::json::array();
   for (size_t k = 0; k < specs.size(); ++k) {
-    ES_ASSIGN_OR_RETURN(auto t, orchestrator::BuildTable(p, *specs[k], ledger.get()));
+    ES_ASSIGN_OR_RETURN(auto t, orchestrator::BuildTable(p, *specs[k], inputs));
     nlohmann::json doc = orchestrator::TableJson(t);
     std::string text;
     if (format != "json") {

@@ -196,7 +196,7 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
     if (!have.count(j.spec.id)) {
       ins.Reset();
       ins.Bind(1, j.spec.id).Bind(2, j.spec.kind).Bind(3, j.spec.ToJson().dump());
-      ins.Bind(4, nlohmann::json(j.attrs).dump()).Bind(5, nlohmann::json(j.deps).dump());
+      ins.Bind(4, j.attrs.ToJson().dump()).Bind(5, nlohmann::json(j.deps).dump());
       ins.Bind(6, j.reportable ? 1 : 0).Bind(7, now);
       ES_RETURN_IF_ERROR(ins.Run());
     }

@@ -21,12 +21,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -177,6 +179,20 @@ class Ledger {
 
   // --- read API (plan, ledger, table, report) ---
   Result<std::map<std::string, JobStatus>> StatusOf(const std::vector<std::string>& ids);
+  // The status of each of `ids`, in their order (nullopt where the ledger has no such job;
+  // a repeated id gets it at each of its positions);
+  // `table` reads it once per command for every table (issue 15). Index-only reads
+  // (schema v2: jobs_by_id_state; a v1 file as StatusOf), matched to `ids` by a hash.
+  Result<std::vector<std::optional<JobStatus>>> StatusList(const std::vector<std::string_view>& ids);
+  Result<std::vector<std::optional<JobStatus>>> StatusList(const std::vector<std::string>& ids);
+  // Every metric row of `ids` on one of `evals` named one of `names`, as
+  // fn(index into ids, index into evals, index into names, value), once for each position
+  // of a repeated id: no map keyed by id (issue 15: what `table` reads once per command).
+  Status ForEachMetric(const std::vector<std::string_view>& ids, const std::vector<std::string>& evals,
+                       const std::vector<std::string>& names,
+                       const std::function<void(size_t, size_t, size_t, double)>& fn);
+  // Statements prepared on this connection so far (tests check what a command reads).
+  int64_t statements_prepared() const;
   Result<std::optional<JobRow>> GetJob(const std::string& id);
   // id -> the job's info JSON (JobRow::info) for many ids at once, without the rest of the row.
   Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids);

@@ -460,8 +460,11 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
 
   // Experiments whose source x target matrix or budget curve a table already draws: not drawn again below.
   std::set<std::string> plotted;
+  std::vector<const protocols::TableSpec*> specs;
+  for (const auto& spec : p.tables) specs.push_back(&spec);
+  ES_ASSIGN_OR_RETURN(auto inputs, ReadTableInputs(p, specs, ledger));  // once for every table (issue 15)
   for (const auto& spec : p.tables) {
-    ES_ASSIGN_OR_RETURN(auto t, BuildTable(p, spec, ledger));
+    ES_ASSIGN_OR_RETURN(auto t, BuildTable(p, spec, inputs));
     o << "<h2>Table: " << Escape(spec.name) << "</h2>" << HtmlTable(t);
     if (!spec.published.empty()) o << ReproduceHtml(t);
     std::string plot = TablePlot(t);

@@ -60,6 +60,7 @@ Status Db::Error(const std::string& what, int rc) const {
 }
 
 Stmt::Stmt(Db* db, std::string_view sql) : db_(db) {
+  ++db->statements_;
   int rc = sqlite3_prepare_v2(db->raw(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
   if (rc != SQLITE_OK) status_ = db->Error("cannot prepare '" + std::string(sql.substr(0, 60)) + "'", rc);
 }
@@ -77,6 +78,10 @@ Stmt& Stmt::Bind(int i, double v) {
   return *this;
 }
 Stmt& Stmt::Bind(int i, const std::string& v) {
+  if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::BindText(int i, std::string_view v) {
   if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   return *this;
 }
@@ -119,6 +124,10 @@ double Stmt::Double(int i) const { return sqlite3_column_double(stmt_, i); }
 std::string Stmt::Text(int i) const {
   const unsigned char* t = sqlite3_column_text(stmt_, i);
   return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, i)) : std::string();
+}
+std::string_view Stmt::TextView(int i) const {
+  const unsigned char* t = sqlite3_column_text(stmt_, i);
+  return t ? std::string_view(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, i)) : std::string_view();
 }
 std::vector<unsigned char> Stmt::Blob(int i) const {
   const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(stmt_, i));

@@ -37,10 +37,14 @@ class Db {
   const std::string& path() const { return path_; }
   // "ledger.db: <what>: <sqlite message>", classified (corrupt → Corruption).
   Status Error(const std::string& what, int rc) const;
+  // Statements prepared on this connection so far (tests count the reads of a command).
+  int64_t statements() const { return statements_; }
 
  private:
+  friend class Stmt;
   sqlite3* db_ = nullptr;
   std::string path_;
+  int64_t statements_ = 0;
 };
 
 class Stmt {
@@ -55,6 +59,7 @@ class Stmt {
   Stmt& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
   Stmt& Bind(int i, double v);
   Stmt& Bind(int i, const std::string& v);
+  Stmt& BindText(int i, std::string_view v);  // a view (no overload of Bind: "x" would be ambiguous)
   Stmt& BindBlob(int i, const void* data, size_t n);
   Stmt& BindNull(int i);
   // Returns true while a row is available; errors are reported by Done().
@@ -69,6 +74,7 @@ class Stmt {
   int64_t Int(int i) const;
   double Double(int i) const;
   std::string Text(int i) const;
+  std::string_view TextView(int i) const;  // valid until the next Step (no copy)
   std::vector<unsigned char> Blob(int i) const;
 
  private:
@@ -92,12 +98,12 @@ class Transaction {
   bool open_ = false;
 };
 
-// Runs `fn(stmt)` for every row of "<prefix> IN (?,...)<suffix>" over `ids`, in
-// chunks of at most 500 bound parameters, so any number of ids works without
-// temporary tables. `fn` returns void or a Status (the first error stops).
-template <typename Fn>
-Status ForChunks(Db* db, const std::vector<std::string>& ids, const std::string& prefix, const std::string& suffix,
-                 Fn fn) {
+// Runs `fn(stmt)` for every row of "<prefix> IN (?,...)<suffix>" over `ids` (a vector
+// of std::string or std::string_view), in chunks of at most 500 bound parameters, so any
+// number of ids works without temporary tables. `fn` returns void or a Status (the first
+// error stops).
+template <typename Ids, typename Fn>
+Status ForChunks(Db* db, const Ids& ids, const std::string& prefix, const std::string& suffix, Fn fn) {
   constexpr size_t kChunk = 500;
   for (size_t start = 0; start < ids.size(); start += kChunk) {
     size_t n = std::min(kChunk, ids.size() - start);
@@ -106,7 +112,7 @@ Status ForChunks(Db* db, const std::vector<std::string>& ids, const std::string&
     sql += ")" + suffix;
     Stmt st(db, sql);
     ES_RETURN_IF_ERROR(st.status());
-    for (size_t i = 0; i < n; ++i) st.Bind(static_cast<int>(i + 1), ids[start + i]);
+    for (size_t i = 0; i < n; ++i) st.BindText(static_cast<int>(i + 1), std::string_view(ids[start + i]));
     for (;;) {
       ES_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;

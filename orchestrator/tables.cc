@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -37,7 +38,7 @@ size_t IndexIn(std::vector<std::string>& v, const std::string& x) {
 
 // The row key of a job: the values of the row attributes, joined by " / " (empty values left out). False when
 // the job has none of them.
-bool RowKey(const std::vector<std::string>& names, const std::map<std::string, std::string>& attrs, std::string* key) {
+bool RowKey(const std::vector<std::string>& names, const protocols::Attrs& attrs, std::string* key) {
   bool any = false;
   key->clear();
   for (const auto& n : names) {
@@ -261,21 +262,137 @@ Result<const protocols::TableSpec*> FindTable(const protocols::Protocol& protoco
   return Status::NotFound(protocol.path + ": no table named '" + name + "' (tables: " + names + ")");
 }
 
+namespace {
+
+// How a job feeds a table: not at all, as a cell's run, or as a leave-one-source-out
+// validation run of grid selection (protocols/exp_lodo.cc).
+enum class Feed { kNone, kCell, kLodo };
+
+Feed FeedOf(const protocols::TableSpec& spec, const protocols::PlannedJob& j) {
+  const std::string& experiment = j.attrs.Get("experiment");
+  const bool in_table =
+      !spec.experiments.empty()
+          ? std::find(spec.experiments.begin(), spec.experiments.end(), experiment) != spec.experiments.end()
+          : spec.experiment.empty() || experiment == spec.experiment;
+  if (!in_table) return Feed::kNone;
+  for (const auto& [k, v] : spec.filter)
+    if (j.attrs.Get(k) != v) return Feed::kNone;
+  if (j.reportable) return Feed::kCell;
+  return j.attrs.Get("role") == "lodo" && spec.GridRuleFor(experiment) == "lodo" ? Feed::kLodo : Feed::kNone;
+}
+
+// Adaptation experiments' jobs (every variant, "none" included, sees the unlabeled
+// target) record warnings. Read from the attributes too: a job from the expansion
+// cache (protocols/expand_cache.h) carries no spec.kind.
+bool IsAdapt(const protocols::PlannedJob& j) {
+  return j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty() || j.attrs.Get("kind") == "adapt";
+}
+
+}  // namespace
+
+Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
+                                    const std::vector<const protocols::TableSpec*>& specs, Ledger* ledger) {
+  TableInputs in;
+  const size_t n = protocol.jobs.size();
+  // The metric slots: every table's eval set and metrics, "val" (training-domain grid
+  // selection) and "test" (leave-one-source-out jobs) only where a table selects so.
+  auto add = [](std::vector<std::string>* v, const std::string& x) {
+    if (std::find(v->begin(), v->end(), x) == v->end()) v->push_back(x);
+  };
+  for (const auto* spec : specs) {
+    add(&in.evals, spec->eval);
+    for (const auto& m : spec->metrics) add(&in.names, m);
+    for (const auto& rule : spec->GridRules()) {
+      if (rule == "training_domain") add(&in.evals, "val");
+      if (rule == "lodo") add(&in.evals, "test");
+    }
+  }
+  // The jobs any of the tables reads, in id order: SQLite then walks its indices in
+  // order, chunk after chunk (10^6 ids in protocol order jump across the whole file).
+  // Sorted by the id's first 8 bytes as one integer, ties by the whole id.
+  std::vector<std::pair<uint64_t, size_t>> order;
+  for (size_t k = 0; k < n; ++k) {
+    const auto& j = protocol.jobs[k];
+    for (const auto* spec : specs)
+      if (FeedOf(*spec, j) != Feed::kNone) {
+        uint64_t prefix = 0;
+        for (size_t b = 0; b < 8; ++b)
+          prefix = prefix << 8 | (b < j.spec.id.size() ? static_cast<uint8_t>(j.spec.id[b]) : 0);
+        order.emplace_back(prefix, k);
+        break;
+      }
+  }
+  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return protocol.jobs[a.second].spec.id < protocol.jobs[b.second].spec.id;
+  });
+  std::vector<size_t> read;               // job index of each id below
+  std::vector<std::string_view> ids;      // views of the protocol's ids (no copies)
+  read.reserve(order.size());
+  ids.reserve(order.size());
+  for (const auto& [prefix, k] : order) {
+    read.push_back(k);
+    ids.emplace_back(protocol.jobs[k].spec.id);
+  }
+  order = {};
+  in.done.assign(n, 0);
+  ES_ASSIGN_OR_RETURN(auto status, ledger->StatusList(ids));
+  for (size_t i = 0; i < read.size(); ++i) in.done[read[i]] = status[i] == JobStatus::kDone;
+  const size_t slots = in.evals.size() * in.names.size();
+  in.values.assign(n * slots, std::numeric_limits<double>::quiet_NaN());  // NaN: no such row (stored metrics are finite)
+  ES_RETURN_IF_ERROR(ledger->ForEachMetric(ids, in.evals, in.names, [&](size_t i, size_t e, size_t m, double v) {
+    in.values[read[i] * slots + e * in.names.size() + m] = v;
+  }));
+  // Warning codes of finished adaptation jobs, in one batch.
+  std::vector<std::string> adapt_ids;
+  std::vector<size_t> adapt_jobs;
+  for (size_t i = 0; i < read.size(); ++i)
+    if (in.done[read[i]] && IsAdapt(protocol.jobs[read[i]])) {
+      adapt_ids.emplace_back(ids[i]);
+      adapt_jobs.push_back(read[i]);
+    }
+  ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids));
+  for (size_t i = 0; i < adapt_ids.size(); ++i) {
+    auto info = infos.find(adapt_ids[i]);
+    if (info == infos.end() || !info->second.is_object() || !info->second.contains("warnings") ||
+        !info->second["warnings"].is_array())
+      continue;
+    std::set<std::string> codes;
+    for (const auto& w : info->second["warnings"])
+      if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
+    in.warnings[adapt_jobs[i]].assign(codes.begin(), codes.end());
+  }
+  return in;
+}
+
+const double* TableInputs::Metric(size_t job, const std::string& eval, const std::string& name) const {
+  if (!done[job]) return nullptr;
+  auto e = std::find(evals.begin(), evals.end(), eval);
+  auto m = std::find(names.begin(), names.end(), name);
+  if (e == evals.end() || m == names.end()) return nullptr;
+  const double* v = &values[job * evals.size() * names.size() + (e - evals.begin()) * names.size() + (m - names.begin())];
+  return std::isnan(*v) ? nullptr : v;
+}
+
 Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec, Ledger* ledger) {
   if (spec.metrics.empty()) return Status::InvalidArgument("table '" + spec.name + "' names no metrics");
+  ES_ASSIGN_OR_RETURN(auto inputs, ReadTableInputs(protocol, {&spec}, ledger));
+  return BuildTable(protocol, spec, inputs);
+}
+
+Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec,
+                             const TableInputs& inputs) {
+  if (spec.metrics.empty()) return Status::InvalidArgument("table '" + spec.name + "' names no metrics");
+  if (inputs.done.size() != protocol.jobs.size())
+    return Status::InvalidArgument("table '" + spec.name + "': inputs read for another protocol");
   ES_RETURN_IF_ERROR(SpreadLabel(spec.spread).status());
   TableData t;
   t.spec = spec;
   const std::vector<std::string> keys = SplitCommas(spec.aggregate_over);
-  auto attr_of = [](const protocols::PlannedJob& j, const std::string& k) {
-    auto it = j.attrs.find(k);
-    return it == j.attrs.end() ? std::string() : it->second;
+  auto attr_of = [](const protocols::PlannedJob& j, const std::string& k) -> const std::string& {
+    return j.attrs.Get(k);
   };
-  auto in_table = [&](const std::string& experiment) -> bool {
-    if (!spec.experiments.empty())
-      return std::find(spec.experiments.begin(), spec.experiments.end(), experiment) != spec.experiments.end();
-    return spec.experiment.empty() || experiment == spec.experiment;
-  };
+  auto index_of = [&](const protocols::PlannedJob& j) { return static_cast<size_t>(&j - protocol.jobs.data()); };
   std::vector<const protocols::PlannedJob*> jobs;
   std::vector<std::pair<size_t, size_t>> where;
   // Leave-one-source-out jobs (protocols/exp_lodo.cc) by the coordinates of the job they validate.
@@ -288,15 +405,10 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   const std::vector<std::string> row_names = spec.row_attrs.empty() ? std::vector<std::string>{spec.rows} : spec.row_attrs;
   std::string row;
   for (const auto& j : protocol.jobs) {
-    auto exp = j.attrs.find("experiment");
-    static const std::string kNone;
-    if (!in_table(exp == j.attrs.end() ? kNone : exp->second)) continue;
-    bool match = true;
-    for (const auto& [k, v] : spec.filter) match &= attr_of(j, k) == v;
-    if (!match) continue;
-    if (!j.reportable) {
-      if (attr_of(j, "role") == "lodo" && spec.GridRuleFor(attr_of(j, "experiment")) == "lodo")
-        lodo[lodo_key(j)].push_back(&j);
+    const Feed feed = FeedOf(spec, j);
+    if (feed == Feed::kNone) continue;
+    if (feed == Feed::kLodo) {
+      lodo[lodo_key(j)].push_back(&j);
       continue;
     }
     if (!RowKey(row_names, j.attrs, &row) || !j.attrs.count(spec.columns)) continue;
@@ -309,48 +421,18 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   }
   size_t nm = spec.metrics.size();
   t.cells.assign(t.rows.size() * t.cols.size() * nm, TableCell());
-  std::vector<std::string> ids;
-  for (const auto* j : jobs) ids.push_back(j->spec.id);
-  for (const auto& [k, v] : lodo)
-    for (const auto* j : v) ids.push_back(j->spec.id);
-  // In id order the ledger reads its index pages in order and fills its maps at their end
-  // (10^6 jobs in protocol order: random page reads and a string-compare walk per insert).
-  std::sort(ids.begin(), ids.end());
-  ES_ASSIGN_OR_RETURN(auto status, ledger->StatusOf(ids));
-  // Only what metric_of below reads: the table's metrics on its eval set, "val" (grid
-  // selection) and "test" (leave-one-source-out jobs).
-  std::vector<std::string> evals = {spec.eval};
-  for (const char* e : {"val", "test"})
-    if (spec.eval != e) evals.push_back(e);
-  ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids, evals, spec.metrics));
-  // One job's status and metrics, looked up once however many metrics are read of it in a
-  // row (each lookup walks a map of up to 10^6 64-character ids).
-  struct Found {
-    std::string id;  // the id looked up last
-    bool done = false;
-    const Ledger::MetricMap::mapped_type* evals = nullptr;
-  } last;
-  auto lookup = [&](const std::string& id) -> const Found& {
-    if (!last.id.empty() && last.id == id) return last;
-    auto st = status.find(id);
-    auto per_eval = metrics.find(id);
-    last.id = id;
-    last.done = st != status.end() && st->second == JobStatus::kDone;
-    last.evals = per_eval == metrics.end() ? nullptr : &per_eval->second;
-    return last;
-  };
-  auto finished = [&](const std::string& id) { return lookup(id).done; };
+  // Status and metrics come from `inputs`, read once for every table of the command
+  // (issue 15): arrays indexed by the job's position in the protocol, no lookup by id.
+  auto finished = [&](const protocols::PlannedJob& j) { return inputs.done[index_of(j)] != 0; };
   // A finished job's metric on an eval set, or nullptr.
-  auto metric_of = [&](const std::string& id, const std::string& eval, const std::string& metric) -> const double* {
-    const Found& f = lookup(id);
-    if (!f.done || !f.evals) return nullptr;
-    auto ev = f.evals->find(eval);
-    if (ev == f.evals->end()) return nullptr;
-    auto v = ev->second.find(metric);
-    return v == ev->second.end() ? nullptr : &v->second;
+  auto metric_of = [&](const protocols::PlannedJob& j, const std::string& eval, const std::string& metric) {
+    return inputs.Metric(index_of(j), eval, metric);
   };
-  t.planned_jobs = static_cast<int>(ids.size());
-  for (const auto& id : ids) t.finished_jobs += finished(id);
+  for (const auto* j : jobs) t.finished_jobs += finished(*j);
+  for (const auto& [k, v] : lodo)
+    for (const auto* j : v) t.finished_jobs += finished(*j);
+  t.planned_jobs = static_cast<int>(jobs.size());
+  for (const auto& [k, v] : lodo) t.planned_jobs += static_cast<int>(v.size());
   // Grid selection: per cell, keep the jobs of the grid point (hp) with the best score on the first metric.
   std::vector<bool> keep(jobs.size(), true);
   if (spec.HasGridSelection()) {
@@ -374,14 +456,14 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
           else pending = true;
         };
         if (rule == "training_domain") {
-          add(metric_of(j.spec.id, "val", metric));
+          add(metric_of(j, "val", metric));
         } else if (rule == "oracle") {
-          add(metric_of(j.spec.id, spec.eval, metric));
+          add(metric_of(j, spec.eval, metric));
         } else {
           auto l = lodo.find(lodo_key(j));
           if (l == lodo.end()) pending = true;
           else
-            for (const auto* v : l->second) add(metric_of(v->spec.id, "test", metric));
+            for (const auto* v : l->second) add(metric_of(*v, "test", metric));
         }
       }
       std::string best;
@@ -400,18 +482,6 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       }
     }
   }
-  // Adaptation experiments' jobs (every variant, "none" included, sees the
-  // unlabeled target): their warnings, read in one batch. Read from the attributes
-  // too: a job from the expansion cache (protocols/expand_cache.h) carries no spec.kind.
-  auto is_adapt = [](const protocols::PlannedJob& j) {
-    auto exp_kind = j.attrs.find("kind");
-    return j.spec.kind == "adapt" || !j.spec.target_unlabeled.empty() ||
-           (exp_kind != j.attrs.end() && exp_kind->second == "adapt");
-  };
-  std::vector<std::string> adapt_ids;
-  for (const auto* j : jobs)
-    if (is_adapt(*j)) adapt_ids.push_back(j->spec.id);
-  ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids));
   for (size_t k = 0; k < jobs.size(); ++k) {
     const auto& j = *jobs[k];
     if (!keep[k]) {
@@ -425,20 +495,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     t.seeds.insert(j.spec.seed);
     t.selections.insert(j.spec.selection);
     if (!j.spec.oracle_eval.empty()) t.oracle_eval = j.spec.oracle_eval;
-    if (!finished(j.spec.id)) continue;
+    if (!finished(j)) continue;
     // Warnings are counted per row, or per row and column when there are several columns.
     const std::string cell = t.cols.size() > 1 ? t.rows[r] + " / " + t.cols[c] : t.rows[r];
     t.row_runs[cell]++;
-    if (is_adapt(j)) {
-      auto info = infos.find(j.spec.id);
-      if (info != infos.end() && info->second.is_object() && info->second.contains("warnings") &&
-          info->second["warnings"].is_array()) {
-        std::set<std::string> codes;
-        for (const auto& w : info->second["warnings"])
-          if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
-        for (const auto& code : codes) t.warnings[code][cell]++;
-      }
-    }
+    if (auto w = inputs.warnings.find(index_of(j)); w != inputs.warnings.end())
+      for (const auto& code : w->second) t.warnings[code][cell]++;
     std::string key;
     for (const auto& a : keys) {
       auto it = j.attrs.find(a);
@@ -447,7 +509,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       key.push_back(';');
     }
     for (size_t m = 0; m < nm; ++m) {
-      const double* v = metric_of(j.spec.id, spec.eval, spec.metrics[m]);
+      const double* v = metric_of(j, spec.eval, spec.metrics[m]);
       if (!v) continue;
       t.at(r, c, m).values.push_back(*v * spec.scale);
       t.at(r, c, m).keys.push_back(key);

@@ -19,6 +19,7 @@
 // Thread-safety: pure functions over their inputs (the Ledger serializes).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -68,6 +69,27 @@ struct TableData {
 
 // Name of a table in the protocol ("" = the first); error lists the names.
 Result<const protocols::TableSpec*> FindTable(const protocols::Protocol& protocol, const std::string& name);
+
+// What tables read of the ledger, read once per command for all of them (issue 15:
+// `table --all` read every job's status and metrics per table, into maps keyed by the
+// 64-character id). Arrays indexed by the job's position in protocol.jobs; only the
+// jobs some table reads, only the metrics the tables show.
+struct TableInputs {
+  std::vector<uint8_t> done;                // per job: 1 when the ledger has it done
+  std::vector<std::string> evals, names;    // metric slots: eval e, name m -> e * names.size() + m
+  std::vector<double> values;               // [job * slots + slot]; NaN: no such metric row
+  std::map<size_t, std::vector<std::string>> warnings;  // finished adaptation jobs' warning codes, by job
+  // A finished job's metric, or nullptr.
+  const double* Metric(size_t job, const std::string& eval, const std::string& name) const;
+};
+// One status read, one metric read and one info read for the jobs of all `specs` (the
+// protocol must outlive nothing here: indices, not pointers).
+Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
+                                    const std::vector<const protocols::TableSpec*>& specs, Ledger* ledger);
+// `inputs` from ReadTableInputs over specs that include `spec`, for the same protocol.
+Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec,
+                             const TableInputs& inputs);
+// One table: ReadTableInputs for it alone, then BuildTable.
 Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec, Ledger* ledger);
 
 std::string MetricLabel(const std::string& metric);  // "ua" -> "UA"

@@ -275,7 +275,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
       have.reportable = true;  // a helper job another experiment reports on directly
       have.attrs = job.attrs;
     } else if (job.reportable && have.reportable && have.attrs != job.attrs) {
-      auto describe = [](const std::map<std::string, std::string>& a) {
+      auto describe = [](const Attrs& a) {
         std::string d = a.at("experiment");
         for (const char* k : {"model", "target", "budget", "variant", "hp"}) {
           auto it = a.find(k);

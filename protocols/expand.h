@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "jobs/job.h"
+#include "protocols/attrs.h"
 
 namespace emosweep::protocols {
 
@@ -26,14 +27,15 @@ struct PlannedJob {
   std::vector<std::string> deps;   // ids of jobs that must finish first (shared pre-training)
   // Table coordinates: "experiment", "kind", "model", "corpus", "source", "target",
   // "fold", "seed", "budget", "variant", "hp" (grid point as "lr=0.001,..."), ...
-  std::map<std::string, std::string> attrs;
+  // A flat, interned value that reads like a std::map (protocols/attrs.h; issue 15).
+  Attrs attrs;
   bool reportable = true;          // false for helper jobs (pre-training) that no table cell reads
 };
 
 // A readable one-line description of a job for progress lines and status:
 // "loco mlp_wide heldout=emovo seed=2 fold=0", "adapt concat_mlp dann_ganin
 // synth_a->synth_b seed=1", "fewshot ... budget=10% (pretrain)".
-inline std::string JobLabel(const std::map<std::string, std::string>& attrs) {
+inline std::string JobLabel(const Attrs& attrs) {
   auto get = [&](const char* k) {
     auto it = attrs.find(k);
     return it == attrs.end() ? std::string() : it->second;

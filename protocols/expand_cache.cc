@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string_view>
 #include <unordered_map>
 
 namespace emosweep::protocols {
@@ -85,9 +86,9 @@ class Reader {
     p_ += sizeof(T);
     return true;
   }
-  bool Bytes(size_t n, std::string* out) {
+  bool Bytes(size_t n, std::string_view* out) {  // a view into the buffer read
     if (static_cast<size_t>(end_ - p_) < n) return false;
-    out->assign(p_, n);
+    *out = std::string_view(p_, n);
     p_ += n;
     return true;
   }
@@ -125,7 +126,7 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
   std::memcpy(&want, b + body, 8);
   if (BodyHash(b, body) != want) return false;
   Reader r(b, body);
-  std::vector<std::string> strings(ns);
+  std::vector<std::string_view> strings(ns);  // views into `data`: every job's id is in here once (issue 15)
   for (auto& s : strings) {
     uint32_t len;
     if (!r.Get(&len) || !r.Bytes(len, &s)) return false;
@@ -137,6 +138,8 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     return true;
   };
   std::vector<PlannedJob> out(n);
+  std::unordered_map<uint64_t, Attrs::Entry> pairs;  // (key index, value index) -> interned pair
+  std::vector<Attrs::Entry> entries;
   for (auto& j : out) {
     uint8_t reportable;
     uint32_t nl, na;
@@ -148,11 +151,16 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     for (auto& l : j.spec.labels)
       if (!str(&l)) return false;
     if (!r.Get(&na) || na > ns) return false;
-    std::string k, val;
+    entries.clear();
     for (uint32_t a = 0; a < na; ++a) {
-      if (!str(&k) || !str(&val)) return false;
-      j.attrs.emplace_hint(j.attrs.end(), std::move(k), std::move(val));
+      uint32_t k, val;
+      if (!r.Get(&k) || !r.Get(&val) || k >= strings.size() || val >= strings.size()) return false;
+      // One intern per distinct (key, value) of the file, not per job (issue 15).
+      auto [it, added] = pairs.emplace(uint64_t{k} << 32 | val, nullptr);
+      if (added) it->second = Attrs::Intern(strings[k], strings[val]);
+      entries.push_back(it->second);
     }
+    if (!Attrs::FromSorted(entries, &j.attrs)) return false;  // written in key order
   }
   if (!r.done()) return false;
   *jobs = std::move(out);

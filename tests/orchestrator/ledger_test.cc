@@ -675,6 +675,11 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "SELECT rowid FROM jobs WHERE status = ?",
       "SELECT id, rowid FROM jobs WHERE id IN (?,?,?)",
       "SELECT id, info_json FROM jobs WHERE id IN (?,?,?)",
+      // Ledger::StatusList and ForEachMetric (`table`, once per command).
+      "SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id IN (?,?,?)",
+      "SELECT job_id, eval, name, rowid FROM metrics WHERE job_id IN (?,?,?) AND +eval IN ('test') AND "
+      "+name IN ('ua','wa')",
+      "SELECT rowid, value FROM metrics WHERE rowid IN (?,?,?) ORDER BY rowid",
       // `ledger status`: failed/blocked and running jobs (all, and of one sweep);
       // `ledger query --kind K [--status S]`.
       "SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
@@ -742,7 +747,13 @@ TEST(LedgerIndices, StatusCountsReadIndicesOnly) {
   { ASSERT_NE(OpenOk(path), nullptr); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  for (const std::string& sql : {StatusCountSql(kLedgerSchemaVersion, -1), StatusCountSql(kLedgerSchemaVersion, 3)}) {
+  // With the status read of `table` (Ledger::StatusList, issue 15).
+  for (const std::string& sql : {StatusCountSql(kLedgerSchemaVersion, -1), StatusCountSql(kLedgerSchemaVersion, 3),
+                                 std::string("SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id IN "
+                                             "(?,?,?)"),
+                                 // and the first pass of its metric read (which rows, whose: the key's index).
+                                 std::string("SELECT job_id, eval, name, rowid FROM metrics WHERE job_id IN (?,?,?) "
+                                             "AND +eval IN ('test') AND +name IN ('ua','wa')")}) {
     sqlite3_stmt* st = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db) << ": " << sql;

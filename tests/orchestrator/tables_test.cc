@@ -145,3 +145,85 @@ TEST(TablesCaption, UserCaptionComesFirstAsItsOwnSentence) {
 
 }  // namespace
 }  // namespace emosweep::orchestrator
+
+namespace emosweep::orchestrator {
+namespace {
+
+// Issue 15: `table --all` read every job's status (a scan of the status index from 1 000
+// ids on) and metrics once per table, into maps keyed by the id. The command reads them
+// once for all its tables (ReadTableInputs) and builds each table from those arrays with
+// no ledger at hand; the tables are the ones a table built on its own gives.
+TEST(TableInputs, EveryTableOfACommandReadsTheLedgerOnce) {
+  auto h = testing::MakeGridLedger(testing::TestDir() + "/l.db");
+  std::vector<protocols::TableSpec> specs(4, h.protocol.tables[0]);
+  specs[1].name = "td", specs[1].grid_selection = "training_domain";
+  specs[2].name = "lodo", specs[2].grid_selection = "lodo";
+  specs[3].name = "wa", specs[3].metrics = {"ua", "wa"};
+  auto reads = [&](const std::vector<const protocols::TableSpec*>& which) {
+    const int64_t before = h.ledger->statements_prepared();
+    auto in = ReadTableInputs(h.protocol, which, h.ledger.get());
+    EXPECT_TRUE(in.ok()) << in.status().ToString();
+    return h.ledger->statements_prepared() - before;
+  };
+  const int64_t one = reads({&specs[0]});
+  const int64_t all = reads({&specs[0], &specs[1], &specs[2], &specs[3]});
+  EXPECT_GT(one, 0);
+  EXPECT_EQ(all, one) << "status, metrics and infos are read once however many tables the command prints";
+  auto in = ReadTableInputs(h.protocol, {&specs[0], &specs[1], &specs[2], &specs[3]}, h.ledger.get());
+  ASSERT_TRUE(in.ok());
+  EXPECT_EQ(in->done.size(), h.protocol.jobs.size());
+  for (const auto& spec : specs) {
+    auto shared = BuildTable(h.protocol, spec, *in);
+    auto alone = BuildTable(h.protocol, spec, h.ledger.get());
+    ASSERT_TRUE(shared.ok() && alone.ok()) << spec.name;
+    EXPECT_EQ(*RenderTable(*shared, "json"), *RenderTable(*alone, "json")) << spec.name;
+    EXPECT_EQ(*RenderTable(*shared, "markdown"), *RenderTable(*alone, "markdown")) << spec.name;
+  }
+}
+
+// The status read of `table` is index-only: jobs_by_id_state holds (id, kind, status), so no
+// job row (whose status sits behind kilobytes of config, in overflow pages) is read.
+TEST(TableInputs, StatusListReadsTheCoveringIndexAndRepeatsAgree) {
+  auto h = testing::MakeHandLedger(testing::TestDir() + "/l.db");
+  std::vector<std::string> ids;
+  for (const auto& j : h.protocol.jobs) ids.push_back(j.spec.id);
+  ids.push_back("no-such-job");
+  ids.push_back(ids.front());  // a repeated id gets its status at both places
+  auto list = h.ledger->StatusList(ids);
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  auto map = h.ledger->StatusOf(ids);
+  ASSERT_TRUE(map.ok());
+  ASSERT_EQ(list->size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto it = map->find(ids[i]);
+    ASSERT_EQ((*list)[i].has_value(), it != map->end()) << ids[i];
+    if (it != map->end()) EXPECT_EQ(*(*list)[i], it->second) << ids[i];
+  }
+  EXPECT_FALSE((*list)[ids.size() - 2].has_value());
+  int64_t rows = 0;
+  auto st = h.ledger->ForEachMetric({ids.front(), "no-such-job", ids.front()}, {"test"}, {"ua"},
+                                    [&](size_t i, size_t e, size_t m, double v) {
+                                      EXPECT_TRUE(i == 0 || i == 2);
+                                      EXPECT_EQ(e, 0u);
+                                      EXPECT_EQ(m, 0u);
+                                      EXPECT_GT(v, 0);
+                                      ++rows;
+                                    });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(rows, 2) << "the repeated id gets the row at both positions";
+  // Every job's rows, as the map-building read gives them (two passes: index, then values by rowid).
+  std::vector<std::string> all(ids.begin(), ids.end() - 2);
+  const std::vector<std::string> evals = {"test", "val"}, names = {"wa", "ua"};
+  Ledger::MetricMap got;
+  ASSERT_TRUE(h.ledger
+                  ->ForEachMetric(std::vector<std::string_view>(all.begin(), all.end()), evals, names,
+                                  [&](size_t i, size_t e, size_t m, double v) { got[all[i]][evals[e]][names[m]] = v; })
+                  .ok());
+  auto want = h.ledger->Metrics(all, evals, names);
+  ASSERT_TRUE(want.ok());
+  EXPECT_FALSE(want->empty());
+  EXPECT_EQ(got, *want);
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator
