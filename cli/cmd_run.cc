@@ -496,6 +496,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   std::unique_ptr<orchestrator::ProcessPool> pool;
   std::mutex here_mu;
   bool here_busy = false;
+  int beside = 0;  // jobs or packs running in worker processes (guarded by here_mu)
   orchestrator::Executor executor = TrainerExecutor();
   if (o.parallel != 1) {
     orchestrator::ProcessPoolOptions po;
@@ -511,9 +512,12 @@ Status RunSingleProcess(const po::variables_map& vm) {
     // With work ahead the children start now, each loading the torch module while this
     // process registers the jobs (ProcessPool::Start): when a core is idle, or always for
     // an explicit --parallel K.
+    // "Idle" counts the CPU this process and its workers used as available (IdleCoreMeter::
+    // SampleAvailable): our own work must not make the host look busy; this process's own core is
+    // taken off.
     if (work_ahead) {
-      const double idle = adaptive ? meter.Sample() : -1;
-      if (idle < 0 || idle >= 0.7) pool->Start();
+      const double free = adaptive ? meter.SampleAvailable(pool->pids()) : -1;
+      if (free < 0 || free - 1 >= 0.7) pool->Start();
     }
     // Where the next job or pack runs: here (this process), beside (a worker process), or
     // nowhere (stopped while waiting for a core).
@@ -526,8 +530,13 @@ Status RunSingleProcess(const po::variables_map& vm) {
             here_busy = true;
             return Where::kHere;
           }
-          const double idle = adaptive ? meter.Sample() : -1;
-          if (idle < 0 || idle >= 0.7) return Where::kBeside;  // a core is free: run it beside the one here
+          // Available cores (idle + what this process tree used) minus those the job here and
+          // the jobs beside take: a worker that just finished its job still counts its core as ours.
+          const double free = adaptive ? meter.SampleAvailable(pool->pids()) : -1;
+          if (free < 0 || free - 1 - beside >= 0.7) {  // a core is free: run it beside the one here
+            ++beside;
+            return Where::kBeside;
+          }
         }
         if (c.stop_requested && c.stop_requested->load()) return Where::kStopped;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -541,9 +550,20 @@ Status RunSingleProcess(const po::variables_map& vm) {
         busy = false;
       }
     };
+    struct Beside {
+      std::mutex& mu;
+      int& n;
+      ~Beside() {
+        std::lock_guard<std::mutex> lock(mu);
+        --n;
+      }
+    };
     executor = [&, place](const jobs::JobSpec& s, const jobs::JobContext& c) -> Result<jobs::JobResult> {
       switch (place(c)) {
-        case Where::kBeside: return pool->Run(s, c);
+        case Where::kBeside: {
+          Beside done{here_mu, beside};
+          return pool->Run(s, c);
+        }
         case Where::kStopped: return Status::Aborted("stopped before it started");
         case Where::kHere: break;
       }
@@ -553,7 +573,10 @@ Status RunSingleProcess(const po::variables_map& vm) {
     o.pack_executor = [&, place](const std::vector<jobs::JobSpec>& s, const std::vector<jobs::JobContext>& c)
         -> std::vector<Result<jobs::JobResult>> {
       switch (place(c[0])) {
-        case Where::kBeside: return pool->RunPack(s, c);
+        case Where::kBeside: {
+          Beside done{here_mu, beside};
+          return pool->RunPack(s, c);
+        }
         case Where::kStopped:
           return std::vector<Result<jobs::JobResult>>(s.size(), Status::Aborted("stopped before it started"));
         case Where::kHere: break;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -68,14 +69,59 @@ bool ReadCpuTimes(unsigned long long* idle, unsigned long long* total, int* ncpu
 }
 }  // namespace
 
-double IdleCoreMeter::Sample() {
+long long ProcessCpuTicks(int pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat") : "/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!in || !std::getline(in, line)) return -1;
+  const size_t close = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return -1;
+  std::istringstream ss(line.substr(close + 1));
+  std::string field;
+  long long utime = -1, stime = -1;
+  for (int i = 3; i <= 15 && (ss >> field); ++i) {  // fields 14 and 15: utime, stime (clock ticks)
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return utime < 0 || stime < 0 ? -1 : utime + stime;
+}
+
+double AvailableCores(unsigned long long idle_jiffies, unsigned long long own_ticks, unsigned long long dt_jiffies,
+                      int ncpu) {
+  if (dt_jiffies == 0) return static_cast<double>(ncpu);
+  const double v = static_cast<double>(ncpu) * static_cast<double>(idle_jiffies + own_ticks) /
+                   static_cast<double>(dt_jiffies);
+  return std::min(static_cast<double>(ncpu), v);
+}
+
+void IdleCoreMeter::ReadOwn(const std::vector<int>& pids, unsigned long long dt_jiffies, int ncpu) {
+  std::map<int, unsigned long long> now;
+  unsigned long long used = 0;
+  std::vector<int> all = {0};
+  all.insert(all.end(), pids.begin(), pids.end());
+  for (int pid : all) {
+    const long long t = ProcessCpuTicks(pid);
+    if (t < 0) continue;  // gone: its last interval is lost (a worker that died)
+    now[pid] = static_cast<unsigned long long>(t);
+    auto it = own_ticks_.find(pid);
+    // A worker first seen now started after the last reading: all its CPU time is in this interval.
+    const unsigned long long before = it == own_ticks_.end() ? 0 : it->second;
+    if (static_cast<unsigned long long>(t) > before) used += static_cast<unsigned long long>(t) - before;
+  }
+  own_ticks_ = std::move(now);
+  own_ = dt_jiffies == 0 ? 0.0 : AvailableCores(0, used, dt_jiffies, ncpu);
+}
+
+double IdleCoreMeter::Sample() { return SampleAvailable({}) < 0 ? -1 : last_; }
+
+double IdleCoreMeter::SampleAvailable(const std::vector<int>& own_pids) {
   unsigned long long idle = 0, total = 0;
   int ncpu = 0;
   const auto now = std::chrono::steady_clock::now();
   // Closer than 0.25 s to the last sample: too few jiffies to tell; keep its answer.
-  if (have_ && last_ >= 0 && now - at_ < std::chrono::milliseconds(250)) return last_;
+  if (have_ && last_ >= 0 && now - at_ < std::chrono::milliseconds(250)) return std::min<double>(ncpu_, last_ + own_);
   if (!have_) {
     if (!ReadCpuTimes(&idle_, &total_, &ncpu)) return -1;
+    ReadOwn(own_pids, 0, ncpu);
     have_ = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   } else if (last_ < 0 && now - at_ < std::chrono::milliseconds(100)) {
@@ -85,14 +131,20 @@ double IdleCoreMeter::Sample() {
   const unsigned long long di = idle - idle_, dt = total - total_;
   idle_ = idle;
   total_ = total;
+  ncpu_ = ncpu;
+  ReadOwn(own_pids, dt, ncpu);
   at_ = std::chrono::steady_clock::now();
-  last_ = dt == 0 ? static_cast<double>(ncpu) : static_cast<double>(ncpu) * static_cast<double>(di) / static_cast<double>(dt);
-  return last_;
+  last_ = AvailableCores(di, 0, dt, ncpu);
+  return std::min<double>(ncpu, last_ + own_);
 }
 
 void IdleCoreMeter::Start() {
   int ncpu = 0;
   have_ = ReadCpuTimes(&idle_, &total_, &ncpu);
+  if (have_) {
+    ncpu_ = ncpu;
+    ReadOwn({}, 0, ncpu);
+  }
   last_ = -1;
   at_ = std::chrono::steady_clock::now();
 }

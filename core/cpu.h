@@ -8,7 +8,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace emosweep {
 
@@ -38,6 +40,11 @@ namespace emosweep {
 class IdleCoreMeter {
  public:
   double Sample();
+  // Cores available to this process tree: the idle capacity plus what this process and
+  // `own_pids` (its worker processes) used over the same interval, so that its own jobs do
+  // not make the host look busy (a worker that just finished a job still counts its core
+  // as ours). -1 when /proc/stat cannot be read. Same interval rules as Sample().
+  double SampleAvailable(const std::vector<int>& own_pids);
   // The first reading now, without the wait: the next Sample() measures from here (it
   // waits only for what is left of 100 ms), so the wait overlaps the caller's other work.
   void Start();
@@ -47,6 +54,18 @@ class IdleCoreMeter {
   unsigned long long idle_ = 0, total_ = 0;
   double last_ = -1;
   std::chrono::steady_clock::time_point at_;
+  int ncpu_ = 1;
+  double own_ = 0;                                  // cores this tree used over the last interval
+  std::map<int, unsigned long long> own_ticks_;     // pid (0 = this process) -> CPU ticks at the last reading
+  void ReadOwn(const std::vector<int>& pids, unsigned long long dt_jiffies, int ncpu);
 };
+
+// CPU time (user + system, clock ticks as /proc/stat counts them) of process `pid` (0 = this
+// process, all threads); -1 when it cannot be read (the process is gone).
+long long ProcessCpuTicks(int pid);
+// Cores available to a process tree over an interval of dt jiffies summed over ncpu CPUs:
+// ncpu * (idle + own) / dt, at most ncpu.
+double AvailableCores(unsigned long long idle_jiffies, unsigned long long own_ticks, unsigned long long dt_jiffies,
+                      int ncpu);
 
 }  // namespace emosweep

@@ -138,6 +138,14 @@ int ProcessPool::spawned() const {
   return spawned_;
 }
 
+std::vector<int> ProcessPool::pids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int> out;
+  for (const Slot& s : slots_)
+    if (s.pid > 0) out.push_back(s.pid);
+  return out;
+}
+
 Status ProcessPool::Spawn(Slot* slot) {
   int req[2], rep[2];
   if (::pipe(req) != 0 || ::pipe(rep) != 0)

@@ -84,6 +84,7 @@ class ProcessPool {
   void Start();
 
   int spawned() const;  // child processes started so far (respawns included)
+  std::vector<int> pids() const;  // the live children's process ids (IdleCoreMeter counts their CPU as ours)
 
  private:
   struct Slot {
