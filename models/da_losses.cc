@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "models/adapt_configs.h"
+#include "models/dropout.h"
 
 namespace emosweep::models {
 namespace F = torch::nn::functional;
@@ -211,7 +212,7 @@ DomainDiscriminatorImpl::DomainDiscriminatorImpl(int64_t in_dim, const std::vect
   for (int64_t h : hidden) {
     net_->push_back(torch::nn::Linear(d, h));
     net_->push_back(torch::nn::ReLU());
-    net_->push_back(torch::nn::Dropout(dropout));
+    net_->push_back(FastDropout(dropout));  // at::dropout's draws, block-wise (models/dropout.h)
     d = h;
   }
   net_->push_back(torch::nn::Linear(d, 1));
