@@ -111,7 +111,12 @@ void IdleCoreMeter::ReadOwn(const std::vector<int>& pids, unsigned long long dt_
   own_ = dt_jiffies == 0 ? 0.0 : AvailableCores(0, used, dt_jiffies, ncpu);
 }
 
-double IdleCoreMeter::Sample() { return SampleAvailable({}) < 0 ? -1 : last_; }
+double IdleCoreMeter::Sample() {
+  std::vector<int> pids;  // the processes counted so far stay counted (none dropped, none counted twice)
+  for (const auto& [pid, ticks] : own_ticks_)
+    if (pid != 0) pids.push_back(pid);
+  return SampleAvailable(pids) < 0 ? -1 : last_;
+}
 
 double IdleCoreMeter::SampleAvailable(const std::vector<int>& own_pids) {
   unsigned long long idle = 0, total = 0;
