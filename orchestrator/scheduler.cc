@@ -121,6 +121,13 @@ void Scheduler::UpdateReadyLocked(int i) {
   if (n.pack_group >= 0) pack_ready_[n.pack_group].insert(KeyOf(i));
 }
 
+void Scheduler::LeaveHereLocked(int i) {
+  Node& n = nodes_[i];
+  n.here = false;
+  here_.erase(i);
+  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
+}
+
 void Scheduler::EraseReadyLocked(int i) {
   ready_.erase(KeyOf(i));
   if (nodes_[i].pack_group >= 0) pack_ready_[nodes_[i].pack_group].erase(KeyOf(i));
@@ -316,9 +323,7 @@ Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& resul
   ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " finished but was not running here");
-  n.here = false;
-  here_.erase(i);
-  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
+  LeaveHereLocked(i);
   ES_ASSIGN_OR_RETURN(bool recorded, ledger_->Complete(id, options_.owner, result, provenance));
   if (!recorded) {
     LOG_WARN << "job " << id.substr(0, 12) << " was taken over by another process; its result there is kept";
@@ -337,9 +342,7 @@ Status Scheduler::OnFailed(const std::string& id, const Status& error) {
   ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
-  n.here = false;
-  here_.erase(i);
-  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
+  LeaveHereLocked(i);
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
   std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
@@ -360,9 +363,7 @@ Status Scheduler::OnInterrupted(const std::string& id) {
   ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " interrupted but was not running here");
-  n.here = false;
-  here_.erase(i);
-  if (n.pack_group >= 0) pack_running_[n.pack_group]--;
+  LeaveHereLocked(i);
   ES_RETURN_IF_ERROR(ledger_->Release(id, options_.owner));
   n.state.owner.clear();
   n.state.attempts = std::max(0, n.state.attempts - 1);

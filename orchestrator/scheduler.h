@@ -172,6 +172,7 @@ class Scheduler {
   void SetStatusLocked(int i, JobStatus s);
   void UpdateReadyLocked(int i);
   void EraseReadyLocked(int i);
+  void LeaveHereLocked(int i);  // job i stops running here (finished, failed or interrupted)
   // Claims ready job i (already out of the ready sets): true when it now runs here.
   Result<bool> TryClaimLocked(int i, const ClaimOptions& co);
   Status BlockDependentsLocked(int i, const std::string& reason);
