@@ -155,6 +155,46 @@ class PackTest : public ::testing::Test {
     return s;
   }
 
+  // Three members (epochs set to 7) packed; member 1 stops the pack after epoch 2. Every member must
+  // leave its state in the single job's format; members 0 and 1 resume as a pack, member 2 alone, and
+  // each must then equal its uninterrupted run alone (resumed from epoch 3, state file removed).
+  void ExpectStopAndResumeEqualUninterrupted(std::vector<JobSpec> specs) {
+    for (auto& s : specs) {
+      s.train_config["epochs"] = 7;
+      s.id = s.ComputeId();
+    }
+    std::atomic<bool> stop{false};
+    JobContext ctx;
+    ctx.work_dir = (dir_ / "work").string();
+    ctx.stop_requested = &stop;
+    std::vector<JobContext> ctxs(3, ctx);
+    ctxs[1].on_epoch = [&](const EpochRecord& r) {
+      if (r.epoch == 2) stop = true;
+    };
+    auto first = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
+      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
+    stop = false;
+    ctxs[1].on_epoch = nullptr;
+    auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
+    auto resumed_alone = RunJob(specs[2], ctx);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto full = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(full.ok()) << full.status().ToString();
+      const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->info["resumed_from_epoch"], 3);
+      JobResult a = *full, b = *r;
+      a.info.erase("resumed_from_epoch");
+      b.info.erase("resumed_from_epoch");
+      if (i == 2) b.info["pack"] = nlohmann::json::object();
+      ExpectSameResult(a, b, "member " + std::to_string(i));
+      EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+    }
+  }
+
   fs::path dir_;
   data::Corpus corpus_;
   std::string store_, hash_;
@@ -303,45 +343,7 @@ TEST_F(PackTest, ADivergingMemberFailsAloneTheOthersGoOn) {
 }
 
 TEST_F(PackTest, StopAndResumeEqualsAnUninterruptedRun) {
-  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
-  for (auto& s : specs) {
-    s.train_config["epochs"] = 7;
-    s.id = s.ComputeId();
-  }
-  std::atomic<bool> stop{false};
-  JobContext ctx;
-  ctx.work_dir = (dir_ / "work").string();
-  ctx.stop_requested = &stop;
-  std::vector<JobContext> ctxs(3, ctx);
-  ctxs[1].on_epoch = [&](const EpochRecord& r) {
-    if (r.epoch == 2) stop = true;
-  };
-  auto first = RunPack(specs, ctxs);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    ASSERT_FALSE(first[i].ok());
-    EXPECT_EQ(first[i].status().code(), StatusCode::kAborted);
-    EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-  }
-  stop = false;
-  ctxs[1].on_epoch = nullptr;
-  // Members 0 and 1 resume as a pack, member 2 alone: the state is the single job's format.
-  auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
-  auto resumed_alone = RunJob(specs[2], ctx);
-  ASSERT_TRUE(resumed_alone.ok()) << resumed_alone.status().ToString();
-  EXPECT_EQ(resumed_alone->info["resumed_from_epoch"], 3);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto full = RunJob(specs[i], JobContext());
-    ASSERT_TRUE(full.ok());
-    const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->info["resumed_from_epoch"], 3);
-    JobResult a = *full, b = *r;
-    a.info.erase("resumed_from_epoch");
-    b.info.erase("resumed_from_epoch");
-    if (i == 2) b.info["pack"] = nlohmann::json::object();
-    ExpectSameResult(a, b, "member " + std::to_string(i));
-    EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-  }
+  ExpectStopAndResumeEqualUninterrupted({Member(0), Member(1), Member(3)});
 }
 
 TEST_F(PackTest, MembersResumingFromDifferentEpochs) {
@@ -473,41 +475,7 @@ TEST_F(PackTest, AdaptingPackStopsAndResumes) {
   for (const std::string variant : {"mmd_rbf", "dann_tllib"}) {
     SCOPED_TRACE(variant);
     fs::remove_all(dir_ / "work");
-    std::vector<JobSpec> specs = {DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)};
-    for (auto& s : specs) {
-      s.train_config["epochs"] = 7;
-      s.id = s.ComputeId();
-    }
-    std::atomic<bool> stop{false};
-    JobContext ctx;
-    ctx.work_dir = (dir_ / "work").string();
-    ctx.stop_requested = &stop;
-    std::vector<JobContext> ctxs(3, ctx);
-    ctxs[1].on_epoch = [&](const EpochRecord& r) {
-      if (r.epoch == 2) stop = true;
-    };
-    auto first = RunPack(specs, ctxs);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
-      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-    }
-    stop = false;
-    ctxs[1].on_epoch = nullptr;
-    auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
-    auto resumed_alone = RunJob(specs[2], ctx);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      auto full = RunJob(specs[i], JobContext());
-      ASSERT_TRUE(full.ok()) << full.status().ToString();
-      const Result<JobResult>& r = i < 2 ? resumed[i] : resumed_alone;
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-      EXPECT_EQ(r->info["resumed_from_epoch"], 3);
-      JobResult a = *full, b = *r;
-      a.info.erase("resumed_from_epoch");
-      b.info.erase("resumed_from_epoch");
-      if (i == 2) b.info["pack"] = nlohmann::json::object();
-      ExpectSameResult(a, b, "member " + std::to_string(i));
-      EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-    }
+    ExpectStopAndResumeEqualUninterrupted({DaMember(0, variant), DaMember(1, variant), DaMember(3, variant)});
   }
 }
 
