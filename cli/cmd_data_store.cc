@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/files.h"
+#include "core/strings.h"
 #include "data/feature_store.h"
 #include "data/inspect.h"
 #include "data/label_map.h"
@@ -36,12 +37,6 @@ Result<std::vector<std::string>> ParseClasses(const std::string& text) {
     if (!data::IsCanonicalLabel(l))
       return Status::InvalidArgument("--classes: '" + l + "' is neither a named label set nor a canonical label");
   return list;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
 }
 
 }  // namespace
@@ -111,7 +106,7 @@ Status DataSynthRun(const po::variables_map& vm) {
                       {"content_hash", hash}, {"features", feats}});
     if (!vm.count("json"))
       std::cout << "wrote " << path << ": " << c.size() << " utterances, " << s.speakers_per_corpus
-                << " speakers, labels " << Join(c.label_set) << ";" << desc << "; hash " << hash.substr(0, 12)
+                << " speakers, labels " << JoinStrings(c.label_set, ", ") << ";" << desc << "; hash " << hash.substr(0, 12)
                 << "\n";
   }
   if (vm.count("json")) PrintJson(nlohmann::json({{"out", dir}, {"stores", stores}}).dump(2));

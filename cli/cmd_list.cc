@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/protocol_library.h"
 #include "core/config_table.h"
+#include "core/strings.h"
 #include "data/adapters/adapter.h"
 #include "data/audio/frontend.h"
 #include "data/label_map.h"
@@ -27,12 +28,6 @@ nlohmann::json KeysJson(const ConfigTable& t) {
     keys.push_back(o);
   }
   return keys;
-}
-
-std::string Join(const std::vector<std::string>& v, const char* sep) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
 }
 
 // Rows of (name, detail, summary) for the text form.
@@ -71,7 +66,7 @@ Status ListRun(const po::variables_map& vm) {
     for (const auto& m : models::ModelInfos()) {
       out.push_back({{"name", m.name}, {"summary", m.summary}, {"modalities", m.modalities},
                      {"keys", KeysJson(m.config)}});
-      rows.push_back({m.name, Join(m.modalities, "+"), m.summary});
+      rows.push_back({m.name, JoinStrings(m.modalities, "+"), m.summary});
     }
     title = "models (protocol: models = [{name = ..., <keys>}]; keys: `emosweep list models --json`, docs/models.md)";
   } else if (what == "da-variants") {
@@ -87,10 +82,10 @@ Status ListRun(const po::variables_map& vm) {
     }
     for (const auto& [n, labels] : data::NamedLabelSets()) {
       out.push_back({{"name", n}, {"kind", "label set"}, {"labels", labels}});
-      rows.push_back({n, "label set", Join(labels, ", ")});
+      rows.push_back({n, "label set", JoinStrings(labels, ", ")});
     }
     title = "label maps (data import --label-map NAME) and label sets (protocol: labels = \"NAME\")";
-    footer = "canonical labels: " + Join(data::CanonicalLabels(), ", ");
+    footer = "canonical labels: " + JoinStrings(data::CanonicalLabels(), ", ");
   } else if (what == "feature-sets") {
     for (const auto& n : data::audio::KnownAudioFeatureSets()) {
       out.push_back({{"name", n}, {"modality", "audio"}, {"source", "built-in front end"}});
@@ -113,7 +108,7 @@ Status ListRun(const po::variables_map& vm) {
     }
     const auto dirs = ProtocolLibraryDirs();
     title = "library protocols (emosweep plan|run|table NAME ...)";
-    footer = "searched: " + (dirs.empty() ? std::string("no library directory found") : Join(dirs, ", ")) +
+    footer = "searched: " + (dirs.empty() ? std::string("no library directory found") : JoinStrings(dirs, ", ")) +
              " ($EMOSWEEP_PROTOCOL_PATH first)";
   } else {
     return Status::InvalidArgument("list: unknown WHAT '" + what + "' (expected " + kWhat + ")");

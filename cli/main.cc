@@ -9,6 +9,7 @@
 
 #include "cli/command_table.h"
 #include "core/log.h"
+#include "core/strings.h"
 
 namespace po = boost::program_options;
 using emosweep::cli::Command;
@@ -38,12 +39,6 @@ void PrintTopHelp(std::ostream& os, const std::string& prefix) {
         "Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.\n";
 }
 
-std::string Join(const std::vector<std::string>& v, size_t n) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) s += (i ? " " : "") + v[i];
-  return s;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,7 +56,7 @@ int main(int argc, char** argv) {
   for (const auto& c : Commands()) {
     std::string path = c.path;
     size_t n = 1 + std::count(path.begin(), path.end(), ' ');
-    if (n <= args.size() && Join(args, n) == path && n > words) {
+    if (n <= args.size() && emosweep::JoinStrings(args, " ", n) == path && n > words) {
       cmd = &c;
       words = n;
     }
