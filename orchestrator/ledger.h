@@ -191,6 +191,14 @@ class Ledger {
   Status ForEachMetric(const std::vector<std::string_view>& ids, const std::vector<std::string>& evals,
                        const std::vector<std::string>& names,
                        const std::function<void(size_t, size_t, size_t, double)>& fn);
+  // StatusList and ForEachMetric over ids in id order (std::string order = SQLite's
+  // BINARY collation) that are at least 1/kStatusMergeShare of the ledger's jobs read
+  // by one ordered scan of the covering index, merged with the ids, instead of a
+  // 500-id IN list a chunk (issue 15: `table --all` at 10^6 jobs). These are the scans
+  // (tests run EXPLAIN QUERY PLAN on them); MetricKeysByIdSql's evals and names are
+  // SQL-quoted lists such as ('test','val').
+  static std::string JobStatusByIdSql();
+  static std::string MetricKeysByIdSql(const std::string& evals, const std::string& names);
   // Statements prepared on this connection so far (tests check what a command reads).
   int64_t statements_prepared() const;
   Result<std::optional<JobRow>> GetJob(const std::string& id);
@@ -243,6 +251,8 @@ class Ledger {
   Db db_;
   LedgerOptions options_;
   int schema_version_ = 0;
+  // True when `ids` are in id order and many enough for a merged scan (see above).
+  Result<bool> MergeScanPays(const std::vector<std::string_view>& ids);
   std::string base_dir_;  // absolute directory of the ledger file: checkpoint paths are relative to it
 };
 

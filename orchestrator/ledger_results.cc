@@ -200,8 +200,30 @@ Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vect
     }
     return out;
   }
-  const IdIndex index(ids);
   std::lock_guard<std::mutex> lock(mu_);
+  ES_ASSIGN_OR_RETURN(const bool merge, MergeScanPays(ids));
+  if (merge) {
+    // One scan of (id, status) in id order, stepped along the sorted ids.
+    Stmt st(&db_, JobStatusByIdSql());
+    ES_RETURN_IF_ERROR(st.status());
+    size_t at = 0;
+    while (at < ids.size()) {
+      ES_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      const std::string_view id = st.TextView(0);
+      while (at < ids.size() && ids[at] < id) ++at;
+      if (at == ids.size() || ids[at] != id) continue;
+      const std::string_view s = st.TextView(1);
+      for (JobStatus v : {JobStatus::kDone, JobStatus::kPending, JobStatus::kRunning, JobStatus::kFailed,
+                          JobStatus::kBlocked})
+        if (s == JobStatusName(v)) {
+          for (; at < ids.size() && ids[at] == id; ++at) out[at] = v;
+          break;
+        }
+    }
+    return out;
+  }
+  const IdIndex index(ids);
   // INDEXED BY: the planner would take the primary key's index and read each row, whose
   // status sits behind kilobytes of config (overflow pages); this index holds it.
   ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id", "",
@@ -223,7 +245,6 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
                              const std::function<void(size_t, size_t, size_t, double)>& fn) {
   if (evals.empty() || names.empty() || ids.empty()) return Status::Ok();
   const std::string suffix = " AND +eval IN " + SqlList(evals) + " AND +name IN " + SqlList(names);
-  const IdIndex index(ids);
   auto find = [](const std::vector<std::string>& v, std::string_view x) {
     for (size_t k = 0; k < v.size(); ++k)
       if (v[k] == x) return k;
@@ -243,40 +264,60 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
   std::lock_guard<std::mutex> lock(mu_);
   ES_RETURN_IF_ERROR(db_.Exec("BEGIN DEFERRED"));  // both passes see one snapshot
   Status status = [&]() -> Status {
-    ES_RETURN_IF_ERROR(
-        ForChunks(&db_, ids, "SELECT job_id, eval, name, rowid FROM metrics WHERE job_id", suffix, [&](Stmt& st) {
-          const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
-          if (e == IdIndex::npos || n == IdIndex::npos) return;
-          for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i))
-            rows.push_back({st.Int(3), static_cast<uint32_t>(i), static_cast<uint16_t>(e), static_cast<uint16_t>(n)});
-        }));
-    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.rowid < b.rowid; });
-    constexpr size_t kChunk = 500;
-    size_t next = 0;  // rows before `next` are done; values come back in rowid order
-    while (next < rows.size()) {
-      std::vector<int64_t> chunk;
-      size_t end = next;
-      while (end < rows.size() && chunk.size() < kChunk) {
-        if (chunk.empty() || chunk.back() != rows[end].rowid) chunk.push_back(rows[end].rowid);
-        ++end;
-      }
-      while (end < rows.size() && rows[end].rowid == chunk.back()) ++end;  // a repeated id's other positions
-      std::string sql = "SELECT rowid, value FROM metrics WHERE rowid IN (";
-      for (size_t i = 0; i < chunk.size(); ++i) sql += i ? ",?" : "?";
-      sql += ") ORDER BY rowid";
-      Stmt st(&db_, sql);
+    auto add = [&](size_t i, Stmt& st) {
+      const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
+      if (e == IdIndex::npos || n == IdIndex::npos) return false;
+      rows.push_back({st.Int(3), static_cast<uint32_t>(i), static_cast<uint16_t>(e), static_cast<uint16_t>(n)});
+      return true;
+    };
+    ES_ASSIGN_OR_RETURN(const bool merge, MergeScanPays(ids));
+    if (merge) {  // one ordered scan of the key's index, stepped along the sorted ids
+      Stmt st(&db_, MetricKeysByIdSql(SqlList(evals), SqlList(names)));
       ES_RETURN_IF_ERROR(st.status());
-      for (size_t i = 0; i < chunk.size(); ++i) st.Bind(static_cast<int>(i + 1), chunk[i]);
-      size_t at = next;
-      for (;;) {
+      size_t at = 0;
+      while (at < ids.size()) {
         ES_ASSIGN_OR_RETURN(bool row, st.Step());
         if (!row) break;
-        const int64_t rowid = st.Int(0);
-        const double v = st.Double(1);
-        while (at < end && rows[at].rowid < rowid) ++at;
-        for (; at < end && rows[at].rowid == rowid; ++at) fn(rows[at].pos, rows[at].eval, rows[at].name, v);
+        const std::string_view id = st.TextView(0);
+        while (at < ids.size() && ids[at] < id) ++at;
+        for (size_t i = at; i < ids.size() && ids[i] == id; ++i)
+          if (!add(i, st)) break;
       }
-      next = end;
+    } else {
+      const IdIndex index(ids);
+      ES_RETURN_IF_ERROR(
+          ForChunks(&db_, ids, "SELECT job_id, eval, name, rowid FROM metrics WHERE job_id", suffix, [&](Stmt& st) {
+            for (size_t i = index.Find(st.TextView(0)); i != IdIndex::npos; i = index.Next(i))
+              if (!add(i, st)) break;
+          }));
+    }
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.rowid < b.rowid; });
+    // The values in rowid order: one statement, seeking to the next wanted row and stepping
+    // over short gaps (rows of evals/metrics not shown), so each table page is read once
+    // and nothing is prepared per chunk (issue 15).
+    constexpr int64_t kStepGap = 16;  // rows stepped over rather than sought past
+    Stmt st(&db_, "SELECT rowid, value FROM metrics WHERE rowid >= ? ORDER BY rowid");
+    ES_RETURN_IF_ERROR(st.status());
+    size_t at = 0;
+    while (at < rows.size()) {
+      st.Reset();
+      st.Bind(1, rows[at].rowid);
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) {
+          at = rows.size();  // no row at or after the wanted ones (deleted meanwhile: none, one snapshot)
+          break;
+        }
+        const int64_t rowid = st.Int(0);
+        while (at < rows.size() && rows[at].rowid < rowid) ++at;
+        if (at == rows.size()) break;
+        if (rows[at].rowid == rowid) {
+          const double v = st.Double(1);
+          for (; at < rows.size() && rows[at].rowid == rowid; ++at) fn(rows[at].pos, rows[at].eval, rows[at].name, v);
+          if (at == rows.size()) break;
+        }
+        if (rows[at].rowid - rowid > kStepGap) break;  // seek
+      }
     }
     return Status::Ok();
   }();
@@ -499,6 +540,21 @@ Result<nlohmann::json> Ledger::Sweeps() {
 std::string Ledger::SweepLinksByIdSql() { return "SELECT job_id FROM sweep_jobs WHERE sweep_id = ? ORDER BY job_id"; }
 std::string Ledger::JobStatesByIdSql() {
   return "SELECT id, kind, status FROM jobs INDEXED BY jobs_by_id_state ORDER BY id";
+}
+
+std::string Ledger::JobStatusByIdSql() { return "SELECT id, status FROM jobs INDEXED BY jobs_by_id_state ORDER BY id"; }
+std::string Ledger::MetricKeysByIdSql(const std::string& evals, const std::string& names) {
+  return "SELECT job_id, eval, name, rowid FROM metrics WHERE +eval IN " + evals + " AND +name IN " + names +
+         " ORDER BY job_id, eval, name";
+}
+
+Result<bool> Ledger::MergeScanPays(const std::vector<std::string_view>& ids) {
+  if (schema_version_ < 2 || ids.empty() || !std::is_sorted(ids.begin(), ids.end())) return false;
+  Stmt mx(&db_, "SELECT max(rowid) FROM jobs");
+  ES_RETURN_IF_ERROR(mx.status());
+  ES_ASSIGN_OR_RETURN(bool row, mx.Step());
+  const int64_t max_rowid = row && !mx.IsNull(0) ? mx.Int(0) : 0;
+  return static_cast<int64_t>(ids.size()) * kStatusMergeShare >= max_rowid;
 }
 
 Result<nlohmann::json> Ledger::StatusCounts(int64_t sweep_id) {
