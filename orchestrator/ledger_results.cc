@@ -211,12 +211,14 @@ Result<std::vector<std::optional<JobStatus>>> Ledger::StatusList(const std::vect
       ES_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
       const std::string_view id = st.TextView(0);
-      while (at < ids.size() && ids[at] < id) ++at;
-      if (at == ids.size() || ids[at] != id) continue;
+      int c = -1;  // one compare of 64 characters a row where the ids match (issue 15)
+      while (at < ids.size() && (c = ids[at].compare(id)) < 0) ++at;
+      if (c != 0) continue;
       const std::string_view s = st.TextView(1);
       for (JobStatus v : {JobStatus::kDone, JobStatus::kPending, JobStatus::kRunning, JobStatus::kFailed,
                           JobStatus::kBlocked})
         if (s == JobStatusName(v)) {
+          out[at++] = v;
           for (; at < ids.size() && ids[at] == id; ++at) out[at] = v;
           break;
         }
@@ -279,8 +281,10 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
         ES_ASSIGN_OR_RETURN(bool row, st.Step());
         if (!row) break;
         const std::string_view id = st.TextView(0);
-        while (at < ids.size() && ids[at] < id) ++at;
-        for (size_t i = at; i < ids.size() && ids[i] == id; ++i)
+        int c = -1;  // a job's rows come together: one compare of 64 characters a row
+        while (at < ids.size() && (c = ids[at].compare(id)) < 0) ++at;
+        if (c != 0) continue;
+        for (size_t i = at; i < ids.size() && (i == at || ids[i] == id); ++i)
           if (!add(i, st)) break;
       }
     } else {
