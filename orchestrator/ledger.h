@@ -193,12 +193,13 @@ class Ledger {
                        const std::function<void(size_t, size_t, size_t, double)>& fn);
   // StatusList and ForEachMetric over ids in id order (std::string order = SQLite's
   // BINARY collation) that are at least 1/kStatusMergeShare of the ledger's jobs read
-  // by one ordered scan of the covering index, merged with the ids, instead of a
-  // 500-id IN list a chunk (issue 15: `table --all` at 10^6 jobs). These are the scans
-  // (tests run EXPLAIN QUERY PLAN on them); MetricKeysByIdSql's evals and names are
+  // one scan each instead of a 500-id IN list a chunk (issue 15: `table --all` at 10^6
+  // jobs): the status from the covering index in id order, merged with the ids; the
+  // metrics from the table in rowid order, each job's id looked up once. These are the
+  // scans (tests run EXPLAIN QUERY PLAN on them); MetricRowsSql's evals and names are
   // SQL-quoted lists such as ('test','val').
   static std::string JobStatusByIdSql();
-  static std::string MetricKeysByIdSql(const std::string& evals, const std::string& names);
+  static std::string MetricRowsSql(const std::string& evals, const std::string& names);
   // Statements prepared on this connection so far (tests check what a command reads).
   int64_t statements_prepared() const;
   Result<std::optional<JobRow>> GetJob(const std::string& id);
