@@ -204,7 +204,9 @@ class Ledger {
   int64_t statements_prepared() const;
   Result<std::optional<JobRow>> GetJob(const std::string& id);
   // id -> the job's info JSON (JobRow::info) for many ids at once, without the rest of the row.
-  Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids);
+  // min_bytes > 0: only infos whose stored text has at least that many bytes; the others
+  // are not read (their size comes from the row's header, not its overflow pages).
+  Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids, size_t min_bytes = 0);
   // All jobs (filtered by status/kind when non-empty), protocol order not implied.
   Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
   // Path of a done job's kept checkpoint, resolved: stored relative to the ledger's

@@ -396,7 +396,9 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
       adapt_ids.emplace_back(ids[i]);
       adapt_jobs.push_back(read[i]);
     }
-  ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids));
+  // Only infos that can hold a warning: '{"warnings":[]}' is the shortest (15 bytes); most
+  // are "{}" (issue 15: not read at all).
+  ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids, /*min_bytes=*/15));
   for (size_t i = 0; i < adapt_ids.size(); ++i) {
     auto info = infos.find(adapt_ids[i]);
     if (info == infos.end() || !info->second.is_object() || !info->second.contains("warnings") ||

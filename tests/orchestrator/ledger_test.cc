@@ -528,6 +528,42 @@ TEST(Ledger, SortedManyIdsAreReadByOneScanWithTheChunkedAnswers) {
   EXPECT_EQ(l->statements_prepared() - before, 2) << "1203 ids: two full chunks share a statement, the rest has one";
 }
 
+// Issue 15: `table` reads adaptation jobs' infos for their warnings; most are "{}", behind
+// kilobytes of config in overflow pages. Infos(ids, min_bytes) reads only infos of at
+// least min_bytes bytes (sized from the row's header) and must give exactly those of the
+// full read, whatever the info: NULL, short, exactly at the bound, long, or missing row.
+TEST(Ledger, InfosOfAMinimumSizeAreTheLongEnoughInfosOfTheFullRead) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 100);  // 600 jobs: two IN chunks
+  jobs.push_back(testing::MakeJob("e", "big", "x", 1, {}, /*train_utts=*/3000));  // config over several pages
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(l->RegisterJobs(*s, jobs).ok());
+  l.reset();
+  const std::string big = jobs.back().spec.id;
+  RawExec(path, "UPDATE jobs SET info_json = CASE rowid % 5 WHEN 0 THEN NULL WHEN 1 THEN '{}' "
+                "WHEN 2 THEN '{\"warnings\":[1]}' WHEN 3 THEN '{\"warnings\":[]}' "
+                "ELSE '{\"warnings\":[{\"code\":\"target_collapse\"}],\"x\":1}' END");
+  RawExec(path, "UPDATE jobs SET info_json = '{\"warnings\":[{\"code\":\"short_schedule\"}]}' WHERE id = '" + big + "'");
+  l = OpenOk(path, {true});
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.spec.id);
+  ids.push_back("no-such-job");
+  auto all = l->Infos(ids);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  for (size_t min : {size_t{1}, size_t{15}, size_t{16}, size_t{40}}) {
+    auto some = l->Infos(ids, min);
+    ASSERT_TRUE(some.ok()) << some.status().ToString();
+    std::map<std::string, nlohmann::json> want;
+    for (const auto& [id, info] : *all)
+      if (info.dump().size() >= min) want.emplace(id, info);
+    EXPECT_EQ(*some, want) << "min_bytes " << min;
+    if (min <= 15) EXPECT_EQ(some->count(big), 1u);
+  }
+  EXPECT_GT(all->size(), 400u);
+  EXPECT_EQ(l->Infos(ids, 15)->size(), all->size() - all->size() / 4) << "the '{}' rows are left out";
+}
+
 // --- issue 13: foreign files untouched, read-only places, raw SQL limits, checkpoints, dead sweeps ---
 
 std::string FileBytes(const std::string& path) {
