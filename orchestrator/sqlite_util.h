@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -105,12 +106,21 @@ class Transaction {
 template <typename Ids, typename Fn>
 Status ForChunks(Db* db, const Ids& ids, const std::string& prefix, const std::string& suffix, Fn fn) {
   constexpr size_t kChunk = 500;
-  for (size_t start = 0; start < ids.size(); start += kChunk) {
-    size_t n = std::min(kChunk, ids.size() - start);
+  auto sql_of = [&](size_t n) {
     std::string sql = prefix + " IN (";
     for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
-    sql += ")" + suffix;
-    Stmt st(db, sql);
+    return sql + ")" + suffix;
+  };
+  // Every full chunk reuses one prepared statement (issue 15: at 10^6 ids, parsing and
+  // planning a 500-parameter statement per chunk was ~9 % of `table`); the last, shorter
+  // chunk prepares its own.
+  std::unique_ptr<Stmt> full, rest;
+  for (size_t start = 0; start < ids.size(); start += kChunk) {
+    size_t n = std::min(kChunk, ids.size() - start);
+    std::unique_ptr<Stmt>& slot = n == kChunk ? full : rest;
+    if (!slot) slot = std::make_unique<Stmt>(db, sql_of(n));
+    else slot->Reset();
+    Stmt& st = *slot;
     ES_RETURN_IF_ERROR(st.status());
     for (size_t i = 0; i < n; ++i) st.BindText(static_cast<int>(i + 1), std::string_view(ids[start + i]));
     for (;;) {

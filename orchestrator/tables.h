@@ -81,6 +81,10 @@ struct TableInputs {
   std::map<size_t, std::vector<std::string>> warnings;  // finished adaptation jobs' warning codes, by job
   // A finished job's metric, or nullptr.
   const double* Metric(size_t job, const std::string& eval, const std::string& name) const;
+  // The same in two steps, the slot found once for many jobs (kNoSlot: not read).
+  static constexpr size_t kNoSlot = static_cast<size_t>(-1);
+  size_t Slot(const std::string& eval, const std::string& name) const;
+  const double* MetricAt(size_t job, size_t slot) const;
 };
 // One status read, one metric read and one info read for the jobs of all `specs` (the
 // protocol must outlive nothing here: indices, not pointers).

@@ -456,6 +456,114 @@ TEST(Ledger, StatusOfManyIdsAgreesWithFewIdsForEveryStatus) {
   EXPECT_EQ(many->at(jobs[6].spec.id), JobStatus::kPending);
 }
 
+// Issue 15: `table --all` asks for (nearly) every job of the ledger, in id order. Then
+// StatusList reads one ordered scan of the covering index, merged with the ids, and
+// ForEachMetric one pass over the metrics table, instead of an IN list of 500 ids a chunk
+// (a statement each, and a seek a job); the answers must be those of the chunked reads
+// (ids out of order).
+TEST(Ledger, SortedManyIdsAreReadByOneScanWithTheChunkedAnswers) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 200);  // 1200 jobs
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(l->RegisterJobs(*s, jobs).ok());
+  ClaimOptions co;
+  ASSERT_TRUE(l->Claim(jobs[3].spec.id, "h:1:x", co).ok());  // running
+  ASSERT_TRUE(l->Block(jobs[1100].spec.id, "dep failed").ok());
+  for (size_t k = 0; k < jobs.size(); k += 7) {  // done, spread over the rowids
+    if (k == 3 || k == 1100) continue;
+    ASSERT_TRUE(l->Claim(jobs[k].spec.id, ThisOwner(), co).ok());
+    ASSERT_TRUE(l->Complete(jobs[k].spec.id, ThisOwner(), testing::FakeResult(jobs[k].spec), {}).ok());
+  }
+  std::vector<std::string> sorted;
+  for (const auto& j : jobs) sorted.push_back(j.spec.id);
+  sorted.push_back(jobs[14].spec.id);  // repeated: both positions get the answers
+  sorted.push_back("0-no-such-job");
+  sorted.push_back("zz-no-such-job");
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> shuffled = sorted;  // not in id order: the chunked reads
+  std::reverse(shuffled.begin(), shuffled.end());
+  std::swap(shuffled[0], shuffled[shuffled.size() / 2]);
+  const std::vector<std::string_view> fast(sorted.begin(), sorted.end()), slow(shuffled.begin(), shuffled.end());
+  int64_t before = l->statements_prepared();
+  auto merged = l->StatusList(fast);
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_LE(l->statements_prepared() - before, 2) << "max(rowid), then one scan (3 chunks: 3 statements)";
+  auto chunked = l->StatusList(slow);
+  ASSERT_TRUE(chunked.ok());
+  std::map<std::string, std::optional<JobStatus>> want;
+  for (size_t i = 0; i < slow.size(); ++i) want[shuffled[i]] = (*chunked)[i];
+  ASSERT_EQ(merged->size(), sorted.size());
+  int done = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    EXPECT_EQ((*merged)[i], want.at(sorted[i])) << sorted[i];
+    done += (*merged)[i] == JobStatus::kDone;
+  }
+  EXPECT_EQ(done, 172 + 1) << "every 7th job (172), the repeated one twice";
+  EXPECT_FALSE(merged->front().has_value());
+  EXPECT_FALSE(merged->back().has_value());
+  EXPECT_EQ(want.at(jobs[3].spec.id), JobStatus::kRunning);
+  EXPECT_EQ(want.at(jobs[1100].spec.id), JobStatus::kBlocked);
+  // Metrics: a subset of evals and names, so the value read steps over and seeks past rows.
+  for (const auto& [evals, names] : std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
+           {{"test"}, {"ua"}}, {{"test", "val"}, {"wa", "ua", "macro_f1"}}, {{"nope"}, {"ua"}}}) {
+    std::map<std::string, std::map<std::string, double>> got_fast, got_slow;
+    std::map<std::string, int> seen_fast;
+    before = l->statements_prepared();
+    ASSERT_TRUE(l->ForEachMetric(fast, evals, names, [&](size_t i, size_t e, size_t m, double v) {
+                   got_fast[sorted[i]][evals[e] + "/" + names[m]] = v;
+                   seen_fast[sorted[i] + evals[e] + names[m]]++;
+                 }).ok());
+    EXPECT_LE(l->statements_prepared() - before, 2) << "max(rowid), the table scan";
+    ASSERT_TRUE(l->ForEachMetric(slow, evals, names, [&](size_t i, size_t e, size_t m, double v) {
+                   got_slow[shuffled[i]][evals[e] + "/" + names[m]] = v;
+                 }).ok());
+    EXPECT_EQ(got_fast, got_slow) << evals[0];
+    EXPECT_EQ(seen_fast[jobs[14].spec.id + evals[0] + names[0]], evals[0] == "nope" ? 0 : 2) << "repeated id";
+    if (evals[0] == "test") EXPECT_EQ(got_fast.size(), 172u) << evals.size();
+  }
+  // Every full chunk of an IN-list read reuses one prepared statement.
+  before = l->statements_prepared();
+  ASSERT_TRUE(l->Infos(shuffled).ok());
+  EXPECT_EQ(l->statements_prepared() - before, 2) << "1203 ids: two full chunks share a statement, the rest has one";
+}
+
+// Issue 15: `table` reads adaptation jobs' infos for their warnings; most are "{}", behind
+// kilobytes of config in overflow pages. Infos(ids, min_bytes) reads only infos of at
+// least min_bytes bytes (sized from the row's header) and must give exactly those of the
+// full read, whatever the info: NULL, short, exactly at the bound, long, or missing row.
+TEST(Ledger, InfosOfAMinimumSizeAreTheLongEnoughInfosOfTheFullRead) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  auto jobs = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 100);  // 600 jobs: two IN chunks
+  jobs.push_back(testing::MakeJob("e", "big", "x", 1, {}, /*train_utts=*/3000));  // config over several pages
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(l->RegisterJobs(*s, jobs).ok());
+  l.reset();
+  const std::string big = jobs.back().spec.id;
+  RawExec(path, "UPDATE jobs SET info_json = CASE rowid % 5 WHEN 0 THEN NULL WHEN 1 THEN '{}' "
+                "WHEN 2 THEN '{\"warnings\":[1]}' WHEN 3 THEN '{\"warnings\":[]}' "
+                "ELSE '{\"warnings\":[{\"code\":\"target_collapse\"}],\"x\":1}' END");
+  RawExec(path, "UPDATE jobs SET info_json = '{\"warnings\":[{\"code\":\"short_schedule\"}]}' WHERE id = '" + big + "'");
+  l = OpenOk(path, {true});
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.spec.id);
+  ids.push_back("no-such-job");
+  auto all = l->Infos(ids);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  for (size_t min : {size_t{1}, size_t{15}, size_t{16}, size_t{40}}) {
+    auto some = l->Infos(ids, min);
+    ASSERT_TRUE(some.ok()) << some.status().ToString();
+    std::map<std::string, nlohmann::json> want;
+    for (const auto& [id, info] : *all)
+      if (info.dump().size() >= min) want.emplace(id, info);
+    EXPECT_EQ(*some, want) << "min_bytes " << min;
+    if (min <= 15) EXPECT_EQ(some->count(big), 1u);
+  }
+  EXPECT_GT(all->size(), 400u);
+  EXPECT_EQ(l->Infos(ids, 15)->size(), all->size() - all->size() / 4) << "the '{}' rows are left out";
+}
+
 // --- issue 13: foreign files untouched, read-only places, raw SQL limits, checkpoints, dead sweeps ---
 
 std::string FileBytes(const std::string& path) {
@@ -680,6 +788,7 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "SELECT job_id, eval, name, rowid FROM metrics WHERE job_id IN (?,?,?) AND +eval IN ('test') AND "
       "+name IN ('ua','wa')",
       "SELECT rowid, value FROM metrics WHERE rowid IN (?,?,?) ORDER BY rowid",
+      "SELECT rowid, value FROM metrics WHERE rowid >= ? ORDER BY rowid",
       // `ledger status`: failed/blocked and running jobs (all, and of one sweep);
       // `ledger query --kind K [--status S]`.
       "SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
@@ -725,7 +834,7 @@ TEST(LedgerIndices, SweepStatusMergeScansAreOrderedIndexScans) {
   { ASSERT_NE(OpenOk(path), nullptr); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  for (const std::string& sql : {Ledger::SweepLinksByIdSql(), Ledger::JobStatesByIdSql()}) {
+  for (const std::string& sql : {Ledger::SweepLinksByIdSql(), Ledger::JobStatesByIdSql(), Ledger::JobStatusByIdSql()}) {
     sqlite3_stmt* st = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db) << ": " << sql;
@@ -740,6 +849,24 @@ TEST(LedgerIndices, SweepStatusMergeScansAreOrderedIndexScans) {
     EXPECT_GT(rows, 0) << sql;
   }
   sqlite3_close(db);
+}
+
+// The metric read of a `table` over most of the ledger is one pass over the metrics table
+// in rowid order: no index, no sort (issue 15).
+TEST(LedgerIndices, MetricRowsScanIsOneTablePassWithoutASort) {
+  const std::string path = testing::TestDir() + "/l.db";
+  { ASSERT_NE(OpenOk(path), nullptr); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  const std::string sql = Ledger::MetricRowsSql("('test','val')", "('ua','wa')");
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db) << ": " << sql;
+  std::vector<std::string> details;
+  while (sqlite3_step(st) == SQLITE_ROW) details.push_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  EXPECT_EQ(details, std::vector<std::string>{"SCAN metrics"}) << sql;
 }
 
 TEST(LedgerIndices, StatusCountsReadIndicesOnly) {
