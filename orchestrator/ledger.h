@@ -162,7 +162,12 @@ class Ledger {
   // The sweep whose sweep_jobs rows are `sweep_id`'s links: its sweeps.links_from, or
   // itself (always itself before schema v3, and for a sweep that does not exist).
   Result<int64_t> LinkHolder(int64_t sweep_id);
+  // The state of every job the sweep links (its own links or the ones it shares). A done
+  // job's state is its status alone (attempts 0, no owner or error: nothing reads them
+  // until it is no longer done, and then a refresh reads them): from schema v2 on the
+  // statuses come from an index (SweepStatusSql), the rest from the rows of jobs not done.
   Result<std::map<std::string, JobState>> SweepStates(int64_t sweep_id);
+  static std::string SweepStatusSql();
   Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);
   // Writes results + provenance and sets 'done', in one transaction. Returns false

@@ -407,6 +407,44 @@ TEST(Ledger, MoreLinksForASharingOrSharedSweepKeepEverySweepsJobs) {
   EXPECT_EQ(jobs, (std::vector<int64_t>{23, 3, 23, 20, 20}));
 }
 
+// The scheduler's view of a sweep (SweepStates): statuses from an index, the rows of
+// jobs not done read in full; every field it reads of an open job is the row's.
+TEST(Ledger, SweepStatesAreTheRowsOfOpenJobsAndTheStatusOfDoneOnes) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 200);  // 1 200 jobs: several chunks
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(l->RegisterJobs(*s, grid).ok());
+  RawExec(path,
+          "UPDATE jobs SET status = 'done', attempts = 2 WHERE rowid % 2 = 0; "
+          "UPDATE jobs SET status = 'failed', attempts = 3, error = 'boom ' || rowid WHERE rowid % 5 = 1; "
+          "UPDATE jobs SET status = 'running', attempts = 1, owner = 'h:1:x' || rowid, heartbeat_at = rowid "
+          "WHERE rowid % 7 = 3; UPDATE jobs SET status = 'blocked', error = 'dep' WHERE rowid % 11 = 5; "
+          "UPDATE jobs SET attempts = 1, error = 'retry' WHERE status = 'pending' AND rowid % 3 = 0");
+  auto states = l->SweepStates(*s);
+  ASSERT_TRUE(states.ok()) << states.status().ToString();
+  ASSERT_EQ(states->size(), grid.size());
+  auto ro = OpenOk(path, {true});
+  auto rows = ro->Query("SELECT id, status, attempts, ifnull(owner, ''), ifnull(heartbeat_at, 0), ifnull(error, '') "
+                        "FROM jobs");
+  ASSERT_TRUE(rows.ok());
+  std::map<std::string, int> seen;
+  for (const auto& r : (*rows)["rows"]) {
+    const JobState& st = states->at(r[0].get<std::string>());
+    const std::string status = r[1];
+    seen[status]++;
+    EXPECT_EQ(JobStatusName(st.status), status);
+    if (status == "done") continue;
+    EXPECT_EQ(st.attempts, r[2].get<int>());
+    EXPECT_EQ(st.owner, r[3].get<std::string>());
+    EXPECT_EQ(st.heartbeat_at, r[4].get<double>());
+    EXPECT_EQ(st.error, r[5].get<std::string>());
+  }
+  EXPECT_EQ(seen.size(), 5u);  // every status
+}
+
 TEST(Ledger, RejectsNewerSchemaVersion) {
   std::string path = TestDir() + "/l.db";
   { OpenOk(path); }
@@ -913,6 +951,7 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs WHERE sweep_id = coalesce(sweeps.links_from, "
       "sweeps.id)) WHERE id = ?1",
       "SELECT job_id, ord FROM sweep_links WHERE sweep_id = ?",
+      "SELECT id, status, attempts, owner, heartbeat_at, error FROM jobs WHERE id IN (?,?,?)",
       // Ledger::CountDone (a re-run of a finished protocol): both index-only.
       "SELECT rowid FROM jobs WHERE status = 'done'",
       "SELECT rowid FROM jobs WHERE id IN (?,?,?)",
@@ -994,6 +1033,8 @@ TEST(LedgerIndices, StatusCountsReadIndicesOnly) {
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   // With the status read of `table` (Ledger::StatusList, issue 15).
   for (const std::string& sql : {StatusCountSql(kLedgerSchemaVersion, -1), StatusCountSql(kLedgerSchemaVersion, 3),
+                                 // the scheduler's read of a sweep's states (the rows of open jobs follow)
+                                 Ledger::SweepStatusSql(),
                                  std::string("SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id IN "
                                              "(?,?,?)"),
                                  // and the first pass of its metric read (which rows, whose: the key's index).
