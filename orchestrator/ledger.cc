@@ -234,15 +234,23 @@ std::string Ledger::JobSetHash(const std::vector<std::string>& ids) {
 
 Result<std::optional<int64_t>> Ledger::FindJobSet(const std::string& hash, size_t n) {
   std::lock_guard<std::mutex> lock(mu_);
+  return FindJobSetLocked(hash, n, -1);
+}
+
+Result<std::optional<int64_t>> Ledger::FindJobSetLocked(const std::string& hash, size_t n, int64_t other_than) {
   if (schema_version_ < 3 || hash.empty()) return std::optional<int64_t>();
-  Stmt st(&db_, "SELECT id, jobs FROM sweeps WHERE job_set = ? AND links_from IS NULL ORDER BY id DESC");
+  Stmt st(&db_, FindJobSetSql());
   ES_RETURN_IF_ERROR(st.status());
-  st.Bind(1, hash);
+  st.Bind(1, hash).Bind(2, other_than);
   for (;;) {
     ES_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<int64_t>();
     if (!st.IsNull(1) && st.Int(1) == static_cast<int64_t>(n)) return std::optional<int64_t>(st.Int(0));
   }
+}
+
+std::string Ledger::FindJobSetSql() {
+  return "SELECT id, jobs FROM sweeps WHERE job_set = ? AND links_from IS NULL AND id != ? ORDER BY id DESC";
 }
 
 Result<int64_t> Ledger::LinkHolder(int64_t sweep_id) {
@@ -312,20 +320,7 @@ Status Ledger::LinkLocked(int64_t sweep_id, const std::vector<std::string>& ids,
       ES_RETURN_IF_ERROR(RunWith(&db_, "UPDATE sweeps SET job_set = NULL WHERE id = ?1", {sweep_id}));
     } else if (!ids.empty()) {
       // First links: share those of a sweep that holds the same job set (O(1)).
-      std::optional<int64_t> holder;
-      {
-        Stmt st(&db_, "SELECT id, jobs FROM sweeps WHERE job_set = ? AND links_from IS NULL AND id != ? ORDER BY id DESC");
-        ES_RETURN_IF_ERROR(st.status());
-        st.Bind(1, job_set).Bind(2, sweep_id);
-        for (;;) {
-          ES_ASSIGN_OR_RETURN(bool row, st.Step());
-          if (!row) break;
-          if (!st.IsNull(1) && st.Int(1) == static_cast<int64_t>(ids.size())) {
-            holder = st.Int(0);
-            break;
-          }
-        }
-      }
+      ES_ASSIGN_OR_RETURN(std::optional<int64_t> holder, FindJobSetLocked(job_set, ids.size(), sweep_id));
       if (holder) {
         Stmt up(&db_, "UPDATE sweeps SET links_from = ?, job_set = NULL, jobs = ? WHERE id = ?");
         ES_RETURN_IF_ERROR(up.status());

@@ -159,6 +159,7 @@ class Ledger {
   // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
   // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
   Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);
+  static std::string FindJobSetSql();  // ?1 the hash, ?2 a sweep id to pass over (tests: its plan)
   // The sweep whose sweep_jobs rows are `sweep_id`'s links: its sweeps.links_from, or
   // itself (always itself before schema v3, and for a sweep that does not exist).
   Result<int64_t> LinkHolder(int64_t sweep_id);
@@ -257,6 +258,7 @@ class Ledger {
   Ledger() = default;
   Status Migrate();
   Result<int64_t> LinkHolderLocked(int64_t sweep_id);
+  Result<std::optional<int64_t>> FindJobSetLocked(const std::string& hash, size_t n, int64_t other_than);
   // Links `ids` to the sweep (shared when its job set allows, see RegisterJobs), inside
   // the caller's transaction; `job_set` = JobSetHash(ids).
   Status LinkLocked(int64_t sweep_id, const std::vector<std::string>& ids, const std::string& job_set);

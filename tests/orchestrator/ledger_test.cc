@@ -918,6 +918,7 @@ namespace {
 TEST(LedgerIndices, HotQueriesNeverScanATable) {
   const std::string path = testing::TestDir() + "/l.db";
   { ASSERT_NE(OpenOk(path), nullptr); }
+  const std::string find_job_set = Ledger::FindJobSetSql();
   const char* kHot[] = {
       "SELECT id FROM jobs WHERE id IN (?,?,?)",
       "SELECT id, status FROM jobs WHERE id IN (?,?,?)",
@@ -942,8 +943,7 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       "ORDER BY s.id",
       // Schema v3, shared job sets (Ledger::LinkLocked, FindJobSet, LinkHolder, the view
       // sweep_links, RecountSweepJobs): a sweep found by its job set's hash, never a scan.
-      "SELECT id, jobs FROM sweeps WHERE job_set = ? AND links_from IS NULL AND id != ? ORDER BY id DESC",
-      "SELECT id, jobs FROM sweeps WHERE job_set = ? AND links_from IS NULL ORDER BY id DESC",
+      find_job_set.c_str(),
       "SELECT links_from FROM sweeps WHERE id = ?",
       "SELECT links_from, EXISTS (SELECT 1 FROM sweep_jobs WHERE sweep_id = ?1), job_set FROM sweeps WHERE id = ?1",
       "INSERT OR IGNORE INTO sweep_jobs(sweep_id, job_id, ord) SELECT ?1, job_id, ord FROM sweep_jobs WHERE "
