@@ -287,6 +287,8 @@ TEST(Runner, RerunOfAnUnchangedProtocolAddsNoLinkRows) {
   ASSERT_EQ(links, 18);
   std::vector<std::string> ids;
   for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  auto gc_before = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/false);
+  ASSERT_TRUE(gc_before.ok()) << gc_before.status().ToString();
   protocols::Protocol shallow = p;
   shallow.jobs.clear();
   auto cached = RecordFinishedRerun(shallow, ids, ledger.get(), Quiet());
@@ -312,6 +314,23 @@ TEST(Runner, RerunOfAnUnchangedProtocolAddsNoLinkRows) {
     EXPECT_EQ((*sweeps)[sweep - 1]["jobs"], 18) << sweeps->dump();
     EXPECT_EQ((*sweeps)[sweep - 1]["status"], "done");
   }
+  // `ledger gc` answers as before the re-runs, and applied (the other 12 jobs' predictions
+  // go, no job: all are done) leaves every sweep its jobs.
+  auto gc_after = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/false);
+  ASSERT_TRUE(gc_after.ok());
+  EXPECT_EQ(gc_after->unreferenced_jobs, gc_before->unreferenced_jobs);
+  EXPECT_EQ(gc_after->dropped_jobs, 0);
+  EXPECT_EQ(gc_after->dropped_prediction_jobs, gc_before->dropped_prediction_jobs);
+  EXPECT_EQ(gc_after->prediction_rows, gc_before->prediction_rows);
+  auto applied = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/true);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(applied->dropped_prediction_jobs, 12);
+  EXPECT_EQ(LinkRows(path), links);
+  for (int64_t sweep : {first->sweep_id, (*cached)->sweep_id, full->sweep_id}) {
+    EXPECT_EQ(StatesOf(ledger.get(), sweep), AllDone(p)) << "sweep " << sweep;
+    EXPECT_EQ(*ledger->StatusCounts(sweep), *counts1) << "sweep " << sweep;
+  }
+  EXPECT_EQ(*ledger->Sweeps(), *sweeps);
 }
 
 // A changed protocol's sweep links exactly its own job set, whichever sweeps came
