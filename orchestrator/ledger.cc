@@ -394,11 +394,18 @@ Status Ledger::LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids, c
   return tx.Commit();
 }
 
-Result<std::map<std::string, JobState>> Ledger::SweepStates(int64_t sweep_id) {
+Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sweep_id) {
   std::lock_guard<std::mutex> lock(mu_);
   // The scheduler's refresh: the links may be another sweep's (schema v3, links_from).
   ES_ASSIGN_OR_RETURN(const int64_t holder, LinkHolderLocked(sweep_id));
-  std::map<std::string, JobState> out;
+  std::unordered_map<std::string, JobState> out;
+  if (schema_version_ >= 2) {  // sweeps.jobs: its size, so the map never rehashes
+    Stmt n(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
+    ES_RETURN_IF_ERROR(n.status());
+    n.Bind(1, sweep_id);
+    ES_ASSIGN_OR_RETURN(bool row, n.Step());
+    if (row && !n.IsNull(0)) out.reserve(static_cast<size_t>(std::max<int64_t>(0, n.Int(0))));
+  }
   auto read_rows = [&](Stmt& st) -> Status {
     JobState s;
     ES_ASSIGN_OR_RETURN(s.status, ParseJobStatus(st.Text(1)));
