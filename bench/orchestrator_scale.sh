@@ -84,7 +84,8 @@ for n in $SIZES; do
   measure rerun "$jobs" "$EMO" run "$P" --ledger "$L" --max-jobs 0 --parallel 1 --log-level warn
   grep -q " 0 ran" "$OUT/last.out" || { echo "re-run ran jobs: $(cat "$OUT/last.out")" >&2; exit 1; }
   # `ledger status` (the re-runs opened the ledger read-write, so it has the current schema;
-  # every re-run added a sweep linking every job), and of one sweep: least of 5 runs.
+  # every re-run added a sweep of every job, sharing the links of the first from schema v3 on),
+  # and of one sweep: least of 5 runs.
   measure_min status "$jobs" 5 "$EMO" ledger status --ledger "$L"
   measure_min status_sweep "$jobs" 5 "$EMO" ledger status --ledger "$L" --sweep 1
   # First table of a protocol expands it and fills the expansion cache (cold);

@@ -90,10 +90,11 @@ void PrintAligned(const nlohmann::json& q) {
   for (const auto& row : q["rows"]) line(row);
 }
 
-std::string SweepFilter(const po::variables_map& vm, const std::string& alias) {
-  if (!vm.count("sweep")) return "";
-  return " AND " + alias + ".id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = " +
-         std::to_string(vm["sweep"].as<int64_t>()) + ")";
+// The links of a sweep that shares another's (schema v3) are the holder's rows.
+Result<std::string> SweepFilter(const po::variables_map& vm, orchestrator::Ledger* l, const std::string& alias) {
+  if (!vm.count("sweep")) return std::string();
+  ES_ASSIGN_OR_RETURN(const int64_t holder, l->LinkHolder(vm["sweep"].as<int64_t>()));
+  return " AND " + alias + ".id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = " + std::to_string(holder) + ")";
 }
 
 }  // namespace
@@ -105,7 +106,7 @@ void LedgerStatusOptions(po::options_description& o) {
 
 Status LedgerStatusRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
-  std::string f = SweepFilter(vm, "j");
+  ES_ASSIGN_OR_RETURN(const std::string f, SweepFilter(vm, l.get(), "j"));
   ES_ASSIGN_OR_RETURN(nlohmann::json by_rows, l->StatusCounts(vm.count("sweep") ? vm["sweep"].as<int64_t>() : -1));
   const nlohmann::json by = {{"rows", std::move(by_rows)}};
   ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
@@ -195,7 +196,8 @@ Status LedgerQueryRun(const po::variables_map& vm) {
   } else {
     if (vm.count("status")) ES_RETURN_IF_ERROR(orchestrator::ParseJobStatus(vm["status"].as<std::string>()).status());
     // Values are SQL string literals with quotes doubled; the handle is query_only anyway.
-    std::string where = " WHERE 1" + SweepFilter(vm, "j");
+    ES_ASSIGN_OR_RETURN(const std::string sweep_filter, SweepFilter(vm, l.get(), "j"));
+    std::string where = " WHERE 1" + sweep_filter;
     auto quote = [](const std::string& s) {
       std::string out = "'";
       for (char ch : s) out += ch == '\'' ? "''" : std::string(1, ch);

@@ -1,6 +1,6 @@
 // orchestrator/ledger.h: the SQLite ledger, where every result of a sweep lives.
 //
-// One file per project (or per sweep family). Schema v2 is specified in
+// One file per project (or per sweep family). Schema v3 is specified in
 // docs/formats/ledger.md; Open() creates, migrates (PRAGMA user_version and
 // the migration list in ledger_schema.cc) or rejects a file with a message
 // that says why. Writes that belong together share one IMMEDIATE transaction:
@@ -29,6 +29,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,8 +41,9 @@
 
 namespace emosweep::orchestrator {
 
-constexpr int kLedgerSchemaVersion = 2;
-// The oldest schema a read-only open reads without migrating (v2 added indices and sweeps.jobs).
+constexpr int kLedgerSchemaVersion = 3;
+// The oldest schema a read-only open reads without migrating (v2 added indices and sweeps.jobs,
+// v3 shared job sets: a sweep of an older file holds its own links).
 constexpr int kLedgerMinReadableVersion = 1;
 constexpr int32_t kLedgerApplicationId = 0x454d4f53;  // "EMOS"
 
@@ -122,7 +124,8 @@ struct GcReport {
 // The SQL `ledger status` counts jobs with: (kind, status, count) rows, ordered, for
 // every job (sweep_id < 0) or one sweep's. From schema v2 on it reads indices only
 // (jobs_by_kind_status; sweep_jobs joined to jobs_by_id_state); on an older file opened
-// read-only it is the same count, reading job rows.
+// read-only it is the same count, reading job rows. `sweep_id` names the sweep that holds
+// the links (Ledger::LinkHolder: from v3 a sweep may share another's).
 std::string StatusCountSql(int schema_version, int64_t sweep_id);
 
 class Ledger {
@@ -137,15 +140,37 @@ class Ledger {
 
   // --- jobs (writer side: the scheduler) ---
   // Inserts jobs not yet present as pending and links them all to the sweep; one transaction.
+  // Linking (here and in LinkJobs), from schema v3 on: a sweep that has no links yet and
+  // whose ordered job list hashes (JobSetHash) to the job set of a sweep that holds its
+  // own links shares them (sweeps.links_from; no sweep_jobs rows written: O(1) for any
+  // size); otherwise its links are written and, when they are its first, the hash is
+  // kept as its job set. A sweep others share links from that gets more links first
+  // gives each of them a copy of the links they shared.
   Status RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs);
   // failed/blocked jobs among `ids` back to pending with attempts 0 (a new run retries them).
   Status ResetFailed(const std::vector<std::string>& ids);
   // How many of `ids` are done (indexed lookups, 500 ids a query): a re-run of a
   // finished protocol checks its cached job ids with this instead of expanding (issue 15).
   Result<size_t> CountDone(const std::vector<std::string>& ids);
-  // Links jobs already in the ledger to the sweep (sweep_jobs, in the given order); one transaction.
-  Status LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids);
-  Result<std::map<std::string, JobState>> SweepStates(int64_t sweep_id);
+  // Links jobs already in the ledger to the sweep (sweep_jobs, in the given order, or shared
+  // as in RegisterJobs); one transaction. `job_set`: JobSetHash(ids) when the caller has it.
+  Status LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids, const std::string& job_set = "");
+  // SHA-256 (hex) of an ordered job list: each id and a newline. Equal lists, equal links.
+  static std::string JobSetHash(const std::vector<std::string>& ids);
+  // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
+  // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
+  Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);
+  static std::string FindJobSetSql();  // ?1 the hash, ?2 a sweep id to pass over (tests: its plan)
+  // The sweep whose sweep_jobs rows are `sweep_id`'s links: its sweeps.links_from, or
+  // itself (always itself before schema v3, and for a sweep that does not exist).
+  Result<int64_t> LinkHolder(int64_t sweep_id);
+  // The state of every job the sweep links (its own links or the ones it shares). A done
+  // job's state is its status alone (attempts 0, no owner or error: nothing reads them
+  // until it is no longer done, and then a refresh reads them): from schema v2 on the
+  // statuses come from an index (SweepStatusSql), the rest from the rows of jobs not done.
+  // A hash map: the scheduler looks every job of a 10^6-job sweep up in it, twice at start.
+  Result<std::unordered_map<std::string, JobState>> SweepStates(int64_t sweep_id);
+  static std::string SweepStatusSql();
   Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);
   // Writes results + provenance and sets 'done', in one transaction. Returns false
@@ -245,6 +270,11 @@ class Ledger {
  private:
   Ledger() = default;
   Status Migrate();
+  Result<int64_t> LinkHolderLocked(int64_t sweep_id);
+  Result<std::optional<int64_t>> FindJobSetLocked(const std::string& hash, size_t n, int64_t other_than);
+  // Links `ids` to the sweep (shared when its job set allows, see RegisterJobs), inside
+  // the caller's transaction; `job_set` = JobSetHash(ids).
+  Status LinkLocked(int64_t sweep_id, const std::vector<std::string>& ids, const std::string& job_set);
   std::string StoredCheckpointPath(const std::string& path) const;
   Status ReadSchema();
   Status RefuseWhileRunningLocked(const std::string& what);

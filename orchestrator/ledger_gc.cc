@@ -6,7 +6,7 @@
 // details, curves, provenance: small, and what old tables were made from). It drops
 //  - jobs no kept protocol references that are not done (pending, failed, blocked:
 //    attempts of protocols that changed), with their rows (foreign-key cascade) and
-//    their sweep links;
+//    their sweep links (a sweep that loses links loses its job set hash: schema v3);
 //  - the per-utterance predictions of jobs no kept protocol references (the bulk
 //    of a ledger: one row per test utterance per job);
 //  - result rows of superseded attempts: a job sent back to pending (lost
@@ -124,8 +124,16 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
     for (const char* t : kResultTables)
       ES_RETURN_IF_ERROR(
           db_.Exec(std::string("DELETE FROM ") + t + " WHERE job_id NOT IN (SELECT id FROM jobs WHERE status = 'done')"));
+    // A sweep that loses links no longer holds the job set its hash names: no later run
+    // may share its links for that list (schema v3). Sweeps sharing its links lose them
+    // with it, as each would have lost its own copy.
+    ES_RETURN_IF_ERROR(db_.Exec(
+        "UPDATE sweeps SET job_set = NULL WHERE job_set IS NOT NULL AND id IN "
+        "(SELECT sweep_id FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs))"));
     ES_RETURN_IF_ERROR(db_.Exec("DELETE FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)"));
-    return db_.Exec("UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = sweeps.id)");
+    return db_.Exec(
+        "UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = "
+        "coalesce(sweeps.links_from, sweeps.id))");
   };
   Status st = body();
   if (!st.ok()) {

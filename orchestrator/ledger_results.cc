@@ -614,6 +614,10 @@ Result<bool> Ledger::MergeScanPays(const std::vector<std::string_view>& ids) {
 
 Result<nlohmann::json> Ledger::StatusCounts(int64_t sweep_id) {
   std::lock_guard<std::mutex> lock(mu_);
+  // A sweep that shares another's links (schema v3) counts the holder's.
+  if (sweep_id >= 0) {
+    ES_ASSIGN_OR_RETURN(sweep_id, LinkHolderLocked(sweep_id));
+  }
   auto rows_of = [this](const std::string& sql) -> Result<nlohmann::json> {
     Stmt st(&db_, sql);
     ES_RETURN_IF_ERROR(st.status());

@@ -1,4 +1,4 @@
-// orchestrator/ledger_schema.cc: the schema (v1, and what v2 adds) and the migration list.
+// orchestrator/ledger_schema.cc: the schema (v1, and what v2 and v3 add) and the migration list.
 //
 // A ledger file carries PRAGMA application_id = "EMOS" and PRAGMA
 // user_version = its schema version. Open() applies every migration from the
@@ -131,8 +131,34 @@ ALTER TABLE sweeps ADD COLUMN jobs INTEGER;
 UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = sweeps.id);
 )SQL";
 
+// v2 -> v3 (issue 15, sixth pass): shared job sets, so a re-run of an unchanged protocol
+// writes no links (10^6 sweep_jobs rows were most of a 10 s re-run at 10^6 jobs).
+// sweeps.job_set is the SHA-256 of the ordered job ids a sweep linked in one go
+// (Ledger::JobSetHash; NULL for a sweep linked in several calls, a v2 sweep, or one gc
+// took links from); a sweep whose job set equals such a sweep's links nothing and names
+// it in sweeps.links_from (the holder itself has links_from NULL). Readers resolve
+// coalesce(links_from, id) (Ledger::LinkHolder, the view sweep_links); sweeps.jobs is
+// kept on every sweep. The trigger keeps shared links when a holder row is deleted by
+// hand: they move to the earliest sweep that shared them (sweep ids are > 0, so -1
+// marks it while the others are re-pointed). Existing sweeps keep their own links.
+constexpr const char* kSchemaV3 = R"SQL(
+ALTER TABLE sweeps ADD COLUMN links_from INTEGER;
+ALTER TABLE sweeps ADD COLUMN job_set TEXT;
+CREATE INDEX sweeps_by_job_set ON sweeps(job_set);
+CREATE VIEW sweep_links(sweep_id, job_id, ord) AS
+  SELECT s.id, l.job_id, l.ord FROM sweeps s JOIN sweep_jobs l ON l.sweep_id = coalesce(s.links_from, s.id);
+CREATE TRIGGER sweeps_keep_shared_links BEFORE DELETE ON sweeps
+WHEN EXISTS (SELECT 1 FROM sweeps WHERE links_from = OLD.id)
+BEGIN
+  UPDATE sweeps SET links_from = -1 WHERE id = (SELECT min(id) FROM sweeps WHERE links_from = OLD.id);
+  UPDATE sweeps SET links_from = (SELECT id FROM sweeps WHERE links_from = -1) WHERE links_from = OLD.id;
+  UPDATE sweep_jobs SET sweep_id = (SELECT id FROM sweeps WHERE links_from = -1) WHERE sweep_id = OLD.id;
+  UPDATE sweeps SET links_from = NULL, job_set = OLD.job_set WHERE links_from = -1;
+END;
+)SQL";
+
 const std::vector<Migration>& Migrations() {
-  static const std::vector<Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
+  static const std::vector<Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
   return kMigrations;
 }
 

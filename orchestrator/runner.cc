@@ -261,13 +261,24 @@ Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol&
                                                       const RunOptions& options) {
   if (ids.empty() || !protocol.missing_inputs.empty()) return std::optional<RunSummary>();
   auto start = std::chrono::steady_clock::now();
-  ES_ASSIGN_OR_RETURN(size_t done, ledger->CountDone(ids));
+  // The same job list as a sweep that holds its links: count that sweep's jobs by
+  // status (id-ordered index scans) instead of looking every id up (issue 15).
+  const std::string job_set = Ledger::JobSetHash(ids);
+  ES_ASSIGN_OR_RETURN(std::optional<int64_t> holder, ledger->FindJobSet(job_set, ids.size()));
+  size_t done = 0;
+  if (holder) {
+    ES_ASSIGN_OR_RETURN(nlohmann::json counts, ledger->StatusCounts(*holder));
+    for (const auto& r : counts)
+      if (r[1] == "done") done += r[2].get<size_t>();
+  } else {
+    ES_ASSIGN_OR_RETURN(done, ledger->CountDone(ids));
+  }
   if (done != ids.size()) return std::optional<RunSummary>();
   ES_ASSIGN_OR_RETURN(int dead, ledger->MarkDeadSweeps(options.scheduler.stale_after_s));
   if (dead > 0) LOG_WARN << dead << " earlier sweep(s) whose process is gone marked 'interrupted' in the ledger";
   RunSummary summary;
   ES_ASSIGN_OR_RETURN(summary.sweep_id, ledger->BeginSweep(InfoOf(protocol, options)));
-  Status linked = ledger->LinkJobs(summary.sweep_id, ids);
+  Status linked = ledger->LinkJobs(summary.sweep_id, ids, job_set);
   if (!linked.ok()) {
     (void)ledger->FinishSweep(summary.sweep_id, "error", {{"error", linked.ToString()}});
     return linked;

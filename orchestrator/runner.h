@@ -90,7 +90,9 @@ Result<StartedSweep> StartSweep(protocols::Protocol* protocol, Ledger* ledger, c
 // (protocols::ReadExpansionIds). When every one of them is done in the ledger this
 // records the sweep as RunSweep would (a sweep row, its jobs linked, status 'done',
 // every job skipped) and returns its summary; otherwise it writes nothing and returns
-// nullopt: expand and RunSweep as usual.
+// nullopt: expand and RunSweep as usual. When an earlier sweep holds exactly this job
+// list (Ledger::FindJobSet, schema v3) its jobs are counted from two index scans and
+// the new sweep shares its links: no id lookups and no link rows (O(1) writes).
 Result<std::optional<RunSummary>> RecordFinishedRerun(const protocols::Protocol& protocol,
                                                       const std::vector<std::string>& ids, Ledger* ledger,
                                                       const RunOptions& options);

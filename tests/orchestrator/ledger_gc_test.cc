@@ -135,6 +135,43 @@ TEST(LedgerGc, KeepingEveryProtocolDropsNothingButSupersededRows) {
   EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM jobs WHERE id = '" + victim + "' AND status = 'pending'"), 1);
 }
 
+// Schema v3: gc drops the links of dropped jobs from the sweep that holds them, so
+// every sweep sharing those links (a re-run of the same list) loses them as its own copy
+// would have; the holder no longer holds the list its job set hash names, so a later run
+// of that list links it afresh instead of sharing what is left.
+TEST(LedgerGc, SweepsSharingLinksLoseTheDroppedJobsAndTheJobSetIsNotReused) {
+  Fixture f;
+  f.Fill();  // sweeps 1 (kept), 2 (old), 3 (gone: holds its links)
+  auto l = std::move(Ledger::Open(f.path)).value();
+  auto sweep = l->BeginSweep({"gone", "gone.toml", "h", {}, {}});
+  ASSERT_TRUE(sweep.ok());
+  ASSERT_TRUE(l->LinkJobs(*sweep, Ids(f.gone)).ok());  // sweep 4 shares sweep 3's links
+  ASSERT_TRUE(l->FinishSweep(*sweep, "interrupted", {}).ok());
+  ASSERT_EQ(Count(l.get(), "SELECT links_from FROM sweeps WHERE id = 4"), 3);
+  const int64_t rows = Count(l.get(), "SELECT count(*) FROM sweep_jobs");
+  auto r = l->CollectGarbage(Ids(f.kept), true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->dropped_jobs, 3);
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweep_jobs"), rows - 3);
+  // Every sweep's kept count is what its links (its own or the ones it shares) say.
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweeps s WHERE s.jobs IS NOT (SELECT count(*) FROM sweep_links sl "
+                           "WHERE sl.sweep_id = s.id)"), 0);
+  auto sweeps = l->Sweeps();
+  ASSERT_TRUE(sweeps.ok());
+  std::vector<int64_t> jobs;
+  for (const auto& s : *sweeps) jobs.push_back(s["jobs"].get<int64_t>());
+  EXPECT_EQ(jobs, (std::vector<int64_t>{4, 4, 0, 0}));
+  for (int64_t s : {3, 4}) EXPECT_TRUE(l->SweepStates(s)->empty()) << s;
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweeps WHERE id = 3 AND job_set IS NULL"), 1);
+  // gone's list again (its jobs registered anew): its own links, all three.
+  auto again = l->BeginSweep({"gone", "gone.toml", "h", {}, {}});
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(l->RegisterJobs(*again, f.gone.jobs).ok());
+  EXPECT_EQ(l->SweepStates(*again)->size(), 3u);
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweeps WHERE id = 5 AND links_from IS NULL"), 1);
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM sweep_jobs"), rows);
+}
+
 TEST(LedgerGc, RefusesWhileAJobIsRunningAndDropsNothing) {
   Fixture f;
   f.Fill();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 #include <filesystem>
 #include <fstream>
 
@@ -30,6 +31,11 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_free(err);
   sqlite3_close(db);
 }
+
+// What schema v3 added (ledger_schema.cc): dropping it makes a file as v2 wrote it.
+const char* const kV3ToV2 =
+    "DROP TRIGGER sweeps_keep_shared_links; DROP VIEW sweep_links; DROP INDEX sweeps_by_job_set; "
+    "ALTER TABLE sweeps DROP COLUMN links_from; ALTER TABLE sweeps DROP COLUMN job_set; PRAGMA user_version = 2; ";
 
 std::unique_ptr<Ledger> OpenOk(const std::string& path, LedgerOptions o = {}) {
   auto l = Ledger::Open(path, o);
@@ -82,9 +88,9 @@ TEST(Ledger, V1FileReadsReadOnlyAndMigratesToV2) {
     ASSERT_TRUE(q.ok()) << q.status().ToString();
     EXPECT_EQ((*q)["rows"][0][0], 120);  // the kept count (v2)
   }
-  RawExec(path,
+  RawExec(path, kV3ToV2 + std::string(
           "DROP INDEX jobs_by_kind_status; DROP INDEX jobs_by_id_state; ALTER TABLE sweeps DROP COLUMN jobs; "
-          "PRAGMA user_version = 1");
+          "PRAGMA user_version = 1"));
   auto index_count = [&](Ledger* l) {
     auto q = l->Query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
                       "('jobs_by_kind_status', 'jobs_by_id_state')");
@@ -114,11 +120,11 @@ TEST(Ledger, V1FileReadsReadOnlyAndMigratesToV2) {
   {
     auto rw = OpenOk(path);  // migrates
     ASSERT_NE(rw, nullptr);
-    EXPECT_EQ(rw->schema_version(), 2);
+    EXPECT_EQ(rw->schema_version(), kLedgerSchemaVersion);
   }
   auto rw = OpenOk(path, {true});
   ASSERT_NE(rw, nullptr);
-  EXPECT_EQ(rw->schema_version(), 2);
+  EXPECT_EQ(rw->schema_version(), kLedgerSchemaVersion);
   EXPECT_EQ(index_count(rw.get()), 2);
   auto kept = rw->Query("SELECT jobs FROM sweeps WHERE id = 1");  // filled by the migration
   ASSERT_TRUE(kept.ok()) << kept.status().ToString();
@@ -157,7 +163,7 @@ TEST(Ledger, StatusCountsOfASweepMatchTheSql) {
           "(SELECT job_id FROM sweep_jobs WHERE sweep_id = 1); UPDATE sweeps SET jobs = jobs + 1 WHERE id = 1");
   auto ro = OpenOk(path, {true});
   ASSERT_NE(ro, nullptr);
-  ASSERT_EQ(ro->schema_version(), 2);
+  ASSERT_EQ(ro->schema_version(), kLedgerSchemaVersion);
   for (int64_t sweep : {int64_t{-1}, *big, *other, int64_t{99}}) {
     auto sql = ro->Query(StatusCountSql(ro->schema_version(), sweep));
     auto counts = ro->StatusCounts(sweep);
@@ -171,6 +177,272 @@ TEST(Ledger, StatusCountsOfASweepMatchTheSql) {
       EXPECT_GT(counts->size(), 3u);  // several kinds and statuses
     }
   }
+}
+
+std::vector<std::string> IdsOf(const std::vector<protocols::PlannedJob>& jobs) {
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.spec.id);
+  return ids;
+}
+
+int64_t CountOf(const std::string& path, const std::string& sql) {
+  auto ro = OpenOk(path, {true});
+  if (!ro) return -1;
+  auto q = ro->Query(sql);
+  EXPECT_TRUE(q.ok()) << q.status().ToString() << ": " << sql;
+  return q.ok() ? (*q)["rows"][0][0].get<int64_t>() : -1;
+}
+
+// What `ledger sweeps` and `ledger status --sweep S` answer about every sweep of the file
+// (and a sweep that does not exist): the sweep list, the counts by kind and status (the
+// merge or the indexed join, and the SQL the lookups run), the failed and blocked jobs
+// (cmd_ledger's filter on the links), and the jobs' states as the scheduler reads them.
+nlohmann::json SweepAnswers(const std::string& path) {
+  nlohmann::json out;
+  auto ro = OpenOk(path, {true});
+  if (!ro) return out;
+  Ledger* l = ro.get();
+  auto sweeps = l->Sweeps();
+  EXPECT_TRUE(sweeps.ok()) << sweeps.status().ToString();
+  if (!sweeps.ok()) return out;
+  out["sweeps"] = *sweeps;
+  std::vector<int64_t> ids = {99};
+  for (const auto& s : *sweeps) ids.push_back(s["id"].get<int64_t>());
+  for (int64_t id : ids) {
+    const std::string k = std::to_string(id);
+    auto counts = l->StatusCounts(id);
+    auto holder = l->LinkHolder(id);
+    EXPECT_TRUE(counts.ok() && holder.ok());
+    if (!counts.ok() || !holder.ok()) continue;
+    out["counts"][k] = *counts;
+    auto sql = l->Query(StatusCountSql(l->schema_version(), *holder));
+    auto failed = l->Query("SELECT j.id, j.status FROM jobs j WHERE j.status IN ('failed','blocked') AND j.id IN "
+                           "(SELECT job_id FROM sweep_jobs WHERE sweep_id = " + std::to_string(*holder) +
+                           ") ORDER BY j.status, j.id");
+    EXPECT_TRUE(sql.ok() && failed.ok());
+    if (!sql.ok() || !failed.ok()) continue;
+    EXPECT_EQ((*sql)["rows"], *counts) << "sweep " << id;
+    out["failed"][k] = (*failed)["rows"];
+    auto states = l->SweepStates(id);
+    EXPECT_TRUE(states.ok()) << states.status().ToString();
+    if (!states.ok()) continue;
+    for (const auto& [job, st] : *states) out["states"][k][job] = JobStatusName(st.status);
+  }
+  return out;
+}
+
+// Issue 15 (sixth pass): v3 lets a sweep share the links of an earlier sweep with the
+// same job list. A v2 file (every sweep holds its own links, two of them the same list)
+// reads as it is when opened read-only and migrates on the first read-write open: every
+// `ledger sweeps` / `ledger status --sweep` answer stays. Its sweeps keep their own links
+// and get no job set (the migration hashes nothing), so the first run of that list after
+// migrating links it once more, and the next one shares those links.
+TEST(Ledger, V2FileReadsReadOnlyAndMigratesToV3) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 20);  // 120 jobs
+  const auto other = testing::MakeGrid("f", {"a"}, {"x"}, 10);
+  {
+    auto l = OpenOk(path);
+    ASSERT_NE(l, nullptr);
+    for (const auto* jobs : {&grid, &other, &grid}) {
+      auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+      ASSERT_TRUE(s.ok());
+      ASSERT_TRUE(l->RegisterJobs(*s, *jobs).ok());
+      ASSERT_TRUE(l->FinishSweep(*s, "done", {}).ok());
+    }
+  }
+  ASSERT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE links_from = 1"), 1) << "sweep 3 shares sweep 1's";
+  // As v2 wrote it: every sweep links its own jobs.
+  RawExec(path,
+          "INSERT INTO sweep_jobs(sweep_id, job_id, ord) SELECT s.id, l.job_id, l.ord FROM sweeps s "
+          "JOIN sweep_jobs l ON l.sweep_id = s.links_from; " + std::string(kV3ToV2) +
+          "UPDATE jobs SET status = 'done' WHERE rowid % 3 = 0; UPDATE jobs SET status = 'failed' WHERE rowid % 5 = 0; "
+          "UPDATE jobs SET status = 'blocked' WHERE rowid % 7 = 0; UPDATE jobs SET kind = 'eval' WHERE rowid % 4 = 0;");
+  nlohmann::json v2;
+  {
+    auto ro = OpenOk(path, {true});
+    ASSERT_NE(ro, nullptr);
+    ASSERT_EQ(ro->schema_version(), 2);
+    v2 = SweepAnswers(path);
+    ASSERT_EQ(v2["sweeps"].size(), 3u);
+    EXPECT_EQ(v2["sweeps"][2]["jobs"], 120);
+    EXPECT_EQ(v2["counts"]["3"], v2["counts"]["1"]);
+    EXPECT_GT(v2["failed"]["1"].size(), 10u);
+    EXPECT_TRUE(v2["counts"]["99"].empty());
+  }
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 250);
+  {
+    auto rw = OpenOk(path);  // migrates
+    ASSERT_NE(rw, nullptr);
+    EXPECT_EQ(rw->schema_version(), 3);
+    EXPECT_EQ(SweepAnswers(path), v2);
+  }
+  {
+    auto ro = OpenOk(path, {true});
+    ASSERT_NE(ro, nullptr);
+    EXPECT_EQ(ro->schema_version(), 3);
+    EXPECT_EQ(SweepAnswers(path), v2);
+  }
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE links_from IS NOT NULL OR job_set IS NOT NULL"), 0);
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 250);
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_links WHERE sweep_id = 3"), 120);
+  auto rw = OpenOk(path);
+  ASSERT_NE(rw, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    auto s = rw->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(rw->LinkJobs(*s, IdsOf(grid)).ok());
+    EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 370) << "sweep " << *s;
+  }
+  auto after = SweepAnswers(path);
+  for (const char* k : {"4", "5"}) {
+    EXPECT_EQ(after["counts"][k], v2["counts"]["1"]) << k;
+    EXPECT_EQ(after["failed"][k], v2["failed"]["1"]) << k;
+    EXPECT_EQ(after["states"][k], after["states"]["1"]) << k;
+    EXPECT_EQ(after["states"][k].size(), 120u) << k;
+  }
+  EXPECT_EQ(after["sweeps"][4]["jobs"], 120);
+  EXPECT_EQ(CountOf(path, "SELECT links_from FROM sweeps WHERE id = 5"), 4);
+}
+
+// A sweep row deleted by hand whose links other sweeps share: they move to the earliest
+// of those (the trigger of v3), so every other sweep keeps its answers (before v3 each
+// sweep held a copy, and deleting one row took only that copy).
+TEST(Ledger, DeletingASweepWhoseLinksOthersShareKeepsThemForTheOthers) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b"}, {"x", "y"}, 5);  // 20 jobs
+  const auto other = testing::MakeGrid("f", {"a"}, {"x"}, 3);
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  for (const auto* jobs : {&grid, &grid, &other, &grid}) {  // sweeps 2 and 4 share 1's links
+    auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(l->RegisterJobs(*s, *jobs).ok());
+  }
+  RawExec(path, "UPDATE jobs SET status = 'done' WHERE rowid % 2 = 0");
+  ASSERT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 23);
+  ASSERT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE links_from = 1"), 2);
+  const nlohmann::json before = SweepAnswers(path);
+  ASSERT_EQ(before["states"]["4"].size(), 20u);
+  RawExec(path, "PRAGMA foreign_keys = ON; DELETE FROM sweeps WHERE id = 1");
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 23) << "the shared links went with the row";
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE id = 2 AND links_from IS NULL AND job_set IS NOT NULL"),
+            1);
+  EXPECT_EQ(CountOf(path, "SELECT links_from FROM sweeps WHERE id = 4"), 2);
+  nlohmann::json after = SweepAnswers(path);
+  for (const char* k : {"2", "3", "4"}) {
+    EXPECT_EQ(after["counts"][k], before["counts"][k]) << k;
+    EXPECT_EQ(after["states"][k], before["states"][k]) << k;
+  }
+  RawExec(path, "PRAGMA foreign_keys = ON; DELETE FROM sweeps WHERE id = 2");
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE id = 4 AND links_from IS NULL AND job_set IS NOT NULL"),
+            1);
+  after = SweepAnswers(path);
+  EXPECT_EQ(after["states"]["4"], before["states"]["4"]);
+  EXPECT_EQ(after["counts"]["3"], before["counts"]["3"]);
+  // A sweep that shares nothing goes alone, with its own links.
+  RawExec(path, "PRAGMA foreign_keys = ON; DELETE FROM sweeps WHERE id = 3");
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 20);
+  // The moved links are shared again by the next run of that list.
+  auto s5 = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(s5.ok());
+  ASSERT_TRUE(l->LinkJobs(*s5, IdsOf(grid)).ok());
+  EXPECT_EQ(CountOf(path, "SELECT links_from FROM sweeps WHERE id = 5"), 4);
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 20);
+}
+
+// More links for a sweep that shares another's (it takes a copy first) or whose links
+// others share (each of them takes a copy first): every sweep keeps exactly its jobs,
+// and the copies hold the job set they were, so the list is shared again.
+TEST(Ledger, MoreLinksForASharingOrSharedSweepKeepEverySweepsJobs) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b"}, {"x", "y"}, 5);  // 20 jobs
+  const auto other = testing::MakeGrid("f", {"a"}, {"x"}, 3);
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  auto sweep = [&]() {
+    auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+    EXPECT_TRUE(s.ok());
+    return s.ok() ? *s : -1;
+  };
+  auto ids_of = [&](int64_t s) {
+    std::set<std::string> ids;
+    auto st = l->SweepStates(s);
+    EXPECT_TRUE(st.ok());
+    if (st.ok())
+      for (const auto& kv : *st) ids.insert(kv.first);
+    return ids;
+  };
+  const auto g = IdsOf(grid), o = IdsOf(other);
+  std::set<std::string> both(g.begin(), g.end());
+  both.insert(o.begin(), o.end());
+  const std::set<std::string> just_g(g.begin(), g.end());
+  const int64_t s1 = sweep(), s2 = sweep();
+  ASSERT_TRUE(l->RegisterJobs(s1, grid).ok());
+  ASSERT_TRUE(l->RegisterJobs(s2, other).ok());  // jobs of `other` exist; s2 holds them
+  const int64_t s3 = sweep();
+  ASSERT_TRUE(l->LinkJobs(s3, g).ok());  // shares s1
+  ASSERT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 23);
+  ASSERT_TRUE(l->LinkJobs(s3, o).ok());  // s3 gets more: a copy of s1's first
+  EXPECT_EQ(ids_of(s3), both);
+  EXPECT_EQ(ids_of(s1), just_g);
+  const int64_t s4 = sweep();
+  ASSERT_TRUE(l->LinkJobs(s4, g).ok());  // shares s1
+  ASSERT_TRUE(l->LinkJobs(s1, o).ok());  // s1 gets more: s4 takes a copy first
+  EXPECT_EQ(ids_of(s1), both);
+  EXPECT_EQ(ids_of(s4), just_g);
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE links_from IS NOT NULL"), 0);
+  const int64_t s5 = sweep();
+  ASSERT_TRUE(l->LinkJobs(s5, g).ok());  // shares s4, the copy that holds exactly g
+  EXPECT_EQ(CountOf(path, "SELECT links_from FROM sweeps WHERE id = " + std::to_string(s5)), s4);
+  EXPECT_EQ(ids_of(s5), just_g);
+  // Linking a sweep's own list again changes nothing.
+  const int64_t rows = CountOf(path, "SELECT count(*) FROM sweep_jobs");
+  ASSERT_TRUE(l->LinkJobs(s4, g).ok());
+  EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), rows);
+  auto sweeps = l->Sweeps();
+  ASSERT_TRUE(sweeps.ok());
+  std::vector<int64_t> jobs;
+  for (const auto& s : *sweeps) jobs.push_back(s["jobs"].get<int64_t>());
+  EXPECT_EQ(jobs, (std::vector<int64_t>{23, 3, 23, 20, 20}));
+}
+
+// The scheduler's view of a sweep (SweepStates): statuses from an index, the rows of
+// jobs not done read in full; every field it reads of an open job is the row's.
+TEST(Ledger, SweepStatesAreTheRowsOfOpenJobsAndTheStatusOfDoneOnes) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 200);  // 1 200 jobs: several chunks
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(l->RegisterJobs(*s, grid).ok());
+  RawExec(path,
+          "UPDATE jobs SET status = 'done', attempts = 2 WHERE rowid % 2 = 0; "
+          "UPDATE jobs SET status = 'failed', attempts = 3, error = 'boom ' || rowid WHERE rowid % 5 = 1; "
+          "UPDATE jobs SET status = 'running', attempts = 1, owner = 'h:1:x' || rowid, heartbeat_at = rowid "
+          "WHERE rowid % 7 = 3; UPDATE jobs SET status = 'blocked', error = 'dep' WHERE rowid % 11 = 5; "
+          "UPDATE jobs SET attempts = 1, error = 'retry' WHERE status = 'pending' AND rowid % 3 = 0");
+  auto states = l->SweepStates(*s);
+  ASSERT_TRUE(states.ok()) << states.status().ToString();
+  ASSERT_EQ(states->size(), grid.size());
+  auto ro = OpenOk(path, {true});
+  auto rows = ro->Query("SELECT id, status, attempts, ifnull(owner, ''), ifnull(heartbeat_at, 0), ifnull(error, '') "
+                        "FROM jobs");
+  ASSERT_TRUE(rows.ok());
+  std::map<std::string, int> seen;
+  for (const auto& r : (*rows)["rows"]) {
+    const JobState& st = states->at(r[0].get<std::string>());
+    const std::string status = r[1];
+    seen[status]++;
+    EXPECT_EQ(JobStatusName(st.status), status);
+    if (status == "done") continue;
+    EXPECT_EQ(st.attempts, r[2].get<int>());
+    EXPECT_EQ(st.owner, r[3].get<std::string>());
+    EXPECT_EQ(st.heartbeat_at, r[4].get<double>());
+    EXPECT_EQ(st.error, r[5].get<std::string>());
+  }
+  EXPECT_EQ(seen.size(), 5u);  // every status
 }
 
 TEST(Ledger, RejectsNewerSchemaVersion) {
@@ -754,6 +1026,7 @@ namespace {
 TEST(LedgerIndices, HotQueriesNeverScanATable) {
   const std::string path = testing::TestDir() + "/l.db";
   { ASSERT_NE(OpenOk(path), nullptr); }
+  const std::string find_job_set = Ledger::FindJobSetSql();
   const char* kHot[] = {
       "SELECT id FROM jobs WHERE id IN (?,?,?)",
       "SELECT id, status FROM jobs WHERE id IN (?,?,?)",
@@ -776,6 +1049,17 @@ TEST(LedgerIndices, HotQueriesNeverScanATable) {
       // Ledger::Sweeps from v2 (`ledger status`): the kept count, the links only for a sweep without one.
       "SELECT coalesce(s.jobs, (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = s.id)) FROM sweeps s "
       "ORDER BY s.id",
+      // Schema v3, shared job sets (Ledger::LinkLocked, FindJobSet, LinkHolder, the view
+      // sweep_links, RecountSweepJobs): a sweep found by its job set's hash, never a scan.
+      find_job_set.c_str(),
+      "SELECT links_from FROM sweeps WHERE id = ?",
+      "SELECT links_from, EXISTS (SELECT 1 FROM sweep_jobs WHERE sweep_id = ?1), job_set FROM sweeps WHERE id = ?1",
+      "INSERT OR IGNORE INTO sweep_jobs(sweep_id, job_id, ord) SELECT ?1, job_id, ord FROM sweep_jobs WHERE "
+      "sweep_id = ?2",
+      "UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs WHERE sweep_id = coalesce(sweeps.links_from, "
+      "sweeps.id)) WHERE id = ?1",
+      "SELECT job_id, ord FROM sweep_links WHERE sweep_id = ?",
+      "SELECT id, status, attempts, owner, heartbeat_at, error FROM jobs WHERE id IN (?,?,?)",
       // Ledger::CountDone (a re-run of a finished protocol): both index-only.
       "SELECT rowid FROM jobs WHERE status = 'done'",
       "SELECT rowid FROM jobs WHERE id IN (?,?,?)",
@@ -876,6 +1160,8 @@ TEST(LedgerIndices, StatusCountsReadIndicesOnly) {
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   // With the status read of `table` (Ledger::StatusList, issue 15).
   for (const std::string& sql : {StatusCountSql(kLedgerSchemaVersion, -1), StatusCountSql(kLedgerSchemaVersion, 3),
+                                 // the scheduler's read of a sweep's states (the rows of open jobs follow)
+                                 Ledger::SweepStatusSql(),
                                  std::string("SELECT id, status FROM jobs INDEXED BY jobs_by_id_state WHERE id IN "
                                              "(?,?,?)"),
                                  // and the first pass of its metric read (which rows, whose: the key's index).

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -242,6 +244,131 @@ TEST(Runner, FinishedRerunDeclinesWhenAnyJobIsNotDoneAndWritesNothing) {
   auto s = RunFake(p, ledger.get(), second, Quiet());
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(second.ran(), std::vector<std::string>{ids[7]});
+}
+
+// How many link rows the ledger holds (sweep_jobs), read beside the writer.
+int64_t LinkRows(const std::string& path) {
+  auto ro = Ledger::Open(path, {/*read_only=*/true});
+  EXPECT_TRUE(ro.ok()) << ro.status().ToString();
+  if (!ro.ok()) return -1;
+  auto q = (*ro)->Query("SELECT count(*) FROM sweep_jobs");
+  EXPECT_TRUE(q.ok()) << q.status().ToString();
+  return q.ok() ? (*q)["rows"][0][0].get<int64_t>() : -1;
+}
+
+// id -> status name of a sweep's jobs, as the scheduler reads them.
+std::map<std::string, std::string> StatesOf(Ledger* l, int64_t sweep) {
+  auto states = l->SweepStates(sweep);
+  EXPECT_TRUE(states.ok()) << states.status().ToString();
+  std::map<std::string, std::string> out;
+  if (states.ok())
+    for (const auto& [id, st] : *states) out[id] = JobStatusName(st.status);
+  return out;
+}
+
+std::map<std::string, std::string> AllDone(const protocols::Protocol& p) {
+  std::map<std::string, std::string> out;
+  for (const auto& j : p.jobs) out[j.spec.id] = "done";
+  return out;
+}
+
+// Issue 15 (sixth pass): a re-run of an unchanged protocol, from cached ids or expanded,
+// shares the links of the sweep that holds its job list: no sweep_jobs rows are added
+// (a 10^6-job protocol added 10^6 a run), and every answer about the new sweep (its job
+// count, its jobs' states, `ledger status --sweep`'s counts) is the first sweep's.
+TEST(Runner, RerunOfAnUnchangedProtocolAddsNoLinkRows) {
+  const std::string path = testing::TestDir() + "/l.db";
+  auto ledger = std::move(Ledger::Open(path)).value();
+  FakeExecutor fake;
+  auto p = GridProtocol();
+  auto first = RunFake(p, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const int64_t links = LinkRows(path);
+  ASSERT_EQ(links, 18);
+  std::vector<std::string> ids;
+  for (const auto& j : p.jobs) ids.push_back(j.spec.id);
+  auto gc_before = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/false);
+  ASSERT_TRUE(gc_before.ok()) << gc_before.status().ToString();
+  protocols::Protocol shallow = p;
+  shallow.jobs.clear();
+  auto cached = RecordFinishedRerun(shallow, ids, ledger.get(), Quiet());
+  ASSERT_TRUE(cached.ok()) << cached.status().ToString();
+  ASSERT_TRUE(cached->has_value());
+  EXPECT_EQ(LinkRows(path), links) << "a re-run from cached ids wrote link rows";
+  FakeExecutor again;
+  auto full = RunFake(p, ledger.get(), again, Quiet());  // the expanding path (Scheduler, RegisterJobs)
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  EXPECT_TRUE(again.ran().empty());
+  EXPECT_EQ(full->counts.skipped, 18);
+  EXPECT_EQ(LinkRows(path), links) << "an expanding re-run wrote link rows";
+  auto counts1 = ledger->StatusCounts(first->sweep_id);
+  ASSERT_TRUE(counts1.ok());
+  auto sweeps = ledger->Sweeps();
+  ASSERT_TRUE(sweeps.ok());
+  ASSERT_EQ(sweeps->size(), 3u);
+  for (int64_t sweep : {first->sweep_id, (*cached)->sweep_id, full->sweep_id}) {
+    EXPECT_EQ(StatesOf(ledger.get(), sweep), AllDone(p)) << "sweep " << sweep;
+    auto counts = ledger->StatusCounts(sweep);
+    ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+    EXPECT_EQ(*counts, *counts1) << "sweep " << sweep;
+    EXPECT_EQ((*sweeps)[sweep - 1]["jobs"], 18) << sweeps->dump();
+    EXPECT_EQ((*sweeps)[sweep - 1]["status"], "done");
+  }
+  // `ledger gc` answers as before the re-runs, and applied (the other 12 jobs' predictions
+  // go, no job: all are done) leaves every sweep its jobs.
+  auto gc_after = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/false);
+  ASSERT_TRUE(gc_after.ok());
+  EXPECT_EQ(gc_after->unreferenced_jobs, gc_before->unreferenced_jobs);
+  EXPECT_EQ(gc_after->dropped_jobs, 0);
+  EXPECT_EQ(gc_after->dropped_prediction_jobs, gc_before->dropped_prediction_jobs);
+  EXPECT_EQ(gc_after->prediction_rows, gc_before->prediction_rows);
+  auto applied = ledger->CollectGarbage({ids.begin(), ids.begin() + 6}, /*apply=*/true);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(applied->dropped_prediction_jobs, 12);
+  EXPECT_EQ(LinkRows(path), links);
+  for (int64_t sweep : {first->sweep_id, (*cached)->sweep_id, full->sweep_id}) {
+    EXPECT_EQ(StatesOf(ledger.get(), sweep), AllDone(p)) << "sweep " << sweep;
+    EXPECT_EQ(*ledger->StatusCounts(sweep), *counts1) << "sweep " << sweep;
+  }
+  EXPECT_EQ(*ledger->Sweeps(), *sweeps);
+}
+
+// A changed protocol's sweep links exactly its own job set, whichever sweeps came
+// before; a re-run of either protocol afterwards finds its own.
+TEST(Runner, RerunAfterAProtocolChangeLinksTheNewJobSet) {
+  const std::string path = testing::TestDir() + "/l.db";
+  auto ledger = std::move(Ledger::Open(path)).value();
+  FakeExecutor fake;
+  auto p = GridProtocol();
+  auto changed = p;  // one model fewer, one seed more
+  changed.jobs = testing::MakeGrid("loco", {"good", "mid"}, {"emodb", "ravdess"}, 4);
+  auto reordered = p;  // the same jobs in another order: another list, its own links
+  std::reverse(reordered.jobs.begin(), reordered.jobs.end());
+  auto s1 = RunFake(p, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(s1.ok());
+  auto s2 = RunFake(changed, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(s2->counts.finished_here, 4);  // the new seed's jobs
+  EXPECT_EQ(StatesOf(ledger.get(), s2->sweep_id), AllDone(changed));
+  EXPECT_EQ(LinkRows(path), 18 + 16);
+  auto s3 = RunFake(reordered, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(s3.ok());
+  EXPECT_EQ(StatesOf(ledger.get(), s3->sweep_id), AllDone(p));
+  EXPECT_EQ(LinkRows(path), 18 + 16 + 18);
+  auto s4 = RunFake(p, ledger.get(), fake, Quiet());
+  ASSERT_TRUE(s4.ok());
+  std::vector<std::string> changed_ids;
+  for (const auto& j : changed.jobs) changed_ids.push_back(j.spec.id);
+  auto s5 = RecordFinishedRerun(changed, changed_ids, ledger.get(), Quiet());
+  ASSERT_TRUE(s5.ok() && s5->has_value());
+  EXPECT_EQ(LinkRows(path), 18 + 16 + 18);
+  EXPECT_EQ(StatesOf(ledger.get(), s4->sweep_id), AllDone(p));
+  EXPECT_EQ(StatesOf(ledger.get(), (*s5)->sweep_id), AllDone(changed));
+  auto sweeps = ledger->Sweeps();
+  ASSERT_TRUE(sweeps.ok());
+  std::vector<int64_t> jobs;
+  for (const auto& s : *sweeps) jobs.push_back(s["jobs"].get<int64_t>());
+  EXPECT_EQ(jobs, (std::vector<int64_t>{18, 16, 18, 18, 16}));
 }
 
 // --- Packs (issue 16) ---
