@@ -293,7 +293,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   job.spec.model.MakeInterned();
   job.spec.train_config.MakeInterned();
   job.spec.adapt.MakeInterned();
-  job.spec.id = job.spec.ComputeId();
+  job.spec.id = jobs::ComputeJobId(job.spec, &identities_);  // = ComputeId(), leading bytes cached
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
   const long found = FindJob(job.spec.id);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/splits.h"
+#include "jobs/identity.h"
 #include "protocols/expand.h"
 #include "protocols/grammar.h"
 #include "protocols/store_index.h"
@@ -93,6 +94,7 @@ class Expander {
   const StoreIndex& stores_;
   std::vector<PlannedJob> jobs_;
   std::vector<uint64_t> id_slots_;  // (hash tag << 32) | (position + 1); 0 = empty
+  jobs::IdentityCache identities_;  // midstates of the ids' leading bytes (shared eval sets)
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
   bool keep_data_ = true;
