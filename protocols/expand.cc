@@ -331,7 +331,13 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   share(job.spec.val);
   share(job.spec.target_unlabeled);
   for (auto& [name, refs] : job.spec.eval) share(refs);
-  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();  // shared null
+  if (!keep_data_) {
+    job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();  // shared null
+    // Nor its feature sets (~220 bytes of map a job) and the checkpoint it starts from
+    // (its deps name that job): no lean reader reads them.
+    job.spec.features.clear();
+    std::string().swap(job.spec.init_from);
+  }
   std::string id = job.spec.id;
   jobs_.push_back(std::move(job));
   IndexJob(jobs_.size() - 1);
