@@ -188,6 +188,7 @@ void PlanOptions(po::options_description& o) {
 Status PlanRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::LoadOptions options, OptionsFrom(vm));
   options.keep_data = false;  // plan reads ids, kinds, attributes and deps, never utterance ids
+  options.plan_only = true;   // nor labels and data references
   ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
   ES_ASSIGN_OR_RETURN(protocols::Protocol loaded, protocols::LoadProtocol(path, options));
   // A one-shot command: the job list is left to the process's exit instead of freed here

@@ -337,6 +337,12 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
     // (its deps name that job): no lean reader reads them.
     job.spec.features.clear();
     std::string().swap(job.spec.init_from);
+    if (plan_only_) {
+      std::vector<std::string>().swap(job.spec.labels);
+      for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
+        std::vector<jobs::DataRef>().swap(*refs);
+      job.spec.eval.clear();
+    }
   }
   std::string id = job.spec.id;
   jobs_.push_back(std::move(job));
@@ -400,6 +406,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   nlohmann::json experiments = nlohmann::json::array();
   Expander ex(decl, stores);
   ex.set_keep_data(options.keep_data);
+  ex.set_plan_only(!options.keep_data && options.plan_only);
   for (const auto& e : decl.experiments) {
     experiments.push_back(e.ToJson());
     ExperimentSummary s;

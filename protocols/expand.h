@@ -168,6 +168,10 @@ struct LoadOptions {
   // its id, kind, labels, seed, selection, attributes and deps; issue 15). Such jobs
   // cannot run.
   bool keep_data = true;
+  // With keep_data = false, true keeps only what `plan` reads of a job (its id, kind,
+  // deps, reportable and attributes): its labels and data references are dropped too
+  // (~250 bytes a job; issue 15). The table cache and gc need labels and references.
+  bool plan_only = false;
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

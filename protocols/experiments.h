@@ -46,6 +46,8 @@ class Expander {
   Expander(const ProtocolDecl& decl, const StoreIndex& stores) : decl_(decl), stores_(stores) {}
   // LoadOptions::keep_data: false drops each added job's utterance ids after its id is computed.
   void set_keep_data(bool keep) { keep_data_ = keep; }
+  // LoadOptions::plan_only: false keeps labels and data references of lean jobs.
+  void set_plan_only(bool plan_only) { plan_only_ = plan_only; }
 
   Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
 
@@ -98,6 +100,7 @@ class Expander {
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
   bool keep_data_ = true;
+  bool plan_only_ = false;
 };
 
 }  // namespace emosweep::protocols

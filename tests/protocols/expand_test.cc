@@ -204,6 +204,49 @@ models = ["concat_mlp"]
   check(parsed, "parsed");
 }
 
+// Issue 15: `plan`'s expansion (LoadOptions::plan_only) keeps what plan reads of a job,
+// the same as a full expansion's, and nothing else.
+TEST_F(Expand, PlanOnlyExpansionKeepsIdsKindsDepsAndAttributes) {
+  const std::string experiments = R"([[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+[[experiment]]
+name = "ft"
+kind = "finetune"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+)";
+  Protocol full = Load(experiments);
+  LoadOptions o;
+  o.keep_data = false;
+  o.plan_only = true;
+  Protocol plan = MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), o);
+  ASSERT_EQ(plan.jobs.size(), full.jobs.size());
+  EXPECT_EQ(plan.expansion_key, full.expansion_key);
+  size_t with_deps = 0;
+  for (size_t i = 0; i < full.jobs.size(); ++i) {
+    const auto &a = full.jobs[i], &b = plan.jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.spec.kind, b.spec.kind);
+    EXPECT_EQ(a.deps, b.deps);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.reportable, b.reportable);
+    with_deps += !a.deps.empty();
+    EXPECT_FALSE(a.spec.labels.empty() || a.spec.eval.empty());
+    EXPECT_TRUE(b.spec.labels.empty() && b.spec.train.empty() && b.spec.val.empty() && b.spec.eval.empty() &&
+                b.spec.target_unlabeled.empty() && b.spec.features.empty());
+  }
+  EXPECT_GT(with_deps, 0u);
+  // plan_only means nothing without keep_data = false: a full expansion keeps everything.
+  o.keep_data = true;
+  Protocol kept = MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), o);
+  ASSERT_EQ(kept.jobs.size(), full.jobs.size());
+  EXPECT_FALSE(kept.jobs[0].spec.labels.empty() || kept.jobs[0].spec.train.empty());
+}
+
 TEST_F(Expand, JobsOfOneGridPointShareOneConfigTree) {
   Protocol p = Load(R"([[experiment]]
 name = "in"
