@@ -341,7 +341,7 @@ void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, con
 class InputDims {
  public:
   int64_t Of(const jobs::JobSpec& spec) {
-    const std::string store = spec.train.empty() ? std::string() : spec.train[0].store;
+    const std::string store = spec.train.empty() ? std::string() : spec.train[0].store.str();
     auto it = dims_.find(store);
     if (it == dims_.end()) {
       std::map<std::string, int64_t> d;

@@ -43,6 +43,10 @@ std::string Sha256::HexDigest() {
   return hex;
 }
 
+void Sha256::CopyStateFrom(const Sha256& other) {
+  ES_CHECK(EVP_MD_CTX_copy_ex(impl_->ctx, other.impl_->ctx) == 1);
+}
+
 std::string Sha256Hex(std::string_view data) {
   Sha256 h;
   h.Update(data);

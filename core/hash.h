@@ -29,6 +29,8 @@ class Sha256 {
   // Length-prefixed string: keeps ("ab","c") and ("a","bc") apart.
   void UpdateField(std::string_view s);
   std::string HexDigest();  // finalizes
+  // This hasher continues from `other`'s state (a midstate: the bytes `other` has seen).
+  void CopyStateFrom(const Sha256& other);
 
  private:
   struct Impl;

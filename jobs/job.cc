@@ -3,13 +3,10 @@
 
 #include <limits>
 
-#include "core/hash.h"
+#include "jobs/identity.h"
 
 namespace emosweep::jobs {
 namespace {
-
-// Bump when the meaning of a job's JSON changes (docs/formats/ledger.md).
-constexpr int kIdentityVersion = 1;
 
 nlohmann::json RefsToJson(const std::vector<DataRef>& refs) {
   nlohmann::json a = nlohmann::json::array();
@@ -97,90 +94,9 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
   return s;
 }
 
-namespace {
-
-// Feeds the canonical bytes to the hash in pieces: the small parts through one buffer,
-// the utterance-id lists straight from an interned list's kept serialisation.
-class IdentityWriter {
- public:
-  std::string& buf() { return buf_; }
-  void Flush() {
-    sha_.Update(buf_);
-    buf_.clear();
-  }
-  // [{"corpus_hash":...,"ids":[...]}, ...]: the identity's view of data (no store path).
-  void Refs(const std::vector<DataRef>& refs) {
-    buf_.push_back('[');
-    for (size_t r = 0; r < refs.size(); ++r) {
-      if (r) buf_.push_back(',');
-      buf_.append("{\"corpus_hash\":");
-      AppendJsonString(&buf_, refs[r].corpus_hash);
-      buf_.append(",\"ids\":");
-      Flush();
-      sha_.Update(refs[r].ids.CanonicalJson(&scratch_));
-      buf_.push_back('}');
-    }
-    buf_.push_back(']');
-  }
-  std::string Finish() {
-    Flush();
-    return sha_.HexDigest();
-  }
-
- private:
-  Sha256 sha_;
-  std::string buf_, scratch_;
-};
-
-}  // namespace
-
 // The bytes hashed are exactly HashJson({"identity_version": v, "job": ToJson() without
-// every data reference's "store"}) (keys sorted, compact), written directly: building
-// that JSON tree for thousands of utterance ids per job dominated protocol expansion
-// (issue 15). Interned configs and id lists keep their serialisation, so the bytes of
-// what many jobs share are made once and streamed into the hash without a copy.
-// tests/jobs/job_identity_test.cc checks both agree.
-std::string JobSpec::ComputeId() const {
-  IdentityWriter w;
-  std::string& out = w.buf();
-  out.reserve(1024);
-  out.append("{\"identity_version\":").append(std::to_string(kIdentityVersion)).append(",\"job\":{\"adapt\":");
-  adapt.AppendDump(&out);
-  out.append(",\"eval\":{");
-  bool first = true;
-  for (const auto& [name, refs] : eval) {
-    if (!first) out.push_back(',');
-    first = false;
-    AppendJsonString(&out, name);
-    out.push_back(':');
-    w.Refs(refs);
-  }
-  out.append("},\"features\":").append(nlohmann::json(features).dump());
-  out.append(",\"init_from\":");
-  AppendJsonString(&out, init_from);
-  out.append(",\"keep_checkpoint\":").append(keep_checkpoint ? "true" : "false");
-  out.append(",\"kind\":");
-  AppendJsonString(&out, kind);
-  out.append(",\"labels\":");
-  AppendJsonStrings(&out, labels);
-  out.append(",\"model\":");
-  model.AppendDump(&out);
-  out.append(",\"oracle_eval\":");
-  AppendJsonString(&out, oracle_eval);
-  out.append(",\"seed\":").append(std::to_string(seed));
-  out.append(",\"selection\":");
-  AppendJsonString(&out, selection);
-  out.append(",\"target_unlabeled\":");
-  w.Refs(target_unlabeled);
-  out.append(",\"train\":");
-  w.Refs(train);
-  out.append(",\"train_config\":");
-  train_config.AppendDump(&out);
-  out.append(",\"val\":");
-  w.Refs(val);
-  out.append("}}");
-  return w.Finish();
-}
+// every data reference's "store"}), written directly (jobs/identity.cc).
+std::string JobSpec::ComputeId() const { return ComputeJobId(*this, nullptr); }
 
 nlohmann::json JobResultToJson(const JobResult& r) {
   nlohmann::json evals = nlohmann::json::object();

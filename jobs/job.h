@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "jobs/id_list.h"
+#include "jobs/pooled_string.h"
 #include "jobs/shared_json.h"
 
 namespace emosweep::cluster {
@@ -26,10 +27,12 @@ class GradientReducer;
 
 namespace emosweep::jobs {
 
-// A set of utterances from one feature store.
+// A set of utterances from one feature store. The strings read like const std::strings
+// (jobs/pooled_string.h): every reference to a store holds one pooled copy of its path
+// and hash.
 struct DataRef {
-  std::string store;               // path to the HDF5 feature store
-  std::string corpus_hash;         // content hash the ids refer to (checked at load)
+  PooledString store;              // path to the HDF5 feature store
+  PooledString corpus_hash;        // content hash the ids refer to (checked at load)
   IdList ids;                      // utterance ids, in a fixed order (shared by every job of the split)
 };
 

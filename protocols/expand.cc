@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <set>
 
@@ -259,18 +260,45 @@ std::map<std::string, std::string> Expander::BaseAttrs(const ExperimentDecl& e, 
   return a;
 }
 
+namespace {
+uint64_t IdHash(const std::string& id) { return std::hash<std::string>()(id); }
+}  // namespace
+
+long Expander::FindJob(const std::string& id) const {
+  if (id_slots_.empty()) return -1;
+  const uint64_t h = IdHash(id), mask = id_slots_.size() - 1, tag = h >> 32;
+  for (uint64_t s = h & mask; id_slots_[s]; s = (s + 1) & mask) {
+    const uint64_t slot = id_slots_[s];
+    if ((slot >> 32) == tag && jobs_[(slot & 0xffffffffu) - 1].spec.id == id) return (slot & 0xffffffffu) - 1;
+  }
+  return -1;
+}
+
+void Expander::IndexJob(size_t pos) {
+  if ((pos + 1) * 2 > id_slots_.size()) {  // keep the load under 1/2: rebuild at twice the size
+    std::vector<uint64_t> old = std::move(id_slots_);
+    id_slots_.assign(std::max<size_t>(64, old.size() * 2), 0);
+    for (uint64_t slot : old)
+      if (slot) IndexJob((slot & 0xffffffffu) - 1);
+  }
+  const uint64_t h = IdHash(jobs_[pos].spec.id), mask = id_slots_.size() - 1;
+  uint64_t s = h & mask;
+  while (id_slots_[s]) s = (s + 1) & mask;
+  id_slots_[s] = ((h >> 32) << 32) | static_cast<uint64_t>(pos + 1);
+}
+
 std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   // Jobs of one grid point share one model, train and adapt tree (jobs::SharedJson::Intern);
   // an interned tree keeps its dump, so the identity below serialises none of them again.
   job.spec.model.MakeInterned();
   job.spec.train_config.MakeInterned();
   job.spec.adapt.MakeInterned();
-  job.spec.id = job.spec.ComputeId();
+  job.spec.id = jobs::ComputeJobId(job.spec, &identities_);  // = ComputeId(), leading bytes cached
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
-  auto it = by_id_.find(job.spec.id);
-  if (it != by_id_.end()) {
-    PlannedJob& have = jobs_[it->second];
+  const long found = FindJob(job.spec.id);
+  if (found >= 0) {
+    PlannedJob& have = jobs_[found];
     if (job.reportable && !have.reportable) {
       have.reportable = true;  // a helper job another experiment reports on directly
       have.attrs = job.attrs;
@@ -303,10 +331,22 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   share(job.spec.val);
   share(job.spec.target_unlabeled);
   for (auto& [name, refs] : job.spec.eval) share(refs);
-  if (!keep_data_) job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();  // shared null
+  if (!keep_data_) {
+    job.spec.model = job.spec.train_config = job.spec.adapt = nlohmann::json();  // shared null
+    // Nor its feature sets (~220 bytes of map a job) and the checkpoint it starts from
+    // (its deps name that job): no lean reader reads them.
+    job.spec.features.clear();
+    std::string().swap(job.spec.init_from);
+    if (plan_only_) {
+      std::vector<std::string>().swap(job.spec.labels);
+      for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
+        std::vector<jobs::DataRef>().swap(*refs);
+      job.spec.eval.clear();
+    }
+  }
   std::string id = job.spec.id;
-  by_id_[id] = jobs_.size();
   jobs_.push_back(std::move(job));
+  IndexJob(jobs_.size() - 1);
   return id;
 }
 
@@ -366,6 +406,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   nlohmann::json experiments = nlohmann::json::array();
   Expander ex(decl, stores);
   ex.set_keep_data(options.keep_data);
+  ex.set_plan_only(!options.keep_data && options.plan_only);
   for (const auto& e : decl.experiments) {
     experiments.push_back(e.ToJson());
     ExperimentSummary s;

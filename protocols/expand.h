@@ -163,10 +163,15 @@ struct LoadOptions {
   uint64_t max_jobs = kDefaultMaxJobs;         // --max-jobs
   bool expand = true;                          // false: parse, resolve and hash only (jobs left empty)
   // false: each job's data references keep their store and hash but drop their utterance
-  // ids, and its model, train_config and adapt become null, once the job's identity is
-  // computed (what plan, table and gc read of a job is its id, kind, labels, seed,
-  // selection, attributes and deps; issue 15). Such jobs cannot run.
+  // ids, its model, train_config and adapt become null and its features and init_from
+  // empty, once the job's identity is computed (what plan, table and gc read of a job is
+  // its id, kind, labels, seed, selection, attributes and deps; issue 15). Such jobs
+  // cannot run.
   bool keep_data = true;
+  // With keep_data = false, true keeps only what `plan` reads of a job (its id, kind,
+  // deps, reportable and attributes): its labels and data references are dropped too
+  // (~250 bytes a job; issue 15). The table cache and gc need labels and references.
+  bool plan_only = false;
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/splits.h"
+#include "jobs/identity.h"
 #include "protocols/expand.h"
 #include "protocols/grammar.h"
 #include "protocols/store_index.h"
@@ -45,6 +46,8 @@ class Expander {
   Expander(const ProtocolDecl& decl, const StoreIndex& stores) : decl_(decl), stores_(stores) {}
   // LoadOptions::keep_data: false drops each added job's utterance ids after its id is computed.
   void set_keep_data(bool keep) { keep_data_ = keep; }
+  // LoadOptions::plan_only: false keeps labels and data references of lean jobs.
+  void set_plan_only(bool plan_only) { plan_only_ = plan_only; }
 
   Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
 
@@ -83,13 +86,21 @@ class Expander {
   std::string AddEval(const PlannedJob& trained, const jobs::DataRef& test, std::map<std::string, std::string> attrs,
                       ExperimentSummary* s);
 
+  // Position of the job with this id in jobs_, or -1 (open addressing over jobs_' ids:
+  // a std::map keyed by 64-character ids was ~20 % of `plan` at 10^5 jobs, its nodes
+  // ~160 bytes a job; issue 15).
+  long FindJob(const std::string& id) const;
+  void IndexJob(size_t pos);
+
   const ProtocolDecl& decl_;
   const StoreIndex& stores_;
   std::vector<PlannedJob> jobs_;
-  std::map<std::string, size_t> by_id_;
+  std::vector<uint64_t> id_slots_;  // (hash tag << 32) | (position + 1); 0 = empty
+  jobs::IdentityCache identities_;  // midstates of the ids' leading bytes (shared eval sets)
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
   bool keep_data_ = true;
+  bool plan_only_ = false;
 };
 
 }  // namespace emosweep::protocols

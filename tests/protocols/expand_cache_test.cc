@@ -137,6 +137,10 @@ TEST_F(ExpandCache, LeanExpansionHasTheSameJobsWithoutUtteranceIds) {
     // ... nor its model, train and adapt configs (JSON trees: most of a lean job's memory).
     EXPECT_TRUE(b.spec.model.is_null() && b.spec.train_config.is_null() && b.spec.adapt.is_null());
     EXPECT_TRUE(a.spec.model.is_object() && a.spec.train_config.is_object());
+    // ... nor its feature sets and the job it starts from (deps name it).
+    EXPECT_TRUE(b.spec.features.empty() && b.spec.init_from.empty());
+    EXPECT_FALSE(a.spec.features.empty());
+    EXPECT_EQ(a.spec.init_from.empty(), a.deps.empty());
     for (const auto& r : a.spec.train) full_ids += r.ids.size();
     for (const auto& r : b.spec.train) lean_ids += r.ids.size();
     for (const auto& [name, refs] : b.spec.eval)

@@ -153,6 +153,100 @@ models = ["concat_mlp"]
 // Issue 15: every job of one grid point holds the same model and train config tree (one
 // tree per distinct config, however many seeds, folds and corpora read it), after
 // expansion and after a JSON round trip.
+// Issue 15: every data reference to a store holds one pooled copy of its path and
+// content hash (jobs::PooledString), in a full and a lean expansion and after a JSON
+// round trip: per-job std::strings were ~130 bytes a reference, most of a lean job.
+TEST_F(Expand, JobsShareOneCopyOfEachStorePathAndHash) {
+  const std::string experiments = R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+grid = {"train.lr" = [0.01, 0.001]}
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+)";
+  auto check = [](const std::vector<PlannedJob>& planned, const std::string& tag) {
+    std::map<std::string, std::set<const void*>> paths, hashes;  // value -> where its bytes live
+    size_t refs = 0;
+    for (const auto& j : planned) {
+      auto add = [&](const std::vector<jobs::DataRef>& list) {
+        for (const auto& r : list) {
+          paths[r.store].insert(r.store.data());
+          hashes[r.corpus_hash].insert(r.corpus_hash.data());
+          ++refs;
+        }
+      };
+      add(j.spec.train), add(j.spec.val), add(j.spec.target_unlabeled);
+      for (const auto& [name, list] : j.spec.eval) add(list);
+    }
+    EXPECT_GT(refs, planned.size()) << tag;
+    ASSERT_EQ(paths.size(), 3u) << tag;  // stores a, b, c
+    ASSERT_EQ(hashes.size(), 3u) << tag;
+    for (const auto& [path, where] : paths) EXPECT_EQ(where.size(), 1u) << tag << " " << path;
+    for (const auto& [hash, where] : hashes) EXPECT_EQ(where.size(), 1u) << tag << " " << hash;
+  };
+  Protocol p = Load(experiments);
+  check(p.jobs, "expanded");
+  LoadOptions lean;
+  lean.keep_data = false;
+  check(MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), lean).jobs, "lean");
+  std::vector<PlannedJob> parsed;
+  for (const auto& j : p.jobs) {
+    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->ComputeId(), j.spec.id);
+    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
+  }
+  check(parsed, "parsed");
+}
+
+// Issue 15: `plan`'s expansion (LoadOptions::plan_only) keeps what plan reads of a job,
+// the same as a full expansion's, and nothing else.
+TEST_F(Expand, PlanOnlyExpansionKeepsIdsKindsDepsAndAttributes) {
+  const std::string experiments = R"([[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+[[experiment]]
+name = "ft"
+kind = "finetune"
+source = "a"
+target = "b"
+models = ["concat_mlp"]
+)";
+  Protocol full = Load(experiments);
+  LoadOptions o;
+  o.keep_data = false;
+  o.plan_only = true;
+  Protocol plan = MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), o);
+  ASSERT_EQ(plan.jobs.size(), full.jobs.size());
+  EXPECT_EQ(plan.expansion_key, full.expansion_key);
+  size_t with_deps = 0;
+  for (size_t i = 0; i < full.jobs.size(); ++i) {
+    const auto &a = full.jobs[i], &b = plan.jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.spec.kind, b.spec.kind);
+    EXPECT_EQ(a.deps, b.deps);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.reportable, b.reportable);
+    with_deps += !a.deps.empty();
+    EXPECT_FALSE(a.spec.labels.empty() || a.spec.eval.empty());
+    EXPECT_TRUE(b.spec.labels.empty() && b.spec.train.empty() && b.spec.val.empty() && b.spec.eval.empty() &&
+                b.spec.target_unlabeled.empty() && b.spec.features.empty());
+  }
+  EXPECT_GT(with_deps, 0u);
+  // plan_only means nothing without keep_data = false: a full expansion keeps everything.
+  o.keep_data = true;
+  Protocol kept = MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), o);
+  ASSERT_EQ(kept.jobs.size(), full.jobs.size());
+  EXPECT_FALSE(kept.jobs[0].spec.labels.empty() || kept.jobs[0].spec.train.empty());
+}
+
 TEST_F(Expand, JobsOfOneGridPointShareOneConfigTree) {
   Protocol p = Load(R"([[experiment]]
 name = "in"
