@@ -29,13 +29,15 @@ class DenseSoftmax : public torch::autograd::Function<DenseSoftmax> {
     ctx->save_for_backward({a_dst, a_src, absent, w, s});
     // The layout torch gives the broadcast sum of the (possibly transposed) inputs: the backward writes the scores'
     // gradient in it, as autograd did, so that the reductions to a_dst and a_src sum in the same order.
-    auto layout = at::TensorIteratorConfig()
-                      .add_owned_output(at::Tensor())
-                      .add_owned_input(a_dst_in.unsqueeze(2))
-                      .add_owned_input(a_src_in.unsqueeze(1))
-                      .build()
-                      .output();
-    ctx->saved_data["strides"] = layout.strides().vec();
+    if (a_dst_in.requires_grad() || a_src_in.requires_grad()) {  // (not for an evaluation forward)
+      auto layout = at::TensorIteratorConfig()
+                        .add_owned_output(at::Tensor())
+                        .add_owned_input(a_dst_in.unsqueeze(2))
+                        .add_owned_input(a_src_in.unsqueeze(1))
+                        .build()
+                        .output();
+      ctx->saved_data["strides"] = layout.strides().vec();
+    }
     return w / s;
   }
 
