@@ -17,7 +17,13 @@
 // several repeats), and floor = Σ count × time per call + optimizer steps × one pass over the
 // parameters (p += g over the flat buffer). The ratios are epoch / floor and epoch / the issue's
 // target (the originals' median epoch time / 3).
+// Pack ceiling (issue 16's packed target, 3 seeds x 5 folds >= 3x the unpacked samples/s): a packed member
+// still does its own products over its own weights and its own optimizer pass, so its epoch costs at least
+// its member floor: each census product at the cheaper of the single call and one bmm over K members' operands
+// per member (--pack-k K, default 15; 0 skips), plus the cheaper of the single and the K-member pass. The
+// ceiling of any pack is median unpacked epoch / member floor, printed against the 3x target.
 // Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX]
+//                         [--pack-k K]
 // --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
 #include <torch/torch.h>
 
@@ -127,32 +133,52 @@ at::Generator& BenchGen() {
   return g;
 }
 
-// Seconds per call of the product `key`, best of several timed batches.
-double TimeProduct(const MmKey& key) {
+// Seconds per call of the product `key`, best of several timed batches. With `members` > 0 the same
+// product is timed for that many pack members at once, as a packed model would run it: one bmm over
+// [members·b, m, k] x [members·b, k, n] (each member its own operands, the same transposition), and the
+// time is returned per member.
+double TimeProduct(const MmKey& key, int64_t members = 0) {
   auto mat = [](int64_t b, int64_t r, int64_t c, bool t) {
     std::vector<int64_t> s = t ? std::vector<int64_t>{c, r} : std::vector<int64_t>{r, c};
     if (b) s.insert(s.begin(), b);
     auto x = at::randn(s, BenchGen());
     return t ? x.transpose(-1, -2) : x;
   };
-  auto a = mat(key.b, key.m, key.k, key.ta), b = mat(key.b, key.k, key.n, key.tb);
-  auto out = key.b ? torch::empty({key.b, key.m, key.n}) : torch::empty({key.m, key.n});
+  const int64_t batch = members > 0 ? members * std::max<int64_t>(1, key.b) : key.b;
+  auto a = mat(batch, key.m, key.k, key.ta), b = mat(batch, key.k, key.n, key.tb);
+  auto out = batch ? torch::empty({batch, key.m, key.n}) : torch::empty({key.m, key.n});
   auto call = [&] {
-    if (key.b)
+    if (batch)
       at::bmm_out(out, a, b);
     else
       at::mm_out(out, a, b);
   };
   call();
-  const double flops = 2.0 * std::max<int64_t>(1, key.b) * key.m * key.k * key.n;
-  const int reps = static_cast<int>(std::clamp(2e7 / std::max(flops, 1.0), 3.0, 2000.0));
+  const double flops = 2.0 * std::max<int64_t>(1, batch) * key.m * key.k * key.n;
+  // A pack's product is up to K times larger: fewer repeats (and batches) keep the census affordable.
+  const int reps = static_cast<int>(std::clamp(2e7 / std::max(flops, 1.0), members > 0 ? 1.0 : 3.0, 2000.0));
   double best = 1e30;
-  for (int r = 0; r < 5; ++r) {
+  for (int r = 0; r < (members > 0 ? 3 : 5); ++r) {
     const double t0 = CpuNow();
     for (int i = 0; i < reps; ++i) call();
     best = std::min(best, (CpuNow() - t0) / reps);
   }
-  return best;
+  return members > 0 ? best / static_cast<double>(members) : best;
+}
+
+// Seconds of one `p += g` pass over `numel` parameters per member when `members` members' parameters are
+// one buffer (a pack's optimizer pass), best of 5; members = 1 is the unpacked model's pass.
+double TimePass(int64_t numel, int64_t members) {
+  auto pa = torch::empty({numel * members}), ga = torch::empty({numel * members});
+  pa.fill_(0.5);
+  ga.fill_(0.25);
+  double pass = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    const double t0 = CpuNow();
+    pa.add_(ga, 1e-9);
+    pass = std::min(pass, CpuNow() - t0);
+  }
+  return pass / static_cast<double>(members);
 }
 
 // ---- one model's training state ----
@@ -269,6 +295,12 @@ void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int cla
   ++r.epoch;
 }
 
+// At most this many bytes for the K-member optimizer buffers the ceiling times.
+constexpr double kPackBytes = 4e8;
+
+// Issue 16: a pack of the seed models (3 seeds x 5 folds) should reach this many times the unpacked samples/s.
+constexpr double kPackTarget = 3.0;
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
@@ -281,6 +313,7 @@ int main(int argc, char** argv) {
   std::string dir = std::string(EMOSWEEP_SHARED_DIR) + "/features/iemocap-seed-pkl";
   std::string only, trace;
   int epochs = 5, warmup = 1;
+  int64_t pack_k = 15;  // members of the pack whose ceiling is printed (issue 16: 3 seeds x 5 folds)
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -290,8 +323,10 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc) warmup = std::max(0, std::atoi(argv[++i]));
     else if (a == "--json") as_json = true;
     else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
+    else if (a == "--pack-k" && i + 1 < argc) pack_k = std::max(0, std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] [--trace PREFIX]\n");
+      std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] "
+                           "[--trace PREFIX] [--pack-k K]\n");
       return 2;
     }
   }
@@ -372,6 +407,7 @@ int main(int argc, char** argv) {
   std::printf("\n%-8s %5s %9s %5s | %7s %7s | %6s %6s %6s %6s %6s | %7s %7s %7s %6s | %6s %6s %6s\n", "model", "batch",
               "params", "steps", "min s", "med s", "data", "fwd", "bwd", "opt", "eval", "GFLOP", "mm s", "floor s",
               "GF/s", "/floor", "target", "/targ");
+  std::vector<std::string> ceiling_rows;
   for (auto& r : runs) {
     std::map<MmKey, int64_t> census;
     {
@@ -386,24 +422,36 @@ int main(int argc, char** argv) {
       g_census = nullptr;
     }
     r->epochs.pop_back();
-    double flops = 0, mm_s = 0;
+    // Pack ceiling: a member of a pack of `pack_k` still does its own products over its own weights and
+    // its own optimizer pass, so its epoch cannot cost less than `member_floor`: each product at the
+    // cheaper of the single call and the batched call per member (bmm over pack_k members' operands), plus
+    // the cheaper of the single pass and the pass per member over pack_k members' parameters.
+    double flops = 0, mm_s = 0, mm_pack_s = 0, mm_member_s = 0;
+    int64_t cheaper_packed = 0;
     json shapes = json::array();
     for (const auto& [k, c] : census) {
       const double f = 2.0 * std::max<int64_t>(1, k.b) * k.m * k.k * k.n;
       const double t = TimeProduct(k);
+      const double tk = pack_k > 0 ? TimeProduct(k, pack_k) : t;
       flops += f * c;
       mm_s += t * c;
+      mm_pack_s += tk * c;
+      mm_member_s += std::min(t, tk) * c;
+      cheaper_packed += tk < t ? 1 : 0;
       shapes.push_back({{"b", k.b}, {"m", k.m}, {"k", k.k}, {"n", k.n}, {"ta", k.ta}, {"tb", k.tb}, {"count", c},
-                        {"s_per_call", t}});
+                        {"s_per_call", t}, {"packed_s_per_member", tk}});
     }
-    auto pa = at::randn({r->flat->numel()}, BenchGen()), ga = at::randn({r->flat->numel()}, BenchGen());
-    double pass = 1e30;
-    for (int i = 0; i < 5; ++i) {
-      const double t0 = CpuNow();
-      pa.add_(ga, 1e-9);
-      pass = std::min(pass, CpuNow() - t0);
-    }
+    const double pass = TimePass(r->flat->numel(), 1);
+    // The pass over pack_k members' parameters, as many members as fit in kPackBytes of parameters + gradients
+    // (the bench holds all six models besides: its peak stays under 2 GB).
+    const int64_t numel = r->flat->numel();
+    auto members_within = [&](double bytes_per_member) {
+      return std::clamp<int64_t>(static_cast<int64_t>(kPackBytes / bytes_per_member), 1, std::max<int64_t>(1, pack_k));
+    };
+    const int64_t pass_k = members_within(8.0 * static_cast<double>(numel));
+    const double pass_pack = pack_k > 0 ? TimePass(numel, pass_k) : pass;
     const double floor = mm_s + pass * static_cast<double>(r->steps_per_epoch);
+    const double member_floor = mm_member_s + std::min(pass, pass_pack) * static_cast<double>(r->steps_per_epoch);
     // The optimizer phase's parts, one call each (best of 5): zeroing, clipping, the update.
     auto best_of = [](auto&& f) {
       double b = 1e30;
@@ -421,6 +469,24 @@ int main(int argc, char** argv) {
     torch::Tensor saved = r->flat->params().clone();
     const double step_s = best_of([&] { r->opt->Step(); });
     r->flat->params().copy_(saved);
+    saved = torch::Tensor();
+    // The bitwise floor of a packed member: a pack equal to its jobs alone does each member's own update (the
+    // same fused AdamW/Adam arithmetic over its parameters, gradient and moments) and, when it clips, the norm of
+    // its own gradient; so besides the products the member pays the cheaper of the model's update and the update
+    // per member over step_k members' buffers, and the clip norm.
+    const int64_t step_k = members_within(16.0 * static_cast<double>(numel));
+    double step_pack = step_s;
+    if (pack_k > 0) {
+      auto pk = torch::empty({numel * step_k}), gk = torch::empty({numel * step_k});
+      pk.fill_(0.5);
+      gk.fill_(0.25);
+      auto kflat = worker::FlatParameters::OverBuffers(pk, gk);
+      worker::FusedOptimizer kopt(&kflat, r->cfg);
+      kopt.Step();  // allocates the moments
+      step_pack = best_of([&] { kopt.Step(); }) / static_cast<double>(step_k);
+    }
+    const double bitwise_floor =
+        mm_member_s + (std::min(step_s, step_pack) + clip_s) * static_cast<double>(r->steps_per_epoch);
     std::fprintf(stderr, "%s optimizer parts (s per call): zero %.5f clip %.5f step %.5f pass %.5f\n", r->seed->name,
                  zero_s, clip_s, step_s, pass);
     std::vector<double> tot, d, f, b, o, ev;
@@ -441,6 +507,18 @@ int main(int argc, char** argv) {
                 r->seed->name, bs.c_str(), static_cast<long long>(r->flat->numel()),
                 static_cast<long long>(r->steps_per_epoch), mn, med, Median(d), Median(f), Median(b), Median(o),
                 Median(ev), flops / 1e9, mm_s, floor, flops / mm_s / 1e9, med / floor, target, med / target);
+    if (pack_k > 0) {
+      char line[320];
+      const double loose = med / member_floor, tight = med / bitwise_floor;
+      std::snprintf(line, sizeof line,
+                    "%-8s %7.3f | %6.3f %6.3f %3lld/%-3zu | %6.4f %6.4f %3lld | %7.3f %6.2f | %6.4f %6.4f %3lld %6.4f | %7.3f "
+                    "%6.2f | %s",
+                    r->seed->name, med, mm_s, mm_pack_s, static_cast<long long>(cheaper_packed), census.size(), pass,
+                    pass_pack, static_cast<long long>(pass_k), member_floor, loose, step_s, step_pack,
+                    static_cast<long long>(step_k), clip_s, bitwise_floor, tight,
+                    tight >= kPackTarget ? "possible" : loose >= kPackTarget ? "impossible bitwise" : "impossible");
+      ceiling_rows.push_back(line);
+    }
     out["models"].push_back({{"model", r->seed->name},
                              {"batch", bs},
                              {"parameters", r->flat->numel()},
@@ -460,8 +538,35 @@ int main(int argc, char** argv) {
                              {"target_s", target},
                              {"ratio_to_target", med / target},
                              {"speedup_vs_original", r->seed->original_s / med},
+                             {"pack",
+                              {{"members", pack_k},
+                               {"matmul_s_per_member", mm_pack_s},
+                               {"matmul_member_floor_s", mm_member_s},
+                               {"shapes_cheaper_packed", cheaper_packed},
+                               {"optimizer_pass_members", pass_k},
+                               {"optimizer_pass_s_per_member", pass_pack},
+                               {"member_floor_s", member_floor},
+                               {"ceiling", med / member_floor},
+                               {"optimizer_step_members", step_k},
+                               {"optimizer_step_s_per_member", step_pack},
+                               {"bitwise_member_floor_s", bitwise_floor},
+                               {"bitwise_ceiling", med / bitwise_floor},
+                               {"target", kPackTarget},
+                               {"target_possible", med / bitwise_floor >= kPackTarget}}},
                              {"train_loss_per_epoch", r->losses},
                              {"matmul_shapes", shapes}});
+  }
+  if (pack_k > 0) {
+    std::printf("\npack ceiling, K = %lld members (a pack's samples/s over unpacked cannot exceed med s / a member's "
+                "floor; target %.0fx)\n%-8s %7s | %6s %6s %7s | %6s %6s %3s | %7s %6s | %6s %6s %3s %6s | %7s %6s | %s\n",
+                static_cast<long long>(pack_k), kPackTarget, "model", "med s", "mm s", "mm@K", "shapes<", "pass", "pass@K",
+                "K", "floor", "ceil", "step", "step@K", "K", "clip", "bw flr", "bw ceil", "target");
+    for (const auto& line : ceiling_rows) std::printf("%s\n", line.c_str());
+    std::printf("mm s: the epoch's products one call each; mm@K: the same products as one bmm over K members, per member;"
+                " shapes<: how many shapes the batched call made cheaper.\nfloor: a packed member's products (the cheaper"
+                " figure per shape) + steps x the cheaper of one p += g pass alone and per member over K members; ceil ="
+                " med s / floor.\nbw flr: the bitwise contract's floor: the products + steps x (the cheaper of the fused"
+                " update alone and per member over K members + the clip norm); bw ceil = med s / bw flr.\n");
   }
   std::printf("\nmin/med s: CPU seconds per epoch (train + validation), min and median over the timed epochs; phase "
               "columns are medians.\nfloor = matrix products at this machine's measured rate on the same shapes + one "

@@ -1,6 +1,66 @@
 #include "models/gat.h"
 
+#include <ATen/TensorIterator.h>
+
+#include "models/gat_softmax.h"
+
 namespace emosweep::models {
+namespace {
+
+constexpr double kSlope = 0.2;  // GATConv's LeakyReLU on the scores
+
+// alpha = softmax over j of leaky_relu(a_dst[h, i] + a_src[h, j]) masked to -inf where absent[i, j], with the
+// row max subtracted (no gradient through it): the dense path's softmax with its elementwise passes fused
+// (models/gat_softmax.h) and its reductions, exp and division left to torch, so that forward and gradients are
+// bitwise those of the unfused composite (the fallback, and tests/models/graph_test.cc's reference).
+// CPU float32 only.
+class DenseSoftmax : public torch::autograd::Function<DenseSoftmax> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a_dst_in,
+                               const torch::Tensor& a_src_in, const torch::Tensor& absent) {
+    auto a_dst = a_dst_in.contiguous(), a_src = a_src_in.contiguous();
+    TORCH_CHECK(absent.is_contiguous() && absent.scalar_type() == torch::kBool, "DenseSoftmax: absent must be a contiguous bool mask");
+    const int64_t heads = a_dst.size(0), n = a_dst.size(1);
+    auto w = torch::empty({heads, n, n}, a_dst.options());
+    GatScores(a_dst.data_ptr<float>(), a_src.data_ptr<float>(), absent.data_ptr<bool>(), heads, n,
+              static_cast<float>(kSlope), w.data_ptr<float>());
+    w.sub_(std::get<0>(w.max(2, /*keepdim=*/true))).exp_();  // in place: the scores are not needed again
+    auto s = w.sum(2, /*keepdim=*/true);
+    ctx->save_for_backward({a_dst, a_src, absent, w, s});
+    // The layout torch gives the broadcast sum of the (possibly transposed) inputs: the backward writes the scores'
+    // gradient in it, as autograd did, so that the reductions to a_dst and a_src sum in the same order.
+    if (a_dst_in.requires_grad() || a_src_in.requires_grad()) {  // (not for an evaluation forward)
+      auto layout = at::TensorIteratorConfig()
+                        .add_owned_output(at::Tensor())
+                        .add_owned_input(a_dst_in.unsqueeze(2))
+                        .add_owned_input(a_src_in.unsqueeze(1))
+                        .build()
+                        .output();
+      ctx->saved_data["strides"] = layout.strides().vec();
+    }
+    return w / s;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &a_dst = saved[0], &a_src = saved[1], &absent = saved[2], &w = saved[3], &s = saved[4];
+    const int64_t heads = a_dst.size(0), n = a_dst.size(1);
+    auto g = grads[0].contiguous();
+    auto buf = torch::empty_like(w);
+    GatSoftmaxDenomGrad(g.data_ptr<float>(), w.data_ptr<float>(), s.data_ptr<float>(), heads, n, buf.data_ptr<float>());
+    auto gs = buf.sum(2, /*keepdim=*/true);
+    const auto strides = ctx->saved_data["strides"].toIntVector();
+    auto v = strides == buf.strides().vec() ? buf : at::empty_strided({heads, n, n}, strides, w.options());
+    GatScoresGrad(g.data_ptr<float>(), w.data_ptr<float>(), s.data_ptr<float>(), gs.data_ptr<float>(),
+                  a_dst.data_ptr<float>(), a_src.data_ptr<float>(), absent.data_ptr<bool>(), heads, n,
+                  static_cast<float>(kSlope), v.data_ptr<float>(), strides.data());
+    // As autograd reduced the broadcast add: a_dst[h, i] over j (dim 2), a_src[h, j] over i (dim 1).
+    return {v.sum(2, /*keepdim=*/true).squeeze(2), v.sum(1, /*keepdim=*/true).squeeze(1), torch::Tensor()};
+  }
+};
+
+}  // namespace
 
 torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes) {
   auto keep = edge_index[0].ne(edge_index[1]);
@@ -30,14 +90,19 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   auto h = lin(x).view({n, heads_, out_dim_});
   auto a_src = (h * att_src).sum(-1).t();  // [H, N]
   auto a_dst = (h * att_dst).sum(-1).t();
-  auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);  // [H, target, source]
-  const DenseGraph& g = Dense(edge_index, n, e.options());
-  auto masked = e.masked_fill(g.absent, -std::numeric_limits<float>::infinity());
-  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach());
-  // Edge multiplicities, so that a repeated edge weighs as in the edge-list softmax; with none repeated the
-  // product is w·1 = w exactly and is skipped.
-  if (!g.single) w = w * g.mult;
-  auto alpha = w / w.sum(2, /*keepdim=*/true);
+  const DenseGraph& g = Dense(edge_index, n, a_dst.options());
+  torch::Tensor alpha;
+  if (g.single && a_dst.device().is_cpu() && a_dst.scalar_type() == torch::kFloat) {
+    alpha = DenseSoftmax::apply(a_dst, a_src, g.absent);  // the same numbers with fewer passes
+  } else {
+    auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), kSlope);  // [H, target, source]
+    auto masked = e.masked_fill(g.absent, -std::numeric_limits<float>::infinity());
+    auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach());
+    // Edge multiplicities, so that a repeated edge weighs as in the edge-list softmax; with none repeated the
+    // product is w·1 = w exactly and is skipped.
+    if (!g.single) w = w * g.mult;
+    alpha = w / w.sum(2, /*keepdim=*/true);
+  }
   auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);  // [N, H, C]
   out = concat_ ? out.reshape({n, heads_ * out_dim_}) : out.mean(1);
   return out + bias;
