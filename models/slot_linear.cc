@@ -92,14 +92,15 @@ void SlotLinearImpl::set_weight_grad_slot(torch::Tensor slot) {
 
 void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Tensor>& weights,
                          const std::vector<torch::Tensor>& slots) {
-  for (auto& m : module.modules(/*include_self=*/true)) {
-    auto* lin = dynamic_cast<SlotLinearImpl*>(m.get());
-    if (!lin) continue;
+  // apply(Module&) visits `module` itself without needing it in a shared_ptr (modules(true) would).
+  module.apply([&](torch::nn::Module& m) {
+    auto* lin = dynamic_cast<SlotLinearImpl*>(&m);
+    if (!lin) return;
     torch::Tensor slot;
     for (size_t i = 0; i < weights.size() && i < slots.size(); ++i)
       if (weights[i].unsafeGetTensorImpl() == lin->weight.unsafeGetTensorImpl()) slot = slots[i];
     lin->set_weight_grad_slot(slot);
-  }
+  });
 }
 
 }  // namespace emosweep::models

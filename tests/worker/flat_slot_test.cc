@@ -103,10 +103,11 @@ TEST(FlatParameters, SlotLinearGradientsLandInTheirSliceBitwise) {
 }
 
 // The no-clipping single-process step reads the .grads in place (GradRanges): with slots they point into
-// the flat buffer, with the same values.
+// the flat buffer, with the same values. The net is not held in a shared_ptr here (Build must not need it).
 TEST(FlatParameters, SlotLinearGradRangesEqualTorchLinearBitwise) {
   torch::manual_seed(12);
-  auto mine = std::make_shared<NetImpl<models::SlotLinear>>();
+  NetImpl<models::SlotLinear> on_stack;
+  NetImpl<models::SlotLinear>* mine = &on_stack;
   auto ref = std::make_shared<NetImpl<torch::nn::Linear>>();
   {
     torch::NoGradGuard g;
