@@ -1,16 +1,64 @@
 // models/slot_linear.cc: Linear with its weight gradient written into a slot (see slot_linear.h).
 #include "models/slot_linear.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ExpandUtils.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
+
+#include <cstring>
+
+#include "models/outer_sum.h"
 
 namespace emosweep::models {
 namespace {
 
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
+
+// OuterSum is used for dW = dY^T·X only where OpenBLAS's sgemm takes its blocked path with the whole
+// reduction (the batch) in one K block: a large product (its small-matrix kernel stops at M·N·K = 10^6)
+// and a short batch. Once per process it is compared with at::mm on such shapes (with exact zeros, as
+// dropout and ReLU give); if any bit differs (another BLAS, another kernel) at::mm_out is used instead.
+constexpr int64_t kOuterMaxBatch = 64;
+constexpr double kOuterMinWork = 2e6;
+
+bool OuterSumMatchesBlas() {
+  static const bool ok = [] {
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(12345);
+    const int64_t shapes[][3] = {{16, 1536, 384}, {16, 384, 1536}, {16, 384, 384}, {13, 384, 768},
+                                 {1, 1536, 1537}, {64, 333, 517},  {7, 1027, 389}, {32, 384, 192}};
+    for (const auto& s : shapes) {
+      const int64_t k = s[0], m = s[1], n = s[2];
+      torch::Tensor a = torch::randn({k, m}, gen), b = torch::randn({k, n}, gen);
+      a.masked_fill_(torch::rand({k, m}, gen) < 0.2, 0.0f);  // dropped / ReLU-zero rows
+      b.masked_fill_(torch::rand({k, n}, gen) < 0.2, -0.0f);
+      b.select(0, 0).fill_(0.0f);
+      torch::Tensor ref = at::mm(a.t(), b), mine = torch::empty({m, n});
+      OuterSum(a.data_ptr<float>(), m, b.data_ptr<float>(), n, mine.data_ptr<float>(), n, k, m, n);
+      if (std::memcmp(ref.data_ptr<float>(), mine.data_ptr<float>(), sizeof(float) * m * n) != 0) return false;
+    }
+    return true;
+  }();
+  return ok;
+}
+
+// slot = dY^T·X, bitwise what at::mm(dY.t(), X) gives.
+void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::Tensor& x) {
+  const int64_t k = dy.size(0), m = dy.size(1), n = x.size(1);
+  const bool host = slot.is_cpu() && dy.is_cpu() && x.is_cpu() && dy.scalar_type() == torch::kFloat &&
+                    x.scalar_type() == torch::kFloat && slot.scalar_type() == torch::kFloat;
+  const bool rows = host && dy.stride(1) == 1 && x.stride(1) == 1 && slot.is_contiguous();
+  if (rows && k >= 1 && k <= kOuterMaxBatch && static_cast<double>(k * m * n) >= kOuterMinWork &&
+      OuterSumMatchesBlas()) {
+    OuterSum(dy.data_ptr<float>(), dy.stride(0), x.data_ptr<float>(), x.stride(0), slot.data_ptr<float>(), n, k, m,
+             n);
+  } else {
+    at::mm_out(slot, dy.t(), x);
+  }
+}
 
 // The backward of y = x·W^T + b (b optional) for a 2-D x: torch's AddmmBackward0 (MmBackward0 without a
 // bias) followed by TBackward0 on W^T, in one node. Inputs in next-edge order: x, W, b.
@@ -43,7 +91,7 @@ struct SlotLinearBackward : public torch::autograd::Node {
       torch::Tensor& slot = state_->slot;
       if (slot.defined() && !state_->claimed && !w.grad().defined()) {
         state_->claimed = true;
-        at::mm_out(slot, dy.t(), x);
+        WeightGradInto(slot, dy, x);
         out[1] = slot.alias();  // one reference: AccumulateGrad makes it the .grad without a copy
       } else {
         out[1] = dy.t().mm(x);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "models/outer_sum.h"
 #include "models/slot_linear.h"
 
 namespace emosweep::models {
@@ -149,6 +150,25 @@ TEST(SlotLinear, NoGradAndFrozenGoThroughTorch) {
   // A 3-D input (not the rank-2 product) is torch's Linear too.
   Twin u(8, 3, true, true);
   ExpectSame(u, torch::randn({2, 5, 8}), true, [](const Fn& f, const torch::Tensor& xx) { return f(xx); });
+}
+
+// SlotLinear computes a large weight gradient with OuterSum where it matched OpenBLAS once per process:
+// it must equal at::mm(dY^T, X) bitwise on every batch size it is used for (1..64), with exact zeros in
+// both operands (dropout, ReLU) and on the seed models' shapes and odd ones.
+TEST(SlotLinear, OuterSumEqualsBlasProductBitwise) {
+  torch::manual_seed(8);
+  const int64_t shapes[][2] = {{1536, 384}, {384, 1536}, {384, 384}, {384, 768}, {128, 384}, {1031, 517}};
+  for (const auto& s : shapes) {
+    for (int64_t k : {1, 2, 3, 8, 15, 16, 17, 31, 32, 48, 64}) {
+      const int64_t m = s[0], n = s[1];
+      torch::Tensor a = torch::randn({k, m}), b = torch::randn({k, n});
+      a.masked_fill_(torch::rand({k, m}) < 0.3, 0.0f);
+      b.masked_fill_(torch::rand({k, n}) < 0.3, -0.0f);
+      torch::Tensor ref = at::mm(a.t(), b), mine = torch::full({m, n}, 5.0f);
+      OuterSum(a.data_ptr<float>(), m, b.data_ptr<float>(), n, mine.data_ptr<float>(), n, k, m, n);
+      EXPECT_TRUE(SameBits(ref, mine)) << m << "x" << n << " k " << k;
+    }
+  }
 }
 
 TEST(SlotLinear, IsALinearForModuleInspection) {
