@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ExpandUtils.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
@@ -51,8 +52,10 @@ void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::T
   const bool host = slot.is_cpu() && dy.is_cpu() && x.is_cpu() && dy.scalar_type() == torch::kFloat &&
                     x.scalar_type() == torch::kFloat && slot.scalar_type() == torch::kFloat;
   const bool rows = host && dy.stride(1) == 1 && x.stride(1) == 1 && slot.is_contiguous();
+  // One intra-op thread only: OuterSum is serial, the BLAS splits the product's rows over threads (the
+  // same bits either way).
   if (rows && k >= 1 && k <= kOuterMaxBatch && static_cast<double>(k * m * n) >= kOuterMinWork &&
-      OuterSumMatchesBlas()) {
+      at::get_num_threads() == 1 && OuterSumMatchesBlas()) {
     OuterSum(dy.data_ptr<float>(), dy.stride(0), x.data_ptr<float>(), x.stride(0), slot.data_ptr<float>(), n, k, m,
              n);
   } else {

@@ -9,7 +9,8 @@
 // db = sum_to(dY, [out])); only dW's output is the slot instead of a fresh tensor. A large dW over a
 // short batch is computed by models::OuterSum (k outer products in order, one fused multiply-add per
 // term: OpenBLAS's kernel arithmetic without its packing copies and the memset of the output), where
-// it matched at::mm bitwise on a probe once per process; otherwise by at::mm_out into the slot. The
+// it matched at::mm bitwise on a probe once per process, with one intra-op thread; otherwise by
+// at::mm_out into the slot. The
 // gradient handed to autograd is a view of the slot, so AccumulateGrad takes it as the weight's .grad
 // and the flat buffer already holds it.
 // The slot is used by the first backward of the weight after a forward, only while the weight's .grad is
