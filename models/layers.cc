@@ -9,8 +9,8 @@ namespace emosweep::models {
 LengthOneAttentionImpl::LengthOneAttentionImpl(int64_t dim, int64_t heads, double dropout)
     : heads_(heads), dropout_(dropout) {
   TORCH_CHECK(heads > 0 && dim % heads == 0, "attention dim ", dim, " not divisible by heads ", heads);
-  v_proj = register_module("v_proj", torch::nn::Linear(dim, dim));
-  out_proj = register_module("out_proj", torch::nn::Linear(dim, dim));
+  v_proj = register_module("v_proj", SlotLinear(dim, dim));
+  out_proj = register_module("out_proj", SlotLinear(dim, dim));
   torch::NoGradGuard g;
   // PyTorch MHA: xavier_uniform_ on the packed [3d, d] in_proj_weight, zero biases.
   const double bound = std::sqrt(6.0 / static_cast<double>(dim + 3 * dim));

@@ -12,6 +12,8 @@
 
 #include <vector>
 
+#include "models/slot_linear.h"
+
 namespace emosweep::models {
 
 class LengthOneAttentionImpl : public torch::nn::Module {
@@ -20,7 +22,7 @@ class LengthOneAttentionImpl : public torch::nn::Module {
   // [3d, d]), out_proj with PyTorch's Linear init; both biases 0.
   LengthOneAttentionImpl(int64_t dim, int64_t heads, double dropout);
   torch::Tensor forward(const torch::Tensor& kv);  // [B, d] -> [B, d]
-  torch::nn::Linear v_proj{nullptr}, out_proj{nullptr};
+  SlotLinear v_proj{nullptr}, out_proj{nullptr};  // weight gradients into the flat buffer (slot_linear.h)
 
  private:
   int64_t heads_;

@@ -12,6 +12,7 @@
 #include "models/layers.h"
 #include "models/losses.h"
 #include "models/model_factories.h"
+#include "models/slot_linear.h"
 
 namespace emosweep::models {
 namespace {
@@ -76,8 +77,8 @@ class BlockImpl : public torch::nn::Module {
     attn = register_module("attn", LengthOneAttention(d, heads, p));
     ln1_ = register_module("norm1", Ln(d));
     ln2_ = register_module("norm2", Ln(d));
-    ffn_ = register_module("ffn", torch::nn::Sequential(torch::nn::Linear(d, ffn), torch::nn::GELU(),
-                                                        FastDropout(p), torch::nn::Linear(ffn, d),
+    ffn_ = register_module("ffn", torch::nn::Sequential(SlotLinear(d, ffn), torch::nn::GELU(),
+                                                        FastDropout(p), SlotLinear(ffn, d),
                                                         FastDropout(p)));
     drop_ = register_module("dropout", FastDropout(p));
   }
@@ -109,7 +110,7 @@ class MsrModel : public FusionModelImpl {
     const int64_t layers = c["num_layers"].get<int64_t>(), pd = c["proj_dim"].get<int64_t>();
     vad_ = register_buffer("vad_targets", vad);
     auto proj = [&](int64_t in) {
-      return torch::nn::Sequential(torch::nn::Linear(in, d_), Ln(d_), torch::nn::GELU(), FastDropout(p));
+      return torch::nn::Sequential(SlotLinear(in, d_), Ln(d_), torch::nn::GELU(), FastDropout(p));
     };
     proj_t_ = register_module("text_proj", proj(dt));
     proj_a_ = register_module("audio_proj", proj(da));
@@ -122,7 +123,7 @@ class MsrModel : public FusionModelImpl {
       cross_a_.push_back(register_module((novel ? "vga_audio" : "cross_audio") + s, Block(d_, heads, ffn, p)));
       cross_t_.push_back(register_module((novel ? "vga_text" : "cross_text") + s, Block(d_, heads, ffn, p)));
     }
-    auto lin = [&](int64_t i, int64_t o) { return torch::nn::Linear(i, o); };
+    auto lin = [&](int64_t i, int64_t o) { return SlotLinear(i, o); };
     if (novel) {
       gate_t_ = register_module("eaaf_gate_text", torch::nn::Sequential(lin(3 * d_, d_), Ln(d_)));
       gate_a_ = register_module("eaaf_gate_audio", torch::nn::Sequential(lin(3 * d_, d_), Ln(d_)));

@@ -1,6 +1,8 @@
 // worker/flat_params.cc: parameter/gradient rebinding (see flat_params.h).
 #include "worker/flat_params.h"
 
+#include "models/slot_linear.h"
+
 namespace emosweep::worker {
 
 Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const std::vector<std::string>& freeze) {
@@ -37,6 +39,9 @@ Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const st
     f.grad_views_.push_back(g);
     off += n;
   }
+  // A SlotLinear's backward writes its weight gradient straight into the weight's slice: SyncGrads then
+  // finds it there (no copy).
+  models::BindWeightGradSlots(module, f.tensors_, f.grad_views_);
   return f;
 }
 

@@ -6,7 +6,9 @@
 // buffer in one pass instead of ~100 small per-tensor kernels (the optimizer
 // step was half of each step in the seeds' multimodal-ser code). Per step each
 // gradient is taken as autograd computed it and copied into the buffer once
-// (ZeroGrad/SyncGrads below). Parameters that get no gradient on a
+// (ZeroGrad/SyncGrads below), except the weights of models::SlotLinear layers
+// (models/slot_linear.h), whose backward writes the gradient into the buffer
+// itself (Build binds them). Parameters that get no gradient on a
 // step see a zero gradient (weight decay and moment decay still apply), unlike
 // PyTorch's set_to_none, which skips them (docs/trainer.md).
 // Thread-safety: one instance per job/thread.

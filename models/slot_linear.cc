@@ -1,0 +1,157 @@
+// models/slot_linear.cc: Linear with its weight gradient written into a slot (see slot_linear.h).
+#include "models/slot_linear.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ExpandUtils.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
+#include <cstring>
+
+#include "models/outer_sum.h"
+
+namespace emosweep::models {
+namespace {
+
+using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
+
+// OuterSum is used for dW = dY^T·X only where OpenBLAS's sgemm takes its blocked path with the whole
+// reduction (the batch) in one K block: a large product (its small-matrix kernel stops at M·N·K = 10^6)
+// and a short batch. Once per process it is compared with at::mm on such shapes (with exact zeros, as
+// dropout and ReLU give); if any bit differs (another BLAS, another kernel) at::mm_out is used instead.
+constexpr int64_t kOuterMaxBatch = 64;
+constexpr double kOuterMinWork = 2e6;
+
+bool OuterSumMatchesBlas() {
+  static const bool ok = [] {
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(12345);
+    const int64_t shapes[][3] = {{16, 1536, 384}, {16, 384, 1536}, {16, 384, 384}, {13, 384, 768},
+                                 {1, 1536, 1537}, {64, 333, 517},  {7, 1027, 389}, {32, 384, 192}};
+    for (const auto& s : shapes) {
+      const int64_t k = s[0], m = s[1], n = s[2];
+      torch::Tensor a = torch::randn({k, m}, gen), b = torch::randn({k, n}, gen);
+      a.masked_fill_(torch::rand({k, m}, gen) < 0.2, 0.0f);  // dropped / ReLU-zero rows
+      b.masked_fill_(torch::rand({k, n}, gen) < 0.2, -0.0f);
+      b.select(0, 0).fill_(0.0f);
+      torch::Tensor ref = at::mm(a.t(), b), mine = torch::empty({m, n});
+      OuterSum(a.data_ptr<float>(), m, b.data_ptr<float>(), n, mine.data_ptr<float>(), n, k, m, n);
+      if (std::memcmp(ref.data_ptr<float>(), mine.data_ptr<float>(), sizeof(float) * m * n) != 0) return false;
+    }
+    return true;
+  }();
+  return ok;
+}
+
+// slot = dY^T·X, bitwise what at::mm(dY.t(), X) gives.
+void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::Tensor& x) {
+  const int64_t k = dy.size(0), m = dy.size(1), n = x.size(1);
+  const bool host = slot.is_cpu() && dy.is_cpu() && x.is_cpu() && dy.scalar_type() == torch::kFloat &&
+                    x.scalar_type() == torch::kFloat && slot.scalar_type() == torch::kFloat;
+  const bool rows = host && dy.stride(1) == 1 && x.stride(1) == 1 && slot.is_contiguous();
+  // One intra-op thread only: OuterSum is serial, the BLAS splits the product's rows over threads (the
+  // same bits either way).
+  if (rows && k >= 1 && k <= kOuterMaxBatch && static_cast<double>(k * m * n) >= kOuterMinWork &&
+      at::get_num_threads() == 1 && OuterSumMatchesBlas()) {
+    OuterSum(dy.data_ptr<float>(), dy.stride(0), x.data_ptr<float>(), x.stride(0), slot.data_ptr<float>(), n, k, m,
+             n);
+  } else {
+    at::mm_out(slot, dy.t(), x);
+  }
+}
+
+// The backward of y = x·W^T + b (b optional) for a 2-D x: torch's AddmmBackward0 (MmBackward0 without a
+// bias) followed by TBackward0 on W^T, in one node. Inputs in next-edge order: x, W, b.
+struct SlotLinearBackward : public torch::autograd::Node {
+  SavedVariable x_, w_;
+  bool x_column_major_ = false;  // x's strides as torch's mm_mat1_backward tests them
+  bool has_bias_ = false;
+  std::vector<int64_t> bias_sizes_;
+  std::shared_ptr<GradSlot> state_;
+
+  std::string name() const override { return "SlotLinearBackward"; }
+  void release_variables() override {
+    x_.reset_data();
+    w_.reset_data();
+  }
+
+  variable_list apply(variable_list&& grads) override {
+    const torch::Tensor& dy = grads[0];
+    variable_list out(has_bias_ ? 3 : 2);
+    if (!dy.defined()) return out;
+    if (task_should_compute_output(0)) {
+      // mm_mat1_backward(grad, mat2 = W^T, ...): mat2.t() is W (W's sizes and strides).
+      const torch::Tensor w = w_.unpack(shared_from_this());
+      out[0] = x_column_major_ ? w.t().mm(dy.t()).t() : dy.mm(w);
+    }
+    if (task_should_compute_output(1)) {
+      // mm_mat2_backward for the column-major mat2 = W^T: (dY^T·X)^T; TBackward0 transposes it back to dY^T·X.
+      const torch::Tensor x = x_.unpack();
+      const torch::Tensor w = w_.unpack(shared_from_this());
+      torch::Tensor& slot = state_->slot;
+      if (slot.defined() && !state_->claimed && !w.grad().defined()) {
+        state_->claimed = true;
+        WeightGradInto(slot, dy, x);
+        out[1] = slot.alias();  // one reference: AccumulateGrad makes it the .grad without a copy
+      } else {
+        out[1] = dy.t().mm(x);
+      }
+    }
+    if (has_bias_ && task_should_compute_output(2)) out[2] = at::sum_to(dy, bias_sizes_);
+    return out;
+  }
+};
+
+}  // namespace
+
+torch::Tensor SlotLinearImpl::forward(const torch::Tensor& input) {
+  const bool plain = input.dim() != 2 || input.layout() != torch::kStrided || !weight.is_contiguous() ||
+                     !torch::GradMode::is_enabled() || !weight.requires_grad();
+  if (plain) return torch::nn::LinearImpl::forward(input);
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;  // the product itself, without torch's nodes (ours is set below)
+    y = torch::nn::LinearImpl::forward(input);
+  }
+  auto node = std::shared_ptr<SlotLinearBackward>(new SlotLinearBackward(), torch::autograd::deleteNode);
+  node->has_bias_ = bias.defined();
+  if (node->has_bias_) {
+    node->set_next_edges(torch::autograd::collect_next_edges(input, weight, bias));
+    node->bias_sizes_ = bias.sizes().vec();
+  } else {
+    node->set_next_edges(torch::autograd::collect_next_edges(input, weight));
+  }
+  node->x_column_major_ = input.stride(0) == 1 && input.stride(1) == input.size(0);
+  // Saved only for the products that need them (dW needs x, dX needs W), as torch saves mat1/mat2.
+  node->x_ = SavedVariable(input, false);
+  node->w_ = SavedVariable(weight, false);
+  node->state_ = state_;
+  state_->claimed = false;
+  torch::autograd::set_history(y, node);
+  return y;
+}
+
+void SlotLinearImpl::set_weight_grad_slot(torch::Tensor slot) {
+  const bool fits = slot.defined() && slot.sizes() == weight.sizes() && slot.scalar_type() == weight.scalar_type() &&
+                    slot.device() == weight.device() && slot.is_contiguous();
+  state_->slot = fits ? std::move(slot) : torch::Tensor();
+  state_->claimed = false;
+}
+
+void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Tensor>& weights,
+                         const std::vector<torch::Tensor>& slots) {
+  // apply(Module&) visits `module` itself without needing it in a shared_ptr (modules(true) would).
+  module.apply([&](torch::nn::Module& m) {
+    auto* lin = dynamic_cast<SlotLinearImpl*>(&m);
+    if (!lin) return;
+    torch::Tensor slot;
+    for (size_t i = 0; i < weights.size() && i < slots.size(); ++i)
+      if (weights[i].unsafeGetTensorImpl() == lin->weight.unsafeGetTensorImpl()) slot = slots[i];
+    lin->set_weight_grad_slot(slot);
+  });
+}
+
+}  // namespace emosweep::models

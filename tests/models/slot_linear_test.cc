@@ -1,0 +1,183 @@
+// SlotLinear against torch::nn::Linear: the same output and the same gradients, bitwise, for x, W and b;
+// the weight gradient lands in the bound slot (no copy) only where that is safe: not when the weight is
+// used twice in one graph, nor when a second backward accumulates onto the first.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstring>
+#include <functional>
+
+#include "models/outer_sum.h"
+#include "models/slot_linear.h"
+
+namespace emosweep::models {
+namespace {
+
+bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
+  torch::Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), static_cast<size_t>(ca.numel()) * ca.element_size()) == 0;
+}
+
+// A torch Linear and a SlotLinear with the same parameters; the slot is a view at an odd offset of a
+// larger buffer (as a weight's slice of the flat buffer is).
+struct Twin {
+  torch::nn::Linear ref{nullptr};
+  SlotLinear mine{nullptr};
+  torch::Tensor buffer, slot;
+  Twin(int64_t in, int64_t out, bool bias, bool bind) {
+    auto o = torch::nn::LinearOptions(in, out).bias(bias);
+    ref = torch::nn::Linear(o);
+    mine = SlotLinear(o);
+    torch::NoGradGuard g;
+    mine->weight.copy_(ref->weight);
+    if (bias) mine->bias.copy_(ref->bias);
+    buffer = torch::full({in * out + 7}, 123.0f);
+    slot = buffer.narrow(0, 3, in * out).view({out, in});
+    if (bind) mine->set_weight_grad_slot(slot);
+  }
+};
+
+// Runs loss(f(x)) backward for both twins (x with or without grad) and compares everything.
+void ExpectSame(Twin& t, const torch::Tensor& x0, bool x_grad,
+                const std::function<torch::Tensor(const std::function<torch::Tensor(const torch::Tensor&)>&,
+                                                  const torch::Tensor&)>& graph) {
+  torch::Tensor xr = x0.clone().set_requires_grad(x_grad), xm = x0.clone().set_requires_grad(x_grad);
+  auto fr = [&](const torch::Tensor& x) { return t.ref(x); };
+  auto fm = [&](const torch::Tensor& x) { return t.mine(x); };
+  torch::Tensor yr = graph(fr, xr), ym = graph(fm, xm);
+  ASSERT_TRUE(SameBits(yr, ym));
+  torch::Tensor w = torch::linspace(-1, 1, yr.numel()).view(yr.sizes());
+  (yr * w).sum().backward();
+  (ym * w).sum().backward();
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  if (t.ref->bias.defined()) EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
+  if (x_grad) EXPECT_TRUE(SameBits(xr.grad(), xm.grad()));
+}
+
+using Fn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+TEST(SlotLinear, OutputAndGradientsEqualTorchLinearBitwise) {
+  torch::manual_seed(3);
+  struct Case {
+    int64_t batch, in, out;
+    bool bias, x_grad;
+  };
+  for (const Case& c : {Case{16, 384, 1536, true, true}, Case{16, 1536, 384, true, false}, Case{1, 7, 5, true, true},
+                        Case{5, 1, 3, false, true}, Case{3, 33, 1, true, true}, Case{16, 64, 64, false, false}}) {
+    for (bool bind : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.in << "->" << c.out << " bias " << c.bias << " bind "
+                                        << bind);
+      Twin t(c.in, c.out, c.bias, bind);
+      ExpectSame(t, torch::randn({c.batch, c.in}), c.x_grad,
+                 [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
+                   return torch::gelu(f(x));
+                 });
+      if (bind) {  // the gradient is the slot itself: nothing to copy
+        EXPECT_EQ(t.mine->weight.grad().data_ptr(), t.slot.data_ptr());
+        EXPECT_TRUE(SameBits(t.slot, t.ref->weight.grad()));
+      } else {
+        EXPECT_TRUE(torch::all(t.buffer == 123.0f).item<bool>());
+      }
+    }
+  }
+}
+
+TEST(SlotLinear, ColumnMajorInputEqualsTorchLinear) {
+  torch::manual_seed(4);
+  for (int64_t b : {1, 4}) {
+    Twin t(6, 5, true, true);
+    torch::Tensor x = torch::randn({6, b}).t();  // strides (1, b): torch's mm_mat1_backward takes its other branch
+    ExpectSame(t, x, true, [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& xx) {
+      return f(xx.t().t());
+    });
+  }
+}
+
+TEST(SlotLinear, WeightUsedTwiceOrThriceInOneGraphSumsAsTorch) {
+  torch::manual_seed(5);
+  for (bool bind : {false, true}) {
+    Twin t(24, 24, true, bind);
+    // Three uses: the later gradients must not overwrite the slot the first one wrote.
+    ExpectSame(t, torch::randn({8, 24}), true,
+               [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
+                 torch::Tensor a = f(x), b = f(torch::tanh(a)), c = f(x * 0.5);
+                 return a * b + c;
+               });
+    Twin u(10, 10, true, bind);
+    ExpectSame(u, torch::randn({4, 10}), false,
+               [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
+                 return f(x) + f(x.flip(0));
+               });
+  }
+}
+
+TEST(SlotLinear, SecondBackwardAccumulatesOntoTheFirst) {
+  torch::manual_seed(6);
+  Twin t(12, 9, true, true);
+  torch::Tensor x1 = torch::randn({4, 12}), x2 = torch::randn({4, 12});
+  for (torch::Tensor x : {x1, x2}) {  // no zeroing between: .grad = g1 + g2
+    t.ref(x).pow(2).sum().backward();
+    t.mine(x).pow(2).sum().backward();
+  }
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
+  // Reset as FlatParameters::ZeroGrad does: the next step's gradient goes into the slot again.
+  t.ref->weight.mutable_grad().reset();
+  t.ref->bias.mutable_grad().reset();
+  t.mine->weight.mutable_grad().reset();
+  t.mine->bias.mutable_grad().reset();
+  t.ref(x2).sum().backward();
+  t.mine(x2).sum().backward();
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  EXPECT_EQ(t.mine->weight.grad().data_ptr(), t.slot.data_ptr());
+}
+
+TEST(SlotLinear, NoGradAndFrozenGoThroughTorch) {
+  torch::manual_seed(7);
+  Twin t(8, 3, true, true);
+  torch::Tensor x = torch::randn({5, 8});
+  {
+    torch::NoGradGuard g;
+    EXPECT_TRUE(SameBits(t.ref(x), t.mine(x)));
+    EXPECT_FALSE(t.mine(x).requires_grad());
+  }
+  t.mine->weight.set_requires_grad(false);
+  t.ref->weight.set_requires_grad(false);
+  ExpectSame(t, x, true, [](const Fn& f, const torch::Tensor& xx) { return f(xx); });
+  EXPECT_TRUE(torch::all(t.buffer == 123.0f).item<bool>());  // a frozen weight has no gradient to write
+  // A 3-D input (not the rank-2 product) is torch's Linear too.
+  Twin u(8, 3, true, true);
+  ExpectSame(u, torch::randn({2, 5, 8}), true, [](const Fn& f, const torch::Tensor& xx) { return f(xx); });
+}
+
+// SlotLinear computes a large weight gradient with OuterSum where it matched OpenBLAS once per process:
+// it must equal at::mm(dY^T, X) bitwise on every batch size it is used for (1..64), with exact zeros in
+// both operands (dropout, ReLU) and on the seed models' shapes and odd ones.
+TEST(SlotLinear, OuterSumEqualsBlasProductBitwise) {
+  torch::manual_seed(8);
+  const int64_t shapes[][2] = {{1536, 384}, {384, 1536}, {384, 384}, {384, 768}, {128, 384}, {1031, 517}};
+  for (const auto& s : shapes) {
+    for (int64_t k : {1, 2, 3, 8, 15, 16, 17, 31, 32, 48, 64}) {
+      const int64_t m = s[0], n = s[1];
+      torch::Tensor a = torch::randn({k, m}), b = torch::randn({k, n});
+      a.masked_fill_(torch::rand({k, m}) < 0.3, 0.0f);
+      b.masked_fill_(torch::rand({k, n}) < 0.3, -0.0f);
+      torch::Tensor ref = at::mm(a.t(), b), mine = torch::full({m, n}, 5.0f);
+      OuterSum(a.data_ptr<float>(), m, b.data_ptr<float>(), n, mine.data_ptr<float>(), n, k, m, n);
+      EXPECT_TRUE(SameBits(ref, mine)) << m << "x" << n << " k " << k;
+    }
+  }
+}
+
+TEST(SlotLinear, IsALinearForModuleInspection) {
+  torch::nn::Sequential s(SlotLinear(4, 2));
+  EXPECT_NE(s[0]->as<torch::nn::Linear>(), nullptr);
+  SlotLinear l(4, 2);
+  l->set_weight_grad_slot(torch::zeros({3, 4}));  // wrong shape: ignored
+  EXPECT_FALSE(l->weight_grad_slot().defined());
+}
+
+}  // namespace
+}  // namespace emosweep::models
