@@ -3,12 +3,12 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_args.h"
 #include "cli/protocol_library.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
@@ -191,12 +191,7 @@ Status PlanRun(const po::variables_map& vm) {
   options.plan_only = true;   // nor labels and data references
   ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
   ES_ASSIGN_OR_RETURN(protocols::Protocol loaded, protocols::LoadProtocol(path, options));
-  // A one-shot command: the job list is left to the process's exit instead of freed here
-  // (freeing 10^6 jobs was ~15 % of plan's CPU; issue 15). Reachable from a static, so
-  // leak checkers report nothing.
-  static auto* kept = new std::vector<std::unique_ptr<protocols::Protocol>>;
-  kept->push_back(std::make_unique<protocols::Protocol>(std::move(loaded)));
-  const protocols::Protocol& p = *kept->back();
+  const protocols::Protocol& p = KeepUntilExit(std::move(loaded));
   bool with_jobs = vm.count("jobs") > 0;
   std::map<std::string, int> counts;
   if (vm.count("ledger")) {

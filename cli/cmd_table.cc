@@ -20,19 +20,6 @@ void TableOptions(po::options_description& o) {
       "seed", po::value<uint64_t>()->default_value(1), "seed of the paired test");
 }
 
-namespace {
-
-// `table` is a one-shot command: its jobs go back with the process instead of one free()
-// per string at return (issue 15: 10^6 jobs). Held by a static pointer, so they stay
-// reachable and leak checkers stay quiet; a process running several commands (tests)
-// keeps each command's jobs.
-void KeepUntilExit(std::vector<protocols::PlannedJob>* jobs) {
-  static auto* kept = new std::vector<std::vector<protocols::PlannedJob>>();
-  kept->push_back(std::move(*jobs));
-}
-
-}  // namespace
-
 Status TableRun(const po::variables_map& vm) {
   std::string format = vm.count("json") ? "json" : vm["format"].as<std::string>();
   if (vm.count("json") && !vm["format"].defaulted() && vm["format"].as<std::string>() != "json")
@@ -94,7 +81,7 @@ Status TableRun(const po::variables_map& vm) {
   }
   // One shape whatever the selection: the protocol and a list of tables (docs/formats/tables.md).
   if (format == "json") PrintJson(nlohmann::json{{"protocol", p.path}, {"tables", json_out}}.dump(2));
-  KeepUntilExit(&p.jobs);
+  KeepUntilExit(std::move(p.jobs));  // no frees at exit (cli/protocol_args.h)
   return Status::Ok();
 }
 
