@@ -69,24 +69,16 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
 
 Status Scheduler::Build() {
   nodes_.assign(jobs_.size(), Node());
+  index_.reserve(jobs_.size());
   for (size_t i = 0; i < jobs_.size(); ++i) {
     if (!index_.emplace(jobs_[i].spec.id, static_cast<int>(i)).second)
       return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
     nodes_[i].cost = ExpectedCost(jobs_[i].spec);
   }
-  // Pack groups (step 7): each job's key once, here; a hand-out then never hashes.
-  if (options_.max_pack > 1) {
-    std::map<std::string, int> groups;
-    for (size_t i = 0; i < jobs_.size(); ++i) {
-      const std::string key = jobs::PackKey(jobs_[i].spec);
-      if (key.empty()) continue;
-      auto [it, added] = groups.emplace(key, static_cast<int>(groups.size()));
-      nodes_[i].pack_group = it->second;
-      if (added) pack_cap_.push_back(options_.pack_cap ? std::max(1, options_.pack_cap(jobs_[i].spec)) : 1 << 30);
-    }
-    pack_ready_.assign(groups.size(), {});
-    pack_running_.assign(groups.size(), 0);
-  }
+  // Pack groups (step 7): a job's key is computed when it first becomes ready
+  // (UpdateReadyLocked), once; a hand-out then never hashes.
+  if (options_.max_pack > 1)
+    for (Node& n : nodes_) n.pack_group = kNoGroupYet;
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
       auto it = index_.find(d);
@@ -112,11 +104,27 @@ bool Scheduler::LooksDeadLocked(const Node& n) const {
   return OwnerIsDeadHere(n.state.owner) || NowSeconds() - n.state.heartbeat_at > options_.stale_after_s;
 }
 
+void Scheduler::AssignPackGroupLocked(int i) {
+  const std::string key = jobs::PackKey(jobs_[i].spec);
+  if (key.empty()) {
+    nodes_[i].pack_group = -1;
+    return;
+  }
+  auto [it, added] = pack_groups_.emplace(key, static_cast<int>(pack_groups_.size()));
+  nodes_[i].pack_group = it->second;
+  if (added) {
+    pack_cap_.push_back(options_.pack_cap ? std::max(1, options_.pack_cap(jobs_[i].spec)) : 1 << 30);
+    pack_ready_.emplace_back();
+    pack_running_.push_back(0);
+  }
+}
+
 void Scheduler::UpdateReadyLocked(int i) {
   const Node& n = nodes_[i];
   bool ready = !n.here && n.deps_left == 0 &&
                (n.state.status == JobStatus::kPending || (n.state.status == JobStatus::kRunning && LooksDeadLocked(n)));
   if (!ready) return EraseReadyLocked(i);
+  if (n.pack_group == kNoGroupYet) AssignPackGroupLocked(i);
   ready_.insert(KeyOf(i));
   if (n.pack_group >= 0) pack_ready_[n.pack_group].insert(KeyOf(i));
 }
