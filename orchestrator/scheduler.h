@@ -65,7 +65,7 @@
 //     jobs of one key on 2 workers become two packs of 6 even while the other
 //     worker is busy with something else (taking all 12 left it idle at the
 //     end: the tail). A cap per key (SchedulerOptions::pack_cap, asked once
-//     per key at Build) bounds a pack further (on CPU: the members' optimizer
+//     per key, with its first ready job) bounds a pack further (on CPU: the members' optimizer
 //     state within a cache budget, orchestrator/pack_limit.h). Both are kept
 //     per key (counts, not scans): a hand-out stays O(members log n).
 //
