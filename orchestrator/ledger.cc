@@ -410,17 +410,26 @@ Status Ledger::LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids, c
 }
 
 Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sweep_id) {
+  std::unordered_map<std::string, JobState> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (schema_version_ >= 2) {  // sweeps.jobs: its size, so the map never rehashes
+      Stmt n(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
+      ES_RETURN_IF_ERROR(n.status());
+      n.Bind(1, sweep_id);
+      ES_ASSIGN_OR_RETURN(bool row, n.Step());
+      if (row && !n.IsNull(0)) out.reserve(static_cast<size_t>(std::max<int64_t>(0, n.Int(0))));
+    }
+  }
+  ES_RETURN_IF_ERROR(ForEachSweepState(
+      sweep_id, [&out](std::string_view id, JobState&& s) { out[std::string(id)] = std::move(s); }));
+  return out;
+}
+
+Status Ledger::ForEachSweepState(int64_t sweep_id, const std::function<void(std::string_view, JobState&&)>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   // The scheduler's refresh: the links may be another sweep's (schema v3, links_from).
   ES_ASSIGN_OR_RETURN(const int64_t holder, LinkHolderLocked(sweep_id));
-  std::unordered_map<std::string, JobState> out;
-  if (schema_version_ >= 2) {  // sweeps.jobs: its size, so the map never rehashes
-    Stmt n(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
-    ES_RETURN_IF_ERROR(n.status());
-    n.Bind(1, sweep_id);
-    ES_ASSIGN_OR_RETURN(bool row, n.Step());
-    if (row && !n.IsNull(0)) out.reserve(static_cast<size_t>(std::max<int64_t>(0, n.Int(0))));
-  }
   auto read_rows = [&](Stmt& st) -> Status {
     JobState s;
     ES_ASSIGN_OR_RETURN(s.status, ParseJobStatus(st.Text(1)));
@@ -428,7 +437,7 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
     s.owner = st.Text(3);
     s.heartbeat_at = st.Double(4);
     s.error = st.Text(5);
-    out[st.Text(0)] = std::move(s);
+    fn(st.Text(0), std::move(s));
     return Status::Ok();
   };
   if (schema_version_ < 2) {
@@ -442,7 +451,7 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
       if (!row) break;
       ES_RETURN_IF_ERROR(read_rows(st));
     }
-    return out;
+    return Status::Ok();
   }
   // A job row keeps status, attempts, owner, heartbeat and error after its config JSON
   // (kilobytes, in overflow pages): reading them row by row walked every row's overflow
@@ -459,17 +468,19 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
       ES_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
       ES_ASSIGN_OR_RETURN(JobStatus status, ParseJobStatus(st.Text(1)));
-      if (status == JobStatus::kDone)
-        out[st.Text(0)].status = status;
-      else
+      if (status == JobStatus::kDone) {
+        JobState done;
+        done.status = status;
+        fn(st.Text(0), std::move(done));
+      } else {
         open.push_back(st.Text(0));
+      }
     }
     return ForChunks(&db_, open, "SELECT id, status, attempts, owner, heartbeat_at, error FROM jobs WHERE id", "",
                      read_rows);
   }();
   (void)db_.Exec("COMMIT");
-  if (!read.ok()) return read;
-  return out;
+  return read;
 }
 
 std::string Ledger::SweepStatusSql() {

@@ -171,6 +171,18 @@ TEST(Ledger, RegisterJobsInsertsOnlyTheMissingOnesAcrossChunks) {
   auto states = l->SweepStates(*second);
   ASSERT_TRUE(states.ok());
   EXPECT_EQ(states->size(), all.size());
+  // ForEachSweepState hands out the same states, each job once (the scheduler's path).
+  std::map<std::string, std::pair<JobStatus, std::string>> seen;
+  ASSERT_TRUE(l->ForEachSweepState(*second, [&](std::string_view id, JobState&& st) {
+                 EXPECT_TRUE(seen.emplace(std::string(id), std::make_pair(st.status, st.error)).second) << id;
+               }).ok());
+  ASSERT_EQ(seen.size(), states->size());
+  for (const auto& [id, st] : *states) {
+    ASSERT_EQ(seen.count(id), 1u) << id;
+    EXPECT_EQ(seen[id].first, st.status) << id;
+    EXPECT_EQ(seen[id].second, st.error) << id;
+  }
+  EXPECT_EQ(seen[all[600].spec.id], std::make_pair(JobStatus::kBlocked, std::string("kept")));
 }
 
 TEST(Ledger, StatusCountsOfASweepMatchTheSql) {
