@@ -457,7 +457,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   ES_ASSIGN_OR_RETURN(const int pack, orchestrator::ParsePack(vm["pack"].as<std::string>()));
-  InputDims dims;  // outlives the sweep: the scheduler asks pack_cap at Build
+  InputDims dims;  // outlives the sweep: the scheduler asks pack_cap as keys become ready
   o.pack = pack == orchestrator::kPackAuto ? AutoPack(p, o, cores, &dims) : pack;
   o.pack_share = pack == orchestrator::kPackAuto;
   if (o.pack_share && o.device == "cpu") {

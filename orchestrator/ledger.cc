@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <sys/stat.h>
@@ -196,16 +198,29 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
     if (j.spec.id.empty()) return Status::InvalidArgument("planned job without an id (kind " + j.spec.kind + ")");
     ids.push_back(j.spec.id);
   }
-  std::unordered_set<std::string> have;
-  ES_RETURN_IF_ERROR(
-      ForChunks(&db_, ids, "SELECT id FROM jobs WHERE id", "", [&](Stmt& st) { have.insert(st.Text(0)); }));
+  // Which are there: one bit a job (a set of the found ids held a copy of nearly every id
+  // on a re-run, ~150 bytes a job at the run's peak, issue 15); a found id is placed by a
+  // small map of its chunk's ids.
+  std::vector<bool> have(jobs.size());
+  std::unordered_map<std::string_view, size_t> chunk;
+  size_t chunk_start = std::string::npos;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id FROM jobs WHERE id", "", [&](Stmt& st, size_t start, size_t n) {
+    if (start != chunk_start) {
+      chunk.clear();
+      for (size_t i = start; i < start + n; ++i) chunk.emplace(ids[i], i);
+      chunk_start = start;
+    }
+    auto it = chunk.find(st.Text(0));
+    if (it != chunk.end()) have[it->second] = true;
+  }));
   Stmt ins(&db_,
            "INSERT OR IGNORE INTO jobs(id, kind, config_json, attrs_json, deps_json, reportable, created_at) "
            "VALUES (?,?,?,?,?,?,?)");
   ES_RETURN_IF_ERROR(ins.status());
   double now = NowSeconds();
-  for (const auto& j : jobs) {
-    if (have.count(j.spec.id)) continue;
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    if (have[k]) continue;
+    const auto& j = jobs[k];
     ins.Reset();
     ins.Bind(1, j.spec.id).Bind(2, j.spec.kind).Bind(3, j.spec.ToJson().dump());
     ins.Bind(4, j.attrs.ToJson().dump()).Bind(5, nlohmann::json(j.deps).dump());
@@ -395,17 +410,26 @@ Status Ledger::LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids, c
 }
 
 Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sweep_id) {
+  std::unordered_map<std::string, JobState> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (schema_version_ >= 2) {  // sweeps.jobs: its size, so the map never rehashes
+      Stmt n(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
+      ES_RETURN_IF_ERROR(n.status());
+      n.Bind(1, sweep_id);
+      ES_ASSIGN_OR_RETURN(bool row, n.Step());
+      if (row && !n.IsNull(0)) out.reserve(static_cast<size_t>(std::max<int64_t>(0, n.Int(0))));
+    }
+  }
+  ES_RETURN_IF_ERROR(ForEachSweepState(
+      sweep_id, [&out](std::string_view id, JobState&& s) { out[std::string(id)] = std::move(s); }));
+  return out;
+}
+
+Status Ledger::ForEachSweepState(int64_t sweep_id, const std::function<void(std::string_view, JobState&&)>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   // The scheduler's refresh: the links may be another sweep's (schema v3, links_from).
   ES_ASSIGN_OR_RETURN(const int64_t holder, LinkHolderLocked(sweep_id));
-  std::unordered_map<std::string, JobState> out;
-  if (schema_version_ >= 2) {  // sweeps.jobs: its size, so the map never rehashes
-    Stmt n(&db_, "SELECT jobs FROM sweeps WHERE id = ?");
-    ES_RETURN_IF_ERROR(n.status());
-    n.Bind(1, sweep_id);
-    ES_ASSIGN_OR_RETURN(bool row, n.Step());
-    if (row && !n.IsNull(0)) out.reserve(static_cast<size_t>(std::max<int64_t>(0, n.Int(0))));
-  }
   auto read_rows = [&](Stmt& st) -> Status {
     JobState s;
     ES_ASSIGN_OR_RETURN(s.status, ParseJobStatus(st.Text(1)));
@@ -413,7 +437,7 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
     s.owner = st.Text(3);
     s.heartbeat_at = st.Double(4);
     s.error = st.Text(5);
-    out[st.Text(0)] = std::move(s);
+    fn(st.Text(0), std::move(s));
     return Status::Ok();
   };
   if (schema_version_ < 2) {
@@ -427,7 +451,7 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
       if (!row) break;
       ES_RETURN_IF_ERROR(read_rows(st));
     }
-    return out;
+    return Status::Ok();
   }
   // A job row keeps status, attempts, owner, heartbeat and error after its config JSON
   // (kilobytes, in overflow pages): reading them row by row walked every row's overflow
@@ -444,17 +468,19 @@ Result<std::unordered_map<std::string, JobState>> Ledger::SweepStates(int64_t sw
       ES_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
       ES_ASSIGN_OR_RETURN(JobStatus status, ParseJobStatus(st.Text(1)));
-      if (status == JobStatus::kDone)
-        out[st.Text(0)].status = status;
-      else
+      if (status == JobStatus::kDone) {
+        JobState done;
+        done.status = status;
+        fn(st.Text(0), std::move(done));
+      } else {
         open.push_back(st.Text(0));
+      }
     }
     return ForChunks(&db_, open, "SELECT id, status, attempts, owner, heartbeat_at, error FROM jobs WHERE id", "",
                      read_rows);
   }();
   (void)db_.Exec("COMMIT");
-  if (!read.ok()) return read;
-  return out;
+  return read;
 }
 
 std::string Ledger::SweepStatusSql() {

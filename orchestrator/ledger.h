@@ -170,6 +170,10 @@ class Ledger {
   // statuses come from an index (SweepStatusSql), the rest from the rows of jobs not done.
   // A hash map: the scheduler looks every job of a 10^6-job sweep up in it, twice at start.
   Result<std::unordered_map<std::string, JobState>> SweepStates(int64_t sweep_id);
+  // The same states handed to `fn(id, state)` one job at a time (no map of every id: the
+  // scheduler looks them up in its own index, issue 15). `fn` runs under the ledger's lock
+  // and must not call the ledger.
+  Status ForEachSweepState(int64_t sweep_id, const std::function<void(std::string_view, JobState&&)>& fn);
   static std::string SweepStatusSql();
   Result<ClaimResult> Claim(const std::string& id, const std::string& owner, const ClaimOptions& options);
   Status Heartbeat(const std::vector<std::string>& ids, const std::string& owner);

@@ -43,13 +43,14 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
     ES_RETURN_IF_ERROR(ledger->ResetFailed(ids));
   }
   std::lock_guard<std::mutex> lock(s->mu_);
-  // Initial state in one batch: statuses, then deps_left, then the ready set.
-  ES_ASSIGN_OR_RETURN(auto states, ledger->SweepStates(sweep_id));
-  for (size_t i = 0; i < s->jobs_.size(); ++i) {
-    auto it = states.find(s->jobs_[i].spec.id);
-    if (it != states.end()) s->nodes_[i].state = it->second;
+  // Initial state in one batch: statuses, then deps_left, then the ready set. The states
+  // go straight into the nodes (a map of every id was the run's peak, issue 15).
+  ES_RETURN_IF_ERROR(ledger->ForEachSweepState(sweep_id, [&s](std::string_view id, JobState&& state) {
+    auto it = s->index_.find(id);
+    if (it != s->index_.end()) s->nodes_[it->second].state = std::move(state);
+  }));
+  for (size_t i = 0; i < s->jobs_.size(); ++i)
     if (!Terminal(s->nodes_[i].state.status)) s->open_++;
-  }
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     for (const auto& d : s->jobs_[i].deps)
       if (s->nodes_[s->index_.at(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
@@ -69,24 +70,16 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
 
 Status Scheduler::Build() {
   nodes_.assign(jobs_.size(), Node());
+  index_.reserve(jobs_.size());
   for (size_t i = 0; i < jobs_.size(); ++i) {
     if (!index_.emplace(jobs_[i].spec.id, static_cast<int>(i)).second)
       return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
     nodes_[i].cost = ExpectedCost(jobs_[i].spec);
   }
-  // Pack groups (step 7): each job's key once, here; a hand-out then never hashes.
-  if (options_.max_pack > 1) {
-    std::map<std::string, int> groups;
-    for (size_t i = 0; i < jobs_.size(); ++i) {
-      const std::string key = jobs::PackKey(jobs_[i].spec);
-      if (key.empty()) continue;
-      auto [it, added] = groups.emplace(key, static_cast<int>(groups.size()));
-      nodes_[i].pack_group = it->second;
-      if (added) pack_cap_.push_back(options_.pack_cap ? std::max(1, options_.pack_cap(jobs_[i].spec)) : 1 << 30);
-    }
-    pack_ready_.assign(groups.size(), {});
-    pack_running_.assign(groups.size(), 0);
-  }
+  // Pack groups (step 7): a job's key is computed when it first becomes ready
+  // (UpdateReadyLocked), once; a hand-out then never hashes.
+  if (options_.max_pack > 1)
+    for (Node& n : nodes_) n.pack_group = kNoGroupYet;
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
       auto it = index_.find(d);
@@ -112,11 +105,27 @@ bool Scheduler::LooksDeadLocked(const Node& n) const {
   return OwnerIsDeadHere(n.state.owner) || NowSeconds() - n.state.heartbeat_at > options_.stale_after_s;
 }
 
+void Scheduler::AssignPackGroupLocked(int i) {
+  const std::string key = jobs::PackKey(jobs_[i].spec);
+  if (key.empty()) {
+    nodes_[i].pack_group = -1;
+    return;
+  }
+  auto [it, added] = pack_groups_.emplace(key, static_cast<int>(pack_groups_.size()));
+  nodes_[i].pack_group = it->second;
+  if (added) {
+    pack_cap_.push_back(options_.pack_cap ? std::max(1, options_.pack_cap(jobs_[i].spec)) : 1 << 30);
+    pack_ready_.emplace_back();
+    pack_running_.push_back(0);
+  }
+}
+
 void Scheduler::UpdateReadyLocked(int i) {
   const Node& n = nodes_[i];
   bool ready = !n.here && n.deps_left == 0 &&
                (n.state.status == JobStatus::kPending || (n.state.status == JobStatus::kRunning && LooksDeadLocked(n)));
   if (!ready) return EraseReadyLocked(i);
+  if (n.pack_group == kNoGroupYet) AssignPackGroupLocked(i);
   ready_.insert(KeyOf(i));
   if (n.pack_group >= 0) pack_ready_[n.pack_group].insert(KeyOf(i));
 }
@@ -163,22 +172,26 @@ Status Scheduler::BlockDependentsLocked(int i, const std::string& reason) {
 
 Status Scheduler::RefreshLocked() {
   last_refresh_ = std::chrono::steady_clock::now();
-  ES_ASSIGN_OR_RETURN(auto states, ledger_->SweepStates(sweep_id_));
+  // Each state is applied as it is read (no map of every id, issue 15). The final
+  // statuses, deps_left and ready sets do not depend on the order; blocking does (the
+  // reason names the failed dependency), so it runs afterwards in protocol order.
   std::vector<int> newly_failed;
-  for (size_t i = 0; i < jobs_.size(); ++i) {
+  ES_RETURN_IF_ERROR(ledger_->ForEachSweepState(sweep_id_, [&](std::string_view id, JobState&& state) {
+    auto it = index_.find(id);
+    if (it == index_.end()) return;
+    const int i = it->second;
     Node& n = nodes_[i];
-    if (n.here) continue;  // our own view of a job we run is authoritative
-    auto it = states.find(jobs_[i].spec.id);
-    if (it == states.end()) continue;
+    if (n.here) return;  // our own view of a job we run is authoritative
     JobStatus old = n.state.status;
-    JobStatus now = it->second.status;
-    n.state.attempts = it->second.attempts;
-    n.state.owner = it->second.owner;
-    n.state.heartbeat_at = it->second.heartbeat_at;
-    n.state.error = it->second.error;
-    SetStatusLocked(static_cast<int>(i), now);
-    if (now == JobStatus::kFailed && old != JobStatus::kFailed) newly_failed.push_back(static_cast<int>(i));
-  }
+    JobStatus now = state.status;
+    n.state.attempts = state.attempts;
+    n.state.owner = std::move(state.owner);
+    n.state.heartbeat_at = state.heartbeat_at;
+    n.state.error = std::move(state.error);
+    SetStatusLocked(i, now);
+    if (now == JobStatus::kFailed && old != JobStatus::kFailed) newly_failed.push_back(i);
+  }));
+  std::sort(newly_failed.begin(), newly_failed.end());
   for (int i : newly_failed) ES_RETURN_IF_ERROR(BlockDependentsLocked(i, nodes_[i].state.error));
   return Status::Ok();
 }

@@ -50,9 +50,10 @@
 //     (once per producer and process, so an invisible work dir cannot loop).
 //  6. Heartbeat() stamps every job running here, so other processes do not
 //     take them over; call it more often than stale_after_s.
-//  7. Packs (issue 16, docs/design/packing.md): with max_pack > 1, Build
-//     computes each job's jobs::PackKey once and keeps, beside the ready set,
-//     one ready set per non-empty key (same order). NextPack(worker, k) takes
+//  7. Packs (issue 16, docs/design/packing.md): with max_pack > 1, a job's
+//     jobs::PackKey is computed once, when it first becomes ready (a finished
+//     protocol computes none: issue 15), and the scheduler keeps, beside the
+//     ready set, one ready set per non-empty key (same order). NextPack(worker, k) takes
 //     the first ready job as NextReady does, then up to k - 1 more from the
 //     ready set of its key, in order (begin() of a set: no scan of the ready
 //     jobs), each claimed in the ledger like a single job (own row, own
@@ -64,7 +65,7 @@
 //     jobs of one key on 2 workers become two packs of 6 even while the other
 //     worker is busy with something else (taking all 12 left it idle at the
 //     end: the tail). A cap per key (SchedulerOptions::pack_cap, asked once
-//     per key at Build) bounds a pack further (on CPU: the members' optimizer
+//     per key, with its first ready job) bounds a pack further (on CPU: the members' optimizer
 //     state within a cache budget, orchestrator/pack_limit.h). Both are kept
 //     per key (counts, not scans): a hand-out stays O(members log n).
 //
@@ -75,12 +76,15 @@
 #include <chrono>
 #include <functional>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -99,8 +103,8 @@ struct SchedulerOptions {
   std::function<Status(const std::string& path)> check_checkpoint;
   // Packs (step 7): 1 = never (keys are not even computed; NextPack hands out single jobs).
   int max_pack = 1;
-  // The most members one pack of a key may hold, asked once per key at Build with the
-  // key's first job (>= 1; unset: only NextPack's max_members bounds a pack).
+  // The most members one pack of a key may hold, asked once per key with the key's
+  // first job to become ready (>= 1; unset: only NextPack's max_members bounds a pack).
   std::function<int(const jobs::JobSpec&)> pack_cap;
 };
 
@@ -163,7 +167,9 @@ class Scheduler {
     bool here = false;         // running in this scheduler
     bool skipped = false;      // done when this scheduler started
     bool superseded = false;   // sent back to pending here for a lost checkpoint
-    int pack_group = -1;       // index into pack_ready_ (jobs with equal non-empty PackKey); -1 = alone
+    // Index into pack_ready_ (jobs with equal non-empty PackKey); -1 = alone; kNoGroupYet
+    // until the job first becomes ready (keys are computed lazily).
+    int pack_group = -1;
   };
 
   Scheduler(Ledger* ledger, int64_t sweep_id, std::vector<protocols::PlannedJob> jobs, SchedulerOptions options);
@@ -180,6 +186,9 @@ class Scheduler {
   Result<bool> DepCheckpointsUsableLocked(int i);
   bool LooksDeadLocked(const Node& n) const;
   Result<int> IndexOf(const std::string& id) const;
+  static constexpr int kNoGroupYet = -2;
+  // Sets nodes_[i].pack_group from the job's PackKey, adding a group for a new key.
+  void AssignPackGroupLocked(int i);
   Key KeyOf(int i) const { return {-nodes_[i].transitive_dependents, -nodes_[i].cost, i}; }
 
   std::mutex mu_;
@@ -187,10 +196,14 @@ class Scheduler {
   int64_t sweep_id_;
   std::vector<protocols::PlannedJob> jobs_;
   SchedulerOptions options_;
-  std::map<std::string, int> index_;
+  // Job id -> position; the keys view the ids in jobs_ (never resized after construction).
+  std::unordered_map<std::string_view, int> index_;
   std::vector<Node> nodes_;
   std::set<Key> ready_;
-  std::vector<std::set<Key>> pack_ready_;  // per pack group: its ready jobs (a subset of ready_)
+  std::unordered_map<std::string, int> pack_groups_;  // PackKey -> pack group, for the keys seen so far
+  // Per pack group: its ready jobs (a subset of ready_). A deque: a group added while
+  // NextPack holds a reference to another group's set leaves that reference valid.
+  std::deque<std::set<Key>> pack_ready_;
   std::vector<int> pack_running_;          // per pack group: its jobs running here
   std::vector<int> pack_cap_;              // per pack group: SchedulerOptions::pack_cap of its key
   std::chrono::steady_clock::time_point last_refresh_;

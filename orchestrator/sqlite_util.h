@@ -102,7 +102,7 @@ class Transaction {
 // Runs `fn(stmt)` for every row of "<prefix> IN (?,...)<suffix>" over `ids` (a vector
 // of std::string or std::string_view), in chunks of at most 500 bound parameters, so any
 // number of ids works without temporary tables. `fn` returns void or a Status (the first
-// error stops).
+// error stops); it may also take (stmt, start, n): the row answers ids[start, start + n).
 template <typename Ids, typename Fn>
 Status ForChunks(Db* db, const Ids& ids, const std::string& prefix, const std::string& suffix, Fn fn) {
   constexpr size_t kChunk = 500;
@@ -126,7 +126,13 @@ Status ForChunks(Db* db, const Ids& ids, const std::string& prefix, const std::s
     for (;;) {
       ES_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
-      if constexpr (std::is_void_v<decltype(fn(st))>) {
+      if constexpr (std::is_invocable_v<Fn&, Stmt&, size_t, size_t>) {
+        if constexpr (std::is_void_v<decltype(fn(st, start, n))>) {
+          fn(st, start, n);
+        } else {
+          ES_RETURN_IF_ERROR(fn(st, start, n));
+        }
+      } else if constexpr (std::is_void_v<decltype(fn(st))>) {
         fn(st);
       } else {
         ES_RETURN_IF_ERROR(fn(st));

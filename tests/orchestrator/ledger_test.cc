@@ -144,6 +144,47 @@ TEST(Ledger, V1FileReadsReadOnlyAndMigratesToV2) {
 // Issue 15: `ledger status --sweep` counts a sweep that links most of the ledger by
 // merging two id-ordered index scans, one that links few by lookups; both give the
 // rows of StatusCountSql (kinds, statuses and links that skip jobs of other sweeps).
+// RegisterJobs over more than one chunk of lookups (500 ids): jobs already in the ledger keep
+// their rows (a blocked one stays blocked), the others are inserted, every one is linked.
+TEST(Ledger, RegisterJobsInsertsOnlyTheMissingOnesAcrossChunks) {
+  std::string path = TestDir() + "/l.db";
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  auto all = testing::MakeGrid("e", {"a", "b"}, {"x", "y", "z"}, 200);  // 1200 jobs
+  ASSERT_EQ(all.size(), 1200u);
+  std::vector<protocols::PlannedJob> some;
+  for (size_t k = 0; k < all.size(); k += 3) some.push_back(all[k]);
+  auto first = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(l->RegisterJobs(*first, some).ok());
+  ASSERT_TRUE(l->Block(all[600].spec.id, "kept").ok());
+  auto second = l->BeginSweep({"p", "p.toml", "h2", nlohmann::json::object(), {}});
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(l->RegisterJobs(*second, all).ok());
+  for (size_t k = 0; k < all.size(); ++k) {
+    auto row = l->GetJob(all[k].spec.id);
+    ASSERT_TRUE(row.ok());
+    ASSERT_TRUE(row->has_value()) << "job " << k << " not registered";
+    EXPECT_EQ((*row)->status, k == 600 ? JobStatus::kBlocked : JobStatus::kPending) << k;
+  }
+  EXPECT_EQ((*l->GetJob(all[600].spec.id))->error, "kept");
+  auto states = l->SweepStates(*second);
+  ASSERT_TRUE(states.ok());
+  EXPECT_EQ(states->size(), all.size());
+  // ForEachSweepState hands out the same states, each job once (the scheduler's path).
+  std::map<std::string, std::pair<JobStatus, std::string>> seen;
+  ASSERT_TRUE(l->ForEachSweepState(*second, [&](std::string_view id, JobState&& st) {
+                 EXPECT_TRUE(seen.emplace(std::string(id), std::make_pair(st.status, st.error)).second) << id;
+               }).ok());
+  ASSERT_EQ(seen.size(), states->size());
+  for (const auto& [id, st] : *states) {
+    ASSERT_EQ(seen.count(id), 1u) << id;
+    EXPECT_EQ(seen[id].first, st.status) << id;
+    EXPECT_EQ(seen[id].second, st.error) << id;
+  }
+  EXPECT_EQ(seen[all[600].spec.id], std::make_pair(JobStatus::kBlocked, std::string("kept")));
+}
+
 TEST(Ledger, StatusCountsOfASweepMatchTheSql) {
   std::string path = TestDir() + "/l.db";
   auto l = OpenOk(path);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -424,7 +425,7 @@ TEST(SchedulerPacks, ShareCountsTheKeysRunningJobsSoTwoWorkersGetEqualPacks) {
   EXPECT_EQ(done->kind, Assignment::Kind::kDone);
 }
 
-// The cap per key (SchedulerOptions::pack_cap), asked once per key at Build: a key with
+// The cap per key (SchedulerOptions::pack_cap), asked once per key: a key with
 // big members packs fewer at once, another key keeps its own cap.
 TEST(SchedulerPacks, PackCapIsPerKeyAndAskedOncePerKey) {
   std::vector<protocols::PlannedJob> jobs;
@@ -450,6 +451,52 @@ TEST(SchedulerPacks, PackCapIsPerKeyAndAskedOncePerKey) {
   // Protocol order: the big key first (3 + 3 + 1), then the small one (5 + 2).
   EXPECT_EQ(sizes, (std::vector<size_t>{3, 3, 1, 5, 2}));
   EXPECT_EQ(asked, 2);
+}
+
+// Issue 15: pack keys (and pack_cap) are computed for jobs as they become ready, not for
+// every job at Create: a finished protocol computes none, and jobs waiting for a dependency
+// get theirs once it is done, packing as before.
+TEST(SchedulerPacks, PackKeysAreComputedOnlyForJobsThatBecomeReady) {
+  std::string path = testing::TestDir() + "/l.db";
+  auto pre = MakeJob("e", "m", "pre", 1, {}, 5, "pretrain");
+  std::vector<protocols::PlannedJob> jobs = {pre, Packable("small", 1, 8)};
+  for (int k = 0; k < 3; ++k) jobs.push_back(Packable("big" + std::to_string(k), 1, 512, {pre.spec.id}));
+  SchedulerOptions o = Packing(32);
+  std::vector<int> asked;  // hidden size of the job each pack_cap question was about
+  o.pack_cap = [&asked](const jobs::JobSpec& spec) {
+    asked.push_back(spec.model["hidden"][0].get<int>());
+    return 32;
+  };
+  {
+    auto f = Make(path, jobs, o);
+    ASSERT_TRUE(f.sched);
+    EXPECT_EQ(asked, std::vector<int>{8});  // the big jobs wait for `pre`: no key yet
+    auto first = f.sched->NextPack("t0", 32);  // `pre` first (most dependents)
+    ASSERT_TRUE(first.ok());
+    ASSERT_EQ(first->kind, Assignment::Kind::kJob);
+    ASSERT_EQ(first->job->spec.id, pre.spec.id);
+    ASSERT_TRUE(f.sched->OnFinished(pre.spec.id, FakeResult(pre.spec), {}).ok());
+    EXPECT_EQ(asked, (std::vector<int>{8, 512}));
+    std::vector<size_t> sizes;
+    for (;;) {
+      auto a = f.sched->NextPack("t0", 32);
+      ASSERT_TRUE(a.ok());
+      if (a->kind == Assignment::Kind::kDone) break;
+      sizes.push_back(a->members.size());
+      for (const auto& m : a->members)
+        ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+    }
+    std::sort(sizes.begin(), sizes.end());
+    EXPECT_EQ(sizes, (std::vector<size_t>{1, 3}));  // the three big jobs in one pack, `small` alone
+  }
+  asked.clear();
+  auto again = Make(path, jobs, o);  // every job done: nothing becomes ready
+  ASSERT_TRUE(again.sched);
+  EXPECT_TRUE(asked.empty());
+  EXPECT_EQ(again.sched->Counts().skipped, 5);
+  auto d = again.sched->NextPack("t0", 32);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->kind, Assignment::Kind::kDone);
 }
 
 TEST(SchedulerPacks, NeverIncludeBlockedWaitingOrRunningElsewhereJobs) {
