@@ -35,6 +35,20 @@ selection = "source_val"
 split = {method = "speaker_kfold", k = 3}
 )";
 
+// Every job parsed back from its JSON (as a worker or the ledger reads it), each checked
+// to keep its id.
+std::vector<PlannedJob> ParsedBack(const std::vector<PlannedJob>& planned) {
+  std::vector<PlannedJob> parsed;
+  for (const auto& j : planned) {
+    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    if (!spec.ok()) continue;
+    EXPECT_EQ(spec->ComputeId(), j.spec.id);
+    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
+  }
+  return parsed;
+}
+
 class Expand : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -194,14 +208,7 @@ models = ["concat_mlp"]
   LoadOptions lean;
   lean.keep_data = false;
   check(MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), lean).jobs, "lean");
-  std::vector<PlannedJob> parsed;
-  for (const auto& j : p.jobs) {
-    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-    EXPECT_EQ(spec->ComputeId(), j.spec.id);
-    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
-  }
-  check(parsed, "parsed");
+  check(ParsedBack(p.jobs), "parsed");
 }
 
 // Issue 15: `plan`'s expansion (LoadOptions::plan_only) keeps what plan reads of a job,
@@ -278,14 +285,7 @@ grid = {"train.lr" = [0.01, 0.001]}
     EXPECT_EQ(all_trains.size(), 2u) << tag;
   };
   check(p.jobs, "expanded");
-  std::vector<PlannedJob> parsed;
-  for (const auto& j : p.jobs) {
-    auto spec = jobs::JobSpec::FromJson(j.spec.ToJson(), "job");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-    EXPECT_EQ(spec->ComputeId(), j.spec.id);
-    parsed.push_back(PlannedJob{*spec, j.deps, j.attrs, j.reportable});
-  }
-  check(parsed, "parsed");
+  check(ParsedBack(p.jobs), "parsed");
 }
 
 TEST_F(Expand, LocoTrainsOnAllButOne) {
