@@ -344,6 +344,20 @@ SchedulerOptions Packing(int k) {
   return o;
 }
 
+// Hands out packs of up to `k` until the sweep is done, finishing every member: the sizes
+// of the packs in hand-out order.
+std::vector<size_t> DrainPackSizes(Scheduler* sched, int k) {
+  std::vector<size_t> sizes;
+  for (;;) {
+    auto a = sched->NextPack("t0", k);
+    EXPECT_TRUE(a.ok());
+    if (!a.ok() || a->kind == Assignment::Kind::kDone) break;
+    sizes.push_back(a->members.size());
+    for (const auto& m : a->members) EXPECT_TRUE(sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
+  }
+  return sizes;
+}
+
 TEST(SchedulerPacks, FormOnlyFromEqualKeysUpToKInTheUsualOrder) {
   auto a0 = Packable("a0", 1, 8), a1 = Packable("a1", 1, 8), a2 = Packable("a2", 1, 8), a3 = Packable("a3", 1, 8),
        a4 = Packable("a4", 1, 8);
@@ -440,14 +454,7 @@ TEST(SchedulerPacks, PackCapIsPerKeyAndAskedOncePerKey) {
   auto f = Make(testing::TestDir() + "/l.db", jobs, o);
   ASSERT_TRUE(f.sched);
   EXPECT_EQ(asked, 2);
-  std::vector<size_t> sizes;
-  for (;;) {
-    auto a = f.sched->NextPack("t0", 32);
-    ASSERT_TRUE(a.ok());
-    if (a->kind == Assignment::Kind::kDone) break;
-    sizes.push_back(a->members.size());
-    for (const auto& m : a->members) ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
-  }
+  std::vector<size_t> sizes = DrainPackSizes(f.sched.get(), 32);
   // Protocol order: the big key first (3 + 3 + 1), then the small one (5 + 2).
   EXPECT_EQ(sizes, (std::vector<size_t>{3, 3, 1, 5, 2}));
   EXPECT_EQ(asked, 2);
@@ -477,15 +484,7 @@ TEST(SchedulerPacks, PackKeysAreComputedOnlyForJobsThatBecomeReady) {
     ASSERT_EQ(first->job->spec.id, pre.spec.id);
     ASSERT_TRUE(f.sched->OnFinished(pre.spec.id, FakeResult(pre.spec), {}).ok());
     EXPECT_EQ(asked, (std::vector<int>{8, 512}));
-    std::vector<size_t> sizes;
-    for (;;) {
-      auto a = f.sched->NextPack("t0", 32);
-      ASSERT_TRUE(a.ok());
-      if (a->kind == Assignment::Kind::kDone) break;
-      sizes.push_back(a->members.size());
-      for (const auto& m : a->members)
-        ASSERT_TRUE(f.sched->OnFinished(m.job->spec.id, FakeResult(m.job->spec), {}).ok());
-    }
+    std::vector<size_t> sizes = DrainPackSizes(f.sched.get(), 32);
     std::sort(sizes.begin(), sizes.end());
     EXPECT_EQ(sizes, (std::vector<size_t>{1, 3}));  // the three big jobs in one pack, `small` alone
   }
