@@ -1,0 +1,245 @@
+// worker/packed_epoch.cc: one training epoch of every active pack member (packed_trainer_internal.h): batched
+// forward per group of equal batch length, each member's own loss, domain-adaptation step and update.
+#include "worker/packed_trainer_internal.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "worker/da_selection.h"
+
+namespace emosweep::worker::packed {
+namespace {
+
+// While alive, torch's default CPU generator holds `gen`'s state (nullptr: no-op); Restore() hands the advanced
+// state back to `gen` and the default generator its own.
+class GeneratorSwap {
+ public:
+  explicit GeneratorSwap(at::Generator* gen) : gen_(gen) {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor mine;
+    {
+      std::lock_guard<std::mutex> lock(gen_->mutex());
+      mine = gen_->get_state();
+    }
+    std::lock_guard<std::mutex> lock(def.mutex());
+    saved_ = def.get_state();
+    def.set_state(mine);
+  }
+  void Restore() {
+    if (!gen_) return;
+    at::Generator def = at::detail::getDefaultCPUGenerator();
+    torch::Tensor advanced;
+    {
+      std::lock_guard<std::mutex> lock(def.mutex());
+      advanced = def.get_state();
+      def.set_state(saved_);
+    }
+    std::lock_guard<std::mutex> lock(gen_->mutex());
+    gen_->set_state(advanced);
+    gen_ = nullptr;
+  }
+  ~GeneratorSwap() { Restore(); }
+
+ private:
+  at::Generator* gen_;
+  torch::Tensor saved_;
+};
+
+}  // namespace
+
+// One epoch of every member in `act`, step by step: at step b the members that still have a
+// batch form groups of equal batch length; each group runs as one batched forward, each member's
+// loss is its model's own Loss on its logits, one backward, then each member's own update.
+void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
+  int64_t max_batches = 0;
+  std::vector<Member*> trainers;
+  for (Member* m : act) {
+    const int64_t n = m->train.size();
+    if (m->cfg.balanced_sampling) {
+      std::vector<int64_t> labels(m->train.labels.data_ptr<int64_t>(), m->train.labels.data_ptr<int64_t>() + n);
+      m->order = m->shuffle->BalancedSample(labels, m->num_classes, n);
+    } else {
+      m->order.resize(n);
+      for (int64_t i = 0; i < n; ++i) m->order[i] = i;
+      m->shuffle->Shuffle(m->order);
+    }
+    const int64_t bs = m->cfg.batch_size;
+    m->batches = m->cfg.drop_last ? n / bs : (n + bs - 1) / bs;
+    m->count = 0;
+    std::fill(std::begin(m->da_acc), std::end(m->da_acc), 0.0);
+    m->lambda_last = 0;
+    max_batches = std::max(max_batches, m->batches);
+  }
+  const Pool& pool = train_pool_;
+  torch::Tensor loss_acc = torch::zeros({static_cast<int64_t>(act.size())}, torch::kDouble);
+  std::vector<at::Generator*> gens;
+  for (int64_t b = 0; b < max_batches; ++b) {
+    std::map<int64_t, std::vector<size_t>> groups;  // batch length -> positions in act
+    for (size_t i = 0; i < act.size(); ++i) {
+      Member* m = act[i];
+      if (b >= m->batches) continue;
+      const int64_t bs = m->cfg.batch_size, lo = b * bs;
+      groups[std::min(bs, m->train.size() - lo)].push_back(i);
+    }
+    if (groups.empty()) break;
+    // No zeroing: PackedLinear's backward overwrites every trainable element of a stepped member's row
+    // (each is a weight or bias of some layer); rows of members not stepped are not read.
+    std::vector<torch::Tensor> totals;
+    std::vector<size_t> stepped;
+    for (auto& [len, pos] : groups) {
+      const int64_t gm = static_cast<int64_t>(pos.size());
+      std::vector<int64_t> gidx;
+      gidx.reserve(gm * len);
+      std::vector<int> slots;
+      gens.clear();
+      for (size_t i : pos) {
+        Member* m = act[i];
+        const int64_t lo = b * m->cfg.batch_size;
+        for (int64_t r = 0; r < len; ++r) gidx.push_back(pool.offset[m->slot] + m->order[lo + r]);
+        slots.push_back(m->slot);
+        gens.push_back(&m->gen);
+      }
+      // Adaptation: each adapting member draws its target batch (as many rows as its source batch) from its own
+      // cycle, before its forward, exactly as trainer.cc does.
+      std::vector<int64_t> da_j;  // positions in this group of the adapting members
+      for (int64_t j = 0; j < gm; ++j) {
+        Member* m = act[pos[static_cast<size_t>(j)]];
+        if (!m->adapter) continue;
+        DrawTargetRows(*m->target_shuffle, m->target.size(), len, /*shuffle=*/true, &m->target_order, &m->target_cursor,
+                       &m->target_idx);
+        da_j.push_back(j);
+      }
+      // DANN (the members agree on the variant): the target batch back-propagates through the model too, so
+      // each layer's gradient is the sum of two (as AccumulateGrad adds them alone): the rows start at zero and
+      // both forwards accumulate. The discriminator's gradients are autograd's own (reset, as FlatParameters
+      // does).
+      const bool target_grad = !da_j.empty() && act[pos[static_cast<size_t>(da_j[0])]]->adapter->needs_target_grad();
+      if (target_grad)
+        for (size_t i : pos) {
+          Member* m = act[i];
+          grads_[m->slot].zero_();
+          for (auto& [p, g] : m->adapter_params) p.mutable_grad() = torch::Tensor();
+        }
+      torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
+      torch::Tensor x = pool.x.index_select(0, ti).view({gm, len, pool.x.size(1)});
+      torch::Tensor y = pool.y.index_select(0, ti).view({gm, len});
+      torch::Tensor feats;
+      torch::Tensor logits =
+          mlp_.Forward(slots, x, /*training=*/true, gens, da_j.empty() ? nullptr : &feats, target_grad);
+      // The adapting members' target forward (training mode: their dropout draws follow the source batch's, from
+      // the same generator, as alone), without gradient for MMD / CORAL (DomainAdapter::needs_target_grad).
+      std::vector<torch::Tensor> fs, ft;
+      if (!da_j.empty()) {
+        const int64_t dm = static_cast<int64_t>(da_j.size());
+        std::vector<int64_t> tidx;
+        tidx.reserve(dm * len);
+        std::vector<int> tslots;
+        std::vector<at::Generator*> tgens;
+        for (int64_t j : da_j) {
+          Member* m = act[pos[static_cast<size_t>(j)]];
+          for (int64_t r = 0; r < len; ++r) tidx.push_back(target_pool_.offset[m->slot] + m->target_idx[r]);
+          tslots.push_back(m->slot);
+          tgens.push_back(&m->gen);
+        }
+        torch::Tensor tt = torch::from_blob(tidx.data(), {dm * len}, torch::kLong);
+        torch::Tensor tx = target_pool_.x.index_select(0, tt).view({dm, len, target_pool_.x.size(1)});
+        torch::Tensor tf;
+        if (target_grad) {
+          mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf, /*accumulate_grads=*/true);
+        } else {
+          torch::NoGradGuard ng;
+          mlp_.Forward(tslots, tx, /*training=*/true, tgens, &tf);
+        }
+        fs = feats.unbind(0);
+        ft = tf.unbind(0);
+      }
+      std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
+      std::vector<torch::Tensor> gtot;
+      size_t next_da = 0;
+      for (int64_t j = 0; j < gm; ++j) {
+        Member* m = act[pos[static_cast<size_t>(j)]];
+        models::ModelOutput o;
+        o.logits = lg[static_cast<size_t>(j)];
+        models::Batch batch;
+        batch.labels = lb[static_cast<size_t>(j)];
+        const models::LossContext lctx = m->LossCtx(epoch);
+        models::LossTerms terms = m->model->Loss(o, batch, lctx);
+        torch::Tensor total = terms.total;
+        if (m->adapter) {
+          // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
+          // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
+          // the model's dropout draws from: the member's generator stands in for it during the call.
+          GeneratorSwap swap(target_grad ? &m->gen : nullptr);
+          models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
+          swap.Restore();
+          total = total + da.total;
+          const double nl = static_cast<double>(len);
+          m->da_acc[0] += static_cast<double>(da.parts.at("da").detach().item<float>()) * nl;
+          if (da.parts.count("disc_acc"))
+            m->da_acc[1] += static_cast<double>(da.parts.at("disc_acc").item<float>()) * nl;
+          m->lambda_last = m->adapter->last_lambda();
+          m->da_acc[2] += m->lambda_last * nl;
+          m->da_lambda_seen = std::max(m->da_lambda_seen, m->lambda_last);
+        }
+        gtot.push_back(total);
+        m->count += static_cast<double>(len);
+      }
+      {
+        torch::NoGradGuard ng;
+        std::vector<int64_t> p64(pos.begin(), pos.end());
+        torch::Tensor stacked = torch::stack(gtot).detach().to(torch::kDouble) * static_cast<double>(len);
+        loss_acc.index_add_(0, torch::tensor(p64, torch::kLong), stacked);
+      }
+      totals.insert(totals.end(), gtot.begin(), gtot.end());
+      stepped.insert(stepped.end(), pos.begin(), pos.end());
+    }
+    // Each member's gradient is its own loss's: the members share no parameter.
+    torch::stack(totals).sum().backward();
+    for (size_t i : stepped) {
+      Member* m = act[i];
+      if (!m->adapter_params.empty()) {
+        torch::NoGradGuard ng;
+        for (auto& [p, g] : m->adapter_params) {  // FlatParameters::SyncGrads: copied in, zero when none
+          if (p.grad().defined())
+            g.copy_(p.grad());
+          else
+            g.zero_();
+          p.mutable_grad() = torch::Tensor();
+        }
+        // The model's parameters only, as trainer.cc (a discriminator's gradients neither count nor get scaled).
+        const auto [off, n] = m->own->Span("model.");
+        if (m->cfg.grad_clip > 0) {
+          torch::Tensor g = m->row->grads().narrow(0, off, n);
+          ClipGradNorm(g, m->cfg.grad_clip);
+        }
+      } else if (m->cfg.grad_clip > 0) {
+        ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+      }
+      m->opt->Step();
+      ++m->step;
+      m->sched->StepBatch();
+      m->opt->set_lr(m->sched->lr());
+      if (m->sched->cycles_momentum()) m->opt->set_momentum(m->sched->momentum());
+    }
+  }
+  torch::Tensor acc = loss_acc.contiguous();
+  for (size_t i = 0; i < act.size(); ++i) {
+    Member* m = act[i];
+    const double loss_sum = acc.data_ptr<double>()[i];
+    const float s0 = static_cast<float>(loss_sum), s1 = static_cast<float>(m->count);
+    m->rec.train_loss = s1 > 0 ? s0 / s1 : std::nan("");
+    if (m->adapter && s1 > 0) {  // trainer.cc's sums[2..4] (floats) over the row count
+      const float d0 = static_cast<float>(m->da_acc[0]), d1 = static_cast<float>(m->da_acc[1]),
+                  d2 = static_cast<float>(m->da_acc[2]);
+      m->da_train = DaTrainingMeans(d0 / s1, d1 / s1, d2 / s1, m->lambda_last, m->adapter->weight(),
+                                    m->adapter->lambda_max() > 0);
+    }
+  }
+}
+
+}  // namespace emosweep::worker::packed
