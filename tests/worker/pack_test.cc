@@ -5,9 +5,6 @@
 #include <fstream>
 #include <set>
 #include <filesystem>
-#include <random>
-
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -17,41 +14,23 @@
 #include "worker/pack.h"
 #include "worker/packed_trainer.h"
 #include "worker/trainer.h"
+#include "tests/worker/worker_test_util.h"
 
 namespace emosweep::worker {
 namespace {
 
 namespace fs = std::filesystem;
 
-data::Corpus MakeCorpus(const std::string& name, int per_class, uint64_t seed) {
-  data::Corpus c;
-  c.name = name;
-  c.label_set = {"anger", "happiness", "sadness"};
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> noise(0.f, 1.f);
-  data::FeatureSet audio{"a", "audio", 24}, text{"t", "text", 12};
-  for (int k = 0; k < 3; ++k)
-    for (int i = 0; i < per_class; ++i) {
-      data::Utterance u;
-      u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
-      u.speaker = "s" + std::to_string(i % 4);
-      u.label = c.label_set[k];
-      u.original_label = u.label;
-      c.utterances.push_back(u);
-      for (int d = 0; d < 24; ++d) audio.values.push_back((d % 3 == k ? 0.8f : 0.f) + noise(rng));
-      for (int d = 0; d < 12; ++d) text.values.push_back((d % 3 == k ? 0.5f : 0.f) + noise(rng));
-    }
-  c.features = {audio, text};
-  return c;
-}
+using testing::Ids;
 
-std::vector<std::string> Ids(const data::Corpus& c, int from, int to, int skip_class = -1) {
-  std::vector<std::string> ids;
-  const int per_class = static_cast<int>(c.size() / 3);
-  for (int k = 0; k < 3; ++k)
-    for (int i = from; i < to; ++i)
-      if (k != skip_class || i % 2 == 0) ids.push_back(c.utterances[k * per_class + i].id);
-  return ids;
+// 24 audio and 12 text dims with weaker class signals than the trainer tests' corpus.
+testing::SynthCorpusOptions PackCorpus() {
+  testing::SynthCorpusOptions o;
+  o.audio_dim = 24;
+  o.text_dim = 12;
+  o.audio_signal = 0.8f;
+  o.text_signal = 0.5f;
+  return o;
 }
 
 // Everything but wall-clock times must be equal: 0 tolerance.
@@ -88,21 +67,9 @@ void ExpectSameResult(const JobResult& alone, const JobResult& packed, const std
   ASSERT_TRUE(packed.info.contains("pack"));
 }
 
-class PackTest : public ::testing::Test {
+class PackTest : public testing::SynthStoreTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("es_pack_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    corpus_ = MakeCorpus("synth", 60, 11);
-    store_ = (dir_ / "synth.h5").string();
-    ASSERT_TRUE(data::WriteFeatureStore(store_, corpus_).ok());
-    auto info = data::ReadStoreInfo(store_);
-    ASSERT_TRUE(info.ok());
-    hash_ = info->content_hash;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  PackTest() : SynthStoreTest("es_pack_", 11, PackCorpus()) {}
 
   // Member i differs from member 0 in seed, training rows (fold and size), lr, class weights, dropout, schedule,
   // gradient clipping, patience and evaluation sets.
@@ -194,10 +161,6 @@ class PackTest : public ::testing::Test {
       EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
     }
   }
-
-  fs::path dir_;
-  data::Corpus corpus_;
-  std::string store_, hash_;
 };
 
 TEST_F(PackTest, PackKeySeparatesShapesAndStepsOnly) {

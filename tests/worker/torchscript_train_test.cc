@@ -3,12 +3,9 @@
 // (same init rule, same data order, same dropout draws), domain adaptation uses
 // its embedding, the job info records the module, and CheckModelFiles refuses
 // bad files before any job runs.
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include <gtest/gtest.h>
 
@@ -17,79 +14,33 @@
 #include "models/torchscript_reference.h"
 #include "worker/job_config.h"
 #include "worker/job.h"
+#include "tests/worker/worker_test_util.h"
 
 namespace emosweep::worker {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::AudioShift;
+using testing::Ids;
+using testing::MakeCorpus;
 
-data::Corpus MakeCorpus(const std::string& name, int per_class, uint64_t seed, double shift = 0.0) {
-  data::Corpus c;
-  c.name = name;
-  c.label_set = {"anger", "happiness", "sadness"};
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> noise(0.f, 1.f);
-  data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
-  for (int k = 0; k < 3; ++k)
-    for (int i = 0; i < per_class; ++i) {
-      data::Utterance u;
-      u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
-      u.speaker = "s" + std::to_string(i % 4);
-      u.label = c.label_set[k];
-      u.original_label = u.label;
-      c.utterances.push_back(u);
-      for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.5f : 0.f) + float(shift) + noise(rng));
-      for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 1.0f : 0.f) + noise(rng));
-    }
-  c.features = {audio, text};
-  return c;
-}
-
-std::vector<std::string> Ids(const data::Corpus& c, int from, int to) {
-  std::vector<std::string> ids;
-  const int per_class = static_cast<int>(c.size() / 3);
-  for (int k = 0; k < 3; ++k)
-    for (int i = from; i < to; ++i) ids.push_back(c.utterances[k * per_class + i].id);
-  return ids;
-}
-
-class TorchScriptTrainTest : public ::testing::Test {
+class TorchScriptTrainTest : public testing::SynthStoreTest {
  protected:
+  TorchScriptTrainTest() : SynthStoreTest("es_ts_train_", 7) {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("es_ts_train_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    corpus_ = MakeCorpus("synth", 60, 7);
-    store_ = (dir_ / "synth.h5").string();
-    ASSERT_TRUE(data::WriteFeatureStore(store_, corpus_).ok());
-    hash_ = data::ReadStoreInfo(store_)->content_hash;
+    SynthStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     file_ = (dir_ / "mlp.pt").string();
     ASSERT_TRUE(models::SaveScriptedConcatMlp(file_, {{"audio", 8}, {"text", 6}}, {32, 16}, 0.2, 3).ok());
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   JobSpec Spec(const nlohmann::json& model) {
-    JobSpec s;
-    s.kind = "supervised";
-    s.features = {{"audio", "a"}, {"text", "t"}};
-    s.labels = {"anger", "happiness", "sadness"};
-    s.train = {{store_, hash_, Ids(corpus_, 0, 40)}};
-    s.val = {{store_, hash_, Ids(corpus_, 40, 50)}};
-    s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};
-    s.model = model;
-    s.train_config = {{"epochs", 5}, {"batch_size", 16}, {"lr", 5e-3}, {"schedule", "onecycle"},
-                      {"balanced_sampling", true}};
-    s.seed = 42;
-    s.id = s.ComputeId();
-    return s;
+    return SplitSpec(model, {{"epochs", 5}, {"batch_size", 16}, {"lr", 5e-3}, {"schedule", "onecycle"},
+                             {"balanced_sampling", true}});
   }
   nlohmann::json Scripted() const { return {{"name", "torchscript"}, {"file", file_}, {"sha256", ""}}; }
   static nlohmann::json Builtin() { return {{"name", "concat_mlp"}, {"hidden_dims", {32, 16}}, {"dropout", 0.2}}; }
 
-  fs::path dir_;
-  data::Corpus corpus_;
-  std::string store_, hash_, file_;
+  std::string file_;
 };
 
 // Tolerance: none. Same parameters, same ops (linear, relu, dropout), same RNG draws: the curves,
@@ -133,7 +84,7 @@ TEST_F(TorchScriptTrainTest, SeedsDiffer) {
 }
 
 TEST_F(TorchScriptTrainTest, DomainAdaptationUsesTheEmbedding) {
-  data::Corpus target = MakeCorpus("target", 20, 99, 0.7);
+  data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(0.7));
   const std::string tpath = (dir_ / "target.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
   const std::string gated = (dir_ / "gated.pt").string();
