@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <cmath>
@@ -17,84 +18,89 @@
 #include "worker/checkpoint.h"
 #include "worker/job.h"
 #include "worker/trainer.h"
+#include "tests/worker/worker_test_util.h"
 
 namespace emosweep::worker {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Three classes whose audio/text means differ; noise makes it non-trivial.
-// `shift_dims` >= 0: the shift goes only to the audio dims d with d % 3 == shift_dims (class shift_dims's dims).
-data::Corpus MakeCorpus(const std::string& name, int per_class, uint64_t seed, int64_t audio_dim = 8,
-                        double shift = 0.0, int shift_dims = -1) {
+using testing::AudioShift;
+using testing::Ids;
+using testing::MakeCorpus;
+using testing::SynthCorpusOptions;
+
+class TrainerTest : public testing::SynthStoreTest {
+ protected:
+  TrainerTest() : SynthStoreTest("es_trainer_", 7) {}
+
+  JobSpec Spec(const nlohmann::json& train = {}) {
+    nlohmann::json t = {{"epochs", 6}, {"batch_size", 16}, {"lr", 5e-3}, {"schedule", "onecycle"}};
+    for (auto it = train.begin(); it != train.end(); ++it) t[it.key()] = it.value();
+    return SplitSpec({{"name", "concat_mlp"}, {"hidden_dims", {32}}, {"dropout", 0.2}}, t);
+  }
+};
+
+// The share of the unlabeled target predicted as its most common class at `epoch` (-1: no such epoch).
+double TargetShareAt(const JobResult& r, int epoch) {
+  for (const auto& rec : r.curve)
+    if (rec.epoch == epoch) return rec.val_metrics["da"]["target_max_share"].get<double>();
+  return -1.0;
+}
+
+// The covariate-shift corpora of the two DEV tests: three classes of 100 rows (audio 8, text 6) whose region B
+// (every bm-th row; every row with all_b) has its audio offset by `shift`. label(k, i, in_b) gives row i of
+// class k its label. The source and the target of a test draw from one noise stream (rng, noise).
+data::Corpus RegionCorpus(const std::string& name, bool all_b, int bm, double shift,
+                          const std::function<int(int, int, bool)>& label, std::mt19937_64& rng,
+                          std::normal_distribution<float>& noise) {
   data::Corpus c;
   c.name = name;
   c.label_set = {"anger", "happiness", "sadness"};
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> noise(0.f, 1.f);
-  data::FeatureSet audio{"a", "audio", audio_dim}, text{"t", "text", 6};
+  data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
   for (int k = 0; k < 3; ++k)
-    for (int i = 0; i < per_class; ++i) {
+    for (int i = 0; i < 100; ++i) {
+      const bool b = all_b || i % bm == 0;
       data::Utterance u;
       u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
       u.speaker = "s" + std::to_string(i % 4);
-      u.label = c.label_set[k];
-      u.original_label = u.label;
+      u.label = u.original_label = c.label_set[label(k, i, b)];
       c.utterances.push_back(u);
-      for (int64_t d = 0; d < audio_dim; ++d)
-        audio.values.push_back((d % 3 == k ? 1.5f : 0.f) + (shift_dims < 0 || d % 3 == shift_dims ? shift : 0.0) +
-                               noise(rng));
-      for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 1.0f : 0.f) + noise(rng));
+      for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.0f : 0.f) + (b ? shift : 0.0) + noise(rng));
+      for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 0.7f : 0.f) + noise(rng));
     }
   c.features = {audio, text};
   return c;
 }
 
-std::vector<std::string> Ids(const data::Corpus& c, int from, int to) {  // per class rows [from, to)
-  std::vector<std::string> ids;
-  const int per_class = static_cast<int>(c.size() / 3);
+int UnchangedLabel(int k, int /*i*/, bool /*in_b*/) { return k; }
+
+// The ids of rows [from, to) of every class of a RegionCorpus.
+std::vector<std::string> RegionIds(const data::Corpus& c, int from, int to) {
+  std::vector<std::string> out;
   for (int k = 0; k < 3; ++k)
-    for (int i = from; i < to; ++i) ids.push_back(c.utterances[k * per_class + i].id);
-  return ids;
+    for (int i = from; i < to; ++i) out.push_back(c.utterances[k * 100 + i].id);
+  return out;
 }
 
-class TrainerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("es_trainer_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    corpus_ = MakeCorpus("synth", 60, 7);
-    store_ = (dir_ / "synth.h5").string();
-    ASSERT_TRUE(data::WriteFeatureStore(store_, corpus_).ok());
-    auto info = data::ReadStoreInfo(store_);
-    ASSERT_TRUE(info.ok());
-    hash_ = info->content_hash;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  JobSpec Spec(const nlohmann::json& train = {}) {
-    JobSpec s;
-    s.kind = "supervised";
-    s.features = {{"audio", "a"}, {"text", "t"}};
-    s.labels = {"anger", "happiness", "sadness"};
-    s.train = {{store_, hash_, Ids(corpus_, 0, 40)}};
-    s.val = {{store_, hash_, Ids(corpus_, 40, 50)}};
-    s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};
-    s.model = {{"name", "concat_mlp"}, {"hidden_dims", {32}}, {"dropout", 0.2}};
-    nlohmann::json t = {{"epochs", 6}, {"batch_size", 16}, {"lr", 5e-3}, {"schedule", "onecycle"}};
-    for (auto it = train.begin(); it != train.end(); ++it) t[it.key()] = it.value();
-    s.train_config = t;
-    s.seed = 42;
-    s.id = s.ComputeId();
-    return s;
-  }
-
-  fs::path dir_;
-  data::Corpus corpus_;
-  std::string store_, hash_;
-};
+// The DEV tests' job: train on source rows 0-70, validate on 70-100, adapt to target rows 0-50, test on 50-100.
+JobSpec RegionSelectionJob(const std::string& spath, const data::Corpus& src, const std::string& tpath,
+                           const data::Corpus& tgt, const std::string& selection, uint64_t seed) {
+  JobSpec s;
+  s.kind = "supervised";
+  s.features = {{"audio", "a"}, {"text", "t"}};
+  s.labels = {"anger", "happiness", "sadness"};
+  s.train = {{spath, "", RegionIds(src, 0, 70)}};
+  s.val = {{spath, "", RegionIds(src, 70, 100)}};
+  s.target_unlabeled = {{tpath, "", RegionIds(tgt, 0, 50)}};
+  s.eval["test"] = {{tpath, "", RegionIds(tgt, 50, 100)}};
+  s.model = {{"name", "concat_mlp"}, {"hidden_dims", {128}}, {"dropout", 0.0}};
+  s.train_config = {{"lr", 1e-2}, {"batch_size", 16}, {"epochs", 30}, {"weight_decay", 0.0}};
+  s.selection = selection;
+  s.seed = seed;
+  s.id = s.ComputeId();
+  return s;
+}
 
 TEST_F(TrainerTest, LearnsSeparableDataAndReportsEverything) {
   JobContext ctx;
@@ -256,7 +262,7 @@ TEST_F(TrainerTest, FinetuneStartsFromTheParentCheckpoint) {
 }
 
 TEST_F(TrainerTest, DomainAdaptationJobRuns) {
-  data::Corpus target = MakeCorpus("target", 20, 99, 8, /*shift=*/0.7);
+  data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(0.7));
   const std::string tpath = (dir_ / "target.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
   for (const char* variant : {"mmd_rbf", "dann_ganin", "coral_deep"}) {
@@ -296,11 +302,6 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
   std::vector<std::string> train, val, tgt, test;
   for (size_t i = 0; i < a.size(); ++i) (i % 7 == 3 ? val : train).push_back(a[i].id);
   for (size_t i = 0; i < b.size(); ++i) (i % 2 ? test : tgt).push_back(b[i].id);
-  auto share_at = [](const JobResult& r, int epoch) {
-    for (const auto& rec : r.curve)
-      if (rec.epoch == epoch) return rec.val_metrics["da"]["target_max_share"].get<double>();
-    return -1.0;
-  };
   int separated = 0;
   for (uint64_t seed : {1, 2, 3}) {
     std::map<std::string, JobResult> by;
@@ -339,21 +340,21 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
     }
     for (const auto& [sel, r] : by)
       std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f\n", static_cast<int>(seed),
-                  sel.c_str(), r.selected_epoch, share_at(r, r.selected_epoch), r.evals.at("test").metrics["ua"].get<double>());
+                  sel.c_str(), r.selected_epoch, TargetShareAt(r, r.selected_epoch), r.evals.at("test").metrics["ua"].get<double>());
     // The curves are the same whatever the selection (selection never steers training here).
     ASSERT_EQ(sv.curve.size(), by["im"].curve.size());
     EXPECT_EQ(sv.curve.back().train_loss, by["im"].curve.back().train_loss);
-    if (share_at(sv, sv.selected_epoch) <= 0.9) continue;
+    if (TargetShareAt(sv, sv.selected_epoch) <= 0.9) continue;
     ++separated;
     // source_val picked a collapsed epoch: it is flagged, and im picks one that is not collapsed and scores higher.
     ASSERT_TRUE(sv.info.contains("warnings"));
     EXPECT_EQ(sv.info["warnings"][0]["code"], "target_collapse");
     const JobResult& im = by["im"];
-    EXPECT_LE(share_at(im, im.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_LE(TargetShareAt(im, im.selected_epoch), 0.9) << "seed " << seed;
     EXPECT_FALSE(im.info.contains("warnings")) << im.info.dump();
     EXPECT_GT(im.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>() + 0.1);
     const JobResult& dev = by["dev"];
-    EXPECT_LE(share_at(dev, dev.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_LE(TargetShareAt(dev, dev.selected_epoch), 0.9) << "seed " << seed;
     ASSERT_TRUE(dev.info.contains("warnings")) << dev.info.dump();
     EXPECT_EQ(dev.info["warnings"][0]["code"], "dev_undefined");
     EXPECT_EQ(dev.info["da_selected"]["dev_defined"], false);
@@ -373,53 +374,15 @@ TEST_F(TrainerTest, DevSelectionFollowsTheTargetLikeValidationRows) {
   const int bm = 5;                             // every 5th row of the source is in region B
   std::mt19937_64 rng(5);
   std::normal_distribution<float> noise(0.f, 1.f);
-  auto make = [&](const std::string& name, bool all_b, bool noisy) {
-    data::Corpus c;
-    c.name = name;
-    c.label_set = {"anger", "happiness", "sadness"};
-    data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
-    for (int k = 0; k < 3; ++k)
-      for (int i = 0; i < 100; ++i) {
-        const bool b = all_b || i % bm == 0;
-        data::Utterance u;
-        u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
-        u.speaker = "s" + std::to_string(i % 4);
-        int lab = k;
-        if (noisy && b && i < 70 && (i / bm) % 10 < noise_frac * 10) lab = (k + 1) % 3;
-        u.label = u.original_label = c.label_set[lab];
-        c.utterances.push_back(u);
-        for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.0f : 0.f) + (b ? shift : 0.0) + noise(rng));
-        for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 0.7f : 0.f) + noise(rng));
-      }
-    c.features = {audio, text};
-    return c;
-  };
-  data::Corpus src = make("src", false, true), tgt = make("tgt", true, false);
+  auto noisy = [&](int k, int i, bool b) { return b && i < 70 && (i / bm) % 10 < noise_frac * 10 ? (k + 1) % 3 : k; };
+  data::Corpus src = RegionCorpus("src", false, bm, shift, noisy, rng, noise),
+               tgt = RegionCorpus("tgt", true, bm, shift, UnchangedLabel, rng, noise);
   const std::string spath = (dir_ / "src.h5").string(), tpath = (dir_ / "tgt.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(spath, src).ok());
   ASSERT_TRUE(data::WriteFeatureStore(tpath, tgt).ok());
-  auto ids = [](const data::Corpus& c, int from, int to) {
-    std::vector<std::string> out;
-    for (int k = 0; k < 3; ++k)
-      for (int i = from; i < to; ++i) out.push_back(c.utterances[k * 100 + i].id);
-    return out;
-  };
   std::map<std::string, JobResult> by;
   for (const char* sel : {"source_val", "dev", "im"}) {
-    JobSpec s;
-    s.kind = "supervised";
-    s.features = {{"audio", "a"}, {"text", "t"}};
-    s.labels = {"anger", "happiness", "sadness"};
-    s.train = {{spath, "", ids(src, 0, 70)}};
-    s.val = {{spath, "", ids(src, 70, 100)}};
-    s.target_unlabeled = {{tpath, "", ids(tgt, 0, 50)}};
-    s.eval["test"] = {{tpath, "", ids(tgt, 50, 100)}};
-    s.model = {{"name", "concat_mlp"}, {"hidden_dims", {128}}, {"dropout", 0.0}};
-    s.train_config = {{"lr", 1e-2}, {"batch_size", 16}, {"epochs", 30}, {"weight_decay", 0.0}};
-    s.selection = sel;
-    s.seed = 3;
-    s.id = s.ComputeId();
-    auto r = RunJob(s, JobContext{});
+    auto r = RunJob(RegionSelectionJob(spath, src, tpath, tgt, sel, 3), JobContext{});
     ASSERT_TRUE(r.ok()) << sel << ": " << r.status().ToString();
     by[sel] = *r;
   }
@@ -436,7 +399,7 @@ TEST_F(TrainerTest, DevSelectionFollowsTheTargetLikeValidationRows) {
 // A target corpus whose audio is offset by a constant: the source-trained model
 // fails on it as is, and per-corpus standardisation removes the offset.
 TEST_F(TrainerTest, CorpusFeatureNormRemovesACorpusOffset) {
-  data::Corpus target = MakeCorpus("target", 20, 99, 8, /*shift=*/10.0);
+  data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(10.0));
   const std::string tpath = (dir_ / "target.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
   auto ua_on_target = [&](const std::string& norm) {
@@ -458,7 +421,7 @@ TEST_F(TrainerTest, CorpusFeatureNormRemovesACorpusOffset) {
 // split, saved with the model, and reused by a job initialised from it (which
 // has no training rows of its own here), so it sees the parent's input scale.
 TEST_F(TrainerTest, TrainFeatureNormTravelsWithTheCheckpoint) {
-  data::Corpus far = MakeCorpus("synth", 60, 7, 8, /*shift=*/500.0);  // same ids, far away
+  data::Corpus far = MakeCorpus("synth", 60, 7, AudioShift(500.0));  // same ids, far away
   const std::string fpath = (dir_ / "far.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(fpath, far).ok());
   JobContext ctx;
@@ -577,7 +540,9 @@ TEST_F(TrainerTest, BadTrainConfigIsBadInput) {
 
 TEST_F(TrainerTest, LibtorchErrorsBecomeStatus) {
   // An eval store whose audio has another dimension: the Linear layer throws inside Forward.
-  data::Corpus other = MakeCorpus("other", 5, 3, /*audio_dim=*/5);
+  SynthCorpusOptions narrow;
+  narrow.audio_dim = 5;
+  data::Corpus other = MakeCorpus("other", 5, 3, narrow);
   const std::string opath = (dir_ / "other.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(opath, other).ok());
   JobSpec s = Spec({{"epochs", 1}});
@@ -646,80 +611,38 @@ TEST_F(TrainerTest, DevAndImAvoidTheCollapsedEpochWhereTheDomainsOverlap) {
   const int bm = 5;
   std::mt19937_64 rng(5);
   std::normal_distribution<float> noise(0.f, 1.f);
-  auto make = [&](const std::string& name, bool all_b, bool biased) {
-    data::Corpus c;
-    c.name = name;
-    c.label_set = {"anger", "happiness", "sadness"};
-    data::FeatureSet audio{"a", "audio", 8}, text{"t", "text", 6};
-    for (int k = 0; k < 3; ++k)
-      for (int i = 0; i < 100; ++i) {
-        const bool b = all_b || i % bm == 0;
-        data::Utterance u;
-        u.id = name + "_" + std::to_string(k) + "_" + std::to_string(i);
-        u.speaker = "s" + std::to_string(i % 4);
-        const int lab = biased && b && i < 70 && (i / bm) % 10 < 9 ? 0 : k;
-        u.label = u.original_label = c.label_set[lab];
-        c.utterances.push_back(u);
-        for (int d = 0; d < 8; ++d) audio.values.push_back((d % 3 == k ? 1.0f : 0.f) + (b ? 2.0 : 0.0) + noise(rng));
-        for (int d = 0; d < 6; ++d) text.values.push_back((d % 3 == k ? 0.7f : 0.f) + noise(rng));
-      }
-    c.features = {audio, text};
-    return c;
-  };
-  data::Corpus src = make("src", false, true), tgt = make("tgt", true, false);
+  auto biased = [&](int k, int i, bool b) { return b && i < 70 && (i / bm) % 10 < 9 ? 0 : k; };
+  data::Corpus src = RegionCorpus("src", false, bm, 2.0, biased, rng, noise),
+               tgt = RegionCorpus("tgt", true, bm, 2.0, UnchangedLabel, rng, noise);
   const std::string spath = (dir_ / "src.h5").string(), tpath = (dir_ / "tgt.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(spath, src).ok());
   ASSERT_TRUE(data::WriteFeatureStore(tpath, tgt).ok());
-  auto ids = [](const data::Corpus& c, int from, int to) {
-    std::vector<std::string> out;
-    for (int k = 0; k < 3; ++k)
-      for (int i = from; i < to; ++i) out.push_back(c.utterances[k * 100 + i].id);
-    return out;
-  };
-  auto share_at = [](const JobResult& r, int epoch) {
-    for (const auto& rec : r.curve)
-      if (rec.epoch == epoch) return rec.val_metrics["da"]["target_max_share"].get<double>();
-    return -1.0;
-  };
   int separated = 0;
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
     std::map<std::string, JobResult> by;
     for (const char* sel : {"source_val", "dev", "im"}) {
-      JobSpec s;
-      s.kind = "supervised";
-      s.features = {{"audio", "a"}, {"text", "t"}};
-      s.labels = {"anger", "happiness", "sadness"};
-      s.train = {{spath, "", ids(src, 0, 70)}};
-      s.val = {{spath, "", ids(src, 70, 100)}};
-      s.target_unlabeled = {{tpath, "", ids(tgt, 0, 50)}};
-      s.eval["test"] = {{tpath, "", ids(tgt, 50, 100)}};
-      s.model = {{"name", "concat_mlp"}, {"hidden_dims", {128}}, {"dropout", 0.0}};
-      s.train_config = {{"lr", 1e-2}, {"batch_size", 16}, {"epochs", 30}, {"weight_decay", 0.0}};
-      s.selection = sel;
-      s.seed = seed;
-      s.id = s.ComputeId();
-      auto r = RunJob(s, JobContext{});
+      auto r = RunJob(RegionSelectionJob(spath, src, tpath, tgt, sel, seed), JobContext{});
       ASSERT_TRUE(r.ok()) << sel << ": " << r.status().ToString();
       by[sel] = *r;
     }
     for (const auto& [sel, r] : by) {
       const auto& d = r.info["da_selected"];
       std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f dev %s weight_mean %s ess %s\n",
-                  static_cast<int>(seed), sel.c_str(), r.selected_epoch, share_at(r, r.selected_epoch),
+                  static_cast<int>(seed), sel.c_str(), r.selected_epoch, TargetShareAt(r, r.selected_epoch),
                   r.evals.at("test").metrics["ua"].get<double>(), d.value("dev", nlohmann::json()).dump().c_str(),
                   d.value("dev_weight_mean", nlohmann::json()).dump().c_str(),
                   d.value("dev_ess", nlohmann::json()).dump().c_str());
     }
     const JobResult &sv = by["source_val"], &dev = by["dev"], &im = by["im"];
-    if (share_at(sv, sv.selected_epoch) <= 0.9) continue;
+    if (TargetShareAt(sv, sv.selected_epoch) <= 0.9) continue;
     ++separated;
     EXPECT_EQ(sv.info["warnings"][0]["code"], "target_collapse") << "seed " << seed;
     // DEV is defined where dev selects (the importance weights are usable), and its pick is not collapsed.
     EXPECT_EQ(dev.info["da_selected"]["dev_defined"], true) << "seed " << seed;
     EXPECT_GT(dev.info["da_selected"]["dev_weight_mean"].get<double>(), 0.5) << "seed " << seed;
     EXPECT_FALSE(dev.info.contains("warnings")) << dev.info.dump();
-    EXPECT_LE(share_at(dev, dev.selected_epoch), 0.9) << "seed " << seed;
-    EXPECT_LE(share_at(im, im.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_LE(TargetShareAt(dev, dev.selected_epoch), 0.9) << "seed " << seed;
+    EXPECT_LE(TargetShareAt(im, im.selected_epoch), 0.9) << "seed " << seed;
     EXPECT_GT(dev.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>());
   }
   EXPECT_GE(separated, 2) << "source_val no longer picks a collapsed epoch: the case no longer separates";
