@@ -31,6 +31,7 @@
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
 #include "worker/job.h"
+#include "worker/trainer_internal.h"
 #include "worker/trainer_state.h"
 
 namespace emosweep::worker::packed {
@@ -94,14 +95,7 @@ struct Member {
   Result<JobResult> result = Status::Internal("pack member not run");
 
   models::LossContext LossCtx(int epoch) const {
-    models::LossContext c;
-    c.epoch = epoch;
-    c.num_epochs = cfg.epochs;
-    c.step = step;
-    c.steps_per_epoch = steps_per_epoch;
-    c.class_weights = class_weights;
-    c.label_smoothing = cfg.label_smoothing;
-    return c;
+    return JobLossContext(cfg, epoch, step, steps_per_epoch, class_weights);
   }
   void PullRow() {  // the single model's parameters <- the packed row
     torch::NoGradGuard g;

@@ -30,6 +30,18 @@ double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 }  // namespace
 
+models::LossContext JobLossContext(const TrainConfig& cfg, int epoch, int64_t step, int64_t steps_per_epoch,
+                                   const torch::Tensor& class_weights) {
+  models::LossContext c;
+  c.epoch = epoch;
+  c.num_epochs = cfg.epochs;
+  c.step = step;
+  c.steps_per_epoch = steps_per_epoch;
+  c.class_weights = class_weights;
+  c.label_smoothing = cfg.label_smoothing;
+  return c;
+}
+
 // Loss weights per class from the training labels (absent classes get 0). Shared with the packed trainer.
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes) {
   if (kind == "none") return {};
@@ -190,14 +202,7 @@ class Trainer {
 };
 
 models::LossContext Trainer::LossCtx(int epoch) const {
-  models::LossContext c;
-  c.epoch = epoch;
-  c.num_epochs = cfg_.epochs;
-  c.step = step_;
-  c.steps_per_epoch = steps_per_epoch_;
-  c.class_weights = class_weights_;
-  c.label_smoothing = cfg_.label_smoothing;
-  return c;
+  return JobLossContext(cfg_, epoch, step_, steps_per_epoch_, class_weights_);
 }
 
 Status Trainer::LoadData() {

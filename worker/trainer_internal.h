@@ -24,6 +24,10 @@ enum SeedPurpose : uint64_t { kTorchSeed = 0, kShuffleSeed = 1, kTargetSeed = 2 
 // undefined tensor; absent classes get 0).
 torch::Tensor ClassWeights(const std::string& kind, const torch::Tensor& labels, int num_classes);
 
+// A job's LossContext at `epoch`: where its schedule stands (step, steps per epoch) and its loss settings.
+models::LossContext JobLossContext(const TrainConfig& cfg, int epoch, int64_t step, int64_t steps_per_epoch,
+                                   const torch::Tensor& class_weights);
+
 // init_from: loads the parent job's checkpoint (ctx.checkpoint_of, else the work dir's model file) into
 // `model` and the input statistics it saved into *norm (docs/trainer.md).
 Status LoadInitFrom(const JobSpec& spec, const JobContext& ctx, const std::string& where,
