@@ -593,6 +593,31 @@ Result<nlohmann::json> Ledger::Sweeps() {
   return out;
 }
 
+std::string Ledger::KeptStatusCountSql(int64_t sweep_id) {
+  if (sweep_id < 0) return "SELECT kind, status, n FROM status_counts WHERE n != 0 ORDER BY kind, status";
+  return "SELECT kind, status, n FROM sweep_status_counts WHERE sweep_id = " + std::to_string(sweep_id) +
+         " AND n != 0 ORDER BY kind, status";
+}
+
+namespace {
+std::string LinkedBy(int64_t holder) {
+  return holder < 0 ? std::string()
+                    : " AND EXISTS (SELECT 1 FROM sweep_jobs sj WHERE sj.sweep_id = " + std::to_string(holder) +
+                          " AND sj.job_id = j.id)";
+}
+}  // namespace
+
+std::string Ledger::FailedJobsSql(int64_t holder) {
+  return "SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
+         "j.status IN ('failed','blocked')" + LinkedBy(holder) + " ORDER BY j.status, j.id";
+}
+
+std::string Ledger::RunningJobsSql(int64_t holder) {
+  return "SELECT j.id, j.kind, j.owner, j.worker, CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS "
+         "heartbeat_age_s, j.attrs_json AS attrs FROM jobs j WHERE j.status = 'running'" + LinkedBy(holder) +
+         " ORDER BY j.id";
+}
+
 std::string Ledger::SweepLinksByIdSql() { return "SELECT job_id FROM sweep_jobs WHERE sweep_id = ? ORDER BY job_id"; }
 std::string Ledger::JobStatesByIdSql() {
   return "SELECT id, kind, status FROM jobs INDEXED BY jobs_by_id_state ORDER BY id";
@@ -629,6 +654,7 @@ Result<nlohmann::json> Ledger::StatusCounts(int64_t sweep_id) {
     }
     return rows;
   };
+  if (schema_version_ >= 4) return rows_of(KeptStatusCountSql(sweep_id));  // kept by triggers
   if (sweep_id < 0 || schema_version_ < 2) return rows_of(StatusCountSql(schema_version_, sweep_id));
   // One lookup a linked job costs ~8 steps of a scan (10^5 jobs: 34 ms of lookups, and
   // 31 ms more to sort the joined rows for GROUP BY; a scan of jobs_by_id_state, 2 ms).
