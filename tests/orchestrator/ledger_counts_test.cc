@@ -244,6 +244,12 @@ TEST(LedgerCounts, StatusWritesPrepareTheirUpdateOncePerConnection) {
     EXPECT_EQ((*row)->attempts, k < 2 ? 0 : k < 4 ? 1 : 0) << k;
   }
   ExpectCountsMatchRecount(path, "writes through kept statements");
+  // Kept statements are reset, not active: VACUUM on the same connection still runs.
+  ASSERT_TRUE(l->FinishSweep(1, "done", {}).ok());
+  auto vac = l->Vacuum();
+  EXPECT_TRUE(vac.ok()) << vac.status().ToString();
+  EXPECT_EQ(l->Claim(ids[0], me, {})->outcome, ClaimOutcome::kClaimed);  // and after it, reused again
+  ExpectCountsMatchRecount(path, "a vacuum and a claim through a kept statement");
 }
 
 // What schema v4 added (ledger_schema.cc): dropping it makes a file as v3 wrote it.
