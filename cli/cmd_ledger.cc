@@ -106,15 +106,14 @@ void LedgerStatusOptions(po::options_description& o) {
 
 Status LedgerStatusRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
-  ES_ASSIGN_OR_RETURN(const std::string f, SweepFilter(vm, l.get(), "j"));
+  int64_t holder = -1;  // the sweep whose links are --sweep's (schema v3: it may share another's)
+  if (vm.count("sweep")) {
+    ES_ASSIGN_OR_RETURN(holder, l->LinkHolder(vm["sweep"].as<int64_t>()));
+  }
   ES_ASSIGN_OR_RETURN(nlohmann::json by_rows, l->StatusCounts(vm.count("sweep") ? vm["sweep"].as<int64_t>() : -1));
   const nlohmann::json by = {{"rows", std::move(by_rows)}};
-  ES_ASSIGN_OR_RETURN(auto failures, l->Query("SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
-                                              "j.status IN ('failed','blocked')" + f + " ORDER BY j.status, j.id"));
-  ES_ASSIGN_OR_RETURN(auto running,
-                      l->Query("SELECT j.id, j.kind, j.owner, j.worker, "
-                               "CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS heartbeat_age_s, j.attrs_json AS attrs "
-                               "FROM jobs j WHERE j.status = 'running'" + f + " ORDER BY j.id"));
+  ES_ASSIGN_OR_RETURN(auto failures, l->Query(orchestrator::Ledger::FailedJobsSql(holder)));
+  ES_ASSIGN_OR_RETURN(auto running, l->Query(orchestrator::Ledger::RunningJobsSql(holder)));
   ES_ASSIGN_OR_RETURN(auto sweeps, l->Sweeps());
   std::map<std::string, int64_t> totals;
   std::map<std::string, std::map<std::string, int64_t>> kinds;

@@ -492,7 +492,7 @@ Result<ClaimResult> Ledger::Claim(const std::string& id, const std::string& owne
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(&db_);
   ES_RETURN_IF_ERROR(tx.status());
-  Stmt q(&db_, "SELECT status, owner, heartbeat_at, attempts FROM jobs WHERE id = ?");
+  Stmt q(&db_, "SELECT status, owner, heartbeat_at, attempts FROM jobs WHERE id = ?", Stmt::kKeep);
   ES_RETURN_IF_ERROR(q.status());
   q.Bind(1, id);
   ES_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -514,7 +514,7 @@ Result<ClaimResult> Ledger::Claim(const std::string& id, const std::string& owne
   }
   Stmt up(&db_,
           "UPDATE jobs SET status = 'running', owner = ?, worker = ?, attempts = ?, "
-          "claimed_at = ?, started_at = ?, heartbeat_at = ? WHERE id = ?");
+          "claimed_at = ?, started_at = ?, heartbeat_at = ? WHERE id = ?", Stmt::kKeep);
   ES_RETURN_IF_ERROR(up.status());
   up.Bind(1, owner).Bind(2, options.worker).Bind(3, attempts + 1).Bind(4, now).Bind(5, now).Bind(6, now);
   up.Bind(7, id);
@@ -528,7 +528,7 @@ Status Ledger::Heartbeat(const std::vector<std::string>& ids, const std::string&
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(&db_);
   ES_RETURN_IF_ERROR(tx.status());
-  Stmt st(&db_, "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND owner = ? AND status = 'running'");
+  Stmt st(&db_, "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND owner = ? AND status = 'running'", Stmt::kKeep);
   ES_RETURN_IF_ERROR(st.status());
   double now = NowSeconds();
   for (const auto& id : ids) {
@@ -543,7 +543,7 @@ Status Ledger::Fail(const std::string& id, const std::string& owner, const std::
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,
           "UPDATE jobs SET status = ?, error = ?, owner = NULL, finished_at = ? "
-          "WHERE id = ? AND owner = ? AND status = 'running'");
+          "WHERE id = ? AND owner = ? AND status = 'running'", Stmt::kKeep);
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, retry ? "pending" : "failed").Bind(2, error).Bind(3, NowSeconds()).Bind(4, id).Bind(5, owner);
   return st.Run();
@@ -553,7 +553,7 @@ Status Ledger::Release(const std::string& id, const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,
           "UPDATE jobs SET status = 'pending', owner = NULL, attempts = max(attempts - 1, 0) "
-          "WHERE id = ? AND owner = ? AND status = 'running'");
+          "WHERE id = ? AND owner = ? AND status = 'running'", Stmt::kKeep);
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, id).Bind(2, owner);
   return st.Run();
@@ -563,7 +563,7 @@ Status Ledger::Supersede(const std::string& id, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_,
           "UPDATE jobs SET status = 'pending', attempts = 0, owner = NULL, checkpoint = NULL, error = ? "
-          "WHERE id = ? AND status = 'done'");
+          "WHERE id = ? AND status = 'done'", Stmt::kKeep);
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, reason).Bind(2, id);
   return st.Run();
@@ -610,7 +610,7 @@ Result<int> Ledger::MarkDeadSweeps(double stale_after_s) {
 
 Status Ledger::Block(const std::string& id, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(&db_, "UPDATE jobs SET status = 'blocked', error = ? WHERE id = ? AND status = 'pending'");
+  Stmt st(&db_, "UPDATE jobs SET status = 'blocked', error = ? WHERE id = ? AND status = 'pending'", Stmt::kKeep);
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, reason).Bind(2, id);
   return st.Run();

@@ -1,6 +1,6 @@
 // orchestrator/ledger.h: the SQLite ledger, where every result of a sweep lives.
 //
-// One file per project (or per sweep family). Schema v3 is specified in
+// One file per project (or per sweep family). Schema v4 is specified in
 // docs/formats/ledger.md; Open() creates, migrates (PRAGMA user_version and
 // the migration list in ledger_schema.cc) or rejects a file with a message
 // that says why. Writes that belong together share one IMMEDIATE transaction:
@@ -41,9 +41,10 @@
 
 namespace emosweep::orchestrator {
 
-constexpr int kLedgerSchemaVersion = 3;
+constexpr int kLedgerSchemaVersion = 4;
 // The oldest schema a read-only open reads without migrating (v2 added indices and sweeps.jobs,
-// v3 shared job sets: a sweep of an older file holds its own links).
+// v3 shared job sets: a sweep of an older file holds its own links; v4 kept status counts:
+// an older file is counted from its indices).
 constexpr int kLedgerMinReadableVersion = 1;
 constexpr int32_t kLedgerApplicationId = 0x454d4f53;  // "EMOS"
 
@@ -257,11 +258,23 @@ class Ledger {
   Result<PredictionSet> Predictions(const std::string& id, const std::string& eval);
   Result<nlohmann::json> Sweeps();
   // `ledger status`'s counts: [[kind, status, count], ...] ordered by kind and status, of
-  // every job (sweep_id < 0) or of one sweep's (StatusCountSql's rows). From schema v2 on,
-  // a sweep that links a large share of the ledger's jobs (kStatusMergeShare) is counted
+  // every job (sweep_id < 0) or of one sweep's (StatusCountSql's rows). From schema v4 on
+  // they are the counts the ledger keeps (KeptStatusCountSql: tables kept by triggers, a
+  // few rows whatever the size). On an older file opened read-only they are counted: from
+  // schema v2 on, a sweep that links a large share of the ledger's jobs (kStatusMergeShare)
   // by merging two index scans in id order (its links; every job's id, kind and status)
   // instead of one index lookup a job and a sort of the joined rows (issue 15).
   Result<nlohmann::json> StatusCounts(int64_t sweep_id);
+  // `ledger status`'s lists of failed and blocked jobs (id, kind, status, attempts, error,
+  // attrs) and of running ones (id, kind, owner, worker, heartbeat_age_s, attrs), of every
+  // job (holder < 0) or of the jobs `holder` links (LinkHolder). Found by jobs_by_status;
+  // a sweep's links are probed once per job found (listing them all first cost 46 ms at
+  // 10^5 links for 3 failed jobs, issue 15).
+  static std::string FailedJobsSql(int64_t holder);
+  static std::string RunningJobsSql(int64_t holder);
+  // Schema v4: the kept counts (status_counts, or sweep_status_counts of the sweep that
+  // holds the links), rows with a count of 0 left out; the rows of StatusCountSql.
+  static std::string KeptStatusCountSql(int64_t sweep_id);
   static constexpr int64_t kStatusMergeShare = 8;  // merge when links * this >= the jobs' max rowid
   // The two scans StatusCounts merges (tests run EXPLAIN QUERY PLAN on them).
   static std::string SweepLinksByIdSql();

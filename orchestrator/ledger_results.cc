@@ -78,7 +78,7 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   Transaction tx(&db_);
   ES_RETURN_IF_ERROR(tx.status());
   {
-    Stmt q(&db_, "SELECT status, owner FROM jobs WHERE id = ?");
+    Stmt q(&db_, "SELECT status, owner FROM jobs WHERE id = ?", Stmt::kKeep);
     ES_RETURN_IF_ERROR(q.status());
     q.Bind(1, id);
     ES_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -86,17 +86,21 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   }
   // Rows left by an earlier run of this identity (a user deleting only the jobs row) go first.
   for (const char* table : {"metrics", "eval_details", "curves", "predictions", "provenance"}) {
-    Stmt del(&db_, std::string("DELETE FROM ") + table + " WHERE job_id = ?");
+    Stmt del(&db_, std::string("DELETE FROM ") + table + " WHERE job_id = ?", Stmt::kKeep);
     ES_RETURN_IF_ERROR(del.status());
     del.Bind(1, id);
     ES_RETURN_IF_ERROR(del.Run());
   }
-  Stmt metric(&db_, "INSERT INTO metrics(job_id, eval, name, value) VALUES (?,?,?,?)");
-  Stmt detail(&db_, "INSERT INTO eval_details(job_id, eval, details_json) VALUES (?,?,?)");
-  Stmt pred(&db_, "INSERT INTO predictions(job_id, eval, idx, utt_id, label, pred, probs) VALUES (?,?,?,?,?,?,?)");
+  // Every statement of a completion is prepared once per connection (Stmt::kKeep): a
+  // sweep completes one job after another with the same dozen statements.
+  Stmt metric(&db_, "INSERT INTO metrics(job_id, eval, name, value) VALUES (?,?,?,?)", Stmt::kKeep);
+  Stmt detail(&db_, "INSERT INTO eval_details(job_id, eval, details_json) VALUES (?,?,?)", Stmt::kKeep);
+  Stmt pred(&db_, "INSERT INTO predictions(job_id, eval, idx, utt_id, label, pred, probs) VALUES (?,?,?,?,?,?,?)",
+            Stmt::kKeep);
   Stmt curve(&db_,
              "INSERT OR REPLACE INTO curves(job_id, epoch, train_loss, val_loss, val_metrics_json, lr, seconds) "
-             "VALUES (?,?,?,?,?,?,?)");
+             "VALUES (?,?,?,?,?,?,?)",
+             Stmt::kKeep);
   for (Stmt* s : {&metric, &detail, &pred, &curve}) ES_RETURN_IF_ERROR(s->status());
   for (const auto& [name, ev] : result.evals) ES_RETURN_IF_ERROR(InsertEval(&db_, metric, detail, pred, id, name, ev));
   for (const auto& e : result.curve) {
@@ -108,7 +112,8 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   double now = NowSeconds();
   Stmt prov(&db_,
             "INSERT INTO provenance(job_id, git_revision, host, pid, build_json, world_size, device, threads, "
-            "started_at, finished_at, seconds, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+            "started_at, finished_at, seconds, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            Stmt::kKeep);
   ES_RETURN_IF_ERROR(prov.status());
   const nlohmann::json p = provenance.is_object() ? provenance : nlohmann::json::object();
   prov.Bind(1, id).Bind(2, p.value("git_revision", "")).Bind(3, p.value("host", ""));
@@ -126,7 +131,7 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   ES_RETURN_IF_ERROR(prov.Run());
   Stmt up(&db_,
           "UPDATE jobs SET status = 'done', error = NULL, owner = NULL, finished_at = ?, selected_epoch = ?, "
-          "checkpoint = ?, info_json = ? WHERE id = ?");
+          "checkpoint = ?, info_json = ? WHERE id = ?", Stmt::kKeep);
   ES_RETURN_IF_ERROR(up.status());
   up.Bind(1, now).Bind(2, result.selected_epoch).Bind(3, result.checkpoint).Bind(4, result.info.dump()).Bind(5, id);
   ES_RETURN_IF_ERROR(up.Run());
@@ -593,6 +598,31 @@ Result<nlohmann::json> Ledger::Sweeps() {
   return out;
 }
 
+std::string Ledger::KeptStatusCountSql(int64_t sweep_id) {
+  if (sweep_id < 0) return "SELECT kind, status, n FROM status_counts WHERE n != 0 ORDER BY kind, status";
+  return "SELECT kind, status, n FROM sweep_status_counts WHERE sweep_id = " + std::to_string(sweep_id) +
+         " AND n != 0 ORDER BY kind, status";
+}
+
+namespace {
+std::string LinkedBy(int64_t holder) {
+  return holder < 0 ? std::string()
+                    : " AND EXISTS (SELECT 1 FROM sweep_jobs sj WHERE sj.sweep_id = " + std::to_string(holder) +
+                          " AND sj.job_id = j.id)";
+}
+}  // namespace
+
+std::string Ledger::FailedJobsSql(int64_t holder) {
+  return "SELECT j.id, j.kind, j.status, j.attempts, j.error, j.attrs_json AS attrs FROM jobs j WHERE "
+         "j.status IN ('failed','blocked')" + LinkedBy(holder) + " ORDER BY j.status, j.id";
+}
+
+std::string Ledger::RunningJobsSql(int64_t holder) {
+  return "SELECT j.id, j.kind, j.owner, j.worker, CAST(strftime('%s','now') AS REAL) - j.heartbeat_at AS "
+         "heartbeat_age_s, j.attrs_json AS attrs FROM jobs j WHERE j.status = 'running'" + LinkedBy(holder) +
+         " ORDER BY j.id";
+}
+
 std::string Ledger::SweepLinksByIdSql() { return "SELECT job_id FROM sweep_jobs WHERE sweep_id = ? ORDER BY job_id"; }
 std::string Ledger::JobStatesByIdSql() {
   return "SELECT id, kind, status FROM jobs INDEXED BY jobs_by_id_state ORDER BY id";
@@ -629,6 +659,7 @@ Result<nlohmann::json> Ledger::StatusCounts(int64_t sweep_id) {
     }
     return rows;
   };
+  if (schema_version_ >= 4) return rows_of(KeptStatusCountSql(sweep_id));  // kept by triggers
   if (sweep_id < 0 || schema_version_ < 2) return rows_of(StatusCountSql(schema_version_, sweep_id));
   // One lookup a linked job costs ~8 steps of a scan (10^5 jobs: 34 ms of lookups, and
   // 31 ms more to sort the joined rows for GROUP BY; a scan of jobs_by_id_state, 2 ms).

@@ -7,6 +7,8 @@ namespace emosweep::orchestrator {
 Db::~Db() { Close(); }
 
 void Db::Close() {
+  for (auto& [sql, st] : kept_) sqlite3_finalize(st);
+  kept_.clear();
   if (db_) sqlite3_close_v2(db_);
   db_ = nullptr;
 }
@@ -65,8 +67,27 @@ Stmt::Stmt(Db* db, std::string_view sql) : db_(db) {
   if (rc != SQLITE_OK) status_ = db->Error("cannot prepare '" + std::string(sql.substr(0, 60)) + "'", rc);
 }
 
+Stmt::Stmt(Db* db, std::string_view sql, Keep) : db_(db), keep_(sql) {
+  auto it = db->kept_.find(keep_);
+  if (it != db->kept_.end()) {  // idle: take it (the Db keeps none while it is in use)
+    stmt_ = it->second;
+    db->kept_.erase(it);
+    return;
+  }
+  ++db->statements_;
+  int rc = sqlite3_prepare_v2(db->raw(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  if (rc != SQLITE_OK) status_ = db->Error("cannot prepare '" + std::string(sql.substr(0, 60)) + "'", rc);
+}
+
 Stmt::~Stmt() {
-  if (stmt_) sqlite3_finalize(stmt_);
+  if (!stmt_) return;
+  if (!keep_.empty() && status_.ok() && db_->raw() && !db_->kept_.count(keep_)) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    db_->kept_.emplace(std::move(keep_), stmt_);
+    return;
+  }
+  sqlite3_finalize(stmt_);
 }
 
 Stmt& Stmt::Bind(int i, int64_t v) {

@@ -32,8 +32,13 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
-// What schema v3 added (ledger_schema.cc): dropping it makes a file as v2 wrote it.
+// What schema v3 added (ledger_schema.cc): dropping it makes a file as v2 wrote it
+// (after what v4 added: the kept status counts).
 const char* const kV3ToV2 =
+    "DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_delete; DROP TRIGGER jobs_count_update; "
+    "DROP TRIGGER sweep_jobs_count_insert; DROP TRIGGER sweep_jobs_count_delete; "
+    "DROP TRIGGER sweep_jobs_count_update; DROP INDEX sweep_jobs_by_job; DROP TABLE status_counts; "
+    "DROP TABLE sweep_status_counts; "
     "DROP TRIGGER sweeps_keep_shared_links; DROP VIEW sweep_links; DROP INDEX sweeps_by_job_set; "
     "ALTER TABLE sweeps DROP COLUMN links_from; ALTER TABLE sweeps DROP COLUMN job_set; PRAGMA user_version = 2; ";
 
@@ -313,15 +318,15 @@ TEST(Ledger, V2FileReadsReadOnlyAndMigratesToV3) {
   }
   EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweep_jobs"), 250);
   {
-    auto rw = OpenOk(path);  // migrates
+    auto rw = OpenOk(path);  // migrates (through v3 to the current schema)
     ASSERT_NE(rw, nullptr);
-    EXPECT_EQ(rw->schema_version(), 3);
+    EXPECT_EQ(rw->schema_version(), kLedgerSchemaVersion);
     EXPECT_EQ(SweepAnswers(path), v2);
   }
   {
     auto ro = OpenOk(path, {true});
     ASSERT_NE(ro, nullptr);
-    EXPECT_EQ(ro->schema_version(), 3);
+    EXPECT_EQ(ro->schema_version(), kLedgerSchemaVersion);
     EXPECT_EQ(SweepAnswers(path), v2);
   }
   EXPECT_EQ(CountOf(path, "SELECT count(*) FROM sweeps WHERE links_from IS NOT NULL OR job_set IS NOT NULL"), 0);
