@@ -24,12 +24,14 @@ __attribute__((target_clones("avx512f", "arch=haswell", "default"))) void OuterS
         const float* __restrict br = b + kk * ldb + i0;
         for (int64_t j = 0; j < kBlock; ++j) acc[j] = std::fma(s, br[j], acc[j]);
       }
-      for (int64_t j = 0; j < kBlock; ++j) row[i0 + j] = acc[j];
+      // OpenBLAS zeroes C (beta 0) and adds the sum to it: + 0.0f turns a sum of -0 (products that underflowed
+      // from below) into +0, as it does; otherwise the same value.
+      for (int64_t j = 0; j < kBlock; ++j) row[i0 + j] = acc[j] + 0.0f;
     }
     for (int64_t i = i0; i < n; ++i) {
       float acc = 0.0f;
       for (int64_t kk = 0; kk < k; ++kk) acc = std::fma(a[kk * lda + o], b[kk * ldb + i], acc);
-      row[i] = acc;
+      row[i] = acc + 0.0f;
     }
   }
 }

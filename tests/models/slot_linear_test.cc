@@ -284,6 +284,15 @@ TEST(SlotLinear, ShortKernelsUnderflowToMinusZeroGivePlusZeroAsBlas) {
   }
 }
 
+// The same for OuterSum (dW = dY^T·X, one K block): its sum of -0 must be stored as +0.
+TEST(SlotLinear, OuterSumUnderflowToMinusZeroGivesPlusZeroAsBlas) {
+  torch::Tensor a = torch::full({16, 1536}, 1e-23f), b = torch::full({16, 389}, -1e-23f);
+  torch::Tensor ref = at::mm(a.t(), b), mine = torch::full({1536, 389}, 5.0f);
+  ASSERT_TRUE(torch::all(ref == 0).item<bool>());
+  OuterSum(a.data_ptr<float>(), 1536, b.data_ptr<float>(), 389, mine.data_ptr<float>(), 389, 16, 1536, 389);
+  EXPECT_TRUE(SameBits(ref, mine));
+}
+
 TEST(SlotLinear, IsALinearForModuleInspection) {
   torch::nn::Sequential s(SlotLinear(4, 2));
   EXPECT_NE(s[0]->as<torch::nn::Linear>(), nullptr);
