@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "models/outer_sum.h"
+#include "models/short_gemm.h"
 
 namespace emosweep::models {
 namespace {
@@ -61,6 +62,70 @@ void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::T
   } else {
     at::mm_out(slot, dy.t(), x);
   }
+}
+
+// ShortLinearForward replaces at::linear's addmm over a short batch (2..16 rows, msr's 16 and an epoch's last
+// 15) where OpenBLAS would take its blocked driver, whose arithmetic it reproduces without packing W. Once per
+// process it is compared with torch on such shapes (K in one to seven blocks, odd widths, exact zeros); if any
+// bit differs (another BLAS or version, another core) torch's product is used instead.
+constexpr int64_t kShortMinBatch = 2;
+
+bool ShortShapeOk(int64_t batch, int64_t in, int64_t out) {
+  return batch >= kShortMinBatch && batch <= kShortGemmMaxBatch && in >= 1 && out >= 1;
+}
+
+struct ShortProbeShape {
+  int64_t batch, in, out;
+};
+constexpr ShortProbeShape kShortProbeShapes[] = {{16, 1536, 384}, {16, 384, 1536}, {15, 1000, 389},
+                                                 {7, 3000, 100},  {2, 517, 1031},  {16, 384, 128}};
+
+// Operands with dropped / ReLU-zero entries (+0 and -0), as the models give them.
+torch::Tensor ProbeOperand(int64_t rows, int64_t cols, at::Generator& gen) {
+  torch::Tensor t = torch::randn({rows, cols}, gen);
+  t.masked_fill_(torch::rand({rows, cols}, gen) < 0.2, 0.0f);
+  t.masked_fill_(torch::rand({rows, cols}, gen) < 0.05, -0.0f);
+  return t;
+}
+
+bool SameFloats(const torch::Tensor& a, const torch::Tensor& b) {
+  return std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(), sizeof(float) * a.numel()) == 0;
+}
+
+bool ShortForwardMatchesTorch() {
+  static const bool ok = [] {
+    if (!ShortGemmAvailable()) return false;
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(23456);
+    for (const ShortProbeShape& s : kShortProbeShapes) {
+      if (!BlasBlockedPath(true, false, s.out, s.batch, s.in)) return false;  // a probe shape must be one we use
+      torch::Tensor x = ProbeOperand(s.batch, s.in, gen), w = torch::randn({s.out, s.in}, gen);
+      torch::Tensor b = torch::randn({s.out}, gen);
+      for (bool with_bias : {true, false}) {
+        torch::Tensor ref = at::linear(x, w, with_bias ? b : torch::Tensor()), mine = torch::empty({s.batch, s.out});
+        ShortLinearForward(x.data_ptr<float>(), s.in, w.data_ptr<float>(), with_bias ? b.data_ptr<float>() : nullptr,
+                           mine.data_ptr<float>(), s.batch, s.in, s.out);
+        if (!SameFloats(ref, mine)) return false;
+      }
+    }
+    return true;
+  }();
+  return ok;
+}
+
+bool FloatCpu(const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat; }
+
+// y = x·W^T + b as at::linear gives it, or an undefined tensor where the short kernel does not apply.
+torch::Tensor ShortForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int64_t batch = x.size(0), in = x.size(1), out = w.size(0);
+  if (!ShortShapeOk(batch, in, out) || !FloatCpu(x) || !FloatCpu(w) || x.stride(1) != 1 || x.stride(0) < in ||
+      !w.is_contiguous() || (b.defined() && (!FloatCpu(b) || !b.is_contiguous() || b.dim() != 1)) ||
+      at::get_num_threads() != 1 || !BlasBlockedPath(true, false, out, batch, in) || !ShortForwardMatchesTorch())
+    return torch::Tensor();
+  torch::Tensor y = torch::empty({batch, out}, x.options());
+  ShortLinearForward(x.data_ptr<float>(), x.stride(0), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                     y.data_ptr<float>(), batch, in, out);
+  return y;
 }
 
 // The backward of y = x·W^T + b (b optional) for a 2-D x: torch's AddmmBackward0 (MmBackward0 without a
@@ -114,7 +179,8 @@ torch::Tensor SlotLinearImpl::forward(const torch::Tensor& input) {
   torch::Tensor y;
   {
     torch::NoGradGuard no_grad;  // the product itself, without torch's nodes (ours is set below)
-    y = torch::nn::LinearImpl::forward(input);
+    y = ShortForward(input, weight, bias);
+    if (!y.defined()) y = torch::nn::LinearImpl::forward(input);
   }
   auto node = std::shared_ptr<SlotLinearBackward>(new SlotLinearBackward(), torch::autograd::deleteNode);
   node->has_bias_ = bias.defined();

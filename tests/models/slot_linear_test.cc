@@ -1,6 +1,7 @@
 // SlotLinear against torch::nn::Linear: the same output and the same gradients, bitwise, for x, W and b;
 // the weight gradient lands in the bound slot (no copy) only where that is safe: not when the weight is
 // used twice in one graph, nor when a second backward accumulates onto the first.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,7 @@
 #include <functional>
 
 #include "models/outer_sum.h"
+#include "models/short_gemm.h"
 #include "models/slot_linear.h"
 
 namespace emosweep::models {
@@ -60,12 +62,15 @@ using Fn = std::function<torch::Tensor(const torch::Tensor&)>;
 
 TEST(SlotLinear, OutputAndGradientsEqualTorchLinearBitwise) {
   torch::manual_seed(3);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);  // as the trainer runs: the short kernels and OuterSum are used only with one thread
   struct Case {
     int64_t batch, in, out;
     bool bias, x_grad;
   };
   for (const Case& c : {Case{16, 384, 1536, true, true}, Case{16, 1536, 384, true, false}, Case{1, 7, 5, true, true},
-                        Case{5, 1, 3, false, true}, Case{3, 33, 1, true, true}, Case{16, 64, 64, false, false}}) {
+                        Case{5, 1, 3, false, true}, Case{3, 33, 1, true, true}, Case{16, 64, 64, false, false},
+                        Case{15, 1000, 389, true, true}, Case{16, 384, 1536, false, true}}) {
     for (bool bind : {false, true}) {
       SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.in << "->" << c.out << " bias " << c.bias << " bind "
                                         << bind);
@@ -82,6 +87,7 @@ TEST(SlotLinear, OutputAndGradientsEqualTorchLinearBitwise) {
       }
     }
   }
+  at::set_num_threads(threads);
 }
 
 TEST(SlotLinear, ColumnMajorInputEqualsTorchLinear) {
@@ -169,6 +175,113 @@ TEST(SlotLinear, OuterSumEqualsBlasProductBitwise) {
       EXPECT_TRUE(SameBits(ref, mine)) << m << "x" << n << " k " << k;
     }
   }
+}
+
+// The short-batch forward must equal torch's product bitwise wherever OpenBLAS takes its blocked driver:
+// msr's shapes, a reduction in one to seven K blocks with every kind of boundary (448 = GEMM_Q, 449..895 split
+// in two halves, 896 = 2Q), widths that are not a multiple of the 8-output tile or of 16, and
+// batches 2..16, with exact +0 / -0 entries.
+struct ShortCase {
+  int64_t batch, in, out;
+};
+
+// The kernel reproduces OpenBLAS with one thread, the only setting SlotLinear uses it with: with more, its
+// threaded driver splits a K between 448 and 896 differently (16x449->128 differs with two threads).
+struct OneThread {
+  int before = at::get_num_threads();
+  OneThread() { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(before); }
+};
+std::vector<ShortCase> ShortCases() {
+  std::vector<ShortCase> v;
+  for (int64_t batch : {16, 15, 9, 2})
+    for (int64_t in : {1, 33, 384, 447, 448, 449, 768, 895, 896, 897, 1000, 1024, 1536, 3001})
+      for (int64_t out : {1, 7, 17, 128, 384, 389, 897, 1000, 1536}) v.push_back({batch, in, out});
+  return v;
+}
+
+torch::Tensor WithZeros(torch::Tensor t) {
+  t.masked_fill_(torch::rand(t.sizes()) < 0.2, 0.0f);
+  t.masked_fill_(torch::rand(t.sizes()) < 0.05, -0.0f);
+  return t;
+}
+
+TEST(SlotLinear, ShortForwardEqualsTorchLinearBitwise) {
+  ASSERT_TRUE(ShortGemmAvailable());
+  OneThread one;
+  torch::manual_seed(9);
+  int checked = 0;
+  for (const ShortCase& c : ShortCases()) {
+    if (!BlasBlockedPath(true, false, c.out, c.batch, c.in)) continue;  // OpenBLAS's small kernels: not used
+    torch::Tensor x = WithZeros(torch::randn({c.batch, c.in})), w = torch::randn({c.out, c.in});
+    torch::Tensor b = torch::randn({c.out});
+    for (bool bias : {true, false}) {
+      torch::Tensor ref = at::linear(x, w, bias ? b : torch::Tensor()), mine = torch::full({c.batch, c.out}, 7.0f);
+      ShortLinearForward(x.data_ptr<float>(), c.in, w.data_ptr<float>(), bias ? b.data_ptr<float>() : nullptr,
+                         mine.data_ptr<float>(), c.batch, c.in, c.out);
+      EXPECT_TRUE(SameBits(ref, mine)) << c.batch << "x" << c.in << "->" << c.out << " bias " << bias;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 200);
+  // A row stride wider than the row (a view of a larger input) reads the same numbers.
+  torch::Tensor wide = torch::randn({16, 1600}), x = wide.narrow(1, 10, 1536), w = torch::randn({384, 1536});
+  torch::Tensor mine = torch::empty({16, 384});
+  ShortLinearForward(x.data_ptr<float>(), 1600, w.data_ptr<float>(), nullptr, mine.data_ptr<float>(), 16, 1536, 384);
+  EXPECT_TRUE(SameBits(at::linear(x, w), mine));
+}
+
+// On msr's shapes SlotLinear computes its forward with the short kernel (the probe against torch passed on this
+// machine) and dW with OuterSum: with an input that needs no gradient (no dX, which stays on at::mm) no
+// aten::linear / addmm / mm runs at all.
+TEST(SlotLinear, MsrShapesUseTheShortKernels) {
+  torch::manual_seed(11);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);  // the trainer's setting; the kernels are serial
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{384, 1536}, {1536, 384}}) {
+    Twin t(in, out, true, true);
+    torch::Tensor x = torch::randn({16, in}, torch::requires_grad());
+    // A loss whose gradient dY is a plain row-major tensor (sum()'s own is an expanded view: torch's path).
+    torch::Tensor coef = torch::randn({16, out});
+    (t.mine(x) * coef).sum().backward();  // runs the once-per-process probes outside the observed window
+    t.mine->weight.mutable_grad().reset();
+    static int products = 0;
+    products = 0;
+    auto handle = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn)
+                                                                       -> std::unique_ptr<at::ObserverContext> {
+      const std::string name = fn.name();
+      if (name == "aten::addmm" || name == "aten::mm" || name == "aten::linear") ++products;
+      return nullptr;
+    }));
+    torch::Tensor x2 = torch::randn({16, in});
+    (t.mine(x2) * coef).sum().backward();
+    at::removeCallback(handle);
+    EXPECT_EQ(products, 0) << in << "->" << out;
+  }
+  at::set_num_threads(threads);
+}
+
+// Products that underflow to -0 (1e-23 · -1e-23): OpenBLAS sums them from +0 into a -0 block sum and then
+// adds it to C = +0 (beta 0), which gives +0; a kernel that stored its sum as is would write -0.
+TEST(SlotLinear, ShortForwardUnderflowToMinusZeroGivesPlusZeroAsBlas) {
+  ASSERT_TRUE(ShortGemmAvailable());
+  OneThread one;
+  for (int64_t in : {384, 1000}) {
+    torch::Tensor x = torch::full({16, in}, 1e-23f), w = torch::full({384, in}, -1e-23f);
+    torch::Tensor ref = at::linear(x, w), mine = torch::full({16, 384}, 5.0f);
+    ASSERT_TRUE(torch::all(ref == 0).item<bool>());
+    ShortLinearForward(x.data_ptr<float>(), in, w.data_ptr<float>(), nullptr, mine.data_ptr<float>(), 16, in, 384);
+    EXPECT_TRUE(SameBits(ref, mine)) << "forward, in " << in;
+  }
+}
+
+// The same for OuterSum (dW = dY^T·X, one K block): its sum of -0 must be stored as +0.
+TEST(SlotLinear, OuterSumUnderflowToMinusZeroGivesPlusZeroAsBlas) {
+  torch::Tensor a = torch::full({16, 1536}, 1e-23f), b = torch::full({16, 389}, -1e-23f);
+  torch::Tensor ref = at::mm(a.t(), b), mine = torch::full({1536, 389}, 5.0f);
+  ASSERT_TRUE(torch::all(ref == 0).item<bool>());
+  OuterSum(a.data_ptr<float>(), 1536, b.data_ptr<float>(), 389, mine.data_ptr<float>(), 389, 16, 1536, 389);
+  EXPECT_TRUE(SameBits(ref, mine));
 }
 
 TEST(SlotLinear, IsALinearForModuleInspection) {

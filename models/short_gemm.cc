@@ -1,0 +1,99 @@
+// models/short_gemm.cc: see short_gemm.h.
+#include "models/short_gemm.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+namespace emosweep::models {
+namespace {
+
+constexpr int64_t kGemmQ = 448;    // param.h, SKYLAKEX: SGEMM_DEFAULT_Q
+constexpr int64_t kUnrollM = 16;   // SGEMM_DEFAULT_UNROLL_M
+constexpr int64_t kLanes = kShortGemmMaxBatch;
+constexpr int kForwardTile = 8;    // outputs per pass over the transposed x: 8 sums + 8 block sums in registers
+
+// The transposed short operand (16 lanes per row of the reduction), reused between calls.
+float* Scratch(int64_t n) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+// t[k·16 + r] = a[r·lda + k] for r < rows, +0 for the lanes above.
+void TransposeToLanes(const float* a, int64_t lda, int64_t rows, int64_t k, float* t) {
+  std::memset(t, 0, sizeof(float) * static_cast<size_t>(k * kLanes));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t kk = 0; kk < k; ++kk) t[kk * kLanes + r] = a[r * lda + kk];
+}
+
+// T outputs o0..o0+T-1 of y = x·W^T + b, all rows at once (lanes = rows of x).
+template <int T>
+__attribute__((target("avx512f"))) void ForwardTile(const float* xt, const float* w, int64_t in, const float* bias,
+                                                    int64_t o0, float* y, int64_t batch, int64_t out) {
+  __m512 c[T];
+  const float* wr[T];
+  for (int j = 0; j < T; ++j) {
+    c[j] = bias ? _mm512_set1_ps(bias[o0 + j]) : _mm512_setzero_ps();  // addmm: C = bias (beta 1); mm: C = +0
+    wr[j] = w + (o0 + j) * in;
+  }
+  for (int64_t l0 = 0; l0 < in;) {
+    const int64_t l1 = BlasKBlockEnd(l0, in);
+    __m512 acc[T];
+    for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t k = l0; k < l1; ++k) {
+      const __m512 xv = _mm512_loadu_ps(xt + k * kLanes);
+      for (int j = 0; j < T; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(wr[j][k]), xv, acc[j]);
+    }
+    for (int j = 0; j < T; ++j) c[j] = _mm512_add_ps(c[j], acc[j]);  // fma(acc, alpha = 1, C)
+    l0 = l1;
+  }
+  alignas(64) float tmp[T][kLanes];
+  for (int j = 0; j < T; ++j) _mm512_store_ps(tmp[j], c[j]);
+  for (int64_t r = 0; r < batch; ++r)
+    for (int j = 0; j < T; ++j) y[r * out + o0 + j] = tmp[j][r];
+}
+
+using ForwardTileFn = void (*)(const float*, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t);
+constexpr ForwardTileFn kForwardTiles[kForwardTile + 1] = {
+    nullptr,        ForwardTile<1>, ForwardTile<2>, ForwardTile<3>, ForwardTile<4>,
+    ForwardTile<5>, ForwardTile<6>, ForwardTile<7>, ForwardTile<8>};
+
+}  // namespace
+
+int64_t BlasKBlockEnd(int64_t from, int64_t k) {
+  // level3.c: min_l = k - ls; >= 2Q: Q; > Q: ((min_l / 2 + UNROLL_M - 1) / UNROLL_M) * UNROLL_M; else all of it.
+  int64_t len = k - from;
+  if (len >= 2 * kGemmQ) {
+    len = kGemmQ;
+  } else if (len > kGemmQ) {
+    len = ((len / 2 + kUnrollM - 1) / kUnrollM) * kUnrollM;
+  }
+  return from + len;
+}
+
+bool BlasBlockedPath(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
+  // interface/gemm.c asks the permit (SMALL_MATRIX_OPT); a product over 100^3 never takes the small kernels.
+  const double mnk = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (mnk > 1e6) return true;
+  if (trans_a && trans_b) return true;                   // no TT small kernel
+  if (trans_a && !trans_b) return m * n > 1200 || k < 32;  // the TN kernel's own limits
+  return false;
+}
+
+bool ShortGemmAvailable() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+void ShortLinearForward(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
+                        int64_t in, int64_t out) {
+  float* xt = Scratch(in * kLanes);
+  TransposeToLanes(x, ldx, batch, in, xt);
+  int64_t o0 = 0;
+  for (; o0 + kForwardTile <= out; o0 += kForwardTile) ForwardTile<kForwardTile>(xt, w, in, bias, o0, y, batch, out);
+  if (o0 < out) kForwardTiles[out - o0](xt, w, in, bias, o0, y, batch, out);
+}
+
+}  // namespace emosweep::models
