@@ -335,8 +335,10 @@ bool WriteCache(const std::string& path, const std::string& key, const std::vect
     const uint64_t k = number(e->first);
     return pairs.emplace(e, k << 32 | number(e->second)).first->second;
   };
+  std::vector<uint32_t> ids;  // each job's id's number: no second lookup of 64 bytes
+  ids.reserve(jobs.size());
   for (const auto& j : jobs) {
-    number(j.spec.id);
+    ids.push_back(number(j.spec.id));
     number(j.spec.selection);
     number(j.spec.oracle_eval);
     for (const auto& l : j.spec.labels) number(l);
@@ -359,8 +361,9 @@ bool WriteCache(const std::string& path, const std::string& key, const std::vect
     out.Append(s);
   }
   auto at = [&](std::string_view s) { return index.find(s)->second; };
-  for (const auto& j : jobs) {
-    out.Put(at(j.spec.id));
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const PlannedJob& j = jobs[i];
+    out.Put(ids[i]);
     out.Put(static_cast<uint8_t>(j.reportable ? 1 : 0));
     out.Put(static_cast<uint64_t>(j.spec.seed));
     out.Put(at(j.spec.selection));
