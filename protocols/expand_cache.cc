@@ -224,6 +224,7 @@ class StreamHash {
     std::memcpy(tail_, p, n);
     tail_n_ = n;
   }
+  uint64_t size() const { return size_; }
   uint64_t Final() const {
     uint64_t h = h_;
     for (size_t i = 0; i < tail_n_; ++i) h = (h ^ static_cast<unsigned char>(tail_[i])) * 1099511628211ull;
@@ -275,8 +276,11 @@ class StreamFile {
     Append(reinterpret_cast<const char*>(&v), sizeof v);
   }
   void StartBody() { hashing_ = true, hash_from_ = buf_.size(); }
-  uint64_t BodyHash() {  // of every byte since StartBody()
+  // The checksum of every byte since StartBody(), and their count; ends the body.
+  uint64_t BodyHash(uint64_t* bytes) {
     Flush();
+    hashing_ = false;
+    *bytes = hash_.size();
     return hash_.Final();
   }
   bool Commit() {
@@ -376,7 +380,10 @@ bool WriteCache(const std::string& path, const std::string& key, const std::vect
       out.Put(static_cast<uint32_t>(kv >> 32)), out.Put(static_cast<uint32_t>(kv));
     }
   }
-  out.Put(out.BodyHash());
+  uint64_t written = 0;
+  const uint64_t hash = out.BodyHash(&written);
+  if (written != body) return false;  // the header would not match: write nothing
+  out.Put(hash);
   return out.Commit();
 }
 
