@@ -7,6 +7,7 @@
 #include "core/files.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -473,6 +474,10 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
   // cached `table` reads, exactly sized (the expansion's grew by doubling; issue 15: a
   // cold `table` held both and the writer's buffers at once, ~2 KB a job).
   std::vector<PlannedJob>().swap(full.jobs);
+  // The freed jobs' small blocks (ids, attributes, labels, the expansion's transients) stay
+  // in the heap as free memory still counted in RSS, beside the new list the read-back
+  // maps (at 10^5: 76 MB after the free, 118 MB while reading back): return the free pages.
+  ::malloc_trim(0);
   if (ReadCache(cache, full.expansion_key, &full.jobs)) return full;
   // Replaced or damaged between the write and the read (another writer of the key writes
   // an equal file): expand again.
