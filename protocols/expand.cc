@@ -343,6 +343,12 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
         std::vector<jobs::DataRef>().swap(*refs);
       job.spec.eval.clear();
     }
+    if (table_only_) {  // a table reads neither (nor does the dedup above)
+      for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
+        std::vector<jobs::DataRef>().swap(*refs);
+      job.spec.eval.clear();
+      std::vector<std::string>().swap(job.deps);
+    }
   }
   std::string id = job.spec.id;
   jobs_.push_back(std::move(job));
@@ -407,6 +413,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   Expander ex(decl, stores);
   ex.set_keep_data(options.keep_data);
   ex.set_plan_only(!options.keep_data && options.plan_only);
+  ex.set_table_only(!options.keep_data && options.table_only);
   for (const auto& e : decl.experiments) {
     experiments.push_back(e.ToJson());
     ExperimentSummary s;

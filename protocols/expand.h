@@ -172,6 +172,10 @@ struct LoadOptions {
   // deps, reportable and attributes): its labels and data references are dropped too
   // (~250 bytes a job; issue 15). The table cache and gc need labels and references.
   bool plan_only = false;
+  // With keep_data = false, true keeps only what tables read of a job (its id, kind,
+  // reportable, attributes, seed, selection, oracle eval and labels): its data references
+  // and deps are dropped too (the expansion a cold `table` writes to its cache; issue 15).
+  bool table_only = false;
 };
 
 // Parses, validates and expands a protocol file. Missing feature stores are

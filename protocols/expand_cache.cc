@@ -7,6 +7,7 @@
 #include "core/files.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,64 +208,184 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
   return true;
 }
 
-// Writes `text` to `path` through a temp name + rename; silently nothing on failure.
-void WriteAtomically(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return;
-  char nonce[16];
-  std::snprintf(nonce, sizeof nonce, "%08x", std::random_device()());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + nonce;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f.flush()) {
-      std::filesystem::remove(tmp, ec);
-      return;
+// BodyHash over bytes that arrive in pieces: the same words, whatever the pieces' sizes.
+class StreamHash {
+ public:
+  void Update(const char* p, size_t n) {
+    size_ += n;
+    if (tail_n_) {
+      const size_t take = std::min(n, 8 - tail_n_);
+      std::memcpy(tail_ + tail_n_, p, take);
+      tail_n_ += take, p += take, n -= take;
+      if (tail_n_ < 8) return;
+      Word(tail_);
+      tail_n_ = 0;
     }
+    for (; n >= 8; p += 8, n -= 8) Word(p);
+    std::memcpy(tail_, p, n);
+    tail_n_ = n;
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
-}
+  uint64_t size() const { return size_; }
+  uint64_t Final() const {
+    uint64_t h = h_;
+    for (size_t i = 0; i < tail_n_; ++i) h = (h ^ static_cast<unsigned char>(tail_[i])) * 1099511628211ull;
+    return h ^ size_;
+  }
 
-void WriteCache(const std::string& path, const std::string& key, const std::vector<PlannedJob>& jobs) {
-  std::unordered_map<std::string, uint32_t> index;
-  std::vector<const std::string*> strings;
-  auto id = [&](const std::string& s) {
+ private:
+  void Word(const char* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h_ = (h_ ^ w) * 1099511628211ull;
+  }
+  uint64_t h_ = 1469598103934665603ull;
+  uint64_t size_ = 0;
+  char tail_[8];
+  size_t tail_n_ = 0;
+};
+
+// Streams a file to a temp name beside `path` through a 1 MB buffer and renames it onto
+// `path` at Commit(); destroyed uncommitted (or on any write error) it leaves nothing.
+// Bytes after StartBody() also feed the checksum. (Issue 15: the table cache of 10^6
+// jobs was built as three 200 MB strings before a byte was written.)
+class StreamFile {
+ public:
+  explicit StreamFile(const std::string& path) : path_(path) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    if (ec) return;
+    char nonce[16];
+    std::snprintf(nonce, sizeof nonce, "%08x", std::random_device()());
+    tmp_ = path + ".tmp." + std::to_string(::getpid()) + "." + nonce;
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    buf_.reserve(kBuffer);
+  }
+  ~StreamFile() {
+    if (f_) std::fclose(f_);
+    if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+  }
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+  bool ok() const { return f_ != nullptr; }
+  void Append(const char* p, size_t n) {
+    if (buf_.size() + n > kBuffer) Flush();
+    buf_.append(p, n);
+  }
+  void Append(std::string_view s) { Append(s.data(), s.size()); }
+  template <typename T>
+  void Put(T v) {
+    Append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  void StartBody() { hashing_ = true, hash_from_ = buf_.size(); }
+  // The checksum of every byte since StartBody(), and their count; ends the body.
+  uint64_t BodyHash(uint64_t* bytes) {
+    Flush();
+    hashing_ = false;
+    *bytes = hash_.size();
+    return hash_.Final();
+  }
+  bool Commit() {
+    Flush();
+    if (!f_) return false;
+    const bool written = std::fflush(f_) == 0 && !std::ferror(f_);
+    const bool closed = std::fclose(f_) == 0;
+    f_ = nullptr;
+    if (!written || !closed) return false;
+    std::error_code ec;
+    std::filesystem::rename(tmp_, path_, ec);
+    committed_ = !ec;
+    return committed_;
+  }
+
+ private:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+  void Flush() {
+    if (hashing_) hash_.Update(buf_.data() + hash_from_, buf_.size() - hash_from_);
+    hash_from_ = 0;
+    if (f_ && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) {
+      std::fclose(f_);
+      f_ = nullptr;
+    }
+    buf_.clear();
+  }
+  std::string path_, tmp_;
+  std::FILE* f_ = nullptr;
+  std::string buf_;
+  bool hashing_ = false, committed_ = false;
+  size_t hash_from_ = 0;
+  StreamHash hash_;
+};
+
+// Writes the table cache of `jobs` (format 2, described at ReadCache); false when it
+// could not be written (nothing is left behind then). Two passes over the jobs instead
+// of the file built in memory: the first numbers the distinct strings in order of first
+// use (views of the jobs' own strings) and sizes the body, the second streams the
+// records. The bytes are those the one-pass writer built (issue 15).
+bool WriteCache(const std::string& path, const std::string& key, const std::vector<PlannedJob>& jobs) {
+  std::unordered_map<std::string_view, uint32_t> index;
+  std::vector<std::string_view> strings;
+  index.reserve(jobs.size() + 1024);
+  strings.reserve(jobs.size() + 1024);
+  uint64_t body = 0;
+  auto number = [&](std::string_view s) {
     auto [it, added] = index.emplace(s, static_cast<uint32_t>(strings.size()));
-    if (added) strings.push_back(&it->first);
+    if (added) strings.push_back(s), body += sizeof(uint32_t) + s.size();
     return it->second;
   };
-  std::string records;
-  auto put = [&records](auto v) { records.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  // An attribute is an interned (key, value) pair: numbered once per distinct pair.
+  std::unordered_map<Attrs::Entry, uint64_t> pairs;
+  auto pair = [&](Attrs::Entry e) {
+    auto it = pairs.find(e);
+    if (it != pairs.end()) return it->second;
+    const uint64_t k = number(e->first);
+    return pairs.emplace(e, k << 32 | number(e->second)).first->second;
+  };
+  std::vector<uint32_t> ids;  // each job's id's number: no second lookup of 64 bytes
+  ids.reserve(jobs.size());
   for (const auto& j : jobs) {
-    put(id(j.spec.id));
-    put(static_cast<uint8_t>(j.reportable ? 1 : 0));
-    put(static_cast<uint64_t>(j.spec.seed));
-    put(id(j.spec.selection));
-    put(id(j.spec.oracle_eval));
-    put(static_cast<uint32_t>(j.spec.labels.size()));
-    for (const auto& l : j.spec.labels) put(id(l));
-    put(static_cast<uint32_t>(j.attrs.size()));
-    for (const auto& [k, v] : j.attrs) put(id(k)), put(id(v));
+    ids.push_back(number(j.spec.id));
+    number(j.spec.selection);
+    number(j.spec.oracle_eval);
+    for (const auto& l : j.spec.labels) number(l);
+    for (Attrs::Entry e : j.attrs.entries()) pair(e);
+    body += 29 + 4 * j.spec.labels.size() + 8 * j.attrs.size();  // the job's record
   }
-  std::string body;
-  for (const auto* s : strings) {
-    const auto len = static_cast<uint32_t>(s->size());
-    body.append(reinterpret_cast<const char*>(&len), sizeof len).append(*s);
+  StreamFile out(path);
+  if (!out.ok()) return false;
+  std::string header = kMagic;
+  Put(&header, std::to_string(kFormat));
+  Put(&header, key);
+  Put(&header, std::to_string(jobs.size()));
+  Put(&header, std::to_string(strings.size()));
+  Put(&header, std::to_string(body));
+  header.push_back('\n');
+  out.Append(header);
+  out.StartBody();
+  for (std::string_view s : strings) {
+    out.Put(static_cast<uint32_t>(s.size()));
+    out.Append(s);
   }
-  body += records;
-  std::string text = kMagic;
-  Put(&text, std::to_string(kFormat));
-  Put(&text, key);
-  Put(&text, std::to_string(jobs.size()));
-  Put(&text, std::to_string(strings.size()));
-  Put(&text, std::to_string(body.size()));
-  text.push_back('\n');
-  text += body;
-  const uint64_t h = BodyHash(body.data(), body.size());
-  text.append(reinterpret_cast<const char*>(&h), sizeof h);
-  WriteAtomically(path, text);
+  auto at = [&](std::string_view s) { return index.find(s)->second; };
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const PlannedJob& j = jobs[i];
+    out.Put(ids[i]);
+    out.Put(static_cast<uint8_t>(j.reportable ? 1 : 0));
+    out.Put(static_cast<uint64_t>(j.spec.seed));
+    out.Put(at(j.spec.selection));
+    out.Put(at(j.spec.oracle_eval));
+    out.Put(static_cast<uint32_t>(j.spec.labels.size()));
+    for (const auto& l : j.spec.labels) out.Put(at(l));
+    out.Put(static_cast<uint32_t>(j.attrs.size()));
+    for (Attrs::Entry e : j.attrs.entries()) {
+      const uint64_t kv = pairs.find(e)->second;
+      out.Put(static_cast<uint32_t>(kv >> 32)), out.Put(static_cast<uint32_t>(kv));
+    }
+  }
+  uint64_t written = 0;
+  const uint64_t hash = out.BodyHash(&written);
+  if (written != body) return false;  // the header would not match: write nothing
+  out.Put(hash);
+  return out.Commit();
 }
 
 constexpr const char* kIdsMagic = "emosweep-expansion-ids";
@@ -313,17 +434,20 @@ bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids) {
 void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jobs) {
   const std::string path = ExpansionIdsPath(key);
   if (path.empty() || jobs.empty()) return;
-  std::string text = kIdsMagic;
-  Put(&text, std::to_string(kIdsFormat));
-  Put(&text, key);
-  Put(&text, std::to_string(jobs.size()));
-  text.push_back('\n');
-  text.reserve(text.size() + 65 * jobs.size());
-  for (const auto& j : jobs) {
+  for (const auto& j : jobs)
     if (!IsHexId(j.spec.id)) return;  // not an identity this file can hold: no cache
-    text.append(j.spec.id).push_back('\n');
+  std::string header = kIdsMagic;
+  Put(&header, std::to_string(kIdsFormat));
+  Put(&header, key);
+  Put(&header, std::to_string(jobs.size()));
+  header.push_back('\n');
+  StreamFile out(path);  // streamed: 65 MB at 10^6 jobs (issue 15)
+  out.Append(header);
+  for (const auto& j : jobs) {
+    out.Append(j.spec.id);
+    out.Append("\n", 1);
   }
-  WriteAtomically(path, text);
+  out.Commit();
 }
 
 Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOptions& options) {
@@ -339,13 +463,25 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
     return p;
   }
   LoadOptions lean = options;
-  lean.keep_data = false;  // tables never read utterance ids
+  lean.keep_data = false;   // tables never read utterance ids,
+  lean.table_only = true;   // nor data references and deps
   ES_ASSIGN_OR_RETURN(Protocol full, LoadProtocol(path, lean));
-  if (!cache.empty() && full.missing_inputs.empty() && full.expansion_key == p.expansion_key) {
-    WriteCache(cache, full.expansion_key, full.jobs);
-    WriteExpansionIds(full.expansion_key, full.jobs);
-  }
-  return full;
+  if (cache.empty() || !full.missing_inputs.empty() || full.expansion_key != p.expansion_key ||
+      !WriteCache(cache, full.expansion_key, full.jobs))
+    return full;  // no cache to fill: the expansion as it is
+  WriteExpansionIds(full.expansion_key, full.jobs);
+  // The jobs handed on are the file's, read back once the expansion is freed: the list a
+  // cached `table` reads, exactly sized (the expansion's grew by doubling; issue 15: a
+  // cold `table` held both and the writer's buffers at once, ~2 KB a job).
+  std::vector<PlannedJob>().swap(full.jobs);
+  // The freed jobs' small blocks (ids, attributes, labels, the expansion's transients) stay
+  // in the heap as free memory still counted in RSS, beside the new list the read-back
+  // maps (at 10^5: 76 MB after the free, 118 MB while reading back): return the free pages.
+  ::malloc_trim(0);
+  if (ReadCache(cache, full.expansion_key, &full.jobs)) return full;
+  // Replaced or damaged between the write and the read (another writer of the key writes
+  // an equal file): expand again.
+  return LoadProtocol(path, lean);
 }
 
 }  // namespace emosweep::protocols

@@ -6,14 +6,15 @@
 // reads of a job is small: id, reportable, attrs, seed, selection, oracle
 // eval, labels. LoadProtocolForTables() parses the protocol without expanding
 // it, and reads those fields from <cache dir>/expansions/<key>.bin when that
-// file exists; otherwise it expands in full and writes the file (temp name +
-// rename; a cache that cannot be written is only a slower next run). The file
-// is binary (one table of distinct strings, fixed-size records of indices into
+// file exists; otherwise it expands what tables read (LoadOptions::table_only) and
+// writes the file (temp name + rename, streamed; a cache that cannot be written is
+// only a slower next run). The
+// file is binary (one table of distinct strings, fixed-size records of indices into
 // it, a checksum; expand_cache.cc): a damaged or truncated file is ignored and
-// rewritten, never half read. Jobs
-// read from the cache carry no data references, model or deps, and a fresh
-// expansion here keeps no utterance ids (LoadOptions::keep_data = false): use
-// them for tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
+// rewritten, never half read. After a fresh expansion the jobs returned are read
+// back from the file just written, so a cold and a cached load give the same jobs.
+// Jobs read from the cache, like those of an expansion that could not be cached,
+// carry no data references, model or deps: use them for tables, never to run. The cache dir is $EMOSWEEP_CACHE_DIR, else
 // $XDG_CACHE_HOME/emosweep, else ~/.cache/emosweep (as for verified stores);
 // EMOSWEEP_CACHE_DIR=off disables it.
 // Thread-safety: reentrant; concurrent writers of one key write equal files.

@@ -48,6 +48,8 @@ class Expander {
   void set_keep_data(bool keep) { keep_data_ = keep; }
   // LoadOptions::plan_only: false keeps labels and data references of lean jobs.
   void set_plan_only(bool plan_only) { plan_only_ = plan_only; }
+  // LoadOptions::table_only: lean jobs drop their data references and deps too.
+  void set_table_only(bool table_only) { table_only_ = table_only; }
 
   Status Expand(const ExperimentDecl& e, ExperimentSummary* summary);
 
@@ -101,6 +103,7 @@ class Expander {
   std::vector<std::string> warnings_;
   bool keep_data_ = true;
   bool plan_only_ = false;
+  bool table_only_ = false;
 };
 
 }  // namespace emosweep::protocols

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "protocols/expand_cache.h"
 #include "tests/protocols/protocol_test_util.h"
@@ -173,7 +175,6 @@ TEST_F(ExpandCache, CorruptOrTruncatedFileIsIgnored) {
     rewritten.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
   EXPECT_EQ(rewritten, text);
-  EXPECT_FALSE(again->jobs[0].spec.train.empty());  // a fresh job has its data references (ids dropped)
 }
 
 std::string ReadAll(const std::string& file) {
@@ -231,10 +232,143 @@ TEST_F(ExpandCache, DamagedBinaryFileIsNeverReadAsWrongJobs) {
       EXPECT_EQ(again->jobs[i].reportable, fresh->jobs[i].reportable) << what;
       EXPECT_EQ(again->jobs[i].spec.labels, fresh->jobs[i].spec.labels) << what;
     }
-    // Expanded afresh (a fresh job keeps its data references), and the file rewritten whole.
-    EXPECT_FALSE(again->jobs[0].spec.train.empty()) << what;
+    // Expanded afresh and the file rewritten whole (the jobs above are read back from it).
     EXPECT_EQ(ReadAll(file), good) << what;
   }
+}
+
+// Issue 15 (seventh pass): the expansion of a cold `table` keeps only what tables read
+// (LoadOptions::table_only): the same ids, kinds, attributes and table fields as a full
+// expansion, no data references and no deps.
+TEST_F(ExpandCache, TableOnlyExpansionKeepsWhatTablesReadAndNoDataOrDeps) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto full = LoadProtocol(path, {});
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  LoadOptions o;
+  o.keep_data = false;
+  o.table_only = true;
+  auto lean = LoadProtocol(path, o);
+  ASSERT_TRUE(lean.ok()) << lean.status().ToString();
+  ASSERT_EQ(lean->jobs.size(), full->jobs.size());
+  EXPECT_EQ(lean->expansion_key, full->expansion_key);
+  size_t full_deps = 0, full_refs = 0;
+  for (size_t i = 0; i < full->jobs.size(); ++i) {
+    const auto &a = full->jobs[i], &b = lean->jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.spec.kind, b.spec.kind);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.reportable, b.reportable);
+    EXPECT_EQ(a.spec.seed, b.spec.seed);
+    EXPECT_EQ(a.spec.selection, b.spec.selection);
+    EXPECT_EQ(a.spec.oracle_eval, b.spec.oracle_eval);
+    EXPECT_EQ(a.spec.labels, b.spec.labels);
+    EXPECT_TRUE(b.deps.empty());
+    EXPECT_TRUE(b.spec.train.empty() && b.spec.val.empty() && b.spec.eval.empty() && b.spec.target_unlabeled.empty());
+    full_deps += a.deps.size();
+    full_refs += a.spec.train.size() + a.spec.eval.size();
+  }
+  EXPECT_GT(full_deps, 0u);  // the fine-tuning jobs start from the shared pre-training job
+  EXPECT_GT(full_refs, 0u);
+}
+
+// Issue 15 (seventh pass): a cold load (expands, writes the cache) hands on the jobs a
+// cached load reads, read back from the file: the same fields, no data references or
+// deps, and an exactly sized list (the expansion's grew by doubling).
+TEST_F(ExpandCache, ColdLoadHandsOnTheJobsOfTheFileItWrote) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto cold = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  ASSERT_TRUE(std::filesystem::exists(ExpansionCachePath(cold->expansion_key)));
+  auto hit = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(hit.ok()) << hit.status().ToString();
+  ASSERT_EQ(cold->jobs.size(), hit->jobs.size());
+  ASSERT_GT(cold->jobs.size(), 4u);
+  EXPECT_EQ(cold->jobs.capacity(), cold->jobs.size());
+  for (size_t i = 0; i < cold->jobs.size(); ++i) {
+    const auto &a = cold->jobs[i], &b = hit->jobs[i];
+    EXPECT_EQ(a.spec.id, b.spec.id);
+    EXPECT_EQ(a.spec.kind, b.spec.kind);
+    EXPECT_EQ(a.attrs, b.attrs);
+    EXPECT_EQ(a.reportable, b.reportable);
+    EXPECT_EQ(a.spec.seed, b.spec.seed);
+    EXPECT_EQ(a.spec.selection, b.spec.selection);
+    EXPECT_EQ(a.spec.oracle_eval, b.spec.oracle_eval);
+    EXPECT_EQ(a.spec.labels, b.spec.labels);
+    EXPECT_TRUE(a.deps.empty()) << i;
+    EXPECT_TRUE(a.spec.train.empty() && a.spec.eval.empty()) << i;
+  }
+}
+
+// The table cache, encoded here the plain way (the one-pass writer before the seventh
+// pass built the file in memory like this): format 2, described in expand_cache.cc.
+std::string ReferenceCacheBytes(const std::string& key, const std::vector<PlannedJob>& jobs) {
+  std::map<std::string, uint32_t> index;
+  std::vector<std::string> strings;
+  auto id = [&](const std::string& s) {
+    auto [it, added] = index.emplace(s, static_cast<uint32_t>(strings.size()));
+    if (added) strings.push_back(s);
+    return it->second;
+  };
+  std::string records;
+  auto put = [&records](auto v) { records.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  for (const auto& j : jobs) {
+    put(id(j.spec.id));
+    put(static_cast<uint8_t>(j.reportable ? 1 : 0));
+    put(static_cast<uint64_t>(j.spec.seed));
+    put(id(j.spec.selection));
+    put(id(j.spec.oracle_eval));
+    put(static_cast<uint32_t>(j.spec.labels.size()));
+    for (const auto& l : j.spec.labels) put(id(l));
+    put(static_cast<uint32_t>(j.attrs.size()));
+    for (const auto& [k, v] : j.attrs) {
+      put(id(k));
+      put(id(v));
+    }
+  }
+  std::string body;
+  for (const auto& s : strings) {
+    const auto len = static_cast<uint32_t>(s.size());
+    body.append(reinterpret_cast<const char*>(&len), sizeof len).append(s);
+  }
+  body += records;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over 8-byte words, then the tail bytes
+  size_t i = 0;
+  for (; i + 8 <= body.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, body.data() + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+  }
+  for (; i < body.size(); ++i) h = (h ^ static_cast<unsigned char>(body[i])) * 1099511628211ull;
+  h ^= body.size();
+  std::string out = "emosweep-expansion-cache\t2\t" + key + "\t" + std::to_string(jobs.size()) + "\t" +
+                    std::to_string(strings.size()) + "\t" + std::to_string(body.size()) + "\n" + body;
+  out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  return out;
+}
+
+// Issue 15 (seventh pass): the cache is streamed to disk through a 1 MB buffer instead of
+// built in memory; its bytes are those of the plain encoding of a full expansion. ~12 000
+// jobs: a file of several buffers, whose flushes cut the checksum's words.
+TEST_F(ExpandCache, StreamedFileHasTheBytesOfThePlainEncoding) {
+  std::string text = kProtocol;
+  std::string seeds = "seeds = [1";
+  for (int s = 2; s <= 2000; ++s) seeds += ", " + std::to_string(s);
+  text.replace(text.find("seeds = [1, 2]"), 14, seeds + "]");
+  std::string path = dir_.Write("p.toml", text);
+  LoadOptions many;
+  many.max_jobs = 0;
+  auto full = LoadProtocol(path, many);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  auto cold = LoadProtocolForTables(path, many);
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  const std::string file = ReadAll(ExpansionCachePath(full->expansion_key));
+  EXPECT_GT(file.size(), size_t{2} << 20);
+  EXPECT_TRUE(file == ReferenceCacheBytes(full->expansion_key, full->jobs)) << file.size() << " bytes";
+  ASSERT_EQ(cold->jobs.size(), full->jobs.size());
+  std::vector<std::string> ids;
+  ASSERT_TRUE(ReadExpansionIds(full->expansion_key, &ids));
+  ASSERT_EQ(ids.size(), full->jobs.size());
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], full->jobs[i].spec.id) << i;
 }
 
 // Issue 15: `run` keeps the job ids of an expansion by its key; a changed protocol
