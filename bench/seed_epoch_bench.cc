@@ -12,10 +12,11 @@
 // epoch r of every model) and the min and median over the timed rounds are printed.
 //
 // Floor: one extra epoch per model is run with a RecordFunction observer that records every matrix
-// product (aten::mm / addmm / bmm / baddbmm, forward, backward and evaluation) with its shape and
-// operand layout; each distinct shape is then timed with at::mm / at::bmm on this machine (best of
-// several repeats), and floor = Σ count × time per call + optimizer steps × one pass over the
-// parameters (p += g over the flat buffer). The ratios are epoch / floor and epoch / the issue's
+// product (aten::mm / addmm / bmm / baddbmm, and SlotLinear's own kernels emosweep::short_addmm /
+// outer_sum_mm; forward, backward and evaluation) with its shape and operand layout; each distinct
+// shape is then timed with at::mm / at::bmm on this machine (best of several repeats), and
+// floor = Σ count × time per call + optimizer steps × one pass over the parameters (p += g over the
+// flat buffer). The ratios are epoch / floor and epoch / the issue's
 // target (the originals' median epoch time / 3).
 // Pack ceiling (issue 16's packed target, 3 seeds x 5 folds >= 3x the unpacked samples/s): a packed member
 // still does its own products over its own weights and its own optimizer pass, so its epoch costs at least
@@ -106,8 +107,9 @@ bool Transposed(const at::Tensor& t) { return t.dim() >= 2 && t.stride(-1) != 1 
 std::unique_ptr<at::ObserverContext> OnOp(const at::RecordFunction& fn) {
   const std::string name = fn.name();
   int a = -1;
-  if (name == "aten::mm" || name == "aten::bmm") a = 0;
-  else if (name == "aten::addmm" || name == "aten::baddbmm") a = 1;
+  // emosweep's own kernels for SlotLinear (models/slot_linear.cc) name the product they stand for.
+  if (name == "aten::mm" || name == "aten::bmm" || name == "emosweep::outer_sum_mm") a = 0;
+  else if (name == "aten::addmm" || name == "aten::baddbmm" || name == "emosweep::short_addmm") a = 1;
   if (a < 0) return nullptr;
   auto in = fn.inputs();
   if (in.size() < static_cast<size_t>(a + 2) || !in[a].isTensor() || !in[a + 1].isTensor()) return nullptr;

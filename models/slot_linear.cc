@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
@@ -57,6 +58,8 @@ void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::T
   // same bits either way).
   if (rows && k >= 1 && k <= kOuterMaxBatch && static_cast<double>(k * m * n) >= kOuterMinWork &&
       at::get_num_threads() == 1 && OuterSumMatchesBlas()) {
+    // Named for profilers and bench/seed_epoch_bench's product census (the product at::mm would have run).
+    RECORD_FUNCTION("emosweep::outer_sum_mm", std::vector<c10::IValue>({dy.t(), x}));
     OuterSum(dy.data_ptr<float>(), dy.stride(0), x.data_ptr<float>(), x.stride(0), slot.data_ptr<float>(), n, k, m,
              n);
   } else {
@@ -123,6 +126,8 @@ torch::Tensor ShortForward(const torch::Tensor& x, const torch::Tensor& w, const
       at::get_num_threads() != 1 || !BlasBlockedPath(true, false, out, batch, in) || !ShortForwardMatchesTorch())
     return torch::Tensor();
   torch::Tensor y = torch::empty({batch, out}, x.options());
+  // Named for profilers and bench/seed_epoch_bench's product census (inputs as aten::addmm's: bias, x, W^T).
+  RECORD_FUNCTION("emosweep::short_addmm", std::vector<c10::IValue>({b.defined() ? b : torch::Tensor(), x, w.t()}));
   ShortLinearForward(x.data_ptr<float>(), x.stride(0), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                      y.data_ptr<float>(), batch, in, out);
   return y;

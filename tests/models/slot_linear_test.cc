@@ -233,7 +233,8 @@ TEST(SlotLinear, ShortForwardEqualsTorchLinearBitwise) {
 
 // On msr's shapes SlotLinear computes its forward with the short kernel (the probe against torch passed on this
 // machine) and dW with OuterSum: with an input that needs no gradient (no dX, which stays on at::mm) no
-// aten::linear / addmm / mm runs at all.
+// aten::linear / addmm / mm runs at all. Each kernel announces the product it stands for to profilers and to
+// bench/seed_epoch_bench's census, with the operands that product would have had.
 TEST(SlotLinear, MsrShapesUseTheShortKernels) {
   torch::manual_seed(11);
   const int threads = at::get_num_threads();
@@ -245,18 +246,34 @@ TEST(SlotLinear, MsrShapesUseTheShortKernels) {
     torch::Tensor coef = torch::randn({16, out});
     (t.mine(x) * coef).sum().backward();  // runs the once-per-process probes outside the observed window
     t.mine->weight.mutable_grad().reset();
-    static int products = 0;
-    products = 0;
-    auto handle = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn)
-                                                                       -> std::unique_ptr<at::ObserverContext> {
-      const std::string name = fn.name();
-      if (name == "aten::addmm" || name == "aten::mm" || name == "aten::linear") ++products;
-      return nullptr;
-    }));
+    static int products = 0, short_forward = 0, outer = 0;
+    static std::vector<int64_t> forward_shape, outer_shape;
+    products = short_forward = outer = 0;
+    forward_shape.clear();
+    outer_shape.clear();
+    auto handle = at::addGlobalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          const std::string name = fn.name();
+          auto in = fn.inputs();
+          if (name == "aten::addmm" || name == "aten::mm" || name == "aten::linear") ++products;
+          if (name == "emosweep::short_addmm" && in.size() == 3) {
+            ++short_forward;  // as aten::addmm's: bias, x [16, in], W^T [in, out]
+            forward_shape = {in[1].toTensor().size(0), in[1].toTensor().size(1), in[2].toTensor().size(1)};
+          }
+          if (name == "emosweep::outer_sum_mm" && in.size() == 2) {
+            ++outer;  // as aten::mm's: dY^T [out, 16], x [16, in]
+            outer_shape = {in[0].toTensor().size(0), in[0].toTensor().size(1), in[1].toTensor().size(1)};
+          }
+          return nullptr;
+        }).needsInputs(true));
     torch::Tensor x2 = torch::randn({16, in});
     (t.mine(x2) * coef).sum().backward();
     at::removeCallback(handle);
     EXPECT_EQ(products, 0) << in << "->" << out;
+    EXPECT_EQ(short_forward, 1) << in << "->" << out;
+    EXPECT_EQ(outer, 1) << in << "->" << out;
+    EXPECT_EQ(forward_shape, (std::vector<int64_t>{16, in, out}));
+    EXPECT_EQ(outer_shape, (std::vector<int64_t>{out, 16, in}));
   }
   at::set_num_threads(threads);
 }
