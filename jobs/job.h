@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "jobs/feature_map.h"
 #include "jobs/id_list.h"
 #include "jobs/pooled_string.h"
 #include "jobs/shared_json.h"
@@ -39,8 +40,11 @@ struct DataRef {
 struct JobSpec {
   std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
   std::string kind;                // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
-  std::map<std::string, std::string> features;  // modality ("audio"/"text"/"video") -> feature set name
-  std::vector<std::string> labels;              // class order (canonical labels)
+  // The features and labels read like a const std::map / std::vector (jobs/feature_map.h,
+  // jobs/id_list.h): jobs of one experiment share one map and one list (interned by the
+  // expansion and by FromJson).
+  FeatureMap features;             // modality ("audio"/"text"/"video") -> feature set name
+  IdList labels;                   // class order (canonical labels)
   std::vector<DataRef> train;                   // labelled training data (may span corpora: joint/LOCO)
   std::vector<DataRef> val;                     // model-selection / early-stopping data
   std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)

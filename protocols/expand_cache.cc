@@ -176,6 +176,7 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
   std::vector<PlannedJob> out(n);
   std::unordered_map<uint64_t, Attrs::Entry> pairs;  // (key index, value index) -> interned pair
   std::vector<Attrs::Entry> entries;
+  jobs::IdList last_labels;
   for (auto& j : out) {
     if (static_cast<size_t>(r.at() - data.data()) - released >= (size_t{1} << 20)) {
       file.Release(released, static_cast<size_t>(r.at() - data.data()));
@@ -187,9 +188,12 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
         !str(&j.spec.oracle_eval) || !r.Get(&nl) || nl > ns)
       return false;
     j.reportable = reportable != 0;
-    j.spec.labels.resize(nl);
-    for (auto& l : j.spec.labels)
+    std::vector<std::string> labels(nl);
+    for (auto& l : labels)
       if (!str(&l)) return false;
+    // Jobs share one interned list (jobs::IdList): consecutive jobs mostly repeat it.
+    if (labels != last_labels) last_labels = jobs::IdList::Intern(std::move(labels));
+    j.spec.labels = last_labels;
     if (!r.Get(&na) || na > ns) return false;
     entries.clear();
     for (uint32_t a = 0; a < na; ++a) {
