@@ -39,7 +39,9 @@ struct DataRef {
 
 struct JobSpec {
   std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
-  std::string kind;                // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
+  // kind, selection and oracle_eval read like const std::strings (jobs/pooled_string.h):
+  // a pointer to the process's one copy of each of their few values (issue 15).
+  PooledString kind;               // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
   // The features and labels read like a const std::map / std::vector (jobs/feature_map.h,
   // jobs/id_list.h): jobs of one experiment share one map and one list (interned by the
   // expansion and by FromJson).
@@ -54,8 +56,8 @@ struct JobSpec {
   SharedJson model;                // {"name": "...", <model config>}
   SharedJson train_config;         // see jobs/train_config.h for the keys
   SharedJson adapt;                // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
-  std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
-  std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
+  PooledString selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
+  PooledString oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;
   std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
   bool keep_checkpoint = false;    // dependents need this job's final model

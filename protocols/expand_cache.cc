@@ -173,6 +173,12 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     *out = strings[i];
     return true;
   };
+  auto pooled = [&](jobs::PooledString* out) {  // no std::string made (jobs/pooled_string.h)
+    uint32_t i;
+    if (!r.Get(&i) || i >= strings.size()) return false;
+    *out = jobs::PooledString(strings[i]);
+    return true;
+  };
   std::vector<PlannedJob> out(n);
   std::unordered_map<uint64_t, Attrs::Entry> pairs;  // (key index, value index) -> interned pair
   std::vector<Attrs::Entry> entries;
@@ -184,8 +190,8 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     }
     uint8_t reportable;
     uint32_t nl, na;
-    if (!str(&j.spec.id) || !r.Get(&reportable) || !r.Get(&j.spec.seed) || !str(&j.spec.selection) ||
-        !str(&j.spec.oracle_eval) || !r.Get(&nl) || nl > ns)
+    if (!str(&j.spec.id) || !r.Get(&reportable) || !r.Get(&j.spec.seed) || !pooled(&j.spec.selection) ||
+        !pooled(&j.spec.oracle_eval) || !r.Get(&nl) || nl > ns)
       return false;
     j.reportable = reportable != 0;
     std::vector<std::string> labels(nl);
