@@ -1,4 +1,5 @@
-// jobs/id_list.h: an immutable, shared list of utterance ids (DataRef::ids).
+// jobs/id_list.h: an immutable, shared list of utterance ids (DataRef::ids; also
+// JobSpec::labels, the class order every job of an experiment shares).
 //
 // Every job of one split (a corpus's fold, its test share, a whole corpus)
 // reads the same utterance ids; with seeds x grid points x models, 10^5 jobs

@@ -52,7 +52,7 @@ void AppendField(std::string* key, std::string_view s) {
 
 // What the leading bytes (adapt, eval, features) are made of, with each eval list named
 // by its address; false when a non-empty eval list is not interned (no stable name).
-bool LeadingKey(const JobSpec& spec, const std::string& features, std::string* key) {
+bool LeadingKey(const JobSpec& spec, std::string_view features, std::string* key) {
   std::string adapt;
   spec.adapt.AppendDump(&adapt);
   AppendField(key, adapt);
@@ -84,7 +84,8 @@ std::string ComputeJobId(const JobSpec& spec, IdentityCache* cache) {
   IdentityWriter w;
   std::string& out = w.buf();
   out.reserve(1024);
-  const std::string features = nlohmann::json(spec.features).dump();
+  std::string features_scratch;
+  const std::string_view features = spec.features.CanonicalJson(&features_scratch);
   std::string key;
   bool cacheable = cache && LeadingKey(spec, features, &key);
   const IdentityCache::Entry* hit = nullptr;
@@ -124,16 +125,17 @@ std::string ComputeJobId(const JobSpec& spec, IdentityCache* cache) {
   AppendJsonString(&out, spec.init_from);
   out.append(",\"keep_checkpoint\":").append(spec.keep_checkpoint ? "true" : "false");
   out.append(",\"kind\":");
-  AppendJsonString(&out, spec.kind);
+  AppendJsonString(&out, spec.kind.str());
   out.append(",\"labels\":");
-  AppendJsonStrings(&out, spec.labels);
+  std::string labels_scratch;
+  out.append(spec.labels.CanonicalJson(&labels_scratch));
   out.append(",\"model\":");
   spec.model.AppendDump(&out);
   out.append(",\"oracle_eval\":");
-  AppendJsonString(&out, spec.oracle_eval);
+  AppendJsonString(&out, spec.oracle_eval.str());
   out.append(",\"seed\":").append(std::to_string(spec.seed));
   out.append(",\"selection\":");
-  AppendJsonString(&out, spec.selection);
+  AppendJsonString(&out, spec.selection.str());
   out.append(",\"target_unlabeled\":");
   w.Refs(spec.target_unlabeled);
   out.append(",\"train\":");

@@ -63,8 +63,9 @@ Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& wh
   try {
     s.id = j.value("id", "");
     s.kind = j.value("kind", "supervised");
-    if (j.contains("features")) s.features = j["features"].get<std::map<std::string, std::string>>();
-    if (j.contains("labels")) s.labels = j["labels"].get<std::vector<std::string>>();
+    // One map and one list per distinct value, however many jobs read it.
+    if (j.contains("features")) s.features = FeatureMap::Intern(j["features"].get<FeatureMap::Map>());
+    if (j.contains("labels")) s.labels = IdList::Intern(j["labels"].get<std::vector<std::string>>());
     ES_ASSIGN_OR_RETURN(s.train, RefsFromJson(j.value("train", nlohmann::json()), where + " train"));
     ES_ASSIGN_OR_RETURN(s.val, RefsFromJson(j.value("val", nlohmann::json()), where + " val"));
     if (j.contains("eval")) {

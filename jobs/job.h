@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "jobs/feature_map.h"
 #include "jobs/id_list.h"
 #include "jobs/pooled_string.h"
 #include "jobs/shared_json.h"
@@ -38,9 +39,14 @@ struct DataRef {
 
 struct JobSpec {
   std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
-  std::string kind;                // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
-  std::map<std::string, std::string> features;  // modality ("audio"/"text"/"video") -> feature set name
-  std::vector<std::string> labels;              // class order (canonical labels)
+  // kind, selection and oracle_eval read like const std::strings (jobs/pooled_string.h):
+  // a pointer to the process's one copy of each of their few values (issue 15).
+  PooledString kind;               // "supervised" | "pretrain" | "finetune" | "adapt" | "eval"
+  // The features and labels read like a const std::map / std::vector (jobs/feature_map.h,
+  // jobs/id_list.h): jobs of one experiment share one map and one list (interned by the
+  // expansion and by FromJson).
+  FeatureMap features;             // modality ("audio"/"text"/"video") -> feature set name
+  IdList labels;                   // class order (canonical labels)
   std::vector<DataRef> train;                   // labelled training data (may span corpora: joint/LOCO)
   std::vector<DataRef> val;                     // model-selection / early-stopping data
   std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)
@@ -50,8 +56,8 @@ struct JobSpec {
   SharedJson model;                // {"name": "...", <model config>}
   SharedJson train_config;         // see jobs/train_config.h for the keys
   SharedJson adapt;                // {"variant": "dann_ganin", "weight": 0.1, ...} or {}
-  std::string selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
-  std::string oracle_eval;                           // eval set used by "oracle" selection (flagged)
+  PooledString selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
+  PooledString oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;
   std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
   bool keep_checkpoint = false;    // dependents need this job's final model

@@ -1,5 +1,5 @@
 // jobs/pooled_string.h: an immutable string interned in a process-wide pool
-// (DataRef::store and DataRef::corpus_hash).
+// (DataRef::store and DataRef::corpus_hash; JobSpec::kind, selection, oracle_eval).
 //
 // Every data reference of a corpus repeats the same store path (~40 bytes) and
 // content hash (64 bytes); as std::strings they cost ~130 bytes of heap per
@@ -11,7 +11,7 @@
 // It reads like a const std::string (a conversion to const std::string&, c_str,
 // size, empty, find, rfind, substr, comparisons with strings, `+` with strings,
 // `<<`) and is built implicitly from a std::string or a C string, so code written
-// for a std::string member compiles unchanged; assigning a new value re-points it.
+// for a std::string member compiles unchanged; assigning a new value (or clear) re-points it.
 // Thread-safety: a PooledString is a value; the pool is thread-safe.
 #pragma once
 
@@ -31,6 +31,7 @@ class PooledString {
   PooledString(const char* s) : s_(Intern(s)) {}          // NOLINT: implicit by design
   explicit PooledString(std::string_view s) : s_(Intern(s)) {}
 
+  void clear() { s_ = &Empty(); }
   const std::string& str() const { return *s_; }
   operator const std::string&() const { return *s_; }  // NOLINT: implicit by design
   const char* c_str() const { return s_->c_str(); }

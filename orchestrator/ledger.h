@@ -150,6 +150,7 @@ class Ledger {
   Status RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs);
   // failed/blocked jobs among `ids` back to pending with attempts 0 (a new run retries them).
   Status ResetFailed(const std::vector<std::string>& ids);
+  Status ResetFailed(const std::vector<std::string_view>& ids);  // views: no copy of every id (issue 15)
   // How many of `ids` are done (indexed lookups, 500 ids a query): a re-run of a
   // finished protocol checks its cached job ids with this instead of expanding (issue 15).
   Result<size_t> CountDone(const std::vector<std::string>& ids);
@@ -158,6 +159,7 @@ class Ledger {
   Status LinkJobs(int64_t sweep_id, const std::vector<std::string>& ids, const std::string& job_set = "");
   // SHA-256 (hex) of an ordered job list: each id and a newline. Equal lists, equal links.
   static std::string JobSetHash(const std::vector<std::string>& ids);
+  static std::string JobSetHash(const std::vector<std::string_view>& ids);
   // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
   // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
   Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);
@@ -291,7 +293,7 @@ class Ledger {
   Result<std::optional<int64_t>> FindJobSetLocked(const std::string& hash, size_t n, int64_t other_than);
   // Links `ids` to the sweep (shared when its job set allows, see RegisterJobs), inside
   // the caller's transaction; `job_set` = JobSetHash(ids).
-  Status LinkLocked(int64_t sweep_id, const std::vector<std::string>& ids, const std::string& job_set);
+  Status LinkLocked(int64_t sweep_id, const std::vector<std::string_view>& ids, const std::string& job_set);
   std::string StoredCheckpointPath(const std::string& path) const;
   Status ReadSchema();
   Status RefuseWhileRunningLocked(const std::string& what);

@@ -37,7 +37,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
   ES_RETURN_IF_ERROR(s->Build());
   ES_RETURN_IF_ERROR(ledger->RegisterJobs(sweep_id, s->jobs_));
   if (s->options_.retry_failed) {
-    std::vector<std::string> ids;
+    std::vector<std::string_view> ids;  // views: a copy of every id was ~100 bytes a job (issue 15)
     ids.reserve(s->jobs_.size());
     for (const auto& j : s->jobs_) ids.push_back(j.spec.id);
     ES_RETURN_IF_ERROR(ledger->ResetFailed(ids));
@@ -46,14 +46,14 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
   // Initial state in one batch: statuses, then deps_left, then the ready set. The states
   // go straight into the nodes (a map of every id was the run's peak, issue 15).
   ES_RETURN_IF_ERROR(ledger->ForEachSweepState(sweep_id, [&s](std::string_view id, JobState&& state) {
-    auto it = s->index_.find(id);
-    if (it != s->index_.end()) s->nodes_[it->second].state = std::move(state);
+    const int i = s->Find(id);
+    if (i >= 0) s->nodes_[i].state = state;
   }));
   for (size_t i = 0; i < s->jobs_.size(); ++i)
     if (!Terminal(s->nodes_[i].state.status)) s->open_++;
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     for (const auto& d : s->jobs_[i].deps)
-      if (s->nodes_[s->index_.at(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
+      if (s->nodes_[s->Find(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
     if (s->nodes_[i].state.status == JobStatus::kDone) {
       s->counts_.skipped++;
       s->nodes_[i].skipped = true;
@@ -70,10 +70,15 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
 
 Status Scheduler::Build() {
   nodes_.assign(jobs_.size(), Node());
-  index_.reserve(jobs_.size());
+  size_t cap = 16;
+  while (cap < jobs_.size() * 2) cap *= 2;
+  index_.assign(cap, 0);
   for (size_t i = 0; i < jobs_.size(); ++i) {
-    if (!index_.emplace(jobs_[i].spec.id, static_cast<int>(i)).second)
-      return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
+    size_t slot = std::hash<std::string_view>()(jobs_[i].spec.id) & (cap - 1);
+    for (; index_[slot]; slot = (slot + 1) & (cap - 1))
+      if (jobs_[index_[slot] - 1].spec.id == jobs_[i].spec.id)
+        return Status::InvalidArgument("job " + jobs_[i].spec.id + " appears twice in the plan");
+    index_[slot] = static_cast<uint32_t>(i + 1);
     nodes_[i].cost = ExpectedCost(jobs_[i].spec);
   }
   // Pack groups (step 7): a job's key is computed when it first becomes ready
@@ -82,13 +87,13 @@ Status Scheduler::Build() {
     for (Node& n : nodes_) n.pack_group = kNoGroupYet;
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
-      auto it = index_.find(d);
-      if (it == index_.end())
+      const int at = Find(d);
+      if (at < 0)
         return Status::InvalidArgument("job " + jobs_[i].spec.id + " depends on " + d + ", which is not in the plan");
-      if (it->second >= static_cast<int>(i))
+      if (at >= static_cast<int>(i))
         return Status::InvalidArgument("job " + jobs_[i].spec.id + " depends on " + d +
                                        ", which does not come before it (cycle or unordered plan)");
-      nodes_[it->second].dependents.push_back(static_cast<int>(i));
+      nodes_[at].dependents.push_back(static_cast<int>(i));
     }
   }
   // Plans are topologically ordered, so one backward pass counts what lies downstream.
@@ -177,9 +182,8 @@ Status Scheduler::RefreshLocked() {
   // reason names the failed dependency), so it runs afterwards in protocol order.
   std::vector<int> newly_failed;
   ES_RETURN_IF_ERROR(ledger_->ForEachSweepState(sweep_id_, [&](std::string_view id, JobState&& state) {
-    auto it = index_.find(id);
-    if (it == index_.end()) return;
-    const int i = it->second;
+    const int i = Find(id);
+    if (i < 0) return;
     Node& n = nodes_[i];
     if (n.here) return;  // our own view of a job we run is authoritative
     JobStatus old = n.state.status;
@@ -198,7 +202,7 @@ Status Scheduler::RefreshLocked() {
 
 Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
   for (const auto& dep : jobs_[i].deps) {
-    const int d = index_.at(dep);
+    const int d = Find(dep);
     // Once per producer and process: a checkpoint this process cannot see even after
     // re-running its producer (a work dir local to another node) must not loop; the
     // dependent then runs and reports the path it could not read.
@@ -247,9 +251,17 @@ Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
 }
 
 Result<int> Scheduler::IndexOf(const std::string& id) const {
-  auto it = index_.find(id);
-  if (it == index_.end()) return Status::Internal("scheduler: unknown job " + id);
-  return it->second;
+  const int i = Find(id);
+  if (i < 0) return Status::Internal("scheduler: unknown job " + id);
+  return i;
+}
+
+int Scheduler::Find(std::string_view id) const {
+  if (index_.empty()) return -1;
+  const size_t mask = index_.size() - 1;
+  for (size_t slot = std::hash<std::string_view>()(id) & mask; index_[slot]; slot = (slot + 1) & mask)
+    if (jobs_[index_[slot] - 1].spec.id == id) return static_cast<int>(index_[slot] - 1);
+  return -1;
 }
 
 Result<bool> Scheduler::TryClaimLocked(int i, const ClaimOptions& co) {

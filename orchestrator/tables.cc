@@ -567,7 +567,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     for (size_t m = 0; m < nm; ++m) t.at(r, c, m).planned++;
     if (!last_seed || *last_seed != j.spec.seed) t.seeds.insert(j.spec.seed), last_seed = &j.spec.seed;
     if (!last_selection || *last_selection != j.spec.selection)
-      t.selections.insert(j.spec.selection), last_selection = &j.spec.selection;
+      t.selections.insert(j.spec.selection), last_selection = &j.spec.selection.str();
     if (!j.spec.oracle_eval.empty()) t.oracle_eval = j.spec.oracle_eval;
     if (!finished(j)) continue;
     // Warnings are counted per row, or per row and column when there are several columns.

@@ -238,8 +238,14 @@ bool Expander::SelfFittedIdf(const jobs::JobSpec& spec) const {
 jobs::JobSpec Expander::BaseSpec(const ExperimentDecl& e, const GridPoint& point, uint64_t seed) const {
   jobs::JobSpec s;
   s.kind = "supervised";
-  s.features = e.features;
-  s.labels = e.labels;
+  // Every job of the experiment shares one map and one list (interned once per experiment).
+  if (shared_for_ != &e) {
+    shared_features_ = jobs::FeatureMap::Intern(e.features);
+    shared_labels_ = jobs::IdList::Intern(e.labels);
+    shared_for_ = &e;
+  }
+  s.features = shared_features_;
+  s.labels = shared_labels_;
   s.model = point.model;
   s.train_config = point.train;
   s.selection = e.selection;
@@ -293,6 +299,8 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   job.spec.model.MakeInterned();
   job.spec.train_config.MakeInterned();
   job.spec.adapt.MakeInterned();
+  job.spec.features.MakeInterned();  // nothing to do for the expansion's own jobs (BaseSpec)
+  job.spec.labels.MakeInterned();
   job.spec.id = jobs::ComputeJobId(job.spec, &identities_);  // = ComputeId(), leading bytes cached
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
@@ -338,7 +346,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
     job.spec.features.clear();
     std::string().swap(job.spec.init_from);
     if (plan_only_) {
-      std::vector<std::string>().swap(job.spec.labels);
+      job.spec.labels.clear();
       for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
         std::vector<jobs::DataRef>().swap(*refs);
       job.spec.eval.clear();

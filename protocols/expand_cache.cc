@@ -174,9 +174,16 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     *out = strings[i];
     return true;
   };
+  auto pooled = [&](jobs::PooledString* out) {  // no std::string made (jobs/pooled_string.h)
+    uint32_t i;
+    if (!r.Get(&i) || i >= strings.size()) return false;
+    *out = jobs::PooledString(strings[i]);
+    return true;
+  };
   std::vector<PlannedJob> out(n);
   std::unordered_map<uint64_t, Attrs::Entry> pairs;  // (key index, value index) -> interned pair
   std::vector<Attrs::Entry> entries;
+  jobs::IdList last_labels;
   for (auto& j : out) {
     if (static_cast<size_t>(r.at() - data.data()) - released >= (size_t{1} << 20)) {
       file.Release(released, static_cast<size_t>(r.at() - data.data()));
@@ -184,13 +191,16 @@ bool ReadCache(const std::string& path, const std::string& key, std::vector<Plan
     }
     uint8_t reportable;
     uint32_t nl, na;
-    if (!str(&j.spec.id) || !r.Get(&reportable) || !r.Get(&j.spec.seed) || !str(&j.spec.selection) ||
-        !str(&j.spec.oracle_eval) || !r.Get(&nl) || nl > ns)
+    if (!str(&j.spec.id) || !r.Get(&reportable) || !r.Get(&j.spec.seed) || !pooled(&j.spec.selection) ||
+        !pooled(&j.spec.oracle_eval) || !r.Get(&nl) || nl > ns)
       return false;
     j.reportable = reportable != 0;
-    j.spec.labels.resize(nl);
-    for (auto& l : j.spec.labels)
+    std::vector<std::string> labels(nl);
+    for (auto& l : labels)
       if (!str(&l)) return false;
+    // Jobs share one interned list (jobs::IdList): consecutive jobs mostly repeat it.
+    if (labels != last_labels) last_labels = jobs::IdList::Intern(std::move(labels));
+    j.spec.labels = last_labels;
     if (!r.Get(&na) || na > ns) return false;
     entries.clear();
     for (uint32_t a = 0; a < na; ++a) {

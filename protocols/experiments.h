@@ -101,6 +101,10 @@ class Expander {
   jobs::IdentityCache identities_;  // midstates of the ids' leading bytes (shared eval sets)
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
+  // BaseSpec's features and labels of the experiment last asked for (interned once).
+  mutable const ExperimentDecl* shared_for_ = nullptr;
+  mutable jobs::FeatureMap shared_features_;
+  mutable jobs::IdList shared_labels_;
   bool keep_data_ = true;
   bool plan_only_ = false;
   bool table_only_ = false;

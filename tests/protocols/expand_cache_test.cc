@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "protocols/expand_cache.h"
 #include "tests/protocols/protocol_test_util.h"
@@ -97,6 +98,24 @@ TEST_F(ExpandCache, HitEqualsFreshExpansionInEveryFieldTablesRead) {
   EXPECT_GT(oracle, 0);
   EXPECT_GT(helpers, 0);  // the shared pre-training job
   EXPECT_EQ(hit->tables.size(), 1u);
+}
+
+// Issue 15: jobs read from the cache share one labels list (jobs::IdList), as expanded
+// jobs do: the address of the first label's characters is the same in every job.
+TEST_F(ExpandCache, HitJobsShareOneLabelsList) {
+  std::string path = dir_.Write("p.toml", kProtocol);
+  auto miss = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(miss.ok()) << miss.status().ToString();
+  auto hit = LoadProtocolForTables(path, {});
+  ASSERT_TRUE(hit.ok()) << hit.status().ToString();
+  ASSERT_TRUE(std::filesystem::exists(ExpansionCachePath(hit->expansion_key)));
+  ASSERT_GT(hit->jobs.size(), 4u);
+  std::set<const void*> where;
+  for (const auto& j : hit->jobs) {
+    ASSERT_EQ(j.spec.labels, hit->jobs[0].spec.labels);
+    where.insert(j.spec.labels[0].data());
+  }
+  EXPECT_EQ(where.size(), 1u);
 }
 
 TEST_F(ExpandCache, KeyFollowsProtocolAndStoreContent) {

@@ -211,6 +211,49 @@ models = ["concat_mlp"]
   check(ParsedBack(p.jobs), "parsed");
 }
 
+// Issue 15: jobs hold one labels list and one feature map per distinct value (interned:
+// jobs::IdList, jobs::FeatureMap), not a copy each, in a full and a lean expansion and
+// after a JSON round trip. Addresses of the first label's characters and of the first
+// map entry: equal only when the jobs share the list and the map.
+TEST_F(Expand, JobsShareOneLabelsListAndOneFeatureMap) {
+  const std::string experiments = R"([[experiment]]
+name = "in"
+kind = "in_domain"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+grid = {"train.lr" = [0.01, 0.001]}
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+labels = ["anger", "sadness"]
+)";
+  auto check = [](const std::vector<PlannedJob>& planned, bool features, const std::string& tag) {
+    std::map<std::vector<std::string>, std::set<const void*>> labels;  // value -> where it lives
+    std::map<std::map<std::string, std::string>, std::set<const void*>> maps;
+    for (const auto& j : planned) {
+      ASSERT_FALSE(j.spec.labels.empty()) << tag;
+      labels[{j.spec.labels.begin(), j.spec.labels.end()}].insert(j.spec.labels[0].data());
+      if (!features) continue;
+      ASSERT_FALSE(j.spec.features.empty()) << tag;
+      maps[{j.spec.features.begin(), j.spec.features.end()}].insert(&*j.spec.features.begin());
+    }
+    EXPECT_GT(planned.size(), 20u) << tag;
+    EXPECT_EQ(labels.size(), 2u) << tag;  // core4 and the cross-corpus experiment's own
+    for (const auto& [value, where] : labels) EXPECT_EQ(where.size(), 1u) << tag << " " << value.size() << " labels";
+    if (!features) return;
+    EXPECT_EQ(maps.size(), 1u) << tag;
+    for (const auto& [value, where] : maps) EXPECT_EQ(where.size(), 1u) << tag << " " << value.begin()->second;
+  };
+  Protocol p = Load(experiments);
+  check(p.jobs, true, "expanded");
+  LoadOptions lean;
+  lean.keep_data = false;  // keeps the labels (tables read them), drops the feature sets
+  check(MustLoad(dir_.Write("p.toml", std::string(kHeader) + experiments), lean).jobs, false, "lean");
+  check(ParsedBack(p.jobs), true, "parsed");
+}
+
 // Issue 15: `plan`'s expansion (LoadOptions::plan_only) keeps what plan reads of a job,
 // the same as a full expansion's, and nothing else.
 TEST_F(Expand, PlanOnlyExpansionKeepsIdsKindsDepsAndAttributes) {
