@@ -59,12 +59,12 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamRange(floa
 // The same update written with AVX-512 intrinsics so that it can prefetch: 16 elements (one 64-byte line of
 // each array) per iteration, asking for the lines `prefetch` elements ahead of all four arrays (GCC drops
 // __builtin_prefetch from the loops it vectorises, so the clones above cannot). The hardware prefetchers
-// alone keep too few of the 4 read + 3 write streams in flight: 512 ahead makes the update 12-17 % shorter
-// on arrays of 1-40 M floats (bench/adam_pass_bench.cc). The same operations in the same order as
-// AdamRange (mul, add, sqrt, div, no fused multiply-add), so bitwise the same values; the tail of fewer
-// than 16 goes through AdamRange. Streaming (non-temporal) stores of p, m, v, which would skip the lines'
-// write-allocate reads (10 -> 7 array passes), measured 12-15 % slower here at every size up to 40 M
-// (adam_pass_bench's `nt` column), so the stores are plain.
+// alone keep too few of the 4 read + 3 write streams in flight: 512 ahead makes the update 8-14 % shorter
+// on arrays of 1-40 M floats (bench/adam_pass_bench.cc, bench/README.md). The same operations in the same
+// order as AdamRange (mul, add, sqrt, div, no fused multiply-add), so bitwise the same values; the tail of
+// fewer than 16 goes through AdamRange. Streaming (non-temporal) stores of p, m, v, which would skip the
+// lines' write-allocate reads (10 -> 7 array passes), measured 16-20 % slower here at every size from 1 to
+// 40 M (adam_pass_bench's `nt` column), so the stores are plain.
 __attribute__((target("avx512f"))) void AdamRangePrefetch(float* p, const float* g, float* m, float* v, int64_t n,
                                                           const AdamConsts& k, bool decoupled, float gs,
                                                           int64_t prefetch) {
