@@ -51,6 +51,10 @@ class FusedOptimizer {
   void set_tensor_path(bool on) { tensor_path_ = on; }
   bool tensor_path() const { return tensor_path_; }
   int64_t steps() const { return step_; }
+  // Adam/AdamW host loop on AVX-512: how many elements ahead it prefetches each array (0 = none: the
+  // compiled loop; bench, tests). Bitwise the same update either way.
+  static constexpr int64_t kPrefetchAhead = 512;
+  void set_prefetch(int64_t elements) { prefetch_ = elements; }
   // Tests: the host loops take the buffer in pieces of at most n elements, as intra-op threads cut it, so
   // that one thread also runs pieces that start inside a gradient range (bitwise the same update).
   void set_max_piece_for_test(int64_t n) { max_piece_ = n; }
@@ -69,6 +73,7 @@ class FusedOptimizer {
   bool momentum_initialised_ = false;  // torch's SGD seeds the buffer with the first gradient
   bool tensor_path_ = false;
   int64_t max_piece_ = std::numeric_limits<int64_t>::max();
+  int64_t prefetch_ = kPrefetchAhead;
   torch::Tensor exp_avg_, exp_avg_sq_, momentum_buf_;
 
   void StepHost(const std::vector<GradRange>& grads, const GradScale& scale);

@@ -197,6 +197,49 @@ TEST(FusedOptimizer, AdamLoopEqualsScalarReferenceBitwise) {
   }
 }
 
+// The AVX-512 loop that prefetches (the default on such a CPU) must step bitwise as the compiled loop
+// (prefetch 0), for AdamW and Adam, over lengths around its 16-element blocks and prefetch distance, in
+// pieces that start off any 64-byte line (short pieces, as intra-op threads cut the buffer), with a
+// clipping scale over part of it, and with prefetch distances shorter and longer than a piece.
+TEST(FusedOptimizer, AdamPrefetchLoopEqualsCompiledLoopBitwise) {
+  for (const char* kind : {"adamw", "adam"}) {
+    TrainConfig c = Config({{"optimizer", kind}, {"lr", 3e-3}, {"weight_decay", 0.05}});
+    for (const int64_t n : {1, 15, 16, 17, 33, 511, 512, 513, 1000, 4099, 100003}) {
+      for (const int64_t piece : {int64_t{997}, int64_t{1} << 40}) {
+        for (const int64_t ahead : {int64_t{16}, FusedOptimizer::kPrefetchAhead}) {
+          torch::manual_seed(23);
+          torch::Tensor p0 = torch::randn({n});
+          FlatParameters fa = FlatParameters::OverBuffers(p0.clone(), torch::zeros({n}));
+          FlatParameters fb = FlatParameters::OverBuffers(p0.clone(), torch::zeros({n}));
+          FusedOptimizer oa(&fa, c), ob(&fb, c);
+          oa.set_prefetch(0);
+          ob.set_prefetch(ahead);
+          oa.set_max_piece_for_test(piece);
+          ob.set_max_piece_for_test(piece);
+          for (int s = 1; s <= 4; ++s) {
+            torch::Tensor g = torch::randn({n}) * (s == 3 ? 1e-6 : 1.0);
+            fa.grads().copy_(g);
+            fb.grads().copy_(g);
+            GradScale scale;
+            scale.coef = s % 2 ? 0.37f : 1.0f;
+            scale.offset = n / 3;
+            scale.count = n / 2;
+            oa.Step(scale);
+            ob.Step(scale);
+            const std::string where = std::string(kind) + " n " + std::to_string(n) + " piece " +
+                                      std::to_string(piece) + " ahead " + std::to_string(ahead) + " step " +
+                                      std::to_string(s);
+            ASSERT_TRUE(torch::equal(fa.params(), fb.params()))
+                << where << ": max |diff| " << (fa.params() - fb.params()).abs().max().item<float>();
+            auto sa = oa.StateTensors(), sb = ob.StateTensors();
+            for (size_t i = 0; i < sa.size(); ++i) ASSERT_TRUE(torch::equal(sa[i].second, sb[i].second)) << where;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Clipping folded into the step (GradScale): ClipScale + Step(scale) must give bitwise the parameters and
 // optimizer state of ClipGradNorm over the slice + Step() (what the trainer did), for every optimizer, over
 // a clipped slice that starts and ends off any vector or thread-chunk boundary, with steps where the
