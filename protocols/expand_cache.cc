@@ -354,8 +354,8 @@ bool WriteCache(const std::string& path, const std::string& key, const std::vect
   ids.reserve(jobs.size());
   for (const auto& j : jobs) {
     ids.push_back(number(j.spec.id));
-    number(j.spec.selection);
-    number(j.spec.oracle_eval);
+    number(j.spec.selection.str());
+    number(j.spec.oracle_eval.str());
     for (const auto& l : j.spec.labels) number(l);
     for (Attrs::Entry e : j.attrs.entries()) pair(e);
     body += 29 + 4 * j.spec.labels.size() + 8 * j.attrs.size();  // the job's record
@@ -381,8 +381,8 @@ bool WriteCache(const std::string& path, const std::string& key, const std::vect
     out.Put(ids[i]);
     out.Put(static_cast<uint8_t>(j.reportable ? 1 : 0));
     out.Put(static_cast<uint64_t>(j.spec.seed));
-    out.Put(at(j.spec.selection));
-    out.Put(at(j.spec.oracle_eval));
+    out.Put(at(j.spec.selection.str()));
+    out.Put(at(j.spec.oracle_eval.str()));
     out.Put(static_cast<uint32_t>(j.spec.labels.size()));
     for (const auto& l : j.spec.labels) out.Put(at(l));
     out.Put(static_cast<uint32_t>(j.attrs.size()));

@@ -117,7 +117,7 @@ TEST(LedgerCounts, KeptCountsEqualARecountAfterEveryKindOfChange) {
   ASSERT_TRUE(l->Fail(ids[4], me, "again", /*retry=*/true).ok());
   check("a failure, a release, a block, a retried attempt");
   ASSERT_TRUE(l->Supersede(ids[0], "checkpoint lost").ok());
-  ASSERT_TRUE(l->ResetFailed({ids[1], ids[3]}).ok());
+  ASSERT_TRUE(l->ResetFailed(std::vector<std::string>{ids[1], ids[3]}).ok());
   check("a superseded job, failed and blocked jobs reset");
 
   // More links for a sharer (it copies the shared links first) and for a holder others
