@@ -3,7 +3,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -61,62 +60,6 @@ constexpr ForwardTileFn kForwardTiles[kForwardTile + 1] = {
     nullptr,        ForwardTile<1>, ForwardTile<2>, ForwardTile<3>, ForwardTile<4>,
     ForwardTile<5>, ForwardTile<6>, ForwardTile<7>, ForwardTile<8>};
 
-// The same over 32 rows (two registers of lanes per output): per step of the reduction 2 loads of x and 8 of W
-// for 16 FMAs (the 16-row tile has 9 loads for 8), W read once per 32 rows. Its C stays in memory (only the
-// block sums need registers); the arithmetic per output is the same chain.
-constexpr int64_t kWideLanes = 2 * kLanes;
-
-template <int T>
-__attribute__((target("avx512f"))) void ForwardTileWide(const float* xt, const float* w, int64_t in,
-                                                        const float* bias, int64_t o0, float* y, int64_t batch,
-                                                        int64_t out) {
-  alignas(64) float c[T][kWideLanes];
-  const float* wr[T];
-  for (int j = 0; j < T; ++j) {
-    const __m512 c0 = bias ? _mm512_set1_ps(bias[o0 + j]) : _mm512_setzero_ps();
-    _mm512_store_ps(c[j], c0);
-    _mm512_store_ps(c[j] + kLanes, c0);
-    wr[j] = w + (o0 + j) * in;
-  }
-  for (int64_t l0 = 0; l0 < in;) {
-    const int64_t l1 = BlasKBlockEnd(l0, in);
-    __m512 lo[T], hi[T];
-    for (int j = 0; j < T; ++j) lo[j] = hi[j] = _mm512_setzero_ps();
-    for (int64_t k = l0; k < l1; ++k) {
-      const __m512 x0 = _mm512_loadu_ps(xt + k * kWideLanes), x1 = _mm512_loadu_ps(xt + k * kWideLanes + kLanes);
-      for (int j = 0; j < T; ++j) {
-        const __m512 wv = _mm512_set1_ps(wr[j][k]);
-        lo[j] = _mm512_fmadd_ps(wv, x0, lo[j]);
-        hi[j] = _mm512_fmadd_ps(wv, x1, hi[j]);
-      }
-    }
-    for (int j = 0; j < T; ++j) {  // fma(acc, alpha = 1, C)
-      _mm512_store_ps(c[j], _mm512_add_ps(_mm512_load_ps(c[j]), lo[j]));
-      _mm512_store_ps(c[j] + kLanes, _mm512_add_ps(_mm512_load_ps(c[j] + kLanes), hi[j]));
-    }
-    l0 = l1;
-  }
-  for (int64_t r = 0; r < batch; ++r)
-    for (int j = 0; j < T; ++j) y[r * out + o0 + j] = c[j][r];
-}
-
-constexpr ForwardTileFn kForwardTilesWide[kForwardTile + 1] = {
-    nullptr,            ForwardTileWide<1>, ForwardTileWide<2>, ForwardTileWide<3>, ForwardTileWide<4>,
-    ForwardTileWide<5>, ForwardTileWide<6>, ForwardTileWide<7>, ForwardTileWide<8>};
-
-// y for 17..32 rows of x.
-void WideLinearForward(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
-                       int64_t in, int64_t out) {
-  float* xt = Scratch(in * kWideLanes);
-  std::memset(xt, 0, sizeof(float) * static_cast<size_t>(in * kWideLanes));
-  for (int64_t r = 0; r < batch; ++r)
-    for (int64_t kk = 0; kk < in; ++kk) xt[kk * kWideLanes + r] = x[r * ldx + kk];
-  int64_t o0 = 0;
-  for (; o0 + kForwardTile <= out; o0 += kForwardTile)
-    ForwardTileWide<kForwardTile>(xt, w, in, bias, o0, y, batch, out);
-  if (o0 < out) kForwardTilesWide[out - o0](xt, w, in, bias, o0, y, batch, out);
-}
-
 }  // namespace
 
 int64_t BlasKBlockEnd(int64_t from, int64_t k) {
@@ -151,18 +94,6 @@ void ShortLinearForward(const float* x, int64_t ldx, const float* w, const float
   int64_t o0 = 0;
   for (; o0 + kForwardTile <= out; o0 += kForwardTile) ForwardTile<kForwardTile>(xt, w, in, bias, o0, y, batch, out);
   if (o0 < out) kForwardTiles[out - o0](xt, w, in, bias, o0, y, batch, out);
-}
-
-void ShortLinearForwardRows(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
-                            int64_t in, int64_t out) {
-  for (int64_t r0 = 0; r0 < batch; r0 += kWideLanes) {
-    const int64_t rows = std::min(kWideLanes, batch - r0);
-    if (rows > kLanes) {
-      WideLinearForward(x + r0 * ldx, ldx, w, bias, y + r0 * out, rows, in, out);
-    } else {
-      ShortLinearForward(x + r0 * ldx, ldx, w, bias, y + r0 * out, rows, in, out);
-    }
-  }
 }
 
 }  // namespace emosweep::models

@@ -37,9 +37,4 @@ bool ShortGemmAvailable();
 void ShortLinearForward(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
                         int64_t in, int64_t out);
 
-// The same for any number of rows, in chunks of kShortGemmMaxBatch (OpenBLAS's blocked driver sums each output
-// the same way however many rows of x it computes).
-void ShortLinearForwardRows(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
-                            int64_t in, int64_t out);
-
 }  // namespace emosweep::models

@@ -6,7 +6,6 @@
 
 #include "models/model.h"
 #include "models/model_configs.h"
-#include "models/slot_linear.h"
 #include "models/torchscript_reference.h"
 
 #include <unistd.h>
@@ -235,21 +234,6 @@ TEST(Faithful, GlomerDiversitySign) {
                           0.3 * (sign * t.parts["diversity"].item<double>() + t.parts["consistency"].item<double>());
     EXPECT_NEAR(t.total.item<double>(), expect, 1e-5);
   }
-}
-
-// glomer's Linear layers are all SlotLinear (its forward over a batch of up to 128 rows without OpenBLAS's
-// packing copy of W, bitwise the same; issue 16): encoders, attention, residual, GMU, projection, classifier.
-TEST(Glomer, EveryLinearIsASlotLinear) {
-  auto m = *CreateModel("glomer", Spec({{"fusion_dim", 32}, {"projection_dim", 16}}));
-  int linears = 0, slot = 0;
-  for (const auto& c : m->named_modules()) {
-    if (!dynamic_cast<torch::nn::LinearImpl*>(c.value().get())) continue;
-    ++linears;
-    if (dynamic_cast<SlotLinearImpl*>(c.value().get())) ++slot;
-    else ADD_FAILURE() << c.key() << " is a plain Linear";
-  }
-  EXPECT_EQ(linears, 15);
-  EXPECT_EQ(slot, linears);
 }
 
 TEST(MerGfl, PairsFollowThePresentModalities) {
