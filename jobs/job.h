@@ -20,6 +20,7 @@
 #include "jobs/feature_map.h"
 #include "jobs/id_list.h"
 #include "jobs/pooled_string.h"
+#include "jobs/shared_id.h"
 #include "jobs/shared_json.h"
 
 namespace emosweep::cluster {
@@ -59,7 +60,9 @@ struct JobSpec {
   PooledString selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
   PooledString oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;
-  std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
+  // finetune/adapt/eval: id of the job whose checkpoint initialises the model; reads like a const
+  // std::string (jobs/shared_id.h): a parent's dependents share one copy (the expansion, issue 15).
+  SharedId init_from;
   bool keep_checkpoint = false;    // dependents need this job's final model
 
   nlohmann::json ToJson() const;   // canonical content (without "id")
