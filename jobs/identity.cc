@@ -122,7 +122,7 @@ std::string ComputeJobId(const JobSpec& spec, IdentityCache* cache) {
     }
   }
   out.append(",\"init_from\":");
-  AppendJsonString(&out, spec.init_from);
+  AppendJsonString(&out, spec.init_from.view());
   out.append(",\"keep_checkpoint\":").append(spec.keep_checkpoint ? "true" : "false");
   out.append(",\"kind\":");
   AppendJsonString(&out, spec.kind.str());

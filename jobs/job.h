@@ -7,11 +7,14 @@
 // orchestrator and the state commands stay torch-free (docs/design/architecture.md).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +23,7 @@
 #include "jobs/feature_map.h"
 #include "jobs/id_list.h"
 #include "jobs/pooled_string.h"
+#include "jobs/shared_id.h"
 #include "jobs/shared_json.h"
 
 namespace emosweep::cluster {
@@ -37,6 +41,54 @@ struct DataRef {
   IdList ids;                      // utterance ids, in a fixed order (shared by every job of the split)
 };
 
+// A job's named evaluation sets ("test", "test:emodb", ...), in name order. Reads like a
+// std::map<std::string, std::vector<DataRef>> (operator[], at, count, find, iteration over
+// (name, refs) pairs in name order), and is built implicitly from one. A flat sorted
+// vector: most jobs have one set, which a map held in a ~100-byte tree node (issue 15).
+class EvalSets {
+ public:
+  using value_type = std::pair<std::string, std::vector<DataRef>>;
+  using iterator = std::vector<value_type>::iterator;
+  using const_iterator = std::vector<value_type>::const_iterator;
+
+  EvalSets() = default;
+  EvalSets(const std::map<std::string, std::vector<DataRef>>& m) : sets_(m.begin(), m.end()) {}  // NOLINT: implicit
+  EvalSets(std::initializer_list<value_type> sets) {
+    for (const auto& [name, refs] : sets) (*this)[name] = refs;
+  }
+
+  std::vector<DataRef>& operator[](const std::string& name) {
+    auto it = LowerBound(name);
+    if (it == sets_.end() || it->first != name) it = sets_.insert(it, {name, {}});
+    return it->second;
+  }
+  const std::vector<DataRef>& at(const std::string& name) const {  // throws std::out_of_range, as a map's
+    auto it = find(name);
+    if (it == end()) throw std::out_of_range("no evaluation set '" + name + "'");
+    return it->second;
+  }
+  const_iterator find(const std::string& name) const {
+    auto it = std::lower_bound(sets_.begin(), sets_.end(), name,
+                               [](const value_type& e, const std::string& n) { return e.first < n; });
+    return it != sets_.end() && it->first == name ? it : sets_.end();
+  }
+  size_t count(const std::string& name) const { return find(name) == end() ? 0 : 1; }
+  size_t size() const { return sets_.size(); }
+  bool empty() const { return sets_.empty(); }
+  void clear() { std::vector<value_type>().swap(sets_); }
+  iterator begin() { return sets_.begin(); }
+  iterator end() { return sets_.end(); }
+  const_iterator begin() const { return sets_.begin(); }
+  const_iterator end() const { return sets_.end(); }
+
+ private:
+  iterator LowerBound(const std::string& name) {
+    return std::lower_bound(sets_.begin(), sets_.end(), name,
+                            [](const value_type& e, const std::string& n) { return e.first < n; });
+  }
+  std::vector<value_type> sets_;  // sorted by name, names distinct
+};
+
 struct JobSpec {
   std::string id;                  // identity: SHA-256 of the canonical JSON of everything below
   // kind, selection and oracle_eval read like const std::strings (jobs/pooled_string.h):
@@ -49,7 +101,7 @@ struct JobSpec {
   IdList labels;                   // class order (canonical labels)
   std::vector<DataRef> train;                   // labelled training data (may span corpora: joint/LOCO)
   std::vector<DataRef> val;                     // model-selection / early-stopping data
-  std::map<std::string, std::vector<DataRef>> eval;  // named evaluation sets ("test", "test:emodb", ...)
+  EvalSets eval;                                 // named evaluation sets ("test", "test:emodb", ...)
   std::vector<DataRef> target_unlabeled;        // adapt: target-domain data, labels never read
   // The configs read like const nlohmann::json (jobs/shared_json.h): jobs of one grid point
   // share one tree (interned by the expansion and by FromJson).
@@ -59,7 +111,9 @@ struct JobSpec {
   PooledString selection = "source_val";  // source_val | target_val | last | oracle | dev | im | snd
   PooledString oracle_eval;                           // eval set used by "oracle" selection (flagged)
   uint64_t seed = 0;
-  std::string init_from;           // finetune/adapt: id of the job whose checkpoint initialises the model
+  // finetune/adapt/eval: id of the job whose checkpoint initialises the model; reads like a const
+  // std::string (jobs/shared_id.h): a parent's dependents share one copy (the expansion, issue 15).
+  SharedId init_from;
   bool keep_checkpoint = false;    // dependents need this job's final model
 
   nlohmann::json ToJson() const;   // canonical content (without "id")

@@ -53,7 +53,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(Ledger* ledger, int64_t swe
     if (!Terminal(s->nodes_[i].state.status)) s->open_++;
   for (size_t i = 0; i < s->jobs_.size(); ++i) {
     for (const auto& d : s->jobs_[i].deps)
-      if (s->nodes_[s->Find(d)].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
+      if (s->nodes_[s->Find(d.view())].state.status != JobStatus::kDone) s->nodes_[i].deps_left++;
     if (s->nodes_[i].state.status == JobStatus::kDone) {
       s->counts_.skipped++;
       s->nodes_[i].skipped = true;
@@ -87,7 +87,7 @@ Status Scheduler::Build() {
     for (Node& n : nodes_) n.pack_group = kNoGroupYet;
   for (size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& d : jobs_[i].deps) {
-      const int at = Find(d);
+      const int at = Find(d.view());
       if (at < 0)
         return Status::InvalidArgument("job " + jobs_[i].spec.id + " depends on " + d + ", which is not in the plan");
       if (at >= static_cast<int>(i))
@@ -202,7 +202,7 @@ Status Scheduler::RefreshLocked() {
 
 Result<bool> Scheduler::DepCheckpointsUsableLocked(int i) {
   for (const auto& dep : jobs_[i].deps) {
-    const int d = Find(dep);
+    const int d = Find(dep.view());
     // Once per producer and process: a checkpoint this process cannot see even after
     // re-running its producer (a work dir local to another node) must not loop; the
     // dependent then runs and reports the path it could not read.

@@ -62,7 +62,8 @@ Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
           pre.attrs = BaseAttrs(e, m, point, seed);
           pre.attrs["source"] = pre.attrs["target"] = pre.attrs["corpus"] = source;
           pre.attrs["role"] = "pretrain";
-          std::string pre_id = Add(std::move(pre), s);
+          // Its fine-tune jobs share one copy of its id in init_from and deps (issue 15).
+          const jobs::SharedId pre_id = ParentId(Add(std::move(pre), s));
           for (const auto& b : budgets) {
             // Budgets come from the target's train share only: never from its test share.
             jobs::IdList train_ids = tp.train;

@@ -344,7 +344,7 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
     // Nor its feature sets (~220 bytes of map a job) and the checkpoint it starts from
     // (its deps name that job): no lean reader reads them.
     job.spec.features.clear();
-    std::string().swap(job.spec.init_from);
+    job.spec.init_from.clear();
     if (plan_only_) {
       job.spec.labels.clear();
       for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
@@ -355,13 +355,22 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
       for (auto* refs : {&job.spec.train, &job.spec.val, &job.spec.target_unlabeled})
         std::vector<jobs::DataRef>().swap(*refs);
       job.spec.eval.clear();
-      std::vector<std::string>().swap(job.deps);
+      std::vector<jobs::SharedId>().swap(job.deps);
     }
   }
   std::string id = job.spec.id;
   jobs_.push_back(std::move(job));
   IndexJob(jobs_.size() - 1);
   return id;
+}
+
+jobs::SharedId Expander::ParentId(const std::string& id) {
+  const long pos = FindJob(id);
+  if (pos < 0) return jobs::SharedId(id);  // not added (a caller's error): a copy of its own
+  if (parent_ids_.size() <= static_cast<size_t>(pos)) parent_ids_.resize(jobs_.size());
+  jobs::SharedId& shared = parent_ids_[static_cast<size_t>(pos)];
+  if (shared.empty()) shared = jobs::SharedId(id);
+  return shared;
 }
 
 std::string Expander::AddEval(const PlannedJob& trained, const jobs::DataRef& test,
@@ -374,9 +383,9 @@ std::string Expander::AddEval(const PlannedJob& trained, const jobs::DataRef& te
   j.spec.train_config = trained.spec.train_config;
   j.spec.selection = trained.spec.selection;
   j.spec.seed = trained.spec.seed;
-  j.spec.init_from = trained.spec.id;
+  j.spec.init_from = ParentId(trained.spec.id);
   j.spec.eval["test"] = {test};
-  j.deps = {trained.spec.id};
+  j.deps = {j.spec.init_from};
   j.attrs = std::move(attrs);
   return Add(std::move(j), s);
 }

@@ -24,7 +24,9 @@ namespace emosweep::protocols {
 
 struct PlannedJob {
   jobs::JobSpec spec;            // spec.id is set
-  std::vector<std::string> deps;   // ids of jobs that must finish first (shared pre-training)
+  // Ids of jobs that must finish first (shared pre-training, the trained job of an eval job);
+  // each reads like a const std::string and is the copy the dependents share with init_from.
+  std::vector<jobs::SharedId> deps;
   // Table coordinates: "experiment", "kind", "model", "corpus", "source", "target",
   // "fold", "seed", "budget", "variant", "hp" (grid point as "lr=0.001,..."), ...
   // A flat, interned value that reads like a std::map (protocols/attrs.h; issue 15).

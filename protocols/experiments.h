@@ -87,6 +87,9 @@ class Expander {
   // An "eval" job: the checkpoint of `trained` evaluated on `test`.
   std::string AddEval(const PlannedJob& trained, const jobs::DataRef& test, std::map<std::string, std::string> attrs,
                       ExperimentSummary* s);
+  // The id of an added job as the one copy its dependents' init_from and deps share (eval jobs
+  // of a trained job, fine-tune jobs of a pre-training job, across experiments; issue 15).
+  jobs::SharedId ParentId(const std::string& id);
 
   // Position of the job with this id in jobs_, or -1 (open addressing over jobs_' ids:
   // a std::map keyed by 64-character ids was ~20 % of `plan` at 10^5 jobs, its nodes
@@ -105,6 +108,8 @@ class Expander {
   mutable const ExperimentDecl* shared_for_ = nullptr;
   mutable jobs::FeatureMap shared_features_;
   mutable jobs::IdList shared_labels_;
+  // Ids of jobs others depend on, by position in jobs_ (ParentId; empty where none asked).
+  std::vector<jobs::SharedId> parent_ids_;
   bool keep_data_ = true;
   bool plan_only_ = false;
   bool table_only_ = false;

@@ -22,7 +22,7 @@ protocols::PlannedJob MakeJob(const std::string& experiment, const std::string& 
   j.spec.eval["test"] = {jobs::DataRef{"/nonexistent/" + column + ".h5", "hash-" + column, {"t1"}}};
   j.spec.train_config = {{"epochs", 3}, {"experiment", experiment}};
   j.spec.id = j.spec.ComputeId();
-  j.deps = std::move(deps);
+  j.deps.assign(deps.begin(), deps.end());
   j.attrs = {{"experiment", experiment}, {"model", model}, {"target", column}, {"seed", std::to_string(seed)},
              {"kind", "loco"}};
   return j;

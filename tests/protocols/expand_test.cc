@@ -459,6 +459,48 @@ finetune_train = {lr = 0.0001}
 selection = "target_val"
 )";
 
+// Issue 15: the dependents of a job (the eval jobs of a trained job, the fine-tune jobs of a
+// pre-training job shared by grid points and experiments) hold one copy of its id between
+// them, in init_from and deps alike (two copies a dependent were ~190 bytes of an eval job).
+TEST_F(Expand, DependentsShareOneCopyOfTheirParentsId) {
+  Protocol p = Load(std::string(kTransfer) + R"(
+[[experiment]]
+name = "xc"
+kind = "cross_corpus"
+corpora = ["a", "b", "c"]
+models = ["concat_mlp"]
+[[experiment]]
+name = "jt"
+kind = "joint"
+corpora = ["a", "b"]
+models = ["concat_mlp"]
+)");
+  std::set<std::string> before;                         // ids of the jobs seen so far
+  std::map<std::string, std::set<const void*>> copies;  // parent id -> where its dependents hold it
+  std::map<std::string, int> dependents;
+  for (const auto& j : p.jobs) {
+    if (j.spec.init_from.empty()) {
+      EXPECT_TRUE(j.deps.empty()) << j.spec.kind;
+    } else {
+      const std::string parent = j.spec.init_from;
+      ASSERT_EQ(j.deps.size(), 1u) << j.spec.kind;
+      EXPECT_EQ(j.deps[0], parent);
+      EXPECT_EQ(before.count(parent), 1u) << "the parent comes first";
+      copies[parent].insert(j.spec.init_from.data());
+      copies[parent].insert(j.deps[0].data());
+      ++dependents[parent];
+    }
+    before.insert(j.spec.id);
+  }
+  EXPECT_EQ(CountKind(p, "eval"), 2 * 3 * 2 + 2 * 2);  // seeds x (3 sources x 2 targets + 2 joint evals)
+  EXPECT_EQ(CountKind(p, "finetune"), 2 * 2 + 3 * 2);
+  EXPECT_EQ(dependents.size(), 2u * 3 + 2 + 2);  // trained per seed: 3 cross-corpus, 1 joint, 1 pretrain
+  for (const auto& [parent, n] : dependents) {
+    EXPECT_GE(n, 2) << parent;
+    EXPECT_EQ(copies[parent].size(), 1u) << parent.substr(0, 12) << ": " << n << " dependents";
+  }
+}
+
 TEST_F(Expand, SharedPretrainJobAppearsOnceWithDeps) {
   Protocol p = Load(kTransfer);
   // One pretrain per seed, shared by the finetune grid points and every few-shot budget.
