@@ -167,11 +167,8 @@ models = ["concat_mlp"]
 // Issue 15: every job of one grid point holds the same model and train config tree (one
 // tree per distinct config, however many seeds, folds and corpora read it), after
 // expansion and after a JSON round trip.
-// Issue 15: every data reference to a store holds one pooled copy of its path and
-// content hash (jobs::PooledString), in a full and a lean expansion and after a JSON
-// round trip: per-job std::strings were ~130 bytes a reference, most of a lean job.
-TEST_F(Expand, JobsShareOneCopyOfEachStorePathAndHash) {
-  const std::string experiments = R"([[experiment]]
+// An in-domain experiment with a two-point grid and a cross-corpus one (the sharing tests below).
+const std::string kInDomainAndCrossCorpus = R"([[experiment]]
 name = "in"
 kind = "in_domain"
 corpora = ["a", "b"]
@@ -183,6 +180,12 @@ kind = "cross_corpus"
 corpora = ["a", "b", "c"]
 models = ["concat_mlp"]
 )";
+
+// Issue 15: every data reference to a store holds one pooled copy of its path and
+// content hash (jobs::PooledString), in a full and a lean expansion and after a JSON
+// round trip: per-job std::strings were ~130 bytes a reference, most of a lean job.
+TEST_F(Expand, JobsShareOneCopyOfEachStorePathAndHash) {
+  const std::string experiments = kInDomainAndCrossCorpus;
   auto check = [](const std::vector<PlannedJob>& planned, const std::string& tag) {
     std::map<std::string, std::set<const void*>> paths, hashes;  // value -> where its bytes live
     size_t refs = 0;
@@ -216,19 +219,7 @@ models = ["concat_mlp"]
 // after a JSON round trip. Addresses of the first label's characters and of the first
 // map entry: equal only when the jobs share the list and the map.
 TEST_F(Expand, JobsShareOneLabelsListAndOneFeatureMap) {
-  const std::string experiments = R"([[experiment]]
-name = "in"
-kind = "in_domain"
-corpora = ["a", "b"]
-models = ["concat_mlp"]
-grid = {"train.lr" = [0.01, 0.001]}
-[[experiment]]
-name = "xc"
-kind = "cross_corpus"
-corpora = ["a", "b", "c"]
-models = ["concat_mlp"]
-labels = ["anger", "sadness"]
-)";
+  const std::string experiments = kInDomainAndCrossCorpus + "labels = [\"anger\", \"sadness\"]\n";
   auto check = [](const std::vector<PlannedJob>& planned, bool features, const std::string& tag) {
     std::map<std::vector<std::string>, std::set<const void*>> labels;  // value -> where it lives
     std::map<std::map<std::string, std::string>, std::set<const void*>> maps;
