@@ -2,6 +2,7 @@
 #include "worker/flat_params.h"
 
 #include "models/slot_linear.h"
+#include "worker/huge_pages.h"
 
 namespace emosweep::worker {
 
@@ -25,8 +26,8 @@ Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const st
     total += p.numel();
   }
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
-  f.params_ = torch::empty({total}, opts);
-  f.grads_ = torch::zeros({total}, opts);
+  f.params_ = HugePageZeros({total}, opts);
+  f.grads_ = HugePageZeros({total}, opts);
   int64_t off = 0;
   torch::NoGradGuard no_grad;
   for (auto& p : f.tensors_) {

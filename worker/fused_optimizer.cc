@@ -11,6 +11,8 @@
 #include <immintrin.h>
 #endif
 
+#include "worker/huge_pages.h"
+
 namespace emosweep::worker {
 namespace {
 
@@ -158,10 +160,10 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
   if (kind_ == "sgd") {
     // Always held: OneCycle cycles SGD's momentum (0.85..0.95) even when the configured momentum is 0, as
     // torch's OneCycleLR does, and the first step with momentum != 0 then seeds it with the gradient.
-    momentum_buf_ = torch::zeros_like(p);
+    momentum_buf_ = HugePageZeros(p.sizes(), p.options());
   } else {
-    exp_avg_ = torch::zeros_like(p);
-    exp_avg_sq_ = torch::zeros_like(p);
+    exp_avg_ = HugePageZeros(p.sizes(), p.options());
+    exp_avg_sq_ = HugePageZeros(p.sizes(), p.options());
   }
 }
 

@@ -1,6 +1,7 @@
 // worker/packed_layout.cc: the pack's memory layout (packed_trainer_internal.h): the [K, stride] parameter and
 // gradient buffers (member k's row is its single job's flat buffer), the batched layers' strided views into
 // them, and the pools that hold every member's rows of a split in one tensor.
+#include "worker/huge_pages.h"
 #include "worker/packed_trainer_internal.h"
 
 #include <functional>
@@ -97,8 +98,8 @@ Status PackedTrainer::BuildPack() {
   }
   stride_ = (p_ + 15) / 16 * 16;
   auto opts = torch::TensorOptions().dtype(torch::kFloat);
-  params_ = torch::zeros({k, stride_}, opts);
-  grads_ = torch::zeros({k, stride_}, opts);
+  params_ = HugePageZeros({k, stride_}, opts);
+  grads_ = HugePageZeros({k, stride_}, opts);
   for (int s = 0; s < k; ++s) {
     Member& m = *packed_[s];
     torch::NoGradGuard g;
