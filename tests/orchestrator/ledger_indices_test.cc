@@ -18,7 +18,7 @@ using testing::OpenOk;
 // Every query the scheduler, `table` and `ledger` issue per job or per id must be
 // answered by an index (issue 15): no full scan of jobs, sweep_jobs, metrics,
 // eval_details, curves or predictions. The statements are copied from
-// ledger.cc / ledger_results.cc; a new hot query belongs here too.
+// ledger.cc and ledger_{results,status,metrics,jobs}.cc; a new hot query belongs here too.
 TEST(LedgerIndices, HotQueriesNeverScanATable) {
   const std::string path = testing::TestDir() + "/l.db";
   { ASSERT_NE(OpenOk(path), nullptr); }
