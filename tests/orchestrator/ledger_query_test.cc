@@ -14,7 +14,6 @@
 namespace emosweep::orchestrator {
 namespace {
 
-using testing::FakeResult;
 using testing::MakeJob;
 using testing::OpenOk;
 using testing::RegisterOne;
