@@ -12,7 +12,7 @@
 // epoch r of every model) and the min and median over the timed rounds are printed.
 //
 // Floor: one extra epoch per model is run with a RecordFunction observer that records every matrix
-// product (aten::mm / addmm / bmm / baddbmm, and SlotLinear's own kernels emosweep::short_addmm /
+// product (aten::mm / addmm / bmm / baddbmm, and SlotLinear's own kernels emosweep::short_addmm / short_mm /
 // outer_sum_mm; forward, backward and evaluation) with its shape and operand layout; each distinct
 // shape is then timed with at::mm / at::bmm on this machine (best of several repeats), and
 // floor = Σ count × time per call + optimizer steps × one pass over the parameters (p += g over the
@@ -108,7 +108,8 @@ std::unique_ptr<at::ObserverContext> OnOp(const at::RecordFunction& fn) {
   const std::string name = fn.name();
   int a = -1;
   // emosweep's own kernels for SlotLinear (models/slot_linear.cc) name the product they stand for.
-  if (name == "aten::mm" || name == "aten::bmm" || name == "emosweep::outer_sum_mm") a = 0;
+  if (name == "aten::mm" || name == "aten::bmm" || name == "emosweep::outer_sum_mm" || name == "emosweep::short_mm")
+    a = 0;
   else if (name == "aten::addmm" || name == "aten::baddbmm" || name == "emosweep::short_addmm") a = 1;
   if (a < 0) return nullptr;
   auto in = fn.inputs();

@@ -16,6 +16,15 @@ constexpr int kForwardTile = 8;    // outputs per pass over the transposed x: 8 
 // How far ahead (floats) the forward prefetches each row of W: cold 16 x 384 -> 1536 5.4 -> 3.1 ms over 12 layers
 // (s12: 64 and 256 were slower, T = 12 or 16 rows per pass no faster; hot W unchanged).
 constexpr int64_t kPrefetchAhead = 128;
+// dX: strips of 3 vectors (48 columns of W) for 8 rows at a time: 24 sums in registers, 3 loads of W and 8
+// broadcasts per row of W (16 rows as one group, or 48 x 4, measured slower: the strip then is read once per
+// row of W at 16 broadcasts, or its 64-byte pieces are too far apart).
+constexpr int kGradVectors = 3, kGradRows = 8;
+// How many rows of W ahead dX prefetches its strip (s12: cold 16 x 1536 -> 384 and 16 x 384 -> 1536 5.7-8.1 ->
+// 4.4-5.4 ms over 12 layers against OpenBLAS's packing path, 4 rows ahead about the same; without it the strips
+// were no faster than OpenBLAS in the epoch, s11).
+constexpr int64_t kGradPrefetchRows = 8;
+static_assert(kLanes % kGradRows == 0, "row groups must tile the 16 lanes");
 
 // The transposed short operand (16 lanes per row of the reduction), reused between calls.
 float* Scratch(int64_t n) {
@@ -75,6 +84,45 @@ constexpr ForwardTileFn kForwardTiles[kForwardTile + 1] = {
     nullptr,        ForwardTile<1>, ForwardTile<2>, ForwardTile<3>, ForwardTile<4>,
     ForwardTile<5>, ForwardTile<6>, ForwardTile<7>, ForwardTile<8>};
 
+// Columns i0..i0+16V-1 of dx = dY·W (the last vector masked) for rows r0..r0+R-1 (lanes = columns of W, a
+// row of W per step); the caller walks the R-row groups inside a column strip, so the strip is read from cache.
+template <int V, int R>
+__attribute__((target("avx512f"))) void InputGradTile(const float* dyt, const float* w, int64_t in, int64_t i0,
+                                                      __mmask16 last, float* dx, int64_t r0, int64_t batch,
+                                                      int64_t out) {
+  __mmask16 mask[V];
+  for (int v = 0; v < V; ++v) mask[v] = v == V - 1 ? last : static_cast<__mmask16>(0xffff);
+  for (int64_t l0 = 0; l0 < out;) {
+    const int64_t l1 = BlasKBlockEnd(l0, out);
+    __m512 acc[R][V];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t k = l0; k < l1; ++k) {
+      // W arrives cold and is read here by column strips, one row of W (3 cache lines) per step: the first row
+      // group fetches the strip's lines kGradPrefetchRows rows ahead (the second finds the strip in cache).
+      if (r0 == 0)
+        for (int v = 0; v < V; ++v)
+          _mm_prefetch(reinterpret_cast<const char*>(w + (k + kGradPrefetchRows) * in + i0 + 16 * v), _MM_HINT_T0);
+      __m512 wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_maskz_loadu_ps(mask[v], w + k * in + i0 + 16 * v);
+      const float* d = dyt + k * kLanes + r0;
+      for (int r = 0; r < R; ++r) {
+        const __m512 s = _mm512_set1_ps(d[r]);
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(wv[v], s, acc[r][v]);
+      }
+    }
+    for (int r = 0; r < R && r0 + r < batch; ++r) {
+      float* o = dx + (r0 + r) * in + i0;
+      for (int v = 0; v < V; ++v) {
+        // C = +0 (beta 0) before the first block, then C = fma(acc, 1, C): +0 + acc turns an acc of -0 into +0.
+        const __m512 before = l0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[v], o + 16 * v);
+        _mm512_mask_storeu_ps(o + 16 * v, mask[v], _mm512_add_ps(before, acc[r][v]));
+      }
+    }
+    l0 = l1;
+  }
+}
+
 }  // namespace
 
 int64_t BlasKBlockEnd(int64_t from, int64_t k) {
@@ -109,6 +157,25 @@ void ShortLinearForward(const float* x, int64_t ldx, const float* w, const float
   int64_t o0 = 0;
   for (; o0 + kForwardTile <= out; o0 += kForwardTile) ForwardTile<kForwardTile>(xt, w, in, bias, o0, y, batch, out);
   if (o0 < out) kForwardTiles[out - o0](xt, w, in, bias, o0, y, batch, out);
+}
+
+void ShortLinearInputGrad(const float* dy, int64_t lddy, const float* w, float* dx, int64_t batch, int64_t out,
+                          int64_t in) {
+  float* dyt = Scratch(out * kLanes);
+  TransposeToLanes(dy, lddy, batch, out, dyt);
+  constexpr int V = kGradVectors, R = kGradRows;
+  for (int64_t i0 = 0; i0 < in; i0 += 16 * V) {
+    const int64_t width = in - i0;
+    if (width >= 16 * V) {
+      for (int64_t r0 = 0; r0 < batch; r0 += R) InputGradTile<V, R>(dyt, w, in, i0, 0xffff, dx, r0, batch, out);
+    } else {
+      for (int64_t j = i0; j < in; j += 16) {
+        const int64_t wj = in - j < 16 ? in - j : 16;
+        const __mmask16 mask = static_cast<__mmask16>((1u << wj) - 1u);
+        for (int64_t r0 = 0; r0 < batch; r0 += R) InputGradTile<1, R>(dyt, w, in, j, mask, dx, r0, batch, out);
+      }
+    }
+  }
 }
 
 }  // namespace emosweep::models

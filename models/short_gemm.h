@@ -1,9 +1,6 @@
-// models/short_gemm.h: a Linear layer's forward (Y = X·W^T + b) over a short batch (<= 16 rows), reading W
-// in place: OpenBLAS's sgemm arithmetic for this product without its packing copy of W (issue 16, single
-// step: on msr_a the copies were 27 % of the epoch, `sgemm_incopy` 12 % of it for the forward).
-// The same approach for dX = dY·W (bitwise too) was slower than OpenBLAS in the epoch, where W comes cold
-// from L3 after the optimizer pass: its sequential packing copy streams W better than a kernel that reads
-// it in place by column strips (bench/README.md, seed_epoch_bench, s11-msr); dX stays on at::mm.
+// models/short_gemm.h: a Linear layer's forward (Y = X·W^T + b) and input gradient (dX = dY·W) over a
+// short batch (<= 16 rows), reading W in place: OpenBLAS's sgemm arithmetic for these products without
+// its packing copies of W (issue 16, single step: on msr_a the copies were 27 % of the epoch).
 //
 // The arithmetic reproduced (OpenBLAS 0.3.21, SkylakeX core, one thread, its blocked driver
 // driver/level3/level3.c with kernel/x86_64/sgemm_kernel_16x4_skylakex_3.c): the reduction over K runs
@@ -12,8 +9,8 @@
 // from +0 in K order, and the block's sum enters C as fma(acc, alpha = 1, C), C starting from the bias
 // that torch's addmm copied into it (beta = 1), or +0 (at::mm: beta = 0 zeroes C first).
 // OpenBLAS's small-matrix kernels (BlasBlockedPath false) sum differently and are not reproduced.
-// models/slot_linear.cc uses it only where a probe against torch gave the same bits once per process.
-// Torch-free (compiled -O3 -ffp-contract=off); the kernel needs AVX-512F at run time (ShortGemmAvailable).
+// models/slot_linear.cc uses these only where a probe against torch gave the same bits once per process.
+// Torch-free (compiled -O3 -ffp-contract=off); the kernels need AVX-512F at run time (ShortGemmAvailable).
 #pragma once
 
 #include <cstdint>
@@ -29,12 +26,16 @@ int64_t BlasKBlockEnd(int64_t from, int64_t k);
 // rather than a small-matrix kernel (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c).
 bool BlasBlockedPath(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
-// The CPU can run the kernel below (AVX-512F).
+// The CPU can run the kernels below (AVX-512F).
 bool ShortGemmAvailable();
 
 // y[r·out + o] = bias[o] (or +0 without bias) + Σ_k x[r·ldx + k]·w[o·in + k], for r < batch <= 16, in
 // OpenBLAS's order (as at::linear / at::addmm give it for a row-major x and a contiguous w).
 void ShortLinearForward(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t batch,
                         int64_t in, int64_t out);
+
+// dx[r·in + i] = Σ_o dy[r·lddy + o]·w[o·in + i], for r < batch <= 16, in OpenBLAS's order (as at::mm(dY, W)).
+void ShortLinearInputGrad(const float* dy, int64_t lddy, const float* w, float* dx, int64_t batch, int64_t out,
+                          int64_t in);
 
 }  // namespace emosweep::models

@@ -67,10 +67,11 @@ void WeightGradInto(torch::Tensor& slot, const torch::Tensor& dy, const torch::T
   }
 }
 
-// ShortLinearForward replaces at::linear's addmm over a short batch (2..16 rows, msr's 16 and an epoch's last
-// 15) where OpenBLAS would take its blocked driver, whose arithmetic it reproduces without packing W. Once per
-// process it is compared with torch on such shapes (K in one to seven blocks, odd widths, exact zeros); if any
-// bit differs (another BLAS or version, another core) torch's product is used instead.
+// ShortLinearForward / ShortLinearInputGrad replace at::linear's addmm and dY·W over a short batch (2..16 rows,
+// msr's 16 and an epoch's last 15) where OpenBLAS would take its blocked driver, whose arithmetic they
+// reproduce without packing W. Once per process each is compared with torch on such shapes (K in one to four
+// blocks, odd widths, exact zeros); if any bit differs (another BLAS or version, another core) torch's product
+// is used instead.
 constexpr int64_t kShortMinBatch = 2;
 
 bool ShortShapeOk(int64_t batch, int64_t in, int64_t out) {
@@ -116,6 +117,24 @@ bool ShortForwardMatchesTorch() {
   return ok;
 }
 
+bool ShortInputGradMatchesTorch() {
+  static const bool ok = [] {
+    if (!ShortGemmAvailable()) return false;
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(34567);
+    for (const ShortProbeShape& s : kShortProbeShapes) {
+      if (!BlasBlockedPath(false, false, s.in, s.batch, s.out)) continue;  // left to torch when used, too
+      torch::Tensor dy = ProbeOperand(s.batch, s.out, gen), w = torch::randn({s.out, s.in}, gen);
+      torch::Tensor ref = at::mm(dy, w), mine = torch::empty({s.batch, s.in});
+      ShortLinearInputGrad(dy.data_ptr<float>(), s.out, w.data_ptr<float>(), mine.data_ptr<float>(), s.batch, s.out,
+                           s.in);
+      if (!SameFloats(ref, mine)) return false;
+    }
+    return true;
+  }();
+  return ok;
+}
+
 bool FloatCpu(const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat; }
 
 // y = x·W^T + b as at::linear gives it, or an undefined tensor where the short kernel does not apply.
@@ -131,6 +150,22 @@ torch::Tensor ShortForward(const torch::Tensor& x, const torch::Tensor& w, const
   ShortLinearForward(x.data_ptr<float>(), x.stride(0), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                      y.data_ptr<float>(), batch, in, out);
   return y;
+}
+
+// dX = dY·W as at::mm gives it for a row-major dY.
+torch::Tensor InputGrad(const torch::Tensor& dy, const torch::Tensor& w) {
+  const int64_t batch = dy.size(0), out = dy.size(1), in = w.size(1);
+  if (ShortShapeOk(batch, in, out) && FloatCpu(dy) && FloatCpu(w) && dy.stride(1) == 1 && dy.stride(0) >= out &&
+      w.is_contiguous() && at::get_num_threads() == 1 && BlasBlockedPath(false, false, in, batch, out) &&
+      ShortInputGradMatchesTorch()) {
+    torch::Tensor dx = torch::empty({batch, in}, dy.options());
+    // Named for profilers and bench/seed_epoch_bench's product census (inputs as aten::mm's: dY, W).
+    RECORD_FUNCTION("emosweep::short_mm", std::vector<c10::IValue>({dy, w}));
+    ShortLinearInputGrad(dy.data_ptr<float>(), dy.stride(0), w.data_ptr<float>(), dx.data_ptr<float>(), batch, out,
+                         in);
+    return dx;
+  }
+  return dy.mm(w);
 }
 
 // The backward of y = x·W^T + b (b optional) for a 2-D x: torch's AddmmBackward0 (MmBackward0 without a
@@ -155,7 +190,7 @@ struct SlotLinearBackward : public torch::autograd::Node {
     if (task_should_compute_output(0)) {
       // mm_mat1_backward(grad, mat2 = W^T, ...): mat2.t() is W (W's sizes and strides).
       const torch::Tensor w = w_.unpack(shared_from_this());
-      out[0] = x_column_major_ ? w.t().mm(dy.t()).t() : dy.mm(w);
+      out[0] = x_column_major_ ? w.t().mm(dy.t()).t() : InputGrad(dy, w);
     }
     if (task_should_compute_output(1)) {
       // mm_mat2_backward for the column-major mat2 = W^T: (dY^T·X)^T; TBackward0 transposes it back to dY^T·X.

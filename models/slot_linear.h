@@ -18,8 +18,8 @@
 // accumulated over two backwards gets its later gradients as fresh tensors, which autograd adds exactly
 // as it adds torch's (same order), so the sum is the same too (for a weight used twice in one graph the
 // sum is a new tensor, which SyncGrads then copies as before; a second backward adds into the slot).
-// With grad, over a short batch (2..16 rows) and one intra-op thread, the forward product is
-// models/short_gemm.h's kernel (OpenBLAS's arithmetic without its packing copy of W) where it matched
+// With grad, over a short batch (2..16 rows) and one intra-op thread, the forward product and dX are
+// models/short_gemm.h's kernels (OpenBLAS's arithmetic without its packing copies of W) where they matched
 // torch bitwise on a probe once per process; otherwise torch's addmm / mm.
 // Inputs of another rank than 2, and the no-grad / frozen cases, go through torch's own Linear.
 // SlotLinearImpl derives from LinearImpl (like FastDropout from DropoutImpl): `as<torch::nn::Linear>()`,

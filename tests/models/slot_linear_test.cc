@@ -177,9 +177,9 @@ TEST(SlotLinear, OuterSumEqualsBlasProductBitwise) {
   }
 }
 
-// The short-batch forward must equal torch's product bitwise wherever OpenBLAS takes its blocked driver:
+// The short-batch kernels must equal torch's products bitwise wherever OpenBLAS takes its blocked driver:
 // msr's shapes, a reduction in one to seven K blocks with every kind of boundary (448 = GEMM_Q, 449..895 split
-// in two halves, 896 = 2Q), widths that are not a multiple of the 8-output tile or of 16, and
+// in two halves, 896 = 2Q), widths that are not a multiple of the 8-output / 48-column tiles or of 16, and
 // batches 2..16, with exact +0 / -0 entries.
 struct ShortCase {
   int64_t batch, in, out;
@@ -231,10 +231,27 @@ TEST(SlotLinear, ShortForwardEqualsTorchLinearBitwise) {
   EXPECT_TRUE(SameBits(at::linear(x, w), mine));
 }
 
-// On msr's shapes SlotLinear computes its forward with the short kernel (the probe against torch passed on this
-// machine) and dW with OuterSum: with an input that needs no gradient (no dX, which stays on at::mm) no
-// aten::linear / addmm / mm runs at all. Each kernel announces the product it stands for to profilers and to
-// bench/seed_epoch_bench's census, with the operands that product would have had.
+TEST(SlotLinear, ShortInputGradEqualsBlasProductBitwise) {
+  ASSERT_TRUE(ShortGemmAvailable());
+  OneThread one;  // as the trainer: OpenBLAS's threaded driver splits some K blocks differently
+  torch::manual_seed(10);
+  int checked = 0;
+  for (const ShortCase& c : ShortCases()) {
+    if (!BlasBlockedPath(false, false, c.in, c.batch, c.out)) continue;
+    torch::Tensor dy = WithZeros(torch::randn({c.batch, c.out})), w = torch::randn({c.out, c.in});
+    torch::Tensor mine = torch::full({c.batch, c.in}, 7.0f);
+    ShortLinearInputGrad(dy.data_ptr<float>(), c.out, w.data_ptr<float>(), mine.data_ptr<float>(), c.batch, c.out,
+                         c.in);
+    EXPECT_TRUE(SameBits(at::mm(dy, w), mine)) << c.batch << "x" << c.out << " * " << c.out << "x" << c.in;
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
+}
+
+// On msr's shapes SlotLinear computes its forward and dX with the short kernels and dW with OuterSum (the probes
+// against torch passed on this machine): no aten::linear / addmm / mm runs at all. Each kernel announces the
+// product it stands for to profilers and to bench/seed_epoch_bench's census, with the operands that product
+// would have had.
 TEST(SlotLinear, MsrShapesUseTheShortKernels) {
   torch::manual_seed(11);
   const int threads = at::get_num_threads();
@@ -246,11 +263,12 @@ TEST(SlotLinear, MsrShapesUseTheShortKernels) {
     torch::Tensor coef = torch::randn({16, out});
     (t.mine(x) * coef).sum().backward();  // runs the once-per-process probes outside the observed window
     t.mine->weight.mutable_grad().reset();
-    static int products = 0, short_forward = 0, outer = 0;
-    static std::vector<int64_t> forward_shape, outer_shape;
-    products = short_forward = outer = 0;
+    static int products = 0, short_forward = 0, outer = 0, short_dx = 0;
+    static std::vector<int64_t> forward_shape, outer_shape, dx_shape;
+    products = short_forward = outer = short_dx = 0;
     forward_shape.clear();
     outer_shape.clear();
+    dx_shape.clear();
     auto handle = at::addGlobalCallback(
         at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
           const std::string name = fn.name();
@@ -264,14 +282,20 @@ TEST(SlotLinear, MsrShapesUseTheShortKernels) {
             ++outer;  // as aten::mm's: dY^T [out, 16], x [16, in]
             outer_shape = {in[0].toTensor().size(0), in[0].toTensor().size(1), in[1].toTensor().size(1)};
           }
+          if (name == "emosweep::short_mm" && in.size() == 2) {
+            ++short_dx;  // as aten::mm's: dY [16, out], W [out, in]
+            dx_shape = {in[0].toTensor().size(0), in[0].toTensor().size(1), in[1].toTensor().size(1)};
+          }
           return nullptr;
         }).needsInputs(true));
-    torch::Tensor x2 = torch::randn({16, in});
+    torch::Tensor x2 = torch::randn({16, in}, torch::requires_grad());
     (t.mine(x2) * coef).sum().backward();
     at::removeCallback(handle);
     EXPECT_EQ(products, 0) << in << "->" << out;
     EXPECT_EQ(short_forward, 1) << in << "->" << out;
     EXPECT_EQ(outer, 1) << in << "->" << out;
+    EXPECT_EQ(short_dx, 1) << in << "->" << out;
+    EXPECT_EQ(dx_shape, (std::vector<int64_t>{16, out, in}));
     EXPECT_EQ(forward_shape, (std::vector<int64_t>{16, in, out}));
     EXPECT_EQ(outer_shape, (std::vector<int64_t>{out, 16, in}));
   }
@@ -280,7 +304,7 @@ TEST(SlotLinear, MsrShapesUseTheShortKernels) {
 
 // Products that underflow to -0 (1e-23 · -1e-23): OpenBLAS sums them from +0 into a -0 block sum and then
 // adds it to C = +0 (beta 0), which gives +0; a kernel that stored its sum as is would write -0.
-TEST(SlotLinear, ShortForwardUnderflowToMinusZeroGivesPlusZeroAsBlas) {
+TEST(SlotLinear, ShortKernelsUnderflowToMinusZeroGivePlusZeroAsBlas) {
   ASSERT_TRUE(ShortGemmAvailable());
   OneThread one;
   for (int64_t in : {384, 1000}) {
@@ -289,6 +313,9 @@ TEST(SlotLinear, ShortForwardUnderflowToMinusZeroGivesPlusZeroAsBlas) {
     ASSERT_TRUE(torch::all(ref == 0).item<bool>());
     ShortLinearForward(x.data_ptr<float>(), in, w.data_ptr<float>(), nullptr, mine.data_ptr<float>(), 16, in, 384);
     EXPECT_TRUE(SameBits(ref, mine)) << "forward, in " << in;
+    torch::Tensor dy = torch::full({16, 384}, 1e-23f), dx = torch::full({16, in}, 5.0f);
+    ShortLinearInputGrad(dy.data_ptr<float>(), 384, w.data_ptr<float>(), dx.data_ptr<float>(), 16, 384, in);
+    EXPECT_TRUE(SameBits(at::mm(dy, w), dx)) << "dX, in " << in;
   }
 }
 
