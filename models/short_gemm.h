@@ -1,6 +1,9 @@
 // models/short_gemm.h: a Linear layer's forward (Y = X·W^T + b) and input gradient (dX = dY·W) over a
 // short batch (<= 16 rows), reading W in place: OpenBLAS's sgemm arithmetic for these products without
-// its packing copies of W (issue 16, single step: on msr_a the copies were 27 % of the epoch).
+// its packing copies of W (issue 16, single step: on msr_a the copies were 27 % of the epoch). In the epoch W
+// arrives cold (the optimizer pass wrote it last), so both kernels prefetch it ahead of use: without that the
+// in-place dX was no faster than OpenBLAS's packing path (s11); with it, and W on huge pages
+// (worker/huge_pages.h), forward and dX run 1.2-1.8x faster on cold W (bench/README.md, s12).
 //
 // The arithmetic reproduced (OpenBLAS 0.3.21, SkylakeX core, one thread, its blocked driver
 // driver/level3/level3.c with kernel/x86_64/sgemm_kernel_16x4_skylakex_3.c): the reduction over K runs
