@@ -72,6 +72,7 @@ FeatureMap FeatureMap::Intern(Map m) {
     for (auto it = table->maps.begin(); it != table->maps.end();)
       it = it->second.expired() ? table->maps.erase(it) : std::next(it);
     table->sweep_at = std::max<size_t>(1024, 2 * table->maps.size());
+    dead = table->maps.end();  // it was dead, so the sweep erased it
   }
   out.rep_ = std::make_shared<Rep>(Rep{std::move(m), true, {}});
   out.rep_->canonical = nlohmann::json(out.rep_->m).dump();

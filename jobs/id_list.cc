@@ -73,6 +73,7 @@ IdList IdList::Intern(std::vector<std::string> ids) {
     for (auto it = table->lists.begin(); it != table->lists.end();)
       it = it->second.expired() ? table->lists.erase(it) : std::next(it);
     table->sweep_at = std::max<size_t>(1024, 2 * table->lists.size());
+    dead = table->lists.end();  // it was dead, so the sweep erased it
   }
   out.rep_ = std::make_shared<Rep>(Rep{std::move(ids), true, {}});
   AppendJsonStrings(&out.rep_->canonical, out.rep_->ids);

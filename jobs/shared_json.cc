@@ -82,6 +82,7 @@ SharedJson SharedJson::Intern(json j) {
     for (auto it = table->trees.begin(); it != table->trees.end();)
       it = it->second.expired() ? table->trees.erase(it) : std::next(it);
     table->sweep_at = std::max<size_t>(1024, 2 * table->trees.size());
+    dead = table->trees.end();  // it was dead, so the sweep erased it
   }
   out.rep_->dump = std::move(dump);
   out.rep_->interned = true;  // out is its only holder: no one sees the flag change
