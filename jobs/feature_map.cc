@@ -1,12 +1,12 @@
-// jobs/feature_map.cc: see feature_map.h. The interner is a process-wide table
-// from a 64-bit content hash to weak references (as IdList's): a map lives as
-// long as some job holds it, and the table forgets it (lazily) after that.
+// jobs/feature_map.cc: see feature_map.h. The interner is a process-wide
+// jobs::Interner (jobs/interner.h, as IdList's) keyed by a 64-bit content hash:
+// a map lives as long as some job holds it, and the table forgets it (lazily)
+// after that.
 #include "jobs/feature_map.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
+
+#include "jobs/interner.h"
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +32,8 @@ uint64_t ContentHash(const FeatureMap::Map& m) {
 
 }  // namespace
 
+static_assert(sizeof(FeatureMap) == sizeof(std::shared_ptr<void>), "a FeatureMap is one shared pointer (issue 15)");
+
 FeatureMap::FeatureMap(Map m) {
   if (!m.empty()) rep_ = std::make_shared<Rep>(Rep{std::move(m), false, {}});
 }
@@ -48,35 +50,19 @@ FeatureMap::Map& FeatureMap::Mutable() {
 }
 
 FeatureMap FeatureMap::Intern(Map m) {
-  struct Table {
-    std::mutex mu;
-    std::unordered_multimap<uint64_t, std::weak_ptr<Rep>> maps;
-    size_t sweep_at = 1024;  // forget dead entries when the table grows past this
+  // Local classes: they may name the private Rep. Equal content, not just an equal hash.
+  struct Hash {
+    uint64_t operator()(const Rep& r) const { return ContentHash(r.m); }
+  };
+  struct Eq {
+    bool operator()(const Rep& a, const Rep& b) const { return a.m == b.m; }
   };
   FeatureMap out;
   if (m.empty()) return out;
-  static Table* table = new Table();  // never destroyed: maps may outlive static destruction
-  const uint64_t h = ContentHash(m);
-  std::lock_guard<std::mutex> lock(table->mu);
-  auto range = table->maps.equal_range(h);
-  auto dead = table->maps.end();  // a forgotten map of this hash: its slot is reused
-  for (auto it = range.first; it != range.second; ++it) {
-    if (auto live = it->second.lock(); live && live->m == m) {
-      out.rep_ = std::move(live);
-      return out;
-    } else if (!live) {
-      dead = it;
-    }
-  }
-  if (table->maps.size() >= table->sweep_at) {
-    for (auto it = table->maps.begin(); it != table->maps.end();)
-      it = it->second.expired() ? table->maps.erase(it) : std::next(it);
-    table->sweep_at = std::max<size_t>(1024, 2 * table->maps.size());
-  }
-  out.rep_ = std::make_shared<Rep>(Rep{std::move(m), true, {}});
-  out.rep_->canonical = nlohmann::json(out.rep_->m).dump();
-  if (dead != table->maps.end()) dead->second = out.rep_;
-  else table->maps.emplace(h, out.rep_);
+  static auto* table = new Interner<Rep, Hash, Eq>();  // never destroyed: maps may outlive static destruction
+  // An interned Rep is never written (Mutable copies it first), so the const is only dropped.
+  out.rep_ = std::const_pointer_cast<Rep>(table->Intern(
+      Rep{std::move(m), true, {}}, [](Rep& r) { r.canonical = nlohmann::json(r.m).dump(); }));
   return out;
 }
 

@@ -1,12 +1,11 @@
-// jobs/id_list.cc: see id_list.h. The interner is a process-wide table from a
-// 64-bit content hash to weak references: a list lives as long as some job
-// holds it, and the table forgets it (lazily) after that.
+// jobs/id_list.cc: see id_list.h. The interner is a process-wide jobs::Interner
+// (jobs/interner.h) keyed by a 64-bit content hash: a list lives as long as some
+// job holds it, and the table forgets it (lazily) after that.
 #include "jobs/id_list.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
+
+#include "jobs/interner.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +30,8 @@ uint64_t ContentHash(const std::vector<std::string>& ids) {
 
 }  // namespace
 
+static_assert(sizeof(IdList) == sizeof(std::shared_ptr<void>), "an IdList is one shared pointer (issue 15)");
+
 IdList::IdList(std::vector<std::string> ids) {
   if (!ids.empty()) rep_ = std::make_shared<Rep>(Rep{std::move(ids), false, {}});
 }
@@ -46,38 +47,20 @@ void IdList::push_back(std::string id) {
   rep_->ids.push_back(std::move(id));
 }
 
-template <typename Rep>
-struct Interner {
-  std::mutex mu;
-  std::unordered_multimap<uint64_t, std::weak_ptr<Rep>> lists;
-  size_t sweep_at = 1024;  // forget dead entries when the table grows past this
-};
-
 IdList IdList::Intern(std::vector<std::string> ids) {
+  // Local classes: they may name the private Rep. Equal content, not just an equal hash.
+  struct Hash {
+    uint64_t operator()(const Rep& r) const { return ContentHash(r.ids); }
+  };
+  struct Eq {
+    bool operator()(const Rep& a, const Rep& b) const { return a.ids == b.ids; }
+  };
   IdList out;
   if (ids.empty()) return out;
-  static Interner<Rep>* table = new Interner<Rep>();  // never destroyed: lists may outlive static destruction
-  const uint64_t h = ContentHash(ids);
-  std::lock_guard<std::mutex> lock(table->mu);
-  auto range = table->lists.equal_range(h);
-  auto dead = table->lists.end();  // a forgotten list of this hash: its slot is reused
-  for (auto it = range.first; it != range.second; ++it) {
-    if (auto live = it->second.lock(); live && live->ids == ids) {
-      out.rep_ = std::move(live);
-      return out;
-    } else if (!live) {
-      dead = it;
-    }
-  }
-  if (table->lists.size() >= table->sweep_at) {
-    for (auto it = table->lists.begin(); it != table->lists.end();)
-      it = it->second.expired() ? table->lists.erase(it) : std::next(it);
-    table->sweep_at = std::max<size_t>(1024, 2 * table->lists.size());
-  }
-  out.rep_ = std::make_shared<Rep>(Rep{std::move(ids), true, {}});
-  AppendJsonStrings(&out.rep_->canonical, out.rep_->ids);
-  if (dead != table->lists.end()) dead->second = out.rep_;
-  else table->lists.emplace(h, out.rep_);
+  static auto* table = new Interner<Rep, Hash, Eq>();  // never destroyed: lists may outlive static destruction
+  // An interned Rep is never written (push_back copies it first), so the const is only dropped.
+  out.rep_ = std::const_pointer_cast<Rep>(table->Intern(
+      Rep{std::move(ids), true, {}}, [](Rep& r) { AppendJsonStrings(&r.canonical, r.ids); }));
   return out;
 }
 

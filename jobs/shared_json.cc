@@ -1,15 +1,15 @@
-// jobs/shared_json.cc: see shared_json.h. The interner is a process-wide table
-// from a 64-bit hash of the compact dump to weak references (as IdList's): a
-// tree lives as long as some job holds it, and the table forgets it (lazily)
-// after that. `null` and `{}` are two process-wide trees that every default or
-// cleared config shares, so they cost no allocation per job.
+// jobs/shared_json.cc: see shared_json.h. The interner is a process-wide
+// jobs::Interner (jobs/interner.h, as IdList's) keyed by a 64-bit hash of the
+// compact dump, trees being equal when their dumps are: a tree lives as long as
+// some job holds it, and the table forgets it (lazily) after that. `null` and
+// `{}` are two process-wide trees that every default or cleared config shares,
+// so they cost no allocation per job.
 #include "jobs/shared_json.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <mutex>
 #include <string_view>
-#include <unordered_map>
+
+#include "jobs/interner.h"
 
 namespace emosweep::jobs {
 namespace {
@@ -22,10 +22,16 @@ uint64_t Fnv1a(std::string_view s) {
 
 }  // namespace
 
+static_assert(sizeof(SharedJson) == sizeof(std::shared_ptr<void>), "a SharedJson is one shared pointer (issue 15)");
+
 struct SharedJson::Interner {
-  std::mutex mu;
-  std::unordered_multimap<uint64_t, std::weak_ptr<Rep>> trees;
-  size_t sweep_at = 1024;  // forget dead entries when the table grows past this
+  struct DumpHash {
+    uint64_t operator()(const Rep& r) const { return Fnv1a(r.dump); }
+  };
+  struct DumpEq {  // equal compact dumps (so 1 and 1.0 are two trees, though json's == says equal)
+    bool operator()(const Rep& a, const Rep& b) const { return a.dump == b.dump; }
+  };
+  ::emosweep::jobs::Interner<Rep, DumpHash, DumpEq> trees;
   std::shared_ptr<Rep> null_tree = Fixed(nullptr);
   std::shared_ptr<Rep> empty_object = Fixed(json::object());
 
@@ -61,32 +67,12 @@ SharedJson::SharedJson(json j) {
 }
 
 SharedJson SharedJson::Intern(json j) {
-  SharedJson out(std::move(j));
-  if (out.rep_->interned) return out;  // null or {}
-  Interner* table = &Table();
-  std::string dump = out.rep_->j.dump();
-  const uint64_t h = Fnv1a(dump);
-  std::lock_guard<std::mutex> lock(table->mu);
-  auto range = table->trees.equal_range(h);
-  auto dead = table->trees.end();  // a forgotten tree of this hash: its slot is reused (a config
-                                   // made and dropped per job would otherwise pile up under one hash)
-  for (auto it = range.first; it != range.second; ++it) {
-    if (auto live = it->second.lock(); live && live->dump == dump) {
-      out.rep_ = std::move(live);
-      return out;
-    } else if (!live) {
-      dead = it;
-    }
-  }
-  if (table->trees.size() >= table->sweep_at) {
-    for (auto it = table->trees.begin(); it != table->trees.end();)
-      it = it->second.expired() ? table->trees.erase(it) : std::next(it);
-    table->sweep_at = std::max<size_t>(1024, 2 * table->trees.size());
-  }
-  out.rep_->dump = std::move(dump);
-  out.rep_->interned = true;  // out is its only holder: no one sees the flag change
-  if (dead != table->trees.end()) dead->second = out.rep_;
-  else table->trees.emplace(h, out.rep_);
+  if (j.is_null() || (j.is_object() && j.empty())) return SharedJson(std::move(j));  // the fixed null or {} tree
+  Rep rep{std::move(j), true, {}};
+  rep.dump = rep.j.dump();  // the key: hashed and compared outside and inside the lock
+  SharedJson out;
+  // An interned Rep is never written (mutable_tree copies it first), so the const is only dropped.
+  out.rep_ = std::const_pointer_cast<Rep>(Table().trees.Intern(std::move(rep)));
   return out;
 }
 
