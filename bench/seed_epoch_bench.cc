@@ -8,8 +8,9 @@
 // not part of an epoch). One thread. Each model trains with its seed's batch size and training keys
 // (scripts/seed_features.sh): an epoch is the trainer's TrainEpoch step by step (shuffle, gather into
 // reused buffers, forward + loss, backward, grad sync + clip + fused optimizer step) followed by
-// worker::Evaluate over the validation rows, as worker/trainer.cc does. Epochs are interleaved over the models (round r runs
-// epoch r of every model) and the min and median over the timed rounds are printed.
+// worker::Evaluate over the validation rows, as worker/trainer_epoch.cc and trainer_validate.cc do. Epochs
+// are interleaved over the models (round r runs epoch r of every model) and the min and median over the timed
+// rounds are printed.
 //
 // Floor: one extra epoch per model is run with a RecordFunction observer that records every matrix
 // product (aten::mm / addmm / bmm / baddbmm, and SlotLinear's own kernels emosweep::short_addmm / short_mm /
@@ -280,7 +281,7 @@ void Epoch(Run& r, const worker::Split& train, const worker::Split& val, int cla
     total.backward();
     loss_acc += total.detach().to(torch::kDouble) * static_cast<double>(len);
     lap(&p.backward);
-    if (r.cfg.grad_clip > 0) {  // as worker/trainer.cc: the clip coefficient is applied inside the update
+    if (r.cfg.grad_clip > 0) {  // as worker/trainer_epoch.cc: the clip coefficient is applied inside the update
       r.flat->SyncGrads();
       r.opt->Step(worker::ClipScale(r.flat->grads(), 0, r.flat->numel(), r.cfg.grad_clip));
     } else {  // one process, no clipping: the update reads the .grads in place

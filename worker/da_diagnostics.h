@@ -7,7 +7,7 @@
 //    IM = H(mean p) − mean H(p) on the unlabeled target.
 //  - SoftNeighborhoodDensity: SND (Saito et al., ICCV 2021).
 //  - DeepEmbeddedValidation: DEV (You et al., ICML 2019), as TLlib's tllib/validation/dev.py.
-// Internal to worker/ (trainer.cc and tests). Thread-safety: pure; the logistic-regression fit in DEV draws
+// Internal to worker/ (da_selection.cc and tests). Thread-safety: pure; the logistic-regression fit in DEV draws
 // no random numbers.
 #pragma once
 

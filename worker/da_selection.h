@@ -4,8 +4,9 @@
 //    unlabeled target; SND / DEV for the jobs they select);
 //  - UnsupervisedSelectionValue: the value an unsupervised selection policy (dev / im / snd) ranks an epoch by;
 //  - DaWarnings: the selected epoch's diagnostics and the short-schedule / collapse warnings of a job.
-// Internal to worker/ (trainer.cc and tests). Thread-safety: pure functions, except that the diagnostics run the
-// model's forward (eval mode, restored afterwards) as the trainer's own thread does.
+// Internal to worker/ (the trainers, trainer*.cc and packed_*.cc, and tests). Thread-safety: pure functions,
+// except that the diagnostics run the model's forward (eval mode, restored afterwards) as the trainer's own
+// thread does.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -105,7 +105,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         gens.push_back(&m->gen);
       }
       // Adaptation: each adapting member draws its target batch (as many rows as its source batch) from its own
-      // cycle, before its forward, exactly as trainer.cc does.
+      // cycle, before its forward, exactly as trainer_epoch.cc does.
       std::vector<int64_t> da_j;  // positions in this group of the adapting members
       for (int64_t j = 0; j < gm; ++j) {
         Member* m = act[pos[static_cast<size_t>(j)]];
@@ -211,7 +211,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
             g.zero_();
           p.mutable_grad() = torch::Tensor();
         }
-        // The model's parameters only, as trainer.cc (a discriminator's gradients neither count nor get scaled).
+        // The model's parameters only, as trainer_epoch.cc (a discriminator's gradients neither count nor get scaled).
         const auto [off, n] = m->own->Span("model.");
         if (m->cfg.grad_clip > 0) {
           torch::Tensor g = m->row->grads().narrow(0, off, n);
@@ -233,7 +233,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     const double loss_sum = acc.data_ptr<double>()[i];
     const float s0 = static_cast<float>(loss_sum), s1 = static_cast<float>(m->count);
     m->rec.train_loss = s1 > 0 ? s0 / s1 : std::nan("");
-    if (m->adapter && s1 > 0) {  // trainer.cc's sums[2..4] (floats) over the row count
+    if (m->adapter && s1 > 0) {  // trainer_epoch.cc's sums[2..4] (floats) over the row count
       const float d0 = static_cast<float>(m->da_acc[0]), d1 = static_cast<float>(m->da_acc[1]),
                   d2 = static_cast<float>(m->da_acc[2]);
       m->da_train = DaTrainingMeans(d0 / s1, d1 / s1, d2 / s1, m->lambda_last, m->adapter->weight(),

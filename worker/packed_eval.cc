@@ -20,7 +20,7 @@ double MetricValue(const EvalOutput& e, const std::string& metric) {
 
 }  // namespace
 
-// trainer.cc's Evaluate for many (member, split) pairs at once: batch i of every split, grouped by length.
+// evaluate.cc's Evaluate for many (member, split) pairs at once: batch i of every split, grouped by length.
 void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) {
   std::vector<const torch::Tensor*> xs, ys;
   int64_t nmax = 0;
@@ -96,7 +96,7 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
   }
 }
 
-// trainer.cc's ValidateEpoch (source_val / target_val / last, and dev / im / snd from the epoch's DA
+// trainer_validate.cc's ValidateEpoch (source_val / target_val / last, and dev / im / snd from the epoch's DA
 // diagnostics) for every member at once.
 void PackedTrainer::Validate(int epoch, std::vector<Member*>& act) {
   std::vector<EvalItem> items;

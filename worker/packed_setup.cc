@@ -1,5 +1,6 @@
 // worker/packed_setup.cc: a pack member's set-up (packed_trainer_internal.h): what trainer.cc's Run() does before its
-// epoch loop (checks, data, model, feature normalisation, the model-order inputs, RNG streams), member by member.
+// epoch loop, with the steps of trainer_setup.cc (checks, data, model, feature normalisation, the model-order
+// inputs, RNG streams), member by member.
 #include "worker/packed_trainer_internal.h"
 
 #include <string>
@@ -41,7 +42,7 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
                                         : models::ModalityOrder(ms.input_dims);
   m.root = std::make_shared<torch::nn::Module>("job");
   m.root->register_module("model", m.model);
-  if (!spec.adapt.empty()) {  // as trainer.cc's BuildModel: right after the model, under the same root
+  if (!spec.adapt.empty()) {  // as trainer_setup.cc's BuildModel: right after the model, under the same root
     ES_ASSIGN_OR_RETURN(std::unique_ptr<models::DomainAdapter> a,
                         models::MakeDomainAdapter(spec.adapt, m.model->feature_dim()));
     m.adapter = std::shared_ptr<models::DomainAdapter>(std::move(a));
@@ -56,7 +57,7 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   return Status::Ok();
 }
 
-// trainer.cc's NormalizeInputs, per member.
+// trainer_setup.cc's NormalizeInputs, per member.
 Status PackedTrainer::NormalizeInputs(Member& m) {
   std::vector<std::pair<std::string, Split*>> all = {
       {"train", &m.train}, {"val", &m.val}, {"target_unlabeled", &m.target}};
@@ -64,8 +65,8 @@ Status PackedTrainer::NormalizeInputs(Member& m) {
   return NormalizeSplits(m.cfg.feature_norm, all, m.train, m.spec->features, &m.train_norm, m.where);
 }
 
-// Everything trainer.cc's Run() does before its epoch loop, except the optimizer and resume
-// (they need the packed buffer).
+// Everything trainer.cc's Run() does before its epoch loop (with trainer_setup.cc's steps), except the
+// optimizer and resume (they need the packed buffer).
 Status PackedTrainer::Setup(Member& m) {
   const JobSpec& spec = *m.spec;
   m.t_start = Clock::now();

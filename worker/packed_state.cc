@@ -1,5 +1,5 @@
 // worker/packed_state.cc: a pack member's resume state (packed_trainer_internal.h): read and written in the single
-// job's format (trainer.cc's MaybeResume / WriteState), so that a member resumes packed or alone.
+// job's format (trainer_resume.cc's MaybeResume / WriteState), so that a member resumes packed or alone.
 #include "worker/packed_trainer_internal.h"
 
 #include <filesystem>
@@ -60,7 +60,7 @@ Status PackedTrainer::MaybeResume(Member& m) {
   return Status::Ok();
 }
 
-// trainer.cc's WriteState: the single job's format, so that the member resumes packed or alone.
+// trainer_resume.cc's WriteState: the single job's format, so that the member resumes packed or alone.
 Status PackedTrainer::WriteState(Member& m, int next_epoch) {
   if (m.state_path.empty()) return Status::Ok();
   m.PullRow();

@@ -132,7 +132,8 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
       m->opt->set_lr(m->sched->lr());
       m->stopped_early = false;
       // Per-epoch DA diagnostics (training-side means + an eval-mode pass over the unlabeled target): trainer.cc's
-      // own function on the member's single model, its parameters copied from its row.
+      // own function (EpochDaDiagnostics, da_selection.cc) on the member's single model, its parameters copied
+      // from its row.
       m->da = nlohmann::json::object();
       if (m->target.size() > 0) {
         m->PullRow();

@@ -1,7 +1,7 @@
 // worker/packed_trainer_internal.h: what the files of the batched trainer (packed_*.cc) share: a pack
 // member's state (Member), the row pools, the evaluation items and the PackedTrainer class whose methods
-// they define. Each step mirrors trainer.cc's single loop member by member; the layout, the RNG streams
-// and what is bitwise are described in docs/design/packing.md ("The batched trainer").
+// they define. Each step mirrors the single-job trainer's loop (trainer*.cc) member by member; the layout,
+// the RNG streams and what is bitwise are described in docs/design/packing.md ("The batched trainer").
 //   packed_trainer.cc  PackedTrainerSupports, RunPackedTrainer and PackedTrainer::Run (the epoch loop)
 //   packed_setup.cc    each member's set-up: its data, model, normalisation and inputs
 //   packed_layout.cc   the [K, stride] parameter buffer, the batched layers' views, the row pools
@@ -67,9 +67,9 @@ struct Member {
   std::unique_ptr<Schedule> sched;
   torch::Tensor class_weights;
   std::unique_ptr<IndexShuffler> shuffle, target_shuffle;
-  std::vector<int64_t> target_order, target_idx;  // trainer.cc's target cycling (DrawTargetRows)
+  std::vector<int64_t> target_order, target_idx;  // trainer_epoch.cc's target cycling (DrawTargetRows)
   int64_t target_cursor = 0;
-  // trainer.cc's DA bookkeeping: the last epoch's training-side means, the run's largest λ, and this epoch's
+  // trainer_epoch.cc's DA bookkeeping: the last epoch's training-side means, the run's largest λ, and this epoch's
   // Σ n·da, Σ n·disc_acc, Σ n·λ and last λ.
   nlohmann::json da_train = nlohmann::json::object();
   double da_lambda_seen = 0;

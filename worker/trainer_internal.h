@@ -1,4 +1,4 @@
-// worker/trainer_internal.h: what the single-job trainer (trainer.cc) shares with the
+// worker/trainer_internal.h: what the single-job trainer (trainer*.cc) shares with the
 // packed trainer (packed_*.cc), so that a pack member computes exactly what its
 // job computes alone. Internal to worker/. Thread-safety: pure functions.
 #pragma once

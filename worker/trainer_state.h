@@ -1,7 +1,7 @@
 // worker/trainer_state.h: the pieces of training state that a checkpoint
 // must carry for a resumed run to continue bitwise like an uninterrupted one.
 //
-// Internal to worker/ (trainer.cc, checkpoint round-trips in tests).
+// Internal to worker/ (trainer*.cc, packed_*.cc, checkpoint round-trips in tests).
 // Thread-safety: plain values, one job.
 #pragma once
 
