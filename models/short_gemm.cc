@@ -26,6 +26,13 @@ constexpr int kGradVectors = 3, kGradRows = 8;
 constexpr int64_t kGradPrefetchRows = 8;
 static_assert(kLanes % kGradRows == 0, "row groups must tile the 16 lanes");
 
+// A prefetch of base[offset] into L1. Near the end of W the address lies past it: computed as an integer (a
+// pointer beyond its array would be undefined behaviour), and a prefetch never faults.
+inline void Prefetch(const float* base, int64_t offset) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset) * sizeof(float);
+  _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
+}
+
 // The transposed short operand (16 lanes per row of the reduction), reused between calls.
 float* Scratch(int64_t n) {
   thread_local std::vector<float> buffer;
@@ -59,7 +66,7 @@ __attribute__((target("avx512f"))) void ForwardTile(const float* xt, const float
       // W arrives cold (the optimizer pass wrote it last): each row's cache line kPrefetchAhead floats on, which
       // past the row's end is the same column of the next tile's row (the tiles' rows are contiguous).
       const int64_t ahead = k + kPrefetchAhead < in ? k + kPrefetchAhead : T * in + k + kPrefetchAhead - in;
-      for (int j = 0; j < T; ++j) _mm_prefetch(reinterpret_cast<const char*>(wr[j] + ahead), _MM_HINT_T0);
+      for (int j = 0; j < T; ++j) Prefetch(wr[j], ahead);
 #pragma GCC unroll 16
       for (int kk = 0; kk < 16; ++kk) {
         const __m512 xv = _mm512_loadu_ps(xt + (k + kk) * kLanes);
@@ -102,7 +109,7 @@ __attribute__((target("avx512f"))) void InputGradTile(const float* dyt, const fl
       // group fetches the strip's lines kGradPrefetchRows rows ahead (the second finds the strip in cache).
       if (r0 == 0)
         for (int v = 0; v < V; ++v)
-          _mm_prefetch(reinterpret_cast<const char*>(w + (k + kGradPrefetchRows) * in + i0 + 16 * v), _MM_HINT_T0);
+          Prefetch(w, (k + kGradPrefetchRows) * in + i0 + 16 * v);
       __m512 wv[V];
       for (int v = 0; v < V; ++v) wv[v] = _mm512_maskz_loadu_ps(mask[v], w + k * in + i0 + 16 * v);
       const float* d = dyt + k * kLanes + r0;

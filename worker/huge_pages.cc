@@ -52,6 +52,16 @@ std::string TransparentHugePageMode() {
   return line.substr(open + 1, close - open - 1);
 }
 
+bool HugePagesAllowed() {
+  const std::string mode = TransparentHugePageMode();
+  if (mode != "always" && mode != "madvise") return false;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("THP_enabled:", 0) == 0) return line.find('1', 12) != std::string::npos;
+  return true;  // kernels before 5.0 do not report it
+}
+
 bool HugePageEligible(const void* p) {
   const auto addr = reinterpret_cast<uintptr_t>(p);
   std::ifstream in("/proc/self/smaps");

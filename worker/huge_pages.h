@@ -26,6 +26,10 @@ torch::Tensor HugePageZeros(at::IntArrayRef sizes, const torch::TensorOptions& o
 // The kernel's THP mode ("always", "madvise" or "never"; "" where the file is missing).
 std::string TransparentHugePageMode();
 
+// Whether advised memory of this process may get huge pages: the mode is "always" or "madvise" and the
+// process has not opted out (prctl PR_SET_THP_DISABLE, inherited: THP_enabled 0 in /proc/self/status).
+bool HugePagesAllowed();
+
 // Whether the kernel may back the page holding `p` with huge pages (THPeligible in /proc/self/smaps;
 // false where smaps does not say).
 bool HugePageEligible(const void* p);

@@ -3,6 +3,10 @@
 // parameters) like the torch::zeros they replace, and are unmapped when the last tensor goes.
 #include <torch/torch.h>
 
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
@@ -18,11 +22,9 @@ namespace {
 
 bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kHugePageBytes == 0; }
 
-// The kernel backs advised memory with huge pages in both modes that allow them at all.
-bool ThpAllowed() {
-  const std::string mode = TransparentHugePageMode();
-  return mode == "always" || mode == "madvise";
-}
+// The kernel backs advised memory with huge pages in both modes that allow them at all, unless this process
+// opted out (prctl).
+bool ThpAllowed() { return HugePagesAllowed(); }
 
 int MappingCount() {
   std::ifstream in("/proc/self/maps");
@@ -54,6 +56,24 @@ TEST(HugePages, ShapesAndDtypesOfTheTorchZerosTheyReplace) {
   // Under one huge page: an ordinary tensor.
   torch::Tensor small = HugePageZeros({1000}, torch::TensorOptions().dtype(torch::kFloat));
   EXPECT_TRUE(torch::equal(small, torch::zeros({1000})));
+}
+
+// A process that opted out of THP (prctl PR_SET_THP_DISABLE, as a parent may have done for it) gets none,
+// and HugePagesAllowed says so; the tests above then expect small pages.
+TEST(HugePages, AProcessThatOptedOutIsNotAllowed) {
+  const std::string mode = TransparentHugePageMode();
+  const bool system = mode == "always" || mode == "madvise";
+  if (!system) EXPECT_FALSE(HugePagesAllowed());
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) _exit(3);
+    _exit(HugePagesAllowed() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "opted out, still allowed (1) or prctl failed (3)";
 }
 
 TEST(HugePages, MappingsAreReleasedWithTheirTensors) {
