@@ -24,13 +24,19 @@ constexpr int kGradVectors = 3, kGradRows = 8;
 // 4.4-5.4 ms over 12 layers against OpenBLAS's packing path, 4 rows ahead about the same; without it the strips
 // were no faster than OpenBLAS in the epoch, s11).
 constexpr int64_t kGradPrefetchRows = 8;
+// ... and into L2 this many rows ahead: the strided walk defeats the L2 streamer, and 8 rows in L1 fill buffers
+// are too few misses in flight (harness, huge pages: 16 x 1536 -> 384 4.4 -> 3.5 ms, 16 x 384 -> 384 3.1 -> 2.5;
+// 64 rows about the same, an L2 prefetch in the forward no faster).
+constexpr int64_t kGradPrefetchFarRows = 32;
 static_assert(kLanes % kGradRows == 0, "row groups must tile the 16 lanes");
 
-// A prefetch of base[offset] into L1. Near the end of W the address lies past it: computed as an integer (a
+// A prefetch of base[offset] into L1 (or L2). Near the end of W the address lies past it: computed as an integer (a
 // pointer beyond its array would be undefined behaviour), and a prefetch never faults.
+// kToL2: into L2 only (_MM_HINT_T1), for the far prefetch of a strided walk.
+template <bool kToL2 = false>
 inline void Prefetch(const float* base, int64_t offset) {
   const uintptr_t address = reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset) * sizeof(float);
-  _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(address), kToL2 ? _MM_HINT_T1 : _MM_HINT_T0);
 }
 
 // The transposed short operand (16 lanes per row of the reduction), reused between calls.
@@ -107,9 +113,10 @@ __attribute__((target("avx512f"))) void InputGradTile(const float* dyt, const fl
     for (int64_t k = l0; k < l1; ++k) {
       // W arrives cold and is read here by column strips, one row of W (3 cache lines) per step: the first row
       // group fetches the strip's lines kGradPrefetchRows rows ahead (the second finds the strip in cache).
-      if (r0 == 0)
-        for (int v = 0; v < V; ++v)
-          Prefetch(w, (k + kGradPrefetchRows) * in + i0 + 16 * v);
+      if (r0 == 0) {
+        for (int v = 0; v < V; ++v) Prefetch(w, (k + kGradPrefetchRows) * in + i0 + 16 * v);
+        for (int v = 0; v < V; ++v) Prefetch<true>(w, (k + kGradPrefetchFarRows) * in + i0 + 16 * v);
+      }
       __m512 wv[V];
       for (int v = 0; v < V; ++v) wv[v] = _mm512_maskz_loadu_ps(mask[v], w + k * in + i0 + 16 * v);
       const float* d = dyt + k * kLanes + r0;
