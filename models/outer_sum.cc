@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 
 namespace emosweep::models {
 namespace {
@@ -49,6 +50,17 @@ __attribute__((target("avx512f"))) void OuterSumRows(const float* a, int64_t lda
       const int64_t w = n - i0 - 16 * v;
       mask[v] = w >= 16 ? static_cast<__mmask16>(0xffff) : w <= 0 ? 0 : static_cast<__mmask16>((1u << w) - 1u);
     }
+    // The slice of the flat gradient this writes is cold: fetch the next row group's lines of this block
+    // while this one computes (an integer address: past the last row it points beyond C,
+    // and a prefetch never faults). Harness, 12-40 cold 16-row products on huge pages: 1536 x 384 3.8 -> 3.1 ms,
+    // 384 x 384 3.3 -> 2.5; 384 x 1536 (6 KB rows, streamed well already) unchanged; two groups ahead slower,
+    // PREFETCHW (intent to write) the same as this.
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 4; ++v) {
+        const uintptr_t next = reinterpret_cast<uintptr_t>(c) +
+                               static_cast<uintptr_t>((o + R + r) * ldc + i0 + 16 * v) * sizeof(float);
+        _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+      }
     __m512 acc[R][4];
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
