@@ -47,20 +47,21 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void NextState(uint
 // [0, 1): · (1 - 0) + 0 changes nothing), then u < p. With m = random64 & (2^53 - 1), an integer below 2^53,
 // u = m · 2^-53 exactly and p · 2^53 is exact (a power-of-two scaling), so u < p <=> m < p · 2^53 <=>
 // m < ceil(p · 2^53) =: threshold (m is an integer). The comparison is then integer-only and vectorises.
-inline float Draw(uint32_t hi, uint32_t lo, int64_t threshold) {
+inline float Draw(uint32_t hi, uint32_t lo, int64_t threshold, float one) {
   const int64_t m = static_cast<int64_t>((static_cast<uint64_t>(hi & 0x1fffffu) << 32) | lo);
-  return m < threshold ? 1.f : 0.f;
+  return m < threshold ? one : 0.f;
 }
 
 // out[i] from the state words w[2i] (high half) and w[2i + 1], tempered here.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void DrawPairs(const uint32_t* __restrict w, int64_t pairs,
-                                                                            int64_t threshold, float* __restrict out) {
-  for (int64_t i = 0; i < pairs; ++i) out[i] = Draw(Temper(w[2 * i]), Temper(w[2 * i + 1]), threshold);
+                                                                            int64_t threshold, float one,
+                                                                            float* __restrict out) {
+  for (int64_t i = 0; i < pairs; ++i) out[i] = Draw(Temper(w[2 * i]), Temper(w[2 * i + 1]), threshold, one);
 }
 
 }  // namespace
 
-void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine) {
+void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine, float one) {
   TORCH_CHECK(0 <= p && p <= 1, "bernoulli_ expects p to be in [0, 1], but got p=", p);
   const auto threshold = static_cast<int64_t>(std::ceil(p * 0x1p53));
   at::mt19937_data_pod& e = *engine;
@@ -81,12 +82,12 @@ void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine
     const uint32_t* w = s + e.next_;
     int64_t used = 0;
     if (has_carry) {
-      out[i++] = Draw(carry, Temper(w[0]), threshold);
+      out[i++] = Draw(carry, Temper(w[0]), threshold, one);
       used = 1;
       has_carry = false;
     }
     const int64_t pairs = std::min((avail - used) / 2, n - i);
-    DrawPairs(w + used, pairs, threshold, out + i);
+    DrawPairs(w + used, pairs, threshold, one, out + i);
     i += pairs;
     used += 2 * pairs;
     if (i < n && used < avail) {  // one word left in this block: the high half of the next pair
@@ -99,11 +100,11 @@ void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine
   }
 }
 
-void FillBernoulli(float* out, int64_t n, double p, at::CPUGeneratorImpl* gen) {
+void FillBernoulli(float* out, int64_t n, double p, at::CPUGeneratorImpl* gen, float one) {
   std::lock_guard<std::mutex> lock(gen->mutex_);
   at::mt19937 engine = gen->engine();
   at::mt19937_data_pod data = engine.data();
-  FillBernoulli(out, n, p, &data);
+  FillBernoulli(out, n, p, &data, one);
   engine.set_data(data);
   gen->set_engine(engine);
 }

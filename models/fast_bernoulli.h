@@ -21,10 +21,11 @@ struct mt19937_data_pod;
 namespace emosweep::models {
 
 // out[0, n) = 1.f with probability p, else 0.f, in the order bernoulli_ draws them; advances the engine by
-// 2n words. p must lie in [0, 1] (c10::Error otherwise, as bernoulli_).
-void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine);
+// 2n words. p must lie in [0, 1] (c10::Error otherwise, as bernoulli_). `one`: the value written for a
+// success instead of 1.f (dropout's 1 / (1 - p), which bernoulli_ followed by div_ gives: 1.f / q and 0.f / q).
+void FillBernoulli(float* out, int64_t n, double p, at::mt19937_data_pod* engine, float one = 1.f);
 
 // The same draws from `gen` (its mutex held while drawing).
-void FillBernoulli(float* out, int64_t n, double p, at::CPUGeneratorImpl* gen);
+void FillBernoulli(float* out, int64_t n, double p, at::CPUGeneratorImpl* gen, float one = 1.f);
 
 }  // namespace emosweep::models

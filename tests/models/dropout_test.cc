@@ -119,7 +119,7 @@ TEST(FastDropout, EqualsAtDropoutWithGradients) {
   const std::vector<std::vector<int64_t>> shapes = {{0, 5}, {1}, {7, 3, 5}, {32, 256}, {495, 2048}};
   int cases = 0;
   for (const auto& shape : shapes)
-    for (double p : {0.0, 0.1, 0.3, 0.5, 0.9, 1.0})
+    for (double p : {0.0, 0.1, 0.3, 0.5, 0.9, 1.0, 1.0 / 3, 0.123456789, 0.7, 0.999, 1e-7, 0.99999994})
       for (bool train : {true, false})
         for (bool transposed : {false, true}) {
           if (transposed && shape.size() < 2) continue;
