@@ -5,8 +5,8 @@
 // 40 MB each. On 4 KB pages every 4 KB of every stream is a TLB miss and, with ten buffers of 10 000 pages, a
 // page walk; on 2 MB pages the whole state fits the TLB. The flat parameters and gradients, the fused
 // optimizer's state and the packed trainer's rows are therefore allocated here: an anonymous mapping
-// aligned to 2 MB and advised MADV_HUGEPAGE (the kernel's "madvise" THP mode, Debian's default, backs only
-// advised memory). Nothing else changes: the same zeros, the same arithmetic, the same bits.
+// aligned to 2 MB and advised MADV_HUGEPAGE (in the kernel's "madvise" THP mode, this machine's, only
+// advised memory gets huge pages). Nothing else changes: the same zeros, the same arithmetic, the same bits.
 // Buffers under one huge page, GPU tensors, or a failed mapping get torch::zeros as before.
 #pragma once
 

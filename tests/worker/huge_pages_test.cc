@@ -22,10 +22,6 @@ namespace {
 
 bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kHugePageBytes == 0; }
 
-// The kernel backs advised memory with huge pages in both modes that allow them at all, unless this process
-// opted out (prctl).
-bool ThpAllowed() { return HugePagesAllowed(); }
-
 int MappingCount() {
   std::ifstream in("/proc/self/maps");
   std::string line;
@@ -40,8 +36,8 @@ TEST(HugePages, LargeBufferIsAlignedAdvisedAndZero) {
   ASSERT_EQ(t.numel(), n);
   EXPECT_TRUE(t.is_contiguous());
   EXPECT_TRUE(Aligned(t.data_ptr()));
-  EXPECT_EQ(HugePageEligible(t.data_ptr()), ThpAllowed()) << "THP mode '" << TransparentHugePageMode() << "'";
-  EXPECT_EQ(HugePageEligible(t.data_ptr<float>() + n - 1), ThpAllowed());
+  EXPECT_EQ(HugePageEligible(t.data_ptr()), HugePagesAllowed()) << "THP mode '" << TransparentHugePageMode() << "'";
+  EXPECT_EQ(HugePageEligible(t.data_ptr<float>() + n - 1), HugePagesAllowed());
   EXPECT_EQ(t.abs().max().item<float>(), 0.0f);
   t.fill_(1.5f);  // the whole mapping is writable
   EXPECT_EQ(t.sum().item<double>(), 1.5 * n);
@@ -103,7 +99,7 @@ TEST(HugePages, FlatParametersGradientsAndAdamStateLiveOnThem) {
   ASSERT_TRUE(flat.ok());
   for (const torch::Tensor* buf : {&flat->params(), &flat->grads()}) {
     EXPECT_TRUE(Aligned(buf->data_ptr()));
-    EXPECT_EQ(HugePageEligible(buf->data_ptr()), ThpAllowed());
+    EXPECT_EQ(HugePageEligible(buf->data_ptr()), HugePagesAllowed());
   }
   // The parameters were copied in and alias the buffer; the gradient starts at zero.
   EXPECT_TRUE(torch::equal(net.a->weight, weight_before));
@@ -117,7 +113,7 @@ TEST(HugePages, FlatParametersGradientsAndAdamStateLiveOnThem) {
   ASSERT_EQ(state.size(), 2u);
   for (const auto& [name, t] : state) {
     EXPECT_TRUE(Aligned(t.data_ptr())) << name;
-    EXPECT_EQ(HugePageEligible(t.data_ptr()), ThpAllowed()) << name;
+    EXPECT_EQ(HugePageEligible(t.data_ptr()), HugePagesAllowed()) << name;
     EXPECT_EQ(t.abs().max().item<float>(), 0.0f) << name;
   }
 }
