@@ -101,15 +101,14 @@ void WriteStatusFile(const po::variables_map& vm, const nlohmann::json& summary)
 
 namespace {
 
+// Installed when `run` starts and kept until the process exits: a stop request that comes before the sweep
+// starts stops it before its first job, and one that comes after the sweep (Slurm's USR1 racing the last job, a
+// rank waiting in MPI_Finalize) has nothing left to stop. With the default action either killed the process
+// (a requeued Slurm job then ended FAILED instead of completing: seen in the Slurm integration test).
 void InstallSignals() {
   ::signal(SIGINT, OnSignal);
   ::signal(SIGTERM, OnSignal);
   ::signal(SIGUSR1, OnSignal);
-}
-void RestoreSignals() {
-  ::signal(SIGINT, SIG_DFL);
-  ::signal(SIGTERM, SIG_DFL);
-  ::signal(SIGUSR1, SIG_DFL);
 }
 
 // The jobs TorchCheckModelFiles looks at: those whose model is a file (the check skips
@@ -258,7 +257,6 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
     comm.Abort(1, reducer.status().message());
     return reducer.status();
   }
-  InstallSignals();
   Status st;
   if (comm.rank() == 0) {
     st = Coordinate(vm, world, o, d);
@@ -283,7 +281,6 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
       return st;
     }
   }
-  RestoreSignals();
   Status fin = world.Finalize();
   return st.ok() ? fin : st;
 }
@@ -295,6 +292,7 @@ Status RunSingleProcess(const po::variables_map& vm);
 }  // namespace
 
 Status RunRun(const po::variables_map& vm) {
+  InstallSignals();
   // Jobs run in the torch module, loaded when the first one starts; a missing module fails here, before any
   // rank starts or the ledger is touched.
   ES_RETURN_IF_ERROR(FindTorchModule().status());
@@ -589,7 +587,6 @@ Status RunSingleProcess(const po::variables_map& vm) {
       return TorchRunPack(s, c);
     };
   }
-  InstallSignals();
   // The torch module loads with the first job to run (none on a re-run of a finished protocol). If it
   // cannot load, that is this build's problem, not the job's: the sweep stops, the job goes back to
   // pending, and the run exits 2 naming the file.
@@ -619,7 +616,6 @@ Status RunSingleProcess(const po::variables_map& vm) {
   };
   auto summary = orchestrator::RunSweep(&p, ledger.get(), executor, o);  // p.jobs move into the scheduler
   pool.reset();
-  RestoreSignals();
   if (!summary.ok()) return summary.status();
   if (!module_error.ok()) return module_error;
   const auto& s = *summary;
