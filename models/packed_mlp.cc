@@ -5,6 +5,7 @@
 #include <ATen/Config.h>
 
 #include "models/fast_bernoulli.h"
+#include "models/generator_swap.h"
 
 namespace emosweep::models {
 namespace {
@@ -15,6 +16,16 @@ namespace {
 constexpr int64_t kBmmBlasThreshold = 400;
 
 // The slots' rows of t ([K, ...] -> [m, ...]): t itself or a view when the slots are consecutive.
+// The slots as an index tensor on `device` (index_select / index_add_ / index_copy_ want it beside their data).
+torch::Tensor SlotIndex(const std::vector<int>& slots, torch::Device device) {
+  std::vector<int64_t> s64(slots.begin(), slots.end());
+  torch::Tensor t = torch::tensor(s64, torch::kLong);
+  return device.is_cpu() ? t : t.to(device);
+}
+torch::Tensor SlotIndex(const std::vector<int64_t>& s64, torch::Device device) {
+  return SlotIndex(std::vector<int>(s64.begin(), s64.end()), device);
+}
+
 bool Consecutive(const std::vector<int>& slots) {
   for (size_t i = 1; i < slots.size(); ++i)
     if (slots[i] != slots[0] + static_cast<int>(i)) return false;
@@ -22,8 +33,7 @@ bool Consecutive(const std::vector<int>& slots) {
 }
 torch::Tensor SelectSlots(const torch::Tensor& t, const std::vector<int>& slots) {
   if (Consecutive(slots)) return static_cast<int64_t>(slots.size()) == t.size(0) ? t : t.narrow(0, slots[0], slots.size());
-  std::vector<int64_t> s64(slots.begin(), slots.end());
-  return t.index_select(0, torch::tensor(s64, torch::kLong));
+  return t.index_select(0, SlotIndex(slots, t.device()));
 }
 
 // A linear layer of the selected members: y[j] = b[j] + x[j] · w[j]ᵀ, the same BLAS call per member as
@@ -91,9 +101,9 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
       if (acc && direct)
         view.add_(dst);
       else if (acc)
-        layer->gw.index_add_(0, torch::tensor(s64, torch::kLong), dst);
+        layer->gw.index_add_(0, SlotIndex(s64, dst.device()), dst);
       else if (!direct)
-        layer->gw.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+        layer->gw.index_copy_(0, SlotIndex(s64, dst.device()), dst);
     }
     if (layer->gb.defined()) {
       torch::Tensor view =
@@ -103,15 +113,18 @@ class PackedLinear : public torch::autograd::Function<PackedLinear> {
       if (acc && direct)
         view.add_(dst);
       else if (acc)
-        layer->gb.index_add_(0, torch::tensor(s64, torch::kLong), dst);
+        layer->gb.index_add_(0, SlotIndex(s64, dst.device()), dst);
       else if (!direct)
-        layer->gb.index_copy_(0, torch::tensor(s64, torch::kLong), dst);
+        layer->gb.index_copy_(0, SlotIndex(s64, dst.device()), dst);
     }
     return {gx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 
  private:
-  static bool Small(int64_t n, const PackedLayer& l) { return n * l.in * l.out < kBmmBlasThreshold; }
+  // CPU only: on a GPU bmm and addmm are both cuBLAS calls.
+  static bool Small(int64_t n, const PackedLayer& l) {
+    return l.w.is_cpu() && n * l.in * l.out < kBmmBlasThreshold;
+  }
 };
 
 void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
@@ -141,6 +154,18 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
     bool any = false;
     for (int s : slots) any |= dropout[static_cast<size_t>(s)] != 0;
     if (!any) continue;
+    if (aten_dropout || !x.is_cpu()) {
+      // Member by member, exactly the call its job makes alone (p = 0 and p = 1 draw nothing there either).
+      std::vector<torch::Tensor> out;
+      out.reserve(static_cast<size_t>(m));
+      for (int64_t j = 0; j < m; ++j) {
+        const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
+        DefaultGeneratorSwap swap(p > 0 && p < 1 ? gens[static_cast<size_t>(j)] : nullptr, x.device());
+        out.push_back(torch::dropout(x[j], p, /*train=*/true));
+      }
+      x = torch::stack(out);
+      continue;
+    }
     // at::dropout per member: p = 0 returns the input (here: x · 1, exact); p = 1 multiplies by 0; otherwise
     // noise.bernoulli_(1 - p) on the member's [n, H] rows from its own generator, noise / (1 - p), x · noise.
     torch::Tensor noise = torch::empty_like(x);

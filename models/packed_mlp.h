@@ -28,8 +28,14 @@ class PackedMlp {
   std::vector<PackedLayer> layers;
   std::vector<double> dropout;  // per slot (dropout may differ between members)
   int k = 0;
+  // Draw each member's mask as at::dropout on its rows, its generator lent to the default generator of the
+  // rows' device (models/generator_swap.h): what a job alone does on a GPU (the fused CUDA dropout, which takes
+  // no generator). Always on for device tensors; on CPU the members' masks come from FillBernoulli without the
+  // swap (the same draws; tests set this to compare both).
+  bool aten_dropout = false;
 
-  // x: [m, n, D] (member slots[j]'s rows in x[j]); gens: the members' dropout generators (training only).
+  // x: [m, n, D] (member slots[j]'s rows in x[j]; the layers' device); gens: the members' dropout generators
+  // (training only; of x's device kind).
   // Returns the logits [m, n, C]; differentiable in the layers' leaves when training. `features`, when
   // given, receives the head's input [m, n, H] (the single model's ModelOutput::features: the last
   // hidden layer after its dropout, or x itself without hidden layers), for domain-adaptation losses.

@@ -6,51 +6,12 @@
 #include <cmath>
 #include <iterator>
 #include <map>
-#include <mutex>
 #include <vector>
 
+#include "models/generator_swap.h"
 #include "worker/da_selection.h"
 
 namespace emosweep::worker::packed {
-namespace {
-
-// While alive, torch's default CPU generator holds `gen`'s state (nullptr: no-op); Restore() hands the advanced
-// state back to `gen` and the default generator its own.
-class GeneratorSwap {
- public:
-  explicit GeneratorSwap(at::Generator* gen) : gen_(gen) {
-    if (!gen_) return;
-    at::Generator def = at::detail::getDefaultCPUGenerator();
-    torch::Tensor mine;
-    {
-      std::lock_guard<std::mutex> lock(gen_->mutex());
-      mine = gen_->get_state();
-    }
-    std::lock_guard<std::mutex> lock(def.mutex());
-    saved_ = def.get_state();
-    def.set_state(mine);
-  }
-  void Restore() {
-    if (!gen_) return;
-    at::Generator def = at::detail::getDefaultCPUGenerator();
-    torch::Tensor advanced;
-    {
-      std::lock_guard<std::mutex> lock(def.mutex());
-      advanced = def.get_state();
-      def.set_state(saved_);
-    }
-    std::lock_guard<std::mutex> lock(gen_->mutex());
-    gen_->set_state(advanced);
-    gen_ = nullptr;
-  }
-  ~GeneratorSwap() { Restore(); }
-
- private:
-  at::Generator* gen_;
-  torch::Tensor saved_;
-};
-
-}  // namespace
 
 // One epoch of every member in `act`, step by step: at step b the members that still have a
 // batch form groups of equal batch length; each group runs as one batched forward, each member's
@@ -76,7 +37,8 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
     max_batches = std::max(max_batches, m->batches);
   }
   const Pool& pool = train_pool_;
-  torch::Tensor loss_acc = torch::zeros({static_cast<int64_t>(act.size())}, torch::kDouble);
+  torch::Tensor loss_acc =
+      torch::zeros({static_cast<int64_t>(act.size())}, torch::TensorOptions().dtype(torch::kDouble).device(dev_));
   std::vector<at::Generator*> gens;
   for (int64_t b = 0; b < max_batches; ++b) {
     std::map<int64_t, std::vector<size_t>> groups;  // batch length -> positions in act
@@ -125,7 +87,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           grads_[m->slot].zero_();
           for (auto& [p, g] : m->adapter_params) p.mutable_grad() = torch::Tensor();
         }
-      torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
+      torch::Tensor ti = IndexOn(gidx, dev_);
       torch::Tensor x = pool.x.index_select(0, ti).view({gm, len, pool.x.size(1)});
       torch::Tensor y = pool.y.index_select(0, ti).view({gm, len});
       torch::Tensor feats;
@@ -146,7 +108,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           tslots.push_back(m->slot);
           tgens.push_back(&m->gen);
         }
-        torch::Tensor tt = torch::from_blob(tidx.data(), {dm * len}, torch::kLong);
+        torch::Tensor tt = IndexOn(tidx, dev_);
         torch::Tensor tx = target_pool_.x.index_select(0, tt).view({dm, len, target_pool_.x.size(1)});
         torch::Tensor tf;
         if (target_grad) {
@@ -174,7 +136,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
           // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
           // the model's dropout draws from: the member's generator stands in for it during the call.
-          GeneratorSwap swap(target_grad ? &m->gen : nullptr);
+          models::DefaultGeneratorSwap swap(target_grad ? &m->gen : nullptr, dev_);
           models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
           swap.Restore();
           total = total + da.total;
@@ -193,7 +155,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         torch::NoGradGuard ng;
         std::vector<int64_t> p64(pos.begin(), pos.end());
         torch::Tensor stacked = torch::stack(gtot).detach().to(torch::kDouble) * static_cast<double>(len);
-        loss_acc.index_add_(0, torch::tensor(p64, torch::kLong), stacked);
+        loss_acc.index_add_(0, IndexOn(p64, dev_), stacked);
       }
       totals.insert(totals.end(), gtot.begin(), gtot.end());
       stepped.insert(stepped.end(), pos.begin(), pos.end());
@@ -227,7 +189,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
       if (m->sched->cycles_momentum()) m->opt->set_momentum(m->sched->momentum());
     }
   }
-  torch::Tensor acc = loss_acc.contiguous();
+  torch::Tensor acc = loss_acc.to(torch::kCPU).contiguous();
   for (size_t i = 0; i < act.size(); ++i) {
     Member* m = act[i];
     const double loss_sum = acc.data_ptr<double>()[i];

@@ -33,7 +33,7 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
   }
   if (items.empty() || nmax == 0) return;
   Pool own;
-  if (!by_slot) own = MakePool(xs, ys);
+  if (!by_slot) own = MakePool(xs, ys, dev_);
   const Pool& pool = by_slot ? *by_slot : own;
   auto offset = [&](size_t i) { return by_slot ? pool.offset[items[i].member->slot] : pool.offset[i]; };
   torch::NoGradGuard no_grad;
@@ -52,11 +52,11 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
         for (int64_t r = 0; r < len; ++r) gidx.push_back(offset(i) + b + r);
         slots.push_back(items[i].member->slot);
       }
-      torch::Tensor ti = torch::from_blob(gidx.data(), {gm * len}, torch::kLong);
+      torch::Tensor ti = IndexOn(gidx, dev_);
       torch::Tensor x = pool.x.index_select(0, ti).view({gm, len, pool.x.size(1)});
       torch::Tensor y = pool.y.index_select(0, ti).view({gm, len});
       torch::Tensor logits = mlp_.Forward(slots, x, /*training=*/false, {});
-      torch::Tensor probs = torch::softmax(logits, 2).contiguous();
+      torch::Tensor probs = torch::softmax(logits, 2).to(torch::kCPU).contiguous();  // as evaluate.cc: on the host
       torch::Tensor arg = probs.argmax(2).contiguous();
       std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
       for (int64_t j = 0; j < gm; ++j) {

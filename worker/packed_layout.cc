@@ -14,7 +14,13 @@ namespace emosweep::worker::packed {
 
 using models::PackedLayer;
 
-Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<const torch::Tensor*>& ys) {
+torch::Tensor IndexOn(const std::vector<int64_t>& idx, torch::Device device) {
+  torch::Tensor t = torch::from_blob(const_cast<int64_t*>(idx.data()), {static_cast<int64_t>(idx.size())}, torch::kLong);
+  return device.is_cpu() ? t : t.to(device);
+}
+
+Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<const torch::Tensor*>& ys,
+              torch::Device device) {
   Pool p;
   std::vector<torch::Tensor> xv, yv;
   int64_t off = 0;
@@ -26,6 +32,10 @@ Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<con
   }
   p.x = torch::cat(xv, 0);
   p.y = torch::cat(yv, 0);
+  if (!device.is_cpu()) {
+    p.x = p.x.to(device);
+    p.y = p.y.to(device);
+  }
   return p;
 }
 
@@ -97,7 +107,7 @@ Status PackedTrainer::BuildPack() {
     p_ = off;
   }
   stride_ = (p_ + 15) / 16 * 16;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(dev_);
   params_ = HugePageZeros({k, stride_}, opts);
   grads_ = HugePageZeros({k, stride_}, opts);
   for (int s = 0; s < k; ++s) {
@@ -120,6 +130,7 @@ Status PackedTrainer::BuildPack() {
     }
   }
   mlp_.k = k;
+  mlp_.aten_dropout = !dev_.is_cpu() || g_device_path_for_test;
   mlp_.dropout.clear();
   for (int s = 0; s < k; ++s) {
     std::vector<LayerRef> l2;
@@ -140,7 +151,7 @@ Status PackedTrainer::BuildPack() {
       if (it == offset.end()) {  // frozen: a stacked copy without gradient
         std::vector<torch::Tensor> rows;
         for (int s = 0; s < k; ++s) rows.push_back(packed_[s]->root->named_parameters(true)[name].detach().clone());
-        return torch::stack(rows);
+        return torch::stack(rows).to(dev_);
       }
       torch::Tensor t = params_.narrow(1, it->second, n).view(full).detach();
       t.requires_grad_(true);  // its gradient is written by PackedLinear's backward, never accumulated

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/generator_swap.h"
 #include "models/layers.h"
 #include "worker/da_selection.h"
 #include "worker/trainer.h"
@@ -87,6 +88,7 @@ Status PackedTrainer::Setup(Member& m) {
   ES_RETURN_IF_ERROR(LoadAndBuild(m));
   ES_RETURN_IF_ERROR(NormalizeInputs(m));
   if (m.training) m.class_weights = ClassWeights(m.cfg.class_weights, m.train.labels, m.num_classes);
+  if (m.class_weights.defined() && !dev_.is_cpu()) m.class_weights = m.class_weights.to(dev_);
   const int64_t n = m.train.size();
   m.steps_per_epoch = m.cfg.drop_last ? n / m.cfg.batch_size : (n + m.cfg.batch_size - 1) / m.cfg.batch_size;
   if (m.training && m.steps_per_epoch == 0)
@@ -108,8 +110,9 @@ Status PackedTrainer::Setup(Member& m) {
     if (s.size()) m.eval_x[name] = cat(s);
   m.shuffle = std::make_unique<IndexShuffler>(DeriveSeed(spec.seed, kShuffleSeed));
   m.target_shuffle = std::make_unique<IndexShuffler>(DeriveSeed(spec.seed, kTargetSeed));
-  // The single path reseeds torch's generator here for dropout; the member gets its own, seeded the same.
-  m.gen = at::detail::createCPUGenerator(DeriveSeed(spec.seed, kTorchSeed) + 1);
+  // The single path reseeds torch's generators here for dropout (its device's default one draws it); the member
+  // gets its own of that kind, seeded the same.
+  m.gen = models::NewGeneratorLike(dev_, DeriveSeed(spec.seed, kTorchSeed) + 1);
   return Status::Ok();
 }
 

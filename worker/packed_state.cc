@@ -38,12 +38,17 @@ Status PackedTrainer::MaybeResume(Member& m) {
     if (n.rfind("optimizer.", 0) == 0) opt_state.emplace_back(n, t);
   ES_RETURN_IF_ERROR(m.opt->LoadState(meta["optimizer"], opt_state).WithContext(path));
   ES_RETURN_IF_ERROR(m.sched->LoadState(meta["schedule"]).WithContext(path));
-  if (const torch::Tensor* b = c.Find("best.params")) m.best_params = b->clone();
+  if (const torch::Tensor* b = c.Find("best.params")) m.best_params = b->clone().to(dev_);
   const torch::Tensor* rng = c.Find("rng.torch");
   if (!rng) return Status::Corruption(path + ": checkpoint lacks the torch RNG state");
-  {
+  // The member's dropout stream: on the CPU the torch state itself, on a GPU that device's ("rng.cuda", as the
+  // single job writes it there; a state without it keeps the stream's start).
+  const torch::Tensor* mine = dev_.is_cpu() ? rng : c.Find("rng.cuda");
+  if (mine) {
     std::lock_guard<std::mutex> lock(m.gen.mutex());
-    m.gen.set_state(*rng);
+    m.gen.set_state(*mine);
+  } else {
+    LOG_WARN << m.where << ": " << path << " has no GPU RNG state; its dropout stream restarts";
   }
   if (!m.shuffle->LoadState(meta["shuffle_rng"]) || !m.target_shuffle->LoadState(meta["target_rng"]))
     return Status::Corruption(path + ": bad RNG state");
@@ -70,7 +75,14 @@ Status PackedTrainer::WriteState(Member& m, int next_epoch) {
   if (m.best_params.defined()) c.Add("best.params", m.best_params);
   {
     std::lock_guard<std::mutex> lock(m.gen.mutex());
-    c.Add("rng.torch", m.gen.get_state());
+    if (dev_.is_cpu()) {
+      c.Add("rng.torch", m.gen.get_state());
+    } else {  // trainer_resume.cc's layout on a GPU: the (unused) CPU stream, the dropout stream as "rng.cuda"
+      at::Generator cpu = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock_cpu(cpu.mutex());
+      c.Add("rng.torch", cpu.get_state());
+      c.Add("rng.cuda", m.gen.get_state());
+    }
   }
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& r : m.curve) curve.push_back(EpochRecordToJson(r));

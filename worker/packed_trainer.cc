@@ -4,6 +4,7 @@
 #include "worker/packed_trainer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -18,6 +19,8 @@
 #include "worker/trainer.h"
 
 namespace emosweep::worker::packed {
+
+std::atomic<bool> g_device_path_for_test{false};
 
 std::vector<Result<JobResult>> PackedTrainer::Run() {
   const JobContext& c0 = contexts_[0];
@@ -35,6 +38,9 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
   }
   at::set_num_threads(threads_);
   reducer_name_ = cluster::MakeLocalReducer()->backend();
+  // The pack's device (PackedTrainerSupports: every member's), with its index: "cuda" is the current GPU.
+  dev_ = torch::Device(c0.device);
+  if (!dev_.is_cpu() && !dev_.has_index()) dev_ = torch::empty({0}, torch::TensorOptions().device(dev_)).device();
   {
     std::vector<std::string> ids;
     for (const auto& s : specs_) ids.push_back(s.id.empty() ? s.ComputeId() : s.id);
@@ -80,9 +86,9 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
       ux.push_back(m->adapter ? &m->target_x : &none_x);
       uy.push_back(m->adapter ? &no_labels[static_cast<size_t>(m->slot)] : &none_y);
     }
-    train_pool_ = MakePool(tx, ty);
-    val_pool_ = MakePool(vx, vy);
-    target_pool_ = MakePool(ux, uy);
+    train_pool_ = MakePool(tx, ty, dev_);
+    val_pool_ = MakePool(vx, vy, dev_);
+    target_pool_ = MakePool(ux, uy, dev_);
   }
   for (Member* m : packed_) {
     m->opt = std::make_unique<FusedOptimizer>(m->row.get(), m->cfg);
@@ -239,7 +245,8 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
     if (s.selection != "source_val" && s.selection != "target_val" && s.selection != "last" && s.selection != "dev" &&
         s.selection != "im" && s.selection != "snd")
       return no("selection '" + s.selection + "'");
-    if (c.device != "cpu") return no("device " + c.device + " (the batched trainer runs on CPU)");
+    if (c.device != contexts[0].device) return no("members' devices differ");
+    if (c.device != "cpu" && c.device.rfind("cuda", 0) != 0) return no("device " + c.device);
     if (c.reducer) return no("a data-parallel group");
     if (s.kind != members[0].kind) return no("members' kinds differ");
     // What shapes the batched model, the step count or the evaluation batches must agree (jobs::PackKey).
@@ -256,6 +263,8 @@ bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vecto
   }
   return true;
 }
+
+void SetPackedDevicePathForTest(bool on) { packed::g_device_path_for_test = on; }
 
 std::vector<Result<JobResult>> RunPackedTrainer(const std::vector<JobSpec>& members,
                                                 const std::vector<JobContext>& contexts) {

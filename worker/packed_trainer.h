@@ -8,8 +8,10 @@
 // dropout generator, loss (its model's own Loss on its logits), optimizer
 // state, schedule, early stopping, epoch selection, checkpoints and result, so
 // that on CPU each member's JobResult is bitwise the one RunJob gives it alone
-// (docs/design/packing.md, "The batched trainer"). A member that fails or
-// diverges fails alone. Members whose set-up fails run through RunJob instead
+// (docs/design/packing.md, "The batched trainer"); on a GPU (every member's
+// device the same cuda:N) the pack's buffers, pools and batches live there and each
+// member draws its dropout as its job alone does there (results within the GPU
+// tolerance, "Packs on a GPU"). A member that fails or diverges fails alone. Members whose set-up fails run through RunJob instead
 // (which reports the same error).
 // Thread-safety: one call per thread; libtorch's thread count is process-wide.
 #pragma once
@@ -26,6 +28,10 @@ namespace emosweep::worker {
 // (RunPack then runs the members one after another through RunJob).
 bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vector<JobContext>& contexts,
                            std::string* why);
+
+// Tests: draw the members' dropout masks as a pack on a GPU does (each member's at::dropout with its generator
+// lent to the default one, models::PackedMlp::aten_dropout) on the CPU too. Process-wide; off by default.
+void SetPackedDevicePathForTest(bool on);
 
 // The batched trainer (exceptions propagate; RunPack guards it). One result per member.
 std::vector<Result<JobResult>> RunPackedTrainer(const std::vector<JobSpec>& members,

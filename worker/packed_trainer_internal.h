@@ -14,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -76,7 +77,7 @@ struct Member {
   double da_acc[3] = {0, 0, 0};
   double lambda_last = 0;
   nlohmann::json da;  // this epoch's diagnostics (EpochDaDiagnostics)
-  at::Generator gen;
+  at::Generator gen;  // dropout (and a DANN discriminator's dropout): of the pack's device kind
   int64_t step = 0, steps_per_epoch = 0;
   int start_epoch = 0, epochs_run = 0, resumed_from = 0;
   bool stopped_early = false;
@@ -109,8 +110,13 @@ struct Pool {
   std::vector<int64_t> offset;
 };
 
-// The pool of every xs[i] / ys[i] in order (offset[i]: where xs[i]'s rows start).
-Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<const torch::Tensor*>& ys);
+// The pool of every xs[i] / ys[i] in order (offset[i]: where xs[i]'s rows start), on `device`.
+Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<const torch::Tensor*>& ys,
+              torch::Device device);
+
+// Host row indices as an index tensor on `device`: on the CPU a view of idx's values (keep idx alive while the
+// tensor is used), on a GPU a copy.
+torch::Tensor IndexOn(const std::vector<int64_t>& idx, torch::Device device);
 
 struct EvalItem {
   Member* member;
@@ -123,6 +129,8 @@ struct EvalItem {
   std::vector<int> labels, preds;
   double loss_sum = 0;
 };
+
+extern std::atomic<bool> g_device_path_for_test;  // SetPackedDevicePathForTest
 
 class PackedTrainer {
  public:
@@ -156,6 +164,9 @@ class PackedTrainer {
   torch::Tensor params_, grads_;  // [K, stride]
   int64_t p_ = 0, stride_ = 0;
   int threads_ = 1;
+  // Where the pack trains (every member's JobContext::device; a GPU with its index): the buffers, pools and
+  // batches. The members' single models stay on the CPU (checkpoints, DA diagnostics).
+  torch::Device dev_{torch::kCPU};
   std::string reducer_name_;
   std::string pack_id_;
   Clock::time_point last_state_write_ = Clock::now();

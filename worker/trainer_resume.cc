@@ -28,6 +28,11 @@ Status Trainer::WriteState(int next_epoch) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     c.Add("rng.torch", gen.get_state());
   }
+  if (!device_.is_cpu()) {  // dropout on a GPU draws from that device's generator
+    at::Generator gen = at::globalContext().defaultGenerator(device_);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    c.Add("rng.cuda", gen.get_state());
+  }
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& r : curve_) curve.push_back(EpochRecordToJson(r));
   c.meta = {{"job_id", id_},
@@ -74,6 +79,15 @@ Status Trainer::MaybeResume() {
   {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(*rng);
+  }
+  if (!device_.is_cpu()) {
+    if (const torch::Tensor* cuda = c.Find("rng.cuda")) {
+      at::Generator dev_gen = at::globalContext().defaultGenerator(device_);
+      std::lock_guard<std::mutex> lock(dev_gen.mutex());
+      dev_gen.set_state(*cuda);
+    } else {
+      LOG_WARN << where_ << ": " << state_path_ << " has no GPU RNG state; the dropout stream restarts";
+    }
   }
   if (!shuffle_->LoadState(meta["shuffle_rng"]) || !target_shuffle_->LoadState(meta["target_rng"]))
     return Status::Corruption(state_path_ + ": bad RNG state");

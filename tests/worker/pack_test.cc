@@ -442,5 +442,52 @@ TEST_F(PackTest, AdaptingPackStopsAndResumes) {
   }
 }
 
+// A pack on a GPU draws each member's dropout as its job alone does there: at::dropout on the member's rows
+// with the member's generator lent to the device's default one (models/generator_swap.h), and keeps its
+// generators, buffers, pools and batches on the device. The same code on the CPU (SetPackedDevicePathForTest)
+// must still equal every job alone bitwise: a swap that did not hand the advanced state back, lent the wrong
+// generator or drew for p = 0 would change the masks. Members with and without adaptation (DANN's
+// discriminator draws under the same swap) and a stop and resume.
+TEST_F(PackTest, DevicePathOnTheCpuEqualsEveryJobAloneBitwise) {
+  struct Reset {
+    ~Reset() { SetPackedDevicePathForTest(false); }
+  } reset;
+  SetPackedDevicePathForTest(true);
+  std::vector<std::vector<JobSpec>> packs;
+  packs.emplace_back();
+  for (int i = 0; i < 5; ++i) packs.back().push_back(Member(i));
+  packs.emplace_back();
+  for (int i = 0; i < 4; ++i) packs.back().push_back(DaMember(i, "dann_ganin"));
+  for (const auto& specs : packs) {
+    std::vector<JobContext> ctxs(specs.size());
+    std::string why;
+    ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
+    auto packed = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto alone = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ExpectSameResult(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i));
+    }
+  }
+  ExpectStopAndResumeEqualUninterrupted({Member(0), Member(1), Member(3)});
+}
+
+// Packs form per device: members on different devices never share one; a GPU pack is taken (every member's
+// device the same), a data-parallel member is not.
+TEST_F(PackTest, MembersShareOneDevice) {
+  std::vector<JobSpec> specs = {Member(0), Member(1)};
+  std::vector<JobContext> ctxs(2);
+  std::string why;
+  ctxs[1].device = "cuda:0";
+  EXPECT_FALSE(PackedTrainerSupports(specs, ctxs, &why));
+  EXPECT_NE(why.find("devices differ"), std::string::npos) << why;
+  ctxs[0].device = "cuda:0";
+  EXPECT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
+  ctxs[0].device = ctxs[1].device = "mps";
+  EXPECT_FALSE(PackedTrainerSupports(specs, ctxs, &why));
+  EXPECT_NE(why.find("device mps"), std::string::npos) << why;
+}
+
 }  // namespace
 }  // namespace emosweep::worker
