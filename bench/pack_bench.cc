@@ -12,8 +12,13 @@
 // any pack of K: single time per job / a packed member's floor (its own products, optimizer pass and
 // dropout draws, each at the cheaper of the single job's figure and the K-member batched one per member),
 // against issue 16's 8x target.
+// On a GPU (`--device cuda`, scripts/gpu-check.sh) the same comparison runs there against issue 16's 50x
+// target, with no CPU floor; a member there equals its job alone within a tolerance rather than bitwise
+// (different kernels for the batched products), so the bench reports how many predicted classes differ (the
+// issue allows 0.1 %) and the largest probability difference. `--single-sample N` runs only the first N
+// jobs one after another (jobs/s from them; results compared for them), to keep a K = 256 check short.
 // Usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128]
-//                   [--dropout 0.3] [--only packed|single] [--json]
+//                   [--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N] [--json]
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -157,8 +162,11 @@ Floor MemberFloor(const Floor& single, const Floor& packed) {
           std::min(single.optimizer_s, packed.optimizer_s), std::min(single.dropout_s, packed.dropout_s)};
 }
 
-// Issue 16: packed jobs/s of the real-corpora MLPs >= 8x one job at a time (CPU).
+// Issue 16: packed jobs/s of the real-corpora MLPs >= 8x one job at a time on CPU, >= 50x on a GPU; a member
+// off the CPU predicts the class its job alone predicts for >= 99.9 % of the utterances.
 constexpr double kPackTarget = 8.0;
+constexpr double kPackTargetGpu = 50.0;
+constexpr double kPredictionAgreement = 0.999;
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -174,6 +182,8 @@ int main(int argc, char** argv) {
   std::string only;  // "packed" | "single": run one side only (profiling)
   std::vector<int64_t> hidden = {256, 128};
   double dropout = 0.3;
+  std::string device = "cpu";
+  int single_sample = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -205,10 +215,14 @@ int main(int argc, char** argv) {
       only = next();
     } else if (a == "--json") {
       json_out = true;
+    } else if (a == "--device") {
+      device = next();
+    } else if (a == "--single-sample") {
+      single_sample = std::stoi(next());
     } else {
       std::fprintf(stderr,
                    "usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128] "
-                   "[--dropout 0.3] [--only packed|single] [--json]\n");
+                   "[--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N] [--json]\n");
       return 2;
     }
   }
@@ -246,27 +260,49 @@ int main(int argc, char** argv) {
     return s;
   };
   at::set_num_threads(threads);
+  const bool cpu = device == "cpu";
+  if (!cpu) {
+    try {
+      torch::Device d(device);
+      if (!d.is_cuda() || !torch::cuda::is_available()) throw std::runtime_error("no CUDA device");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pack_bench: --device %s: %s\n", device.c_str(), e.what());
+      return 2;
+    }
+  }
+  const double target = cpu ? kPackTarget : kPackTargetGpu;
   std::vector<int64_t> dims = {kDim};
   dims.insert(dims.end(), hidden.begin(), hidden.end());
   dims.push_back(4);
-  const Floor fl = GemmFloor(dims, 32, dropout);
+  // The floor is the CPU's (its products, optimizer pass and draws timed on this thread); on a GPU none.
+  const Floor fl = cpu ? GemmFloor(dims, 32, dropout) : Floor{};
   // 300 steps (10 per epoch), validation of 80 rows each epoch, final evaluation of 80 + 200 rows.
   const double floor_job = JobFloor(fl, epochs);
-  if (!json_out)
+  if (!json_out && !cpu)
+    std::printf("device %s: no compute floor (CPU only); target %.0fx, predictions >= %.1f %% as alone\n",
+                device.c_str(), target, 100 * kPredictionAgreement);
+  if (!json_out && cpu)
     std::printf("compute floor per job: %.4f s = per training step %.3f ms matrix products + %.3f ms optimizer "
                 "pass + %.3f ms dropout draws, %.3f ms per evaluation batch; floor jobs/s %.1f\n",
                 floor_job, 1e3 * fl.step_s, 1e3 * fl.optimizer_s, 1e3 * fl.dropout_s, 1e3 * fl.forward_s,
                 1 / floor_job);
   nlohmann::json rows = nlohmann::json::array();
+  int exit_code = 0;  // 1: a job failed, or a member's predictions beyond the tolerance
   if (!json_out)
     std::printf("%4s %13s %13s %13s %13s %8s %7s %7s %7s %9s %7s %-10s  %s\n", "K", "packed min s", "packed med s",
-                "single min s", "single med s", "jobs/s x", "(med)", "pk/flr", "sg/flr", "member s", "ceiling", "8x",
-                "results");
+                "single min s", "single med s", "jobs/s x", "(med)", "pk/flr", "sg/flr", "member s", "ceiling",
+                cpu ? "8x" : "50x", "results");
   for (int k : ks) {
     std::vector<jobs::JobSpec> specs;
     for (int i = 0; i < k; ++i) specs.push_back(member(i));
     std::vector<jobs::JobContext> ctxs(static_cast<size_t>(k));
-    for (auto& c : ctxs) c.threads = threads;
+    for (auto& c : ctxs) {
+      c.threads = threads;
+      c.device = device;
+    }
+    // The sequential side: every job, or the first --single-sample of them (its time scaled to k jobs).
+    const int ns = single_sample > 0 ? std::min(k, single_sample) : k;
+    const double scale = static_cast<double>(k) / ns;
     std::vector<double> tp, ts;
     std::vector<Result<jobs::JobResult>> packed, single;
     bool ok = true;
@@ -281,8 +317,8 @@ int main(int argc, char** argv) {
           tp.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
         } else {
           single.clear();
-          for (int i = 0; i < k; ++i) single.push_back(worker::RunJob(specs[i], ctxs[i]));
-          ts.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+          for (int i = 0; i < ns; ++i) single.push_back(worker::RunJob(specs[i], ctxs[i]));
+          ts.push_back(std::chrono::duration<double>(Clock::now() - t0).count() * scale);
         }
       }
     }
@@ -293,9 +329,10 @@ int main(int argc, char** argv) {
     }
     // Results: every member against its own sequential run.
     double max_diff = 0;
-    size_t differ = 0, total = 0;
+    size_t differ = 0, total = 0, class_differ = 0;
     bool metrics_equal = true;
-    for (int i = 0; i < k; ++i) {
+    for (int i = 0; i < k; ++i) ok &= packed[i].ok();
+    for (int i = 0; i < ns; ++i) {
       if (!packed[i].ok() || !single[i].ok()) {
         ok = false;
         continue;
@@ -312,6 +349,7 @@ int main(int argc, char** argv) {
             same &= d == 0;
           }
           differ += same ? 0 : 1;
+          class_differ += e.predictions[u].pred == q.predictions[u].pred ? 0 : 1;
         }
       }
     }
@@ -320,19 +358,26 @@ int main(int argc, char** argv) {
     // The pack's ceiling: a member cannot cost less than its member floor (its own products, optimizer pass and
     // dropout draws, each at the cheaper of the single and the K-member batched figure), so packed jobs/s over
     // single jobs/s cannot exceed single time per job / member floor.
-    const Floor pf = k > 1 ? GemmFloor(dims, 32, dropout, k) : fl;
+    const Floor pf = k > 1 && cpu ? GemmFloor(dims, 32, dropout, k) : fl;
     const Floor mf = MemberFloor(fl, pf);
-    if (k > 1)
+    if (k > 1 && cpu)
       std::fprintf(stderr, "K = %d, per member batched (single): step products %.3f (%.3f) ms, optimizer pass %.3f (%.3f) "
                    "ms, dropout draws %.3f (%.3f) ms, evaluation batch %.3f (%.3f) ms\n", k, 1e3 * pf.step_s,
                    1e3 * fl.step_s, 1e3 * pf.optimizer_s, 1e3 * fl.optimizer_s, 1e3 * pf.dropout_s, 1e3 * fl.dropout_s,
                    1e3 * pf.forward_s, 1e3 * fl.forward_s);
-    const double member_job = JobFloor(mf, epochs), ceiling = smin / k / member_job;
-    const char* verdict = ceiling >= kPackTarget ? "possible" : "impossible";
+    const double member_job = JobFloor(mf, epochs), ceiling = cpu ? smin / k / member_job : 0;
+    const double agreement = total ? 1 - static_cast<double>(class_differ) / static_cast<double>(total) : 1;
+    const char* verdict = !cpu ? (smin / pmin >= target ? "met" : "not met")
+                               : ceiling >= kPackTarget ? "possible" : "impossible";
     std::string res = !ok ? "a job failed"
                           : (differ == 0 && metrics_equal ? "bitwise"
                                                           : std::to_string(differ) + "/" + std::to_string(total) +
-                                                                " predictions differ, max |dp| " + std::to_string(max_diff));
+                                                                " probability rows differ, max |dp| " +
+                                                                std::to_string(max_diff) + ", " +
+                                                                std::to_string(class_differ) + " predicted classes (" +
+                                                                (agreement >= kPredictionAgreement ? "within" : "beyond") +
+                                                                " the 0.1 % tolerance)");
+    if (!ok || agreement < kPredictionAgreement) exit_code = 1;
     nlohmann::json row = {{"k", k},
                           {"packed_min_s", pmin},
                           {"packed_median_s", pmed},
@@ -349,8 +394,14 @@ int main(int argc, char** argv) {
                            {{"step", 1e3 * mf.step_s}, {"optimizer", 1e3 * mf.optimizer_s}, {"dropout", 1e3 * mf.dropout_s},
                             {"eval_forward", 1e3 * mf.forward_s}}},
                           {"ceiling", ceiling},
-                          {"target", kPackTarget},
-                          {"target_possible", ceiling >= kPackTarget},
+                          {"target", target},
+                          {"target_possible", cpu ? ceiling >= kPackTarget : smin / pmin >= target},
+                          {"device", device},
+                          {"single_jobs_run", ns},
+                          {"predictions_compared", total},
+                          {"predicted_classes_differ", class_differ},
+                          {"prediction_agreement", agreement},
+                          {"max_probability_diff", max_diff},
                           {"results", res}};
     rows.push_back(row);
     if (!json_out)
@@ -360,10 +411,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (json_out)
-    std::printf("%s\n", nlohmann::json({{"bench", "pack"}, {"threads", threads}, {"epochs", epochs}, {"hidden", hidden},
+    std::printf("%s\n", nlohmann::json({{"bench", "pack"}, {"device", device}, {"threads", threads}, {"epochs", epochs}, {"hidden", hidden},
                                         {"dropout", dropout}, {"floor_s_per_job", floor_job}, {"rows", rows}})
                             .dump(2)
                             .c_str());
   fs::remove_all(dir);
-  return 0;
+  return exit_code;
 }

@@ -5,7 +5,11 @@
 #   1. the same small sweep on the CPU and on the GPU: per-job UA/WA within tolerance;
 #   2. epoch and job times on both devices (from the two ledgers);
 #   3. the NCCL reducer's allreduce bus bandwidth next to MPI_Allreduce (bench/allreduce_bench);
-#   4. with 2+ GPUs: the sweep with data-parallel groups of 2 (NCCL) vs the same groups on the CPU.
+#   4. with 2+ GPUs: the sweep with data-parallel groups of 2 (NCCL) vs the same groups on the CPU;
+#   5. packs on the device (issue 16): the sweep with --pack off vs --pack auto there (per-job UA/WA within
+#      tolerance), and bench/pack_bench on the device: K real-corpora MLP jobs as one pack vs one after
+#      another (jobs/s ratio against the 50x target; predicted classes equal to the job alone's for >= 99.9 %
+#      of utterances, which the bench's exit status checks).
 #
 #   scripts/gpu-check.sh [--deps DIR] [--build-dir DIR] [--out DIR] [--device cuda:0] [--no-build]
 #   scripts/gpu-check.sh --cpu-only [--build-dir DIR] [--no-build] [--out DIR]
@@ -130,7 +134,7 @@ if [ "$NO_BUILD" = 0 ]; then
   if [ ! -f "$BUILD/build.ninja" ]; then
     cmake -S "$SRC" -B "$BUILD" "${CMAKE_ARGS[@]}" 2>&1 | tee "$OUT_DIR/configure.log" | grep "emosweep:" | tee -a "$REPORT"
   fi
-  cmake --build "$BUILD" -j"$JOBS" --target emosweep allreduce_bench > "$OUT_DIR/build.log" 2>&1 \
+  cmake --build "$BUILD" -j"$JOBS" --target emosweep allreduce_bench pack_bench > "$OUT_DIR/build.log" 2>&1 \
     || { tail -30 "$OUT_DIR/build.log"; say "FAIL: build (log: $OUT_DIR/build.log)"; exit 1; }
 fi
 ES="$BUILD/bin/emosweep"
@@ -149,8 +153,9 @@ trap 'rm -rf "$W"' EXIT
 P="$SRC/tests/cluster/mpi_protocol.toml"
 for tag in ref dev; do
   dev=$([ $tag = ref ] && echo cpu || echo "$DEVICE")
+  # The reference runs single jobs (--pack off): check 1 compares devices, check 5 packs on the device.
   "$ES" run "$P" --store-dir "$W/stores" --ledger "$W/$tag.sqlite" --device "$dev" --threads 1 --log-level warn \
-    > "$OUT_DIR/run_$tag.txt" 2>&1 || { cat "$OUT_DIR/run_$tag.txt"; fail_check "sweep on $dev"; }
+    --pack off > "$OUT_DIR/run_$tag.txt" 2>&1 || { cat "$OUT_DIR/run_$tag.txt"; fail_check "sweep on $dev"; }
 done
 say "== check 1: per-job metrics, $DEVICE vs cpu (tolerance: mean |dUA| <= $TOL_MEAN, max <= $TOL_MAX)"
 cat > "$W/compare.py" <<'EOF'
@@ -229,6 +234,24 @@ print(" ".join(sorted({"%s/%s" % (json.loads(r[0])["world_size"], json.loads(r[0
 else
   say "== check 4: skipped, data-parallel groups on CUDA need 2 GPUs (this machine has $NG)"
 fi
+
+# --- check 5: packs on the device (issue 16) ------------------------------------------------
+say "== check 5: the sweep packed on $DEVICE (--pack auto) vs single jobs there (--pack off)"
+"$ES" run "$P" --store-dir "$W/stores" --ledger "$W/packed.sqlite" --device "$DEVICE" --threads 1 --log-level warn \
+  --pack auto --json > "$OUT_DIR/run_packed.txt" 2>&1 || { cat "$OUT_DIR/run_packed.txt"; fail_check "packed sweep on $DEVICE"; }
+packs=$($PY -c 'import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("select info_json from jobs where status = \"done\"").fetchall()
+sizes = [json.loads(r[0]).get("pack", {}).get("size", 1) for r in rows]
+print(sum(1 for s in sizes if s > 1), len(sizes))' "$W/packed.sqlite")
+say "  jobs trained in packs / done: ${packs/ / \/ }"
+[ "${packs%% *}" -gt 0 ] || fail_check "no job of the sweep trained in a pack on $DEVICE"
+compare "$W/dev.sqlite" "$W/packed.sqlite" || FAILED=1
+PB_KS=${GPU_CHECK_PACK_KS:-$([ "$CPU_ONLY" = 1 ] && echo 1,8 || echo 1,16,64,256)}
+PB_EPOCHS=${GPU_CHECK_PACK_EPOCHS:-$([ "$CPU_ONLY" = 1 ] && echo 5 || echo 30)}
+say "== check 5b: pack_bench on $DEVICE, K in $PB_KS, $PB_EPOCHS epochs (target: packed jobs/s >= 50x single on a GPU)"
+"$BUILD/bench/pack_bench" --device "$DEVICE" --ks "$PB_KS" --reps 1 --epochs "$PB_EPOCHS" --single-sample 16 \
+  2>/dev/null | tee -a "$REPORT"
+[ "${PIPESTATUS[0]}" = 0 ] || fail_check "pack_bench on $DEVICE: a job failed or a member's predictions beyond 0.1 %"
 
 say "== gpu-check: $([ $FAILED = 0 ] && echo PASS || echo FAIL) (report: $REPORT)"
 exit $FAILED
