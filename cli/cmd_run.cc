@@ -63,7 +63,7 @@ void RunOptions(po::options_description& o) {
       "pack", po::value<std::string>()->default_value("auto"),
       "auto | off | K: train up to K ready jobs of one pack key (same model shapes, features and epochs) as one "
       "batched model, each recorded as its own job; auto picks K from a member's memory estimate, MemAvailable and "
-      "the device (up to 32 on CPU; on CPU also at most what keeps a pack's optimizer state within a cache budget, "
+      "the device (up to 32 on CPU, 256 on a GPU; on CPU also at most what keeps a pack's optimizer state within a cache budget, "
       "per pack key) and shares each key's jobs among the workers; off = single jobs (the reference "
       "path); under mpirun packs are off (docs/design/packing.md)")(
       "work-dir", po::value<std::string>(), "checkpoints of jobs (default: <ledger>.work/)")(
