@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,7 +30,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
+#include <set>
+#include <mutex>
+#include <atomic>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -45,6 +50,7 @@
 #include "worker/fused_optimizer.h"
 #include "worker/job.h"
 #include "worker/pack.h"
+#include "worker/packed_trainer.h"
 
 namespace {
 
@@ -168,6 +174,45 @@ constexpr double kPackTarget = 8.0;
 constexpr double kPackTargetGpu = 50.0;
 constexpr double kPredictionAgreement = 0.999;
 
+// ---- dispatched-op census (--count-ops) ----
+// A GPU runs these small models launch-bound: a job's time there is about its number of kernel launches
+// (and host syncs). The census counts, on this CPU, the ops the trainer dispatches at the top level (an op
+// called inside another op is that op's work; view and allocation ops launch nothing), with the GPU's
+// code paths on (each member's dropout as at::dropout under its generator, the optimizer's whole-buffer
+// tensor path), and the host syncs (.item()). Ops per job alone over ops per packed member is the most a
+// pack can gain where every op costs a launch: a GPU ceiling measured without a GPU.
+struct OpCount {
+  int64_t ops = 0, syncs = 0;
+  std::map<std::string, int64_t> by_name;
+};
+thread_local int t_depth = 0;
+std::atomic<OpCount*> g_ops{nullptr};
+std::mutex g_ops_mu;
+bool LaunchesNothing(const std::string& n) {
+  static const std::set<std::string> kNone = {
+      "aten::view", "aten::narrow", "aten::select", "aten::slice", "aten::as_strided", "aten::transpose",
+      "aten::t", "aten::unsqueeze", "aten::squeeze", "aten::expand", "aten::reshape", "aten::_reshape_alias",
+      "aten::detach", "aten::alias", "aten::permute", "aten::unbind", "aten::split", "aten::chunk", "aten::empty",
+      "aten::empty_like", "aten::empty_strided", "aten::resize_", "aten::lift", "aten::lift_fresh",
+      "aten::result_type", "aten::size", "aten::stride", "aten::is_same_size", "aten::from_blob",
+      "aten::_unsafe_view", "aten::view_as", "aten::expand_as", "aten::numpy_T", "aten::requires_grad_",
+      "aten::set_", "aten::_has_compatible_shallow_copy_type", "aten::is_nonzero", "aten::contiguous", "aten::to",
+      "aten::_to_copy", "aten::detach_"};
+  return kNone.count(n) > 0;
+}
+std::unique_ptr<at::ObserverContext> OnOpStart(const at::RecordFunction& fn) {
+  if (t_depth++ > 0) return nullptr;
+  const std::string name = fn.name();
+  OpCount* c = g_ops.load();
+  if (!c) return nullptr;
+  std::lock_guard<std::mutex> l(g_ops_mu);
+  if (name == "aten::_local_scalar_dense" || name == "aten::item") ++c->syncs;
+  else if (!LaunchesNothing(name)) ++c->ops;
+  if (!LaunchesNothing(name)) ++c->by_name[name];
+  return nullptr;
+}
+void OnOpEnd(const at::RecordFunction&, at::ObserverContext*) { --t_depth; }
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
@@ -184,6 +229,7 @@ int main(int argc, char** argv) {
   double dropout = 0.3;
   std::string device = "cpu";
   int single_sample = 0;
+  bool count_ops = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -219,10 +265,12 @@ int main(int argc, char** argv) {
       device = next();
     } else if (a == "--single-sample") {
       single_sample = std::stoi(next());
+    } else if (a == "--count-ops") {
+      count_ops = true;
     } else {
       std::fprintf(stderr,
                    "usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128] "
-                   "[--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N] [--json]\n");
+                   "[--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N] [--count-ops] [--json]\n");
       return 2;
     }
   }
@@ -286,6 +334,59 @@ int main(int argc, char** argv) {
                 "pass + %.3f ms dropout draws, %.3f ms per evaluation batch; floor jobs/s %.1f\n",
                 floor_job, 1e3 * fl.step_s, 1e3 * fl.optimizer_s, 1e3 * fl.dropout_s, 1e3 * fl.forward_s,
                 1 / floor_job);
+  if (count_ops) {
+    // One job alone and packs of K (the first K jobs), GPU code paths on, one epoch count each.
+    worker::SetPackedDevicePathForTest(true);
+    worker::FusedOptimizer::SetTensorPathEverywhereForBench(true);
+    auto handle = at::addGlobalCallback(
+        at::RecordFunctionCallback(&OnOpStart, &OnOpEnd).scopes({at::RecordScope::FUNCTION}));
+    auto count = [&](const std::vector<jobs::JobSpec>& specs) {
+      OpCount c;
+      std::vector<jobs::JobContext> ctxs(specs.size());
+      for (auto& x : ctxs) x.threads = threads;
+      g_ops = &c;
+      if (specs.size() == 1) (void)worker::RunJob(specs[0], ctxs[0]);
+      else (void)worker::RunPack(specs, ctxs);
+      g_ops = nullptr;
+      return c;
+    };
+    const OpCount one = count({member(0)});
+    const double steps = 10.0 * epochs;  // optimizer steps a job (320 rows, batch 32)
+    std::printf("ops dispatched per job (GPU code paths, %d epochs = %.0f steps; an op ~ a kernel launch on a GPU):\n"
+                "%6s %12s %12s %10s %10s %12s\n", epochs, steps, "K", "ops/job", "ops/step", "syncs/job", "ratio",
+                "(syncs incl.)");
+    std::printf("%6s %12lld %12.1f %10lld %10s %12s\n", "alone", static_cast<long long>(one.ops), one.ops / steps,
+                static_cast<long long>(one.syncs), "1.00", "1.00");
+    nlohmann::json out = nlohmann::json::array();
+    for (int k : ks) {
+      if (k < 2) continue;
+      std::vector<jobs::JobSpec> specs;
+      for (int i = 0; i < k; ++i) specs.push_back(member(i));
+      const OpCount c = count(specs);
+      const double per = static_cast<double>(c.ops) / k, sy = static_cast<double>(c.syncs) / k;
+      std::printf("%6d %12.1f %12.2f %10.1f %10.2f %12.2f\n", k, per, per / steps, sy, one.ops / per,
+                  (one.ops + one.syncs) / (per + sy));
+      out.push_back({{"k", k}, {"ops_per_member", per}, {"syncs_per_member", sy}, {"ratio", one.ops / per}});
+      if (k == ks.back()) {  // where the largest pack's ops go, per member, against the job alone's
+        std::vector<std::pair<double, std::string>> top;
+        for (const auto& [n, v] : c.by_name) top.push_back({static_cast<double>(v) / k, n});
+        std::sort(top.rbegin(), top.rend());
+        std::fprintf(stderr, "K = %d, ops per member (alone) by name:", k);
+        for (size_t i = 0; i < top.size() && i < 16; ++i) {
+          auto it = one.by_name.find(top[i].second);
+          std::fprintf(stderr, " %s %.1f (%lld)", top[i].second.c_str(), top[i].first,
+                       static_cast<long long>(it == one.by_name.end() ? 0 : it->second));
+        }
+        std::fprintf(stderr, "\n");
+      }
+    }
+    at::removeCallback(handle);
+    if (json_out)
+      std::printf("%s\n", nlohmann::json({{"bench", "pack_ops"}, {"alone_ops", one.ops}, {"alone_syncs", one.syncs},
+                                          {"steps", steps}, {"rows", out}}).dump(2).c_str());
+    fs::remove_all(dir);
+    return 0;
+  }
   nlohmann::json rows = nlohmann::json::array();
   int exit_code = 0;  // 1: a job failed, or a member's predictions beyond the tolerance
   if (!json_out)

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #if defined(__x86_64__)
@@ -15,6 +16,8 @@
 
 namespace emosweep::worker {
 namespace {
+
+std::atomic<bool> g_tensor_path_everywhere{false};  // SetTensorPathEverywhereForBench
 
 constexpr int64_t kGrain = 1 << 15;
 
@@ -156,7 +159,7 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
       momentum_(c.momentum),
       nesterov_(c.nesterov) {
   const auto& p = flat_->params();
-  tensor_path_ = !p.is_cpu();
+  tensor_path_ = !p.is_cpu() || g_tensor_path_everywhere;
   if (kind_ == "sgd") {
     // Always held: OneCycle cycles SGD's momentum (0.85..0.95) even when the configured momentum is 0, as
     // torch's OneCycleLR does, and the first step with momentum != 0 then seeds it with the gradient.
@@ -166,6 +169,8 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
     exp_avg_sq_ = HugePageZeros(p.sizes(), p.options());
   }
 }
+
+void FusedOptimizer::SetTensorPathEverywhereForBench(bool on) { g_tensor_path_everywhere = on; }
 
 void FusedOptimizer::set_momentum(double m) {
   if (kind_ == "sgd") momentum_ = m;

@@ -49,6 +49,8 @@ class FusedOptimizer {
   // Whole-buffer tensor operations instead of the host loops: chosen automatically for
   // buffers that are not in host memory; settable on CPU so that tests compare both.
   void set_tensor_path(bool on) { tensor_path_ = on; }
+  // Benches (pack_bench --count-ops): every optimizer made afterwards takes the tensor path, as on a GPU.
+  static void SetTensorPathEverywhereForBench(bool on);
   bool tensor_path() const { return tensor_path_; }
   int64_t steps() const { return step_; }
   // Adam/AdamW host loop on AVX-512: how many elements ahead it prefetches each array (0 = none: the
