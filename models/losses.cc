@@ -58,6 +58,22 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& lab
   return F::cross_entropy(logits, labels, opt);
 }
 
+torch::Tensor PackedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
+                                 const torch::Tensor& label_smoothing) {
+  TORCH_CHECK(logits.dim() == 3 && labels.dim() == 2 && weights.dim() == 2 && label_smoothing.dim() == 1,
+              "PackedCrossEntropy: logits [m, n, C], labels [m, n], weights [m, C], label_smoothing [m]");
+  const int64_t c = logits.size(2);
+  const torch::Tensor nlogp = -torch::log_softmax(logits, 2);                      // [m, n, C]
+  const torch::Tensor w = weights.to(logits.scalar_type());                         // [m, C]
+  const torch::Tensor wy = w.gather(1, labels);                                     // [m, n]: w_{y_i}
+  const torch::Tensor picked = nlogp.gather(2, labels.unsqueeze(2)).squeeze(2);     // [m, n]
+  const torch::Tensor eps = label_smoothing.to(logits.scalar_type());               // [m]
+  // PyTorch: (1 - ε) Σ_i w_{y_i}(−log p_{i,y_i}) / Σ_i w_{y_i} + (ε / C) Σ_i Σ_c w_c(−log p_{i,c}) / Σ_i w_{y_i}.
+  const torch::Tensor nll = (picked * wy).sum(1);                                   // [m]
+  const torch::Tensor smooth = (nlogp * w.unsqueeze(1)).sum({1, 2});                // [m]
+  return ((1 - eps) * nll + eps / static_cast<double>(c) * smooth) / wy.sum(1);
+}
+
 torch::Tensor FocalLoss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& alpha,
                         double gamma, double label_smoothing) {
   const int64_t c = logits.size(1);

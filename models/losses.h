@@ -29,6 +29,14 @@ Result<torch::Tensor> InverseFrequencyClassWeights(const std::vector<int64_t>& c
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
                            double label_smoothing, double weight_mean = 0.0);
 
+// CrossEntropy (weight_mean 0) of m members at once: logits [m, n, C], labels [m, n], weights [m, C] (a
+// member without class weights: a row of ones, the same loss), label_smoothing [m]; all on one device.
+// Returns the m losses [m], differentiable in the logits: member j's is CrossEntropy(logits[j], labels[j],
+// weights[j], label_smoothing[j]) up to float rounding (other reduction orders: not bitwise). A pack on a
+// GPU (worker/packed_epoch.cc) computes its members' losses with it: ~10 kernels in place of ~5 per member.
+torch::Tensor PackedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights,
+                                 const torch::Tensor& label_smoothing);
+
 // Focal loss with label smoothing (msr (c) §4.4): q_c = 1-ε for the true class,
 // ε/(C-1) otherwise; loss_n = Σ_c α_c (1-p_c)^γ q_c (−log p_c); mean over the batch.
 // `alpha` undefined = all ones.

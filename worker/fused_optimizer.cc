@@ -172,6 +172,85 @@ FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c)
 
 void FusedOptimizer::SetTensorPathEverywhereForBench(bool on) { g_tensor_path_everywhere = on; }
 
+FusedOptimizer::FusedOptimizer(FlatParameters* flat, const TrainConfig& c, const StateViews& views)
+    : FusedOptimizer(flat, c) {
+  torch::NoGradGuard no_grad;
+  auto adopt = [&](torch::Tensor* mine, const torch::Tensor& theirs) {
+    if (!mine->defined()) return;
+    TORCH_CHECK(theirs.defined() && theirs.numel() == mine->numel() && theirs.device() == mine->device(),
+                "FusedOptimizer: a state view of the wrong size or device");
+    torch::Tensor t = theirs.view(mine->sizes());
+    t.zero_();
+    *mine = t;
+  };
+  adopt(&exp_avg_, views.exp_avg);
+  adopt(&exp_avg_sq_, views.exp_avg_sq);
+  adopt(&momentum_buf_, views.momentum);
+}
+
+void FusedOptimizer::StepRows(const std::vector<FusedOptimizer*>& opts, const std::vector<int64_t>& slots,
+                              torch::Tensor params, const torch::Tensor& grads, torch::Tensor exp_avg,
+                              torch::Tensor exp_avg_sq) {
+  torch::NoGradGuard no_grad;
+  const int64_t m = static_cast<int64_t>(opts.size());
+  TORCH_CHECK(m == static_cast<int64_t>(slots.size()) && grads.dim() == 2 && grads.size(0) == m,
+              "StepRows: one slot and one gradient row per optimizer");
+  if (m == 0) return;
+  // Per row: decay (AdamW: 1 - lr wd; else 1), wd (Adam's L2: g + wd p; else 0), b1, 1 - b1, b2, 1 - b2,
+  // sqrt(bc2), eps, -lr / bc1; computed in double as StepTensors does, then rounded to float.
+  enum { kDecay, kWd, kB1, kOneB1, kB2, kOneB2, kSqrtBc2, kEps, kStep, kCols };
+  std::vector<float> host(static_cast<size_t>(m * kCols));
+  bool any_l2 = false;
+  for (int64_t i = 0; i < m; ++i) {
+    FusedOptimizer& o = *opts[static_cast<size_t>(i)];
+    TORCH_CHECK(StepRowsTakes(o), "StepRows: optimizer '", o.kind_, "' is not adam / adamw");
+    ++o.step_;
+    const double bc1 = 1 - std::pow(o.beta1_, static_cast<double>(o.step_));
+    const double bc2 = 1 - std::pow(o.beta2_, static_cast<double>(o.step_));
+    const bool decoupled = o.kind_ == "adamw";
+    float* r = host.data() + i * kCols;
+    r[kDecay] = static_cast<float>(decoupled ? 1 - o.lr_ * o.weight_decay_ : 1.0);
+    r[kWd] = static_cast<float>(decoupled ? 0.0 : o.weight_decay_);
+    any_l2 |= !decoupled && o.weight_decay_ != 0;
+    r[kB1] = static_cast<float>(o.beta1_);
+    r[kOneB1] = static_cast<float>(1 - o.beta1_);
+    r[kB2] = static_cast<float>(o.beta2_);
+    r[kOneB2] = static_cast<float>(1 - o.beta2_);
+    r[kSqrtBc2] = static_cast<float>(std::sqrt(bc2));
+    r[kEps] = static_cast<float>(o.eps_);
+    r[kStep] = static_cast<float>(-o.lr_ / bc1);
+  }
+  torch::Tensor k = torch::from_blob(host.data(), {m, kCols}, torch::kFloat);
+  k = params.is_cpu() ? k.clone() : k.to(params.device());
+  auto col = [&](int c) { return k.narrow(1, c, 1); };  // [m, 1]
+  bool consecutive = true;
+  for (int64_t i = 1; i < m; ++i) consecutive &= slots[static_cast<size_t>(i)] == slots[0] + i;
+  torch::Tensor idx;
+  torch::Tensor p, ea, es;
+  if (consecutive) {
+    p = params.narrow(0, slots[0], m);
+    ea = exp_avg.narrow(0, slots[0], m);
+    es = exp_avg_sq.narrow(0, slots[0], m);
+  } else {
+    idx = torch::tensor(slots, torch::kLong);
+    if (!params.is_cpu()) idx = idx.to(params.device());
+    p = params.index_select(0, idx);
+    ea = exp_avg.index_select(0, idx);
+    es = exp_avg_sq.index_select(0, idx);
+  }
+  p.mul_(col(kDecay));
+  const torch::Tensor g = any_l2 ? grads + p * col(kWd) : grads;
+  ea.mul_(col(kB1)).add_(g * col(kOneB1));
+  es.mul_(col(kB2)).add_(g * g * col(kOneB2));
+  const torch::Tensor denom = (es.sqrt() / col(kSqrtBc2)).add_(col(kEps));
+  p.add_(ea / denom * col(kStep));
+  if (!consecutive) {
+    params.index_copy_(0, idx, p);
+    exp_avg.index_copy_(0, idx, ea);
+    exp_avg_sq.index_copy_(0, idx, es);
+  }
+}
+
 void FusedOptimizer::set_momentum(double m) {
   if (kind_ == "sgd") momentum_ = m;
   else beta1_ = m;

@@ -36,6 +36,24 @@ struct GradScale {
 class FusedOptimizer {
  public:
   FusedOptimizer(FlatParameters* flat, const TrainConfig& config);
+  // The same with its state (exp_avg and exp_avg_sq, or momentum_buffer) in tensors the caller gives, zeroed
+  // here, each of the buffer's numel and device: a pack's rows, so that StepRows updates many members at once.
+  struct StateViews {
+    torch::Tensor exp_avg, exp_avg_sq, momentum;
+  };
+  FusedOptimizer(FlatParameters* flat, const TrainConfig& config, const StateViews& views);
+
+  // One Adam/AdamW step of several optimizers at once (a pack on a GPU: one set of whole-rows kernels
+  // instead of one set per member). Optimizer i's parameters are row slots[i] of `params` [K, S] (its
+  // buffer is that row's first numel() values), its state the same rows of `exp_avg` / `exp_avg_sq`, and its
+  // gradient row i of `grads` [m, S] (already clipped; the padding columns zero). Each uses its own lr,
+  // betas, eps, weight decay and step count; the update is StepTensors' per row, with the per-member
+  // scalars as [m, 1] columns (so not bitwise the per-member path: the float products round once more
+  // where a scalar alpha would fuse). Every optimizer must be adam or adamw (StepRowsTakes).
+  static bool StepRowsTakes(const FusedOptimizer& o) { return o.kind_ == "adam" || o.kind_ == "adamw"; }
+  static void StepRows(const std::vector<FusedOptimizer*>& opts, const std::vector<int64_t>& slots,
+                       torch::Tensor params, const torch::Tensor& grads, torch::Tensor exp_avg,
+                       torch::Tensor exp_avg_sq);
 
   void set_lr(double lr) { lr_ = lr; }
   double lr() const { return lr_; }

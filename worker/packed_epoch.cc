@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <limits>
+#include <tuple>
 #include <map>
 #include <vector>
 
 #include "models/generator_swap.h"
+#include "models/losses.h"
 #include "worker/da_selection.h"
 
 namespace emosweep::worker::packed {
@@ -122,16 +125,26 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
       }
       std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
       std::vector<torch::Tensor> gtot;
+      // Device path: every member's cross-entropy at once ([gm]); the adapting members' DA losses added to theirs.
+      torch::Tensor ce;
+      std::vector<torch::Tensor> da_total(static_cast<size_t>(gm));
+      if (device_path_) {
+        const std::vector<int64_t> s64(slots.begin(), slots.end());
+        const torch::Tensor si = IndexOn(s64, dev_);
+        ce = models::PackedCrossEntropy(logits, y, class_w_.index_select(0, si), smoothing_.index_select(0, si));
+      }
       size_t next_da = 0;
       for (int64_t j = 0; j < gm; ++j) {
         Member* m = act[pos[static_cast<size_t>(j)]];
-        models::ModelOutput o;
-        o.logits = lg[static_cast<size_t>(j)];
-        models::Batch batch;
-        batch.labels = lb[static_cast<size_t>(j)];
         const models::LossContext lctx = m->LossCtx(epoch);
-        models::LossTerms terms = m->model->Loss(o, batch, lctx);
-        torch::Tensor total = terms.total;
+        torch::Tensor total;
+        if (!device_path_) {
+          models::ModelOutput o;
+          o.logits = lg[static_cast<size_t>(j)];
+          models::Batch batch;
+          batch.labels = lb[static_cast<size_t>(j)];
+          total = m->model->Loss(o, batch, lctx).total;
+        }
         if (m->adapter) {
           // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
           // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
@@ -139,7 +152,10 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           models::DefaultGeneratorSwap swap(target_grad ? &m->gen : nullptr, dev_);
           models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
           swap.Restore();
-          total = total + da.total;
+          if (device_path_)
+            da_total[static_cast<size_t>(j)] = da.total;
+          else
+            total = total + da.total;
           const double nl = static_cast<double>(len);
           m->da_acc[0] += static_cast<double>(da.parts.at("da").detach().item<float>()) * nl;
           if (da.parts.count("disc_acc"))
@@ -148,41 +164,62 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           m->da_acc[2] += m->lambda_last * nl;
           m->da_lambda_seen = std::max(m->da_lambda_seen, m->lambda_last);
         }
-        gtot.push_back(total);
+        if (!device_path_) gtot.push_back(total);
         m->count += static_cast<double>(len);
+      }
+      if (device_path_) {
+        torch::Tensor g = ce;
+        if (!da_j.empty()) {
+          std::vector<torch::Tensor> parts = ce.unbind(0);
+          for (int64_t j : da_j) parts[static_cast<size_t>(j)] = parts[static_cast<size_t>(j)] + da_total[static_cast<size_t>(j)];
+          g = torch::stack(parts);
+        }
+        gtot = {g};
       }
       {
         torch::NoGradGuard ng;
         std::vector<int64_t> p64(pos.begin(), pos.end());
-        torch::Tensor stacked = torch::stack(gtot).detach().to(torch::kDouble) * static_cast<double>(len);
+        torch::Tensor stacked =
+            (device_path_ ? gtot[0] : torch::stack(gtot)).detach().to(torch::kDouble) * static_cast<double>(len);
         loss_acc.index_add_(0, IndexOn(p64, dev_), stacked);
       }
       totals.insert(totals.end(), gtot.begin(), gtot.end());
       stepped.insert(stepped.end(), pos.begin(), pos.end());
     }
     // Each member's gradient is its own loss's: the members share no parameter.
-    torch::stack(totals).sum().backward();
-    for (size_t i : stepped) {
-      Member* m = act[i];
-      if (!m->adapter_params.empty()) {
-        torch::NoGradGuard ng;
-        for (auto& [p, g] : m->adapter_params) {  // FlatParameters::SyncGrads: copied in, zero when none
-          if (p.grad().defined())
-            g.copy_(p.grad());
-          else
-            g.zero_();
-          p.mutable_grad() = torch::Tensor();
-        }
-        // The model's parameters only, as trainer_epoch.cc (a discriminator's gradients neither count nor get scaled).
-        const auto [off, n] = m->own->Span("model.");
-        if (m->cfg.grad_clip > 0) {
-          torch::Tensor g = m->row->grads().narrow(0, off, n);
-          ClipGradNorm(g, m->cfg.grad_clip);
-        }
-      } else if (m->cfg.grad_clip > 0) {
-        ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+    (device_path_ ? torch::cat(totals) : torch::stack(totals)).sum().backward();
+    std::vector<Member*> st;
+    for (size_t i : stepped) st.push_back(act[i]);
+    for (Member* m : st) {
+      if (m->adapter_params.empty()) continue;
+      torch::NoGradGuard ng;
+      for (auto& [p, g] : m->adapter_params) {  // FlatParameters::SyncGrads: copied in, zero when none
+        if (p.grad().defined())
+          g.copy_(p.grad());
+        else
+          g.zero_();
+        p.mutable_grad() = torch::Tensor();
       }
-      m->opt->Step();
+    }
+    if (device_path_) {
+      StepMembers(st);
+    } else {
+      for (Member* m : st) {
+        if (!m->adapter_params.empty()) {
+          // The model's parameters only, as trainer_epoch.cc (a discriminator's gradients neither count nor get
+          // scaled).
+          const auto [off, n] = m->own->Span("model.");
+          if (m->cfg.grad_clip > 0) {
+            torch::Tensor g = m->row->grads().narrow(0, off, n);
+            ClipGradNorm(g, m->cfg.grad_clip);
+          }
+        } else if (m->cfg.grad_clip > 0) {
+          ClipGradNorm(m->row->grads(), m->cfg.grad_clip);
+        }
+        m->opt->Step();
+      }
+    }
+    for (Member* m : st) {
       ++m->step;
       m->sched->StepBatch();
       m->opt->set_lr(m->sched->lr());
@@ -202,6 +239,56 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
                                     m->adapter->lambda_max() > 0);
     }
   }
+}
+
+// The device path's update of the members stepped: their gradient rows gathered once, clipped by one batched
+// norm (per member: its own max norm, over its model's parameters as ClipGradNorm alone), the Adam/AdamW members
+// updated by one FusedOptimizer::StepRows, any other optimizer member by member.
+void PackedTrainer::StepMembers(std::vector<Member*>& stepped) {
+  if (stepped.empty()) return;
+  torch::NoGradGuard ng;
+  std::vector<Member*> ms = stepped;
+  std::sort(ms.begin(), ms.end(), [](const Member* a, const Member* b) { return a->slot < b->slot; });
+  const int64_t m = static_cast<int64_t>(ms.size());
+  std::vector<int64_t> slots;
+  bool consecutive = true, any_clip = false;
+  std::vector<float> max_norm;
+  for (Member* x : ms) {
+    if (!slots.empty()) consecutive &= x->slot == slots.back() + 1;
+    slots.push_back(x->slot);
+    any_clip |= x->cfg.grad_clip > 0;
+    max_norm.push_back(x->cfg.grad_clip > 0 ? static_cast<float>(x->cfg.grad_clip)
+                                            : std::numeric_limits<float>::infinity());
+  }
+  torch::Tensor g = consecutive ? grads_.narrow(0, slots[0], m) : grads_.index_select(0, IndexOn(slots, dev_));
+  if (any_clip) {
+    // The span ClipGradNorm takes alone: the whole row (its padding is zero), or the model's parameters of an
+    // adapting member with a discriminator (the same span for every member: they adapt the same way).
+    int64_t off = 0, n = g.size(1);
+    if (!ms[0]->adapter_params.empty()) std::tie(off, n) = ms[0]->own->Span("model.");
+    torch::Tensor span = g.narrow(1, off, n);
+    torch::Tensor norms = span.norm(2, {1}, /*keepdim=*/true);  // [m, 1]
+    torch::Tensor limit = torch::tensor(max_norm, torch::kFloat).view({m, 1});
+    if (!dev_.is_cpu()) limit = limit.to(dev_);
+    span.mul_((limit / (norms + 1e-6)).clamp_max_(1.0));
+  }
+  std::vector<FusedOptimizer*> adam;
+  std::vector<int64_t> adam_slots, adam_rows;
+  for (int64_t i = 0; i < m; ++i) {
+    Member* x = ms[static_cast<size_t>(i)];
+    if (FusedOptimizer::StepRowsTakes(*x->opt)) {
+      adam.push_back(x->opt.get());
+      adam_slots.push_back(x->slot);
+      adam_rows.push_back(i);
+      continue;
+    }
+    // SGD: its own update of its row (clipped above: the gathered rows are a copy unless consecutive).
+    if (!consecutive) x->row->grads().copy_(g[i].narrow(0, 0, x->row->grads().numel()));
+    x->opt->Step();
+  }
+  if (adam.empty()) return;
+  torch::Tensor ga = static_cast<int64_t>(adam.size()) == m ? g : g.index_select(0, IndexOn(adam_rows, dev_));
+  FusedOptimizer::StepRows(adam, adam_slots, params_, ga, exp_avg_, exp_avg_sq_);
 }
 
 }  // namespace emosweep::worker::packed

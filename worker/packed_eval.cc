@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "jobs/metrics.h"
+#include "models/losses.h"
 #include "worker/da_selection.h"
 
 namespace emosweep::worker::packed {
@@ -59,15 +60,27 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
       torch::Tensor probs = torch::softmax(logits, 2).to(torch::kCPU).contiguous();  // as evaluate.cc: on the host
       torch::Tensor arg = probs.argmax(2).contiguous();
       std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
+      torch::Tensor ce;  // device path: every item's loss at once, one copy to the host
+      if (device_path_) {
+        const std::vector<int64_t> s64(slots.begin(), slots.end());
+        const torch::Tensor si = IndexOn(s64, dev_);
+        ce = models::PackedCrossEntropy(logits, y, class_w_.index_select(0, si), smoothing_.index_select(0, si))
+                 .to(torch::kCPU, torch::kDouble)
+                 .contiguous();
+      }
       for (int64_t j = 0; j < gm; ++j) {
         EvalItem& it = items[pos[static_cast<size_t>(j)]];
         const int nc = it.member->num_classes;
-        models::ModelOutput o;
-        o.logits = lg[static_cast<size_t>(j)];
-        models::Batch batch;
-        batch.labels = lb[static_cast<size_t>(j)];
-        models::LossTerms terms = it.member->model->Loss(o, batch, it.lctx);
-        it.loss_sum += terms.total.item<double>() * static_cast<double>(len);
+        if (device_path_) {
+          it.loss_sum += ce.data_ptr<double>()[j] * static_cast<double>(len);
+        } else {
+          models::ModelOutput o;
+          o.logits = lg[static_cast<size_t>(j)];
+          models::Batch batch;
+          batch.labels = lb[static_cast<size_t>(j)];
+          models::LossTerms terms = it.member->model->Loss(o, batch, it.lctx);
+          it.loss_sum += terms.total.item<double>() * static_cast<double>(len);
+        }
         const float* pp = probs.data_ptr<float>() + j * len * nc;
         const int64_t* ap = arg.data_ptr<int64_t>() + j * len;
         const int64_t* lp = it.split->labels.data_ptr<int64_t>();

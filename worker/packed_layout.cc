@@ -130,7 +130,7 @@ Status PackedTrainer::BuildPack() {
     }
   }
   mlp_.k = k;
-  mlp_.aten_dropout = !dev_.is_cpu() || g_device_path_for_test;
+  mlp_.aten_dropout = device_path_;
   mlp_.dropout.clear();
   for (int s = 0; s < k; ++s) {
     std::vector<LayerRef> l2;

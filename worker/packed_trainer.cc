@@ -41,6 +41,7 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
   // The pack's device (PackedTrainerSupports: every member's), with its index: "cuda" is the current GPU.
   dev_ = torch::Device(c0.device);
   if (!dev_.is_cpu() && !dev_.has_index()) dev_ = torch::empty({0}, torch::TensorOptions().device(dev_)).device();
+  device_path_ = !dev_.is_cpu() || g_device_path_for_test;
   {
     std::vector<std::string> ids;
     for (const auto& s : specs_) ids.push_back(s.id.empty() ? s.ComputeId() : s.id);
@@ -90,8 +91,27 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
     val_pool_ = MakePool(vx, vy, dev_);
     target_pool_ = MakePool(ux, uy, dev_);
   }
+  if (device_path_) {
+    const int k = static_cast<int>(packed_.size());
+    const int64_t c = static_cast<int64_t>(packed_[0]->num_classes);
+    class_w_ = torch::ones({k, c});
+    std::vector<float> eps;
+    for (Member* m : packed_) {
+      if (m->class_weights.defined()) class_w_[m->slot].copy_(m->class_weights.to(torch::kCPU, torch::kFloat));
+      eps.push_back(static_cast<float>(m->cfg.label_smoothing));
+    }
+    class_w_ = class_w_.to(dev_);
+    smoothing_ = torch::tensor(eps, torch::kFloat).to(dev_);
+    exp_avg_ = torch::zeros({k, stride_}, params_.options());
+    exp_avg_sq_ = torch::zeros({k, stride_}, params_.options());
+  }
   for (Member* m : packed_) {
-    m->opt = std::make_unique<FusedOptimizer>(m->row.get(), m->cfg);
+    if (device_path_ && (m->cfg.optimizer == "adam" || m->cfg.optimizer == "adamw"))
+      m->opt = std::make_unique<FusedOptimizer>(
+          m->row.get(), m->cfg,
+          FusedOptimizer::StateViews{exp_avg_[m->slot].narrow(0, 0, p_), exp_avg_sq_[m->slot].narrow(0, 0, p_), {}});
+    else
+      m->opt = std::make_unique<FusedOptimizer>(m->row.get(), m->cfg);
     m->sched = std::make_unique<Schedule>(m->cfg, m->steps_per_epoch * m->cfg.epochs);
     m->opt->set_lr(m->sched->lr());
     if (m->sched->cycles_momentum()) m->opt->set_momentum(m->sched->momentum());

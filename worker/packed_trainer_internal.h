@@ -167,6 +167,14 @@ class PackedTrainer {
   // Where the pack trains (every member's JobContext::device; a GPU with its index): the buffers, pools and
   // batches. The members' single models stay on the CPU (checkpoints, DA diagnostics).
   torch::Device dev_{torch::kCPU};
+  // The GPU's code path (on a GPU; on the CPU under SetPackedDevicePathForTest): each member's dropout as
+  // at::dropout under its generator, and the per-member parts a GPU would launch K times batched over the
+  // members instead: cross-entropy (class_w_ [K, C], ones without class weights; smoothing_ [K]), gradient
+  // clipping and the Adam/AdamW update (state rows exp_avg_ / exp_avg_sq_ [K, stride]). Within the GPU
+  // tolerance of the members' jobs alone, not bitwise ("Packs on a GPU").
+  bool device_path_ = false;
+  torch::Tensor class_w_, smoothing_, exp_avg_, exp_avg_sq_;
+  void StepMembers(std::vector<Member*>& stepped);  // device path: clip + update of the members stepped
   std::string reducer_name_;
   std::string pack_id_;
   Clock::time_point last_state_write_ = Clock::now();

@@ -195,5 +195,30 @@ TEST(Losses, VadMseLooksUpTheTargetTable) {
   EXPECT_NEAR(D(VadMse(pred, table, y)), expect, 1e-12);
 }
 
+// A pack's losses on a GPU: PackedCrossEntropy equals CrossEntropy member by member (class weights or none,
+// label smoothing or none), values and gradients, up to float rounding.
+TEST(Losses, PackedCrossEntropyEqualsCrossEntropyPerMember) {
+  torch::manual_seed(7);
+  const int64_t m = 4, n = 9, c = 5;
+  torch::Tensor x = torch::randn({m, n, c}).requires_grad_(true);
+  torch::Tensor y = torch::randint(0, c, {m, n}, torch::kLong);
+  std::vector<torch::Tensor> w = {torch::Tensor(), torch::rand({c}) + 0.1, torch::Tensor(), torch::rand({c}) + 0.5};
+  const std::vector<float> eps = {0.0f, 0.0f, 0.1f, 0.2f};
+  torch::Tensor wm = torch::ones({m, c});
+  for (int64_t j = 0; j < m; ++j)
+    if (w[j].defined()) wm[j].copy_(w[j]);
+  torch::Tensor packed = PackedCrossEntropy(x, y, wm, torch::tensor(eps));
+  ASSERT_EQ(packed.sizes(), (std::vector<int64_t>{m}));
+  packed.sum().backward();
+  torch::Tensor g_packed = x.grad().clone();
+  x.mutable_grad() = torch::Tensor();
+  for (int64_t j = 0; j < m; ++j) {
+    torch::Tensor alone = CrossEntropy(x[j], y[j], w[j], eps[static_cast<size_t>(j)]);
+    EXPECT_NEAR(packed[j].item<double>(), alone.item<double>(), 1e-6) << "member " << j;
+    alone.backward();
+  }
+  EXPECT_TRUE(torch::allclose(g_packed, x.grad(), 1e-5, 1e-7)) << (g_packed - x.grad()).abs().max().item<double>();
+}
+
 }  // namespace
 }  // namespace emosweep::models

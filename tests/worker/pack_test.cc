@@ -442,13 +442,46 @@ TEST_F(PackTest, AdaptingPackStopsAndResumes) {
   }
 }
 
-// A pack on a GPU draws each member's dropout as its job alone does there: at::dropout on the member's rows
-// with the member's generator lent to the device's default one (models/generator_swap.h), and keeps its
-// generators, buffers, pools and batches on the device. The same code on the CPU (SetPackedDevicePathForTest)
-// must still equal every job alone bitwise: a swap that did not hand the advanced state back, lent the wrong
-// generator or drew for p = 0 would change the masks. Members with and without adaptation (DANN's
-// discriminator draws under the same swap) and a stop and resume.
-TEST_F(PackTest, DevicePathOnTheCpuEqualsEveryJobAloneBitwise) {
+// Within issue 16's tolerance for members not bitwise their jobs alone (a GPU): every epoch's losses close, the
+// selected epoch and every metric equal, and the predicted class equal for >= 99.9 % of the utterances (here:
+// all of them); the largest probability difference is printed and must stay small.
+void ExpectWithinTolerance(const JobResult& alone, const JobResult& packed, const std::string& what,
+                           double* max_prob_diff) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(alone.curve.size(), packed.curve.size());
+  for (size_t i = 0; i < alone.curve.size(); ++i) {
+    EXPECT_NEAR(alone.curve[i].train_loss, packed.curve[i].train_loss, 1e-4 * std::fabs(alone.curve[i].train_loss))
+        << "epoch " << i;
+    EXPECT_NEAR(alone.curve[i].val_loss, packed.curve[i].val_loss, 1e-4 * std::fabs(alone.curve[i].val_loss))
+        << "epoch " << i;
+    EXPECT_EQ(alone.curve[i].lr, packed.curve[i].lr) << "epoch " << i;
+  }
+  EXPECT_EQ(alone.selected_epoch, packed.selected_epoch);
+  size_t total = 0, differ = 0;
+  for (const auto& [name, e] : alone.evals) {
+    ASSERT_TRUE(packed.evals.count(name)) << name;
+    const EvalResult& q = packed.evals.at(name);
+    for (const char* metric : {"ua", "wa", "macro_f1"})
+      EXPECT_EQ(e.metrics[metric].dump(), q.metrics[metric].dump()) << name << " " << metric;
+    ASSERT_EQ(e.predictions.size(), q.predictions.size()) << name;
+    for (size_t i = 0; i < e.predictions.size(); ++i) {
+      ++total;
+      differ += e.predictions[i].pred != q.predictions[i].pred;
+      for (size_t c = 0; c < e.predictions[i].probs.size(); ++c)
+        *max_prob_diff = std::max(*max_prob_diff, static_cast<double>(std::fabs(e.predictions[i].probs[c] -
+                                                                                 q.predictions[i].probs[c])));
+    }
+  }
+  EXPECT_LE(static_cast<double>(differ), 0.001 * static_cast<double>(total)) << differ << " of " << total;
+}
+
+// A pack on a GPU (docs/design/packing.md "Packs on a GPU") draws each member's dropout as its job alone draws it
+// there (at::dropout under the member's generator, lent to the device's default one) and batches what a GPU would
+// otherwise launch per member: cross-entropy, clipping and the Adam/AdamW update. The same code on the CPU
+// (SetPackedDevicePathForTest) must match every job alone within the tolerance (a wrong RNG stream, class weight,
+// smoothing, clip or optimizer row would change the trained models beyond it); members with and without
+// adaptation (DANN's discriminator draws under the same swap) and an SGD member (updated on its own).
+TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
   struct Reset {
     ~Reset() { SetPackedDevicePathForTest(false); }
   } reset;
@@ -456,8 +489,15 @@ TEST_F(PackTest, DevicePathOnTheCpuEqualsEveryJobAloneBitwise) {
   std::vector<std::vector<JobSpec>> packs;
   packs.emplace_back();
   for (int i = 0; i < 5; ++i) packs.back().push_back(Member(i));
+  packs.back()[3].train_config["label_smoothing"] = 0.1;
+  packs.back()[2].train_config["class_weights"] = "balanced";  // its rows lack half of one class
+  packs.back()[4].train_config["optimizer"] = "sgd";
+  packs.back()[4].train_config["momentum"] = 0.9;
+  packs.back()[1].train_config["optimizer"] = "adam";
+  for (auto& sp : packs.back()) sp.id = sp.ComputeId();
   packs.emplace_back();
   for (int i = 0; i < 4; ++i) packs.back().push_back(DaMember(i, "dann_ganin"));
+  double max_diff = 0;
   for (const auto& specs : packs) {
     std::vector<JobContext> ctxs(specs.size());
     std::string why;
@@ -467,10 +507,49 @@ TEST_F(PackTest, DevicePathOnTheCpuEqualsEveryJobAloneBitwise) {
       auto alone = RunJob(specs[i], JobContext());
       ASSERT_TRUE(alone.ok()) << alone.status().ToString();
       ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
-      ExpectSameResult(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i));
+      ASSERT_TRUE(packed[i]->info.contains("pack"));
+      ExpectWithinTolerance(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i), &max_diff);
     }
   }
-  ExpectStopAndResumeEqualUninterrupted({Member(0), Member(1), Member(3)});
+  std::printf("device path on the CPU: largest probability difference to the jobs alone %.3g\n", max_diff);
+  EXPECT_LT(max_diff, 1e-3);
+  EXPECT_GT(max_diff, 0.0) << "the batched parts are not bitwise: equal results mean they did not run";
+}
+
+// The device path stopped mid-run and resumed (its optimizer state in the pack's rows, each member's generator)
+// equals its uninterrupted run bitwise.
+TEST_F(PackTest, DevicePathStopsAndResumesBitwise) {
+  struct Reset {
+    ~Reset() { SetPackedDevicePathForTest(false); }
+  } reset;
+  SetPackedDevicePathForTest(true);
+  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
+  for (auto& sp : specs) {
+    sp.train_config["epochs"] = 7;
+    sp.id = sp.ComputeId();
+  }
+  const std::vector<Result<JobResult>> full = RunPack(specs, std::vector<JobContext>(3));
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work_dev").string();
+  ctx.stop_requested = &stop;
+  std::vector<JobContext> ctxs(3, ctx);
+  ctxs[1].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = true;
+  };
+  auto first = RunPack(specs, ctxs);
+  for (auto& r : first) ASSERT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
+  stop = false;
+  ctxs[1].on_epoch = nullptr;
+  auto resumed = RunPack(specs, ctxs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_TRUE(full[i].ok() && resumed[i].ok()) << resumed[i].status().ToString();
+    EXPECT_EQ(resumed[i]->info["resumed_from_epoch"], 3);
+    JobResult a = *full[i], b = *resumed[i];
+    a.info.erase("resumed_from_epoch");
+    b.info.erase("resumed_from_epoch");
+    ExpectSameResult(a, b, "member " + std::to_string(i));
+  }
 }
 
 // Packs form per device: members on different devices never share one; a GPU pack is taken (every member's
