@@ -156,12 +156,12 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
     if (!any) continue;
     if (aten_dropout || !x.is_cpu()) {
       // Member by member, exactly the call its job makes alone (p = 0 and p = 1 draw nothing there either).
-      std::vector<torch::Tensor> out;
-      out.reserve(static_cast<size_t>(m));
+      // unbind: one backward node (a stack) for all members, where x[j] would add one per member.
+      std::vector<torch::Tensor> out = x.unbind(0);
       for (int64_t j = 0; j < m; ++j) {
         const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
         DefaultGeneratorSwap swap(p > 0 && p < 1 ? gens[static_cast<size_t>(j)] : nullptr, x.device());
-        out.push_back(torch::dropout(x[j], p, /*train=*/true));
+        out[static_cast<size_t>(j)] = torch::dropout(out[static_cast<size_t>(j)], p, /*train=*/true);
       }
       x = torch::stack(out);
       continue;
