@@ -4,6 +4,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Config.h>
 
+#include <cstdint>
+
 #include "models/fast_bernoulli.h"
 #include "models/generator_swap.h"
 
@@ -160,8 +162,12 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
       std::vector<torch::Tensor> out = x.unbind(0);
       for (int64_t j = 0; j < m; ++j) {
         const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
+        torch::Tensor piece = out[static_cast<size_t>(j)];
+        // CUDA's fused dropout takes its vectorised kernel (4 elements a thread, another mapping of the Philox
+        // draws to elements) only for 16-byte aligned inputs; alone the input is a fresh, aligned allocation.
+        if (!piece.is_cpu() && reinterpret_cast<uintptr_t>(piece.data_ptr()) % 16 != 0) piece = piece.clone();
         DefaultGeneratorSwap swap(p > 0 && p < 1 ? gens[static_cast<size_t>(j)] : nullptr, x.device());
-        out[static_cast<size_t>(j)] = torch::dropout(out[static_cast<size_t>(j)], p, /*train=*/true);
+        out[static_cast<size_t>(j)] = torch::dropout(piece, p, /*train=*/true);
       }
       x = torch::stack(out);
       continue;
