@@ -27,6 +27,7 @@
 // Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX]
 //                         [--pack-k K]
 // --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
+// --mm-detail: to stderr, each product shape's wall time inside the census epoch against its time alone.
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -102,6 +103,11 @@ struct MmKey {
 };
 std::mutex g_census_mu;
 std::map<MmKey, int64_t>* g_census = nullptr;
+std::map<MmKey, double>* g_census_s = nullptr;  // in-situ seconds per key (--mm-detail)
+struct MmTimer : at::ObserverContext {
+  MmKey key;
+  double t0 = 0;  // CpuNow(), as TimeProduct measures
+};
 
 bool Transposed(const at::Tensor& t) { return t.dim() >= 2 && t.stride(-1) != 1 && t.size(-1) != 1; }
 
@@ -126,7 +132,18 @@ std::unique_ptr<at::ObserverContext> OnOp(const at::RecordFunction& fn) {
   key.tb = Transposed(y);
   std::lock_guard<std::mutex> l(g_census_mu);
   if (g_census) ++(*g_census)[key];
-  return nullptr;
+  if (!g_census_s) return nullptr;
+  auto t = std::make_unique<MmTimer>();
+  t->key = key;
+  t->t0 = CpuNow();
+  return t;
+}
+void OnOpEnd(const at::RecordFunction&, at::ObserverContext* ctx) {
+  auto* t = dynamic_cast<MmTimer*>(ctx);
+  if (!t) return;
+  const double s = CpuNow() - t->t0;
+  std::lock_guard<std::mutex> l(g_census_mu);
+  if (g_census_s) (*g_census_s)[t->key] += s;
 }
 
 // Random operands for the floor measurements from a generator of their own, so that the models' dropout
@@ -316,6 +333,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   std::string dir = std::string(EMOSWEEP_SHARED_DIR) + "/features/iemocap-seed-pkl";
   std::string only, trace;
+  bool mm_detail = false;  // per product shape: its time inside the census epoch against its time alone
   int epochs = 5, warmup = 1;
   int64_t pack_k = 15;  // members of the pack whose ceiling is printed (issue 16: 3 seeds x 5 folds)
   bool as_json = false;
@@ -327,6 +345,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc) warmup = std::max(0, std::atoi(argv[++i]));
     else if (a == "--json") as_json = true;
     else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
+    else if (a == "--mm-detail") mm_detail = true;
     else if (a == "--pack-k" && i + 1 < argc) pack_k = std::max(0, std::atoi(argv[++i]));
     else {
       std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] "
@@ -414,16 +433,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> ceiling_rows;
   for (auto& r : runs) {
     std::map<MmKey, int64_t> census;
+    std::map<MmKey, double> census_s;
     {
       std::lock_guard<std::mutex> l(g_census_mu);
       g_census = &census;
+      g_census_s = mm_detail ? &census_s : nullptr;
     }
-    auto handle = at::addGlobalCallback(at::RecordFunctionCallback(&OnOp).needsInputs(true));
+    auto handle = at::addGlobalCallback(at::RecordFunctionCallback(&OnOp, &OnOpEnd).needsInputs(true));
     Epoch(*r, *train, *val, classes);
     at::removeCallback(handle);
     {
       std::lock_guard<std::mutex> l(g_census_mu);
       g_census = nullptr;
+      g_census_s = nullptr;
     }
     r->epochs.pop_back();
     // Pack ceiling: a member of a pack of `pack_k` still does its own products over its own weights and
@@ -444,6 +466,11 @@ int main(int argc, char** argv) {
       cheaper_packed += tk < t ? 1 : 0;
       shapes.push_back({{"b", k.b}, {"m", k.m}, {"k", k.k}, {"n", k.n}, {"ta", k.ta}, {"tb", k.tb}, {"count", c},
                         {"s_per_call", t}, {"packed_s_per_member", tk}});
+      if (mm_detail)
+        std::fprintf(stderr, "%s mm b%lld %lldx%lldx%lld%s%s x%lld: in situ %.2f ms, alone %.2f ms (%.2fx)\n",
+                     r->seed->name, static_cast<long long>(k.b), static_cast<long long>(k.m),
+                     static_cast<long long>(k.k), static_cast<long long>(k.n), k.ta ? " At" : "", k.tb ? " Bt" : "",
+                     static_cast<long long>(c), 1e3 * census_s[k], 1e3 * t * c, census_s[k] / (t * c));
     }
     const double pass = TimePass(r->flat->numel(), 1);
     // The pass over pack_k members' parameters, as many members as fit in kPackBytes of parameters + gradients
