@@ -157,19 +157,40 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
     for (int s : slots) any |= dropout[static_cast<size_t>(s)] != 0;
     if (!any) continue;
     if (aten_dropout || !x.is_cpu()) {
-      // Member by member, exactly the call its job makes alone (p = 0 and p = 1 draw nothing there either).
-      // unbind: one backward node (a stack) for all members, where x[j] would add one per member.
-      std::vector<torch::Tensor> out = x.unbind(0);
-      for (int64_t j = 0; j < m; ++j) {
-        const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
-        torch::Tensor piece = out[static_cast<size_t>(j)];
-        // CUDA's fused dropout takes its vectorised kernel (4 elements a thread, another mapping of the Philox
-        // draws to elements) only for 16-byte aligned inputs; alone the input is a fresh, aligned allocation.
-        if (!piece.is_cpu() && reinterpret_cast<uintptr_t>(piece.data_ptr()) % 16 != 0) piece = piece.clone();
-        DefaultGeneratorSwap swap(p > 0 && p < 1 ? gens[static_cast<size_t>(j)] : nullptr, x.device());
-        out[static_cast<size_t>(j)] = torch::dropout(piece, p, /*train=*/true);
+      // Each member's mask drawn as its job alone draws it: at::native_dropout (what at::dropout runs on a GPU)
+      // on its rows, its generator lent to the default one (p = 0 and p = 1 draw nothing there either). The
+      // masks are applied by one multiply for all members, forward and backward: x · (mask / (1 - p)), the
+      // kept values x · 1/(1 - p) rounded to float as the fused kernel and at::dropout have them.
+      torch::Tensor noise;
+      {
+        torch::NoGradGuard no_grad;
+        const std::vector<torch::Tensor> rows = x.detach().unbind(0);
+        std::vector<torch::Tensor> masks;
+        std::vector<float> keep(static_cast<size_t>(m));
+        for (int64_t j = 0; j < m; ++j) {
+          const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
+          const torch::Tensor& row = rows[static_cast<size_t>(j)];
+          keep[static_cast<size_t>(j)] = p == 0 || p == 1 ? 1.f : static_cast<float>(1 - p);
+          if (p == 0 || p == 1) {
+            masks.push_back(torch::full_like(row, p == 0 ? 1 : 0, torch::TensorOptions().dtype(torch::kBool)));
+            continue;
+          }
+          torch::Tensor piece = row;
+          // CUDA's fused dropout takes its vectorised kernel (4 elements a thread, another mapping of the
+          // Philox draws to elements) only for 16-byte aligned inputs; alone the input is a fresh allocation.
+          if (!piece.is_cpu() && reinterpret_cast<uintptr_t>(piece.data_ptr()) % 16 != 0) piece = piece.clone();
+          DefaultGeneratorSwap swap(gens[static_cast<size_t>(j)], x.device());
+          masks.push_back(std::get<1>(at::native_dropout(piece, p, /*train=*/true)));
+        }
+        bool same = true;
+        for (const auto& k : masks) same &= k.scalar_type() == masks[0].scalar_type();
+        if (!same)
+          for (auto& k : masks) k = k.to(x.scalar_type());
+        torch::Tensor kt = torch::from_blob(keep.data(), {m, 1, 1}, torch::kFloat);
+        kt = x.is_cpu() ? kt.clone() : kt.to(x.device());
+        noise = torch::stack(masks).to(x.scalar_type()).div_(kt);
       }
-      x = torch::stack(out);
+      x = x * noise;
       continue;
     }
     // at::dropout per member: p = 0 returns the input (here: x · 1, exact); p = 1 multiplies by 0; otherwise
