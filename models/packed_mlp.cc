@@ -8,6 +8,7 @@
 
 #include "models/fast_bernoulli.h"
 #include "models/generator_swap.h"
+#include "models/host_to_device.h"
 
 namespace emosweep::models {
 namespace {
@@ -21,8 +22,7 @@ constexpr int64_t kBmmBlasThreshold = 400;
 // The slots as an index tensor on `device` (index_select / index_add_ / index_copy_ want it beside their data).
 torch::Tensor SlotIndex(const std::vector<int>& slots, torch::Device device) {
   std::vector<int64_t> s64(slots.begin(), slots.end());
-  torch::Tensor t = torch::tensor(s64, torch::kLong);
-  return device.is_cpu() ? t : t.to(device);
+  return HostToDevice(torch::tensor(s64, torch::kLong), device);
 }
 torch::Tensor SlotIndex(const std::vector<int64_t>& s64, torch::Device device) {
   return SlotIndex(std::vector<int>(s64.begin(), s64.end()), device);
@@ -187,7 +187,7 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
         if (!same)
           for (auto& k : masks) k = k.to(x.scalar_type());
         torch::Tensor kt = torch::from_blob(keep.data(), {m, 1, 1}, torch::kFloat);
-        kt = x.is_cpu() ? kt.clone() : kt.to(x.device());
+        kt = x.is_cpu() ? kt.clone() : HostToDevice(kt, x.device());
         noise = torch::stack(masks).to(x.scalar_type()).div_(kt);
       }
       x = x * noise;

@@ -13,6 +13,7 @@
 #endif
 
 #include "worker/huge_pages.h"
+#include "models/host_to_device.h"
 
 namespace emosweep::worker {
 namespace {
@@ -221,7 +222,7 @@ void FusedOptimizer::StepRows(const std::vector<FusedOptimizer*>& opts, const st
     r[kStep] = static_cast<float>(-o.lr_ / bc1);
   }
   torch::Tensor k = torch::from_blob(host.data(), {m, kCols}, torch::kFloat);
-  k = params.is_cpu() ? k.clone() : k.to(params.device());
+  k = params.is_cpu() ? k.clone() : models::HostToDevice(k, params.device());
   auto col = [&](int c) { return k.narrow(1, c, 1); };  // [m, 1]
   bool consecutive = true;
   for (int64_t i = 1; i < m; ++i) consecutive &= slots[static_cast<size_t>(i)] == slots[0] + i;
@@ -232,8 +233,7 @@ void FusedOptimizer::StepRows(const std::vector<FusedOptimizer*>& opts, const st
     ea = exp_avg.narrow(0, slots[0], m);
     es = exp_avg_sq.narrow(0, slots[0], m);
   } else {
-    idx = torch::tensor(slots, torch::kLong);
-    if (!params.is_cpu()) idx = idx.to(params.device());
+    idx = models::HostToDevice(torch::tensor(slots, torch::kLong), params.device());
     p = params.index_select(0, idx);
     ea = exp_avg.index_select(0, idx);
     es = exp_avg_sq.index_select(0, idx);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/generator_swap.h"
+#include "models/host_to_device.h"
 #include "models/losses.h"
 #include "worker/da_selection.h"
 
@@ -268,8 +269,7 @@ void PackedTrainer::StepMembers(std::vector<Member*>& stepped) {
     if (!ms[0]->adapter_params.empty()) std::tie(off, n) = ms[0]->own->Span("model.");
     torch::Tensor span = g.narrow(1, off, n);
     torch::Tensor norms = span.norm(2, {1}, /*keepdim=*/true);  // [m, 1]
-    torch::Tensor limit = torch::tensor(max_norm, torch::kFloat).view({m, 1});
-    if (!dev_.is_cpu()) limit = limit.to(dev_);
+    const torch::Tensor limit = models::HostToDevice(torch::tensor(max_norm, torch::kFloat).view({m, 1}), dev_);
     span.mul_((limit / (norms + 1e-6)).clamp_max_(1.0));
   }
   std::vector<FusedOptimizer*> adam;

@@ -1,6 +1,7 @@
 // worker/packed_layout.cc: the pack's memory layout (packed_trainer_internal.h): the [K, stride] parameter and
 // gradient buffers (member k's row is its single job's flat buffer), the batched layers' strided views into
 // them, and the pools that hold every member's rows of a split in one tensor.
+#include "models/host_to_device.h"
 #include "worker/huge_pages.h"
 #include "worker/packed_trainer_internal.h"
 
@@ -16,7 +17,7 @@ using models::PackedLayer;
 
 torch::Tensor IndexOn(const std::vector<int64_t>& idx, torch::Device device) {
   torch::Tensor t = torch::from_blob(const_cast<int64_t*>(idx.data()), {static_cast<int64_t>(idx.size())}, torch::kLong);
-  return device.is_cpu() ? t : t.to(device);
+  return models::HostToDevice(t, device);
 }
 
 Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<const torch::Tensor*>& ys,
@@ -126,6 +127,7 @@ Status PackedTrainer::BuildPack() {
       if (it == offset.end()) continue;
       const int64_t n = p.value().numel();
       p.value().set_data(params_[s].narrow(0, it->second, n).view(p.value().sizes()));
+      p.value().mutable_grad() = torch::Tensor();  // FlatParameters' gradient view is of the member's own buffer
       m.adapter_params.emplace_back(p.value(), grads_[s].narrow(0, it->second, n).view(p.value().sizes()));
     }
   }

@@ -115,7 +115,7 @@ Pool MakePool(const std::vector<const torch::Tensor*>& xs, const std::vector<con
               torch::Device device);
 
 // Host row indices as an index tensor on `device`: on the CPU a view of idx's values (keep idx alive while the
-// tensor is used), on a GPU a copy.
+// tensor is used), on a GPU an asynchronous copy (models::HostToDevice; idx may go at once).
 torch::Tensor IndexOn(const std::vector<int64_t>& idx, torch::Device device);
 
 struct EvalItem {
