@@ -18,16 +18,15 @@ namespace {
 // calls BLAS. Such layers run as one addmm per member instead (same BLAS call as alone).
 constexpr int64_t kBmmBlasThreshold = 400;
 
-// The slots' rows of t ([K, ...] -> [m, ...]): t itself or a view when the slots are consecutive.
 // The slots as an index tensor on `device` (index_select / index_add_ / index_copy_ want it beside their data).
-torch::Tensor SlotIndex(const std::vector<int>& slots, torch::Device device) {
-  std::vector<int64_t> s64(slots.begin(), slots.end());
+torch::Tensor SlotIndex(const std::vector<int64_t>& s64, torch::Device device) {
   return HostToDevice(torch::tensor(s64, torch::kLong), device);
 }
-torch::Tensor SlotIndex(const std::vector<int64_t>& s64, torch::Device device) {
-  return SlotIndex(std::vector<int>(s64.begin(), s64.end()), device);
+torch::Tensor SlotIndex(const std::vector<int>& slots, torch::Device device) {
+  return SlotIndex(std::vector<int64_t>(slots.begin(), slots.end()), device);
 }
 
+// The slots' rows of t ([K, ...] -> [m, ...]): t itself or a view when the slots are consecutive.
 bool Consecutive(const std::vector<int>& slots) {
   for (size_t i = 1; i < slots.size(); ++i)
     if (slots[i] != slots[0] + static_cast<int>(i)) return false;

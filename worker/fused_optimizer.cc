@@ -12,8 +12,8 @@
 #include <immintrin.h>
 #endif
 
-#include "worker/huge_pages.h"
 #include "models/host_to_device.h"
+#include "worker/huge_pages.h"
 
 namespace emosweep::worker {
 namespace {

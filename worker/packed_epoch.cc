@@ -6,8 +6,8 @@
 #include <cmath>
 #include <iterator>
 #include <limits>
-#include <tuple>
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include "models/generator_swap.h"
