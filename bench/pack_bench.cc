@@ -18,7 +18,8 @@
 // issue allows 0.1 %) and the largest probability difference. `--single-sample N` runs only the first N
 // jobs one after another (jobs/s from them; results compared for them), to keep a K = 256 check short.
 // Usage: pack_bench [--ks 1,2,4,8,16,32] [--reps 3] [--epochs 30] [--threads 1] [--hidden 256,128]
-//                   [--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N] [--json]
+//                   [--dropout 0.3] [--only packed|single] [--device cpu|cuda[:N]] [--single-sample N]
+//                   [--count-ops] [--json]
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
