@@ -237,12 +237,14 @@ fi
 
 # --- check 5: packs on the device (issue 16) ------------------------------------------------
 say "== check 5: the sweep packed on $DEVICE (--pack auto) vs single jobs there (--pack off)"
+# One worker: every ready job of a shape joins its pack (with a worker per core, auto shares them out).
 "$ES" run "$P" --store-dir "$W/stores" --ledger "$W/packed.sqlite" --device "$DEVICE" --threads 1 --log-level warn \
-  --pack auto --json > "$OUT_DIR/run_packed.txt" 2>&1 || { cat "$OUT_DIR/run_packed.txt"; fail_check "packed sweep on $DEVICE"; }
+  --parallel 1 --pack auto --json > "$OUT_DIR/run_packed.txt" 2>&1 \
+  || { cat "$OUT_DIR/run_packed.txt"; fail_check "packed sweep on $DEVICE"; }
 packs=$($PY -c 'import json, sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute("select info_json from jobs where status = \"done\"").fetchall()
 sizes = [json.loads(r[0]).get("pack", {}).get("size", 1) for r in rows]
-print(sum(1 for s in sizes if s > 1), len(sizes))' "$W/packed.sqlite")
+print(sum(1 for s in sizes if s > 1), len(sizes))' "$W/packed.sqlite") || packs="0 0"
 say "  jobs trained in packs / done: ${packs/ / \/ }"
 [ "${packs%% *}" -gt 0 ] || fail_check "no job of the sweep trained in a pack on $DEVICE"
 compare "$W/dev.sqlite" "$W/packed.sqlite" || FAILED=1
