@@ -26,16 +26,16 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
-#include <mutex>
-#include <atomic>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -179,8 +179,8 @@ constexpr double kPredictionAgreement = 0.999;
 // A GPU runs these small models launch-bound: a job's time there is about its number of kernel launches
 // (and host syncs). The census counts, on this CPU, the ops the trainer dispatches at the top level (an op
 // called inside another op is that op's work; view and allocation ops launch nothing), with the GPU's
-// code paths on (each member's dropout as at::dropout under its generator, the optimizer's whole-buffer
-// tensor path), and the host syncs (.item()). Ops per job alone over ops per packed member is the most a
+// code paths on (SetPackedDevicePathForTest: each member's mask drawn under its generator, the batched loss,
+// clipping and update; the optimizer's whole-buffer tensor path on both sides), and the host syncs (.item()). Ops per job alone over ops per packed member is the most a
 // pack can gain where every op costs a launch: a GPU ceiling measured without a GPU.
 struct OpCount {
   int64_t ops = 0, syncs = 0;
@@ -353,11 +353,13 @@ int main(int argc, char** argv) {
     };
     const OpCount one = count({member(0)});
     const double steps = 10.0 * epochs;  // optimizer steps a job (320 rows, batch 32)
-    std::printf("ops dispatched per job (GPU code paths, %d epochs = %.0f steps; an op ~ a kernel launch on a GPU):\n"
-                "%6s %12s %12s %10s %10s %12s\n", epochs, steps, "K", "ops/job", "ops/step", "syncs/job", "ratio",
-                "(syncs incl.)");
-    std::printf("%6s %12lld %12.1f %10lld %10s %12s\n", "alone", static_cast<long long>(one.ops), one.ops / steps,
-                static_cast<long long>(one.syncs), "1.00", "1.00");
+    if (!json_out) {
+      std::printf("ops dispatched per job (GPU code paths, %d epochs = %.0f steps; an op ~ a kernel launch on a GPU):\n"
+                  "%6s %12s %12s %10s %10s %12s\n", epochs, steps, "K", "ops/job", "ops/step", "syncs/job", "ratio",
+                  "(syncs incl.)");
+      std::printf("%6s %12lld %12.1f %10lld %10s %12s\n", "alone", static_cast<long long>(one.ops), one.ops / steps,
+                  static_cast<long long>(one.syncs), "1.00", "1.00");
+    }
     nlohmann::json out = nlohmann::json::array();
     for (int k : ks) {
       if (k < 2) continue;
@@ -365,8 +367,9 @@ int main(int argc, char** argv) {
       for (int i = 0; i < k; ++i) specs.push_back(member(i));
       const OpCount c = count(specs);
       const double per = static_cast<double>(c.ops) / k, sy = static_cast<double>(c.syncs) / k;
-      std::printf("%6d %12.1f %12.2f %10.1f %10.2f %12.2f\n", k, per, per / steps, sy, one.ops / per,
-                  (one.ops + one.syncs) / (per + sy));
+      if (!json_out)
+        std::printf("%6d %12.1f %12.2f %10.1f %10.2f %12.2f\n", k, per, per / steps, sy, one.ops / per,
+                    (one.ops + one.syncs) / (per + sy));
       out.push_back({{"k", k}, {"ops_per_member", per}, {"syncs_per_member", sy}, {"ratio", one.ops / per}});
       if (k == ks.back()) {  // where the largest pack's ops go, per member, against the job alone's
         std::vector<std::pair<double, std::string>> top;
