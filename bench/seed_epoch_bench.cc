@@ -24,10 +24,10 @@
 // its member floor: each census product at the cheaper of the single call and one bmm over K members' operands
 // per member (--pack-k K, default 15; 0 skips), plus the cheaper of the single and the K-member pass. The
 // ceiling of any pack is median unpacked epoch / member floor, printed against the 3x target.
-// Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX]
+// Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX] [--mm-detail]
 //                         [--pack-k K]
 // --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
-// --mm-detail: to stderr, each product shape's wall time inside the census epoch against its time alone.
+// --mm-detail: to stderr, each product shape's CPU time inside the census epoch against its time alone.
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
     else if (a == "--pack-k" && i + 1 < argc) pack_k = std::max(0, std::atoi(argv[++i]));
     else {
       std::fprintf(stderr, "usage: seed_epoch_bench [--pickles DIR] [--models a,b] [--epochs N] [--warmup N] [--json] "
-                           "[--trace PREFIX] [--pack-k K]\n");
+                           "[--trace PREFIX] [--pack-k K] [--mm-detail]\n");
       return 2;
     }
   }
