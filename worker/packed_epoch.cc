@@ -124,7 +124,11 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         fs = feats.unbind(0);
         ft = tf.unbind(0);
       }
-      std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
+      std::vector<torch::Tensor> lg, lb;  // the members' own logits and labels (CPU path: each member's Loss)
+      if (!device_path_) {
+        lg = logits.unbind(0);
+        lb = y.unbind(0);
+      }
       std::vector<torch::Tensor> gtot;
       // Device path: every member's cross-entropy at once ([gm]); the adapting members' DA losses added to theirs.
       torch::Tensor ce;

@@ -59,7 +59,11 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
       torch::Tensor logits = mlp_.Forward(slots, x, /*training=*/false, {});
       torch::Tensor probs = torch::softmax(logits, 2).to(torch::kCPU).contiguous();  // as evaluate.cc: on the host
       torch::Tensor arg = probs.argmax(2).contiguous();
-      std::vector<torch::Tensor> lg = logits.unbind(0), lb = y.unbind(0);
+      std::vector<torch::Tensor> lg, lb;  // the members' own logits and labels (CPU path: each member's Loss)
+      if (!device_path_) {
+        lg = logits.unbind(0);
+        lb = y.unbind(0);
+      }
       torch::Tensor ce;  // device path: every item's loss at once, one copy to the host
       if (device_path_) {
         const std::vector<int64_t> s64(slots.begin(), slots.end());
