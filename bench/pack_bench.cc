@@ -46,6 +46,7 @@
 
 #include "data/feature_store.h"
 #include "jobs/train_config.h"
+#include "models/counter_dropout.h"
 #include "models/fast_bernoulli.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
@@ -179,9 +180,12 @@ constexpr double kPredictionAgreement = 0.999;
 // A GPU runs these small models launch-bound: a job's time there is about its number of kernel launches
 // (and host syncs). The census counts, on this CPU, the ops the trainer dispatches at the top level (an op
 // called inside another op is that op's work; view and allocation ops launch nothing), with the GPU's
-// code paths on (SetPackedDevicePathForTest: each member's mask drawn under its generator, the batched loss,
-// clipping and update; the optimizer's whole-buffer tensor path on both sides), and the host syncs (.item()). Ops per job alone over ops per packed member is the most a
-// pack can gain where every op costs a launch: a GPU ceiling measured without a GPU.
+// code paths on (SetPackedDevicePathForTest: the batched loss, clipping and update; SetCounterDropoutOnCpuForTest:
+// the counter-based dropout stream, every member's mask in one computation, the job alone drawing the same way;
+// the optimizer's whole-buffer tensor path on both sides), and the host syncs (.item()). Ops per job alone
+// over ops per packed member is the most a pack can gain where every op costs a launch: a GPU ceiling measured
+// without a GPU. The job alone is also counted with torch's fused dropout (one op a draw, what a GPU job ran
+// before the counter stream), the fastest unpacked path, and the ratio to it printed beside.
 struct OpCount {
   int64_t ops = 0, syncs = 0;
   std::map<std::string, int64_t> by_name;
@@ -351,14 +355,20 @@ int main(int argc, char** argv) {
       g_ops = nullptr;
       return c;
     };
+    const OpCount torch_dropout = count({member(0)});  // alone, torch's fused dropout (one op a draw)
+    models::SetCounterDropoutOnCpuForTest(true);
     const OpCount one = count({member(0)});
     const double steps = 10.0 * epochs;  // optimizer steps a job (320 rows, batch 32)
     if (!json_out) {
       std::printf("ops dispatched per job (GPU code paths, %d epochs = %.0f steps; an op ~ a kernel launch on a GPU):\n"
-                  "%6s %12s %12s %10s %10s %12s\n", epochs, steps, "K", "ops/job", "ops/step", "syncs/job", "ratio",
-                  "(syncs incl.)");
-      std::printf("%6s %12lld %12.1f %10lld %10s %12s\n", "alone", static_cast<long long>(one.ops), one.ops / steps,
-                  static_cast<long long>(one.syncs), "1.00", "1.00");
+                  "%6s %12s %12s %10s %10s %12s %12s\n", epochs, steps, "K", "ops/job", "ops/step", "syncs/job", "ratio",
+                  "(syncs incl.)", "vs torch dr.");
+      std::printf("%6s %12lld %12.1f %10lld %10s %12s %12.2f\n", "alone", static_cast<long long>(one.ops),
+                  one.ops / steps, static_cast<long long>(one.syncs), "1.00", "1.00",
+                  static_cast<double>(torch_dropout.ops) / static_cast<double>(one.ops));
+      std::printf("%6s %12lld %12.1f %10lld %10s %12s %12s   (alone, torch's fused dropout)\n", "torch",
+                  static_cast<long long>(torch_dropout.ops), torch_dropout.ops / steps,
+                  static_cast<long long>(torch_dropout.syncs), "", "", "1.00");
     }
     nlohmann::json out = nlohmann::json::array();
     for (int k : ks) {
@@ -368,9 +378,10 @@ int main(int argc, char** argv) {
       const OpCount c = count(specs);
       const double per = static_cast<double>(c.ops) / k, sy = static_cast<double>(c.syncs) / k;
       if (!json_out)
-        std::printf("%6d %12.1f %12.2f %10.1f %10.2f %12.2f\n", k, per, per / steps, sy, one.ops / per,
-                    (one.ops + one.syncs) / (per + sy));
-      out.push_back({{"k", k}, {"ops_per_member", per}, {"syncs_per_member", sy}, {"ratio", one.ops / per}});
+        std::printf("%6d %12.1f %12.2f %10.1f %10.2f %12.2f %12.2f\n", k, per, per / steps, sy, one.ops / per,
+                    (one.ops + one.syncs) / (per + sy), torch_dropout.ops / per);
+      out.push_back({{"k", k}, {"ops_per_member", per}, {"syncs_per_member", sy}, {"ratio", one.ops / per},
+                     {"ratio_to_torch_dropout", torch_dropout.ops / per}});
       if (k == ks.back()) {  // where the largest pack's ops go, per member, against the job alone's
         std::vector<std::pair<double, std::string>> top;
         for (const auto& [n, v] : c.by_name) top.push_back({static_cast<double>(v) / k, n});
@@ -387,7 +398,8 @@ int main(int argc, char** argv) {
     at::removeCallback(handle);
     if (json_out)
       std::printf("%s\n", nlohmann::json({{"bench", "pack_ops"}, {"alone_ops", one.ops}, {"alone_syncs", one.syncs},
-                                          {"steps", steps}, {"rows", out}}).dump(2).c_str());
+                                          {"alone_torch_dropout_ops", torch_dropout.ops}, {"steps", steps},
+                                          {"rows", out}}).dump(2).c_str());
     fs::remove_all(dir);
     return 0;
   }

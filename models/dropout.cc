@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Config.h>
 
+#include "models/counter_dropout.h"
 #include "models/fast_bernoulli.h"
 
 namespace emosweep::models {
@@ -40,6 +41,13 @@ torch::Tensor ApplyDropout(torch::Tensor input, double p, bool train, bool inpla
     FillBernoulli(noise.data_ptr<float>(), noise.numel(), 1 - p, gen, kept);
   }
   return inplace ? input.mul_(noise) : input * noise;
+}
+
+torch::Tensor FastDropoutImpl::forward(torch::Tensor input) {
+  if (counter_on_device && UsesCounterDropout(input.device()))
+    return CounterDropout(std::move(input), options.p(), is_training(), options.inplace(),
+                          at::globalContext().defaultGenerator(input.device()));
+  return ApplyDropout(std::move(input), options.p(), is_training(), options.inplace());
 }
 
 }  // namespace emosweep::models

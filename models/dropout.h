@@ -11,6 +11,9 @@
 // FastDropout is torch::nn::Dropout with that forward: it derives from DropoutImpl, so code that
 // inspects a model (`as<torch::nn::Dropout>()`, options.p(), pretty_print) sees a Dropout. clone() gives a
 // plain DropoutImpl (the same results through at::dropout).
+// With `counter_on_device` (the MLP family, models::MlpStack) the mask of a non-CPU tensor comes from the
+// counter-based stream instead (models/counter_dropout.h), so that a pack's batched MLP draws every member's
+// mask at once and each member equals its job alone; CPU tensors keep at::dropout's draws.
 // Thread-safety: as at::dropout (the default generator's mutex is held while drawing).
 #pragma once
 
@@ -25,9 +28,9 @@ class FastDropoutImpl : public torch::nn::DropoutImpl {
  public:
   explicit FastDropoutImpl(double p) : torch::nn::DropoutImpl(torch::nn::DropoutOptions().p(p)) {}
   explicit FastDropoutImpl(const torch::nn::DropoutOptions& options = {}) : torch::nn::DropoutImpl(options) {}
-  torch::Tensor forward(torch::Tensor input) {
-    return ApplyDropout(std::move(input), options.p(), is_training(), options.inplace());
-  }
+  torch::Tensor forward(torch::Tensor input);
+  // Set by the MLP family's stack (see above); no effect on CPU tensors outside the tests' hook.
+  bool counter_on_device = false;
 };
 TORCH_MODULE(FastDropout);
 

@@ -37,7 +37,9 @@ torch::nn::Sequential MlpStack(int64_t in_dim, const std::vector<int64_t>& hidde
   for (int64_t h : hidden) {
     s->push_back(torch::nn::Linear(d, h));
     s->push_back(torch::nn::ReLU());
-    s->push_back(FastDropout(dropout));
+    FastDropout drop(dropout);
+    drop->counter_on_device = true;  // the packable family: its masks from the counter stream on a GPU
+    s->push_back(drop);
     d = h;
   }
   return s;

@@ -31,7 +31,8 @@ class LengthOneAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(LengthOneAttention);
 
 // Linear -> ReLU -> Dropout per hidden size (no activation after the last hidden);
-// returns the hidden stack only; callers add their own output layer.
+// returns the hidden stack only; callers add their own output layer. On a GPU its dropout draws from the
+// counter-based stream (models/counter_dropout.h), as the pack's batched MLP does.
 torch::nn::Sequential MlpStack(int64_t in_dim, const std::vector<int64_t>& hidden, double dropout);
 
 // Xavier-uniform weights and zero biases on every Linear below `m` (multimodal-ser

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
+#include "models/counter_dropout.h"
 #include "models/fast_bernoulli.h"
-#include "models/generator_swap.h"
 #include "models/host_to_device.h"
 
 namespace emosweep::models {
@@ -155,41 +155,18 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
     bool any = false;
     for (int s : slots) any |= dropout[static_cast<size_t>(s)] != 0;
     if (!any) continue;
-    if (aten_dropout || !x.is_cpu()) {
-      // Each member's mask drawn as its job alone draws it: at::native_dropout (what at::dropout runs on a GPU)
-      // on its rows, its generator lent to the default one (p = 0 and p = 1 draw nothing there either). The
-      // masks are applied by one multiply for all members, forward and backward: x · (mask / (1 - p)), the
-      // kept values x · 1/(1 - p) rounded to float as the fused kernel and at::dropout have them.
-      torch::Tensor noise;
-      {
-        torch::NoGradGuard no_grad;
-        const std::vector<torch::Tensor> rows = x.detach().unbind(0);
-        std::vector<torch::Tensor> masks;
-        std::vector<float> keep(static_cast<size_t>(m));
-        for (int64_t j = 0; j < m; ++j) {
-          const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
-          const torch::Tensor& row = rows[static_cast<size_t>(j)];
-          keep[static_cast<size_t>(j)] = p == 0 || p == 1 ? 1.f : static_cast<float>(1 - p);
-          if (p == 0 || p == 1) {
-            masks.push_back(torch::full_like(row, p == 0 ? 1 : 0, torch::TensorOptions().dtype(torch::kBool)));
-            continue;
-          }
-          torch::Tensor piece = row;
-          // CUDA's fused dropout takes its vectorised kernel (4 elements a thread, another mapping of the
-          // Philox draws to elements) only for 16-byte aligned inputs; alone the input is a fresh allocation.
-          if (!piece.is_cpu() && reinterpret_cast<uintptr_t>(piece.data_ptr()) % 16 != 0) piece = piece.clone();
-          DefaultGeneratorSwap swap(gens[static_cast<size_t>(j)], x.device());
-          masks.push_back(std::get<1>(at::native_dropout(piece, p, /*train=*/true)));
-        }
-        bool same = true;
-        for (const auto& k : masks) same &= k.scalar_type() == masks[0].scalar_type();
-        if (!same)
-          for (auto& k : masks) k = k.to(x.scalar_type());
-        torch::Tensor kt = torch::from_blob(keep.data(), {m, 1, 1}, torch::kFloat);
-        kt = x.is_cpu() ? kt.clone() : HostToDevice(kt, x.device());
-        noise = torch::stack(masks).to(x.scalar_type()).div_(kt);
+    if (UsesCounterDropout(x.device())) {
+      // The counter-based stream (models/counter_dropout.h), as the MLP family draws alone there: one key per
+      // member from its generator (none for p = 0 or 1, as alone), then every member's noise by one batched
+      // computation, applied by one multiply forward and backward; member j's slice is bitwise its noise alone.
+      std::vector<uint32_t> keys(static_cast<size_t>(m), 0);
+      std::vector<double> ps(static_cast<size_t>(m));
+      for (int64_t j = 0; j < m; ++j) {
+        const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
+        ps[static_cast<size_t>(j)] = p;
+        if (p > 0 && p < 1) keys[static_cast<size_t>(j)] = NextDropoutKey(*gens[static_cast<size_t>(j)]);
       }
-      x = x * noise;
+      x = x * CounterNoise(keys, ps, x.sizes().slice(1), x.scalar_type(), x.device());
       continue;
     }
     // at::dropout per member: p = 0 returns the input (here: x · 1, exact); p = 1 multiplies by 0; otherwise

@@ -4,7 +4,8 @@
 // Layer l's weight is [K, out, in] and its bias [K, out], views into the pack's flat parameter
 // buffer; a forward runs the selected members ("slots") on their own rows x[j] with batched matrix
 // products that are, member by member, the BLAS calls the single model makes, and draws each
-// member's dropout mask from its own generator exactly as at::dropout does alone. The backward
+// member's dropout mask from its own generator exactly as its model does alone: at::dropout's draws on
+// the CPU, the counter-based stream (models/counter_dropout.h) on a GPU, all members' masks at once. The backward
 // writes the weight and bias gradients straight into the views gw / gb of the pack's gradient buffer.
 // Thread-safety: one pack per thread.
 #pragma once
@@ -28,11 +29,6 @@ class PackedMlp {
   std::vector<PackedLayer> layers;
   std::vector<double> dropout;  // per slot (dropout may differ between members)
   int k = 0;
-  // Draw each member's mask as at::dropout on its rows, its generator lent to the default generator of the
-  // rows' device (models/generator_swap.h): what a job alone does on a GPU (the fused CUDA dropout, which takes
-  // no generator). Always on for device tensors; on CPU the members' masks come from FillBernoulli without the
-  // swap (the same draws; tests set this to compare both).
-  bool aten_dropout = false;
 
   // x: [m, n, D] (member slots[j]'s rows in x[j]; the layers' device); gens: the members' dropout generators
   // (training only; of x's device kind).

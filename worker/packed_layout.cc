@@ -132,7 +132,6 @@ Status PackedTrainer::BuildPack() {
     }
   }
   mlp_.k = k;
-  mlp_.aten_dropout = device_path_;
   mlp_.dropout.clear();
   for (int s = 0; s < k; ++s) {
     std::vector<LayerRef> l2;

@@ -29,8 +29,9 @@ namespace emosweep::worker {
 bool PackedTrainerSupports(const std::vector<JobSpec>& members, const std::vector<JobContext>& contexts,
                            std::string* why);
 
-// Tests: draw the members' dropout masks as a pack on a GPU does (each member's at::dropout with its generator
-// lent to the default one, models::PackedMlp::aten_dropout) on the CPU too. Process-wide; off by default.
+// Tests: run a pack's GPU code path on the CPU too (the batched loss, clipping and update; the dropout masks
+// follow models::UsesCounterDropout, so add models::SetCounterDropoutOnCpuForTest for the GPU's masks).
+// Process-wide; off by default.
 void SetPackedDevicePathForTest(bool on);
 
 // The batched trainer (exceptions propagate; RunPack guards it). One result per member.

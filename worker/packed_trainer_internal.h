@@ -167,9 +167,8 @@ class PackedTrainer {
   // Where the pack trains (every member's JobContext::device; a GPU with its index): the buffers, pools and
   // batches. The members' single models stay on the CPU (checkpoints, DA diagnostics).
   torch::Device dev_{torch::kCPU};
-  // The GPU's code path (on a GPU; on the CPU under SetPackedDevicePathForTest): each member's dropout as
-  // at::dropout under its generator, and the per-member parts a GPU would launch K times batched over the
-  // members instead: cross-entropy (class_w_ [K, C], ones without class weights; smoothing_ [K]), gradient
+  // The GPU's code path (on a GPU; on the CPU under SetPackedDevicePathForTest): the per-member parts a GPU
+  // would launch K times batched over the members instead (the dropout masks too, on a GPU: models::PackedMlp): cross-entropy (class_w_ [K, C], ones without class weights; smoothing_ [K]), gradient
   // clipping and the Adam/AdamW update (state rows exp_avg_ / exp_avg_sq_ [K, stride]). Within the GPU
   // tolerance of the members' jobs alone, not bitwise ("Packs on a GPU").
   bool device_path_ = false;

@@ -12,7 +12,6 @@
 
 #include "models/dropout.h"
 #include "models/fast_bernoulli.h"
-#include "models/packed_mlp.h"
 
 namespace emosweep::models {
 namespace {
@@ -207,51 +206,6 @@ TEST(FastDropout, ModuleEqualsNnDropout) {
     EXPECT_TRUE(SameBits(sa, sb)) << train;
     EXPECT_TRUE(SameBits(seq_ref->parameters()[0].grad(), seq->parameters()[0].grad())) << train;
     if (!train) EXPECT_TRUE(SameBits(b, x0));
-  }
-}
-
-// A pack's dropout on a GPU (PackedMlp::aten_dropout: each member's at::dropout on its rows, its generator
-// lent to the default one) draws what the CPU's block-wise path draws from the member's generator: the same
-// output bits and every generator (and the default one) left where the other path leaves it. Members with
-// p = 0 and p = 1 draw nothing.
-TEST(Dropout, PackedMlpDrawsTheSameMasksThroughTheDefaultGenerator) {
-  const int64_t k = 4, n = 7, d = 6, h = 33, c = 3;
-  const std::vector<double> p = {0.3, 0.0, 0.5, 1.0};
-  PackedMlp mlp;
-  mlp.k = static_cast<int>(k);
-  mlp.dropout = p;
-  auto gen_w = at::make_generator<at::CPUGeneratorImpl>(3);
-  for (auto [in, out] : {std::pair<int64_t, int64_t>{d, h}, {h, h}, {h, c}}) {
-    PackedLayer l;
-    l.in = in;
-    l.out = out;
-    l.w = at::randn({k, out, in}, gen_w);
-    l.b = at::randn({k, out}, gen_w);
-    mlp.layers.push_back(l);
-  }
-  const torch::Tensor x = at::randn({k, n, d}, gen_w);
-  const std::vector<int> slots = {0, 1, 2, 3};
-  auto run = [&](bool aten, std::vector<at::Generator>* gens) {
-    mlp.aten_dropout = aten;
-    gens->clear();
-    for (int64_t j = 0; j < k; ++j) gens->push_back(at::make_generator<at::CPUGeneratorImpl>(100 + j));
-    std::vector<at::Generator*> ptrs;
-    for (auto& g : *gens) ptrs.push_back(&g);
-    torch::NoGradGuard ng;
-    return mlp.Forward(slots, x, /*training=*/true, ptrs);
-  };
-  at::Generator def = at::detail::getDefaultCPUGenerator();
-  torch::Tensor def_before = def.get_state();
-  std::vector<at::Generator> ga, gb;
-  const torch::Tensor a = run(false, &ga);
-  const torch::Tensor b = run(true, &gb);
-  EXPECT_TRUE(SameBits(a, b));
-  EXPECT_TRUE(SameBits(def.get_state(), def_before)) << "the default generator got its own state back";
-  for (int64_t j = 0; j < k; ++j) {
-    EXPECT_TRUE(SameBits(ga[j].get_state(), gb[j].get_state())) << "member " << j;
-    const bool drew = p[static_cast<size_t>(j)] > 0 && p[static_cast<size_t>(j)] < 1;
-    EXPECT_EQ(drew, !SameBits(gb[j].get_state(), at::make_generator<at::CPUGeneratorImpl>(100 + j).get_state()))
-        << "member " << j;
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "data/feature_store.h"
 #include "jobs/pack.h"
+#include "models/counter_dropout.h"
 #include "worker/job.h"
 #include "worker/pack.h"
 #include "worker/packed_trainer.h"
@@ -66,6 +67,19 @@ void ExpectSameResult(const JobResult& alone, const JobResult& packed, const std
   }
   ASSERT_TRUE(packed.info.contains("pack"));
 }
+
+// A pack's GPU code paths on the CPU: the batched loss, clipping and update, and the counter-based dropout
+// stream (for the jobs alone too) while alive.
+struct GpuPathsOnTheCpu {
+  GpuPathsOnTheCpu() {
+    SetPackedDevicePathForTest(true);
+    models::SetCounterDropoutOnCpuForTest(true);
+  }
+  ~GpuPathsOnTheCpu() {
+    SetPackedDevicePathForTest(false);
+    models::SetCounterDropoutOnCpuForTest(false);
+  }
+};
 
 class PackTest : public testing::SynthStoreTest {
  protected:
@@ -234,6 +248,35 @@ TEST_F(PackTest, EveryMemberEqualsItsJobAloneBitwise) {
     EXPECT_EQ(pack_ids.size(), 1u);
     // The early-stopping member stopped before the others: members finish independently.
     EXPECT_LT(packed[2]->curve.size(), packed[0]->curve.size());
+  }
+}
+
+// The counter-based dropout stream a GPU uses (models/counter_dropout.h), here on the CPU path: every member is
+// still bitwise its job alone (both draw from it), plain and adapting (DANN: the discriminator's torch dropout
+// and the model's counter keys interleave in one generator, alone and packed); and the stream is in use (the
+// results differ from the CPU stream's).
+TEST_F(PackTest, CounterDropoutMembersEqualTheirJobsAloneBitwise) {
+  std::vector<std::vector<JobSpec>> packs(2);
+  for (int i = 0; i < 4; ++i) packs[0].push_back(Member(i));
+  for (int i = 0; i < 3; ++i) packs[1].push_back(DaMember(i, "dann_ganin"));
+  for (const auto& specs : packs) {
+    std::vector<JobContext> ctxs(specs.size());
+    const auto cpu_stream = RunJob(specs[0], JobContext());
+    ASSERT_TRUE(cpu_stream.ok());
+    models::SetCounterDropoutOnCpuForTest(true);
+    struct Reset {
+      ~Reset() { models::SetCounterDropoutOnCpuForTest(false); }
+    } reset;
+    auto packed = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto alone = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ASSERT_TRUE(packed[i]->info.contains("pack"));
+      ExpectSameResult(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i));
+    }
+    EXPECT_NE(cpu_stream->curve.front().train_loss, packed[0]->curve.front().train_loss)
+        << "the counter stream was not used";
   }
 }
 
@@ -475,17 +518,15 @@ void ExpectWithinTolerance(const JobResult& alone, const JobResult& packed, cons
   EXPECT_LE(static_cast<double>(differ), 0.001 * static_cast<double>(total)) << differ << " of " << total;
 }
 
-// A pack on a GPU (docs/design/packing.md "Packs on a GPU") draws each member's dropout as its job alone draws it
-// there (at::dropout under the member's generator, lent to the device's default one) and batches what a GPU would
-// otherwise launch per member: cross-entropy, clipping and the Adam/AdamW update. The same code on the CPU
-// (SetPackedDevicePathForTest) must match every job alone within the tolerance (a wrong RNG stream, class weight,
-// smoothing, clip or optimizer row would change the trained models beyond it); members with and without
-// adaptation (DANN's discriminator draws under the same swap) and an SGD member (updated on its own).
+// A pack on a GPU (docs/design/packing.md "Packs on a GPU") draws every member's dropout mask at once from the
+// members' counter-based streams (models/counter_dropout.h), as each job alone draws it there, and batches what a
+// GPU would otherwise launch per member: cross-entropy, clipping and the Adam/AdamW update. The same code on the
+// CPU (SetPackedDevicePathForTest, SetCounterDropoutOnCpuForTest on both sides) must match every job alone within
+// the tolerance (a wrong RNG stream, class weight, smoothing, clip or optimizer row would change the trained
+// models beyond it); members with and without adaptation (DANN's discriminator draws torch's dropout under the
+// member's generator, lent to the default one) and an SGD member (updated on its own).
 TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
-  struct Reset {
-    ~Reset() { SetPackedDevicePathForTest(false); }
-  } reset;
-  SetPackedDevicePathForTest(true);
+  GpuPathsOnTheCpu gpu_paths;
   std::vector<std::vector<JobSpec>> packs;
   packs.emplace_back();
   for (int i = 0; i < 5; ++i) packs.back().push_back(Member(i));
@@ -519,10 +560,7 @@ TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
 // The device path stopped mid-run and resumed (its optimizer state in the pack's rows, each member's generator)
 // equals its uninterrupted run bitwise.
 TEST_F(PackTest, DevicePathStopsAndResumesBitwise) {
-  struct Reset {
-    ~Reset() { SetPackedDevicePathForTest(false); }
-  } reset;
-  SetPackedDevicePathForTest(true);
+  GpuPathsOnTheCpu gpu_paths;
   std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
   for (auto& sp : specs) {
     sp.train_config["epochs"] = 7;
