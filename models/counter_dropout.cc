@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -95,14 +96,51 @@ uint32_t PhiloxKey(uint64_t seed, uint64_t offset) {
   return static_cast<uint32_t>(SplitMix64(seed ^ SplitMix64(offset)) >> 32);
 }
 
-uint32_t NextDropoutKey(at::Generator& gen) {
+namespace {
+
+// A Philox generator's (seed, offset) before this draw; advances it by one draw (4).
+PhiloxState TakePhiloxDraw(at::Generator& gen) {
   std::lock_guard<std::mutex> lock(gen.mutex());
-  if (gen.device().is_cpu()) return gen.get<at::CPUGeneratorImpl>()->random();
   torch::Tensor state = gen.get_state();
   const PhiloxState s = ReadPhiloxState(state);
   WritePhiloxOffset(state, s.offset + 4);
   gen.set_state(state);
+  return s;
+}
+
+}  // namespace
+
+uint32_t NextDropoutKey(at::Generator& gen) {
+  if (gen.device().is_cpu()) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get<at::CPUGeneratorImpl>()->random();
+  }
+  const PhiloxState s = TakePhiloxDraw(gen);
   return PhiloxKey(s.seed, s.offset);
+}
+
+uint32_t CounterGenerator::NextKey() {
+  if (gen_.device().is_cpu()) return NextDropoutKey(gen_);
+  if (!cached_) {
+    std::lock_guard<std::mutex> lock(gen_.mutex());
+    pos_ = ReadPhiloxState(gen_.get_state());
+    cached_ = true;
+  }
+  const uint32_t key = PhiloxKey(pos_.seed, pos_.offset);
+  pos_.offset += 4;
+  moved_ = true;
+  return key;
+}
+
+at::Generator& CounterGenerator::get() {
+  if (cached_ && moved_) {
+    std::lock_guard<std::mutex> lock(gen_.mutex());
+    torch::Tensor state = gen_.get_state();
+    WritePhiloxOffset(state, pos_.offset);
+    gen_.set_state(state);
+  }
+  cached_ = moved_ = false;
+  return gen_;
 }
 
 torch::Tensor CounterNoise(const std::vector<uint32_t>& keys, const std::vector<double>& p,
@@ -143,6 +181,58 @@ torch::Tensor CounterNoise(const std::vector<uint32_t>& keys, const std::vector<
   return noise.view(shape);
 }
 
+torch::Tensor PhiloxNoise(uint64_t seed, uint64_t offset, double p, at::IntArrayRef shape, torch::ScalarType dtype,
+                          torch::Device device) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  struct Block {
+    uint64_t seed = 0, first = 0;
+    int64_t count = 0, n = 0;
+    double p = 0;
+    torch::ScalarType dtype = torch::kFloat;
+    torch::Device device{torch::kCPU};
+    torch::Tensor noise;  // [count, n]: draw b at offset first + 4 b
+  };
+  constexpr size_t kBlocks = 8;             // streams x probabilities x types kept (most recent first)
+  constexpr int64_t kMaxDraws = 32;         // draws a block
+  constexpr int64_t kMaxBytes = 64 << 20;   // a block's noise at most
+  static std::mutex mu;
+  static std::vector<Block> blocks;
+  std::lock_guard<std::mutex> lock(mu);
+  int64_t widest = n;  // a new block covers the widest draw seen on this stream
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    Block& b = blocks[i];
+    if (b.seed != seed || b.p != p || b.dtype != dtype || b.device != device) continue;
+    widest = std::max(widest, b.n);
+    if (offset < b.first || (offset - b.first) % 4 != 0 || n > b.n) continue;
+    const uint64_t idx = (offset - b.first) / 4;
+    if (idx >= static_cast<uint64_t>(b.count)) continue;
+    torch::Tensor out = b.noise[static_cast<int64_t>(idx)].narrow(0, 0, n).view(shape);
+    std::rotate(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(i), blocks.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    return out;
+  }
+  Block b;
+  b.seed = seed;
+  b.first = offset;
+  b.n = widest;
+  b.p = p;
+  b.dtype = dtype;
+  b.device = device;
+  b.count = std::max<int64_t>(1, std::min<int64_t>(kMaxDraws, kMaxBytes / (widest * torch::elementSize(dtype))));
+  std::vector<uint32_t> keys;
+  for (int64_t i = 0; i < b.count; ++i) keys.push_back(PhiloxKey(seed, offset + 4 * static_cast<uint64_t>(i)));
+  b.noise = CounterNoise(keys, std::vector<double>(keys.size(), p), {widest}, dtype, device);
+  torch::Tensor out = b.noise[0].narrow(0, 0, n).view(shape);
+  // Replaces a block of the same stream (its draws are behind), else the least recently used.
+  auto same = std::find_if(blocks.begin(), blocks.end(), [&](const Block& o) {
+    return o.seed == seed && o.p == p && o.dtype == dtype && o.device == device;
+  });
+  if (same != blocks.end()) blocks.erase(same);
+  else if (blocks.size() >= kBlocks) blocks.pop_back();
+  blocks.insert(blocks.begin(), std::move(b));
+  return out;
+}
+
 torch::Tensor CounterDropout(torch::Tensor input, double p, bool train, bool inplace, at::Generator gen) {
   TORCH_CHECK(p >= 0 && p <= 1, "dropout probability has to be between 0 and 1, but got ", p);
   if (p == 0 || !train || input.numel() == 0) return input;
@@ -150,8 +240,13 @@ torch::Tensor CounterDropout(torch::Tensor input, double p, bool train, bool inp
     torch::Tensor zero = at::zeros({}, input.options());
     return inplace ? input.mul_(zero) : input * zero;
   }
-  const uint32_t key = NextDropoutKey(gen);
-  torch::Tensor noise = CounterNoise({key}, {p}, input.sizes(), input.scalar_type(), input.device());
+  torch::Tensor noise;
+  if (gen.device().is_cpu()) {
+    noise = CounterNoise({NextDropoutKey(gen)}, {p}, input.sizes(), input.scalar_type(), input.device());
+  } else {
+    const PhiloxState s = TakePhiloxDraw(gen);
+    noise = PhiloxNoise(s.seed, s.offset, p, input.sizes(), input.scalar_type(), input.device());
+  }
   noise = noise.view(input.sizes());
   return inplace ? input.mul_(noise) : input * noise;
 }

@@ -42,11 +42,40 @@ uint32_t PhiloxKey(uint64_t seed, uint64_t offset);
 // The next key of gen's dropout stream, advancing gen (see above). Locks gen's mutex.
 uint32_t NextDropoutKey(at::Generator& gen);
 
+// A pack member's dropout generator. Keys as NextDropoutKey draws them, but a Philox generator's position is
+// read from its state once and then advanced on the host (a key every dropout layer and step: a get_state /
+// set_state pair a draw, K of them a layer, would cost the host about what the pack saves in launches at large
+// K). get() writes the position back and forgets it: every other use of the generator (its state file, a
+// DANN discriminator's torch dropout under DefaultGeneratorSwap) goes through get(), so it sees where the
+// stream is, and the next key reads the state again. A CPU generator is used directly (no position to keep).
+// Not thread-safe (a member is trained by one thread).
+class CounterGenerator {
+ public:
+  CounterGenerator() = default;
+  explicit CounterGenerator(at::Generator gen) : gen_(std::move(gen)) {}
+  uint32_t NextKey();
+  at::Generator& get();
+
+ private:
+  at::Generator gen_;
+  bool cached_ = false, moved_ = false;
+  PhiloxState pos_;
+};
+
 // The noise of m draws: [m, shape...] of `dtype` on `device`, member j's slice from keys[j] and p[j]
 // (p == 0: all 1, p == 1: all 0, whatever the key). m == 1 uses scalar operands (no host-to-device copy);
 // the values are the same either way.
 torch::Tensor CounterNoise(const std::vector<uint32_t>& keys, const std::vector<double>& p,
                            at::IntArrayRef member_shape, torch::ScalarType dtype, torch::Device device);
+
+// The noise of the draw at (seed, offset) of a Philox generator's stream, [shape...]: bitwise
+// CounterNoise({PhiloxKey(seed, offset)}, {p}, shape, ...)[0]. Memoised: a miss computes the next draws of
+// that stream too (offsets offset, offset + 4, ...: up to 32, within 64 MiB), so a job alone on a GPU pays
+// the ~11 ops of a draw once per block rather than per draw; its layers' draws, which alternate along the
+// stream with different sizes, share the block (a mask is a function of the position: a smaller draw is a
+// prefix). Keyed by the stream position itself, so a reseed or a restored state needs no invalidation.
+torch::Tensor PhiloxNoise(uint64_t seed, uint64_t offset, double p, at::IntArrayRef shape, torch::ScalarType dtype,
+                          torch::Device device);
 
 // Dropout of `input` with its mask from gen's counter stream; as at::dropout, p == 0, eval mode or an
 // empty input return the input and p == 1 multiplies by 0, drawing no key. `inplace`: input.mul_(noise).

@@ -142,7 +142,7 @@ void DrawBernoulli(torch::Tensor t, double p, at::Generator* gen) {
 }  // namespace
 
 torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                                 const std::vector<at::Generator*>& gens, torch::Tensor* features,
+                                 const std::vector<CounterGenerator*>& gens, torch::Tensor* features,
                                  bool accumulate_grads) const {
   const int64_t m = x.size(0);
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -164,7 +164,7 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
       for (int64_t j = 0; j < m; ++j) {
         const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
         ps[static_cast<size_t>(j)] = p;
-        if (p > 0 && p < 1) keys[static_cast<size_t>(j)] = NextDropoutKey(*gens[static_cast<size_t>(j)]);
+        if (p > 0 && p < 1) keys[static_cast<size_t>(j)] = gens[static_cast<size_t>(j)]->NextKey();
       }
       x = x * CounterNoise(keys, ps, x.sizes().slice(1), x.scalar_type(), x.device());
       continue;
@@ -180,7 +180,7 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
         nj.fill_(p == 0 ? 1.f : 0.f);
         div[static_cast<size_t>(j)] = 1.f;
       } else {
-        DrawBernoulli(nj, 1 - p, gens[static_cast<size_t>(j)]);
+        DrawBernoulli(nj, 1 - p, &gens[static_cast<size_t>(j)]->get());
         div[static_cast<size_t>(j)] = static_cast<float>(1 - p);
       }
     }

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/counter_dropout.h"
+
 namespace emosweep::models {
 
 // The MLP as K stacked copies: layer l's weight [K, out, in] and bias [K, out].
@@ -39,7 +41,7 @@ class PackedMlp {
   // overwriting them (forwards whose gradients meet in one step, DANN's source and target batches; the caller
   // zeroes those rows first).
   torch::Tensor Forward(const std::vector<int>& slots, torch::Tensor x, bool training,
-                        const std::vector<at::Generator*>& gens, torch::Tensor* features = nullptr,
+                        const std::vector<CounterGenerator*>& gens, torch::Tensor* features = nullptr,
                         bool accumulate_grads = false) const;
 };
 

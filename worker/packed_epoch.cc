@@ -43,7 +43,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
   const Pool& pool = train_pool_;
   torch::Tensor loss_acc =
       torch::zeros({static_cast<int64_t>(act.size())}, torch::TensorOptions().dtype(torch::kDouble).device(dev_));
-  std::vector<at::Generator*> gens;
+  std::vector<models::CounterGenerator*> gens;
   for (int64_t b = 0; b < max_batches; ++b) {
     std::map<int64_t, std::vector<size_t>> groups;  // batch length -> positions in act
     for (size_t i = 0; i < act.size(); ++i) {
@@ -105,7 +105,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
         std::vector<int64_t> tidx;
         tidx.reserve(dm * len);
         std::vector<int> tslots;
-        std::vector<at::Generator*> tgens;
+        std::vector<models::CounterGenerator*> tgens;
         for (int64_t j : da_j) {
           Member* m = act[pos[static_cast<size_t>(j)]];
           for (int64_t r = 0; r < len; ++r) tidx.push_back(target_pool_.offset[m->slot] + m->target_idx[r]);
@@ -154,7 +154,7 @@ void PackedTrainer::TrainEpoch(int epoch, std::vector<Member*>& act) {
           // Its DA loss on its own slices of the features, with its own adapter (weight, schedule), as alone.
           // DANN's discriminator draws its dropout masks from torch's default generator, which alone is the one
           // the model's dropout draws from: the member's generator stands in for it during the call.
-          models::DefaultGeneratorSwap swap(target_grad ? &m->gen : nullptr, dev_);
+          models::DefaultGeneratorSwap swap(target_grad ? &m->gen.get() : nullptr, dev_);
           models::LossTerms da = m->adapter->Loss(fs[static_cast<size_t>(j)], ft[next_da++], lctx);
           swap.Restore();
           if (device_path_)

@@ -45,8 +45,9 @@ Status PackedTrainer::MaybeResume(Member& m) {
   // single job writes it there; a state without it keeps the stream's start).
   const torch::Tensor* mine = dev_.is_cpu() ? rng : c.Find("rng.cuda");
   if (mine) {
-    std::lock_guard<std::mutex> lock(m.gen.mutex());
-    m.gen.set_state(*mine);
+    at::Generator& gen = m.gen.get();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*mine);
   } else {
     LOG_WARN << m.where << ": " << path << " has no GPU RNG state; its dropout stream restarts";
   }
@@ -74,14 +75,15 @@ Status PackedTrainer::WriteState(Member& m, int next_epoch) {
   for (auto& [n, t] : m.opt->StateTensors()) c.Add(n, t);
   if (m.best_params.defined()) c.Add("best.params", m.best_params);
   {
-    std::lock_guard<std::mutex> lock(m.gen.mutex());
+    at::Generator& gen = m.gen.get();
+    std::lock_guard<std::mutex> lock(gen.mutex());
     if (dev_.is_cpu()) {
-      c.Add("rng.torch", m.gen.get_state());
+      c.Add("rng.torch", gen.get_state());
     } else {  // trainer_resume.cc's layout on a GPU: the (unused) CPU stream, the dropout stream as "rng.cuda"
       at::Generator cpu = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock_cpu(cpu.mutex());
       c.Add("rng.torch", cpu.get_state());
-      c.Add("rng.cuda", m.gen.get_state());
+      c.Add("rng.cuda", gen.get_state());
     }
   }
   nlohmann::json curve = nlohmann::json::array();

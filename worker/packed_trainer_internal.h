@@ -77,7 +77,9 @@ struct Member {
   double da_acc[3] = {0, 0, 0};
   double lambda_last = 0;
   nlohmann::json da;  // this epoch's diagnostics (EpochDaDiagnostics)
-  at::Generator gen;  // dropout (and a DANN discriminator's dropout): of the pack's device kind
+  // Dropout (and a DANN discriminator's dropout): of the pack's device kind; every use but the packed MLP's keys
+  // goes through gen.get() (models/counter_dropout.h).
+  models::CounterGenerator gen;
   int64_t step = 0, steps_per_epoch = 0;
   int start_epoch = 0, epochs_run = 0, resumed_from = 0;
   bool stopped_early = false;

@@ -40,6 +40,43 @@ double Corr(const torch::Tensor& a, const torch::Tensor& b) {
   return (x * y).sum().item<double>() / std::sqrt((x * x).sum().item<double>() * (y * y).sum().item<double>());
 }
 
+// A stand-in for a CUDA generator on this CPU-only build: a Philox (seed, offset) in CUDA's 16-byte state layout,
+// on a device that is not the CPU (so the code takes its Philox paths).
+struct FakePhiloxGenerator : public c10::GeneratorImpl {
+  explicit FakePhiloxGenerator(uint64_t seed = 0)
+      : c10::GeneratorImpl(c10::Device(c10::DeviceType::Meta), c10::DispatchKeySet(c10::DispatchKey::Meta)),
+        seed_(seed) {}
+  void set_current_seed(uint64_t seed) override {
+    seed_ = seed;
+    offset_ = 0;
+  }
+  uint64_t current_seed() const override { return seed_; }
+  uint64_t seed() override { return seed_; }
+  void set_offset(uint64_t offset) { offset_ = offset; }  // torch >= 2 declares these virtual
+  uint64_t get_offset() const { return offset_; }
+  void set_state(const c10::TensorImpl& state) override {
+    TORCH_CHECK(state.numel() == 16, "fake Philox state: 16 bytes");
+    std::memcpy(&seed_, static_cast<const uint8_t*>(state.data()), 8);
+    std::memcpy(&offset_, static_cast<const uint8_t*>(state.data()) + 8, 8);
+  }
+  c10::intrusive_ptr<c10::TensorImpl> get_state() const override {
+    torch::Tensor t = torch::empty({16}, torch::kByte);
+    std::memcpy(t.data_ptr<uint8_t>(), &seed_, 8);
+    std::memcpy(t.data_ptr<uint8_t>() + 8, &offset_, 8);
+    return t.getIntrusivePtr();
+  }
+
+ private:
+  FakePhiloxGenerator* clone_impl() const override {
+    auto* g = new FakePhiloxGenerator(seed_);
+    g->offset_ = offset_;
+    return g;
+  }
+  uint64_t seed_ = 0, offset_ = 0;
+};
+
+PhiloxState StateOf(at::Generator& g) { return ReadPhiloxState(g.get_state()); }
+
 TEST(CounterDropout, PhiloxStateLayout) {
   // CUDA's get_state: 16 bytes, seed then offset; an older layout ends with the same two fields.
   for (int64_t size : {16, 16 + 200 * 4120}) {
@@ -129,6 +166,79 @@ TEST(CounterDropout, MasksLookIndependent) {
   }
 }
 
+// A Philox generator's stream: NextDropoutKey takes the key of its (seed, offset) and moves it by 4; a member's
+// CounterGenerator makes the same keys keeping the position on the host, and get() hands the generator back where
+// the stream is, whatever happens to it in between (a state restored, another draw through it).
+TEST(CounterDropout, PhiloxGeneratorsKeyAndAdvanceByFour) {
+  at::Generator a = at::make_generator<FakePhiloxGenerator>(31);
+  at::Generator b = at::make_generator<FakePhiloxGenerator>(31);
+  CounterGenerator cb(b);
+  for (uint64_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(NextDropoutKey(a), PhiloxKey(31, 4 * i));
+    EXPECT_EQ(cb.NextKey(), PhiloxKey(31, 4 * i));
+  }
+  EXPECT_EQ(StateOf(a).offset, 20u);
+  EXPECT_EQ(StateOf(b).offset, 0u) << "the position stays on the host until get()";
+  EXPECT_EQ(StateOf(cb.get()).offset, 20u);
+  // Someone else draws through the generator (a discriminator's dropout under the swap: offset + 8), then keys.
+  {
+    at::Generator& g = cb.get();
+    torch::Tensor st = g.get_state();
+    WritePhiloxOffset(st, 28);
+    g.set_state(st);
+  }
+  EXPECT_EQ(cb.NextKey(), PhiloxKey(31, 28));
+  // A restored state (resume): the next key is the restored position's.
+  {
+    at::Generator& g = cb.get();
+    EXPECT_EQ(StateOf(g).offset, 32u);
+    torch::Tensor st = g.get_state();
+    WritePhiloxOffset(st, 8);
+    g.set_state(st);
+  }
+  EXPECT_EQ(cb.NextKey(), PhiloxKey(31, 8));
+  EXPECT_EQ(StateOf(cb.get()).offset, 12u);
+  // A job alone: CounterDropout on a Philox generator = the noise at its position, and the position moves by 4.
+  at::Generator alone = at::make_generator<FakePhiloxGenerator>(5);
+  const torch::Tensor x = torch::randn({8, 12});
+  for (uint64_t i = 0; i < 3; ++i) {
+    const torch::Tensor y = CounterDropout(x, 0.25, true, false, alone);
+    const torch::Tensor want = x * CounterNoise({PhiloxKey(5, 4 * i)}, {0.25}, {8, 12}, torch::kFloat, torch::kCPU)[0];
+    EXPECT_TRUE(SameBits(y, want)) << i;
+  }
+  EXPECT_EQ(StateOf(alone).offset, 12u);
+}
+
+// A job alone on a GPU takes its noise through PhiloxNoise's blocks: whatever the order of the asks (two layers
+// of different widths alternating along the stream, a smaller last batch, a wider draw, a step back as after a
+// resume, another stream, probability or type in between), each is bitwise the draw computed on its own.
+TEST(CounterDropout, PhiloxNoiseBlocksEqualEachDrawComputedAlone) {
+  struct Ask {
+    uint64_t seed, offset;
+    double p;
+    std::vector<int64_t> shape;
+    torch::ScalarType dtype;
+  };
+  std::vector<Ask> asks;
+  for (uint64_t i = 0; i < 80; ++i)
+    asks.push_back({77, 4 * i, 0.3, i % 2 ? std::vector<int64_t>{32, 8} : std::vector<int64_t>{32, 16}, torch::kFloat});
+  asks.push_back({77, 320, 0.3, {5, 16}, torch::kFloat});
+  asks.push_back({78, 0, 0.3, {32, 16}, torch::kFloat});
+  asks.push_back({77, 324, 0.3, {64, 16}, torch::kFloat});  // wider than the block
+  asks.push_back({77, 328, 0.3, {32, 16}, torch::kFloat});
+  asks.push_back({77, 8, 0.3, {32, 16}, torch::kFloat});  // back to an earlier position
+  asks.push_back({77, 332, 0.5, {32, 16}, torch::kFloat});
+  asks.push_back({77, 336, 0.3, {32, 16}, torch::kDouble});
+  asks.push_back({78, 4, 0.3, {32, 16}, torch::kFloat});
+  asks.push_back({77, 12, 0.3, {32, 16}, torch::kFloat});
+  for (size_t i = 0; i < asks.size(); ++i) {
+    const Ask& a = asks[i];
+    torch::Tensor got = PhiloxNoise(a.seed, a.offset, a.p, a.shape, a.dtype, torch::kCPU);
+    torch::Tensor want = CounterNoise({PhiloxKey(a.seed, a.offset)}, {a.p}, a.shape, a.dtype, torch::kCPU)[0];
+    ASSERT_TRUE(SameBits(got, want)) << "ask " << i << " at offset " << a.offset;
+  }
+}
+
 TEST(CounterDropout, DropoutDrawsOneKeyAndMultipliesByTheNoise) {
   auto g = at::make_generator<at::CPUGeneratorImpl>(9);
   auto ref = at::make_generator<at::CPUGeneratorImpl>(9);
@@ -212,18 +322,18 @@ TEST(CounterDropout, PackedMlpMembersDrawAsAlone) {
     mlp.layers.push_back(l);
   }
   const torch::Tensor x = at::randn({k, n, d}, gen_w);
-  std::vector<at::Generator> gens;
-  for (int64_t j = 0; j < k; ++j) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(100 + j));
-  std::vector<at::Generator*> ptrs;
+  std::vector<CounterGenerator> gens;
+  for (int64_t j = 0; j < k; ++j) gens.emplace_back(at::make_generator<at::CPUGeneratorImpl>(100 + j));
+  std::vector<CounterGenerator*> ptrs;
   for (auto& g : gens) ptrs.push_back(&g);
   torch::NoGradGuard ng;
   const torch::Tensor all = mlp.Forward({0, 1, 2, 3}, x, /*training=*/true, ptrs);
   for (int64_t j = 0; j < k; ++j) {
-    auto g = at::make_generator<at::CPUGeneratorImpl>(100 + j);
-    at::Generator* gp = &g;
-    const torch::Tensor one = mlp.Forward({static_cast<int>(j)}, x.narrow(0, j, 1), true, {gp});
+    CounterGenerator cg(at::make_generator<at::CPUGeneratorImpl>(100 + j));
+    const torch::Tensor one = mlp.Forward({static_cast<int>(j)}, x.narrow(0, j, 1), true, {&cg});
+    at::Generator& g = cg.get();
     EXPECT_TRUE(SameBits(one[0], all[j])) << "member " << j;
-    EXPECT_TRUE(SameBits(g.get_state(), gens[static_cast<size_t>(j)].get_state())) << "member " << j;
+    EXPECT_TRUE(SameBits(g.get_state(), gens[static_cast<size_t>(j)].get().get_state())) << "member " << j;
     auto fresh = at::make_generator<at::CPUGeneratorImpl>(100 + j);
     const bool drew = p[static_cast<size_t>(j)] > 0 && p[static_cast<size_t>(j)] < 1;
     if (drew) {
