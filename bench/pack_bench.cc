@@ -48,6 +48,7 @@
 #include "jobs/train_config.h"
 #include "models/counter_dropout.h"
 #include "models/fast_bernoulli.h"
+#include "models/generator_swap.h"
 #include "worker/flat_params.h"
 #include "worker/fused_optimizer.h"
 #include "worker/job.h"
@@ -430,9 +431,35 @@ int main(int argc, char** argv) {
     return 0;
   }
   nlohmann::json rows = nlohmann::json::array();
-  int exit_code = 0;  // 1: a job failed, a pack ran its members alone, or a member's predictions beyond the tolerance
+  // 1: a job failed, a pack ran its members alone, a member's predictions beyond the tolerance, or (on a GPU) the
+  // counter dropout stream there is not the CPU's
+  int exit_code = 0;
   double self_agreement = 1;
   if (!cpu) {
+    // The counter dropout stream on the device (models/counter_dropout.h): its masks are integer arithmetic, so
+    // the device's noise must be the CPU's bit for bit; and the device's default generator must hand out the key
+    // of its (seed, offset) and move by 4 (the Philox state layout this code reads).
+    const bool counter_ok = [&] {
+      const torch::Device d(device);
+      const std::vector<uint32_t> keys = {1, 0xdeadbeefu, 0x80000000u, 12345};
+      const std::vector<double> ps = {0.3, 0.5, 0.0, 0.9};
+      const torch::Tensor on_cpu = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, torch::kCPU);
+      const torch::Tensor on_dev = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, d).cpu();
+      const torch::Tensor one = models::CounterNoise({keys[1]}, {ps[1]}, {32, 256}, torch::kFloat, d).cpu();
+      at::Generator g = models::NewGeneratorLike(d, 77);
+      const uint32_t k0 = models::NextDropoutKey(g), k1 = models::NextDropoutKey(g);
+      const models::PhiloxState st = models::ReadPhiloxState(g.get_state());
+      const bool ok = torch::equal(on_cpu, on_dev) && torch::equal(one[0], on_cpu[1]) &&
+                      k0 == models::PhiloxKey(77, 0) && k1 == models::PhiloxKey(77, 4) && st.seed == 77 &&
+                      st.offset == 8;
+      if (!json_out)
+        std::printf("counter dropout on %s: noise %s the CPU's; generator keys and offset %s\n", device.c_str(),
+                    torch::equal(on_cpu, on_dev) ? "equals" : "DIFFERS FROM",
+                    k0 == models::PhiloxKey(77, 0) && k1 == models::PhiloxKey(77, 4) && st.offset == 8 ? "as expected"
+                                                                                                        : "WRONG");
+      return ok;
+    }();
+    if (!counter_ok) exit_code = 1;
     // Warm-up (CUDA context, cuBLAS handles: not charged to the first K), and the device's own reproducibility:
     // job 0 alone twice, its predicted classes compared (the floor under the packs' agreement below).
     jobs::JobContext c;
