@@ -28,9 +28,9 @@ constexpr int64_t kMul2 = 0x5bd1e995LL;  // MurmurHash2's multiplier (below 2^31
 // trailing xorshift of lowbias32 is left out: it moves high bits down, and the mask compares u with a
 // threshold, which its high bits decide.
 void Mix32_(torch::Tensor& x) {
-  x.bitwise_xor_(at::__rshift__(x, 16));
+  x.bitwise_xor_(at::bitwise_right_shift(x, 16));
   x.mul_(kMul1).bitwise_and_(kMask);
-  x.bitwise_xor_(at::__rshift__(x, 15));
+  x.bitwise_xor_(at::bitwise_right_shift(x, 15));
   x.mul_(kMul2).bitwise_and_(kMask);
 }
 
@@ -49,7 +49,8 @@ torch::Tensor PositionHashes(int64_t n, torch::Device device) {
   std::lock_guard<std::mutex> lock(mu);
   torch::Tensor& t = cache[{static_cast<int>(device.type()), static_cast<int>(device.index())}];
   if (!t.defined() || t.numel() < n) {
-    const int64_t cap = std::max<int64_t>(n, t.defined() ? 2 * t.numel() : 4096);
+    // Positions stay below 2^32 (CounterNoise refuses larger masks), and so the mix's products below 2^63.
+    const int64_t cap = std::min<int64_t>(std::max<int64_t>(n, t.defined() ? 2 * t.numel() : 4096), int64_t{1} << 32);
     torch::NoGradGuard no_grad;
     torch::Tensor h = torch::arange(cap, torch::TensorOptions().dtype(torch::kLong).device(device));
     h.bitwise_xor_(static_cast<int64_t>(0x9e3779b9LL));
@@ -100,6 +101,7 @@ namespace {
 
 // A Philox generator's (seed, offset) before this draw; advances it by one draw (4).
 PhiloxState TakePhiloxDraw(at::Generator& gen) {
+  TORCH_CHECK(gen.device().is_cuda(), "counter dropout: a ", gen.device(), " generator has no Philox state this reads");
   std::lock_guard<std::mutex> lock(gen.mutex());
   torch::Tensor state = gen.get_state();
   const PhiloxState s = ReadPhiloxState(state);
@@ -160,8 +162,8 @@ torch::Tensor CounterNoise(const std::vector<uint32_t>& keys, const std::vector<
     torch::Tensor a = at::bitwise_xor(h, static_cast<int64_t>(keys[0]));
     Mix32_(a);
     torch::Tensor keep = a.lt(Threshold(p[0]));
-    const double scale = Scale(p[0], dtype);
-    noise = dtype == torch::kFloat ? at::mul(keep, scale) : keep.to(dtype).mul_(scale);
+    noise = at::mul(keep, Scale(p[0], dtype));  // the default type (float), exact for a float scale
+    if (noise.scalar_type() != dtype) noise = keep.to(dtype).mul_(Scale(p[0], dtype));
     return noise.view(shape);
   }
   std::vector<int64_t> kt(static_cast<size_t>(2 * m));
@@ -218,7 +220,7 @@ torch::Tensor PhiloxNoise(uint64_t seed, uint64_t offset, double p, at::IntArray
   b.p = p;
   b.dtype = dtype;
   b.device = device;
-  b.count = std::max<int64_t>(1, std::min<int64_t>(kMaxDraws, kMaxBytes / (widest * torch::elementSize(dtype))));
+  b.count = std::max<int64_t>(1, std::min<int64_t>(kMaxDraws, kMaxBytes / (widest * c10::elementSize(dtype))));
   std::vector<uint32_t> keys;
   for (int64_t i = 0; i < b.count; ++i) keys.push_back(PhiloxKey(seed, offset + 4 * static_cast<uint64_t>(i)));
   b.noise = CounterNoise(keys, std::vector<double>(keys.size(), p), {widest}, dtype, device);

@@ -12,7 +12,7 @@
 //   - a CPU generator (the MLP family on the CPU only under SetCounterDropoutOnCpuForTest, which the tests
 //     and the launch-count census use): one 32-bit draw of its mt19937.
 // The mask: u_i = Mix32(PositionHash(i) ^ key), kept iff u_i < floor((1 - p) · 2^32), kept values
-// 1/float(1 - p) as torch's dropout scales them. All integer arithmetic, exact on every device: the same
+// 1/float(1 - p) for float tensors as torch's dropout scales them (1/(1 - p) in the tensor's type otherwise). All integer arithmetic, exact on every device: the same
 // key gives the same mask whatever the batch's layout, so a member's slice of a pack's [m, n, H] noise is
 // bitwise the [n, H] noise its job draws alone. It costs ~11 element-wise ops a draw for any number of
 // members (torch's fused dropout: 1 op a member).
@@ -70,7 +70,8 @@ torch::Tensor CounterNoise(const std::vector<uint32_t>& keys, const std::vector<
 
 // The noise of the draw at (seed, offset) of a Philox generator's stream, [shape...]: bitwise
 // CounterNoise({PhiloxKey(seed, offset)}, {p}, shape, ...)[0]. Memoised: a miss computes the next draws of
-// that stream too (offsets offset, offset + 4, ...: up to 32, within 64 MiB), so a job alone on a GPU pays
+// that stream too (offsets offset, offset + 4, ...: up to 32, within 64 MiB of noise; computing a block takes
+// about 4 times that for a moment; up to 8 blocks are kept for the process), so a job alone on a GPU pays
 // the ~11 ops of a draw once per block rather than per draw; its layers' draws, which alternate along the
 // stream with different sizes, share the block (a mask is a function of the position: a smaller draw is a
 // prefix). Keyed by the stream position itself, so a reseed or a restored state needs no invalidation.
@@ -85,7 +86,10 @@ torch::Tensor CounterDropout(torch::Tensor input, double p, bool train, bool inp
 // stays at::dropout's draws). For tests and the launch-count census (bench/pack_bench --count-ops).
 void SetCounterDropoutOnCpuForTest(bool on);
 bool CounterDropoutOnCpu();
-// Whether a tensor on `device` takes the counter stream in the MLP family.
-inline bool UsesCounterDropout(const torch::Device& device) { return !device.is_cpu() || CounterDropoutOnCpu(); }
+// Whether a tensor on `device` takes the counter stream in the MLP family: CUDA (whose generator's state is the
+// Philox seed and offset this reads), and the CPU under the hook. Other devices keep torch's dropout.
+inline bool UsesCounterDropout(const torch::Device& device) {
+  return device.is_cuda() || (device.is_cpu() && CounterDropoutOnCpu());
+}
 
 }  // namespace emosweep::models

@@ -10,7 +10,7 @@
 // draws another stream) go through at::dropout itself.
 // FastDropout is torch::nn::Dropout with that forward: it derives from DropoutImpl, so code that
 // inspects a model (`as<torch::nn::Dropout>()`, options.p(), pretty_print) sees a Dropout. clone() gives a
-// plain DropoutImpl (the same results through at::dropout).
+// plain DropoutImpl (at::dropout's results on the CPU; it drops `counter_on_device`, below: not for a GPU MLP).
 // With `counter_on_device` (the MLP family, models::MlpStack) the mask of a non-CPU tensor comes from the
 // counter-based stream instead (models/counter_dropout.h), so that a pack's batched MLP draws every member's
 // mask at once and each member equals its job alone; CPU tensors keep at::dropout's draws.

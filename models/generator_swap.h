@@ -1,9 +1,10 @@
 // models/generator_swap.h: lend a generator's state to torch's default generator of a device for a while.
 //
 // Ops that take no generator argument (at::dropout, CUDA's fused dropout, a DANN discriminator's
-// dropout) draw from the default generator of their tensor's device. A pack member (worker/packed_*.cc,
-// models/packed_mlp.h) keeps its own generator, seeded as its single job seeds the default one; while a
-// DefaultGeneratorSwap is alive the default generator holds the member's state, so such an op makes
+// dropout) draw from the default generator of their tensor's device. A pack member (worker/packed_*.cc) keeps
+// its own generator, seeded as its single job seeds the default one (its model's masks come from it directly,
+// models/packed_mlp.h; a DANN discriminator's torch dropout through this swap); while a DefaultGeneratorSwap is
+// alive the default generator holds the member's state, so such an op makes
 // exactly the draws it would make alone. Restore() (or the destructor) hands the advanced state back to
 // the member's generator and the default generator its own.
 // Thread-safety: the default generator is process-wide; one swap at a time per device (the packed trainer

@@ -41,10 +41,10 @@ double Corr(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 // A stand-in for a CUDA generator on this CPU-only build: a Philox (seed, offset) in CUDA's 16-byte state layout,
-// on a device that is not the CPU (so the code takes its Philox paths).
+// naming a CUDA device (so the code takes its Philox paths; nothing here calls CUDA).
 struct FakePhiloxGenerator : public c10::GeneratorImpl {
   explicit FakePhiloxGenerator(uint64_t seed = 0)
-      : c10::GeneratorImpl(c10::Device(c10::DeviceType::Meta), c10::DispatchKeySet(c10::DispatchKey::Meta)),
+      : c10::GeneratorImpl(c10::Device(c10::DeviceType::CUDA, 0), c10::DispatchKeySet(c10::DispatchKey::CUDA)),
         seed_(seed) {}
   void set_current_seed(uint64_t seed) override {
     seed_ = seed;
@@ -52,8 +52,8 @@ struct FakePhiloxGenerator : public c10::GeneratorImpl {
   }
   uint64_t current_seed() const override { return seed_; }
   uint64_t seed() override { return seed_; }
-  void set_offset(uint64_t offset) { offset_ = offset; }  // torch >= 2 declares these virtual
-  uint64_t get_offset() const { return offset_; }
+  void set_offset(uint64_t offset) { offset_ = offset; }  // torch >= 2 declares these virtual (this test
+  uint64_t get_offset() const { return offset_; }         // builds against 1.13 only: gpu-check skips tests)
   void set_state(const c10::TensorImpl& state) override {
     TORCH_CHECK(state.numel() == 16, "fake Philox state: 16 bytes");
     std::memcpy(&seed_, static_cast<const uint8_t*>(state.data()), 8);
@@ -294,6 +294,8 @@ TEST(CounterDropout, OnlyTheMlpStackTakesItAndOnTheCpuOnlyUnderTheHook) {
   EXPECT_FALSE(SameBits(a, b));
   torch::manual_seed(3);
   EXPECT_TRUE(SameBits(b, by_hand([&](torch::Tensor h) { return CounterDropout(h, 0.3, true, false, def); })));
+  EXPECT_TRUE(UsesCounterDropout(torch::Device(torch::kCUDA, 0)));
+  EXPECT_FALSE(UsesCounterDropout(torch::Device(torch::kMeta)));
   // A plain FastDropout (every other model) keeps at::dropout's draws under the hook.
   FastDropout plain(0.3);
   torch::manual_seed(4);
