@@ -112,7 +112,9 @@ Status PackedTrainer::Setup(Member& m) {
   m.target_shuffle = std::make_unique<IndexShuffler>(DeriveSeed(spec.seed, kTargetSeed));
   // The single path reseeds torch's generators here for dropout (its device's default one draws it); the member
   // gets its own of that kind, seeded the same.
-  m.gen = models::CounterGenerator(models::NewGeneratorLike(dev_, DeriveSeed(spec.seed, kTorchSeed) + 1));
+  const uint64_t torch_seed = DeriveSeed(spec.seed, kTorchSeed) + 1;
+  m.gen = models::CounterGenerator(g_member_generator_for_test ? g_member_generator_for_test(torch_seed)
+                                                               : models::NewGeneratorLike(dev_, torch_seed));
   return Status::Ok();
 }
 

@@ -21,6 +21,7 @@
 namespace emosweep::worker::packed {
 
 std::atomic<bool> g_device_path_for_test{false};
+std::function<at::Generator(uint64_t seed)> g_member_generator_for_test;
 
 std::vector<Result<JobResult>> PackedTrainer::Run() {
   const JobContext& c0 = contexts_[0];

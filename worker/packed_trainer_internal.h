@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -133,6 +134,9 @@ struct EvalItem {
 };
 
 extern std::atomic<bool> g_device_path_for_test;  // SetPackedDevicePathForTest
+// Tests: makes each member's dropout generator (from its seed) instead of models::NewGeneratorLike, e.g. a stand-in
+// Philox generator on the CPU, so that a CPU pack runs CounterGenerator's host-kept positions. Not thread-safe.
+extern std::function<at::Generator(uint64_t seed)> g_member_generator_for_test;
 
 class PackedTrainer {
  public:

@@ -11,9 +11,11 @@
 #include "data/feature_store.h"
 #include "jobs/pack.h"
 #include "models/counter_dropout.h"
+#include "tests/models/fake_philox_generator.h"
 #include "worker/job.h"
 #include "worker/pack.h"
 #include "worker/packed_trainer.h"
+#include "worker/packed_trainer_internal.h"
 #include "worker/trainer.h"
 #include "tests/worker/worker_test_util.h"
 
@@ -277,6 +279,53 @@ TEST_F(PackTest, CounterDropoutMembersEqualTheirJobsAloneBitwise) {
     }
     EXPECT_NE(cpu_stream->curve.front().train_loss, packed[0]->curve.front().train_loss)
         << "the counter stream was not used";
+  }
+}
+
+// On a GPU a member keeps its generator's Philox position on the host between draws (models::CounterGenerator)
+// and hands it back wherever the generator itself is used. With stand-in Philox generators on the CPU, a pack
+// stopped mid-run (its state files written through get()) and resumed (the states read back) equals its
+// uninterrupted run bitwise; a position not written back would restart the member's stream at the resume.
+TEST_F(PackTest, HostKeptPhiloxPositionsStopAndResumeBitwise) {
+  struct Reset {
+    ~Reset() {
+      models::SetCounterDropoutOnCpuForTest(false);
+      packed::g_member_generator_for_test = nullptr;
+    }
+  } reset;
+  std::vector<JobSpec> specs = {Member(0), Member(3), Member(4)};  // all with dropout
+  for (auto& sp : specs) {
+    sp.train_config["epochs"] = 7;
+    sp.id = sp.ComputeId();
+  }
+  models::SetCounterDropoutOnCpuForTest(true);
+  const std::vector<Result<JobResult>> cpu_keys = RunPack(specs, std::vector<JobContext>(3));
+  packed::g_member_generator_for_test = [](uint64_t seed) {
+    return at::make_generator<emosweep::testing::FakePhiloxGenerator>(seed);
+  };
+  const std::vector<Result<JobResult>> full = RunPack(specs, std::vector<JobContext>(3));
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work_philox").string();
+  ctx.stop_requested = &stop;
+  std::vector<JobContext> ctxs(3, ctx);
+  ctxs[1].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = true;
+  };
+  auto first = RunPack(specs, ctxs);
+  for (auto& r : first) ASSERT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
+  stop = false;
+  ctxs[1].on_epoch = nullptr;
+  auto resumed = RunPack(specs, ctxs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_TRUE(full[i].ok() && resumed[i].ok() && cpu_keys[i].ok()) << resumed[i].status().ToString();
+    EXPECT_NE(full[i]->curve.front().train_loss, cpu_keys[i]->curve.front().train_loss)
+        << "member " << i << ": the stand-in Philox generator was not used";
+    EXPECT_EQ(resumed[i]->info["resumed_from_epoch"], 3);
+    JobResult a = *full[i], b = *resumed[i];
+    a.info.erase("resumed_from_epoch");
+    b.info.erase("resumed_from_epoch");
+    ExpectSameResult(a, b, "member " + std::to_string(i));
   }
 }
 
