@@ -177,6 +177,41 @@ class PackTest : public testing::SynthStoreTest {
       EXPECT_FALSE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
     }
   }
+
+  // Runs the pack (7 epochs) uninterrupted, then stopped after epoch 2 and resumed in `work`: every member's resumed
+  // result must equal its uninterrupted one bitwise. Returns the uninterrupted results.
+  std::vector<Result<JobResult>> ExpectPackResumesBitwise(std::vector<JobSpec> specs, const std::string& work) {
+    for (auto& sp : specs) {
+      sp.train_config["epochs"] = 7;
+      sp.id = sp.ComputeId();
+    }
+    std::vector<Result<JobResult>> full = RunPack(specs, std::vector<JobContext>(specs.size()));
+    std::atomic<bool> stop{false};
+    JobContext ctx;
+    ctx.work_dir = (dir_ / work).string();
+    ctx.stop_requested = &stop;
+    std::vector<JobContext> ctxs(specs.size(), ctx);
+    ctxs[1].on_epoch = [&](const EpochRecord& r) {
+      if (r.epoch == 2) stop = true;
+    };
+    auto first = RunPack(specs, ctxs);
+    for (auto& r : first) EXPECT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
+    stop = false;
+    ctxs[1].on_epoch = nullptr;
+    auto resumed = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (!full[i].ok() || !resumed[i].ok()) {
+        ADD_FAILURE() << "member " << i << ": " << resumed[i].status().ToString();
+        continue;
+      }
+      EXPECT_EQ(resumed[i]->info["resumed_from_epoch"], 3);
+      JobResult a = *full[i], b = *resumed[i];
+      a.info.erase("resumed_from_epoch");
+      b.info.erase("resumed_from_epoch");
+      ExpectSameResult(a, b, "member " + std::to_string(i));
+    }
+    return full;
+  }
 };
 
 TEST_F(PackTest, PackKeySeparatesShapesAndStepsOnly) {
@@ -303,29 +338,11 @@ TEST_F(PackTest, HostKeptPhiloxPositionsStopAndResumeBitwise) {
   packed::g_member_generator_for_test = [](uint64_t seed) {
     return at::make_generator<emosweep::testing::FakePhiloxGenerator>(seed);
   };
-  const std::vector<Result<JobResult>> full = RunPack(specs, std::vector<JobContext>(3));
-  std::atomic<bool> stop{false};
-  JobContext ctx;
-  ctx.work_dir = (dir_ / "work_philox").string();
-  ctx.stop_requested = &stop;
-  std::vector<JobContext> ctxs(3, ctx);
-  ctxs[1].on_epoch = [&](const EpochRecord& r) {
-    if (r.epoch == 2) stop = true;
-  };
-  auto first = RunPack(specs, ctxs);
-  for (auto& r : first) ASSERT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
-  stop = false;
-  ctxs[1].on_epoch = nullptr;
-  auto resumed = RunPack(specs, ctxs);
+  const std::vector<Result<JobResult>> full = ExpectPackResumesBitwise(specs, "work_philox");
   for (size_t i = 0; i < specs.size(); ++i) {
-    ASSERT_TRUE(full[i].ok() && resumed[i].ok() && cpu_keys[i].ok()) << resumed[i].status().ToString();
+    ASSERT_TRUE(full[i].ok() && cpu_keys[i].ok());
     EXPECT_NE(full[i]->curve.front().train_loss, cpu_keys[i]->curve.front().train_loss)
         << "member " << i << ": the stand-in Philox generator was not used";
-    EXPECT_EQ(resumed[i]->info["resumed_from_epoch"], 3);
-    JobResult a = *full[i], b = *resumed[i];
-    a.info.erase("resumed_from_epoch");
-    b.info.erase("resumed_from_epoch");
-    ExpectSameResult(a, b, "member " + std::to_string(i));
   }
 }
 
@@ -610,33 +627,7 @@ TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
 // equals its uninterrupted run bitwise.
 TEST_F(PackTest, DevicePathStopsAndResumesBitwise) {
   GpuPathsOnTheCpu gpu_paths;
-  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
-  for (auto& sp : specs) {
-    sp.train_config["epochs"] = 7;
-    sp.id = sp.ComputeId();
-  }
-  const std::vector<Result<JobResult>> full = RunPack(specs, std::vector<JobContext>(3));
-  std::atomic<bool> stop{false};
-  JobContext ctx;
-  ctx.work_dir = (dir_ / "work_dev").string();
-  ctx.stop_requested = &stop;
-  std::vector<JobContext> ctxs(3, ctx);
-  ctxs[1].on_epoch = [&](const EpochRecord& r) {
-    if (r.epoch == 2) stop = true;
-  };
-  auto first = RunPack(specs, ctxs);
-  for (auto& r : first) ASSERT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
-  stop = false;
-  ctxs[1].on_epoch = nullptr;
-  auto resumed = RunPack(specs, ctxs);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    ASSERT_TRUE(full[i].ok() && resumed[i].ok()) << resumed[i].status().ToString();
-    EXPECT_EQ(resumed[i]->info["resumed_from_epoch"], 3);
-    JobResult a = *full[i], b = *resumed[i];
-    a.info.erase("resumed_from_epoch");
-    b.info.erase("resumed_from_epoch");
-    ExpectSameResult(a, b, "member " + std::to_string(i));
-  }
+  ExpectPackResumesBitwise({Member(0), Member(1), Member(3)}, "work_dev");
 }
 
 // Packs form per device: members on different devices never share one; a GPU pack is taken (every member's
