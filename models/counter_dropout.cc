@@ -210,7 +210,8 @@ torch::Tensor PhiloxNoise(uint64_t seed, uint64_t offset, double p, at::IntArray
     const uint64_t idx = (offset - b.first) / 4;
     if (idx >= static_cast<uint64_t>(b.count)) continue;
     torch::Tensor out = b.noise[static_cast<int64_t>(idx)].narrow(0, 0, n).view(shape);
-    std::rotate(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(i), blocks.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    const auto it = blocks.begin() + static_cast<std::ptrdiff_t>(i);
+    std::rotate(blocks.begin(), it, it + 1);  // most recent first
     return out;
   }
   Block b;

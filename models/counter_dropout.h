@@ -12,13 +12,14 @@
 //   - a CPU generator (the MLP family on the CPU only under SetCounterDropoutOnCpuForTest, which the tests
 //     and the launch-count census use): one 32-bit draw of its mt19937.
 // The mask: u_i = Mix32(PositionHash(i) ^ key), kept iff u_i < floor((1 - p) · 2^32), kept values
-// 1/float(1 - p) for float tensors as torch's dropout scales them (1/(1 - p) in the tensor's type otherwise). All integer arithmetic, exact on every device: the same
-// key gives the same mask whatever the batch's layout, so a member's slice of a pack's [m, n, H] noise is
-// bitwise the [n, H] noise its job draws alone. It costs ~11 element-wise ops a draw for any number of
-// members (torch's fused dropout: 1 op a member).
-// Where it is used: the MLP family's dropout (models::MlpStack, the packable models) on a non-CPU device,
-// and the pack's batched MLP there (models/packed_mlp.h). Every other model keeps torch's dropout.
-// Thread-safety: keys are drawn under the generator's mutex; the position-hash cache is mutex-guarded.
+// 1/float(1 - p) for float tensors as torch's dropout scales them (1/(1 - p) in the tensor's type otherwise).
+// All integer arithmetic, exact on every device: the same key gives the same mask whatever the batch's
+// layout, so a member's slice of a pack's [m, n, H] noise is bitwise the [n, H] noise its job draws alone.
+// It costs ~11 element-wise ops a draw for any number of members (torch's fused dropout: 1 op a member).
+// Where it is used: the MLP family's dropout (models::MlpStack, the packable models) on a CUDA device, and
+// the pack's batched MLP there (models/packed_mlp.h). Every other model and device keeps torch's dropout.
+// Thread-safety: keys are drawn under the generator's mutex; the position-hash and block caches are
+// mutex-guarded (CounterGenerator: one thread).
 #pragma once
 
 #include <torch/torch.h>

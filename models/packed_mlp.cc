@@ -165,7 +165,8 @@ torch::Tensor PackedMlp::Forward(const std::vector<int>& slots, torch::Tensor x,
         const double p = dropout[static_cast<size_t>(slots[static_cast<size_t>(j)])];
         ps[static_cast<size_t>(j)] = p;
         // (x has rows: a member without a batch is not in the forward; alone an empty input draws nothing)
-        if (p > 0 && p < 1 && x.numel() != 0) keys[static_cast<size_t>(j)] = gens[static_cast<size_t>(j)]->NextKey();
+        if (p > 0 && p < 1 && x.numel() != 0)
+          keys[static_cast<size_t>(j)] = gens[static_cast<size_t>(j)]->NextKey();
       }
       x = x * CounterNoise(keys, ps, x.sizes().slice(1), x.scalar_type(), x.device());
       continue;
