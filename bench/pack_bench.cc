@@ -219,6 +219,56 @@ std::unique_ptr<at::ObserverContext> OnOpStart(const at::RecordFunction& fn) {
 }
 void OnOpEnd(const at::RecordFunction&, at::ObserverContext*) { --t_depth; }
 
+// The counter dropout stream on a GPU (models/counter_dropout.h): its masks are integer arithmetic, so the device's
+// noise must be the CPU's bit for bit; a CUDA generator must hand out the key of its (seed, offset) and move by 4
+// (the Philox state layout this code reads); a job alone's dropout (the blocks on the card) and a member's
+// host-kept position through DefaultGeneratorSwap must follow.
+bool CounterDropoutOnDeviceOk(const std::string& device, bool print) {
+  const torch::Device d(device);
+  const std::vector<uint32_t> keys = {1, 0xdeadbeefu, 0x80000000u, 12345};
+  const std::vector<double> ps = {0.3, 0.5, 0.0, 0.9};
+  const torch::Tensor on_cpu = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, torch::kCPU);
+  const torch::Tensor on_dev = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, d).cpu();
+  const torch::Tensor one = models::CounterNoise({keys[1]}, {ps[1]}, {32, 256}, torch::kFloat, d).cpu();
+  const bool noise_ok = torch::equal(on_cpu, on_dev) && torch::equal(one[0], on_cpu[1]);
+  at::Generator g = models::NewGeneratorLike(d, 77);
+  const uint32_t k0 = models::NextDropoutKey(g), k1 = models::NextDropoutKey(g);
+  const models::PhiloxState st = models::ReadPhiloxState(g.get_state());
+  const bool keys_ok = k0 == models::PhiloxKey(77, 0) && k1 == models::PhiloxKey(77, 4) && st.seed == 77 &&
+                       st.offset == 8;
+  // A job alone's draws (PhiloxNoise's blocks on the card): x · the noise at the generator's position.
+  bool alone_ok = true;
+  at::Generator ga = models::NewGeneratorLike(d, 78);
+  const torch::Tensor x = torch::rand({32, 256}).to(d);
+  for (uint64_t i = 0; i < 3; ++i) {
+    const torch::Tensor y = models::CounterDropout(x, 0.3, true, false, ga).cpu();
+    alone_ok &= torch::equal(y, x.cpu() * models::CounterNoise({models::PhiloxKey(78, 4 * i)}, {0.3}, {32, 256},
+                                                              torch::kFloat, torch::kCPU)[0]);
+  }
+  // A member's host-kept position through a DANN discriminator's swap: the default generator gets the member's
+  // position, torch's dropout moves it, and the member's next key is the moved position's.
+  models::CounterGenerator cg(models::NewGeneratorLike(d, 79));
+  (void)cg.NextKey();
+  (void)cg.NextKey();
+  models::PhiloxState lent;
+  {
+    models::DefaultGeneratorSwap swap(&cg.get(), d);
+    at::Generator def = at::globalContext().defaultGenerator(d);
+    lent = models::ReadPhiloxState(def.get_state());
+    (void)torch::dropout(x, 0.5, true);
+  }
+  const models::PhiloxState moved = models::ReadPhiloxState(cg.get().get_state());
+  const bool swap_ok = lent.seed == 79 && lent.offset == 8 && moved.offset > 8 && moved.offset % 4 == 0 &&
+                       cg.NextKey() == models::PhiloxKey(79, moved.offset);
+  auto word = [](bool ok) { return ok ? "as expected" : "WRONG"; };
+  if (print)
+    std::printf("counter dropout on %s: noise %s; generator keys and offset %s; a job alone's draws %s; a member's "
+                "position through the swap %s\n",
+                device.c_str(), noise_ok ? "equals the CPU's" : "DIFFERS FROM THE CPU'S", word(keys_ok),
+                word(alone_ok), word(swap_ok));
+  return noise_ok && keys_ok && alone_ok && swap_ok;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
@@ -436,57 +486,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   double self_agreement = 1;
   if (!cpu) {
-    // The counter dropout stream on the device (models/counter_dropout.h): its masks are integer arithmetic, so
-    // the device's noise must be the CPU's bit for bit; a CUDA generator must hand out the key of its (seed,
-    // offset) and move by 4 (the Philox state layout this code reads); a job alone's dropout (the blocks on the
-    // card) and a member's host-kept position through DefaultGeneratorSwap must follow.
-    const bool counter_ok = [&] {
-      const torch::Device d(device);
-      const std::vector<uint32_t> keys = {1, 0xdeadbeefu, 0x80000000u, 12345};
-      const std::vector<double> ps = {0.3, 0.5, 0.0, 0.9};
-      const torch::Tensor on_cpu = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, torch::kCPU);
-      const torch::Tensor on_dev = models::CounterNoise(keys, ps, {32, 256}, torch::kFloat, d).cpu();
-      const torch::Tensor one = models::CounterNoise({keys[1]}, {ps[1]}, {32, 256}, torch::kFloat, d).cpu();
-      at::Generator g = models::NewGeneratorLike(d, 77);
-      const uint32_t k0 = models::NextDropoutKey(g), k1 = models::NextDropoutKey(g);
-      const models::PhiloxState st = models::ReadPhiloxState(g.get_state());
-      // A job alone's draws (PhiloxNoise's blocks on the card): x · the noise at the generator's position.
-      bool alone_ok = true;
-      at::Generator ga = models::NewGeneratorLike(d, 78);
-      const torch::Tensor x = torch::rand({32, 256}).to(d);
-      for (uint64_t i = 0; i < 3; ++i) {
-        const torch::Tensor y = models::CounterDropout(x, 0.3, true, false, ga).cpu();
-        alone_ok &= torch::equal(y, x.cpu() * models::CounterNoise({models::PhiloxKey(78, 4 * i)}, {0.3}, {32, 256},
-                                                                  torch::kFloat, torch::kCPU)[0]);
-      }
-      // A member's host-kept position through a DANN discriminator's swap: the default generator gets the member's
-      // position, torch's dropout moves it, and the member's next key is the moved position's.
-      models::CounterGenerator cg(models::NewGeneratorLike(d, 79));
-      (void)cg.NextKey();
-      (void)cg.NextKey();
-      models::PhiloxState lent;
-      {
-        models::DefaultGeneratorSwap swap(&cg.get(), d);
-        at::Generator def = at::globalContext().defaultGenerator(d);
-        lent = models::ReadPhiloxState(def.get_state());
-        (void)torch::dropout(x, 0.5, true);
-      }
-      const models::PhiloxState moved = models::ReadPhiloxState(cg.get().get_state());
-      const bool swap_ok = lent.seed == 79 && lent.offset == 8 && moved.offset > 8 && moved.offset % 4 == 0 &&
-                           cg.NextKey() == models::PhiloxKey(79, moved.offset);
-      const bool ok = torch::equal(on_cpu, on_dev) && torch::equal(one[0], on_cpu[1]) &&
-                      k0 == models::PhiloxKey(77, 0) && k1 == models::PhiloxKey(77, 4) && st.seed == 77 &&
-                      st.offset == 8 && alone_ok && swap_ok;
-      if (!json_out)
-        std::printf("counter dropout on %s: noise %s the CPU's; generator keys and offset %s; a job alone's "
-                    "draws %s; a member's position through the swap %s\n", device.c_str(),
-                    torch::equal(on_cpu, on_dev) ? "equals" : "DIFFERS FROM",
-                    k0 == models::PhiloxKey(77, 0) && k1 == models::PhiloxKey(77, 4) && st.offset == 8 ? "as expected"
-                                                                                                        : "WRONG",
-                    alone_ok ? "as expected" : "WRONG", swap_ok ? "as expected" : "WRONG");
-      return ok;
-    }();
-    if (!counter_ok) exit_code = 1;
+    if (!CounterDropoutOnDeviceOk(device, !json_out)) exit_code = 1;
     // Warm-up (CUDA context, cuBLAS handles: not charged to the first K), and the device's own reproducibility:
     // job 0 alone twice, its predicted classes compared (the floor under the packs' agreement below).
     jobs::JobContext c;

@@ -178,6 +178,19 @@ class PackTest : public testing::SynthStoreTest {
     }
   }
 
+  // Runs every member alone and hands (alone, packed, what) to `check` once both ran and the member names its pack.
+  template <typename Check>
+  void CompareWithJobsAlone(const std::vector<JobSpec>& specs, const std::vector<Result<JobResult>>& packed,
+                            Check check) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto alone = RunJob(specs[i], JobContext());
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+      ASSERT_TRUE(packed[i]->info.contains("pack"));
+      check(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i));
+    }
+  }
+
   // Runs the pack (7 epochs) uninterrupted, then stopped after epoch 2 and resumed in `work`: every member's resumed
   // result must equal its uninterrupted one bitwise. Returns the uninterrupted results.
   std::vector<Result<JobResult>> ExpectPackResumesBitwise(std::vector<JobSpec> specs, const std::string& work) {
@@ -305,13 +318,8 @@ TEST_F(PackTest, CounterDropoutMembersEqualTheirJobsAloneBitwise) {
       ~Reset() { models::SetCounterDropoutOnCpuForTest(false); }
     } reset;
     auto packed = RunPack(specs, ctxs);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      auto alone = RunJob(specs[i], JobContext());
-      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
-      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
-      ASSERT_TRUE(packed[i]->info.contains("pack"));
-      ExpectSameResult(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i));
-    }
+    CompareWithJobsAlone(specs, packed, ExpectSameResult);
+    ASSERT_FALSE(HasFatalFailure());
     EXPECT_NE(cpu_stream->curve.front().train_loss, packed[0]->curve.front().train_loss)
         << "the counter stream was not used";
   }
@@ -610,13 +618,10 @@ TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
     std::string why;
     ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
     auto packed = RunPack(specs, ctxs);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      auto alone = RunJob(specs[i], JobContext());
-      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
-      ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
-      ASSERT_TRUE(packed[i]->info.contains("pack"));
-      ExpectWithinTolerance(*alone, *packed[i], specs[i].kind + " member " + std::to_string(i), &max_diff);
-    }
+    CompareWithJobsAlone(specs, packed, [&](const JobResult& alone, const JobResult& p, const std::string& what) {
+      ExpectWithinTolerance(alone, p, what, &max_diff);
+    });
+    ASSERT_FALSE(HasFatalFailure());
   }
   std::printf("device path on the CPU: largest probability difference to the jobs alone %.3g\n", max_diff);
   EXPECT_LT(max_diff, 1e-3);
