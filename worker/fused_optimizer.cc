@@ -222,7 +222,7 @@ void FusedOptimizer::StepRows(const std::vector<FusedOptimizer*>& opts, const st
     r[kStep] = static_cast<float>(-o.lr_ / bc1);
   }
   torch::Tensor k = torch::from_blob(host.data(), {m, kCols}, torch::kFloat);
-  k = params.is_cpu() ? k.clone() : models::HostToDevice(k, params.device());
+  k = models::HostToDevice(k, params.device());  // on the CPU: the host values themselves, used before they go
   auto col = [&](int c) { return k.narrow(1, c, 1); };  // [m, 1]
   bool consecutive = true;
   for (int64_t i = 1; i < m; ++i) consecutive &= slots[static_cast<size_t>(i)] == slots[0] + i;
