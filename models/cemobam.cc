@@ -15,12 +15,13 @@
 #include "models/knn_graph.h"
 #include "models/layers.h"
 #include "models/model_factories.h"
+#include "models/slot_linear.h"
 
 namespace emosweep::models {
 namespace {
 
 torch::nn::Sequential Projection(int64_t in, int64_t h, double p) {
-  return torch::nn::Sequential(torch::nn::Linear(in, h), torch::nn::BatchNorm1d(h), torch::nn::ReLU(),
+  return torch::nn::Sequential(SlotLinear(in, h), torch::nn::BatchNorm1d(h), torch::nn::ReLU(),
                                FastDropout(p));
 }
 
@@ -48,8 +49,8 @@ class GraphModel : public FusionModelImpl {
     drop_ = register_module("dropout", FastDropout(p));
     attn_a_ = register_module("audio_attn", LengthOneAttention(h_, heads, p));
     attn_t_ = register_module("text_attn", LengthOneAttention(h_, heads, p));
-    lin_a_ = register_module("audio_linear", torch::nn::Linear(h_, h_));
-    lin_t_ = register_module("text_linear", torch::nn::Linear(h_, h_));
+    lin_a_ = register_module("audio_linear", SlotLinear(h_, h_));
+    lin_t_ = register_module("text_linear", SlotLinear(h_, h_));
     ln_a_ = register_module("audio_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({h_})));
     ln_t_ = register_module("text_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({h_})));
     if (cbam) {
@@ -58,10 +59,10 @@ class GraphModel : public FusionModelImpl {
     }
     feat_ = h_ + (fusion_ == Fusion::kConcat || fusion_ == Fusion::kNone ? 2 * h_ : h_);
     cls_ = register_module("classifier",
-                           torch::nn::Sequential(torch::nn::Linear(feat_, h_),
+                           torch::nn::Sequential(SlotLinear(feat_, h_),
                                                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({h_})),
                                                  torch::nn::ReLU(), FastDropout(p),
-                                                 torch::nn::Linear(h_, classes)));
+                                                 SlotLinear(h_, classes)));
   }
 
   ModelOutput Forward(const Batch& batch) override {
@@ -131,7 +132,7 @@ class GraphModel : public FusionModelImpl {
   }
   struct CacheEntry {
     torch::Tensor text_ref, audio_ref, text_copy, audio_copy;
-    uint32_t tv, av;
+    int64_t tv, av;
     torch::Tensor edges;
   };
 
@@ -145,7 +146,7 @@ class GraphModel : public FusionModelImpl {
   std::vector<torch::nn::BatchNorm1d> bns_;
   FastDropout drop_{nullptr};
   LengthOneAttention attn_a_{nullptr}, attn_t_{nullptr};
-  torch::nn::Linear lin_a_{nullptr}, lin_t_{nullptr};
+  SlotLinear lin_a_{nullptr}, lin_t_{nullptr};
   torch::nn::LayerNorm ln_a_{nullptr}, ln_t_{nullptr};
   Cbam1d cbam_a_{nullptr}, cbam_t_{nullptr};
 };

@@ -70,7 +70,7 @@ torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes) 
 
 GatConvImpl::GatConvImpl(int64_t in_dim, int64_t out_dim, int64_t heads, bool concat)
     : out_dim_(out_dim), heads_(heads), concat_(concat) {
-  lin = register_module("lin", torch::nn::Linear(torch::nn::LinearOptions(in_dim, heads * out_dim).bias(false)));
+  lin = register_module("lin", SlotLinear(torch::nn::LinearOptions(in_dim, heads * out_dim).bias(false)));
   att_src = register_parameter("att_src", torch::empty({1, heads, out_dim}));
   att_dst = register_parameter("att_dst", torch::empty({1, heads, out_dim}));
   bias = register_parameter("bias", torch::zeros({concat ? heads * out_dim : out_dim}));

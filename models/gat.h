@@ -13,6 +13,8 @@
 
 #include <vector>
 
+#include "models/slot_linear.h"
+
 namespace emosweep::models {
 
 struct GatAttention {
@@ -31,7 +33,7 @@ class GatConvImpl : public torch::nn::Module {
   // result), the edge list above; forward_with_attention always uses the edge list.
   static constexpr int64_t kDenseMaxNodes = 2048;
 
-  torch::nn::Linear lin{nullptr};
+  SlotLinear lin{nullptr};  // its weight gradient into the flat buffer (slot_linear.h)
   torch::Tensor att_src, att_dst, bias;
 
  private:

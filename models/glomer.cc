@@ -8,6 +8,7 @@
 #include "models/dropout.h"
 #include "models/layers.h"
 #include "models/losses.h"
+#include "models/slot_linear.h"
 #include "models/model_factories.h"
 
 namespace emosweep::models {
@@ -15,7 +16,7 @@ namespace {
 namespace F = torch::nn::functional;
 
 torch::nn::Sequential Encoder(int64_t in, int64_t d, double p) {
-  return torch::nn::Sequential(torch::nn::Linear(in, d), torch::nn::ReLU(),
+  return torch::nn::Sequential(SlotLinear(in, d), torch::nn::ReLU(),
                                torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})), FastDropout(p));
 }
 
@@ -33,24 +34,24 @@ class Glomer : public FusionModelImpl {
     enc_a_ = register_module("audio_encoder", Encoder(da, d_, p));
     attn_t_ = register_module("text_attn", LengthOneAttention(d_, heads, p));
     attn_a_ = register_module("audio_attn", LengthOneAttention(d_, heads, p));
-    res_ = register_module("res_proj", torch::nn::Linear(d_, d_));
-    gmu_t_ = register_module("gmu_text", torch::nn::Linear(d_, d_));
-    gmu_a_ = register_module("gmu_audio", torch::nn::Linear(d_, d_));
-    gmu_z_ = register_module("gmu_gate", torch::nn::Linear(2 * d_, d_));
+    res_ = register_module("res_proj", SlotLinear(d_, d_));
+    gmu_t_ = register_module("gmu_text", SlotLinear(d_, d_));
+    gmu_a_ = register_module("gmu_audio", SlotLinear(d_, d_));
+    gmu_z_ = register_module("gmu_gate", SlotLinear(2 * d_, d_));
     proj_ = register_module("projection",
-                            torch::nn::Sequential(torch::nn::Linear(d_, d_), torch::nn::ReLU(),
+                            torch::nn::Sequential(SlotLinear(d_, d_), torch::nn::ReLU(),
                                                   torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})),
-                                                  torch::nn::Linear(d_, pd)));
+                                                  SlotLinear(d_, pd)));
     torch::nn::Sequential cls;
     int64_t in = d_;
     for (int64_t h : c["classifier_dims"].get<std::vector<int64_t>>()) {
-      cls->push_back(torch::nn::Linear(in, h));
+      cls->push_back(SlotLinear(in, h));
       cls->push_back(torch::nn::ReLU());
       cls->push_back(torch::nn::LayerNorm(torch::nn::LayerNormOptions({h})));
       cls->push_back(FastDropout(p));
       in = h;
     }
-    cls->push_back(torch::nn::Linear(in, classes));
+    cls->push_back(SlotLinear(in, classes));
     cls_ = register_module("classifier", cls);
   }
 
@@ -95,7 +96,7 @@ class Glomer : public FusionModelImpl {
   bool faithful_;
   torch::nn::Sequential enc_t_{nullptr}, enc_a_{nullptr}, proj_{nullptr}, cls_{nullptr};
   LengthOneAttention attn_t_{nullptr}, attn_a_{nullptr};
-  torch::nn::Linear res_{nullptr}, gmu_t_{nullptr}, gmu_a_{nullptr}, gmu_z_{nullptr};
+  SlotLinear res_{nullptr}, gmu_t_{nullptr}, gmu_a_{nullptr}, gmu_z_{nullptr};
 };
 
 }  // namespace
