@@ -52,6 +52,7 @@
 #include "data/import/pickle_import.h"
 #include "data/label_map.h"
 #include "jobs/train_config.h"
+#include "models/gat.h"
 #include "models/model.h"
 #include "worker/dataset.h"
 #include "worker/evaluate.h"
@@ -602,6 +603,13 @@ int main(int argc, char** argv) {
   std::printf("\nmin/med s: CPU seconds per epoch (train + validation), min and median over the timed epochs; phase "
               "columns are medians.\nfloor = matrix products at this machine's measured rate on the same shapes + one "
               "parameter pass per step; target = original / 3.\n");
+  const models::GatSparseCounts gat = models::GatSparseProductCounts();
+  if (gat.forward + gat.edge_dots + gat.transposed + gat.rejected > 0)
+    std::fprintf(stderr,
+                 "GAT attention products over the edges only (models/gat_sparse.h, not in the floor's census): "
+                 "alpha.X %lld, d_alpha %lld, alpha^T.dOut %lld; shapes kept on torch's bmm %lld\n",
+                 static_cast<long long>(gat.forward), static_cast<long long>(gat.edge_dots),
+                 static_cast<long long>(gat.transposed), static_cast<long long>(gat.rejected));
   if (as_json) std::printf("%s\n", out.dump(1).c_str());
   return 0;
 }

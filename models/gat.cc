@@ -1,13 +1,137 @@
 #include "models/gat.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "models/gat_softmax.h"
+#include "models/gat_sparse.h"
+#include "models/short_gemm.h"
 
 namespace emosweep::models {
 namespace {
 
 constexpr double kSlope = 0.2;  // GATConv's LeakyReLU on the scores
+
+// The products run over the edge lists (models/gat_sparse.h) when at most this share of the [N, N] entries are
+// edges (the seed graphs: 2-3 %): the kernels reach a fraction of OpenBLAS's rate per term, so a dense-ish graph
+// stays with bmm.
+constexpr double kSparseMaxDensity = 0.125;
+
+std::atomic<int64_t> g_sparse_forward{0}, g_sparse_edge_dots{0}, g_sparse_transposed{0}, g_sparse_rejected{0};
+
+// Each edge-only product is compared with torch's bmm on its first use for its operands' sizes and strides (and
+// the intra-op thread count): 1 gave the same bits, -1 did not (torch's product is kept), 0 not checked yet.
+std::mutex g_verdict_mu;
+std::map<std::string, int> g_verdicts;
+
+std::string VerdictKey(const char* which, const torch::Tensor& a, const torch::Tensor& b) {
+  std::string key = which;
+  for (const torch::Tensor* t : {&a, &b}) {
+    for (int64_t d : t->sizes()) key += " " + std::to_string(d);
+    key += " /";
+    for (int64_t d : t->strides()) key += " " + std::to_string(d);
+    key += " |";
+  }
+  return key + " t" + std::to_string(at::get_num_threads());
+}
+
+int Verdict(const std::string& key) {
+  std::lock_guard<std::mutex> lock(g_verdict_mu);
+  auto it = g_verdicts.find(key);
+  return it == g_verdicts.end() ? 0 : it->second;
+}
+
+void SetVerdict(const std::string& key, bool same) {
+  std::lock_guard<std::mutex> lock(g_verdict_mu);
+  g_verdicts[key] = same ? 1 : -1;
+  if (!same) ++g_sparse_rejected;
+}
+
+bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.sizes() == b.sizes() && a.is_contiguous() && b.is_contiguous() &&
+         std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(), sizeof(float) * a.numel()) == 0;
+}
+
+bool FitsInt32(int64_t v) { return v >= 0 && v < (int64_t{1} << 31); }
+
+// alpha·X (transposed = false; lists by target) or alpha^T·X (true; lists by source), alpha [H, N, N], X [H, N, C].
+torch::Tensor Aggregate(const char* which, const torch::Tensor& alpha, const torch::Tensor& x, const torch::Tensor& ptr,
+                        const torch::Tensor& idx, bool transposed, std::atomic<int64_t>* counter) {
+  auto dense = [&] { return transposed ? at::bmm(alpha.transpose(1, 2), x) : at::bmm(alpha, x); };
+  if (!alpha.is_contiguous() || x.scalar_type() != torch::kFloat || !x.is_cpu() || x.size(2) == 0 || x.stride(2) != 1)
+    return dense();
+  const std::string key = VerdictKey(which, alpha, x);
+  const int verdict = Verdict(key);
+  if (verdict < 0) return dense();
+  const int64_t heads = alpha.size(0), n = alpha.size(1), c = x.size(2);
+  torch::Tensor out = torch::empty({heads, n, c}, x.options());
+  GatSparseAggregate(alpha.data_ptr<float>(), transposed ? 1 : n, transposed ? n : 1, ptr.data_ptr<int32_t>(),
+                     idx.data_ptr<int32_t>(), x.data_ptr<float>(), x.stride(0), x.stride(1), heads, n, c,
+                     out.data_ptr<float>());
+  if (verdict == 0) {
+    torch::Tensor ref = dense().contiguous();
+    SetVerdict(key, SameBits(ref, out));
+    return ref;
+  }
+  ++*counter;
+  return out;
+}
+
+// d_alpha = dOut·X^T (BmmBackward0's gradient for alpha) at the edges; +0 elsewhere, where the softmax's backward
+// multiplies it by exact zeros.
+torch::Tensor EdgeDots(const torch::Tensor& g, const torch::Tensor& x, const torch::Tensor& ptr,
+                       const torch::Tensor& src, const torch::Tensor& dst) {
+  auto dense = [&] { return at::bmm(g, x.transpose(1, 2)); };
+  const int64_t heads = g.size(0), n = g.size(1), c = g.size(2);
+  if (g.scalar_type() != torch::kFloat || !g.is_cpu() || c == 0 || g.stride(2) != 1 || x.stride(2) != 1)
+    return dense();
+  const std::string key = VerdictKey("edge_dots", g, x);
+  const int verdict = Verdict(key);
+  if (verdict < 0) return dense();
+  torch::Tensor d = torch::zeros({heads, n, n}, g.options());
+  GatSparseEdgeDots(g.data_ptr<float>(), g.stride(0), g.stride(1), x.data_ptr<float>(), x.stride(0), x.stride(1),
+                    ptr.data_ptr<int32_t>(), src.data_ptr<int32_t>(), heads, n, c, d.data_ptr<float>());
+  if (verdict == 0) {
+    torch::Tensor ref = dense().contiguous();
+    const torch::Tensor at = (dst.to(torch::kLong) * n + src.to(torch::kLong));
+    SetVerdict(key, SameBits(ref.view({heads, n * n}).index_select(1, at), d.view({heads, n * n}).index_select(1, at)));
+    return ref;
+  }
+  ++g_sparse_edge_dots;
+  return d;
+}
+
+// torch::bmm(alpha, x) with its backward, over the edges only (alpha is +0 elsewhere). Inputs: alpha [H, N, N]
+// (contiguous), x [H, N, C], the graph's lists (DenseGraph).
+class SparseBmm : public torch::autograd::Function<SparseBmm> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& alpha, const torch::Tensor& x,
+                               const torch::Tensor& by_target_ptr, const torch::Tensor& by_target_src,
+                               const torch::Tensor& by_target_dst, const torch::Tensor& by_source_ptr,
+                               const torch::Tensor& by_source_dst) {
+    ctx->save_for_backward({alpha, x, by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst});
+    return Aggregate("forward", alpha, x, by_target_ptr, by_target_src, /*transposed=*/false, &g_sparse_forward);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &alpha = saved[0], &x = saved[1];
+    const torch::Tensor& g = grads[0];
+    torch::Tensor d_alpha, d_x;
+    // As BmmBackward0: grad.bmm(mat2^T) for alpha, self^T.bmm(grad) for x.
+    if (ctx->needs_input_grad(0)) d_alpha = EdgeDots(g, x, saved[2], saved[3], saved[4]);
+    if (ctx->needs_input_grad(1))
+      d_x = Aggregate("transposed", alpha, g, saved[5], saved[6], /*transposed=*/true, &g_sparse_transposed);
+    return {d_alpha, d_x, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
 
 // alpha = softmax over j of leaky_relu(a_dst[h, i] + a_src[h, j]) masked to -inf where absent[i, j], with the
 // row max subtracted (no gradient through it): the dense path's softmax with its elementwise passes fused
@@ -62,6 +186,15 @@ class DenseSoftmax : public torch::autograd::Function<DenseSoftmax> {
 
 }  // namespace
 
+GatSparseCounts GatSparseProductCounts() {
+  GatSparseCounts c;
+  c.forward = g_sparse_forward.load();
+  c.edge_dots = g_sparse_edge_dots.load();
+  c.transposed = g_sparse_transposed.load();
+  c.rejected = g_sparse_rejected.load();
+  return c;
+}
+
 torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes) {
   auto keep = edge_index[0].ne(edge_index[1]);
   auto loops = torch::arange(num_nodes, edge_index.options()).view({1, -1}).expand({2, num_nodes});
@@ -103,7 +236,13 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
     if (!g.single) w = w * g.mult;
     alpha = w / w.sum(2, /*keepdim=*/true);
   }
-  auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);  // [N, H, C]
+  torch::Tensor out;
+  if (g.by_target_ptr.defined() && alpha.is_cpu() && alpha.scalar_type() == torch::kFloat && ShortGemmAvailable())
+    out = SparseBmm::apply(alpha, h.transpose(0, 1), g.by_target_ptr, g.by_target_src, g.by_target_dst,
+                           g.by_source_ptr, g.by_source_dst);  // the same numbers over the edges only
+  else
+    out = torch::bmm(alpha, h.transpose(0, 1));
+  out = out.transpose(0, 1);  // [N, H, C]
   out = concat_ ? out.reshape({n, heads_ * out_dim_}) : out.mean(1);
   return out + bias;
 }
@@ -125,6 +264,38 @@ const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_inde
   d.mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, opts), /*accumulate=*/true);
   d.absent = d.mult.eq(0);
   d.single = d.mult.max().item<float>() <= 1.0f;
+  const int64_t nnz = ei.size(1);
+  if (d.single && d.absent.is_cpu() && static_cast<double>(nnz) <= kSparseMaxDensity * static_cast<double>(n * n) &&
+      FitsInt32(n * n)) {
+    auto i32 = torch::TensorOptions().dtype(torch::kInt);
+    d.by_target_ptr = torch::empty({n + 1}, i32);
+    d.by_source_ptr = torch::zeros({n + 1}, i32);
+    d.by_target_src = torch::empty({nnz}, i32);
+    d.by_target_dst = torch::empty({nnz}, i32);
+    d.by_source_dst = torch::empty({nnz}, i32);
+    const torch::Tensor absent = d.absent.contiguous();
+    const bool* ab = absent.data_ptr<bool>();
+    int32_t* tp = d.by_target_ptr.data_ptr<int32_t>();
+    int32_t* ts = d.by_target_src.data_ptr<int32_t>();
+    int32_t* td = d.by_target_dst.data_ptr<int32_t>();
+    int32_t* sp = d.by_source_ptr.data_ptr<int32_t>();
+    int32_t e = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      tp[i] = e;
+      for (int64_t j = 0; j < n; ++j)
+        if (!ab[i * n + j]) {
+          ts[e] = static_cast<int32_t>(j);
+          td[e++] = static_cast<int32_t>(i);
+          ++sp[j + 1];
+        }
+    }
+    tp[n] = e;
+    for (int64_t j = 0; j < n; ++j) sp[j + 1] += sp[j];
+    std::vector<int32_t> fill(sp, sp + n);
+    int32_t* sd = d.by_source_dst.data_ptr<int32_t>();
+    for (int64_t k = 0; k < e; ++k) sd[fill[ts[k]]++] = td[k];  // targets ascending: td is sorted
+    if (e != nnz) d.by_target_ptr = torch::Tensor();  // (cannot happen: one edge per entry when single)
+  }
   if (dense_cache_.size() == 4) dense_cache_.erase(dense_cache_.begin());
   dense_cache_.push_back(std::move(d));
   return dense_cache_.back();

@@ -47,6 +47,10 @@ class GatConvImpl : public torch::nn::Module {
     int64_t n = 0;
     torch::Tensor mult, absent;  // [N, N] float multiplicities; [N, N] bool, true where no edge
     bool single = false;         // every multiplicity is 0 or 1: weighting by `mult` is the identity
+    // The edges as int32 lists for the products over edges only (models/gat_sparse.h), when `single` and
+    // sparse enough (else undefined): by target i (by_target_ptr [N + 1]; sources j ascending in
+    // by_target_src, their targets in by_target_dst), and by source j (by_source_ptr, targets ascending).
+    torch::Tensor by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst;
   };
   const DenseGraph& Dense(const torch::Tensor& edge_index, int64_t n, const torch::TensorOptions& opts);
   std::vector<DenseGraph> dense_cache_;
@@ -55,6 +59,14 @@ class GatConvImpl : public torch::nn::Module {
   bool concat_;
 };
 TORCH_MODULE(GatConv);
+
+// How many of the dense path's attention products ran over the graph's edges only (models/gat_sparse.h) since
+// the process started, and how many shapes kept torch's bmm because a first-use check found a bit different
+// (tests and benches).
+struct GatSparseCounts {
+  int64_t forward = 0, edge_dots = 0, transposed = 0, rejected = 0;
+};
+GatSparseCounts GatSparseProductCounts();
 
 // Removes self-loops from `edge_index` and appends (i, i) for every node.
 torch::Tensor WithSelfLoops(const torch::Tensor& edge_index, int64_t num_nodes);

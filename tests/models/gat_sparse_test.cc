@@ -1,0 +1,183 @@
+// The GAT's attention products over the graph's edges only (models/gat_sparse.h, gat.cc's SparseBmm): the
+// kernels against the dense sum they reproduce, and a GAT layer against its dense formulation, bitwise.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "models/gat.h"
+#include "models/gat_sparse.h"
+#include "models/knn_graph.h"
+#include "models/short_gemm.h"
+
+namespace emosweep::models {
+namespace {
+
+// OpenBLAS's sum of k terms as gat_sparse.h states it, over every term (the absent edges' zeros included):
+// K blocks, each one chain of fused multiply-adds from +0 in K order, the block's sum added to C from +0.
+float BlockedSum(int64_t k, const std::function<float(int64_t)>& a, const std::function<float(int64_t)>& b) {
+  float c = 0.0f;
+  for (int64_t b0 = 0; b0 < k;) {
+    const int64_t b1 = BlasKBlockEnd(b0, k);
+    float acc = 0.0f;
+    for (int64_t q = b0; q < b1; ++q) acc = std::fma(a(q), b(q), acc);
+    c = acc + c;
+    b0 = b1;
+  }
+  return c;
+}
+
+struct Lists {
+  std::vector<int32_t> ptr, idx;
+};
+
+// Lists of the non-zero pattern `on` [n x n] by row (transposed = false) or by column, ascending.
+Lists ListsOf(const std::vector<char>& on, int64_t n, bool transposed) {
+  Lists l;
+  for (int64_t r = 0; r < n; ++r) {
+    l.ptr.push_back(static_cast<int32_t>(l.idx.size()));
+    for (int64_t q = 0; q < n; ++q)
+      if (transposed ? on[q * n + r] : on[r * n + q]) l.idx.push_back(static_cast<int32_t>(q));
+  }
+  l.ptr.push_back(static_cast<int32_t>(l.idx.size()));
+  return l;
+}
+
+// Every shape class the kernels treat apart: one column, widths below / at / past a vector and past 8 vectors,
+// a reduction over c split into two blocks at a column that is not a multiple of 16 (470: 250 + 220), one over
+// the nodes split in two (600: 304 + 296); rows without edges, with 1-16 and with more than 16 (up to 40).
+TEST(GatSparse, KernelsEqualTheDenseBlockedSumBitwise) {
+  if (!ShortGemmAvailable()) GTEST_SKIP() << "no AVX-512F: gat.cc keeps torch's bmm";
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t shapes[][2] = {{5, 1}, {33, 17}, {37, 470}, {90, 130}, {600, 40}, {20, 16}};
+  for (const auto& s : shapes) {
+    const int64_t n = s[0], c_dim = s[1], heads = 2;
+    std::vector<char> on(n * n, 0);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t want = r % 7 == 3 ? 0 : static_cast<int64_t>(rng() % std::min<int64_t>(n, 41));
+      for (int64_t k = 0; k < want; ++k) on[r * n + rng() % n] = 1;
+    }
+    std::vector<float> a(heads * n * n, 0.0f), x(heads * n * c_dim), g(heads * n * c_dim);
+    for (int64_t e = 0; e < heads * n * n; ++e)
+      if (on[e % (n * n)]) a[e] = rng() % 13 == 0 ? (rng() % 2 ? -0.0f : 0.0f) : normal(rng);
+    for (auto* v : {&x, &g})
+      for (float& f : *v) f = rng() % 11 == 0 ? (rng() % 2 ? -0.0f : 0.0f) : normal(rng);
+    // X interleaves the heads as the layer's [N, H, C] output does: x[h·C + q·H·C + c].
+    const int64_t x_h = c_dim, x_n = heads * c_dim;
+    for (bool transposed : {false, true}) {
+      const Lists l = ListsOf(on, n, transposed);
+      std::vector<float> out(heads * n * c_dim, 1.0f);
+      GatSparseAggregate(a.data(), transposed ? 1 : n, transposed ? n : 1, l.ptr.data(), l.idx.data(), x.data(), x_h,
+                         x_n, heads, n, c_dim, out.data());
+      int64_t differ = 0;
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t c = 0; c < c_dim; ++c) {
+            auto av = [&](int64_t q) { return a[h * n * n + (transposed ? q * n + r : r * n + q)]; };
+            auto xv = [&](int64_t q) { return x[h * x_h + q * x_n + c]; };
+            const float ref = BlockedSum(n, av, xv), got = out[(h * n + r) * c_dim + c];
+            differ += std::memcmp(&ref, &got, sizeof(float)) != 0;
+          }
+      EXPECT_EQ(differ, 0) << "aggregate n " << n << " c " << c_dim << " transposed " << transposed;
+    }
+    const Lists rows = ListsOf(on, n, false);
+    std::vector<float> d(heads * n * n, 7.0f);  // entries off the edges must stay as they are
+    GatSparseEdgeDots(g.data(), x_h, x_n, x.data(), x_h, x_n, rows.ptr.data(), rows.idx.data(), heads, n, c_dim,
+                      d.data());
+    int64_t differ = 0, touched = 0;
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const float got = d[(h * n + i) * n + j];
+          if (!on[i * n + j]) {
+            touched += got != 7.0f;
+            continue;
+          }
+          const float ref = BlockedSum(c_dim, [&](int64_t c) { return g[h * x_h + i * x_n + c]; },
+                                       [&](int64_t c) { return x[h * x_h + j * x_n + c]; });
+          differ += std::memcmp(&ref, &got, sizeof(float)) != 0;
+        }
+    EXPECT_EQ(differ, 0) << "edge dots n " << n << " c " << c_dim;
+    EXPECT_EQ(touched, 0) << "edge dots wrote off the edges, n " << n << " c " << c_dim;
+  }
+}
+
+// The dense formulation the layer had before (graph_test.cc's DenseReference without the multiplicities: torch's bmm and its backward).
+torch::Tensor DenseLayer(GatConvImpl& g, const torch::Tensor& x, const torch::Tensor& edge_index, int64_t heads,
+                         int64_t out_dim, bool concat) {
+  const int64_t n = x.size(0);
+  auto ei = WithSelfLoops(edge_index, n);
+  auto h = g.lin(x).view({n, heads, out_dim});
+  auto a_src = (h * g.att_src).sum(-1).t();
+  auto a_dst = (h * g.att_dst).sum(-1).t();
+  auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);
+  auto mult = torch::zeros({n, n}, e.options());
+  mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, e.options()), /*accumulate=*/true);
+  auto masked = e.masked_fill(mult.eq(0), -std::numeric_limits<float>::infinity());
+  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach());
+  auto alpha = w / w.sum(2, /*keepdim=*/true);
+  auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);
+  out = concat ? out.reshape({n, heads * out_dim}) : out.mean(1);
+  return out + g.bias;
+}
+
+// A layer on a sparse dual top-k graph (600 nodes, ~2 % of the entries: both reductions split into two K
+// blocks, 470 columns a head) equals the dense formulation bitwise in its output, the input's gradient and
+// every parameter's, over three steps (the first checks each product against torch's, the later ones run
+// over the edges only, as the counters show) and in an evaluation forward; the 4-head concat and the 1-head
+// mean layer. A dense-ish graph (40 nodes, >= 12.5 % edges) keeps torch's bmm.
+TEST(GatSparse, LayerEqualsDenseFormulationBitwise) {
+  if (!ShortGemmAvailable()) GTEST_SKIP() << "no AVX-512F: gat.cc keeps torch's bmm";
+  torch::manual_seed(31);
+  const int64_t n = 600;
+  auto text = torch::randn({n, 20}), audio = torch::randn({n, 14});
+  auto ei = DualKnnGraph(text, audio, 3, 8);
+  for (bool concat : {true, false}) {
+    const int64_t heads = concat ? 2 : 1, out_dim = 470;
+    GatConv gat(12, out_dim, heads, concat);
+    const GatSparseCounts before = GatSparseProductCounts();
+    for (int pass = 0; pass < 3; ++pass) {
+      auto x1 = (2 * torch::randn({n, 12})).requires_grad_(true);
+      auto x2 = x1.detach().clone().requires_grad_(true);
+      auto up = torch::randn({n, concat ? heads * out_dim : out_dim});
+      gat->zero_grad();
+      auto ours = gat(x1, ei);
+      (ours * up).sum().backward();
+      std::vector<torch::Tensor> ours_grads;
+      for (auto& p : gat->parameters()) ours_grads.push_back(p.grad().clone());
+      gat->zero_grad();
+      auto ref = DenseLayer(*gat, x2, ei, heads, out_dim, concat);
+      (ref * up).sum().backward();
+      EXPECT_TRUE(torch::equal(ours, ref)) << "concat " << concat << " pass " << pass;
+      EXPECT_TRUE(torch::equal(x1.grad(), x2.grad())) << "concat " << concat << " pass " << pass;
+      auto params = gat->parameters();
+      for (size_t i = 0; i < params.size(); ++i)
+        EXPECT_TRUE(torch::equal(ours_grads[i], params[i].grad())) << "parameter " << i << " concat " << concat;
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(torch::equal(gat(x1, ei), ref)) << "evaluation forward, concat " << concat;
+    }
+    const GatSparseCounts after = GatSparseProductCounts();
+    EXPECT_GE(after.forward - before.forward, 4) << "concat " << concat;  // 2 training + 2 evaluation forwards
+    EXPECT_GE(after.edge_dots - before.edge_dots, 2);
+    EXPECT_GE(after.transposed - before.transposed, 2);
+    EXPECT_EQ(after.rejected, before.rejected);
+  }
+  // Dense-ish: torch's bmm, nothing counted.
+  auto small = DualKnnGraph(torch::randn({40, 6}), torch::randn({40, 5}), 4, 4);
+  GatConv gat(6, 8, 2, true);
+  const GatSparseCounts before = GatSparseProductCounts();
+  auto x = torch::randn({40, 6}, torch::requires_grad());
+  gat(x, small).sum().backward();
+  gat(x, small).sum().backward();
+  const GatSparseCounts after = GatSparseProductCounts();
+  EXPECT_EQ(after.forward, before.forward);
+  EXPECT_EQ(after.edge_dots, before.edge_dots);
+}
+
+}  // namespace
+}  // namespace emosweep::models
