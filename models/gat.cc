@@ -264,7 +264,8 @@ const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_inde
   d.mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, opts), /*accumulate=*/true);
   d.absent = d.mult.eq(0);
   d.single = d.mult.max().item<float>() <= 1.0f;
-  const int64_t nnz = ei.size(1);
+  // One entry per edge when no edge repeats; the lists are sized by the entries themselves.
+  const int64_t nnz = d.single && d.absent.is_cpu() ? n * n - d.absent.sum().item<int64_t>() : 0;
   if (d.single && d.absent.is_cpu() && static_cast<double>(nnz) <= kSparseMaxDensity * static_cast<double>(n * n) &&
       FitsInt32(n * n)) {
     auto i32 = torch::TensorOptions().dtype(torch::kInt);
@@ -294,7 +295,6 @@ const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_inde
     std::vector<int32_t> fill(sp, sp + n);
     int32_t* sd = d.by_source_dst.data_ptr<int32_t>();
     for (int64_t k = 0; k < e; ++k) sd[fill[ts[k]]++] = td[k];  // targets ascending: td is sorted
-    if (e != nnz) d.by_target_ptr = torch::Tensor();  // (cannot happen: one edge per entry when single)
   }
   if (dense_cache_.size() == 4) dense_cache_.erase(dense_cache_.begin());
   dense_cache_.push_back(std::move(d));
