@@ -1,10 +1,12 @@
 #include "models/gat.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,8 +27,9 @@ constexpr double kSparseMaxDensity = 0.125;
 
 std::atomic<int64_t> g_sparse_forward{0}, g_sparse_edge_dots{0}, g_sparse_transposed{0}, g_sparse_rejected{0};
 
-// Each edge-only product is compared with torch's bmm on its first use for its operands' sizes and strides (and
-// the intra-op thread count): 1 gave the same bits, -1 did not (torch's product is kept), 0 not checked yet.
+// Each edge-only product is compared with torch's bmm once per process for its operands' sizes and strides, on
+// random operands of that layout and the graph's edges (a local generator: no training stream moves): 1 gave the
+// same bits, -1 did not (torch's product is kept). The first verdict for a key stands.
 std::mutex g_verdict_mu;
 std::map<std::string, int> g_verdicts;
 
@@ -38,71 +41,114 @@ std::string VerdictKey(const char* which, const torch::Tensor& a, const torch::T
     for (int64_t d : t->strides()) key += " " + std::to_string(d);
     key += " |";
   }
-  return key + " t" + std::to_string(at::get_num_threads());
+  return key;
 }
 
-int Verdict(const std::string& key) {
-  std::lock_guard<std::mutex> lock(g_verdict_mu);
-  auto it = g_verdicts.find(key);
-  return it == g_verdicts.end() ? 0 : it->second;
-}
-
-void SetVerdict(const std::string& key, bool same) {
-  std::lock_guard<std::mutex> lock(g_verdict_mu);
-  g_verdicts[key] = same ? 1 : -1;
-  if (!same) ++g_sparse_rejected;
-}
+bool FitsInt32(int64_t v) { return v >= 0 && v < (int64_t{1} << 31); }
 
 bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
   return a.sizes() == b.sizes() && a.is_contiguous() && b.is_contiguous() &&
          std::memcmp(a.data_ptr<float>(), b.data_ptr<float>(), sizeof(float) * a.numel()) == 0;
 }
 
-bool FitsInt32(int64_t v) { return v >= 0 && v < (int64_t{1} << 31); }
-
-// alpha·X (transposed = false; lists by target) or alpha^T·X (true; lists by source), alpha [H, N, N], X [H, N, C].
-torch::Tensor Aggregate(const char* which, const torch::Tensor& alpha, const torch::Tensor& x, const torch::Tensor& ptr,
-                        const torch::Tensor& idx, bool transposed, std::atomic<int64_t>* counter) {
-  auto dense = [&] { return transposed ? at::bmm(alpha.transpose(1, 2), x) : at::bmm(alpha, x); };
-  if (!alpha.is_contiguous() || x.scalar_type() != torch::kFloat || !x.is_cpu() || x.size(2) == 0 || x.stride(2) != 1)
-    return dense();
-  const std::string key = VerdictKey(which, alpha, x);
-  const int verdict = Verdict(key);
-  if (verdict < 0) return dense();
-  const int64_t heads = alpha.size(0), n = alpha.size(1), c = x.size(2);
-  torch::Tensor out = torch::empty({heads, n, c}, x.options());
-  GatSparseAggregate(alpha.data_ptr<float>(), transposed ? 1 : n, transposed ? n : 1, ptr.data_ptr<int32_t>(),
-                     idx.data_ptr<int32_t>(), x.data_ptr<float>(), x.stride(0), x.stride(1), heads, n, c,
-                     out.data_ptr<float>());
-  if (verdict == 0) {
-    torch::Tensor ref = dense().contiguous();
-    SetVerdict(key, SameBits(ref, out));
-    return ref;
+// Whether the product `which` matched torch's on its probe, running the probe on first use.
+bool Verified(const std::string& key, const std::function<bool()>& probe) {
+  {
+    std::lock_guard<std::mutex> lock(g_verdict_mu);
+    auto it = g_verdicts.find(key);
+    if (it != g_verdicts.end()) return it->second > 0;
   }
+  const bool same = probe();
+  std::lock_guard<std::mutex> lock(g_verdict_mu);
+  if (g_verdicts.emplace(key, same ? 1 : -1).second && !same) ++g_sparse_rejected;
+  return g_verdicts[key] > 0;
+}
+
+// Random values in `like`'s sizes and strides, and a random attention matrix over the graph's edges (+0 elsewhere).
+torch::Tensor RandomLike(const torch::Tensor& like, at::Generator& gen) {
+  return at::empty_strided(like.sizes(), like.strides(), like.options()).normal_(0, 1, gen);
+}
+
+torch::Tensor RandomAttention(const torch::Tensor& like, const torch::Tensor& dst, const torch::Tensor& src,
+                              at::Generator& gen) {
+  const int64_t heads = like.size(0), n = like.size(1);
+  torch::Tensor a = torch::zeros({heads, n * n}, like.options());
+  const torch::Tensor at_edges = dst.to(torch::kLong) * n + src.to(torch::kLong);
+  a.index_copy_(1, at_edges, torch::empty({heads, at_edges.numel()}, like.options()).uniform_(0, 1, gen));
+  return a.view({heads, n, n});
+}
+
+at::Generator ProbeGenerator() { return at::make_generator<at::CPUGeneratorImpl>(20261207); }
+
+// Operands the kernels take: CPU float32, the reduction's last dimension contiguous, no overlapping elements (so
+// that a probe of the same layout can be made), one intra-op thread (OpenBLAS splits K otherwise).
+bool KernelOperand(const torch::Tensor& t) {
+  return t.is_cpu() && t.scalar_type() == torch::kFloat && t.dim() == 3 && t.size(2) > 0 && t.stride(2) == 1 &&
+         t.is_non_overlapping_and_dense();
+}
+
+struct Lists {
+  const torch::Tensor &by_target_ptr, &by_target_src, &by_target_dst, &by_source_ptr, &by_source_dst;
+};
+
+// alpha·X (transposed = false; lists by target) or alpha^T·X (true; lists by source), alpha [H, N, N] (+0 off the
+// edges), X [H, N, C], as the kernel computes it; false where an output is not finite.
+bool AggregateInto(const torch::Tensor& alpha, const torch::Tensor& x, const Lists& l, bool transposed,
+                   torch::Tensor& out) {
+  const int64_t heads = alpha.size(0), n = alpha.size(1), c = x.size(2);
+  out = torch::empty({heads, n, c}, x.options());
+  const torch::Tensor& ptr = transposed ? l.by_source_ptr : l.by_target_ptr;
+  const torch::Tensor& idx = transposed ? l.by_source_dst : l.by_target_src;
+  return GatSparseAggregate(alpha.data_ptr<float>(), transposed ? 1 : n, transposed ? n : 1, ptr.data_ptr<int32_t>(),
+                            idx.data_ptr<int32_t>(), x.data_ptr<float>(), x.stride(0), x.stride(1), heads, n, c,
+                            out.data_ptr<float>());
+}
+
+torch::Tensor DenseAggregate(const torch::Tensor& alpha, const torch::Tensor& x, bool transposed) {
+  return transposed ? at::bmm(alpha.transpose(1, 2), x) : at::bmm(alpha, x);
+}
+
+torch::Tensor Aggregate(const torch::Tensor& alpha, const torch::Tensor& x, const Lists& l, bool transposed,
+                        std::atomic<int64_t>* counter) {
+  if (!alpha.is_contiguous() || !KernelOperand(x) || at::get_num_threads() != 1)
+    return DenseAggregate(alpha, x, transposed);
+  const bool ok = Verified(VerdictKey(transposed ? "transposed" : "forward", alpha, x), [&] {
+    at::Generator gen = ProbeGenerator();
+    const torch::Tensor pa = RandomAttention(alpha, l.by_target_dst, l.by_target_src, gen), px = RandomLike(x, gen);
+    torch::Tensor mine;
+    return AggregateInto(pa, px, l, transposed, mine) && SameBits(DenseAggregate(pa, px, transposed).contiguous(), mine);
+  });
+  torch::Tensor out;
+  if (!ok || !AggregateInto(alpha, x, l, transposed, out)) return DenseAggregate(alpha, x, transposed);
   ++*counter;
   return out;
 }
 
 // d_alpha = dOut·X^T (BmmBackward0's gradient for alpha) at the edges; +0 elsewhere, where the softmax's backward
 // multiplies it by exact zeros.
-torch::Tensor EdgeDots(const torch::Tensor& g, const torch::Tensor& x, const torch::Tensor& ptr,
-                       const torch::Tensor& src, const torch::Tensor& dst) {
-  auto dense = [&] { return at::bmm(g, x.transpose(1, 2)); };
+bool EdgeDotsInto(const torch::Tensor& g, const torch::Tensor& x, const Lists& l, torch::Tensor& d) {
   const int64_t heads = g.size(0), n = g.size(1), c = g.size(2);
-  if (g.scalar_type() != torch::kFloat || !g.is_cpu() || c == 0 || g.stride(2) != 1 || x.stride(2) != 1)
-    return dense();
-  const std::string key = VerdictKey("edge_dots", g, x);
-  const int verdict = Verdict(key);
-  if (verdict < 0) return dense();
-  torch::Tensor d = torch::zeros({heads, n, n}, g.options());
-  GatSparseEdgeDots(g.data_ptr<float>(), g.stride(0), g.stride(1), x.data_ptr<float>(), x.stride(0), x.stride(1),
-                    ptr.data_ptr<int32_t>(), src.data_ptr<int32_t>(), heads, n, c, d.data_ptr<float>());
-  if (verdict == 0) {
-    torch::Tensor ref = dense().contiguous();
-    const torch::Tensor at = (dst.to(torch::kLong) * n + src.to(torch::kLong));
-    SetVerdict(key, SameBits(ref.view({heads, n * n}).index_select(1, at), d.view({heads, n * n}).index_select(1, at)));
-    return ref;
-  }
+  d = torch::zeros({heads, n, n}, g.options());
+  return GatSparseEdgeDots(g.data_ptr<float>(), g.stride(0), g.stride(1), x.data_ptr<float>(), x.stride(0),
+                           x.stride(1), l.by_target_ptr.data_ptr<int32_t>(), l.by_target_src.data_ptr<int32_t>(), heads,
+                           n, c, d.data_ptr<float>());
+}
+
+torch::Tensor EdgeDots(const torch::Tensor& g, const torch::Tensor& x, const Lists& l) {
+  auto dense = [](const torch::Tensor& gg, const torch::Tensor& xx) { return at::bmm(gg, xx.transpose(1, 2)); };
+  if (!KernelOperand(g) || !KernelOperand(x) || at::get_num_threads() != 1) return dense(g, x);
+  const bool ok = Verified(VerdictKey("edge_dots", g, x), [&] {
+    at::Generator gen = ProbeGenerator();
+    const torch::Tensor pg = RandomLike(g, gen), px = RandomLike(x, gen);
+    torch::Tensor mine;
+    if (!EdgeDotsInto(pg, px, l, mine)) return false;
+    const int64_t heads = g.size(0), n = g.size(1);
+    const torch::Tensor at_edges = l.by_target_dst.to(torch::kLong) * n + l.by_target_src.to(torch::kLong);
+    return SameBits(dense(pg, px).contiguous().view({heads, n * n}).index_select(1, at_edges),
+                    mine.view({heads, n * n}).index_select(1, at_edges));
+  });
+  torch::Tensor d;
+  if (!ok || !EdgeDotsInto(g, x, l, d)) return dense(g, x);
   ++g_sparse_edge_dots;
   return d;
 }
@@ -116,19 +162,20 @@ class SparseBmm : public torch::autograd::Function<SparseBmm> {
                                const torch::Tensor& by_target_dst, const torch::Tensor& by_source_ptr,
                                const torch::Tensor& by_source_dst) {
     ctx->save_for_backward({alpha, x, by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst});
-    return Aggregate("forward", alpha, x, by_target_ptr, by_target_src, /*transposed=*/false, &g_sparse_forward);
+    const Lists l{by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst};
+    return Aggregate(alpha, x, l, /*transposed=*/false, &g_sparse_forward);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const auto &alpha = saved[0], &x = saved[1];
+    const Lists l{saved[2], saved[3], saved[4], saved[5], saved[6]};
     const torch::Tensor& g = grads[0];
     torch::Tensor d_alpha, d_x;
-    // As BmmBackward0: grad.bmm(mat2^T) for alpha, self^T.bmm(grad) for x.
-    if (ctx->needs_input_grad(0)) d_alpha = EdgeDots(g, x, saved[2], saved[3], saved[4]);
-    if (ctx->needs_input_grad(1))
-      d_x = Aggregate("transposed", alpha, g, saved[5], saved[6], /*transposed=*/true, &g_sparse_transposed);
+    // As BmmBackward0: grad.bmm(mat2^T) for alpha, self^T.bmm(grad) for x. (Not twice differentiable.)
+    if (ctx->needs_input_grad(0)) d_alpha = EdgeDots(g, x, l);
+    if (ctx->needs_input_grad(1)) d_x = Aggregate(alpha, g, l, /*transposed=*/true, &g_sparse_transposed);
     return {d_alpha, d_x, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -237,7 +284,7 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
     alpha = w / w.sum(2, /*keepdim=*/true);
   }
   torch::Tensor out;
-  if (g.by_target_ptr.defined() && alpha.is_cpu() && alpha.scalar_type() == torch::kFloat && ShortGemmAvailable())
+  if (g.by_target_ptr.defined() && alpha.is_cpu() && alpha.scalar_type() == torch::kFloat)
     out = SparseBmm::apply(alpha, h.transpose(0, 1), g.by_target_ptr, g.by_target_src, g.by_target_dst,
                            g.by_source_ptr, g.by_source_dst);  // the same numbers over the edges only
   else
@@ -266,8 +313,8 @@ const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_inde
   d.single = d.mult.max().item<float>() <= 1.0f;
   // One entry per edge when no edge repeats; the lists are sized by the entries themselves.
   const int64_t nnz = d.single && d.absent.is_cpu() ? n * n - d.absent.sum().item<int64_t>() : 0;
-  if (d.single && d.absent.is_cpu() && static_cast<double>(nnz) <= kSparseMaxDensity * static_cast<double>(n * n) &&
-      FitsInt32(n * n)) {
+  if (d.single && d.absent.is_cpu() && ShortGemmAvailable() &&
+      static_cast<double>(nnz) <= kSparseMaxDensity * static_cast<double>(n * n) && FitsInt32(n * n)) {
     auto i32 = torch::TensorOptions().dtype(torch::kInt);
     d.by_target_ptr = torch::empty({n + 1}, i32);
     d.by_source_ptr = torch::zeros({n + 1}, i32);

@@ -15,9 +15,10 @@ constexpr int kMaxVectors = 8;  // 128 columns a pass: 8 block sums + 8 running 
 
 __mmask16 TailMask(int64_t left) { return left >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
 
-// One row's strip of NV vectors (the last one masked): c columns [c0, c0 + 16·NV) of out row r.
+// One row's strip of NV vectors (the last one masked): c columns [c0, c0 + 16·NV) of out row r; whether all of
+// them are finite.
 template <int NV>
-__attribute__((target("avx512f"))) void AggregateStrip(const float* vals, const int32_t* idx, int64_t cnt,
+__attribute__((target("avx512f"))) bool AggregateStrip(const float* vals, const int32_t* idx, int64_t cnt,
                                                        const float* x, int64_t x_n, int64_t n, __mmask16 last,
                                                        float* o) {
   __m512 c[NV];
@@ -38,11 +39,18 @@ __attribute__((target("avx512f"))) void AggregateStrip(const float* vals, const 
     for (int v = 0; v < NV; ++v) c[v] = _mm512_add_ps(acc[v], c[v]);
     b0 = b1;
   }
-  for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(o + v * kLanes, c[v]);
+  __mmask16 finite = 0xFFFF;  // x - x is 0 for a finite x, NaN for an infinite or NaN one
+  for (int v = 0; v + 1 < NV; ++v) {
+    _mm512_storeu_ps(o + v * kLanes, c[v]);
+    finite &= _mm512_cmp_ps_mask(_mm512_sub_ps(c[v], c[v]), _mm512_setzero_ps(), _CMP_EQ_OQ);
+  }
   _mm512_mask_storeu_ps(o + (NV - 1) * kLanes, last, c[NV - 1]);
+  finite &= _mm512_mask_cmp_ps_mask(last, _mm512_sub_ps(c[NV - 1], c[NV - 1]), _mm512_setzero_ps(), _CMP_EQ_OQ) |
+            static_cast<__mmask16>(~last);
+  return finite == 0xFFFF;
 }
 
-using StripFn = void (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t, __mmask16, float*);
+using StripFn = bool (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t, __mmask16, float*);
 constexpr StripFn kStrips[kMaxVectors + 1] = {nullptr,
                                               &AggregateStrip<1>,
                                               &AggregateStrip<2>,
@@ -79,8 +87,8 @@ __attribute__((target("avx512f"))) inline void Transpose16(const __m512 r[16], _
 }
 
 // Up to 16 edges (i, cols[l]) of one row i, a lane each: the 16 x-rows are read 16 columns at a time and
-// transposed, so that each column k is one fused multiply-add with g[i, k] broadcast.
-__attribute__((target("avx512f"))) void EdgeDotsRow(const float* gi, const float* x, int64_t x_n, const int32_t* cols,
+// transposed, so that each column k is one fused multiply-add with g[i, k] broadcast. Whether the dots are finite.
+__attribute__((target("avx512f"))) bool EdgeDotsRow(const float* gi, const float* x, int64_t x_n, const int32_t* cols,
                                                     int lanes, int64_t c_dim, float* d_row) {
   const float* xr[kLanes];
   for (int l = 0; l < kLanes; ++l) xr[l] = x + static_cast<int64_t>(cols[l < lanes ? l : 0]) * x_n;
@@ -102,13 +110,16 @@ __attribute__((target("avx512f"))) void EdgeDotsRow(const float* gi, const float
   alignas(64) float out[kLanes];
   _mm512_store_ps(out, c);
   for (int l = 0; l < lanes; ++l) d_row[cols[l]] = out[l];
+  const __mmask16 used = TailMask(lanes);
+  return (_mm512_mask_cmp_ps_mask(used, _mm512_sub_ps(c, c), _mm512_setzero_ps(), _CMP_EQ_OQ) & used) == used;
 }
 
 }  // namespace
 
-void GatSparseAggregate(const float* a, int64_t a_r, int64_t a_q, const int32_t* ptr, const int32_t* idx,
+bool GatSparseAggregate(const float* a, int64_t a_r, int64_t a_q, const int32_t* ptr, const int32_t* idx,
                         const float* x, int64_t x_h, int64_t x_n, int64_t heads, int64_t n, int64_t c_dim,
                         float* out) {
+  bool finite = true;
   std::vector<float> vals;
   for (int64_t h = 0; h < heads; ++h) {
     const float* ah = a + h * n * n;
@@ -122,22 +133,25 @@ void GatSparseAggregate(const float* a, int64_t a_r, int64_t a_q, const int32_t*
       for (int64_t c0 = 0; c0 < c_dim; c0 += kMaxVectors * kLanes) {
         const int64_t left = c_dim - c0;
         const int64_t nv = left >= kMaxVectors * kLanes ? kMaxVectors : (left + kLanes - 1) / kLanes;
-        kStrips[nv](vals.data(), list, cnt, xh + c0, x_n, n, TailMask(left - (nv - 1) * kLanes), o + c0);
+        finite &= kStrips[nv](vals.data(), list, cnt, xh + c0, x_n, n, TailMask(left - (nv - 1) * kLanes), o + c0);
       }
     }
   }
+  return finite;
 }
 
-void GatSparseEdgeDots(const float* g, int64_t g_h, int64_t g_n, const float* x, int64_t x_h, int64_t x_n,
+bool GatSparseEdgeDots(const float* g, int64_t g_h, int64_t g_n, const float* x, int64_t x_h, int64_t x_n,
                        const int32_t* ptr, const int32_t* cols, int64_t heads, int64_t n, int64_t c_dim, float* d) {
+  bool finite = true;
   for (int64_t h = 0; h < heads; ++h) {
     const float* xh = x + h * x_h;
     for (int64_t i = 0; i < n; ++i)
       for (int64_t e = ptr[i]; e < ptr[i + 1]; e += kLanes) {
         const int lanes = static_cast<int>(ptr[i + 1] - e < kLanes ? ptr[i + 1] - e : kLanes);
-        EdgeDotsRow(g + h * g_h + i * g_n, xh, x_n, cols + e, lanes, c_dim, d + (h * n + i) * n);
+        finite &= EdgeDotsRow(g + h * g_h + i * g_n, xh, x_n, cols + e, lanes, c_dim, d + (h * n + i) * n);
       }
   }
+  return finite;
 }
 
 }  // namespace emosweep::models
