@@ -473,6 +473,12 @@ int main(int argc, char** argv) {
                      static_cast<long long>(k.k), static_cast<long long>(k.n), k.ta ? " At" : "", k.tb ? " Bt" : "",
                      static_cast<long long>(c), 1e3 * census_s[k], 1e3 * t * c, census_s[k] / (t * c));
     }
+    if (mm_detail) {
+      double in_situ = 0;
+      for (const auto& [k, c] : census) in_situ += census_s[k];
+      std::fprintf(stderr, "%s products: in situ %.1f ms in the census epoch, alone %.1f ms (%.2fx)\n", r->seed->name,
+                   1e3 * in_situ, 1e3 * mm_s, in_situ / mm_s);
+    }
     const double pass = TimePass(r->flat->numel(), 1);
     // The pass over pack_k members' parameters, as many members as fit in kPackBytes of parameters + gradients
     // (the bench holds all six models besides: its peak stays under 2 GB).
