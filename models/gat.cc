@@ -116,7 +116,8 @@ torch::Tensor Aggregate(const torch::Tensor& alpha, const torch::Tensor& x, cons
     at::Generator gen = ProbeGenerator();
     const torch::Tensor pa = RandomAttention(alpha, l.by_target_dst, l.by_target_src, gen), px = RandomLike(x, gen);
     torch::Tensor mine;
-    return AggregateInto(pa, px, l, transposed, mine) && SameBits(DenseAggregate(pa, px, transposed).contiguous(), mine);
+    return AggregateInto(pa, px, l, transposed, mine) &&
+           SameBits(DenseAggregate(pa, px, transposed).contiguous(), mine);
   });
   torch::Tensor out;
   if (!ok || !AggregateInto(alpha, x, l, transposed, out)) return DenseAggregate(alpha, x, transposed);
@@ -129,9 +130,9 @@ torch::Tensor Aggregate(const torch::Tensor& alpha, const torch::Tensor& x, cons
 bool EdgeDotsInto(const torch::Tensor& g, const torch::Tensor& x, const Lists& l, torch::Tensor& d) {
   const int64_t heads = g.size(0), n = g.size(1), c = g.size(2);
   d = torch::zeros({heads, n, n}, g.options());
-  return GatSparseEdgeDots(g.data_ptr<float>(), g.stride(0), g.stride(1), x.data_ptr<float>(), x.stride(0),
-                           x.stride(1), l.by_target_ptr.data_ptr<int32_t>(), l.by_target_src.data_ptr<int32_t>(), heads,
-                           n, c, d.data_ptr<float>());
+  return GatSparseEdgeDots(g.data_ptr<float>(), g.stride(0), g.stride(1), x.data_ptr<float>(), x.stride(0), x.stride(1),
+                           l.by_target_ptr.data_ptr<int32_t>(), l.by_target_src.data_ptr<int32_t>(), heads, n, c,
+                           d.data_ptr<float>());
 }
 
 torch::Tensor EdgeDots(const torch::Tensor& g, const torch::Tensor& x, const Lists& l) {
@@ -157,10 +158,10 @@ torch::Tensor EdgeDots(const torch::Tensor& g, const torch::Tensor& x, const Lis
 // (contiguous), x [H, N, C], the graph's lists (DenseGraph).
 class SparseBmm : public torch::autograd::Function<SparseBmm> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& alpha, const torch::Tensor& x,
-                               const torch::Tensor& by_target_ptr, const torch::Tensor& by_target_src,
-                               const torch::Tensor& by_target_dst, const torch::Tensor& by_source_ptr,
-                               const torch::Tensor& by_source_dst) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& alpha,
+                               const torch::Tensor& x, const torch::Tensor& by_target_ptr,
+                               const torch::Tensor& by_target_src, const torch::Tensor& by_target_dst,
+                               const torch::Tensor& by_source_ptr, const torch::Tensor& by_source_dst) {
     ctx->save_for_backward({alpha, x, by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst});
     const Lists l{by_target_ptr, by_target_src, by_target_dst, by_source_ptr, by_source_dst};
     return Aggregate(alpha, x, l, /*transposed=*/false, &g_sparse_forward);
@@ -190,7 +191,8 @@ class DenseSoftmax : public torch::autograd::Function<DenseSoftmax> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a_dst_in,
                                const torch::Tensor& a_src_in, const torch::Tensor& absent) {
     auto a_dst = a_dst_in.contiguous(), a_src = a_src_in.contiguous();
-    TORCH_CHECK(absent.is_contiguous() && absent.scalar_type() == torch::kBool, "DenseSoftmax: absent must be a contiguous bool mask");
+    TORCH_CHECK(absent.is_contiguous() && absent.scalar_type() == torch::kBool,
+                "DenseSoftmax: absent must be a contiguous bool mask");
     const int64_t heads = a_dst.size(0), n = a_dst.size(1);
     auto w = torch::empty({heads, n, n}, a_dst.options());
     GatScores(a_dst.data_ptr<float>(), a_src.data_ptr<float>(), absent.data_ptr<bool>(), heads, n,
@@ -285,8 +287,8 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   }
   torch::Tensor out;
   if (g.by_target_ptr.defined() && alpha.is_cpu() && alpha.scalar_type() == torch::kFloat)
-    out = SparseBmm::apply(alpha, h.transpose(0, 1), g.by_target_ptr, g.by_target_src, g.by_target_dst,
-                           g.by_source_ptr, g.by_source_dst);  // the same numbers over the edges only
+    out = SparseBmm::apply(alpha, h.transpose(0, 1), g.by_target_ptr, g.by_target_src, g.by_target_dst, g.by_source_ptr,
+                           g.by_source_dst);  // the same numbers over the edges only
   else
     out = torch::bmm(alpha, h.transpose(0, 1));
   out = out.transpose(0, 1);  // [N, H, C]
@@ -295,11 +297,10 @@ torch::Tensor GatConvImpl::forward(const torch::Tensor& x, const torch::Tensor& 
 }
 
 const GatConvImpl::DenseGraph& GatConvImpl::Dense(const torch::Tensor& edge_index, int64_t n,
-                                                   const torch::TensorOptions& opts) {
+                                                  const torch::TensorOptions& opts) {
   for (const auto& d : dense_cache_)
-    if (d.edge_index.unsafeGetTensorImpl() == edge_index.unsafeGetTensorImpl() &&
-        d.version == edge_index._version() && d.n == n && d.mult.options().dtype() == opts.dtype() &&
-        d.mult.device() == opts.device())
+    if (d.edge_index.unsafeGetTensorImpl() == edge_index.unsafeGetTensorImpl() && d.version == edge_index._version() &&
+        d.n == n && d.mult.options().dtype() == opts.dtype() && d.mult.device() == opts.device())
       return d;
   torch::NoGradGuard no_grad;
   DenseGraph d;

@@ -13,7 +13,9 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kMaxVectors = 8;  // 128 columns a pass: 8 block sums + 8 running sums in registers
 
-__mmask16 TailMask(int64_t left) { return left >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
+__mmask16 TailMask(int64_t left) {
+  return left >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
 
 // One row's strip of NV vectors (the last one masked): c columns [c0, c0 + 16·NV) of out row r; whether all of
 // them are finite.
@@ -75,8 +77,8 @@ __attribute__((target("avx512f"))) inline void Transpose16(const __m512 r[16], _
     b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
   }
   for (int m = 0; m < 4; ++m) {
-    const __m512 v0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x88);  // groups 0, 1: columns m, 8 + m
-    const __m512 v1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xDD);  // columns 4 + m, 12 + m
+    const __m512 v0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x88);       // groups 0, 1: columns m, 8 + m
+    const __m512 v1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xDD);       // columns 4 + m, 12 + m
     const __m512 w0 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x88);  // groups 2, 3
     const __m512 w1 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xDD);
     t[m] = _mm512_shuffle_f32x4(v0, w0, 0x88);
@@ -117,8 +119,7 @@ __attribute__((target("avx512f"))) bool EdgeDotsRow(const float* gi, const float
 }  // namespace
 
 bool GatSparseAggregate(const float* a, int64_t a_r, int64_t a_q, const int32_t* ptr, const int32_t* idx,
-                        const float* x, int64_t x_h, int64_t x_n, int64_t heads, int64_t n, int64_t c_dim,
-                        float* out) {
+                        const float* x, int64_t x_h, int64_t x_n, int64_t heads, int64_t n, int64_t c_dim, float* out) {
   bool finite = true;
   std::vector<float> vals;
   for (int64_t h = 0; h < heads; ++h) {

@@ -28,8 +28,7 @@ namespace emosweep::models {
 // sums a reduction of length n over q (list r: idx[ptr[r] .. ptr[r+1]), ascending). alpha·X is a_r = n, a_q = 1
 // with the lists by target (sources ascending); alpha^T·dOut is a_r = 1, a_q = n with the lists by source.
 bool GatSparseAggregate(const float* a, int64_t a_r, int64_t a_q, const int32_t* ptr, const int32_t* idx,
-                        const float* x, int64_t x_h, int64_t x_n, int64_t heads, int64_t n, int64_t c_dim,
-                        float* out);
+                        const float* x, int64_t x_h, int64_t x_n, int64_t heads, int64_t n, int64_t c_dim, float* out);
 
 // d[h·n·n + i·n + j] = Σ_c g[h·g_h + i·g_n + c] · x[h·x_h + j·x_n + c] for every edge (i, j) of the lists by target
 // (j in cols[ptr[i] .. ptr[i+1])), summed as OpenBLAS sums a reduction of length c_dim; other entries of d are

@@ -8,8 +8,8 @@
 #include "models/dropout.h"
 #include "models/layers.h"
 #include "models/losses.h"
-#include "models/slot_linear.h"
 #include "models/model_factories.h"
+#include "models/slot_linear.h"
 
 namespace emosweep::models {
 namespace {
@@ -38,10 +38,9 @@ class Glomer : public FusionModelImpl {
     gmu_t_ = register_module("gmu_text", SlotLinear(d_, d_));
     gmu_a_ = register_module("gmu_audio", SlotLinear(d_, d_));
     gmu_z_ = register_module("gmu_gate", SlotLinear(2 * d_, d_));
-    proj_ = register_module("projection",
-                            torch::nn::Sequential(SlotLinear(d_, d_), torch::nn::ReLU(),
-                                                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})),
-                                                  SlotLinear(d_, pd)));
+    proj_ = register_module("projection", torch::nn::Sequential(SlotLinear(d_, d_), torch::nn::ReLU(),
+                                                                torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})),
+                                                                SlotLinear(d_, pd)));
     torch::nn::Sequential cls;
     int64_t in = d_;
     for (int64_t h : c["classifier_dims"].get<std::vector<int64_t>>()) {

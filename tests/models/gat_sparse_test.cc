@@ -1,5 +1,7 @@
 // The GAT's attention products over the graph's edges only (models/gat_sparse.h, gat.cc's SparseBmm): the
 // kernels against the dense sum they reproduce, and a GAT layer against its dense formulation, bitwise.
+#include "models/gat_sparse.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "models/gat.h"
-#include "models/gat_sparse.h"
 #include "models/knn_graph.h"
 #include "models/short_gemm.h"
 
@@ -117,8 +118,9 @@ TEST(GatSparse, KernelsEqualTheDenseBlockedSumBitwise) {
             touched += got != 7.0f;
             continue;
           }
-          const float ref = BlockedSum(c_dim, [&](int64_t c) { return g[h * x_h + i * x_n + c]; },
-                                       [&](int64_t c) { return x[h * x_h + j * x_n + c]; });
+          const float ref = BlockedSum(
+              c_dim, [&](int64_t c) { return g[h * x_h + i * x_n + c]; },
+              [&](int64_t c) { return x[h * x_h + j * x_n + c]; });
           differ += std::memcmp(&ref, &got, sizeof(float)) != 0;
         }
     EXPECT_EQ(differ, 0) << "edge dots n " << n << " c " << c_dim;
@@ -126,7 +128,8 @@ TEST(GatSparse, KernelsEqualTheDenseBlockedSumBitwise) {
   }
 }
 
-// The dense formulation the layer had before (graph_test.cc's DenseReference without the multiplicities: torch's bmm and its backward).
+// The dense formulation the layer had before (graph_test.cc's DenseReference without the multiplicities: torch's bmm
+// and its backward).
 torch::Tensor DenseLayer(GatConvImpl& g, const torch::Tensor& x, const torch::Tensor& edge_index, int64_t heads,
                          int64_t out_dim, bool concat) {
   const int64_t n = x.size(0);
@@ -234,7 +237,8 @@ TEST(GatSparse, ThreadsAndNonFiniteValuesKeepTorchsProduct) {
     EXPECT_EQ(run(x, up, "one thread"), 3);  // all three over the edges
     torch::Tensor inf_x = x.clone();
     inf_x[7][3] = std::numeric_limits<float>::infinity();
-    EXPECT_EQ(run(inf_x, up, "an infinite input"), 0);  // the forward falls back, and its NaNs reach every backward product
+    EXPECT_EQ(run(inf_x, up, "an infinite input"),
+              0);  // the forward falls back, and its NaNs reach every backward product
     torch::Tensor nan_up = up.clone();
     nan_up[11][5] = std::numeric_limits<float>::quiet_NaN();
     EXPECT_EQ(run(x, nan_up, "a NaN gradient"), 1);  // the forward over the edges; both backward products fall back
