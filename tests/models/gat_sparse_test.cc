@@ -14,6 +14,7 @@
 #include "models/gat.h"
 #include "models/knn_graph.h"
 #include "models/short_gemm.h"
+#include "tests/models/gat_reference.h"
 
 namespace emosweep::models {
 namespace {
@@ -128,26 +129,6 @@ TEST(GatSparse, KernelsEqualTheDenseBlockedSumBitwise) {
   }
 }
 
-// The dense formulation the layer had before (graph_test.cc's DenseReference without the multiplicities: torch's bmm
-// and its backward).
-torch::Tensor DenseLayer(GatConvImpl& g, const torch::Tensor& x, const torch::Tensor& edge_index, int64_t heads,
-                         int64_t out_dim, bool concat) {
-  const int64_t n = x.size(0);
-  auto ei = WithSelfLoops(edge_index, n);
-  auto h = g.lin(x).view({n, heads, out_dim});
-  auto a_src = (h * g.att_src).sum(-1).t();
-  auto a_dst = (h * g.att_dst).sum(-1).t();
-  auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);
-  auto mult = torch::zeros({n, n}, e.options());
-  mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, e.options()), /*accumulate=*/true);
-  auto masked = e.masked_fill(mult.eq(0), -std::numeric_limits<float>::infinity());
-  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach());
-  auto alpha = w / w.sum(2, /*keepdim=*/true);
-  auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);
-  out = concat ? out.reshape({n, heads * out_dim}) : out.mean(1);
-  return out + g.bias;
-}
-
 // A layer on a sparse dual top-k graph (600 nodes, ~2 % of the entries: both reductions split into two K
 // blocks, 470 columns a head) equals the dense formulation bitwise in its output, the input's gradient and
 // every parameter's, over three steps and in an evaluation forward, with the products over the edges only (each
@@ -165,24 +146,12 @@ TEST(GatSparse, LayerEqualsDenseFormulationBitwise) {
     GatConv gat(12, out_dim, heads, concat);
     const GatSparseCounts before = GatSparseProductCounts();
     for (int pass = 0; pass < 3; ++pass) {
-      auto x1 = (2 * torch::randn({n, 12})).requires_grad_(true);
-      auto x2 = x1.detach().clone().requires_grad_(true);
-      auto up = torch::randn({n, concat ? heads * out_dim : out_dim});
-      gat->zero_grad();
-      auto ours = gat(x1, ei);
-      (ours * up).sum().backward();
-      std::vector<torch::Tensor> ours_grads;
-      for (auto& p : gat->parameters()) ours_grads.push_back(p.grad().clone());
-      gat->zero_grad();
-      auto ref = DenseLayer(*gat, x2, ei, heads, out_dim, concat);
-      (ref * up).sum().backward();
-      EXPECT_TRUE(torch::equal(ours, ref)) << "concat " << concat << " pass " << pass;
-      EXPECT_TRUE(torch::equal(x1.grad(), x2.grad())) << "concat " << concat << " pass " << pass;
-      auto params = gat->parameters();
-      for (size_t i = 0; i < params.size(); ++i)
-        EXPECT_TRUE(torch::equal(ours_grads[i], params[i].grad())) << "parameter " << i << " concat " << concat;
+      SCOPED_TRACE(testing::Message() << "concat " << concat << " pass " << pass);
+      const torch::Tensor x = 2 * torch::randn({n, 12});
+      const torch::Tensor ref = ExpectLayerEqualsReference(
+          gat, x, ei, torch::randn({n, concat ? heads * out_dim : out_dim}), heads, out_dim, concat);
       torch::NoGradGuard no_grad;
-      EXPECT_TRUE(torch::equal(gat(x1, ei), ref)) << "evaluation forward, concat " << concat;
+      EXPECT_TRUE(torch::equal(gat(x, ei), ref)) << "evaluation forward";
     }
     const GatSparseCounts after = GatSparseProductCounts();
     EXPECT_EQ(after.forward - before.forward, 6) << "concat " << concat;  // 3 training + 3 evaluation forwards
@@ -214,21 +183,10 @@ TEST(GatSparse, ThreadsAndNonFiniteValuesKeepTorchsProduct) {
   GatConv gat(12, out_dim, heads, true);
   auto run = [&](const torch::Tensor& x, const torch::Tensor& up, const char* what) {
     SCOPED_TRACE(what);
-    auto x1 = x.clone().requires_grad_(true), x2 = x.clone().requires_grad_(true);
     const GatSparseCounts before = GatSparseProductCounts();
-    gat->zero_grad();
-    auto ours = gat(x1, ei);
-    (ours * up).sum().backward();
+    ExpectLayerEqualsReference(gat, x, ei, up, heads, out_dim, true, SameFloats);
+    // (the reference's products are torch's: they count nothing)
     const GatSparseCounts after = GatSparseProductCounts();
-    std::vector<torch::Tensor> ours_grads;
-    for (auto& p : gat->parameters()) ours_grads.push_back(p.grad().clone());
-    gat->zero_grad();
-    auto ref = DenseLayer(*gat, x2, ei, heads, out_dim, true);
-    (ref * up).sum().backward();
-    EXPECT_TRUE(SameFloats(ours, ref));
-    EXPECT_TRUE(SameFloats(x1.grad(), x2.grad()));
-    auto params = gat->parameters();
-    for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(SameFloats(ours_grads[i], params[i].grad())) << i;
     return after.forward - before.forward + after.edge_dots - before.edge_dots + after.transposed - before.transposed;
   };
   const torch::Tensor x = torch::randn({n, 12}), up = torch::randn({n, heads * out_dim});

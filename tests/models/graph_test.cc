@@ -9,6 +9,7 @@
 #include "models/gat.h"
 #include "models/knn_graph.h"
 #include "models/layers.h"
+#include "tests/models/gat_reference.h"
 
 namespace emosweep::models {
 namespace {
@@ -69,26 +70,6 @@ TEST(Gat, DensePathEqualsEdgeListPathWithGradients) {
   EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-6));
 }
 
-// The dense forward as it was before its per-graph constants were cached (self-loops, multiplicities and
-// the mask rebuilt at every call, the weights always multiplied by the multiplicities).
-torch::Tensor DenseReference(GatConvImpl& g, const torch::Tensor& x, const torch::Tensor& edge_index, int64_t heads,
-                             int64_t out_dim, bool concat) {
-  const int64_t n = x.size(0);
-  auto ei = WithSelfLoops(edge_index, n);
-  auto h = g.lin(x).view({n, heads, out_dim});
-  auto a_src = (h * g.att_src).sum(-1).t();
-  auto a_dst = (h * g.att_dst).sum(-1).t();
-  auto e = torch::leaky_relu(a_dst.unsqueeze(2) + a_src.unsqueeze(1), 0.2);
-  auto mult = torch::zeros({n, n}, e.options());
-  mult.index_put_({ei[1], ei[0]}, torch::ones({ei.size(1)}, e.options()), /*accumulate=*/true);
-  auto masked = e.masked_fill(mult.eq(0), -std::numeric_limits<float>::infinity());
-  auto w = torch::exp(masked - std::get<0>(masked.max(2, /*keepdim=*/true)).detach()) * mult;
-  auto alpha = w / w.sum(2, /*keepdim=*/true);
-  auto out = torch::bmm(alpha, h.transpose(0, 1)).transpose(0, 1);
-  out = concat ? out.reshape({n, heads * out_dim}) : out.mean(1);
-  return out + g.bias;
-}
-
 // Cached graph constants (and the skipped ×1 when no edge repeats) give bitwise the old outputs and
 // gradients: a graph without repeated edges and one with (0 → 3 twice), each forward run twice (build,
 // then cache hit), both layer kinds; an in-place change of the edge list rebuilds the constants.
@@ -101,21 +82,9 @@ TEST(Gat, DenseGraphCacheEqualsUncachedFormulationBitwise) {
     auto repeated = torch::tensor({{0, 1, 2, 3, 4, 5, 6, 0, 0}, {1, 2, 3, 4, 5, 6, 0, 3, 3}}, torch::kLong);
     for (const auto& ei : {simple, repeated}) {
       for (int pass = 0; pass < 2; ++pass) {
-        auto x1 = torch::randn({7, 6}, torch::requires_grad());
-        auto x2 = x1.detach().clone().requires_grad_(true);
-        auto up = torch::randn({7, concat ? heads * out_dim : out_dim});
-        gat->zero_grad();
-        auto ours = gat(x1, ei);
-        (ours * up).sum().backward();
-        std::vector<torch::Tensor> ours_grads;
-        for (auto& p : gat->parameters()) ours_grads.push_back(p.grad().clone());
-        gat->zero_grad();
-        auto ref = DenseReference(*gat, x2, ei, heads, out_dim, concat);
-        (ref * up).sum().backward();
-        EXPECT_TRUE(torch::equal(ours, ref)) << "concat " << concat << " pass " << pass;
-        EXPECT_TRUE(torch::equal(x1.grad(), x2.grad()));
-        auto params = gat->parameters();
-        for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(ours_grads[i], params[i].grad()));
+        SCOPED_TRACE(testing::Message() << "concat " << concat << " pass " << pass);
+        ExpectLayerEqualsReference(gat, torch::randn({7, 6}), ei, torch::randn({7, concat ? heads * out_dim : out_dim}),
+                                   heads, out_dim, concat);
       }
     }
     // Rewriting the (cached) edge list in place: 0 → 3 becomes 5 → 3.
@@ -140,25 +109,13 @@ TEST(Gat, FusedDenseSoftmaxEqualsCompositeBitwise) {
     const int64_t heads = concat ? 4 : 1, out_dim = 8;
     GatConv gat(12, out_dim, heads, concat);
     for (int pass = 0; pass < 2; ++pass) {
-      auto x1 = (3 * torch::randn({n, 12})).requires_grad_(true);
-      auto x2 = x1.detach().clone().requires_grad_(true);
-      auto up = torch::randn({n, concat ? heads * out_dim : out_dim});
-      gat->zero_grad();
-      auto ours = gat(x1, ei);
-      (ours * up).sum().backward();
-      std::vector<torch::Tensor> ours_grads;
-      for (auto& p : gat->parameters()) ours_grads.push_back(p.grad().clone());
-      gat->zero_grad();
-      auto ref = DenseReference(*gat, x2, ei, heads, out_dim, concat);
-      (ref * up).sum().backward();
-      EXPECT_TRUE(torch::equal(ours, ref)) << "concat " << concat << " pass " << pass;
-      EXPECT_TRUE(torch::equal(x1.grad(), x2.grad())) << "concat " << concat << " pass " << pass;
-      auto params = gat->parameters();
-      for (size_t i = 0; i < params.size(); ++i)
-        EXPECT_TRUE(torch::equal(ours_grads[i], params[i].grad())) << "parameter " << i << " concat " << concat;
+      SCOPED_TRACE(testing::Message() << "concat " << concat << " pass " << pass);
+      const torch::Tensor x = 3 * torch::randn({n, 12});
+      const torch::Tensor ref = ExpectLayerEqualsReference(
+          gat, x, ei, torch::randn({n, concat ? heads * out_dim : out_dim}), heads, out_dim, concat);
       // No-grad (evaluation) forward: the same numbers.
       torch::NoGradGuard no_grad;
-      EXPECT_TRUE(torch::equal(gat(x1, ei), ref));
+      EXPECT_TRUE(torch::equal(gat(x, ei), ref));
     }
   }
 }
