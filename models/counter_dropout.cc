@@ -44,10 +44,12 @@ uint64_t SplitMix64(uint64_t z) {
 // PositionHash(i) = Mix32(i ^ 0x9e3779b9) for i < n, as int64 on `device`: computed once per device (grown
 // when a larger mask is asked for; the values do not depend on the size) and kept for the process.
 torch::Tensor PositionHashes(int64_t n, torch::Device device) {
+  // Leaked on purpose, like the blocks below: tensors freed by static destructors at exit may outlive the
+  // allocator or the CUDA context they came from.
   static std::mutex mu;
-  static std::map<std::pair<int, int>, torch::Tensor> cache;
+  static auto* cache = new std::map<std::pair<int, int>, torch::Tensor>;
   std::lock_guard<std::mutex> lock(mu);
-  torch::Tensor& t = cache[{static_cast<int>(device.type()), static_cast<int>(device.index())}];
+  torch::Tensor& t = (*cache)[{static_cast<int>(device.type()), static_cast<int>(device.index())}];
   if (!t.defined() || t.numel() < n) {
     // Positions stay below 2^32 (CounterNoise refuses larger masks), and so the mix's products below 2^63.
     const int64_t cap = std::min<int64_t>(std::max<int64_t>(n, t.defined() ? 2 * t.numel() : 4096), int64_t{1} << 32);
@@ -199,7 +201,8 @@ torch::Tensor PhiloxNoise(uint64_t seed, uint64_t offset, double p, at::IntArray
   constexpr int64_t kMaxDraws = 32;         // draws a block
   constexpr int64_t kMaxBytes = 64 << 20;   // a block's noise at most
   static std::mutex mu;
-  static std::vector<Block> blocks;
+  static auto* blocks_kept = new std::vector<Block>;  // never destroyed (see PositionHashes)
+  std::vector<Block>& blocks = *blocks_kept;
   std::lock_guard<std::mutex> lock(mu);
   int64_t widest = n;  // a new block covers the widest draw seen on this stream
   for (size_t i = 0; i < blocks.size(); ++i) {

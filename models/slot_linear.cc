@@ -5,7 +5,9 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/engine.h>
 #include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/graph_task.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 
@@ -197,10 +199,32 @@ struct SlotLinearBackward : public torch::autograd::Node {
       const torch::Tensor x = x_.unpack();
       const torch::Tensor w = w_.unpack(shared_from_this());
       torch::Tensor& slot = state_->slot;
+      const void* task = torch::autograd::get_current_graph_task_exec_info();  // this pass, or null
       if (slot.defined() && !state_->claimed && !w.grad().defined()) {
         state_->claimed = true;
         WeightGradInto(slot, dy, x);
         out[1] = slot.alias();  // one reference: AccumulateGrad makes it the .grad without a copy
+        if (task) {
+          state_->task = task;
+          state_->handed = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(out[1].getIntrusivePtr());
+          torch::autograd::Engine::get_default_engine().queue_callback([s = state_] {
+            s->task = nullptr;
+            s->handed.reset();
+          });
+        }
+      } else if (slot.defined() && task && state_->task == task && !state_->handed.expired() &&
+                 !w.grad().defined() && !torch::GradMode::is_enabled()) {
+        // A later use of the weight in the pass that wrote the slot (a shared projection, a DA job's second
+        // forward). The weight's AccumulateGrad waits for every use, and the slot's alias is still alive, so
+        // it is still alone in the weight's input buffer, where autograd would add this gradient to it: add
+        // it into the slot instead (a + b == b + a, the same bits in either order, and in arrival order for
+        // more uses) and hand autograd nothing. The .grad stays the slot: no fresh tensor, no buffer add, no
+        // copy in SyncGrads. (Once another op's gradient of the weight reached the buffer, autograd summed
+        // the two into a new tensor and dropped the alias: then this use's gradient goes to autograd too.)
+        torch::Tensor& scratch = state_->scratch;
+        if (!scratch.defined() || scratch.sizes() != slot.sizes()) scratch = torch::empty_like(slot);
+        WeightGradInto(scratch, dy, x);  // dY^T·X as at::mm gives it
+        slot.add_(scratch);
       } else {
         out[1] = dy.t().mm(x);
       }
@@ -236,6 +260,8 @@ torch::Tensor SlotLinearImpl::forward(const torch::Tensor& input) {
   node->w_ = SavedVariable(weight, false);
   node->state_ = state_;
   state_->claimed = false;
+  state_->task = nullptr;  // normally cleared when the pass ends; not after a pass that threw
+  state_->handed.reset();
   torch::autograd::set_history(y, node);
   return y;
 }

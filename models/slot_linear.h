@@ -14,10 +14,14 @@
 // gradient handed to autograd is a view of the slot, so AccumulateGrad takes it as the weight's .grad
 // and the flat buffer already holds it.
 // The slot is used by the first backward of the weight after a forward, only while the weight's .grad is
-// undefined (FlatParameters::ZeroGrad): a weight used twice in one graph (a DA job's second forward) or
-// accumulated over two backwards gets its later gradients as fresh tensors, which autograd adds exactly
-// as it adds torch's (same order), so the sum is the same too (for a weight used twice in one graph the
-// sum is a new tensor, which SyncGrads then copies as before; a second backward adds into the slot).
+// undefined (FlatParameters::ZeroGrad). A weight used twice in one graph (glomer's shared projections, a DA
+// job's second forward): within the backward pass that wrote the slot, while the slot's alias still waits
+// alone in the weight's input buffer, a later use's dW is added into the slot in place (the same bits as
+// autograd's buffer sum, in the same order) and the .grad stays the slot. Otherwise (another op's gradient
+// of the weight reached the buffer first, a retained graph's later pass, a second backward onto the
+// gradients) later gradients are fresh tensors that autograd adds exactly as it adds torch's (same order),
+// so the sum is the same too (a new tensor, which SyncGrads then copies; a second backward adds into the
+// slot).
 // With grad, over a short batch (2..16 rows) and one intra-op thread, the forward product and dX are
 // models/short_gemm.h's kernels (OpenBLAS's arithmetic without its packing copies of W) where they matched
 // torch bitwise on a probe once per process; otherwise torch's addmm / mm.
@@ -37,6 +41,13 @@ namespace emosweep::models {
 struct GradSlot {
   torch::Tensor slot;    // the weight's shape, or undefined (no slot: torch's path)
   bool claimed = false;  // a backward since the last forward already wrote the slot
+  // The backward pass (its graph task) whose node wrote the slot, until that pass ends: while it runs, the
+  // slot's alias waits in the weight's input buffer, so a later use's gradient is added into the slot.
+  const void* task = nullptr;
+  // The slot's alias handed to autograd in that pass: alive while the input buffer holds it (autograd drops it
+  // when it adds another gradient of the weight, say from an op that is not this layer, into a new tensor).
+  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> handed{torch::Tensor().getIntrusivePtr()};
+  torch::Tensor scratch;  // a later use's dW before it is added (the weight's shape, kept)
 };
 
 class SlotLinearImpl : public torch::nn::LinearImpl {

@@ -1,6 +1,6 @@
 // SlotLinear against torch::nn::Linear: the same output and the same gradients, bitwise, for x, W and b;
-// the weight gradient lands in the bound slot (no copy) only where that is safe: not when the weight is
-// used twice in one graph, nor when a second backward accumulates onto the first.
+// the weight gradient lands in the bound slot (no copy) only where that is safe: a weight used twice in one
+// graph sums into it within that backward pass; a second backward accumulating onto the first gets torch's sums.
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -103,9 +103,11 @@ TEST(SlotLinear, ColumnMajorInputEqualsTorchLinear) {
 
 TEST(SlotLinear, WeightUsedTwiceOrThriceInOneGraphSumsAsTorch) {
   torch::manual_seed(5);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);  // OuterSum's dW (the 16 x 384 -> 1536 case) needs one thread
   for (bool bind : {false, true}) {
+    // Three uses: the later gradients are added into the slot the first one wrote, in arrival order.
     Twin t(24, 24, true, bind);
-    // Three uses: the later gradients must not overwrite the slot the first one wrote.
     ExpectSame(t, torch::randn({8, 24}), true,
                [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
                  torch::Tensor a = f(x), b = f(torch::tanh(a)), c = f(x * 0.5);
@@ -116,7 +118,49 @@ TEST(SlotLinear, WeightUsedTwiceOrThriceInOneGraphSumsAsTorch) {
                [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
                  return f(x) + f(x.flip(0));
                });
+    Twin v(384, 1536, false, bind);  // glomer's shared projections' kind of use, at a size OuterSum takes
+    ExpectSame(v, torch::randn({16, 384}), true,
+               [](const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x) {
+                 return torch::relu(f(x)) * f(x.flip(0));
+               });
+    for (Twin* w : {&t, &u, &v}) {
+      if (bind) {  // the sum is the slot itself: no fresh tensor, nothing to copy
+        EXPECT_EQ(w->mine->weight.grad().data_ptr(), w->slot.data_ptr());
+        EXPECT_TRUE(SameBits(w->slot, w->ref->weight.grad()));
+      } else {
+        EXPECT_TRUE(torch::all(w->buffer == 123.0f).item<bool>());
+      }
+    }
   }
+  at::set_num_threads(threads);
+}
+
+// The slot takes a later use's gradient only within the backward pass that wrote it: a retained graph's second
+// pass (after the gradients were reset, or onto them) and a second pass that finds .grad defined sum as torch.
+TEST(SlotLinear, LaterUsesAddIntoTheSlotOnlyInThePassThatWroteIt) {
+  torch::manual_seed(8);
+  Twin t(12, 9, true, true);
+  const torch::Tensor x = torch::randn({5, 12});
+  auto graph = [&](const Fn& f) { return (f(x) * f(x.flip(0))).sum(); };
+  torch::Tensor lr = graph([&](const torch::Tensor& in) { return t.ref(in); });
+  torch::Tensor lm = graph([&](const torch::Tensor& in) { return t.mine(in); });
+  lr.backward({}, /*retain_graph=*/true);
+  lm.backward({}, /*retain_graph=*/true);
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  EXPECT_EQ(t.mine->weight.grad().data_ptr(), t.slot.data_ptr());
+  // Again on the same graph, onto the gradients: no node claims (the .grad is defined), torch's sums.
+  lr.backward({}, /*retain_graph=*/true);
+  lm.backward({}, /*retain_graph=*/true);
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
+  // Reset as FlatParameters::ZeroGrad does, then the retained graph once more: the slot was claimed by the first
+  // pass and no forward ran since, so both uses give fresh tensors that autograd sums; the result is torch's.
+  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()), static_cast<torch::nn::Module*>(t.mine.get())})
+    for (auto& p : m->parameters()) p.mutable_grad().reset();
+  lr.backward();
+  lm.backward();
+  EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+  EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
 }
 
 TEST(SlotLinear, SecondBackwardAccumulatesOntoTheFirst) {
@@ -138,6 +182,28 @@ TEST(SlotLinear, SecondBackwardAccumulatesOntoTheFirst) {
   t.mine(x2).sum().backward();
   EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
   EXPECT_EQ(t.mine->weight.grad().data_ptr(), t.slot.data_ptr());
+}
+
+// A weight whose gradient also comes from an op that is not the layer (a penalty on W): wherever that gradient
+// arrives among the layer's two uses, autograd's sum is torch's and nothing is lost.
+TEST(SlotLinear, AnotherOpsGradientOfTheWeightSumsAsTorch) {
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({6, 11}), x2 = torch::randn({6, 11});
+  for (int order = 0; order < 3; ++order) {
+    SCOPED_TRACE(order);
+    Twin t(11, 7, true, true);
+    auto loss = [&](const Fn& f, const torch::Tensor& w) {
+      if (order == 0) return (f(x) * f(x2)).sum() + w.pow(2).sum() * 0.1;  // the penalty's node runs first
+      if (order == 1) return w.pow(2).sum() * 0.1 + (f(x) * f(x2)).sum();  // last
+      torch::Tensor a = f(x);
+      torch::Tensor pen = w.pow(2).sum() * 0.1;  // between the two uses
+      return (a * f(x2)).sum() + pen;
+    };
+    loss([&](const torch::Tensor& in) { return t.ref(in); }, t.ref->weight).backward();
+    loss([&](const torch::Tensor& in) { return t.mine(in); }, t.mine->weight).backward();
+    EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+    EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
+  }
 }
 
 TEST(SlotLinear, NoGradAndFrozenGoThroughTorch) {
