@@ -5,6 +5,7 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/anomaly_mode.h>
 #include <torch/csrc/autograd/engine.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/graph_task.h>
@@ -12,6 +13,8 @@
 #include <torch/csrc/autograd/saved_variable.h>
 
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "models/outer_sum.h"
 #include "models/short_gemm.h"
@@ -157,7 +160,8 @@ torch::Tensor ShortForward(const torch::Tensor& x, const torch::Tensor& w, const
 // dX = dY·W as at::mm gives it for a row-major dY.
 torch::Tensor InputGrad(const torch::Tensor& dy, const torch::Tensor& w) {
   const int64_t batch = dy.size(0), out = dy.size(1), in = w.size(1);
-  if (ShortShapeOk(batch, in, out) && FloatCpu(dy) && FloatCpu(w) && dy.stride(1) == 1 && dy.stride(0) >= out &&
+  if (ShortShapeOk(batch, in, out) && !torch::GradMode::is_enabled() && FloatCpu(dy) && FloatCpu(w) &&
+      dy.stride(1) == 1 && dy.stride(0) >= out &&
       w.is_contiguous() && at::get_num_threads() == 1 && BlasBlockedPath(false, false, in, batch, out) &&
       ShortInputGradMatchesTorch()) {
     torch::Tensor dx = torch::empty({batch, in}, dy.options());
@@ -168,6 +172,14 @@ torch::Tensor InputGrad(const torch::Tensor& dy, const torch::Tensor& w) {
     return dx;
   }
   return dy.mm(w);
+}
+
+// A later use's dW may be added into the slot only where no other thread can reach the weight's input buffer
+// meanwhile: autograd runs CPU nodes on the thread that called backward, and a device's nodes (which could
+// deliver another gradient of the weight, e.g. through w.to(cuda)) on that device's thread; with no CUDA
+// device there are none. Anomaly mode checks each node's outputs: there, every gradient goes to autograd.
+bool InPlaceSumSafe(const torch::Tensor& slot) {
+  return slot.is_cpu() && !at::hasCUDA() && !torch::autograd::AnomalyMode::is_enabled();
 }
 
 // The backward of y = x·W^T + b (b optional) for a 2-D x: torch's AddmmBackward0 (MmBackward0 without a
@@ -200,11 +212,14 @@ struct SlotLinearBackward : public torch::autograd::Node {
       const torch::Tensor w = w_.unpack(shared_from_this());
       torch::Tensor& slot = state_->slot;
       const void* task = torch::autograd::get_current_graph_task_exec_info();  // this pass, or null
-      if (slot.defined() && !state_->claimed && !w.grad().defined()) {
+      // With create_graph (grad mode on in the pass) every gradient keeps its history: torch's products.
+      const bool grad_mode = torch::GradMode::is_enabled();
+      if (slot.defined() && !state_->claimed && !w.grad().defined() && !grad_mode) {
         state_->claimed = true;
         WeightGradInto(slot, dy, x);
         out[1] = slot.alias();  // one reference: AccumulateGrad makes it the .grad without a copy
-        if (task) {
+        if (task && InPlaceSumSafe(slot)) {  // where a later use may add into the slot (below)
+          // The pass's identity guards the alias's liveness: both end with the pass (its final callback).
           state_->task = task;
           state_->handed = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(out[1].getIntrusivePtr());
           torch::autograd::Engine::get_default_engine().queue_callback([s = state_] {
@@ -213,7 +228,7 @@ struct SlotLinearBackward : public torch::autograd::Node {
           });
         }
       } else if (slot.defined() && task && state_->task == task && !state_->handed.expired() &&
-                 !w.grad().defined() && !torch::GradMode::is_enabled()) {
+                 !w.grad().defined() && !grad_mode && InPlaceSumSafe(slot)) {
         // A later use of the weight in the pass that wrote the slot (a shared projection, a DA job's second
         // forward). The weight's AccumulateGrad waits for every use, and the slot's alias is still alive, so
         // it is still alone in the weight's input buffer, where autograd would add this gradient to it: add
@@ -222,7 +237,9 @@ struct SlotLinearBackward : public torch::autograd::Node {
         // copy in SyncGrads. (Once another op's gradient of the weight reached the buffer, autograd summed
         // the two into a new tensor and dropped the alias: then this use's gradient goes to autograd too.)
         torch::Tensor& scratch = state_->scratch;
-        if (!scratch.defined() || scratch.sizes() != slot.sizes()) scratch = torch::empty_like(slot);
+        if (!scratch.defined() || scratch.sizes() != slot.sizes() ||
+            scratch.scalar_type() != slot.scalar_type() || scratch.device() != slot.device())
+          scratch = torch::empty_like(slot, at::MemoryFormat::Contiguous);
         WeightGradInto(scratch, dy, x);  // dY^T·X as at::mm gives it
         slot.add_(scratch);
       } else {
@@ -271,6 +288,9 @@ void SlotLinearImpl::set_weight_grad_slot(torch::Tensor slot) {
                     slot.device() == weight.device() && slot.is_contiguous();
   state_->slot = fits ? std::move(slot) : torch::Tensor();
   state_->claimed = false;
+  state_->task = nullptr;
+  state_->handed.reset();
+  state_->scratch = torch::Tensor();
 }
 
 void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Tensor>& weights,
@@ -284,6 +304,16 @@ void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Ten
       if (weights[i].unsafeGetTensorImpl() == lin->weight.unsafeGetTensorImpl()) slot = slots[i];
     lin->set_weight_grad_slot(slot);
   });
+  // Two SlotLinear modules sharing one weight would each claim the slot (each keeps its own state): neither is
+  // bound, and autograd sums their gradients.
+  // (One module reached under two names is one module.)
+  std::map<const c10::TensorImpl*, std::set<SlotLinearImpl*>> by_weight;
+  module.apply([&](torch::nn::Module& m) {
+    if (auto* lin = dynamic_cast<SlotLinearImpl*>(&m)) by_weight[lin->weight.unsafeGetTensorImpl()].insert(lin);
+  });
+  for (auto& [impl, lins] : by_weight)
+    if (lins.size() > 1)
+      for (SlotLinearImpl* lin : lins) lin->set_weight_grad_slot(torch::Tensor());
 }
 
 }  // namespace emosweep::models

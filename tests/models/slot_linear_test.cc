@@ -206,6 +206,106 @@ TEST(SlotLinear, AnotherOpsGradientOfTheWeightSumsAsTorch) {
   }
 }
 
+// Hooks on the weight that keep the gradients they see, and a retained graph's passes after resets (which here
+// reuse the first pass's task address): every pass sums as torch. (The slot's view does not outlive its pass
+// through such a hook in libtorch 1.13, so the task check, cleared by the pass's final callback, is a second
+// guard this test cannot isolate.)
+TEST(SlotLinear, AKeptGradientDoesNotMakeALaterPassAddIntoTheSlot) {
+  torch::manual_seed(10);
+  Twin t(9, 6, true, true);
+  std::vector<torch::Tensor> kept_ref, kept_mine;
+  kept_ref.reserve(8);
+  kept_mine.reserve(8);
+  t.ref->weight.register_hook([&](const torch::Tensor& g) { kept_ref.push_back(g); });
+  t.mine->weight.register_hook([&](const torch::Tensor& g) { kept_mine.push_back(g); });
+  const torch::Tensor x = torch::randn({4, 9});
+  torch::Tensor lr = (t.ref(x) * t.ref(x.flip(0))).sum(), lm = (t.mine(x) * t.mine(x.flip(0))).sum();
+  for (int pass = 0; pass < 6; ++pass) {
+    SCOPED_TRACE(pass);
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()), static_cast<torch::nn::Module*>(t.mine.get())})
+      for (auto& p : m->parameters()) p.mutable_grad().reset();
+    lr.backward({}, /*retain_graph=*/true);
+    lm.backward({}, /*retain_graph=*/true);
+    ASSERT_TRUE(t.mine->weight.grad().defined());
+    EXPECT_TRUE(SameBits(t.ref->weight.grad(), t.mine->weight.grad()));
+    EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
+  }
+  ASSERT_EQ(kept_mine.size(), 6u);
+}
+
+// With create_graph the gradients keep their history (torch's products, no slot): a gradient penalty's second
+// backward equals torch's. Not bitwise: W's gradient then sums four or more terms (each forward use, and the
+// first-order graph's products that read W), and this node stands for torch's AddmmBackward0 + TBackward0 pair,
+// so the terms can reach W's buffer in another order; the tolerance is a few float roundings of the sum. (Handing
+// the slot's view without history, as before, dropped the penalty's terms through dW altogether.)
+TEST(SlotLinear, CreateGraphKeepsTheGradientsHistory) {
+  torch::manual_seed(11);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);  // the short kernels' shapes (8 rows) would apply with one thread
+  Twin t(16, 12, true, true);
+  const torch::Tensor x = torch::randn({8, 16});
+  auto penalty = [&](const Fn& f, const torch::Tensor& w) {
+    torch::Tensor xi = x.clone().set_requires_grad(true);
+    torch::Tensor loss = (torch::tanh(f(xi)) * f(xi.flip(0))).sum();
+    auto g = torch::autograd::grad({loss}, {w, xi}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    return loss + g[0].pow(2).sum() + g[1].pow(2).sum();
+  };
+  penalty([&](const torch::Tensor& in) { return t.ref(in); }, t.ref->weight).backward();
+  penalty([&](const torch::Tensor& in) { return t.mine(in); }, t.mine->weight).backward();
+  const torch::Tensor gr = t.ref->weight.grad(), gm = t.mine->weight.grad();
+  const double scale = gr.abs().max().item<double>();
+  EXPECT_LE((gr - gm).abs().max().item<double>(), 1e-6 * scale) << "largest |dW| " << scale;
+  EXPECT_TRUE(torch::allclose(t.ref->bias.grad(), t.mine->bias.grad(), 1e-6, 1e-6 * scale));
+  // Without the penalty's terms through dW the gradient would differ by far more than roundings.
+  Twin u(16, 12, true, false);
+  {
+    torch::NoGradGuard g;
+    u.ref->weight.copy_(t.ref->weight);
+    u.ref->bias.copy_(t.ref->bias);
+  }
+  auto partial = [&](const torch::Tensor& w) {
+    torch::Tensor xi = x.clone().set_requires_grad(true);
+    torch::Tensor loss = (torch::tanh(u.ref(xi)) * u.ref(xi.flip(0))).sum();
+    auto g = torch::autograd::grad({loss}, {w, xi}, {}, true, true);
+    return loss + g[0].detach().pow(2).sum() + g[1].pow(2).sum();
+  };
+  partial(u.ref->weight).backward();
+  EXPECT_GT((u.ref->weight.grad() - gr).abs().max().item<double>(), 1e-3 * scale);
+  at::set_num_threads(threads);
+}
+
+// Two SlotLinear modules sharing one weight are not bound (each would claim the slot); a module reached under two
+// names is one module and is bound.
+TEST(SlotLinear, ModulesSharingAWeightAreNotBound) {
+  torch::manual_seed(12);
+  struct Net : torch::nn::Module {
+    SlotLinear a{nullptr}, b{nullptr}, c{nullptr};
+    Net() {
+      a = register_module("a", SlotLinear(5, 5));
+      b = register_module("b", SlotLinear(5, 5));
+      b->weight = a->weight;  // tied (b's registered parameter is left unused)
+      c = register_module("c", SlotLinear(5, 3));
+      register_module("c_again", c);
+    }
+  } net;
+  torch::Tensor flat = torch::zeros({25 + 15});
+  std::vector<torch::Tensor> slots = {flat.narrow(0, 0, 25).view({5, 5}), flat.narrow(0, 25, 15).view({3, 5})};
+  BindWeightGradSlots(net, {net.a->weight, net.c->weight}, slots);
+  EXPECT_FALSE(net.a->weight_grad_slot().defined());
+  EXPECT_FALSE(net.b->weight_grad_slot().defined());
+  EXPECT_TRUE(net.c->weight_grad_slot().defined());
+  const torch::Tensor x = torch::randn({4, 5});
+  net.c(net.b(torch::relu(net.a(x)))).sum().backward();
+  torch::Tensor w = net.a->weight.detach().clone().set_requires_grad(true);
+  torch::Tensor ba = net.a->bias.detach(), bb = net.b->bias.detach();
+  torch::nn::functional::linear(torch::nn::functional::linear(torch::relu(torch::nn::functional::linear(x, w, ba)), w, bb),
+                                net.c->weight.detach(), net.c->bias.detach())
+      .sum()
+      .backward();
+  EXPECT_TRUE(SameBits(net.a->weight.grad(), w.grad()));
+  EXPECT_EQ(net.c->weight.grad().data_ptr(), slots[1].data_ptr());
+}
+
 TEST(SlotLinear, NoGradAndFrozenGoThroughTorch) {
   torch::manual_seed(7);
   Twin t(8, 3, true, true);
