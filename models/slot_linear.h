@@ -21,7 +21,9 @@
 // of the weight reached the buffer first, a retained graph's later pass, a second backward onto the
 // gradients) later gradients are fresh tensors that autograd adds exactly as it adds torch's (same order),
 // so the sum is the same too (a new tensor, which SyncGrads then copies; a second backward adds into the
-// slot).
+// slot). The in-place sum runs only on the CPU with no CUDA device and outside anomaly mode. Under
+// create_graph no slot is used: every gradient is torch's product with its history. Two SlotLinear modules
+// tying one weight are not bound (BindWeightGradSlots).
 // With grad, over a short batch (2..16 rows) and one intra-op thread, the forward product and dX are
 // models/short_gemm.h's kernels (OpenBLAS's arithmetic without its packing copies of W) where they matched
 // torch bitwise on a probe once per process; otherwise torch's addmm / mm.
