@@ -216,6 +216,10 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
   if (d.contains("eval")) {
     if (!d["eval"].is_object()) return Status::InvalidArgument(doc.Where("/data/eval") + ": expected a table name = stores");
     for (auto it = d["eval"].begin(); it != d["eval"].end(); ++it) {
+      if (it.key() == "target_unlabeled")  // not a labeled eval set of that name: the adaptation set, misplaced
+        return Status::InvalidArgument(doc.Where("/data/eval/target_unlabeled") +
+                                       ": 'target_unlabeled' (the unlabeled adaptation data) goes in [data], not "
+                                       "[data.eval]");
       ES_ASSIGN_OR_RETURN(s->eval[it.key()], StoreList(it.value(), base, doc, "/data/eval/" + it.key()));
     }
   }

@@ -390,6 +390,12 @@ TEST_F(TrainCliBadInput, SplitOfAnotherStoreIsRejected) {
             {"a.split.json: made for corpus hash", "synth_b.h5"});
 }
 
+// The adaptation set under [data.eval] would have been a labeled eval set of that name.
+TEST_F(TrainCliBadInput, TargetUnlabeledUnderDataEvalNamesItsLine) {
+  ExpectBad(Job("train = [\"s/synth_a.h5\"]\n[data.eval]\ntarget_unlabeled = \"s/synth_c.h5\"", "epochs = 2"),
+            {"bad.toml line 11", "'target_unlabeled' (the unlabeled adaptation data) goes in [data], not [data.eval]"});
+}
+
 TEST_F(TrainCliBadInput, UnknownFeatureSetNamesTheStore) {
   std::string job = Job(kStoresData, "epochs = 2");
   job.replace(job.find("\"synth_text\""), 12, "\"bert\"");
