@@ -47,7 +47,8 @@ Status Trainer::BuildModel() {
                         models::MakeDomainAdapter(spec_.adapt, m_.model->feature_dim()));
     m_.adapter = std::shared_ptr<models::DomainAdapter>(std::move(a));
     m_.root->register_module("adapter", m_.adapter);
-    if (target_.size() == 0) return Status::InvalidArgument(where_ + ": adaptation needs target_unlabeled data ([data] target_unlabeled)");
+    if (target_.size() == 0)
+      return Status::InvalidArgument(where_ + ": adaptation needs target_unlabeled data ([data] target_unlabeled)");
   }
   if (!spec_.init_from.empty()) ES_RETURN_IF_ERROR(LoadInitFrom(spec_, ctx_, where_, *m_.model, &train_norm_));
   m_.root->to(device_);

@@ -155,7 +155,8 @@ TEST(SlotLinear, LaterUsesAddIntoTheSlotOnlyInThePassThatWroteIt) {
   EXPECT_TRUE(SameBits(t.ref->bias.grad(), t.mine->bias.grad()));
   // Reset as FlatParameters::ZeroGrad does, then the retained graph once more: the slot was claimed by the first
   // pass and no forward ran since, so both uses give fresh tensors that autograd sums; the result is torch's.
-  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()), static_cast<torch::nn::Module*>(t.mine.get())})
+  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()),
+                               static_cast<torch::nn::Module*>(t.mine.get())})
     for (auto& p : m->parameters()) p.mutable_grad().reset();
   lr.backward();
   lm.backward();
@@ -222,7 +223,8 @@ TEST(SlotLinear, AKeptGradientDoesNotMakeALaterPassAddIntoTheSlot) {
   torch::Tensor lr = (t.ref(x) * t.ref(x.flip(0))).sum(), lm = (t.mine(x) * t.mine(x.flip(0))).sum();
   for (int pass = 0; pass < 6; ++pass) {
     SCOPED_TRACE(pass);
-    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()), static_cast<torch::nn::Module*>(t.mine.get())})
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(t.ref.get()),
+                                 static_cast<torch::nn::Module*>(t.mine.get())})
       for (auto& p : m->parameters()) p.mutable_grad().reset();
     lr.backward({}, /*retain_graph=*/true);
     lm.backward({}, /*retain_graph=*/true);
@@ -298,8 +300,8 @@ TEST(SlotLinear, ModulesSharingAWeightAreNotBound) {
   net.c(net.b(torch::relu(net.a(x)))).sum().backward();
   torch::Tensor w = net.a->weight.detach().clone().set_requires_grad(true);
   torch::Tensor ba = net.a->bias.detach(), bb = net.b->bias.detach();
-  torch::nn::functional::linear(torch::nn::functional::linear(torch::relu(torch::nn::functional::linear(x, w, ba)), w, bb),
-                                net.c->weight.detach(), net.c->bias.detach())
+  namespace F = torch::nn::functional;
+  F::linear(F::linear(torch::relu(F::linear(x, w, ba)), w, bb), net.c->weight.detach(), net.c->bias.detach())
       .sum()
       .backward();
   EXPECT_TRUE(SameBits(net.a->weight.grad(), w.grad()));
