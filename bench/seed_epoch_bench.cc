@@ -27,7 +27,8 @@
 // Usage: seed_epoch_bench [--pickles DIR] [--models a,b,...] [--epochs N] [--warmup N] [--json] [--trace PREFIX] [--mm-detail]
 //                         [--pack-k K]
 // --trace: one more epoch per model under torch's legacy profiler, written as PREFIX<model>.json (chrome trace).
-// --mm-detail: to stderr, each product shape's CPU time inside the census epoch against its time alone.
+// --mm-detail: to stderr, each product shape's CPU time inside the census epoch against its time alone (the same
+// operands every call, hot in L2) and with its operands from L3 (a new copy each call).
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -159,7 +160,12 @@ at::Generator& BenchGen() {
 // product is timed for that many pack members at once, as a packed model would run it: one bmm over
 // [members·b, m, k] x [members·b, k, n] (each member its own operands, the same transposition), and the
 // time is returned per member.
-double TimeProduct(const MmKey& key, int64_t members = 0) {
+// cold: each call on its own copy of the operands and output, cycling through copies of at least kColdBytes
+// together, so that no call finds them in L2 (they come from L3, as a model's weights larger than L2 do in an
+// epoch); otherwise the same operands every call (hot).
+constexpr double kColdBytes = 32e6;
+
+double TimeProduct(const MmKey& key, int64_t members = 0, bool cold = false) {
   auto mat = [](int64_t b, int64_t r, int64_t c, bool t) {
     std::vector<int64_t> s = t ? std::vector<int64_t>{c, r} : std::vector<int64_t>{r, c};
     if (b) s.insert(s.begin(), b);
@@ -167,22 +173,32 @@ double TimeProduct(const MmKey& key, int64_t members = 0) {
     return t ? x.transpose(-1, -2) : x;
   };
   const int64_t batch = members > 0 ? members * std::max<int64_t>(1, key.b) : key.b;
-  auto a = mat(batch, key.m, key.k, key.ta), b = mat(batch, key.k, key.n, key.tb);
-  auto out = batch ? torch::empty({batch, key.m, key.n}) : torch::empty({key.m, key.n});
-  auto call = [&] {
+  const double set_bytes =
+      4.0 * static_cast<double>(std::max<int64_t>(1, batch)) * (key.m * key.k + key.k * key.n + key.m * key.n);
+  const int copies = cold ? static_cast<int>(std::clamp(std::ceil(kColdBytes / set_bytes), 2.0, 4096.0)) : 1;
+  std::vector<torch::Tensor> as, bs, outs;
+  for (int c = 0; c < copies; ++c) {
+    as.push_back(mat(batch, key.m, key.k, key.ta));
+    bs.push_back(mat(batch, key.k, key.n, key.tb));
+    outs.push_back(batch ? torch::empty({batch, key.m, key.n}) : torch::empty({key.m, key.n}));
+  }
+  auto call = [&](int i) {
+    const size_t c = static_cast<size_t>(i % copies);
     if (batch)
-      at::bmm_out(out, a, b);
+      at::bmm_out(outs[c], as[c], bs[c]);
     else
-      at::mm_out(out, a, b);
+      at::mm_out(outs[c], as[c], bs[c]);
   };
-  call();
+  for (int c = 0; c < copies; ++c) call(c);
   const double flops = 2.0 * std::max<int64_t>(1, batch) * key.m * key.k * key.n;
   // A pack's product is up to K times larger: fewer repeats (and batches) keep the census affordable.
-  const int reps = static_cast<int>(std::clamp(2e7 / std::max(flops, 1.0), members > 0 ? 1.0 : 3.0, 2000.0));
+  int reps = static_cast<int>(std::clamp(2e7 / std::max(flops, 1.0), members > 0 ? 1.0 : 3.0, 2000.0));
+  if (cold) reps = std::max(reps, copies);  // every copy once a round
   double best = 1e30;
+  int next = 0;
   for (int r = 0; r < (members > 0 ? 3 : 5); ++r) {
     const double t0 = CpuNow();
-    for (int i = 0; i < reps; ++i) call();
+    for (int i = 0; i < reps; ++i) call(next++);
     best = std::min(best, (CpuNow() - t0) / reps);
   }
   return members > 0 ? best / static_cast<double>(members) : best;
@@ -453,7 +469,7 @@ int main(int argc, char** argv) {
     // its own optimizer pass, so its epoch cannot cost less than `member_floor`: each product at the
     // cheaper of the single call and the batched call per member (bmm over pack_k members' operands), plus
     // the cheaper of the single pass and the pass per member over pack_k members' parameters.
-    double flops = 0, mm_s = 0, mm_pack_s = 0, mm_member_s = 0;
+    double flops = 0, mm_s = 0, mm_pack_s = 0, mm_member_s = 0, mm_cold_s = 0, in_situ_s = 0;
     int64_t cheaper_packed = 0;
     json shapes = json::array();
     for (const auto& [k, c] : census) {
@@ -467,17 +483,25 @@ int main(int argc, char** argv) {
       cheaper_packed += tk < t ? 1 : 0;
       shapes.push_back({{"b", k.b}, {"m", k.m}, {"k", k.k}, {"n", k.n}, {"ta", k.ta}, {"tb", k.tb}, {"count", c},
                         {"s_per_call", t}, {"packed_s_per_member", tk}});
-      if (mm_detail)
-        std::fprintf(stderr, "%s mm b%lld %lldx%lldx%lld%s%s x%lld: in situ %.2f ms, alone %.2f ms (%.2fx)\n",
+      if (mm_detail) {
+        const double tc = TimeProduct(k, 0, /*cold=*/true);
+        mm_cold_s += tc * c;
+        std::fprintf(stderr,
+                     "%s mm b%lld %lldx%lldx%lld%s%s x%lld: in situ %.2f ms, alone %.2f ms (%.2fx), operands from L3 "
+                     "%.2f ms (%.2fx)\n",
                      r->seed->name, static_cast<long long>(k.b), static_cast<long long>(k.m),
                      static_cast<long long>(k.k), static_cast<long long>(k.n), k.ta ? " At" : "", k.tb ? " Bt" : "",
-                     static_cast<long long>(c), 1e3 * census_s[k], 1e3 * t * c, census_s[k] / (t * c));
+                     static_cast<long long>(c), 1e3 * census_s[k], 1e3 * t * c, census_s[k] / (t * c), 1e3 * tc * c,
+                     census_s[k] / (tc * c));
+      }
     }
     if (mm_detail) {
-      double in_situ = 0;
-      for (const auto& [k, c] : census) in_situ += census_s[k];
-      std::fprintf(stderr, "%s products: in situ %.1f ms in the census epoch, alone %.1f ms (%.2fx)\n", r->seed->name,
-                   1e3 * in_situ, 1e3 * mm_s, in_situ / mm_s);
+      for (const auto& [k, c] : census) in_situ_s += census_s[k];
+      std::fprintf(stderr,
+                   "%s products: in situ %.1f ms in the census epoch, alone %.1f ms (%.2fx), operands from L3 %.1f ms "
+                   "(%.2fx)\n",
+                   r->seed->name, 1e3 * in_situ_s, 1e3 * mm_s, in_situ_s / mm_s, 1e3 * mm_cold_s,
+                   in_situ_s / mm_cold_s);
     }
     const double pass = TimePass(r->flat->numel(), 1);
     // The pass over pack_k members' parameters, as many members as fit in kPackBytes of parameters + gradients
@@ -489,6 +513,9 @@ int main(int argc, char** argv) {
     const int64_t pass_k = members_within(8.0 * static_cast<double>(numel));
     const double pass_pack = pack_k > 0 ? TimePass(numel, pass_k) : pass;
     const double floor = mm_s + pass * static_cast<double>(r->steps_per_epoch);
+    // The same floor with every product's operands from L3 (--mm-detail): what the products cost where the
+    // model's weights and activations cannot all stay in L2 between one product and the next.
+    const double floor_l3 = mm_cold_s + pass * static_cast<double>(r->steps_per_epoch);
     const double member_floor = mm_member_s + std::min(pass, pass_pack) * static_cast<double>(r->steps_per_epoch);
     // The optimizer phase's parts, one call each (best of 5): zeroing, clipping, the update.
     auto best_of = [](auto&& f) {
@@ -545,6 +572,12 @@ int main(int argc, char** argv) {
                 r->seed->name, bs.c_str(), static_cast<long long>(r->flat->numel()),
                 static_cast<long long>(r->steps_per_epoch), mn, med, Median(d), Median(f), Median(b), Median(o),
                 Median(ev), flops / 1e9, mm_s, floor, flops / mm_s / 1e9, med / floor, target, med / target);
+    if (mm_detail)
+      std::fprintf(stderr,
+                   "%s floor with the products' operands from L3: %.3f s (products %.3f + %lld passes %.3f); target "
+                   "%.3f s = %.2fx that floor; epoch %.3f s = %.2fx it\n",
+                   r->seed->name, floor_l3, mm_cold_s, static_cast<long long>(r->steps_per_epoch),
+                   pass * static_cast<double>(r->steps_per_epoch), target, target / floor_l3, med, med / floor_l3);
     if (pack_k > 0) {
       char line[320];
       const double loose = med / member_floor, tight = med / bitwise_floor;
@@ -568,6 +601,9 @@ int main(int argc, char** argv) {
                                            {"optimizer", Median(o)}, {"eval", Median(ev)}}},
                              {"gflop_per_epoch", flops / 1e9},
                              {"matmul_floor_s", mm_s},
+                             {"matmul_in_situ_s", mm_detail ? json(in_situ_s) : json()},
+                             {"matmul_operands_from_l3_s", mm_detail ? json(mm_cold_s) : json()},
+                             {"floor_operands_from_l3_s", mm_detail ? json(floor_l3) : json()},
                              {"optimizer_pass_s", pass},
                              {"optimizer_call_s", {{"zero", zero_s}, {"clip", clip_s}, {"step", step_s}}},
                              {"floor_s", floor},
