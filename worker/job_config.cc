@@ -216,6 +216,10 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
   if (d.contains("eval")) {
     if (!d["eval"].is_object()) return Status::InvalidArgument(doc.Where("/data/eval") + ": expected a table name = stores");
     for (auto it = d["eval"].begin(); it != d["eval"].end(); ++it) {
+      if (s->eval.count(it.key()))  // the split fold's test part: it would be replaced without a word
+        return Status::InvalidArgument(doc.Where("/data/eval/" + it.key()) + ": '" + it.key() +
+                                       "' is the split fold's test part here; name this evaluation set otherwise "
+                                       "(e.g. " + it.key() + "_other = ...) or use the whole-stores form");
       if (it.key() == "target_unlabeled")  // not a labeled eval set of that name: the adaptation set, misplaced
         return Status::InvalidArgument(doc.Where("/data/eval/target_unlabeled") +
                                        ": 'target_unlabeled' (the unlabeled adaptation data) goes in [data], not "
@@ -239,6 +243,10 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
   JobSpec s;
   try {
     s.kind = j.value("kind", "supervised");
+    if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "adapt" &&
+        s.kind != "eval")  // any other word would silently train as supervised
+      return Status::InvalidArgument(doc.Where("/kind") + ": 'kind' must be one of supervised, pretrain, finetune, "
+                                     "adapt, eval; got '" + s.kind + "'");
     if (j.contains("seed") && (!j["seed"].is_number_integer() || j["seed"].get<int64_t>() < 0))
       return Status::InvalidArgument(doc.Where("/seed") + ": 'seed' must be an integer >= 0, got " + j["seed"].dump());
     s.seed = j.value("seed", uint64_t{0});
@@ -256,6 +264,10 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
     if (!j.contains("features") || !j["features"].is_object())
       return Status::InvalidArgument(doc.path + ": [features] (modality = \"feature set\") is required");
     s.features = j["features"].get<std::map<std::string, std::string>>();
+    for (const auto& [modality, set] : s.features)  // the key is the modality the model reads it as
+      if (modality != "audio" && modality != "text" && modality != "video")
+        return Status::InvalidArgument(doc.Where("/features/" + modality) + ": modality '" + modality +
+                                       "' is not one of audio, text, video");
     if (!j.contains("model")) return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
     ES_ASSIGN_OR_RETURN(s.model, EffectiveModel(j["model"], doc));
     s.adapt = j.value("adapt", nlohmann::json::object());
@@ -265,6 +277,10 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
                              : nullptr;
       if (info) {
         ES_ASSIGN_OR_RETURN(s.adapt, info->config.Apply(s.adapt, doc.path + " [adapt]", LinesOf(doc, "adapt")));
+        if (s.adapt.contains("grl_horizon") && s.adapt["grl_horizon"].is_string())  // its form, here with its line
+          ES_RETURN_IF_ERROR(
+              models::ParseGrlHorizon(s.adapt["grl_horizon"].get<std::string>(), doc.Where("/adapt/grl_horizon"))
+                  .status());
       } else {  // its message names what is wrong (no table, no variant, unknown variant)
         ES_ASSIGN_OR_RETURN(s.adapt, models::ValidateAdaptConfig(s.adapt, doc.Where("/adapt")));
       }

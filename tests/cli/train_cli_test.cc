@@ -396,6 +396,26 @@ TEST_F(TrainCliBadInput, TargetUnlabeledUnderDataEvalNamesItsLine) {
             {"bad.toml line 11", "'target_unlabeled' (the unlabeled adaptation data) goes in [data], not [data.eval]"});
 }
 
+// Each of these was accepted and silently did something else (a docs/code audit, s16).
+TEST_F(TrainCliBadInput, SplitFoldsTestReplacedByAnEvalSetNamesItsLine) {
+  // The k-fold split has a test part: [data.eval] test would have replaced it.
+  ExpectBad(Job("store = \"s/synth_a.h5\"\nsplit = \"s/a.split.json\"\nfold = 0\n[data.eval]\ntest = \"s/synth_c.h5\"",
+                "epochs = 2"),
+            {"bad.toml line 13", "'test' is the split fold's test part here"});
+}
+
+TEST_F(TrainCliBadInput, UnknownKindOrModalityOrHorizonNamesItsLine) {
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "kind = \"evaluate\"\n"),
+            {"bad.toml line 1", "'kind' must be one of supervised, pretrain, finetune, adapt, eval; got 'evaluate'"});
+  std::string job = Job(kStoresData, "epochs = 2");
+  job.replace(job.find("audio = "), 8, "audoi = ");
+  ExpectBad(job, {"bad.toml line 5", "modality 'audoi' is not one of audio, text, video"});
+  std::string adapt = Job("train = [\"s/synth_a.h5\"]\nval = \"s/synth_b.h5\"\ntarget_unlabeled = \"s/synth_c.h5\"",
+                          "epochs = 2", "concat_mlp", "kind = \"adapt\"\n");
+  adapt += "\n[adapt]\nvariant = \"dann_ganin\"\ngrl_horizon = \"3 fortnights\"\n";
+  ExpectBad(adapt, {"bad.toml line 22: grl_horizon '3 fortnights' is not"});
+}
+
 TEST_F(TrainCliBadInput, UnknownFeatureSetNamesTheStore) {
   std::string job = Job(kStoresData, "epochs = 2");
   job.replace(job.find("\"synth_text\""), 12, "\"bert\"");
