@@ -137,8 +137,9 @@ Result<std::map<std::string, std::string>> EffectiveVars(const TomlDocument& doc
       }
     }
   }
-  for (const auto& [name, value] : options.vars) out[name] = AbsoluteFromCwd(value);
+  // --var beats --store-dir (docs/formats/protocol.md, "Variables"): STORE_DIR first, the --var values over it.
   if (!options.store_dir.empty()) out["STORE_DIR"] = AbsoluteFromCwd(options.store_dir);
+  for (const auto& [name, value] : options.vars) out[name] = AbsoluteFromCwd(value);
   (void)dir;
   ES_RETURN_IF_ERROR(ResolveVarReferences(doc, options, &out));
   return out;

@@ -188,6 +188,19 @@ TEST(ImportCliBad, UnknownLabelNotInTheMap) {
   ExpectBadInput(r, dir, {"l.pkl"}, {dir + "/l.pkl: record 1", "'7'"});
 }
 
+// The adapter form's options were silently ignored by the table and pickle forms (--limit imported every row).
+TEST(ImportCliBad, AdapterOnlyOptionsAreRefusedByTheOtherForms) {
+  Table t = WriteTable();
+  for (const std::string& opt : {"--limit 2", "--threads 1", "--skip-bad", "--root /tmp", "--normalise peak"}) {
+    CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir +
+                        "/o.h5 " + opt);
+    ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"},
+                   {opt.substr(0, opt.find(' ')) + " applies to the --adapter form only"});
+  }
+  CliRun ok = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");
+  EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
 TEST(ImportCliBad, UnknownLabelWithoutMapInTable) {
   Table t = WriteTable("boredom-ish");
   CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");

@@ -293,6 +293,11 @@ TEST(Grammar, StoreDirSetsStoreDirVariable) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->stores.at("a"), "/some/where/a.h5");
   EXPECT_EQ(p->stores.at("b"), dir.File("b.h5"));  // relative to the protocol's directory
+  // --var STORE_DIR=... beats --store-dir, as the protocol format's priority list says.
+  o.vars["STORE_DIR"] = "/by/var";
+  auto q = LoadProtocol(dir.Write("q.toml", text), o);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->stores.at("a"), "/by/var/a.h5");
 }
 
 // [vars] after line 2: the protocol's lines from 3 on shift by the number of inserted lines.
