@@ -166,7 +166,9 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
   corpus.metadata = {{"importer", "adapter"},
                      {"adapter", scan.corpus},
                      {"root", o.root},
-                     {"label_map", report.label_map},
+                     // The map's name, as the table and pickle imports record it (a map file's `name`, not
+                     // its path), so that a protocol's `label_map` matches stores imported either way.
+                     {"label_map", map ? map->name() : report.label_map},
                      {"label_map_hash", map ? map->Hash() : ""},
                      {"dropped_by_label_map", report.dropped},
                      {"skipped_files", report.skipped_files},

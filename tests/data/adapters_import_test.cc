@@ -123,6 +123,7 @@ TEST(AdapterImport, LabelMapDropsAndCustomMapFile) {
   auto c = ReadFeatureStore(o.out);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->label_set, (std::vector<std::string>{"anger", "happiness", "neutral", "sadness"}));
+  EXPECT_EQ(c->metadata.value("label_map", ""), "emodb_core");  // the map's name, as the table import records it
 }
 
 TEST(AdapterImport, LabelOutsideMapNamesFileAndLabel) {
