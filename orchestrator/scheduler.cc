@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/log.h"
 #include "jobs/pack.h"
@@ -349,6 +350,14 @@ Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& resul
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " finished but was not running here");
   LeaveHereLocked(i);
+  // The ledger refuses a result with a non-finite metric (an infinite eval loss): that is this job's failure
+  // (bad input: no retry, its dependents blocked), not the sweep's.
+  for (const auto& [name, ev] : result.evals)
+    if (ev.metrics.is_object())
+      for (auto it = ev.metrics.begin(); it != ev.metrics.end(); ++it)
+        if (it->is_number() && !std::isfinite(it->get<double>()))
+          return FailLocked(i, Status::InvalidArgument("eval '" + name + "': metric '" + it.key() +
+                                                       "' is not finite (" + it->dump() + ")"));
   ES_ASSIGN_OR_RETURN(bool recorded, ledger_->Complete(id, options_.owner, result, provenance));
   if (!recorded) {
     LOG_WARN << "job " << id.substr(0, 12) << " was taken over by another process; its result there is kept";
@@ -368,6 +377,12 @@ Status Scheduler::OnFailed(const std::string& id, const Status& error) {
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
   LeaveHereLocked(i);
+  return FailLocked(i, error);
+}
+
+Status Scheduler::FailLocked(int i, const Status& error) {
+  Node& n = nodes_[i];
+  const std::string& id = jobs_[i].spec.id;
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
   std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));

@@ -196,6 +196,7 @@ class Scheduler {
   // Claims ready job i (already out of the ready sets): true when it now runs here.
   Result<bool> TryClaimLocked(int i, const ClaimOptions& co);
   Status BlockDependentsLocked(int i, const std::string& reason);
+  Status FailLocked(int i, const Status& error);  // OnFailed's work, job i already off `here`
   // False (after superseding the producer) when a dep's checkpoint is missing or corrupt.
   Result<bool> DepCheckpointsUsableLocked(int i);
   bool LooksDeadLocked(const Node& n) const;

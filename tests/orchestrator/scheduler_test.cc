@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -124,6 +125,35 @@ TEST(Scheduler, BadInputIsNotRetried) {
   auto order = Drain(f.sched.get(), [](const jobs::JobSpec&) { return Status::InvalidArgument("no such class"); });
   EXPECT_EQ(order.size(), 1u);
   EXPECT_EQ(f.sched->Counts().failed, 1);
+}
+
+// A result with a non-finite metric (an infinite eval loss) is refused by the ledger: the job fails (no retry,
+// its dependents blocked) and the sweep goes on, instead of ending with the job left running.
+TEST(Scheduler, ANonFiniteMetricFailsTheJobNotTheSweep) {
+  auto bad = MakeJob("e", "m", "bad", 1, {}, 5, "pretrain");
+  auto dep = MakeJob("e", "m", "dep", 1, {bad.spec.id}, 5, "finetune");
+  auto other = MakeJob("e", "m", "other", 1);
+  auto f = Make(testing::TestDir() + "/l.db", {bad, dep, other}, SchedulerOptions{/*max_attempts=*/3});
+  std::vector<std::string> order;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto a = f.sched->NextReady("t0");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    if (a->kind == Assignment::Kind::kDone) break;
+    ASSERT_EQ(a->kind, Assignment::Kind::kJob);
+    order.push_back(a->job->spec.id);
+    jobs::JobResult r = FakeResult(a->job->spec);
+    if (a->job->spec.id == bad.spec.id) r.evals["test"].metrics["loss"] = std::numeric_limits<double>::infinity();
+    Status st = f.sched->OnFinished(a->job->spec.id, r, {});
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{bad.spec.id, other.spec.id}));
+  auto c = f.sched->Counts();
+  EXPECT_EQ(c.failed, 1);
+  EXPECT_EQ(c.blocked, 1);
+  EXPECT_EQ(c.done, 1);
+  auto row = *f.ledger->GetJob(bad.spec.id);
+  EXPECT_EQ(row->status, JobStatus::kFailed);
+  EXPECT_NE(row->error.find("eval 'test': metric 'loss' is not finite"), std::string::npos) << row->error;
 }
 
 TEST(Scheduler, NewRunRetriesFailedAndBlockedJobsUnlessAskedNotTo) {
