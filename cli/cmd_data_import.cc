@@ -133,9 +133,12 @@ Status DataImportRun(const po::variables_map& vm) {
         "give exactly one input form: --metadata META.csv --features ..., --pickle FILE.pkl, or --adapter NAME --root DIR");
   if (vm.count("adapter")) return ImportAdapterForm(vm);
   // The adapter form's own options would be ignored here: refuse them rather than import otherwise than asked.
-  for (const char* name : {"root", "threads", "limit", "skip-bad", "normalise"})
+  for (const char* name : {"root", "threads", "limit", "skip-bad", "normalise", "tfidf-dim", "audio-encoder",
+                           "audio-encoder-name", "text-encoder", "text-encoder-name", "checkpoint-every"})
     if (vm.count(name) && !vm[name].defaulted())
       return Status::InvalidArgument(std::string("--") + name + " applies to the --adapter form only");
+  if (vm.count("pickle") && vm.count("id-column"))
+    return Status::InvalidArgument("--id-column applies to the table form (--metadata) only");
   if (!vm.count("out")) return Status::InvalidArgument("--out STORE.h5 is required");
   if (!vm.count("corpus")) return Status::InvalidArgument("--corpus NAME is required");
   if (!vm.count("metadata") && vm.count("features")) return Status::InvalidArgument("--features needs --metadata");

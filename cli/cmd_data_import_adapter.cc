@@ -120,6 +120,7 @@ Status DataImportAdapterRun(const po::variables_map& vm) {
                                                                                    : "logmel64_stats"));
   opt.label_map = StringOption(vm, "label-map");
   opt.corpus_name = StringOption(vm, "corpus");  // "" = the adapter's corpus name
+  opt.language = StringOption(vm, "language");   // "" = the adapter's language
   opt.threads = static_cast<int>(IntOption(vm, "threads", 0));
   if (opt.threads <= 0) opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   opt.limit = IntOption(vm, "limit", 0);

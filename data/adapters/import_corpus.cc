@@ -95,7 +95,9 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
   so.skip_bad = o.skip_bad;
   so.limit = o.limit;
   ES_ASSIGN_OR_RETURN(ScanResult scan, ScanCorpus(o.adapter, o.root, so));
+  const std::string adapter_name = scan.corpus;  // the adapter's own corpus name, for the provenance
   if (!o.corpus_name.empty()) scan.corpus = o.corpus_name;  // --corpus NAME (default: the adapter's name)
+  if (!o.language.empty()) scan.language = o.language;      // --language LANG (default: the adapter's)
   report.corpus = scan.corpus;
   report.scanned = static_cast<int64_t>(scan.records.size());
   report.skipped_files = scan.skipped;
@@ -164,7 +166,7 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
                                        "use --features tfidf for a text-only import");
   }
   corpus.metadata = {{"importer", "adapter"},
-                     {"adapter", scan.corpus},
+                     {"adapter", adapter_name},
                      {"root", o.root},
                      // The map's name, as the table and pickle imports record it (a map file's `name`, not
                      // its path), so that a protocol's `label_map` matches stores imported either way.

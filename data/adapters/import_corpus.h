@@ -69,6 +69,7 @@ struct ImportCorpusOptions {
   std::vector<std::string> features = {"logmel64_stats"};  // audio set names and/or "tfidf"
   std::string label_map;                           // "" = the adapter's default map
   std::string corpus_name;                         // name stored in the store ("" = the adapter's corpus name)
+  std::string language;                            // corpus language stored ("" = the adapter's)
   int threads = 1;                                 // 0 = hardware concurrency
   int64_t limit = 0;                               // > 0: first N records (id order) before label mapping
   bool skip_bad = false;                           // skip unparsable file names, counted

@@ -126,6 +126,21 @@ TEST(AdapterImport, LabelMapDropsAndCustomMapFile) {
   EXPECT_EQ(c->metadata.value("label_map", ""), "emodb_core");  // the map's name, as the table import records it
 }
 
+// --corpus and --language name the stored corpus; the provenance keeps the adapter's own name.
+TEST(AdapterImport, CorpusNameAndLanguageOverrideButTheAdapterIsRecorded) {
+  AdapterTree t;
+  EmodbTree(t);
+  auto o = Options(t, "emodb");
+  o.corpus_name = "emodb_subset";
+  o.language = "de-AT";
+  ASSERT_TRUE(ImportCorpus(o).ok());
+  auto c = ReadFeatureStore(o.out);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->name, "emodb_subset");
+  EXPECT_EQ(c->language, "de-AT");
+  EXPECT_EQ(c->metadata.value("adapter", ""), "emodb");
+}
+
 TEST(AdapterImport, LabelOutsideMapNamesFileAndLabel) {
   AdapterTree t;
   EmodbTree(t);

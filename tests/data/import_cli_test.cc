@@ -191,7 +191,8 @@ TEST(ImportCliBad, UnknownLabelNotInTheMap) {
 // The adapter form's options were silently ignored by the table and pickle forms (--limit imported every row).
 TEST(ImportCliBad, AdapterOnlyOptionsAreRefusedByTheOtherForms) {
   Table t = WriteTable();
-  for (const std::string& opt : {"--limit 2", "--threads 1", "--skip-bad", "--root /tmp", "--normalise peak"}) {
+  for (const std::string& opt : {"--limit 2", "--threads 1", "--skip-bad", "--root /tmp", "--normalise peak",
+                                 "--tfidf-dim 8", "--checkpoint-every 5", "--audio-encoder e.pt"}) {
     CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir +
                         "/o.h5 " + opt);
     ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"},
