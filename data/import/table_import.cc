@@ -34,15 +34,23 @@ std::string StemOf(const std::string& path) {
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
-int FirstColumn(const CsvTable& t, std::initializer_list<const char*> names) {
-  for (const char* n : names)
-    if (int c = t.ColumnIndex(n); c >= 0) return c;
-  return -1;
-}
-
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// A metadata column by any of `names` (lower case): the exact header first, then the header case-insensitively
+// and without surrounding blanks, as the generic_csv adapter matches (`Speaker`, ` gender` were ignored before).
+int FirstColumn(const CsvTable& t, std::initializer_list<const char*> names) {
+  for (const char* n : names)
+    if (int c = t.ColumnIndex(n); c >= 0) return c;
+  for (const char* n : names)
+    for (size_t c = 0; c < t.header.size(); ++c) {
+      const std::string& h = t.header[c];
+      const size_t b = h.find_first_not_of(" \t"), e = h.find_last_not_of(" \t");
+      if (b != std::string::npos && Lower(h.substr(b, e - b + 1)) == n) return static_cast<int>(c);
+    }
+  return -1;
 }
 
 Status CheckFinite(const FeatureSet& fs, const Rows& rows, const std::string& where) {
@@ -224,6 +232,13 @@ Result<Corpus> ImportTable(const TableImportOptions& opt, ImportReport* report) 
   for (size_t c = 0; c < meta.header.size(); ++c)
     if (std::find(std::begin(used), std::end(used), static_cast<int>(c)) == std::end(used))
       report->ignored_keys.push_back(meta.header[c]);
+  if (!report->ignored_keys.empty()) {
+    std::string cols;
+    for (const auto& k : report->ignored_keys) cols += (cols.empty() ? "'" : ", '") + k + "'";
+    report->notes.push_back(mpath + ": columns not used: " + cols +
+                            " (read: id, file/path, speaker, label/emotion, transcript/text, session, gender, group, "
+                            "duration/duration_s)");
+  }
   Rows rows;
   rows.total = meta.rows.size();
   if (rows.total == 0) return Status::InvalidArgument(mpath + ": no data rows");

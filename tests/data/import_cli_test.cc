@@ -113,6 +113,23 @@ TEST(ImportCli, TableFormWithNpyNpzAndOpenSmileCsv) {
   EXPECT_EQ(ListDir(t.dir), (std::vector<std::string>{"audio.npy", "meta.csv", "smile.csv", "text.npz", "toy.h5"}));
 }
 
+// Headers in another case or with blanks are read (as generic_csv reads them); columns still unused are named.
+TEST(ImportCli, TableFormHeadersMatchCaseInsensitivelyAndUnusedColumnsAreNamed) {
+  Table t = WriteTable();
+  WriteBytes(t.meta, "File,Speaker, Gender ,LABEL,Mood\n"
+                     "wav/u1.wav,s1,f,anger,x\nwav/u2.wav,s1,f,neutral,x\nwav/u3.wav,s2,m,sadness,x\n"
+                     "wav/u4.wav,s2,m,neutral,x\n");
+  CliRun r = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " + t.dir +
+                      "/toy.h5");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("columns not used: 'Mood'"), std::string::npos) << r.out;
+  auto c = ReadFeatureStore(t.dir + "/toy.h5");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->utterances[0].speaker, "s1");
+  EXPECT_EQ(c->utterances[0].gender, "f");
+  EXPECT_EQ(c->utterances[2].gender, "m");
+}
+
 TEST(ImportCli, LabelMapDropsRowsAndAlignedRowsFollow) {
   Table t = WriteTable("sadness");
   WriteBytes(t.dir + "/map.toml", "name = \"toy\"\ntargets = [\"anger\", \"neutral\"]\ndrop = [\"sadness\"]\n"
