@@ -1,5 +1,7 @@
 #include "data/adapters/import_rows.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -18,6 +20,7 @@ using Clock = std::chrono::steady_clock;
 // An existing store (finished or checkpoint) whose rows may be reused.
 struct Source {
   std::string path;
+  struct timespec written {};  // the store file's modification time
   Corpus corpus;
   std::unordered_map<std::string, int64_t> row;  // utterance id -> row
 };
@@ -44,9 +47,20 @@ std::optional<Source> LoadSource(const std::string& path, const std::set<std::st
   }
   Source s;
   s.path = path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  s.written = st.st_mtim;
   s.corpus = std::move(c).value();
   for (size_t i = 0; i < s.corpus.size(); ++i) s.row.emplace(s.corpus.utterances[i].id, static_cast<int64_t>(i));
   return s;
+}
+
+// Whether the audio file at `path` was modified after `t` (or cannot be read): its features in a store written at
+// `t` may be stale (a clip converted again or corrected in place, under the same path).
+bool ModifiedAfter(const std::string& path, const struct timespec& t) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return true;
+  return st.st_mtim.tv_sec > t.tv_sec || (st.st_mtim.tv_sec == t.tv_sec && st.st_mtim.tv_nsec > t.tv_nsec);
 }
 
 // Every key of `want` is in `have` with the same value ("dim" aside: an
@@ -100,6 +114,7 @@ void PlanReuse(const Corpus& corpus, const std::vector<Source>& sources, Group* 
       if (it == s->row.end()) continue;
       const Utterance& old = s->corpus.utterances[it->second];
       if (old.source != u.source || (g->text() && old.transcript != u.transcript)) continue;
+      if (!g->text() && !u.source.empty() && ModifiedAfter(u.source, s->written)) continue;  // changed since
       g->reuse[i] = {s, it->second};
       break;
     }

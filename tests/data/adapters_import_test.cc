@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
+
 #include "data/adapters/import_corpus.h"
 #include "data/feature_store.h"
 #include "data/label_map.h"
@@ -101,6 +104,20 @@ TEST(AdapterImport, ResumeReusesStoredUtterances) {
   ASSERT_TRUE(fresh.ok());
   EXPECT_EQ(fresh->reused, 0);
   EXPECT_EQ(second->content_hash, fresh->content_hash);
+  // A clip rewritten in place after the store (same path, other audio) is extracted again, not reused stale.
+  t.Wav("wav/08b10Tb.wav", /*seed=*/7);
+  const auto later = std::filesystem::last_write_time(o.out) + std::chrono::seconds(2);
+  std::filesystem::last_write_time(t.Path("wav/08b10Tb.wav"), later);
+  auto rewritten = ImportCorpus(o);
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status().ToString();
+  EXPECT_EQ(rewritten->reused, 4);
+  EXPECT_EQ(rewritten->extracted, 1);
+  EXPECT_NE(rewritten->content_hash, fresh->content_hash);
+  auto fresh2_opts = o;
+  fresh2_opts.out = t.Path("out/fresh2.h5");
+  auto fresh2 = ImportCorpus(fresh2_opts);
+  ASSERT_TRUE(fresh2.ok());
+  EXPECT_EQ(rewritten->content_hash, fresh2->content_hash);  // what a fresh import of the new audio gives
   // Other extraction parameters: nothing is reused.
   o.normalisation = "peak";
   auto third = ImportCorpus(o);
