@@ -304,7 +304,8 @@ Status RunRun(const po::variables_map& vm) {
     o.device = vm["device"].as<std::string>();
     const std::string ledger_path = vm["ledger"].as<std::string>();
     o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
-    o.scheduler.max_attempts = std::max(1, vm["max-attempts"].as<int>());
+    o.scheduler.max_attempts = vm["max-attempts"].as<int>();  // as in one process: refused below 1
+    if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
     o.scheduler.retry_failed = !vm.count("no-retry-failed");
     o.scheduler.stale_after_s = vm["stale-after"].as<double>();
     o.scheduler.check_checkpoint = TorchVerifyCheckpointFile;
