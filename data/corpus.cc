@@ -8,6 +8,10 @@
 
 namespace emosweep::data {
 
+bool IsKnownModality(const std::string& modality) {
+  return modality == "audio" || modality == "text" || modality == "video";
+}
+
 const FeatureSet* Corpus::FindFeature(const std::string& n) const {
   for (const auto& f : features)
     if (f.name == n) return &f;
@@ -47,7 +51,7 @@ Status Corpus::Validate(const std::string& where) const {
   for (const auto& f : features) {
     const std::string fw = where + ": feature set '" + f.name + "'";
     if (f.name.empty() || !names.insert(f.name).second) return Status::Corruption(where + ": feature set name empty or repeated");
-    if (f.modality != "audio" && f.modality != "text" && f.modality != "video")
+    if (!IsKnownModality(f.modality))
       return Status::Corruption(fw + " has modality '" + f.modality + "' (expected audio, text or video)");
     if (f.dim <= 0) return Status::Corruption(fw + " has dimension " + std::to_string(f.dim));
     if (f.values.size() != n * static_cast<size_t>(f.dim))

@@ -32,6 +32,9 @@ struct Utterance {
   double duration_s = std::numeric_limits<double>::quiet_NaN();
 };
 
+// The modalities a feature set, a job's [features] key and a model input can be: "audio", "text", "video".
+bool IsKnownModality(const std::string& modality);
+
 // One named feature set: utterance-level [N, dim] float32, row-major, row i
 // belongs to utterances[i]; optionally frame-level sequences stored as
 // concatenated frames [total_frames, frame_dim] with offsets [N + 1].

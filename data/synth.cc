@@ -186,7 +186,7 @@ Status SynthSpec::Validate() const {
   if (modalities.empty()) return bad("need at least one modality");
   for (const auto& m : modalities) {
     if (m.dim < 1 || m.dim > 1 << 16) return bad("feature set '" + m.name + "' needs 1 <= dim <= 65536");
-    if (m.modality != "audio" && m.modality != "text" && m.modality != "video")
+    if (!IsKnownModality(m.modality))
       return bad("modality must be audio, text or video, not '" + m.modality + "'");
   }
   if (!(shift >= 0) || !(imbalance >= 0) || !(noise > 0) || !(speaker_std >= 0) || !(separation > 0) ||

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 
+#include "data/corpus.h"
 #include "data/label_map.h"
 #include "protocols/grammar_internal.h"
 #include "protocols/grammar_util.h"
@@ -455,7 +456,7 @@ Result<ExperimentDecl> ParseExperiment(const TomlDocument& doc, const std::strin
   if (e.features.empty())
     return r.Error("", "no feature sets: set features = {audio = \"...\"} in the experiment or in [defaults]");
   for (const auto& [modality, name] : e.features)
-    if (modality != "audio" && modality != "text" && modality != "video")
+    if (!data::IsKnownModality(modality))
       return r.Error("features", "modality '" + modality + "' is not one of audio, text, video");
   ES_ASSIGN_OR_RETURN(e.seeds, r.SeedList("seeds"));
   if (e.seeds.empty()) e.seeds = d.seeds;

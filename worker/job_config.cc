@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/toml_json.h"
+#include "data/corpus.h"
 #include "data/feature_store.h"
 #include "data/label_map.h"
 #include "data/splits.h"
@@ -265,7 +266,7 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
       return Status::InvalidArgument(doc.path + ": [features] (modality = \"feature set\") is required");
     s.features = j["features"].get<std::map<std::string, std::string>>();
     for (const auto& [modality, set] : s.features)  // the key is the modality the model reads it as
-      if (modality != "audio" && modality != "text" && modality != "video")
+      if (!data::IsKnownModality(modality))
         return Status::InvalidArgument(doc.Where("/features/" + modality) + ": modality '" + modality +
                                        "' is not one of audio, text, video");
     if (!j.contains("model")) return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");

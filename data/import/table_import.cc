@@ -202,7 +202,7 @@ Result<FeatureSource> ParseFeatureSource(const std::string& text) {
   s.name = text.substr(0, eq);
   s.modality = text.substr(eq + 1, colon - eq - 1);
   s.path = text.substr(colon + 1);
-  if (s.modality != "audio" && s.modality != "text" && s.modality != "video")
+  if (!IsKnownModality(s.modality))
     return Status::InvalidArgument("--features '" + text + "': modality '" + s.modality +
                                    "' (expected audio, text or video)");
   if (!FileExists(s.path)) {
