@@ -82,7 +82,7 @@ Result<std::vector<float>> PickledTensor::ToFloat32(const std::string& where) co
   const char* p = data();
   switch (dtype) {
     case PickleDType::kFloat32:
-      std::memcpy(out.data(), p, static_cast<size_t>(n) * 4);  // bit for bit
+      if (n > 0) std::memcpy(out.data(), p, static_cast<size_t>(n) * 4);  // bit for bit (an empty tensor: no copy)
       return out;
     case PickleDType::kFloat64:
       for (int64_t k = 0; k < n; ++k) {
