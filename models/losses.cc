@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "models/row_norm_kernels.h"
+
 namespace emosweep::models {
 namespace F = torch::nn::functional;
 
@@ -24,7 +26,112 @@ Result<std::vector<double>> Inverse(const std::vector<int64_t>& counts, double* 
   return inv;
 }
 
+bool FusableRows(const torch::Tensor& x) {
+  return x.defined() && x.dim() == 2 && x.scalar_type() == torch::kFloat && x.device().is_cpu() &&
+         x.layout() == torch::kStrided && x.is_contiguous() && x.size(0) > 0 && x.size(1) > 0;
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// F::normalize(x) = x / norm(x).clamp_min(eps).expand_as(x). x arrives twice: autograd hands x its gradient
+// through the division (DivBackward0, the composite's last node) and then through the norm (NormBackward1,
+// its first), one after the other; a node's outputs reach x's input buffer in input order, so x_div's
+// gradient is added before x_norm's, as the composite's are. Forward: the composite's own torch ops.
+struct RowNormalizeFn : torch::autograd::Function<RowNormalizeFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_div, const torch::Tensor& x_norm,
+                               double eps) {
+    (void)x_norm;  // the same tensor as x_div
+    auto n = x_div.norm(2, 1, true);
+    auto d = n.clamp_min(eps);
+    auto y = x_div / d.expand_as(x_div);
+    ctx->save_for_backward({x_div, y, n, d});
+    ctx->saved_data["eps"] = eps;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &y = saved[1], &n = saved[2], &d = saved[3];
+    const double eps = ctx->saved_data["eps"].toDouble();
+    const torch::Tensor& g = grads[0];
+    torch::Tensor gx_div, r;
+    if (g.is_contiguous() && g.scalar_type() == torch::kFloat && g.sizes() == x.sizes()) {
+      gx_div = torch::empty_like(x);
+      r = torch::empty_like(x);
+      RowNormalizeGradPass(g.data_ptr<float>(), y.data_ptr<float>(), d.data_ptr<float>(), x.size(0), x.size(1),
+                           gx_div.data_ptr<float>(), r.data_ptr<float>());
+    } else {  // e.g. a transposed gradient from a matmul: the composite's ops, so the sum below sees its layout
+      const auto de = d.expand_as(x);
+      r = -g * ((x / de) / de);
+      gx_div = g / de;
+    }
+    auto gd = r.sum({1}, /*keepdim=*/true);                                      // ExpandBackward0 (sum_to)
+    auto gn = torch::where(n >= eps, gd, torch::scalar_tensor(0., gd.options()));  // ClampMinBackward0
+    auto gx_norm = torch::empty_like(x);  // NormBackward1, p = 2: gn * (x / n).masked_fill_(n == 0, 0)
+    RowNormGrad(gn.contiguous().data_ptr<float>(), x.data_ptr<float>(), n.data_ptr<float>(), x.size(0), x.size(1),
+                gx_norm.data_ptr<float>());
+    return {gx_div, gx_norm, torch::Tensor()};
+  }
+};
+
+// torch::cosine_similarity(x1, x2, 1, eps) (ATen 1.13): x1 / sqrt(max(Σ x1², eps²)) · the same of x2, summed
+// over the row. The composite routes each operand's two gradients (through its division and its squared
+// norm) into the operand's expand node, which adds them in that order and hands x2 the sum before x1; the
+// inputs are (x2, x1) to keep that order (for one tensor twice the two gradients are equal anyway).
+struct RowCosineFn : torch::autograd::Function<RowCosineFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x2, const torch::Tensor& x1, double eps) {
+    auto sq1 = x1.pow(2).sum(1, /*keepdim=*/true).clamp_min(eps * eps);  // clamp_min_ in place in ATen
+    auto sq2 = x2.pow(2).sum(1, /*keepdim=*/true).clamp_min(eps * eps);
+    auto n1 = sq1.sqrt();
+    auto n2 = sq2.sqrt();
+    auto x1n = x1.div(n1);
+    auto x2n = x2.div(n2);
+    auto cos = (x1n * x2n).sum(1);
+    ctx->save_for_backward({x1, x2, x1n, x2n, sq1, sq2, n1, n2});
+    ctx->saved_data["eps"] = eps;
+    return cos;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    const torch::Tensor g = grads[0].contiguous();  // one value per row: its layout changes nothing
+    const int64_t n = s[0].size(0), dim = s[0].size(1);
+    // One operand: x its input, xn = x / nrm, o the other operand's xn, sq its clamped squared norm (nrm²).
+    auto operand_grad = [&](const torch::Tensor& x, const torch::Tensor& xn, const torch::Tensor& o,
+                            const torch::Tensor& sq, const torch::Tensor& nrm) {
+      auto a = torch::empty_like(x), r = torch::empty_like(x);
+      RowCosineGradPass(g.data_ptr<float>(), o.data_ptr<float>(), xn.data_ptr<float>(), nrm.data_ptr<float>(), n,
+                        dim, a.data_ptr<float>(), r.data_ptr<float>());
+      auto gn = r.sum({1}, /*keepdim=*/true);                                         // sum_to the norm's shape
+      auto gs = gn / (2 * nrm);                                                       // SqrtBackward0
+      // ClampMinBackward0 of the in-place clamp_min_: ATen 1.13 tests the clamped value (result >= eps²), so
+      // the gradient passes for a clamped row too.
+      auto gq = torch::where(sq >= eps * eps, gs, torch::scalar_tensor(0., gs.options()));
+      RowCosineGradFinish(a.data_ptr<float>(), gq.data_ptr<float>(), x.data_ptr<float>(), n, dim);  // + PowBackward0
+      return a;
+    };
+    auto gx2 = operand_grad(s[1], s[3], s[2], s[5], s[7]);
+    auto gx1 = operand_grad(s[0], s[2], s[3], s[4], s[6]);
+    return {gx2, gx1, torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor RowNormalize(const torch::Tensor& x, double eps) {
+  if (!torch::GradMode::is_enabled() || !x.requires_grad() || !FusableRows(x))
+    return F::normalize(x, F::NormalizeFuncOptions().dim(1).eps(eps));
+  return RowNormalizeFn::apply(x, x, eps);
+}
+
+torch::Tensor RowCosineSimilarity(const torch::Tensor& x1, const torch::Tensor& x2, double eps) {
+  if (!torch::GradMode::is_enabled() || !(x1.requires_grad() || x2.requires_grad()) || !FusableRows(x1) ||
+      !FusableRows(x2) || x1.sizes() != x2.sizes())
+    return F::cosine_similarity(x1, x2, F::CosineSimilarityFuncOptions().dim(1).eps(eps));
+  return RowCosineFn::apply(x2, x1, eps);
+}
 
 Result<torch::Tensor> BalancedClassWeights(const std::vector<int64_t>& counts) {
   double n = 0;
@@ -87,9 +194,7 @@ torch::Tensor FocalLoss(const torch::Tensor& logits, const torch::Tensor& labels
 }
 
 torch::Tensor NtXentCrossModal(const torch::Tensor& a, const torch::Tensor& b, double tau) {
-  auto s = torch::matmul(F::normalize(a, F::NormalizeFuncOptions().dim(1)),
-                         F::normalize(b, F::NormalizeFuncOptions().dim(1)).t()) /
-           tau;
+  auto s = torch::matmul(RowNormalize(a), RowNormalize(b).t()) / tau;
   auto target = torch::arange(a.size(0), torch::TensorOptions().dtype(torch::kLong).device(a.device()));
   return F::cross_entropy(s, target);
 }

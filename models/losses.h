@@ -61,6 +61,15 @@ torch::Tensor SupConLoss(const torch::Tensor& z, const torch::Tensor& labels, do
 torch::Tensor MiclLoss(const torch::Tensor& t, const torch::Tensor& a, const torch::Tensor& labels, double tau,
                        double same_label_weight);
 
+// F::normalize(x, p = 2, dim = 1, eps) and F::cosine_similarity(x1, x2, dim = 1, eps), bitwise: the same values,
+// the same gradients, added to x's (x1's, x2's) gradient in the same order as the composite's nodes add them.
+// For 2-D contiguous float CPU inputs that need a gradient, each is one autograd node whose backward runs the
+// composite's elementwise ops as fused loops (models/row_norm_kernels.h) and keeps torch's reductions: for x
+// [128, 512], 2-3 passes over the rows in place of 6 (normalize) and ~20 (cosine). Otherwise (no gradient,
+// other dtypes, layouts or devices) they call F::normalize / F::cosine_similarity. (GloMER's loss terms.)
+torch::Tensor RowNormalize(const torch::Tensor& x, double eps = 1e-12);
+torch::Tensor RowCosineSimilarity(const torch::Tensor& x1, const torch::Tensor& x2, double eps = 1e-8);
+
 // VAD regression: mean squared error between pred [B,3] and table[labels] ([C,3]).
 torch::Tensor VadMse(const torch::Tensor& pred, const torch::Tensor& table, const torch::Tensor& labels);
 

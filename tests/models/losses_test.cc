@@ -3,11 +3,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "models/losses.h"
 
 namespace emosweep::models {
 namespace {
+namespace F = torch::nn::functional;
 
 double D(const torch::Tensor& t) { return t.item<double>(); }
 
@@ -218,6 +222,87 @@ TEST(Losses, PackedCrossEntropyEqualsCrossEntropyPerMember) {
     alone.backward();
   }
   EXPECT_TRUE(torch::allclose(g_packed, x.grad(), 1e-5, 1e-7)) << (g_packed - x.grad()).abs().max().item<double>();
+}
+
+// RowNormalize / RowCosineSimilarity against F::normalize / F::cosine_similarity, bitwise, in a graph shaped as
+// GloMER's loss: t and a come out of nodes (so autograd sums their gradients in an input buffer) and have other
+// uses before and after the normalisations, NT-Xent's product hands one normalised operand a transposed
+// gradient, one row is zero and one so small that its squared norm is below the cosine's clamp (eps² = 1e-16).
+struct RowNormGraph {
+  torch::Tensor loss, terms;
+  std::vector<torch::Tensor> grads;
+};
+
+RowNormGraph BuildRowNormGraph(bool fused, int64_t n, int64_t d, int64_t pd, bool same_operands) {
+  torch::manual_seed(7);
+  auto xt = torch::randn({n, d}).requires_grad_(true);
+  auto xa = torch::randn({n, d}).requires_grad_(true);
+  auto wt = (torch::randn({d, d}) / std::sqrt(static_cast<double>(d))).requires_grad_(true);
+  auto wp = (torch::randn({d, pd}) / std::sqrt(static_cast<double>(d))).requires_grad_(true);
+  auto t = torch::tanh(xt) * 0.5 + xt.mm(wt);
+  auto a = same_operands ? t : xa.mm(wt) - xa * 0.25;
+  {
+    torch::NoGradGuard ng;  // row 0 of the leaves' images: zero; row 1: a squared norm under 1e-16
+    if (n > 2) {
+      t.index_put_({0}, 0.0);
+      t.index_put_({1}, 0.0);
+      t.index_put_({1, 3}, 3e-9);
+    }
+  }
+  auto pt = torch::relu(t.mm(wp)), pa = torch::relu(a.mm(wp));
+  auto norm = [&](const torch::Tensor& x) {
+    return fused ? RowNormalize(x) : F::normalize(x, F::NormalizeFuncOptions().dim(1));
+  };
+  auto cosine = [&](const torch::Tensor& x, const torch::Tensor& y) {
+    return fused ? RowCosineSimilarity(x, y) : F::cosine_similarity(x, y, F::CosineSimilarityFuncOptions().dim(1));
+  };
+  auto first_use = (t * a).sum(1).mean();
+  auto s = torch::matmul(norm(pt), norm(pa).t()) / 0.1;
+  auto ntx = F::cross_entropy(s, torch::arange(n, torch::kLong));
+  auto div = (norm(t) - norm(a)).norm(2, 1).mean();
+  auto cons = 1.0 - cosine(t, a).mean();
+  auto last_use = torch::cat({t, a}, 1).pow(2).mean();
+  RowNormGraph g;
+  g.terms = torch::stack({first_use, ntx, div, cons, last_use});
+  g.loss = first_use + 0.5 * ntx + 0.1 * (-div + cons) + last_use;
+  g.loss.backward();
+  for (auto* p : {&xt, &xa, &wt, &wp}) g.grads.push_back(p->grad().defined() ? p->grad() : torch::zeros({1}));
+  return g;
+}
+
+TEST(RowNorm, NormalizeAndCosineEqualTorchsBitwiseInAGlomerShapedGraph) {
+  for (bool same : {false, true}) {
+    for (auto [n, d, pd] : {std::tuple<int64_t, int64_t, int64_t>{128, 512, 128}, {5, 7, 3}, {33, 100, 17}}) {
+      SCOPED_TRACE("n " + std::to_string(n) + ", d " + std::to_string(d) + (same ? ", one operand" : ""));
+      auto ref = BuildRowNormGraph(false, n, d, pd, same);
+      auto got = BuildRowNormGraph(true, n, d, pd, same);
+      EXPECT_TRUE(torch::equal(ref.terms, got.terms)) << ref.terms << got.terms;
+      ASSERT_EQ(ref.grads.size(), got.grads.size());
+      for (size_t i = 0; i < ref.grads.size(); ++i) {
+        EXPECT_TRUE(torch::equal(ref.grads[i], got.grads[i]))
+            << "gradient " << i << ": largest difference " << (ref.grads[i] - got.grads[i]).abs().max().item<double>();
+      }
+    }
+  }
+}
+
+TEST(RowNorm, EachGradientPathCounts) {
+  // Guards against a fused backward that drops a path: the norm's gradient and the clamp's mask change the result.
+  torch::manual_seed(3);
+  auto x = torch::randn({6, 9}).requires_grad_(true);
+  auto c = torch::randn({6, 9});
+  (RowNormalize(x * 1.0) * c).sum().backward();
+  auto fused = x.grad().clone();
+  x.mutable_grad().reset();
+  (((x * 1.0) / x.norm(2, 1, true).detach()) * c).sum().backward();  // without the norm's gradient
+  EXPECT_FALSE(torch::equal(fused, x.grad()));
+  x.mutable_grad().reset();
+  (F::normalize(x * 1.0, F::NormalizeFuncOptions().dim(1)) * c).sum().backward();
+  EXPECT_TRUE(torch::equal(fused, x.grad()));
+  // Without a gradient both fall back to torch's own ops: the same values.
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::equal(RowNormalize(x), F::normalize(x, F::NormalizeFuncOptions().dim(1))));
+  EXPECT_TRUE(torch::equal(RowCosineSimilarity(x, c), F::cosine_similarity(x, c, F::CosineSimilarityFuncOptions().dim(1))));
 }
 
 }  // namespace
