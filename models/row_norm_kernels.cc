@@ -3,10 +3,15 @@
 // (IEEE division, product and sum, each rounded once).
 #include "models/row_norm_kernels.h"
 
+// Compiled for AVX-512, AVX2 and the baseline, picked at load time: division is correctly rounded at every
+// vector width, so each clone gives the same bits (the loops are division-bound: 16 lanes a vdivps).
+#define ES_ROWNORM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 namespace emosweep::models {
 
-void RowNormalizeGradPass(const float* g, const float* y, const float* d, int64_t n, int64_t dim, float* a,
-                          float* r) {
+ES_ROWNORM_CLONES void RowNormalizeGradPass(const float* __restrict g, const float* __restrict y,
+                                            const float* __restrict d, int64_t n, int64_t dim,
+                                            float* __restrict a, float* __restrict r) {
   for (int64_t i = 0; i < n; ++i) {
     const float di = d[i];
     const float* gi = g + i * dim;
@@ -20,7 +25,8 @@ void RowNormalizeGradPass(const float* g, const float* y, const float* d, int64_
   }
 }
 
-void RowNormGrad(const float* gn, const float* x, const float* nrm, int64_t n, int64_t dim, float* out) {
+ES_ROWNORM_CLONES void RowNormGrad(const float* __restrict gn, const float* __restrict x, const float* __restrict nrm,
+                                   int64_t n, int64_t dim, float* __restrict out) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = gn[i], ni = nrm[i];
     const float* xi = x + i * dim;
@@ -33,8 +39,9 @@ void RowNormGrad(const float* gn, const float* x, const float* nrm, int64_t n, i
   }
 }
 
-void RowCosineGradPass(const float* g, const float* o, const float* xn, const float* nrm, int64_t n, int64_t dim,
-                       float* a, float* r) {
+ES_ROWNORM_CLONES void RowCosineGradPass(const float* __restrict g, const float* __restrict o,
+                                         const float* __restrict xn, const float* __restrict nrm, int64_t n,
+                                         int64_t dim, float* __restrict a, float* __restrict r) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i], ni = nrm[i];
     const float* oi = o + i * dim;
@@ -49,7 +56,8 @@ void RowCosineGradPass(const float* g, const float* o, const float* xn, const fl
   }
 }
 
-void RowCosineGradFinish(float* a, const float* s, const float* x, int64_t n, int64_t dim) {
+ES_ROWNORM_CLONES void RowCosineGradFinish(float* __restrict a, const float* __restrict s, const float* __restrict x,
+                                           int64_t n, int64_t dim) {
   for (int64_t i = 0; i < n; ++i) {
     const float si = s[i];
     const float* xi = x + i * dim;
