@@ -121,8 +121,10 @@ Status DataImportAdapterRun(const po::variables_map& vm) {
   opt.label_map = StringOption(vm, "label-map");
   opt.corpus_name = StringOption(vm, "corpus");  // "" = the adapter's corpus name
   opt.language = StringOption(vm, "language");   // "" = the adapter's language
-  opt.threads = static_cast<int>(IntOption(vm, "threads", 0));
-  if (opt.threads <= 0) opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t threads = IntOption(vm, "threads", 0);
+  if (threads < 0 || threads > 1024) return Status::InvalidArgument("--threads must be between 0 (all cores) and 1024");
+  opt.threads = static_cast<int>(threads);
+  if (opt.threads == 0) opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   opt.limit = IntOption(vm, "limit", 0);
   if (opt.limit < 0) return Status::InvalidArgument("--limit must be >= 0");
   opt.skip_bad = vm.count("skip-bad") > 0;

@@ -6,6 +6,7 @@
 // change results, including the raw `--sql` escape hatch. gc and vacuum write,
 // and refuse while a sweep is running (orchestrator/ledger_gc.cc).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -19,6 +20,16 @@
 
 namespace emosweep::cli {
 namespace {
+
+// Commands that maintain a ledger (gc --yes, vacuum) open it read-write, which would create a missing file or
+// turn an empty one into a fresh ledger: they need an existing, non-empty file.
+Status RequireLedgerFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return Status::NotFound(path + ": no such ledger file");
+  if (std::filesystem::file_size(path, ec) == 0 || ec)
+    return Status::InvalidArgument(path + ": an empty file, not a ledger");
+  return Status::Ok();
+}
 
 using orchestrator::Ledger;
 
@@ -301,6 +312,7 @@ Status LedgerGcRun(const po::variables_map& vm) {
     keep.insert(keep.end(), ids.begin(), ids.end());
   }
   const bool apply = vm.count("yes") > 0;
+  ES_RETURN_IF_ERROR(RequireLedgerFile(vm["ledger"].as<std::string>()));  // --yes must not create one
   ES_ASSIGN_OR_RETURN(auto l, Ledger::Open(vm["ledger"].as<std::string>(), {/*read_only=*/!apply}));
   ES_ASSIGN_OR_RETURN(orchestrator::GcReport r, l->CollectGarbage(keep, apply));
   if (vm.count("json")) {
@@ -348,7 +360,7 @@ void LedgerVacuumOptions(po::options_description& o) {
 
 Status LedgerVacuumRun(const po::variables_map& vm) {
   const std::string path = vm["ledger"].as<std::string>();
-  if (!FileExists(path)) return Status::NotFound(path + ": no such ledger file");
+  ES_RETURN_IF_ERROR(RequireLedgerFile(path));
   ES_ASSIGN_OR_RETURN(auto l, Ledger::Open(path));
   ES_ASSIGN_OR_RETURN(auto sizes, l->Vacuum());
   const long long freed = std::max<long long>(0, sizes.first - sizes.second);

@@ -297,6 +297,10 @@ Status RunRun(const po::variables_map& vm) {
   // rank starts or the ledger is touched.
   ES_RETURN_IF_ERROR(FindTorchModule().status());
   ES_RETURN_IF_ERROR(orchestrator::ParsePack(vm["pack"].as<std::string>()).status());  // bad --pack: exit 2 first
+  // A misspelt --device: exit 2 before anything; whether the GPU is there is the placement's question under
+  // mpirun (its message names the layout) and RunSingleProcess's otherwise.
+  ES_RETURN_IF_ERROR(CheckDeviceOption(vm["device"].as<std::string>(), /*require_visible=*/false));
+  if (!(vm["stale-after"].as<double>() > 0)) return Status::InvalidArgument("--stale-after must be above 0 seconds");
   ES_ASSIGN_OR_RETURN(std::unique_ptr<cluster::World> world, cluster::CreateWorld(nullptr, nullptr));
   if (world->comm().size() > 1) {
     orchestrator::RunOptions o;
@@ -414,6 +418,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
                                    " cores this process may use");
   o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
   o.device = vm["device"].as<std::string>();
+  ES_RETURN_IF_ERROR(CheckDeviceOption(o.device));  // a GPU this machine does not have: exit 2, no ledger
   o.scheduler.max_attempts = vm["max-attempts"].as<int>();
   if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
   o.scheduler.retry_failed = !vm.count("no-retry-failed");
@@ -434,7 +439,9 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (!vm.count("slice")) {
     auto shallow = LoadShallowProtocolFromArgs(vm);
     std::vector<std::string> ids;
-    if (shallow.ok() && shallow->missing_inputs.empty() &&
+    // Only a ledger that exists can hold a finished run: opening one here would create it before the
+    // protocol's own checks below (--max-jobs) refuse the run, leaving an empty ledger behind.
+    if (shallow.ok() && shallow->missing_inputs.empty() && FileExists(ledger_path) &&
         protocols::ReadExpansionIds(shallow->expansion_key, &ids)) {
       ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
       ES_ASSIGN_OR_RETURN(auto finished, orchestrator::RecordFinishedRerun(*shallow, ids, ledger.get(), o));

@@ -1,12 +1,15 @@
 // cli/cmd_submit.cc: `emosweep submit`: render an sbatch script for a sweep and submit it.
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/protocol_args.h"
 #include "cli/protocol_library.h"
 #include "cluster/slurm.h"
 #include "core/files.h"
@@ -64,6 +67,12 @@ Status SubmitRun(const po::variables_map& vm) {
   o.protocol = Absolute(protocol_path);
   o.ledger = Absolute(vm["ledger"].as<std::string>());
   if (!FileExists(o.protocol)) return Status::NotFound(o.protocol + ": no such protocol file");
+  {  // the protocol as `run` will read it (grammar, keys, stores), so a bad one fails here, not in the queue
+    ES_ASSIGN_OR_RETURN(protocols::LoadOptions lo, LoadOptionsFromArgs(vm));
+    lo.expand = false;
+    ES_ASSIGN_OR_RETURN(protocols::Protocol shallow, protocols::LoadProtocol(o.protocol, lo));
+    ES_RETURN_IF_ERROR(RequireInputs(shallow, "submit"));
+  }
   o.binary = SelfBinary();
   o.workdir = fs::current_path().string();
   o.nodes = vm["nodes"].as<int>();
@@ -74,6 +83,10 @@ Status SubmitRun(const po::variables_map& vm) {
   o.device = vm["device"].as<std::string>();
   o.jobs_per_gpu = vm["jobs-per-gpu"].as<int>();
   o.time = vm["time"].as<std::string>();
+  // Slurm's forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+  static const std::regex kTime(R"(([0-9]+-[0-9]+(:[0-9]+){0,2})|([0-9]+(:[0-9]+){0,2}))");
+  if (!std::regex_match(o.time, kTime))
+    return Status::InvalidArgument("--time '" + o.time + "': expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS");
   o.partition = vm["partition"].as<std::string>();
   o.account = vm["account"].as<std::string>();
   o.job_name = vm["job-name"].as<std::string>();
@@ -97,7 +110,12 @@ Status SubmitRun(const po::variables_map& vm) {
   ES_RETURN_IF_ERROR(MakeDirs(o.log_dir));
   const std::string script_path = o.log_dir + "/" + o.job_name + ".sbatch";
   ES_RETURN_IF_ERROR(WriteFileAtomic(script_path, script));
-  ES_ASSIGN_OR_RETURN(std::string job_id, cluster::SubmitSbatch(script_path, vm["sbatch"].as<std::string>()));
+  Result<std::string> submitted = cluster::SubmitSbatch(script_path, vm["sbatch"].as<std::string>());
+  if (!submitted.ok()) {  // nothing was queued: no script left behind as if it had been
+    std::remove(script_path.c_str());
+    return submitted.status();
+  }
+  const std::string job_id = std::move(submitted).value();
   if (json) {
     PrintJson(nlohmann::json{{"submitted", true}, {"job_id", job_id}, {"script", script_path}, {"log_dir", o.log_dir}}
                   .dump(2));

@@ -76,12 +76,13 @@ Status TrainRun(const po::variables_map& vm) {
   std::signal(SIGUSR1, OnStopSignal);
   jobs::JobContext ctx;
   ctx.threads = vm["threads"].as<int>();
-  if (ctx.threads < 1) return Status::InvalidArgument("--threads must be >= 1");
+  if (ctx.threads < 1 || ctx.threads > 1024) return Status::InvalidArgument("--threads must be between 1 and 1024");
   if (ctx.threads > 1) EnsurePassiveOpenMP();  // before anything else runs: it may re-execute this command
   // Loads the torch module (cli/torch_module.h): the job file is checked against the stores through the
   // trainer's store cache, which the run below reuses.
   ES_ASSIGN_OR_RETURN(jobs::JobSpec spec, TorchJobSpecFromTomlFile(vm["config"].as<std::string>()));
   ctx.device = vm["device"].as<std::string>();
+  ES_RETURN_IF_ERROR(CheckDeviceOption(ctx.device));
   ctx.work_dir = vm["work-dir"].as<std::string>();
   ctx.stop_requested = &g_stop;
   ctx.on_epoch = [](const jobs::EpochRecord& r) {

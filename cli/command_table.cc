@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cli/commands.h"
+#include "cli/torch_module.h"
 #include "core/log.h"
 
 namespace emosweep::cli {
@@ -140,6 +141,28 @@ void PrintJson(const std::string& json_text) {
   std::fwrite(json_text.data(), 1, json_text.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
+}
+
+Status CheckDeviceOption(const std::string& device, bool require_visible) {
+  if (device == "cpu") return Status::Ok();
+  int index = -1;
+  if (device.rfind("cuda:", 0) == 0) {
+    const std::string n = device.substr(5);
+    if (n.empty() || n.size() > 4 || n.find_first_not_of("0123456789") != std::string::npos)
+      return Status::InvalidArgument("--device '" + device + "': expected cpu, cuda or cuda:N");
+    index = std::stoi(n);
+  } else if (device != "cuda") {
+    return Status::InvalidArgument("--device '" + device + "': expected cpu, cuda or cuda:N");
+  }
+  if (!require_visible) return Status::Ok();
+  ES_ASSIGN_OR_RETURN(int count, TorchCudaDeviceCount());
+  if (count == 0)
+    return Status::InvalidArgument("--device " + device +
+                                   ": no CUDA device is visible (this libtorch has no CUDA, or the machine no GPU)");
+  if (index >= count)
+    return Status::InvalidArgument("--device " + device + ": only " + std::to_string(count) + " CUDA device" +
+                                   (count == 1 ? "" : "s") + " visible (cuda:0.." + std::to_string(count - 1) + ")");
+  return Status::Ok();
 }
 
 }  // namespace emosweep::cli

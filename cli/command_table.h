@@ -47,6 +47,10 @@ void SetProcessArgs(int argc, char** argv);
 // was needed or it failed (then it logs why and goes on).
 void EnsurePassiveOpenMP();
 
+// --device: "cpu", "cuda" or "cuda:N"; with require_visible, a CUDA device only where the torch module sees
+// one (loads it). InvalidArgument (exit 2) naming the value otherwise, before any job runs or a ledger is written.
+Status CheckDeviceOption(const std::string& device, bool require_visible = true);
+
 // Prints the document to stdout as one JSON document (the --json contract).
 void PrintJson(const std::string& json_text);
 

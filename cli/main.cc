@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command_table.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/strings.h"
 
@@ -82,7 +83,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + static_cast<long>(words), args.end());
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(rest).options(options).positional(pos).run(), vm);
+    const po::parsed_options parsed = po::command_line_parser(rest).options(options).positional(pos).run();
+    // An unsigned option given a negative number: Boost's lexical_cast wraps "-1" to 2^64 - 1 (--seed -1,
+    // --max-jobs -1 would silently mean 18446744073709551615).
+    for (const auto& opt : parsed.options) {
+      const auto* d = options.find_nothrow(opt.string_key, false);
+      if (!d || !dynamic_cast<const po::typed_value<uint64_t>*>(d->semantic().get())) continue;
+      for (const auto& tok : opt.value) {
+        if (tok.find('-') != std::string::npos) {
+          std::cerr << "emosweep " << cmd->path << ": --" << opt.string_key << " must be a whole number >= 0, got '"
+                    << tok << "'\n";
+          return kExitUsage;
+        }
+      }
+    }
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << "usage: emosweep " << cmd->path << " " << cmd->usage << "\n\n" << cmd->summary << "\n";
       if (cmd->description[0]) std::cout << "\n" << cmd->description << "\n";
@@ -104,6 +119,28 @@ int main(int argc, char** argv) {
               << "usage: emosweep " << cmd->path << " " << cmd->usage << "\n"
               << "(see 'emosweep " << cmd->path << " --help')\n";
     return kExitUsage;
+  }
+
+  // An --out that is one of the command's own inputs (data import --out meta.csv, ledger export --out the
+  // ledger, report --out the ledger) would replace that input: refused before anything is read or written.
+  if (vm.count("out")) {
+    if (const auto* out = boost::any_cast<std::string>(&vm["out"].value())) {
+      for (const auto& [name, value] : vm) {
+        if (name == "out") continue;
+        std::vector<std::string> given;
+        if (const auto* v = boost::any_cast<std::string>(&value.value())) given.push_back(*v);
+        if (const auto* v = boost::any_cast<std::vector<std::string>>(&value.value())) given = *v;
+        for (const auto& g : given) {
+          // a plain path, or the path part of NAME=MODALITY:PATH / SET=PATH values
+          for (const std::string& path : {g, g.substr(g.find('=') + 1), g.substr(g.rfind(':') + 1)}) {
+            if (!emosweep::SameFile(*out, path)) continue;
+            std::cerr << "emosweep " << cmd->path << ": --out " << *out << " is the same file as --" << name << " "
+                      << path << ": refusing to overwrite an input\n";
+            return kExitUsage;
+          }
+        }
+      }
+    }
   }
 
   emosweep::LogLevel level;

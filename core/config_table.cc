@@ -65,6 +65,15 @@ Status CheckNumber(const ConfigKey& k, double v, const std::string& loc) {
   return Status::Ok();
 }
 
+// Integer settings are read into 32-bit ints (epochs, batch sizes, layer widths): a larger value would be
+// cut to its low 32 bits (epochs = 4294967297 trained 1 epoch), so it is refused here.
+Status CheckInt32(const ConfigKey& k, const nlohmann::json& v, const std::string& loc) {
+  const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= 2147483647ULL
+                                           : v.get<int64_t>() >= -2147483648LL && v.get<int64_t>() <= 2147483647LL;
+  if (fits) return Status::Ok();
+  return Status::InvalidArgument(loc + ": '" + k.name + "' = " + v.dump() + " is out of range (at most 2147483647)");
+}
+
 // Coerces `v` to the key's type (ints are accepted for floats); returns the stored value.
 Result<nlohmann::json> Coerce(const ConfigKey& k, const nlohmann::json& v, const std::string& loc) {
   auto bad = [&]() {
@@ -78,6 +87,7 @@ Result<nlohmann::json> Coerce(const ConfigKey& k, const nlohmann::json& v, const
     case ConfigType::kInt:
       if (!v.is_number_integer()) return bad();
       ES_RETURN_IF_ERROR(CheckNumber(k, v.get<double>(), loc));
+      ES_RETURN_IF_ERROR(CheckInt32(k, v, loc));
       return v;
     case ConfigType::kDouble:
       if (!v.is_number()) return bad();
@@ -116,6 +126,7 @@ Result<nlohmann::json> Coerce(const ConfigKey& k, const nlohmann::json& v, const
       for (const auto& e : v) {
         if (!e.is_number_integer()) return bad();
         ES_RETURN_IF_ERROR(CheckNumber(k, e.get<double>(), loc));
+        ES_RETURN_IF_ERROR(CheckInt32(k, e, loc));
       }
       return v;
     case ConfigType::kObject:

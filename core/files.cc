@@ -2,6 +2,7 @@
 #include "core/cache_dir.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -62,6 +63,12 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents) {
     if (!out) return Status::IoError(path + ": write failed: " + ErrnoText());
   }
   return tmp.Commit();
+}
+
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (a.empty() || b.empty() || ::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 bool FileExists(const std::string& path) {

@@ -34,6 +34,8 @@ class TempPath {
 Result<std::string> ReadFile(const std::string& path);
 Status WriteFileAtomic(const std::string& path, const std::string& contents);
 bool FileExists(const std::string& path);
+// Whether both paths name one existing file (same device and inode: links and relative spellings too).
+bool SameFile(const std::string& a, const std::string& b);
 Status MakeDirs(const std::string& dir);
 
 }  // namespace emosweep

@@ -310,7 +310,35 @@ Result<SplitSet> SplitSet::FromJson(const nlohmann::json& j, const std::string& 
   if (stored != s.Hash())
     return Status::Corruption(where + ": split file hash mismatch (stored '" + stored + "', computed '" + s.Hash() +
                               "'); the file was edited or is corrupt");
+  // What holds for every file this build writes, checked again on read: a file whose hash was recomputed
+  // after an edit must not put one utterance in two parts (test rows trained on) or name two folds alike.
+  std::set<std::string> names;
+  for (const auto& f : s.folds) {
+    if (f.name.empty()) return Status::InvalidArgument(where + ": a fold has an empty name");
+    if (!names.insert(f.name).second)
+      return Status::InvalidArgument(where + ": two folds are named '" + f.name + "'");
+    std::unordered_map<std::string, const char*> part_of;
+    for (const auto& [part, ids] : {std::pair<const char*, const std::vector<std::string>*>{"train", &f.train},
+                                    {"val", &f.val},
+                                    {"test", &f.test}}) {
+      for (const auto& id : *ids) {
+        auto [it, fresh] = part_of.emplace(id, part);
+        if (!fresh)
+          return Status::InvalidArgument(where + ": fold '" + f.name + "': utterance '" + id + "' is listed in " +
+                                         it->second + (std::string(it->second) == part ? " twice" : std::string(" and in ") + part));
+      }
+    }
+  }
   return s;
+}
+
+Status CheckSplitForCorpus(const SplitSet& splits, const Corpus& corpus, const std::string& where) {
+  if (splits.corpus != corpus.name)
+    return Status::FailedPrecondition(where + ": split file is for corpus '" + splits.corpus + "', the store holds '" +
+                                      corpus.name + "'");
+  Status st = LintSplits(corpus, splits);
+  if (!st.ok()) return st.WithContext(where);
+  return Status::Ok();
 }
 
 Status WriteSplitFile(const std::string& path, const SplitSet& splits) {

@@ -63,7 +63,11 @@ Result<SplitSet> SplitFromIdLists(const Corpus& corpus, const std::vector<std::p
                                   bool allow_speaker_overlap);
 // Speaker-overlap lint: error naming the fold and the speakers, unless allowed.
 Status LintSplits(const Corpus& corpus, const SplitSet& splits);
+// A split file read for a corpus (`where` names the file): the corpus name it records, then LintSplits.
+Status CheckSplitForCorpus(const SplitSet& splits, const Corpus& corpus, const std::string& where);
 Status WriteSplitFile(const std::string& path, const SplitSet& splits);
+// Checks the hash, and that no fold names an utterance twice (within a part or across train/val/test) and
+// no two folds share a name; what needs the corpus (ids present, speaker overlap) is CheckSplitForCorpus.
 Result<SplitSet> ReadSplitFile(const std::string& path);
 
 // Few-shot subset: for each class take max(1, floor(n_c * fraction)) ids (or

@@ -70,14 +70,20 @@ const ConfigTable& TrainConfigTable() {
   return kTable;
 }
 
-Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where) {
-  ES_ASSIGN_OR_RETURN(nlohmann::json j, TrainConfigTable().Apply(given, where));
+Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
+                                            const std::map<std::string, int>& lines) {
+  ES_ASSIGN_OR_RETURN(nlohmann::json j, TrainConfigTable().Apply(given, where, lines));
+  auto at = [&](const char* key) {
+    auto it = lines.find(key);
+    return it == lines.end() ? where : where + " line " + std::to_string(it->second);
+  };
   if (j["betas"].size() != 2)
-    return Status::InvalidArgument(where + ": 'betas' must have two values, got " + j["betas"].dump());
+    return Status::InvalidArgument(at("betas") + ": 'betas' must have two values, got " + j["betas"].dump());
   if (j["nesterov"].get<bool>() && j["momentum"].get<double>() <= 0)
-    return Status::InvalidArgument(where + ": 'nesterov' needs momentum > 0");
+    return Status::InvalidArgument(at("nesterov") + ": 'nesterov' needs momentum > 0");
   if (j["onecycle_base_momentum"].get<double>() > j["onecycle_max_momentum"].get<double>())
-    return Status::InvalidArgument(where + ": onecycle_base_momentum must not exceed onecycle_max_momentum");
+    return Status::InvalidArgument(at("onecycle_base_momentum") +
+                                   ": onecycle_base_momentum must not exceed onecycle_max_momentum");
   return j;
 }
 

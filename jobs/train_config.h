@@ -7,6 +7,7 @@
 // Thread-safety: the table is immutable; TrainConfig is a plain value.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -71,7 +72,8 @@ struct TrainConfig {
 const ConfigTable& TrainConfigTable();
 
 // Validates `given` against the table and fills defaults (the effective config).
-Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where);
+Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
+                                            const std::map<std::string, int>& lines = {});
 
 // Parses an effective (or partial) config into a TrainConfig.
 Result<TrainConfig> ParseTrainConfig(const nlohmann::json& given, const std::string& where);

@@ -141,26 +141,42 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
     auto abs = std::filesystem::absolute(path, ec);
     l->base_dir_ = ec ? std::filesystem::path(path).parent_path().string() : abs.parent_path().string();
   }
-  int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-              SQLITE_OPEN_NOMUTEX;
-  ES_RETURN_IF_ERROR(l->db_.Open(path, flags, options.busy_timeout_ms));
-  if (options.read_only) {
-    ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
-    // A WAL ledger in a directory this process cannot write: SQLite cannot create the
-    // -shm file a reader needs. Nobody can be writing there either, so read the file
-    // as immutable (no locks, no -shm).
-    Status probe = l->db_.Exec("SELECT count(*) FROM sqlite_master");
-    if (!probe.ok() && !DirWritable(path)) {
-      l->db_.Close();
-      ES_RETURN_IF_ERROR(l->db_.Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-                                     options.busy_timeout_ms, ImmutableUri(path)));
+  // A file that is not a ledger (truncated, foreign) fails below, possibly after SQLite made its -wal and
+  // -shm beside it: those are removed again when this call made them and the -wal is empty.
+  struct stat wal_sb;
+  const bool had_wal = ::stat((path + "-wal").c_str(), &wal_sb) == 0;
+  const bool had_shm = ::stat((path + "-shm").c_str(), &wal_sb) == 0;
+  Status opened = [&]() -> Status {
+    int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_NOMUTEX;
+    ES_RETURN_IF_ERROR(l->db_.Open(path, flags, options.busy_timeout_ms));
+    if (options.read_only) {
       ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
+      // A WAL ledger in a directory this process cannot write: SQLite cannot create the
+      // -shm file a reader needs. Nobody can be writing there either, so read the file
+      // as immutable (no locks, no -shm).
+      Status probe = l->db_.Exec("SELECT count(*) FROM sqlite_master");
+      if (!probe.ok() && !DirWritable(path)) {
+        l->db_.Close();
+        ES_RETURN_IF_ERROR(l->db_.Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                                       options.busy_timeout_ms, ImmutableUri(path)));
+        ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
+      }
     }
+    ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA foreign_keys = ON"));
+    // Migrate() checks that the file is a ledger (or empty) before it changes anything:
+    // a foreign SQLite file is refused untouched (no WAL switch, no schema).
+    ES_RETURN_IF_ERROR(l->Migrate());
+    return Status::Ok();
+  }();
+  if (!opened.ok()) {
+    l->db_.Close();
+    if (!had_wal && !had_shm && ::stat((path + "-wal").c_str(), &wal_sb) == 0 && wal_sb.st_size == 0) {
+      std::remove((path + "-wal").c_str());
+      std::remove((path + "-shm").c_str());
+    }
+    return opened;
   }
-  ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA foreign_keys = ON"));
-  // Migrate() checks that the file is a ledger (or empty) before it changes anything:
-  // a foreign SQLite file is refused untouched (no WAL switch, no schema).
-  ES_RETURN_IF_ERROR(l->Migrate());
   return l;
 }
 

@@ -1,6 +1,9 @@
 // orchestrator/ledger_metrics.cc: reading results: metrics (Metrics, ForEachMetric), eval details,
 // curves and predictions.
+#include <sqlite3.h>
+
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <string>
 #include <utility>
@@ -31,6 +34,23 @@ template <typename Map>
 typename Map::mapped_type& AtEnd(Map* out, std::string key) {
   if (!out->empty() && out->rbegin()->first == key) return out->rbegin()->second;
   return out->emplace_hint(out->end(), std::move(key), typename Map::mapped_type())->second;
+}
+
+// A metric value as the scheduler writes it: a finite number (a non-finite one fails its job instead). Text
+// (which SQLite reads as 0.0) or a non-finite value means the file was edited or damaged: a table must not
+// print it as a result.
+Result<double> MetricValue(const Stmt& st, int col, const std::string& ledger, std::string_view job,
+                           std::string_view eval, std::string_view name) {
+  const int type = st.ColumnType(col);
+  const double v = st.Double(col);
+  if ((type == SQLITE_FLOAT || type == SQLITE_INTEGER) && std::isfinite(v)) return v;
+  std::string what = type == SQLITE_TEXT ? "the text '" + std::string(st.TextView(col)).substr(0, 40) + "'"
+                     : type == SQLITE_NULL ? std::string("NULL")
+                     : type == SQLITE_BLOB ? std::string("a blob")
+                                           : std::to_string(v);
+  return Status::Corruption(ledger + ": job " + std::string(job) + ": metric '" + std::string(name) + "' of '" +
+                            std::string(eval) + "' is " + what +
+                            ", not a finite number (the ledger was edited or is damaged)");
 }
 
 }  // namespace
@@ -89,7 +109,7 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
         if (pos == IdIndex::npos) continue;
         const size_t e = find(evals, st.TextView(1)), n = find(names, st.TextView(2));
         if (e == IdIndex::npos || n == IdIndex::npos) continue;
-        const double v = st.Double(3);
+        ES_ASSIGN_OR_RETURN(const double v, MetricValue(st, 3, db_.path(), id, evals[e], names[n]));
         for (size_t i = pos; i != IdIndex::npos; i = index.Next(i)) fn(i, e, n, v);
       }
       return Status::Ok();
@@ -120,7 +140,8 @@ Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std
         while (at < rows.size() && rows[at].rowid < rowid) ++at;
         if (at == rows.size()) break;
         if (rows[at].rowid == rowid) {
-          const double v = st.Double(1);
+          ES_ASSIGN_OR_RETURN(const double v, MetricValue(st, 1, db_.path(), ids[rows[at].pos], evals[rows[at].eval],
+                                                          names[rows[at].name]));
           for (; at < rows.size() && rows[at].rowid == rowid; ++at) fn(rows[at].pos, rows[at].eval, rows[at].name, v);
           if (at == rows.size()) break;
         }
@@ -140,8 +161,15 @@ std::string Ledger::MetricRowsSql(const std::string& evals, const std::string& n
 Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
   MetricMap out;
+  Status bad;
   ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", "",
-                               [&](Stmt& st) { AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = st.Double(3); }));
+                               [&](Stmt& st) {
+                                 Result<double> v = MetricValue(st, 3, db_.path(), st.TextView(0), st.TextView(1),
+                                                                st.TextView(2));
+                                 if (!v.ok() && bad.ok()) bad = v.status();
+                                 AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = v.ok() ? *v : 0.0;
+                               }));
+  ES_RETURN_IF_ERROR(bad);
   return out;
 }
 
@@ -152,8 +180,15 @@ Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, c
   const std::string suffix = " AND +eval IN " + SqlList(evals) + " AND +name IN " + SqlList(names);
   std::lock_guard<std::mutex> lock(mu_);
   MetricMap out;
+  Status bad;
   ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,
-                               [&](Stmt& st) { AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = st.Double(3); }));
+                               [&](Stmt& st) {
+                                 Result<double> v = MetricValue(st, 3, db_.path(), st.TextView(0), st.TextView(1),
+                                                                st.TextView(2));
+                                 if (!v.ok() && bad.ok()) bad = v.status();
+                                 AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = v.ok() ? *v : 0.0;
+                               }));
+  ES_RETURN_IF_ERROR(bad);
   return out;
 }
 

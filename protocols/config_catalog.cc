@@ -80,7 +80,7 @@ Status ResolveModelFileConfig(const std::string& name, const std::string& base_d
 
 Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const std::string& where,
                                             const KeyLines& lines) {
-  return jobs::TrainConfigTable().Apply(given, where, lines);
+  return jobs::EffectiveTrainConfig(given, where, lines);
 }
 
 const std::vector<std::string>& KnownAdaptVariants() {

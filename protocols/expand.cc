@@ -147,12 +147,14 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
       return Status::FailedPrecondition(path + ": split file was made for corpus hash " + set.corpus_hash +
                                         ", but " + view.store->path + " has " + view.store->info.content_hash);
     std::set<std::string> keep(view.ids.begin(), view.ids.end());
-    for (auto& f : set.folds) {
+    for (auto& f : set.folds)
       for (auto* part : {&f.train, &f.val, &f.test})
         part->erase(std::remove_if(part->begin(), part->end(), [&](const std::string& id) { return !keep.count(id); }),
                     part->end());
-      folds.push_back(std::move(f));
-    }
+    // The experiment's utterances of the file: the corpus it names and the speaker lint (ids in two parts or
+    // folds named alike were refused on reading).
+    ES_RETURN_IF_ERROR(data::CheckSplitForCorpus(set, view.meta, path));
+    for (auto& f : set.folds) folds.push_back(std::move(f));
   } else {
     data::SplitSpec spec;
     spec.method = s.method;

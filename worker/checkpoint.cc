@@ -2,6 +2,7 @@
 #include "worker/checkpoint.h"
 #include "worker/job.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -93,9 +94,13 @@ Result<Checkpoint> ReadCheckpoint(const std::string& path) {
                               " is not supported (expected " + std::to_string(kCheckpointVersion) + ")");
   const size_t base = 16 + len;
   const uint64_t payload = header.value("payload_bytes", uint64_t{0});
-  if (bytes.size() - base != payload)
+  if (bytes.size() - base < payload)
     return Status::Corruption(path + ": truncated checkpoint (" + std::to_string(bytes.size() - base) + " of " +
                               std::to_string(payload) + " payload bytes)");
+  if (bytes.size() - base > payload)
+    return Status::Corruption(path + ": " + std::to_string(bytes.size() - base - payload) +
+                              " bytes after the checkpoint's payload (" + std::to_string(payload) +
+                              " bytes): not a file this build wrote");
   Sha256 sha;
   sha.Update(bytes.data() + base, payload);
   if (sha.HexDigest() != header.value("payload_sha256", ""))
@@ -104,7 +109,9 @@ Result<Checkpoint> ReadCheckpoint(const std::string& path) {
   c.meta = header["meta"];
   try {
     for (const auto& e : header["tensors"]) {
-      ES_ASSIGN_OR_RETURN(torch::ScalarType dt, DtypeFrom(e["dtype"].get<std::string>()));
+      Result<torch::ScalarType> dt_or = DtypeFrom(e["dtype"].get<std::string>());
+      if (!dt_or.ok()) return dt_or.status().WithContext(path);
+      const torch::ScalarType dt = *dt_or;
       const uint64_t off = e["offset"], nbytes = e["nbytes"];
       if (off + nbytes > payload) return Status::Corruption(path + ": tensor '" + e["name"].get<std::string>() + "' out of range");
       torch::Tensor t = torch::empty(e["shape"].get<std::vector<int64_t>>(), torch::TensorOptions().dtype(dt));
@@ -143,6 +150,37 @@ Status LoadModuleState(const Checkpoint& c, torch::nn::Module& module, const std
   };
   for (auto& p : module.named_parameters(true)) ES_RETURN_IF_ERROR(load(prefix + "param." + p.key(), p.value()));
   for (auto& b : module.named_buffers(true)) ES_RETURN_IF_ERROR(load(prefix + "buffer." + b.key(), b.value()));
+  return Status::Ok();
+}
+
+Status CheckJobStateMeta(const nlohmann::json& meta, int epochs, const std::string& path) {
+  auto bad = [&](const std::string& what) { return Status::Corruption(path + ": checkpoint header: " + what); };
+  if (!meta.is_object()) return bad("no job state");
+  using T = nlohmann::json::value_t;
+  const std::vector<std::pair<const char*, std::vector<T>>> fields = {
+      {"job_id", {T::string}},
+      {"next_epoch", {T::number_integer, T::number_unsigned}},
+      {"step", {T::number_integer, T::number_unsigned}},
+      {"optimizer", {T::object}},
+      {"schedule", {}},
+      {"early_stop", {T::object}},
+      {"shuffle_rng", {}},
+      {"target_rng", {}},
+      {"target_order", {T::array}},
+      {"target_cursor", {T::number_integer, T::number_unsigned}},
+      {"curve", {T::array}}};
+  for (const auto& [key, types] : fields) {
+    if (!meta.contains(key)) return bad("'" + std::string(key) + "' is missing");
+    if (!types.empty() && std::find(types.begin(), types.end(), meta[key].type()) == types.end())
+      return bad("'" + std::string(key) + "' has the wrong type (" + meta[key].dump().substr(0, 40) + ")");
+  }
+  const int64_t next = meta["next_epoch"].get<int64_t>();
+  if (next < 0 || next > epochs)
+    return bad("'next_epoch' = " + std::to_string(next) + " is outside 0.." + std::to_string(epochs));
+  for (const char* key : {"step", "target_cursor"})
+    if (meta[key].get<int64_t>() < 0) return bad("'" + std::string(key) + "' is negative");
+  for (const auto& v : meta["target_order"])
+    if (!v.is_number_integer()) return bad("'target_order' holds a non-integer");
   return Status::Ok();
 }
 

@@ -37,6 +37,12 @@ struct Checkpoint {
 Status WriteCheckpoint(const std::string& path, const Checkpoint& checkpoint);
 Result<Checkpoint> ReadCheckpoint(const std::string& path);
 
+// A job's state checkpoint (trainer_resume.cc / packed_state.cc WriteState): every field of its meta present
+// with its type, next_epoch within 0..epochs, step and target_cursor >= 0. The header is not under the payload's
+// checksum, so an edited or damaged one is caught here (Corruption naming `path` and the field), not by a
+// resume at epoch -5 or a JSON library error.
+Status CheckJobStateMeta(const nlohmann::json& meta, int epochs, const std::string& path);
+
 // Module state (parameters and buffers) under a name prefix ("param.", "buffer.").
 void AddModuleState(Checkpoint& c, torch::nn::Module& module, const std::string& prefix);
 // Copies tensors "<prefix>param.<name>" / "<prefix>buffer.<name>" into `module`.

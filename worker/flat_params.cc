@@ -11,10 +11,15 @@ Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const st
   int64_t total = 0;
   torch::Device device = torch::kCPU;
   bool first = true;
+  std::vector<bool> prefix_used(freeze.size(), false);
   for (auto& item : module.named_parameters(/*recurse=*/true)) {
     torch::Tensor& p = item.value();
     bool frozen = false;
-    for (const auto& prefix : freeze) frozen |= item.key().rfind(prefix, 0) == 0;
+    for (size_t i = 0; i < freeze.size(); ++i) {
+      const bool match = item.key().rfind(freeze[i], 0) == 0;
+      frozen |= match;
+      if (match) prefix_used[i] = true;
+    }
     if (frozen) p.set_requires_grad(false);
     if (!p.requires_grad()) continue;
     if (p.scalar_type() != torch::kFloat)
@@ -24,6 +29,23 @@ Result<FlatParameters> FlatParameters::Build(torch::nn::Module& module, const st
     f.tensors_.push_back(p);
     f.names_.push_back(item.key());
     total += p.numel();
+  }
+  // A prefix that names no parameter (a typo, another model's layer) would freeze nothing without a word.
+  // Names as the job file writes them: the trainer roots the model at "model.".
+  auto as_given = [](const std::string& n) { return n.rfind("model.", 0) == 0 ? n.substr(6) : n; };
+  for (size_t i = 0; i < freeze.size(); ++i) {
+    if (prefix_used[i]) continue;
+    std::string names;
+    int shown = 0;
+    for (auto& item : module.named_parameters(/*recurse=*/true)) {
+      if (shown++ == 12) {
+        names += ", ...";
+        break;
+      }
+      names += (names.empty() ? "" : ", ") + as_given(item.key());
+    }
+    return Status::InvalidArgument("[train] freeze: '" + as_given(freeze[i]) +
+                                   "' is the prefix of no parameter of the model (its parameters: " + names + ")");
   }
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
   f.params_ = HugePageZeros({total}, opts);

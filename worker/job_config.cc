@@ -1,6 +1,7 @@
 // worker/job_config.cc: JOB.toml → JobSpec (see job_config.h, docs/trainer.md).
 #include "worker/job_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -197,6 +198,18 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
     if (set.corpus_hash != info.content_hash)
       return Status::FailedPrecondition(split + ": made for corpus hash " + set.corpus_hash.substr(0, 12) + ", but " +
                                         store + " has " + info.content_hash.substr(0, 12));
+    {  // the corpus name the file records, its ids and the speaker lint, against the store's utterances
+      data::StoreReadOptions meta_only;
+      if (!info.features.empty())
+        meta_only.feature_sets = {std::min_element(info.features.begin(), info.features.end(), [](const auto& a,
+                                                                                                   const auto& b) {
+                                    return a.dim < b.dim;
+                                  })->name};
+      Result<data::Corpus> corpus = data::ReadFeatureStore(store, meta_only);
+      if (!corpus.ok()) return corpus.status().WithContext(doc.Where("/data/store"));
+      Status fits = data::CheckSplitForCorpus(set, *corpus, split);
+      if (!fits.ok()) return fits.WithContext(doc.Where("/data/split"));
+    }
     const data::Fold* fold = nullptr;
     const nlohmann::json f = d.value("fold", nlohmann::json(0));
     for (size_t i = 0; i < set.folds.size(); ++i)
@@ -206,6 +219,11 @@ Status FillData(const nlohmann::json& d, const fs::path& base, const TomlDocumen
     s->train = {{store, info.content_hash, fold->train}};
     if (!fold->val.empty()) s->val = {{store, info.content_hash, fold->val}};
     if (!fold->test.empty()) s->eval["test"] = {{store, info.content_hash, fold->test}};
+    for (const char* key : {"train", "val"})  // one source of the training and validation rows
+      if (d.contains(key))
+        return Status::InvalidArgument(doc.Where(std::string("/data/") + key) + ": '" + key +
+                                       "' and a split file both give the " + key +
+                                       " rows; use store + split + fold, or train/val/eval without a split");
   } else if (d.contains("store")) {
     return Status::InvalidArgument(doc.Where("/data/store") + ": 'store' goes with 'split' (or use train/val/eval)");
   }
@@ -257,13 +275,34 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
     s.keep_checkpoint = j.value("keep_checkpoint", false);
     if (j.contains("labels") == j.contains("label_set"))
       return Status::InvalidArgument(doc.path + ": give exactly one of 'labels' (a list) or 'label_set' (a name)");
+    for (const char* key : {"selection", "oracle_eval", "init_from", "label_set"})
+      if (j.contains(key) && !j[key].is_string())
+        return Status::InvalidArgument(doc.Where(std::string("/") + key) + ": '" + key + "' must be a string, got " +
+                                       j[key].dump());
+    if (j.contains("keep_checkpoint") && !j["keep_checkpoint"].is_boolean())
+      return Status::InvalidArgument(doc.Where("/keep_checkpoint") + ": 'keep_checkpoint' must be true or false, got " +
+                                     j["keep_checkpoint"].dump());
     if (j.contains("labels")) {
-      s.labels = j["labels"].get<std::vector<std::string>>();
+      const auto& l = j["labels"];
+      if (!l.is_array() || l.empty() || !std::all_of(l.begin(), l.end(), [](const auto& e) { return e.is_string(); }))
+        return Status::InvalidArgument(doc.Where("/labels") + ": 'labels' must be a list of label names, got " +
+                                       l.dump());
+      s.labels = l.get<std::vector<std::string>>();
+      std::set<std::string> seen;
+      for (const auto& label : s.labels)  // a repeated name would add a class no utterance can have
+        if (!seen.insert(label).second)
+          return Status::InvalidArgument(doc.Where("/labels") + ": label '" + label + "' is listed twice");
     } else {
-      ES_ASSIGN_OR_RETURN(s.labels, data::NamedLabelSet(j["label_set"].get<std::string>()));
+      Result<std::vector<std::string>> named = data::NamedLabelSet(j["label_set"].get<std::string>());
+      if (!named.ok()) return named.status().WithContext(doc.Where("/label_set"));
+      s.labels = std::move(named).value();
     }
     if (!j.contains("features") || !j["features"].is_object())
       return Status::InvalidArgument(doc.path + ": [features] (modality = \"feature set\") is required");
+    for (const auto& [modality, set] : j["features"].items())
+      if (!set.is_string())
+        return Status::InvalidArgument(doc.Where("/features/" + modality) + ": '" + modality +
+                                       "' must name a feature set (a string), got " + set.dump());
     s.features = j["features"].get<std::map<std::string, std::string>>();
     for (const auto& [modality, set] : s.features)  // the key is the modality the model reads it as
       if (!data::IsKnownModality(modality))
@@ -286,6 +325,9 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
         ES_ASSIGN_OR_RETURN(s.adapt, models::ValidateAdaptConfig(s.adapt, doc.Where("/adapt")));
       }
     }
+    if (s.kind == "adapt" && s.adapt.empty())  // it would train as a supervised job without a word
+      return Status::InvalidArgument(doc.Where("/kind") +
+                                     ": kind 'adapt' needs an [adapt] table naming its variant (docs/trainer.md)");
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument(doc.path + ": " + e.what());
   }

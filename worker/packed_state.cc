@@ -19,8 +19,9 @@ Status PackedTrainer::MaybeResume(Member& m) {
   if (path.empty() || !FileExists(path)) return Status::Ok();
   ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
   const auto& meta = c.meta;
-  if (meta.value("job_id", "") != m.id)
-    return Status::Corruption(path + ": checkpoint belongs to job " + meta.value("job_id", std::string("?")));
+  ES_RETURN_IF_ERROR(CheckJobStateMeta(meta, m.cfg.epochs, path));
+  if (meta["job_id"].get<std::string>() != m.id)
+    return Status::Corruption(path + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));
   {
     // The model's parameters load into its own buffer (copied into the row here), a discriminator's straight

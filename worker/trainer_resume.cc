@@ -56,8 +56,9 @@ Status Trainer::MaybeResume() {
   if (state_path_.empty() || !FileExists(state_path_)) return Status::Ok();
   ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(state_path_));
   const auto& meta = c.meta;
-  if (meta.value("job_id", "") != id_)
-    return Status::Corruption(state_path_ + ": checkpoint belongs to job " + meta.value("job_id", std::string("?")));
+  ES_RETURN_IF_ERROR(CheckJobStateMeta(meta, cfg_.epochs, state_path_));
+  if (meta["job_id"].get<std::string>() != id_)
+    return Status::Corruption(state_path_ + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.root, "", /*strict=*/true, state_path_));
   std::vector<std::pair<std::string, torch::Tensor>> opt_state;
   for (const auto& [n, t] : c.tensors)

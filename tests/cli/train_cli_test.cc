@@ -452,6 +452,52 @@ TEST_F(TrainCliBadInput, NanOrInfiniteFloatNamesItsLine) {
   ExpectBad(Job(kSplitData, "epochs = 2\nbetas = [0.9, nan]"), {"bad.toml line 20: 'betas' = nan"});
 }
 
+// Session 17's black-box audit: each of these was accepted (exit 0) or failed without naming the file/line.
+TEST_F(TrainCliBadInput, RepeatedLabelAdaptWithoutAdaptAndSplitWithTrainNameTheirLines) {
+  std::string dup = Job(kStoresData, "epochs = 2");
+  dup.replace(dup.find("label_set = \"core4\""), 19, "labels = [\"anger\", \"anger\", \"neutral\"]");
+  ExpectBad(dup, {"bad.toml line 2: label 'anger' is listed twice"});
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "kind = \"adapt\"\n"),
+            {"bad.toml line 1: kind 'adapt' needs an [adapt] table"});
+  std::string both = Job("store = \"s/synth_a.h5\"\nsplit = \"s/a.split.json\"\ntrain = [\"s/synth_b.h5\"]", "epochs = 2");
+  ExpectBad(both, {"bad.toml line 11: 'train' and a split file both give the train rows"});
+  std::string typed = Job(kStoresData, "epochs = 2");
+  typed.replace(typed.find("audio = \"synth_audio\""), 21, "audio = 5");
+  ExpectBad(typed, {"bad.toml line 5: 'audio' must name a feature set (a string), got 5"});
+}
+
+TEST_F(TrainCliBadInput, IntegerBeyond32BitsNamesItsLine) {
+  // 4294967297 was cut to 1 (one epoch trained), 2147483648 to a negative count (none, exit 0).
+  for (const char* v : {"2147483648", "4294967297", "9223372036854775807"}) {
+    SCOPED_TRACE(v);
+    ExpectBad(Job(kSplitData, std::string("epochs = ") + v), {"bad.toml [train] line 19: 'epochs' = ", "out of range"});
+  }
+  std::string wide = Job(kSplitData, "epochs = 2");
+  wide.replace(wide.find("name = \"concat_mlp\""), 19, "name = \"concat_mlp\"\nhidden_dims = [4294967304]");
+  ExpectBad(wide, {"hidden_dims", "out of range"});
+}
+
+TEST_F(TrainCliBadInput, FreezePrefixOfNoParameterIsRefused) {
+  ExpectBad(Job(kSplitData, "epochs = 2\nfreeze = [\"nonexistent\"]"),
+            {"freeze: 'nonexistent' is the prefix of no parameter", "its parameters:"});
+}
+
+TEST_F(TrainCliBadInput, BadThreadsOrDeviceFlagExits2) {
+  const std::string cfg = Write("ok.toml", Job(kSplitData, "epochs = 1"));
+  for (const std::string flags : {"--threads 100000", "--threads 0", "--device tpu", "--device cuda:x"}) {
+    SCOPED_TRACE(flags);
+    Ran r = Run("train --config " + cfg + " " + flags);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_NE(r.err.find(flags.substr(0, flags.find(' '))), std::string::npos) << r.err;
+  }
+  // A CUDA device this build or machine does not have: one line naming it, not libtorch's dispatcher dump.
+  Ran r = Run("train --config " + cfg + " --device cuda:7");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--device cuda:7"), std::string::npos) << r.err;
+  EXPECT_LT(std::count(r.err.begin(), r.err.end(), '\n'), 3) << r.err;
+}
+
 TEST_F(TrainCliBadInput, NegativeSeedNamesItsLine) {
   std::string job = Job(kSplitData, "epochs = 2");
   job.replace(job.find("seed = 7"), 8, "seed = -1");

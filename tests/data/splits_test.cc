@@ -196,6 +196,49 @@ TEST(Splits, SplitFileRoundTripAndTamperDetection) {
   EXPECT_EQ(ReadSplitFile(dir.File("none.json")).status().code(), StatusCode::kNotFound);
 }
 
+// A file edited and re-hashed (the hash is over the file's own content, so anyone can recompute it) is read
+// as written: the reader checks what every file this build writes satisfies, and CheckSplitForCorpus what
+// needs the corpus.
+TEST(Splits, RehashedEditsAreRefusedOnReading) {
+  testing::TestDir dir;
+  Corpus c = SpeakerCorpus();
+  auto made = MakeSplits(c, SplitSpec{});
+  ASSERT_TRUE(made.ok());
+  const std::string p = dir.File("edited.json");
+  auto expect_refused = [&](SplitSet s, const std::string& needle) {
+    ASSERT_TRUE(WriteSplitFile(p, s).ok());  // ToJson recomputes the hash
+    auto r = ReadSplitFile(p);
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_NE(r.status().message().find(p), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+  };
+  SplitSet s = *made;
+  s.folds[0].test.push_back(s.folds[0].train.front());  // a training utterance tested on
+  expect_refused(s, "is listed in train and in test");
+  s = *made;
+  s.folds[1].val.push_back(s.folds[1].val.front());
+  expect_refused(s, "is listed in val twice");
+  s = *made;
+  s.folds[2].name = s.folds[0].name;
+  expect_refused(s, "two folds are named '" + s.folds[0].name + "'");
+
+  // With the corpus: its name, its ids and the speaker lint.
+  s = *made;
+  EXPECT_TRUE(CheckSplitForCorpus(s, c, p).ok());
+  s.corpus = "other";
+  Status st = CheckSplitForCorpus(s, c, p);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("split file is for corpus 'other'"), std::string::npos) << st.message();
+  s = *made;
+  std::swap(s.folds[0].train.front(), s.folds[0].test.front());  // a test speaker now also trains
+  st = CheckSplitForCorpus(s, c, p);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(p), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("not speaker-independent"), std::string::npos) << st.message();
+  s.spec.allow_speaker_overlap = true;
+  EXPECT_TRUE(CheckSplitForCorpus(s, c, p).ok());
+}
+
 TEST(Splits, BadSpecs) {
   Corpus c = SpeakerCorpus();
   SplitSpec spec;

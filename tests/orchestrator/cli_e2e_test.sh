@@ -100,4 +100,24 @@ grep -q '\\textbf' "$W/table.latex" || fail "latex bold"
 "$BIN" report "$PROTO" --ledger "$W/l.db" --out "$W/r.html" "${common[@]}" 2> /dev/null
 grep -q "<svg" "$W/r.html" || fail "report has no plots"
 cat "$W/table.markdown"
+
+# Session 17's audit: a refused run leaves no ledger even when the expansion cache is warm (this protocol
+# was expanded above); a negative number for an unsigned option is refused, not wrapped to 2^64 - 1;
+# submit checks the protocol and the time limit before it renders or queues anything.
+rc=0; "$BIN" run "$PROTO" --ledger "$W/new.db" --max-jobs 1 "${common[@]}" 2> "$W/mj.err" || rc=$?
+[ $rc = 2 ] || fail "run --max-jobs 1: exit $rc, expected 2"
+[ ! -e "$W/new.db" ] || fail "run --max-jobs 1 refused the protocol but left a ledger"
+for args in "run $PROTO --ledger $W/neg.db --max-jobs -1 --store-dir $W/stores" "data synth --out $W/neg --seed -1"; do
+  rc=0; "$BIN" $args --log-level warn 2> "$W/neg.err" > /dev/null || rc=$?
+  [ $rc = 2 ] && grep -q "must be a whole number >= 0" "$W/neg.err" || fail "$args: exit $rc, $(cat "$W/neg.err")"
+done
+[ ! -e "$W/neg.db" ] && [ ! -e "$W/neg" ] || fail "a refused negative option left output behind"
+printf 'version = 1\nname = "x"\ncolour = 1\n' > "$W/badproto.toml"
+for args in "$W/badproto.toml --ledger $W/s.db" "$PROTO --ledger $W/s.db --store-dir $W/none" \
+            "$PROTO --ledger $W/s.db --store-dir $W/stores --time=1:2:3:4"; do
+  rc=0; (cd "$W" && "$BIN" submit $args --sbatch /bin/echo --log-dir "$W/slogs" --log-level warn) \
+    2> "$W/sub.err" > /dev/null || rc=$?
+  [ $rc = 2 ] || fail "submit $args: exit $rc, expected 2 ($(cat "$W/sub.err"))"
+done
+[ ! -e "$W/slogs" ] || fail "a refused submit left $(ls "$W/slogs")"
 echo "cli e2e: ok"

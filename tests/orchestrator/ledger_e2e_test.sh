@@ -153,4 +153,35 @@ rc=0; "$BIN" ledger query --ledger "$W/proj/l.db" --timeout 1 \
 [ $(( $(date +%s) - start )) -lt 15 ] || fail "--timeout 1 did not stop the query"
 grep -q "timeout" "$W/to.err" || fail "timeout message: $(cat "$W/to.err")"
 echo "5. ledger query refusals and --timeout: ok"
+
+# 6. Session 17's audit: outputs over inputs, ledgers created by maintenance commands, damaged values.
+cp "$W/ref/ref.db" "$W/six.db"
+before=$(sha256sum "$W/six.db" | cut -d' ' -f1)
+rc=0; "$BIN" ledger export --ledger "$W/six.db" --out "$W/six.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "ledger export --out the ledger: exit $rc, expected 2"
+grep -q "refusing to overwrite an input" "$W/six.err" || fail "export over the ledger: $(cat "$W/six.err")"
+rc=0; "$BIN" report "$W/p.toml" --ledger "$W/six.db" --out "$W/six.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "report --out the ledger: exit $rc, expected 2"
+[ "$(sha256sum "$W/six.db" | cut -d' ' -f1)" = "$before" ] || fail "the ledger changed although --out was refused"
+rc=0; "$BIN" ledger gc "$W/p.toml" --ledger "$W/typo.db" --yes 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] && [ ! -e "$W/typo.db" ] || fail "ledger gc --yes on a missing ledger: exit $rc, file: $(ls "$W" | grep typo)"
+: > "$W/empty.db"
+rc=0; "$BIN" ledger vacuum --ledger "$W/empty.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] && [ ! -s "$W/empty.db" ] || fail "ledger vacuum on an empty file: exit $rc, size $(stat -c %s "$W/empty.db")"
+# A metric stored as text (SQLite reads it as 0.0) or as infinity is no result: the table says so, naming the job.
+cp "$W/ref/ref.db" "$W/bad.db"
+sqlite3 "$W/bad.db" "UPDATE metrics SET value = 'abc' WHERE name = 'ua'"
+rc=0; "$BIN" table "$W/p.toml" --ledger "$W/bad.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc != 0 ] || fail "table over a text metric exited 0"
+grep -q "not a finite number" "$W/six.err" || fail "text metric: $(cat "$W/six.err")"
+sqlite3 "$W/bad.db" "UPDATE metrics SET value = 9e999 WHERE typeof(value) = 'text'"
+rc=0; "$BIN" table "$W/p.toml" --ledger "$W/bad.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc != 0 ] && grep -q "not a finite number" "$W/six.err" || fail "infinite metric: exit $rc, $(cat "$W/six.err")"
+# A truncated ledger: refused, and no -wal/-shm left beside it.
+head -c 5000 "$W/ref/ref.db" > "$W/trunc.db"
+printf '\x02\x02' | dd of="$W/trunc.db" bs=1 seek=18 conv=notrunc 2> /dev/null  # the header's WAL mode
+rc=0; "$BIN" ledger status --ledger "$W/trunc.db" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc != 0 ] || fail "ledger status on a truncated ledger exited 0"
+[ ! -e "$W/trunc.db-wal" ] && [ ! -e "$W/trunc.db-shm" ] || fail "a refused truncated ledger left $(ls "$W" | grep trunc)"
+echo "6. --out over an input, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
 echo "ledger e2e: ok"

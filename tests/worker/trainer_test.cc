@@ -173,6 +173,45 @@ TEST_F(TrainerTest, KillAndResumeGivesBitwiseTheSameResult) {
   EXPECT_FALSE(fs::exists(JobStatePath(interrupted.work_dir, s.id)));  // removed once finished
 }
 
+// The header of a state checkpoint is not under the payload's checksum: an edited one (session 17's audit:
+// next_epoch = -5 resumed "at epoch -5" and trained past `epochs`; a missing field failed with a JSON library
+// error naming no file) is refused naming the file and the field.
+TEST_F(TrainerTest, EditedStateHeaderIsRefusedNamingTheField) {
+  JobSpec s = Spec({{"epochs", 5}});
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work_edit").string();
+  ctx.stop_requested = &stop;
+  ctx.on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 1) stop = true;
+  };
+  ASSERT_FALSE(RunJob(s, ctx).ok());
+  ctx.on_epoch = nullptr;
+  stop = false;
+  const std::string state = JobStatePath(ctx.work_dir, s.id);
+  auto original = ReadCheckpoint(state);
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  auto edited = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& needle) {
+    Checkpoint c = *original;
+    edit(c.meta);
+    ASSERT_TRUE(WriteCheckpoint(state, c).ok());
+    auto r = RunJob(s, ctx);
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(state), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+  };
+  edited([](nlohmann::json& m) { m["next_epoch"] = -5; }, "'next_epoch' = -5 is outside 0..5");
+  edited([](nlohmann::json& m) { m["next_epoch"] = 6; }, "'next_epoch' = 6 is outside 0..5");
+  edited([](nlohmann::json& m) { m.erase("optimizer"); }, "'optimizer' is missing");
+  edited([](nlohmann::json& m) { m["job_id"] = 5; }, "'job_id' has the wrong type");
+  edited([](nlohmann::json& m) { m["step"] = -1; }, "'step' is negative");
+  ASSERT_TRUE(WriteCheckpoint(state, *original).ok());  // the unedited state still resumes
+  auto resumed = RunJob(s, ctx);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->info["resumed_from_epoch"], 2);
+}
+
 TEST_F(TrainerTest, OracleSelectionIsFlagged) {
   JobSpec s = Spec();
   s.selection = "oracle";
@@ -579,6 +618,11 @@ TEST(Checkpoint, RoundTripAndCorruption) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kCorruption);
   EXPECT_NE(t.status().message().find("truncated"), std::string::npos) << t.status().message();
+  write(bytes + std::string(16, '\0'));  // extra bytes: not called truncated
+  auto x = ReadCheckpoint(path);
+  ASSERT_FALSE(x.ok());
+  EXPECT_NE(x.status().message().find("16 bytes after the checkpoint's payload"), std::string::npos)
+      << x.status().message();
   std::string flipped = bytes;
   flipped[flipped.size() - 3] ^= 0x40;
   write(flipped);
