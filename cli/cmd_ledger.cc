@@ -205,6 +205,11 @@ Status LedgerQueryRun(const po::variables_map& vm) {
     ES_ASSIGN_OR_RETURN(q, l->Query(vm["sql"].as<std::string>(), timeout));
   } else {
     if (vm.count("status")) ES_RETURN_IF_ERROR(orchestrator::ParseJobStatus(vm["status"].as<std::string>()).status());
+    if (vm.count("kind")) {  // a misspelt kind matched no job and printed nothing, as an empty result would
+      const std::string k = vm["kind"].as<std::string>();
+      if (k != "supervised" && k != "pretrain" && k != "finetune" && k != "adapt" && k != "eval")
+        return Status::InvalidArgument("--kind '" + k + "': expected supervised, pretrain, finetune, adapt or eval");
+    }
     // Values are SQL string literals with quotes doubled; the handle is query_only anyway.
     ES_ASSIGN_OR_RETURN(const std::string sweep_filter, SweepFilter(vm, l.get(), "j"));
     std::string where = " WHERE 1" + sweep_filter;

@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
     bool is_group = false;
     for (const auto& c : Commands()) is_group |= std::string(c.path).rfind(args[0] + " ", 0) == 0;
     if (is_group) {
+      if (args.size() > 1 && args[1].rfind("-", 0) != 0)  // `emosweep data frob`: say so before the listing
+        std::cerr << "emosweep: unknown command '" << args[0] << " " << args[1] << "'\n\n";
       PrintTopHelp(std::cerr, args[0]);
       return kExitUsage;
     }

@@ -42,6 +42,11 @@ Status TempPath::Commit() {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
+  {  // a directory opens as a stream and reads as an empty file: "/tmp: byte 0: truncated pickle"
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      return Status::InvalidArgument(path + ": is a directory, not a file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (!FileExists(path)) return Status::NotFound(path + ": no such file");

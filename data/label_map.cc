@@ -128,6 +128,8 @@ Result<LabelMap> LabelMap::Parse(const std::string& toml_text, const std::string
                                      "' (expected name, description, targets, drop, map)");
   LabelMap m;
   m.source_ = where;
+  if (j.contains("description") && !j["description"].is_string())
+    return Status::InvalidArgument(doc.Where("/description") + ": 'description' must be a string");
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
     return Status::InvalidArgument(where + ": label map needs a non-empty string 'name'");
   m.name_ = j["name"].get<std::string>();

@@ -44,6 +44,20 @@ bool IsKnownModel(const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+std::vector<std::string> ModelModalities(const std::string& name, const nlohmann::json& config) {
+  std::vector<std::string> out;
+#if EMOSWEEP_HAVE_MODELS_CONFIG
+  if (const auto* info = models::FindModelInfo(name))
+    for (const auto& m : info->modalities)
+      if (m != "any") out.push_back(m);
+#else
+  (void)name;
+#endif
+  if (config.is_object() && config.contains("modality") && config["modality"].is_string())
+    out.push_back(config["modality"].get<std::string>());
+  return out;
+}
+
 Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,
                                             const std::string& where, const KeyLines& lines,
                                             const std::string& base_dir, std::set<std::string>* missing_files) {

@@ -26,6 +26,9 @@ using KeyLines = std::map<std::string, int>;
 
 std::vector<std::string> KnownModels();
 bool IsKnownModel(const std::string& name);
+// The input modalities a model reads under this effective config: the model's required ones (models/
+// model_configs.h; "any" requires none) and its 'modality' key where it has one (unimodal_mlp).
+std::vector<std::string> ModelModalities(const std::string& name, const nlohmann::json& config);
 // {"name": name, ...given with defaults filled}; errors name `where` and the key's line.
 // A model that reads a file (`torchscript`) gets it resolved against `base_dir` and its
 // SHA-256 filled in (models::ResolveModelFile): a missing file is an error here, at plan time.

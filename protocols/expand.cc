@@ -142,7 +142,9 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     for (size_t p = path.find("{corpus}"); p != std::string::npos; p = path.find("{corpus}"))
       path.replace(p, 8, view.store->corpus);
     if (!path.empty() && path[0] != '/') path = decl_.dir + "/" + path;
-    ES_ASSIGN_OR_RETURN(data::SplitSet set, data::ReadSplitFile(path));
+    Result<data::SplitSet> read = data::ReadSplitFile(path);
+    if (!read.ok()) return read.status().WithContext(e.where + ": corpus '" + view.store->corpus + "'");
+    data::SplitSet set = std::move(read).value();
     if (!set.corpus_hash.empty() && set.corpus_hash != view.store->info.content_hash)
       return Status::FailedPrecondition(path + ": split file was made for corpus hash " + set.corpus_hash +
                                         ", but " + view.store->path + " has " + view.store->info.content_hash);
@@ -153,7 +155,8 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
                     part->end());
     // The experiment's utterances of the file: the corpus it names and the speaker lint (ids in two parts or
     // folds named alike were refused on reading).
-    ES_RETURN_IF_ERROR(data::CheckSplitForCorpus(set, view.meta, path));
+    Status fits = data::CheckSplitForCorpus(set, view.meta, path);
+    if (!fits.ok()) return fits.WithContext(e.where + ": corpus '" + view.store->corpus + "'");
     for (auto& f : set.folds) folds.push_back(std::move(f));
   } else {
     data::SplitSpec spec;

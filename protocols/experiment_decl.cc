@@ -375,10 +375,17 @@ Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults
       for (const auto& x : s) e->budgets.push_back({std::to_string(x.get<int64_t>()) + "-shot", 0, x.get<int>()});
     }
     if (e->budgets.empty()) return r.Error("", "a fewshot experiment needs 'budgets' or 'shots'");
+    std::set<std::string> seen;  // "50%" twice was merged into one without a word
+    for (const auto& b : e->budgets)
+      if (!seen.insert(b.label).second)
+        return r.Error(r.Has("shots") && b.shots > 0 ? "shots" : "budgets", "budget '" + b.label + "' is listed twice");
   }
   if (e->kind == "adapt") {
     ES_ASSIGN_OR_RETURN(e->variants, r.StringList("variants"));
     if (e->variants.empty()) return r.Error("", "an adapt experiment needs 'variants' (e.g. [\"dann_ganin\"])");
+    std::set<std::string> seen;
+    for (const auto& v : e->variants)
+      if (!seen.insert(v).second) return r.Error("variants", "variant '" + v + "' is listed twice");
     for (const auto& v : e->variants)
       if (!IsKnownAdaptVariant(v))
         return r.Error("variants", "unknown domain-adaptation variant '" + v + "' (known: " +
@@ -475,6 +482,16 @@ Result<ExperimentDecl> ParseExperiment(const TomlDocument& doc, const std::strin
   ES_RETURN_IF_ERROR(ParseGrid(r, &e));
   ES_RETURN_IF_ERROR(CountJobs(r, p, &e));
   ES_RETURN_IF_ERROR(ExpandPoints(doc, r, d, &e));
+  // A model reading a modality the experiment declares no feature set for fails every one of its jobs at
+  // run time (plan said "valid"): refused here, naming the model's line.
+  for (const auto& [m, point] : e.points)
+    for (const auto& modality : ModelModalities(e.models[m].name, point.model.tree()))
+      if (!e.features.count(modality)) {
+        std::string declared;
+        for (const auto& [k, v] : e.features) declared += (declared.empty() ? "" : ", ") + k;
+        return Status::InvalidArgument(e.models[m].where + ": model '" + e.models[m].label + "' reads modality '" +
+                                       modality + "', but the experiment's features declare only " + declared);
+      }
   if (e.kind == "adapt") {
     for (const auto& v : e.variants)
       for (const auto& [m, point] : e.points) {

@@ -31,8 +31,11 @@ Result<StoreView> OpenOne(const CorpusDecl& c) {
     // Labels are mapped at import time; the protocol can only insist that
     // the store was imported with the map it expects.
     const auto& md = v.info.metadata;
-    if (md.is_object() && md.contains("label_map") && md["label_map"].is_string() &&
-        md["label_map"].get<std::string>() != c.label_map)
+    if (!md.is_object() || !md.contains("label_map") || !md["label_map"].is_string())
+      return Status::FailedPrecondition(c.where + ": corpus '" + c.name + "' expects label map '" + c.label_map +
+                                        "' but " + c.path +
+                                        " records none (a synthetic store, or imported without a label map)");
+    if (md["label_map"].get<std::string>() != c.label_map)
       return Status::FailedPrecondition(c.where + ": corpus '" + c.name + "' expects label map '" + c.label_map +
                                         "' but " + c.path + " was imported with '" +
                                         md["label_map"].get<std::string>() + "'");

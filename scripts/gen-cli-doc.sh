@@ -15,6 +15,9 @@ tmp=$(mktemp)
   echo "Exit codes: \`0\` success, \`1\` the work failed, \`2\` bad usage or bad input."
   echo "Commands that report state take \`--json\` and then print exactly one JSON document on stdout;"
   echo "logs and progress go to stderr (\`--log-level debug|info|warn|error|quiet\`)."
+  echo "Checked before anything is read or written (exit 2): an \`--out\` that is the same file as any of the"
+  echo "command's inputs (\`--out\` the ledger, a feature file, the metadata CSV) is refused, and so is a"
+  echo "negative number for an option that takes a count or a seed (it would wrap to 2^64 - 1)."
   echo
   echo '```'
   "$ES" --help

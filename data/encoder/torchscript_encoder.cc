@@ -9,6 +9,17 @@
 #include "core/hash.h"
 
 namespace emosweep::data::encoder {
+namespace {
+// libtorch's message without its C++ backtrace ("Exception raised from ... frame #0: ..."), at most 300 chars.
+std::string TorchMessage(const std::exception& e) {
+  const auto* c = dynamic_cast<const c10::Error*>(&e);
+  std::string what = c ? c->what_without_backtrace() : e.what();
+  const size_t cut = what.find("Exception raised from");
+  if (cut != std::string::npos) what.resize(cut);
+  while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+  return what.size() > 300 ? what.substr(0, 300) + "..." : what;
+}
+}  // namespace
 
 struct TorchScriptEncoder::Impl {
   torch::jit::Module module;
@@ -29,9 +40,8 @@ Result<std::unique_ptr<TorchScriptEncoder>> TorchScriptEncoder::Load(const std::
     enc->impl_->module = torch::jit::load(path, torch::kCPU);
     enc->impl_->module.eval();
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (what.size() > 300) what = what.substr(0, 300) + "...";
-    return Status::Corruption(path + ": cannot load TorchScript module (save it with torch.jit.save): " + what);
+    return Status::Corruption(path + ": cannot load TorchScript module (save it with torch.jit.save): " +
+                              TorchMessage(e));
   }
   return enc;
 }
@@ -80,7 +90,7 @@ Result<std::vector<float>> TorchScriptEncoder::EncodeWaveform(const float* sampl
     torch::Tensor in = torch::from_blob(const_cast<float*>(samples), {1, num_samples}, torch::kFloat32);
     pooled = Pool(impl_->module.forward({in}), path_);
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(path_ + ": encoder forward() failed: " + std::string(e.what()).substr(0, 300));
+    return Status::InvalidArgument(path_ + ": encoder forward() failed: " + TorchMessage(e));
   }
   if (!pooled.ok()) return pooled;
   if (dim_ == 0) dim_ = int64_t(pooled->size());
@@ -102,7 +112,7 @@ Result<std::vector<float>> TorchScriptEncoder::EncodeText(const std::string& utf
     for (size_t i = 0; i < text.size(); ++i) p[i] = static_cast<unsigned char>(text[i]);
     pooled = Pool(impl_->module.forward({in}), path_);
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(path_ + ": encoder forward() failed: " + std::string(e.what()).substr(0, 300));
+    return Status::InvalidArgument(path_ + ": encoder forward() failed: " + TorchMessage(e));
   }
   if (!pooled.ok()) return pooled;
   if (dim_ == 0) dim_ = int64_t(pooled->size());

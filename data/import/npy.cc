@@ -205,6 +205,9 @@ Result<NpzArchive> NpzArchive::Open(const std::string& path) {
                                      std::to_string(e.method) + " (only stored and deflate are supported)");
     e.key = e.name.size() > 4 && e.name.compare(e.name.size() - 4, 4, ".npy") == 0 ? e.name.substr(0, e.name.size() - 4)
                                                                                  : e.name;
+    for (const auto& other : z.entries_)  // numpy would load the last of two, this reader the first: neither
+      if (other.key == e.key)
+        return Status::InvalidArgument(path + ": two members are named '" + e.key + "' (an ambiguous archive)");
     z.entries_.push_back(std::move(e));
     p += 46 + nlen + xlen + clen;
   }

@@ -69,6 +69,7 @@ Status FromAligned(const NpyArray& a, const std::string& where, const Rows& rows
   if (static_cast<size_t>(a.shape[0]) != rows.total)
     return Status::InvalidArgument(where + ": " + std::to_string(a.shape[0]) + " rows, but the metadata CSV has " +
                                    std::to_string(rows.total) + " rows (rows must align)");
+  if (a.shape[1] <= 0) return Status::InvalidArgument(where + ": the array has no columns (shape [N, 0])");
   fs->dim = a.shape[1];
   fs->values.resize(rows.utts.size() * static_cast<size_t>(fs->dim));
   for (size_t i = 0; i < rows.utts.size(); ++i)

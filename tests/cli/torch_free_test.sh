@@ -85,7 +85,7 @@ ledger status --ledger "$W/l.db"
 ledger query --ledger "$W/l.db" --status done
 table "$W/p.toml" --ledger "$W/l.db" ${common[*]}
 report "$W/p.toml" --ledger "$W/l.db" --out "$W/r.html" ${common[*]}
-submit "$W/p.toml" --ledger "$W/l.db" --dry-run
+submit "$W/p.toml" --ledger "$W/l.db" --dry-run ${common[*]}
 run "$W/p.toml" --ledger "$W/l.db" --json ${common[*]}
 EOF
 grep -q '"ran": 0' "$W/out.state$i" || fail "the re-run ran jobs: $(cat "$W/out.state$i")"

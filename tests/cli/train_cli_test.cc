@@ -482,6 +482,15 @@ TEST_F(TrainCliBadInput, FreezePrefixOfNoParameterIsRefused) {
             {"freeze: 'nonexistent' is the prefix of no parameter", "its parameters:"});
 }
 
+TEST_F(TrainCliBadInput, DirectoryAsConfigAndUnknownSubcommandSaySo) {
+  Ran d = Run("train --config " + P(""));
+  EXPECT_EQ(d.code, 2) << d.err;
+  EXPECT_NE(d.err.find("is a directory"), std::string::npos) << d.err;  // was "give exactly one of 'labels'..."
+  Ran u = Run("data frob");
+  EXPECT_EQ(u.code, 2);
+  EXPECT_NE(u.err.find("unknown command 'data frob'"), std::string::npos) << u.err;
+}
+
 TEST_F(TrainCliBadInput, BadThreadsOrDeviceFlagExits2) {
   const std::string cfg = Write("ok.toml", Job(kSplitData, "epochs = 1"));
   for (const std::string flags : {"--threads 100000", "--threads 0", "--device tpu", "--device cuda:x"}) {

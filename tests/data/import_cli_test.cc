@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include <nlohmann/json.hpp>
@@ -289,6 +291,45 @@ TEST(ImportCliBad, NanInNpyNamesTheUtterance) {
   WriteBytes(t.npy, NpyF32({4, 3}, t.audio));
   CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");
   ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.npy + ": non-finite value", "utterance 'u3', column 1"});
+}
+
+// Session 17's audit.
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(ImportCliBad, OutOverAnInputIsRefusedAndTheInputKept) {
+  Table t = WriteTable();
+  const std::string npy_before = ReadAll(t.npy), meta_before = ReadAll(t.meta);
+  for (const std::string& out : {t.npy, t.meta}) {
+    CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + out);
+    ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {"--out " + out + " is the same file as", "refusing to overwrite"});
+  }
+  EXPECT_EQ(ReadAll(t.npy), npy_before);
+  EXPECT_EQ(ReadAll(t.meta), meta_before);
+}
+
+TEST(ImportCliBad, ArrayWithoutColumnsNamesTheArray) {
+  Table t = WriteTable();
+  WriteBytes(t.npy, NpyF32({4, 0}, {}));
+  CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");
+  ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.npy + ": the array has no columns"});
+}
+
+TEST(ImportCliBad, NpzWithTwoMembersOfOneNameIsAmbiguous) {
+  Table t = WriteTable();
+  WriteBytes(t.dir + "/t.npz", ZipBytes({{"x.npy", NpyF32({4, 2}, std::vector<float>(8, 1.f))},
+                                         {"x.npy", NpyF32({4, 2}, std::vector<float>(8, 2.f))}}, false));
+  CliRun r = Emosweep("--metadata " + t.meta + " --features t=text:" + t.dir + "/t.npz:x --corpus c --out " + t.dir +
+                      "/o.h5");
+  ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv", "t.npz"}, {t.dir + "/t.npz: two members are named 'x'"});
+}
+
+TEST(ImportCliBad, DirectoryAsPickleIsNamedAsADirectory) {
+  Table t = WriteTable();
+  CliRun r = Emosweep("--pickle " + t.dir + " --label-map glomer_iemocap4 --corpus c --out " + t.dir + "/o.h5");
+  ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.dir + ": is a directory"});
 }
 
 TEST(ImportCliBad, MissingFile) {

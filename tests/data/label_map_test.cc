@@ -117,6 +117,10 @@ TEST(LabelMapBadInput, UnknownKeyMappedAndDroppedAndMissingFile) {
   EXPECT_FALSE(LabelMap::Parse("name = \"m\"\ndrop = [\"a\"]\n[map]\na = \"anger\"\n", "m.toml").ok());
   EXPECT_FALSE(LabelMap::Parse("name = \"m\"\ntargets = [\"sadness\"]\n[map]\na = \"anger\"\n", "m.toml").ok());
   EXPECT_FALSE(LabelMap::Parse("name = [\n", "m.toml").ok());
+  auto desc = LabelMap::Parse("name = \"m\"\ndescription = 3\n[map]\na = \"anger\"\n", "m.toml");  // was accepted
+  ASSERT_FALSE(desc.ok());
+  EXPECT_NE(desc.status().message().find("m.toml line 2: 'description' must be a string"), std::string::npos)
+      << desc.status().message();
   auto nf = LabelMap::Load("no_such_map");
   ASSERT_FALSE(nf.ok());
   EXPECT_EQ(nf.status().code(), StatusCode::kNotFound);

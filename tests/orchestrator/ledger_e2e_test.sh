@@ -183,5 +183,7 @@ printf '\x02\x02' | dd of="$W/trunc.db" bs=1 seek=18 conv=notrunc 2> /dev/null  
 rc=0; "$BIN" ledger status --ledger "$W/trunc.db" 2> "$W/six.err" > /dev/null || rc=$?
 [ $rc != 0 ] || fail "ledger status on a truncated ledger exited 0"
 [ ! -e "$W/trunc.db-wal" ] && [ ! -e "$W/trunc.db-shm" ] || fail "a refused truncated ledger left $(ls "$W" | grep trunc)"
+rc=0; "$BIN" ledger query --ledger "$W/ref/ref.db" --kind superv 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] && grep -q "expected supervised, pretrain" "$W/six.err" || fail "query --kind superv: exit $rc, $(cat "$W/six.err")"
 echo "6. --out over an input, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
 echo "ledger e2e: ok"

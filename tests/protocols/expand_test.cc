@@ -561,6 +561,27 @@ TEST_F(Expand, FewshotSubsetsStratifiedAndSeeded) {
       EXPECT_EQ(j.spec.train[0].ids, subset[j.attrs.at("budget") + "|" + j.attrs.at("seed")]) << "same seed, same subset";
 }
 
+// `label_map` in [corpora.X]: the store must have been imported with that map. A store that records none
+// (synthetic, or imported without one) was accepted without a word (session 17's audit).
+TEST_F(Expand, LabelMapOfTheCorpusMustBeTheStores) {
+  std::string header = kHeader;
+  header.replace(header.find("store = \"a.h5\""), 14, "store = \"a.h5\"\nlabel_map = \"emodb\"");
+  const std::string exp = "[[experiment]]\nname = \"in\"\nkind = \"in_domain\"\ncorpora = [\"a\"]\nmodels = [\"concat_mlp\"]\n";
+  auto none = LoadProtocol(dir_.Write("p.toml", header + exp));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("expects label map 'emodb' but"), std::string::npos) << none.status().message();
+  EXPECT_NE(none.status().message().find("records none"), std::string::npos) << none.status().message();
+  data::Corpus a = MakeCorpus("a");
+  a.metadata = {{"label_map", "emodb"}};
+  WriteStore(dir_, a);
+  EXPECT_TRUE(LoadProtocol(dir_.Write("p.toml", header + exp)).ok());
+  a.metadata = {{"label_map", "ravdess"}};
+  WriteStore(dir_, a);
+  auto other = LoadProtocol(dir_.Write("p.toml", header + exp));
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("was imported with 'ravdess'"), std::string::npos) << other.status().message();
+}
+
 TEST_F(Expand, FewshotClassMissingInTargetIsAnError) {
   WriteStore(dir_, MakeCorpus("b", 6, 3, {"anger", "happiness", "neutral"}));  // no sadness in b
   auto p = LoadProtocol(dir_.Write("p.toml", std::string(kHeader) + kTransfer));

@@ -150,6 +150,33 @@ TEST(Grammar, BadBudgetNamesLine) {
   ExpectAt(LoadError(dir, text + "budgets = [\"10%\", \"120%\"]\n"), dir, 18, "120%");
 }
 
+// Session 17's audit: repeated budgets and variants were merged into one without a word; a model reading a
+// modality the experiment declares no features for passed `plan` and failed every job in `run`.
+TEST(Grammar, RepeatedBudgetOrVariantNamesLine) {
+  TestDir dir;
+  std::string fs = Proto();
+  fs.replace(fs.find("kind = \"in_domain\""), 18, "kind = \"fewshot\"");
+  fs.replace(fs.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
+  ExpectAt(LoadError(dir, fs + "budgets = [\"50%\", \"50%\"]\n"), dir, 18, "budget '50%' is listed twice");
+  std::string da = Proto();
+  da.replace(da.find("kind = \"in_domain\""), 18, "kind = \"adapt\"");
+  da.replace(da.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
+  ExpectAt(LoadError(dir, da + "variants = [\"mmd_rbf\", \"mmd_rbf\"]\n"), dir, 18, "variant 'mmd_rbf' is listed twice");
+}
+
+TEST(Grammar, ModelReadingAnUndeclaredModalityNamesItsLine) {
+  TestDir dir;
+  std::string text = Proto();
+  text.replace(text.find("models = [\"concat_mlp\"]"), 23, "models = [{name = \"unimodal_mlp\", modality = \"text\"}]");
+  ExpectAt(LoadError(dir, text), dir, 15, "model 'unimodal_mlp' reads modality 'text', but the experiment's features declare only audio");
+  std::string two = Proto();
+  two.replace(two.find("models = [\"concat_mlp\"]"), 23, "models = [\"glomer\"]");
+  ExpectAt(LoadError(dir, two), dir, 15, "model 'glomer' reads modality");
+  std::string ok = Proto();  // the same model on the modality declared
+  ok.replace(ok.find("models = [\"concat_mlp\"]"), 23, "models = [{name = \"unimodal_mlp\", modality = \"audio\"}]");
+  EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", ok)).ok());
+}
+
 TEST(Grammar, UnknownCorpusNamesLine) {
   TestDir dir;
   std::string text = Proto();
