@@ -340,8 +340,8 @@ Status VerifyStore(const std::string& path) {
       }
     }
   }
-  // Recompute the content hash over everything (structure only; values are
-  // validated by the caller's own read), in a child process (see the header).
+  // Recompute the content hash over everything, and validate every value (Corpus::Validate), in a
+  // child process (see the header).
   std::string hash;
   {
     std::lock_guard<std::mutex> h5lock(h5::Hdf5Mutex());

@@ -4,7 +4,9 @@
 // The stored hash goes into every job identity that reads the store, so a
 // store whose values were altered behind the hash's back must never train:
 // VerifyStore recomputes Corpus::ContentHash() over everything in the file and
-// fails with Corruption naming the store on a mismatch. Recomputing reads the
+// fails with Corruption naming the store on a mismatch; it also validates every
+// value of every feature set (Corpus::Validate: finite, labels in the label set),
+// so a store with a NaN in a set the caller does not read is refused as well. Recomputing reads the
 // whole file, so a verification is remembered, keyed by the file's identity
 // (device, inode, size, mtime and ctime in nanoseconds; ctime cannot be set
 // back by a user, so rewriting values in place and restoring the mtime still

@@ -378,6 +378,37 @@ TEST(FeatureStoreBadInput, ModifiedValuesFailVerification) {
   EXPECT_TRUE(ReadStoreInfo(p, /*check_hash=*/false).ok());
 }
 
+// A NaN in a feature set the caller does not read, behind a recomputed hash (someone else's writer, an edit):
+// `plan` reads only the smallest set, so it passed `plan` and failed every job of `run` (session 17's audit).
+// Verification validates every value of every set, and does not remember a store that fails.
+TEST(FeatureStoreVerify, NonFiniteValueInASetNotReadFailsVerification) {
+  TestDir dir;
+  std::string p = dir.File("nan.h5");
+  Corpus c = SmallCorpus(6);
+  FeatureSet b;
+  b.name = "b";
+  b.modality = "text";
+  b.dim = 1;
+  b.values.assign(6, 0.5f);
+  c.features.push_back(b);
+  ASSERT_TRUE(WriteFeatureStore(p, c).ok());
+  Corpus bad = c;
+  bad.features[0].values[4] = std::nanf("");
+  const std::string hash = bad.ContentHash();
+  Edit(p, [&](hid_t f) {
+    hid_t d = H5Dopen2(f, "features/a/values", H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, bad.features[0].values.data());
+    H5Dclose(d);
+    SetStringAttr(f, "content_hash", hash.c_str());
+  });
+  StoreReadOptions only_b;
+  only_b.feature_sets = {"b"};
+  const int64_t n0 = StoreVerifyRecomputations();
+  ExpectBad(ReadFeatureStore(p, only_b), StatusCode::kInvalidArgument, p, "feature set 'a' has a non-finite value");
+  ExpectBad(ReadFeatureStore(p, only_b), StatusCode::kInvalidArgument, p, "feature set 'a' has a non-finite value");
+  EXPECT_EQ(StoreVerifyRecomputations(), n0 + 2) << "a store that failed must not be remembered as verified";
+}
+
 TEST(FeatureStoreVerify, RememberedUntilTheFileChangesEvenWithItsMtimeRestored) {
   TestDir dir;
   std::string p = dir.File("v.h5");
