@@ -168,6 +168,14 @@ Status DataSplitRun(const po::variables_map& vm) {
   spec.test_fraction = vm["test-fraction"].as<double>();
   spec.seed = vm["seed"].as<uint64_t>();
   spec.allow_speaker_overlap = vm.count("allow-speaker-overlap") > 0;
+  if (!vm.count("from")) {  // an option of another method was ignored without a word (--test-fraction with loso)
+    for (const auto& [option, method] : {std::pair<const char*, const char*>{"test-fraction", "stratified"},
+                                         {"k", "speaker_kfold"},
+                                         {"group-by", "loso"}})
+      if (!vm[option].defaulted() && spec.method != method)
+        return Status::InvalidArgument(std::string("--") + option + " applies to --method " + method + " only (this is " +
+                                       spec.method + ")");
+  }
   ES_ASSIGN_OR_RETURN(data::Corpus corpus, data::ReadFeatureStore(path));
   Result<data::SplitSet> made = Status::Internal("no split made");
   if (vm.count("from")) {

@@ -206,6 +206,19 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
   ES_ASSIGN_OR_RETURN(p.name, root.String("name", true));
   ES_ASSIGN_OR_RETURN(p.description, root.String("description", false));
   ES_ASSIGN_OR_RETURN(p.vars, EffectiveVars(doc, options, p.dir));
+  {  // --var TYPO=... set a variable nothing reads, without a word
+    std::function<bool(const nlohmann::json&, const std::string&)> uses = [&](const nlohmann::json& j,
+                                                                               const std::string& ref) {
+      if (j.is_string()) return j.get_ref<const std::string&>().find(ref) != std::string::npos;
+      if (j.is_structured())
+        for (const auto& v : j)
+          if (uses(v, ref)) return true;
+      return false;
+    };
+    for (const auto& [name, value] : options.vars)
+      if (!uses(doc.value, "${" + name + "}"))
+        p.warnings.push_back("--var " + name + ": the protocol uses no ${" + name + "} (misspelt?)");
+  }
   p.max_jobs = options.max_jobs;
   ES_ASSIGN_OR_RETURN(Defaults defaults, ParseDefaults(doc));
   ES_RETURN_IF_ERROR(ParseCorpora(doc, defaults.split_seed, &p));

@@ -325,6 +325,12 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
         ES_ASSIGN_OR_RETURN(s.adapt, models::ValidateAdaptConfig(s.adapt, doc.Where("/adapt")));
       }
     }
+    if (s.kind == "finetune" && s.init_from.empty())  // it would train from scratch, as a supervised job
+      return Status::InvalidArgument(doc.Where("/kind") + ": kind 'finetune' needs 'init_from' (the job id of the "
+                                     "model to start from)");
+    if (!s.oracle_eval.empty() && s.selection != "oracle")  // it would be ignored
+      return Status::InvalidArgument(doc.Where("/oracle_eval") + ": 'oracle_eval' applies to selection = \"oracle\" "
+                                     "only (this job selects by '" + s.selection + "')");
     if (s.kind == "adapt" && s.adapt.empty())  // it would train as a supervised job without a word
       return Status::InvalidArgument(doc.Where("/kind") +
                                      ": kind 'adapt' needs an [adapt] table naming its variant (docs/trainer.md)");

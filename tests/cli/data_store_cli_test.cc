@@ -243,6 +243,11 @@ TEST_F(DataStoreCli, BadUsageExitsTwo) {
   }
   EXPECT_EQ(Run("data synth --out " + P("y") + " --noise nan").code, 2);
   EXPECT_FALSE(fs::exists(P("y")));
+  // An option of another method was ignored without a word (session 17's audit).
+  Ran other = Run("data split " + P("stores/synth_a.h5") + " --method loso --test-fraction 0.2 --out " + P("k.json"));
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.err.find("--test-fraction applies to --method stratified only"), std::string::npos) << other.err;
+  EXPECT_EQ(Run("data split " + P("stores/synth_a.h5") + " --method stratified --k 4 --out " + P("k.json")).code, 2);
   EXPECT_FALSE(fs::exists(P("k.json")));
 }
 

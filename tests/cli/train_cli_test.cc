@@ -466,6 +466,13 @@ TEST_F(TrainCliBadInput, RepeatedLabelAdaptWithoutAdaptAndSplitWithTrainNameThei
   ExpectBad(typed, {"bad.toml line 5: 'audio' must name a feature set (a string), got 5"});
 }
 
+TEST_F(TrainCliBadInput, FinetuneWithoutInitFromAndIgnoredOracleEvalNameTheirLines) {
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "kind = \"finetune\"\n"),
+            {"bad.toml line 1: kind 'finetune' needs 'init_from'"});
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "oracle_eval = \"test\"\n"),
+            {"bad.toml line 1: 'oracle_eval' applies to selection = \"oracle\" only"});
+}
+
 TEST_F(TrainCliBadInput, IntegerBeyond32BitsNamesItsLine) {
   // 4294967297 was cut to 1 (one epoch trained), 2147483648 to a negative count (none, exit 0).
   for (const char* v : {"2147483648", "4294967297", "9223372036854775807"}) {

@@ -303,6 +303,17 @@ TEST(Grammar, GridSelectionIsCheckedAgainstTheExperiments) {
   EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", Proto("", two + "rows = [\"experiment\", \"model\"]\n"))).ok());
 }
 
+TEST(Grammar, VarThatNothingUsesIsWarnedAbout) {
+  TestDir dir;
+  LoadOptions o;
+  o.vars["STOER_DIR"] = "/x";  // a typo of a variable the protocol does not use
+  auto p = LoadProtocol(dir.Write("p.toml", Proto()), o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  bool warned = false;
+  for (const auto& w : p->warnings) warned |= w.find("--var STOER_DIR: the protocol uses no ${STOER_DIR}") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
 TEST(Grammar, UndefinedVariableNamesLine) {
   TestDir dir;
   std::string text = Proto();
