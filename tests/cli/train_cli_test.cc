@@ -473,6 +473,13 @@ TEST_F(TrainCliBadInput, FinetuneWithoutInitFromAndIgnoredOracleEvalNameTheirLin
             {"bad.toml line 1: 'oracle_eval' applies to selection = \"oracle\" only"});
 }
 
+TEST_F(TrainCliBadInput, ModelReadingAModalityWithoutFeaturesNamesItsLine) {
+  std::string job = Job(kStoresData, "epochs = 2", "unimodal_mlp");
+  job.replace(job.find("text = \"synth_text\"\n"), 20, "");
+  job.replace(job.find("name = \"unimodal_mlp\""), 21, "name = \"unimodal_mlp\"\nmodality = \"text\"");
+  ExpectBad(job, {"bad.toml line 15: model 'unimodal_mlp' reads modality 'text', but [features] gives only audio"});
+}
+
 TEST_F(TrainCliBadInput, IntegerBeyond32BitsNamesItsLine) {
   // 4294967297 was cut to 1 (one epoch trained), 2147483648 to a negative count (none, exit 0).
   for (const char* v : {"2147483648", "4294967297", "9223372036854775807"}) {
