@@ -261,6 +261,13 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
   const fs::path base = fs::absolute(fs::path(path)).parent_path();
   JobSpec s;
   try {
+    for (const char* key : {"kind", "selection", "oracle_eval", "init_from", "label_set"})
+      if (j.contains(key) && !j[key].is_string())
+        return Status::InvalidArgument(doc.Where(std::string("/") + key) + ": '" + key + "' must be a string, got " +
+                                       j[key].dump());
+    if (j.contains("keep_checkpoint") && !j["keep_checkpoint"].is_boolean())
+      return Status::InvalidArgument(doc.Where("/keep_checkpoint") + ": 'keep_checkpoint' must be true or false, got " +
+                                     j["keep_checkpoint"].dump());
     s.kind = j.value("kind", "supervised");
     if (s.kind != "supervised" && s.kind != "pretrain" && s.kind != "finetune" && s.kind != "adapt" &&
         s.kind != "eval")  // any other word would silently train as supervised
@@ -275,13 +282,6 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
     s.keep_checkpoint = j.value("keep_checkpoint", false);
     if (j.contains("labels") == j.contains("label_set"))
       return Status::InvalidArgument(doc.path + ": give exactly one of 'labels' (a list) or 'label_set' (a name)");
-    for (const char* key : {"selection", "oracle_eval", "init_from", "label_set"})
-      if (j.contains(key) && !j[key].is_string())
-        return Status::InvalidArgument(doc.Where(std::string("/") + key) + ": '" + key + "' must be a string, got " +
-                                       j[key].dump());
-    if (j.contains("keep_checkpoint") && !j["keep_checkpoint"].is_boolean())
-      return Status::InvalidArgument(doc.Where("/keep_checkpoint") + ": 'keep_checkpoint' must be true or false, got " +
-                                     j["keep_checkpoint"].dump());
     if (j.contains("labels")) {
       const auto& l = j["labels"];
       if (!l.is_array() || l.empty() || !std::all_of(l.begin(), l.end(), [](const auto& e) { return e.is_string(); }))

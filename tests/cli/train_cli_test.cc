@@ -464,6 +464,10 @@ TEST_F(TrainCliBadInput, RepeatedLabelAdaptWithoutAdaptAndSplitWithTrainNameThei
   std::string typed = Job(kStoresData, "epochs = 2");
   typed.replace(typed.find("audio = \"synth_audio\""), 21, "audio = 5");
   ExpectBad(typed, {"bad.toml line 5: 'audio' must name a feature set (a string), got 5"});
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "keep_checkpoint = \"yes\"\n"),
+            {"bad.toml line 1: 'keep_checkpoint' must be true or false, got \"yes\""});
+  ExpectBad(Job(kStoresData, "epochs = 2", "concat_mlp", "selection = 5\n"),
+            {"bad.toml line 1: 'selection' must be a string, got 5"});
 }
 
 TEST_F(TrainCliBadInput, FinetuneWithoutInitFromAndIgnoredOracleEvalNameTheirLines) {
