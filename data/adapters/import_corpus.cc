@@ -79,7 +79,9 @@ Result<std::vector<std::string>> ParseImportFeatures(const std::string& text) {
       for (const auto& k : known) list += ", " + k;
       return Status::InvalidArgument("unknown feature set '" + name + "' (known: " + list + ")");
     }
-    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    if (std::find(out.begin(), out.end(), name) != out.end())  // was merged without a word
+      return Status::InvalidArgument("--features: feature set '" + name + "' is listed twice");
+    out.push_back(name);
   }
   if (out.empty()) return Status::InvalidArgument("--features is empty");
   return out;

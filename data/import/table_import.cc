@@ -178,6 +178,9 @@ Status FromCsv(const FeatureSource& src, const std::string& id_column, const Row
       while (b < e && *b == ' ') ++b;
       if (b < e && *b == '+') ++b;
       auto [ptr, ec] = std::from_chars(b, e, out[k]);
+      if (ec == std::errc::result_out_of_range && ptr == e)  // 1e50: a number, but not a float32
+        return Status::InvalidArgument(src.path + ": line " + std::to_string(r.line()) + ", column '" + h[cols[k]] +
+                                       "': '" + s + "' is out of the float32 range");
       if (ec != std::errc() || ptr != e)
         return Status::InvalidArgument(src.path + ": line " + std::to_string(r.line()) + ", column '" + h[cols[k]] +
                                        "': '" + s + "' is not a number");

@@ -329,9 +329,13 @@ TEST(AdapterImport, UnknownFeatureSet) {
   auto r = ParseImportFeatures("logmel64_stats,nosuch");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("nosuch"), std::string::npos);
-  auto ok = ParseImportFeatures("tfidf,logmel64_stats,tfidf");
+  auto ok = ParseImportFeatures("tfidf,logmel64_stats");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(*ok, (std::vector<std::string>{"tfidf", "logmel64_stats"}));
+  auto twice = ParseImportFeatures("tfidf,logmel64_stats,tfidf");  // was merged without a word
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("feature set 'tfidf' is listed twice"), std::string::npos)
+      << twice.status().message();
 }
 
 }  // namespace

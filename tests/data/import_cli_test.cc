@@ -353,6 +353,11 @@ TEST(ImportCliBad, FeatureCsvWithANonNumericValue) {
   WriteBytes(t.dir + "/f.csv", "name,a,b\nu1,1,2\nu2,3,x4\nu3,5,6\nu4,7,8\n");
   CliRun r = Emosweep("--metadata " + t.meta + " --features f=audio:" + t.dir + "/f.csv --corpus c --out " + t.dir + "/o.h5");
   ExpectBadInput(r, t.dir, {"audio.npy", "f.csv", "meta.csv"}, {t.dir + "/f.csv: line 3, column 'b': 'x4' is not a number"});
+  WriteBytes(t.dir + "/f.csv", "name,a,b\nu1,1,2\nu2,3,1e50\nu3,5,6\nu4,7,8\n");  // a number, not a float32
+  CliRun big = Emosweep("--metadata " + t.meta + " --features f=audio:" + t.dir + "/f.csv --corpus c --out " + t.dir +
+                        "/o.h5");
+  ExpectBadInput(big, t.dir, {"audio.npy", "f.csv", "meta.csv"},
+                 {t.dir + "/f.csv: line 3, column 'b': '1e50' is out of the float32 range"});
 }
 
 TEST(ImportCliBad, CorruptNpz) {
