@@ -139,7 +139,10 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
   {
     std::error_code ec;
     auto abs = std::filesystem::absolute(path, ec);
-    l->base_dir_ = ec ? std::filesystem::path(path).parent_path().string() : abs.parent_path().string();
+    // Normalised: "../proj/l.db" from elsewhere/ must give .../proj, not .../elsewhere/../proj, whose
+    // lexically_relative answers are wrong (StoredCheckpointPath).
+    l->base_dir_ = ec ? std::filesystem::path(path).parent_path().lexically_normal().string()
+                      : abs.lexically_normal().parent_path().string();
   }
   // A file that is not a ledger (truncated, foreign) fails below, possibly after SQLite made its -wal and
   // -shm beside it: those are removed again when this call made them and the -wal is empty.

@@ -108,7 +108,10 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
           "UPDATE jobs SET status = 'done', error = NULL, owner = NULL, finished_at = ?, selected_epoch = ?, "
           "checkpoint = ?, info_json = ? WHERE id = ?", Stmt::kKeep);
   ES_RETURN_IF_ERROR(up.status());
-  up.Bind(1, now).Bind(2, result.selected_epoch).Bind(3, result.checkpoint).Bind(4, result.info.dump()).Bind(5, id);
+  // Relative to the ledger's directory (absolute when elsewhere), not to this process's working directory:
+  // a sweep resumed from another directory, or a project moved whole, finds its models (ledger.md, "Checkpoints").
+  up.Bind(1, now).Bind(2, result.selected_epoch).Bind(3, StoredCheckpointPath(result.checkpoint));
+  up.Bind(4, result.info.dump()).Bind(5, id);
   ES_RETURN_IF_ERROR(up.Run());
   ES_RETURN_IF_ERROR(tx.Commit());
   return true;

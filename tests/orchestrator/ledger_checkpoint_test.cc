@@ -64,6 +64,29 @@ TEST(Ledger, CheckpointPathsResolveAgainstTheLedgerFromAnyWorkingDirectory) {
   EXPECT_EQ((*l->GetJob(other.spec.id))->checkpoint, (root / "elsewhere" / "m.ckpt").string());
 }
 
+// Session 17's resume audit: the first run started from another directory than the ledger's stored the
+// trainer's cwd-relative path ("proj/l.db.work/..."), so a resume from the ledger's own directory, or after
+// moving the project, did not find the models and re-ran 8 of 9 finished jobs.
+TEST(Ledger, CheckpointRecordedFromAnotherDirectoryIsStoredRelativeToTheLedger) {
+  CwdGuard guard;
+  const std::filesystem::path root = TestDir();
+  std::filesystem::create_directories(root / "proj" / "l.db.work" / "j");
+  std::ofstream(root / "proj" / "l.db.work" / "j" / "model.ckpt") << "x";
+  auto job = MakeJob("e", "m", "c", 1);
+  {
+    std::filesystem::current_path(root);  // `run --ledger proj/l.db` from the parent
+    auto l = OpenOk("proj/l.db");
+    CompleteWithCheckpoint(l.get(), job, "proj/l.db.work/j/model.ckpt");
+    EXPECT_EQ((*l->GetJob(job.spec.id))->checkpoint, "l.db.work/j/model.ckpt");
+  }
+  std::filesystem::rename(root / "proj", root / "moved");  // the project moved whole
+  std::filesystem::current_path(root / "moved");
+  auto l = OpenOk("l.db");
+  auto c = l->CheckpointOf(job.spec.id);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(std::filesystem::exists(*c)) << *c;
+}
+
 TEST(Ledger, OldLedgersWithWorkingDirectoryRelativeCheckpointsStayReadable) {
   CwdGuard guard;
   const std::filesystem::path root = TestDir();
