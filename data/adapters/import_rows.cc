@@ -235,14 +235,22 @@ Status ExtractRows(const ImportCorpusOptions& o, const ExtractPlan& plan, Corpus
   if (o.progress && todo_total > 0) progress = std::make_unique<Progress>("extract " + corpus->name, todo_total);
 
   // One chunk when nothing can interrupt; otherwise chunks sized to take ~1 s,
-  // so a stop request is honoured quickly without starving the threads.
+  // so a stop request is honoured quickly without starving the threads. A chunk
+  // counts the rows it extracts: rows reused from an earlier store or checkpoint
+  // cost next to nothing, and sizing by them grew a resumed import's chunks to
+  // thousands of rows to extract (10 s and more between checkpoints and before a
+  // stop was honoured; a resume killed every few seconds made no progress).
   const bool chunked = o.stop != nullptr || o.checkpoint_seconds > 0;
   int64_t chunk = chunked ? std::max<int64_t>(8, 4 * int64_t(std::max(1, plan.audio.num_threads))) : n;
+  std::vector<char> to_extract(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i)
+    for (const auto& g : groups) to_extract[static_cast<size_t>(i)] |= g.reuse[static_cast<size_t>(i)].first == nullptr;
   auto last_ckpt = Clock::now();
   int64_t done = 0;
   while (done < n) {
     if (o.stop && o.stop->load()) break;
-    const int64_t end = std::min(n, done + chunk);
+    int64_t end = done, extracting = 0;
+    while (end < n && extracting < chunk) extracting += to_extract[static_cast<size_t>(end++)];
     const auto t0 = Clock::now();
     for (auto& g : groups) ES_RETURN_IF_ERROR(ExtractChunk(plan, done, end, corpus, &g, report, progress.get()));
     for (int64_t i = done; i < end; ++i) {
@@ -253,7 +261,7 @@ Status ExtractRows(const ImportCorpusOptions& o, const ExtractPlan& plan, Corpus
     done = end;
     LOG_DEBUG << o.out << ": " << done << " of " << n << " utterances done";
     const double took = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (took < 0.5 && chunk < 4096) chunk *= 2;
+    if (extracting > 0 && took < 0.5 && chunk < 4096) chunk *= 2;  // a reused-only chunk says nothing
     else if (took > 2.0 && chunk > 1) chunk /= 2;
     if (o.checkpoint_seconds > 0 && done < n &&
         std::chrono::duration<double>(Clock::now() - last_ckpt).count() >= o.checkpoint_seconds) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -43,10 +44,12 @@ class StringExtractor : public ImportExtractor {
       fs.values.insert(fs.values.end(), row, row + dim_);
     }
     inputs_ += int64_t(inputs.size());
+    call_sizes_.push_back(int64_t(inputs.size()));
     if (++calls_ == stop_after && stop) stop->store(true);
     return fs;
   }
   int64_t inputs_ = 0;
+  std::vector<int64_t> call_sizes_;
   int calls_ = 0;
   int stop_after = -1;
   std::atomic<bool>* stop = nullptr;
@@ -128,6 +131,38 @@ TEST_F(ResumeTest, StopRequestCheckpointsAndTheRerunResumesToTheSameContent) {
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->extracted, n);
   EXPECT_EQ(resumed->content_hash, full->content_hash);
+}
+
+// A chunk counts the rows it extracts (helper-48): sized by rows, the reused rows of a resumed import (each
+// next to free) doubled the chunk until its first extracting chunk held thousands of rows, 10 s and more
+// between checkpoints and before a stop was honoured. Now the resumed run's first extraction is one chunk's
+// worth, as a fresh run's.
+TEST_F(ResumeTest, ReusedRowsDoNotGrowAResumedImportsChunks) {
+  Tree(60);
+  std::atomic<bool> stop{false};
+  StringExtractor a(true, 1);
+  a.stop = &stop;
+  a.stop_after = 1;  // stop after the first chunk
+  auto o = Options();
+  o.features = {"window_stats"};
+  o.extractors = {&a};
+  o.stop = &stop;
+  ASSERT_FALSE(ImportCorpus(o).ok());
+  ASSERT_EQ(a.call_sizes_.size(), 1u);
+  const int64_t first_chunk = a.call_sizes_[0];
+  ASSERT_LT(first_chunk, 30);
+
+  std::atomic<bool> never{false};
+  StringExtractor b(true, 1);
+  auto o2 = Options();
+  o2.features = {"window_stats"};
+  o2.extractors = {&b};
+  o2.stop = &never;  // chunked, as a run that can be stopped is
+  auto resumed = ImportCorpus(o2);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->reused, first_chunk);
+  ASSERT_FALSE(b.call_sizes_.empty());
+  EXPECT_EQ(b.call_sizes_[0], first_chunk) << "the resumed run's first chunk grew while it walked the reused rows";
 }
 
 TEST_F(ResumeTest, StopBeforeAnyRowKeepsNothing) {
