@@ -17,9 +17,12 @@ namespace emosweep::worker::packed {
 Status PackedTrainer::MaybeResume(Member& m) {
   const std::string& path = m.state_path;
   if (path.empty() || !FileExists(path)) return Status::Ok();
-  ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
+  Result<Checkpoint> read = ReadCheckpoint(path);
+  Status usable = read.ok() ? CheckJobStateMeta(read->meta, m.cfg.epochs, path) : read.status();
+  if (!usable.ok())  // every later run would fail the same way: say how to get past it
+    return Status(usable.code(), usable.message() + " (the job's saved state: delete it to start the job over)");
+  Checkpoint c = std::move(read).value();
   const auto& meta = c.meta;
-  ES_RETURN_IF_ERROR(CheckJobStateMeta(meta, m.cfg.epochs, path));
   if (meta["job_id"].get<std::string>() != m.id)
     return Status::Corruption(path + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));

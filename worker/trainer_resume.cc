@@ -54,9 +54,12 @@ Status Trainer::WriteState(int next_epoch) {
 
 Status Trainer::MaybeResume() {
   if (state_path_.empty() || !FileExists(state_path_)) return Status::Ok();
-  ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(state_path_));
+  Result<Checkpoint> read = ReadCheckpoint(state_path_);
+  Status usable = read.ok() ? CheckJobStateMeta(read->meta, cfg_.epochs, state_path_) : read.status();
+  if (!usable.ok())  // every later run would fail the same way: say how to get past it
+    return Status(usable.code(), usable.message() + " (the job's saved state: delete it to start the job over)");
+  Checkpoint c = std::move(read).value();
   const auto& meta = c.meta;
-  ES_RETURN_IF_ERROR(CheckJobStateMeta(meta, cfg_.epochs, state_path_));
   if (meta["job_id"].get<std::string>() != id_)
     return Status::Corruption(state_path_ + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.root, "", /*strict=*/true, state_path_));

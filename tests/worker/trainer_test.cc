@@ -200,6 +200,7 @@ TEST_F(TrainerTest, EditedStateHeaderIsRefusedNamingTheField) {
     EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
     EXPECT_NE(r.status().message().find(state), std::string::npos) << r.status().message();
     EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("delete it to start the job over"), std::string::npos) << r.status().message();
   };
   edited([](nlohmann::json& m) { m["next_epoch"] = -5; }, "'next_epoch' = -5 is outside 0..5");
   edited([](nlohmann::json& m) { m["next_epoch"] = 6; }, "'next_epoch' = 6 is outside 0..5");
