@@ -160,18 +160,25 @@ Status LedgerStatusRun(const po::variables_map& vm) {
     size_t from = sweeps.size() > 10 ? sweeps.size() - 10 : 0;
     for (size_t i = from; i < sweeps.size(); ++i) {
       const auto& s = sweeps[i];
-      std::printf("  #%-4lld %-24s %-11s %4lld jobs  host %s pid %lld\n", static_cast<long long>(s["id"]),
+      // A sweep still 'running' whose process on this host is gone (kill -9, a crash): marked interrupted by
+      // the next `run` only, so say it here.
+      const bool gone = s["status"] == "running" &&
+                        orchestrator::OwnerIsDeadHere(s["host"].get<std::string>() + ":" + std::to_string(s["pid"].get<int64_t>()));
+      std::printf("  #%-4lld %-24s %-11s %4lld jobs  host %s pid %lld%s\n", static_cast<long long>(s["id"]),
                   s["protocol"].get<std::string>().c_str(), s["status"].get<std::string>().c_str(),
                   static_cast<long long>(s["jobs"]), s["host"].get<std::string>().c_str(),
-                  static_cast<long long>(s["pid"]));
+                  static_cast<long long>(s["pid"]), gone ? "  (process gone: the next run marks it interrupted)" : "");
     }
   }
   if (!running["rows"].empty()) {
     std::printf("\nrunning:\n");
     for (const auto& r : running["rows"])
-      std::printf("  %.12s %-10s [%s] owner %s, heartbeat %.0fs ago\n", r[0].get<std::string>().c_str(),
+      std::printf("  %.12s %-10s [%s] owner %s, heartbeat %.0fs ago%s\n", r[0].get<std::string>().c_str(),
                   r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(),
-                  r[2].is_string() ? r[2].get<std::string>().c_str() : "?", r[4].is_number() ? r[4].get<double>() : -1.0);
+                  r[2].is_string() ? r[2].get<std::string>().c_str() : "?", r[4].is_number() ? r[4].get<double>() : -1.0,
+                  r[2].is_string() && orchestrator::OwnerIsDeadHere(r[2].get<std::string>())
+                      ? " (owner process gone: the next run takes it over)"
+                      : "");
   }
   if (!failures["rows"].empty()) {
     std::printf("\nfailed / blocked:\n");

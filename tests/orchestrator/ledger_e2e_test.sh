@@ -125,6 +125,10 @@ done
 kill -9 $pid; wait $pid 2> /dev/null || true
 victim=$(sqlite3 "$W/k.db" "SELECT id FROM jobs WHERE status = 'running'")
 [ "$(sqlite3 "$W/k.db" "SELECT status FROM sweeps")" = running ] || fail "expected the killed sweep still 'running'"
+# ledger status says the process is gone (before, it showed a live-looking sweep until the next run).
+"$BIN" ledger status --ledger "$W/k.db" > "$W/k.status"
+grep -q "(process gone: the next run marks it interrupted)" "$W/k.status" || fail "status of a killed sweep: $(cat "$W/k.status")"
+grep -q "(owner process gone" "$W/k.status" || fail "status of the killed sweep's running job: $(cat "$W/k.status")"
 # --max-attempts 1: the kill must not have used the job's only attempt.
 "$BIN" run "$W/slow.toml" --ledger "$W/k.db" --threads 1 --max-attempts 1 --log-level warn > /dev/null 2>&1 &
 rpid=$!
