@@ -174,6 +174,16 @@ Status ResolveModelFile(const std::string& name, const std::string& base_dir, co
   return Status::Ok();
 }
 
+std::vector<std::string> ModelReadsModalities(const std::string& name, const nlohmann::json& config) {
+  std::vector<std::string> out;
+  if (const ModelInfo* info = FindModelInfo(name))
+    for (const auto& m : info->modalities)
+      if (m != "any") out.push_back(m);
+  if (config.is_object() && config.contains("modality") && config["modality"].is_string())
+    out.push_back(config["modality"].get<std::string>());
+  return out;
+}
+
 const ModelInfo* FindModelInfo(const std::string& name) {
   for (const auto& i : ModelInfos())
     if (i.name == name) return &i;

@@ -23,6 +23,10 @@ struct ModelInfo {
 
 const std::vector<ModelInfo>& ModelInfos();
 const ModelInfo* FindModelInfo(const std::string& name);
+// The input modalities a model reads under its effective config: the model's required ones ("any" requires
+// none) and its 'modality' key where it has one (unimodal_mlp). JOB.toml and protocols check them against
+// the declared features.
+std::vector<std::string> ModelReadsModalities(const std::string& name, const nlohmann::json& config);
 
 // Models that read a file (`torchscript`, docs/models.md): resolves config "file" against
 // `base_dir` (the protocol's or JOB.toml's directory) to an absolute normalised path, checks it

@@ -53,6 +53,21 @@ Result<double> MetricValue(const Stmt& st, int col, const std::string& ledger, s
                             ", not a finite number (the ledger was edited or is damaged)");
 }
 
+// The metric rows of `ids` (and `suffix`'s filter) as a map, every value checked (MetricValue).
+Result<Ledger::MetricMap> MetricsWhere(Db* db, const std::vector<std::string>& ids, const std::string& suffix) {
+  Ledger::MetricMap out;
+  Status bad;
+  ES_RETURN_IF_ERROR(ForChunks(db, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,
+                               [&](Stmt& st) {
+                                 Result<double> v = MetricValue(st, 3, db->path(), st.TextView(0), st.TextView(1),
+                                                                st.TextView(2));
+                                 if (!v.ok() && bad.ok()) bad = v.status();
+                                 AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = v.ok() ? *v : 0.0;
+                               }));
+  ES_RETURN_IF_ERROR(bad);
+  return out;
+}
+
 }  // namespace
 
 Status Ledger::ForEachMetric(const std::vector<std::string_view>& ids, const std::vector<std::string>& evals,
@@ -160,17 +175,7 @@ std::string Ledger::MetricRowsSql(const std::string& evals, const std::string& n
 
 Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> lock(mu_);
-  MetricMap out;
-  Status bad;
-  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", "",
-                               [&](Stmt& st) {
-                                 Result<double> v = MetricValue(st, 3, db_.path(), st.TextView(0), st.TextView(1),
-                                                                st.TextView(2));
-                                 if (!v.ok() && bad.ok()) bad = v.status();
-                                 AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = v.ok() ? *v : 0.0;
-                               }));
-  ES_RETURN_IF_ERROR(bad);
-  return out;
+  return MetricsWhere(&db_, ids, "");
 }
 
 Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, const std::vector<std::string>& evals,
@@ -179,17 +184,7 @@ Result<Ledger::MetricMap> Ledger::Metrics(const std::vector<std::string>& ids, c
   // "+": rows found by job_id alone (one seek a job), then filtered (a seek per (eval, name) is slower).
   const std::string suffix = " AND +eval IN " + SqlList(evals) + " AND +name IN " + SqlList(names);
   std::lock_guard<std::mutex> lock(mu_);
-  MetricMap out;
-  Status bad;
-  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, eval, name, value FROM metrics WHERE job_id", suffix,
-                               [&](Stmt& st) {
-                                 Result<double> v = MetricValue(st, 3, db_.path(), st.TextView(0), st.TextView(1),
-                                                                st.TextView(2));
-                                 if (!v.ok() && bad.ok()) bad = v.status();
-                                 AtEnd(&out, st.Text(0))[st.Text(1)][st.Text(2)] = v.ok() ? *v : 0.0;
-                               }));
-  ES_RETURN_IF_ERROR(bad);
-  return out;
+  return MetricsWhere(&db_, ids, suffix);
 }
 
 Result<std::map<std::string, std::map<std::string, nlohmann::json>>> Ledger::EvalDetails(

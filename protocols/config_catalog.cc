@@ -45,17 +45,15 @@ bool IsKnownModel(const std::string& name) {
 }
 
 std::vector<std::string> ModelModalities(const std::string& name, const nlohmann::json& config) {
-  std::vector<std::string> out;
 #if EMOSWEEP_HAVE_MODELS_CONFIG
-  if (const auto* info = models::FindModelInfo(name))
-    for (const auto& m : info->modalities)
-      if (m != "any") out.push_back(m);
+  return models::ModelReadsModalities(name, config);
 #else
   (void)name;
-#endif
+  std::vector<std::string> out;  // without the model table only the 'modality' key is known
   if (config.is_object() && config.contains("modality") && config["modality"].is_string())
     out.push_back(config["modality"].get<std::string>());
   return out;
+#endif
 }
 
 Result<nlohmann::json> EffectiveModelConfig(const std::string& name, const nlohmann::json& given,

@@ -311,13 +311,7 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
     if (!j.contains("model")) return Status::InvalidArgument(doc.path + ": [model] with a 'name' is required");
     ES_ASSIGN_OR_RETURN(s.model, EffectiveModel(j["model"], doc));
     {  // the modalities the model reads ([model] modality, or the model's own), against [features]
-      std::vector<std::string> reads;
-      if (const auto* info = models::FindModelInfo(s.model["name"].get<std::string>()))
-        for (const auto& m : info->modalities)
-          if (m != "any") reads.push_back(m);
-      if (s.model.contains("modality") && s.model["modality"].is_string())
-        reads.push_back(s.model["modality"].get<std::string>());
-      for (const auto& m : reads)
+      for (const auto& m : models::ModelReadsModalities(s.model["name"].get<std::string>(), s.model))
         if (!s.features.count(m)) {
           std::string given;
           for (const auto& [k, v] : s.features) given += (given.empty() ? "" : ", ") + k;
