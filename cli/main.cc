@@ -145,6 +145,18 @@ int main(int argc, char** argv) {
     }
   }
 
+  // An output file in a missing or unwritable directory is bad input, found before the work is done (a sweep's
+  // --status-file used to fail only at its end, with a warning). `data synth --out` is a directory it creates.
+  for (const char* name : {"out", "status-file"}) {
+    if (!vm.count(name) || (std::string(name) == "out" && std::string(cmd->path) == "data synth")) continue;
+    const auto* path = boost::any_cast<std::string>(&vm[name].value());
+    if (!path) continue;
+    if (auto st = emosweep::CheckOutputFile(*path); !st.ok()) {
+      std::cerr << "emosweep " << cmd->path << ": --" << name << " " << st.message() << "\n";
+      return kExitUsage;
+    }
+  }
+
   emosweep::LogLevel level;
   if (!emosweep::ParseLogLevel(vm["log-level"].as<std::string>(), &level)) {
     std::cerr << "emosweep: --log-level must be debug, info, warn, error or quiet\n";

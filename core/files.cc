@@ -2,6 +2,7 @@
 #include "core/cache_dir.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,10 +20,53 @@ namespace {
 std::atomic<unsigned> g_counter{0};
 
 std::string ErrnoText() { return std::strerror(errno); }
+
+// This host's name as it appears in temporary names (no '/', never empty).
+const std::string& HostTag() {
+  static const std::string tag = [] {
+    char buf[256] = {0};
+    std::string h = ::gethostname(buf, sizeof buf - 1) == 0 && buf[0] ? buf : "localhost";
+    for (char& c : h)
+      if (c == '/') c = '_';
+    return h;
+  }();
+  return tag;
+}
+
+bool AllDigits(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
 }  // namespace
 
+void RemoveStaleTemporaries(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  const fs::path p(final_path);
+  const std::string prefix = p.filename().string() + ".tmp-" + HostTag() + "-";
+  std::error_code ec;
+  fs::directory_iterator it(p.parent_path().empty() ? fs::path(".") : p.parent_path(), ec);
+  if (ec) return;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return;
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "<pid>-<n>"
+    const size_t dash = rest.find('-');
+    if (dash == std::string::npos || !AllDigits(rest.substr(0, dash)) || !AllDigits(rest.substr(dash + 1))) continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    // Only a process that no longer exists on this host: a live one (or a reused pid) keeps its file.
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+  }
+}
+
 TempPath::TempPath(std::string final_path) : final_(std::move(final_path)) {
-  tmp_ = final_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+  RemoveStaleTemporaries(final_);
+  tmp_ = final_ + ".tmp-" + HostTag() + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
 }
 
 TempPath::~TempPath() {
@@ -79,6 +123,22 @@ bool SameFile(const std::string& a, const std::string& b) {
 bool FileExists(const std::string& path) {
   std::error_code ec;
   return std::filesystem::exists(path, ec);
+}
+
+Status CheckOutputFile(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return Status::InvalidArgument("an empty output path");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return Status::InvalidArgument(path + ": is a directory, not a file");
+  const fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) return Status::Ok();
+  if (!fs::exists(parent, ec))
+    return Status::InvalidArgument(path + ": directory " + parent.string() + " does not exist");
+  if (!fs::is_directory(parent, ec))
+    return Status::InvalidArgument(path + ": " + parent.string() + " is not a directory");
+  if (::access(parent.c_str(), W_OK | X_OK) != 0)
+    return Status::InvalidArgument(path + ": cannot write in directory " + parent.string() + ": " + ErrnoText());
+  return Status::Ok();
 }
 
 Status MakeDirs(const std::string& dir) {

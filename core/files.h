@@ -1,9 +1,11 @@
 // core/files.h: file helpers that never leave half-written output behind.
 //
-// Every command that writes a file writes "<path>.tmp-<pid>-<n>" first and
-// renames it over <path> only when the content is complete (rename is atomic
-// on POSIX within one file system). A TempPath that is destroyed without
-// Commit() removes its temporary, so an error path leaves nothing behind.
+// Every command that writes a file writes "<path>.tmp-<host>-<pid>-<n>" first
+// and renames it over <path> only when the content is complete (rename is
+// atomic on POSIX within one file system). A TempPath that is destroyed
+// without Commit() removes its temporary, so an error path leaves nothing
+// behind; one left by a killed process (SIGKILL, a crash) is removed by the
+// next TempPath for the same <path> on the same host once that process is gone.
 // Thread-safety: TempPath objects are not shared; names are unique per process.
 #pragma once
 
@@ -37,5 +39,10 @@ bool FileExists(const std::string& path);
 // Whether both paths name one existing file (same device and inode: links and relative spellings too).
 bool SameFile(const std::string& a, const std::string& b);
 Status MakeDirs(const std::string& dir);
+// An output file the user named (--out, --status-file): InvalidArgument (exit 2) naming it when it is a
+// directory or its directory is missing or not writable, so the command fails before any work, not after.
+Status CheckOutputFile(const std::string& path);
+// Removes "<final_path>.tmp-<this host>-<pid>-<n>" files whose process no longer exists (TempPath calls it).
+void RemoveStaleTemporaries(const std::string& final_path);
 
 }  // namespace emosweep

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace emosweep {
@@ -46,6 +47,49 @@ TEST_F(Files, WriteAtomicThenRead) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("a.txt.nope"), std::string::npos);
+}
+
+// A temporary left by a killed process (here: a child that exits without cleaning up) is removed by the next
+// write of the same file on this host; one of a live process, another file's, and a name that only looks
+// similar are kept.
+TEST_F(Files, StaleTemporaryOfAGoneProcessIsRemovedByTheNextWrite) {
+  const std::string p = TmpDir() + "/t.md";
+  std::string own;
+  {
+    TempPath probe(p);
+    own = probe.path();  // "<p>.tmp-<host>-<pid>-<n>"
+  }
+  const std::string host_part = own.substr(0, own.rfind('-', own.rfind('-') - 1) + 1);  // "<p>.tmp-<host>-"
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const std::string dead = host_part + std::to_string(child) + "-3";
+  const std::string live = host_part + "1-0";  // pid 1 exists
+  const std::string other_file = TmpDir() + "/u.md.tmp-" + host_part.substr(p.size() + 5) + std::to_string(child) + "-0";
+  const std::string lookalike = host_part + std::to_string(child) + "-x";
+  for (const auto& f : {dead, live, other_file, lookalike}) std::ofstream(f) << "partial";
+  ASSERT_TRUE(WriteFileAtomic(p, "done").ok());
+  EXPECT_FALSE(FileExists(dead));
+  EXPECT_TRUE(FileExists(live));
+  EXPECT_TRUE(FileExists(other_file));
+  EXPECT_TRUE(FileExists(lookalike));
+  EXPECT_EQ(*ReadFile(p), "done");
+}
+
+TEST_F(Files, OutputFileInAMissingDirectoryIsBadInput) {
+  EXPECT_TRUE(CheckOutputFile(TmpDir() + "/new.csv").ok());
+  EXPECT_TRUE(CheckOutputFile("relative.csv").ok());
+  const Status missing = CheckOutputFile(TmpDir() + "/nodir/x.csv");
+  EXPECT_EQ(missing.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.message().find("directory " + TmpDir() + "/nodir does not exist"), std::string::npos)
+      << missing.message();
+  EXPECT_EQ(CheckOutputFile(TmpDir()).code(), StatusCode::kInvalidArgument);
+  std::ofstream(TmpDir() + "/f") << "x";
+  const Status not_dir = CheckOutputFile(TmpDir() + "/f/x.csv");
+  EXPECT_EQ(not_dir.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(not_dir.message().find("is not a directory"), std::string::npos) << not_dir.message();
 }
 
 }  // namespace

@@ -189,5 +189,18 @@ rc=0; "$BIN" ledger status --ledger "$W/trunc.db" 2> "$W/six.err" > /dev/null ||
 [ ! -e "$W/trunc.db-wal" ] && [ ! -e "$W/trunc.db-shm" ] || fail "a refused truncated ledger left $(ls "$W" | grep trunc)"
 rc=0; "$BIN" ledger query --ledger "$W/ref/ref.db" --kind superv 2> "$W/six.err" > /dev/null || rc=$?
 [ $rc = 2 ] && grep -q "expected supervised, pretrain" "$W/six.err" || fail "query --kind superv: exit $rc, $(cat "$W/six.err")"
-echo "6. --out over an input, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
+# An output file in a missing directory is bad input, found before any work: export, report, run's status file.
+rc=0; "$BIN" ledger export --ledger "$W/ref/ref.db" --out "$W/nodir/x.csv" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] && grep -q "directory $W/nodir does not exist" "$W/six.err" || fail "export --out into a missing directory: exit $rc, $(cat "$W/six.err")"
+rc=0; "$BIN" report "$W/p.toml" --ledger "$W/ref/ref.db" --out "$W/nodir/r.html" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "report --out into a missing directory: exit $rc"
+rc=0; "$BIN" run "$W/p.toml" --ledger "$W/sf.db" --status-file "$W/nodir/s.json" 2> "$W/six.err" > /dev/null || rc=$?
+[ $rc = 2 ] && [ ! -e "$W/sf.db" ] || fail "run --status-file into a missing directory: exit $rc, ledger: $(ls "$W" | grep sf.db)"
+# A temporary left by a kill -9'd writer on this host is removed by the next write of that file.
+sleep 30 & gone=$!; kill -9 $gone; wait $gone 2> /dev/null || true
+stale="$W/r.html.tmp-$(hostname)-$gone-0"
+echo partial > "$stale"
+"$BIN" report "$W/p.toml" --ledger "$W/ref/ref.db" --out "$W/r.html" > /dev/null 2>&1 || fail "report after a stale temporary"
+[ ! -e "$stale" ] && [ -s "$W/r.html" ] || fail "the stale temporary of a gone process is still there: $(ls "$W" | grep r.html)"
+echo "6. --out over an input or into a missing directory, stale temporaries, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
 echo "ledger e2e: ok"
