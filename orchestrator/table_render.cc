@@ -199,8 +199,8 @@ Result<std::string> RenderTable(const TableData& t, const std::string& format) {
 
 Result<std::string> RenderReproduce(const TableData& t, const std::vector<ReproduceLine>& lines,
                                     const std::string& format) {
-  int within = 0, have = 0;
-  for (const auto& l : lines) within += l.within, have += l.have_ours;
+  int within = 0, have = 0, incomplete = 0;
+  for (const auto& l : lines) within += l.within, have += l.have_ours, incomplete += l.have_ours && !l.complete;
   int d = t.spec.decimals;
   std::string tol = Fixed(t.spec.tolerance, d);
   std::ostringstream o;
@@ -209,16 +209,19 @@ Result<std::string> RenderReproduce(const TableData& t, const std::vector<Reprod
     for (const auto& l : lines)
       a.push_back({{"row", l.row}, {"column", l.col}, {"metric", l.metric},
                    {"ours", l.have_ours ? JsonNum(l.ours) : nlohmann::json()}, {"published", l.published},
-                   {"diff", l.have_ours ? JsonNum(l.diff) : nlohmann::json()}, {"within", l.within}});
+                   {"diff", l.have_ours ? JsonNum(l.diff) : nlohmann::json()}, {"n", l.n}, {"planned", l.planned},
+                   {"complete", l.complete}, {"within", l.within}});
     return nlohmann::json{{"table", t.spec.name}, {"tolerance", t.spec.tolerance}, {"cells", a},
-                          {"within", within}, {"compared", have}, {"published", lines.size()}}
+                          {"within", within}, {"compared", have}, {"incomplete", incomplete},
+                          {"published", lines.size()}}
                .dump(2) + "\n";
   }
   if (format == "csv") {
-    o << "row,column,metric,ours,published,diff,within\n";
+    o << "row,column,metric,ours,published,diff,n,planned,within\n";
     for (const auto& l : lines)
       o << CsvField(l.row) << "," << CsvField(l.col) << "," << l.metric << "," << (l.have_ours ? Num(l.ours) : "")
-        << "," << Num(l.published) << "," << (l.have_ours ? Num(l.diff) : "") << "," << (l.within ? 1 : 0) << "\n";
+        << "," << Num(l.published) << "," << (l.have_ours ? Num(l.diff) : "") << "," << l.n << "," << l.planned << ","
+        << (l.within ? 1 : 0) << "\n";
     return o.str();
   }
   if (format != "markdown" && format != "md" && format != "latex" && format != "tex")
@@ -228,11 +231,14 @@ Result<std::string> RenderReproduce(const TableData& t, const std::vector<Reprod
     << " |\n|---|---|---|---:|---:|---:|---|\n";
   for (const auto& l : lines)
     o << "| " << l.row << " | " << l.col << " | " << MetricLabel(l.metric) << " | "
-      << (l.have_ours ? Fixed(l.ours, d) : t.spec.missing) << " | " << Fixed(l.published, d) << " | "
+      << (l.have_ours ? l.cell : t.spec.missing) << " | " << Fixed(l.published, d) << " | "
       << (l.have_ours ? (l.diff >= 0 ? "+" : "") + Fixed(l.diff, d) : "") << " | "
-      << (!l.have_ours ? "missing" : l.within ? "yes" : "NO") << " |\n";
+      << (!l.have_ours ? "missing" : !l.complete ? "incomplete" : l.within ? "yes" : "NO") << " |\n";
   o << "\nReproduce " << t.spec.name << ": " << within << " of " << lines.size()
-    << " published cells within ±" << tol << " (" << (lines.size() - have) << " without a finished run).\n";
+    << " published cells within ±" << tol << " (" << (lines.size() - have) << " without a finished run";
+  if (incomplete) o << ", " << incomplete << " with runs missing: not compared until complete";
+  o << "). ours: mean ± " << (SpreadLabel(t.spec.spread).ok() ? *SpreadLabel(t.spec.spread) : t.spec.spread)
+    << " over the cell's runs; the tolerance is absolute and does not widen with the spread.\n";
   return o.str();
 }
 

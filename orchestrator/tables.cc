@@ -653,9 +653,14 @@ Result<std::vector<ReproduceLine>> Reproduce(const TableData& t) {
         line.have_ours = true;
         line.ours = cell.summary.mean;
         line.diff = line.ours - line.published;
-        // Compared at the printed precision, so "63.4 vs 63.4" is never "outside".
+        line.cell = CellText(t, cell);
+        line.n = static_cast<int>(cell.values.size());
+        line.planned = cell.planned;
+        line.complete = cell.complete();
+        // Compared at the printed precision, so "63.4 vs 63.4" is never "outside"; a cell with runs
+        // missing is no reproduction yet, whatever its mean.
         double shown = std::stod(Fixed(line.diff, t.spec.decimals));
-        line.within = std::fabs(shown) <= t.spec.tolerance + 1e-9;
+        line.within = line.complete && std::fabs(shown) <= t.spec.tolerance + 1e-9;
       }
     }
     out.push_back(line);

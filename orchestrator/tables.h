@@ -109,7 +109,10 @@ struct ReproduceLine {
   std::string row, col, metric;
   bool have_ours = false;
   double ours = 0, published = 0, diff = 0;
-  bool within = false;
+  std::string cell;         // ours as the table prints it: mean ± spread, (n/N) when incomplete
+  int n = 0, planned = 0;   // finished and planned runs of the cell
+  bool complete = false;    // every planned run finished (and, with grid selection, the choice is final)
+  bool within = false;      // |diff| <= tolerance at the printed precision, on a complete cell only
 };
 // Published keys are "row|column" (first metric) or "row|column|metric".
 Result<std::vector<ReproduceLine>> Reproduce(const TableData& t);

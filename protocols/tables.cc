@@ -141,11 +141,18 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
     if (!attrs.count(k)) return r.Error("filter", "filter key '" + k + "' is not an attribute of " + kinds_text + " jobs");
   if (r.Has("published")) {
     const auto& pub = r.Get("published");
-    if (!pub.is_object()) return r.Error("published", "'published' must be a table of \"row|column\" = value");
+    if (!pub.is_object()) return r.Error("published", "'published' must be a table of \"row|column\" (or \"row|column|metric\") = value");
     for (auto it = pub.begin(); it != pub.end(); ++it) {
       std::string line_key = "published";
-      if (std::count(it.key().begin(), it.key().end(), '|') != 1)
-        return r.Error(line_key, "published key \"" + it.key() + "\" must be \"row|column\"");
+      const auto bars = std::count(it.key().begin(), it.key().end(), '|');
+      if (bars != 1 && bars != 2)
+        return r.Error(line_key, "published key \"" + it.key() + "\" must be \"row|column\" or \"row|column|metric\"");
+      if (bars == 2) {  // the metric must be one the table shows
+        const std::string metric = it.key().substr(it.key().rfind('|') + 1);
+        if (std::find(t.metrics.begin(), t.metrics.end(), metric) == t.metrics.end())
+          return r.Error(line_key, "published key \"" + it.key() + "\" names metric '" + metric +
+                                       "', which the table does not show");
+      }
       if (!it.value().is_number())
         return r.Error(line_key, "published value of \"" + it.key() + "\" must be a number");
       t.published[it.key()] = it.value().get<double>();

@@ -65,13 +65,20 @@ TEST_F(Tables, GoldenJson) { ExpectGolden("loco_ua.json", *RenderTable(t_, "json
 TEST_F(Tables, ReproduceComparesCellByCellAtPrintedPrecision) {
   auto lines = Reproduce(t_);
   ASSERT_TRUE(lines.ok());
-  ASSERT_EQ(lines->size(), 3u);
+  ASSERT_EQ(lines->size(), 4u);
   std::map<std::string, ReproduceLine> by;
   for (const auto& l : *lines) by[l.row + "|" + l.col] = l;
   EXPECT_TRUE(by["good|emodb"].within);
   EXPECT_NEAR(by["good|emodb"].diff, 0.1, 1e-9);
   EXPECT_FALSE(by["mid|emodb"].within) << "75.1 vs 77.0 is outside ±1.0";
   EXPECT_FALSE(by["mid|ravdess"].have_ours);
+  // 2 of 3 runs: 66.0 matches their mean, but a cell with runs missing is not a reproduction.
+  EXPECT_TRUE(by["good|ravdess"].have_ours);
+  EXPECT_NEAR(by["good|ravdess"].diff, 0.0, 1e-9);
+  EXPECT_FALSE(by["good|ravdess"].complete);
+  EXPECT_FALSE(by["good|ravdess"].within);
+  EXPECT_EQ(by["good|ravdess"].n, 2);
+  EXPECT_EQ(by["good|ravdess"].planned, 3);
   ExpectGolden("loco_ua_reproduce.md", *RenderReproduce(t_, *lines, "markdown"));
 }
 

@@ -233,6 +233,23 @@ TEST(Grammar, PublishedValuesNeedTolerance) {
   ExpectAt(LoadError(dir, Proto("", table)), dir, 24, "tolerance");
 }
 
+// Session 18's audit: "row|column|metric" keys were documented and handled by --reproduce but refused here.
+TEST(Grammar, PublishedKeysMayNameTheMetric) {
+  TestDir dir;
+  std::string table = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"corpus\"\n"
+                      "metrics = [\"ua\", \"wa\"]\nspread = \"std\"\ntolerance = 1.0\n"
+                      "published = {\"concat_mlp|a\" = 61.2, \"concat_mlp|a|wa\" = 63.0}\n";
+  auto p = LoadProtocol(dir.Write("p.toml", Proto("", table)));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->tables[0].published.at("concat_mlp|a|wa"), 63.0);
+  std::string other = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"corpus\"\n"
+                      "metrics = [\"ua\"]\nspread = \"std\"\ntolerance = 1.0\npublished = {\"concat_mlp|a|wa\" = 63.0}\n";
+  ExpectAt(LoadError(dir, Proto("", other)), dir, 25, "names metric 'wa', which the table does not show");
+  std::string bars = "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"corpus\"\n"
+                     "metrics = [\"ua\"]\nspread = \"std\"\ntolerance = 1.0\npublished = {\"a|b|ua|x\" = 63.0}\n";
+  ExpectAt(LoadError(dir, Proto("", bars)), dir, 25, "must be \"row|column\" or \"row|column|metric\"");
+}
+
 // Issue 14: tables over several experiments, rows over several attributes, grid selection.
 const char* kSecond = "[[experiment]]\nname = \"f\"\nkind = \"loco\"\ncorpora = [\"a\", \"b\"]\n"
                       "models = [\"concat_mlp\"]\nselection = \"source_val\"\n";  // lines 17..22
