@@ -118,7 +118,7 @@ void DataImportOptions(po::options_description& o) {
       ("corpus", po::value<std::string>(), "corpus name stored in the feature store (required; --adapter form: "
                                            "default the adapter's corpus name)")
       ("language", po::value<std::string>(), "corpus language, e.g. en, de (pickle form default: en)")
-      ("out", po::value<std::string>(), "output feature store (.h5), written atomically (required)")
+      ("out", po::value<std::string>(), "output feature store (.h5), written atomically; its directory is created (required)")
       ("json", "print one JSON summary document");
   // Adapter form (--adapter NAME --root DIR, cmd_data_import_adapter.cc): its options come after
   // ours, so shared names (--out, --label-map, --features, --json) are defined once, here.

@@ -87,7 +87,7 @@ void DataImportAdapterOptions(po::options_description& o) {
   static const std::string kAdapterHelp = adapters;  // Boost keeps the pointer
   AddOnce(o, "adapter", po::value<std::string>(), kAdapterHelp.c_str());
   AddOnce(o, "root", po::value<std::string>(), "--adapter: corpus root directory");
-  AddOnce(o, "out", po::value<std::string>(), "output feature store (.h5)");
+  AddOnce(o, "out", po::value<std::string>(), "output feature store (.h5); its directory is created");
   AddOnce(o, "features", po::value<std::string>()->default_value("logmel64_stats"),
           "--adapter: comma-separated feature sets (audio sets of docs/features.md, and/or tfidf)");
   AddOnce(o, "label-map", po::value<std::string>(), "label map name or TOML file (default: the adapter's)");

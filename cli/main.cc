@@ -146,12 +146,15 @@ int main(int argc, char** argv) {
   }
 
   // An output file in a missing or unwritable directory is bad input, found before the work is done (a sweep's
-  // --status-file used to fail only at its end, with a warning). `data synth --out` is a directory it creates.
+  // --status-file used to fail only at its end, with a warning). `data synth --out` is a directory it creates;
+  // `data import` creates its store's directory.
   for (const char* name : {"out", "status-file"}) {
-    if (!vm.count(name) || (std::string(name) == "out" && std::string(cmd->path) == "data synth")) continue;
+    const bool out = std::string(name) == "out";
+    if (!vm.count(name) || (out && std::string(cmd->path) == "data synth")) continue;
     const auto* path = boost::any_cast<std::string>(&vm[name].value());
     if (!path) continue;
-    if (auto st = emosweep::CheckOutputFile(*path); !st.ok()) {
+    const bool makes_dir = out && std::string(cmd->path) == "data import";
+    if (auto st = emosweep::CheckOutputFile(*path, makes_dir); !st.ok()) {
       std::cerr << "emosweep " << cmd->path << ": --" << name << " " << st.message() << "\n";
       return kExitUsage;
     }

@@ -125,15 +125,17 @@ bool FileExists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
-Status CheckOutputFile(const std::string& path) {
+Status CheckOutputFile(const std::string& path, bool creates_dir) {
   namespace fs = std::filesystem;
   if (path.empty()) return Status::InvalidArgument("an empty output path");
   std::error_code ec;
   if (fs::is_directory(path, ec)) return Status::InvalidArgument(path + ": is a directory, not a file");
   const fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) return Status::Ok();
-  if (!fs::exists(parent, ec))
+  if (!fs::exists(parent, ec)) {
+    if (creates_dir) return Status::Ok();
     return Status::InvalidArgument(path + ": directory " + parent.string() + " does not exist");
+  }
   if (!fs::is_directory(parent, ec))
     return Status::InvalidArgument(path + ": " + parent.string() + " is not a directory");
   if (::access(parent.c_str(), W_OK | X_OK) != 0)

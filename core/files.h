@@ -40,8 +40,9 @@ bool FileExists(const std::string& path);
 bool SameFile(const std::string& a, const std::string& b);
 Status MakeDirs(const std::string& dir);
 // An output file the user named (--out, --status-file): InvalidArgument (exit 2) naming it when it is a
-// directory or its directory is missing or not writable, so the command fails before any work, not after.
-Status CheckOutputFile(const std::string& path);
+// directory or its directory is missing (unless `creates_dir`: the command makes it) or not writable, so the
+// command fails before any work, not after.
+Status CheckOutputFile(const std::string& path, bool creates_dir = false);
 // Removes "<final_path>.tmp-<this host>-<pid>-<n>" files whose process no longer exists (TempPath calls it).
 void RemoveStaleTemporaries(const std::string& final_path);
 

@@ -88,13 +88,13 @@ std::vector<ModelInfo> Build() {
     k.push_back(Faithful("shared BatchNorm in the GAT stack, 2*sigmoid channel gate and [x,x] spatial input in "
                          "CBAM, train-in-eval-mode bug flag, concat fusion rejected"));
     v.push_back({"cemobam", "CemoBAM: dual top-k kNN graph + GAT + xCBAM (transductive)", {"audio", "text"},
-                 ConfigTable("model", k)});
+                 ConfigTable("model", k), /*transductive=*/true});
   }
   {
     auto k = GraphKeys(2, 8);
     k.push_back(Faithful("shared BatchNorm in the GAT stack, train-in-eval-mode bug flag"));
     v.push_back({"hemogat", "HemoGAT: dual top-k kNN graph + GAT + cross-modal transformer (transductive)",
-                 {"audio", "text"}, ConfigTable("model", k)});
+                 {"audio", "text"}, ConfigTable("model", k), /*transductive=*/true});
   }
   {
     auto k = MsrKeys();

@@ -19,6 +19,10 @@ struct ModelInfo {
   std::string summary;
   std::vector<std::string> modalities; // required modalities ("audio", "text"; "any" = whichever present)
   ConfigTable config;
+  // Evaluates a whole evaluation set as one batch (a kNN graph over it): each prediction depends on the other
+  // evaluated utterances' features. Tables name this step (protocols/transductive.h); FusionModelImpl::
+  // transductive() says the same (a test checks).
+  bool transductive = false;
 };
 
 const std::vector<ModelInfo>& ModelInfos();

@@ -18,7 +18,7 @@ namespace {
 
 const std::vector<std::string>& StepOrder() {
   static const std::vector<std::string> kOrder = {"feature_norm=corpus", "idf", "adapt", "selection=dev",
-                                                  "selection=im", "selection=snd"};
+                                                  "selection=im", "selection=snd", "graph"};
   return kOrder;
 }
 
@@ -31,6 +31,9 @@ std::string Describe(const std::string& step) {
            "(inductive: a text feature set not fitted on the target)";
   if (step == "adapt")
     return "domain adaptation on the target's unlabeled utterances (inductive: variant \"none\")";
+  if (step == "graph")
+    return "a graph model's predictions over the whole evaluation set at once (one kNN graph: each prediction "
+           "depends on the other evaluated utterances' features; inductive: a model that is not transductive)";
   if (step.rfind("selection=", 0) == 0)
     return "model selection on the unlabeled target (selection = \"" + step.substr(10) +
            "\"; inductive: selection = \"source_val\")";
@@ -39,77 +42,101 @@ std::string Describe(const std::string& step) {
 
 }  // namespace
 
-std::string TransductiveNote(const std::vector<const PlannedJob*>& jobs, const std::string& rows,
-                             const std::string& columns) {
-  auto attr = [](const PlannedJob& j, const std::string& k) {
-    auto it = j.attrs.find(k);
-    return it == j.attrs.end() ? std::string() : it->second;
-  };
-  using Cell = std::pair<std::string, std::string>;  // (row, column)
+namespace {
+
+using Cell = std::pair<std::string, std::string>;  // (row, column)
+
+// The cells of a table's jobs and, per step (a value of a comma-separated attribute), the cells whose jobs take it.
+struct StepCells {
   std::vector<std::string> all_rows, all_cols;
   std::set<Cell> all_cells;
-  std::map<std::string, std::set<Cell>> cells_of;  // step -> cells whose jobs take it
-  for (const auto* j : jobs) {
-    const Cell cell{attr(*j, rows), attr(*j, columns)};
-    if (std::find(all_rows.begin(), all_rows.end(), cell.first) == all_rows.end()) all_rows.push_back(cell.first);
-    if (std::find(all_cols.begin(), all_cols.end(), cell.second) == all_cols.end()) all_cols.push_back(cell.second);
-    all_cells.insert(cell);
-    std::stringstream ss(attr(*j, kTransductiveAttr));
+  std::map<std::string, std::set<Cell>> cells_of;
+};
+
+StepCells Collect(const std::vector<CellJob>& jobs, const std::string& attribute) {
+  StepCells s;
+  for (const auto& cj : jobs) {
+    const Cell cell{cj.row, cj.col};
+    if (std::find(s.all_rows.begin(), s.all_rows.end(), cell.first) == s.all_rows.end()) s.all_rows.push_back(cell.first);
+    if (std::find(s.all_cols.begin(), s.all_cols.end(), cell.second) == s.all_cols.end()) s.all_cols.push_back(cell.second);
+    s.all_cells.insert(cell);
+    auto it = cj.job->attrs.find(attribute);
+    if (it == cj.job->attrs.end()) continue;
+    std::stringstream ss(it->second);
     std::string step;
     while (std::getline(ss, step, ','))
-      if (!step.empty()) cells_of[step].insert(cell);
+      if (!step.empty()) s.cells_of[step].insert(cell);
   }
-  if (cells_of.empty()) return "";
-  std::vector<std::string> steps;
-  for (const auto& s : StepOrder())
-    if (cells_of.count(s)) steps.push_back(s);
-  for (const auto& [s, c] : cells_of)
-    if (std::find(steps.begin(), steps.end(), s) == steps.end()) steps.push_back(s);
-  // Where a step is taken: everywhere, whole columns, whole rows, or the cells one by one.
-  auto where = [&](const std::set<Cell>& cells) -> std::string {
-    if (cells == all_cells) return all_cells.size() > 1 ? ", in every cell" : "";
-    auto whole = [&](const std::vector<std::string>& keys, bool by_row) {
-      std::vector<std::string> out;
-      std::set<Cell> covered;
-      for (const auto& k : keys) {
-        bool full = true;
-        std::set<Cell> mine;
-        for (const auto& c : all_cells) {
-          if ((by_row ? c.first : c.second) != k) continue;
-          full = full && cells.count(c) > 0;
-          mine.insert(c);
-        }
-        if (full && !mine.empty()) {
-          out.push_back(k);
-          covered.insert(mine.begin(), mine.end());
-        }
+  return s;
+}
+
+// Where a step is taken: everywhere, whole columns, whole rows, or the cells one by one.
+std::string Where(const StepCells& s, const std::set<Cell>& cells, const std::string& rows, const std::string& columns) {
+  if (cells == s.all_cells) return s.all_cells.size() > 1 ? ", in every cell" : "";
+  auto whole = [&](const std::vector<std::string>& keys, bool by_row) {
+    std::vector<std::string> out;
+    std::set<Cell> covered;
+    for (const auto& k : keys) {
+      bool full = true;
+      std::set<Cell> mine;
+      for (const auto& c : s.all_cells) {
+        if ((by_row ? c.first : c.second) != k) continue;
+        full = full && cells.count(c) > 0;
+        mine.insert(c);
       }
-      return covered == cells ? out : std::vector<std::string>{};
-    };
-    auto list = [](const std::string& what, const std::vector<std::string>& v) {
-      std::string s = ", in " + what + (v.size() > 1 ? "s " : " ");
-      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
-      return s;
-    };
-    if (columns != "metric") {
-      auto cols = whole(all_cols, false);
-      if (!cols.empty()) return list("column", cols);
+      if (full && !mine.empty()) {
+        out.push_back(k);
+        covered.insert(mine.begin(), mine.end());
+      }
     }
-    if (rows != "metric") {
-      auto rs = whole(all_rows, true);
-      if (!rs.empty()) return list("row", rs);
-    }
-    std::vector<std::string> named;
-    for (const auto& r : all_rows)
-      for (const auto& c : all_cols)
-        if (cells.count({r, c})) named.push_back(r + " / " + c);
-    return list("cell", named);
+    return covered == cells ? out : std::vector<std::string>{};
   };
+  auto list = [](const std::string& what, const std::vector<std::string>& v) {
+    std::string out = ", in " + what + (v.size() > 1 ? "s " : " ");
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+    return out;
+  };
+  if (columns != "metric") {
+    auto cols = whole(s.all_cols, false);
+    if (!cols.empty()) return list("column", cols);
+  }
+  if (rows != "metric") {
+    auto rs = whole(s.all_rows, true);
+    if (!rs.empty()) return list("row", rs);
+  }
+  std::vector<std::string> named;
+  for (const auto& r : s.all_rows)
+    for (const auto& c : s.all_cols)
+      if (cells.count({r, c})) named.push_back(c.empty() ? r : r + " / " + c);
+  return list("cell", named);
+}
+
+}  // namespace
+
+std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns) {
+  const StepCells s = Collect(jobs, kTransductiveAttr);
+  if (s.cells_of.empty()) return "";
+  std::vector<std::string> steps;
+  for (const auto& step : StepOrder())
+    if (s.cells_of.count(step)) steps.push_back(step);
+  for (const auto& [step, c] : s.cells_of)
+    if (std::find(steps.begin(), steps.end(), step) == steps.end()) steps.push_back(step);
   std::ostringstream c;
   c << "Transductive steps (unlabeled data of the evaluated corpus used): ";
-  for (size_t i = 0; i < steps.size(); ++i) c << (i ? "; " : "") << Describe(steps[i]) << where(cells_of[steps[i]]);
+  for (size_t i = 0; i < steps.size(); ++i)
+    c << (i ? "; " : "") << Describe(steps[i]) << Where(s, s.cells_of.at(steps[i]), rows, columns);
   c << ".";
   return c.str();
+}
+
+std::string SpeakerOverlapNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns,
+                               const std::string& eval) {
+  const StepCells s = Collect(jobs, protocols::kSpeakerOverlapAttr);
+  auto it = s.cells_of.find(eval);
+  if (it == s.cells_of.end()) return "";
+  return "Speaker-dependent evaluation: the test utterances share speakers with the training utterances (a split "
+         "with allow_speaker_overlap = true; speaker-independent: a split without it)" +
+         Where(s, it->second, rows, columns) + ".";
 }
 
 }  // namespace emosweep::orchestrator

@@ -12,12 +12,23 @@
 
 namespace emosweep::orchestrator {
 
+// A job feeding a table cell, with the labels the table prints for the cell's row and column.
+struct CellJob {
+  const protocols::PlannedJob* job;
+  std::string row, col;
+};
+
 // "Transductive steps (...): <step> (inductive: ...), in column corpus; ..."
-// over the jobs feeding a table; `rows`/`columns` are the table's attributes,
-// used to say where a step is taken: in every cell, whole columns, whole rows,
-// or the cells one by one ("row / column"). Empty when no job takes a step,
-// else one sentence ending in ".".
-std::string TransductiveNote(const std::vector<const protocols::PlannedJob*>& jobs, const std::string& rows,
-                             const std::string& columns);
+// over the jobs feeding a table's cells (after grid selection: only the chosen
+// points' jobs); `rows`/`columns` are the table's attribute names, used to say
+// where a step is taken: in every cell, whole columns, whole rows, or the cells
+// one by one ("row / column"). Empty when no job takes a step, else one
+// sentence ending in ".".
+std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns);
+
+// "Speaker-dependent evaluation: ..., in cells ...": where jobs were tested on the eval set `eval` with speakers
+// they trained on (attribute `speaker_overlap` names it: a split with allow_speaker_overlap). Empty when none.
+std::string SpeakerOverlapNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns,
+                               const std::string& eval);
 
 }  // namespace emosweep::orchestrator

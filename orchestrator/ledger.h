@@ -239,6 +239,9 @@ class Ledger {
   // min_bytes > 0: only infos whose stored text has at least that many bytes; the others
   // are not read (their size comes from the row's header, not its overflow pages).
   Result<std::map<std::string, nlohmann::json>> Infos(const std::vector<std::string>& ids, size_t min_bytes = 0);
+  // id -> the job it evaluates, for those of `ids` that are `eval` jobs (kind "eval": a trained model tested on
+  // another corpus; its first dependency). Tables rank such a job's grid point by that job's validation metric.
+  Result<std::map<std::string, std::string>> EvalParents(const std::vector<std::string>& ids);
   // All jobs (filtered by status/kind when non-empty), protocol order not implied.
   Result<std::vector<JobRow>> ListJobs(const std::string& status = "", const std::string& kind = "");
   // Path of a done job's kept checkpoint, resolved: stored relative to the ledger's

@@ -20,6 +20,18 @@ int64_t Ledger::statements_prepared() const {
   return db_.statements();
 }
 
+Result<std::map<std::string, std::string>> Ledger::EvalParents(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::string> out;
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT id, deps_json FROM jobs WHERE id", " AND kind = 'eval'",
+                               [&](Stmt& st) {
+                                 const nlohmann::json deps = ParseJsonOr(st.Text(1), nlohmann::json::array());
+                                 if (deps.is_array() && !deps.empty() && deps[0].is_string())
+                                   out.emplace(st.Text(0), deps[0].get<std::string>());
+                               }));
+  return out;
+}
+
 Result<std::map<std::string, nlohmann::json>> Ledger::Infos(const std::vector<std::string>& ids, size_t min_bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, nlohmann::json> out;

@@ -79,33 +79,42 @@ bool RowKey(std::vector<AttrReader>* names, const protocols::Attrs& attrs, std::
   return any;
 }
 
-// The average column: per row and metric, the mean over the other columns of their means, when every one of
-// them is complete; its runs are the per-key (seed, fold) means over the columns, so the ± and the paired test
-// of "best" work on them as on any cell.
+// The average column: per row and metric, the mean over the row's averaged columns of their means, when every
+// one of them is complete; its runs are the per-key (seed, fold) means over those columns, so the ± and the
+// paired test of "best" work on them as on any cell. A row's averaged columns are all its columns, less its
+// in-domain cells (source = target) when it has cross-corpus ones too.
 void FillAverage(TableData* t) {
-  const size_t avg = static_cast<size_t>(t->average_col), nm = t->spec.metrics.size();
-  for (size_t r = 0; r < t->rows.size(); ++r)
+  const size_t avg = static_cast<size_t>(t->average_col), nm = t->spec.metrics.size(), nc = t->cols.size();
+  for (size_t r = 0; r < t->rows.size(); ++r) {
+    std::vector<size_t> cols;
+    bool cross = false;
+    for (size_t c = 0; c < avg; ++c) cross |= !t->in_domain[r * nc + c];
+    for (size_t c = 0; c < avg; ++c)
+      if (!cross || !t->in_domain[r * nc + c]) cols.push_back(c);
+    if (cols.size() < avg) t->average_excludes_in_domain = true;
+    const size_t n_cols = cols.size();
     for (size_t m = 0; m < nm; ++m) {
       TableCell& out = t->at(r, avg, m);
       double sum = 0;
-      bool complete = avg > 0;
+      bool complete = n_cols > 0;
       std::map<std::string, std::pair<double, size_t>> per_key;  // key -> (sum of column means of that key, columns)
-      for (size_t c = 0; c < avg && complete; ++c) {
-        const TableCell& cell = t->at(r, c, m);
+      for (size_t i = 0; i < n_cols && complete; ++i) {
+        const TableCell& cell = t->at(r, cols[i], m);
         complete = cell.complete();
         sum += cell.summary.mean;
         std::map<std::string, std::pair<double, int>> here;
-        for (size_t i = 0; i < cell.values.size(); ++i) here[cell.keys[i]].first += cell.values[i], here[cell.keys[i]].second++;
+        for (size_t k = 0; k < cell.values.size(); ++k) here[cell.keys[k]].first += cell.values[k], here[cell.keys[k]].second++;
         for (const auto& [key, v] : here) per_key[key].first += v.first / v.second, per_key[key].second++;
       }
       if (!complete) continue;
       for (const auto& [key, v] : per_key)
-        if (v.second == avg) out.values.push_back(v.first / avg), out.keys.push_back(key);
-      if (out.values.empty()) out.values.push_back(sum / avg), out.keys.push_back("");
+        if (v.second == n_cols) out.values.push_back(v.first / n_cols), out.keys.push_back(key);
+      if (out.values.empty()) out.values.push_back(sum / n_cols), out.keys.push_back("");
       out.planned = static_cast<int>(out.values.size());
       out.summary = Summarize(out.values);
-      out.summary.mean = sum / avg;  // the mean of the per-column means, as the caption says
+      out.summary.mean = sum / n_cols;  // the mean of the per-column means, as the caption says
     }
+  }
 }
 
 std::string Caption(const TableData& t) {
@@ -172,8 +181,11 @@ std::string Caption(const TableData& t) {
           if (s.GridRuleFor(e) == rule) which += (which.empty() ? "" : ", ") + e;
         c << "in rows of " << which << ": ";
       }
-      if (rule == "training_domain")
+      if (rule == "training_domain") {
         c << "on the training corpora's pooled validation share (training-domain validation, DomainBed)";
+        if (t.ranked_by_trained_val)
+          c << " (a run that tests a trained model on another corpus is ranked by that model's validation metric)";
+      }
       else if (rule == "lodo")
         c << "when each training corpus in turn is left out, trained on the others and evaluated whole "
              "(leave-one-source-out validation, DomainBed), averaged over left-out corpora and runs";
@@ -204,6 +216,9 @@ std::string Caption(const TableData& t) {
                       "et al. 2021)";
   }
   if (!unsupervised.empty()) c << " (" << unsupervised << "; no target labels)";
+  if (t.selections.count("target_val"))
+    c << " (target_val = the epoch with the best metric on the target's labelled validation share: target labels "
+         "beyond the training data, and beyond any few-shot budget)";
   c << ". ";
   if (!t.warnings.empty()) {
     // One sentence (the HTML report marks "WARNING: ... ." in red).
@@ -240,10 +255,21 @@ std::string Caption(const TableData& t) {
   if (const auto rules = s.GridRules(); std::count(rules.begin(), rules.end(), "oracle"))
     c << "WARNING: oracle grid selection: grid points were chosen on the evaluation set '" << s.eval
       << "', so these numbers are optimistic. ";
-  if (t.average_col >= 0)
-    c << "average: the mean over the " << t.average_col << " " << s.columns
-      << " columns of their cell means, shown only when every one of them is complete (± over the runs' means "
-         "across columns, matched on " << s.aggregate_over << "). ";
+  if (t.average_col >= 0) {
+    if (t.average_excludes_in_domain)
+      c << "average: per row, the mean over its cross-corpus " << s.columns
+        << " columns (the in-domain cell, source = target, is left out) of their cell means";
+    else
+      c << "average: the mean over the " << t.average_col << " " << s.columns << " columns of their cell means";
+    c << ", shown only when every one of them is complete (± over the runs' means across columns, matched on "
+      << s.aggregate_over << "). ";
+  }
+  if (!t.pooled.empty()) {
+    c << "Each cell also pools runs that differ in ";
+    bool first = true;
+    for (const auto& [attr, n] : t.pooled) c << (first ? "" : ", ") << attr << " (up to " << n << " values)", first = false;
+    c << " (not in rows, columns or aggregate_over: its ± includes that variation). ";
+  }
   char alpha[32];
   std::snprintf(alpha, sizeof alpha, "%g", s.alpha);
   c << "Bold: the best cell of its column, only where a two-sided paired t-test over runs matched on ("
@@ -387,6 +413,46 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
   ES_RETURN_IF_ERROR(ledger->ForEachMetric(ids, in.evals, in.names, [&](size_t i, size_t e, size_t m, double v) {
     in.values[read[i] * slots + e * in.names.size() + m] = v;
   }));
+  // Training-domain grid selection: an eval job (a trained model tested on another corpus: a zero-shot cell) has no
+  // validation share; it is ranked by the validation metrics of the job it evaluates, read here in one batch.
+  const size_t val_eval = static_cast<size_t>(std::find(in.evals.begin(), in.evals.end(), "val") - in.evals.begin());
+  if (val_eval < in.evals.size()) {
+    // Only the cells of tables that rank by training-domain validation (not, say, leave-one-source-out runs).
+    std::vector<std::pair<Feeder, const protocols::TableSpec*>> ranked;
+    for (const auto* spec : specs)
+      for (const auto& rule : spec->GridRules())
+        if (rule == "training_domain") {
+          ranked.emplace_back(Feeder(*spec), spec);
+          break;
+        }
+    AttrReader experiment("experiment");
+    auto ranks = [&](const protocols::PlannedJob& j) {
+      for (auto& [feeder, spec] : ranked)
+        if (feeder.Of(j) == Feed::kCell && spec->GridRuleFor(experiment.Get(j.attrs)) == "training_domain") return true;
+      return false;
+    };
+    std::vector<std::string> lacking;
+    std::vector<size_t> lacking_job;
+    for (size_t i = 0; i < read.size(); ++i) {
+      if (!in.done[read[i]] || !ranks(protocol.jobs[read[i]])) continue;
+      bool any = false;
+      for (size_t m = 0; m < in.names.size(); ++m)
+        any |= !std::isnan(in.values[read[i] * slots + val_eval * in.names.size() + m]);
+      if (!any) lacking.emplace_back(ids[i]), lacking_job.push_back(read[i]);
+    }
+    ES_ASSIGN_OR_RETURN(auto parents, ledger->EvalParents(lacking));
+    std::map<std::string, std::vector<size_t>> jobs_of;  // trained job -> the eval jobs that take its val metrics
+    for (size_t i = 0; i < lacking.size(); ++i)
+      if (auto p = parents.find(lacking[i]); p != parents.end()) jobs_of[p->second].push_back(lacking_job[i]);
+    std::vector<std::string_view> trained;
+    for (const auto& [id, v] : jobs_of) trained.emplace_back(id);
+    ES_RETURN_IF_ERROR(ledger->ForEachMetric(trained, {"val"}, in.names, [&](size_t i, size_t, size_t m, double v) {
+      for (size_t job : jobs_of[std::string(trained[i])]) {
+        in.values[job * slots + val_eval * in.names.size() + m] = v;
+        in.val_of_trained.insert(job);
+      }
+    }));
+  }
   // Warning codes of finished adaptation jobs, in one batch.
   std::vector<std::string> adapt_ids;
   std::vector<size_t> adapt_jobs;
@@ -481,6 +547,19 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   }
   size_t nm = spec.metrics.size();
   t.cells.assign(t.rows.size() * t.cols.size() * nm, TableCell());
+  {  // in-domain cells: every job there trained and is tested on one corpus (source = target)
+    t.in_domain.assign(t.rows.size() * t.cols.size(), 1);
+    std::vector<char> any(t.in_domain.size(), 0);
+    AttrReader source("source"), target("target");
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      const size_t cell = where[k].first * t.cols.size() + where[k].second;
+      const std::string* s = source.Find(jobs[k]->attrs);
+      const std::string* g = target.Find(jobs[k]->attrs);
+      any[cell] = 1;
+      if (!s || !g || s->empty() || *s != *g) t.in_domain[cell] = 0;
+    }
+    for (size_t i = 0; i < any.size(); ++i) t.in_domain[i] &= any[i];
+  }
   // Status and metrics come from `inputs`, read once for every table of the command
   // (issue 15): arrays indexed by the job's position in the protocol, no lookup by id.
   auto finished = [&](const protocols::PlannedJob& j) { return inputs.done[index_of(j)] != 0; };
@@ -517,6 +596,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
         };
         if (rule == "training_domain") {
           add(metric_of(j, "val", metric));
+          t.ranked_by_trained_val |= inputs.val_of_trained.count(index_of(j)) > 0;
         } else if (rule == "oracle") {
           add(metric_of(j, spec.eval, metric));
         } else {
@@ -540,6 +620,22 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
         t.at(rc.first, rc.second, m).selected = chosen ? (best.empty() ? "(no grid)" : best) : "";
         t.at(rc.first, rc.second, m).provisional = pending && chosen;
       }
+    }
+  }
+  {  // Attributes that vary within a cell although rows, columns and aggregate_over do not name them.
+    std::set<std::string> named(keys.begin(), keys.end());
+    named.insert(spec.columns);
+    for (const auto& n : spec.row_attrs.empty() ? std::vector<std::string>{spec.rows} : spec.row_attrs) named.insert(n);
+    for (const char* a : {"experiment", "model", "hp", "source", "target", "heldout", "budget", "variant", "seed",
+                          "fold", "selection"}) {
+      if (named.count(a)) continue;
+      AttrReader reader(a);
+      std::map<std::pair<size_t, size_t>, std::set<std::string>> values;
+      for (size_t k = 0; k < jobs.size(); ++k)
+        if (keep[k]) values[where[k]].insert(reader.Get(jobs[k]->attrs));
+      size_t most = 1;
+      for (const auto& [cell, v] : values) most = std::max(most, v.size());
+      if (most > 1) t.pooled[a] = most;
     }
   }
   // Per job below: the metric slots of the table's eval set, each cell's warning label and
@@ -622,9 +718,14 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
       top.best = p.ok() && *p < spec.alpha;
     }
   t.caption = Caption(t);
-  // Transductive steps of the table's jobs (orchestrator/caption_notes.h), with their inductive alternative.
-  const std::string note = TransductiveNote(jobs, spec.rows, spec.columns);
-  if (!note.empty()) t.caption += " " + note;
+  // Transductive steps and speaker-dependent evaluation of the jobs the cells report (after grid selection)
+  // (orchestrator/caption_notes.h), with their inductive alternative.
+  std::vector<CellJob> shown;
+  for (size_t k = 0; k < jobs.size(); ++k)
+    if (keep[k]) shown.push_back({jobs[k], t.rows[where[k].first], t.cols[where[k].second]});
+  for (const std::string& note : {TransductiveNote(shown, spec.rows, spec.columns),
+                                  SpeakerOverlapNote(shown, spec.rows, spec.columns, spec.eval)})
+    if (!note.empty()) t.caption += " " + note;
   return t;
 }
 
@@ -702,15 +803,20 @@ Result<std::vector<CompareLine>> Compare(const TableData& t, Ledger* ledger, con
       line.metric = t.spec.metrics[m];
       const TableCell& ca = t.at(ra - t.rows.begin(), c, m);
       const TableCell& cb = t.at(rb - t.rows.begin(), c, m);
-      std::map<std::string, const protocols::PlannedJob*> b_by_key;
-      for (const auto* j : cb.jobs) b_by_key[key_of(j)] = j;
+      // Runs of one key (a cell that pools a grid or several sources: TableData::pooled) pair in protocol order,
+      // the k-th of A's with the k-th of B's, never all of A's with one of B's.
+      std::map<std::string, std::vector<const protocols::PlannedJob*>> b_by_key;
+      std::map<std::string, size_t> a_seen;
+      for (const auto* j : cb.jobs) b_by_key[key_of(j)].push_back(j);
       std::vector<int> labels, pa, pb, group;
       int classes = 0;
       for (const auto* ja : ca.jobs) {
-        auto jb = b_by_key.find(key_of(ja));
-        if (jb == b_by_key.end()) continue;
+        const std::string key = key_of(ja);
+        auto jb = b_by_key.find(key);
+        const size_t k = a_seen[key]++;
+        if (jb == b_by_key.end() || k >= jb->second.size()) continue;
         ES_ASSIGN_OR_RETURN(const PredictionSet* a, preds(ja));
-        ES_ASSIGN_OR_RETURN(const PredictionSet* b, preds(jb->second));
+        ES_ASSIGN_OR_RETURN(const PredictionSet* b, preds(jb->second[k]));
         std::map<std::string, size_t> b_index;
         for (size_t i = 0; i < b->utt_ids.size(); ++i) b_index[b->utt_ids[i]] = i;
         int paired_here = 0;

@@ -59,6 +59,15 @@ struct TableData {
   std::map<std::string, int> row_runs;
   int planned_jobs = 0, finished_jobs = 0;
   int average_col = -1;                 // index of the "average" column (spec.average), else -1
+  // Per (row, column) cell, r * cols + c: every job planned there is tested on the corpus it trained on
+  // (attrs source = target: a cross-corpus matrix's diagonal). A row's average leaves these cells out when the
+  // row has others (average_excludes_in_domain), so the average of a matrix is a cross-corpus average.
+  std::vector<char> in_domain;
+  bool average_excludes_in_domain = false;
+  // Attributes not named by rows, columns or aggregate_over in which the runs of one cell differ (a grid pooled
+  // without grid selection, several sources under one target, ...): attribute -> the most values in one cell.
+  std::map<std::string, size_t> pooled;
+  bool ranked_by_trained_val = false;   // grid selection ranked eval jobs by their trained model's val metric
   std::string caption;
 
   const TableCell& at(size_t r, size_t c, size_t m) const {
@@ -79,6 +88,9 @@ struct TableInputs {
   std::vector<std::string> evals, names;    // metric slots: eval e, name m -> e * names.size() + m
   std::vector<double> values;               // [job * slots + slot]; NaN: no such metric row
   std::map<size_t, std::vector<std::string>> warnings;  // finished adaptation jobs' warning codes, by job
+  // Jobs whose "val" metrics are those of the job they evaluate (an eval job has no validation share of its own;
+  // training-domain grid selection ranks it by the trained model's validation metric).
+  std::set<size_t> val_of_trained;
   // A finished job's metric, or nullptr.
   const double* Metric(size_t job, const std::string& eval, const std::string& name) const;
   // The same in two steps, the slot found once for many jobs (kNoSlot: not read).

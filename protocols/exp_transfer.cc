@@ -79,8 +79,14 @@ Status Expander::ExpandFinetune(const ExperimentDecl& e, ExperimentSummary* s) {
             j.spec.train_config = point.finetune;
             j.spec.init_from = pre_id;
             j.spec.train = {tgt->Ref(train_ids)};
-            if (e.selection == "source_val") j.spec.val = sp.val;
-            else if (!tp.val.empty()) j.spec.val = {tgt->Ref(tp.val)};
+            // Labelled target data beyond the budget only where the protocol asks for it (target_val). With
+            // last or oracle the target's validation share would still steer early stopping (patience) and
+            // training-domain grid selection, which captions say never read the target: the sources' share.
+            if (e.selection == "target_val") {
+              if (!tp.val.empty()) j.spec.val = {tgt->Ref(tp.val)};
+            } else {
+              j.spec.val = sp.val;
+            }
             j.spec.eval["test"] = {tgt->Ref(tp.test)};
             j.deps = {pre_id};
             j.attrs = BaseAttrs(e, m, point, seed);

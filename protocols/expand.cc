@@ -171,6 +171,11 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     if (!set.ok()) return set.status().WithContext(e.where + ": corpus '" + view.store->corpus + "'");
     folds = std::move(set->folds);
   }
+  if (s.allow_speaker_overlap)  // the test shares whose speakers may be trained on (held: see overlap_tests_)
+    for (const auto& f : folds) {
+      jobs::IdList test = jobs::IdList::Intern(f.test);
+      if (overlap_test_ptrs_.insert(test.shared()).second) overlap_tests_.push_back(std::move(test));
+    }
   if (s.folds.empty()) return folds;
   std::vector<data::Fold> chosen;
   for (const auto& want : s.folds) {
@@ -309,6 +314,19 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   job.spec.id = jobs::ComputeJobId(job.spec, &identities_);  // = ComputeId(), leading bytes cached
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
+  if (!overlap_test_ptrs_.empty()) {  // tested on a speaker-overlap test share of a store it trained on
+    std::string evals;
+    for (const auto& [name, refs] : job.spec.eval)
+      for (const auto& r : refs)
+        if (overlap_test_ptrs_.count(r.ids.shared()) &&
+            std::any_of(job.spec.train.begin(), job.spec.train.end(), [&](const jobs::DataRef& t) {
+              return t.store == r.store;
+            })) {
+          evals += (evals.empty() ? "" : ",") + name;
+          break;
+        }
+    if (!evals.empty()) job.attrs[kSpeakerOverlapAttr] = evals;
+  }
   const long found = FindJob(job.spec.id);
   if (found >= 0) {
     PlannedJob& have = jobs_[found];

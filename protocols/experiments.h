@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,10 @@ class Expander {
   mutable jobs::IdList shared_labels_;
   // Ids of jobs others depend on, by position in jobs_ (ParentId; empty where none asked).
   std::vector<jobs::SharedId> parent_ids_;
+  // Test shares of splits that allow speaker overlap (kept alive so that their addresses stay theirs): a job
+  // evaluated on one and trained on the same store gets attrs `speaker_overlap` (protocols/transductive.h).
+  std::vector<jobs::IdList> overlap_tests_;
+  std::set<const void*> overlap_test_ptrs_;
   bool keep_data_ = true;
   bool plan_only_ = false;
   bool table_only_ = false;

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "models/model_configs.h"
+
 namespace emosweep::protocols {
 
 std::string TransductiveSteps(const jobs::JobSpec& spec, bool self_fitted_idf) {
@@ -15,6 +17,10 @@ std::string TransductiveSteps(const jobs::JobSpec& spec, bool self_fitted_idf) {
   if ((spec.selection == "dev" || spec.selection == "im" || spec.selection == "snd") && spec.kind != "eval" &&
       !spec.target_unlabeled.empty())
     steps.push_back("selection=" + spec.selection);
+  if (spec.model.is_object() && !spec.eval.empty()) {
+    const models::ModelInfo* info = models::FindModelInfo(spec.model.value("name", ""));
+    if (info && info->transductive) steps.push_back("graph");
+  }
   std::string out;
   for (const auto& s : steps) out += (out.empty() ? "" : ",") + s;
   return out;

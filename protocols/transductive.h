@@ -13,6 +13,14 @@
 //                        (inductive: variant "none")
 //   selection=dev|im|snd model selection on the unlabeled target
 //                        (inductive: selection = "source_val")
+//   graph                a graph model (cemobam, hemogat) evaluates the whole
+//                        evaluation set as one kNN graph, so each prediction
+//                        depends on the other evaluated utterances' features
+//                        (inductive: a model that is not transductive)
+// A separate attribute, `speaker_overlap`, names the eval sets ("test", ...) on
+// which a job is tested on speakers it trained on (a test share of a split with
+// allow_speaker_overlap, and a train share of the same store; not transductive,
+// but named in captions the same way).
 // Thread-safety: pure functions.
 #pragma once
 
@@ -23,6 +31,7 @@
 namespace emosweep::protocols {
 
 inline constexpr const char* kTransductiveAttr = "transductive";
+inline constexpr const char* kSpeakerOverlapAttr = "speaker_overlap";
 
 // The steps of one job; `self_fitted_idf`: a feature set of the job's
 // evaluated or unlabeled data is a TF-IDF set fitted on that store itself.

@@ -83,6 +83,7 @@ TEST_P(EveryModel, ShapesTrainingAndDeterministicEval) {
     EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{kB, kC}));
     EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{kB, model->feature_dim()}));
     EXPECT_EQ(model->transductive(), name == "cemobam" || name == "hemogat");
+    EXPECT_EQ(model->transductive(), FindModelInfo(name)->transductive) << "captions name the graph step from it";
   }
   if (name != "torchscript") spec.config = SmallConfig(name);
   auto r = CreateModel(name, spec);

@@ -36,9 +36,9 @@ TEST(TransductiveNote, NamesStepsWhereTheyAreTakenAndTheInductiveAlternative) {
     return j;
   };
   auto note = [](const std::vector<protocols::PlannedJob>& jobs) {
-    std::vector<const protocols::PlannedJob*> ptrs;
-    for (const auto& j : jobs) ptrs.push_back(&j);
-    return TransductiveNote(ptrs, "variant", "train.feature_norm");
+    std::vector<CellJob> cells;
+    for (const auto& j : jobs) cells.push_back({&j, j.attrs.Get("variant"), j.attrs.Get("train.feature_norm")});
+    return TransductiveNote(cells, "variant", "train.feature_norm");
   };
   // Per-corpus standardisation in one column, adaptation in two rows (both columns).
   std::string n = note({job("none", "train", ""), job("none", "corpus", "feature_norm=corpus"),

@@ -394,6 +394,76 @@ seeds = [1]
   EXPECT_EQ(seen, 7);
 }
 
+// Session 18's audit: a graph model predicts the whole evaluation set as one graph (transductive), and a split
+// with allow_speaker_overlap tests on speakers the job trained on; both are recorded per job for the caption.
+TEST_F(Roles, GraphModelsAndSpeakerDependentSplitsAreRecordedPerJob) {
+  Protocol p = Load(R"([[experiment]]
+name = "dep"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp", "cemobam"]
+features = {audio = "feat", text = "txt"}
+split = {method = "stratified", k = 2, val_fraction = 0.2, allow_speaker_overlap = true}
+seeds = [1]
+
+[[experiment]]
+name = "indep"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+seeds = [1]
+
+[[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "c"
+models = ["cemobam"]
+features = {audio = "feat", text = "txt"}
+split = {method = "stratified", k = 2, val_fraction = 0.2, allow_speaker_overlap = true}
+seeds = [1]
+)");
+  int dep = 0, indep = 0, zs = 0;
+  for (const auto& j : p.jobs) {
+    const std::string& e = Attr(j, "experiment");
+    const bool graph = Attr(j, "model") == "cemobam";
+    EXPECT_EQ(Attr(j, kTransductiveAttr), graph ? "graph" : "") << e << " " << Attr(j, "model");
+    // zs: the source job is tested on a's own test share (speakers shared); its eval job on c's, trained on a.
+    const std::string want = e == "dep" || (e == "zs" && j.spec.kind != "eval") ? "test" : "";
+    EXPECT_EQ(Attr(j, kSpeakerOverlapAttr), want) << e << " " << j.spec.kind;
+    dep += e == "dep";
+    indep += e == "indep";
+    zs += e == "zs" && j.spec.kind == "eval";
+  }
+  EXPECT_EQ(dep, 2);  // two models, one stratified fold
+  EXPECT_EQ(indep, 3);
+  EXPECT_EQ(zs, 1);
+}
+
+// Session 18's audit: a fine-tune job's validation share (early stopping, training-domain grid selection) is the
+// target's only under target_val; otherwise no target label beyond the budget is read.
+TEST_F(Roles, FewShotReadsTargetValidationLabelsOnlyUnderTargetVal) {
+  for (const char* selection : {"last", "source_val", "target_val"}) {
+    Protocol p = Load(std::string(R"([[experiment]]
+name = "fs"
+kind = "fewshot"
+source = "a"
+target = "c"
+budgets = ["50%"]
+models = ["concat_mlp"]
+seeds = [1]
+selection = ")") + selection + "\"\n");
+    int finetunes = 0;
+    for (const auto& j : p.jobs) {
+      if (j.spec.kind != "finetune") continue;
+      ++finetunes;
+      EXPECT_EQ(Stores(j.spec.val), std::set<std::string>{std::string(selection) == "target_val" ? "c.h5" : "a.h5"})
+          << selection;
+    }
+    EXPECT_EQ(finetunes, 1) << selection;
+  }
+}
+
 TEST_F(Roles, IdfFittedOnTheEvaluatedCorpusIsTransductive) {
   data::Corpus c = MakeCorpus("c");
   c.features[1].provenance = {{"extractor", "emosweep.tfidf"}, {"extractor_version", 1}};
