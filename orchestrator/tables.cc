@@ -278,9 +278,14 @@ std::string Caption(const TableData& t) {
   bool any_missing = std::any_of(t.cells.begin(), t.cells.end(), [](const TableCell& x) { return x.values.empty(); });
   if (any_missing) c << s.missing << ": no finished run. ";
   if (partial) c << "(n/N): n of N planned runs finished. ";
-  if (provisional) c << "‡: grid selection over unfinished runs (may change). ";
-  if (t.finished_jobs < t.planned_jobs)
-    c << (t.planned_jobs - t.finished_jobs) << " of " << t.planned_jobs << " planned runs not finished.";
+  if (provisional) c << "‡: grid selection over unfinished runs (may change once they finish). ";
+  if (t.finished_jobs < t.planned_jobs) {
+    c << (t.planned_jobs - t.finished_jobs) << " of " << t.planned_jobs << " planned runs not finished";
+    if (t.failed_jobs)
+      c << " (" << t.failed_jobs << " failed or blocked: `emosweep ledger query --status failed` says why; "
+        << "`run` retries them)";
+    c << ".";
+  }
   std::string out = c.str();
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
@@ -406,8 +411,12 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
   }
   order = {};
   in.done.assign(n, 0);
+  in.failed.assign(n, 0);
   ES_ASSIGN_OR_RETURN(auto status, ledger->StatusList(ids));
-  for (size_t i = 0; i < read.size(); ++i) in.done[read[i]] = status[i] == JobStatus::kDone;
+  for (size_t i = 0; i < read.size(); ++i) {
+    in.done[read[i]] = status[i] == JobStatus::kDone;
+    in.failed[read[i]] = status[i] == JobStatus::kFailed || status[i] == JobStatus::kBlocked;
+  }
   const size_t slots = in.evals.size() * in.names.size();
   in.values.assign(n * slots, std::numeric_limits<double>::quiet_NaN());  // NaN: no such row (stored metrics are finite)
   ES_RETURN_IF_ERROR(ledger->ForEachMetric(ids, in.evals, in.names, [&](size_t i, size_t e, size_t m, double v) {
@@ -567,9 +576,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   auto metric_of = [&](const protocols::PlannedJob& j, const std::string& eval, const std::string& metric) {
     return inputs.Metric(index_of(j), eval, metric);
   };
-  for (const auto* j : jobs) t.finished_jobs += finished(*j);
+  for (const auto* j : jobs) t.finished_jobs += finished(*j), t.failed_jobs += inputs.failed[index_of(*j)];
   for (const auto& [k, v] : lodo)
-    for (const auto* j : v) t.finished_jobs += finished(*j);
+    for (const auto* j : v) t.finished_jobs += finished(*j), t.failed_jobs += inputs.failed[index_of(*j)];
   t.planned_jobs = static_cast<int>(jobs.size());
   for (const auto& [k, v] : lodo) t.planned_jobs += static_cast<int>(v.size());
   // Grid selection: per cell, keep the jobs of the grid point (hp) with the best score on the first metric.

@@ -57,7 +57,7 @@ struct TableData {
   // and the finished runs of each such row (or cell).
   std::map<std::string, std::map<std::string, int>> warnings;
   std::map<std::string, int> row_runs;
-  int planned_jobs = 0, finished_jobs = 0;
+  int planned_jobs = 0, finished_jobs = 0, failed_jobs = 0;  // failed: failed or blocked, not pending
   int average_col = -1;                 // index of the "average" column (spec.average), else -1
   // Per (row, column) cell, r * cols + c: every job planned there is tested on the corpus it trained on
   // (attrs source = target: a cross-corpus matrix's diagonal). A row's average leaves these cells out when the
@@ -85,6 +85,7 @@ Result<const protocols::TableSpec*> FindTable(const protocols::Protocol& protoco
 // jobs some table reads, only the metrics the tables show.
 struct TableInputs {
   std::vector<uint8_t> done;                // per job: 1 when the ledger has it done
+  std::vector<uint8_t> failed;              // per job: 1 when it failed (or is blocked by a failed dependency)
   std::vector<std::string> evals, names;    // metric slots: eval e, name m -> e * names.size() + m
   std::vector<double> values;               // [job * slots + slot]; NaN: no such metric row
   std::map<size_t, std::vector<std::string>> warnings;  // finished adaptation jobs' warning codes, by job

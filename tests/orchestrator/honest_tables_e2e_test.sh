@@ -6,7 +6,8 @@
 #  3. name a grid the cell pools over, and a speaker-dependent split;
 #  4. name transductive steps per row when rows are a list of attributes;
 #  5. give few-shot fine-tune jobs the sources' validation share under selection "last";
-#  6. compare a published "row|column|metric" value.
+#  6. compare a published "row|column|metric" value;
+#  7. count failed runs apart from unfinished ones.
 # Usage: honest_tables_e2e_test.sh EMOSWEEP_BINARY SOURCE_DIR
 set -euo pipefail
 BIN=$1
@@ -73,4 +74,10 @@ echo "5. few-shot validation share: ok"
 table --name cc --reproduce > "$W/repro.md"
 grep -q "| synth_a | synth_b | WA |" "$W/repro.md" || fail "reproduce: no WA line: $(cat "$W/repro.md")"
 echo "6. published row|column|metric: ok"
+# 7. A failed run is told apart from one not yet run.
+cp "$W/l.db" "$W/f.db"
+sqlite3 "$W/f.db" "UPDATE jobs SET status = 'failed', error = 'test' WHERE id = (SELECT id FROM jobs WHERE kind = 'eval' ORDER BY id LIMIT 1)"
+"$BIN" table "$P" --ledger "$W/f.db" --store-dir "$W/stores" --name cc --log-level error > "$W/failed.md"
+grep -q "1 of 18 planned runs not finished (1 failed or blocked" "$W/failed.md" || fail "failed run: $(tail -1 "$W/failed.md")"
+echo "7. failed runs counted: ok"
 echo "honest tables e2e: ok"
