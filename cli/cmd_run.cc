@@ -404,6 +404,10 @@ bool WorkAhead(orchestrator::Ledger* ledger, const protocols::Protocol& p) {
 }
 
 Status RunSingleProcess(const po::variables_map& vm) {
+  // Options of an MPI world, given to a world of one: said once, not silently ignored.
+  for (const char* name : {"jobs-per-gpu", "oversubscribe", "group-size", "heartbeat", "stall-timeout", "inject-fault"})
+    if (vm.count(name) && !vm[name].defaulted())
+      LOG_WARN << "--" << name << " applies under mpirun only (this run is one process): ignored";
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
   const int cores = UsableCores();

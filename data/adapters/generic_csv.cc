@@ -3,7 +3,11 @@
 // emotion). Optional: id (default: the file's stem), transcript (or text),
 // session, gender, group. Labels go through the label map given with
 // --label-map; without one they must already be canonical names.
+#include <algorithm>
+#include <iterator>
+
 #include "core/files.h"
+#include "core/log.h"
 #include "data/adapters/builtin.h"
 #include "data/adapters/scan_util.h"
 
@@ -19,6 +23,16 @@ Status ScanGenericCsv(const std::string& root, ScanSink& sink) {
             group = col("group");
   if (file < 0 || speaker < 0 || label < 0)
     return Status::InvalidArgument(csv + ": needs columns file, speaker and label (or emotion)");
+  {  // A column this adapter does not read is named, not silently dropped (a misspelt "gendre").
+    const int used[] = {file, speaker, label, id, transcript, session, gender, group};
+    std::string unused;
+    for (size_t c = 0; c < t.header.size(); ++c)
+      if (std::find(std::begin(used), std::end(used), static_cast<int>(c)) == std::end(used))
+        unused += (unused.empty() ? "'" : ", '") + t.header[c] + "'";
+    if (!unused.empty())
+      LOG_WARN << csv << ": columns not used: " << unused
+               << " (read: file/path, speaker, label/emotion, id, transcript/text, session, gender, group)";
+  }
   for (size_t i = 0; i < t.rows.size(); ++i) {
     const auto& row = t.rows[i];
     const std::string where = csv + ":" + std::to_string(t.line_of_row[i]);

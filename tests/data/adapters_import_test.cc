@@ -184,6 +184,17 @@ TEST(AdapterImport, GenericCsvNeedsCanonicalLabelsWithoutMap) {
   EXPECT_TRUE(OutFiles(t).empty());
 }
 
+TEST(AdapterImport, GenericCsvNamesColumnsItDoesNotRead) {
+  AdapterTree t;
+  t.Wav("a.wav");
+  t.Text("metadata.csv", "file,speaker,label,gendre,Session\na.wav,s1,anger,f,1\n");
+  ::testing::internal::CaptureStderr();
+  auto r = ImportCorpus(Options(t, "generic_csv"));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(err.find(t.Path("metadata.csv") + ": columns not used: 'gendre' (read:"), std::string::npos) << err;
+}
+
 TEST(AdapterImport, GenericCsvUnknownLabelNamesTheMetadataLine) {
   // Before: the message blamed b.wav; the problem is on metadata.csv's line 3.
   AdapterTree t;
