@@ -385,6 +385,9 @@ int AutoPack(const protocols::Protocol& p, const orchestrator::RunOptions& o, in
   in.mem_available = orchestrator::MemAvailableBytes();
   in.parallel = o.parallel > 0 ? o.parallel : cores;
   in.gpu = o.device != "cpu";
+  if (in.mem_available > 0 && largest > in.mem_available)  // e.g. hidden_dims = [100000000]: said before it is killed
+    LOG_WARN << "a job of this protocol needs ~" << (largest >> 20) << " MiB (model, gradients, optimizer state and "
+             << "activations), more than the " << (in.mem_available >> 20) << " MiB available: it may be killed";
   const int k = orchestrator::AutoPackLimit(in);
   LOG_INFO << "--pack auto: up to " << k << " jobs a pack (" << packable << " jobs may pack; a member needs ~"
            << (largest >> 20) << " MiB, MemAvailable " << (in.mem_available >> 20) << " MiB, " << in.parallel

@@ -57,6 +57,8 @@ Result<ModelPtr> CreateModel(const std::string& name, const ModelSpec& spec) {
   ES_ASSIGN_OR_RETURN(nlohmann::json cfg, info->config.Apply(given, "model '" + name + "'"));
   try {
     return entry->make(spec, cfg);
+  } catch (const c10::Error& e) {  // e.g. an allocation beyond memory: the message, not torch's C++ backtrace
+    return Status::Internal("building model '" + name + "': " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     return Status::Internal("building model '" + name + "': " + e.what());
   }
