@@ -115,7 +115,10 @@ Status WorkerRun(const po::variables_map& vm) {
           if (outcomes[where[k]].ok()) outcomes[where[k]]->info["worker_pid"] = static_cast<int64_t>(::getpid());
         }
       }
-      ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::PackReplyFor(outcomes).dump()));
+      nlohmann::json reply = orchestrator::PackReplyFor(outcomes);
+      if (g_worker_stop) reply["worker_exits"] = true;
+      ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, reply.dump()));
+      if (g_worker_stop) return Status::Ok();  // see below
       continue;
     }
     Result<jobs::JobResult> outcome = Status::Internal("worker: malformed request");
@@ -130,7 +133,13 @@ Status WorkerRun(const po::variables_map& vm) {
         outcome = Status::Internal(std::string("job threw: ") + e.what());
       }
     }
-    ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, orchestrator::ReplyFor(outcome).dump()));
+    nlohmann::json reply = orchestrator::ReplyFor(outcome);
+    if (g_worker_stop) reply["worker_exits"] = true;
+    ES_RETURN_IF_ERROR(orchestrator::WriteFrame(kReplyFd, reply.dump()));
+    // A stop request (the parent's, forwarded, or a signal to this process alone) ends this process once the job
+    // has checkpointed and answered: the flag would stop every later job after one epoch. The parent reaps it on
+    // "worker_exits" and starts another process for its next job.
+    if (g_worker_stop) return Status::Ok();
   }
 }
 

@@ -239,6 +239,8 @@ Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& requ
     if (eof || !frame.ok()) return died("while running it");
     nlohmann::json reply = nlohmann::json::parse(*frame, nullptr, false);
     if (reply.is_discarded()) return Status::Internal("job " + job + ": the worker process sent a malformed reply");
+    // A worker that was asked to stop answers, then ends: reaped now, so the slot's next job starts a new one.
+    if (reply.is_object() && reply.value("worker_exits", false)) Reap(slot, /*kill_first=*/false);
     return reply;
   }
 }

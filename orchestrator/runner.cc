@@ -78,9 +78,11 @@ std::vector<Result<jobs::JobResult>> RunPackOf(Shared& sh, const std::vector<job
   return out;
 }
 
-// Records one job's (or pack member's) outcome as a single job's.
+// Records one job's (or pack member's) outcome as a single job's. `settled`: the job is done or failed for good
+// (what the progress line counts), not back to pending (interrupted, or failed with an attempt left).
 Status Record(Shared& sh, const std::string& worker, const PackMember& m, const Result<jobs::JobResult>& r,
-              double t0, double secs, const nlohmann::json& pack) {
+              double t0, double secs, const nlohmann::json& pack, bool* settled) {
+  *settled = false;
   const RunOptions& o = *sh.options;
   const protocols::PlannedJob& job = *m.job;
   const std::string label = protocols::JobLabel(job.attrs);
@@ -103,14 +105,25 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
                            {"extra", extra}};
     Status st = sh.scheduler->OnFinished(job.spec.id, *r, prov);
     LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << label << "] done in " << Progress::FormatDuration(own);
+    *settled = true;
     return st;
   }
   if (sh.Stopping()) {
     LOG_INFO << "job " << job.spec.id.substr(0, 12) << " interrupted; back to pending";
     return sh.scheduler->OnInterrupted(job.spec.id);
   }
+  if (r.status().code() == StatusCode::kAborted) {
+    // Stopped on request, but not this sweep's: a signal to its worker process alone (which then exits, and the
+    // pool starts another). Not the job's failure: back to pending, no attempt used.
+    LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] was stopped by a signal to its worker "
+             << "process; back to pending";
+    return sh.scheduler->OnInterrupted(job.spec.id);
+  }
   LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().ToString();
-  return sh.scheduler->OnFailed(job.spec.id, r.status());
+  bool retried = false;
+  Status st = sh.scheduler->OnFailed(job.spec.id, r.status(), &retried);
+  *settled = !retried;
+  return st;
 }
 
 void WorkerLoop(Shared& sh, int k) {
@@ -170,13 +183,14 @@ void WorkerLoop(Shared& sh, int k) {
       nlohmann::json pack;  // null: ran alone
       if (members.size() > 1)
         pack = {{"id", pack_id}, {"size", members.size()}, {"index", i}, {"seconds", secs}};
-      Status st = Record(sh, worker, members[i], results[i], t0, secs, pack);
+      bool settled = false;
+      Status st = Record(sh, worker, members[i], results[i], t0, secs, pack, &settled);
       if (!st.ok()) {
         // The members not recorded yet go back to pending (they ran, but nothing of them is kept).
         for (size_t j = i + 1; j < members.size(); ++j) (void)sh.scheduler->OnInterrupted(members[j].job->spec.id);
         return sh.SetFatal(st);
       }
-      if (sh.progress) sh.progress->Add(1);
+      if (sh.progress && settled) sh.progress->Add(1);
     }
     sh.cv.notify_all();  // dependents may be ready now
   }

@@ -371,19 +371,20 @@ Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& resul
   return Status::Ok();
 }
 
-Status Scheduler::OnFailed(const std::string& id, const Status& error) {
+Status Scheduler::OnFailed(const std::string& id, const Status& error, bool* retried) {
   std::lock_guard<std::mutex> lock(mu_);
   ES_ASSIGN_OR_RETURN(int i, IndexOf(id));
   Node& n = nodes_[i];
   if (!n.here) return Status::Internal("scheduler: job " + id + " failed but was not running here");
   LeaveHereLocked(i);
-  return FailLocked(i, error);
+  return FailLocked(i, error, retried);
 }
 
-Status Scheduler::FailLocked(int i, const Status& error) {
+Status Scheduler::FailLocked(int i, const Status& error, bool* retried) {
   Node& n = nodes_[i];
   const std::string& id = jobs_[i].spec.id;
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
+  if (retried) *retried = retry;
   std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
   n.state.error = text;

@@ -144,7 +144,8 @@ class Scheduler {
   Result<Assignment> NextPack(const std::string& worker, int max_members, int share = 1);
   // provenance: see Ledger::Complete (git revision, host, build, world size, timings).
   Status OnFinished(const std::string& id, const jobs::JobResult& result, const nlohmann::json& provenance);
-  Status OnFailed(const std::string& id, const Status& error);
+  // `retried` (optional): set to whether the job went back to pending for another attempt.
+  Status OnFailed(const std::string& id, const Status& error, bool* retried = nullptr);
   Status OnInterrupted(const std::string& id);
   Status Heartbeat();
 
@@ -196,7 +197,7 @@ class Scheduler {
   // Claims ready job i (already out of the ready sets): true when it now runs here.
   Result<bool> TryClaimLocked(int i, const ClaimOptions& co);
   Status BlockDependentsLocked(int i, const std::string& reason);
-  Status FailLocked(int i, const Status& error);  // OnFailed's work, job i already off `here`
+  Status FailLocked(int i, const Status& error, bool* retried = nullptr);  // OnFailed's work, job i already off `here`
   // False (after superseding the producer) when a dep's checkpoint is missing or corrupt.
   Result<bool> DepCheckpointsUsableLocked(int i);
   bool LooksDeadLocked(const Node& n) const;

@@ -37,3 +37,35 @@ done
 left=$(sqlite3 "$W/l.db" "select count(*) from jobs where status != 'done'")
 [ "$left" = 0 ] || fail "$left jobs not done after the re-run"
 echo "ok: 3 runs under a USR1 stream exited 0; the re-run finished every job"
+
+# A stop signal to one worker process alone (session 18's audit: its stop flag stayed set, so every later job
+# it took stopped after one epoch and was recorded as failed; 57 of 102 failed). Now its job goes back to
+# pending without using an attempt, the worker ends and another takes its place: the sweep finishes.
+for sig in TERM USR1; do
+  rm -f "$W/l.db" "$W/err"
+  "$BIN" run "$PROTO" --ledger "$W/l.db" --store-dir "$W/stores" --parallel 2 --max-attempts 1 --log-level info \
+    2> "$W/err" > /dev/null &
+  pid=$!
+  child=""
+  for _ in $(seq 1 2000); do  # a worker that has started a job
+    child=$(pgrep -P "$pid" | head -1 || true)
+    [ -n "$child" ] && grep -q "started" "$W/err" && break
+    sleep 0.01
+  done
+  [ -n "$child" ] || fail "$sig: no worker process appeared"
+  kill -"$sig" "$child"
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "$sig to a worker: run exited $rc; $(grep -m3 'failed' "$W/err")"
+  grep -q "stopped by a signal to its worker process; back to pending" "$W/err" ||
+    fail "$sig to a worker: no job was put back ($(tail -2 "$W/err"))"
+  left=$(sqlite3 "$W/l.db" "select count(*) from jobs where status != 'done'")
+  [ "$left" = 0 ] || fail "$sig to a worker: $left jobs not done"
+  attempts=$(sqlite3 "$W/l.db" "select max(attempts) from jobs")
+  [ "$attempts" = 1 ] || fail "$sig to a worker: a job used $attempts attempts"
+  # The progress line counts each job once, when it is done (it counted the put-back jobs too: 109/102).
+  total=$(sqlite3 "$W/l.db" "select count(*) from jobs")
+  last=$(grep -o '[0-9]*/[0-9]* ([0-9]*%)' "$W/err" | tail -1)
+  [ "$last" = "$total/$total (100%)" ] || fail "$sig to a worker: the last progress line says '$last' of $total jobs"
+done
+echo "ok: a stop signal to one worker process puts its job back and the sweep finishes"
