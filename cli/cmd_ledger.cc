@@ -132,14 +132,27 @@ Status LedgerStatusRun(const po::variables_map& vm) {
     totals[r[1].get<std::string>()] += r[2].get<int64_t>();
     kinds[r[0].get<std::string>()][r[1].get<std::string>()] = r[2].get<int64_t>();
   }
+  // A sweep still 'running', or a running job's owner, whose process on this host is gone (kill -9, a crash):
+  // marked interrupted / taken over by the next `run` only, so said here.
+  auto sweep_gone = [](const nlohmann::json& s) {
+    return s["status"] == "running" &&
+           orchestrator::OwnerIsDeadHere(s["host"].get<std::string>() + ":" + std::to_string(s["pid"].get<int64_t>()));
+  };
+  auto owner_gone = [](const nlohmann::json& owner) {
+    return owner.is_string() && orchestrator::OwnerIsDeadHere(owner.get<std::string>());
+  };
   if (vm.count("json")) {
+    nlohmann::json running_objects = ToObjects(running), sweep_objects = sweeps;
+    for (size_t i = 0; i < running["rows"].size() && i < running_objects.size(); ++i)
+      running_objects[i]["owner_gone"] = owner_gone(running["rows"][i][2]);
+    for (auto& s : sweep_objects) s["process_gone"] = sweep_gone(s);
     PrintJson(nlohmann::json{{"ledger", l->path()},
                              {"schema_version", l->schema_version()},
                              {"by_status", totals},
                              {"by_kind", kinds},
                              {"failures", ToObjects(failures)},
-                             {"running", ToObjects(running)},
-                             {"sweeps", sweeps}}
+                             {"running", running_objects},
+                             {"sweeps", sweep_objects}}
                   .dump(2));
     return Status::Ok();
   }
@@ -160,10 +173,7 @@ Status LedgerStatusRun(const po::variables_map& vm) {
     size_t from = sweeps.size() > 10 ? sweeps.size() - 10 : 0;
     for (size_t i = from; i < sweeps.size(); ++i) {
       const auto& s = sweeps[i];
-      // A sweep still 'running' whose process on this host is gone (kill -9, a crash): marked interrupted by
-      // the next `run` only, so say it here.
-      const bool gone = s["status"] == "running" &&
-                        orchestrator::OwnerIsDeadHere(s["host"].get<std::string>() + ":" + std::to_string(s["pid"].get<int64_t>()));
+      const bool gone = sweep_gone(s);
       std::printf("  #%-4lld %-24s %-11s %4lld jobs  host %s pid %lld%s\n", static_cast<long long>(s["id"]),
                   s["protocol"].get<std::string>().c_str(), s["status"].get<std::string>().c_str(),
                   static_cast<long long>(s["jobs"]), s["host"].get<std::string>().c_str(),
@@ -176,9 +186,7 @@ Status LedgerStatusRun(const po::variables_map& vm) {
       std::printf("  %.12s %-10s [%s] owner %s, heartbeat %.0fs ago%s\n", r[0].get<std::string>().c_str(),
                   r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(),
                   r[2].is_string() ? r[2].get<std::string>().c_str() : "?", r[4].is_number() ? r[4].get<double>() : -1.0,
-                  r[2].is_string() && orchestrator::OwnerIsDeadHere(r[2].get<std::string>())
-                      ? " (owner process gone: the next run takes it over)"
-                      : "");
+                  owner_gone(r[2]) ? " (owner process gone: the next run takes it over)" : "");
   }
   if (!failures["rows"].empty()) {
     std::printf("\nfailed / blocked:\n");

@@ -179,7 +179,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   }
   auto counts = sched.Counts();
   auto failures = sched.Failures();
-  const bool stopped = g_stop.load();
+  const bool stopped = g_stop.load() || sum->stopped;  // this rank's signal, or another rank's
   nlohmann::json summary = {{"sweep_id", started->sweep_id}, {"ranks", comm.size()},
                             {"group_size", d.group_size}, {"total", counts.total},
                             {"skipped", counts.skipped}, {"ran", sum->finished},
@@ -187,16 +187,16 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                             {"interrupted", sum->interrupted}, {"seconds", sum->wall_s},
                             {"busy_rank_seconds", sum->busy_s},
                             {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
-                            {"stopped", stopped}};
+                            {"pending", counts.pending}, {"stopped", stopped}};
   (void)l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
   WriteStatusFile(vm, summary);
   if (vm.count("json")) {
     PrintJson(summary.dump(2));
   } else {
-    std::printf("sweep %lld (%s) on %d ranks: %d jobs: %d already done, %d ran, %d failed, %d blocked, in %s\n",
+    std::printf("sweep %lld (%s) on %d ranks: %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s%s\n",
                 static_cast<long long>(started->sweep_id), p->name.c_str(), comm.size(), counts.total,
-                counts.skipped, sum->finished, counts.failed, counts.blocked,
-                Progress::FormatDuration(sum->wall_s).c_str());
+                counts.skipped, sum->finished, counts.failed, counts.blocked, counts.pending,
+                Progress::FormatDuration(sum->wall_s).c_str(), stopped ? " (stopped: re-run to finish)" : "");
     for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
   if (stopped) return Status::Ok();

@@ -238,6 +238,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
   }
   for (int r = 1; r < n; ++r) (void)comm.Send(r, kTagExit, "");
   sum.wall_s = Since(t0);
+  sum.stopped = stopping;
   return sum;
 }
 

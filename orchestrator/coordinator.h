@@ -88,6 +88,9 @@ Status CheckLayout(int world_size, int group_size);
 struct CoordinatorSummary {
   int jobs_sent = 0, finished = 0, failed = 0, interrupted = 0;
   double wall_s = 0, busy_s = 0;  // busy = sum over groups of job seconds × group size
+  // The sweep stopped before its end: a stop signal to this rank, to another rank (its heartbeat says so) or
+  // to a group's job (it came back interrupted). The caller records the sweep interrupted, not done.
+  bool stopped = false;
 };
 
 Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler& scheduler,

@@ -87,6 +87,29 @@ case "$CASE" in
     left=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status != 'done'")
     [ "$left" = 0 ] || fail "$left jobs not done after resuming"
     echo "preempted with $done1 done; resumed to completion"
+    # A stop signal to one worker rank alone (session 18's audit: mpirun exited 0 with "stopped": false and the
+    # sweep recorded done, so Slurm's requeue, which reads "stopped", would not requeue it).
+    $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l2.sqlite" --status-file "$T/st.json" --log-level info \
+      > "$T/out2" 2>&1 &
+    pid=$!
+    sleep 6
+    rank2=""
+    for p in $(pgrep -f "emosweep run"); do
+      tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && rank2=$p
+    done
+    [ -n "$rank2" ] || { kill -9 $pid; fail "no process of rank 2 found"; }
+    kill -TERM "$rank2"
+    for i in $(seq 1 90); do kill -0 $pid 2>/dev/null || break; sleep 1; done
+    if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail "not finished 90 s after SIGTERM to rank 2"; fi
+    wait $pid
+    rc=$?
+    tail -3 "$T/out2"
+    [ $rc -eq 0 ] || fail "run stopped through rank 2 exited $rc"
+    [ "$(sqlite3 :memory: "select json_extract(readfile('$T/st.json'), '\$.stopped')")" = 1 ] \
+      || fail "status file after a stop through rank 2: $(cat "$T/st.json")"
+    [ "$(sqlite3 "$T/l2.sqlite" "select status from sweeps order by id desc limit 1")" = interrupted ] \
+      || fail "sweep stopped through rank 2 recorded $(sqlite3 "$T/l2.sqlite" "select status from sweeps")"
+    echo "a stop through rank 2 alone: recorded interrupted, status file stopped"
     ;;
   placement)
     # Placement is checked before any job runs (docs/design/distributed.md, "Placement"): more
