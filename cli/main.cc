@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command_table.h"
+#include "core/build_info.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -42,7 +43,10 @@ void PrintTopHelp(std::ostream& os, const std::string& prefix) {
 
 }  // namespace
 
+const char* EmosweepGitRevision();  // <build>/cli/git_revision.cc, written at build time
+
 int main(int argc, char** argv) {
+  emosweep::SetGitRevision(EmosweepGitRevision());
   emosweep::cli::SetProcessArgs(argc, argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {

@@ -23,6 +23,15 @@ total=$(jget "$W/run1.json" '$.total')
 [ "$(jget "$W/run1.json" '$.ran')" = "$total" ] || fail "first run did not run every job"
 [ "$(jget "$W/run1.json" '$.failed')" = 0 ] || fail "jobs failed: $(cat "$W/run1.json")"
 
+# The revision in provenance is the one the binary was built from (it was CMake's last configure: stale after a
+# commit built without reconfiguring).
+if head=$(git -C "$SRC" rev-parse --short=12 HEAD 2> /dev/null); then
+  "$BIN" version --json > "$W/version.json"
+  [ "$(jget "$W/version.json" '$.git_revision')" = "$head" ] || fail "version says $(jget "$W/version.json" '$.git_revision'), HEAD is $head"
+  rev=$(sqlite3 "$W/l.db" "SELECT DISTINCT git_revision FROM provenance")
+  [ "$rev" = "$head" ] || fail "provenance records git revision '$rev', HEAD is $head"
+fi
+
 # 2. Re-running a finished protocol runs zero jobs, in seconds.
 start=$(date +%s%N)
 "$BIN" run "$PROTO" --ledger "$W/l.db" --json "${common[@]}" > "$W/run2.json"
