@@ -41,18 +41,21 @@ bool AllDigits(const std::string& s) {
 }
 }  // namespace
 
-void RemoveStaleTemporaries(const std::string& final_path) {
+namespace {
+// Removes "<base>.tmp-<this host>-<pid>-<n>" files in `dir` whose process is gone; only those of `base` when given.
+void RemoveStale(const std::filesystem::path& dir, const std::string* base) {
   namespace fs = std::filesystem;
-  const fs::path p(final_path);
-  const std::string prefix = p.filename().string() + ".tmp-" + HostTag() + "-";
+  const std::string mark = ".tmp-" + HostTag() + "-";
   std::error_code ec;
-  fs::directory_iterator it(p.parent_path().empty() ? fs::path(".") : p.parent_path(), ec);
+  fs::directory_iterator it(dir.empty() ? fs::path(".") : dir, ec);
   if (ec) return;
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) return;
     const std::string name = it->path().filename().string();
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string rest = name.substr(prefix.size());  // "<pid>-<n>"
+    const size_t at = base ? (name.compare(0, base->size() + mark.size(), *base + mark) == 0 ? base->size() : std::string::npos)
+                           : name.rfind(mark);
+    if (at == std::string::npos || at == 0) continue;
+    const std::string rest = name.substr(at + mark.size());  // "<pid>-<n>"
     const size_t dash = rest.find('-');
     if (dash == std::string::npos || !AllDigits(rest.substr(0, dash)) || !AllDigits(rest.substr(dash + 1))) continue;
     const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
@@ -63,6 +66,15 @@ void RemoveStaleTemporaries(const std::string& final_path) {
     fs::remove(it->path(), rm);
   }
 }
+}  // namespace
+
+void RemoveStaleTemporaries(const std::string& final_path) {
+  const std::filesystem::path p(final_path);
+  const std::string base = p.filename().string();
+  RemoveStale(p.parent_path(), &base);
+}
+
+void RemoveStaleTemporariesIn(const std::string& dir) { RemoveStale(dir, nullptr); }
 
 TempPath::TempPath(std::string final_path) : final_(std::move(final_path)) {
   RemoveStaleTemporaries(final_);

@@ -45,5 +45,7 @@ Status MakeDirs(const std::string& dir);
 Status CheckOutputFile(const std::string& path, bool creates_dir = false);
 // Removes "<final_path>.tmp-<this host>-<pid>-<n>" files whose process no longer exists (TempPath calls it).
 void RemoveStaleTemporaries(const std::string& final_path);
+// The same for every file's temporaries in `dir` (a cache directory whose file names change from run to run).
+void RemoveStaleTemporariesIn(const std::string& dir);
 
 }  // namespace emosweep

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <random>
 #include <string_view>
@@ -264,15 +265,14 @@ class StreamFile {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     if (ec) return;
-    char nonce[16];
-    std::snprintf(nonce, sizeof nonce, "%08x", std::random_device()());
-    tmp_ = path + ".tmp." + std::to_string(::getpid()) + "." + nonce;
-    f_ = std::fopen(tmp_.c_str(), "wb");
+    // Temporaries of killed writers (every key is another file name): removed here, once their process is gone.
+    RemoveStaleTemporariesIn(std::filesystem::path(path).parent_path().string());
+    tmp_ = std::make_unique<TempPath>(path);
+    f_ = std::fopen(tmp_->path().c_str(), "wb");
     buf_.reserve(kBuffer);
   }
   ~StreamFile() {
-    if (f_) std::fclose(f_);
-    if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+    if (f_) std::fclose(f_);  // an uncommitted TempPath removes its file
   }
   StreamFile(const StreamFile&) = delete;
   StreamFile& operator=(const StreamFile&) = delete;
@@ -301,10 +301,10 @@ class StreamFile {
     const bool closed = std::fclose(f_) == 0;
     f_ = nullptr;
     if (!written || !closed) return false;
+    // Renamed without TempPath::Commit's fsync: a cache lost in a crash is only a slower next run.
     std::error_code ec;
-    std::filesystem::rename(tmp_, path_, ec);
-    committed_ = !ec;
-    return committed_;
+    std::filesystem::rename(tmp_->path(), path_, ec);
+    return !ec;
   }
 
  private:
@@ -318,10 +318,11 @@ class StreamFile {
     }
     buf_.clear();
   }
-  std::string path_, tmp_;
+  std::string path_;
+  std::unique_ptr<TempPath> tmp_;  // "<path>.tmp-<host>-<pid>-<n>"; removed if never renamed
   std::FILE* f_ = nullptr;
   std::string buf_;
-  bool hashing_ = false, committed_ = false;
+  bool hashing_ = false;
   size_t hash_from_ = 0;
   StreamHash hash_;
 };

@@ -76,6 +76,11 @@ TEST_F(Files, StaleTemporaryOfAGoneProcessIsRemovedByTheNextWrite) {
   EXPECT_TRUE(FileExists(other_file));
   EXPECT_TRUE(FileExists(lookalike));
   EXPECT_EQ(*ReadFile(p), "done");
+  // A cache directory, whose file names change from run to run, is swept whole.
+  RemoveStaleTemporariesIn(TmpDir());
+  EXPECT_FALSE(FileExists(other_file));
+  EXPECT_TRUE(FileExists(live));
+  EXPECT_TRUE(FileExists(lookalike));
 }
 
 TEST_F(Files, OutputFileInAMissingDirectoryIsBadInput) {
