@@ -638,12 +638,20 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     for (const char* a : {"experiment", "model", "hp", "source", "target", "heldout", "budget", "variant", "seed",
                           "fold", "selection"}) {
       if (named.count(a)) continue;
+      // Per cell its first value; the distinct values only of cells where a second one shows up (issue 15:
+      // one comparison per job, no set, at 10^6 jobs).
       AttrReader reader(a);
-      std::map<std::pair<size_t, size_t>, std::set<std::string>> values;
-      for (size_t k = 0; k < jobs.size(); ++k)
-        if (keep[k]) values[where[k]].insert(reader.Get(jobs[k]->attrs));
+      std::vector<const std::string*> first(t.rows.size() * t.cols.size(), nullptr);
+      std::map<size_t, std::set<std::string>> varying;
+      for (size_t k = 0; k < jobs.size(); ++k) {
+        if (!keep[k]) continue;
+        const size_t cell = where[k].first * t.cols.size() + where[k].second;
+        const std::string& v = reader.Get(jobs[k]->attrs);
+        if (!first[cell]) first[cell] = &v;
+        else if (*first[cell] != v || varying.count(cell)) varying[cell].insert({*first[cell], v});
+      }
       size_t most = 1;
-      for (const auto& [cell, v] : values) most = std::max(most, v.size());
+      for (const auto& [cell, v] : varying) most = std::max(most, v.size());
       if (most > 1) t.pooled[a] = most;
     }
   }
