@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/protocol_library.h"
 #include "cli/protocol_args.h"
 #include "core/files.h"
 #include "orchestrator/ledger.h"
@@ -315,7 +316,9 @@ Status LedgerGcRun(const po::variables_map& vm) {
   // its expansion. A protocol whose stores are missing cannot say which jobs it references: refuse.
   std::vector<std::string> keep;
   const auto paths = vm["protocol"].as<std::vector<std::string>>();
-  for (const auto& path : paths) {
+  for (const auto& arg : paths) {
+    // A library protocol by name, as plan, run, table, report and submit take it (cli/protocol_library.h).
+    ES_ASSIGN_OR_RETURN(const std::string path, ResolveProtocolPath(arg));
     protocols::LoadOptions shallow = lo;
     shallow.expand = false;
     ES_ASSIGN_OR_RETURN(protocols::Protocol p, protocols::LoadProtocol(path, shallow));

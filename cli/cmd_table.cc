@@ -1,4 +1,5 @@
 // cli/cmd_table.cc: `emosweep table PROTOCOL --ledger DB`: paper tables.
+#include <algorithm>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -13,7 +14,8 @@ void TableOptions(po::options_description& o) {
       "all", "print every table of the protocol")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | latex | csv | json")(
       "json", "same as --format json: one document {protocol, tables: [...]}, with or without --all")(
-      "reproduce", "compare each cell with the protocol's published values (tolerance from the protocol)")(
+      "reproduce", "compare each cell with the protocol's published values (tolerance from the protocol); exit 1 "
+                   "when one is not reproduced")(
       "compare", po::value<std::string>(), "A,B: paired significance test between rows A and B on every column")(
       "test", po::value<std::string>()->default_value("permutation"), "paired test: permutation | bootstrap")(
       "resamples", po::value<int>()->default_value(2000), "permutations / bootstrap samples")(
@@ -53,6 +55,14 @@ Status TableRun(const po::variables_map& vm) {
   // Status and metrics of every selected table's jobs, read once (issue 15).
   ES_ASSIGN_OR_RETURN(auto inputs, orchestrator::ReadTableInputs(p, specs, ledger.get()));
   nlohmann::json json_out = nlohmann::json::array();
+  // --reproduce over --all: the tables that publish values (refused only when none does); the command exits 1
+  // when a published cell is not reproduced (outside the tolerance, incomplete or missing), so a script can
+  // gate on it.
+  const bool reproduce = vm.count("reproduce") > 0;
+  if (reproduce && std::none_of(specs.begin(), specs.end(), [](const auto* s) { return !s->published.empty(); }))
+    return Status::NotFound(specs.size() == 1 ? "table '" + specs[0]->name + "' has no published values to reproduce"
+                                              : p.path + ": no table has published values to reproduce");
+  int published = 0, reproduced = 0;
   for (size_t k = 0; k < specs.size(); ++k) {
     ES_ASSIGN_OR_RETURN(auto t, orchestrator::BuildTable(p, *specs[k], inputs));
     // The JSON document only for --format json: it lists every cell's job ids (10^6
@@ -62,8 +72,9 @@ Status TableRun(const po::variables_map& vm) {
     if (format != "json") {
       ES_ASSIGN_OR_RETURN(text, orchestrator::RenderTable(t, format));
     }
-    if (vm.count("reproduce")) {
+    if (reproduce && !t.spec.published.empty()) {
       ES_ASSIGN_OR_RETURN(auto lines, orchestrator::Reproduce(t));
+      for (const auto& l : lines) published++, reproduced += l.within;
       ES_ASSIGN_OR_RETURN(std::string r, orchestrator::RenderReproduce(t, lines, format));
       if (format == "json") doc["reproduce"] = nlohmann::json::parse(r);
       else text += "\n" + r;
@@ -82,6 +93,9 @@ Status TableRun(const po::variables_map& vm) {
   // One shape whatever the selection: the protocol and a list of tables (docs/formats/tables.md).
   if (format == "json") PrintJson(nlohmann::json{{"protocol", p.path}, {"tables", json_out}}.dump(2));
   KeepUntilExit(std::move(p.jobs));  // no frees at exit (cli/protocol_args.h)
+  if (reproduce && reproduced < published)
+    return Status::Internal(std::to_string(published - reproduced) + " of " + std::to_string(published) +
+                            " published cells not reproduced (outside the tolerance, incomplete or missing)");
   return Status::Ok();
 }
 

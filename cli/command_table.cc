@@ -104,7 +104,7 @@ const std::vector<Command>& Commands() {
        "models|label-maps|feature-sets|adapters|da-variants|protocols [--json]",
        "Reads the binary's own registries (nothing to configure). `list models --json` includes every\n"
        "model's configuration keys with types and defaults; `list protocols` shows the protocol library,\n"
-       "whose protocols plan/run/table/report/submit accept by name (e.g. `emosweep run quickstart ...`).",
+       "whose protocols plan/run/table/report/submit/ledger gc accept by name (e.g. `emosweep run quickstart ...`).",
        ListOptions, {{"what", 1}}, ListRun},
       {"worker", "(internal) a worker process of `run --parallel K`; not for direct use", "[--slot N]",
        "Started by `emosweep run` with K > 1 (one process per parallel job, so jobs are bitwise\n"

@@ -599,20 +599,23 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
         const std::string hp = attr_of(j, "hp");
         IndexIn(points, hp);
         auto& sc = score[hp];
-        auto add = [&](const double* v) {
+        // A run not finished yet makes the choice provisional; a failed one does not (a diverged grid point
+        // fails the same way on every retry: it just loses; the caption counts failed runs), nor a finished one
+        // without a score.
+        auto add = [&](const protocols::PlannedJob& of, const double* v) {
           if (v) sc.first += *v, sc.second++;
-          else pending = true;
+          else if (!inputs.done[index_of(of)] && !inputs.failed[index_of(of)]) pending = true;
         };
         if (rule == "training_domain") {
-          add(metric_of(j, "val", metric));
+          add(j, metric_of(j, "val", metric));
           t.ranked_by_trained_val |= inputs.val_of_trained.count(index_of(j)) > 0;
         } else if (rule == "oracle") {
-          add(metric_of(j, spec.eval, metric));
+          add(j, metric_of(j, spec.eval, metric));
         } else {
           auto l = lodo.find(lodo_key(j));
           if (l == lodo.end()) pending = true;
           else
-            for (const auto* v : l->second) add(metric_of(*v, "test", metric));
+            for (const auto* v : l->second) add(*v, metric_of(*v, "test", metric));
         }
       }
       std::string best;

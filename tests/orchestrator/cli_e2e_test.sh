@@ -105,6 +105,7 @@ grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
 # A library protocol by name gives the same table as its path.
 "$BIN" table quickstart --ledger "$W/l.db" --all --format json "${common[@]}" > "$W/table.byname.json"
 [ "$(jget "$W/table.byname.json" '$.tables')" = "$(jget "$W/table.json" '$.tables')" ] || fail "table by library name"
+"$BIN" ledger gc quickstart --ledger "$W/l.db" --json "${common[@]}" > "$W/gc.json" || fail "ledger gc by library name"
 "$BIN" ledger export --ledger "$W/l.db" --what jobs --json > "$W/jobs.json"
 [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/jobs.json'))")" = "$total" ] || fail "ledger export --json"
 grep -q '\\textbf' "$W/table.latex" || fail "latex bold"

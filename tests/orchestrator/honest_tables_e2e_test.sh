@@ -70,14 +70,26 @@ stores=$(sqlite3 "$W/l.db" "SELECT DISTINCT json_extract(config_json, '\$.val[0]
 [ "$(basename "$stores")" = synth_a.h5 ] || fail "fewshot fine-tune jobs validate on: $stores"
 echo "5. few-shot validation share: ok"
 
-# 6. A published value of the second metric.
-table --name cc --reproduce > "$W/repro.md"
+# 6. A published value of the second metric; not reproduced (0.0), so the command exits 1 for scripts to gate
+# on. --all reproduces the tables that publish values and skips the others.
+rc=0; table --name cc --reproduce > "$W/repro.md" 2> "$W/repro.err" || rc=$?
 grep -q "| synth_a | synth_b | WA |" "$W/repro.md" || fail "reproduce: no WA line: $(cat "$W/repro.md")"
-echo "6. published row|column|metric: ok"
+[ $rc = 1 ] && grep -q "1 of 1 published cells not reproduced" "$W/repro.err" || fail "reproduce: exit $rc, $(cat "$W/repro.err")"
+rc=0; table --all --reproduce > "$W/repro_all.md" 2> "$W/repro.err" || rc=$?
+[ $rc = 1 ] && [ "$(grep -c '^Reproduce ' "$W/repro_all.md")" = 1 ] || fail "--all --reproduce: exit $rc, $(cat "$W/repro.err")"
+rc=0; table --name indom --reproduce > /dev/null 2> "$W/repro.err" || rc=$?
+[ $rc = 2 ] && grep -q "has no published values" "$W/repro.err" || fail "reproduce without published values: exit $rc"
+echo "6. published row|column|metric, reproduce exit status: ok"
 # 7. A failed run is told apart from one not yet run.
 cp "$W/l.db" "$W/f.db"
 sqlite3 "$W/f.db" "UPDATE jobs SET status = 'failed', error = 'test' WHERE id = (SELECT id FROM jobs WHERE kind = 'eval' ORDER BY id LIMIT 1)"
 "$BIN" table "$P" --ledger "$W/f.db" --store-dir "$W/stores" --name cc --log-level error > "$W/failed.md"
 grep -q "1 of 18 planned runs not finished (1 failed or blocked" "$W/failed.md" || fail "failed run: $(tail -1 "$W/failed.md")"
-echo "7. failed runs counted: ok"
+# A failed grid point (a diverged learning rate fails the same way on every retry) loses; it does not leave
+# the cell provisional (‡) for ever.
+sqlite3 "$W/f.db" "UPDATE jobs SET status = 'failed', error = 'test' WHERE id = (SELECT id FROM jobs WHERE kind = 'eval' AND attrs_json LIKE '%\"experiment\":\"zeroshot\"%' AND attrs_json LIKE '%0.0005%' ORDER BY id LIMIT 1)"
+"$BIN" table "$P" --ledger "$W/f.db" --store-dir "$W/stores" --name by_target --log-level error > "$W/failed_td.md"
+grep -q "1 failed or blocked" "$W/failed_td.md" || fail "failed grid run not counted: $(tail -3 "$W/failed_td.md")"
+grep -q "‡" "$W/failed_td.md" && fail "a failed grid run leaves the choice provisional: $(cat "$W/failed_td.md")"
+echo "7. failed runs counted, and not waited for: ok"
 echo "honest tables e2e: ok"
