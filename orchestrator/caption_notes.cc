@@ -56,7 +56,7 @@ struct StepCells {
 StepCells Collect(const std::vector<CellJob>& jobs, const std::string& attribute) {
   StepCells s;
   for (const auto& cj : jobs) {
-    const Cell cell{cj.row, cj.col};
+    const Cell cell{*cj.row, *cj.col};
     if (std::find(s.all_rows.begin(), s.all_rows.end(), cell.first) == s.all_rows.end()) s.all_rows.push_back(cell.first);
     if (std::find(s.all_cols.begin(), s.all_cols.end(), cell.second) == s.all_cols.end()) s.all_cols.push_back(cell.second);
     s.all_cells.insert(cell);

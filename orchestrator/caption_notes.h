@@ -12,10 +12,12 @@
 
 namespace emosweep::orchestrator {
 
-// A job feeding a table cell, with the labels the table prints for the cell's row and column.
+// A job feeding a table cell, with the labels the table prints for the cell's row and column (pointers: one
+// copy of each label however many jobs, 10^6 at scale; they must outlive the call).
 struct CellJob {
   const protocols::PlannedJob* job;
-  std::string row, col;
+  const std::string* row;
+  const std::string* col;
 };
 
 // "Transductive steps (...): <step> (inductive: ...), in column corpus; ..."

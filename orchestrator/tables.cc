@@ -742,7 +742,7 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   // (orchestrator/caption_notes.h), with their inductive alternative.
   std::vector<CellJob> shown;
   for (size_t k = 0; k < jobs.size(); ++k)
-    if (keep[k]) shown.push_back({jobs[k], t.rows[where[k].first], t.cols[where[k].second]});
+    if (keep[k]) shown.push_back({jobs[k], &t.rows[where[k].first], &t.cols[where[k].second]});
   for (const std::string& note : {TransductiveNote(shown, spec.rows, spec.columns),
                                   SpeakerOverlapNote(shown, spec.rows, spec.columns, spec.eval)})
     if (!note.empty()) t.caption += " " + note;

@@ -37,7 +37,7 @@ TEST(TransductiveNote, NamesStepsWhereTheyAreTakenAndTheInductiveAlternative) {
   };
   auto note = [](const std::vector<protocols::PlannedJob>& jobs) {
     std::vector<CellJob> cells;
-    for (const auto& j : jobs) cells.push_back({&j, j.attrs.Get("variant"), j.attrs.Get("train.feature_norm")});
+    for (const auto& j : jobs) cells.push_back({&j, &j.attrs.Get("variant"), &j.attrs.Get("train.feature_norm")});
     return TransductiveNote(cells, "variant", "train.feature_norm");
   };
   // Per-corpus standardisation in one column, adaptation in two rows (both columns).
