@@ -93,7 +93,7 @@ void DataImportAdapterOptions(po::options_description& o) {
   AddOnce(o, "label-map", po::value<std::string>(), "label map name or TOML file (default: the adapter's)");
   AddOnce(o, "threads", po::value<int>()->default_value(0), "--adapter: worker threads (0 = all cores)");
   AddOnce(o, "limit", po::value<int64_t>()->default_value(0),
-          "--adapter: import only the first N utterances (0 = all)");
+          "--adapter: import only N utterances, spread evenly over the id order (0 = all)");
   AddFlagOnce(o, "skip-bad", "--adapter: skip files whose names do not parse (counted) instead of failing");
   AddOnce(o, "normalise", po::value<std::string>()->default_value("none"), "--adapter: audio gain normalisation none|peak|rms");
   AddOnce(o, "tfidf-dim", po::value<int64_t>()->default_value(4096), "--adapter: TF-IDF dimension");

@@ -10,6 +10,18 @@
 namespace emosweep::data {
 namespace {
 
+// The provenance as one readable line: long lists (a feature set's 256 column names) shown by their length;
+// the whole document is in `data inspect --json`.
+std::string ProvenanceSummary(const nlohmann::json& provenance) {
+  if (!provenance.is_object()) return provenance.dump();
+  nlohmann::json shown = nlohmann::json::object();
+  for (auto it = provenance.begin(); it != provenance.end(); ++it)
+    shown[it.key()] = it->is_array() && it->size() > 8 ? nlohmann::json("[" + std::to_string(it->size()) + " items]")
+                                                        : *it;
+  return shown.dump();
+}
+
+
 void CountNonFinite(const std::vector<float>& v, int64_t* nan, int64_t* inf) {
   for (float x : v) {
     if (std::isnan(x)) ++*nan;
@@ -117,7 +129,7 @@ std::string InspectReport::ToText() const {
     std::string frames = f.frames ? std::to_string(f.frames) + "x" + std::to_string(f.info.frame_dim) : "-";
     os << "  " << Pad(f.info.name, 20) << Pad(f.info.modality, 9) << LPad(std::to_string(f.info.dim), 6)
        << LPad(frames, 10) << LPad(std::to_string(f.nan + f.frame_nan), 8)
-       << LPad(std::to_string(f.inf + f.frame_inf), 8) << "  " << f.info.provenance.dump() << "\n";
+       << LPad(std::to_string(f.inf + f.frame_inf), 8) << "  " << ProvenanceSummary(f.info.provenance) << "\n";
   }
   size_t w = 7;
   for (const auto& s : speakers) w = std::max(w, s.size() + 1);

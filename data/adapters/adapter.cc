@@ -67,7 +67,15 @@ Result<ScanResult> ScanCorpus(const std::string& adapter, const std::string& roo
                                      ", " + recs[i].wav_path + ")");
   if (recs.empty())
     return Status::InvalidArgument(root + ": the " + adapter + " adapter found no utterances (see docs/corpora.md for the expected layout)");
-  if (options.limit > 0 && static_cast<int64_t>(recs.size()) > options.limit) recs.resize(options.limit);
+  if (options.limit > 0 && static_cast<int64_t>(recs.size()) > options.limit) {
+    // N records spread evenly over the id order (the k-th of every size/N), not the first N: ids sort by speaker,
+    // label or session in most corpora, so the first 40 of EMOVO were one label, useless for a trial run.
+    const size_t n = static_cast<size_t>(options.limit), total = recs.size();
+    std::vector<UtteranceRecord> kept;
+    kept.reserve(n);
+    for (size_t i = 0; i < n; ++i) kept.push_back(std::move(recs[i * total / n]));
+    recs = std::move(kept);
+  }
   if (result.skipped > 0) {
     LOG_WARN << adapter << " adapter: skipped " << result.skipped << " file(s) under --skip-bad, e.g. "
              << result.skipped_notes.front();

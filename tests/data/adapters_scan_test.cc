@@ -340,14 +340,20 @@ TEST(AdapterScan, EmptyCorpusIsAnError) {
   EXPECT_NE(s.status().message().find("no utterances"), std::string::npos);
 }
 
-TEST(AdapterScan, LimitKeepsFirstIdsInOrder) {
+TEST(AdapterScan, LimitSpreadsOverTheIdOrder) {
+  // Not the first N (ids sort by speaker, then text and label: the first ones are one speaker's), but N spread
+  // evenly over the id order, still in that order.
   AdapterTree t;
-  for (const char* n : {"wav/16a05Nc.wav", "wav/03a01Fa.wav", "wav/08b10Wb.wav"}) t.Wav(n);
+  for (const char* n : {"wav/16a05Nc.wav", "wav/03a01Fa.wav", "wav/08b10Wb.wav", "wav/03a02Wc.wav", "wav/11b03Tb.wav",
+                        "wav/09a04Ad.wav"})
+    t.Wav(n);
   ScanOptions o;
-  o.limit = 2;
+  o.limit = 3;
   auto s = ScanCorpus("emodb", t.root(), o);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ(Ids(*s), (std::vector<std::string>{"03a01Fa", "08b10Wb"}));
+  EXPECT_EQ(Ids(*s), (std::vector<std::string>{"03a01Fa", "08b10Wb", "11b03Tb"}));
+  o.limit = 6;  // all of them
+  EXPECT_EQ(Ids(*ScanCorpus("emodb", t.root(), o)).size(), 6u);
 }
 
 }  // namespace

@@ -53,6 +53,13 @@ TEST(Inspect, SyntheticStoreIsCleanAndCounted) {
   std::string text = r->ToText();
   EXPECT_NE(text.find("(verified)"), std::string::npos);
   EXPECT_NE(text.find("synth_audio"), std::string::npos);
+  // A long list in the provenance (an imported set's 256 column names) is shown by its length in the text;
+  // the JSON keeps it whole.
+  r->features[0].info.provenance["columns"] = std::vector<std::string>(256, "logmel_mean_00");
+  text = r->ToText();
+  EXPECT_NE(text.find("\"columns\":\"[256 items]\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("logmel_mean_00"), std::string::npos);
+  EXPECT_EQ(r->ToJson().dump().find("[256 items]"), std::string::npos);
 }
 
 TEST(Inspect, CountsNanAndInfAndFlagsHashMismatch) {
