@@ -147,8 +147,8 @@ void DataSplitOptions(po::options_description& o) {
       ("method", po::value<std::string>()->default_value("speaker_kfold"), "speaker_kfold | loso | stratified")
       ("k", po::value<int>()->default_value(5), "folds (speaker_kfold)")
       ("group-by", po::value<std::string>()->default_value("speaker"), "loso: speaker | session | gender | group")
-      ("val-fraction", po::value<double>()->default_value(0.1), "share of training speakers (rows, stratified) for val")
-      ("test-fraction", po::value<double>()->default_value(0.1), "stratified: share of rows for test (0 = no test part)")
+      ("val-fraction", po::value<double>()->default_value(0.1, "0.1"), "share of training speakers (rows, stratified) for val")
+      ("test-fraction", po::value<double>()->default_value(0.1, "0.1"), "stratified: share of rows for test (0 = no test part)")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("allow-speaker-overlap", "accept speakers in both train and test (stratified needs it)")
       ("from", po::value<std::vector<std::string>>()->composing(),

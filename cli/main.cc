@@ -27,9 +27,11 @@ void AddCommonOptions(po::options_description& o) {
 }
 
 void PrintTopHelp(std::ostream& os, const std::string& prefix) {
-  os << "usage: emosweep <command> [options]\n\n"
-        "Multi-corpus emotion-recognition experiments: feature stores, protocols, sweeps, tables.\n\n"
-        "commands:\n";
+  // A group (`emosweep data`) lists its own commands under its own usage line.
+  os << "usage: emosweep " << (prefix.empty() ? "<command>" : prefix + " <command>") << " [options]\n\n"
+     << (prefix.empty() ? "Multi-corpus emotion-recognition experiments: feature stores, protocols, sweeps, tables.\n\n"
+                        : "")
+     << "commands:\n";
   for (const auto& c : Commands()) {
     std::string p = c.path;
     if (!prefix.empty() && p.rfind(prefix + " ", 0) != 0) continue;
