@@ -249,7 +249,9 @@ Result<std::string> RenderCompare(const TableData& t, const CompareOptions& opt,
   std::string note = "Paired " + opt.test + " test of " + opt.a + " vs " + opt.b + " on the '" + t.spec.eval +
                      "' set: utterances matched by id within job pairs matched on (" + t.spec.aggregate_over +
                      "); metric computed per pair and averaged; two-sided p with " + std::to_string(opt.resamples) +
-                     " resamples, seed " + std::to_string(opt.seed) + ".";
+                     " resamples, seed " + std::to_string(opt.seed) + "; utterances: matched predictions summed over "
+                     "the job pairs (an utterance counts once per pair); one p per column, uncorrected for the number "
+                     "of columns and metrics.";
   if (format == "json") {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& l : lines) {
