@@ -14,6 +14,13 @@ MPI="mpirun --oversubscribe -n 3"
 T=$(mktemp -d /tmp/es_mpi_e2e.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
+# wait_stopped PID WHAT: the run ends within 90 s of a stop signal (else it is killed and the test fails); returns
+# its exit status.
+wait_stopped() {
+  for _ in $(seq 1 90); do kill -0 "$1" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$1" 2>/dev/null; then kill -9 "$1"; fail "not finished 90 s after $2"; fi
+  wait "$1"
+}
 
 P="$T/protocol.toml"
 ARGS=(--store-dir "$T/stores")
@@ -74,9 +81,7 @@ case "$CASE" in
     pid=$!
     sleep 6
     kill -USR1 $pid
-    for i in $(seq 1 90); do kill -0 $pid 2>/dev/null || break; sleep 1; done
-    if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail "not finished 90 s after SIGUSR1"; fi
-    wait $pid
+    wait_stopped $pid "SIGUSR1"
     rc=$?
     tail -5 "$T/out"
     [ $rc -eq 0 ] || fail "preempted run exited $rc"
@@ -99,9 +104,7 @@ case "$CASE" in
     done
     [ -n "$rank2" ] || { kill -9 $pid; fail "no process of rank 2 found"; }
     kill -TERM "$rank2"
-    for i in $(seq 1 90); do kill -0 $pid 2>/dev/null || break; sleep 1; done
-    if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail "not finished 90 s after SIGTERM to rank 2"; fi
-    wait $pid
+    wait_stopped $pid "SIGTERM to rank 2"
     rc=$?
     tail -3 "$T/out2"
     [ $rc -eq 0 ] || fail "run stopped through rank 2 exited $rc"
