@@ -83,6 +83,7 @@ Status WorkerRun(const po::variables_map& vm) {
     ctx.threads = request.value("threads", 1);
     ctx.device = request.value("device", std::string("cpu"));
     ctx.work_dir = request.value("work_dir", std::string());
+    ctx.label = request.contains("label") && request["label"].is_string() ? request["label"].get<std::string>() : "";
     ctx.stop_requested = &g_worker_stop;
     ctx.checkpoint_of = [checkpoints](const std::string& id) {
       auto it = checkpoints.find(id);
@@ -92,7 +93,9 @@ Status WorkerRun(const po::variables_map& vm) {
       // Members whose spec reads run as one pack; one that does not fails alone.
       const nlohmann::json& pack = request["pack"];
       std::vector<Result<jobs::JobResult>> outcomes(pack.size(), Status::Internal("worker: not run"));
+      const nlohmann::json labels = request.value("labels", nlohmann::json::array());
       std::vector<jobs::JobSpec> members;
+      std::vector<jobs::JobContext> contexts;
       std::vector<size_t> where;
       for (size_t i = 0; i < pack.size(); ++i) {
         auto spec = jobs::JobSpec::FromJson(pack[i], "job " + std::to_string(i + 1) + " of a pack from the parent process");
@@ -101,12 +104,14 @@ Status WorkerRun(const po::variables_map& vm) {
           continue;
         }
         members.push_back(std::move(spec).value());
+        contexts.push_back(ctx);
+        contexts.back().label = labels.is_array() && i < labels.size() && labels[i].is_string() ? labels[i].get<std::string>() : "";
         where.push_back(i);
       }
       if (!members.empty()) {
         std::vector<Result<jobs::JobResult>> ran;
         try {
-          ran = TorchRunPack(members, std::vector<jobs::JobContext>(members.size(), ctx));
+          ran = TorchRunPack(members, contexts);
         } catch (const std::exception& e) {
           ran.assign(members.size(), Status::Internal(std::string("pack threw: ") + e.what()));
         }

@@ -163,6 +163,8 @@ struct JobContext {
   std::string device = "cpu";      // "cpu" | "cuda:N"
   cluster::GradientReducer* reducer = nullptr;  // data-parallel group; nullptr = world of one
   std::string work_dir;            // checkpoints for resume/dependents live under here
+  std::string label;               // what log lines name the job by besides its id (the protocol's
+                                   // "experiment / model / ..."); empty: the id alone
   std::function<std::string(const std::string& job_id)> checkpoint_of;  // path of a finished job's model
   const std::atomic<bool>* stop_requested = nullptr;  // preemption: checkpoint and return Aborted
   std::function<void(const EpochRecord&)> on_epoch;   // progress / heartbeats

@@ -164,7 +164,9 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
         for (const auto& dep : a.job->deps)
           if (checkpoint_of) checkpoints[dep] = checkpoint_of(dep);
         ES_RETURN_IF_ERROR(
-            comm.Send(leader, kTagJob, nlohmann::json{{"spec", spec}, {"checkpoints", checkpoints}}.dump()));
+            comm.Send(leader, kTagJob,
+                      nlohmann::json{{"spec", spec}, {"checkpoints", checkpoints}, {"label", protocols::JobLabel(a.job->attrs)}}
+                          .dump()));
         g.jobs.push_back(InFlight{a.job, Clock::now()});
         ++sum.jobs_sent;
         LOG_INFO << "job " << a.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(a.job->attrs)
@@ -330,6 +332,7 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
       jobs::JobContext ctx = make_context();
       ctx.reducer = &reducer;
       ctx.stop_requested = &stop;
+      if (message.contains("label") && message["label"].is_string()) ctx.label = message["label"].get<std::string>();
       ctx.checkpoint_of = [checkpoints](const std::string& id) {
         auto it = checkpoints.find(id);
         return it == checkpoints.end() ? std::string() : it->second;

@@ -306,6 +306,7 @@ Result<jobs::JobResult> ProcessPool::Run(const jobs::JobSpec& spec, const jobs::
                                   {"threads", context.threads},
                                   {"device", context.device},
                                   {"work_dir", context.work_dir},
+                                  {"label", context.label},
                                   {"checkpoints", checkpoints}};
   const std::string job = spec.id.substr(0, 12);
   ES_ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(slot, request.dump(), context, job));
@@ -347,8 +348,10 @@ std::vector<Result<jobs::JobResult>> ProcessPool::RunPack(const std::vector<jobs
   nlohmann::json specs = nlohmann::json::array();
   nlohmann::json checkpoints = nlohmann::json::object();
   std::vector<std::string> ids;
+  nlohmann::json labels = nlohmann::json::array();
   for (size_t i = 0; i < members.size(); ++i) {
     specs.push_back(SpecJson(members[i]));
+    labels.push_back(contexts[i].label);
     ids.push_back(members[i].id);
     const std::string& from = members[i].init_from;
     if (!from.empty() && contexts[i].checkpoint_of) checkpoints[from] = contexts[i].checkpoint_of(from);
@@ -358,6 +361,7 @@ std::vector<Result<jobs::JobResult>> ProcessPool::RunPack(const std::vector<jobs
                                   {"threads", context.threads},
                                   {"device", context.device},
                                   {"work_dir", context.work_dir},
+                                  {"labels", labels},
                                   {"checkpoints", checkpoints}};
   const std::string label = members[0].id.substr(0, 12) + " (in a pack of " + std::to_string(members.size()) + ")";
   Result<nlohmann::json> reply = Exchange(*slot, request.dump(), context, label);

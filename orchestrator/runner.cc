@@ -119,7 +119,7 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
              << "process; back to pending";
     return sh.scheduler->OnInterrupted(job.spec.id);
   }
-  LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().ToString();
+  LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().message();
   bool retried = false;
   Status st = sh.scheduler->OnFailed(job.spec.id, r.status(), &retried);
   *settled = !retried;
@@ -167,16 +167,20 @@ void WorkerLoop(Shared& sh, int k) {
       const protocols::PlannedJob& job = *members[0].job;
       LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << protocols::JobLabel(job.attrs)
                << "] started, attempt " << members[0].attempt;
+      ctx.label = protocols::JobLabel(job.attrs);
       results.push_back(RunOne(sh, job.spec, ctx));
     } else {
       std::vector<jobs::JobSpec> specs;
+      std::vector<jobs::JobContext> contexts;
       for (const auto& m : members) {
         specs.push_back(m.job->spec);
+        contexts.push_back(ctx);
+        contexts.back().label = protocols::JobLabel(m.job->attrs);
         LOG_INFO << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
                  << "] started in pack " << pack_id.substr(0, 12) << ", attempt " << m.attempt;
       }
       LOG_INFO << "pack " << pack_id.substr(0, 12) << ": " << members.size() << " jobs as one";
-      results = RunPackOf(sh, specs, std::vector<jobs::JobContext>(members.size(), ctx));
+      results = RunPackOf(sh, specs, contexts);
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
     for (size_t i = 0; i < members.size(); ++i) {

@@ -385,7 +385,7 @@ Status Scheduler::FailLocked(int i, const Status& error, bool* retried) {
   const std::string& id = jobs_[i].spec.id;
   bool retry = n.state.attempts < options_.max_attempts && !error.IsBadInput();
   if (retried) *retried = retry;
-  std::string text = error.ToString() + " (attempt " + std::to_string(n.state.attempts) + ")";
+  std::string text = error.message() + " (attempt " + std::to_string(n.state.attempts) + ")";
   ES_RETURN_IF_ERROR(ledger_->Fail(id, options_.owner, text, retry));
   n.state.error = text;
   n.state.owner.clear();

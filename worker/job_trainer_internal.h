@@ -70,6 +70,7 @@ class Trainer {
   const JobSpec& spec_;
   const JobContext& ctx_;
   std::string id_, where_;
+  std::string log_where_;  // where_ and the job's label (ctx.label), for warnings in the log
   TrainConfig cfg_;
   torch::Device device_{torch::kCPU};
   cluster::GradientReducer* reducer_ = nullptr;

@@ -121,7 +121,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
     if (!da.da_selected.is_null()) result.info["da_selected"] = da.da_selected;
     if (!da.warnings.empty()) {
       result.info["warnings"] = da.warnings;
-      for (const auto& w : da.warnings) LOG_WARN << m->where << ": " << w["message"].get<std::string>();
+      for (const auto& w : da.warnings) LOG_WARN << m->log_where << ": " << w["message"].get<std::string>();
     }
     m->result = std::move(result);
     m->done = true;

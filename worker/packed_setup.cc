@@ -73,6 +73,7 @@ Status PackedTrainer::Setup(Member& m) {
   m.t_start = Clock::now();
   m.id = spec.id.empty() ? spec.ComputeId() : spec.id;
   m.where = "job " + m.id.substr(0, 12);
+  m.log_where = m.ctx->label.empty() ? m.where : m.where + " [" + m.ctx->label + "]";
   ES_ASSIGN_OR_RETURN(m.cfg, ParseTrainConfig(spec.train_config, m.where + " train_config"));
   m.num_classes = static_cast<int>(spec.labels.size());
   if (m.num_classes < 2) return Status::InvalidArgument(m.where + ": a job needs at least two labels");

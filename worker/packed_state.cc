@@ -53,7 +53,7 @@ Status PackedTrainer::MaybeResume(Member& m) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(*mine);
   } else {
-    LOG_WARN << m.where << ": " << path << " has no GPU RNG state; its dropout stream restarts";
+    LOG_WARN << m.log_where << ": " << path << " has no GPU RNG state; its dropout stream restarts";
   }
   if (!m.shuffle->LoadState(meta["shuffle_rng"]) || !m.target_shuffle->LoadState(meta["target_rng"]))
     return Status::Corruption(path + ": bad RNG state");
@@ -66,7 +66,7 @@ Status PackedTrainer::MaybeResume(Member& m) {
   for (const auto& r : meta["curve"]) m.curve.push_back(EpochRecordFromJson(r));
   m.opt->set_lr(m.sched->lr());
   if (m.sched->cycles_momentum()) m.opt->set_momentum(m.sched->momentum());
-  LOG_INFO << m.where << ": resuming at epoch " << m.start_epoch << " from " << path << " (pack member)";
+  LOG_INFO << m.log_where << ": resuming at epoch " << m.start_epoch << " from " << path << " (pack member)";
   return Status::Ok();
 }
 

@@ -48,6 +48,7 @@ struct Member {
   size_t index = 0;  // position in the caller's vectors
   int slot = -1;     // row of the packed buffer
   std::string id, where;
+  std::string log_where;  // where and the job's label (ctx->label), for warnings in the log
   TrainConfig cfg;
   int num_classes = 0;
   bool training = true;

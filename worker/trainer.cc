@@ -20,6 +20,7 @@ Result<JobResult> Trainer::Run() {
   const auto t_start = Clock::now();
   id_ = spec_.id.empty() ? spec_.ComputeId() : spec_.id;
   where_ = "job " + id_.substr(0, 12);
+  log_where_ = ctx_.label.empty() ? where_ : where_ + " [" + ctx_.label + "]";
   ES_ASSIGN_OR_RETURN(cfg_, ParseTrainConfig(spec_.train_config, where_ + " train_config"));
   num_classes_ = static_cast<int>(spec_.labels.size());
   if (num_classes_ < 2) return Status::InvalidArgument(where_ + ": a job needs at least two labels");
@@ -206,7 +207,7 @@ Result<JobResult> Trainer::Run() {
   const nlohmann::json& warnings = da.warnings;
   if (!warnings.empty()) {
     result.info["warnings"] = warnings;
-    for (const auto& w : warnings) LOG_WARN << where_ << ": " << w["message"].get<std::string>();
+    for (const auto& w : warnings) LOG_WARN << log_where_ << ": " << w["message"].get<std::string>();
   }
   return result;
 }

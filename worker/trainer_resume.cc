@@ -90,7 +90,7 @@ Status Trainer::MaybeResume() {
       std::lock_guard<std::mutex> lock(dev_gen.mutex());
       dev_gen.set_state(*cuda);
     } else {
-      LOG_WARN << where_ << ": " << state_path_ << " has no GPU RNG state; the dropout stream restarts";
+      LOG_WARN << log_where_ << ": " << state_path_ << " has no GPU RNG state; the dropout stream restarts";
     }
   }
   if (!shuffle_->LoadState(meta["shuffle_rng"]) || !target_shuffle_->LoadState(meta["target_rng"]))
@@ -104,7 +104,7 @@ Status Trainer::MaybeResume() {
   for (const auto& r : meta["curve"]) curve_.push_back(EpochRecordFromJson(r));
   opt_->set_lr(sched_->lr());
   if (sched_->cycles_momentum()) opt_->set_momentum(sched_->momentum());
-  LOG_INFO << where_ << ": resuming at epoch " << start_epoch_ << " from " << state_path_;
+  LOG_INFO << log_where_ << ": resuming at epoch " << start_epoch_ << " from " << state_path_;
   return Status::Ok();
 }
 
