@@ -5,7 +5,9 @@
 // PRAGMA query_only), so they are safe next to a running sweep and can never
 // change results, including the raw `--sql` escape hatch. gc and vacuum write,
 // and refuse while a sweep is running (orchestrator/ledger_gc.cc).
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -257,6 +259,51 @@ Status LedgerQueryRun(const po::variables_map& vm) {
   return Status::Ok();
 }
 
+// `ledger export` (docs/formats/export.md): `probs` (hex of the float32 blob) as the class probabilities,
+// space-separated in CSV and an array in JSON; in JSON, the columns that hold JSON text (attrs, config,
+// info, val_metrics_json, ...) as nested values instead of strings.
+uint32_t HexByte(char hi, char lo) {
+  auto nibble = [](char c) -> uint32_t { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  return nibble(hi) << 4 | nibble(lo);
+}
+
+void DecodeExportColumns(nlohmann::json* q, bool json) {
+  const auto& cols = (*q)["columns"];
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const std::string name = cols[i].get<std::string>();
+    const bool probs = name == "probs";
+    const bool nested = json && (name == "attrs" || name == "deps" || name == "config" || name == "info" ||
+                                 (name.size() > 5 && name.compare(name.size() - 5, 5, "_json") == 0));
+    if (!probs && !nested) continue;
+    for (auto& row : (*q)["rows"]) {
+      nlohmann::json& v = row[i];
+      if (!v.is_string()) continue;
+      const std::string s = v.get<std::string>();
+      if (probs) {
+        std::vector<float> p(s.size() / 8);
+        for (size_t k = 0; k < p.size(); ++k) {
+          uint32_t bits = 0;
+          for (int b = 0; b < 4; ++b) bits |= HexByte(s[8 * k + 2 * b], s[8 * k + 2 * b + 1]) << (8 * b);  // LE
+          std::memcpy(&p[k], &bits, sizeof bits);
+        }
+        if (s.empty()) {
+          v = nullptr;
+        } else if (json) {
+          v = p;
+        } else {
+          std::string text;
+          char buf[32];
+          for (float x : p) std::snprintf(buf, sizeof buf, "%.9g", x), text += (text.empty() ? "" : " ") + std::string(buf);
+          v = text;
+        }
+      } else {
+        nlohmann::json parsed = nlohmann::json::parse(s, nullptr, /*allow_exceptions=*/false);
+        if (!parsed.is_discarded()) v = std::move(parsed);
+      }
+    }
+  }
+}
+
 void LedgerExportOptions(po::options_description& o) {
   o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
       "what", po::value<std::string>()->default_value("metrics"),
@@ -273,9 +320,12 @@ Status LedgerExportRun(const po::variables_map& vm) {
        "JOIN jobs j ON j.id = m.job_id ORDER BY m.job_id, m.eval, m.name"},
       {"jobs",
        "SELECT id, kind, status, attempts, error, attrs_json AS attrs, deps_json AS deps, config_json AS config, "
-       "created_at, started_at, finished_at FROM jobs ORDER BY created_at, id"},
+       "reportable, selected_epoch, info_json AS info, checkpoint, owner, worker, created_at, claimed_at, "
+       "started_at, heartbeat_at, finished_at FROM jobs ORDER BY created_at, id"},
       {"curves", "SELECT * FROM curves ORDER BY job_id, epoch"},
-      {"predictions", "SELECT job_id, eval, idx, utt_id, label, pred FROM predictions ORDER BY job_id, eval, idx"},
+      {"predictions",
+       "SELECT job_id, eval, idx, utt_id, label, pred, hex(probs) AS probs FROM predictions "
+       "ORDER BY job_id, eval, idx"},
       {"provenance", "SELECT * FROM provenance ORDER BY job_id"},
       {"sweeps", "SELECT * FROM sweeps ORDER BY id"},
       {"eval_details", "SELECT * FROM eval_details ORDER BY job_id, eval"},
@@ -293,6 +343,7 @@ Status LedgerExportRun(const po::variables_map& vm) {
   if (format != "csv" && format != "json") return Status::InvalidArgument("--format must be csv or json");
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
   ES_ASSIGN_OR_RETURN(auto q, l->Query(it->second));
+  DecodeExportColumns(&q, format == "json");
   std::string text = format == "csv" ? ToCsv(q) : ToObjects(q).dump(2) + "\n";
   if (vm.count("out")) return WriteFileAtomic(vm["out"].as<std::string>(), text);
   std::cout << text;

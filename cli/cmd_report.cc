@@ -16,6 +16,7 @@ void ReportOptions(po::options_description& o) {
 Status ReportRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
   ES_RETURN_IF_ERROR(RequireInputs(p, "build a report (the jobs are expanded from the stores)"));
+  ES_RETURN_IF_ERROR(RefuseOutputOverInputs(p, "out", vm["out"].as<std::string>()));
   std::string ledger_path = vm["ledger"].as<std::string>();
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path, {/*read_only=*/true}));
   orchestrator::ReportOptions options;

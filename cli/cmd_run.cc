@@ -142,6 +142,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
     p->jobs = orchestrator::SliceJobs(p->jobs, i, n);
   }
   Status inputs = RequireInputs(*p, "run");
+  if (inputs.ok() && vm.count("status-file"))
+    inputs = RefuseOutputOverInputs(*p, "status-file", vm["status-file"].as<std::string>());
   if (!inputs.ok()) return fail(inputs);
   Status models = TorchCheckModelFiles(Specs(*p));
   if (!models.ok()) return fail(models);
@@ -453,6 +455,8 @@ Status RunSingleProcess(const po::variables_map& vm) {
       ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
       ES_ASSIGN_OR_RETURN(auto finished, orchestrator::RecordFinishedRerun(*shallow, ids, ledger.get(), o));
       if (finished) {
+        if (vm.count("status-file"))
+          ES_RETURN_IF_ERROR(RefuseOutputOverInputs(*shallow, "status-file", vm["status-file"].as<std::string>()));
         for (const auto& w : shallow->warnings) LOG_WARN << shallow->path << ": " << w;
         PrintSummary(vm, *shallow, *finished);
         return Status::Ok();
@@ -467,6 +471,8 @@ Status RunSingleProcess(const po::variables_map& vm) {
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
+  if (vm.count("status-file"))
+    ES_RETURN_IF_ERROR(RefuseOutputOverInputs(p, "status-file", vm["status-file"].as<std::string>()));
   ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
   for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
   ES_ASSIGN_OR_RETURN(const int pack, orchestrator::ParsePack(vm["pack"].as<std::string>()));

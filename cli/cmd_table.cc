@@ -85,10 +85,13 @@ Status TableRun(const po::variables_map& vm) {
       if (format == "json") doc["compare"] = nlohmann::json::parse(r);
       else text += "\n" + r;
     }
-    if (format == "json")
+    if (format == "json") {
       json_out.push_back(doc);
-    else
+    } else if (format == "csv" && k > 0 && !reproduce && !vm.count("compare")) {
+      std::cout << text.substr(text.find('\n') + 1);  // one CSV: the first table's header only
+    } else {
       std::cout << (k ? "\n" : "") << text;
+    }
   }
   // One shape whatever the selection: the protocol and a list of tables (docs/formats/tables.md).
   if (format == "json") PrintJson(nlohmann::json{{"protocol", p.path}, {"tables", json_out}}.dump(2));

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "cli/protocol_library.h"
+#include "core/files.h"
 #include "protocols/expand_cache.h"
 
 namespace emosweep::cli {
@@ -43,6 +44,34 @@ Result<protocols::Protocol> LoadProtocolFromArgs(const po::variables_map& vm, bo
   ES_ASSIGN_OR_RETURN(std::string path, ResolveProtocolPath(vm["protocol"].as<std::string>()));
   if (for_tables) return protocols::LoadProtocolForTables(path, o);
   return protocols::LoadProtocol(path, o);
+}
+
+namespace {
+
+void StringsOf(const nlohmann::json& j, std::vector<std::string>* out) {
+  if (j.is_string()) out->push_back(j.get<std::string>());
+  else if (j.is_array() || j.is_object())
+    for (const auto& v : j) StringsOf(v, out);
+}
+
+}  // namespace
+
+Status RefuseOutputOverInputs(const protocols::Protocol& p, const std::string& option, const std::string& out) {
+  std::vector<std::string> inputs = {p.path};
+  for (const auto& [corpus, path] : p.stores) inputs.push_back(path);
+  std::vector<std::string> strings;
+  StringsOf(p.effective, &strings);
+  const std::string dir = p.path.find('/') == std::string::npos ? "." : p.path.substr(0, p.path.rfind('/'));
+  for (const auto& s : strings) {
+    if (s.empty() || s.size() > 4096) continue;
+    inputs.push_back(s);
+    if (s[0] != '/') inputs.push_back(dir + "/" + s);
+  }
+  for (const auto& in : inputs)
+    if (SameFile(out, in))
+      return Status::InvalidArgument("--" + option + " " + out + " is the same file as the protocol's input " + in +
+                                     ": refusing to overwrite an input");
+  return Status::Ok();
 }
 
 Status RequireInputs(const protocols::Protocol& p, const std::string& what) {

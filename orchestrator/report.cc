@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <cstdlib>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -76,6 +78,8 @@ std::string HtmlTable(const TableData& t) {
     cap = cap.substr(0, w) + "<span class=\"warn\">" + cap.substr(w, end - w) + "</span>" + cap.substr(end);
   }
   o << cap << "</p>";
+  const std::string selected = SelectedGridPoints(t);
+  if (!selected.empty()) o << "<p class=\"cap\">" << Escape(selected) << "</p>";
   return o.str();
 }
 
@@ -83,18 +87,22 @@ std::string ReproduceHtml(const TableData& t) {
   auto lines = Reproduce(t);
   if (!lines.ok()) return "";
   std::ostringstream o;
-  int within = 0;
-  for (const auto& l : *lines) within += l.within;
+  int within = 0, incomplete = 0, have = 0;
+  for (const auto& l : *lines) within += l.within, have += l.have_ours, incomplete += l.have_ours && !l.complete;
   o << "<h3>Reproduction check</h3><table class=\"t\"><thead><tr><th>" << Escape(t.spec.rows) << "</th><th>"
     << Escape(t.spec.columns) << "</th><th>metric</th><th>ours</th><th>published</th><th>diff</th><th>within ±"
     << Fixed(t.spec.tolerance, t.spec.decimals) << "</th></tr></thead><tbody>";
   for (const auto& l : *lines)
     o << "<tr><td>" << Escape(l.row) << "</td><td>" << Escape(l.col) << "</td><td>" << MetricLabel(l.metric)
-      << "</td><td>" << (l.have_ours ? Fixed(l.ours, t.spec.decimals) : Escape(t.spec.missing)) << "</td><td>"
+      << "</td><td>" << Escape(l.have_ours ? l.cell : t.spec.missing) << "</td><td>"
       << Fixed(l.published, t.spec.decimals) << "</td><td>"
       << (l.have_ours ? (l.diff >= 0 ? "+" : "") + Fixed(l.diff, t.spec.decimals) : "") << "</td><td class=\""
-      << (l.within ? "ok" : "bad") << "\">" << (!l.have_ours ? "missing" : l.within ? "yes" : "no") << "</td></tr>";
-  o << "</tbody><caption>" << within << " of " << lines->size() << " published cells within tolerance.</caption></table>";
+      << (l.within ? "ok" : l.have_ours && !l.complete ? "warn" : "bad") << "\">"
+      << (!l.have_ours ? "missing" : !l.complete ? "incomplete" : l.within ? "yes" : "no") << "</td></tr>";
+  o << "</tbody><caption>" << within << " of " << lines->size() << " published cells within tolerance ("
+    << lines->size() - have << " without a finished run";
+  if (incomplete) o << ", " << incomplete << " with runs missing: not compared until complete";
+  o << "). ours: as the table prints it, mean ± spread over the cell's runs, (n/N) when runs are missing.</caption></table>";
   return o.str();
 }
 
@@ -118,11 +126,20 @@ std::string TablePlot(const TableData& t) {
                          "label budget", metric, t.cols, series);
   }
   std::vector<std::vector<double>> v(t.rows.size(), std::vector<double>(t.cols.size(), NAN));
+  std::vector<std::vector<std::string>> marks(t.rows.size(), std::vector<std::string>(t.cols.size()));
+  bool any_mark = false;
   for (size_t r = 0; r < t.rows.size(); ++r)
-    for (size_t c = 0; c < t.cols.size(); ++c)
-      if (!t.at(r, c, 0).values.empty()) v[r][c] = t.at(r, c, 0).summary.mean;
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      const TableCell& cell = t.at(r, c, 0);
+      if (cell.values.empty()) continue;
+      v[r][c] = cell.summary.mean;
+      marks[r][c] = std::string(static_cast<int>(cell.values.size()) < cell.planned ? "*" : "") +
+                    (cell.provisional ? "‡" : "");
+      any_mark = any_mark || !marks[r][c].empty();
+    }
   return svg::Heatmap(t.spec.name + ": mean " + metric, t.rows, t.cols, v, t.spec.decimals, t.spec.rows,
-                      t.spec.columns);
+                      t.spec.columns, marks,
+                      any_mark ? "* = runs missing (n/N in the table); ‡ = grid choice may change" : "");
 }
 
 // Columns that name the corpus a run is tested on: a confusion matrix must not pool them.
@@ -133,12 +150,13 @@ bool ColumnsAreTestCorpora(const TableData& t) {
 
 // One matrix per row, summed over its runs; per row and test corpus when the columns are test corpora
 // (a LOCO row pools four different test sets otherwise).
-Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
+// *groups: how many matrices the table has runs for (only the first `limit` are drawn).
+Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit, int* groups) {
   std::ostringstream o;
-  int shown = 0;
+  *groups = 0;
   const bool per_column = ColumnsAreTestCorpora(t) && t.cols.size() > 1;
-  for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
-    for (size_t group = 0; group < (per_column ? t.cols.size() : 1) && shown < limit; ++group) {
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    for (size_t group = 0; group < (per_column ? t.cols.size() : 1); ++group) {
       std::vector<std::string> ids;
       std::vector<std::string> labels;
       for (size_t c = 0; c < t.cols.size(); ++c) {
@@ -149,6 +167,7 @@ Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
         }
       }
       if (ids.empty()) continue;
+      if (++*groups > limit) continue;
       ES_ASSIGN_OR_RETURN(auto details, ledger->EvalDetails(ids));
       std::vector<std::vector<int64_t>> sum;
       int jobs = 0;
@@ -169,7 +188,6 @@ Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
       std::string title = t.rows[r] + (per_column ? " → " + t.cols[group] : "") + " (" + std::to_string(jobs) +
                           " runs, '" + t.spec.eval + "')";
       o << "<div>" << svg::Confusion(title, labels, sum) << "</div>";
-      ++shown;
     }
   }
   return o.str();
@@ -178,14 +196,19 @@ Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit) {
 // Mean train/val loss per epoch over a row's runs, drawn only at epochs where every run has a value
 // (runs that stopped early are named in the title, never averaged in silently), with the epochs the
 // runs selected marked as rings on the validation curve.
-Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit) {
+// At most kCurveRuns runs a row (the first in table order; the title says so). *rows: how many rows have
+// runs (only the first `limit` are drawn).
+constexpr size_t kCurveRuns = 30;
+Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit, int* rows) {
   std::ostringstream o;
-  int shown = 0;
-  for (size_t r = 0; r < t.rows.size() && shown < limit; ++r) {
+  *rows = 0;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
     std::vector<std::string> ids;
-    for (size_t c = 0; c < t.cols.size() && ids.size() < 30; ++c)
+    size_t row_runs = 0;
+    for (size_t c = 0; c < t.cols.size(); ++c)
       for (const auto* j : t.at(r, c, 0).jobs)
-        if (ids.size() < 30) ids.push_back(j->spec.id);
+        if (++row_runs <= kCurveRuns) ids.push_back(j->spec.id);
+    if (ids.empty() || ++*rows > limit) continue;
     std::map<int, std::pair<double, int>> train, val;  // epoch -> (sum, count)
     std::vector<int> lengths;
     std::map<int, int> selected;  // epoch -> runs that selected it
@@ -199,7 +222,7 @@ Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit
         if (std::isfinite(e.val_loss)) val[e.epoch].first += e.val_loss, val[e.epoch].second++;
         last = std::max(last, e.epoch);
       }
-      lengths.push_back(last);
+      lengths.push_back(last + 1);  // epochs it ran
       auto sel = chosen.find(id);
       if (sel != chosen.end() && sel->second >= 0) selected[sel->second]++;
     }
@@ -217,13 +240,16 @@ Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit
       return it != m.end() && it->second.second == jobs ? it->second.first / jobs : NAN;
     };
     for (int e : epochs) {
-      xs.push_back(std::to_string(e));
+      xs.push_back(std::to_string(e + 1));  // epochs counted from 1 on the page (the ledger's are 0-based)
       st.y.push_back(mean_if_all(train, e));
       sv.y.push_back(mean_if_all(val, e));
       double at = std::isfinite(sv.y.back()) ? sv.y.back() : st.y.back();
       ss.y.push_back(selected.count(e) ? at : NAN);
     }
-    std::string title = t.rows[r] + ": mean of " + std::to_string(jobs) + " runs";
+    std::string title = t.rows[r] + ": mean of " + std::to_string(jobs) + " runs" +
+                        (row_runs > ids.size() ? " (the first " + std::to_string(ids.size()) + " of the row's " +
+                                                     std::to_string(row_runs) + ")"
+                                               : "");
     if (shortest != longest) {
       int early = 0;
       for (int n : lengths) early += n < longest;
@@ -233,15 +259,14 @@ Result<std::string> LearningCurves(const TableData& t, Ledger* ledger, int limit
     if (!selected.empty()) {
       std::vector<int> sel;
       for (const auto& [e, n] : selected) sel.insert(sel.end(), n, e);
-      title += "; selected epoch " + (sel.front() == sel.back() ? std::to_string(sel.front())
-                                                                 : std::to_string(sel.front()) + "-" +
-                                                                       std::to_string(sel.back()) + " (median " +
-                                                                       std::to_string(sel[sel.size() / 2]) + ")");
+      title += "; selected epoch " + (sel.front() == sel.back() ? std::to_string(sel.front() + 1)
+                                                                 : std::to_string(sel.front() + 1) + "-" +
+                                                                       std::to_string(sel.back() + 1) + " (median " +
+                                                                       std::to_string(sel[sel.size() / 2] + 1) + ")");
     }
     std::vector<svg::Series> series = {st, sv};
     if (!selected.empty()) series.push_back(ss);
     o << "<div>" << svg::LinePlot(title, "epoch", "loss", xs, series) << "</div>";
-    ++shown;
   }
   return o.str();
 }
@@ -284,12 +309,16 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
   std::vector<int> dist_n(ns, 0);
   std::vector<std::string> labels;
   std::set<int> epochs;
-  bool any = false;
+  bool any = false, capped = false;
   for (size_t r = 0; r < ns; ++r) {
     int jobs = 0;
     for (const auto& [row, c] : cells[r])
       for (const auto* j : t.at(row, c, 0).jobs) {
-        if (j->spec.target_unlabeled.empty() || ++jobs > 30) continue;
+        if (j->spec.target_unlabeled.empty()) continue;
+        if (static_cast<size_t>(++jobs) > kCurveRuns) {
+          capped = true;
+          continue;
+        }
         ES_ASSIGN_OR_RETURN(auto curve, ledger->Curve(j->spec.id));
         for (const auto& e : curve) {
           if (!e.val_metrics.is_object() || !e.val_metrics.contains("da")) continue;
@@ -326,7 +355,10 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
       series.push_back(line);
     }
     if (series.empty()) continue;
-    o << "<div>" << svg::LinePlot(t.spec.name + ": " + title + ", mean over runs", "epoch", k, xs, series)
+    o << "<div>"
+      << svg::LinePlot(t.spec.name + ": " + title + ", mean over runs" +
+                           (capped ? " (the first " + std::to_string(kCurveRuns) + " of a series)" : ""),
+                       "epoch", k, xs, series)
       << "</div>";
   }
   std::vector<std::string> dist_rows;
@@ -349,74 +381,158 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
   return o.str();
 }
 
-// Source × target matrices of cross-corpus experiments, one per model.
+// What a plot outside the tables pools: the runs of one setting (experiment, model and every attribute below)
+// differ only in seed and fold. A grid, several DA variants or selection rules make several plots, each named.
+constexpr const char* kSettingAttrs[] = {"hp", "variant", "selection", "heldout"};
+
+// The setting attributes (kSettingAttrs and `also`) whose values differ among an experiment's jobs: only
+// those name a plot (a protocol-wide selection rule is not repeated in every title).
+std::map<std::string, std::set<std::string>> VaryingSettings(const std::vector<const protocols::PlannedJob*>& jobs,
+                                                             const char* also) {
+  std::map<std::string, std::map<std::string, std::set<std::string>>> seen;  // experiment -> attr -> values
+  for (const auto* j : jobs) {
+    auto& e = seen[Attr(*j, "experiment")];
+    for (const char* a : kSettingAttrs) e[a].insert(Attr(*j, a));
+    e[also].insert(Attr(*j, also));
+  }
+  std::map<std::string, std::set<std::string>> varying;
+  for (const auto& [exp, attrs] : seen)
+    for (const auto& [a, values] : attrs)
+      if (values.size() > 1) varying[exp].insert(a);
+  return varying;
+}
+
+std::string Setting(const protocols::PlannedJob& j, const std::map<std::string, std::set<std::string>>& varying,
+                    const char* also) {
+  auto it = varying.find(Attr(j, "experiment"));
+  if (it == varying.end()) return "";
+  std::string s;
+  for (const char* a : kSettingAttrs)
+    if (it->second.count(a)) s += (s.empty() ? "" : ", ") + std::string(a) + "=" + Attr(j, a);
+  if (it->second.count(also)) s += (s.empty() ? "" : ", ") + std::string(also) + "=" + Attr(j, also);
+  return s;
+}
+
+// Mean test UA (%) per (series, x) of `jobs`, with the planned and finished runs of each.
+struct Grid {
+  std::vector<std::string> rows, cols;
+  std::map<std::pair<size_t, size_t>, std::vector<double>> values;
+  std::map<std::pair<size_t, size_t>, int> planned;
+};
+
+Status Fill(Grid* g, const std::vector<const protocols::PlannedJob*>& jobs, Ledger* ledger,
+            const std::function<std::pair<std::string, std::string>(const protocols::PlannedJob&)>& where) {
+  std::vector<std::string> ids;
+  for (const auto* j : jobs) ids.push_back(j->spec.id);
+  ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
+  for (const auto* j : jobs) {
+    auto [row, col] = where(*j);
+    const std::pair<size_t, size_t> rc{IndexIn(g->rows, row), IndexIn(g->cols, col)};
+    g->planned[rc]++;
+    auto m = metrics.find(j->spec.id);
+    if (m == metrics.end()) continue;
+    auto ev = m->second.find("test");
+    if (ev != m->second.end() && ev->second.count("ua")) g->values[rc].push_back(100 * ev->second.at("ua"));
+  }
+  return Status::Ok();
+}
+
+// The settings of a group of plots, at most kMaxExtraPlots drawn; the page says how many were not.
+constexpr size_t kMaxExtraPlots = 24;
+
+// Source × target matrices of cross-corpus experiments whose tables do not draw one: per model and setting.
 Result<std::string> CrossCorpus(const protocols::Protocol& p, Ledger* ledger, const std::set<std::string>& plotted) {
-  std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp_model;
+  std::vector<const protocols::PlannedJob*> all;
   for (const auto& j : p.jobs)
-    if (j.reportable && Attr(j, "kind") == "cross_corpus" && !plotted.count(Attr(j, "experiment")))
-      by_exp_model[Attr(j, "experiment") + " / " + Attr(j, "model")].push_back(&j);
+    if (j.reportable && Attr(j, "kind") == "cross_corpus" && !plotted.count(Attr(j, "experiment"))) all.push_back(&j);
+  const auto varying = VaryingSettings(all, "budget");
+  std::map<std::string, std::vector<const protocols::PlannedJob*>> by_setting;
+  for (const auto* j : all) {
+    const std::string setting = Setting(*j, varying, "budget");
+    by_setting[Attr(*j, "experiment") + " / " + Attr(*j, "model") + (setting.empty() ? "" : " (" + setting + ")")]
+        .push_back(j);
+  }
   std::ostringstream o;
-  for (const auto& [name, jobs] : by_exp_model) {
-    std::vector<std::string> ids, rows, cols;
-    for (const auto* j : jobs) ids.push_back(j->spec.id);
-    ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
-    std::map<std::pair<size_t, size_t>, std::vector<double>> cells;
-    for (const auto* j : jobs) {
-      size_t r = IndexIn(rows, Attr(*j, "source")), c = IndexIn(cols, Attr(*j, "target"));
-      auto& m = metrics[j->spec.id];
-      auto ev = m.find("test");
-      if (ev != m.end() && ev->second.count("ua")) cells[{r, c}].push_back(100 * ev->second.at("ua"));
+  size_t drawn = 0;
+  for (const auto& [name, jobs] : by_setting) {
+    if (++drawn > kMaxExtraPlots) continue;
+    Grid g;
+    ES_RETURN_IF_ERROR(Fill(&g, jobs, ledger, [](const protocols::PlannedJob& j) {
+      return std::make_pair(Attr(j, "source"), Attr(j, "target"));
+    }));
+    std::vector<std::vector<double>> v(g.rows.size(), std::vector<double>(g.cols.size(), NAN));
+    std::vector<std::vector<std::string>> marks(g.rows.size(), std::vector<std::string>(g.cols.size()));
+    bool missing = false;
+    for (const auto& [rc, vals] : g.values) {
+      v[rc.first][rc.second] = Summarize(vals).mean;
+      if (static_cast<int>(vals.size()) < g.planned[rc]) marks[rc.first][rc.second] = "*", missing = true;
     }
-    std::vector<std::vector<double>> v(rows.size(), std::vector<double>(cols.size(), NAN));
-    for (const auto& [rc, vals] : cells) {
-      double s = 0;
-      for (double x : vals) s += x;
-      v[rc.first][rc.second] = s / vals.size();
-    }
-    o << "<div>" << svg::Heatmap(name + ": UA (%), mean over seeds", rows, cols, v, 1, "train (source)", "test (target)")
+    o << "<div>"
+      << svg::Heatmap(name + ": test UA (%), mean over seeds and folds", g.rows, g.cols, v, 1, "train (source)",
+                      "test (target)", marks, missing ? "* = not every planned run finished" : "")
       << "</div>";
   }
+  if (drawn > kMaxExtraPlots)
+    o << "<p class=\"cap\">" << drawn - kMaxExtraPlots << " more settings not drawn (at most " << kMaxExtraPlots
+      << "); `emosweep table` or `emosweep ledger export` has them all.</p>";
   return o.str();
 }
 
-// Few-shot curves: budget vs UA per model (and variant), spread = std over seeds.
+// Few-shot curves of experiments whose tables do not draw one: budget vs test UA per model, variant and
+// setting, bars = std over seeds.
 Result<std::string> FewShot(const protocols::Protocol& p, Ledger* ledger, const std::set<std::string>& plotted) {
   std::map<std::string, std::vector<const protocols::PlannedJob*>> by_exp;
+  std::vector<const protocols::PlannedJob*> all;
   for (const auto& j : p.jobs)
-    if (j.reportable && !Attr(j, "budget").empty() && !plotted.count(Attr(j, "experiment"))) by_exp[Attr(j, "experiment")].push_back(&j);
-  std::ostringstream o;
-  for (const auto& [exp, jobs] : by_exp) {
-    std::vector<std::string> ids, budgets, names;
-    for (const auto* j : jobs) ids.push_back(j->spec.id);
-    ES_ASSIGN_OR_RETURN(auto metrics, ledger->Metrics(ids));
-    std::map<std::pair<size_t, size_t>, std::vector<double>> cells;
-    for (const auto* j : jobs) {
-      std::string series = Attr(*j, "model") + (Attr(*j, "variant").empty() ? "" : " " + Attr(*j, "variant"));
-      size_t s = IndexIn(names, series), b = IndexIn(budgets, Attr(*j, "budget"));
-      auto& m = metrics[j->spec.id];
-      auto ev = m.find("test");
-      if (ev != m.end() && ev->second.count("ua")) cells[{s, b}].push_back(100 * ev->second.at("ua"));
+    if (j.reportable && !Attr(j, "budget").empty() && !plotted.count(Attr(j, "experiment"))) {
+      by_exp[Attr(j, "experiment")].push_back(&j);
+      all.push_back(&j);
     }
+  const auto varying = VaryingSettings(all, "target");
+  std::ostringstream o;
+  size_t drawn = 0;
+  for (const auto& [exp, jobs] : by_exp) {
+    if (++drawn > kMaxExtraPlots) continue;
+    Grid g;
+    ES_RETURN_IF_ERROR(Fill(&g, jobs, ledger, [&varying](const protocols::PlannedJob& j) {
+      const std::string setting = Setting(j, varying, "target");
+      return std::make_pair(Attr(j, "model") + (setting.empty() ? "" : " (" + setting + ")"), Attr(j, "budget"));
+    }));
     std::vector<svg::Series> series;
-    for (size_t s = 0; s < names.size(); ++s) {
-      svg::Series line{names[s], {}, {}};
-      for (size_t b = 0; b < budgets.size(); ++b) {
-        auto it = cells.find({s, b});
-        Summary sum = it == cells.end() ? Summarize({}) : Summarize(it->second);
+    bool missing = false;
+    for (size_t s = 0; s < g.rows.size(); ++s) {
+      svg::Series line{g.rows[s], {}, {}};
+      for (size_t b = 0; b < g.cols.size(); ++b) {
+        auto it = g.values.find({s, b});
+        Summary sum = it == g.values.end() ? Summarize({}) : Summarize(it->second);
         line.y.push_back(sum.mean);
         line.err.push_back(sum.std);
+        const int finished = it == g.values.end() ? 0 : static_cast<int>(it->second.size());
+        missing = missing || (finished > 0 && finished < g.planned[{s, b}]);
       }
       series.push_back(line);
     }
-    o << "<div>" << svg::LinePlot(exp + ": UA (%) by label budget (bars: std over seeds)", "label budget", "UA (%)",
-                                  budgets, series)
+    o << "<div>"
+      << svg::LinePlot(exp + ": test UA (%) by label budget (bars: std over seeds)" +
+                           (missing ? "; some points lack runs (not every planned run finished)" : ""),
+                       "label budget", "UA (%)", g.cols, series)
       << "</div>";
   }
+  if (drawn > kMaxExtraPlots)
+    o << "<p class=\"cap\">" << drawn - kMaxExtraPlots << " more experiments not drawn (at most " << kMaxExtraPlots
+      << ").</p>";
   return o.str();
 }
 
+// Now, or SOURCE_DATE_EPOCH when set (reproducible builds' convention): two reports of one ledger are then
+// byte-identical.
 std::string UtcNow() {
   std::time_t now = std::time(nullptr);
+  if (const char* fixed = std::getenv("SOURCE_DATE_EPOCH")) {
+    char* end = nullptr;
+    const long long v = std::strtoll(fixed, &end, 10);
+    if (end != fixed && *end == '\0' && v >= 0) now = static_cast<std::time_t>(v);
+  }
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   return buf;
@@ -446,17 +562,21 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
   for (const auto& [s, n] : counts) o << "<span>" << n << " " << Escape(s) << "</span>";
   o << "</p>";
   int listed = 0;
+  constexpr int kMaxListed = 20;
   for (const auto& id : ids) {
     auto it = status.find(id);
     if (it == status.end() || (it->second != JobStatus::kFailed && it->second != JobStatus::kBlocked)) continue;
     if (listed == 0) o << "<table class=\"t\"><thead><tr><th>job</th><th style=\"text-align:left\">status</th><th style=\"text-align:left\">error</th></tr></thead><tbody>";
-    if (++listed > 20) break;
+    if (++listed > kMaxListed) continue;
     ES_ASSIGN_OR_RETURN(auto row, ledger->GetJob(id));
     o << "<tr><td>" << id.substr(0, 12) << "</td><td style=\"text-align:left\">" << JobStatusName(it->second)
       << "</td><td style=\"text-align:left\">"
       << Escape(row ? row->error : "") << "</td></tr>";
   }
   if (listed) o << "</tbody></table>";
+  if (listed > kMaxListed)
+    o << "<p class=\"cap\">" << listed - kMaxListed << " more failed or blocked jobs not listed; `emosweep ledger status` "
+      << "lists them all.</p>";
 
   // Experiments whose source x target matrix or budget curve a table already draws: not drawn again below.
   std::set<std::string> plotted;
@@ -472,18 +592,26 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
     if (!plot.empty() && ((spec.rows == "source" && spec.columns == "target") ||
                           spec.columns == "budget" || spec.columns == "budget_n"))
       plotted.insert(spec.experiment);
-    ES_ASSIGN_OR_RETURN(std::string cms, Confusions(t, ledger, options.max_confusions));
+    int matrices = 0;
+    ES_ASSIGN_OR_RETURN(std::string cms, Confusions(t, ledger, options.max_confusions, &matrices));
     if (!cms.empty())
       o << "<h3>Confusion matrices (summed over the runs of each row"
         << (ColumnsAreTestCorpora(t) && t.cols.size() > 1 ? " and test corpus" : "")
         << "; rows = truth, % of the true class)</h3>"
         << "<div class=\"plots\">" << cms << "</div>";
+    if (matrices > options.max_confusions)
+      o << "<p class=\"cap\">" << options.max_confusions << " of " << matrices
+        << " confusion matrices drawn (the first in table order).</p>";
     ES_ASSIGN_OR_RETURN(std::string da, DaPlots(t, ledger));
     if (!da.empty())
       o << "<h3>Domain adaptation: what the adaptation did (docs/trainer.md, \"Domain-adaptation diagnostics\")</h3>"
         << "<div class=\"plots\">" << da << "</div>";
-    ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves));
+    int curve_rows = 0;
+    ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves, &curve_rows));
     if (!lc.empty()) o << "<h3>Learning curves</h3><div class=\"plots\">" << lc << "</div>";
+    if (curve_rows > options.max_curves)
+      o << "<p class=\"cap\">Learning curves of " << options.max_curves << " of " << curve_rows
+        << " rows drawn (the first in table order).</p>";
   }
   ES_ASSIGN_OR_RETURN(std::string cross, CrossCorpus(p, ledger, plotted));
   if (!cross.empty()) o << "<h2>Cross-corpus matrices</h2><div class=\"plots\">" << cross << "</div>";

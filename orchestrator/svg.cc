@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 namespace emosweep::orchestrator::svg {
@@ -83,19 +84,23 @@ std::string Escape(const std::string& text) {
 
 std::string Heatmap(const std::string& title, const std::vector<std::string>& rows,
                     const std::vector<std::string>& cols, const std::vector<std::vector<double>>& values,
-                    int decimals, const std::string& row_axis, const std::string& col_axis) {
+                    int decimals, const std::string& row_axis, const std::string& col_axis,
+                    const std::vector<std::vector<std::string>>& marks, const std::string& marks_legend) {
   size_t label_len = 4;
   for (const auto& r : rows) label_len = std::max(label_len, r.size());
   const int left = 30 + static_cast<int>(std::min<size_t>(label_len, 28) * 7), top = 60, cell_w = 78, cell_h = 34;
   const int w = std::max(360, left + static_cast<int>(cols.size()) * cell_w + 20);
-  const int h = top + static_cast<int>(rows.size()) * cell_h + 40;
+  const int h = top + static_cast<int>(rows.size()) * cell_h + (marks_legend.empty() ? 40 : 56);
+  // One pattern id per plot (a page holds several heatmaps; ids must be unique in a document).
+  char hatch[32];
+  std::snprintf(hatch, sizeof hatch, "hatch%016zx", std::hash<std::string>()(title));
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& r : values)
     for (double v : r)
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
   std::ostringstream o;
   o << Open(w, h, title);
-  o << "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+  o << "<defs><pattern id=\"" << hatch << "\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
        "patternTransform=\"rotate(45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#bbb\" stroke-width=\"2\"/>"
        "</pattern></defs>";
   o << "<text x=\"" << left + static_cast<int>(cols.size()) * cell_w / 2 << "\" y=\"38\" text-anchor=\"middle\" "
@@ -115,7 +120,7 @@ std::string Heatmap(const std::string& title, const std::vector<std::string>& ro
       double v = c < values[r].size() ? values[r][c] : NAN;
       if (!std::isfinite(v)) {
         o << "<rect x=\"" << x << "\" y=\"" << y << "\" width=\"" << cell_w - 2 << "\" height=\"" << cell_h - 2
-          << "\" fill=\"url(#hatch)\" stroke=\"#ddd\"/><title>" << Escape(rows[r] + " / " + cols[c]) << ": missing</title>";
+          << "\" fill=\"url(#" << hatch << ")\" stroke=\"#ddd\"/><title>" << Escape(rows[r] + " / " + cols[c]) << ": missing</title>";
         continue;
       }
       Rgb color = Viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5);
@@ -123,12 +128,15 @@ std::string Heatmap(const std::string& title, const std::vector<std::string>& ro
         << "\" fill=\"" << Hex(color) << "\"><title>" << Escape(rows[r] + " / " + cols[c]) << ": "
         << Fmt(v, decimals + 2) << "</title></rect><text x=\"" << x + cell_w / 2 - 1 << "\" y=\"" << y + cell_h / 2 + 4
         << "\" text-anchor=\"middle\" font-size=\"12\" fill=\"" << (Dark(color) ? "#fff" : "#000") << "\">"
-        << Fmt(v, decimals) << "</text>";
+        << Fmt(v, decimals) << (r < marks.size() && c < marks[r].size() ? Escape(marks[r][c]) : "") << "</text>";
     }
   }
   if (std::isfinite(lo))
     o << "<text x=\"" << left << "\" y=\"" << h - 12 << "\" font-size=\"10\" fill=\"#666\">colour: "
       << Fmt(lo, decimals) << " (dark) to " << Fmt(hi, decimals) << " (light); hatched = missing</text>";
+  if (!marks_legend.empty())
+    o << "<text x=\"" << left << "\" y=\"" << h - 28 << "\" font-size=\"10\" fill=\"#666\">" << Escape(marks_legend)
+      << "</text>";
   o << "</svg>";
   return o.str();
 }

@@ -15,10 +15,13 @@ namespace emosweep::orchestrator::svg {
 
 std::string Escape(const std::string& text);  // XML/HTML text and attribute escaping
 
-// values[r][c]; NaN = missing. Colour scale from the finite min to max.
+// values[r][c]; NaN = missing. Colour scale from the finite min to max. marks[r][c] (optional) is printed
+// after a cell's value (e.g. "*" for a cell with runs missing), and marks_legend under the plot says what
+// the marks mean.
 std::string Heatmap(const std::string& title, const std::vector<std::string>& row_labels,
                     const std::vector<std::string>& col_labels, const std::vector<std::vector<double>>& values,
-                    int decimals, const std::string& row_axis, const std::string& col_axis);
+                    int decimals, const std::string& row_axis, const std::string& col_axis,
+                    const std::vector<std::vector<std::string>>& marks = {}, const std::string& marks_legend = "");
 
 struct Series {
   std::string name;

@@ -1,5 +1,7 @@
 // orchestrator/table_render.cc: Markdown, LaTeX, CSV and JSON for tables,
 // reproduce checks and paired comparisons.
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -32,16 +34,35 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
+// Text for pdflatex with the default font encoding (OT1) and inputenc utf8: TeX's specials escaped, the
+// symbols the captions and cells use in math mode (OT1 has no <, >, | glyphs in text).
 std::string Latex(const std::string& s) {
+  static const std::pair<const char*, const char*> kSymbols[] = {
+      {"±", "$\\pm$"}, {"—", "---"}, {"–", "--"}, {"†", "$^\\dagger$"}, {"‡", "$^\\ddagger$"},
+      {"×", "$\\times$"}, {"≥", "$\\geq$"}, {"≤", "$\\leq$"}, {"≠", "$\\neq$"}, {"≈", "$\\approx$"},
+      {"→", "$\\rightarrow$"}, {"->", "$\\rightarrow$"}, {"←", "$\\leftarrow$"}, {"−", "$-$"},
+      {"·", "$\\cdot$"}, {"…", "\\ldots{}"}, {"Δ", "$\\Delta$"}, {"α", "$\\alpha$"}, {"σ", "$\\sigma$"},
+      {"μ", "$\\mu$"}, {"°", "$^\\circ$"}, {"<", "$<$"}, {">", "$>$"}, {"|", "$|$"}};
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     char ch = s[i];
-    if (s.compare(i, 2, "±") == 0) { out += "$\\pm$"; i += 1; continue; }
-    if (s.compare(i, 3, "—") == 0) { out += "---"; i += 2; continue; }
-    if (s.compare(i, 3, "–") == 0) { out += "--"; i += 2; continue; }
-    if (s.compare(i, 3, "†") == 0) { out += "$^\\dagger$"; i += 2; continue; }
-    if (s.compare(i, 3, "‡") == 0) { out += "$^\\ddagger$"; i += 2; continue; }
-    if (s.compare(i, 2, "×") == 0) { out += "$\\times$"; i += 1; continue; }
+    bool symbol = false;
+    for (const auto& [from, to] : kSymbols) {
+      const size_t n = std::char_traits<char>::length(from);
+      if (s.compare(i, n, from) == 0) {
+        out += to;
+        i += n - 1;
+        symbol = true;
+        break;
+      }
+    }
+    if (symbol) continue;
+    if (ch == '"') {  // TeX quotes: opening after a space or bracket or at the start, closing otherwise
+      const bool opening = out.empty() || std::isspace(static_cast<unsigned char>(out.back())) ||
+                           out.back() == '(' || out.back() == '[';
+      out += opening ? "``" : "''";
+      continue;
+    }
     switch (ch) {
       case '&': case '%': case '$': case '#': case '_': case '{': case '}':
         out += '\\';
@@ -56,13 +77,33 @@ std::string Latex(const std::string& s) {
   return out;
 }
 
+// A \label key: TeX reads it verbatim into the .aux file, so no escapes; letters, digits, '-', ':' and
+// '.' are kept, anything else becomes '-' (`tab:in_domain` -> `tab:in-domain`).
+std::string LatexLabel(const std::string& s) {
+  std::string out;
+  for (unsigned char ch : s) out += std::isalnum(ch) || ch == '-' || ch == ':' || ch == '.' ? static_cast<char>(ch) : '-';
+  return out;
+}
+
+// A Markdown table cell: '|' escaped (it would split the cell), '<' escaped (GitHub renders raw HTML),
+// line breaks as spaces (they would end the row).
+std::string Md(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '|' || ch == '<') out += '\\';
+    out += ch == '\n' || ch == '\r' ? ' ' : ch;
+  }
+  return out;
+}
+
 std::string ColumnHeader(const TableData& t, size_t c, size_t m) {
   if (t.spec.metrics.size() == 1) return t.cols[c];
   return t.cols[c] + " " + MetricLabel(t.spec.metrics[m]);
 }
 
-// Grid selection: which grid point each cell reports ("" without grid selection).
-std::string SelectedPoints(const TableData& t) {
+}  // namespace
+
+std::string SelectedGridPoints(const TableData& t) {
   if (!t.spec.HasGridSelection()) return "";
   std::string out;
   for (size_t r = 0; r < t.rows.size(); ++r)
@@ -73,20 +114,27 @@ std::string SelectedPoints(const TableData& t) {
     }
   std::string rules;
   for (const auto& r : t.spec.GridRules()) rules += (rules.empty() ? "" : ", ") + r;
-  return out.empty() ? "" : "\nSelected grid points (" + rules + "): " + out + ".\n";
+  return out.empty() ? "" : "Selected grid points (" + rules + "): " + out + ".";
+}
+
+namespace {
+
+std::string SelectedPoints(const TableData& t) {
+  const std::string s = SelectedGridPoints(t);
+  return s.empty() ? s : "\n" + s + "\n";
 }
 
 std::string Markdown(const TableData& t) {
   std::ostringstream o;
   size_t nm = t.spec.metrics.size();
-  o << "| " << t.spec.rows;
+  o << "| " << Md(t.spec.rows);
   for (size_t c = 0; c < t.cols.size(); ++c)
-    for (size_t m = 0; m < nm; ++m) o << " | " << ColumnHeader(t, c, m);
+    for (size_t m = 0; m < nm; ++m) o << " | " << Md(ColumnHeader(t, c, m));
   o << " |\n|---";
   for (size_t k = 0; k < t.cols.size() * nm; ++k) o << "|---:";
   o << "|\n";
   for (size_t r = 0; r < t.rows.size(); ++r) {
-    o << "| " << t.rows[r];
+    o << "| " << Md(t.rows[r]);
     for (size_t c = 0; c < t.cols.size(); ++c)
       for (size_t m = 0; m < nm; ++m) {
         const TableCell& cell = t.at(r, c, m);
@@ -103,7 +151,7 @@ std::string Markdown(const TableData& t) {
 std::string LatexTable(const TableData& t) {
   std::ostringstream o;
   size_t nm = t.spec.metrics.size();
-  o << "\\begin{table}[t]\n\\centering\n\\caption{" << Latex(t.caption) << "}\n\\label{tab:" << Latex(t.spec.name)
+  o << "\\begin{table}[t]\n\\centering\n\\caption{" << Latex(t.caption) << "}\n\\label{tab:" << LatexLabel(t.spec.name)
     << "}\n\\begin{tabular}{l" << std::string(t.cols.size() * nm, 'c') << "}\n\\toprule\n" << Latex(t.spec.rows);
   for (size_t c = 0; c < t.cols.size(); ++c)
     for (size_t m = 0; m < nm; ++m) o << " & " << Latex(ColumnHeader(t, c, m));
@@ -119,20 +167,28 @@ std::string LatexTable(const TableData& t) {
     o << " \\\\\n";
   }
   o << "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+  // The grid points the cells report, as a comment: kept with the table, not printed in the paper.
+  const std::string selected = SelectedPoints(t);
+  if (!selected.empty()) {
+    std::string line = selected.substr(1, selected.size() - 2);
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    o << "% " << line << "\n";
+  }
   return o.str();
 }
 
 std::string Csv(const TableData& t) {
   std::ostringstream o;
-  o << "row,column,metric,mean,spread,spread_kind,n,planned,best,selected\n";
+  o << kTableCsvHeader << "\n";
   for (size_t r = 0; r < t.rows.size(); ++r)
     for (size_t c = 0; c < t.cols.size(); ++c)
       for (size_t m = 0; m < t.spec.metrics.size(); ++m) {
         const TableCell& cell = t.at(r, c, m);
-        o << CsvField(t.rows[r]) << "," << CsvField(t.cols[c]) << "," << t.spec.metrics[m] << ","
-          << Num(cell.summary.mean) << "," << Num(cell.summary.Spread(t.spec.spread)) << "," << t.spec.spread << ","
-          << cell.values.size() << "," << cell.planned << "," << (cell.best ? 1 : 0) << "," << CsvField(cell.selected)
-          << "\n";
+        o << CsvField(t.spec.name) << "," << CsvField(t.rows[r]) << "," << CsvField(t.cols[c]) << ","
+          << t.spec.metrics[m] << "," << Num(cell.summary.mean) << "," << Num(cell.summary.Spread(t.spec.spread))
+          << "," << t.spec.spread << "," << cell.values.size() << "," << cell.planned << ","
+          << (cell.complete() ? 1 : 0) << "," << (cell.provisional ? 1 : 0) << "," << (cell.best ? 1 : 0) << ","
+          << CsvField(cell.selected) << "\n";
       }
   return o.str();
 }
@@ -217,20 +273,20 @@ Result<std::string> RenderReproduce(const TableData& t, const std::vector<Reprod
                .dump(2) + "\n";
   }
   if (format == "csv") {
-    o << "row,column,metric,ours,published,diff,n,planned,within\n";
+    o << "table,row,column,metric,ours,published,diff,n,planned,complete,within\n";
     for (const auto& l : lines)
-      o << CsvField(l.row) << "," << CsvField(l.col) << "," << l.metric << "," << (l.have_ours ? Num(l.ours) : "")
-        << "," << Num(l.published) << "," << (l.have_ours ? Num(l.diff) : "") << "," << l.n << "," << l.planned << ","
-        << (l.within ? 1 : 0) << "\n";
+      o << CsvField(t.spec.name) << "," << CsvField(l.row) << "," << CsvField(l.col) << "," << l.metric << ","
+        << (l.have_ours ? Num(l.ours) : "") << "," << Num(l.published) << "," << (l.have_ours ? Num(l.diff) : "")
+        << "," << l.n << "," << l.planned << "," << (l.complete ? 1 : 0) << "," << (l.within ? 1 : 0) << "\n";
     return o.str();
   }
   if (format != "markdown" && format != "md" && format != "latex" && format != "tex")
     return Status::InvalidArgument("unknown --format '" + format + "'");
   // LaTeX users get the check as Markdown too: it is a lab note, not a paper table.
-  o << "| " << t.spec.rows << " | " << t.spec.columns << " | metric | ours | published | diff | within ±" << tol
+  o << "| " << Md(t.spec.rows) << " | " << Md(t.spec.columns) << " | metric | ours | published | diff | within ±" << tol
     << " |\n|---|---|---|---:|---:|---:|---|\n";
   for (const auto& l : lines)
-    o << "| " << l.row << " | " << l.col << " | " << MetricLabel(l.metric) << " | "
+    o << "| " << Md(l.row) << " | " << Md(l.col) << " | " << MetricLabel(l.metric) << " | "
       << (l.have_ours ? l.cell : t.spec.missing) << " | " << Fixed(l.published, d) << " | "
       << (l.have_ours ? (l.diff >= 0 ? "+" : "") + Fixed(l.diff, d) : "") << " | "
       << (!l.have_ours ? "missing" : !l.complete ? "incomplete" : l.within ? "yes" : "NO") << " |\n";
@@ -288,7 +344,8 @@ Result<std::string> RenderCompare(const TableData& t, const CompareOptions& opt,
     o << "\\begin{tabular}{llrrrrr}\n\\toprule\n" << Latex(t.spec.columns) << " & metric & " << Latex(opt.a)
       << " & " << Latex(opt.b) << " & $\\Delta$ & $p$ & pairs \\\\\n\\midrule\n";
   } else {
-    o << "| " << t.spec.columns << " | metric | " << opt.a << " | " << opt.b << " | Δ | p | pairs | utterances |\n"
+    o << "| " << Md(t.spec.columns) << " | metric | " << Md(opt.a) << " | " << Md(opt.b)
+      << " | Δ | p | pairs | utterances |\n"
       << "|---|---|---:|---:|---:|---:|---:|---:|\n";
   }
   for (const auto& l : lines) {
@@ -300,7 +357,7 @@ Result<std::string> RenderCompare(const TableData& t, const CompareOptions& opt,
       o << Latex(l.col) << " & " << Latex(MetricLabel(l.metric)) << " & " << a << " & " << b << " & " << delta
         << " & " << Latex(p) << " & " << l.pairs << " \\\\\n";
     else
-      o << "| " << l.col << " | " << MetricLabel(l.metric) << " | " << a << " | " << b << " | " << delta << " | " << p
+      o << "| " << Md(l.col) << " | " << MetricLabel(l.metric) << " | " << a << " | " << b << " | " << delta << " | " << p
         << " | " << l.pairs << " | " << l.result.n_items << " |\n";
   }
   if (tex)

@@ -232,8 +232,12 @@ std::string Caption(const TableData& t) {
                              ? "the GRL schedule never exceeded 10% of its maximum (horizon longer than the run: "
                                "close to no adaptation)"
                          : code == "dev_undefined"
-                             ? "DEV was undefined at the selected epoch (the features separate the domains: "
-                               "importance weights near 0 or too few effective rows), which was chosen by im instead"
+                             ? "DEV was undefined at the selected epoch (importance weights near 0, too few effective "
+                               "rows or too few rows: the job's warning says which), which was chosen by im instead"
+                         : code == "dev_sparse"
+                             ? "DEV was defined at only a minority of the validated epochs, so where it was defined "
+                               "decided the epoch as much as its value (an epoch with DEV ranks above every epoch "
+                               "without)"
                              : code;
       c << (first ? "" : "; ") << what << " in ";
       bool first_row = true;

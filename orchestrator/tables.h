@@ -118,6 +118,14 @@ std::string CellText(const TableData& t, const TableCell& cell);
 Result<std::string> RenderTable(const TableData& t, const std::string& format);
 nlohmann::json TableJson(const TableData& t);
 
+// Grid selection: "Selected grid points (rules): row / column: point; ..." ("" without grid selection).
+std::string SelectedGridPoints(const TableData& t);
+
+// The first line of `--format csv`: one row per (row, column, metric) cell; with `table --all` one header and
+// the tables' rows after it (docs/formats/tables.md).
+inline constexpr const char* kTableCsvHeader =
+    "table,row,column,metric,mean,spread,spread_kind,n,planned,complete,provisional,best,selected";
+
 struct ReproduceLine {
   std::string row, col, metric;
   bool have_ours = false;

@@ -72,6 +72,20 @@ nlohmann::json DaTrainingMeans(double da_loss, double disc_acc, double lambda, d
 
 bool UnsupervisedSelection(const std::string& s) { return s == "dev" || s == "im" || s == "snd"; }
 
+Status CheckUnsupervisedTarget(const std::string& selection, bool training, int64_t target_rows,
+                               const std::string& where) {
+  if (!training || target_rows == 0) return Status::Ok();  // no target at all: the setup's own error
+  const int64_t need = selection == "im" ? 2 : selection == "snd" ? 3 : 0;
+  if (target_rows >= need) return Status::Ok();
+  return Status::InvalidArgument(
+      where + ": selection '" + selection + "' needs at least " + std::to_string(need) +
+      " unlabeled target rows, the job has " + std::to_string(target_rows) +
+      (selection == "im" ? " (im, the entropy of the mean prediction minus the mean entropy, is 0 on one row at every "
+                           "epoch)"
+                         : " (SND's neighbourhood of a row is the other rows: constant on two rows, undefined on one)") +
+      "; use a larger target split or another selection");
+}
+
 nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& train, const Split& val,
                                   const Split& target, const nlohmann::json& da_train, const std::string& selection,
                                   int64_t batch_size, const torch::Device& device) {
@@ -92,7 +106,7 @@ nlohmann::json EpochDaDiagnostics(models::FusionModelImpl& model, const Split& t
   // SND (an N x N similarity matrix) and DEV (a domain classifier fit) cost more than the rest together: they are
   // computed for the jobs selected by them.
   if (selection == "snd") d["snd"] = SoftNeighborhoodDensity(probs);
-  if (selection == "dev" && val.size() >= 2) {
+  if (selection == "dev" && val.size() >= 1) {  // DeepEmbeddedValidation: undefined, with the reason, below 2 rows
     auto [v_logits, v_feats] = ForwardRows(model, val.inputs, bs, device);
     torch::Tensor losses = torch::nn::functional::cross_entropy(
         v_logits.to(torch::kFloat), val.labels.to(device),
@@ -116,7 +130,7 @@ Result<SelectionValue> UnsupervisedSelectionValue(const std::string& selection, 
                                                   const std::string& where) {
   auto missing = [&](const std::string& what) {
     return Status::FailedPrecondition(where + ": selection '" + selection + "' has no value at epoch " +
-                                      std::to_string(epoch + 1) + what);
+                                      std::to_string(epoch) + " (0-based, as the curve)" + what);
   };
   if (!da.is_object()) return missing("");
   SelectionValue v;
@@ -170,21 +184,39 @@ DaSummary DaWarnings(const std::vector<EpochRecord>& curve, int selected_epoch, 
                     100 * kCollapseShare);
       s.warnings.push_back({{"code", "target_collapse"}, {"message", buf}});
     }
-    if (selection == "dev" && da.value("dev_defined", true) == false) {
+    if (selection == "dev") {
+      // Over the validated epochs only (eval_every > 1 records diagnostics at epochs never ranked): a validated
+      // epoch's record has the validation metrics beside "da".
       int undefined = 0, validated = 0;
+      std::string reason;
       for (const auto& e : curve) {
-        if (!e.val_metrics.is_object() || !e.val_metrics.contains("da")) continue;
+        if (!e.val_metrics.is_object() || !e.val_metrics.contains("da") || e.val_metrics.size() < 2) continue;
         const nlohmann::json& de = e.val_metrics["da"];
         if (!de.contains("dev_defined")) continue;
         ++validated;
-        undefined += de["dev_defined"] == false ? 1 : 0;
+        if (de["dev_defined"] == false) {
+          ++undefined;
+          if (reason.empty()) reason = de.value("dev_undefined", std::string("?"));
+        }
       }
-      char buf[640];
-      std::snprintf(buf, sizeof buf,
-                    "dev: DEV was undefined at %d of %d epochs, the selected epoch %d included (%s); that epoch was "
-                    "ranked by im instead (epochs without DEV rank after those with it, and among themselves by im)",
-                    undefined, validated, selected_epoch, da.value("dev_undefined", std::string("?")).c_str());
-      s.warnings.push_back({{"code", "dev_undefined"}, {"message", buf}});
+      char buf[720];
+      if (da.value("dev_defined", true) == false) {
+        std::snprintf(buf, sizeof buf,
+                      "dev: DEV was undefined at %d of %d validated epochs, the selected epoch %d (0-based) included "
+                      "(%s); that epoch was ranked by im instead (epochs without DEV rank after those with it, and "
+                      "among themselves by im)",
+                      undefined, validated, selected_epoch, da.value("dev_undefined", std::string("?")).c_str());
+        s.warnings.push_back({{"code", "dev_undefined"}, {"message", buf}});
+      } else if (2 * undefined >= validated && undefined > 0) {
+        // Defined at the selected epoch but at few others: the choice is among those few (an epoch with DEV
+        // beats every epoch without), so where DEV is defined decided as much as DEV's value did.
+        std::snprintf(buf, sizeof buf,
+                      "dev: DEV was defined at only %d of %d validated epochs (undefined at the others, e.g. %s); the "
+                      "selected epoch %d (0-based) is the best by DEV among those %d, and every epoch without DEV "
+                      "ranked below them whatever its im",
+                      validated - undefined, validated, reason.c_str(), selected_epoch, validated - undefined);
+        s.warnings.push_back({{"code", "dev_sparse"}, {"message", buf}});
+      }
     }
   }
   return s;

@@ -42,6 +42,11 @@ nlohmann::json DaTrainingMeans(double da_loss, double disc_acc, double lambda, d
 
 // dev, im and snd: selection without target labels, from the epoch's diagnostics.
 bool UnsupervisedSelection(const std::string& selection);
+// InvalidArgument (a bad input, not retried) when a training job selected by `selection` has too few
+// unlabeled target rows for the criterion to vary: im is 0 at every epoch on one row, and SND is constant
+// (0) on two rows and undefined on one. Ok for other selections and for eval jobs.
+Status CheckUnsupervisedTarget(const std::string& selection, bool training, int64_t target_rows,
+                               const std::string& where);
 
 // The per-epoch diagnostics of a job with target_unlabeled rows ({} without them). `da_train`: the epoch's
 // training-side means (λ, DA loss, discriminator accuracy). Non-finite numbers become null.

@@ -25,6 +25,7 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   ES_ASSIGN_OR_RETURN(
       m.target, LoadSplit(spec.target_unlabeled, spec.features, spec.labels, false, m.where + " target_unlabeled"));
   m.training = spec.kind != "eval";
+  ES_RETURN_IF_ERROR(CheckUnsupervisedTarget(spec.selection, m.training, m.target.size(), m.where));
   if (m.training && m.train.size() == 0) return Status::InvalidArgument(m.where + ": no training data");
   m.t_load = Since(m.t_start);
   models::ModelSpec ms;

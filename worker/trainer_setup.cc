@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "worker/da_selection.h"
 #include "worker/trainer_internal.h"
 
 namespace emosweep::worker::internal {
@@ -23,7 +24,7 @@ Status Trainer::LoadData() {
   }
   ES_ASSIGN_OR_RETURN(
       target_, LoadSplit(spec_.target_unlabeled, spec_.features, spec_.labels, false, where_ + " target_unlabeled"));
-  return Status::Ok();
+  return CheckUnsupervisedTarget(spec_.selection, spec_.kind != "eval", target_.size(), where_);
 }
 
 Status Trainer::BuildModel() {

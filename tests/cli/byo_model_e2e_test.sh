@@ -54,9 +54,9 @@ done_jobs=$(sqlite3 "$W/l.db" "SELECT count(*) FROM jobs WHERE status = 'done'" 
 "$BIN" table "$PROTO" --ledger "$W/l.db" --format csv "${common[@]}" > "$W/t.csv"
 cat "$W/t.csv"
 for row in concat_mlp concat_mlp_ts gated_fusion_ts; do
-  grep -q "^\"\?$row\"\?," "$W/t.csv" || fail "no row $row"
+  grep -q "^[^,]*,\"\?$row\"\?," "$W/t.csv" || fail "no row $row"
 done
-builtin=$(grep -E '^"?concat_mlp"?,' "$W/t.csv" | cut -d, -f2-7)
-scripted=$(grep -E '^"?concat_mlp_ts"?,' "$W/t.csv" | cut -d, -f2-7)
+builtin=$(grep -E '^[^,]*,"?concat_mlp"?,' "$W/t.csv" | cut -d, -f3-8)
+scripted=$(grep -E '^[^,]*,"?concat_mlp_ts"?,' "$W/t.csv" | cut -d, -f3-8)
 [ -n "$builtin" ] && [ "$builtin" = "$scripted" ] || fail "TorchScript concat_mlp ($scripted) != built-in ($builtin)"
 echo "byo-model e2e: OK"

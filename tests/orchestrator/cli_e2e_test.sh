@@ -96,6 +96,10 @@ for f in markdown latex csv json; do
   cmp -s "$W/table.$f" "$W/table.nocache.$f" || fail "table --format $f differs between cached and fresh expansion"
 done
 grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
+# --all --format csv is one CSV: one header, then every table's cells, each row naming its table.
+[ "$(grep -c '^table,row,column,metric,' "$W/table.csv")" = 1 ] || fail "table --all csv: $(grep -c '^table,' "$W/table.csv") headers"
+[ "$(grep -c '^$' "$W/table.csv")" = 0 ] || fail "table --all csv has blank lines"
+[ "$(cut -d, -f1 "$W/table.csv" | sort -u | grep -vc '^table$')" -gt 1 ] || fail "table --all csv: one table name"
 # Table JSON has one shape (issue 14): {protocol, tables: [...]}, with --all or one table, --json or --format json.
 "$BIN" table "$PROTO" --ledger "$W/l.db" --json "${common[@]}" > "$W/table1.json"
 [ "$(jget "$W/table1.json" '$.tables[0].name')" = "$(jget "$W/table.json" '$.tables[0].name')" ] || fail "table --json shape"
@@ -108,11 +112,28 @@ grep -q "Model selection: source_val" "$W/table.markdown" || fail "caption"
 "$BIN" ledger gc quickstart --ledger "$W/l.db" --json "${common[@]}" > "$W/gc.json" || fail "ledger gc by library name"
 "$BIN" ledger export --ledger "$W/l.db" --what jobs --json > "$W/jobs.json"
 [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/jobs.json'))")" = "$total" ] || fail "ledger export --json"
+# The JSON export nests the JSON columns (attrs, config, info) and has the selected epoch; predictions carry
+# their class probabilities, which sum to 1.
+[ "$(jget "$W/jobs.json" '$[0].attrs.experiment')" != "" ] || fail "export --what jobs --json: attrs is not an object"
+[ "$(jget "$W/jobs.json" "\$[0].selected_epoch")" != "" ] || fail "export --what jobs: no selected_epoch"
+"$BIN" ledger export --ledger "$W/l.db" --what predictions --json > "$W/pred.json"
+sqlite3 :memory: "SELECT abs((SELECT sum(value) FROM json_each(json_extract(readfile('$W/pred.json'), '\$[0].probs'))) - 1) < 1e-5" \
+  | grep -qx 1 || fail "export --what predictions: probs $(jget "$W/pred.json" '$[0].probs')"
+"$BIN" ledger export --ledger "$W/l.db" --what predictions --out "$W/pred.csv"
+head -1 "$W/pred.csv" | grep -qx 'job_id,eval,idx,utt_id,label,pred,probs' || fail "predictions CSV header: $(head -1 "$W/pred.csv")"
+[ "$(sed -n 2p "$W/pred.csv" | awk -F, '{print split($7, p, " ")}')" = 4 ] || fail "predictions CSV probs: $(sed -n 2p "$W/pred.csv")"
 grep -q '\\textbf' "$W/table.latex" || fail "latex bold"
 "$BIN" table "$PROTO" --ledger "$W/l.db" --name in_domain --compare concat_mlp,mer_gfl "${common[@]}" | grep -q "Paired permutation" \
   || fail "compare"
 "$BIN" report "$PROTO" --ledger "$W/l.db" --out "$W/r.html" "${common[@]}" 2> /dev/null
 grep -q "<svg" "$W/r.html" || fail "report has no plots"
+# An output over one of the protocol's stores is refused before anything is written.
+cp "$W/stores/synth_a.h5" "$W/synth_a.before"
+rc=0; "$BIN" report "$PROTO" --ledger "$W/l.db" --out "$W/stores/synth_a.h5" "${common[@]}" 2> "$W/over.err" || rc=$?
+[ $rc = 2 ] && grep -q "same file as the protocol's input" "$W/over.err" || fail "report --out a store: exit $rc, $(cat "$W/over.err")"
+rc=0; "$BIN" run "$PROTO" --ledger "$W/l.db" --status-file "$W/stores/synth_a.h5" "${common[@]}" 2> "$W/over.err" || rc=$?
+[ $rc = 2 ] || fail "run --status-file a store: exit $rc, $(cat "$W/over.err")"
+cmp -s "$W/stores/synth_a.h5" "$W/synth_a.before" || fail "the store was overwritten"
 cat "$W/table.markdown"
 
 # Session 17's audit: a refused run leaves no ledger even when the expansion cache is warm (this protocol

@@ -8,7 +8,7 @@ namespace emosweep::testing {
 namespace {
 
 // A result whose UA and WA are `ua` on 40 utterances (the first round(40 ua) right), trained for
-// `epochs` epochs with the one before last selected.
+// `epochs` epochs (0-based, as the trainer records them) with the one before last selected.
 jobs::JobResult ResultWithUa(double ua, int epochs = 4) {
   jobs::JobResult r;
   jobs::EvalResult ev;
@@ -24,14 +24,14 @@ jobs::JobResult ResultWithUa(double ua, int epochs = 4) {
   }
   ev.metrics = {{"ua", ua}, {"wa", ua - 0.01}, {"n", 40}, {"confusion", confusion}};
   r.evals["test"] = ev;
-  for (int e = 1; e <= epochs; ++e) {
+  for (int e = 0; e < epochs; ++e) {
     jobs::EpochRecord rec;
     rec.epoch = e;
-    rec.train_loss = 1.4 / e;
-    rec.val_loss = 1.5 / e + 0.2;
+    rec.train_loss = 1.4 / (e + 1);
+    rec.val_loss = 1.5 / (e + 1) + 0.2;
     r.curve.push_back(rec);
   }
-  r.selected_epoch = epochs - 1;
+  r.selected_epoch = epochs - 2;
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "core/files.h"
 #include "orchestrator/runner.h"
@@ -37,7 +38,7 @@ TEST(Report, IsSelfContainedAndHoldsTableHeatmapConfusionsAndCurves) {
   EXPECT_EQ(Count(s, "http"), Count(s, "http://www.w3.org/2000/svg")) << "only the SVG namespace is a URL";
   EXPECT_NE(s.find("<b>90.1 ± 1.4</b>"), std::string::npos) << "the table with the best cell bold";
   EXPECT_NE(s.find("loco_ua: mean UA"), std::string::npos) << "table heatmap";
-  EXPECT_NE(s.find("fill=\"url(#hatch)\""), std::string::npos) << "the missing cell is hatched, not zero";
+  EXPECT_NE(s.find("fill=\"url(#hatch"), std::string::npos) << "the missing cell is hatched, not zero";
   // Columns are test corpora: one confusion matrix per row and test corpus, never pooled (issue 14, item 9).
   EXPECT_EQ(Count(s, "aria-label=\"good → emodb (3 runs, &#39;test&#39;)\""), 1u);
   EXPECT_EQ(Count(s, "aria-label=\"good → ravdess (2 runs, &#39;test&#39;)\""), 1u);
@@ -51,6 +52,11 @@ TEST(Report, IsSelfContainedAndHoldsTableHeatmapConfusionsAndCurves) {
   EXPECT_EQ(Count(s, "<title>val loss @ 4:"), 1u) << "epoch 4: only mid's curve (good has a run without it)";
   EXPECT_GE(Count(s, "<title>selected epoch @ "), 3u);
   EXPECT_NE(s.find("Reproduction check"), std::string::npos);
+  // The check prints ours as the table does, and a cell with runs missing is "incomplete", never "no".
+  EXPECT_NE(s.find("<td>66.0 ± 1.4 (2/3)</td><td>66.0</td><td>+0.0</td><td class=\"warn\">incomplete</td>"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("1 with runs missing: not compared until complete"), std::string::npos);
   EXPECT_NE(s.find("8 done"), std::string::npos);
   EXPECT_NE(s.find("4 pending"), std::string::npos);
 }
@@ -93,16 +99,21 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   for (const std::string model : {"good", "mid", "base"})
     for (const auto& c : corpora)
       for (uint64_t seed = 1; seed <= 3; ++seed) p.jobs.push_back(testing::MakeJob("loco", model, c, seed));
+  // good has a learning-rate grid (two points), mid one point: three matrices, none pooling the grid.
   for (const std::string model : {"good", "mid"})
-    for (const auto& src : corpora)
-      for (const auto& tgt : corpora)
-        for (uint64_t seed = 1; seed <= 2; ++seed) {
-          auto j = testing::MakeJob("xc", model, src + ">" + tgt, seed);
-          j.attrs["kind"] = "cross_corpus";
-          j.attrs["source"] = src;
-          j.attrs["target"] = tgt;
-          p.jobs.push_back(j);
-        }
+    for (const std::string hp : {"train.lr=0.1", "train.lr=0.01"})
+      for (const auto& src : corpora)
+        for (const auto& tgt : corpora)
+          for (uint64_t seed = 1; seed <= 2; ++seed) {
+            if (model == "mid" && hp != "train.lr=0.1") continue;
+            auto j = testing::MakeJob("xc", model, src + ">" + tgt + " " + hp, seed);
+            j.attrs["kind"] = "cross_corpus";
+            j.attrs["source"] = src;
+            j.attrs["target"] = tgt;
+            j.attrs["hp"] = hp;
+            j.attrs["selection"] = "source_val";  // the same for all: not named in the titles
+            p.jobs.push_back(j);
+          }
   for (const std::string model : {"good", "mid"})
     for (const std::string budget : {"1%", "5%", "10%", "50%"})
       for (uint64_t seed = 1; seed <= 3; ++seed) {
@@ -121,6 +132,7 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
   testing::FakeExecutor fake;
   fake.fail_always.insert(p.jobs[5].spec.id);  // one missing run shows as (n/N) in the table
+  fake.fail_always.insert(p.jobs[36].spec.id);  // and as * in its cross-corpus matrix (good, lr=0.1)
   Executor exec = [&fake](const jobs::JobSpec& s, const jobs::JobContext& c) { return fake(s, c); };
   RunOptions o;
   o.progress = false;
@@ -130,11 +142,31 @@ TEST(Report, CrossCorpusMatricesAndFewShotCurvesFromAFakeSweep) {
   ASSERT_TRUE(html.ok()) << html.status().ToString();
   if (const char* out = std::getenv("EMOSWEEP_REPORT_OUT")) ASSERT_TRUE(WriteFileAtomic(out, *html).ok());
   EXPECT_NE(html->find("Cross-corpus matrices"), std::string::npos);
-  EXPECT_EQ(Count(*html, "train (source)"), 2u) << "one matrix per model";
+  EXPECT_EQ(Count(*html, "train (source)"), 3u) << "one matrix per model and grid point";
+  EXPECT_EQ(Count(*html, "aria-label=\"xc / good (hp=train.lr=0.1): test UA (%), mean over seeds and folds\""), 1u);
+  EXPECT_EQ(Count(*html, "aria-label=\"xc / good (hp=train.lr=0.01): test UA (%), mean over seeds and folds\""), 1u);
+  EXPECT_EQ(Count(*html, "aria-label=\"xc / mid (hp=train.lr=0.1): test UA (%), mean over seeds and folds\""), 1u);
+  EXPECT_EQ(Count(*html, "* = not every planned run finished"), 1u) << "only good lr=0.1 lost a run";
+  // Every hatch pattern has its own id (a page holds several heatmaps).
+  std::set<std::string> ids;
+  size_t patterns = 0;
+  for (size_t at = html->find("<pattern id=\""); at != std::string::npos; at = html->find("<pattern id=\"", at + 1)) {
+    ++patterns;
+    ids.insert(html->substr(at, html->find('"', at + 13) - at));
+  }
+  EXPECT_GE(patterns, 4u);
+  EXPECT_EQ(ids.size(), patterns);
   EXPECT_EQ(Count(*html, ">-0.00<") + Count(*html, ">-0.0<"), 0u) << "no negative-zero tick labels";
   EXPECT_NE(html->find("Few-shot curves"), std::string::npos);
   EXPECT_NE(html->find("1 failed"), std::string::npos);
   EXPECT_NE(html->find("simulated crash"), std::string::npos) << "the failure is listed with its error";
+  // SOURCE_DATE_EPOCH fixes the "generated" time: two reports of one ledger are then byte-identical.
+  ::setenv("SOURCE_DATE_EPOCH", "1000000000", 1);
+  auto a = BuildReport(p, ledger.get(), {"demo.db"}), b = BuildReport(p, ledger.get(), {"demo.db"});
+  ::unsetenv("SOURCE_DATE_EPOCH");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(a->find("generated 2001-09-09 01:46 UTC"), std::string::npos);
 }
 
 }  // namespace

@@ -62,6 +62,35 @@ TEST_F(Tables, GoldenLatex) { ExpectGolden("loco_ua.tex", *RenderTable(t_, "late
 TEST_F(Tables, GoldenCsv) { ExpectGolden("loco_ua.csv", *RenderTable(t_, "csv")); }
 TEST_F(Tables, GoldenJson) { ExpectGolden("loco_ua.json", *RenderTable(t_, "json")); }
 
+// Names researchers give rows, corpora and tables: each format keeps them readable and its syntax intact.
+TEST_F(Tables, NamesWithSpecialCharactersKeepEveryFormatIntact) {
+  TableData t = t_;
+  t.spec.name = "in_domain 50%";
+  t.rows[0] = "mlp|\"q\"<b>";
+  t.cols[1] = "b&c_x ≥ 2";
+  t.caption = "synth_a -> synth_b, \"raw\" features";
+  const std::string tex = *RenderTable(t, "latex");
+  EXPECT_NE(tex.find("\\label{tab:in-domain-50-}"), std::string::npos) << "a label is not TeX-escaped: " << tex;
+  EXPECT_NE(tex.find("mlp$|$''q''$<$b$>$"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("b\\&c\\_x $\\geq$ 2"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("synth\\_a $\\rightarrow$ synth\\_b, ``raw'' features"), std::string::npos) << tex;
+  const std::string md = *RenderTable(t, "markdown");
+  EXPECT_NE(md.find("| mlp\\|\"q\"\\<b> | "), std::string::npos) << "'|' would split the cell: " << md;
+  const std::string csv = *RenderTable(t, "csv");
+  EXPECT_NE(csv.find("in_domain 50%,\"mlp|\"\"q\"\"<b>\",emodb,ua,"), std::string::npos) << csv;
+}
+
+// One CSV for every cell: the table's name, and whether the cell is final, on every row.
+TEST_F(Tables, CsvRowsCarryTheTableAndWhetherTheCellIsComplete) {
+  TableData t = t_;
+  t.at(0, 0, 0).provisional = true;
+  const std::string csv = *RenderTable(t, "csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), kTableCsvHeader);
+  EXPECT_NE(csv.find("loco_ua,good,emodb,ua,90.1,1.4,std,3,3,0,1,"), std::string::npos) << "provisional: " << csv;
+  EXPECT_NE(csv.find("loco_ua,good,ravdess,ua,66,1.414213562,std,2,3,0,0,"), std::string::npos) << "2 of 3: " << csv;
+  EXPECT_NE(csv.find("loco_ua,mid,emodb,ua,75.1,0.9,std,3,3,1,0,"), std::string::npos) << csv;
+}
+
 TEST_F(Tables, ReproduceComparesCellByCellAtPrintedPrecision) {
   auto lines = Reproduce(t_);
   ASSERT_TRUE(lines.ok());
