@@ -3,8 +3,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "worker/da_diagnostics.h"
+#include "worker/da_selection.h"
 
 namespace emosweep::worker {
 namespace {
@@ -114,6 +118,66 @@ TEST(DaDiagnostics, DevIsUndefinedWhenAFewRowsCarryTheWeight) {
   EXPECT_LT(r.ess, kDevMinEss);
   EXPECT_FALSE(r.defined);
   EXPECT_NE(r.undefined_reason.find("effective sample size"), std::string::npos) << r.undefined_reason;
+}
+
+// im and snd on a target too small for them to vary: refused as bad input (not retried), naming the job.
+TEST(DaSelection, TargetsTooSmallForImOrSndAreRefused) {
+  for (auto [sel, rows, ok] : std::vector<std::tuple<const char*, int64_t, bool>>{{"im", 1, false},
+                                                                                    {"im", 2, true},
+                                                                                    {"snd", 1, false},
+                                                                                    {"snd", 2, false},
+                                                                                    {"snd", 3, true},
+                                                                                    {"dev", 1, true},
+                                                                                    {"source_val", 1, true}}) {
+    Status s = CheckUnsupervisedTarget(sel, /*training=*/true, rows, "job abc");
+    EXPECT_EQ(s.ok(), ok) << sel << " " << rows << ": " << s.ToString();
+    if (!s.ok()) {
+      EXPECT_TRUE(s.IsBadInput());
+      EXPECT_NE(s.message().find("job abc: selection '" + std::string(sel) + "' needs at least"), std::string::npos)
+          << s.message();
+    }
+  }
+  EXPECT_TRUE(CheckUnsupervisedTarget("snd", /*training=*/false, 1, "job abc").ok()) << "an eval job selects nothing";
+}
+
+// eval_every 2: epochs 1, 3, 5 are validated (they have validation metrics beside "da"); 0, 2, 4 carry only the
+// diagnostics. DEV is defined at epoch 5 alone among the validated ones (and at 0, 2, 4, which never ranked).
+std::vector<EpochRecord> SparseDevCurve() {
+  std::vector<EpochRecord> curve;
+  for (int e = 0; e < 6; ++e) {
+    EpochRecord r;
+    r.epoch = e;
+    const bool defined = e % 2 == 0 || e == 5;
+    nlohmann::json da = {{"im", 0.1 * e}, {"target_max_share", 0.5}, {"dev_defined", defined}};
+    if (defined) da["dev"] = 1.0;
+    else da["dev_undefined"] = "effective sample size 4.6 < 10 rows";
+    r.val_metrics = {{"da", da}};
+    if (e % 2 == 1) r.val_metrics["ua"] = 0.5;
+    curve.push_back(r);
+  }
+  return curve;
+}
+
+TEST(DaSelection, DevSaysWhenItWasDefinedAtFewValidatedEpochs) {
+  const std::vector<std::string> labels = {"a", "b"};
+  DaSummary s = DaWarnings(SparseDevCurve(), 5, labels, "dev", 0, 0, 60, "", true);
+  ASSERT_EQ(s.warnings.size(), 1u) << s.warnings.dump();
+  EXPECT_EQ(s.warnings[0]["code"], "dev_sparse");
+  const std::string m = s.warnings[0]["message"];
+  EXPECT_NE(m.find("defined at only 1 of 3 validated epochs"), std::string::npos) << m;
+  EXPECT_NE(m.find("effective sample size 4.6 < 10 rows"), std::string::npos) << m;
+  // Selected where DEV was undefined: dev_undefined, counted over the validated epochs only.
+  s = DaWarnings(SparseDevCurve(), 3, labels, "dev", 0, 0, 60, "", true);
+  ASSERT_EQ(s.warnings.size(), 1u) << s.warnings.dump();
+  EXPECT_EQ(s.warnings[0]["code"], "dev_undefined");
+  EXPECT_NE(s.warnings[0]["message"].get<std::string>().find("undefined at 2 of 3 validated epochs"),
+            std::string::npos)
+      << s.warnings.dump();
+  // Defined at most validated epochs: no warning.
+  auto curve = SparseDevCurve();
+  curve[3].val_metrics["da"]["dev_defined"] = true;
+  s = DaWarnings(curve, 5, labels, "dev", 0, 0, 60, "", true);
+  EXPECT_TRUE(s.warnings.empty()) << s.warnings.dump();
 }
 
 }  // namespace

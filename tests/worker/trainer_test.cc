@@ -404,6 +404,37 @@ TEST_F(TrainerTest, UnsupervisedSelectionAvoidsTheCollapsedEpoch) {
   EXPECT_GE(separated, 1) << "no seed reproduced the collapse under source_val: the case no longer separates";
 }
 
+// Small splits under unsupervised selection (helper-52's audit): `dev` with one source-validation row has no DEV
+// (it needs two rows) and ranks the epochs by im with the dev_undefined warning, instead of failing the job; snd
+// on a two-row target (SND constant) is refused as bad input before training, naming the job.
+TEST_F(TrainerTest, UnsupervisedSelectionOnTinySplits) {
+  const double shift = 0.0;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  data::Corpus src = RegionCorpus("src", false, 5, shift, UnchangedLabel, rng, noise),
+               tgt = RegionCorpus("tgt", true, 5, shift, UnchangedLabel, rng, noise);
+  const std::string spath = (dir_ / "src.h5").string(), tpath = (dir_ / "tgt.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(spath, src).ok());
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, tgt).ok());
+  JobSpec dev = RegionSelectionJob(spath, src, tpath, tgt, "dev", 1);
+  dev.val = {{spath, "", {src.utterances[80].id}}};
+  dev.train_config["epochs"] = 3;
+  dev.id = dev.ComputeId();
+  auto r = RunJob(dev, JobContext{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->info.contains("warnings")) << r->info.dump();
+  EXPECT_EQ(r->info["warnings"][0]["code"], "dev_undefined") << r->info.dump();
+  JobSpec snd = RegionSelectionJob(spath, src, tpath, tgt, "snd", 1);
+  snd.target_unlabeled = {{tpath, "", {tgt.utterances[0].id, tgt.utterances[1].id}}};
+  snd.id = snd.ComputeId();
+  auto s = RunJob(snd, JobContext{});
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().IsBadInput()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("selection 'snd' needs at least 3 unlabeled target rows, the job has 2"),
+            std::string::npos)
+      << s.status().message();
+}
+
 // DEV on a covariate shift with overlap: region B of the source (audio shifted) is where the target lives, and its
 // training labels are noisy, so as the model memorises them its loss on B (and its target accuracy) worsens while
 // source validation, mostly region A, stays high. DEV's importance weights single out the B rows of the source
