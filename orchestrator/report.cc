@@ -142,19 +142,21 @@ std::string TablePlot(const TableData& t) {
                       any_mark ? "* = runs missing (n/N in the table); ‡ = grid choice may change" : "");
 }
 
-// Columns that name the corpus a run is tested on: a confusion matrix must not pool them.
+// Columns that name the corpus a run is tested on ("row → corpus" in titles; other columns are settings).
 bool ColumnsAreTestCorpora(const TableData& t) {
   const std::string& c = t.spec.columns;
   return c == "heldout" || c == "target" || c == "corpus";
 }
 
-// One matrix per row, summed over its runs; per row and test corpus when the columns are test corpora
-// (a LOCO row pools four different test sets otherwise).
+// One matrix per table cell (per row when the table has one column), summed over the cell's runs.
 // *groups: how many matrices the table has runs for (only the first `limit` are drawn).
 Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit, int* groups) {
   std::ostringstream o;
   *groups = 0;
-  const bool per_column = ColumnsAreTestCorpora(t) && t.cols.size() > 1;
+  // Per cell when the table has several columns: columns are test corpora (a LOCO row pools four test sets
+  // otherwise) or settings (feature_norm none / corpus), and neither may be summed into one matrix.
+  const bool per_column = t.cols.size() > 1;
+  const std::string arrow = ColumnsAreTestCorpora(t) ? " → " : " / ";
   for (size_t r = 0; r < t.rows.size(); ++r) {
     for (size_t group = 0; group < (per_column ? t.cols.size() : 1); ++group) {
       std::vector<std::string> ids;
@@ -185,7 +187,7 @@ Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit, in
       }
       if (sum.empty()) continue;
       while (labels.size() < sum.size()) labels.push_back("c" + std::to_string(labels.size()));
-      std::string title = t.rows[r] + (per_column ? " → " + t.cols[group] : "") + " (" + std::to_string(jobs) +
+      std::string title = t.rows[r] + (per_column ? arrow + t.cols[group] : "") + " (" + std::to_string(jobs) +
                           " runs, '" + t.spec.eval + "')";
       o << "<div>" << svg::Confusion(title, labels, sum) << "</div>";
     }
@@ -596,7 +598,7 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
     ES_ASSIGN_OR_RETURN(std::string cms, Confusions(t, ledger, options.max_confusions, &matrices));
     if (!cms.empty())
       o << "<h3>Confusion matrices (summed over the runs of each row"
-        << (ColumnsAreTestCorpora(t) && t.cols.size() > 1 ? " and test corpus" : "")
+        << (t.cols.size() <= 1 ? "" : ColumnsAreTestCorpora(t) ? " and test corpus" : " and column")
         << "; rows = truth, % of the true class)</h3>"
         << "<div class=\"plots\">" << cms << "</div>";
     if (matrices > options.max_confusions)
@@ -608,7 +610,10 @@ Result<std::string> BuildReport(const protocols::Protocol& p, Ledger* ledger, co
         << "<div class=\"plots\">" << da << "</div>";
     int curve_rows = 0;
     ES_ASSIGN_OR_RETURN(std::string lc, LearningCurves(t, ledger, options.max_curves, &curve_rows));
-    if (!lc.empty()) o << "<h3>Learning curves</h3><div class=\"plots\">" << lc << "</div>";
+    if (!lc.empty())
+      o << "<h3>Learning curves (mean over each row's runs"
+        << (t.cols.size() > 1 ? ", every column's runs together" : "") << ")</h3><div class=\"plots\">" << lc
+        << "</div>";
     if (curve_rows > options.max_curves)
       o << "<p class=\"cap\">Learning curves of " << options.max_curves << " of " << curve_rows
         << " rows drawn (the first in table order).</p>";

@@ -682,7 +682,9 @@ TEST(Checkpoint, RoundTripAndCorruption) {
 // annotator; validation labels are clean). As the model fits them, the target predictions collapse onto anger
 // while source validation (80% region A) stays high. For every seed whose source_val pick is collapsed (one
 // class > 90% of the unlabeled target), dev, with DEV defined at its pick (the B rows of the source validation
-// carry the target's importance weight), and im must pick an epoch that is not collapsed.
+// carry the target's importance weight), and im must pick an epoch that is not collapsed. DEV is defined at
+// only a few of the 30 epochs here (its effective sample size hovers around 10), so where dev's pick came from
+// is said: the job carries dev_sparse (helper-52's audit), and no other warning.
 TEST_F(TrainerTest, DevAndImAvoidTheCollapsedEpochWhereTheDomainsOverlap) {
   const int bm = 5;
   std::mt19937_64 rng(5);
@@ -703,11 +705,14 @@ TEST_F(TrainerTest, DevAndImAvoidTheCollapsedEpochWhereTheDomainsOverlap) {
     }
     for (const auto& [sel, r] : by) {
       const auto& d = r.info["da_selected"];
-      std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f dev %s weight_mean %s ess %s\n",
+      int defined = 0;
+      for (const auto& rec : r.curve) defined += rec.val_metrics["da"].value("dev_defined", false) ? 1 : 0;
+      std::printf("seed %d %-10s selected epoch %d target share %.3f test UA %.3f dev %s weight_mean %s ess %s "
+                  "(defined at %d epochs)\n",
                   static_cast<int>(seed), sel.c_str(), r.selected_epoch, TargetShareAt(r, r.selected_epoch),
                   r.evals.at("test").metrics["ua"].get<double>(), d.value("dev", nlohmann::json()).dump().c_str(),
                   d.value("dev_weight_mean", nlohmann::json()).dump().c_str(),
-                  d.value("dev_ess", nlohmann::json()).dump().c_str());
+                  d.value("dev_ess", nlohmann::json()).dump().c_str(), defined);
     }
     const JobResult &sv = by["source_val"], &dev = by["dev"], &im = by["im"];
     if (TargetShareAt(sv, sv.selected_epoch) <= 0.9) continue;
@@ -716,7 +721,8 @@ TEST_F(TrainerTest, DevAndImAvoidTheCollapsedEpochWhereTheDomainsOverlap) {
     // DEV is defined where dev selects (the importance weights are usable), and its pick is not collapsed.
     EXPECT_EQ(dev.info["da_selected"]["dev_defined"], true) << "seed " << seed;
     EXPECT_GT(dev.info["da_selected"]["dev_weight_mean"].get<double>(), 0.5) << "seed " << seed;
-    EXPECT_FALSE(dev.info.contains("warnings")) << dev.info.dump();
+    for (const auto& w : dev.info.value("warnings", nlohmann::json::array()))
+      EXPECT_EQ(w["code"], "dev_sparse") << dev.info.dump();
     EXPECT_LE(TargetShareAt(dev, dev.selected_epoch), 0.9) << "seed " << seed;
     EXPECT_LE(TargetShareAt(im, im.selected_epoch), 0.9) << "seed " << seed;
     EXPECT_GT(dev.evals.at("test").metrics["ua"].get<double>(), sv.evals.at("test").metrics["ua"].get<double>());
