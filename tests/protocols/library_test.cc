@@ -8,7 +8,11 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
+#include "data/import/pickle_import.h"
+#include "data/label_map.h"
 #include "data/synth.h"
 #include "protocols/expand.h"
 #include "tests/protocols/protocol_test_util.h"
@@ -68,6 +72,42 @@ TEST(Library, QuickstartExpandsOnSyntheticStores) {
   for (const auto& e : p->experiments) EXPECT_TRUE(e.expanded) << e.name;
   EXPECT_GT(p->jobs.size(), 10u);
   EXPECT_LT(p->jobs.size(), 200u) << "the quick start must stay small";
+}
+
+// The seed protocols' IEMOCAP stores come from the seed pickles, imported as their headers say
+// (`data import --pickle ... --label-map glomer_iemocap4 / cemobam_iemocap4`): the protocols must
+// expand on such stores (feature sets "text" and "audio", the label map the import records), helper-54's
+// audit found they asked for "bert"/"wav2vec2" and another label map, so neither could be planned.
+TEST(Library, SeedProtocolsExpandOnTheImportedSeedPickles) {
+  const std::string pkl = std::string(EMOSWEEP_SHARED_DIR) + "/features/iemocap-seed-pkl/";
+  if (!std::filesystem::exists(pkl)) GTEST_SKIP() << "needs " << pkl << " (the shared seed features are not here)";
+  for (const auto& [protocol, files, map] :
+       std::vector<std::tuple<std::string, std::vector<std::string>, std::string>>{
+           {"glomer", {"glomer_IEMOCAP_4class_BERT_WAV2VEC_val.pkl"}, "glomer_iemocap4"},
+           {"cemobam", {"cemobam_IEMOCAP_BERT_WAV2VEC_val.pkl", "cemobam_IEMOCAP_BERT_WAV2VEC_test.pkl"},
+            "cemobam_iemocap4"}}) {
+    testing::TestDir dir;
+    auto lm = data::LabelMap::Load(map);
+    ASSERT_TRUE(lm.ok()) << lm.status().ToString();
+    data::PickleImportOptions o;
+    o.corpus_name = "iemocap";
+    o.label_map = &*lm;
+    std::vector<std::string> paths;
+    for (const auto& f : files) paths.push_back(pkl + f);
+    data::ImportReport report;
+    auto c = data::ImportSeedPickles(paths, o, &report);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    testing::WriteStore(dir, *c);
+    LoadOptions lo;
+    lo.store_dir = dir.path();
+    auto p = LoadProtocol(std::string(EMOSWEEP_SOURCE_DIR) + "/protocols/library/" + protocol + ".toml", lo);
+    ASSERT_TRUE(p.ok()) << protocol << ": " << p.status().ToString();
+    bool iemocap = false;
+    for (const auto& e : p->experiments)
+      if (e.name == "iemocap") iemocap = e.expanded;
+    EXPECT_TRUE(iemocap) << protocol << ": the iemocap experiment did not expand";
+    EXPECT_EQ(testing::CountKind(*p, "supervised"), 10) << protocol << ": 2 models x 5 seeds";
+  }
 }
 
 // Stores carrying the real corpora's utterance tables (speakers, labels from
