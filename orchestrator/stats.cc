@@ -150,9 +150,17 @@ Result<double> PairedTTestP(const std::vector<double>& a, const std::vector<doub
   if (a.size() != b.size()) return Status::InvalidArgument("paired t-test: the two samples differ in length");
   if (a.size() < 2) return Status::InvalidArgument("paired t-test: needs at least 2 pairs");
   std::vector<double> d(a.size());
-  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
+  for (size_t i = 0; i < a.size(); ++i) {
+    d[i] = a[i] - b[i];
+    if (!std::isfinite(d[i])) return Status::InvalidArgument("paired t-test: a value is not finite");
+  }
   Summary s = Summarize(d);
-  if (s.sem == 0 || !std::isfinite(s.sem)) return s.mean == 0 ? 1.0 : 0.0;
+  if (s.sem == 0) {
+    if (s.mean == 0) return 1.0;
+    // Every difference the same and not 0 (UA moves in steps of 1/N: two or three runs can do this): t is
+    // infinite on a variance estimate of 0, which says nothing about the runs' spread. Not testable.
+    return Status::FailedPrecondition("paired t-test: every difference is the same, so their spread is 0");
+  }
   double t = s.mean / s.sem;
   return 2 * (1 - StudentTCdf(std::fabs(t), s.n - 1));
 }

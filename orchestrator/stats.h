@@ -36,10 +36,11 @@ Summary Summarize(const std::vector<double>& values);
 double StudentTQuantile(double level, int df);
 // CDF of Student's t.
 double StudentTCdf(double t, int df);
-// Two-sided paired t-test of a vs b (equal lengths >= 2; pairs by index), df = n - 1: the p-value. Differences
-// without spread give 0 when their mean is not 0, else 1.
+// Two-sided paired t-test of a vs b (equal lengths >= 2; pairs by index), df = n - 1: the p-value. All-zero
+// differences give 1; equal non-zero differences (spread 0) are not testable (FailedPrecondition); a
+// non-finite value is InvalidArgument.
 Result<double> PairedTTestP(const std::vector<double>& a, const std::vector<double>& b);
-// Caption wording of a spread kind: "std (ddof=1)", "SEM", "95% CI (t)".
+// Caption wording of a spread kind: "std (ddof=1)", "SEM", "95% CI half-width (Student t)".
 Result<std::string> SpreadLabel(const std::string& kind);
 
 // One metric ("ua", "wa", "macro_f1", "weighted_f1") from labels and predictions.
@@ -51,7 +52,7 @@ struct PairedTestResult {
   std::string metric;
   int n_items = 0;
   int resamples = 0;
-  double a = 0, b = 0;       // metric of each system on the pooled items
+  double a = 0, b = 0;       // metric of each system: the mean over the groups (job pairs) of its metric
   double delta = 0;          // a - b
   double p_value = 1;        // two-sided
 };

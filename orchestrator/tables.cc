@@ -157,6 +157,7 @@ std::string Caption(const TableData& t) {
     else c << "n = " << lo << "–" << hi;
     c << " runs per cell (aggregated over " << s.aggregate_over << ")";
     if (hi == 1) c << "; n = 1, so no spread is shown";
+    else if (lo == 1) c << "; a cell of one run shows no spread";
     c << ". ";
   }
   if (!t.seeds.empty()) {
@@ -278,7 +279,13 @@ std::string Caption(const TableData& t) {
   std::snprintf(alpha, sizeof alpha, "%g", s.alpha);
   c << "Bold: the best cell of its column, only where a two-sided paired t-test over runs matched on ("
     << s.aggregate_over << ") finds it better than the runner-up at alpha = " << alpha
-    << ", and never on an incomplete cell. ";
+    << ", and never on an incomplete cell or on means tied at the printed precision. ";
+  if (!t.untested.empty()) {
+    c << "Not tested, so not bold, for lack of runs matched on (" << s.aggregate_over << ") or with equal "
+         "differences: ";
+    for (size_t i = 0; i < t.untested.size(); ++i) c << (i ? ", " : "") << t.untested[i];
+    c << ". ";
+  }
   bool any_missing = std::any_of(t.cells.begin(), t.cells.end(), [](const TableCell& x) { return x.values.empty(); });
   if (any_missing) c << s.missing << ": no finished run. ";
   if (partial) c << "(n/N): n of N planned runs finished. ";
@@ -737,9 +744,21 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
         xa.push_back(v.first / v.second);
         xb.push_back(w->second.first / w->second.second);
       }
-      if (xa.size() < 2) continue;
+      const std::string where = t.cols[c] + (nm > 1 ? " " + MetricLabel(spec.metrics[m]) : "");
+      if (xa.size() < 2) {
+        t.untested.push_back(where + " (" + std::to_string(xa.size()) + " matched)");
+        continue;
+      }
       auto p = PairedTTestP(xa, xb);
-      top.best = p.ok() && *p < spec.alpha;
+      if (!p.ok()) {
+        t.untested.push_back(where + " (equal differences)");
+        continue;
+      }
+      // Better on the matched runs too: the ranking uses every run, the test only the matched ones, and a
+      // two-sided p is small as well when the top cell is significantly *worse* there.
+      double da = 0;
+      for (size_t i = 0; i < xa.size(); ++i) da += xa[i] - xb[i];
+      top.best = *p < spec.alpha && da > 0;
     }
   t.caption = Caption(t);
   // Transductive steps and speaker-dependent evaluation of the jobs the cells report (after grid selection)
@@ -833,12 +852,13 @@ Result<std::vector<CompareLine>> Compare(const TableData& t, Ledger* ledger, con
       std::map<std::string, size_t> a_seen;
       for (const auto* j : cb.jobs) b_by_key[key_of(j)].push_back(j);
       std::vector<int> labels, pa, pb, group;
-      int classes = 0;
+      int classes = 0, matched_runs = 0;
       for (const auto* ja : ca.jobs) {
         const std::string key = key_of(ja);
         auto jb = b_by_key.find(key);
         const size_t k = a_seen[key]++;
         if (jb == b_by_key.end() || k >= jb->second.size()) continue;
+        ++matched_runs;
         ES_ASSIGN_OR_RETURN(const PredictionSet* a, preds(ja));
         ES_ASSIGN_OR_RETURN(const PredictionSet* b, preds(jb->second[k]));
         std::map<std::string, size_t> b_index;
@@ -858,7 +878,9 @@ Result<std::vector<CompareLine>> Compare(const TableData& t, Ledger* ledger, con
         classes = std::max(classes, static_cast<int>(ja->spec.labels.size()));
       }
       if (labels.empty()) {
-        line.note = ca.jobs.empty() || cb.jobs.empty() ? "missing runs" : "no paired predictions";
+        line.note = ca.jobs.empty() || cb.jobs.empty() ? "missing runs"
+                    : matched_runs == 0               ? "no runs matched on (" + t.spec.aggregate_over + ")"
+                                                      : "no paired predictions";
       } else {
         ES_ASSIGN_OR_RETURN(line.result, PairedTest(o.test, line.metric, labels, pa, pb, group, classes, o.resamples,
                                                     o.seed));

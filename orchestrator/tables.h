@@ -68,6 +68,9 @@ struct TableData {
   // without grid selection, several sources under one target, ...): attribute -> the most values in one cell.
   std::map<std::string, size_t> pooled;
   bool ranked_by_trained_val = false;   // grid selection ranked eval jobs by their trained model's val metric
+  // Columns (and metrics) whose best cell could not be tested against the runner-up (fewer than 2 runs
+  // matched on aggregate_over, or equal differences): "emodb UA (1 matched)"; the caption lists them.
+  std::vector<std::string> untested;
   std::string caption;
 
   const TableCell& at(size_t r, size_t c, size_t m) const {

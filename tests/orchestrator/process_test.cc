@@ -73,7 +73,9 @@ void ExpectCompleteLedger(const std::string& path, int n) {
 TEST(Process, KillNineMidSweepThenRerunLosesAndDuplicatesNothing) {
   std::string dir = testing::TestDir(), db = dir + "/l.db", log = dir + "/runs.log";
   const int n = 24;
-  pid_t first = Start({FAKE_SWEEP_BINARY, db, std::to_string(n), "80", log});
+  // 200 ms a job: the kill must land mid-sweep also on a loaded machine, where the poll below can stall for a
+  // second (at 80 ms the whole sweep once finished before it saw 6 jobs done).
+  pid_t first = Start({FAKE_SWEEP_BINARY, db, std::to_string(n), "200", log});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (CountDone(db) < 6 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

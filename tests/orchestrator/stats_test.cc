@@ -92,5 +92,17 @@ TEST(Stats, BootstrapTestAgreesOnClearAndNullCases) {
   EXPECT_FALSE(PairedTest("bootstrap", "ua", {}, {}, {}, {}, 4, 10, 1).ok());
 }
 
+// The bold rule's test: identical non-zero differences have no spread to test (UA moves in steps of 1/N, so two
+// or three runs can do this) and a non-finite value is an error, neither reads as p = 0 (helper-55's audit).
+TEST(Stats, PairedTTestRefusesDifferencesWithoutSpreadAndNonFiniteValues) {
+  EXPECT_NEAR(*PairedTTestP({0.9, 0.8}, {0.7, 0.7}), 1 - 2 * std::atan(3.0) / M_PI, 1e-12) << "n = 2: t = 3, df = 1";
+  EXPECT_EQ(*PairedTTestP({0.5, 0.6}, {0.5, 0.6}), 1.0) << "all-zero differences";
+  auto equal = PairedTTestP({75.0, 62.5}, {50.0, 37.5});
+  ASSERT_FALSE(equal.ok());
+  EXPECT_EQ(equal.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(PairedTTestP({0.5, NAN}, {0.4, 0.3}).ok());
+  EXPECT_FALSE(PairedTTestP({0.5}, {0.4}).ok());
+}
+
 }  // namespace
 }  // namespace emosweep::orchestrator

@@ -146,6 +146,75 @@ TEST_F(Tables, UnknownTableFormatOrSpreadAreErrors) {
   EXPECT_FALSE(BuildTable(h_.protocol, spec, h_.ledger.get()).ok());
 }
 
+// A table of rows "top" and "next" (column emodb) whose runs have the given test UA per seed; a seed without
+// a value is planned but never ran.
+TableData BoldCase(const std::string& db, const std::map<uint64_t, double>& top, const std::map<uint64_t, double>& next) {
+  protocols::Protocol p;
+  p.name = "bold";
+  p.path = "bold.toml";
+  p.effective = {{"name", "bold"}};
+  std::map<std::string, double> ua;
+  for (const auto& [model, values] : {std::make_pair(std::string("top"), top), std::make_pair(std::string("next"), next)})
+    for (const auto& [seed, v] : values) {
+      p.jobs.push_back(testing::MakeJob("loco", model, "emodb", seed));
+      if (v >= 0) ua[p.jobs.back().spec.id] = v;
+    }
+  protocols::TableSpec spec;
+  spec.name = "bold";
+  spec.experiment = "loco";
+  spec.rows = "model";
+  spec.columns = "target";
+  spec.metrics = {"ua"};
+  p.tables.push_back(spec);
+  auto ledger = std::move(Ledger::Open(db)).value();
+  int64_t sweep = *ledger->BeginSweep({"bold", "bold.toml", "h", p.effective, {}});
+  EXPECT_TRUE(ledger->RegisterJobs(sweep, p.jobs).ok());
+  const std::string me = ThisOwner();
+  for (const auto& [id, v] : ua) {
+    jobs::JobResult r;
+    jobs::EvalResult ev;
+    ev.metrics = {{"ua", v}, {"wa", v}, {"n", 40}};
+    r.evals["test"] = ev;
+    EXPECT_TRUE(ledger->Claim(id, me, {}).ok());
+    EXPECT_TRUE(ledger->Complete(id, me, r, {}).ok());
+  }
+  auto t = BuildTable(p, p.tables[0], ledger.get());
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return t.ok() ? std::move(t).value() : TableData{};
+}
+
+// helper-55's audit: "top" ranks first on all its runs (a fourth seed at 1.00 that "next" lacks), but on the
+// three runs that pair it is worse every time: the two-sided test is significant the wrong way round.
+TEST(TablesBold, NeverBoldWhenTheMatchedRunsSayTheTopCellIsWorse) {
+  TableData t = BoldCase(testing::TestDir() + "/rev.db", {{1, 0.80}, {2, 0.81}, {3, 0.82}, {4, 1.00}},
+                         {{1, 0.83}, {2, 0.845}, {3, 0.85}, {4, -1}});
+  ASSERT_EQ(t.rows, (std::vector<std::string>{"top", "next"}));
+  EXPECT_TRUE(t.at(0, 0, 0).complete());
+  EXPECT_GT(t.at(0, 0, 0).summary.mean, t.at(1, 0, 0).summary.mean);
+  EXPECT_FALSE(t.at(0, 0, 0).best) << "significantly worse on the matched runs: " << t.caption;
+  EXPECT_TRUE(t.untested.empty());
+  // The same matched runs the right way round are bold.
+  TableData ok = BoldCase(testing::TestDir() + "/ok.db", {{1, 0.83}, {2, 0.845}, {3, 0.85}, {4, 1.00}},
+                          {{1, 0.80}, {2, 0.81}, {3, 0.82}, {4, -1}});
+  EXPECT_TRUE(ok.at(0, 0, 0).best) << ok.caption;
+}
+
+// Runs that cannot be paired (disjoint seeds) or differences without spread: no test, no bold, and the caption
+// names the column instead of describing a test that never ran.
+TEST(TablesBold, UntestedColumnsAreNamedInTheCaption) {
+  TableData disjoint = BoldCase(testing::TestDir() + "/disj.db", {{1, 0.80}, {2, 0.81}, {3, 0.82}},
+                                {{4, 0.60}, {5, 0.61}, {6, 0.62}});
+  EXPECT_FALSE(disjoint.at(0, 0, 0).best);
+  EXPECT_EQ(disjoint.untested, (std::vector<std::string>{"emodb (0 matched)"}));
+  EXPECT_NE(disjoint.caption.find("Not tested, so not bold, for lack of runs matched on (seed,fold) or with equal "
+                                  "differences: emodb (0 matched)."),
+            std::string::npos)
+      << disjoint.caption;
+  TableData equal = BoldCase(testing::TestDir() + "/eq.db", {{1, 0.75}, {2, 0.625}}, {{1, 0.5}, {2, 0.375}});
+  EXPECT_FALSE(equal.at(0, 0, 0).best) << "two differences of exactly 25 points: no spread to test";
+  EXPECT_EQ(equal.untested, (std::vector<std::string>{"emodb (equal differences)"}));
+}
+
 TEST_F(Tables, CompareRunsAPairedTestPerColumn) {
   CompareOptions o{"good", "mid", "permutation", 999, 5};
   auto lines = Compare(t_, h_.ledger.get(), o);
