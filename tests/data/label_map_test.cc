@@ -31,7 +31,7 @@ TEST(LabelMap, EveryBuiltinLoadsAndMapsToCanonicalLabels) {
   auto names = LabelMap::BuiltinNames();
   for (const char* required :
        {"emodb", "ravdess", "emovo", "tess", "iemocap4", "iemocap4_exc_as_happiness", "iemocap6", "cremad", "esd",
-        "meld", "emorynlp", "isear", "glomer_iemocap4", "cemobam_iemocap4", "msr_iemocap4"})
+        "meld", "emorynlp", "isear", "glomer_iemocap4", "cemobam_iemocap4", "msr_iemocap4", "msr_cremad4"})
     EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
   EXPECT_EQ(std::find(names.begin(), names.end(), "taxonomy"), names.end());
   for (const auto& n : names) {
