@@ -13,6 +13,8 @@
 #include "cli/protocol_library.h"
 #include "cluster/slurm.h"
 #include "core/files.h"
+#include "core/log.h"
+#include "orchestrator/ledger.h"
 
 namespace emosweep::cli {
 namespace fs = std::filesystem;
@@ -42,7 +44,10 @@ void SubmitOptions(po::options_description& o) {
       ("store-dir", po::value<std::string>(), "passed to emosweep run --store-dir")
       ("work-dir", po::value<std::string>(), "passed to emosweep run --work-dir")
       ("max-jobs", po::value<uint64_t>(), "passed to emosweep run --max-jobs")
-      ("no-requeue", "do not ask Slurm to requeue the job on preemption")
+      ("stale-after", po::value<double>(),
+       "passed to emosweep run --stale-after: seconds of silence after which a job of a process on another "
+       "node is taken over (default 600; a requeued allocation may land on another node)")
+      ("no-requeue", "requeue nothing: neither on preemption (Slurm) nor at the time limit (this script)")
       ("max-requeues", po::value<int>()->default_value(10),
        "at the time limit with jobs left, requeue the job itself at most this often (0 = never)")
       ("mpi", po::value<std::string>()->default_value("pmix"), "srun --mpi plugin")
@@ -67,11 +72,25 @@ Status SubmitRun(const po::variables_map& vm) {
   o.protocol = Absolute(protocol_path);
   o.ledger = Absolute(vm["ledger"].as<std::string>());
   if (!FileExists(o.protocol)) return Status::NotFound(o.protocol + ": no such protocol file");
+  // The ledger the job will open: an existing one must be a ledger file, a new one must be creatable, so
+  // that an unusable --ledger fails here and not in the queue.
+  {
+    std::error_code ec;
+    if (fs::exists(o.ledger, ec)) {
+      if (fs::is_directory(o.ledger, ec))
+        return Status::InvalidArgument("--ledger " + o.ledger + " is a directory, not a ledger file");
+      ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(o.ledger, {/*read_only=*/true}));
+      (void)ledger;
+    } else {
+      ES_RETURN_IF_ERROR(CheckOutputFile(o.ledger));
+    }
+  }
   {  // the protocol as `run` will read it (grammar, keys, stores), so a bad one fails here, not in the queue
     ES_ASSIGN_OR_RETURN(protocols::LoadOptions lo, LoadOptionsFromArgs(vm));
     lo.expand = false;
     ES_ASSIGN_OR_RETURN(protocols::Protocol shallow, protocols::LoadProtocol(o.protocol, lo));
     ES_RETURN_IF_ERROR(RequireInputs(shallow, "submit"));
+    ES_RETURN_IF_ERROR(RefuseOutputOverInputs(shallow, "ledger", o.ledger));
   }
   o.binary = SelfBinary();
   o.workdir = fs::current_path().string();
@@ -94,27 +113,45 @@ Status SubmitRun(const po::variables_map& vm) {
   o.signal_seconds = vm["signal-seconds"].as<int>();
   o.array_slices = vm["array"].as<int>();
   o.requeue = vm.count("no-requeue") == 0;
+  if (!o.requeue && !vm["max-requeues"].defaulted() && vm["max-requeues"].as<int>() > 0)
+    return Status::InvalidArgument("--no-requeue and --max-requeues " + std::to_string(vm["max-requeues"].as<int>()) +
+                                   " contradict each other: --no-requeue requeues nothing, at the time limit either");
   o.max_requeues = o.requeue ? vm["max-requeues"].as<int>() : 0;
+  if (vm.count("stale-after")) {
+    o.stale_after_s = vm["stale-after"].as<double>();
+    if (!(o.stale_after_s > 0)) return Status::InvalidArgument("--stale-after must be above 0 seconds");
+  }
   o.mpi = vm["mpi"].as<std::string>();
   if (vm.count("store-dir")) o.run_args.insert(o.run_args.end(), {"--store-dir", Absolute(vm["store-dir"].as<std::string>())});
   if (vm.count("work-dir")) o.run_args.insert(o.run_args.end(), {"--work-dir", Absolute(vm["work-dir"].as<std::string>())});
   if (vm.count("max-jobs")) o.run_args.insert(o.run_args.end(), {"--max-jobs", std::to_string(vm["max-jobs"].as<uint64_t>())});
 
   ES_ASSIGN_OR_RETURN(std::string script, cluster::RenderSbatchScript(o));
+  const long limit = cluster::TimeLimitSeconds(o.time);
+  if (o.signal_seconds > 0 && o.signal_seconds + 60 >= limit)
+    LOG_WARN << "--signal-seconds " << o.signal_seconds << " with --time " << o.time << " (" << limit
+             << " s): Slurm signals up to 60 s early, so an allocation may do little work before it checkpoints";
   const bool json = vm.count("json") > 0;
   if (vm.count("dry-run")) {
     if (json) PrintJson(nlohmann::json{{"script", script}, {"submitted", false}}.dump(2));
     else std::cout << script;
     return Status::Ok();
   }
+  std::error_code dir_ec;
+  const bool made_log_dir = !fs::is_directory(o.log_dir, dir_ec);
   ES_RETURN_IF_ERROR(MakeDirs(o.log_dir));
+  // sbatch reads the script from a name of its own; only a queued job's script becomes <job-name>.sbatch (a
+  // failed submit leaves the previous job's script there, and nothing of its own).
   const std::string script_path = o.log_dir + "/" + o.job_name + ".sbatch";
-  ES_RETURN_IF_ERROR(WriteFileAtomic(script_path, script));
-  Result<std::string> submitted = cluster::SubmitSbatch(script_path, vm["sbatch"].as<std::string>());
-  if (!submitted.ok()) {  // nothing was queued: no script left behind as if it had been
-    std::remove(script_path.c_str());
+  const std::string pending = script_path + ".submitting-" + std::to_string(::getpid());
+  ES_RETURN_IF_ERROR(WriteFileAtomic(pending, script));
+  Result<std::string> submitted = cluster::SubmitSbatch(pending, vm["sbatch"].as<std::string>());
+  if (!submitted.ok()) {
+    std::remove(pending.c_str());
+    if (made_log_dir) ::rmdir(o.log_dir.c_str());  // only when empty
     return submitted.status();
   }
+  if (std::rename(pending.c_str(), script_path.c_str()) != 0) std::remove(pending.c_str());
   const std::string job_id = std::move(submitted).value();
   if (json) {
     PrintJson(nlohmann::json{{"submitted", true}, {"job_id", job_id}, {"script", script_path}, {"log_dir", o.log_dir}}

@@ -53,9 +53,12 @@ const std::vector<Command>& Commands() {
       {"submit", "render an sbatch script for a sweep and submit it to Slurm",
        "PROTOCOL --ledger DB [--nodes N] [--ntasks-per-node T] [--gpus-per-node G] [--time T] [--partition P] "
        "[--array N] [--dry-run]",
-       "Runs `srun --mpi=pmix emosweep run PROTOCOL` as one MPI job (rank 0 coordinates), or with --array N\n"
-       "a job array whose tasks run independent slices of the DAG. The job is requeued on preemption and\n"
-       "receives USR1 --signal-seconds before its time limit: running jobs checkpoint and resume later.",
+       "Runs `srun --mpi=pmix emosweep run PROTOCOL` as one MPI job (rank 0 coordinates; one task: the\n"
+       "single-process runner), or with --array N a job array whose tasks run independent slices of the DAG.\n"
+       "The job is requeued on preemption and receives USR1 --signal-seconds before its time limit (Slurm:\n"
+       "up to 60 s early): running jobs checkpoint, and the script requeues the job while --max-requeues\n"
+       "allows. It exits 3 (Slurm: FAILED) when the sweep stopped with jobs left and nothing requeues it:\n"
+       "re-submit to resume. Details: docs/design/distributed.md, \"Preemption\".",
        SubmitOptions, {{"protocol", 1}}, SubmitRun},
       {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
        "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",

@@ -47,6 +47,36 @@ std::string LogDirForDirective(const std::string& log_dir, const std::string& wo
 
 }  // namespace
 
+long TimeLimitSeconds(const std::string& t) {
+  if (t.empty() || t.find_first_not_of("0123456789:-") != std::string::npos) return -1;
+  long days = 0;
+  std::string rest = t;
+  const size_t dash = t.find('-');
+  if (dash != std::string::npos) {
+    if (dash == 0 || t.find('-', dash + 1) != std::string::npos) return -1;
+    days = std::stol(t.substr(0, dash));
+    rest = t.substr(dash + 1);
+  }
+  std::vector<long> parts;
+  size_t at = 0;
+  while (true) {
+    const size_t colon = rest.find(':', at);
+    const std::string part = rest.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
+    if (part.empty() || part.size() > 9) return -1;
+    parts.push_back(std::stol(part));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  if (parts.size() > 3) return -1;
+  if (dash != std::string::npos) {  // D-HH, D-HH:MM, D-HH:MM:SS
+    while (parts.size() < 3) parts.push_back(0);
+    return ((days * 24 + parts[0]) * 60 + parts[1]) * 60 + parts[2];
+  }
+  if (parts.size() == 1) return parts[0] * 60;                         // MM
+  if (parts.size() == 2) return parts[0] * 60 + parts[1];              // MM:SS
+  return (parts[0] * 60 + parts[1]) * 60 + parts[2];                   // HH:MM:SS
+}
+
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -92,6 +122,14 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
                                    "were not requested)");
   if (o.jobs_per_gpu < 0) return Status::InvalidArgument("--jobs-per-gpu must be >= 0 (0 = as the tasks need)");
   if (o.signal_seconds < 0) return Status::InvalidArgument("--signal-seconds must be >= 0");
+  const long limit = TimeLimitSeconds(o.time);
+  if (limit <= 0) return Status::InvalidArgument("--time '" + o.time + "' is not a Slurm time above 0");
+  // A signal due at (or before) the start leaves no time to work (`emosweep submit` also warns when it is due
+  // within Slurm's 60 s timer resolution of the start).
+  if (o.signal_seconds > 0 && o.signal_seconds >= limit)
+    return Status::InvalidArgument("--signal-seconds " + std::to_string(o.signal_seconds) + " is not below --time " +
+                                   o.time + " (" + std::to_string(limit) + " s): the job would be signalled as it "
+                                   "starts; lower --signal-seconds or raise --time");
   if (o.max_requeues < 0) return Status::InvalidArgument("--max-requeues must be >= 0");
   if (o.array_slices < 0) return Status::InvalidArgument("--array must be >= 0");
   if (o.protocol.empty() || o.ledger.empty() || o.binary.empty())
@@ -126,11 +164,28 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "# The Slurm id to requeue (an array task is JOB_TASK) and the run's summary file.\n"
     << (array ? "self=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n" : "self=\"${SLURM_JOB_ID}\"\n")
     << "status_file=" << ShellQuote(log_dir) << "/\"emosweep-${self}.status.json\"\n"
-    << "rm -f \"$status_file\"\n\n";
+    << "rm -f \"$status_file\"\n\n"
+    << "# Time limit (USR1, --signal) or preemption (TERM): pass it to the job step, whose ranks\n"
+    << "# checkpoint running jobs and exit 0. "
+    << (o.requeue ? "Preemption is requeued by Slurm (--requeue); at the\n# time limit this script requeues the job "
+                    "itself below when jobs are left.\n"
+                  : "Nothing is requeued (--no-requeue): re-submit to resume.\n")
+    << "# The traps are set before the step starts: a signal in between is passed on once it runs.\n"
+    << "got=\"\"\n"
+    << "step=\"\"\n"
+    << "forward() { [ -n \"$step\" ] && kill -USR1 \"$step\" 2>/dev/null; }\n"
+    << "trap 'got=USR1; forward' USR1\n"
+    << "trap 'got=TERM; forward' TERM\n\n";
 
   s << "srun --mpi=" << o.mpi << " --kill-on-bad-exit=1 " << ShellQuote(o.binary) << " run "
-    << ShellQuote(o.protocol) << " --ledger " << ShellQuote(o.ledger) << " --group-size " << o.group_size
-    << " --threads " << o.cpus_per_task;
+    << ShellQuote(o.protocol) << " --ledger " << ShellQuote(o.ledger);
+  if (tasks > 1) s << " --group-size " << o.group_size;  // one task: the single-process runner, no groups
+  s << " --threads " << o.cpus_per_task;
+  if (o.stale_after_s > 0) {
+    char stale[32];
+    std::snprintf(stale, sizeof stale, "%g", o.stale_after_s);
+    s << " --stale-after " << stale;
+  }
   if (array) s << " --slice \"${SLURM_ARRAY_TASK_ID}/" << o.array_slices << "\"";
   if (!device.empty()) s << " --device " << ShellQuote(device);
   if (cuda)
@@ -139,13 +194,7 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
   for (const auto& a : o.run_args) s << " " << ShellQuote(a);
   s << " --status-file \"$status_file\" &\n"
     << "step=$!\n"
-    << "# Time limit (USR1, --signal) or preemption (TERM): pass it to the job step, whose ranks\n"
-    << "# checkpoint running jobs and exit 0. Preemption is requeued by Slurm (--requeue); at the\n"
-    << "# time limit this script requeues the job itself below when jobs are left.\n"
-    << "got=\"\"\n"
-    << "forward() { kill -USR1 \"$step\" 2>/dev/null; }\n"
-    << "trap 'got=USR1; forward' USR1\n"
-    << "trap 'got=TERM; forward' TERM\n"
+    << "[ -n \"$got\" ] && forward\n"
     << "while true; do\n"
     << "  wait \"$step\"; rc=$?\n"
     << "  # wait returns >128 when interrupted by a trapped signal; keep waiting for the step.\n"
@@ -153,15 +202,20 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "  break\n"
     << "done\n"
     << "echo \"emosweep: job step finished with status $rc at $(date -Is)\"\n"
-    << "if [ \"$got\" = USR1 ] && [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null; then\n"
-    << "  if [ \"${SLURM_RESTART_COUNT:-0}\" -lt " << o.max_requeues << " ]; then\n"
+    << "# Stopped with jobs left and no requeue to follow: exit 3, so that Slurm records the job as FAILED\n"
+    << "# (not COMPLETED) and --dependency=afterok does not fire on an unfinished sweep.\n"
+    << "if [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null"
+    << (o.requeue ? " && [ \"$got\" != TERM ]" : "") << "; then\n"
+    << "  if [ \"$got\" = USR1 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt " << o.max_requeues << " ]; then\n"
     << "    echo \"emosweep: time limit reached with jobs left: requeueing $self (restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )) of at most "
     << o.max_requeues << ")\"\n"
-    << "    scontrol requeue \"$self\" || echo \"emosweep: scontrol requeue $self failed; re-submit to resume\"\n"
+    << "    scontrol requeue \"$self\" && exit 0\n"
+    << "    echo \"emosweep: scontrol requeue $self failed; re-submit to resume (finished jobs are kept)\"\n"
     << "  else\n"
-    << "    echo \"emosweep: time limit reached with jobs left after " << o.max_requeues
+    << "    echo \"emosweep: stopped with jobs left after " << o.max_requeues
     << " requeues; re-submit to resume (finished jobs are kept)\"\n"
     << "  fi\n"
+    << "  exit 3\n"
     << "fi\n"
     << "exit $rc\n";
   return s.str();

@@ -47,12 +47,20 @@ struct SubmitOptions {
   int max_requeues = 10;                // time limit reached with jobs left: requeue itself at most this often
   int array_slices = 0;                 // 0 = one MPI job; N > 0 = job array of N slices
   std::string mpi = "pmix";             // srun --mpi=...
+  double stale_after_s = 0;             // emosweep run --stale-after; 0 = run's default
 };
 
 // POSIX single-quote quoting: safe for any byte string except NUL.
 std::string ShellQuote(const std::string& s);
 
-// Validates the options (directive values, ranges) and renders the script.
+// Seconds of a Slurm time limit ("MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"); -1 when the
+// text is not one of those forms.
+long TimeLimitSeconds(const std::string& time);
+
+// Validates the options (directive values, ranges) and renders the script. The script exits 0 when the
+// sweep finished or was requeued, the job step's status when it failed, and 3 when the sweep stopped with
+// jobs left and no requeue follows (the time limit after the last requeue, or a stop without requeues), so
+// that Slurm records the job as FAILED and `--dependency=afterok` does not fire on an unfinished sweep.
 Result<std::string> RenderSbatchScript(const SubmitOptions& options);
 
 // Runs `sbatch --parsable SCRIPT` (no shell involved) and returns the job id.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <map>
@@ -234,8 +235,10 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
       (void)record();  // results that arrived before the stall are kept
       for (auto& [l, g] : groups)
         for (const InFlight& f : g.jobs) (void)scheduler.OnInterrupted(f.job->spec.id);
-      return Status::Unavailable("stall inspector: no heartbeat within " + std::to_string(options.stall_timeout_s) +
-                                 " s from " + missing + "; their jobs were released for the next run");
+      char within[32];
+      std::snprintf(within, sizeof within, "%g", options.stall_timeout_s);
+      return Status::Unavailable("stall inspector: no heartbeat within " + std::string(within) + " s from " + missing +
+                                 "; their jobs were released for the next run");
     }
   }
   for (int r = 1; r < n; ++r) (void)comm.Send(r, kTagExit, "");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/log.h"
 #include "jobs/pack.h"
@@ -339,8 +340,38 @@ Result<Assignment> Scheduler::NextPack(const std::string& worker, int max_member
     }
     return a;
   }
-  if (open_ > 0 || !here_.empty()) return Assignment{Assignment::Kind::kWait, nullptr, 0, {}};
+  if (open_ > 0 || !here_.empty()) {
+    if (here_.empty()) WaitNoteLocked();
+    return Assignment{Assignment::Kind::kWait, nullptr, 0, {}};
+  }
   return Assignment{Assignment::Kind::kDone, nullptr, 0, {}};
+}
+
+// This process has nothing to run and jobs are running under other owners (another sweep, or a process that
+// died on another host, which only --stale-after of silence reveals): say so, at most once a minute, with the
+// owner heard from least recently and when its jobs would be taken over.
+void Scheduler::WaitNoteLocked() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_wait_note_ != std::chrono::steady_clock::time_point{} && now - last_wait_note_ < std::chrono::seconds(60))
+    return;
+  int elsewhere = 0, oldest = -1;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    if (n.state.status != JobStatus::kRunning || n.state.owner.empty() || n.state.owner == options_.owner) continue;
+    ++elsewhere;
+    if (n.state.owner == "?") continue;  // a claim just lost: the next refresh reads its owner
+    if (oldest < 0 || n.state.heartbeat_at < nodes_[oldest].state.heartbeat_at) oldest = static_cast<int>(i);
+  }
+  if (oldest < 0) return;
+  last_wait_note_ = now;
+  const Node& n = nodes_[oldest];
+  const double silent = std::max(0.0, NowSeconds() - n.state.heartbeat_at);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f s ago; --stale-after %.0f s", silent, options_.stale_after_s);
+  LOG_INFO << "waiting: " << elsewhere << (elsewhere == 1 ? " job of this sweep runs" : " jobs of this sweep run")
+           << " under other owners (e.g. job " << jobs_[oldest].spec.id.substr(0, 12) << " of " << n.state.owner
+           << ", last heartbeat " << buf << "): a silent owner's jobs are taken over once its heartbeat is older "
+           << "than --stale-after; its dependents wait for it";
 }
 
 Status Scheduler::OnFinished(const std::string& id, const jobs::JobResult& result,

@@ -201,6 +201,7 @@ class Scheduler {
   // False (after superseding the producer) when a dep's checkpoint is missing or corrupt.
   Result<bool> DepCheckpointsUsableLocked(int i);
   bool LooksDeadLocked(const Node& n) const;
+  void WaitNoteLocked();
   Result<int> IndexOf(const std::string& id) const;
   static constexpr int kNoGroupYet = -2;
   // Sets nodes_[i].pack_group from the job's PackKey, adding a group for a new key.
@@ -226,6 +227,8 @@ class Scheduler {
   std::vector<int> pack_running_;          // per pack group: its jobs running here
   std::vector<int> pack_cap_;              // per pack group: SchedulerOptions::pack_cap of its key
   std::chrono::steady_clock::time_point last_refresh_;
+  // Nothing runs here and every open job waits on other owners: said at most once a minute (WaitNoteLocked).
+  std::chrono::steady_clock::time_point last_wait_note_{};
   double refresh_cost_s_ = 0;  // how long the last refresh took (spaces them out on big sweeps)
   SchedulerCounts counts_;
   // Kept up to date so a hand-out never scans every node (issue 15): jobs not done,

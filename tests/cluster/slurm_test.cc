@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -79,9 +81,8 @@ TEST(Slurm, TimeLimitWithJobsLeftRequeuesItselfAtMostMaxRequeuesTimes) {
   EXPECT_NE(s.find("--status-file \"$status_file\" &"), std::string::npos) << "the run reports whether it stopped";
   EXPECT_NE(s.find("trap 'got=USR1; forward' USR1"), std::string::npos);
   EXPECT_NE(s.find("trap 'got=TERM; forward' TERM"), std::string::npos) << "preemption is Slurm's requeue";
-  EXPECT_NE(s.find("[ \"$got\" = USR1 ] && [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\""),
-            std::string::npos);
-  EXPECT_NE(s.find("[ \"${SLURM_RESTART_COUNT:-0}\" -lt 3 ]"), std::string::npos);
+  EXPECT_NE(s.find("[ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\""), std::string::npos);
+  EXPECT_NE(s.find("[ \"$got\" = USR1 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt 3 ]"), std::string::npos);
   EXPECT_NE(s.find("scontrol requeue \"$self\""), std::string::npos);
   o.array_slices = 2;
   r = RenderSbatchScript(o);
@@ -201,6 +202,99 @@ TEST(Slurm, DefaultLogDirUnderAWorkdirWithSpacesIsWrittenRelative) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(ExitCodeFor(r.status()), 2);
   EXPECT_NE(r.status().message().find("log-dir"), std::string::npos);
+}
+
+// The rendered script, run by bash with a fake srun and scontrol (helper-56's audit): a sweep that stops with
+// jobs left and no requeue to follow exits 3 (Slurm: FAILED, so --dependency=afterok does not fire); a
+// finished sweep and a requeued one exit 0; a failed step passes its status on. The fake srun stands for the
+// job step: it writes the --status-file run writes and, in "wait" mode, checkpoints on USR1 as run does.
+class SlurmScript : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/es_slurm_script_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Write(dir_ + "/bin/srun",
+          "#!/bin/bash\n"
+          "sf=''; prev=''\n"
+          "for a in \"$@\"; do [ \"$prev\" = --status-file ] && sf=\"$a\"; prev=\"$a\"; done\n"
+          "case \"$FAKE_MODE\" in\n"
+          "  done) echo '{\"stopped\": false}' > \"$sf\"; exit 0 ;;\n"
+          "  left) echo '{\"stopped\": true}' > \"$sf\"; exit 0 ;;\n"
+          "  fail) exit 1 ;;\n"
+          "  wait) trap 'echo \"{\\\"stopped\\\": true}\" > \"$sf\"; exit 0' USR1\n"
+          "        touch \"$FAKE_READY\"; while true; do sleep 0.05; done ;;\n"
+          "esac\n");
+    Write(dir_ + "/bin/scontrol", "#!/bin/bash\necho \"$@\" >> \"$FAKE_LOG\"\nexit 0\n");
+  }
+  void TearDown() override { std::system(("rm -rf " + ShellQuote(dir_)).c_str()); }
+  void Write(const std::string& path, const std::string& text) {
+    std::system(("mkdir -p " + ShellQuote(path.substr(0, path.rfind('/')))).c_str());
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr) << path;
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    ::chmod(path.c_str(), 0755);
+  }
+  // Runs the script for `opt` in `mode` with SLURM_RESTART_COUNT `restarts`; "wait" sends USR1 (the time limit)
+  // once the fake step runs. Returns the script's exit status.
+  int Run(SubmitOptions opt, const std::string& mode, int restarts) {
+    opt.workdir = dir_;
+    opt.log_dir = dir_ + "/logs";
+    std::system(("mkdir -p " + ShellQuote(opt.log_dir)).c_str());
+    auto script = RenderSbatchScript(opt);
+    EXPECT_TRUE(script.ok()) << script.status().ToString();
+    Write(dir_ + "/job.sbatch", script.ok() ? *script : "exit 99\n");
+    std::remove((dir_ + "/ready").c_str());
+    const std::string env = "PATH=" + ShellQuote(dir_ + "/bin") + ":\"$PATH\" SLURM_JOB_ID=7 SLURM_RESTART_COUNT=" +
+                            std::to_string(restarts) + " FAKE_MODE=" + mode + " FAKE_READY=" +
+                            ShellQuote(dir_ + "/ready") + " FAKE_LOG=" + ShellQuote(dir_ + "/scontrol.log");
+    std::string cmd = env + " bash " + ShellQuote(dir_ + "/job.sbatch") + " > " + ShellQuote(dir_ + "/out") + " 2>&1";
+    if (mode == "wait")
+      cmd = "(" + cmd + ") & pid=$!; for i in $(seq 200); do [ -e " + ShellQuote(dir_ + "/ready") +
+            " ] && break; sleep 0.05; done; kill -USR1 $(pgrep -P $pid bash || echo $pid) 2>/dev/null; wait $pid";
+    const int st = std::system(("bash -c " + ShellQuote(cmd)).c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  std::string dir_;
+};
+
+TEST_F(SlurmScript, ExitStatusSaysWhetherTheSweepFinished) {
+  SubmitOptions o = Base();
+  o.max_requeues = 2;
+  EXPECT_EQ(Run(o, "done", 0), 0) << "finished";
+  EXPECT_EQ(Run(o, "fail", 0), 1) << "a failed step's status";
+  EXPECT_EQ(Run(o, "left", 0), 3) << "stopped with jobs left, no signal: nothing requeues it";
+  EXPECT_EQ(Run(o, "wait", 0), 0) << "time limit with requeues left: requeued";
+  FILE* log = std::fopen((dir_ + "/scontrol.log").c_str(), "r");
+  ASSERT_NE(log, nullptr) << "scontrol requeue was not called";
+  char line[128] = {0};
+  ASSERT_NE(std::fgets(line, sizeof line, log), nullptr);
+  std::fclose(log);
+  EXPECT_EQ(std::string(line), "requeue 7\n");
+  EXPECT_EQ(Run(o, "wait", 2), 3) << "time limit after the last requeue";
+}
+
+TEST(Slurm, OneTaskRunsWithoutGroupsAndTheSignalMustComeBeforeTheLimit) {
+  SubmitOptions o = Base();
+  o.ntasks_per_node = 1;
+  auto r = RenderSbatchScript(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->find("--group-size"), std::string::npos) << "one task is the single-process runner: " << *r;
+  // The traps are set before the job step starts.
+  EXPECT_LT(r->find("trap 'got=USR1; forward' USR1"), r->find("srun --mpi"));
+  o.time = "1";
+  o.signal_seconds = 60;
+  EXPECT_FALSE(RenderSbatchScript(o).ok()) << "a signal due as the job starts";
+  o.signal_seconds = 40;
+  EXPECT_TRUE(RenderSbatchScript(o).ok());
+  EXPECT_EQ(TimeLimitSeconds("90"), 5400);
+  EXPECT_EQ(TimeLimitSeconds("1:30"), 90);
+  EXPECT_EQ(TimeLimitSeconds("01:00:00"), 3600);
+  EXPECT_EQ(TimeLimitSeconds("2-00"), 172800);
+  EXPECT_EQ(TimeLimitSeconds("1-02:03:04"), 93784);
+  EXPECT_EQ(TimeLimitSeconds("1:2:3:4"), -1);
+  EXPECT_EQ(TimeLimitSeconds("x"), -1);
 }
 
 }  // namespace

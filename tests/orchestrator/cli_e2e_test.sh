@@ -149,7 +149,11 @@ done
 [ ! -e "$W/neg.db" ] && [ ! -e "$W/neg" ] || fail "a refused negative option left output behind"
 printf 'version = 1\nname = "x"\ncolour = 1\n' > "$W/badproto.toml"
 for args in "$W/badproto.toml --ledger $W/s.db" "$PROTO --ledger $W/s.db --store-dir $W/none" \
-            "$PROTO --ledger $W/s.db --store-dir $W/stores --time=1:2:3:4"; do
+            "$PROTO --ledger $W/s.db --store-dir $W/stores --time=1:2:3:4" \
+            "$PROTO --ledger $W/stores --store-dir $W/stores" "$PROTO --ledger /proc/nope/l.db --store-dir $W/stores" \
+            "$PROTO --ledger $W/stores/synth_a.h5 --store-dir $W/stores" \
+            "$PROTO --ledger $W/s.db --store-dir $W/stores --no-requeue --max-requeues 5" \
+            "$PROTO --ledger $W/s.db --store-dir $W/stores --time 2 --signal-seconds 120"; do
   rc=0; (cd "$W" && "$BIN" submit $args --sbatch /bin/echo --log-dir "$W/slogs" --log-level warn) \
     2> "$W/sub.err" > /dev/null || rc=$?
   [ $rc = 2 ] || fail "submit $args: exit $rc, expected 2 ($(cat "$W/sub.err"))"

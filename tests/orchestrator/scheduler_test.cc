@@ -200,7 +200,17 @@ TEST(Scheduler, WaitsWhileAnotherSchedulerRunsTheOnlyReadyJob) {
   auto b = Make(path, {pre, ft}, b_opts);
   auto got = a.sched->NextReady("a");
   ASSERT_EQ(got->kind, Assignment::Kind::kJob);
-  EXPECT_EQ(b.sched->NextReady("b")->kind, Assignment::Kind::kWait);
+  // b has nothing to run and says why (helper-56's audit: a run waiting on a process of another node sat
+  // silent for minutes), naming the job, its owner and --stale-after.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(b.sched->NextReady("b")->kind, Assignment::Kind::kWait);  // its claim lost: the owner is not read yet
+  EXPECT_EQ(b.sched->NextReady("b")->kind, Assignment::Kind::kWait);  // refreshed: the owner is known
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("waiting: 1 job of this sweep runs under other owners (e.g. job " + pre.spec.id.substr(0, 12) +
+                      " of " + ThisOwner()),
+            std::string::npos)
+      << said;
+  EXPECT_NE(said.find("--stale-after 600 s"), std::string::npos) << said;
   ASSERT_TRUE(a.sched->OnFinished(pre.spec.id, FakeResult(pre.spec), {}).ok());
   auto next = b.sched->NextReady("b");  // b sees pre done in the ledger: ft is ready for b
   ASSERT_EQ(next->kind, Assignment::Kind::kJob);
