@@ -41,6 +41,10 @@
 namespace emosweep::cli {
 namespace {
 
+// "N done by another run, " for the summary line: jobs another process (a concurrent sweep on the same
+// ledger) finished while this one ran; "" when none.
+std::string DoneElsewhere(int n) { return n > 0 ? std::to_string(n) + " done by another run, " : std::string(); }
+
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
 
@@ -195,10 +199,12 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   if (vm.count("json")) {
     PrintJson(summary.dump(2));
   } else {
-    std::printf("sweep %lld (%s) on %d ranks: %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s%s\n",
+    std::printf("sweep %lld (%s) on %d ranks: %d jobs: %d already done, %d ran, %s%d failed, %d blocked, %d left, in "
+                "%s%s\n",
                 static_cast<long long>(started->sweep_id), p->name.c_str(), comm.size(), counts.total,
-                counts.skipped, sum->finished, counts.failed, counts.blocked, counts.pending,
-                Progress::FormatDuration(sum->wall_s).c_str(), stopped ? " (stopped: re-run to finish)" : "");
+                counts.skipped, sum->finished, DoneElsewhere(counts.done - counts.skipped - sum->finished).c_str(),
+                counts.failed, counts.blocked, counts.pending, Progress::FormatDuration(sum->wall_s).c_str(),
+                stopped ? " (stopped: re-run to finish)" : "");
     for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
   if (stopped) return Status::Ok();
@@ -332,10 +338,10 @@ void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, con
     PrintJson(s.ToJson().dump(2));
   } else {
     const auto& c = s.counts;
-    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %d failed, %d blocked, %d left, in %s\n",
-                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here, c.failed,
-                c.blocked, c.pending + c.running_elsewhere + c.running_here,
-                Progress::FormatDuration(s.seconds).c_str());
+    std::printf("sweep %lld (%s): %d jobs: %d already done, %d ran, %s%d failed, %d blocked, %d left, in %s\n",
+                static_cast<long long>(s.sweep_id), p.name.c_str(), c.total, c.skipped, c.finished_here,
+                DoneElsewhere(c.done - c.skipped - c.finished_here).c_str(), c.failed, c.blocked,
+                c.pending + c.running_elsewhere + c.running_here, Progress::FormatDuration(s.seconds).c_str());
     if (std::string packs = s.PacksText(); !packs.empty()) std::printf("  %s\n", packs.c_str());
     for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
