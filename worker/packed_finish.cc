@@ -91,7 +91,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
       }
       result.checkpoint = path;
     }
-    if (!m->state_path.empty() && FileExists(m->state_path)) std::filesystem::remove(m->state_path);
+    RemoveJobState(m->state_path);
     int64_t params = 0;
     for (const auto& p : m->root->parameters()) params += p.numel();
     result.info = {{"parameters", params},

@@ -175,7 +175,7 @@ Result<JobResult> Trainer::Run() {
     }
     result.checkpoint = path;
   }
-  if (reducer_->rank() == 0 && !state_path_.empty() && FileExists(state_path_)) std::filesystem::remove(state_path_);
+  if (reducer_->rank() == 0) RemoveJobState(state_path_);
   int64_t params = 0, trainable = flat_->numel();
   for (const auto& p : m_.root->parameters()) params += p.numel();
   result.info = {{"parameters", params},
@@ -218,6 +218,12 @@ namespace emosweep::worker {
 
 std::string JobStatePath(const std::string& work_dir, const std::string& job_id) {
   return work_dir + "/" + job_id + "/state.ckpt";
+}
+void RemoveJobState(const std::string& state_path) {
+  if (state_path.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove(state_path, ec);
+  std::filesystem::remove(std::filesystem::path(state_path).parent_path(), ec);  // only when empty
 }
 std::string JobModelPath(const std::string& work_dir, const std::string& job_id) {
   return work_dir + "/" + job_id + "/model.ckpt";

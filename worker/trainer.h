@@ -24,6 +24,9 @@ Result<JobResult> RunJobUnguarded(const JobSpec& spec, const JobContext& context
 
 // Where a job's resumable state and final model live under JobContext::work_dir.
 std::string JobStatePath(const std::string& work_dir, const std::string& job_id);
+// A finished job's resume state: the file, and its job directory when nothing else is in it (a kept model
+// checkpoint stays), so a sweep's work directory does not fill with empty directories.
+void RemoveJobState(const std::string& state_path);
 std::string JobModelPath(const std::string& work_dir, const std::string& job_id);
 
 }  // namespace emosweep::worker

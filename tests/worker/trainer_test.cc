@@ -171,6 +171,8 @@ TEST_F(TrainerTest, KillAndResumeGivesBitwiseTheSameResult) {
   for (size_t i = 0; i < full->curve.size(); ++i) EXPECT_EQ(full->curve[i].train_loss, resumed->curve[i].train_loss);
   EXPECT_EQ(full->selected_epoch, resumed->selected_epoch);
   EXPECT_FALSE(fs::exists(JobStatePath(interrupted.work_dir, s.id)));  // removed once finished
+  EXPECT_FALSE(fs::exists(fs::path(JobStatePath(interrupted.work_dir, s.id)).parent_path()))
+      << "the job's directory held only its state: removed with it";
 }
 
 // The header of a state checkpoint is not under the payload's checksum: an edited one (session 17's audit:
