@@ -26,4 +26,11 @@ Status CheckUtf8Text(std::string_view text, const std::string& where);
 // One string: InvalidArgument "<where>: <what> \"esc\" is not valid UTF-8 ...".
 Status CheckUtf8(std::string_view s, const std::string& where, const std::string& what);
 
+// A text file of a corpus release whose encoding varies from file to file (ESD's transcripts: UTF-8,
+// UTF-16 with a byte-order mark, GB2312 and latin-1 side by side), as UTF-8: a UTF-8 BOM is dropped,
+// UTF-16 LE/BE with a BOM is converted, valid UTF-8 is kept, anything else is read as GB18030 (a superset
+// of GB2312) when it decodes as that, else as latin-1. *encoding names what was found ("utf-8",
+// "utf-16le", "utf-16be", "gb18030", "latin-1"). InvalidArgument for malformed UTF-16.
+Result<std::string> DecodeCorpusText(std::string_view bytes, const std::string& where, std::string* encoding);
+
 }  // namespace emosweep

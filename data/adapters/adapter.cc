@@ -20,6 +20,10 @@ Status ScanSink::Bad(const std::string& file, const std::string& why) {
   return Status::Ok();
 }
 
+void ScanSink::Known(const std::string& file, const std::string& why) {
+  LOG_WARN << file << ": left out, a known defect of the release: " << why;
+}
+
 const std::vector<AdapterInfo>& Adapters() {
   using namespace adapters;  // NOLINT
   static const std::vector<AdapterInfo> kAdapters = {

@@ -24,6 +24,7 @@ Result<std::map<std::string, std::string>> ReadTranscripts(const std::string& pa
   if (!FileExists(path)) return out;
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   ES_RETURN_IF_ERROR(CheckUtf8Text(text, path));
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // a UTF-8 BOM would join the first turn's name
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -42,6 +43,7 @@ Status ScanEvaluation(const std::string& session_dir, const std::string& session
                       ReadTranscripts(JoinPath(session_dir, "dialog/transcriptions/" + dialog + ".txt")));
   ES_ASSIGN_OR_RETURN(std::string text, ReadFile(eval_file));
   ES_RETURN_IF_ERROR(CheckUtf8Text(text, eval_file));
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   std::istringstream in(text);
   std::string line;
   int lineno = 0;

@@ -7,6 +7,7 @@
 // When no clip folder exists for a split its records are text-only
 // (wav_path ""), which a text-only import (--features tfidf) accepts; a clip
 // folder that lacks a listed clip is a bad file.
+#include <map>
 #include <vector>
 
 #include "core/files.h"
@@ -15,6 +16,28 @@
 
 namespace emosweep::data::adapters {
 namespace {
+
+// Older MELD CSVs keep cp1252 punctuation as C1 control characters encoded in UTF-8 (U+0092 for the
+// apostrophe, declare-lab/MELD PR #28): mapped to the characters meant, so words are not split by them.
+std::string CleanMeldText(const std::string& s) {
+  static const std::map<unsigned char, const char*> kC1 = {
+      {0x85, "..."}, {0x91, "'"}, {0x92, "'"}, {0x93, "\""}, {0x94, "\""}, {0x96, "-"}, {0x97, "-"}, {0xA0, " "}};
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == 0xC2 && i + 1 < s.size()) {
+      auto it = kC1.find(static_cast<unsigned char>(s[i + 1]));
+      if (it != kC1.end()) {
+        out += it->second;
+        ++i;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
 
 std::string ClipDir(const std::string& root, const std::string& split) {
   const std::string official = split == "train" ? "train_splits"
@@ -52,6 +75,11 @@ Status ScanMeld(const std::string& root, ScanSink& sink) {
       if (!clips.empty()) {
         r.wav_path = JoinPath(clips, "dia" + d + "_utt" + u + ".wav");
         if (!FileExists(r.wav_path)) {
+          // The release ships mp4 clips: say so when that is why, not that the clip is missing.
+          const std::string mp4 = JoinPath(clips, "dia" + d + "_utt" + u + ".mp4");
+          if (FileExists(mp4))
+            return Status::InvalidArgument(mp4 + ": MELD's clips are mp4; convert them to 16 kHz mono wav beside "
+                                           "them first (docs/corpora.md, MELD)");
           ES_RETURN_IF_ERROR(sink.Bad(r.wav_path, "clip missing for the row at " + where));
           continue;
         }
@@ -60,7 +88,7 @@ Status ScanMeld(const std::string& root, ScanSink& sink) {
       r.session = split;
       r.group = split + "_dia" + d;
       r.original_label = Lower(Trim(row[emo]));
-      r.transcript = row[utt_col];
+      r.transcript = CleanMeldText(row[utt_col]);
       sink.Add(std::move(r));
     }
   }

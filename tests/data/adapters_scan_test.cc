@@ -126,6 +126,19 @@ TEST(AdapterScan, CremaDSentencesLevelsDemographics) {
   EXPECT_EQ(b.group, "HI");
 }
 
+// The two files of the official release known to be broken (helper-57's audit) are left out, without
+// --skip-bad: the empty 1076_MTI_SAD_XX.wav used to stop every import of the real corpus.
+TEST(AdapterScan, CremaDLeavesOutTheReleasesKnownBrokenFiles) {
+  AdapterTree t;
+  t.Wav("AudioWAV/1001_DFA_ANG_XX.wav");
+  t.Wav("AudioWAV/1076_MTI_SAD_XX.wav");
+  t.Wav("AudioWAV/1064_IEO_DIS_MD.wav");
+  auto s = ScanCorpus("crema_d", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->records.size(), 1u);
+  EXPECT_EQ(s->records[0].id, "1001_DFA_ANG_XX");
+}
+
 void IemocapSession(const AdapterTree& t) {
   t.Text("Session1/dialog/EmoEvaluation/Ses01F_impro01.txt",
          "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
@@ -168,6 +181,18 @@ TEST(AdapterScan, IemocapEvaluationTranscriptsGroups) {
   EXPECT_EQ(sc.transcript, "");
 }
 
+// A byte-order mark at the start of a transcription file used to join the first turn's name, so its
+// transcript came out empty.
+TEST(AdapterScan, IemocapTranscriptionWithAByteOrderMark) {
+  AdapterTree t;
+  IemocapSession(t);
+  t.Text("Session1/dialog/transcriptions/Ses01F_impro01.txt",
+         "\xEF\xBB\xBFSes01F_impro01_F000 [006.2901-008.2357]: Excuse me.\n");
+  auto s = ScanCorpus("iemocap", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(Rec(*s, "Ses01F_impro01_F000").transcript, "Excuse me.");
+}
+
 TEST(AdapterScan, IemocapMissingWavNamesIt) {
   AdapterTree t;
   IemocapSession(t);
@@ -198,8 +223,34 @@ TEST(AdapterScan, EsdFoldersSplitsTranscripts) {
   EXPECT_EQ(a.original_label, "Angry");
   EXPECT_EQ(a.session, "train");
   EXPECT_EQ(a.transcript, "The nine the eggs, I keep.");
-  EXPECT_EQ(Rec(*s, "0011_000001").session, "");
+  EXPECT_EQ(Rec(*s, "0011_000001").session, "evaluation") << "no split folder: the official split of number 1";
   EXPECT_EQ(Rec(*s, "0011_000001").transcript, "Author of the danger trail, Philip Steels, etc.");
+}
+
+// The release as shipped (helper-57's audit): the zip's "Emotion Speech Dataset" folder, a GB2312 Mandarin
+// transcript naming the emotion in Chinese, a UTF-16 transcript with a BOM and CRLF lines, no split folders.
+// All of it used to stop the import ("invalid UTF-8"; "in folder Angry but 0001.txt labels it 生气").
+TEST(AdapterScan, EsdAsShippedEncodingsChineseLabelsAndTheOfficialSplit) {
+  AdapterTree t;
+  t.Wav("Emotion Speech Dataset/0001/Angry/0001_000351.wav");
+  t.Wav("Emotion Speech Dataset/0001/Neutral/0001_000030.wav");
+  // "0001_000351\t<GB2312 text>\t生气" and "0001_000030\t...\t中立", GB2312-encoded.
+  t.Text("Emotion Speech Dataset/0001/0001.txt",
+         "0001_000351\t\xb4\xf2\xd4\xb6\xd2\xbb\xbf\xb4\t\xc9\xfa\xc6\xf8\n"
+         "0001_000030\t\xb4\xf2\xd4\xb6\t\xd6\xd0\xc1\xa2\n");
+  t.Wav("Emotion Speech Dataset/0012/Sad/0012_001100.wav");
+  std::string utf16 = "\xff\xfe";
+  for (char c : std::string("0012_001100\tI keep.\tSad\r\n")) utf16 += std::string(1, c) + std::string(1, '\0');
+  t.Text("Emotion Speech Dataset/0012/0012.txt", utf16);
+  auto s = ScanCorpus("esd", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const auto& zh = Rec(*s, "0001_000351");
+  EXPECT_EQ(zh.original_label, "Angry");
+  EXPECT_EQ(zh.transcript, "打远一看");
+  EXPECT_EQ(zh.session, "evaluation") << "351 is the first of its emotion's 350";
+  EXPECT_EQ(Rec(*s, "0001_000030").session, "test");
+  EXPECT_EQ(Rec(*s, "0012_001100").transcript, "I keep.");
+  EXPECT_EQ(Rec(*s, "0012_001100").session, "test") << "1100 is the 50th of its emotion's 350, the last test one";
 }
 
 TEST(AdapterScan, EsdTranscriptLabelDisagreementIsBad) {
@@ -231,6 +282,24 @@ TEST(AdapterScan, MeldCsvAndClips) {
   EXPECT_EQ(a.transcript, "Oh, my God, he's lost it.");
   EXPECT_EQ(a.wav_path, t.Path("train_splits/dia0_utt0.wav"));
   EXPECT_EQ(Rec(*s, "train_dia0_utt1").transcript, "He said \"fine\"\nand left.");
+}
+
+// The release's clips are mp4: the error says to convert them, not that the clip is missing. Older CSVs keep
+// cp1252 punctuation as UTF-8-encoded C1 characters (U+0092 for the apostrophe): mapped to what was meant.
+TEST(AdapterScan, MeldMp4ClipsAndC1Punctuation) {
+  AdapterTree t;
+  t.Text("train_sent_emo.csv",
+         "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID\n"
+         "1,\"I\xc2\x92m fine\xc2\x85\",Ross,neutral,neutral,0,0\n");
+  t.Text("train_splits/dia0_utt0.mp4", "not a real clip");
+  auto s = ScanCorpus("meld", t.root());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("MELD's clips are mp4; convert them"), std::string::npos) << s.status().message();
+  std::filesystem::remove(t.Path("train_splits/dia0_utt0.mp4"));
+  std::filesystem::remove(t.Path("train_splits"));
+  auto text = ScanCorpus("meld", t.root());
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(Rec(*text, "train_dia0_utt0").transcript, "I'm fine...");
 }
 
 TEST(AdapterScan, MeldWithoutClipsIsTextOnly) {
