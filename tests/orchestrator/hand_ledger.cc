@@ -156,6 +156,30 @@ HandLedger MakeGridLedger(const std::string& path) {
   return h;
 }
 
+HandLedger MakeTwoRowLedger(const std::string& path, const std::map<uint64_t, double>& top,
+                            const std::map<uint64_t, double>& next) {
+  HandLedger h;
+  h.protocol.name = "bold";
+  h.protocol.path = "bold.toml";
+  h.protocol.effective = {{"name", "bold"}};
+  std::map<std::string, double> ua;
+  for (const auto& [model, values] : {std::make_pair(std::string("top"), top), std::make_pair(std::string("next"), next)})
+    for (const auto& [seed, v] : values) {
+      h.protocol.jobs.push_back(MakeJob("loco", model, "emodb", seed));
+      if (v >= 0) ua[h.protocol.jobs.back().spec.id] = v;
+    }
+  protocols::TableSpec t;
+  t.name = "bold";
+  t.experiment = "loco";
+  t.rows = "model";
+  t.columns = "target";
+  t.metrics = {"ua"};
+  h.protocol.tables.push_back(t);
+  h = Open(std::move(h), path);
+  for (const auto& [id, v] : ua) Finish(h.ledger.get(), id, ResultWithUa(v));
+  return h;
+}
+
 HandLedger MakeHandLedger(const std::string& path) {
   HandLedger h;
   h.protocol.name = "hand";

@@ -6,6 +6,8 @@
 // Thread-safety: test-only, single-threaded.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -41,5 +43,10 @@ HandLedger MakeMultiExperimentLedger(const std::string& path);
 // so training-domain validation picks 0.1, LODO 0.01 and the oracle 0.001. ravdess has the same numbers but
 // one LODO job of train.lr=0.1 never ran. Table "grid": rows = model, columns = target, no grid_selection set.
 HandLedger MakeGridLedger(const std::string& path);
+
+// The bold rule's cases: experiment loco, rows (models) "top" and "next", column (target) emodb, one job per
+// seed of each map with that test UA; a negative UA is a job planned that never ran. Table "bold".
+HandLedger MakeTwoRowLedger(const std::string& path, const std::map<uint64_t, double>& top,
+                            const std::map<uint64_t, double>& next);
 
 }  // namespace emosweep::testing

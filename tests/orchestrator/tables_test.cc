@@ -146,39 +146,11 @@ TEST_F(Tables, UnknownTableFormatOrSpreadAreErrors) {
   EXPECT_FALSE(BuildTable(h_.protocol, spec, h_.ledger.get()).ok());
 }
 
-// A table of rows "top" and "next" (column emodb) whose runs have the given test UA per seed; a seed without
-// a value is planned but never ran.
+// The table of testing::MakeTwoRowLedger (rows "top" and "next", column emodb, test UA per seed; a negative
+// value: planned, never ran).
 TableData BoldCase(const std::string& db, const std::map<uint64_t, double>& top, const std::map<uint64_t, double>& next) {
-  protocols::Protocol p;
-  p.name = "bold";
-  p.path = "bold.toml";
-  p.effective = {{"name", "bold"}};
-  std::map<std::string, double> ua;
-  for (const auto& [model, values] : {std::make_pair(std::string("top"), top), std::make_pair(std::string("next"), next)})
-    for (const auto& [seed, v] : values) {
-      p.jobs.push_back(testing::MakeJob("loco", model, "emodb", seed));
-      if (v >= 0) ua[p.jobs.back().spec.id] = v;
-    }
-  protocols::TableSpec spec;
-  spec.name = "bold";
-  spec.experiment = "loco";
-  spec.rows = "model";
-  spec.columns = "target";
-  spec.metrics = {"ua"};
-  p.tables.push_back(spec);
-  auto ledger = std::move(Ledger::Open(db)).value();
-  int64_t sweep = *ledger->BeginSweep({"bold", "bold.toml", "h", p.effective, {}});
-  EXPECT_TRUE(ledger->RegisterJobs(sweep, p.jobs).ok());
-  const std::string me = ThisOwner();
-  for (const auto& [id, v] : ua) {
-    jobs::JobResult r;
-    jobs::EvalResult ev;
-    ev.metrics = {{"ua", v}, {"wa", v}, {"n", 40}};
-    r.evals["test"] = ev;
-    EXPECT_TRUE(ledger->Claim(id, me, {}).ok());
-    EXPECT_TRUE(ledger->Complete(id, me, r, {}).ok());
-  }
-  auto t = BuildTable(p, p.tables[0], ledger.get());
+  auto h = testing::MakeTwoRowLedger(db, top, next);
+  auto t = BuildTable(h.protocol, h.protocol.tables[0], h.ledger.get());
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   return t.ok() ? std::move(t).value() : TableData{};
 }
