@@ -3,6 +3,7 @@
 #include "orchestrator/caption_notes.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -18,7 +19,8 @@ namespace {
 
 const std::vector<std::string>& StepOrder() {
   static const std::vector<std::string> kOrder = {"feature_norm=corpus", "idf", "adapt", "selection=dev",
-                                                  "selection=im", "selection=snd", "graph"};
+                                                  "selection=im", "selection=snd", "grid_selection=dev",
+                                                  "grid_selection=im", "grid_selection=snd", "graph"};
   return kOrder;
 }
 
@@ -34,6 +36,9 @@ std::string Describe(const std::string& step) {
   if (step == "graph")
     return "a graph model's predictions over the whole evaluation set at once (one kNN graph: each prediction "
            "depends on the other evaluated utterances' features; inductive: a model that is not transductive)";
+  if (step.rfind("grid_selection=", 0) == 0)
+    return "grid points chosen on the unlabeled target (grid_selection = \"" + step.substr(15) +
+           "\"; inductive: grid_selection = \"training_domain\")";
   if (step.rfind("selection=", 0) == 0)
     return "model selection on the unlabeled target (selection = \"" + step.substr(10) +
            "\"; inductive: selection = \"source_val\")";
@@ -53,13 +58,16 @@ struct StepCells {
   std::map<std::string, std::set<Cell>> cells_of;
 };
 
-StepCells Collect(const std::vector<CellJob>& jobs, const std::string& attribute) {
+StepCells Collect(const std::vector<CellJob>& jobs, const std::string& attribute,
+                  const std::function<std::string(const PlannedJob&)>& table_step = nullptr) {
   StepCells s;
   for (const auto& cj : jobs) {
     const Cell cell{*cj.row, *cj.col};
     if (std::find(s.all_rows.begin(), s.all_rows.end(), cell.first) == s.all_rows.end()) s.all_rows.push_back(cell.first);
     if (std::find(s.all_cols.begin(), s.all_cols.end(), cell.second) == s.all_cols.end()) s.all_cols.push_back(cell.second);
     s.all_cells.insert(cell);
+    if (table_step)
+      if (std::string step = table_step(*cj.job); !step.empty()) s.cells_of[step].insert(cell);
     auto it = cj.job->attrs.find(attribute);
     if (it == cj.job->attrs.end()) continue;
     std::stringstream ss(it->second);
@@ -113,8 +121,9 @@ std::string Where(const StepCells& s, const std::set<Cell>& cells, const std::st
 
 }  // namespace
 
-std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns) {
-  const StepCells s = Collect(jobs, kTransductiveAttr);
+std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns,
+                             const std::function<std::string(const PlannedJob&)>& table_step) {
+  const StepCells s = Collect(jobs, kTransductiveAttr, table_step);
   if (s.cells_of.empty()) return "";
   std::vector<std::string> steps;
   for (const auto& step : StepOrder())

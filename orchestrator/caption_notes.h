@@ -5,6 +5,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,10 @@ struct CellJob {
 // where a step is taken: in every cell, whole columns, whole rows, or the cells
 // one by one ("row / column"). Empty when no job takes a step, else one
 // sentence ending in ".".
-std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns);
+// `table_step`, when given, names a step the table itself takes for a job's cell ("grid_selection=im": grid points
+// ranked on the unlabeled target), or "" for none.
+std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns,
+                             const std::function<std::string(const protocols::PlannedJob&)>& table_step = nullptr);
 
 // "Speaker-dependent evaluation: ..., in cells ...": where jobs were tested on the eval set `eval` with speakers
 // they trained on (attribute `speaker_overlap` names it: a split with allow_speaker_overlap). Empty when none.

@@ -171,8 +171,12 @@ std::string Caption(const TableData& t) {
   if (selection.empty()) selection = s.selection.empty() ? "unknown" : s.selection;
   if (s.HasGridSelection()) {
     const std::string on = MetricLabel(s.metrics.front());
-    c << "Grid selection: per cell, the grid point (hp) with the highest mean " << on << " ";
     const auto rules = s.GridRules();
+    // Rules that rank by the table's metric share the words "with the highest mean UA"; the unsupervised ones
+    // rank by their own criterion, so with one of them in the table each rule names what it ranks by.
+    const bool own_words = std::any_of(rules.begin(), rules.end(), protocols::UnsupervisedGridRule);
+    c << "Grid selection: per cell, the grid point (hp) ";
+    if (!own_words) c << "with the highest mean " << on << " ";
     for (size_t i = 0; i < rules.size(); ++i) {
       const std::string& rule = rules[i];
       if (i) c << "; ";
@@ -182,20 +186,36 @@ std::string Caption(const TableData& t) {
           if (s.GridRuleFor(e) == rule) which += (which.empty() ? "" : ", ") + e;
         c << "in rows of " << which << ": ";
       }
-      if (rule == "training_domain") {
+      if (own_words && !protocols::UnsupervisedGridRule(rule)) c << "with the highest mean " << on << " ";
+      if (rule == "im" || rule == "snd") {
+        c << "with the highest mean "
+          << (rule == "im" ? "information maximisation (im)" : "soft neighbourhood density (snd, Saito et al. 2021)")
+          << " of its runs on the unlabeled target at their selected epochs";
+      } else if (rule == "dev") {
+        c << "with the lowest mean deep-embedded-validation risk (dev, You et al. 2019) of its runs at their "
+             "selected epochs";
+      } else if (rule == "training_domain") {
         c << "on the training corpora's pooled validation share (training-domain validation, DomainBed)";
         if (t.ranked_by_trained_val)
           c << " (a run that tests a trained model on another corpus is ranked by that model's validation metric)";
-      }
-      else if (rule == "lodo")
+      } else if (rule == "lodo") {
         c << "when each training corpus in turn is left out, trained on the others and evaluated whole "
              "(leave-one-source-out validation, DomainBed), averaged over left-out corpora and runs";
-      else
+      } else {
         c << "on the '" << s.eval << "' set itself (oracle)";
+      }
+      if (auto u = t.unranked.find(rule); u != t.unranked.end())
+        c << " (" << u->second << " finished run" << (u->second == 1 ? "" : "s") << " without a " << rule
+          << " value there did not count)";
     }
     const auto used = s.GridRules();
-    c << "; the target is " << (std::count(used.begin(), used.end(), "oracle") ? "used" : "not used")
-      << ". Epoch selection: ";
+    if (std::count(used.begin(), used.end(), "oracle"))
+      c << "; the target is used";
+    else if (own_words)
+      c << "; the target's labels are not used";
+    else
+      c << "; the target is not used";
+    c << ". Epoch selection: ";
   } else {
     c << "Model selection: ";
   }
@@ -487,9 +507,17 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
   ES_ASSIGN_OR_RETURN(auto infos, ledger->Infos(adapt_ids, /*min_bytes=*/15));
   for (size_t i = 0; i < adapt_ids.size(); ++i) {
     auto info = infos.find(adapt_ids[i]);
-    if (info == infos.end() || !info->second.is_object() || !info->second.contains("warnings") ||
-        !info->second["warnings"].is_array())
-      continue;
+    if (info == infos.end() || !info->second.is_object()) continue;
+    if (auto da = info->second.find("da_selected"); da != info->second.end() && da->is_object()) {
+      std::array<double, 3> c;
+      for (const char* name : {"im", "snd", "dev"}) {
+        auto v = da->find(name);
+        c[TableInputs::CriterionIndex(name)] =
+            v != da->end() && v->is_number() ? v->get<double>() : std::numeric_limits<double>::quiet_NaN();
+      }
+      in.criteria[adapt_jobs[i]] = c;
+    }
+    if (!info->second.contains("warnings") || !info->second["warnings"].is_array()) continue;
     std::set<std::string> codes;
     for (const auto& w : info->second["warnings"])
       if (w.is_object() && w.contains("code") && w["code"].is_string()) codes.insert(w["code"].get<std::string>());
@@ -622,6 +650,16 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
           t.ranked_by_trained_val |= inputs.val_of_trained.count(index_of(j)) > 0;
         } else if (rule == "oracle") {
           add(j, metric_of(j, spec.eval, metric));
+        } else if (protocols::UnsupervisedGridRule(rule)) {
+          // The run's criterion at its selected epoch; dev is a risk (lower is better), so it ranks negated.
+          const double* v = nullptr;
+          double criterion = 0;
+          if (auto c = inputs.criteria.find(index_of(j)); c != inputs.criteria.end()) {
+            criterion = c->second[TableInputs::CriterionIndex(rule)];
+            if (!std::isnan(criterion)) v = &criterion, criterion = rule == "dev" ? -criterion : criterion;
+          }
+          if (!v && inputs.done[index_of(j)]) t.unranked[rule]++;
+          add(j, v);
         } else {
           auto l = lodo.find(lodo_key(j));
           if (l == lodo.end()) pending = true;
@@ -766,7 +804,12 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
   std::vector<CellJob> shown;
   for (size_t k = 0; k < jobs.size(); ++k)
     if (keep[k]) shown.push_back({jobs[k], &t.rows[where[k].first], &t.cols[where[k].second]});
-  for (const std::string& note : {TransductiveNote(shown, spec.rows, spec.columns),
+  AttrReader experiment_of("experiment");
+  auto grid_step = [&](const protocols::PlannedJob& j) {
+    const std::string& rule = spec.GridRuleFor(experiment_of.Get(j.attrs));
+    return protocols::UnsupervisedGridRule(rule) ? "grid_selection=" + rule : std::string();
+  };
+  for (const std::string& note : {TransductiveNote(shown, spec.rows, spec.columns, grid_step),
                                   SpeakerOverlapNote(shown, spec.rows, spec.columns, spec.eval)})
     if (!note.empty()) t.caption += " " + note;
   return t;

@@ -19,6 +19,7 @@
 // Thread-safety: pure functions over their inputs (the Ledger serializes).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -68,6 +69,9 @@ struct TableData {
   // without grid selection, several sources under one target, ...): attribute -> the most values in one cell.
   std::map<std::string, size_t> pooled;
   bool ranked_by_trained_val = false;   // grid selection ranked eval jobs by their trained model's val metric
+  // Grid selection by im/snd/dev: finished runs of the ranked cells without that criterion at their selected
+  // epoch (DEV undefined there); they did not count in their point's mean. rule -> runs.
+  std::map<std::string, int> unranked;
   // Columns (and metrics) whose best cell could not be tested against the runner-up (fewer than 2 runs
   // matched on aggregate_over, or equal differences): "emodb UA (1 matched)"; the caption lists them.
   std::vector<std::string> untested;
@@ -95,6 +99,11 @@ struct TableInputs {
   // Jobs whose "val" metrics are those of the job they evaluate (an eval job has no validation share of its own;
   // training-domain grid selection ranks it by the trained model's validation metric).
   std::set<size_t> val_of_trained;
+  // Finished adaptation jobs' unsupervised criteria at their selected epoch (info.da_selected): im, snd, dev, NaN
+  // where not recorded. Grid selection by im/snd/dev ranks on them.
+  std::map<size_t, std::array<double, 3>> criteria;
+  // Index into `criteria`'s arrays of an UnsupervisedGridRule (im 0, snd 1, dev 2).
+  static size_t CriterionIndex(const std::string& rule) { return rule == "im" ? 0 : rule == "snd" ? 1 : 2; }
   // A finished job's metric, or nullptr.
   const double* Metric(size_t job, const std::string& eval, const std::string& name) const;
   // The same in two steps, the slot found once for many jobs (kNoSlot: not read).

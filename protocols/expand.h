@@ -90,7 +90,9 @@ struct TableSpec {
   std::vector<std::string> row_attrs;    // `rows = [...]`: the row key joins these attributes (else {rows})
   bool average = false;            // an "average" column: mean over the columns of the per-column means
   double alpha = 0.05;             // significance level of the paired t-test behind "best"
-  std::string grid_selection;      // "" | training_domain | lodo | oracle: one grid point (hp) per cell
+  // "" | training_domain | lodo | oracle | im | snd | dev: one grid point (hp) per cell (im, snd and dev: the
+  // unlabeled target's criterion at each adaptation run's selected epoch, UnsupervisedGridRule)
+  std::string grid_selection;
   // `grid_selection_by = {EXPERIMENT = RULE}`: a rule per experiment, overriding grid_selection for its rows
   // (one table can then show the same grid chosen by training-domain validation and by LODO side by side).
   std::map<std::string, std::string> grid_selection_by;
@@ -107,7 +109,7 @@ struct TableSpec {
   // The rules in use, in a fixed order (for captions).
   std::vector<std::string> GridRules() const {
     std::vector<std::string> out;
-    for (const char* r : {"training_domain", "lodo", "oracle"}) {
+    for (const char* r : {"training_domain", "lodo", "oracle", "im", "snd", "dev"}) {
       bool used = grid_selection == r;
       for (const auto& [e, rule] : grid_selection_by) used = used || rule == r;
       if (used) out.push_back(r);
@@ -115,6 +117,10 @@ struct TableSpec {
     return out;
   }
 };
+
+// Grid rules that rank an adaptation experiment's grid points without target labels, by the criterion its
+// runs record at their selected epoch (info.da_selected): im and snd higher is better, dev lower.
+inline bool UnsupervisedGridRule(const std::string& rule) { return rule == "im" || rule == "snd" || rule == "dev"; }
 
 // What `plan` prints per experiment: its job count, or why it was not expanded.
 struct ExperimentSummary {

@@ -168,15 +168,15 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
   ES_ASSIGN_OR_RETURN(t.grid_selection, r.String("grid_selection", false));
   ES_ASSIGN_OR_RETURN(t.grid_selection_by, r.StringMap("grid_selection_by"));
   auto known_rule = [](const std::string& rule) {
-    return rule == "training_domain" || rule == "lodo" || rule == "oracle";
+    return rule == "training_domain" || rule == "lodo" || rule == "oracle" || UnsupervisedGridRule(rule);
   };
+  const char* kRules = "training_domain, lodo, oracle, im, snd, dev";
   if (!t.grid_selection.empty() && !known_rule(t.grid_selection))
-    return r.Error("grid_selection", "grid selection '" + t.grid_selection +
-                                         "' is not one of training_domain, lodo, oracle");
+    return r.Error("grid_selection", "grid selection '" + t.grid_selection + "' is not one of " + kRules);
   for (const auto& [name, rule] : t.grid_selection_by) {
     if (!known_rule(rule))
-      return r.Error("grid_selection_by", "grid selection '" + rule + "' for experiment '" + name +
-                                              "' is not one of training_domain, lodo, oracle");
+      return r.Error("grid_selection_by",
+                     "grid selection '" + rule + "' for experiment '" + name + "' is not one of " + kRules);
     const std::string exp_name = name;  // a structured binding cannot be captured in C++17 (clang)
     if (std::none_of(exps.begin(), exps.end(), [&](const auto* e) { return e->name == exp_name; }))
       return r.Error("grid_selection_by", "experiment '" + name + "' does not feed this table");
@@ -206,6 +206,15 @@ Result<TableSpec> ParseTable(const TomlDocument& doc, const std::string& pointer
         return r.Error(key, "training-domain validation needs the training corpora's validation "
                                          "metric, but experiment '" + e->name + "' selects epochs on the target "
                                          "(selection = \"target_val\")");
+      if (UnsupervisedGridRule(rule) && e->kind != "adapt")
+        return r.Error(key, "grid selection '" + rule + "' ranks grid points by a criterion on the unlabeled "
+                                "target, which only adaptation runs record; experiment '" + e->name + "' is " +
+                                e->kind);
+      if ((rule == "snd" || rule == "dev") && e->selection != rule)
+        return r.Error(key, "grid selection '" + rule + "' ranks by the " + rule + " value at each run's selected "
+                                "epoch, which runs compute only when they select epochs by it: experiment '" +
+                                e->name + "' has selection = \"" + e->selection + "\" (set selection = \"" +
+                                rule + "\", or rank by im, which every adaptation run records)");
       if (rule == "lodo" && !(e->kind == "loco" && e->corpora.size() >= 3))
         return r.Error(key, "leave-one-source-out selection needs at least two training corpora per "
                                          "target (a loco experiment over >= 3 corpora); experiment '" + e->name +

@@ -156,6 +156,43 @@ HandLedger MakeGridLedger(const std::string& path) {
   return h;
 }
 
+HandLedger MakeAdaptGridLedger(const std::string& path, bool no_dev) {
+  HandLedger h;
+  h.protocol.name = "adapt_grid";
+  h.protocol.path = "adapt_grid.toml";
+  h.protocol.effective = {{"name", "adapt_grid"}};
+  struct Point {
+    std::string hp;
+    double test, im, dev;
+  };
+  const std::vector<Point> points = {
+      {"adapt.weight=0.1", 0.50, 0.30, 0.30}, {"adapt.weight=1", 0.55, 0.50, 0.50}, {"adapt.weight=10", 0.60, 0.20, 0.70}};
+  std::map<std::string, jobs::JobResult> results;
+  for (const auto& p : points)
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      auto j = Job("adapt", "m", "emodb", seed, {{"hp", p.hp}, {"kind", "adapt"}, {"variant", "dann"}});
+      j.spec.selection = "dev";
+      const double step = 0.01 * (static_cast<double>(seed) - 2);
+      jobs::JobResult r = ResultWith(p.test + step);
+      r.info["da_selected"] = {{"im", p.im + step}, {"snd", p.im + 1 + step}, {"dev", p.dev + step},
+                               {"dev_defined", true}};
+      if (no_dev || (p.hp == "adapt.weight=0.1" && seed == 3))
+        r.info["da_selected"]["dev"] = nullptr, r.info["da_selected"]["dev_defined"] = false;
+      results[j.spec.id] = r;
+      h.protocol.jobs.push_back(j);
+    }
+  protocols::TableSpec t;
+  t.name = "adapt_grid";
+  t.experiment = "adapt";
+  t.rows = "model";
+  t.columns = "target";
+  t.metrics = {"ua"};
+  h.protocol.tables.push_back(t);
+  h = Open(std::move(h), path);
+  for (const auto& [id, r] : results) Finish(h.ledger.get(), id, r);
+  return h;
+}
+
 HandLedger MakeTwoRowLedger(const std::string& path, const std::map<uint64_t, double>& top,
                             const std::map<uint64_t, double>& next) {
   HandLedger h;

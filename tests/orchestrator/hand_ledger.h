@@ -44,6 +44,17 @@ HandLedger MakeMultiExperimentLedger(const std::string& path);
 // one LODO job of train.lr=0.1 never ran. Table "grid": rows = model, columns = target, no grid_selection set.
 HandLedger MakeGridLedger(const std::string& path);
 
+// Grid selection without target labels: adapt experiment "adapt" (attrs kind = adapt), model m, target emodb,
+// grid points hp = adapt.weight=0.1 | 1 | 10, seeds 1..3, each run's info.da_selected holding im and dev
+// (and snd = im + 1) at its selected epoch. Per point:
+//   hp                 test UA   im (mean)   dev (mean)
+//   adapt.weight=0.1   0.50      0.30        0.30 (seed 3: DEV undefined, null)
+//   adapt.weight=1     0.55      0.50        0.50
+//   adapt.weight=10    0.60      0.20        0.70
+// so im picks 1, dev (lowest) 0.1 and the oracle 10. Table "adapt_grid": rows = model, columns = target.
+// `no_dev`: DEV undefined in every run.
+HandLedger MakeAdaptGridLedger(const std::string& path, bool no_dev = false);
+
 // The bold rule's cases: experiment loco, rows (models) "top" and "next", column (target) emodb, one job per
 // seed of each map with that test UA; a negative UA is a job planned that never ran. Table "bold".
 HandLedger MakeTwoRowLedger(const std::string& path, const std::map<uint64_t, double>& top,

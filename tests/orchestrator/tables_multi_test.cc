@@ -178,6 +178,69 @@ TEST_F(GridTable, OraclePicksTheBestTestScoreAndIsFlagged) {
   EXPECT_EQ(TableJson(t)["grid_selection"], "oracle");
 }
 
+// Grid selection on the unlabeled target (im, snd, dev at each run's selected epoch): no target labels.
+class AdaptGridTable : public ::testing::Test {
+ protected:
+  void SetUp() override { h_ = testing::MakeAdaptGridLedger(testing::TestDir() + "/l.db"); }
+  TableData Build(const std::string& rule) {
+    auto spec = h_.protocol.tables[0];
+    spec.grid_selection = rule;
+    auto t = BuildTable(h_.protocol, spec, h_.ledger.get());
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? std::move(t).value() : TableData();
+  }
+  testing::HandLedger h_;
+};
+
+TEST_F(AdaptGridTable, InformationMaximisationPicksTheHighestMeanIm) {
+  for (const std::string rule : {"im", "snd"}) {
+    TableData t = Build(rule);
+    ASSERT_EQ(t.rows.size(), 1u);
+    const TableCell& cell = t.at(0, 0, 0);
+    EXPECT_EQ(cell.selected, "adapt.weight=1") << rule;
+    EXPECT_EQ(CellText(t, cell), "55.0 ± 1.0") << rule << ": the selected point's runs only";
+    EXPECT_TRUE(cell.complete()) << rule;
+    EXPECT_NE(t.caption.find(rule == "im" ? "highest mean information maximisation (im)"
+                                          : "highest mean soft neighbourhood density (snd"),
+              std::string::npos)
+        << t.caption;
+    EXPECT_NE(t.caption.find("the target's labels are not used"), std::string::npos) << t.caption;
+    EXPECT_EQ(t.caption.find("highest mean UA"), std::string::npos) << "it does not rank by UA: " << t.caption;
+    EXPECT_EQ(t.caption.find("did not count"), std::string::npos) << t.caption;
+    EXPECT_NE(t.caption.find("Transductive steps (unlabeled data of the evaluated corpus used): grid points chosen "
+                             "on the unlabeled target (grid_selection = \"" + rule + "\""),
+              std::string::npos)
+        << t.caption;
+  }
+  EXPECT_EQ(Build("oracle").caption.find("grid points chosen on the unlabeled target"), std::string::npos);
+}
+
+TEST_F(AdaptGridTable, DeepEmbeddedValidationPicksTheLowestMeanRiskAndCountsUndefinedRuns) {
+  TableData t = Build("dev");
+  const TableCell& cell = t.at(0, 0, 0);
+  // 0.1's defined runs average 0.295 (seed 3 undefined, left out), below 1's 0.50 and 10's 0.70.
+  EXPECT_EQ(cell.selected, "adapt.weight=0.1");
+  EXPECT_EQ(CellText(t, cell), "50.0 ± 1.0") << "every finished run of the chosen point feeds the cell";
+  EXPECT_NE(t.caption.find("lowest mean deep-embedded-validation risk"), std::string::npos) << t.caption;
+  EXPECT_NE(t.caption.find("(1 finished run without a dev value there did not count)"), std::string::npos)
+      << t.caption;
+  // The oracle on the same ledger picks another point: the rules are told apart.
+  EXPECT_EQ(Build("oracle").at(0, 0, 0).selected, "adapt.weight=10");
+}
+
+TEST_F(AdaptGridTable, APointWithoutAnyCriterionValueCannotWin) {
+  // Every run's DEV undefined: no point can be ranked, so no cell is chosen (blank, not a pooled grid).
+  testing::HandLedger h = testing::MakeAdaptGridLedger(testing::TestDir() + "/none.db", /*no_dev=*/true);
+  auto spec = h.protocol.tables[0];
+  spec.grid_selection = "dev";
+  auto t = BuildTable(h.protocol, spec, h.ledger.get());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->at(0, 0, 0).selected, "");
+  EXPECT_EQ(CellText(*t, t->at(0, 0, 0)), t->spec.missing);
+  EXPECT_NE(t->caption.find("(9 finished runs without a dev value there did not count)"), std::string::npos)
+      << t->caption;
+}
+
 // grid_selection_by: the same grid under two experiment names, one row chosen by training-domain
 // validation and one by LODO, in one table (issue 14: the held-out study's combined table).
 TEST_F(GridTable, PerExperimentRulesPickEachRowsPointInOneTable) {

@@ -320,6 +320,35 @@ TEST(Grammar, GridSelectionIsCheckedAgainstTheExperiments) {
   EXPECT_TRUE(LoadProtocol(dir.Write("p.toml", Proto("", two + "rows = [\"experiment\", \"model\"]\n"))).ok());
 }
 
+// Grid selection without target labels (im, snd, dev): only adaptation runs record the criteria, and snd/dev only
+// when they select their epochs by them.
+TEST(Grammar, GridSelectionOnTheUnlabeledTargetIsCheckedAgainstTheExperiment) {
+  TestDir dir;
+  auto adapt = [](const std::string& selection, const std::string& rule) {
+    std::string text = Proto("", "", "selection = \"" + selection + "\"\n");
+    text.replace(text.find("kind = \"in_domain\""), 18, "kind = \"adapt\"");
+    text.replace(text.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
+    return text + "variants = [\"dann_ganin\"]\n" +  // line 18
+           "[[table]]\nname = \"t1\"\nexperiment = \"e\"\nrows = \"model\"\ncolumns = \"target\"\n"
+           "metrics = [\"ua\"]\nspread = \"std\"\ngrid_selection = \"" + rule + "\"\n";  // line 26
+  };
+  for (const char* sel : {"source_val", "im", "snd", "dev"}) {
+    auto p = LoadProtocol(dir.Write("p.toml", adapt(sel, "im")));
+    EXPECT_TRUE(p.ok()) << sel << ": " << p.status().ToString();
+  }
+  for (const char* rule : {"snd", "dev"}) {
+    auto p = LoadProtocol(dir.Write("p.toml", adapt(rule, rule)));
+    ASSERT_TRUE(p.ok()) << rule << ": " << p.status().ToString();
+    EXPECT_EQ(p->tables[0].grid_selection, rule);
+    ExpectAt(LoadError(dir, adapt("source_val", rule)), dir, 26,
+             std::string("experiment 'e' has selection = \"source_val\" (set selection = \"") + rule + "\"");
+  }
+  // An experiment that never sees the unlabeled target cannot be ranked by it.
+  std::string loco = std::string(kSecond) + "[[table]]\nname = \"t1\"\nrows = \"model\"\ncolumns = \"target\"\n"
+                     "metrics = [\"ua\"]\nspread = \"std\"\nexperiment = \"f\"\ngrid_selection = \"im\"\n";
+  ExpectAt(LoadError(dir, Proto("", loco)), dir, 30, "only adaptation runs record; experiment 'f' is loco");
+}
+
 TEST(Grammar, VarThatNothingUsesIsWarnedAbout) {
   TestDir dir;
   LoadOptions o;
