@@ -189,6 +189,23 @@ Result<ImportCorpusReport> ImportCorpus(const ImportCorpusOptions& o) {
     std::vector<std::string> docs;
     docs.reserve(corpus.size());
     for (const auto& u : corpus.utterances) docs.push_back(u.transcript);
+    // A transcript with text but no token (only punctuation, or a script the tokenizer does not read as letters,
+    // docs/features.md) becomes a zero vector: say how many, with an example.
+    int64_t tokenless = 0;
+    const Utterance* example = nullptr;
+    for (const auto& u : corpus.utterances)
+      if (u.transcript.find_first_not_of(" \t\r\n") != std::string::npos && text::Tokenize(u.transcript).empty()) {
+        ++tokenless;
+        if (!example) example = &u;
+      }
+    if (tokenless > 0) {
+      size_t cut = std::min<size_t>(example->transcript.size(), 60);  // not inside a UTF-8 sequence
+      while (cut < example->transcript.size() && cut > 0 && (example->transcript[cut] & 0xC0) == 0x80) --cut;
+      LOG_WARN << corpus.name << ": " << tokenless << " of " << corpus.size()
+               << " transcripts hold no word the tfidf tokenizer reads (e.g. '" << example->id << "': \""
+               << example->transcript.substr(0, cut) << "\"), so their tfidf rows are all zero (docs/features.md "
+               << "lists the scripts it reads)";
+    }
     text::TfidfOptions to;
     to.dim = o.tfidf_dim;
     ES_ASSIGN_OR_RETURN(text::TfidfVectorizer vec, text::TfidfVectorizer::Fit(docs, to));

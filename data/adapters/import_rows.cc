@@ -55,12 +55,17 @@ std::optional<Source> LoadSource(const std::string& path, const std::set<std::st
   return s;
 }
 
-// Whether the audio file at `path` was modified after `t` (or cannot be read): its features in a store written at
-// `t` may be stale (a clip converted again or corrected in place, under the same path).
+// Whether the audio file at `path` was modified or replaced after `t` (or cannot be read): its features in a store
+// written at `t` may be stale (a clip converted again or corrected in place, under the same path). The later of
+// mtime and ctime: a file replaced by one with an older mtime (`cp -p`, `rsync -a`, `tar x`) has a new ctime, which
+// cannot be set back (helper-60); a chmod also counts, which only costs an extraction.
 bool ModifiedAfter(const std::string& path, const struct timespec& t) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return true;
-  return st.st_mtim.tv_sec > t.tv_sec || (st.st_mtim.tv_sec == t.tv_sec && st.st_mtim.tv_nsec > t.tv_nsec);
+  auto after = [&](const struct timespec& m) {
+    return m.tv_sec > t.tv_sec || (m.tv_sec == t.tv_sec && m.tv_nsec > t.tv_nsec);
+  };
+  return after(st.st_mtim) || after(st.st_ctim);
 }
 
 // Every key of `want` is in `have` with the same value ("dim" aside: an

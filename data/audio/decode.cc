@@ -4,44 +4,104 @@
 #include <soxr.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace emosweep::data::audio {
 namespace {
 
-uint32_t ReadLe32(const unsigned char* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+// Little- or big-endian unsigned integer of `n` bytes.
+uint64_t ReadUint(const unsigned char* p, int n, bool big_endian) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v |= uint64_t(p[big_endian ? n - 1 - i : i]) << (8 * i);
+  return v;
 }
 
-// libsndfile silently shortens a RIFF/WAVE file whose data chunk is cut off;
-// a truncated recording must be an error, so walk the chunks ourselves.
-Status CheckRiffComplete(const std::string& path, int64_t file_size) {
+// How a container lays out its chunks (RIFF and its relatives, AIFF, Sony Wave64).
+struct ChunkLayout {
+  const char* name;          // for messages: "WAV", "RIFX WAV", "RF64 WAV", "AIFF", "W64"
+  int64_t first;             // offset of the first chunk
+  int id_bytes, size_bytes;  // chunk id and size field widths
+  bool big_endian;
+  bool size_includes_header;  // W64: a chunk's size counts its own 24-byte header
+  int align;                 // chunks start on multiples of this
+  std::string data_id;       // the id of the chunk holding the samples
+};
+
+const unsigned char kW64Riff[16] = {0x72, 0x69, 0x66, 0x66, 0x2E, 0x91, 0xCF, 0x11,
+                                    0xA5, 0xD6, 0x28, 0xDB, 0x04, 0xC1, 0x00, 0x00};
+const unsigned char kW64Data[16] = {0x64, 0x61, 0x74, 0x61, 0xF3, 0xAC, 0xD3, 0x11,
+                                    0x8C, 0xD1, 0x00, 0xC0, 0x4F, 0x8E, 0xDB, 0x8A};
+
+// libsndfile silently shortens a file whose sample chunk is cut off (RIFF/RIFX/RF64 WAV, AIFF/AIFC, W64: it
+// reports the frames actually present, so a short read cannot show it); a truncated recording must be an error,
+// so walk the chunks ourselves and compare the sample chunk's declared size with the bytes present. Other
+// containers (FLAC, OGG, CAF, ...) are left to libsndfile, which reports their truncation itself.
+Status CheckContainerComplete(const std::string& path, int64_t file_size) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return Status::IoError(path + ": cannot open: " + std::strerror(errno));
-  unsigned char head[12];
-  Status status;
-  if (std::fread(head, 1, 12, f) == 12 && std::memcmp(head, "RIFF", 4) == 0 && std::memcmp(head + 8, "WAVE", 4) == 0) {
-    int64_t pos = 12;
-    unsigned char chunk[8];
-    while (pos + 8 <= file_size) {
-      if (std::fseek(f, long(pos), SEEK_SET) != 0 || std::fread(chunk, 1, 8, f) != 8) break;
-      const uint32_t size = ReadLe32(chunk + 4);
-      if (std::memcmp(chunk, "data", 4) == 0) {
-        const int64_t available = file_size - pos - 8;
-        // 0 and 0xFFFFFFFF mark streamed files whose size was never patched.
-        if (size != 0 && size != 0xFFFFFFFFu && int64_t(size) > available) {
-          status = Status::Corruption(path + ": truncated WAV: data chunk declares " + std::to_string(size) +
-                                      " bytes but only " + std::to_string(available) + " are present");
-        }
-        break;
-      }
-      pos += 8 + int64_t(size) + (size & 1);
-    }
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  unsigned char head[40] = {};
+  const size_t have = std::fread(head, 1, sizeof head, f);
+  ChunkLayout layout{};
+  if (have >= 12 && std::memcmp(head + 8, "WAVE", 4) == 0 &&
+      (std::memcmp(head, "RIFF", 4) == 0 || std::memcmp(head, "RIFX", 4) == 0 || std::memcmp(head, "RF64", 4) == 0)) {
+    const bool rifx = std::memcmp(head, "RIFX", 4) == 0;
+    layout = {rifx ? "RIFX WAV" : std::memcmp(head, "RF64", 4) == 0 ? "RF64 WAV" : "WAV", 12, 4, 4, rifx, false, 2,
+              "data"};
+  } else if (have >= 12 && std::memcmp(head, "FORM", 4) == 0 &&
+             (std::memcmp(head + 8, "AIFF", 4) == 0 || std::memcmp(head + 8, "AIFC", 4) == 0)) {
+    layout = {"AIFF", 12, 4, 4, true, false, 2, "SSND"};
+  } else if (have >= 40 && std::memcmp(head, kW64Riff, 16) == 0) {
+    layout = {"W64", 40, 16, 8, false, true, 8, std::string(reinterpret_cast<const char*>(kW64Data), 16)};
+  } else {
+    return Status::Ok();
   }
-  std::fclose(f);
-  return status;
+  const int header = layout.id_bytes + layout.size_bytes;
+  uint64_t rf64_data = 0;  // RF64: the data chunk's real size, from the ds64 chunk
+  bool rf64_known = false;
+  std::vector<unsigned char> chunk(static_cast<size_t>(header));
+  for (int64_t pos = layout.first; pos + header <= file_size;) {
+    if (std::fseek(f, long(pos), SEEK_SET) != 0 || std::fread(chunk.data(), 1, chunk.size(), f) != chunk.size()) break;
+    const std::string id(reinterpret_cast<const char*>(chunk.data()), size_t(layout.id_bytes));
+    uint64_t size = ReadUint(chunk.data() + layout.id_bytes, layout.size_bytes, layout.big_endian);
+    if (layout.size_includes_header) size = size >= uint64_t(header) ? size - header : 0;
+    if (id == "ds64" && size >= 16) {  // RF64: riff size (8), data size (8), sample count (8)
+      unsigned char ds[16];
+      if (std::fread(ds, 1, 16, f) == 16) rf64_data = ReadUint(ds + 8, 8, false), rf64_known = true;
+    }
+    if (id == layout.data_id) {
+      const int64_t available = file_size - pos - header;
+      // 0 and 0xFFFFFFFF in a 32-bit size mark streamed files whose size was never patched (and RF64's data
+      // size is 0xFFFFFFFF, the real one in ds64).
+      uint64_t declared = size;
+      bool unknown = layout.size_bytes == 4 && (size == 0 || size == 0xFFFFFFFFu);
+      if (std::string(layout.name) == "RF64 WAV" && size == 0xFFFFFFFFu && rf64_known)
+        declared = rf64_data, unknown = false;
+      if (size == 0 && available > 0 && std::strcmp(layout.name, "WAV") == 0)
+        // libsndfile reads such a file as empty.
+        return Status::Corruption(path + ": its " + layout.name + " sample chunk declares 0 bytes but " +
+                                  std::to_string(available) + " follow: a recording whose header was never "
+                                  "finalised; rewrite it with a tool that reads such files (e.g. ffmpeg -i IN OUT.wav)");
+      if (!unknown && declared > uint64_t(std::max<int64_t>(available, 0)))
+        return Status::Corruption(path + ": truncated " + layout.name + ": its sample chunk declares " +
+                                  std::to_string(declared) + " bytes but only " + std::to_string(available) +
+                                  " are present");
+      break;
+    }
+    uint64_t next = uint64_t(header) + size;
+    next = (next + uint64_t(layout.align) - 1) / uint64_t(layout.align) * uint64_t(layout.align);
+    if (next > uint64_t(file_size)) break;  // a chunk before the samples runs past the end: libsndfile judges
+    pos += int64_t(next);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -104,7 +164,7 @@ Result<Waveform> DecodeAudio(const std::string& path, const DecodeOptions& optio
   if (::stat(path.c_str(), &st) != 0) return Status::NotFound(path + ": no such audio file");
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
   if (st.st_size == 0) return Status::Corruption(path + ": empty file (0 bytes), not audio");
-  ES_RETURN_IF_ERROR(CheckRiffComplete(path, int64_t(st.st_size)));
+  ES_RETURN_IF_ERROR(CheckContainerComplete(path, int64_t(st.st_size)));
 
   SF_INFO info{};
   SNDFILE* sf = sf_open(path.c_str(), SFM_READ, &info);

@@ -188,7 +188,8 @@ nlohmann::json AudioFrontEnd::Provenance(const std::string& set_name) const {
   } else if (kind == Kind::kProsody) {
     const PitchOptions& po = impl_->pitch;
     p["pitch"] = {{"method", "yin"}, {"f0_min", po.f0_min}, {"f0_max", po.f0_max}, {"window", po.window},
-                  {"threshold", po.threshold}, {"min_rms", po.min_rms}, {"rel_gate_db", po.rel_gate_db}};
+                  {"threshold", po.threshold}, {"min_rms", po.min_rms}, {"rel_gate_db", po.rel_gate_db},
+                  {"dc", "utterance mean removed"}};  // absent (kept) before session 20: such rows are re-extracted
   }
   for (const auto& spec : specs_) {
     if (spec.name == set_name) p["dim"] = spec.dim;
@@ -277,6 +278,16 @@ Result<UtteranceFeatures> AudioFrontEnd::ExtractWaveform(const Waveform& wave, c
     }
     for (float v : values) {
       if (!std::isfinite(v)) {
+        // Finite samples far beyond full scale (a float file that is not audio, or never normalised) overflow
+        // float powers: bad input, not a fault of the front end.
+        float peak = 0.f;
+        for (int64_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(x[i]));
+        if (peak > 1e6f) {
+          char buf[64];
+          std::snprintf(buf, sizeof buf, "%.3g", double(peak));
+          return Status::Corruption(where + ": samples reach magnitude " + buf + " (full scale is 1), so feature set " +
+                                    specs_[s].name + " overflows: not audio, or float samples never normalised");
+        }
         return Status::Internal(where + ": feature set " + specs_[s].name + " produced a non-finite value");
       }
     }

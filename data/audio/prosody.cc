@@ -115,6 +115,20 @@ void ProsodyAnalyzer::AddFrame(const float* power, const float* mel_power, int n
 void ProsodyAnalyzer::Finish(const float* x, int64_t n, double duration_s, const PitchOptions& pitch,
                              std::vector<float>* out) {
   const int64_t frames = int64_t(loudness_.size());
+  // The time-domain measures (F0, HNR, jitter, shimmer) on the signal without its DC offset: an offset adds to
+  // every sample's autocorrelation and to every peak's height, so HNR rose by ~10 dB and shimmer halved for a
+  // recording offset by 0.2 (helper-60). The spectral LLDs above keep the signal as it is.
+  std::vector<float> centred;
+  if (n > 0) {
+    double mean = 0;
+    for (int64_t i = 0; i < n; ++i) mean += x[i];
+    mean /= double(n);
+    if (mean != 0) {
+      centred.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) centred[size_t(i)] = float(double(x[i]) - mean);
+      x = centred.data();
+    }
+  }
   const PitchTrack track = TrackPitch(x, n, frames, pitch);
   std::vector<float> semitones, hnr;
   for (int64_t t = 0; t < frames; ++t) {

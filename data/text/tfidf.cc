@@ -31,13 +31,50 @@ uint32_t NextCodePoint(const std::string& s, size_t* i) {
 // Letters and digits of the scripts our corpora use (Latin incl. Latin-1,
 // Extended-A/B, Greek, Cyrillic); everything from U+3040 on (CJK, kana, ...)
 // also counts as a letter so those scripts are not silently dropped.
-bool IsWordChar(uint32_t cp) {
+// Tokenizer version 1 (stores written before session 20; kept so that their provenance transforms as fitted).
+bool IsWordCharV1(uint32_t cp) {
   if (cp < 0x80) return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
   if (cp == 0xD7 || cp == 0xF7) return false;  // × ÷
   if (cp >= 0xC0 && cp <= 0x24F) return true;
   if (cp >= 0x370 && cp <= 0x3FF && cp != 0x37E && cp != 0x387) return true;
   if (cp >= 0x400 && cp <= 0x4FF) return true;
   return cp >= 0x3040 && cp != 0xFFFD && !(cp >= 0x3000 && cp <= 0x303F) && !(cp >= 0xFF00 && cp <= 0xFF0F);
+}
+
+// Version 2 (helper-60): what a code point is to the tokenizer.
+enum class CharClass { kSeparator, kWord, kAlone };  // kAlone: a token by itself (CJK ideographs, kana)
+
+// Fullwidth ASCII (U+FF01..FF5E) folds to ASCII, so "ＡＢＣ：ｄｅｆ" reads as "ABC:def".
+uint32_t FoldWidth(uint32_t cp) { return cp >= 0xFF01 && cp <= 0xFF5E ? cp - 0xFEE0 : cp; }
+
+CharClass ClassOf(uint32_t cp) {
+  auto in = [cp](uint32_t a, uint32_t b) { return cp >= a && cp <= b; };
+  if (cp < 0x80)
+    return (in('0', '9') || in('a', 'z') || in('A', 'Z')) ? CharClass::kWord : CharClass::kSeparator;
+  if (cp == 0xAA || cp == 0xB5 || cp == 0xBA) return CharClass::kWord;  // ª µ º
+  if (cp == 0xD7 || cp == 0xF7) return CharClass::kSeparator;           // × ÷
+  if (in(0xC0, 0x24F) || in(0x250, 0x2AF)) return CharClass::kWord;     // Latin-1 letters, Extended-A/B, IPA
+  if (in(0x300, 0x36F)) return CharClass::kWord;  // combining diacritics (decomposed accents stay in their word)
+  if (in(0x370, 0x3FF)) return cp == 0x37E || cp == 0x387 || cp == 0x3F6 ? CharClass::kSeparator : CharClass::kWord;
+  if (in(0x400, 0x52F)) return cp == 0x482 ? CharClass::kSeparator : CharClass::kWord;  // Cyrillic (not ҂)
+  if (in(0x531, 0x556) || in(0x561, 0x587)) return CharClass::kWord;                          // Armenian
+  if (in(0x591, 0x5C7))  // Hebrew points, except the punctuation among them
+    return cp == 0x5BE || cp == 0x5C0 || cp == 0x5C3 || cp == 0x5C6 ? CharClass::kSeparator : CharClass::kWord;
+  if (in(0x5D0, 0x5EA) || in(0x5EF, 0x5F2)) return CharClass::kWord;  // Hebrew letters
+  if (in(0x610, 0x61A) || in(0x620, 0x669) || in(0x66E, 0x6D3) || in(0x6D5, 0x6DC) || in(0x6DF, 0x6E8) ||
+      in(0x6EA, 0x6FC) || in(0x6FF, 0x6FF))
+    return CharClass::kWord;  // Arabic letters, marks and digits (not ، ؛ ؟ ٪ ٫ ٬ ٭ ۔)
+  if (in(0x900, 0x963) || in(0x966, 0x97F)) return CharClass::kWord;  // Devanagari (not the dandas)
+  if (in(0x980, 0xDFF)) return CharClass::kWord;  // Bengali .. Sinhala (letters, signs and digits)
+  if (in(0xE01, 0xE3A) || in(0xE40, 0xE4E) || in(0xE50, 0xE59)) return CharClass::kWord;  // Thai
+  if (in(0x10A0, 0x10FF) || in(0x1100, 0x11FF) || in(0x1E00, 0x1FFF)) return CharClass::kWord;  // Georgian, jamo, Latin/Greek ext.
+  if (in(0x3041, 0x3096) || in(0x3099, 0x309F) || in(0x30A1, 0x30FA) || in(0x30FC, 0x30FF) || in(0x31F0, 0x31FF))
+    return CharClass::kAlone;  // kana
+  if (in(0x3400, 0x4DBF) || in(0x4E00, 0x9FFF) || in(0xF900, 0xFAFF) || in(0x20000, 0x2FA1F))
+    return CharClass::kAlone;  // CJK ideographs: no spaces between words, so one token each (as BERT's tokenizer)
+  if (in(0x3131, 0x318E) || in(0xAC00, 0xD7A3)) return CharClass::kWord;  // Hangul (spaced between words)
+  if (in(0xFF66, 0xFF9F)) return CharClass::kAlone;                      // halfwidth katakana
+  return CharClass::kSeparator;  // punctuation, symbols, emoji, other scripts
 }
 
 // Unicode simple lowercase mappings (UnicodeData.txt) for the ranges IsWordChar knows as
@@ -54,6 +91,14 @@ uint32_t ToLower(uint32_t cp) {
     return (cp % 2 == 0) ? cp + 1 : cp;
   }
   if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 32;  // Greek capitals
+  if (cp >= 0x3D8 && cp <= 0x3EF) return (cp % 2 == 0) ? cp + 1 : cp;  // archaic letters, Coptic in Greek: pairs
+  if (cp == 0x370 || cp == 0x372 || cp == 0x376) return cp + 1;
+  if (cp == 0x37F) return 0x3F3;
+  if (cp == 0x3CF) return 0x3D7;
+  if (cp == 0x3F4) return 0x3B8;
+  if (cp == 0x3F7 || cp == 0x3FA) return cp + 1;
+  if (cp == 0x3F9) return 0x3F2;
+  if (cp >= 0x3FD && cp <= 0x3FF) return cp - 130;
   if (cp == 0x386) return 0x3AC;                                   // Ά
   if (cp >= 0x388 && cp <= 0x38A) return cp + 37;                  // Έ Ή Ί
   if (cp == 0x38C) return 0x3CC;                                   // Ό
@@ -88,7 +133,7 @@ void AppendUtf8(uint32_t cp, std::string* out) {
 // Calls fn(hash) for every n-gram of the document.
 template <typename Fn>
 void ForEachNgramHash(const TfidfOptions& o, const std::string& doc, Fn fn) {
-  const std::vector<std::string> tokens = Tokenize(doc);
+  const std::vector<std::string> tokens = Tokenize(doc, o.tokenizer);
   std::string gram;
   for (int n = o.min_n; n <= o.max_n; ++n) {
     for (size_t i = 0; i + size_t(n) <= tokens.size(); ++i) {
@@ -101,6 +146,8 @@ void ForEachNgramHash(const TfidfOptions& o, const std::string& doc, Fn fn) {
 
 Status CheckOptions(const TfidfOptions& o) {
   if (o.dim < 1) return Status::InvalidArgument("tfidf: dim must be >= 1, got " + std::to_string(o.dim));
+  if (o.tokenizer != 1 && o.tokenizer != 2)
+    return Status::InvalidArgument("tfidf: tokenizer version must be 1 or 2, got " + std::to_string(o.tokenizer));
   if (o.min_n < 1 || o.max_n < o.min_n) {
     return Status::InvalidArgument("tfidf: need 1 <= min_n <= max_n, got " + std::to_string(o.min_n) + ".." +
                                    std::to_string(o.max_n));
@@ -110,20 +157,33 @@ Status CheckOptions(const TfidfOptions& o) {
 
 }  // namespace
 
-std::vector<std::string> Tokenize(const std::string& utf8) {
+std::vector<std::string> Tokenize(const std::string& utf8, int version) {
   std::vector<std::string> tokens;
   std::string cur;
+  auto flush = [&] {
+    if (!cur.empty()) tokens.push_back(std::move(cur));
+    cur.clear();
+  };
   size_t i = 0;
   while (i < utf8.size()) {
-    const uint32_t cp = NextCodePoint(utf8, &i);
-    if (IsWordChar(cp)) {
-      AppendUtf8(ToLower(cp), &cur);
-    } else if (!cur.empty()) {
-      tokens.push_back(std::move(cur));
-      cur.clear();
+    uint32_t cp = NextCodePoint(utf8, &i);
+    if (version == 1) {
+      if (IsWordCharV1(cp)) AppendUtf8(ToLower(cp), &cur);
+      else flush();
+      continue;
+    }
+    cp = FoldWidth(cp);
+    switch (ClassOf(cp)) {
+      case CharClass::kWord: AppendUtf8(ToLower(cp), &cur); break;
+      case CharClass::kAlone:
+        flush();
+        AppendUtf8(cp, &cur);
+        flush();
+        break;
+      case CharClass::kSeparator: flush(); break;
     }
   }
-  if (!cur.empty()) tokens.push_back(std::move(cur));
+  flush();
   return tokens;
 }
 
@@ -157,7 +217,7 @@ Result<TfidfVectorizer> TfidfVectorizer::Fit(const std::vector<std::string>& doc
 
 nlohmann::json TfidfVectorizer::Provenance() const {
   return {{"extractor", "emosweep.tfidf"},
-          {"extractor_version", 1},
+          {"extractor_version", options_.tokenizer},  // 1: the tokenizer before session 20; 2: today's
           {"dim", options_.dim},
           {"min_n", options_.min_n},
           {"max_n", options_.max_n},
@@ -174,10 +234,12 @@ Result<TfidfVectorizer> TfidfVectorizer::FromProvenance(const nlohmann::json& p)
   if (!p.is_object() || p.value("extractor", "") != "emosweep.tfidf") {
     return Status::Corruption("tfidf provenance: not an emosweep.tfidf provenance object");
   }
-  if (p.value("extractor_version", 0) != 1) {
-    return Status::Corruption("tfidf provenance: unsupported extractor_version " + p.value("extractor_version", nlohmann::json()).dump());
+  const nlohmann::json version = p.value("extractor_version", nlohmann::json());
+  if (version != 1 && version != 2) {
+    return Status::Corruption("tfidf provenance: unsupported extractor_version " + version.dump());
   }
   TfidfVectorizer v;
+  v.options_.tokenizer = version.get<int>();
   try {
     v.options_.dim = p.at("dim").get<int64_t>();
     v.options_.min_n = p.at("min_n").get<int>();

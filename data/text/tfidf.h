@@ -1,9 +1,12 @@
 // data/text/tfidf.h: transcripts → hashed word 1–2-gram TF-IDF vectors.
 //
 // Pipeline (docs/features.md, "tfidf"):
-//   1. Tokenize: UTF-8 decode, lower-case (ASCII and Latin-1/Latin Extended-A,
-//      Greek, Cyrillic), split on every code point that is not a letter or a
-//      digit; invalid UTF-8 bytes are separators, never an error.
+//   1. Tokenize: UTF-8 decode, fold fullwidth ASCII, lower-case (ASCII and
+//      Latin-1/Latin Extended-A, Greek, Cyrillic), split on every code point that
+//      is not a letter, digit or combining mark of the scripts docs/features.md
+//      lists; a CJK ideograph or kana is a token by itself; invalid UTF-8 bytes
+//      are separators, never an error. (Version 1, read from old provenance:
+//      every code point from U+3040 on was a letter.)
 //   2. n-grams n = min_n..max_n joined by a single space; each is hashed with
 //      64-bit FNV-1a: bucket = h mod dim, sign = +1 if bit 63 of h is 0 else -1
 //      (signed hashing keeps collisions unbiased).
@@ -34,9 +37,10 @@ struct TfidfOptions {
   int max_n = 2;
   bool sublinear_tf = false;  // tf → 1 + ln|tf| (sign kept)
   bool l2_normalise = true;
+  int tokenizer = 2;  // 2: today's; 1: before session 20 (a stored provenance with extractor_version 1)
 };
 
-std::vector<std::string> Tokenize(const std::string& utf8);
+std::vector<std::string> Tokenize(const std::string& utf8, int version = 2);
 uint64_t HashNgram(const std::string& ngram);  // FNV-1a 64
 
 class TfidfVectorizer {

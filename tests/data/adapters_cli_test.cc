@@ -51,6 +51,21 @@ TEST_F(AdapterCli, ImportsAndPrintsJson) {
   EXPECT_EQ(nlohmann::json::parse(again.output)["reused"], 4);
 }
 
+// helper-60: a transcript the tokenizer reads no word in becomes a zero tfidf row; the import says so.
+TEST_F(AdapterCli, TranscriptsWithoutAWordTheTokenizerReadsAreWarnedAbout) {
+  AdapterTree g;
+  g.Wav("a.wav", 1);
+  g.Wav("b.wav", 2);
+  g.Wav("c.wav", 3);
+  g.Text("metadata.csv", "file,speaker,label,transcript\na.wav,s1,anger,Kids are talking\nb.wav,s1,happiness,\"?!\"\n"
+                         "c.wav,s2,sadness,\xf0\x9f\x98\x80\xf0\x9f\x98\x80\n");
+  auto r = RunImport("--adapter generic_csv --root " + g.root() + " --out " + g.Path("s.h5") +
+                     " --corpus g --features tfidf --tfidf-dim 16 --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("g: 2 of 3 transcripts hold no word the tfidf tokenizer reads (e.g. 'b"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(AdapterCli, CorpusOptionNamesTheStoredCorpus) {
   // Before: --corpus was ignored and the corpus was named after the adapter ("emodb").
   auto r = RunImport(Base() + " --corpus berlin --json --log-level warn");

@@ -1,12 +1,11 @@
 // ImportCorpus on fixture trees: the whole pipeline into a real HDF5 store,
 // resuming, and every bad-input case (nothing half-written).
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include <gtest/gtest.h>
-
-#include <chrono>
-#include <filesystem>
 
 #include "data/adapters/import_corpus.h"
 #include "data/feature_store.h"
@@ -118,6 +117,17 @@ TEST(AdapterImport, ResumeReusesStoredUtterances) {
   auto fresh2 = ImportCorpus(fresh2_opts);
   ASSERT_TRUE(fresh2.ok());
   EXPECT_EQ(rewritten->content_hash, fresh2->content_hash);  // what a fresh import of the new audio gives
+  // A clip replaced by one with an older mtime (cp -p, rsync -a, tar x; helper-60): its ctime is new, and it is
+  // extracted again. 50 ms past the store's write, so that the ctime is later on a coarse file-system clock.
+  const auto store_time = std::filesystem::last_write_time(o.out);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  t.Wav("wav/08b10Tb.wav", /*seed=*/11);
+  std::filesystem::last_write_time(t.Path("wav/08b10Tb.wav"), store_time - std::chrono::hours(1));
+  auto copied = ImportCorpus(o);
+  ASSERT_TRUE(copied.ok()) << copied.status().ToString();
+  EXPECT_EQ(copied->reused, 4);
+  EXPECT_EQ(copied->extracted, 1) << "a clip copied over with an old mtime was reused stale";
+  EXPECT_NE(copied->content_hash, rewritten->content_hash);
   // Other extraction parameters: nothing is reused.
   o.normalisation = "peak";
   auto third = ImportCorpus(o);

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <sndfile.h>
 
 #include "data/audio/decode.h"
 #include "audio_test_util.h"
@@ -88,6 +89,47 @@ TEST_F(DecodeTest, TruncatedWav) {
   const auto size = std::filesystem::file_size(Path("t.wav"));
   std::filesystem::resize_file(Path("t.wav"), size / 2);
   ExpectBad(DecodeAudio(Path("t.wav")), Path("t.wav"), StatusCode::kCorruption, "truncated");
+}
+
+// helper-60: libsndfile reports a cut-off AIFF, RF64, W64 or big-endian (RIFX) WAV as a shorter file; each
+// container's sample chunk is checked like RIFF's.
+TEST_F(DecodeTest, TruncatedFilesOfEveryChunkedContainerAreCorruption) {
+  const std::vector<std::pair<std::string, int>> formats = {
+      {"w.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+      {"x.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16 | SF_ENDIAN_BIG},
+      {"r.wav", SF_FORMAT_RF64 | SF_FORMAT_PCM_16},
+      {"a.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16},
+      {"c.aifc", SF_FORMAT_AIFF | SF_FORMAT_FLOAT},
+      {"s.w64", SF_FORMAT_W64 | SF_FORMAT_PCM_24},
+  };
+  for (const auto& [name, format] : formats) {
+    const std::string path = Path(name);
+    WriteWav(path, Sine(200, 1.0, 16000, 0.5), 16000, 1, format);
+    auto whole = DecodeAudio(path);
+    ASSERT_TRUE(whole.ok()) << name << ": " << whole.status().ToString();
+    EXPECT_EQ(whole->samples.size(), 16000u) << name;
+    for (double keep : {0.4, 0.999}) {
+      WriteWav(path, Sine(200, 1.0, 16000, 0.5), 16000, 1, format);
+      const auto size = std::filesystem::file_size(path);
+      std::filesystem::resize_file(path, static_cast<uintmax_t>(double(size) * keep));
+      ExpectBad(DecodeAudio(path), path, StatusCode::kCorruption, "truncated");
+    }
+  }
+}
+
+// A WAV whose recorder never patched the data chunk's size (0) reads as empty in libsndfile: say so.
+TEST_F(DecodeTest, StreamedWavWithAnUnpatchedDataSizeIsNamed) {
+  WriteWav(Path("st.wav"), Sine(200, 0.3, 16000), 16000);
+  std::string bytes;
+  {
+    std::ifstream in(Path("st.wav"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t data = bytes.find("data");
+  ASSERT_NE(data, std::string::npos);
+  bytes.replace(data + 4, 4, std::string(4, '\0'));
+  WriteBytes(Path("st.wav"), bytes);
+  ExpectBad(DecodeAudio(Path("st.wav")), Path("st.wav"), StatusCode::kCorruption, "header was never finalised");
 }
 
 TEST_F(DecodeTest, HeaderOnlyWavHasNoSamples) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <sndfile.h>
 
 #include "data/audio/frontend.h"
 #include "audio_test_util.h"
@@ -128,6 +129,17 @@ TEST_F(FrontEndTest, BatchFailsOnFirstBadFileInPathOrder) {
     EXPECT_NE(r.status().message().find("bad2.wav"), std::string::npos) << r.status().ToString();
     EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
   }
+}
+
+// helper-60: finite float samples far beyond full scale overflow the powers; that is the file's fault (bad input,
+// exit 2), not an internal error.
+TEST_F(FrontEndTest, FloatSamplesFarBeyondFullScaleAreCorruptionNamingTheFile) {
+  WriteWav(Path("huge.wav"), Sine(200, 0.5, 16000, 1e18), 16000, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  auto r = ExtractAudioFeatures({Path("huge.wav")}, AllSets(1), nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("huge.wav"), std::string::npos) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("samples reach magnitude 1e+18"), std::string::npos) << r.status().ToString();
 }
 
 TEST_F(FrontEndTest, ShortAndSilentInputsStayFinite) {

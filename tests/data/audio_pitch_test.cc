@@ -1,7 +1,9 @@
 // YIN F0 / voicing and cycle-level jitter/shimmer on synthetic signals.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -130,6 +132,38 @@ TEST(Shimmer, GrowsWithAmplitudePerturbation) {
   const PerturbationMeasures m = Measure(t.x);
   EXPECT_NEAR(m.shimmer_local, t.ref_shimmer, 0.05 * t.ref_shimmer);
   EXPECT_LT(m.jitter_local, 1e-3);
+}
+
+// helper-60: a DC offset raised HNR by ~10 dB and halved shimmer; the prosody set measures both on the signal
+// without its mean.
+TEST(Prosody, DcOffsetDoesNotChangeHnrJitterOrShimmer) {
+  std::vector<float> amps;
+  for (int i = 0; i < 151; ++i) amps.push_back(i % 2 ? 0.5f : 0.4f);
+  const Train t = MakeTrain(std::vector<int64_t>(150, 160), amps);
+  auto prosody = [&](float dc) {
+    std::vector<float> x = t.x;
+    for (float& v : x) v += dc;
+    const int64_t frames = FramesFor(x.size());
+    ProsodySpectral spectral(201, 16000);
+    ProsodyAnalyzer an(&spectral, 201, frames);
+    std::vector<float> power(201, 1.f), mel(64, 1.f);
+    for (int64_t f = 0; f < frames; ++f) an.AddFrame(power.data(), mel.data(), 64);
+    std::vector<float> out;
+    an.Finish(x.data(), int64_t(x.size()), double(x.size()) / 16000, PitchOptions{}, &out);
+    std::map<std::string, float> by_name;
+    for (size_t i = 0; i < out.size(); ++i) by_name[ProsodyNames()[i]] = out[i];
+    return by_name;
+  };
+  auto plain = prosody(0.f);
+  // The train's own mean (its pulses are positive) is removed too, so the heights are measured from it.
+  EXPECT_GT(plain["shimmer_local"], 0.2f);
+  for (float dc : {0.2f, -0.2f, 0.4f}) {
+    auto off = prosody(dc);
+    EXPECT_NEAR(off["shimmer_local"], plain["shimmer_local"], 0.02 * plain["shimmer_local"]) << "dc " << dc;
+    EXPECT_NEAR(off["jitter_local"], plain["jitter_local"], 1e-4) << "dc " << dc;
+    EXPECT_NEAR(off["hnr_db_mean"], plain["hnr_db_mean"], 0.1) << "dc " << dc;
+    EXPECT_NEAR(off["f0_semitone_mean"], plain["f0_semitone_mean"], 0.01) << "dc " << dc;
+  }
 }
 
 TEST(Prosody, FunctionalsOfASineAreFiniteAndConsistent) {

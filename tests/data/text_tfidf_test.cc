@@ -24,6 +24,44 @@ TEST(Tokenize, LowerCasesAndSplitsOnNonLetters) {
   EXPECT_TRUE(Tokenize("  ...  ").empty());
 }
 
+// helper-60: punctuation, symbols and emoji from U+3040 on were letters (a Chinese clause was one token, an emoji a
+// word), µ ª º were separators, decomposed accents split words, and Arabic, Hebrew and Devanagari vanished.
+TEST(Tokenize, ScriptsPunctuationAndWidthsAsDocumented) {
+  EXPECT_EQ(Tokenize("你好？世界"), (std::vector<std::string>{"你", "好", "世", "界"}));
+  EXPECT_EQ(Tokenize("ＡＢＣ：ｄｅｆ１２"), (std::vector<std::string>{"abc", "def12"}));
+  EXPECT_EQ(Tokenize("emoji 😀 test 😀"), (std::vector<std::string>{"emoji", "test"}));
+  EXPECT_EQ(Tokenize("5µm ªº"), (std::vector<std::string>{"5µm", "ªº"}));
+  EXPECT_EQ(Tokenize("re\u0301sume\u0301 ok"), (std::vector<std::string>{"re\u0301sume\u0301", "ok"}));
+  EXPECT_EQ(Tokenize("مرحبا، عالم؟"), (std::vector<std::string>{"مرحبا", "عالم"}));
+  EXPECT_EQ(Tokenize("שָׁלוֹם עולם"), (std::vector<std::string>{"שָׁלוֹם", "עולם"}));
+  EXPECT_EQ(Tokenize("नमस्ते। दुनिया"), (std::vector<std::string>{"नमस्ते", "दुनिया"}));
+  EXPECT_EQ(Tokenize("カタカナ・ひらがな"), (std::vector<std::string>{"カ", "タ", "カ", "ナ", "ひ", "ら", "が", "な"}));
+  EXPECT_EQ(Tokenize("안녕하세요 세계"), (std::vector<std::string>{"안녕하세요", "세계"}));
+  EXPECT_EQ(Tokenize("ϴϏϘ"), (std::vector<std::string>{"θϗϙ"}));
+  // Version 1 (old stores' provenance) keeps its rules, so their IDF transforms text as it was fitted.
+  EXPECT_EQ(Tokenize("你好？世界", 1), (std::vector<std::string>{"你好？世界"}));
+  EXPECT_EQ(Tokenize("5µm", 1), (std::vector<std::string>{"5", "m"}));
+}
+
+TEST(Tfidf, ProvenanceOfVersionOneKeepsItsTokenizer) {
+  TfidfOptions o;
+  o.dim = 64;
+  auto v2 = TfidfVectorizer::Fit({"你好？世界"}, o);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(v2->Provenance()["extractor_version"], 2);
+  nlohmann::json old = v2->Provenance();
+  old["extractor_version"] = 1;
+  auto v1 = TfidfVectorizer::FromProvenance(old);
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(v1->options().tokenizer, 1);
+  std::vector<float> a(64), b(64);
+  v1->TransformOne("你好？世界", a.data());
+  v2->TransformOne("你好？世界", b.data());
+  EXPECT_NE(a, b) << "one token under version 1, four under version 2";
+  old["extractor_version"] = 3;
+  EXPECT_FALSE(TfidfVectorizer::FromProvenance(old).ok());
+}
+
 TEST(Tfidf, MatchesHandComputation) {
   TfidfOptions o;
   o.dim = 1 << 20;  // large enough that the six n-grams below do not collide (checked)
