@@ -228,6 +228,14 @@ Status RunDistributed(const po::variables_map& vm, cluster::World& world, const 
     comm.Abort(2, layout.message());
     return layout;
   }
+  // Every rank with the same --group-size and build (an MPMD line could give them others: the ranks then hung).
+  Status agree = orchestrator::CheckRanksAgree(comm, d, BuildInfo().value("git_revision", std::string("?")),
+                                               std::max(60.0, d.stall_timeout_s));
+  if (!agree.ok()) {
+    LOG_ERROR << agree.message();
+    comm.Abort(ExitCodeFor(agree), agree.message());
+    return agree;
+  }
   // Where this rank computes (docs/design/distributed.md, "Placement"): its host's cores and GPUs.
   orchestrator::PlacementInput pin;
   pin.device = o.device;
@@ -488,11 +496,17 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (o.pack_share && o.device == "cpu") {
     // On CPU each key's packs also stay within the cache budget of their optimizer state
     // (orchestrator/pack_limit.h, CpuPackCap), asked once per key.
-    o.scheduler.pack_cap = [&dims](const jobs::JobSpec& spec) {
+    o.scheduler.pack_cap = [&dims, limit = o.pack](const jobs::JobSpec& spec) {
       const int64_t params = orchestrator::PackMemberParams(spec, dims.Of(spec));
       const int cap = orchestrator::CpuPackCap(params);
-      LOG_DEBUG << "--pack auto: key of job " << spec.id.substr(0, 12) << ": " << params
-                << " parameters a member, packs of up to " << cap << " on CPU";
+      // Said when it binds (helper-58: a model's packs of 4 while every message said 32), once per key.
+      if (cap < limit)
+        LOG_INFO << "--pack auto: packs of up to " << cap << " for model " << spec.model.value("name", "?")
+                 << " (job " << spec.id.substr(0, 12) << "): " << params
+                 << " parameters a member, and a pack's optimizer state stays within the CPU cache budget";
+      else
+        LOG_DEBUG << "--pack auto: key of job " << spec.id.substr(0, 12) << ": " << params
+                  << " parameters a member, packs of up to " << cap << " on CPU";
       return cap;
     };
   }

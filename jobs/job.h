@@ -168,6 +168,11 @@ struct JobContext {
   std::function<std::string(const std::string& job_id)> checkpoint_of;  // path of a finished job's model
   const std::atomic<bool>* stop_requested = nullptr;  // preemption: checkpoint and return Aborted
   std::function<void(const EpochRecord&)> on_epoch;   // progress / heartbeats
+  // Packs (worker::RunPack): a member's result as soon as it is final (it stopped early or ran its last epoch, and
+  // was evaluated), before the pack returns, so the caller can record it at once (helper-58: a crash of the pack
+  // lost the results of members that had finished long before). The pack's returned outcomes still include it.
+  // Called on the thread that runs the pack. Single jobs never call it.
+  std::function<void(const JobResult&)> on_finished;
 };
 
 }  // namespace emosweep::jobs

@@ -26,8 +26,10 @@ std::string PackKey(const JobSpec& spec) {
   if (spec.selection != "source_val" && spec.selection != "target_val" && spec.selection != "last" &&
       spec.selection != "dev" && spec.selection != "im" && spec.selection != "snd")
     return "";
-  // Everything that shapes the batched model (architecture, feature dimensions, classes, frozen
-  // parameters), the number of steps (batch_size, epochs, drop_last), the evaluation batches
+  // Everything that shapes the batched model (architecture, feature sets by name, classes, frozen
+  // parameters; the sets' dimensions live in the stores, unread here: members whose stores give one set
+  // different dimensions share a key, and the batched trainer then runs the pack's members one after
+  // another, worker/packed_trainer.cc BuildPack), the number of steps (batch_size, epochs, drop_last), the evaluation batches
   // (batch_size), the adaptation (variant and settings: every member adapts the same way, or none does)
   // or the process (threads) must agree. The members' data, seeds, evaluation sets, init_from
   // checkpoints, dropout, optimizer settings, schedules, class weights, early stopping, feature_norm,

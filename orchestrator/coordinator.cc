@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -16,7 +17,15 @@
 namespace emosweep::orchestrator {
 namespace {
 
-enum Tag : int { kTagJob = 1, kTagGroupJob = 2, kTagResult = 3, kTagHeartbeat = 4, kTagStop = 5, kTagExit = 6 };
+enum Tag : int {
+  kTagJob = 1,
+  kTagGroupJob = 2,
+  kTagResult = 3,
+  kTagHeartbeat = 4,
+  kTagStop = 5,
+  kTagExit = 6,
+  kTagHello = 7,  // CheckRanksAgree
+};
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -53,6 +62,32 @@ Status CheckLayout(int world_size, int group_size) {
     return Status::InvalidArgument("with " + std::to_string(world_size) + " ranks, rank 0 coordinates and the other " +
                                    std::to_string(world_size - 1) + " must split into groups of --group-size " +
                                    std::to_string(group_size));
+  return Status::Ok();
+}
+
+Status CheckRanksAgree(cluster::Communicator& comm, const DistributedOptions& options, const std::string& revision,
+                       double timeout_s) {
+  if (comm.rank() != 0) {
+    const nlohmann::json mine = {{"group_size", options.group_size}, {"revision", revision}, {"host", comm.host()}};
+    return comm.Send(0, kTagHello, mine.dump());
+  }
+  for (int r = 1; r < comm.size(); ++r) {
+    ES_ASSIGN_OR_RETURN(std::optional<cluster::Message> m, comm.Recv(r, kTagHello, timeout_s));
+    if (!m)
+      return Status::Unavailable("rank " + std::to_string(r) + " did not report its options within " +
+                                 std::to_string(static_cast<int>(timeout_s)) + " s of starting");
+    const nlohmann::json theirs = nlohmann::json::parse(m->payload, nullptr, /*allow_exceptions=*/false);
+    const std::string where = "rank " + std::to_string(r) + " (" + theirs.value("host", std::string("?")) + ")";
+    if (!theirs.is_object() || theirs.value("group_size", -1) != options.group_size)
+      return Status::InvalidArgument(
+          where + " was started with --group-size " + std::to_string(theirs.value("group_size", -1)) +
+          " and rank 0 with " + std::to_string(options.group_size) +
+          ": every rank needs the same options (one mpirun command line, or the same options in every part of an "
+          "MPMD command line)");
+    if (theirs.value("revision", std::string()) != revision)
+      return Status::InvalidArgument(where + " runs emosweep " + theirs.value("revision", std::string("?")) +
+                                     " and rank 0 runs " + revision + ": install the same build on every node");
+  }
   return Status::Ok();
 }
 

@@ -84,6 +84,13 @@ using CheckpointLookup = std::function<std::string(const std::string& job_id)>;
 int GroupColor(int rank, int group_size);
 bool IsGroupLeader(int rank, int group_size);
 Status CheckLayout(int world_size, int group_size);
+// Whether every rank was started with the options the ranks must share (--group-size) and from the same build
+// (`revision`): each worker rank sends them to rank 0, which compares. helper-59: ranks given different
+// --group-size (an MPMD command line) hung, a worker waiting forever on a leader rank 0 never assigned. Rank 0
+// gets InvalidArgument naming the first rank that differs, or Unavailable when a rank says nothing within
+// `timeout_s`; the other ranks get Ok once they have sent. Call it on every rank before the group split.
+Status CheckRanksAgree(cluster::Communicator& comm, const DistributedOptions& options, const std::string& revision,
+                       double timeout_s);
 
 struct CoordinatorSummary {
   int jobs_sent = 0, finished = 0, failed = 0, interrupted = 0;

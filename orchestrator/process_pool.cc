@@ -213,7 +213,8 @@ void ProcessPool::Reap(Slot* slot, bool kill_first) {
 }
 
 Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& request,
-                                             const jobs::JobContext& context, const std::string& job) {
+                                             const jobs::JobContext& context, const std::string& job,
+                                             const std::function<void(const nlohmann::json&)>& on_member_done) {
   auto died = [&](const std::string& when) -> Status {
     int wstatus = 0;
     std::string how = "ended";
@@ -239,6 +240,10 @@ Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& requ
     if (eof || !frame.ok()) return died("while running it");
     nlohmann::json reply = nlohmann::json::parse(*frame, nullptr, false);
     if (reply.is_discarded()) return Status::Internal("job " + job + ": the worker process sent a malformed reply");
+    if (reply.is_object() && reply.contains("member_done")) {  // a pack member ahead of the reply
+      if (on_member_done) on_member_done(reply);
+      continue;
+    }
     // A worker that was asked to stop answers, then ends: reaped now, so the slot's next job starts a new one.
     if (reply.is_object() && reply.value("worker_exits", false)) Reap(slot, /*kill_first=*/false);
     return reply;
@@ -319,6 +324,10 @@ nlohmann::json PackReplyFor(const std::vector<Result<jobs::JobResult>>& outcomes
   return {{"results", results}};
 }
 
+nlohmann::json MemberDoneFor(size_t index, const jobs::JobResult& result) {
+  return {{"member_done", index}, {"reply", ReplyFor(result)}};
+}
+
 std::vector<Result<jobs::JobResult>> PackOutcomesOf(const nlohmann::json& reply, const std::vector<std::string>& ids) {
   std::vector<Result<jobs::JobResult>> out;
   const bool per_member = reply.is_object() && reply.contains("results") && reply["results"].is_array();
@@ -364,7 +373,13 @@ std::vector<Result<jobs::JobResult>> ProcessPool::RunPack(const std::vector<jobs
                                   {"labels", labels},
                                   {"checkpoints", checkpoints}};
   const std::string label = members[0].id.substr(0, 12) + " (in a pack of " + std::to_string(members.size()) + ")";
-  Result<nlohmann::json> reply = Exchange(*slot, request.dump(), context, label);
+  auto member_done = [&](const nlohmann::json& note) {
+    const size_t i = note.value("member_done", members.size());
+    if (i >= members.size() || !contexts[i].on_finished || !note.contains("reply")) return;
+    Result<jobs::JobResult> r = OutcomeOf(note["reply"], "job " + ids[i].substr(0, 12));
+    if (r.ok()) contexts[i].on_finished(*r);
+  };
+  Result<nlohmann::json> reply = Exchange(*slot, request.dump(), context, label, member_done);
   if (!reply.ok()) return std::vector<Result<jobs::JobResult>>(members.size(), reply.status());
   return PackOutcomesOf(*reply, ids);
 }

@@ -34,13 +34,17 @@
 // Reply:   {"results": [reply as above, one per member, in order]}
 //          (a child that cannot read the request at all may answer one plain
 //          failure reply; it then counts for every member)
-// A child that dies mid-pack fails every member of the pack with the signal
-// named (each is retried alone or in a later pack as its attempts allow); a
+// Before the reply, a member whose result is final (it stopped early or ran
+// its last epoch) is sent on its own: {"member_done": i, "reply": reply as
+// above}, and the parent hands it to contexts[i].on_finished at once.
+// A child that dies mid-pack fails every member of the pack not sent that
+// way, with the signal named (each is retried alone or in a later pack as its attempts allow); a
 // stop is forwarded once, and members come back done or interrupted each.
 // Thread-safety: Run may be called from up to `size` threads at once (each
 // call takes a free slot); the destructor must not race with Run.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,8 +101,11 @@ class ProcessPool {
   void Release(Slot* slot);
   Status Spawn(Slot* slot);
   void Reap(Slot* slot, bool kill_first);
+  // Sends `request` and returns the child's reply; frames before it that carry "member_done" (a pack member's
+  // result ahead of the reply, MemberDoneFor) go to `on_member_done`.
   Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const jobs::JobContext& context,
-                                  const std::string& job);
+                                  const std::string& job,
+                                  const std::function<void(const nlohmann::json&)>& on_member_done = nullptr);
 
   ProcessPoolOptions options_;
   std::string argv0_;  // the child's argv[0]
@@ -117,6 +124,9 @@ nlohmann::json ReplyFor(const Result<jobs::JobResult>& outcome);
 Result<jobs::JobResult> OutcomeOf(const nlohmann::json& reply, const std::string& where);
 // A pack's reply ({"results": [...]}) and the outcomes a parent reads from it (`members` of them).
 nlohmann::json PackReplyFor(const std::vector<Result<jobs::JobResult>>& outcomes);
+// A pack member's result sent ahead of the pack's reply ({"member_done": index, "reply": ReplyFor}): the child
+// sends it from JobContext::on_finished, the parent hands it to that member's on_finished.
+nlohmann::json MemberDoneFor(size_t index, const jobs::JobResult& result);
 std::vector<Result<jobs::JobResult>> PackOutcomesOf(const nlohmann::json& reply, const std::vector<std::string>& ids);
 
 }  // namespace emosweep::orchestrator

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -153,16 +154,21 @@ void WorkerLoop(Shared& sh, int k) {
       auto c = ledger->CheckpointOf(id);
       return c.ok() ? *c : std::string();
     };
-    if (o.pack > 1) {
-      std::lock_guard<std::mutex> lock(sh.mu);
-      sh.packs[static_cast<int>(members.size())]++;
-    }
     double t0 = NowSeconds();
     auto steady0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count(); };
     std::vector<Result<jobs::JobResult>> results;
-    nlohmann::json ids = nlohmann::json::array();
-    for (const auto& m : members) ids.push_back(m.job->spec.id);
-    const std::string pack_id = members.size() > 1 ? HashJson(ids) : std::string();
+    // The pack's id: HashJson of its member ids, sorted (what the batched trainer records in info.pack.id).
+    std::vector<std::string> sorted_ids;
+    for (const auto& m : members) sorted_ids.push_back(m.job->spec.id);
+    std::sort(sorted_ids.begin(), sorted_ids.end());
+    const std::string pack_id = members.size() > 1 ? HashJson(nlohmann::json(sorted_ids)) : std::string();
+    // Members recorded while the pack still ran (JobContext::on_finished), and a ledger error met doing so.
+    std::vector<char> recorded(members.size(), 0);
+    Status early_fatal;
+    auto pack_json = [&](size_t i) {
+      return nlohmann::json{{"id", pack_id}, {"size", members.size()}, {"index", i}, {"seconds", since()}};
+    };
     if (members.size() == 1) {
       const protocols::PlannedJob& job = *members[0].job;
       LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << protocols::JobLabel(job.attrs)
@@ -172,26 +178,59 @@ void WorkerLoop(Shared& sh, int k) {
     } else {
       std::vector<jobs::JobSpec> specs;
       std::vector<jobs::JobContext> contexts;
-      for (const auto& m : members) {
+      for (size_t i = 0; i < members.size(); ++i) {
+        const PackMember& m = members[i];
         specs.push_back(m.job->spec);
         contexts.push_back(ctx);
         contexts.back().label = protocols::JobLabel(m.job->attrs);
+        // A member that finished (stopped early, or its last epoch) is recorded now, not when the whole pack
+        // returns: a crash of the pack then loses only the members still training, and its dependents may start
+        // (helper-58). Called on this thread.
+        contexts.back().on_finished = [&, i](const jobs::JobResult& r) {
+          if (recorded[i] || !early_fatal.ok()) return;
+          recorded[i] = 1;
+          bool settled = false;
+          const double secs = since();
+          early_fatal = Record(sh, worker, members[i], r, t0, secs, pack_json(i), &settled);
+          if (early_fatal.ok() && sh.progress && settled) sh.progress->Add(1);
+          sh.cv.notify_all();  // dependents may be ready now
+        };
         LOG_INFO << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
                  << "] started in pack " << pack_id.substr(0, 12) << ", attempt " << m.attempt;
       }
-      LOG_INFO << "pack " << pack_id.substr(0, 12) << ": " << members.size() << " jobs as one";
+      LOG_INFO << "pack " << pack_id.substr(0, 12) << ": " << members.size() << " jobs handed out as one";
       results = RunPackOf(sh, specs, contexts);
     }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - steady0).count();
+    double secs = since();
+    // What ran as a pack: the members the batched trainer trained (a result's info names the pack); the others ran
+    // one after another (a pack the trainer could not build, or a member it could not set up: a result without
+    // info.pack) and name no pack. A failed member counts with its pack when any member shows that the pack ran.
+    bool batched = false;
+    for (size_t i = 0; i < members.size(); ++i)
+      batched |= members.size() > 1 && (recorded[i] || (results[i].ok() && results[i]->info.contains("pack")));
+    size_t packed = 0;
+    std::vector<char> in_pack(members.size(), 0);
     for (size_t i = 0; i < members.size(); ++i) {
-      nlohmann::json pack;  // null: ran alone
-      if (members.size() > 1)
-        pack = {{"id", pack_id}, {"size", members.size()}, {"index", i}, {"seconds", secs}};
+      in_pack[i] = batched && (recorded[i] || !results[i].ok() || results[i]->info.contains("pack"));
+      packed += in_pack[i];
+    }
+    if (o.pack > 1) {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      if (packed >= 2) sh.packs[static_cast<int>(packed)]++;
+      sh.packs[1] += static_cast<int>(members.size() - (packed >= 2 ? packed : 0));
+      if (sh.packs[1] == 0) sh.packs.erase(1);
+    }
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (recorded[i]) continue;
       bool settled = false;
-      Status st = Record(sh, worker, members[i], results[i], t0, secs, pack, &settled);
+      Status st = early_fatal.ok()
+                      ? Record(sh, worker, members[i], results[i], t0, secs,
+                               in_pack[i] ? pack_json(i) : nlohmann::json(), &settled)
+                      : early_fatal;
       if (!st.ok()) {
         // The members not recorded yet go back to pending (they ran, but nothing of them is kept).
-        for (size_t j = i + 1; j < members.size(); ++j) (void)sh.scheduler->OnInterrupted(members[j].job->spec.id);
+        for (size_t j = i + (early_fatal.ok() ? 1 : 0); j < members.size(); ++j)
+          if (!recorded[j]) (void)sh.scheduler->OnInterrupted(members[j].job->spec.id);
         return sh.SetFatal(st);
       }
       if (sh.progress && settled) sh.progress->Add(1);

@@ -125,6 +125,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
     }
     m->result = std::move(result);
     m->done = true;
+    if (m->ctx->on_finished) m->ctx->on_finished(*m->result);
   }
 }
 

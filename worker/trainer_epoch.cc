@@ -45,6 +45,14 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
     m_.root->eval();
   const int64_t n = train_.size();
   const int world = reducer_->size(), rank = reducer_->rank();
+  if (rank > 0) {
+    // Dropout draws of a data-parallel group's other ranks: a stream of their own per rank and epoch (rank 0 keeps
+    // the job's one stream, as a world of one draws). With one stream for all, row i of every equal-sized shard got
+    // the same mask (helper-59). Per epoch, so that a resumed run (which restores the leader's generator) draws as
+    // an uninterrupted one. Only dropout draws from this generator while training.
+    torch::manual_seed(DeriveSeed(DeriveSeed(spec_.seed, kTorchSeed) + 1,
+                                  static_cast<uint64_t>(rank) << 32 | static_cast<uint32_t>(epoch)));
+  }
   const bool transductive = m_.model->transductive();
   std::vector<int64_t> order;
   if (cfg_.balanced_sampling && !transductive) {

@@ -24,6 +24,8 @@
 #include <random>
 #include <string>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "cluster/world.h"
 #include "data/feature_store.h"
 #include "models/torchscript_reference.h"
@@ -238,6 +240,52 @@ void CheckStopAgreement(const Stores& s, cluster::GradientReducer& red, const fs
                 "non-shared work dirs refused; resume bitwise equal\n");
 }
 
+// Dropout in a group (helper-59): every rank drew the same stream, so row i of every equal-sized shard got the same
+// mask. Rank 0 draws the job's stream (as a world of one), the other ranks a stream of their own per epoch; the
+// ranks still agree bitwise (the allreduce keeps one model), and an interrupted-and-resumed group run equals an
+// uninterrupted one bitwise (the per-epoch streams do not depend on where the run started).
+void CheckDropoutStreams(const Stores& s, cluster::GradientReducer& red, const fs::path& dir) {
+  jobs::JobSpec spec = Spec(s, 16, 8, /*dann=*/true, /*epochs=*/5);  // 48 rows: equal shards of 4
+  spec.model = {{"name", "concat_mlp"}, {"hidden_dims", {32}}, {"dropout", 0.5}};
+  spec.adapt["disc_dropout"] = 0.3;
+  spec.id = spec.ComputeId();
+  jobs::JobContext full_ctx;
+  full_ctx.reducer = &red;
+  full_ctx.work_dir = (dir / "drop_full").string();
+  auto full = worker::RunJob(spec, full_ctx);
+  CHECK_OR_DIE(full.ok(), "dropout group run: %s", full.status().ToString().c_str());
+  CheckRanksAgree(g_world->comm(), *full, "dropout group run");
+  // The last epoch's seed of each rank's generator: rank 1's must not be rank 0's.
+  const std::string seed = std::to_string(at::detail::getDefaultCPUGenerator().current_seed());
+  if (g_rank != 0) {
+    CHECK_OR_DIE(g_world->comm().Send(0, 32, seed).ok(), "send seed");
+  } else {
+    auto m = g_world->comm().Recv(1, 32, 120.0);
+    CHECK_OR_DIE(m.ok() && m->has_value(), "no seed from rank 1");
+    CHECK_OR_DIE((*m)->payload != seed, "rank 1 drew rank 0's dropout stream (seed %s)", seed.c_str());
+  }
+  std::atomic<bool> stop{false};
+  jobs::JobContext ctx;
+  ctx.reducer = &red;
+  ctx.work_dir = (dir / "drop_resume").string();
+  ctx.stop_requested = &stop;
+  ctx.on_epoch = [&](const jobs::EpochRecord& r) {
+    if (r.epoch == 1) stop = true;
+  };
+  auto first = worker::RunJob(spec, ctx);
+  CHECK_OR_DIE(!first.ok() && first.status().code() == StatusCode::kAborted, "interrupted dropout run: %s",
+               first.status().ToString().c_str());
+  CheckRanksAgree(g_world->comm(), jobs::JobResult{}, "barrier");
+  ctx.stop_requested = nullptr;
+  ctx.on_epoch = nullptr;
+  auto rest = worker::RunJob(spec, ctx);
+  CHECK_OR_DIE(rest.ok(), "resumed dropout run: %s", rest.status().ToString().c_str());
+  CHECK_OR_DIE(Fingerprint(*rest) == Fingerprint(*full), "resumed dropout run differs from the uninterrupted one");
+  if (g_rank == 0)
+    std::printf("  dropout 0.5 + DANN, 2 ranks         ranks agree bitwise; rank 1 draws its own stream; resume "
+                "bitwise equal\n");
+}
+
 // A BatchNorm model (msr_b: BatchNorm in its MICL projectors): per-shard batch statistics make it differ from
 // one rank by design, but the ranks of the group must agree on everything they report: the running statistics
 // are rank 0's before each validation (DDP's broadcast_buffers), so validation losses, early stopping and the
@@ -323,6 +371,7 @@ int main(int argc, char** argv) {
   }
   CheckStopAgreement(s, **red, dir);
   CheckBatchNormRanksAgree(s, **red);
+  CheckDropoutStreams(s, **red, dir);
 
   CheckRanksAgree(comm, jobs::JobResult{}, "final barrier");
   if (g_rank == 0) fs::remove_all(dir);

@@ -85,6 +85,39 @@ TEST(Coordinator, LayoutChecksGroupSizes) {
   EXPECT_FALSE(IsGroupLeader(4, 2));
 }
 
+// helper-59: ranks started with different --group-size (an MPMD mpirun line) hung; rank 0 now compares every
+// rank's options and build before the group split, and names the first that differs.
+TEST(Coordinator, RanksStartedWithOtherOptionsOrAnotherBuildAreNamed) {
+  auto agree = [](std::vector<int> group_sizes, std::vector<std::string> revisions, int silent = -1) {
+    const int n = static_cast<int>(group_sizes.size());
+    auto world = cluster::MakeInProcWorld(n);
+    std::vector<std::thread> threads;
+    for (int r = 1; r < n; ++r)
+      if (r != silent)
+        threads.emplace_back([&, r] {
+          DistributedOptions o;
+          o.group_size = group_sizes[size_t(r)];
+          EXPECT_TRUE(CheckRanksAgree(*world[size_t(r)], o, revisions[size_t(r)], 5).ok());
+        });
+    DistributedOptions o;
+    o.group_size = group_sizes[0];
+    Status s = CheckRanksAgree(*world[0], o, revisions[0], 0.5);
+    for (auto& t : threads) t.join();
+    return s;
+  };
+  EXPECT_TRUE(agree({2, 2, 2}, {"a", "a", "a"}).ok());
+  Status mixed = agree({1, 1, 2}, {"a", "a", "a"});
+  EXPECT_EQ(mixed.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed.message().find("rank 2 (") , std::string::npos) << mixed.ToString();
+  EXPECT_NE(mixed.message().find("was started with --group-size 2 and rank 0 with 1"), std::string::npos)
+      << mixed.ToString();
+  Status build = agree({1, 1}, {"a", "b"});
+  EXPECT_NE(build.message().find("runs emosweep b and rank 0 runs a"), std::string::npos) << build.ToString();
+  Status quiet = agree({1, 1, 1}, {"a", "a", "a"}, /*silent=*/1);
+  EXPECT_EQ(quiet.code(), StatusCode::kUnavailable) << quiet.ToString();
+  EXPECT_NE(quiet.message().find("rank 1 did not report its options"), std::string::npos) << quiet.ToString();
+}
+
 // Runs a world of `n` thread-ranks; returns the coordinator's result.
 Result<CoordinatorSummary> RunWorld(int n, int group, Fixture& f, const DistributedOptions& opt,
                                     std::function<Result<jobs::JobResult>(const jobs::JobSpec&)> exec,

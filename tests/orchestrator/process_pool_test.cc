@@ -201,6 +201,42 @@ TEST(ProcessPool, APackIsOneRequestAndOneReplyWithAnOutcomePerMember) {
   EXPECT_FALSE(j.contains("spec"));
 }
 
+// helper-58: a member's result sent ahead of the pack's reply reaches its on_finished at once, even when the child
+// dies afterwards (the members not sent fail naming the signal).
+TEST(ProcessPool, AMemberSentAheadOfThePacksReplyReachesItsContextBeforeTheChildDies) {
+  const std::string dir = ::testing::TempDir() + "/pool_ahead_" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  jobs::JobResult done;
+  done.selected_epoch = 3;
+  done.evals["test"].metrics = {{"ua", 0.75}};
+  const std::string payload = MemberDoneFor(1, done).dump();
+  std::string frame(8, '\0');
+  for (int i = 0; i < 8; ++i) frame[size_t(i)] = static_cast<char>((payload.size() >> (8 * i)) & 0xff);
+  frame += payload;
+  {
+    std::ofstream out(dir + "/frame", std::ios::binary);
+    out << frame;
+  }
+  ProcessPool pool(Sh("cat " + dir + "/frame >&4; sleep 0.2; kill -9 $$"));
+  std::vector<jobs::JobSpec> members = {SpecWithId("11111111111111111111"), SpecWithId("22222222222222222222")};
+  std::vector<jobs::JobContext> ctxs(2);
+  std::vector<int> delivered;
+  double ua = 0;
+  for (int i = 0; i < 2; ++i)
+    ctxs[size_t(i)].on_finished = [&, i](const jobs::JobResult& r) {
+      delivered.push_back(i);
+      ua = r.evals.at("test").metrics.value("ua", 0.0);
+    };
+  auto r = pool.RunPack(members, ctxs);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(delivered, std::vector<int>{1});
+  EXPECT_EQ(ua, 0.75);
+  for (const auto& m : r) {
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.status().message().find("killed by signal 9"), std::string::npos) << m.status().message();
+  }
+}
+
 TEST(ProcessPool, AChildThatDiesMidPackFailsEveryMemberNamingTheSignal) {
   ProcessPool pool(Sh("kill -9 $$"));
   std::vector<jobs::JobSpec> members = {SpecWithId("11111111111111111111"), SpecWithId("22222222222222222222")};

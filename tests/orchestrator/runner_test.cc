@@ -411,10 +411,12 @@ struct PackRecorder {
       for (size_t i = 0; i < specs.size(); ++i) {
         ids.push_back(specs[i].id);
         EXPECT_EQ(ctxs[i].threads, ctxs[0].threads);
-        if (fail.count(specs[i].id))
+        if (fail.count(specs[i].id)) {
           out.emplace_back(Status::Internal("member diverged"));
-        else
+        } else {
           out.emplace_back(testing::FakeResult(specs[i]));
+          out.back()->info["pack"] = {{"size", specs.size()}, {"index", i}};  // as the batched trainer records
+        }
       }
       std::lock_guard<std::mutex> lock(mu);
       packs.push_back(ids);
@@ -458,7 +460,9 @@ TEST(RunnerPacks, PacksRunAsOneCallAndEachMemberIsRecordedUnderItsOwnIdNamingThe
     ASSERT_TRUE(extra.contains("pack")) << extra.dump();
     EXPECT_EQ(extra["pack"]["size"], 4);
     EXPECT_EQ(extra["pack"]["index"], i);
-    EXPECT_EQ(extra["pack"]["id"], HashJson(rec.packs[0]));
+    std::vector<std::string> sorted = rec.packs[0];  // the pack's id: its member ids sorted, as info.pack.id
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(extra["pack"]["id"], HashJson(nlohmann::json(sorted)));
     auto m = ledger->Metrics({id});
     EXPECT_EQ((*m)[id]["test"].size(), 5u);
   }
@@ -515,6 +519,61 @@ TEST(RunnerPacks, StopSendsTheUnfinishedMembersBackToPending) {
     EXPECT_EQ(row->status, JobStatus::kPending);
     EXPECT_EQ(row->attempts, 0);
   }
+}
+
+// helper-58: a pack the batched trainer could not build runs its members one after another (their results name no
+// pack); their provenance names no pack either, and the summary counts them as jobs that ran alone.
+TEST(RunnerPacks, MembersThatRanOneAfterAnotherNameNoPack) {
+  const std::string path = testing::TestDir() + "/l.db";
+  auto ledger = std::move(Ledger::Open(path)).value();
+  FakeExecutor fake;
+  auto p = PackProtocol();
+  RunOptions o = Quiet();
+  o.pack = 32;
+  std::vector<std::string> members;
+  o.pack_executor = [&](const std::vector<jobs::JobSpec>& specs, const std::vector<jobs::JobContext>&) {
+    std::vector<Result<jobs::JobResult>> out;
+    for (const auto& sp : specs) {
+      members.push_back(sp.id);
+      out.emplace_back(testing::FakeResult(sp));  // no info.pack: what RunJob gives
+    }
+    return out;
+  };
+  auto s = RunFake(p, ledger.get(), fake, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(members.size(), 9u);
+  EXPECT_EQ(s->packs, (std::map<int, int>{{1, 12}}));
+  for (const auto& id : members) {
+    auto extra = nlohmann::json::parse(ExtraOf(path, id));
+    EXPECT_FALSE(extra.contains("pack")) << extra.dump();
+  }
+}
+
+// helper-58: a member that finished inside a pack is recorded at once (JobContext::on_finished), so the pack's
+// crash (its worker process killed: every member's outcome an error) keeps it; the others fail as before.
+TEST(RunnerPacks, AMemberDeliveredBeforeThePackDiedIsKept) {
+  auto ledger = std::move(Ledger::Open(testing::TestDir() + "/l.db")).value();
+  FakeExecutor fake;
+  auto p = PackProtocol();
+  RunOptions o = Quiet();
+  o.pack = 32;
+  o.scheduler.max_attempts = 1;
+  bool seen_done_early = false;
+  std::vector<std::string> members;
+  o.pack_executor = [&](const std::vector<jobs::JobSpec>& specs, const std::vector<jobs::JobContext>& ctxs) {
+    for (const auto& sp : specs) members.push_back(sp.id);
+    ctxs[0].on_finished(testing::FakeResult(specs[0]));
+    // Recorded before the pack returns.
+    seen_done_early = (*ledger->GetJob(specs[0].id))->status == JobStatus::kDone;
+    return std::vector<Result<jobs::JobResult>>(
+        specs.size(), Status::Internal("the worker process running job x (in a pack) was killed by signal 9"));
+  };
+  (void)RunFake(p, ledger.get(), fake, o);
+  ASSERT_EQ(members.size(), 9u);
+  EXPECT_TRUE(seen_done_early);
+  EXPECT_EQ((*ledger->GetJob(members[0]))->status, JobStatus::kDone);
+  for (size_t k = 1; k < members.size(); ++k)
+    EXPECT_EQ((*ledger->GetJob(members[k]))->status, JobStatus::kFailed) << k;
 }
 
 TEST(RunnerPacks, AutoSharesAKeysReadyJobsAmongIdleWorkers) {

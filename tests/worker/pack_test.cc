@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <filesystem>
 
@@ -400,6 +401,37 @@ TEST_F(PackTest, FinetuneAndEvalMembersLoadTheirOwnCheckpoints) {
       }
     }
   }
+}
+
+// helper-58: a member that stopped early was kept until the whole pack returned. Its result now goes to its
+// context's on_finished as soon as it is evaluated, while the others still train, and it is the result the pack
+// returns for it.
+TEST_F(PackTest, AMemberThatStopsEarlyIsDeliveredWhileTheOthersTrain) {
+  const int k = 3;
+  std::vector<JobSpec> specs;
+  for (int i = 0; i < k; ++i) specs.push_back(Member(i));  // member 2 stops early (as above)
+  std::vector<JobContext> ctxs(k);
+  int epochs_seen = 0;  // member 0's epochs so far
+  std::vector<int> delivered_at(k, -1);
+  std::vector<std::optional<JobResult>> delivered(k);
+  for (int i = 0; i < k; ++i) {
+    ctxs[i].on_finished = [&, i](const JobResult& r) {
+      EXPECT_FALSE(delivered[i].has_value()) << "member " << i << " delivered twice";
+      delivered[i] = r;
+      delivered_at[i] = epochs_seen;
+    };
+  }
+  ctxs[0].on_epoch = [&](const jobs::EpochRecord&) { ++epochs_seen; };
+  auto packed = RunPack(specs, ctxs);
+  for (int i = 0; i < k; ++i) {
+    ASSERT_TRUE(packed[i].ok()) << packed[i].status().ToString();
+    ASSERT_TRUE(delivered[i].has_value()) << "member " << i;
+    ExpectSameResult(*packed[i], *delivered[i], "delivered member " + std::to_string(i));
+  }
+  EXPECT_LT(packed[2]->curve.size(), packed[0]->curve.size());
+  EXPECT_EQ(delivered_at[2], static_cast<int>(packed[2]->curve.size()))
+      << "member 2 was delivered when it stopped, not when the pack ended";
+  EXPECT_LT(delivered_at[2], delivered_at[0]);
 }
 
 TEST_F(PackTest, ADivergingMemberFailsAloneTheOthersGoOn) {
