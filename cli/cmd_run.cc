@@ -160,6 +160,9 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   if (vm["pack"].as<std::string>() != "off")
     LOG_INFO << "--pack " << vm["pack"].as<std::string>()
              << ": packs are off under mpirun; every rank runs single jobs (docs/design/packing.md)";
+  if (vm.count("parallel"))  // helper-59: ignored without a word
+    LOG_WARN << "--parallel " << vm["parallel"].as<int>()
+             << " is ignored under mpirun: every worker rank runs one job at a time (start more ranks instead)";
   auto c0 = sched.Counts();
   LOG_INFO << "sweep " << started->sweep_id << " '" << p->name << "' on " << comm.size() << " ranks (groups of "
            << d.group_size << "): " << c0.total << " jobs, " << c0.skipped << " already done";

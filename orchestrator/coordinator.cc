@@ -154,6 +154,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
           prov["group_size"] = a.group_size;
           prov["worker_host"] = j.value("host", "");
           prov["worker_rank"] = a.source;
+          prov["pid"] = j.value("pid", int64_t{0});
           ES_RETURN_IF_ERROR(scheduler.OnFinished(job->spec.id, *res, prov));
           ++sum.finished;
         }
@@ -390,6 +391,7 @@ Status RunWorkerRank(cluster::Communicator& comm, cluster::GradientReducer& redu
     }
     if (is_leader) {
       reply["host"] = comm.host();
+      reply["pid"] = static_cast<int64_t>(::getpid());  // provenance: the process that ran it (helper-59: 0)
       if (spec.ok()) reply["id"] = spec->id;
       Status st = comm.Send(0, kTagResult, reply.dump());
       if (!st.ok()) {

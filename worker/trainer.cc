@@ -207,7 +207,9 @@ Result<JobResult> Trainer::Run() {
   const nlohmann::json& warnings = da.warnings;
   if (!warnings.empty()) {
     result.info["warnings"] = warnings;
-    for (const auto& w : warnings) LOG_WARN << log_where_ << ": " << w["message"].get<std::string>();
+    // Once per job: a data-parallel group's ranks hold the same model and curve (helper-59: each logged them).
+    if (reducer_->rank() == 0)
+      for (const auto& w : warnings) LOG_WARN << log_where_ << ": " << w["message"].get<std::string>();
   }
   return result;
 }

@@ -50,6 +50,9 @@ case "$CASE" in
     # Rank 0 recorded the world size in the provenance.
     sqlite3 "$T/mpi.sqlite" "select count(*) from provenance where world_size = 3" | grep -qv '^0$' \
       || fail "provenance does not record world_size 3"
+    # ... and the pid of the rank that trained each job (helper-59: 0 under mpirun).
+    [ "$(sqlite3 "$T/mpi.sqlite" "select count(*) from provenance where pid <= 0")" = 0 ] \
+      || fail "provenance records pid 0 for jobs run under mpirun"
     ;;
   die)
     # A rank dies mid-sweep: the run ends (no hang) with a non-zero status; re-running completes.
@@ -168,6 +171,9 @@ case "$CASE" in
     [ "$n" = "$n1" ] && [ "$n" -gt 0 ] || fail "$n jobs done under mpirun, $n1 in one process"
     sqlite3 "$T/mpi.sqlite" "select count(*) from provenance where world_size = 3" | grep -qv '^0$' \
       || fail "provenance does not record world_size 3"
+    # ... and the pid of the rank that trained each job (helper-59: 0 under mpirun).
+    [ "$(sqlite3 "$T/mpi.sqlite" "select count(*) from provenance where pid <= 0")" = 0 ] \
+      || fail "provenance records pid 0 for jobs run under mpirun"
     "$ES" table "$P" "${ARGS[@]}" --ledger "$T/mpi.sqlite" --name loco --log-level warn
     echo "real-corpora: $n jobs; tables identical byte for byte; 1 process $((t1 - t0)) s, mpirun -n 3 $((t2 - t1)) s"
     ;;
