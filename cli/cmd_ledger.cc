@@ -146,8 +146,15 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   };
   if (vm.count("json")) {
     nlohmann::json running_objects = ToObjects(running), sweep_objects = sweeps;
-    for (size_t i = 0; i < running["rows"].size() && i < running_objects.size(); ++i)
+    for (size_t i = 0; i < running["rows"].size() && i < running_objects.size(); ++i) {
       running_objects[i]["owner_gone"] = owner_gone(running["rows"][i][2]);
+      // The job's attributes as an object, as `ledger export --json` nests them (helper-58: a JSON string).
+      nlohmann::json& attrs = running_objects[i]["attrs"];
+      if (attrs.is_string()) {
+        nlohmann::json parsed = nlohmann::json::parse(attrs.get<std::string>(), nullptr, false);
+        if (!parsed.is_discarded()) attrs = std::move(parsed);
+      }
+    }
     for (auto& s : sweep_objects) s["process_gone"] = sweep_gone(s);
     PrintJson(nlohmann::json{{"ledger", l->path()},
                              {"schema_version", l->schema_version()},

@@ -103,10 +103,10 @@ TOML
 "$BIN" run "$W/stop.toml" --ledger "$W/stop.db" --pack auto --parallel 2 --json > "$W/stop.summary" 2> "$W/stop.log" &
 pid=$!
 for _ in $(seq 1 300); do
-  grep -q "jobs as one" "$W/stop.log" 2> /dev/null && break
+  grep -q "jobs handed out as one" "$W/stop.log" 2> /dev/null && break
   sleep 0.1
 done
-grep -q "jobs as one" "$W/stop.log" || fail "no pack started: $(tail -3 "$W/stop.log")"
+grep -q "jobs handed out as one" "$W/stop.log" || fail "no pack started: $(tail -3 "$W/stop.log")"
 sleep 0.3
 kill -TERM "$pid"
 code=0

@@ -132,6 +132,8 @@ grep -q "(owner process gone" "$W/k.status" || fail "status of the killed sweep'
 "$BIN" ledger status --ledger "$W/k.db" --json > "$W/k.json"
 [ "$(jget "$W/k.json" '$.sweeps[0].process_gone')" = 1 ] && [ "$(jget "$W/k.json" '$.running[0].owner_gone')" = 1 ] \
   || fail "ledger status --json does not mark the killed sweep and its job: $(cat "$W/k.json")"
+[ "$(jget "$W/k.json" "\$.running[0].attrs.experiment")" != "" ] \
+  || fail "ledger status --json: a running job's attrs are not an object: $(cat "$W/k.json")"
 # --max-attempts 1: the kill must not have used the job's only attempt.
 "$BIN" run "$W/slow.toml" --ledger "$W/k.db" --threads 1 --max-attempts 1 --log-level warn > /dev/null 2>&1 &
 rpid=$!
