@@ -79,6 +79,24 @@ Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const s
   };
   if (j["betas"].size() != 2)
     return Status::InvalidArgument(at("betas") + ": 'betas' must have two values, got " + j["betas"].dump());
+  // Adam's bias correction divides by 1 - beta^t: a beta of 1 makes it 0/0 at the first step, which then read as
+  // "diverged" (helper-61). torch refuses it too ("Invalid beta parameter").
+  const std::string opt = j["optimizer"].get<std::string>();
+  if (opt == "adam" || opt == "adamw") {
+    for (int b = 0; b < 2; ++b)
+      if (j["betas"][b].get<double>() >= 1.0)
+        return Status::InvalidArgument(at("betas") + ": 'betas' must be below 1 for " + opt + " (beta" +
+                                       std::to_string(b + 1) + " = " + j["betas"][b].dump() +
+                                       " makes the bias correction 1 - beta^t zero)");
+    if (j["schedule"] == "onecycle" && j["onecycle_cycle_momentum"].get<bool>() &&
+        j["onecycle_max_momentum"].get<double>() >= 1.0)
+      return Status::InvalidArgument(at("onecycle_max_momentum") +
+                                     ": onecycle_max_momentum must be below 1 for " + opt +
+                                     ": the schedule sets beta1 to it, and a beta1 of 1 makes the bias correction zero");
+  }
+  if (j["schedule"] == "onecycle" && !(j["onecycle_max_lr_factor"].get<double>() > 0))
+    return Status::InvalidArgument(at("onecycle_max_lr_factor") +
+                                   ": onecycle_max_lr_factor must be above 0 (0 trains at lr 0 throughout)");
   if (j["nesterov"].get<bool>() && j["momentum"].get<double>() <= 0)
     return Status::InvalidArgument(at("nesterov") + ": 'nesterov' needs momentum > 0");
   if (j["onecycle_base_momentum"].get<double>() > j["onecycle_max_momentum"].get<double>())

@@ -135,6 +135,7 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
 
 Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const CorpusView& view) {
   std::vector<data::Fold> folds;
+  bool file_allows_overlap = false;
   const CorpusDecl* corpus = decl_.FindCorpus(view.store->corpus);
   const SplitDecl& s = corpus && corpus->has_split ? corpus->split : e.split;
   if (s.method == "file") {
@@ -148,6 +149,22 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     if (!set.corpus_hash.empty() && set.corpus_hash != view.store->info.content_hash)
       return Status::FailedPrecondition(path + ": split file was made for corpus hash " + set.corpus_hash +
                                         ", but " + view.store->path + " has " + view.store->info.content_hash);
+    {  // every id of the file is an utterance of the store (helper-62: unknown ids were dropped without a word)
+      std::set<std::string> known;
+      for (const auto& u : view.store->meta.utterances) known.insert(u.id);
+      size_t unknown = 0;
+      std::string example;
+      for (const auto& f : set.folds)
+        for (const auto* part : {&f.train, &f.val, &f.test})
+          for (const auto& id : *part)
+            if (!known.count(id)) {
+              if (unknown++ == 0) example = id;
+            }
+      if (unknown > 0)
+        return Status::InvalidArgument(path + ": " + std::to_string(unknown) + " id(s) of the split file are not " +
+                                       "utterances of corpus '" + view.store->corpus + "' (" + view.store->path +
+                                       "), e.g. '" + example + "': a split file of another corpus or store?");
+    }
     std::set<std::string> keep(view.ids.begin(), view.ids.end());
     for (auto& f : set.folds)
       for (auto* part : {&f.train, &f.val, &f.test})
@@ -157,6 +174,7 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     // folds named alike were refused on reading).
     Status fits = data::CheckSplitForCorpus(set, view.meta, path);
     if (!fits.ok()) return fits.WithContext(e.where + ": corpus '" + view.store->corpus + "'");
+    file_allows_overlap = set.spec.allow_speaker_overlap;  // flagged like the protocol's key (helper-62)
     for (auto& f : set.folds) folds.push_back(std::move(f));
   } else {
     data::SplitSpec spec;
@@ -171,10 +189,12 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     if (!set.ok()) return set.status().WithContext(e.where + ": corpus '" + view.store->corpus + "'");
     folds = std::move(set->folds);
   }
-  if (s.allow_speaker_overlap)  // the test shares whose speakers may be trained on (held: see overlap_tests_)
+  if (s.allow_speaker_overlap || file_allows_overlap)  // test shares whose speakers may be trained on
     for (const auto& f : folds) {
       jobs::IdList test = jobs::IdList::Intern(f.test);
-      if (overlap_test_ptrs_.insert(test.shared()).second) overlap_tests_.push_back(std::move(test));
+      auto [it, fresh] = overlap_test_ptrs_.try_emplace(test.shared());
+      it->second.insert(e.name);
+      if (fresh) overlap_tests_.push_back(std::move(test));
     }
   if (s.folds.empty()) return folds;
   std::vector<data::Fold> chosen;
@@ -315,11 +335,19 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
   const std::string steps = TransductiveSteps(job.spec, SelfFittedIdf(job.spec));
   if (!steps.empty()) job.attrs[kTransductiveAttr] = steps;
   if (!overlap_test_ptrs_.empty()) {  // tested on a speaker-overlap test share of a store it trained on
+    // An eval job trains nothing: the model it evaluates trained on its parent's data (helper-62: a joint
+    // model's per-corpus cells were not flagged).
+    const std::vector<jobs::DataRef>* trained = &job.spec.train;
+    if (trained->empty() && !job.spec.init_from.empty())
+      if (const long parent = FindJob(job.spec.init_from); parent >= 0) trained = &jobs_[parent].spec.train;
+    auto it_exp = job.attrs.find("experiment");
+    const std::string experiment = it_exp == job.attrs.end() ? std::string() : it_exp->second;
     std::string evals;
     for (const auto& [name, refs] : job.spec.eval)
       for (const auto& r : refs)
-        if (overlap_test_ptrs_.count(r.ids.shared()) &&
-            std::any_of(job.spec.train.begin(), job.spec.train.end(), [&](const jobs::DataRef& t) {
+        if (auto o = overlap_test_ptrs_.find(r.ids.shared());
+            o != overlap_test_ptrs_.end() && o->second.count(experiment) &&
+            std::any_of(trained->begin(), trained->end(), [&](const jobs::DataRef& t) {
               return t.store == r.store;
             })) {
           evals += (evals.empty() ? "" : ",") + name;

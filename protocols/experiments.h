@@ -111,10 +111,13 @@ class Expander {
   mutable jobs::IdList shared_labels_;
   // Ids of jobs others depend on, by position in jobs_ (ParentId; empty where none asked).
   std::vector<jobs::SharedId> parent_ids_;
-  // Test shares of splits that allow speaker overlap (kept alive so that their addresses stay theirs): a job
-  // evaluated on one and trained on the same store gets attrs `speaker_overlap` (protocols/transductive.h).
+  // Test shares of splits that allow speaker overlap (kept alive so that their addresses stay theirs), with the
+  // experiments whose split allowed it: a job of one of them evaluated on such a share and trained on the same
+  // store (or evaluating a model that was) gets attrs `speaker_overlap` (protocols/transductive.h). Per
+  // experiment: an interned share is shared by every experiment that splits alike (helper-62: another
+  // experiment's speaker-independent folds were flagged).
   std::vector<jobs::IdList> overlap_tests_;
-  std::set<const void*> overlap_test_ptrs_;
+  std::map<const void*, std::set<std::string>> overlap_test_ptrs_;
   bool keep_data_ = true;
   bool plan_only_ = false;
   bool table_only_ = false;

@@ -349,7 +349,7 @@ Result<JobSpec> JobSpecFromTomlFile(const std::string& path) {
   }
   ES_ASSIGN_OR_RETURN(s.train_config, TrainConfigTable().Apply(j.value("train", nlohmann::json::object()),
                                                                  doc.path + " [train]", LinesOf(doc, "train")));
-  ES_RETURN_IF_ERROR(EffectiveTrainConfig(s.train_config, doc.path + " [train]").status());
+  ES_RETURN_IF_ERROR(EffectiveTrainConfig(s.train_config, doc.path + " [train]", LinesOf(doc, "train")).status());
   if (!j.contains("data")) return Status::InvalidArgument(doc.path + ": [data] is required");
   ES_RETURN_IF_ERROR(FillData(j["data"], base, doc, &s));
   ES_RETURN_IF_ERROR(CheckAndFilterData(doc, &s));

@@ -24,6 +24,8 @@ Result<JobResult> Trainer::Run() {
   ES_ASSIGN_OR_RETURN(cfg_, ParseTrainConfig(spec_.train_config, where_ + " train_config"));
   num_classes_ = static_cast<int>(spec_.labels.size());
   if (num_classes_ < 2) return Status::InvalidArgument(where_ + ": a job needs at least two labels");
+  if (spec_.selection == "oracle" && spec_.oracle_eval.empty())
+    return Status::InvalidArgument(where_ + ": selection = \"oracle\" needs oracle_eval, the eval set it selects on");
   if (spec_.selection == "oracle" && !spec_.eval.count(spec_.oracle_eval))
     return Status::InvalidArgument(where_ + ": oracle selection names eval set '" + spec_.oracle_eval +
                                    "', which the job does not have");

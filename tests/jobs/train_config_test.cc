@@ -53,6 +53,28 @@ TEST(TrainConfig, UnknownOptimizerIsAnError) {
   EXPECT_NE(c.status().message().find("lion"), std::string::npos);
 }
 
+// helper-61: beta = 1 made Adam's bias correction zero and the run "diverged"; refused before training now.
+TEST(TrainConfig, AdamBetasOfOneAndAZeroOnecycleFactorAreRefused) {
+  for (const nlohmann::json& betas : {nlohmann::json{1.0, 0.999}, nlohmann::json{0.9, 1.0}}) {
+    auto c = EffectiveTrainConfig({{"optimizer", "adam"}, {"betas", betas}}, "job.toml [train]", {{"betas", 7}});
+    ASSERT_FALSE(c.ok()) << betas.dump();
+    EXPECT_NE(c.status().message().find("job.toml [train] line 7: 'betas' must be below 1 for adam"),
+              std::string::npos)
+        << c.status().message();
+  }
+  EXPECT_TRUE(EffectiveTrainConfig({{"optimizer", "sgd"}, {"betas", {1.0, 1.0}}}, "j").ok()) << "sgd reads no betas";
+  auto m = EffectiveTrainConfig({{"schedule", "onecycle"}, {"onecycle_max_momentum", 1.0}}, "j");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("onecycle_max_momentum must be below 1 for adamw"), std::string::npos);
+  EXPECT_TRUE(EffectiveTrainConfig({{"schedule", "onecycle"}, {"onecycle_max_momentum", 1.0},
+                                    {"onecycle_cycle_momentum", false}},
+                                   "j")
+                  .ok());
+  auto f = EffectiveTrainConfig({{"schedule", "onecycle"}, {"onecycle_max_lr_factor", 0.0}}, "j");
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("onecycle_max_lr_factor must be above 0"), std::string::npos);
+}
+
 TEST(TrainConfig, BetasNeedTwoValues) {
   auto c = ParseTrainConfig({{"betas", {0.9}}}, "job.toml");
   ASSERT_FALSE(c.ok());

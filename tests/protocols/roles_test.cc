@@ -440,6 +440,54 @@ seeds = [1]
   EXPECT_EQ(zs, 1);
 }
 
+// helper-62: the flag was keyed by the (interned) test share alone, so an experiment splitting alike without
+// allow_speaker_overlap was flagged too; a joint model's per-corpus eval cells (no train of their own) were not.
+TEST_F(Roles, SpeakerOverlapIsFlaggedPerExperimentAndForEvalJobsOfTheTrainedModel) {
+  Protocol p = Load(R"([[experiment]]
+name = "allowed"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+split = {method = "speaker_kfold", k = 2, val_fraction = 0.2, allow_speaker_overlap = true}
+seeds = [1]
+
+[[experiment]]
+name = "plain"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+split = {method = "speaker_kfold", k = 2, val_fraction = 0.2}
+seeds = [2]
+
+[[experiment]]
+name = "jt"
+kind = "joint"
+corpora = ["a", "c"]
+models = ["concat_mlp"]
+split = {method = "stratified", k = 2, val_fraction = 0.2, allow_speaker_overlap = true}
+seeds = [1]
+)");
+  int allowed = 0, plain = 0, joint_evals = 0;
+  for (const auto& j : p.jobs) {
+    const std::string& e = Attr(j, "experiment");
+    if (e == "allowed") {
+      ++allowed;
+      EXPECT_EQ(Attr(j, kSpeakerOverlapAttr), "test");
+    }
+    if (e == "plain") {
+      ++plain;
+      EXPECT_EQ(Attr(j, kSpeakerOverlapAttr), "") << "the same folds, overlap not allowed";
+    }
+    if (e == "jt" && j.spec.kind == "eval") {
+      ++joint_evals;
+      EXPECT_EQ(Attr(j, kSpeakerOverlapAttr), "test") << "a per-corpus cell of the joint model";
+    }
+  }
+  EXPECT_EQ(allowed, 2);
+  EXPECT_EQ(plain, 2);
+  EXPECT_GE(joint_evals, 2);
+}
+
 // Session 18's audit: a fine-tune job's validation share (early stopping, training-domain grid selection) is the
 // target's only under target_val; otherwise no target label beyond the budget is read.
 TEST_F(Roles, FewShotReadsTargetValidationLabelsOnlyUnderTargetVal) {
