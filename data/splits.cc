@@ -372,8 +372,10 @@ Result<std::vector<std::string>> StratifiedSubset(const Corpus& corpus, const st
     auto& rows = by_label[label];
     if (rows.empty())
       return Status::InvalidArgument(where + ": class '" + label + "' has no utterance to draw a few-shot subset from");
+    // floor(n * p), with a tolerance for the fraction's binary rounding: "70%" is 0.7 = 0.69999..., and 90 * 0.7
+    // fell to 62 (helper-62); a percentage has at most a few decimals, so 1e-9 cannot lift a real fraction.
     size_t take = shots > 0 ? static_cast<size_t>(shots)
-                            : std::max<size_t>(1, static_cast<size_t>(std::floor(rows.size() * fraction)));
+                            : std::max<size_t>(1, static_cast<size_t>(std::floor(rows.size() * fraction + 1e-9)));
     if (take > rows.size())
       return Status::InvalidArgument(where + ": class '" + label + "' has " + std::to_string(rows.size()) +
                                      " utterances, fewer than the " + std::to_string(take) + " requested");

@@ -355,6 +355,28 @@ std::string Expander::Add(PlannedJob job, ExperimentSummary* summary) {
         }
     if (!evals.empty()) job.attrs[kSpeakerOverlapAttr] = evals;
   }
+  if (job.reportable) {
+    auto kind = job.attrs.find("kind");
+    auto exp = job.attrs.find("experiment");
+    auto eval = job.spec.eval.find("test");
+    if (kind != job.attrs.end() && kind->second != "in_domain" && exp != job.attrs.end() && eval != job.spec.eval.end())
+      for (const auto& r : eval->second)
+        for (const auto& c : decl_.corpora) {
+          if (c.evaluate_on != "test" || c.path != std::string(r.store) || r.ids.empty()) continue;
+          auto& shares = test_shares_[c.name];
+          if (shares.count(r.ids.shared())) continue;
+          for (const auto& [ptr, first] : shares)
+            if (first != exp->second && test_share_warned_.insert(c.name).second) {
+              warnings_.push_back("corpus '" + c.name + "' (evaluate_on = \"test\"): experiments '" + first +
+                                  "' and '" + exp->second + "' test it on different utterances (their splits or "
+                                  "label sets differ), so their numbers are not on one test set; give [corpora." +
+                                  c.name + "] its own split (and the experiments one label set) to fix it");
+              break;
+            }
+          shares.emplace(r.ids.shared(), exp->second);
+          test_share_lists_.push_back(r.ids);
+        }
+  }
   const long found = FindJob(job.spec.id);
   if (found >= 0) {
     PlannedJob& have = jobs_[found];

@@ -117,6 +117,11 @@ class Expander {
   // experiment: an interned share is shared by every experiment that splits alike (helper-62: another
   // experiment's speaker-independent folds were flagged).
   std::vector<jobs::IdList> overlap_tests_;
+  // evaluate_on = "test": per corpus, the test shares experiments evaluate it on, and the first experiment of
+  // each (helper-62: experiments with their own splits tested one corpus on different utterances, silently).
+  std::map<std::string, std::map<const void*, std::string>> test_shares_;
+  std::vector<jobs::IdList> test_share_lists_;  // kept alive: their addresses are the keys above
+  std::set<std::string> test_share_warned_;      // corpora warned about (once each)
   std::map<const void*, std::set<std::string>> overlap_test_ptrs_;
   bool keep_data_ = true;
   bool plan_only_ = false;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "protocols/grammar_internal.h"
@@ -230,6 +231,20 @@ Result<ProtocolDecl> ParseProtocol(const TomlDocument& doc, const LoadOptions& o
     ES_ASSIGN_OR_RETURN(ExperimentDecl e, ParseExperiment(doc, "/experiment/" + std::to_string(i), defaults, p));
     if (!names.insert(e.name).second)
       return Status::InvalidArgument(e.where + ": experiment name '" + e.name + "' is used twice");
+    if (e.kind != "in_domain") {
+      // Two names of one store in a cross-corpus experiment: the held-out or target corpus would be the training
+      // data under another name (helper-62: loco held out 'a_copy' of 'a' and tested 100 of 160 utterances it
+      // trained on). in_domain reads each corpus alone.
+      std::map<std::string, std::string> by_path;
+      for (const auto& c : e.Corpora())
+        if (const CorpusDecl* d = p.FindCorpus(c)) {
+          auto [it, fresh] = by_path.emplace(d->path, c);
+          if (!fresh && it->second != c)
+            return Status::InvalidArgument(e.where + ": experiment '" + e.name + "' reads corpora '" + it->second +
+                                           "' and '" + c + "', which are one store (" + d->path +
+                                           "): a held-out or target corpus would be trained on under another name");
+        }
+    }
     p.experiments.push_back(std::move(e));
   }
   if (root.Has("table")) {

@@ -341,6 +341,14 @@ TEST(StratifiedSubset, SizesMatchTheFormula) {
   auto other = StratifiedSubset(c, all, 0, 4, 6, "pool");
   EXPECT_EQ(*shots, *again);
   EXPECT_NE(*shots, *other);
+  // helper-62: floor(50 * 0.58) is 29, but 50 * 0.58 is 28.999999999999996 in doubles.
+  std::map<std::string, int> per_label;
+  std::vector<std::string> fifty;
+  for (const auto& u : c.utterances)
+    if (per_label[u.label]++ < 50) fifty.push_back(u.id);
+  auto exact = StratifiedSubset(c, fifty, 0.58, 0, 5, "pool");
+  ASSERT_TRUE(exact.ok()) << exact.status().ToString();
+  EXPECT_EQ(exact->size(), 3u * 29u);
 }
 
 TEST(StratifiedSubset, EmptyClassIsAnErrorNamingClassAndFile) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "data/splits.h"
 #include "protocols/expand.h"
 #include "protocols/transductive.h"
 #include "tests/protocols/protocol_test_util.h"
@@ -486,6 +487,87 @@ seeds = [1]
   EXPECT_EQ(allowed, 2);
   EXPECT_EQ(plain, 2);
   EXPECT_GE(joint_evals, 2);
+}
+
+// helper-62: with evaluate_on = "test", experiments whose own splits differ tested one corpus on different
+// utterances and shared a table column without a word; the plan now warns (a corpus split of its own fixes it).
+TEST_F(Roles, EvaluateOnTestWarnsWhenExperimentsTestACorpusOnDifferentUtterances) {
+  const std::string exps = R"([[experiment]]
+name = "zs"
+kind = "cross_corpus"
+source = "a"
+target = "c"
+models = ["concat_mlp"]
+seeds = [1]
+
+[[experiment]]
+name = "ad"
+kind = "adapt"
+source = "a"
+target = "c"
+models = ["concat_mlp"]
+variants = ["dann_ganin"]
+seeds = [1]
+split = {method = "speaker_kfold", k = 4}
+)";
+  auto warned = [](const Protocol& p) {
+    for (const auto& w : p.warnings)
+      if (w.find("corpus 'c' (evaluate_on = \"test\"): experiments 'zs' and 'ad' test it on different utterances") !=
+          std::string::npos)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(warned(Load(exps, Header("", "evaluate_on = \"test\"\n"))));
+  // The corpus's own split: one test share for every experiment, no warning.
+  EXPECT_FALSE(warned(Load(exps, Header("", "evaluate_on = \"test\"\nsplit = {method = \"speaker_kfold\", k = 3}\n"))));
+}
+
+// helper-62: two corpus names of one store let a loco experiment hold out the corpus it trained on.
+TEST_F(Roles, TwoNamesOfOneStoreInACrossCorpusExperimentAreRefused) {
+  const std::string header = Header() + "";
+  std::string with_copy = header;
+  with_copy.replace(with_copy.find("[defaults]"), 10, "[corpora.a_copy]\nstore = \"a.h5\"\n[defaults]");
+  Status st = LoadError(R"([[experiment]]
+name = "lo"
+kind = "loco"
+corpora = ["a", "a_copy", "b"]
+models = ["concat_mlp"]
+)", with_copy);
+  EXPECT_NE(st.message().find("experiment 'lo' reads corpora 'a' and 'a_copy', which are one store"),
+            std::string::npos)
+      << st.ToString();
+  // in_domain reads each corpus alone: allowed.
+  EXPECT_FALSE(Load(R"([[experiment]]
+name = "id"
+kind = "in_domain"
+corpora = ["a", "a_copy"]
+models = ["concat_mlp"]
+seeds = [1]
+)", with_copy).jobs.empty());
+}
+
+// helper-62: a split file's ids that are not utterances of the store were dropped without a word (a file of
+// another corpus, with no corpus hash, then failed with an unrelated message).
+TEST_F(Roles, ASplitFileWithIdsOutsideTheStoreIsRefusedNamingThem) {
+  data::SplitSpec spec;
+  spec.method = "speaker_kfold";
+  spec.k = 3;
+  auto set = data::MakeSplits(MakeCorpus("a"), spec);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  set->folds[0].test.push_back("not_an_utterance_of_a");
+  set->corpus_hash.clear();
+  ASSERT_TRUE(data::WriteSplitFile(dir_.File("a_split.json"), *set).ok());
+  Status st = LoadError(R"([[experiment]]
+name = "f"
+kind = "in_domain"
+corpora = ["a"]
+models = ["concat_mlp"]
+split = {method = "file", file = "a_split.json"}
+)");
+  EXPECT_NE(st.message().find("a_split.json: 1 id(s) of the split file are not utterances of corpus 'a'"),
+            std::string::npos)
+      << st.ToString();
+  EXPECT_NE(st.message().find("'not_an_utterance_of_a'"), std::string::npos) << st.ToString();
 }
 
 // Session 18's audit: a fine-tune job's validation share (early stopping, training-domain grid selection) is the
