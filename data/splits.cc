@@ -263,7 +263,8 @@ Status LintSplits(const Corpus& corpus, const SplitSet& splits) {
   }
   if (!overlaps.empty() && !splits.spec.allow_speaker_overlap)
     return Status::FailedPrecondition("speakers appear in both train/val and test (not speaker-independent):" +
-                                      overlaps + "\n(allow it explicitly with --allow-speaker-overlap)");
+                                      overlaps + "\n(allow it explicitly: allow_speaker_overlap = true in a protocol's "
+                                      "split, --allow-speaker-overlap for `data split`)");
   return Status::Ok();
 }
 

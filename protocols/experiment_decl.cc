@@ -2,9 +2,11 @@
 // its kind, the required selection policy, and models × grid points with
 // effective configs.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "data/corpus.h"
@@ -375,10 +377,16 @@ Status ParseKindKeys(const TableReader& r, const ProtocolDecl& p, const Defaults
       for (const auto& x : s) e->budgets.push_back({std::to_string(x.get<int64_t>()) + "-shot", 0, x.get<int>()});
     }
     if (e->budgets.empty()) return r.Error("", "a fewshot experiment needs 'budgets' or 'shots'");
-    std::set<std::string> seen;  // "50%" twice was merged into one without a word
-    for (const auto& b : e->budgets)
-      if (!seen.insert(b.label).second)
-        return r.Error(r.Has("shots") && b.shots > 0 ? "shots" : "budgets", "budget '" + b.label + "' is listed twice");
+    // "50%" twice was merged into one without a word; "70%" and 0.7 are one budget too (helper-62).
+    std::map<std::string, std::string> seen;
+    for (const auto& b : e->budgets) {
+      const std::string key = b.shots > 0 ? b.label : std::to_string(std::llround(b.fraction * 1e9));
+      auto [it, fresh] = seen.emplace(key, b.label);
+      if (!fresh)
+        return r.Error(r.Has("shots") && b.shots > 0 ? "shots" : "budgets",
+                       "budget '" + b.label + "' is listed twice" +
+                           (it->second != b.label ? " (also as '" + it->second + "')" : std::string()));
+    }
   }
   if (e->kind == "adapt") {
     ES_ASSIGN_OR_RETURN(e->variants, r.StringList("variants"));

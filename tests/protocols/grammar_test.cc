@@ -158,6 +158,8 @@ TEST(Grammar, RepeatedBudgetOrVariantNamesLine) {
   fs.replace(fs.find("kind = \"in_domain\""), 18, "kind = \"fewshot\"");
   fs.replace(fs.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
   ExpectAt(LoadError(dir, fs + "budgets = [\"50%\", \"50%\"]\n"), dir, 18, "budget '50%' is listed twice");
+  // One budget written two ways (helper-62: taken as two).
+  ExpectAt(LoadError(dir, fs + "budgets = [\"70%\", 0.7]\n"), dir, 18, "is listed twice (also as '70%')");
   std::string da = Proto();
   da.replace(da.find("kind = \"in_domain\""), 18, "kind = \"adapt\"");
   da.replace(da.find("corpora = [\"a\"]"), 15, "source = \"a\"\ntarget = \"b\"");
