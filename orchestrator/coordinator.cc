@@ -112,6 +112,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
   // interrupted) stops the whole sweep: otherwise the coordinator would hand
   // that rank's group job after job, each interrupted after one epoch.
   bool peer_stop = false;
+  std::string stop_from;  // who asked first: "" (this rank's signal), or "rank N (host)"
   auto last_beat = Clock::now();
 
   auto busy_count = [&] {
@@ -176,7 +177,9 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
   while (true) {
     if (!stopping && (stop.load() || peer_stop)) {
       stopping = true;
-      LOG_WARN << "stop requested: no new jobs; running jobs checkpoint and return";
+      // Name where the stop came from (helper-59: a stop through a worker rank was not named).
+      LOG_WARN << "stop requested" << (stop.load() || stop_from.empty() ? std::string() : " by " + stop_from)
+               << ": no new jobs; running jobs checkpoint and return";
       for (auto& [l, g] : groups)
         for (int r : g.ranks) (void)comm.Send(r, kTagStop, "");
     }
@@ -230,6 +233,7 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
           hosts[static_cast<size_t>(msg->source)] = j.value("host", "?");
           if (j.value("stopping", false) && !peer_stop) {
             peer_stop = true;
+            stop_from = "rank " + std::to_string(msg->source) + " (" + j.value("host", std::string("?")) + ")";
             LOG_WARN << "rank " << msg->source << " reports a stop request";
           }
         }
@@ -244,7 +248,11 @@ Result<CoordinatorSummary> RunCoordinator(cluster::Communicator& comm, Scheduler
           GroupState& g = it->second;
           g.last_job_s = Since(g.jobs.front().started);
           sum.busy_s += g.last_job_s * static_cast<double>(g.ranks.size());
-          if (j.value("status", "") == "interrupted") peer_stop = true;
+          if (j.value("status", "") == "interrupted" && !peer_stop) {
+            peer_stop = true;
+            stop_from = "rank " + std::to_string(msg->source) + " (" + j.value("host", std::string("?")) +
+                        "), whose job came back interrupted";
+          }
           arrived.push_back(Arrived{g.running(), std::move(j), msg->source, g.ranks.size()});
           g.jobs.pop_front();
           if (!g.jobs.empty()) g.jobs.front().started = Clock::now();  // the queued job starts now

@@ -115,6 +115,8 @@ case "$CASE" in
       || fail "status file after a stop through rank 2: $(cat "$T/st.json")"
     [ "$(sqlite3 "$T/l2.sqlite" "select status from sweeps order by id desc limit 1")" = interrupted ] \
       || fail "sweep stopped through rank 2 recorded $(sqlite3 "$T/l2.sqlite" "select status from sweeps")"
+    # Rank 0 names where the stop came from (helper-59).
+    grep -q "stop requested by rank 2 (" "$T/out2" || fail "rank 0 does not name rank 2 as the stop's origin"
     echo "a stop through rank 2 alone: recorded interrupted, status file stopped"
     ;;
   placement)
