@@ -189,13 +189,33 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
     if (!set.ok()) return set.status().WithContext(e.where + ": corpus '" + view.store->corpus + "'");
     folds = std::move(set->folds);
   }
-  if (s.allow_speaker_overlap || file_allows_overlap)  // test shares whose speakers may be trained on
+  if (s.allow_speaker_overlap || file_allows_overlap) {  // test shares whose speakers are trained on
+    // Only folds where a test speaker is also in train or val (helper-62: a speaker k-fold that merely allowed
+    // overlap was flagged speaker-dependent); an utterance without a speaker counts as overlapping.
+    std::map<std::string, const std::string*> speaker;
+    for (const auto& u : view.meta.utterances) speaker[u.id] = &u.speaker;
+    auto overlaps = [&](const data::Fold& f) {
+      std::set<std::string> seen;
+      for (const auto* part : {&f.train, &f.val})
+        for (const auto& id : *part) {
+          auto it = speaker.find(id);
+          if (it == speaker.end() || it->second->empty()) return true;
+          seen.insert(*it->second);
+        }
+      for (const auto& id : f.test) {
+        auto it = speaker.find(id);
+        if (it == speaker.end() || it->second->empty() || seen.count(*it->second)) return true;
+      }
+      return false;
+    };
     for (const auto& f : folds) {
+      if (!overlaps(f)) continue;
       jobs::IdList test = jobs::IdList::Intern(f.test);
       auto [it, fresh] = overlap_test_ptrs_.try_emplace(test.shared());
       it->second.insert(e.name);
       if (fresh) overlap_tests_.push_back(std::move(test));
     }
+  }
   if (s.folds.empty()) return folds;
   std::vector<data::Fold> chosen;
   for (const auto& want : s.folds) {
