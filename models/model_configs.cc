@@ -1,5 +1,7 @@
 #include "models/model_configs.h"
 
+#include <cctype>
+
 #include <filesystem>
 #include <fstream>
 
@@ -165,7 +167,8 @@ Status ResolveModelFile(const std::string& name, const std::string& base_dir, co
                                    " (expected a TorchScript .pt file)");
   Result<std::string> sha = FileSha256(abs);
   if (!sha.ok()) return Status::InvalidArgument(where + ": model file " + sha.status().message());
-  const std::string pinned = config->value("sha256", "");
+  std::string pinned = config->value("sha256", "");
+  for (char& ch : pinned) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));  // hex either case
   if (!pinned.empty() && pinned != *sha)
     return Status::InvalidArgument(where + ": model file " + abs + " has SHA-256 " + *sha + " but sha256 = \"" +
                                    pinned + "\" was given (the file changed?)");

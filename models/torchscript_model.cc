@@ -28,6 +28,18 @@ std::string FirstLine(const std::string& s) {
   return n == std::string::npos ? s : s.substr(0, n);
 }
 
+// What went wrong in a TorchScript call: the interpreter's first line is a generic header ("The following
+// operation failed in the TorchScript interpreter."), the cause (the user's exception, a shape mismatch) its last
+// non-empty line (helper-64: the cause was dropped).
+std::string CauseOf(const std::string& what) {
+  const std::string first = FirstLine(what);
+  if (first.find("TorchScript interpreter") == std::string::npos) return first;
+  size_t end = what.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos) return first;
+  const size_t begin = what.rfind('\n', end);
+  return what.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+}
+
 std::string JoinStr(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -233,8 +245,35 @@ Status TorchScriptModel::DryRun(const ModelSpec& spec, const std::string& where)
     o = Unpack(out, kRows);
   } catch (const std::exception& e) {
     SetTraining(was_training);
-    return Status::InvalidArgument(where + ": forward on " + shapes + " failed: " + FirstLine(e.what()) + "; " +
-                                   expect);
+    return Status::InvalidArgument(where + ": forward on " + shapes + " failed: " + CauseOf(e.what()) + " (" +
+                                   expect + ")");
+  }
+  // Logits a loss can train: float32 (helper-64: float64 or integer logits failed every job in libtorch), and
+  // depending on the parameters (constant or detached logits let no gradient through). The second forward runs with
+  // gradients on, still in eval mode (no dropout drawn).
+  if (o.logits.scalar_type() != torch::kFloat || (has_embedding_ && o.features.scalar_type() != torch::kFloat)) {
+    SetTraining(was_training);
+    return Status::InvalidArgument(where + ": forward on " + shapes + " gave " +
+                                   (o.logits.scalar_type() != torch::kFloat
+                                        ? std::string("logits of type ") + c10::toString(o.logits.scalar_type())
+                                        : std::string("an embedding of type ") + c10::toString(o.features.scalar_type())) +
+                                   "; expected float32 (return .float())");
+  }
+  bool trainable = false;
+  for (const auto& p : module_.parameters()) trainable |= p.requires_grad();
+  if (trainable) {
+    try {
+      torch::AutoGradMode grad(true);
+      ModelOutput g = Unpack(module_.forward(Args(b)), kRows);
+      if (!g.logits.requires_grad()) {
+        SetTraining(was_training);
+        return Status::InvalidArgument(where + ": forward's logits do not depend on the module's parameters (no "
+                                               "gradient reaches them: constant or detached logits)");
+      }
+    } catch (const std::exception& e) {
+      SetTraining(was_training);
+      return Status::InvalidArgument(where + ": forward with gradients on " + shapes + " failed: " + CauseOf(e.what()));
+    }
   }
   SetTraining(was_training);
   if (!torch::isfinite(o.logits).all().item<bool>())
@@ -276,6 +315,21 @@ Result<std::shared_ptr<TorchScriptModel>> TorchScriptModel::Load(const ModelSpec
   } else {
     bool tensors = args.size() == self->modalities_.size() + 1;
     for (size_t i = 1; tensors && i < args.size(); ++i) tensors = args[i].type()->kind() == c10::TypeKind::TensorType;
+    // Tensors are passed in the job's feature order; an argument named after a modality must be that modality
+    // (helper-64: forward(self, text) trained on audio, and forward(self, text, audio) got them swapped). Other
+    // names (x, y) are taken in order.
+    static const std::set<std::string> kModalityNames = {"audio", "text", "video", "visual", "vision", "image"};
+    for (size_t i = 1; tensors && i < args.size(); ++i) {
+      const std::string& name = args[i].name();
+      const bool job_modality = std::count(self->modalities_.begin(), self->modalities_.end(), name) > 0;
+      if ((job_modality || kModalityNames.count(name)) && name != self->modalities_[i - 1]) {
+        std::vector<std::string> given;
+        for (size_t k = 1; k < args.size(); ++k) given.push_back(args[k].name());
+        return Status::InvalidArgument(where + ": forward(self, " + JoinStr(given) + ") would get the job's " +
+                                       self->modalities_[i - 1] + " features as '" + name + "' (tensors come in the "
+                                       "job's feature order, " + JoinStr(self->modalities_) + "); " + expected);
+      }
+    }
     if (!tensors) {
       std::vector<std::string> given;
       for (size_t i = 1; i < args.size(); ++i) given.push_back(args[i].name() + ": " + args[i].type()->str());

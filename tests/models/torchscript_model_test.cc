@@ -219,6 +219,45 @@ TEST_F(TorchScriptModelTest, BadFilesAreRefusedNamingTheFileAndTheExpectation) {
   }
 }
 
+// helper-64: argument names were never checked (a text model trained on audio, swapped names swapped the
+// inputs); float64 and detached logits passed the check and failed every job in libtorch; a forward's own error
+// was replaced by the interpreter's header.
+TEST_F(TorchScriptModelTest, ModalityNamesLogitTypesAndGradientsAreCheckedBeforeTraining) {
+  auto forward = [](const std::string& args, const std::string& ret) {
+    return "def forward(self, " + args + "):\n    x = torch.cat([" + args.substr(args.find(',') + 2) + ", " +
+           args.substr(0, args.find(',')) + "], 1)\n    y = torch.linear(x, self.weight, self.bias)\n    return " +
+           ret + "\n";
+  };
+  {
+    const std::string f = Save("swapped.pt", forward("text, audio", "y"));
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "would get the job's audio features as 'text'");
+  }
+  {
+    const std::string f = Save("video.pt", forward("video, text", "y"));
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "would get the job's audio features as 'video'");
+  }
+  {
+    const std::string f = Save("generic.pt", forward("a, t", "y"));
+    auto m = CreateModel("torchscript", Spec(f));
+    EXPECT_TRUE(m.ok()) << "names that name no modality are taken in order: " << m.status().ToString();
+  }
+  {
+    const std::string f = Save("double.pt", Linear("y.double()"));
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "logits of type Double; expected float32");
+  }
+  {
+    const std::string f = Save("detached.pt", Linear("y.detach()"));
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "do not depend on the module's parameters");
+  }
+  {
+    const std::string f =
+        Save("raises.pt", "def forward(self, audio, text):\n    assert audio.size(0) == 0, "
+                          "\"boom from the user's forward\"\n    return torch.linear(torch.cat([text, audio], 1), "
+                          "self.weight, self.bias)\n");
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "boom from the user's forward");
+  }
+}
+
 TEST(ModelFileResolution, RelativeToTheBaseDirAndHashed) {
   const fs::path dir = fs::temp_directory_path() / ("es_ts_res_" + std::to_string(::getpid()));
   fs::create_directories(dir / "sub");
