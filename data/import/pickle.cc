@@ -180,7 +180,14 @@ Status Machine::Step(uint8_t code, const OpArg& arg, bool* stop) {
       if (stack_.empty() || stack_.back()->k != K::kDict) return Bad(std::string(OpName(code)) + " target is not a dict");
       for (const auto& item : kv) ES_RETURN_IF_ERROR(Adopt(stack_.back().get(), item.get()));
       auto& dst = stack_.back()->entries;
-      for (size_t k = 0; k < kv.size(); k += 2) dst.emplace_back(std::move(kv[k]), std::move(kv[k + 1]));
+      // A key set twice keeps its last value, as Python's dict does (helper-63: the first won here).
+      for (size_t k = 0; k < kv.size(); k += 2) {
+        auto same = std::find_if(dst.begin(), dst.end(), [&](const auto& e) {
+          return e.first->k == K::kStr && kv[k]->k == K::kStr && e.first->s == kv[k]->s;
+        });
+        if (same != dst.end()) same->second = std::move(kv[k + 1]);
+        else dst.emplace_back(std::move(kv[k]), std::move(kv[k + 1]));
+      }
       return Status::Ok();
     }
     case 'h': case 'j': return get(arg.u);
@@ -275,6 +282,10 @@ Result<PickledValue> ToValue(const Obj& o) {
 Result<std::vector<PickledRecord>> ParseSeedPickle(std::string_view data, const std::string& where) {
   Machine m(data, 0, data.size(), where, nullptr);
   ES_ASSIGN_OR_RETURN(ObjPtr top, m.Run());
+  if (m.pos() != data.size())  // helper-63: a second pickle appended to the file was dropped without a word
+    return Status::Corruption(where + ": byte " + std::to_string(m.pos()) + ": " +
+                              std::to_string(data.size() - m.pos()) + " bytes after the pickle's STOP (a second "
+                              "pickle appended? the seed files hold one list of records)");
   if (top->k != K::kList)
     return Status::InvalidArgument(where + ": the pickle holds a " + KName(top->k) + ", expected a list of dicts");
   std::vector<PickledRecord> out;

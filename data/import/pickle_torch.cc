@@ -4,6 +4,7 @@
 // over the byte range of that payload, so every offset in a message is an
 // offset into the file itself.
 #include <cstring>
+#include <set>
 
 #include "data/import/pickle_machine.h"
 
@@ -81,13 +82,20 @@ Result<ObjPtr> Machine::LoadFromBytes(std::string_view payload) {
   if (parts[1]->k != K::kInt || parts[1]->i != 1001)
     return Status::Corruption(at + "torch.save protocol is not 1001");
   if (parts[2]->k != K::kDict) return Status::Corruption(at + "sys info is not a dict");
+  bool little_endian = false;
   for (const auto& [key, value] : parts[2]->entries)
-    if (key->k == K::kStr && key->s == "little_endian" && !(value->k == K::kBool && value->b))
-      return Status::InvalidArgument(at + "big-endian torch storages are not supported");
+    if (key->k == K::kStr && key->s == "little_endian") {
+      if (!(value->k == K::kBool && value->b))
+        return Status::InvalidArgument(at + "big-endian torch storages are not supported");
+      little_endian = true;
+    }
+  if (!little_endian) return Status::InvalidArgument(at + "sys info does not say little_endian = True");
   if (parts[3]->k != K::kStorage) return Status::InvalidArgument(at + "the saved object is not a storage");
   if (parts[4]->k != K::kList) return Status::Corruption(at + "storage key list is not a list");
+  std::set<std::string> filled;
   for (const auto& key : parts[4]->items) {
     if (key->k != K::kStr || !storages.count(key->s)) return Status::Corruption(at + "unknown storage key");
+    if (!filled.insert(key->s).second) return Status::Corruption(at + "storage key '" + key->s + "' listed twice");
     Storage& st = *storages[key->s];
     if (end - p < 8) return Status::Corruption(At(p) + "truncated storage: no element count");
     int64_t count;
@@ -104,6 +112,12 @@ Result<ObjPtr> Machine::LoadFromBytes(std::string_view payload) {
     p += nbytes;
   }
   if (p != end) return Status::Corruption(At(p) + std::to_string(end - p) + " unexpected bytes after the storages");
+  // Every storage a persistent id declared has its data (helper-63: an empty key list left a declared storage
+  // empty, and its tensor was read from past the end of the buffer).
+  for (const auto& [key, st] : storages)
+    if (!filled.count(key))
+      return Status::Corruption(at + "storage '" + key + "' (" + std::to_string(st->numel) +
+                                " elements) is declared but its data is not in the stream (missing from the key list)");
   return parts[3];
 }
 

@@ -61,9 +61,19 @@ int64_t PickledTensor::numel() const {
   return n;
 }
 
+// The tensor's bytes lie inside its storage (a second guard behind the storage checks of pickle_torch.cc).
+Status InStorage(const PickledTensor& t, const std::string& where) {
+  if (!t.storage || t.byte_offset + t.nbytes() > t.storage->size())
+    return Status::Corruption(where + ": tensor data (" + std::to_string(t.nbytes()) + " bytes at " +
+                              std::to_string(t.byte_offset) + ") lies outside its storage of " +
+                              std::to_string(t.storage ? t.storage->size() : 0) + " bytes");
+  return Status::Ok();
+}
+
 Result<int64_t> PickledTensor::ScalarInt(const std::string& where) const {
   if (numel() != 1)
     return Status::InvalidArgument(where + ": expected a one-element tensor, got " + std::to_string(numel()) + " elements");
+  ES_RETURN_IF_ERROR(InStorage(*this, where));
   const char* p = data();
   switch (dtype) {
     case PickleDType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return v; }
@@ -77,6 +87,7 @@ Result<int64_t> PickledTensor::ScalarInt(const std::string& where) const {
 }
 
 Result<std::vector<float>> PickledTensor::ToFloat32(const std::string& where) const {
+  ES_RETURN_IF_ERROR(InStorage(*this, where));
   const int64_t n = numel();
   std::vector<float> out(static_cast<size_t>(n));
   const char* p = data();

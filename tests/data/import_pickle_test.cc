@@ -197,6 +197,22 @@ TEST(ImportPickle, StorageCountMustMatchItsPersistentId) {
       << r.status().message();
 }
 
+// helper-63: a storage declared by its persistent id but missing from the key list (no count, no data) was read
+// from past the end of an empty buffer and imported as garbage, exit 0.
+TEST(ImportPickle, AStorageWithoutDataIsCorruptionNotGarbage) {
+  testing::PickleWriterOptions o;
+  o.empty_storage_key_list = true;
+  auto r = ParseSeedPickle(SeedPickleBytes({{{1.f, 2.f, 3.f}, {}, 0, ""}}, o), "e.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is declared but its data is not in the stream"), std::string::npos)
+      << r.status().message();
+  // Bytes after the pickle's STOP (a second pickle appended) are not dropped without a word.
+  auto appended = ParseSeedPickle(SeedPickleBytes({{{1.f}, {}, 0, ""}}) + SeedPickleBytes({{{2.f}, {}, 1, ""}}), "a.pkl");
+  ASSERT_FALSE(appended.ok());
+  EXPECT_NE(appended.status().message().find("bytes after the pickle's STOP"), std::string::npos)
+      << appended.status().message();
+}
+
 TEST(ImportPickle, DeriveFromSampleId) {
   auto d = DeriveFromSampleId("Ses03F_script01_3_F011.wav_original");
   EXPECT_TRUE(d.known);

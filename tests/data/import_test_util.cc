@@ -41,7 +41,7 @@ void Int(std::string* o, int64_t v) {
 }
 
 // Legacy torch.save stream of one storage, as torch.storage._load_from_bytes reads it.
-std::string LegacyStorage(const char* type, int64_t numel, const std::string& data) {
+std::string LegacyStorage(const char* type, int64_t numel, const std::string& data, bool empty_key_list = false) {
   static int next_key = 1000;
   const std::string key = std::to_string(next_key++);
   std::string o;
@@ -70,6 +70,7 @@ std::string LegacyStorage(const char* type, int64_t numel, const std::string& da
   Unicode4(&o, "cpu");
   Int(&o, numel);
   o += "NtQ.";
+  if (empty_key_list) return o + "\x80\x02].";
   o += "\x80\x02]";
   Unicode4(&o, key);
   o += "a.";
@@ -86,7 +87,7 @@ void Tensor(std::string* o, const char* storage_type, const std::vector<int64_t>
   Unicode1(o, "torch.storage");
   Unicode1(o, "_load_from_bytes");
   *o += "\x93";
-  std::string payload = LegacyStorage(storage_type, numel, data);
+  std::string payload = LegacyStorage(storage_type, numel, data, opt.empty_storage_key_list);
   o->push_back('B');
   PutLe<uint32_t>(o, static_cast<uint32_t>(payload.size()));
   *o += payload;

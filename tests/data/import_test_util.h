@@ -24,6 +24,8 @@ struct SeedRecord {
 struct PickleWriterOptions {
   // Replaces collections.OrderedDict in every tensor, e.g. {"os", "system"}.
   std::pair<std::string, std::string> backward_hooks_global = {"collections", "OrderedDict"};
+  // The legacy storage streams list no storage key, so no element count and no data follow (helper-63).
+  bool empty_storage_key_list = false;
 };
 
 std::string SeedPickleBytes(const std::vector<SeedRecord>& records, const PickleWriterOptions& options = {});
