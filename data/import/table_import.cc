@@ -39,17 +39,22 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// A metadata column by any of `names` (lower case): the exact header first, then the header case-insensitively
-// and without surrounding blanks, as the generic_csv adapter matches (`Speaker`, ` gender` were ignored before).
+// A field without surrounding blanks (helper-63: speaker "s1 " was another speaker than "s1", which can split one
+// actor across a speaker-independent split).
+std::string Trimmed(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+// A metadata column by any of `names` (lower case), in their order: the exact header, then the header
+// case-insensitively and without surrounding blanks, as the generic_csv adapter matches (`Speaker`, ` gender` were
+// ignored before). A name before its aliases: `Label` wins over an `emotion` column (helper-63: the alias won).
 int FirstColumn(const CsvTable& t, std::initializer_list<const char*> names) {
-  for (const char* n : names)
+  for (const char* n : names) {
     if (int c = t.ColumnIndex(n); c >= 0) return c;
-  for (const char* n : names)
-    for (size_t c = 0; c < t.header.size(); ++c) {
-      const std::string& h = t.header[c];
-      const size_t b = h.find_first_not_of(" \t"), e = h.find_last_not_of(" \t");
-      if (b != std::string::npos && Lower(h.substr(b, e - b + 1)) == n) return static_cast<int>(c);
-    }
+    for (size_t c = 0; c < t.header.size(); ++c)
+      if (Lower(Trimmed(t.header[c])) == n) return static_cast<int>(c);
+  }
   return -1;
 }
 
@@ -156,7 +161,7 @@ Status FromCsv(const FeatureSource& src, const std::string& id_column, const Row
   while (true) {
     ES_ASSIGN_OR_RETURN(bool more, r.Next(&f));
     if (!more) break;
-    std::string id = f[idc];
+    std::string id = Trimmed(f[idc]);  // as the metadata's ids
     if (id.size() >= 2 && id.front() == '\'' && id.back() == '\'') id = id.substr(1, id.size() - 2);  // openSMILE
     if (id.find('/') != std::string::npos || EndsWith(id, ".wav")) id = StemOf(id);
     auto it = rows.by_id.find(id);
@@ -246,34 +251,42 @@ Result<Corpus> ImportTable(const TableImportOptions& opt, ImportReport* report) 
   Rows rows;
   rows.total = meta.rows.size();
   if (rows.total == 0) return Status::InvalidArgument(mpath + ": no data rows");
+  std::map<std::string, int64_t> id_lines;  // every row's id, dropped rows too (a duplicate is an error either way)
   for (size_t r = 0; r < meta.rows.size(); ++r) {
     const auto& f = meta.rows[r];
     const std::string at = mpath + ": line " + std::to_string(meta.lines[r]);
     ++report->records_read;
-    ES_ASSIGN_OR_RETURN(std::optional<std::string> label, MapLabel(opt.label_map, f[c_lab], at));
+    const std::string row_id = Trimmed(c_id >= 0 ? f[c_id] : StemOf(f[c_file]));
+    if (!row_id.empty()) {
+      auto [seen, first] = id_lines.emplace(row_id, meta.lines[r]);
+      if (!first)
+        return Status::InvalidArgument(at + ": duplicate utterance id '" + row_id + "' (also on line " +
+                                       std::to_string(seen->second) + ")");
+    }
+    ES_ASSIGN_OR_RETURN(std::optional<std::string> label, MapLabel(opt.label_map, Trimmed(f[c_lab]), at));
     if (!label) {
       ++report->records_dropped;
       continue;
     }
     Utterance u;
-    u.id = c_id >= 0 ? f[c_id] : StemOf(f[c_file]);
+    u.id = row_id;
     if (c_file >= 0) u.source = f[c_file];
-    u.speaker = f[c_spk];
+    u.speaker = Trimmed(f[c_spk]);
     if (u.id.empty()) return Status::InvalidArgument(at + ": empty id");
     if (u.speaker.empty()) return Status::InvalidArgument(at + ": empty speaker");
     u.label = *label;
     u.original_label = f[c_lab];
     if (c_tr >= 0) u.transcript = f[c_tr];
-    if (c_ses >= 0) u.session = f[c_ses];
-    if (c_grp >= 0) u.group = f[c_grp];
+    if (c_ses >= 0) u.session = Trimmed(f[c_ses]);
+    if (c_grp >= 0) u.group = Trimmed(f[c_grp]);
     if (c_gen >= 0) {
-      const std::string g = Lower(f[c_gen]);
+      const std::string g = Lower(Trimmed(f[c_gen]));
       u.gender = g == "f" || g == "female" || g == "w" ? "f" : g == "m" || g == "male" ? "m" : "";
     }
-    if (c_dur >= 0 && !f[c_dur].empty()) {
-      const std::string& s = f[c_dur];
+    if (c_dur >= 0 && !Trimmed(f[c_dur]).empty()) {
+      const std::string s = Trimmed(f[c_dur]);
       auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), u.duration_s);
-      if (ec != std::errc() || p != s.data() + s.size() || !(u.duration_s >= 0))
+      if (ec != std::errc() || p != s.data() + s.size() || !(u.duration_s >= 0) || !std::isfinite(u.duration_s))
         return Status::InvalidArgument(at + ": duration '" + s + "' is not a non-negative number");
     }
     auto [it, fresh] = rows.by_id.emplace(u.id, rows.utts.size());

@@ -132,6 +132,31 @@ TEST(ImportCli, TableFormHeadersMatchCaseInsensitivelyAndUnusedColumnsAreNamed) 
   EXPECT_EQ(c->utterances[2].gender, "m");
 }
 
+// helper-63: blanks around a field made "s1 " another speaker than "s1" (and " f" an unknown gender); `Label` lost
+// to an `emotion` column; an infinite duration was stored.
+TEST(ImportCli, TableFieldsAreTrimmedAndTheLabelColumnWinsOverItsAlias) {
+  Table t = WriteTable();
+  WriteBytes(t.meta, "file,speaker,gender,Label,emotion\n"
+                     "wav/u1.wav,s1 , f,anger,neutral\nwav/u2.wav, s1,f,neutral,anger\nwav/u3.wav,s2,m,sadness,x\n"
+                     "wav/u4.wav,s2,m ,neutral,x\n");
+  CliRun r = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " + t.dir +
+                      "/toy.h5");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto c = ReadFeatureStore(t.dir + "/toy.h5");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->utterances[0].speaker, "s1");
+  EXPECT_EQ(c->utterances[1].speaker, "s1");
+  EXPECT_EQ(c->utterances[0].gender, "f");
+  EXPECT_EQ(c->utterances[3].gender, "m");
+  EXPECT_EQ(c->utterances[0].label, "anger") << "the 'Label' column, not its alias 'emotion'";
+  WriteBytes(t.meta, "file,speaker,label,duration\nwav/u1.wav,s1,anger,inf\nwav/u2.wav,s1,neutral,1\n"
+                     "wav/u3.wav,s2,sadness,1\nwav/u4.wav,s2,neutral,1\n");
+  CliRun inf = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " +
+                        t.dir + "/inf.h5");
+  EXPECT_EQ(inf.code, 2) << inf.out;
+  EXPECT_NE(inf.out.find("duration 'inf' is not a non-negative number"), std::string::npos) << inf.out;
+}
+
 TEST(ImportCli, LabelMapDropsRowsAndAlignedRowsFollow) {
   Table t = WriteTable("sadness");
   WriteBytes(t.dir + "/map.toml", "name = \"toy\"\ntargets = [\"anger\", \"neutral\"]\ndrop = [\"sadness\"]\n"
@@ -144,6 +169,13 @@ TEST(ImportCli, LabelMapDropsRowsAndAlignedRowsFollow) {
   ASSERT_EQ(c->size(), 3u);
   EXPECT_EQ(c->utterances[2].id, "u4");
   EXPECT_EQ(c->FindFeature("a")->values, (std::vector<float>{1, 2, 3, 4, 5, 6, 10, 11, 12}));
+  // A duplicate id is an error also when the map drops one of its rows (helper-63: it went through).
+  WriteBytes(t.meta, "file,speaker,label\nwav/u1.wav,s1,anger\nwav/u2.wav,s1,neutral\nwav/u1.wav,s2,sadness\n"
+                     "wav/u4.wav,s2,neutral\n");
+  CliRun dup = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --label-map " + t.dir +
+                        "/map.toml --corpus toy --out " + t.dir + "/d.h5");
+  EXPECT_EQ(dup.code, 2) << dup.out;
+  EXPECT_NE(dup.out.find("duplicate utterance id 'u1' (also on line 2)"), std::string::npos) << dup.out;
 }
 
 TEST(ImportCli, PickleFormOnARealSeedFile) {
