@@ -107,9 +107,12 @@ Status WorkerRun(const po::variables_map& vm) {
         contexts.push_back(ctx);
         // A member's result goes to the parent as soon as it is final (recorded there at once).
         contexts.back().on_finished = [i](const jobs::JobResult& r) {
-          jobs::JobResult sent = r;
-          sent.info["worker_pid"] = static_cast<int64_t>(::getpid());
-          (void)orchestrator::WriteFrame(kReplyFd, orchestrator::MemberDoneFor(i, sent).dump());
+          try {  // a frame that cannot be written only loses the early delivery: the pack's reply carries it too
+            jobs::JobResult sent = r;
+            sent.info["worker_pid"] = static_cast<int64_t>(::getpid());
+            (void)orchestrator::WriteFrame(kReplyFd, orchestrator::MemberDoneFor(i, sent).dump());
+          } catch (const std::exception&) {
+          }
         };
         contexts.back().label = labels.is_array() && i < labels.size() && labels[i].is_string() ? labels[i].get<std::string>() : "";
         where.push_back(i);

@@ -318,11 +318,16 @@ Result<std::shared_ptr<TorchScriptModel>> TorchScriptModel::Load(const ModelSpec
     // Tensors are passed in the job's feature order; an argument named after a modality must be that modality
     // (helper-64: forward(self, text) trained on audio, and forward(self, text, audio) got them swapped). Other
     // names (x, y) are taken in order.
-    static const std::set<std::string> kModalityNames = {"audio", "text", "video", "visual", "vision", "image"};
+    // visual, vision and image name the video modality (helper-65: they were refused whatever their place).
+    auto modality_of = [](const std::string& n) -> std::string {
+      if (n == "visual" || n == "vision" || n == "image") return "video";
+      return n == "audio" || n == "text" || n == "video" ? n : std::string();
+    };
     for (size_t i = 1; tensors && i < args.size(); ++i) {
       const std::string& name = args[i].name();
+      const std::string named = modality_of(name);
       const bool job_modality = std::count(self->modalities_.begin(), self->modalities_.end(), name) > 0;
-      if ((job_modality || kModalityNames.count(name)) && name != self->modalities_[i - 1]) {
+      if ((job_modality || !named.empty()) && (named.empty() ? name : named) != self->modalities_[i - 1]) {
         std::vector<std::string> given;
         for (size_t k = 1; k < args.size(); ++k) given.push_back(args[k].name());
         return Status::InvalidArgument(where + ": forward(self, " + JoinStr(given) + ") would get the job's " +

@@ -77,8 +77,11 @@ Status CheckRanksAgree(cluster::Communicator& comm, const DistributedOptions& op
       return Status::Unavailable("rank " + std::to_string(r) + " did not report its options within " +
                                  std::to_string(static_cast<int>(timeout_s)) + " s of starting");
     const nlohmann::json theirs = nlohmann::json::parse(m->payload, nullptr, /*allow_exceptions=*/false);
+    if (!theirs.is_object() || !theirs.value("group_size", nlohmann::json()).is_number_integer() ||
+        !theirs.value("revision", nlohmann::json()).is_string() || !theirs.value("host", nlohmann::json()).is_string())
+      return Status::Corruption("rank " + std::to_string(r) + " sent a malformed start-up message (another program?)");
     const std::string where = "rank " + std::to_string(r) + " (" + theirs.value("host", std::string("?")) + ")";
-    if (!theirs.is_object() || theirs.value("group_size", -1) != options.group_size)
+    if (theirs.value("group_size", -1) != options.group_size)
       return Status::InvalidArgument(
           where + " was started with --group-size " + std::to_string(theirs.value("group_size", -1)) +
           " and rank 0 with " + std::to_string(options.group_size) +

@@ -186,13 +186,24 @@ void WorkerLoop(Shared& sh, int k) {
         // A member that finished (stopped early, or its last epoch) is recorded now, not when the whole pack
         // returns: a crash of the pack then loses only the members still training, and its dependents may start
         // (helper-58). Called on this thread.
+        // A ledger error here stops the sweep at once (the pack's members then come back interrupted) and sends
+        // this member back to pending; nothing escapes into the pack (helper-65).
         contexts.back().on_finished = [&, i](const jobs::JobResult& r) {
           if (recorded[i] || !early_fatal.ok()) return;
           recorded[i] = 1;
           bool settled = false;
           const double secs = since();
-          early_fatal = Record(sh, worker, members[i], r, t0, secs, pack_json(i), &settled);
-          if (early_fatal.ok() && sh.progress && settled) sh.progress->Add(1);
+          try {
+            early_fatal = Record(sh, worker, members[i], r, t0, secs, pack_json(i), &settled);
+          } catch (const std::exception& e) {
+            early_fatal = Status::Internal(std::string("recording a pack member threw: ") + e.what());
+          }
+          if (!early_fatal.ok()) {
+            (void)sh.scheduler->OnInterrupted(members[i].job->spec.id);
+            sh.SetFatal(early_fatal);
+            return;
+          }
+          if (sh.progress && settled) sh.progress->Add(1);
           sh.cv.notify_all();  // dependents may be ready now
         };
         LOG_INFO << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
@@ -235,6 +246,7 @@ void WorkerLoop(Shared& sh, int k) {
       }
       if (sh.progress && settled) sh.progress->Add(1);
     }
+    if (!early_fatal.ok()) return sh.SetFatal(early_fatal);  // also when every member was recorded early
     sh.cv.notify_all();  // dependents may be ready now
   }
 }

@@ -160,10 +160,17 @@ Result<std::vector<data::Fold>> Expander::Folds(const ExperimentDecl& e, const C
             if (!known.count(id)) {
               if (unknown++ == 0) example = id;
             }
+      // Refused when most ids are unknown (another corpus's or store's file); a few are dropped with a warning
+      // (e.g. an official partition list that still names rows the label map dropped at import; helper-65).
+      size_t total = 0;
+      for (const auto& f : set.folds) total += f.train.size() + f.val.size() + f.test.size();
+      const std::string what = std::to_string(unknown) + " of the split file's " + std::to_string(total) +
+                               " ids are not utterances of corpus '" + view.store->corpus + "' (" + view.store->path +
+                               "), e.g. '" + example + "'";
+      if (unknown > 0 && 2 * unknown >= total)
+        return Status::InvalidArgument(path + ": " + what + ": a split file of another corpus or store?");
       if (unknown > 0)
-        return Status::InvalidArgument(path + ": " + std::to_string(unknown) + " id(s) of the split file are not " +
-                                       "utterances of corpus '" + view.store->corpus + "' (" + view.store->path +
-                                       "), e.g. '" + example + "': a split file of another corpus or store?");
+        warnings_.push_back(path + ": " + what + "; they are left out (rows the label map dropped at import?)");
     }
     std::set<std::string> keep(view.ids.begin(), view.ids.end());
     for (auto& f : set.folds)

@@ -85,7 +85,16 @@ Status CheckContainerComplete(const std::string& path, int64_t file_size) {
       bool unknown = layout.size_bytes == 4 && (size == 0 || size == 0xFFFFFFFFu);
       if (std::string(layout.name) == "RF64 WAV" && size == 0xFFFFFFFFu && rf64_known)
         declared = rf64_data, unknown = false;
-      if (size == 0 && available > 0 && std::strcmp(layout.name, "WAV") == 0)
+      // An empty data chunk followed by a real chunk (e.g. LIST) is a file with no audio, not a stream.
+      auto next_is_chunk = [&] {
+        unsigned char nxt[8];
+        if (available < 8 || std::fseek(f, long(pos + header), SEEK_SET) != 0 || std::fread(nxt, 1, 8, f) != 8)
+          return false;
+        for (int k = 0; k < 4; ++k)
+          if (nxt[k] < 0x20 || nxt[k] > 0x7e) return false;
+        return ReadUint(nxt + 4, 4, false) + 8 <= uint64_t(available);
+      };
+      if (size == 0 && available > 0 && std::strcmp(layout.name, "WAV") == 0 && !next_is_chunk())
         // libsndfile reads such a file as empty.
         return Status::Corruption(path + ": its " + layout.name + " sample chunk declares 0 bytes but " +
                                   std::to_string(available) + " follow: a recording whose header was never "
@@ -96,6 +105,7 @@ Status CheckContainerComplete(const std::string& path, int64_t file_size) {
                                   " are present");
       break;
     }
+    if (size > uint64_t(file_size)) break;  // a chunk past the end (or a wrapping 64-bit size): libsndfile judges
     uint64_t next = uint64_t(header) + size;
     next = (next + uint64_t(layout.align) - 1) / uint64_t(layout.align) * uint64_t(layout.align);
     if (next > uint64_t(file_size)) break;  // a chunk before the samples runs past the end: libsndfile judges

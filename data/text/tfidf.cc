@@ -80,7 +80,7 @@ CharClass ClassOf(uint32_t cp) {
 // Unicode simple lowercase mappings (UnicodeData.txt) for the ranges IsWordChar knows as
 // cased: Basic Latin, Latin-1, Latin Extended-A, Greek (incl. accented capitals) and Cyrillic
 // (incl. the extended block used by Ukrainian, Kazakh, ...). Latin Extended-B is left as is.
-uint32_t ToLower(uint32_t cp) {
+uint32_t ToLower(uint32_t cp, int version) {
   if (cp >= 'A' && cp <= 'Z') return cp + 32;
   if ((cp >= 0xC0 && cp <= 0xDE) && cp != 0xD7) return cp + 32;
   if (cp >= 0x100 && cp <= 0x17F) {  // Latin Extended-A: mostly even upper / odd lower pairs
@@ -91,14 +91,16 @@ uint32_t ToLower(uint32_t cp) {
     return (cp % 2 == 0) ? cp + 1 : cp;
   }
   if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 32;  // Greek capitals
-  if (cp >= 0x3D8 && cp <= 0x3EF) return (cp % 2 == 0) ? cp + 1 : cp;  // archaic letters, Coptic in Greek: pairs
-  if (cp == 0x370 || cp == 0x372 || cp == 0x376) return cp + 1;
-  if (cp == 0x37F) return 0x3F3;
-  if (cp == 0x3CF) return 0x3D7;
-  if (cp == 0x3F4) return 0x3B8;
-  if (cp == 0x3F7 || cp == 0x3FA) return cp + 1;
-  if (cp == 0x3F9) return 0x3F2;
-  if (cp >= 0x3FD && cp <= 0x3FF) return cp - 130;
+  if (version >= 2) {  // mappings added with tokenizer version 2 (version 1 stores transform as they were fitted)
+    if (cp >= 0x3D8 && cp <= 0x3EF) return (cp % 2 == 0) ? cp + 1 : cp;  // archaic letters, Coptic in Greek: pairs
+    if (cp == 0x370 || cp == 0x372 || cp == 0x376) return cp + 1;
+    if (cp == 0x37F) return 0x3F3;
+    if (cp == 0x3CF) return 0x3D7;
+    if (cp == 0x3F4) return 0x3B8;
+    if (cp == 0x3F7 || cp == 0x3FA) return cp + 1;
+    if (cp == 0x3F9) return 0x3F2;
+    if (cp >= 0x3FD && cp <= 0x3FF) return cp - 130;
+  }
   if (cp == 0x386) return 0x3AC;                                   // Ά
   if (cp >= 0x388 && cp <= 0x38A) return cp + 37;                  // Έ Ή Ί
   if (cp == 0x38C) return 0x3CC;                                   // Ό
@@ -168,13 +170,13 @@ std::vector<std::string> Tokenize(const std::string& utf8, int version) {
   while (i < utf8.size()) {
     uint32_t cp = NextCodePoint(utf8, &i);
     if (version == 1) {
-      if (IsWordCharV1(cp)) AppendUtf8(ToLower(cp), &cur);
+      if (IsWordCharV1(cp)) AppendUtf8(ToLower(cp, 1), &cur);
       else flush();
       continue;
     }
     cp = FoldWidth(cp);
     switch (ClassOf(cp)) {
-      case CharClass::kWord: AppendUtf8(ToLower(cp), &cur); break;
+      case CharClass::kWord: AppendUtf8(ToLower(cp, 2), &cur); break;
       case CharClass::kAlone:
         flush();
         AppendUtf8(cp, &cur);

@@ -117,6 +117,22 @@ TEST_F(DecodeTest, TruncatedFilesOfEveryChunkedContainerAreCorruption) {
   }
 }
 
+// helper-65: a W64 chunk size near 2^64 wrapped the chunk walk to the same offset forever.
+TEST_F(DecodeTest, AW64ChunkSizeNearTwoToTheSixtyFourEndsTheWalk) {
+  const unsigned char riff[16] = {0x72, 0x69, 0x66, 0x66, 0x2E, 0x91, 0xCF, 0x11,
+                                  0xA5, 0xD6, 0x28, 0xDB, 0x04, 0xC1, 0x00, 0x00};
+  const unsigned char wave[16] = {0x77, 0x61, 0x76, 0x65, 0xF3, 0xAC, 0xD3, 0x11,
+                                  0x8C, 0xD1, 0x00, 0xC0, 0x4F, 0x8E, 0xDB, 0x8A};
+  std::string bytes(reinterpret_cast<const char*>(riff), 16);
+  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(i == 0 ? 72 : 0));
+  bytes.append(reinterpret_cast<const char*>(wave), 16);
+  bytes.append(16, 'x');                                    // some chunk's GUID
+  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(i == 0 ? 0xF9 : 0xFF));  // size 2^64 - 7
+  WriteBytes(Path("huge.w64"), bytes);
+  auto r = DecodeAudio(Path("huge.w64"));  // returns (before: never)
+  EXPECT_FALSE(r.ok());
+}
+
 // A WAV whose recorder never patched the data chunk's size (0) reads as empty in libsndfile: say so.
 TEST_F(DecodeTest, StreamedWavWithAnUnpatchedDataSizeIsNamed) {
   WriteWav(Path("st.wav"), Sine(200, 0.3, 16000), 16000);

@@ -41,6 +41,7 @@ TEST(Tokenize, ScriptsPunctuationAndWidthsAsDocumented) {
   // Version 1 (old stores' provenance) keeps its rules, so their IDF transforms text as it was fitted.
   EXPECT_EQ(Tokenize("你好？世界", 1), (std::vector<std::string>{"你好？世界"}));
   EXPECT_EQ(Tokenize("5µm", 1), (std::vector<std::string>{"5", "m"}));
+  EXPECT_EQ(Tokenize("ϴϏϘ", 1), (std::vector<std::string>{"ϴϏϘ"})) << "version 1 lower-cased none of these";
 }
 
 TEST(Tfidf, ProvenanceOfVersionOneKeepsItsTokenizer) {

@@ -237,6 +237,15 @@ TEST_F(TorchScriptModelTest, ModalityNamesLogitTypesAndGradientsAreCheckedBefore
     ExpectRefused(CreateModel("torchscript", Spec(f)), f, "would get the job's audio features as 'video'");
   }
   {
+    // visual/vision/image name the video modality: in its place they are fine (helper-65: always refused).
+    const std::string f = Save("visual.pt", forward("audio, visual", "y"));
+    ModelSpec video = Spec(f);
+    video.input_dims = {{"audio", 8}, {"video", 6}};
+    auto m = CreateModel("torchscript", video);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    ExpectRefused(CreateModel("torchscript", Spec(f)), f, "would get the job's text features as 'visual'");
+  }
+  {
     const std::string f = Save("generic.pt", forward("a, t", "y"));
     auto m = CreateModel("torchscript", Spec(f));
     EXPECT_TRUE(m.ok()) << "names that name no modality are taken in order: " << m.status().ToString();
