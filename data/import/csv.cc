@@ -27,12 +27,13 @@ Result<CsvReader> CsvReader::FromString(std::string text, const std::string& whe
   r.where_ = where;
   r.text_ = std::move(text);
   if (r.text_.compare(0, 3, "\xEF\xBB\xBF") == 0) r.pos_ = 3;
-  r.sep_ = options.separator ? options.separator : DetectSeparator(std::string_view(r.text_).substr(r.pos_));
-  // Header: skip leading blank lines, then one record of any width.
+  // Header: skip leading blank lines, then one record of any width. The separator is detected on the header
+  // line itself (helper-63: on the first physical line, so a blank line first made a ';' file comma-separated).
   while (r.pos_ < r.text_.size() && (r.text_[r.pos_] == '\n' || r.text_[r.pos_] == '\r')) {
     if (r.text_[r.pos_] == '\n') ++r.line_;
     ++r.pos_;
   }
+  r.sep_ = options.separator ? options.separator : DetectSeparator(std::string_view(r.text_).substr(r.pos_));
   if (r.pos_ >= r.text_.size()) return Status::InvalidArgument(where + ": empty CSV file (no header line)");
   size_t count = 0;
   ES_RETURN_IF_ERROR(r.ParseRecord(&r.header_, &count));

@@ -280,6 +280,12 @@ Result<PickledValue> ToValue(const Obj& o) {
 }  // namespace
 
 Result<std::vector<PickledRecord>> ParseSeedPickle(std::string_view data, const std::string& where) {
+  // torch.save writes a zip archive since PyTorch 1.6 (helper-63: "byte 0: opcode PERSID is not supported").
+  if (data.substr(0, 4) == std::string_view("PK\x03\x04", 4))
+    return Status::InvalidArgument(where + ": a zip archive (torch.save's format since PyTorch 1.6), not a plain "
+                                           "pickle: the seed-pickle form reads the seeds' pickle.dump files; re-save "
+                                           "with pickle.dump, or torch.save(obj, path, "
+                                           "_use_new_zipfile_serialization=False)");
   Machine m(data, 0, data.size(), where, nullptr);
   ES_ASSIGN_OR_RETURN(ObjPtr top, m.Run());
   if (m.pos() != data.size())  // helper-63: a second pickle appended to the file was dropped without a word

@@ -62,6 +62,8 @@ Status CheckFinite(const FeatureSet& fs, const Rows& rows, const std::string& wh
   for (size_t k = 0; k < fs.values.size(); ++k)
     if (!std::isfinite(fs.values[k]))
       return Status::InvalidArgument(where + ": non-finite value (" + std::to_string(fs.values[k]) +
+                                     (std::isinf(fs.values[k]) ? ": infinite, or beyond float32's range of ±3.4e38"
+                                                               : "") +
                                      ") for utterance '" + rows.utts[k / fs.dim].id + "', column " +
                                      std::to_string(k % fs.dim));
   return Status::Ok();

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -323,6 +324,16 @@ TEST(ImportCliBad, NanInNpyNamesTheUtterance) {
   WriteBytes(t.npy, NpyF32({4, 3}, t.audio));
   CliRun r = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir + "/o.h5");
   ExpectBadInput(r, t.dir, {"audio.npy", "meta.csv"}, {t.npy + ": non-finite value", "utterance 'u3', column 1"});
+  // A finite float64 beyond float32's range becomes inf: the message says both (helper-63: "non-finite" only).
+  std::string payload(4 * 3 * 8, '\0');
+  for (int k = 0; k < 12; ++k) {
+    const double v = k == 4 ? 1e39 : 0.5;
+    std::memcpy(&payload[static_cast<size_t>(k) * 8], &v, 8);
+  }
+  WriteBytes(t.npy, testing::NpyBytes("<f8", {4, 3}, payload));
+  CliRun big = Emosweep("--metadata " + t.meta + " --features a=audio:" + t.npy + " --corpus c --out " + t.dir +
+                        "/o.h5");
+  ExpectBadInput(big, t.dir, {"audio.npy", "meta.csv"}, {"infinite, or beyond float32's range"});
 }
 
 // Session 17's audit.

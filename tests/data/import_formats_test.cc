@@ -55,6 +55,15 @@ TEST(ImportCsv, OpenSmileSemicolonsDetected) {
   EXPECT_EQ(rows[0][0], "'utt1'");
 }
 
+// helper-63: the separator was detected on the first physical line, so a blank line before a ';' header made the
+// file comma-separated ("no id column").
+TEST(ImportCsv, TheSeparatorIsDetectedOnTheHeaderAfterBlankLines) {
+  auto r = CsvReader::FromString("\n\nname;F0_mean\nutt1;1.5\n", "blank.csv");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->separator(), ';');
+  EXPECT_EQ(r->header(), (std::vector<std::string>{"name", "F0_mean"}));
+}
+
 TEST(ImportCsv, RaggedRowNamesFileAndLine) {
   auto r = CsvReader::FromString("id,speaker,label\na,s1,anger\nb,s2\n", "meta.csv");
   ASSERT_TRUE(r.ok());

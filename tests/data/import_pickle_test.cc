@@ -213,6 +213,15 @@ TEST(ImportPickle, AStorageWithoutDataIsCorruptionNotGarbage) {
       << appended.status().message();
 }
 
+// helper-63: a modern torch.save file (a zip archive) was refused as "byte 0: opcode PERSID is not supported".
+TEST(ImportPickle, AZipArchiveSaysWhatItIs) {
+  auto r = ParseSeedPickle(std::string("PK\x03\x04", 4) + std::string(64, '\0'), "z.pkl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("z.pkl: a zip archive (torch.save's format since PyTorch 1.6)"),
+            std::string::npos)
+      << r.status().message();
+}
+
 TEST(ImportPickle, DeriveFromSampleId) {
   auto d = DeriveFromSampleId("Ses03F_script01_3_F011.wav_original");
   EXPECT_TRUE(d.known);
