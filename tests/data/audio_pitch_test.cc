@@ -134,6 +134,21 @@ TEST(Shimmer, GrowsWithAmplitudePerturbation) {
   EXPECT_LT(m.jitter_local, 1e-3);
 }
 
+// The prosody set of a 16 kHz signal by name, its spectral frames flat (power 1 in every bin and band).
+std::map<std::string, float> ProsodyOf(const std::vector<float>& x) {
+  const int64_t frames = FramesFor(x.size());
+  ProsodySpectral spectral(201, 16000);
+  ProsodyAnalyzer an(&spectral, 201, frames);
+  std::vector<float> power(201, 1.f), mel(64, 1.f);
+  for (int64_t f = 0; f < frames; ++f) an.AddFrame(power.data(), mel.data(), 64);
+  std::vector<float> out;
+  an.Finish(x.data(), int64_t(x.size()), double(x.size()) / 16000, PitchOptions{}, &out);
+  EXPECT_EQ(out.size(), ProsodyNames().size());
+  std::map<std::string, float> by_name;
+  for (size_t i = 0; i < out.size() && i < ProsodyNames().size(); ++i) by_name[ProsodyNames()[i]] = out[i];
+  return by_name;
+}
+
 // helper-60: a DC offset raised HNR by ~10 dB and halved shimmer; the prosody set measures both on the signal
 // without its mean.
 TEST(Prosody, DcOffsetDoesNotChangeHnrJitterOrShimmer) {
@@ -143,16 +158,7 @@ TEST(Prosody, DcOffsetDoesNotChangeHnrJitterOrShimmer) {
   auto prosody = [&](float dc) {
     std::vector<float> x = t.x;
     for (float& v : x) v += dc;
-    const int64_t frames = FramesFor(x.size());
-    ProsodySpectral spectral(201, 16000);
-    ProsodyAnalyzer an(&spectral, 201, frames);
-    std::vector<float> power(201, 1.f), mel(64, 1.f);
-    for (int64_t f = 0; f < frames; ++f) an.AddFrame(power.data(), mel.data(), 64);
-    std::vector<float> out;
-    an.Finish(x.data(), int64_t(x.size()), double(x.size()) / 16000, PitchOptions{}, &out);
-    std::map<std::string, float> by_name;
-    for (size_t i = 0; i < out.size(); ++i) by_name[ProsodyNames()[i]] = out[i];
-    return by_name;
+    return ProsodyOf(x);
   };
   auto plain = prosody(0.f);
   // The train's own mean (its pulses are positive) is removed too, so the heights are measured from it.
@@ -167,20 +173,10 @@ TEST(Prosody, DcOffsetDoesNotChangeHnrJitterOrShimmer) {
 }
 
 TEST(Prosody, FunctionalsOfASineAreFiniteAndConsistent) {
-  const auto x = Sine(220, 2.0, 16000, 0.3);
-  const int64_t frames = FramesFor(x.size());
-  ProsodySpectral spectral(201, 16000);
-  ProsodyAnalyzer an(&spectral, 201, frames);
-  std::vector<float> power(201, 1.f), mel(64, 1.f);
-  for (int64_t t = 0; t < frames; ++t) an.AddFrame(power.data(), mel.data(), 64);
-  std::vector<float> out;
-  an.Finish(x.data(), int64_t(x.size()), 2.0, PitchOptions{}, &out);
-  ASSERT_EQ(out.size(), ProsodyNames().size());
-  for (float v : out) EXPECT_TRUE(std::isfinite(v));
-  auto at = [&](const std::string& name) {
-    const auto& n = ProsodyNames();
-    return out[size_t(std::find(n.begin(), n.end(), name) - n.begin())];
-  };
+  auto p = ProsodyOf(Sine(220, 2.0, 16000, 0.3));  // 2 s
+  ASSERT_EQ(p.size(), ProsodyNames().size());
+  for (const auto& [name, v] : p) EXPECT_TRUE(std::isfinite(v)) << name;
+  auto at = [&](const std::string& name) { return p.at(name); };
   EXPECT_NEAR(at("f0_semitone_p50"), 12 * std::log2(220 / 27.5), 0.2);
   EXPECT_LT(at("f0_semitone_std"), 0.1);
   EXPECT_GT(at("voiced_fraction"), 0.95);

@@ -125,9 +125,9 @@ TEST_F(MultiTable, OneExperimentStillWorks) {
   EXPECT_FALSE(t->at(0, 0, 0).best) << "no runner-up to be significantly better than";
 }
 
-class GridTable : public ::testing::Test {
+// A hand ledger's first table built with a grid-selection rule (GridTable, AdaptGridTable).
+class GridTableBase : public ::testing::Test {
  protected:
-  void SetUp() override { h_ = testing::MakeGridLedger(testing::TestDir() + "/l.db"); }
   TableData Build(const std::string& rule) {
     auto spec = h_.protocol.tables[0];
     spec.grid_selection = rule;
@@ -136,6 +136,11 @@ class GridTable : public ::testing::Test {
     return t.ok() ? std::move(t).value() : TableData();
   }
   testing::HandLedger h_;
+};
+
+class GridTable : public GridTableBase {
+ protected:
+  void SetUp() override { h_ = testing::MakeGridLedger(testing::TestDir() + "/l.db"); }
 };
 
 TEST_F(GridTable, TrainingDomainValidationPicksTheBestPooledSourceValidation) {
@@ -179,17 +184,9 @@ TEST_F(GridTable, OraclePicksTheBestTestScoreAndIsFlagged) {
 }
 
 // Grid selection on the unlabeled target (im, snd, dev at each run's selected epoch): no target labels.
-class AdaptGridTable : public ::testing::Test {
+class AdaptGridTable : public GridTableBase {
  protected:
   void SetUp() override { h_ = testing::MakeAdaptGridLedger(testing::TestDir() + "/l.db"); }
-  TableData Build(const std::string& rule) {
-    auto spec = h_.protocol.tables[0];
-    spec.grid_selection = rule;
-    auto t = BuildTable(h_.protocol, spec, h_.ledger.get());
-    EXPECT_TRUE(t.ok()) << t.status().ToString();
-    return t.ok() ? std::move(t).value() : TableData();
-  }
-  testing::HandLedger h_;
 };
 
 TEST_F(AdaptGridTable, InformationMaximisationPicksTheHighestMeanIm) {
