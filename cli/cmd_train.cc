@@ -97,7 +97,11 @@ Status TrainRun(const po::variables_map& vm) {
   };
   LOG_INFO << "job " << spec.id.substr(0, 12) << ": model " << spec.model.value("name", "?") << ", selection "
            << spec.selection << ", seed " << spec.seed;
-  ES_ASSIGN_OR_RETURN(jobs::JobResult result, TorchRunJob(spec, ctx));
+  Result<jobs::JobResult> ran = TorchRunJob(spec, ctx);
+  // A problem of the job file found only once the model exists (a [train] freeze prefix naming no
+  // parameter, a divergence) names the file too.
+  if (!ran.ok()) return ran.status().IsBadInput() ? ran.status().WithContext(vm["config"].as<std::string>()) : ran.status();
+  jobs::JobResult result = std::move(ran).value();
   if (vm.count("json")) {
     nlohmann::json j = {{"job_id", spec.id}, {"job", spec.ToJson()}, {"result", jobs::JobResultToJson(result)}};
     PrintJson(j.dump(2));

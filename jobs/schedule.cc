@@ -44,6 +44,11 @@ void Schedule::Recompute() {
   } else if (kind_ == "cosine") {
     lr_ = c_.cosine_eta_min +
           (c_.lr - c_.cosine_eta_min) * (1 + std::cos(kPi * static_cast<double>(epoch_) / c_.cosine_t_max)) / 2;
+  } else if (kind_ == "inv") {
+    // Ganin & Lempitsky (2015): lr/(1+10p)^0.75, p the run's progress; TLlib: lr·(1+γi)^−0.75 per step i.
+    const double x = c_.inv_per == "step" ? static_cast<double>(step_)
+                                          : static_cast<double>(step_) / static_cast<double>(total_steps_);
+    lr_ = c_.lr * std::pow(1.0 + c_.inv_gamma * x, -c_.inv_power);
   } else if (kind_ == "step") {
     lr_ = c_.lr * std::pow(c_.step_gamma, static_cast<double>(epoch_ / c_.step_size));
   }
@@ -51,7 +56,7 @@ void Schedule::Recompute() {
 }
 
 void Schedule::StepBatch() {
-  if (kind_ != "onecycle") return;
+  if (kind_ != "onecycle" && kind_ != "inv") return;
   // PyTorch raises past total_steps; a run only gets there if the step count
   // was planned wrongly, so hold the final value instead.
   if (step_ < total_steps_) ++step_;

@@ -9,6 +9,9 @@
 //    cooldown, min_lr, eps), stepped per validation with the watched value.
 //  - cosine: CosineAnnealingLR in its closed form, stepped per epoch.
 //  - step: StepLR, stepped per epoch.
+//  - inv: lr·(1 + γ·x)^−power per optimizer step, x = step/total_steps (Ganin & Lempitsky's
+//    lr/(1+10p)^0.75) or the step itself (TLlib's lr·(1+γi)^−0.75); PyTorch has no class for it
+//    (TLlib uses LambdaLR with this lambda).
 // The schedule only computes values; the trainer applies them to its
 // optimizer. State() / LoadState() make it part of a checkpoint. No libtorch.
 // Thread-safety: one instance per job.
@@ -26,7 +29,7 @@ namespace emosweep::jobs {
 
 class Schedule {
  public:
-  // `total_steps`: optimizer steps over the whole run (onecycle only).
+  // `total_steps`: optimizer steps over the whole run (onecycle, inv per run).
   Schedule(const TrainConfig& config, int64_t total_steps);
 
   double lr() const { return lr_; }
@@ -48,7 +51,7 @@ class Schedule {
   TrainConfig c_;
   bool cycle_momentum_ = false;
   int64_t total_steps_ = 1;
-  int64_t step_ = 0;   // optimizer steps taken (onecycle)
+  int64_t step_ = 0;   // optimizer steps taken (onecycle, inv)
   int64_t epoch_ = 0;  // epochs completed (cosine, step)
   double lr_ = 0, momentum_ = 0;
   // ReduceLROnPlateau state.

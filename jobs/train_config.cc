@@ -27,7 +27,7 @@ ConfigTable BuildTable() {
           {"epochs", kI, 50, "maximum number of epochs", 1.0, {}, {}},
           {"drop_last", kB, false, "drop the last incomplete training batch", {}, {}, {}},
           {"balanced_sampling", kB, false, "draw training batches class-balanced (with replacement)", {}, {}, {}},
-          {"schedule", kS, "none", "learning-rate schedule", {}, {}, {"none", "onecycle", "plateau", "cosine", "step"}},
+          {"schedule", kS, "none", "learning-rate schedule", {}, {}, {"none", "onecycle", "plateau", "cosine", "step", "inv"}},
           {"onecycle_max_lr_factor", kD, 10.0, "onecycle: max_lr = factor * lr", 0.0, {}, {}},
           {"onecycle_pct_start", kD, 0.3, "onecycle: share of steps spent increasing", 0.0, 1.0, {}},
           {"onecycle_div_factor", kD, 25.0, "onecycle: initial lr = max_lr / div_factor", 1e-12, {}, {}},
@@ -48,6 +48,9 @@ ConfigTable BuildTable() {
           {"cosine_eta_min", kD, 0.0, "cosine: minimum lr", 0.0, {}, {}},
           {"step_size", kI, 30, "step: epochs between decays", 1.0, {}, {}},
           {"step_gamma", kD, 0.1, "step: decay factor", 0.0, {}, {}},
+          {"inv_gamma", kD, 10.0, "inv: lr * (1 + inv_gamma * x)^-inv_power, x = p in [0, 1] (inv_per \"run\") or the step i", 0.0, {}, {}},
+          {"inv_power", kD, 0.75, "inv: the decay exponent", 0.0, {}, {}},
+          {"inv_per", kS, "run", "inv: x is the run's progress p (Ganin: gamma 10) or the optimizer step i (TLlib: gamma 0.001)", {}, {}, {"run", "step"}},
           {"grad_clip", kD, 0.0, "max global L2 norm of the gradient (0 = off)", 0.0, {}, {}},
           {"class_weights", kS, "none", "loss class weights from the training labels", {}, {}, {"none", "balanced", "inverse_frequency"}},
           {"label_smoothing", kD, 0.0, "cross-entropy label smoothing", 0.0, 1.0, {}},
@@ -97,6 +100,11 @@ Result<nlohmann::json> EffectiveTrainConfig(const nlohmann::json& given, const s
   if (j["schedule"] == "onecycle" && !(j["onecycle_max_lr_factor"].get<double>() > 0))
     return Status::InvalidArgument(at("onecycle_max_lr_factor") +
                                    ": onecycle_max_lr_factor must be above 0 (0 trains at lr 0 throughout)");
+  // The inv schedule's keys are in a job's effective config only when it uses the schedule: the identities of
+  // jobs from before the schedule existed stay the same (an identity hashes the effective config).
+  // Like the other schedules' keys, they are accepted (and unused) beside another schedule: a grid over schedules.
+  if (j["schedule"] != "inv")
+    for (const char* k : {"inv_gamma", "inv_power", "inv_per"}) j.erase(k);
   if (j["nesterov"].get<bool>() && j["momentum"].get<double>() <= 0)
     return Status::InvalidArgument(at("nesterov") + ": 'nesterov' needs momentum > 0");
   if (j["onecycle_base_momentum"].get<double>() > j["onecycle_max_momentum"].get<double>())
@@ -143,6 +151,9 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& given, const std::str
   c.cosine_eta_min = j["cosine_eta_min"];
   c.step_size = j["step_size"];
   c.step_gamma = j["step_gamma"];
+  c.inv_gamma = j.value("inv_gamma", c.inv_gamma);
+  c.inv_power = j.value("inv_power", c.inv_power);
+  c.inv_per = j.value("inv_per", c.inv_per);
   c.grad_clip = j["grad_clip"];
   c.class_weights = j["class_weights"];
   c.label_smoothing = j["label_smoothing"];

@@ -31,8 +31,8 @@ struct TrainConfig {
   int epochs = 50;
   bool drop_last = false;
   bool balanced_sampling = false;
-  // Schedules: onecycle steps per batch; the others once per epoch (as the seeds do).
-  std::string schedule = "none";  // none | onecycle | plateau | cosine | step
+  // Schedules: onecycle and inv step per batch; the others once per epoch (as the seeds do).
+  std::string schedule = "none";  // none | onecycle | plateau | cosine | step | inv
   double onecycle_max_lr_factor = 10.0;
   double onecycle_pct_start = 0.3;
   double onecycle_div_factor = 25.0;
@@ -52,6 +52,9 @@ struct TrainConfig {
   double cosine_eta_min = 0.0;
   int step_size = 30;
   double step_gamma = 0.1;
+  // inv (per step): lr·(1 + inv_gamma·x)^−inv_power, x = step/total_steps (inv_per "run") or the step.
+  double inv_gamma = 10.0, inv_power = 0.75;
+  std::string inv_per = "run";
   // Regularisation and loss.
   double grad_clip = 0.0;  // max global L2 norm; 0 = off
   std::string class_weights = "none";  // none | balanced | inverse_frequency

@@ -27,6 +27,17 @@ std::vector<ConfigKey> DannKeys(const std::string& v) {
            {}, {}, {}}};
 }
 
+// MMD/CORAL: whether the target batch back-propagates through the model (DANN always does). The seed runs
+// the target forward under no_grad (seed-methods.md §4.6); TLlib and DomainBed back-propagate through both
+// domains (one forward over [x_s; x_t]), as the Deep CORAL paper's gradient does.
+ConfigKey TargetGradKey(bool dflt) {
+  return {"target_grad", ConfigType::kBool, dflt,
+          std::string("the target batch back-propagates through the model (") +
+              (dflt ? "TLlib/DomainBed; false: the seed's no_grad target forward)"
+                    : "true: TLlib/DomainBed and the Deep CORAL paper; false: the seed's no_grad target forward)"),
+          {}, {}, {}};
+}
+
 std::vector<AdaptInfo> Build() {
   std::vector<AdaptInfo> v;
   {
@@ -48,7 +59,8 @@ std::vector<AdaptInfo> Build() {
   }
   v.push_back({"mmd_rbf", "single-RBF biased MMD, gamma = 1/D (multimodal-ser seed)",
                ConfigTable("adapt", {VariantKey("mmd_rbf"), WeightKey(),
-                                     {"gamma", ConfigType::kDouble, 0.0, "RBF gamma; 0 = 1/feature_dim", 0.0, {}, {}}})});
+                                     {"gamma", ConfigType::kDouble, 0.0, "RBF gamma; 0 = 1/feature_dim", 0.0, {}, {}},
+                                     TargetGradKey(false)})});
   for (const char* name : {"mk_mmd_linear", "mk_mmd_quadratic"}) {
     v.push_back({name,
                  std::string("multi-kernel MMD (TLlib), ") +
@@ -57,12 +69,13 @@ std::vector<AdaptInfo> Build() {
                                        {"kernel_multipliers", ConfigType::kDoubleList,
                                         nlohmann::json::array({0.125, 0.25, 0.5, 1.0, 2.0}),
                                         "Gaussian kernels: sigma^2 = multiplier * mean squared distance", 1e-12, {},
-                                        {}}})});
+                                        {}},
+                                       TargetGradKey(true)})});
   }
   v.push_back({"coral_deep", "Deep CORAL: ||C_s - C_t||_F^2 / (4 d^2) (seed and paper)",
-               ConfigTable("adapt", {VariantKey("coral_deep"), WeightKey()})});
+               ConfigTable("adapt", {VariantKey("coral_deep"), WeightKey(), TargetGradKey(false)})});
   v.push_back({"coral_mean_cov", "CORAL mean + covariance: ||dmu||^2/d + ||dC||_F^2/d^2 (TLlib/DomainBed)",
-               ConfigTable("adapt", {VariantKey("coral_mean_cov"), WeightKey()})});
+               ConfigTable("adapt", {VariantKey("coral_mean_cov"), WeightKey(), TargetGradKey(true)})});
   return v;
 }
 
@@ -93,6 +106,9 @@ Result<nlohmann::json> ValidateAdaptConfig(const nlohmann::json& adapt, const st
   }
   ES_ASSIGN_OR_RETURN(nlohmann::json out, info->config.Apply(adapt, where));
   if (out.contains("grl_horizon")) ES_RETURN_IF_ERROR(ParseGrlHorizon(out["grl_horizon"], where).status());
+  // target_grad = false is how every MMD/CORAL variant ran before the key existed: it is left out of the effective
+  // config, so those jobs keep their identities (the TLlib variants' new default, true, changes theirs).
+  if (out.contains("target_grad") && !out["target_grad"].get<bool>()) out.erase("target_grad");
   return out;
 }
 

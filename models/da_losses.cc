@@ -118,7 +118,9 @@ class StatAdapter : public DomainAdapter {
       if (gamma_ <= 0) gamma_ = 1.0 / static_cast<double>(dim);
     }
     if (c.contains("kernel_multipliers")) multipliers_ = c["kernel_multipliers"].get<std::vector<double>>();
+    target_grad_ = c.value("target_grad", false);
   }
+  bool needs_target_grad() const override { return target_grad_; }
   LossTerms Loss(const torch::Tensor& fs, const torch::Tensor& ft, const LossContext&) override {
     torch::Tensor da;
     const std::string& v = variant();
@@ -136,6 +138,7 @@ class StatAdapter : public DomainAdapter {
  private:
   double gamma_ = 0;
   std::vector<double> multipliers_;
+  bool target_grad_ = false;
 };
 
 }  // namespace
@@ -175,7 +178,9 @@ torch::Tensor MkMmd(const torch::Tensor& fs, const torch::Tensor& ft, const std:
   TORCH_CHECK(b >= 2, "MK-MMD needs at least 2 rows per domain (its estimator divides by B-1), got ", b);
   auto x = torch::cat({fs.narrow(0, 0, b), ft.narrow(0, 0, b)}, 0);
   auto d2 = SqDist(x, x);
-  auto mean_d2 = d2.mean().detach();  // TLlib: sigma² from detached distances
+  // TLlib: sigma² from detached distances. Clamped: a batch of identical rows (a constant feature map) gave
+  // 0/0 = NaN, and the job "diverged" (TLlib shares the flaw); any other batch is unchanged.
+  auto mean_d2 = d2.mean().detach().clamp_min(1e-12);
   torch::Tensor k;
   for (double m : multipliers) {
     auto km = torch::exp(-d2 / (2.0 * m * mean_d2));

@@ -63,7 +63,9 @@ class DomainAdapter : public torch::nn::Module {
   virtual LossTerms Loss(const torch::Tensor& fs, const torch::Tensor& ft, const LossContext& ctx) = 0;
   const std::string& variant() const { return variant_; }
   double weight() const { return weight_; }
-  // MMD/CORAL in the seed run the target forward under no_grad; DANN needs target gradients.
+  // Whether the target batch back-propagates through the model: always for DANN; for MMD/CORAL the
+  // `target_grad` key (the seed's mmd_rbf/coral_deep run the target forward under no_grad, TLlib's
+  // mk_mmd_*/coral_mean_cov back-propagate through both domains).
   virtual bool needs_target_grad() const { return false; }
   // The schedule coefficient of the last Loss() call (DANN: the GRL λ; 1 for fixed-weight variants) and the
   // schedule's upper end (0: the variant has no schedule). The trainer records both per epoch.

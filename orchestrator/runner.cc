@@ -120,9 +120,15 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
              << "process; back to pending";
     return sh.scheduler->OnInterrupted(job.spec.id);
   }
-  LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << r.status().message();
+  // A member of a pack names it: the pack's other members finished (or failed) alongside.
+  Status error = r.status();
+  if (!pack.is_null())
+    error = Status(error.code(), error.message() + " (in pack " + pack.value("id", std::string()).substr(0, 12) +
+                                     ", member " + std::to_string(pack.value("index", 0) + 1) + " of " +
+                                     std::to_string(pack.value("size", 0)) + ")");
+  LOG_WARN << "job " << job.spec.id.substr(0, 12) << " [" << label << "] failed: " << error.message();
   bool retried = false;
-  Status st = sh.scheduler->OnFailed(job.spec.id, r.status(), &retried);
+  Status st = sh.scheduler->OnFailed(job.spec.id, error, &retried);
   *settled = !retried;
   return st;
 }

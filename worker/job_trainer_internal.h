@@ -52,7 +52,7 @@ class Trainer {
   Status LoadData();
   Status BuildModel();
   Status NormalizeInputs();
-  Status CheckBatchNormBatches(int64_t n) const;
+  Status CheckOneRowBatches(int64_t n) const;
   Status SyncBuffers();
   Status MaybeResume();
   // Collectives on a few host floats (loss sums, stop votes): staged through device memory when the

@@ -54,8 +54,9 @@ Status PackedTrainer::LoadAndBuild(Member& m) {
   if (!spec.init_from.empty()) ES_RETURN_IF_ERROR(LoadInitFrom(spec, *m.ctx, m.where, *m.model, &m.train_norm));
   std::vector<std::string> freeze;
   for (const auto& f : m.cfg.freeze) freeze.push_back("model." + f);
-  ES_ASSIGN_OR_RETURN(FlatParameters flat, FlatParameters::Build(*m.root, freeze));
-  m.own = std::make_unique<FlatParameters>(std::move(flat));
+  Result<FlatParameters> flat = FlatParameters::Build(*m.root, freeze);
+  if (!flat.ok()) return flat.status().WithContext(m.where);  // e.g. a [train] freeze prefix naming no parameter
+  m.own = std::make_unique<FlatParameters>(std::move(flat).value());
   return Status::Ok();
 }
 
@@ -96,6 +97,10 @@ Status PackedTrainer::Setup(Member& m) {
   if (m.training && m.steps_per_epoch == 0)
     return Status::InvalidArgument(m.where + ": " + std::to_string(n) + " training rows are fewer than batch_size " +
                                    std::to_string(m.cfg.batch_size) + " with drop_last");
+  if (m.training)  // the packed MLP has no BatchNorm; its members run on one rank
+    ES_RETURN_IF_ERROR(CheckOneRowBatches(m.where, spec.model.value("name", std::string()), /*has_batchnorm=*/false,
+                                          m.adapter ? m.adapter->variant() : std::string(), n, m.cfg.batch_size,
+                                          m.cfg.drop_last, /*world=*/1));
   auto cat = [&](const Split& s) {
     std::vector<torch::Tensor> parts;
     for (const auto& mod : m.modalities) parts.push_back(s.inputs.at(mod));

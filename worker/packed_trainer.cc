@@ -150,9 +150,7 @@ std::vector<Result<JobResult>> PackedTrainer::Run() {
     for (Member* m : act) {
       const double tl = m->rec.train_loss;
       if (m->count > 0 && !std::isfinite(tl)) {
-        Fail(*m, Status::FailedPrecondition(m->where + ": training loss became " + (std::isnan(tl) ? "NaN" : "infinite") +
-                                            " in epoch " + std::to_string(epoch + 1) +
-                                            " (diverged: lower train.lr, set train.grad_clip, or check the features)"));
+        Fail(*m, DivergedError(m->where, tl, epoch));
         continue;
       }
       m->sched->StepEpoch();

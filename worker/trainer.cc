@@ -67,7 +67,7 @@ Result<JobResult> Trainer::Run() {
   if (training && steps_per_epoch == 0)
     return Status::InvalidArgument(where_ + ": " + std::to_string(n) + " training rows are fewer than batch_size " +
                                    std::to_string(cfg_.batch_size) + " with drop_last");
-  ES_RETURN_IF_ERROR(CheckBatchNormBatches(n));
+  ES_RETURN_IF_ERROR(CheckOneRowBatches(n));
   steps_per_epoch_ = steps_per_epoch;
   sched_ = std::make_unique<Schedule>(cfg_, steps_per_epoch * cfg_.epochs);
   opt_->set_lr(sched_->lr());

@@ -179,9 +179,7 @@ Status Trainer::TrainEpoch(int epoch, double* train_loss) {
   // A diverged job (NaN/Inf loss) would go on to record chance-level numbers:
   // it fails instead (every rank sees the same reduced sum).
   if (sums[1] > 0 && !std::isfinite(*train_loss))
-    return Status::FailedPrecondition(where_ + ": training loss became " + (std::isnan(*train_loss) ? "NaN" : "infinite") +
-                                      " in epoch " + std::to_string(epoch + 1) +
-                                      " (diverged: lower train.lr, set train.grad_clip, or check the features)");
+    return DivergedError(where_, *train_loss, epoch);
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // (trainer_internal.h): loss context, class weights, init_from, feature normalisation.
 #include "worker/trainer_internal.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <utility>
@@ -105,6 +106,38 @@ Status NormalizeSplits(const std::string& mode, const std::vector<std::pair<std:
     }
   }
   return Status::Ok();
+}
+
+Status CheckOneRowBatches(const std::string& where, const std::string& model_name, bool has_batchnorm,
+                          const std::string& adapt_variant, int64_t n, int64_t batch_size, bool drop_last,
+                          int64_t world) {
+  const bool pairs = adapt_variant.rfind("coral_", 0) == 0 || adapt_variant.rfind("mk_mmd_", 0) == 0;
+  if (n == 0 || (!has_batchnorm && !pairs)) return Status::Ok();
+  std::vector<int64_t> lens;
+  if (n >= batch_size) lens.push_back(batch_size);
+  if (!drop_last && n % batch_size != 0) lens.push_back(n % batch_size);
+  for (int64_t len : lens) {
+    // Shards hold floor(len/world) or ceil(len/world) rows: one of them is a single row when the floor is 1,
+    // or when there are fewer rows than ranks (some ranks then get none, others one).
+    if (len / world != 1 && !(len > 0 && len < world)) continue;
+    std::string msg = where + ": " +
+                      (has_batchnorm ? "model '" + model_name + "' has BatchNorm layers, which cannot train on one row"
+                                     : "adapt variant '" + adapt_variant + "' needs at least 2 rows per batch (" +
+                                           (adapt_variant[0] == 'c' ? "a covariance" : "a pair of rows") + ")") +
+                      ", and a training batch of " + std::to_string(len) + " row(s) (" + std::to_string(n) +
+                      " rows, batch_size " + std::to_string(batch_size) + (drop_last ? ", drop_last" : "") + ")";
+    msg += world == 1 ? " has 1 row: set drop_last = true or another batch_size"
+                      : " over " + std::to_string(world) +
+                            " ranks gives a rank 1 row: set drop_last = true, another batch_size or fewer ranks";
+    return Status::InvalidArgument(msg);
+  }
+  return Status::Ok();
+}
+
+Status DivergedError(const std::string& where, double train_loss, int epoch) {
+  return Status::FailedPrecondition(where + ": training loss became " + (std::isnan(train_loss) ? "NaN" : "infinite") +
+                                    " in epoch " + std::to_string(epoch) + " (counted from 0, as in info.curves)" +
+                                    " (diverged: lower train.lr, set train.grad_clip, or check the features)");
 }
 
 }  // namespace emosweep::worker

@@ -40,4 +40,15 @@ Status NormalizeSplits(const std::string& mode, const std::vector<std::pair<std:
                        const Split& train, const std::map<std::string, std::string>& features,
                        ModalityStats* train_norm, const std::string& where);
 
+// A training batch (or a rank's shard of one) of a single row fails mid-run, at the epoch's last batch, for a
+// model with BatchNorm layers (`has_batchnorm`) and for the adaptation variants that need two rows per domain
+// (a covariance: coral_*; a pair: mk_mmd_*). Said up front instead, with the fix. n: training rows; world: ranks.
+Status CheckOneRowBatches(const std::string& where, const std::string& model_name, bool has_batchnorm,
+                          const std::string& adapt_variant, int64_t n, int64_t batch_size, bool drop_last,
+                          int64_t world);
+
+// The error of a job whose mean training loss became NaN or infinite in `epoch` (counted from 0, as
+// info.curves and the selected epoch are).
+Status DivergedError(const std::string& where, double train_loss, int epoch);
+
 }  // namespace emosweep::worker

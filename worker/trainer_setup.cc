@@ -55,8 +55,9 @@ Status Trainer::BuildModel() {
   m_.root->to(device_);
   std::vector<std::string> freeze;
   for (const auto& f : cfg_.freeze) freeze.push_back("model." + f);
-  ES_ASSIGN_OR_RETURN(FlatParameters flat, FlatParameters::Build(*m_.root, freeze));
-  flat_ = std::make_unique<FlatParameters>(std::move(flat));
+  Result<FlatParameters> flat = FlatParameters::Build(*m_.root, freeze);
+  if (!flat.ok()) return flat.status().WithContext(where_);  // e.g. a [train] freeze prefix naming no parameter
+  flat_ = std::make_unique<FlatParameters>(std::move(flat).value());
   opt_ = std::make_unique<FusedOptimizer>(flat_.get(), cfg_);
   // Every rank starts from rank 0's parameters.
   ES_RETURN_IF_ERROR(reducer_->Broadcast(flat_->params().data_ptr<float>(), flat_->numel(), 0));
@@ -76,32 +77,16 @@ Status Trainer::NormalizeInputs() {
 }
 
 // BatchNorm in training mode cannot normalise a batch of one row (libtorch: "Expected more than 1 value per
-// channel when training"), which a job meets only at its last batch, possibly hours in. Said up front instead,
-// with the fix. A rank's shard of the global batch counts.
-Status Trainer::CheckBatchNormBatches(int64_t n) const {
-  if (n == 0 || m_.model->transductive()) return Status::Ok();
+// channel when training"), nor CORAL/MK-MMD compare one row: a job meets it only at its last batch, possibly
+// hours in (trainer_internal.h). A rank's shard of the global batch counts.
+Status Trainer::CheckOneRowBatches(int64_t n) const {
+  if (m_.model->transductive()) return Status::Ok();
   bool has_bn = false;
   for (const auto& mod : m_.root->modules(/*include_self=*/false))
     has_bn |= mod->name().find("BatchNorm") != std::string::npos;
-  if (!has_bn) return Status::Ok();
-  const int64_t bs = cfg_.batch_size, world = reducer_->size();
-  std::vector<int64_t> lens;
-  if (n >= bs) lens.push_back(bs);
-  if (!cfg_.drop_last && n % bs != 0) lens.push_back(n % bs);
-  for (int64_t len : lens) {
-    // Shards hold floor(len/world) or ceil(len/world) rows: one of them is a single row when the floor is 1,
-    // or when there are fewer rows than ranks (some ranks then get none, others one).
-    if (len / world != 1 && !(len > 0 && len < world)) continue;
-    std::string msg = where_ + ": model '" + spec_.model.value("name", std::string()) +
-                      "' has BatchNorm layers, which cannot train on one row, and a training batch of " +
-                      std::to_string(len) + " row(s) (" + std::to_string(n) + " rows, batch_size " +
-                      std::to_string(bs) + (cfg_.drop_last ? ", drop_last" : "") + ")";
-    msg += world == 1 ? " has 1 row: set drop_last = true or another batch_size"
-                      : " over " + std::to_string(world) +
-                            " ranks gives a rank 1 row: set drop_last = true, another batch_size or fewer ranks";
-    return Status::InvalidArgument(msg);
-  }
-  return Status::Ok();
+  return worker::CheckOneRowBatches(where_, spec_.model.value("name", std::string()), has_bn,
+                                    m_.adapter ? m_.adapter->variant() : std::string(), n, cfg_.batch_size,
+                                    cfg_.drop_last, reducer_->size());
 }
 
 }  // namespace emosweep::worker::internal

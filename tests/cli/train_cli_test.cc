@@ -497,7 +497,7 @@ TEST_F(TrainCliBadInput, IntegerBeyond32BitsNamesItsLine) {
 
 TEST_F(TrainCliBadInput, FreezePrefixOfNoParameterIsRefused) {
   ExpectBad(Job(kSplitData, "epochs = 2\nfreeze = [\"nonexistent\"]"),
-            {"freeze: 'nonexistent' is the prefix of no parameter", "its parameters:"});
+            {"bad.toml", "freeze: 'nonexistent' is the prefix of no parameter", "its parameters:"});
 }
 
 TEST_F(TrainCliBadInput, DirectoryAsConfigAndUnknownSubcommandSaySo) {
@@ -547,6 +547,7 @@ TEST_F(TrainCli, DivergedTrainingFailsAndPrintsNoResult) {
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_NE(r.err.find("training loss became"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(counted from 0, as in info.curves)"), std::string::npos) << r.err;
 }
 
 TEST_F(TrainCli, JobWithoutValidationLogsItsEpochs) {

@@ -107,6 +107,37 @@ TEST(Schedule, CosineAndStep) {
   EXPECT_EQ(v, (std::vector<double>{0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025}));
 }
 
+// specs/da-variants.md's LR row: Ganin & Lempitsky lr/(1+10p)^0.75 (p = step/total) and TLlib lr(1+γi)^−0.75.
+TEST(Schedule, InvPerRunAndPerStep) {
+  auto ganin = ParseTrainConfig({{"schedule", "inv"}, {"lr", 0.01}}, "test");
+  ASSERT_TRUE(ganin.ok()) << ganin.status().ToString();
+  Schedule g(*ganin, 200);
+  EXPECT_EQ(g.lr(), 0.01);
+  for (int i = 0; i < 50; ++i) g.StepBatch();
+  EXPECT_NEAR(g.lr(), 0.01 / std::pow(1 + 10 * 0.25, 0.75), 1e-15);
+  for (int i = 50; i < 200; ++i) g.StepBatch();
+  EXPECT_NEAR(g.lr(), 0.01 / std::pow(11.0, 0.75), 1e-15);
+  g.StepEpoch();  // per step only
+  EXPECT_NEAR(g.lr(), 0.01 / std::pow(11.0, 0.75), 1e-15);
+  auto tllib =
+      ParseTrainConfig({{"schedule", "inv"}, {"lr", 0.01}, {"inv_per", "step"}, {"inv_gamma", 0.001}}, "test");
+  ASSERT_TRUE(tllib.ok()) << tllib.status().ToString();
+  Schedule t(*tllib, 200), resumed(*tllib, 200);
+  for (int i = 0; i < 1000; ++i) t.StepBatch();  // past total_steps the value is held, as onecycle's
+  EXPECT_NEAR(t.lr(), 0.01 * std::pow(1 + 0.001 * 200, -0.75), 1e-15);
+  ASSERT_TRUE(resumed.LoadState(nlohmann::json::parse(t.State().dump())).ok());
+  EXPECT_EQ(resumed.lr(), t.lr());
+  // The keys are not in the effective config of a job with another schedule (its identity is unchanged).
+  auto none = EffectiveTrainConfig({{"inv_gamma", 3.0}}, "test");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->contains("inv_gamma"));
+  EXPECT_FALSE(none->contains("inv_per"));
+  auto inv = EffectiveTrainConfig({{"schedule", "inv"}}, "test");
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ((*inv)["inv_power"], 0.75);
+  EXPECT_FALSE(ParseTrainConfig({{"schedule", "inv"}, {"inv_per", "epoch"}}, "test").ok());
+}
+
 TEST(Schedule, StateRoundTripContinuesIdentically) {
   TrainConfig c = Base("plateau");
   c.plateau_patience = 1;

@@ -451,7 +451,17 @@ TEST(RunnerPacks, PacksRunAsOneCallAndEachMemberIsRecordedUnderItsOwnIdNamingThe
   EXPECT_EQ(s->counts.failed, 1);
   EXPECT_EQ(s->counts.done, 11);
   EXPECT_EQ((*ledger->GetJob(p.jobs[2].spec.id))->status, JobStatus::kFailed);
-  EXPECT_NE((*ledger->GetJob(p.jobs[2].spec.id))->error.find("member diverged"), std::string::npos);
+  const std::string error = (*ledger->GetJob(p.jobs[2].spec.id))->error;
+  EXPECT_NE(error.find("member diverged"), std::string::npos);
+  {  // and names its pack (the sorted member ids' hash) and its place in it
+    std::vector<std::string> sorted = rec.packs[0];
+    std::sort(sorted.begin(), sorted.end());
+    const size_t at = std::find(rec.packs[0].begin(), rec.packs[0].end(), p.jobs[2].spec.id) - rec.packs[0].begin();
+    EXPECT_NE(error.find("(in pack " + HashJson(nlohmann::json(sorted)).substr(0, 12) + ", member " +
+                         std::to_string(at + 1) + " of 4)"),
+              std::string::npos)
+        << error;
+  }
   for (size_t i = 0; i < rec.packs[0].size(); ++i) {
     const std::string& id = rec.packs[0][i];
     if (id == p.jobs[2].spec.id) continue;

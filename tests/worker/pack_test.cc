@@ -531,11 +531,20 @@ TEST_F(PackTest, SingleMembersAndOtherFamiliesTakeTheReferencePath) {
 // its generator, and gradients from both batches); curves (with the per-epoch DA diagnostics), selection by
 // source_val / im / snd / dev, metrics, probabilities and info must be the single job's, bitwise.
 TEST_F(PackTest, AdaptingMembersEqualTheirJobsAloneBitwise) {
-  for (const std::string variant :
-       {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov", "dann_ganin", "dann_tllib"}) {
+  // "+grad": the seed's variant with target_grad = true (the target batch back-propagates, as TLlib's
+  // variants do by default; "-grad": a TLlib variant with the seed's no_grad target forward).
+  for (const std::string variant : {"mmd_rbf", "coral_deep", "mk_mmd_linear", "mk_mmd_quadratic", "coral_mean_cov",
+                                    "dann_ganin", "dann_tllib", "coral_deep+grad", "mk_mmd_linear-grad"}) {
     const int k = 4;
     std::vector<JobSpec> specs;
-    for (int i = 0; i < k; ++i) specs.push_back(DaMember(i, variant));
+    const size_t sign = variant.find_first_of("+-");
+    for (int i = 0; i < k; ++i) {
+      specs.push_back(DaMember(i, variant.substr(0, sign)));
+      if (sign != std::string::npos) {
+        specs.back().adapt["target_grad"] = variant[sign] == '+';
+        specs.back().id = specs.back().ComputeId();
+      }
+    }
     std::vector<JobContext> ctxs(k);
     std::string why;
     ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;

@@ -15,8 +15,10 @@
 
 #include "data/feature_store.h"
 #include "data/synth.h"
+#include "models/da_losses.h"
 #include "worker/checkpoint.h"
 #include "worker/job.h"
+#include "worker/pack.h"
 #include "worker/trainer.h"
 #include "tests/worker/worker_test_util.h"
 
@@ -321,6 +323,37 @@ TEST_F(TrainerTest, DomainAdaptationJobRuns) {
   }
 }
 
+// MMD/CORAL's target_grad (helper-68): TLlib's variants back-propagate through the target batch by default, the
+// seed's do not; the key turns it on or off, and doing so changes training (the target features move).
+TEST_F(TrainerTest, TargetGradDecidesWhetherTheTargetBatchBackPropagates) {
+  data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(0.7));
+  const std::string tpath = (dir_ / "target.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
+  auto run = [&](const std::string& variant, const nlohmann::json& target_grad) {
+    JobSpec s = Spec({{"epochs", 2}});
+    s.kind = "adapt";
+    s.adapt = {{"variant", variant}, {"weight", 5.0}};
+    if (!target_grad.is_null()) s.adapt["target_grad"] = target_grad;
+    s.target_unlabeled = {{tpath, "", Ids(target, 0, 20)}};
+    s.id = s.ComputeId();
+    auto r = RunJob(s, JobContext{});
+    EXPECT_TRUE(r.ok()) << variant << ": " << r.status().ToString();
+    return r.ok() ? r->curve.back().train_loss : std::nan("");
+  };
+  for (const char* variant : {"coral_deep", "mmd_rbf", "mk_mmd_linear", "coral_mean_cov"}) {
+    SCOPED_TRACE(variant);
+    const bool tllib = std::string(variant).rfind("mk_", 0) == 0 || std::string(variant) == "coral_mean_cov";
+    const double dflt = run(variant, nullptr), off = run(variant, false), on = run(variant, true);
+    EXPECT_EQ(dflt, tllib ? on : off);
+    EXPECT_NE(on, off);
+  }
+  auto seed = models::MakeDomainAdapter({{"variant", "coral_deep"}}, 4);
+  auto tllib = models::MakeDomainAdapter({{"variant", "mk_mmd_quadratic"}}, 4);
+  ASSERT_TRUE(seed.ok() && tllib.ok());
+  EXPECT_FALSE((*seed)->needs_target_grad());
+  EXPECT_TRUE((*tllib)->needs_target_grad());
+}
+
 // The quick start's collapse (issue 19), rebuilt: DANN with the per-epoch Ganin schedule at lr 2e-3 on the
 // synthetic corpora (synth_a -> synth_b) overshoots, the discriminator wins and the target predictions collapse
 // onto one class while source validation stays at 0.9-1.0. For every seed whose source_val pick is collapsed,
@@ -561,6 +594,41 @@ TEST_F(TrainerTest, BatchNormModelWithAOneRowBatchIsRefusedUpFront) {
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   JobSpec mlp = Spec({{"batch_size", 17}, {"epochs", 1}});
   EXPECT_TRUE(RunJob(mlp, JobContext{}).ok());
+}
+
+TEST_F(TrainerTest, CovarianceAndPairAdaptationWithAOneRowBatchIsRefusedUpFront) {
+  // The same 120 rows in batches of 17: CORAL's covariance and MK-MMD's pairs need 2 rows per domain. Before,
+  // the job failed at the first epoch's last batch ("CORAL needs at least 2 rows per domain"); mmd_rbf and DANN
+  // take one row. Packed members are checked the same way.
+  data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(0.7));
+  const std::string tpath = (dir_ / "target.h5").string();
+  ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
+  auto spec = [&](const std::string& variant, bool drop_last, int seed = 0) {
+    JobSpec s = Spec({{"batch_size", 17}, {"epochs", 1}, {"drop_last", drop_last}});
+    s.seed += seed;
+    s.kind = "adapt";
+    s.adapt = {{"variant", variant}};
+    s.target_unlabeled = {{tpath, "", Ids(target, 0, 20)}};
+    s.id = s.ComputeId();
+    return s;
+  };
+  for (const char* variant : {"coral_deep", "coral_mean_cov", "mk_mmd_linear", "mk_mmd_quadratic"}) {
+    SCOPED_TRACE(variant);
+    auto r = RunJob(spec(variant, false), JobContext{});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("adapt variant '" + std::string(variant) + "' needs at least 2 rows per batch"),
+              std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("set drop_last = true"), std::string::npos) << r.status().message();
+    auto packed = RunPack({spec(variant, false), spec(variant, false, 1)}, {JobContext{}, JobContext{}});
+    ASSERT_FALSE(packed.empty());
+    ASSERT_FALSE(packed[0].ok());
+    EXPECT_NE(packed[0].status().message().find("needs at least 2 rows per batch"), std::string::npos)
+        << packed[0].status().message();
+    EXPECT_TRUE(RunJob(spec(variant, true), JobContext{}).ok());
+  }
+  for (const char* variant : {"mmd_rbf", "dann_ganin"}) EXPECT_TRUE(RunJob(spec(variant, false), JobContext{}).ok()) << variant;
 }
 
 TEST_F(TrainerTest, LabelOutsideTheJobsClassesNamesTheUtterance) {
