@@ -1,11 +1,16 @@
 // cli/main.cc: the `emosweep` binary. Thin: finds the subcommand in the
 // table, parses its options, runs it and turns its Status into an exit code.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "cli/command_table.h"
 #include "core/build_info.h"
@@ -47,7 +52,7 @@ void PrintTopHelp(std::ostream& os, const std::string& prefix) {
 
 const char* EmosweepGitRevision();  // <build>/cli/git_revision.cc, written at build time
 
-int main(int argc, char** argv) {
+static int Main(int argc, char** argv) {
   emosweep::SetGitRevision(EmosweepGitRevision());
   emosweep::cli::SetProcessArgs(argc, argv);
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -72,6 +77,10 @@ int main(int argc, char** argv) {
     bool is_group = false;
     for (const auto& c : Commands()) is_group |= std::string(c.path).rfind(args[0] + " ", 0) == 0;
     if (is_group) {
+      if (args.size() == 2 && (args[1] == "--help" || args[1] == "-h")) {  // `emosweep data --help`: asked for
+        PrintTopHelp(std::cout, args[0]);
+        return 0;
+      }
       if (args.size() > 1 && args[1].rfind("-", 0) != 0)  // `emosweep data frob`: say so before the listing
         std::cerr << "emosweep: unknown command '" << args[0] << " " << args[1] << "'\n\n";
       PrintTopHelp(std::cerr, args[0]);
@@ -186,4 +195,24 @@ int main(int argc, char** argv) {
     return emosweep::ExitCodeFor(st);
   }
   return 0;
+}
+
+// A command's results go to standard output: when they could not all be written (a full disk behind `> out.csv`,
+// a closed stdout), the command failed, whatever it computed. (A reader that went away, `| head`, ends the
+// process by SIGPIPE before this, as for any Unix tool.)
+int main(int argc, char** argv) {
+  const int code = Main(argc, argv);
+  errno = 0;
+  std::cout.flush();
+  int err = errno;
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  if (errno != 0) err = errno;
+  if (!flush_failed && !std::ferror(stdout) && std::cout.good()) return code;
+  // The errno of a write that failed earlier is gone; a closed stdout can still be told apart.
+  if (err == 0 && ::fcntl(STDOUT_FILENO, F_GETFD) == -1) err = errno;
+  std::cerr << "emosweep: error: writing to standard output failed: "
+            << (err != 0 ? std::string(std::strerror(err)) : std::string("a write failed (a full disk or an I/O error)"))
+            << "; the output is incomplete\n";
+  return code != 0 ? code : 1;
 }

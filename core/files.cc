@@ -68,17 +68,35 @@ void RemoveStale(const std::filesystem::path& dir, const std::string* base) {
 }
 }  // namespace
 
+// The file-name part a temporary of `name` starts with: the name itself, cut where the longest suffix
+// ".tmp-<host>-<pid>-<n>" would take it past NAME_MAX (255 bytes; a legal 249-byte --out failed with
+// "File name too long"). Names of ordinary length are unchanged.
+std::string TempBase(const std::string& name) {
+  const size_t longest_suffix = (".tmp-" + HostTag() + "-").size() + 10 + 1 + 10;
+  return name.size() + longest_suffix <= 255 ? name : name.substr(0, 255 > longest_suffix ? 255 - longest_suffix : 1);
+}
+
 void RemoveStaleTemporaries(const std::string& final_path) {
   const std::filesystem::path p(final_path);
-  const std::string base = p.filename().string();
+  const std::string base = TempBase(p.filename().string());
   RemoveStale(p.parent_path(), &base);
 }
 
 void RemoveStaleTemporariesIn(const std::string& dir) { RemoveStale(dir, nullptr); }
 
 TempPath::TempPath(std::string final_path) : final_(std::move(final_path)) {
+  // A symbolic link is written through: its target is replaced and the link kept (a rename onto the link
+  // replaced the link with a regular file and left its target as it was).
+  struct stat ls {}, st {};
+  if (::lstat(final_.c_str(), &ls) == 0 && S_ISLNK(ls.st_mode) && ::stat(final_.c_str(), &st) == 0) {
+    std::error_code ec;
+    const std::filesystem::path target = std::filesystem::canonical(final_, ec);
+    if (!ec) final_ = target.string();
+  }
   RemoveStaleTemporaries(final_);
-  tmp_ = final_ + ".tmp-" + HostTag() + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+  const std::filesystem::path p(final_);
+  const std::string suffix = ".tmp-" + HostTag() + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+  tmp_ = (p.parent_path() / (TempBase(p.filename().string()) + suffix)).string();
 }
 
 TempPath::~TempPath() {
@@ -88,7 +106,12 @@ TempPath::~TempPath() {
 Status TempPath::Commit() {
   int fd = ::open(tmp_.c_str(), O_RDONLY);
   if (fd < 0) return Status::IoError(final_ + ": temporary file " + tmp_ + " vanished: " + ErrnoText());
-  ::fsync(fd);
+  // A failed fsync means the content may not be on disk (a full disk, an I/O error): not committed.
+  if (::fsync(fd) != 0) {
+    const std::string err = ErrnoText();
+    ::close(fd);
+    return Status::IoError(final_ + ": cannot write temporary file " + tmp_ + " to disk (fsync): " + err);
+  }
   ::close(fd);
   if (std::rename(tmp_.c_str(), final_.c_str()) != 0) {
     return Status::IoError(final_ + ": cannot rename temporary file: " + ErrnoText());
@@ -140,8 +163,18 @@ bool FileExists(const std::string& path) {
 Status CheckOutputFile(const std::string& path, bool creates_dir) {
   namespace fs = std::filesystem;
   if (path.empty()) return Status::InvalidArgument("an empty output path");
+  if (path == "-")
+    return Status::InvalidArgument("'-' is taken as a file name, not standard output: commands that print results "
+                                   "write them to standard output without --out (for a file named '-', write ./-)");
   std::error_code ec;
   if (fs::is_directory(path, ec)) return Status::InvalidArgument(path + ": is a directory, not a file");
+  // An existing device, FIFO or socket (/dev/stdout, /dev/null, a named pipe, "-" is a file name) would be
+  // replaced by a regular file: outputs are written to a temporary file renamed over the path.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return Status::InvalidArgument(path + ": is not a regular file (a device, a pipe or a socket): outputs are written "
+                                          "to a temporary file and renamed over the path, which would replace it; name a "
+                                          "file (commands that print results write them to standard output without --out)");
   const fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) return Status::Ok();
   if (!fs::exists(parent, ec)) {

@@ -28,6 +28,19 @@ grep -q '^  quickstart ' "$W/protocols.txt" || fail "list protocols lacks quicks
 if "$BIN" list nonsense 2> "$W/err.txt"; then fail "list nonsense exited 0"; fi
 grep -q "unknown WHAT 'nonsense'" "$W/err.txt" || fail "list nonsense: message"
 
+# Results that could not be written (a full disk behind `>`, a closed stdout) fail the command (it said exit 0).
+set +e
+"$BIN" list models --json > /dev/full 2> "$W/err.txt"; rc_full=$?
+"$BIN" version >&- 2> "$W/err2.txt"; rc_closed=$?
+set -e
+[ "$rc_full" = 1 ] || fail "list > /dev/full: exit $rc_full, want 1"
+grep -q "writing to standard output failed" "$W/err.txt" || fail "list > /dev/full: message: $(cat "$W/err.txt")"
+[ "$rc_closed" = 1 ] || fail "version with stdout closed: exit $rc_closed, want 1"
+grep -q "Bad file descriptor" "$W/err2.txt" || fail "closed stdout: message: $(cat "$W/err2.txt")"
+# A command group's --help is asked for: stdout, exit 0 (it was a usage error on stderr).
+"$BIN" data --help > "$W/group.txt" || fail "data --help: exit $?"
+grep -q "data import" "$W/group.txt" || fail "data --help lists no commands"
+
 # By name from any directory (the build tree's binary finds the source library).
 "$BIN" plan quickstart --store-dir "$W/none" --json > "$W/plan.json"
 [ "$(sqlite3 :memory: "SELECT json_extract(readfile('$W/plan.json'), '$.protocol')")" = quickstart ] || fail "plan by name"

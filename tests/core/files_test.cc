@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,40 @@ TEST_F(Files, OutputFileInAMissingDirectoryIsBadInput) {
   const Status not_dir = CheckOutputFile(TmpDir() + "/f/x.csv");
   EXPECT_EQ(not_dir.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(not_dir.message().find("is not a directory"), std::string::npos) << not_dir.message();
+}
+
+// helper-66/69: an --out that is a symbolic link was replaced by a regular file (its target untouched); one that
+// is a device or a FIFO (/dev/stdout, a named pipe) too; a 249-byte name failed with "File name too long".
+TEST_F(Files, ALinkIsWrittenThroughAndKept) {
+  const std::string target = TmpDir() + "/real.csv", link = TmpDir() + "/link.csv";
+  std::ofstream(target) << "old";
+  std::filesystem::create_symlink(target, link);
+  ASSERT_TRUE(WriteFileAtomic(link, "new").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(*ReadFile(target), "new");
+}
+
+TEST_F(Files, ALongButLegalNameIsWritten) {
+  const std::string name = TmpDir() + "/" + std::string(249, 'n') + ".csv";  // 253 bytes
+  ASSERT_TRUE(WriteFileAtomic(name, "x").ok());
+  EXPECT_EQ(*ReadFile(name), "x");
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(TmpDir())) entries += e.is_regular_file();
+  EXPECT_EQ(entries, 1u);  // no temporary left
+}
+
+TEST_F(Files, AnOutputThatIsNotARegularFileIsBadInput) {
+  const std::string fifo = TmpDir() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& p : {fifo, std::string("/dev/null")}) {
+    const Status st = CheckOutputFile(p);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << p;
+    EXPECT_NE(st.message().find("is not a regular file"), std::string::npos) << st.message();
+  }
+  const Status dash = CheckOutputFile("-");
+  EXPECT_EQ(dash.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(dash.message().find("standard output"), std::string::npos) << dash.message();
+  EXPECT_TRUE(CheckOutputFile("./-").ok());
 }
 
 }  // namespace
