@@ -4,7 +4,7 @@
 //       [--audio-encoder FILE.pt [--audio-encoder-name NAME]]
 //       [--text-encoder FILE.pt [--text-encoder-name NAME]] [--checkpoint-every SECONDS]
 // SIGINT/SIGTERM stop the import after the current chunk of utterances; the
-// finished rows go to STORE.h5.partial and the same command resumes (exit 1).
+// finished rows go to STORE.h5.partial and the same command resumes (exit 3).
 // A second SIGINT ends the process at once.
 // Not a row of the command table: `data import` (cmd_data_import.cc) adds
 // these options to its own description (after its own, so options both

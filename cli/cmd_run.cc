@@ -210,7 +210,11 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                 stopped ? " (stopped: re-run to finish)" : "");
     for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
-  if (stopped) return Status::Ok();
+  // Stopped with jobs left: exit 3 (not 0: a script's `run && table` would tabulate an unfinished sweep, and a
+  // Slurm job would end COMPLETED); the Slurm script requeues on it.
+  if (stopped && counts.pending > 0)
+    return Status::Aborted("stopped with " + std::to_string(counts.pending) +
+                           " job(s) left; re-run the same command to resume");
   if (!failures.empty())
     return Status::Internal(std::to_string(counts.failed) + " job(s) failed and " + std::to_string(counts.blocked) +
                             " blocked (see 'emosweep ledger status --ledger " + ledger_path + "')");
@@ -664,11 +668,12 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (!module_error.ok()) return module_error;
   const auto& s = *summary;
   PrintSummary(vm, p, s);
-  if (s.stopped) {
-    int sig = g_signal.load();
-    LOG_WARN << "stopped by signal " << sig << "; unfinished jobs are pending again, re-run to resume";
-    if (sig == SIGINT) return Status::Aborted("interrupted; re-run the same command to resume");
-    return Status::Ok();
+  if (s.stopped && s.counts.pending > 0) {
+    // Exit 3, whatever the signal (SIGTERM/SIGUSR1 exited 0 before: `run && table` tabulated an unfinished
+    // sweep); the Slurm script requeues on it.
+    LOG_WARN << "stopped by signal " << g_signal.load() << "; unfinished jobs are pending again, re-run to resume";
+    return Status::Aborted("stopped with " + std::to_string(s.counts.pending) +
+                           " job(s) left; re-run the same command to resume");
   }
   if (!s.failures.empty())
     return Status::Internal(std::to_string(s.counts.failed) + " job(s) failed and " +

@@ -24,7 +24,7 @@ const std::vector<Command>& Commands() {
        "truncated files, unknown labels, NaN/Inf, mismatched rows or dimensions) exits 2 and leaves no output.\n"
        "Adapter form (docs/corpora.md): extracts audio/text features from a raw corpus, optionally with\n"
        "TorchScript encoders (--audio-encoder/--text-encoder FILE.pt, docs/features.md); resumable, and\n"
-       "SIGINT/SIGTERM keep the finished rows in STORE.h5.partial (exit 1) for the re-run.",
+       "SIGINT/SIGTERM keep the finished rows in STORE.h5.partial (exit 3) for the re-run.",
        DataImportOptions, {}, DataImportRun},
       {"data synth", "generate synthetic corpora (feature stores) with a controllable domain shift",
        "--out DIR [--corpora N] [--speakers S] [--per-speaker U] [--shift X] [--imbalance Y] [--seed N] [--frames] "
@@ -64,15 +64,16 @@ const std::vector<Command>& Commands() {
        "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
        "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"
        "docs/trainer.md) and prints UA / WA / macro-F1 / weighted-F1 per evaluated set. With --work-dir,\n"
-       "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 1); the same command resumes.",
+       "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 3); the same command resumes.",
        TrainOptions, {}, TrainRun},
       {"run", "run a protocol's jobs not yet done in the ledger (resumable)",
        "PROTOCOL --ledger DB [--parallel K] [--threads N] [--pack auto|off|K] [--work-dir DIR] [--max-attempts N] "
        "[--json]",
        "Expands the protocol, skips jobs already done in the ledger and runs the rest in dependency order\n"
        "(docs/design/orchestrator.md). A failing job is recorded with its error and the sweep goes on (exit 1\n"
-       "at the end). Several `run` processes may share one ledger. SIGINT/SIGTERM: running jobs checkpoint\n"
-       "and return to pending; re-run the same command to resume. Ready jobs that share a pack key train\n"
+       "at the end). Several `run` processes may share one ledger. SIGINT/SIGTERM/SIGUSR1: running jobs\n"
+       "checkpoint and return to pending, and the run exits 3 when jobs are left; re-run the same command to\n"
+       "resume. Ready jobs that share a pack key train\n"
        "together as one pack (--pack, docs/design/packing.md); each is recorded as its own job.",
        RunOptions, {{"protocol", 1}}, RunRun},
       {"ledger status", "counts by status and kind, sweeps, running jobs, failures with their errors",

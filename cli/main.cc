@@ -45,7 +45,8 @@ void PrintTopHelp(std::ostream& os, const std::string& prefix) {
     os << line;
   }
   os << "\nRun 'emosweep <command> --help' for a command's options.\n"
-        "Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.\n";
+        "Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input, 3 stopped by a signal with work\n"
+        "left (re-run the same command to resume).\n";
 }
 
 }  // namespace

@@ -202,10 +202,17 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "  break\n"
     << "done\n"
     << "echo \"emosweep: job step finished with status $rc at $(date -Is)\"\n"
-    << "# Stopped with jobs left and no requeue to follow: exit 3, so that Slurm records the job as FAILED\n"
-    << "# (not COMPLETED) and --dependency=afterok does not fire on an unfinished sweep.\n"
-    << "if [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null"
-    << (o.requeue ? " && [ \"$got\" != TERM ]" : "") << "; then\n"
+    << "# Stopped with jobs left (run exits 3; a status file saying \"stopped\" counts too): requeue at the time\n"
+    << "# limit, else exit 3, so that Slurm records the job as FAILED (not COMPLETED) and\n"
+    << "# --dependency=afterok does not fire on an unfinished sweep.\n"
+    << "stopped=\"\"\n"
+    << "if [ \"$rc\" = 3 ] || { [ \"$rc\" = 0 ] && grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null; }; then\n"
+    << "  stopped=1\n"
+    << "fi\n";
+  if (o.requeue)
+    s << "# Preemption (TERM): Slurm requeues the job itself (--requeue).\n"
+      << "if [ -n \"$stopped\" ] && [ \"$got\" = TERM ]; then exit 0; fi\n";
+  s << "if [ -n \"$stopped\" ]; then\n"
     << "  if [ \"$got\" = USR1 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt " << o.max_requeues << " ]; then\n"
     << "    echo \"emosweep: time limit reached with jobs left: requeueing $self (restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )) of at most "
     << o.max_requeues << ")\"\n"

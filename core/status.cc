@@ -34,6 +34,7 @@ bool Status::IsBadInput() const {
 
 int ExitCodeFor(const Status& s) {
   if (s.ok()) return 0;
+  if (s.code() == StatusCode::kAborted) return 3;  // stopped on request, resumable: re-run the same command
   return s.IsBadInput() ? 2 : 1;
 }
 

@@ -20,7 +20,7 @@ enum class StatusCode {
   kFailedPrecondition,  // valid input, wrong state (e.g. speaker overlap not allowed) (exit 2)
   kIoError,             // OS-level read/write failure (exit 1)
   kInternal,            // broken invariant or library failure (exit 1)
-  kAborted,             // stopped on request (signal) (exit 1)
+  kAborted,             // stopped on request (signal) with work left; re-running resumes (exit 3)
   kUnavailable,         // peer/rank unreachable, stall (exit 1)
 };
 

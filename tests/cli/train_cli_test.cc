@@ -251,7 +251,7 @@ TEST_F(TrainCli, InterruptedRunResumesToBitwiseTheSameNumbers) {
     const std::string work = P(sig == SIGINT ? "work_int" : "work_term");
     const std::string args = "train --config " + cfg + " --json --work-dir " + work;
     std::string err;
-    ASSERT_EQ(RunAndSignal(args, 3, sig, &err), 1) << "expected an interrupted run (exit 1):\n" << err;
+    ASSERT_EQ(RunAndSignal(args, 3, sig, &err), 3) << "expected a stopped run (exit 3):\n" << err;
     EXPECT_NE(err.find("stopped on request after epoch"), std::string::npos) << err;
     const std::string id = json::parse(full.out)["job_id"];
     ASSERT_TRUE(fs::exists(work + "/" + id + "/state.ckpt")) << "no saved state in " << work;
@@ -280,7 +280,7 @@ TEST_F(TrainCli, TorchModuleFollowsTheLogLevelAndTheStopSignal) {
   for (const std::string level : {"warn", "info"}) {
     SCOPED_TRACE(level);
     std::string err;
-    ASSERT_EQ(RunAndSignal(args, 3, SIGUSR1, &err), 1) << "expected an interrupted run (exit 1):\n" << err;
+    ASSERT_EQ(RunAndSignal(args, 3, SIGUSR1, &err), 3) << "expected a stopped run (exit 3):\n" << err;
     EXPECT_NE(err.find("stopped on request after epoch"), std::string::npos) << err;
     Ran resumed = Run(args + " --log-level " + level);
     ASSERT_EQ(resumed.code, 0) << resumed.err;

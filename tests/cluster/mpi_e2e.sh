@@ -78,7 +78,7 @@ case "$CASE" in
     grep -q "rank 2" "$T/out" || fail "the stall report does not name rank 2"
     ;;
   preempt)
-    # SIGUSR1 (Slurm preemption): exit 0 within a bounded time, then resume to completion.
+    # SIGUSR1 (Slurm preemption): exit 3 (stopped with jobs left) within a bounded time, then resume to completion.
     sed -i "s/epochs = 6/epochs = 1500/" "$P"
     $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --log-level info > "$T/out" 2>&1 &
     pid=$!
@@ -87,7 +87,7 @@ case "$CASE" in
     wait_stopped $pid "SIGUSR1"
     rc=$?
     tail -5 "$T/out"
-    [ $rc -eq 0 ] || fail "preempted run exited $rc"
+    [ $rc -eq 3 ] || fail "preempted run exited $rc, want 3 (stopped with jobs left)"
     done1=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'done'")
     running=$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'running'")
     [ "$running" = 0 ] || fail "$running jobs left running after preemption"
@@ -110,7 +110,7 @@ case "$CASE" in
     wait_stopped $pid "SIGTERM to rank 2"
     rc=$?
     tail -3 "$T/out2"
-    [ $rc -eq 0 ] || fail "run stopped through rank 2 exited $rc"
+    [ $rc -eq 3 ] || fail "run stopped through rank 2 exited $rc, want 3 (stopped with jobs left)"
     [ "$(sqlite3 :memory: "select json_extract(readfile('$T/st.json'), '\$.stopped')")" = 1 ] \
       || fail "status file after a stop through rank 2: $(cat "$T/st.json")"
     [ "$(sqlite3 "$T/l2.sqlite" "select status from sweeps order by id desc limit 1")" = interrupted ] \

@@ -1,5 +1,7 @@
 #include "cluster/slurm.h"
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -224,6 +226,9 @@ class SlurmScript : public ::testing::Test {
           "  fail) exit 1 ;;\n"
           "  wait) trap 'echo \"{\\\"stopped\\\": true}\" > \"$sf\"; exit 0' USR1\n"
           "        touch \"$FAKE_READY\"; while true; do sleep 0.05; done ;;\n"
+          "  left3) exit 3 ;;\n"
+          "  wait3) trap 'exit 3' USR1\n"
+          "        touch \"$FAKE_READY\"; while true; do sleep 0.05; done ;;\n"
           "esac\n");
     Write(dir_ + "/bin/scontrol", "#!/bin/bash\necho \"$@\" >> \"$FAKE_LOG\"\nexit 0\n");
   }
@@ -250,7 +255,7 @@ class SlurmScript : public ::testing::Test {
                             std::to_string(restarts) + " FAKE_MODE=" + mode + " FAKE_READY=" +
                             ShellQuote(dir_ + "/ready") + " FAKE_LOG=" + ShellQuote(dir_ + "/scontrol.log");
     std::string cmd = env + " bash " + ShellQuote(dir_ + "/job.sbatch") + " > " + ShellQuote(dir_ + "/out") + " 2>&1";
-    if (mode == "wait")
+    if (mode.rfind("wait", 0) == 0)
       cmd = "(" + cmd + ") & pid=$!; for i in $(seq 200); do [ -e " + ShellQuote(dir_ + "/ready") +
             " ] && break; sleep 0.05; done; kill -USR1 $(pgrep -P $pid bash || echo $pid) 2>/dev/null; wait $pid";
     const int st = std::system(("bash -c " + ShellQuote(cmd)).c_str());
@@ -273,6 +278,13 @@ TEST_F(SlurmScript, ExitStatusSaysWhetherTheSweepFinished) {
   std::fclose(log);
   EXPECT_EQ(std::string(line), "requeue 7\n");
   EXPECT_EQ(Run(o, "wait", 2), 3) << "time limit after the last requeue";
+  // run's own exit status says "stopped with jobs left" (3), with no status file (helper-66: an unwritable
+  // --status-file made a stopped sweep look finished).
+  EXPECT_EQ(Run(o, "left3", 0), 3) << "exit 3 from run, no status file, no signal";
+  std::remove((dir_ + "/scontrol.log").c_str());
+  EXPECT_EQ(Run(o, "wait3", 0), 0) << "exit 3 from run at the time limit: requeued";
+  EXPECT_TRUE(std::ifstream(dir_ + "/scontrol.log").good()) << "scontrol requeue was not called";
+  EXPECT_EQ(Run(o, "wait3", 2), 3) << "exit 3 from run after the last requeue";
 }
 
 TEST(Slurm, OneTaskRunsWithoutGroupsAndTheSignalMustComeBeforeTheLimit) {

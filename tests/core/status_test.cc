@@ -23,6 +23,7 @@ TEST(Status, ExitCodesFollowTheCliContract) {
   EXPECT_EQ(ExitCodeFor(Status::Corruption("x")), 2);
   EXPECT_EQ(ExitCodeFor(Status::IoError("x")), 1);
   EXPECT_EQ(ExitCodeFor(Status::Internal("x")), 1);
+  EXPECT_EQ(ExitCodeFor(Status::Aborted("x")), 3);  // stopped on request with work left
 }
 
 TEST(Status, ResultPropagatesTheFirstError) {
