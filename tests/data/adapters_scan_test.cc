@@ -1,4 +1,6 @@
 // Adapter metadata parsing on small fixture trees in each corpus's own layout.
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "data/adapters/adapter.h"
@@ -65,6 +67,26 @@ TEST(AdapterScan, RavdessFields) {
   EXPECT_EQ(b.original_label, "neutral");
   EXPECT_EQ(b.group, "normal");
   EXPECT_EQ(b.transcript, "Dogs are sitting by the door");
+}
+
+// helper-66: a corpus assembled from symbolic links (actor folders linked from elsewhere) lost every linked folder
+// without a word, and a dangling link to a clip was dropped. Linked folders are scanned (once, loops end); a
+// dangling link is named.
+TEST(AdapterScan, LinkedFoldersAreScannedAndADanglingLinkIsNamed) {
+  namespace fs = std::filesystem;
+  AdapterTree t;
+  t.Wav(".elsewhere/Actor_02/03-01-01-01-02-02-02.wav");  // a hidden folder is not scanned: reached by the link only
+  t.Wav("Actor_01/03-01-05-02-01-01-01.wav");
+  fs::create_directory_symlink(t.Path(".elsewhere/Actor_02"), t.Path("Actor_02"));
+  fs::create_directory_symlink(t.root(), t.Path("Actor_01/loop"));  // a loop back to the root
+  auto s = ScanCorpus("ravdess", t.root());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(Ids(*s), (std::vector<std::string>{"03-01-01-01-02-02-02", "03-01-05-02-01-01-01"}));
+  fs::create_symlink(t.Path("nowhere.wav"), t.Path("Actor_01/03-01-03-01-01-01-01.wav"));
+  auto d = ScanCorpus("ravdess", t.root());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("03-01-03-01-01-01-01.wav: a symbolic link to a missing file"), std::string::npos)
+      << d.status().ToString();
 }
 
 TEST(AdapterScan, RavdessActorFolderMismatchIsBad) {
