@@ -146,19 +146,38 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
   }
   // A file that is not a ledger (truncated, foreign) fails below, possibly after SQLite made its -wal and
   // -shm beside it: those are removed again when this call made them and the -wal is empty.
-  struct stat wal_sb;
+  struct stat wal_sb, shm_sb;
   const bool had_wal = ::stat((path + "-wal").c_str(), &wal_sb) == 0;
-  const bool had_shm = ::stat((path + "-shm").c_str(), &wal_sb) == 0;
+  const bool had_shm = ::stat((path + "-shm").c_str(), &shm_sb) == 0;
+  const int64_t wal_bytes = had_wal ? static_cast<int64_t>(wal_sb.st_size) : 0;
+  const bool wal_has_data = wal_bytes > 0;
   Status opened = [&]() -> Status {
     int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                 SQLITE_OPEN_NOMUTEX;
+    // Another user's ledger, read: SQLite would make the -wal and -shm files beside it, owned by this user, and
+    // lock its owner out ("attempt to write a readonly database", helper-66). Without a -wal no sweep has it open
+    // and the file holds everything: read it as immutable, creating nothing.
+    if (options.read_only && !had_wal && !had_shm && ::access(path.c_str(), W_OK) != 0) {
+      ES_RETURN_IF_ERROR(l->db_.Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                                     options.busy_timeout_ms, ImmutableUri(path)));
+      ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
+      ES_RETURN_IF_ERROR(l->Migrate());
+      return Status::Ok();
+    }
     ES_RETURN_IF_ERROR(l->db_.Open(path, flags, options.busy_timeout_ms));
     if (options.read_only) {
       ES_RETURN_IF_ERROR(l->db_.Exec("PRAGMA query_only = ON"));
       // A WAL ledger in a directory this process cannot write: SQLite cannot create the
       // -shm file a reader needs. Nobody can be writing there either, so read the file
-      // as immutable (no locks, no -shm).
+      // as immutable (no locks, no -shm), unless its -wal holds results not yet in the file
+      // (a killed sweep, a copy taken while one ran): an immutable read would ignore them.
       Status probe = l->db_.Exec("SELECT count(*) FROM sqlite_master");
+      if (!probe.ok() && !DirWritable(path) && wal_has_data)
+        return Status::FailedPrecondition(
+            path + ": its write-ahead log " + path + "-wal holds " + std::to_string(wal_bytes) +
+            " bytes of results not yet in the ledger file, which SQLite cannot read in a directory this process "
+            "cannot write; copy the ledger together with its -wal to a writable directory (or open it once where "
+            "it can be written, which merges the log)");
       if (!probe.ok() && !DirWritable(path)) {
         l->db_.Close();
         ES_RETURN_IF_ERROR(l->db_.Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,

@@ -208,4 +208,28 @@ echo partial > "$stale"
 "$BIN" report "$W/p.toml" --ledger "$W/ref/ref.db" --out "$W/r.html" > /dev/null 2>&1 || fail "report after a stale temporary"
 [ ! -e "$stale" ] && [ -s "$W/r.html" ] || fail "the stale temporary of a gone process is still there: $(ls "$W" | grep r.html)"
 echo "6. --out over an input or into a missing directory, stale temporaries, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
+
+# 7. Another user reading a ledger (helper-66), checked where this test can switch users (root, setpriv).
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+  as_other() { setpriv --reuid=4242 --regid=4242 --clear-groups env HOME="$W/shared" "$@"; }
+  mkdir "$W/shared" && chmod 1777 "$W/shared"
+  cp "$W/ref/ref.db" "$W/shared/l.db" && chmod 644 "$W/shared/l.db"
+  # A read by a user who cannot write the ledger creates no -wal/-shm of theirs (they locked the owner out).
+  as_other "$BIN" ledger status --ledger "$W/shared/l.db" > /dev/null 2> "$W/seven.err" || fail "status as another user: $(cat "$W/seven.err")"
+  [ ! -e "$W/shared/l.db-wal" ] && [ ! -e "$W/shared/l.db-shm" ] || fail "another user's status left $(ls -l "$W/shared")"
+  "$BIN" run "$W/p.toml" --ledger "$W/shared/l.db" --log-level warn > /dev/null 2> "$W/seven.err" || fail "the owner's run after another user's status: $(cat "$W/seven.err")"
+  # A ledger whose -wal holds results, in a directory the reader cannot write: refused, not read without them.
+  mkdir "$W/ro" && chmod 755 "$W/ro"
+  { echo "PRAGMA wal_autocheckpoint = 0; UPDATE sweeps SET host = host || '-x';"; sleep 3; } | sqlite3 "$W/shared/l.db" > /dev/null &
+  holder=$!
+  sleep 1
+  cp "$W/shared/l.db" "$W/shared/l.db-wal" "$W/ro/"
+  wait $holder 2> /dev/null || true
+  [ -s "$W/ro/l.db-wal" ] || fail "could not make a ledger with a non-empty -wal"
+  chmod 644 "$W/ro/l.db" "$W/ro/l.db-wal"
+  rc=0; as_other "$BIN" ledger status --ledger "$W/ro/l.db" > /dev/null 2> "$W/seven.err" || rc=$?
+  [ $rc = 2 ] && grep -q "write-ahead log .*l.db-wal holds .* bytes of results not yet in the ledger file" "$W/seven.err" ||
+    fail "a -wal with results in an unwritable directory: exit $rc, $(cat "$W/seven.err")"
+  echo "7. another user's read: nothing created, the owner runs on; a -wal it cannot read is named: ok"
+fi
 echo "ledger e2e: ok"
