@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "orchestrator/ledger.h"
+#include "orchestrator/sqlite_util.h"
 #include "tests/orchestrator/fake_jobs.h"
 
 namespace emosweep::orchestrator {
@@ -77,6 +78,31 @@ int64_t NewSweep(Ledger* l) {
   auto s = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? *s : -1;
+}
+
+// helper-67: a protocol's rows go in in transactions of at most 2000 jobs (one transaction held the write lock for
+// minutes and another sweep failed on it). Registration over several transactions, also one cut short (rows
+// without the sweep's link), gives the counts and links of one.
+TEST(LedgerCounts, RegistrationInSeveralTransactionsKeepsCountsAndLinks) {
+  const std::string path = TestDir() + "/l.db";
+  const auto grid = testing::MakeGrid("e", {"a", "b", "c"}, {"x", "y", "z"}, 500);  // 4500 jobs: 3 transactions
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  const std::vector<protocols::PlannedJob> first_part(grid.begin(), grid.begin() + 2500);
+  ASSERT_TRUE(l->RegisterJobs(NewSweep(l.get()), first_part).ok());
+  ExpectCountsMatchRecount(path, "2500 jobs registered");
+  const int64_t sweep = NewSweep(l.get());
+  ASSERT_TRUE(l->RegisterJobs(sweep, grid).ok());
+  ExpectCountsMatchRecount(path, "4500 jobs, 2500 of them there already");
+  Db db;
+  ASSERT_TRUE(db.Open(path, 1 /*SQLITE_OPEN_READONLY*/, 1000).ok());
+  Stmt jobs(&db, "SELECT count(*) FROM jobs");
+  ASSERT_TRUE(*jobs.Step());
+  EXPECT_EQ(jobs.Int(0), 4500);
+  Stmt links(&db, "SELECT count(*) FROM sweep_links WHERE sweep_id = ?");
+  links.Bind(1, sweep);
+  ASSERT_TRUE(*links.Step());
+  EXPECT_EQ(links.Int(0), 4500);
 }
 
 TEST(LedgerCounts, KeptCountsEqualARecountAfterEveryKindOfChange) {
