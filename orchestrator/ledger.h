@@ -288,6 +288,11 @@ class Ledger {
   // A statement that could write or create anything (VACUUM INTO, ATTACH, pragma
   // assignments) is refused before it runs; timeout_s > 0 interrupts a longer query.
   Result<nlohmann::json> Query(const std::string& sql, double timeout_s = 0);
+  // The same statement, row by row: `on_columns` once with the column names, then `on_row` per row (a JSON
+  // array of the row's values); nothing is held (`ledger export` of 10^6 predictions held 2-3 GB). A non-OK
+  // Status from on_row stops the query and is returned.
+  Status QueryEach(const std::string& sql, double timeout_s, const std::function<void(const nlohmann::json&)>& on_columns,
+                   const std::function<Status(nlohmann::json&)>& on_row);
 
  private:
   Ledger() = default;

@@ -77,6 +77,19 @@ int PastDeadline(void* p) {
 }  // namespace
 
 Result<nlohmann::json> Ledger::Query(const std::string& sql, double timeout_s) {
+  nlohmann::json cols, rows = nlohmann::json::array();
+  ES_RETURN_IF_ERROR(QueryEach(
+      sql, timeout_s, [&](const nlohmann::json& c) { cols = c; },
+      [&](nlohmann::json& r) {
+        rows.push_back(std::move(r));
+        return Status::Ok();
+      }));
+  return nlohmann::json{{"columns", cols}, {"rows", rows}};
+}
+
+Status Ledger::QueryEach(const std::string& sql, double timeout_s,
+                         const std::function<void(const nlohmann::json&)>& on_columns,
+                         const std::function<Status(nlohmann::json&)>& on_row) {
   if (!options_.read_only)
     return Status::FailedPrecondition("raw SQL needs a ledger opened read-only (PRAGMA query_only)");
   std::lock_guard<std::mutex> lock(mu_);
@@ -109,9 +122,10 @@ Result<nlohmann::json> Ledger::Query(const std::string& sql, double timeout_s) {
                       std::chrono::duration<double>(timeout_s));
     sqlite3_progress_handler(db_.raw(), 1000, PastDeadline, &deadline);
   }
-  nlohmann::json cols = nlohmann::json::array(), rows = nlohmann::json::array();
+  nlohmann::json cols = nlohmann::json::array();
   int n = sqlite3_column_count(raw);
   for (int i = 0; i < n; ++i) cols.push_back(sqlite3_column_name(raw, i));
+  on_columns(cols);
   for (;;) {
     rc = sqlite3_step(raw);
     if (rc == SQLITE_DONE) break;
@@ -134,9 +148,9 @@ Result<nlohmann::json> Ledger::Query(const std::string& sql, double timeout_s) {
         default: r.push_back(reinterpret_cast<const char*>(sqlite3_column_text(raw, i)));
       }
     }
-    rows.push_back(std::move(r));
+    ES_RETURN_IF_ERROR(on_row(r));
   }
-  return nlohmann::json{{"columns", cols}, {"rows", rows}};
+  return Status::Ok();
 }
 
 }  // namespace emosweep::orchestrator

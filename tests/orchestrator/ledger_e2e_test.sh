@@ -209,6 +209,18 @@ echo partial > "$stale"
 [ ! -e "$stale" ] && [ -s "$W/r.html" ] || fail "the stale temporary of a gone process is still there: $(ls "$W" | grep r.html)"
 echo "6. --out over an input or into a missing directory, stale temporaries, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
 
+# `ledger query --json` gives attrs as an object, as status and export do (helper-69: it was a string); the
+# streamed export (row by row, helper-67) writes the same bytes to --out as to stdout, in both formats.
+"$BIN" ledger query --ledger "$W/ref/ref.db" --json > "$W/q.json"
+[ "$(sqlite3 :memory: "SELECT json_type(readfile('$W/q.json'), '\$[0].attrs')")" = object ] || fail "query --json: attrs is $(sqlite3 :memory: "SELECT json_type(readfile('$W/q.json'), '\$[0].attrs')")"
+for f in csv json; do
+  "$BIN" ledger export --ledger "$W/ref/ref.db" --what predictions --format $f > "$W/p.$f"
+  "$BIN" ledger export --ledger "$W/ref/ref.db" --what predictions --format $f --out "$W/po.$f"
+  cmp -s "$W/p.$f" "$W/po.$f" && [ -s "$W/p.$f" ] || fail "export --format $f: --out differs from stdout"
+done
+[ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$W/p.json'))")" = "$(sqlite3 "$W/ref/ref.db" "SELECT count(*) FROM predictions")" ] ||
+  fail "export --format json: not one object per prediction"
+
 # 7. Another user reading a ledger (helper-66), checked where this test can switch users (root, setpriv).
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   as_other() { setpriv --reuid=4242 --regid=4242 --clear-groups env HOME="$W/shared" "$@"; }
@@ -219,15 +231,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   [ ! -e "$W/shared/l.db-wal" ] && [ ! -e "$W/shared/l.db-shm" ] || fail "another user's status left $(ls -l "$W/shared")"
   "$BIN" run "$W/p.toml" --ledger "$W/shared/l.db" --log-level warn > /dev/null 2> "$W/seven.err" || fail "the owner's run after another user's status: $(cat "$W/seven.err")"
   # A ledger whose -wal holds results, in a directory the reader cannot write: refused, not read without them.
-  mkdir "$W/ro" && chmod 755 "$W/ro"
+  mkdir "$W/ro7" && chmod 755 "$W/ro7"
   { echo "PRAGMA wal_autocheckpoint = 0; UPDATE sweeps SET host = host || '-x';"; sleep 3; } | sqlite3 "$W/shared/l.db" > /dev/null &
   holder=$!
   sleep 1
-  cp "$W/shared/l.db" "$W/shared/l.db-wal" "$W/ro/"
+  cp "$W/shared/l.db" "$W/shared/l.db-wal" "$W/ro7/"
   wait $holder 2> /dev/null || true
-  [ -s "$W/ro/l.db-wal" ] || fail "could not make a ledger with a non-empty -wal"
-  chmod 644 "$W/ro/l.db" "$W/ro/l.db-wal"
-  rc=0; as_other "$BIN" ledger status --ledger "$W/ro/l.db" > /dev/null 2> "$W/seven.err" || rc=$?
+  [ -s "$W/ro7/l.db-wal" ] || fail "could not make a ledger with a non-empty -wal"
+  chmod 644 "$W/ro7/l.db" "$W/ro7/l.db-wal"
+  rc=0; as_other "$BIN" ledger status --ledger "$W/ro7/l.db" > /dev/null 2> "$W/seven.err" || rc=$?
   [ $rc = 2 ] && grep -q "write-ahead log .*l.db-wal holds .* bytes of results not yet in the ledger file" "$W/seven.err" ||
     fail "a -wal with results in an unwritable directory: exit $rc, $(cat "$W/seven.err")"
   echo "7. another user's read: nothing created, the owner runs on; a -wal it cannot read is named: ok"
