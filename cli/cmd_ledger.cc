@@ -478,9 +478,12 @@ Status LedgerGcRun(const po::variables_map& vm) {
   std::printf("  jobs no kept protocol references: %lld\n", static_cast<long long>(r.unreferenced_jobs));
   std::printf("    not done, %s with their rows: %lld\n", r.applied ? "dropped" : "to drop",
               static_cast<long long>(r.dropped_jobs));
-  for (const auto& id : r.dropped_job_ids) std::printf("      %s\n", id.c_str());
-  if (r.dropped_jobs > static_cast<long long>(r.dropped_job_ids.size()))
-    std::printf("      ... and %lld more\n", static_cast<long long>(r.dropped_jobs - r.dropped_job_ids.size()));
+  constexpr size_t kListed = 10;  // dropped job ids named here (--json names them all)
+  for (size_t i = 0; i < r.dropped_job_ids.size() && i < kListed; ++i)
+    std::printf("      %s\n", r.dropped_job_ids[i].c_str());
+  if (r.dropped_jobs > static_cast<long long>(std::min(kListed, r.dropped_job_ids.size())))
+    std::printf("      ... and %lld more\n",
+                static_cast<long long>(r.dropped_jobs - std::min(kListed, r.dropped_job_ids.size())));
   std::printf("    done, predictions %s (metrics, curves, provenance kept): %lld job(s), %lld row(s)\n",
               r.applied ? "dropped" : "to drop", static_cast<long long>(r.dropped_prediction_jobs),
               static_cast<long long>(r.prediction_rows));

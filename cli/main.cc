@@ -101,7 +101,14 @@ static int Main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + static_cast<long>(words), args.end());
   po::variables_map vm;
   try {
-    const po::parsed_options parsed = po::command_line_parser(rest).options(options).positional(pos).run();
+    // No abbreviations (Boost's default guesses "--led" for "--ledger"): a script relying on one would change
+    // meaning, or fail, when a new option shares the prefix (helper-69).
+    const po::parsed_options parsed =
+        po::command_line_parser(rest)
+            .options(options)
+            .positional(pos)
+            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+            .run();
     // An unsigned option given a negative number: Boost's lexical_cast wraps "-1" to 2^64 - 1 (--seed -1,
     // --max-jobs -1 would silently mean 18446744073709551615).
     for (const auto& opt : parsed.options) {

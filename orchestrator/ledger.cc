@@ -680,6 +680,36 @@ Result<int> Ledger::MarkDeadSweeps(double stale_after_s) {
   return static_cast<int>(dead.size());
 }
 
+Result<int> Ledger::ReleaseDeadJobs(double stale_after_s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(&db_);
+  ES_RETURN_IF_ERROR(tx.status());
+  std::vector<std::pair<std::string, std::string>> dead;  // id, owner
+  {
+    Stmt q(&db_, "SELECT id, owner, heartbeat_at FROM jobs WHERE status = 'running'");
+    ES_RETURN_IF_ERROR(q.status());
+    const double now = NowSeconds();
+    for (;;) {
+      ES_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      const std::string owner = q.Text(1);
+      const double beat = q.IsNull(2) ? 0.0 : q.Double(2);
+      if (OwnerIsDeadHere(owner) || now - beat > stale_after_s) dead.emplace_back(q.Text(0), owner);
+    }
+  }
+  Stmt up(&db_,
+          "UPDATE jobs SET status = 'pending', owner = NULL, attempts = max(attempts - 1, 0) "
+          "WHERE id = ? AND owner = ? AND status = 'running'");
+  ES_RETURN_IF_ERROR(up.status());
+  for (const auto& [id, owner] : dead) {
+    up.Reset();
+    up.Bind(1, id).Bind(2, owner);
+    ES_RETURN_IF_ERROR(up.Run());
+  }
+  ES_RETURN_IF_ERROR(tx.Commit());
+  return static_cast<int>(dead.size());
+}
+
 Status Ledger::Block(const std::string& id, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(&db_, "UPDATE jobs SET status = 'blocked', error = ? WHERE id = ? AND status = 'pending'", Stmt::kKeep);

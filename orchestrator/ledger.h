@@ -119,7 +119,7 @@ struct GcReport {
   int64_t bytes = 0;                   // dry run: payload bytes the drops free (estimate); applied: file shrink
   int64_t file_bytes_before = 0, file_bytes_after = 0;
   bool applied = false;
-  std::vector<std::string> dropped_job_ids;  // the first few, for the printout
+  std::vector<std::string> dropped_job_ids;  // every one (the text printout names the first 10)
 };
 
 // The SQL `ledger status` counts jobs with: (kind, status, count) rows, ordered, for
@@ -196,6 +196,10 @@ class Ledger {
   // host: started more than stale_after_s ago and none of its jobs heartbeating) become
   // 'interrupted'. Returns how many. Called at the start of every run.
   Result<int> MarkDeadSweeps(double stale_after_s);
+  // Jobs still 'running' under an owner that is gone (this host, pid dead) or silent (heartbeat older than
+  // stale_after_s) go back to pending, the attempt not counted (as a run's takeover does). Returns how many.
+  // gc and vacuum call it: after a kill -9 they refused until a run took the jobs over (helper-69).
+  Result<int> ReleaseDeadJobs(double stale_after_s);
 
   // --- maintenance (`ledger gc`, `ledger vacuum`; orchestrator/ledger_gc.cc) ---
   // Counts (apply = false) or drops (apply = true, one IMMEDIATE transaction, then

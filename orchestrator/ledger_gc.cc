@@ -27,7 +27,6 @@ namespace emosweep::orchestrator {
 namespace {
 
 constexpr const char* kResultTables[] = {"metrics", "eval_details", "curves", "predictions", "provenance"};
-constexpr size_t kListed = 10;  // dropped job ids named in the report
 
 Result<int64_t> Scalar(Db* db, const std::string& sql) {
   Stmt st(db, sql);
@@ -52,13 +51,17 @@ Status Ledger::RefuseWhileRunningLocked(const std::string& what) {
   ES_ASSIGN_OR_RETURN(int64_t jobs, Scalar(&db_, "SELECT count(*) FROM jobs WHERE status = 'running'"));
   if (sweeps == 0 && jobs == 0) return Status::Ok();
   return Status::FailedPrecondition(db_.path() + ": " + std::to_string(sweeps) + " sweep(s) and " +
-                                    std::to_string(jobs) + " job(s) are running on this ledger; " + what +
-                                    " waits until they have finished (see 'emosweep ledger status')");
+                                    std::to_string(jobs) + " job(s) are running on this ledger (their processes "
+                                    "are alive); run " + what + " again when they have finished (see 'emosweep ledger "
+                                    "status')");
 }
 
 Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bool apply) {
   if (apply && options_.read_only) return Status::FailedPrecondition(path() + ": opened read-only, cannot drop rows");
-  if (apply) ES_RETURN_IF_ERROR(MarkDeadSweeps(600).status());
+  if (apply) {
+    ES_RETURN_IF_ERROR(MarkDeadSweeps(600).status());
+    ES_RETURN_IF_ERROR(ReleaseDeadJobs(600).status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   GcReport r;
   r.file_bytes_before = FileBytes();
@@ -97,7 +100,7 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
     std::sort(drop_jobs.begin(), drop_jobs.end());
     r.dropped_jobs = static_cast<int64_t>(drop_jobs.size());
     r.dropped_prediction_jobs = static_cast<int64_t>(drop_predictions.size());
-    r.dropped_job_ids.assign(drop_jobs.begin(), drop_jobs.begin() + std::min(kListed, drop_jobs.size()));
+    r.dropped_job_ids.assign(drop_jobs.begin(), drop_jobs.end());  // all (--json); the text names kListed
     // Sizes before anything is dropped (payload bytes; SQLite's own overhead comes on top).
     ES_RETURN_IF_ERROR(ForChunks(&db_, drop_jobs,
                                  "SELECT sum(length(config_json) + length(attrs_json) + length(deps_json) + "
@@ -154,6 +157,7 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
 Result<std::pair<int64_t, int64_t>> Ledger::Vacuum() {
   if (options_.read_only) return Status::FailedPrecondition(path() + ": opened read-only, cannot vacuum");
   ES_RETURN_IF_ERROR(MarkDeadSweeps(600).status());
+  ES_RETURN_IF_ERROR(ReleaseDeadJobs(600).status());
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t before = FileBytes();
   // VACUUM holds the write lock for as long as it copies the file: a live sweep would

@@ -37,6 +37,11 @@ set -e
 grep -q "writing to standard output failed" "$W/err.txt" || fail "list > /dev/full: message: $(cat "$W/err.txt")"
 [ "$rc_closed" = 1 ] || fail "version with stdout closed: exit $rc_closed, want 1"
 grep -q "Bad file descriptor" "$W/err2.txt" || fail "closed stdout: message: $(cat "$W/err2.txt")"
+# Option names are not guessed from a prefix (Boost's default took --js for --json).
+set +e
+"$BIN" list models --js > /dev/null 2> "$W/err3.txt"; rc_prefix=$?
+set -e
+[ "$rc_prefix" = 2 ] && grep -q "unrecognised option '--js'" "$W/err3.txt" || fail "--js: exit $rc_prefix, $(cat "$W/err3.txt")"
 # A command group's --help is asked for: stdout, exit 0 (it was a usage error on stderr).
 "$BIN" data --help > "$W/group.txt" || fail "data --help: exit $?"
 grep -q "data import" "$W/group.txt" || fail "data --help lists no commands"

@@ -2,6 +2,8 @@
 // what no kept protocol references goes, everything a kept protocol references
 // stays, superseded attempts lose their stale rows, and a running sweep stops it.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "orchestrator/runner.h"
 #include "tests/orchestrator/fake_jobs.h"
@@ -194,6 +196,37 @@ TEST(LedgerGc, RefusesWhileAJobIsRunningAndDropsNothing) {
   auto v2 = l->Vacuum();
   ASSERT_TRUE(v2.ok()) << v2.status().ToString();
   EXPECT_GT(v2->second, 0);
+}
+
+// helper-69: after a kill -9 (a job left 'running' under a dead process) gc --yes and vacuum refused until a run
+// took the job over. The job goes back to pending, its attempt not counted, and both proceed; a dry run lists
+// every dropped id (the JSON report was cut at 10).
+TEST(LedgerGc, AJobOfADeadProcessDoesNotStopGcOrVacuum) {
+  Fixture f;
+  f.Fill();
+  auto l = std::move(Ledger::Open(f.path)).value();
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const std::string host = ThisOwner().substr(0, ThisOwner().find(':'));
+  const std::string dead_owner = host + ":" + std::to_string(child) + ":deadbeef";
+  const std::string id = f.gone.jobs[1].spec.id;
+  auto c = l->Claim(id, dead_owner, ClaimOptions{});
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->outcome, ClaimOutcome::kClaimed);
+  const int64_t attempts = Count(l.get(), "SELECT attempts FROM jobs WHERE id = '" + id + "'");
+  auto dry = l->CollectGarbage(Ids(f.kept), false);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry->dropped_job_ids.size(), static_cast<size_t>(dry->dropped_jobs));
+  auto v = l->Vacuum();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(Count(l.get(), "SELECT count(*) FROM jobs WHERE status = 'running'"), 0);
+  EXPECT_EQ(Count(l.get(), "SELECT attempts FROM jobs WHERE id = '" + id + "'"), attempts - 1);
+  auto r = l->CollectGarbage(Ids(f.kept), true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->applied);
 }
 
 }  // namespace
