@@ -63,6 +63,7 @@ Status TableRun(const po::variables_map& vm) {
     return Status::NotFound(specs.size() == 1 ? "table '" + specs[0]->name + "' has no published values to reproduce"
                                               : p.path + ": no table has published values to reproduce");
   int published = 0, reproduced = 0;
+  std::string printed;
   for (size_t k = 0; k < specs.size(); ++k) {
     ES_ASSIGN_OR_RETURN(auto t, orchestrator::BuildTable(p, *specs[k], inputs));
     // The JSON document only for --format json: it lists every cell's job ids (10^6
@@ -88,11 +89,14 @@ Status TableRun(const po::variables_map& vm) {
     if (format == "json") {
       json_out.push_back(doc);
     } else if (format == "csv" && k > 0 && !reproduce && !vm.count("compare")) {
-      std::cout << text.substr(text.find('\n') + 1);  // one CSV: the first table's header only
+      printed += text.substr(text.find('\n') + 1);  // one CSV: the first table's header only
     } else {
-      std::cout << (k ? "\n" : "") << text;
+      printed += (k ? "\n" : "") + text;
     }
   }
+  // Printed once every table is built: an error in a later table (--compare rows it lacks) left the earlier
+  // ones on stdout, a half-written file behind `>` (helper-69).
+  std::cout << printed;
   // One shape whatever the selection: the protocol and a list of tables (docs/formats/tables.md).
   if (format == "json") PrintJson(nlohmann::json{{"protocol", p.path}, {"tables", json_out}}.dump(2));
   KeepUntilExit(std::move(p.jobs));  // no frees at exit (cli/protocol_args.h)
