@@ -12,6 +12,17 @@ std::mutex& Hdf5Mutex() {
 void SilenceErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 namespace {
+// libhdf5 closes what is still open when the process exits (H5_term_library). A file whose close failed (a full
+// disk, EFBIG: helper-66) stays half-open in the library, and closing it again at exit crashed (exit 139 after
+// the error had been reported). Every handle here is closed explicitly (Handle), so the exit-time pass is not
+// needed: it is turned off before the library starts.
+const bool kNoExitClose = [] {
+  (void)H5dont_atexit();
+  return true;
+}();
+}  // namespace
+
+namespace {
 herr_t WalkInnermost(unsigned n, const H5E_error2_t* err, void* data) {
   // The stack is walked from the innermost frame outward; the first message
   // is the most specific one ("truncated file: eof = ...").
@@ -25,6 +36,17 @@ std::string LastError() {
   std::string msg;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, WalkInnermost, &msg);
   H5Eclear2(H5E_DEFAULT);
+  // A failed write reads "file write failed: time = <ctime with its newline>, filename = ..., errno = 27, error
+  // message = 'File too large', buf = 0x..., ...": keep what it failed at and why, on one line.
+  const size_t em = msg.find("error message = '");
+  if (em != std::string::npos) {
+    const size_t from = em + 17, to = msg.find('\'', from);
+    const size_t colon = msg.find(':');
+    msg = (colon != std::string::npos && colon < em ? msg.substr(0, colon) + ": " : std::string()) +
+          msg.substr(from, to == std::string::npos ? std::string::npos : to - from);
+  }
+  for (char& ch : msg)
+    if (ch == '\n' || ch == '\r') ch = ' ';
   return msg;
 }
 
