@@ -197,7 +197,8 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                             {"busy_rank_seconds", sum->busy_s},
                             {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
                             {"pending", counts.pending}, {"stopped", stopped}};
-  (void)l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
+  const Status finished =
+      l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
   WriteStatusFile(vm, summary);
   if (vm.count("json")) {
     PrintJson(summary.dump(2));
@@ -210,6 +211,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                 stopped ? " (stopped: re-run to finish)" : "");
     for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
   }
+  if (!finished.ok()) return finished;  // e.g. the ledger file was deleted during the sweep
   // Stopped with jobs left: exit 3 (not 0: a script's `run && table` would tabulate an unfinished sweep, and a
   // Slurm job would end COMPLETED); the Slurm script requeues on it.
   if (stopped && counts.pending > 0)

@@ -191,6 +191,10 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
     ES_RETURN_IF_ERROR(l->Migrate());
     return Status::Ok();
   }();
+  if (opened.ok() && ::stat(path.c_str(), &sb) == 0) {
+    l->file_dev_ = static_cast<uint64_t>(sb.st_dev);
+    l->file_ino_ = static_cast<uint64_t>(sb.st_ino);
+  }
   if (!opened.ok()) {
     l->db_.Close();
     if (!had_wal && !had_shm && ::stat((path + "-wal").c_str(), &wal_sb) == 0 && wal_sb.st_size == 0) {
@@ -220,7 +224,15 @@ Status Ledger::FinishSweep(int64_t sweep_id, const std::string& status, const nl
   Stmt st(&db_, "UPDATE sweeps SET finished_at = ?, status = ?, summary_json = ? WHERE id = ?");
   ES_RETURN_IF_ERROR(st.status());
   st.Bind(1, NowSeconds()).Bind(2, status).Bind(3, summary.dump()).Bind(4, sweep_id);
-  return st.Run();
+  ES_RETURN_IF_ERROR(st.Run());
+  // A ledger deleted (or replaced) while the sweep wrote to it: SQLite went on writing to the deleted file and
+  // the run said "68 ran, 0 left" with no ledger left (helper-66).
+  struct stat sb;
+  if (file_ino_ != 0 && (::stat(db_.path().c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_dev) != file_dev_ ||
+                         static_cast<uint64_t>(sb.st_ino) != file_ino_))
+    return Status::IoError(db_.path() + ": the ledger file was deleted or replaced while this sweep wrote to it; "
+                           "the results of this run went to the deleted file and are lost (re-run to redo them)");
+  return Status::Ok();
 }
 
 Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::PlannedJob>& jobs) {

@@ -177,6 +177,30 @@ TEST(Ledger, ReadOnlyOpenOfMissingFileIsNotFound) {
   EXPECT_EQ(l.status().code(), StatusCode::kNotFound);
 }
 
+// helper-66: a ledger deleted (or replaced) during a sweep went unnoticed: SQLite wrote on to the deleted file and
+// the run exited 0 with no ledger left. The sweep's end says so.
+TEST(Ledger, ALedgerDeletedOrReplacedDuringASweepIsNamedAtItsEnd) {
+  for (const bool replace : {false, true}) {
+    SCOPED_TRACE(replace ? "replaced" : "deleted");
+    const std::string path = TestDir() + (replace ? "/replaced.db" : "/deleted.db");
+    auto l = Ledger::Open(path);
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    auto sweep = (*l)->BeginSweep({"p", "p.toml", "h", {}, {}});
+    ASSERT_TRUE(sweep.ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+    if (replace) std::ofstream(path) << "";
+    const Status st = (*l)->FinishSweep(*sweep, "done", {});
+    EXPECT_EQ(st.code(), StatusCode::kIoError) << st.ToString();
+    EXPECT_NE(st.message().find("the ledger file was deleted or replaced while this sweep wrote to it"),
+              std::string::npos)
+        << st.ToString();
+  }
+  auto kept = Ledger::Open(TestDir() + "/kept.db");
+  ASSERT_TRUE(kept.ok());
+  auto sweep = (*kept)->BeginSweep({"p", "p.toml", "h", {}, {}});
+  EXPECT_TRUE((*kept)->FinishSweep(*sweep, "done", {}).ok());
+}
+
 // --- issue 13: foreign files untouched, read-only places, raw SQL limits, checkpoints, dead sweeps ---
 
 std::string FileBytes(const std::string& path) {
