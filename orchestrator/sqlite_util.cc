@@ -2,6 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
 namespace emosweep::orchestrator {
 
 Db::~Db() { Close(); }
@@ -18,7 +24,22 @@ Status Db::Open(const std::string& path, int flags, int busy_timeout_ms, const s
   int rc = sqlite3_open_v2(uri.empty() ? path.c_str() : uri.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status s = Error("cannot open", rc);
-    if (rc == SQLITE_CANTOPEN) s = Status::NotFound(path + ": cannot open ledger (missing file or directory)");
+    if (rc == SQLITE_CANTOPEN) {
+      // Every reason reads "unable to open database file": name the system's (a read-only directory, a name too
+      // long, ...), "missing" only when it is that (helper-66).
+      const int sys = db_ ? sqlite3_system_errno(db_) : 0;
+      std::string dir = std::filesystem::path(path).parent_path().string();
+      if (dir.empty()) dir = ".";
+      std::error_code ec;
+      if ((flags & SQLITE_OPEN_CREATE) && !std::filesystem::exists(path, ec) && std::filesystem::is_directory(dir, ec) &&
+          ::access(dir.c_str(), W_OK | X_OK) != 0)
+        s = Status::InvalidArgument(path + ": cannot create the ledger: directory " + dir + " is not writable (" +
+                                    std::strerror(errno) + ")");
+      else if (sys == 0 || sys == ENOENT)
+        s = Status::NotFound(path + ": cannot open ledger (missing file or directory)");
+      else
+        s = Status::IoError(path + ": cannot open ledger: " + std::strerror(sys));
+    }
     sqlite3_close_v2(db_);
     db_ = nullptr;
     return s;
@@ -43,7 +64,13 @@ Status Db::Error(const std::string& what, int rc) const {
     const char* m = sqlite3_errmsg(db_);
     if (m && what.find(m) == std::string::npos) msg += ": " + std::string(m);
   }
-  switch (rc & 0xff) {
+  // The system's reason behind an I/O failure ("disk I/O error" for a full disk, EFBIG, a failed fsync).
+  const int code = rc & 0xff;
+  if (db_ && (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN || code == SQLITE_READONLY)) {
+    const int sys = sqlite3_system_errno(db_);
+    if (sys != 0) msg += " (" + std::string(std::strerror(sys)) + ")";
+  }
+  switch (code) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return Status::Corruption(msg + " (the file is not a valid SQLite ledger)");

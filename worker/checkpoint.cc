@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 
@@ -60,7 +61,7 @@ Status WriteCheckpoint(const std::string& path, const Checkpoint& c) {
   TempPath tmp(path);
   {
     std::ofstream out(tmp.path(), std::ios::binary);
-    if (!out) return Status::IoError(path + ": cannot open for writing");
+    if (!out) return Status::IoError(path + ": cannot open for writing: " + std::strerror(errno));
     out.write(kMagic, sizeof kMagic);
     uint64_t len = h.size();
     unsigned char le[8];
@@ -70,7 +71,7 @@ Status WriteCheckpoint(const std::string& path, const Checkpoint& c) {
     for (const auto& t : contiguous)
       out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
     out.flush();
-    if (!out) return Status::IoError(path + ": write failed");
+    if (!out) return Status::IoError(path + ": write failed: " + std::strerror(errno));
   }
   return tmp.Commit();
 }

@@ -242,6 +242,10 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   rc=0; as_other "$BIN" ledger status --ledger "$W/ro7/l.db" > /dev/null 2> "$W/seven.err" || rc=$?
   [ $rc = 2 ] && grep -q "write-ahead log .*l.db-wal holds .* bytes of results not yet in the ledger file" "$W/seven.err" ||
     fail "a -wal with results in an unwritable directory: exit $rc, $(cat "$W/seven.err")"
+  # A new ledger in a directory this user cannot write: named as such (it said "missing file or directory").
+  rc=0; as_other "$BIN" run "$W/p.toml" --ledger "$W/ro7/new.db" > /dev/null 2> "$W/seven.err" || rc=$?
+  [ $rc = 2 ] && grep -q "cannot create the ledger: directory $W/ro7 is not writable" "$W/seven.err" ||
+    fail "a ledger in an unwritable directory: exit $rc, $(cat "$W/seven.err")"
   echo "7. another user's read: nothing created, the owner runs on; a -wal it cannot read is named: ok"
 fi
 echo "ledger e2e: ok"
