@@ -196,7 +196,15 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                             {"interrupted", sum->interrupted}, {"seconds", sum->wall_s},
                             {"busy_rank_seconds", sum->busy_s},
                             {"efficiency", sum->wall_s > 0 ? sum->busy_s / (sum->wall_s * comm.size()) : 0.0},
-                            {"pending", counts.pending}, {"stopped", stopped}};
+                            {"pending", counts.pending}, {"stopped", stopped},
+                            // the single-process summary's keys too (helper-69: a script reading "failures"
+                            // broke under mpirun and so under `submit`)
+                            {"done", counts.done}, {"retried", counts.retried_here}};
+  {
+    nlohmann::json f = nlohmann::json::array();
+    for (const auto& [id, err] : failures) f.push_back({{"id", id}, {"error", err}});
+    summary["failures"] = std::move(f);
+  }
   const Status finished =
       l->FinishSweep(started->sweep_id, stopped ? "interrupted" : (failures.empty() ? "done" : "failed"), summary);
   WriteStatusFile(vm, summary);
