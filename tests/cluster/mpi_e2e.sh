@@ -113,6 +113,9 @@ case "$CASE" in
     [ $rc -eq 3 ] || fail "run stopped through rank 2 exited $rc, want 3 (stopped with jobs left)"
     [ "$(sqlite3 :memory: "select json_extract(readfile('$T/st.json'), '\$.stopped')")" = 1 ] \
       || fail "status file after a stop through rank 2: $(cat "$T/st.json")"
+    # The single-process summary's keys too (helper-69): failures (a list), done, retried.
+    [ "$(sqlite3 :memory: "select json_type(readfile('$T/st.json'), '\$.failures') || ' ' || json_type(readfile('$T/st.json'), '\$.done') || ' ' || json_type(readfile('$T/st.json'), '\$.retried')")" = "array integer integer" ] \
+      || fail "the summary under mpirun lacks failures/done/retried: $(cat "$T/st.json")"
     [ "$(sqlite3 "$T/l2.sqlite" "select status from sweeps order by id desc limit 1")" = interrupted ] \
       || fail "sweep stopped through rank 2 recorded $(sqlite3 "$T/l2.sqlite" "select status from sweeps")"
     # Rank 0 names where the stop came from (helper-59).
