@@ -253,10 +253,17 @@ Status LedgerStatusRun(const po::variables_map& vm) {
   }
   if (!failures["rows"].empty()) {
     std::printf("\nfailed / blocked:\n");
-    for (const auto& r : failures["rows"])
+    constexpr size_t kShown = 20;  // 1000 diverged jobs printed 936 lines (helper-67); --json has them all
+    size_t n = 0;
+    for (const auto& r : failures["rows"]) {
+      if (n++ == kShown) break;
       std::printf("  %.12s %-10s [%s] %-8s after %lld attempt(s): %s\n", r[0].get<std::string>().c_str(),
                   r[1].get<std::string>().c_str(), LabelOf(r[5]).c_str(), r[2].get<std::string>().c_str(),
                   static_cast<long long>(r[3].get<int64_t>()), r[4].is_string() ? r[4].get<std::string>().c_str() : "");
+    }
+    if (failures["rows"].size() > kShown)
+      std::printf("  ... and %zu more: emosweep ledger query --ledger %s --status failed (or --status blocked)\n",
+                  failures["rows"].size() - kShown, vm["ledger"].as<std::string>().c_str());
   }
   return Status::Ok();
 }

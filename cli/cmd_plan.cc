@@ -13,6 +13,7 @@
 #include "core/files.h"
 #include "orchestrator/ledger.h"
 #include "protocols/expand.h"
+#include "protocols/grammar_util.h"
 
 namespace emosweep::cli {
 namespace {
@@ -152,7 +153,7 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
                   t.rows.c_str(), t.columns.c_str(), metrics.c_str(), t.eval.c_str(), t.spread.c_str(), extra.c_str());
     }
   }
-  for (const auto& w : p.warnings) std::cout << "warning: " << w << "\n";
+  for (const auto& w : protocols::CondenseWarnings(p.warnings)) std::cout << "warning: " << w << "\n";
   if (!p.missing_inputs.empty()) {
     std::cout << "\nmissing inputs: " << p.missing_inputs.size() << " store(s) do not exist; " << not_expanded << " of "
               << p.experiments.size() << " experiment(s) cannot be expanded until they do:\n";

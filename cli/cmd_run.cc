@@ -37,6 +37,7 @@
 #include "orchestrator/runner.h"
 #include "orchestrator/slice.h"
 #include "protocols/expand_cache.h"
+#include "protocols/grammar_util.h"
 
 namespace emosweep::cli {
 namespace {
@@ -94,6 +95,21 @@ void RunOptions(po::options_description& o) {
 }
 
 namespace {
+// The text summary's failed jobs: the first 20 (1000 diverged jobs printed 928 lines, helper-67), then where
+// the rest are.
+template <typename Failures>
+void PrintFailures(const Failures& failures, const std::string& ledger) {
+  constexpr size_t kShown = 20;
+  size_t n = 0;
+  for (const auto& [id, err] : failures) {
+    if (n++ == kShown) break;
+    std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
+  }
+  if (failures.size() > kShown)
+    std::printf("  ... and %zu more: emosweep ledger query --ledger %s --status failed\n", failures.size() - kShown,
+                ledger.c_str());
+}
+
 // --status-file: the summary for scripts (cluster/slurm.cc), written whole or not at all.
 void WriteStatusFile(const po::variables_map& vm, const nlohmann::json& summary) {
   if (!vm.count("status-file")) return;
@@ -217,7 +233,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                 counts.skipped, sum->finished, DoneElsewhere(counts.done - counts.skipped - sum->finished).c_str(),
                 counts.failed, counts.blocked, counts.pending, Progress::FormatDuration(sum->wall_s).c_str(),
                 stopped ? " (stopped: re-run to finish)" : "");
-    for (const auto& [id, err] : failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
+    PrintFailures(failures, ledger_path);
   }
   if (!finished.ok()) return finished;  // e.g. the ledger file was deleted during the sweep
   // Stopped with jobs left: exit 3 (not 0: a script's `run && table` would tabulate an unfinished sweep, and a
@@ -368,7 +384,7 @@ void PrintSummary(const po::variables_map& vm, const protocols::Protocol& p, con
                 DoneElsewhere(c.done - c.skipped - c.finished_here).c_str(), c.failed, c.blocked,
                 c.pending + c.running_elsewhere + c.running_here, Progress::FormatDuration(s.seconds).c_str());
     if (std::string packs = s.PacksText(); !packs.empty()) std::printf("  %s\n", packs.c_str());
-    for (const auto& [id, err] : s.failures) std::printf("  %.12s  %s\n", id.c_str(), err.c_str());
+    PrintFailures(s.failures, vm["ledger"].as<std::string>());
   }
 }
 
@@ -488,7 +504,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
       if (finished) {
         if (vm.count("status-file"))
           ES_RETURN_IF_ERROR(RefuseOutputOverInputs(*shallow, "status-file", vm["status-file"].as<std::string>()));
-        for (const auto& w : shallow->warnings) LOG_WARN << shallow->path << ": " << w;
+        for (const auto& w : protocols::CondenseWarnings(shallow->warnings)) LOG_WARN << shallow->path << ": " << w;
         PrintSummary(vm, *shallow, *finished);
         return Status::Ok();
       }
@@ -505,7 +521,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   if (vm.count("status-file"))
     ES_RETURN_IF_ERROR(RefuseOutputOverInputs(p, "status-file", vm["status-file"].as<std::string>()));
   ES_RETURN_IF_ERROR(TorchCheckModelFiles(Specs(p)));  // bad model files: exit 2 before any job
-  for (const auto& w : p.warnings) LOG_WARN << p.path << ": " << w;
+  for (const auto& w : protocols::CondenseWarnings(p.warnings)) LOG_WARN << p.path << ": " << w;
   ES_ASSIGN_OR_RETURN(const int pack, orchestrator::ParsePack(vm["pack"].as<std::string>()));
   InputDims dims;  // outlives the sweep: the scheduler asks pack_cap as keys become ready
   o.pack = pack == orchestrator::kPackAuto ? AutoPack(p, o, cores, &dims) : pack;

@@ -26,6 +26,7 @@ Result<protocols::LoadOptions> LoadOptionsFromArgs(const po::variables_map& vm);
 Result<protocols::Protocol> LoadShallowProtocolFromArgs(const po::variables_map& vm);
 // Missing stores mean the protocol's jobs could not be expanded: say which, exit 2.
 Status RequireInputs(const protocols::Protocol& p, const std::string& what);
+
 // An output file (`report --out`, `run --status-file`) that is one of the protocol's inputs: the protocol
 // file, a store, or any other file its effective form names (split files, model files): refused (exit 2)
 // before anything is written. main.cc refuses outputs that equal another command-line argument.

@@ -177,7 +177,7 @@ void WorkerLoop(Shared& sh, int k) {
     };
     if (members.size() == 1) {
       const protocols::PlannedJob& job = *members[0].job;
-      LOG_INFO << "job " << job.spec.id.substr(0, 12) << " [" << protocols::JobLabel(job.attrs)
+      LOG_DEBUG << "job " << job.spec.id.substr(0, 12) << " [" << protocols::JobLabel(job.attrs)
                << "] started, attempt " << members[0].attempt;
       ctx.label = protocols::JobLabel(job.attrs);
       results.push_back(RunOne(sh, job.spec, ctx));
@@ -212,7 +212,7 @@ void WorkerLoop(Shared& sh, int k) {
           if (sh.progress && settled) sh.progress->Add(1);
           sh.cv.notify_all();  // dependents may be ready now
         };
-        LOG_INFO << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
+        LOG_DEBUG << "job " << m.job->spec.id.substr(0, 12) << " [" << protocols::JobLabel(m.job->attrs)
                  << "] started in pack " << pack_id.substr(0, 12) << ", attempt " << m.attempt;
       }
       LOG_INFO << "pack " << pack_id.substr(0, 12) << ": " << members.size() << " jobs handed out as one";

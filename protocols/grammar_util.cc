@@ -1,6 +1,8 @@
 // protocols/grammar_util.cc: line-aware typed TOML table access.
 #include "protocols/grammar_util.h"
 
+#include <map>
+
 #include "protocols/config_catalog.h"
 
 namespace emosweep::protocols {
@@ -142,6 +144,36 @@ std::map<std::string, int> KeyLinesOf(const TomlDocument& doc, const std::string
     int line = doc.LineOf(pointer + "/" + PointerToken(it.key()));
     if (line) out[it.key()] = line;
   }
+  return out;
+}
+
+std::vector<std::string> CondenseWarnings(const std::vector<std::string>& warnings, size_t keep) {
+  // A warning's shape: its text without bracketed parts, quoted names and digits.
+  auto shape = [](const std::string& w) {
+    std::string out;
+    int depth = 0;
+    bool quoted = false;
+    for (char ch : w) {
+      if (ch == '[') ++depth;
+      else if (ch == ']' && depth > 0) --depth;
+      else if (ch == '\'') quoted = !quoted;
+      else if (depth == 0 && !quoted && !(ch >= '0' && ch <= '9')) out += ch;
+    }
+    return out;
+  };
+  std::map<std::string, size_t> seen;
+  std::vector<std::string> out;
+  std::vector<std::pair<size_t, std::string>> more;  // position in out, shape
+  for (const auto& w : warnings) {
+    const std::string s = shape(w);
+    const size_t n = ++seen[s];
+    if (n <= keep) out.push_back(w);
+    if (n == keep + 1) more.emplace_back(out.size(), s);
+  }
+  // "... and N more like it" after the last one shown of each shape, back to front so positions hold.
+  for (auto it = more.rbegin(); it != more.rend(); ++it)
+    out.insert(out.begin() + static_cast<long>(it->first),
+               "... and " + std::to_string(seen[it->second] - keep) + " more like it (plan --json lists them all)");
   return out;
 }
 

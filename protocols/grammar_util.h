@@ -57,4 +57,9 @@ class TableReader {
 // Key -> line map for the keys of the table at `pointer` (for ConfigTable::Apply).
 std::map<std::string, int> KeyLinesOf(const TomlDocument& doc, const std::string& pointer);
 
+// The protocol's warnings for a terminal: warnings that differ only in what they name (the bracketed job
+// descriptions, numbers, ids) are shown `keep` at a time, then "... and N more like it" (a 2000-seed few-shot
+// grid printed 2000 identical-job warnings; `plan --json` lists them all).
+std::vector<std::string> CondenseWarnings(const std::vector<std::string>& warnings, size_t keep = 3);
+
 }  // namespace emosweep::protocols

@@ -2,6 +2,7 @@
 // the std::map reading it replaced (order, lookups, [] insertion), equality, the pool,
 // JSON and the expansion cache's sorted construction.
 #include "protocols/attrs.h"
+#include "protocols/grammar_util.h"
 
 #include <gtest/gtest.h>
 
@@ -110,6 +111,30 @@ TEST(Attrs, FromSortedTakesOnlyStrictlyIncreasingKeys) {
   EXPECT_FALSE(Attrs::FromSorted({Attrs::Intern("b", "2"), Attrs::Intern("a", "1")}, &untouched));
   EXPECT_FALSE(Attrs::FromSorted({Attrs::Intern("a", "1"), Attrs::Intern("a", "2")}, &untouched));
   EXPECT_EQ(untouched, (Attrs{{"x", "y"}}));
+}
+
+}  // namespace
+}  // namespace emosweep::protocols
+
+namespace emosweep::protocols {
+namespace {
+
+// helper-67: a 2000-seed few-shot grid printed 2000 "is identical" warnings. Warnings that differ only in what
+// they name (bracketed jobs, quoted names, numbers) show three at a time, then how many more.
+TEST(CondenseWarnings, RepeatsOfOneShapeAreCountedNotPrinted) {
+  std::vector<std::string> w;
+  for (int i = 0; i < 7; ++i)
+    w.push_back("job [fs seed=" + std::to_string(i) + "] is identical to job [fs seed=" + std::to_string(i + 100) +
+                "] (same identity): it runs once");
+  w.push_back("table 'x': something else");
+  w.push_back("job [a] is identical to job [b] (same identity): it runs once");
+  const auto c = CondenseWarnings(w);
+  ASSERT_EQ(c.size(), 5u);
+  EXPECT_EQ(c[0], w[0]);
+  EXPECT_EQ(c[2], w[2]);
+  EXPECT_EQ(c[3], "... and 5 more like it (plan --json lists them all)");
+  EXPECT_EQ(c[4], w[7]);
+  EXPECT_EQ(CondenseWarnings({w[0], w[7]}), (std::vector<std::string>{w[0], w[7]}));
 }
 
 }  // namespace
