@@ -592,6 +592,20 @@ models = ["concat_mlp"]
   Ran m = Run("ledger export --ledger " + db + " --what metrics --format csv");
   ASSERT_EQ(m.code, 0) << m.err;
   EXPECT_EQ(std::count(m.out.begin(), m.out.end(), '\n'), 1) << "metrics recorded:\n" << m.out;  // header only
+  // 22 failed jobs: the text summary and `ledger status` name 20 and say where the rest are (helper-67: 1000
+  // diverged jobs printed 928 lines); --json above lists them all.
+  std::string many = Slurp(proto);
+  many.replace(many.find("seeds = [1]"), 11, "seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]");
+  const std::string proto22 = Write("p22.toml", many);
+  const std::string db22 = P("l22.db");
+  Ran t = Run("run " + proto22 + " --ledger " + db22 + " --parallel 1 --threads 1 --pack off --log-level error");
+  EXPECT_EQ(t.code, 1) << t.err;
+  EXPECT_NE(t.out.find("22 failed"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("  ... and 2 more: emosweep ledger query --ledger " + db22 + " --status failed"), std::string::npos)
+      << t.out;
+  EXPECT_EQ(std::count(t.out.begin(), t.out.end(), '\n'), 22) << t.out;  // summary + 20 + the rest's line
+  Ran st = Run("ledger status --ledger " + db22);
+  EXPECT_NE(st.out.find("  ... and 2 more: emosweep ledger query"), std::string::npos) << st.out;
 }
 
 }  // namespace
