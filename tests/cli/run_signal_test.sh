@@ -45,7 +45,8 @@ echo "ok: 3 runs under a USR1 stream exited 3 (stopped) or 0; the re-run finishe
 # pending without using an attempt, the worker ends and another takes its place: the sweep finishes.
 for sig in TERM USR1; do
   rm -f "$W/l.db" "$W/err"
-  "$BIN" run "$PROTO" --ledger "$W/l.db" --store-dir "$W/stores" --parallel 2 --max-attempts 1 --log-level info \
+  # debug: the per-job "started" lines (info says only when a job is done)
+  "$BIN" run "$PROTO" --ledger "$W/l.db" --store-dir "$W/stores" --parallel 2 --max-attempts 1 --log-level debug \
     2> "$W/err" > /dev/null &
   pid=$!
   child=""
