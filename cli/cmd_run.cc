@@ -18,6 +18,11 @@
 #include <iostream>
 #include <mutex>
 #include <thread>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/protocol_args.h"
@@ -95,6 +100,22 @@ void RunOptions(po::options_description& o) {
 }
 
 namespace {
+// --work-dir (or <ledger>.work) must be a directory this process can write, or creatable: every job tried it twice
+// and failed, and its dependents were blocked (helper-66). Said before anything runs.
+Status CheckWorkDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(dir, ec);
+  if (ec) p = dir;
+  if (fs::exists(p, ec) && !fs::is_directory(p, ec))
+    return Status::InvalidArgument("--work-dir " + dir + ": not a directory");
+  while (!p.empty() && !fs::exists(p, ec) && p != p.parent_path()) p = p.parent_path();  // the nearest that exists
+  if (!p.empty() && ::access(p.c_str(), W_OK | X_OK) != 0)
+    return Status::InvalidArgument("--work-dir " + dir + ": cannot write in " + p.string() + " (" +
+                                   std::strerror(errno) + "): the jobs' checkpoints go there");
+  return Status::Ok();
+}
+
 // The text summary's failed jobs: the first 20 (1000 diverged jobs printed 928 lines, helper-67), then where
 // the rest are.
 template <typename Failures>
@@ -357,6 +378,7 @@ Status RunRun(const po::variables_map& vm) {
     o.device = vm["device"].as<std::string>();
     const std::string ledger_path = vm["ledger"].as<std::string>();
     o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
+    if (vm.count("work-dir")) ES_RETURN_IF_ERROR(CheckWorkDir(o.work_dir));
     o.scheduler.max_attempts = vm["max-attempts"].as<int>();  // as in one process: refused below 1
     if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
     o.scheduler.retry_failed = !vm.count("no-retry-failed");
@@ -473,6 +495,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
                                    std::to_string(o.threads) + " exceeds the " + std::to_string(cores) +
                                    " cores this process may use");
   o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
+  if (vm.count("work-dir")) ES_RETURN_IF_ERROR(CheckWorkDir(o.work_dir));  // the default: the ledger's directory
   o.device = vm["device"].as<std::string>();
   ES_RETURN_IF_ERROR(CheckDeviceOption(o.device));  // a GPU this machine does not have: exit 2, no ledger
   o.scheduler.max_attempts = vm["max-attempts"].as<int>();

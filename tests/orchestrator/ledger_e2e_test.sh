@@ -246,6 +246,11 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   rc=0; as_other "$BIN" run "$W/p.toml" --ledger "$W/ro7/new.db" > /dev/null 2> "$W/seven.err" || rc=$?
   [ $rc = 2 ] && grep -q "cannot create the ledger: directory $W/ro7 is not writable" "$W/seven.err" ||
     fail "a ledger in an unwritable directory: exit $rc, $(cat "$W/seven.err")"
+  # A --work-dir this user cannot write: refused before any job runs (every job failed twice on it).
+  mkdir -p "$W/shared/mine" && chmod 1777 "$W/shared/mine"
+  rc=0; as_other "$BIN" run "$W/p.toml" --ledger "$W/shared/mine/w.db" --work-dir "$W/ro7/work" > /dev/null 2> "$W/seven.err" || rc=$?
+  [ $rc = 2 ] && grep -q -- "--work-dir $W/ro7/work: cannot write in $W/ro7" "$W/seven.err" && [ ! -e "$W/shared/mine/w.db" ] ||
+    fail "an unwritable --work-dir: exit $rc, $(cat "$W/seven.err")"
   echo "7. another user's read: nothing created, the owner runs on; a -wal it cannot read is named: ok"
 fi
 echo "ledger e2e: ok"
