@@ -138,7 +138,17 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
   if (options.read_only && !exists) return Status::NotFound(path + ": no such ledger file");
   {
     std::error_code ec;
-    auto abs = std::filesystem::absolute(path, ec);
+    // Through a symbolic link, the real file's directory: checkpoint paths relative to the link's directory
+    // were not found when the ledger was later opened by its real path (helper-66: 12 finished jobs re-ran).
+    // A link whose file does not exist yet (the first run creates it through the link) counts too.
+    std::filesystem::path real = path;
+    for (int hops = 0; hops < 40 && std::filesystem::is_symlink(real, ec); ++hops) {
+      const std::filesystem::path target = std::filesystem::read_symlink(real, ec);
+      if (ec) break;
+      real = target.is_absolute() ? target : real.parent_path() / target;
+    }
+    auto abs = exists ? std::filesystem::canonical(path, ec) : std::filesystem::absolute(real, ec);
+    if (ec) abs = std::filesystem::absolute(real, ec);
     // Normalised: "../proj/l.db" from elsewhere/ must give .../proj, not .../elsewhere/../proj, whose
     // lexically_relative answers are wrong (StoredCheckpointPath).
     l->base_dir_ = ec ? std::filesystem::path(path).parent_path().lexically_normal().string()

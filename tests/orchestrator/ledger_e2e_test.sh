@@ -66,6 +66,15 @@ sqlite3 "$W/proj/l.db" "DELETE FROM jobs WHERE kind = 'finetune'"
 [ "$(jget "$W/elsewhere/run2.json" '$.ran')" = 2 ] || fail "expected only the 2 finetune jobs to run"
 [ "$(numbers "$W/proj/l.db")" = "$ref" ] || fail "numbers differ after resuming elsewhere"
 echo "1. resumed from another directory: ok"
+# A ledger first used through a symbolic link in another directory, then by its real path: the checkpoints are
+# found (they were stored relative to the link's directory, and the 1 finished pretrain job ran again: helper-66).
+mkdir -p "$W/real" "$W/linkdir"
+ln -s "$W/real/l.db" "$W/linkdir/l.db"
+(cd "$W/linkdir" && run --ledger l.db --json > "$W/linkdir/first.json")
+sqlite3 "$W/real/l.db" "DELETE FROM jobs WHERE kind = 'finetune'"
+(cd "$W/real" && run --ledger l.db --json > "$W/real/second.json")
+[ "$(jget "$W/real/second.json" '$.ran')" = 2 ] || fail "through a link, then by the real path: $(cat "$W/real/second.json")"
+[ "$(numbers "$W/real/l.db")" = "$ref" ] || fail "numbers differ after a run through a link"
 
 # 2. A deleted, then a corrupt checkpoint of the done pretrain job: it runs again, same numbers.
 pre=$(sqlite3 "$W/proj/l.db" "SELECT id FROM jobs WHERE kind = 'pretrain'")
