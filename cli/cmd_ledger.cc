@@ -157,6 +157,21 @@ void PrintAligned(const nlohmann::json& q) {
   for (const auto& row : q["rows"]) line(row);
 }
 
+// --sweep names a sweep of the ledger: a mistyped id answered with an empty listing, a negative one with every
+// sweep's jobs (helper-69).
+Status CheckSweepArg(const po::variables_map& vm, orchestrator::Ledger* l) {
+  if (!vm.count("sweep")) return Status::Ok();
+  const int64_t id = vm["sweep"].as<int64_t>();
+  if (id < 1) return Status::InvalidArgument("--sweep must be a sweep id (1 or more), got " + std::to_string(id));
+  ES_ASSIGN_OR_RETURN(auto q, l->Query("SELECT count(*), max(id) FROM sweeps WHERE id = " + std::to_string(id) +
+                                       " UNION ALL SELECT count(*), max(id) FROM sweeps"));
+  if (q["rows"][0][0].get<int64_t>() == 0)
+    return Status::NotFound(l->path() + ": no sweep " + std::to_string(id) + " (the ledger has " +
+                            std::to_string(q["rows"][1][0].get<int64_t>()) + " sweeps; 'emosweep ledger status' "
+                            "lists them)");
+  return Status::Ok();
+}
+
 // The links of a sweep that shares another's (schema v3) are the holder's rows.
 Result<std::string> SweepFilter(const po::variables_map& vm, orchestrator::Ledger* l, const std::string& alias) {
   if (!vm.count("sweep")) return std::string();
@@ -173,6 +188,7 @@ void LedgerStatusOptions(po::options_description& o) {
 
 Status LedgerStatusRun(const po::variables_map& vm) {
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  ES_RETURN_IF_ERROR(CheckSweepArg(vm, l.get()));
   int64_t holder = -1;  // the sweep whose links are --sweep's (schema v3: it may share another's)
   if (vm.count("sweep")) {
     ES_ASSIGN_OR_RETURN(holder, l->LinkHolder(vm["sweep"].as<int64_t>()));
@@ -282,7 +298,9 @@ void LedgerQueryOptions(po::options_description& o) {
 Status LedgerQueryRun(const po::variables_map& vm) {
   const double timeout = vm["timeout"].as<double>();
   if (!(timeout >= 0)) return Status::InvalidArgument("--timeout must be >= 0 seconds");
+  if (vm.count("csv") && vm.count("json")) return Status::InvalidArgument("--csv and --json exclude each other");
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  if (!vm.count("sql")) ES_RETURN_IF_ERROR(CheckSweepArg(vm, l.get()));
   nlohmann::json q;
   if (vm.count("sql")) {
     if (vm.count("status") || vm.count("kind") || vm.count("attr") || vm.count("sweep"))

@@ -111,7 +111,7 @@ Status ListRun(const po::variables_map& vm) {
     footer = "searched: " + (dirs.empty() ? std::string("no library directory found") : JoinStrings(dirs, ", ")) +
              " ($EMOSWEEP_PROTOCOL_PATH first)";
   } else {
-    return Status::InvalidArgument("list: unknown WHAT '" + what + "' (expected " + kWhat + ")");
+    return Status::InvalidArgument("unknown WHAT '" + what + "' (expected " + kWhat + ")");
   }
   if (json) {
     PrintJson(nlohmann::json{{"what", what}, {"items", out}}.dump(2));

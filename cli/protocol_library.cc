@@ -74,7 +74,8 @@ std::vector<std::string> ProtocolLibraryDirs() {
 Result<std::string> ResolveProtocolPath(const std::string& arg) {
   std::error_code ec;
   if (arg.empty()) return Status::InvalidArgument("empty protocol argument");
-  if (fs::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
+  // A file of that name, or a path; a directory of that name (./quickstart/) does not hide the library's.
+  if (fs::is_regular_file(arg, ec) || arg.find('/') != std::string::npos) return arg;
   const std::string file = arg.size() > 5 && arg.compare(arg.size() - 5, 5, ".toml") == 0 ? arg : arg + ".toml";
   const auto dirs = ProtocolLibraryDirs();
   for (const auto& d : dirs) {

@@ -49,6 +49,10 @@ grep -q "data import" "$W/group.txt" || fail "data --help lists no commands"
 # By name from any directory (the build tree's binary finds the source library).
 "$BIN" plan quickstart --store-dir "$W/none" --json > "$W/plan.json"
 [ "$(sqlite3 :memory: "SELECT json_extract(readfile('$W/plan.json'), '$.protocol')")" = quickstart ] || fail "plan by name"
+# A directory of the same name does not hide the library protocol ("quickstart: is a directory").
+mkdir "$W/quickstart"
+"$BIN" plan quickstart --store-dir "$W/none" --json > "$W/plan2.json" || fail "plan quickstart beside a directory quickstart/"
+rmdir "$W/quickstart"
 set +e
 "$BIN" plan no_such_protocol 2> "$W/err.txt"
 rc=$?

@@ -218,6 +218,14 @@ echo partial > "$stale"
 [ ! -e "$stale" ] && [ -s "$W/r.html" ] || fail "the stale temporary of a gone process is still there: $(ls "$W" | grep r.html)"
 echo "6. --out over an input or into a missing directory, stale temporaries, gc/vacuum without a ledger, damaged metrics, truncated ledger: ok"
 
+# --sweep names a sweep of the ledger (an unknown id gave an empty listing, a negative one every sweep's jobs).
+for bad in 999 -3; do
+  rc=0; "$BIN" ledger query --ledger "$W/ref/ref.db" --sweep=$bad > /dev/null 2> "$W/sw.err" || rc=$?
+  [ $rc = 2 ] || fail "ledger query --sweep $bad: exit $rc"
+done
+grep -q "sweep id (1 or more)" "$W/sw.err" || fail "--sweep -3: $(cat "$W/sw.err")"
+rc=0; "$BIN" ledger status --ledger "$W/ref/ref.db" --sweep 999 > /dev/null 2> "$W/sw.err" || rc=$?
+[ $rc = 2 ] && grep -q "no sweep 999" "$W/sw.err" || fail "ledger status --sweep 999: exit $rc, $(cat "$W/sw.err")"
 # `ledger query --json` gives attrs as an object, as status and export do (helper-69: it was a string); the
 # streamed export (row by row, helper-67) writes the same bytes to --out as to stdout, in both formats.
 "$BIN" ledger query --ledger "$W/ref/ref.db" --json > "$W/q.json"
