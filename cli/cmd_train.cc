@@ -39,7 +39,7 @@ void TrainOptions(po::options_description& o) {
   o.add_options()("config", po::value<std::string>()->required(), "JOB.toml describing the job (docs/trainer.md)")(
       "json", "print one JSON document (job spec, result, predictions)")(
       "threads", po::value<int>()->default_value(1), "intra-op threads (a [train] threads value wins)")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda:N")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N (cuda: device 0)")(
       "work-dir", po::value<std::string>()->default_value(""),
       "where checkpoints live; with it, an interrupted run (SIGINT/SIGTERM/SIGUSR1) resumes when started again; "
       "without it, SIGINT/SIGTERM end the run at once (exit 1, nothing saved)");

@@ -61,7 +61,7 @@ const std::vector<Command>& Commands() {
        "re-submit to resume. Details: docs/design/distributed.md, \"Preemption\".",
        SubmitOptions, {{"protocol", 1}}, SubmitRun},
       {"train", "train and evaluate one job described by a JOB.toml; print its metrics",
-       "--config JOB.toml [--json] [--threads N] [--device cpu|cuda:N] [--work-dir DIR]",
+       "--config JOB.toml [--json] [--threads N] [--device cpu|cuda|cuda:N] [--work-dir DIR]",
        "Runs one job (stores, features, labels, split or explicit data, model, [train], selection, seed;\n"
        "docs/trainer.md) and prints UA / WA / macro-F1 / weighted-F1 per evaluated set. With --work-dir,\n"
        "SIGINT/SIGTERM/SIGUSR1 save the state after the current epoch (exit 3); the same command resumes.",

@@ -11,6 +11,7 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<int> g_rank{-1};
 std::mutex g_mu;
+bool g_line_open = false;  // a progress line without its newline is on stderr (g_mu)
 }  // namespace
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
@@ -38,8 +39,18 @@ void LogLine(LogLevel level, const std::string& text) {
   char rank[16] = "";
   if (g_rank.load() >= 0) std::snprintf(rank, sizeof rank, " r%d", g_rank.load());
   std::lock_guard<std::mutex> lock(g_mu);
+  // Below a progress line left open on the terminal, not appended to it (helper-69: "ETA 1.2s[emosweep I ...]").
+  if (g_line_open) std::fputc('\n', stderr);
+  g_line_open = false;
   std::fprintf(stderr, "[emosweep%s %c %s] %s\n", rank, kTag[static_cast<int>(level)], ts, text.c_str());
   std::fflush(stderr);
+}
+
+void WriteTerminalLine(const std::string& text, bool final_line) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::fprintf(stderr, "\r\033[K%s%s", text.c_str(), final_line ? "\n" : "");
+  std::fflush(stderr);
+  g_line_open = !final_line;
 }
 
 namespace internal {

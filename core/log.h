@@ -21,6 +21,9 @@ int GetLogRank();  // -1 = no rank prefix
 // Parses "debug|info|warn|error|quiet"; returns false if unknown.
 bool ParseLogLevel(const std::string& text, LogLevel* out);
 void LogLine(LogLevel level, const std::string& text);
+// A progress line on a terminal: rewritten in place ("\r", clear), ended by `final_line`; a log line written
+// while one is open goes below it.
+void WriteTerminalLine(const std::string& text, bool final_line);
 
 namespace internal {
 class LogMessage {

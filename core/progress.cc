@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "core/log.h"
 
@@ -10,6 +12,9 @@ namespace emosweep {
 
 Progress::Progress(std::string label, int64_t total, double interval_s)
     : label_(std::move(label)), total_(total), interval_s_(interval_s), tty_(::isatty(2) != 0) {
+  // A terminal that cannot move the cursor (TERM=dumb: Emacs shells, some CI logs) gets log lines.
+  const char* term = std::getenv("TERM");
+  if (term && std::string(term) == "dumb") tty_ = false;
   start_ = last_ = std::chrono::steady_clock::now();
 }
 
@@ -58,19 +63,21 @@ void Progress::PrintLocked(bool final_line) {
   char buf[256];
   if (total_ > 0) {
     double pct = 100.0 * done_ / total_;
-    std::string eta = (rate > 0 && done_ < total_) ? " ETA " + FormatDuration((total_ - done_) / rate) : "";
+    // The last line of work that ended early (a stop) has no ETA and says "ended after", not "done in".
+    std::string eta =
+        (!final_line && rate > 0 && done_ < total_) ? " ETA " + FormatDuration((total_ - done_) / rate) : "";
+    const std::string end = !final_line ? "" : (done_ >= total_ ? " done in " : " ended after ") + FormatDuration(el);
     std::snprintf(buf, sizeof buf, "%s: %lld/%lld (%.0f%%) %s%s%s", label_.c_str(),
                   static_cast<long long>(done_), static_cast<long long>(total_), pct, rate_text, eta.c_str(),
-                  final_line ? (" done in " + FormatDuration(el)).c_str() : "");
+                  end.c_str());
   } else {
     std::snprintf(buf, sizeof buf, "%s: %lld %s", label_.c_str(), static_cast<long long>(done_), rate_text);
   }
   if (tty_) {
-    std::fprintf(stderr, "\r\033[K%s%s", buf, final_line ? "\n" : "");
+    WriteTerminalLine(buf, final_line);
   } else {
     LogLine(LogLevel::kInfo, buf);
   }
-  std::fflush(stderr);
 }
 
 }  // namespace emosweep
