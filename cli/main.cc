@@ -1,6 +1,7 @@
 // cli/main.cc: the `emosweep` binary. Thin: finds the subcommand in the
 // table, parses its options, runs it and turns its Status into an exit code.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <cmath>
@@ -139,6 +140,22 @@ static int Main(int argc, char** argv) {
         return kExitUsage;
       }
     }
+  } catch (const po::required_option& e) {
+    // A missing positional argument read "the option '--store' is required but missing" (helper-69).
+    std::string name = e.get_option_name();
+    while (!name.empty() && name[0] == '-') name.erase(0, 1);
+    bool positional = false;
+    for (const auto& p : cmd->positional) positional |= p.name == name;
+    std::string what = e.what();
+    if (positional) {
+      std::string upper = name;
+      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      what = "missing argument " + upper;
+    }
+    std::cerr << "emosweep " << cmd->path << ": " << what << "\n"
+              << "usage: emosweep " << cmd->path << " " << cmd->usage << "\n"
+              << "(see 'emosweep " << cmd->path << " --help')\n";
+    return kExitUsage;
   } catch (const po::error& e) {
     std::cerr << "emosweep " << cmd->path << ": " << e.what() << "\n"
               << "usage: emosweep " << cmd->path << " " << cmd->usage << "\n"

@@ -42,6 +42,11 @@ set +e
 "$BIN" list models --js > /dev/null 2> "$W/err3.txt"; rc_prefix=$?
 set -e
 [ "$rc_prefix" = 2 ] && grep -q "unrecognised option '--js'" "$W/err3.txt" || fail "--js: exit $rc_prefix, $(cat "$W/err3.txt")"
+# A missing positional argument is named as such (it read "the option '--what' is required but missing").
+set +e
+"$BIN" list 2> "$W/err4.txt"; rc_missing=$?
+set -e
+[ "$rc_missing" = 2 ] && grep -q "missing argument WHAT" "$W/err4.txt" || fail "list without WHAT: exit $rc_missing, $(cat "$W/err4.txt")"
 # A command group's --help is asked for: stdout, exit 0 (it was a usage error on stderr).
 "$BIN" data --help > "$W/group.txt" || fail "data --help: exit $?"
 grep -q "data import" "$W/group.txt" || fail "data --help lists no commands"
