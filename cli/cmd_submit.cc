@@ -37,8 +37,8 @@ void SubmitOptions(po::options_description& o) {
       ("account", po::value<std::string>()->default_value(""), "account to charge")
       ("job-name", po::value<std::string>()->default_value("emosweep"), "Slurm job name")
       ("log-dir", po::value<std::string>()->default_value("slurm-logs"),
-       "where Slurm writes per-job logs (one under the current directory is written relative to it in the "
-       "script, so a directory path with spaces works)")
+       "where Slurm writes per-job logs (its own name may not hold spaces, which #SBATCH --output cannot take; "
+       "one under the current directory is written relative to it, so the current directory's path may)")
       ("signal-seconds", po::value<int>()->default_value(120), "send USR1 this long before the time limit")
       ("array", po::value<int>()->default_value(0), "submit a job array of N independent DAG slices instead of one MPI job")
       ("store-dir", po::value<std::string>(), "passed to emosweep run --store-dir")
@@ -144,7 +144,10 @@ Status SubmitRun(const po::variables_map& vm) {
   // failed submit leaves the previous job's script there, and nothing of its own).
   const std::string script_path = o.log_dir + "/" + o.job_name + ".sbatch";
   const std::string pending = script_path + ".submitting-" + std::to_string(::getpid());
-  ES_RETURN_IF_ERROR(WriteFileAtomic(pending, script));
+  if (Status wrote = WriteFileAtomic(pending, script); !wrote.ok()) {  // a full disk: no empty log dir left
+    if (made_log_dir) ::rmdir(o.log_dir.c_str());
+    return wrote;
+  }
   Result<std::string> submitted = cluster::SubmitSbatch(pending, vm["sbatch"].as<std::string>());
   if (!submitted.ok()) {
     std::remove(pending.c_str());
