@@ -155,11 +155,23 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
   }
   for (const auto& w : protocols::CondenseWarnings(p.warnings)) std::cout << "warning: " << w << "\n";
   if (!p.missing_inputs.empty()) {
-    std::cout << "\nmissing inputs: " << p.missing_inputs.size() << " store(s) do not exist; " << not_expanded << " of "
-              << p.experiments.size() << " experiment(s) cannot be expanded until they do:\n";
+    // Stores ("name: path") and model files ("model file path"): each with its own remedy (helper-69: a missing
+    // model file was counted as a store, with the stores' advice).
+    size_t model_files = 0;
+    for (const auto& m : p.missing_inputs) model_files += m.rfind("model file ", 0) == 0;
+    const size_t stores = p.missing_inputs.size() - model_files;
+    std::cout << "\nmissing inputs: ";
+    if (stores) std::cout << stores << " store(s)" << (model_files ? " and " : "");
+    if (model_files) std::cout << model_files << " model file(s)";
+    std::cout << " do not exist; " << not_expanded << " of " << p.experiments.size()
+              << " experiment(s) cannot be expanded until they do:\n";
     for (const auto& m : p.missing_inputs) std::cout << "  " << m << "\n";
-    std::cout << "Create them with `emosweep data import` / `emosweep data synth`, or point the protocol at them with "
-                 "--store-dir DIR or --var NAME=VALUE.\n";
+    if (stores)
+      std::cout << "Create the stores with `emosweep data import` / `emosweep data synth`, or point the protocol at "
+                   "them with --store-dir DIR or --var NAME=VALUE.\n";
+    if (model_files)
+      std::cout << "Export the model files (TorchScript, docs/models.md; scripts/byo-model.sh makes examples), or "
+                   "point the protocol at them with --var NAME=VALUE.\n";
   }
   if (with_jobs) {
     std::cout << "\njobs:\n";
