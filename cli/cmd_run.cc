@@ -378,7 +378,15 @@ Status RunRun(const po::variables_map& vm) {
     o.device = vm["device"].as<std::string>();
     const std::string ledger_path = vm["ledger"].as<std::string>();
     o.work_dir = vm.count("work-dir") ? vm["work-dir"].as<std::string>() : ledger_path + ".work";
-    if (vm.count("work-dir")) ES_RETURN_IF_ERROR(CheckWorkDir(o.work_dir));
+    if (vm.count("work-dir")) {
+      // Every rank checks; one that fails ends the world (a node-local path may differ between nodes, and the
+      // other ranks would wait for it in CheckRanksAgree).
+      if (Status wd = CheckWorkDir(o.work_dir); !wd.ok()) {
+        LOG_ERROR << wd.message();
+        world->comm().Abort(2, wd.message());
+        return wd;
+      }
+    }
     o.scheduler.max_attempts = vm["max-attempts"].as<int>();  // as in one process: refused below 1
     if (o.scheduler.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be at least 1");
     o.scheduler.retry_failed = !vm.count("no-retry-failed");

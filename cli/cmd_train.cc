@@ -100,7 +100,12 @@ Status TrainRun(const po::variables_map& vm) {
   Result<jobs::JobResult> ran = TorchRunJob(spec, ctx);
   // A problem of the job file found only once the model exists (a [train] freeze prefix naming no
   // parameter, a divergence) names the file too.
-  if (!ran.ok()) return ran.status().IsBadInput() ? ran.status().WithContext(vm["config"].as<std::string>()) : ran.status();
+  if (!ran.ok()) {
+    // Stopped without --work-dir (SIGUSR1 at an epoch's end): nothing was saved, so not "re-run to resume" (3).
+    if (ran.status().code() == StatusCode::kAborted && !resumable)
+      return Status::Internal(ran.status().message() + " (nothing saved: without --work-dir the job starts over)");
+    return ran.status().IsBadInput() ? ran.status().WithContext(vm["config"].as<std::string>()) : ran.status();
+  }
   jobs::JobResult result = std::move(ran).value();
   if (vm.count("json")) {
     nlohmann::json j = {{"job_id", spec.id}, {"job", spec.ToJson()}, {"result", jobs::JobResultToJson(result)}};

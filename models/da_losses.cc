@@ -229,6 +229,10 @@ torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) { return 
 Result<std::unique_ptr<DomainAdapter>> MakeDomainAdapter(const nlohmann::json& adapt_config, int64_t feature_dim) {
   ES_ASSIGN_OR_RETURN(nlohmann::json c, ValidateAdaptConfig(adapt_config, "adapt"));
   if (c.empty()) return Status::InvalidArgument("adapt: empty section, no variant to build");
+  // The job's config as recorded is what runs: an effective config leaves target_grad out when it is false (the
+  // identities of jobs from before the key), so an absent key means false here, not the variant's default
+  // (helper-70: re-validating put TLlib's default, true, back into a job recorded without target gradients).
+  if (c.contains("target_grad")) c["target_grad"] = adapt_config.is_object() && adapt_config.value("target_grad", false);
   if (feature_dim <= 0) return Status::InvalidArgument("adapt: feature_dim must be positive");
   const std::string v = c["variant"].get<std::string>();
   try {

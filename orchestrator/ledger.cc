@@ -153,6 +153,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Ledg
     // lexically_relative answers are wrong (StoredCheckpointPath).
     l->base_dir_ = ec ? std::filesystem::path(path).parent_path().lexically_normal().string()
                       : abs.lexically_normal().parent_path().string();
+    std::error_code gec;
+    l->given_dir_ = std::filesystem::absolute(path, gec).lexically_normal().parent_path().string();
   }
   // A file that is not a ledger (truncated, foreign) fails below, possibly after SQLite made its -wal and
   // -shm beside it: those are removed again when this call made them and the -wal is empty.

@@ -318,6 +318,7 @@ class Ledger {
   // True when `ids` are in id order and many enough for a merged scan (see above).
   Result<bool> MergeScanPays(const std::vector<std::string_view>& ids);
   std::string base_dir_;  // absolute directory of the ledger file: checkpoint paths are relative to it
+  std::string given_dir_;  // absolute directory of the path as given (a symbolic link's: older ledgers' base)
   // The file this connection opened (device, inode), to tell when it was deleted or replaced (FinishSweep).
   uint64_t file_dev_ = 0, file_ino_ = 0;
 };

@@ -156,6 +156,12 @@ Result<std::string> Ledger::CheckpointOf(const std::string& id) {
   // Ledgers written before paths were stored relative to the ledger held them relative
   // to the working directory of the run that wrote them.
   if (!std::filesystem::exists(here, ec) && std::filesystem::exists(stored, ec)) return row->checkpoint;
+  // Ledgers reached through a symbolic link held them relative to the link's directory before they were stored
+  // relative to the real file's (helper-70).
+  if (!std::filesystem::exists(here, ec) && !given_dir_.empty() && given_dir_ != base_dir_) {
+    const std::string via_link = (std::filesystem::path(given_dir_) / stored).lexically_normal().string();
+    if (std::filesystem::exists(via_link, ec)) return via_link;
+  }
   return here;
 }
 

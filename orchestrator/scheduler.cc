@@ -318,7 +318,8 @@ Result<Assignment> Scheduler::NextPack(const std::string& worker, int max_member
   // (0.25 s) kept 0.37 of a core busy at 10^5 jobs (helper-67). A small sweep's refresh costs well under a
   // millisecond, so it still refreshes at every call (below 5 ms a refresh per 0.25 s poll is 2 % at most).
   const bool idle = ready_.empty() && here_.empty();
-  if ((idle && (refresh_cost_s_ < 0.005 || since >= 20 * refresh_cost_s_)) || spaced_out) {
+  // (At most 30 s: one slow refresh, a stalled file system, must not hide a finished dependency for minutes.)
+  if ((idle && (refresh_cost_s_ < 0.005 || since >= std::min(20 * refresh_cost_s_, 30.0))) || spaced_out) {
     auto t0 = std::chrono::steady_clock::now();
     ES_RETURN_IF_ERROR(RefreshLocked());
     refresh_cost_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -303,7 +303,7 @@ class StreamFile {
     if (!written || !closed) return false;
     // Renamed without TempPath::Commit's fsync: a cache lost in a crash is only a slower next run.
     std::error_code ec;
-    std::filesystem::rename(tmp_->path(), path_, ec);
+    std::filesystem::rename(tmp_->path(), tmp_->final_path(), ec);  // a link's target, as TempPath resolved it
     return !ec;
   }
 

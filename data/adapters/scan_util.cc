@@ -43,7 +43,11 @@ Result<std::vector<std::string>> ListFiles(const std::string& dir, const std::st
     if (::stat(d.c_str(), &st) != 0 || !seen.insert({st.st_dev, st.st_ino}).second) continue;
     std::error_code ec;
     std::vector<fs::directory_entry> entries;  // in name order: which spelling of a linked directory is kept
-    fs::directory_iterator dit(d, fs::directory_options::skip_permission_denied, ec), end;
+    // The corpus root itself unreadable is an error (skipped, it read as an empty corpus); a subfolder is skipped.
+    fs::directory_iterator dit(d, d == fs::path(dir) ? fs::directory_options::none
+                                                     : fs::directory_options::skip_permission_denied,
+                               ec),
+        end;
     for (; !ec && dit != end; dit.increment(ec)) entries.push_back(*dit);
     if (ec) return Status::IoError(d.string() + ": cannot list directory: " + ec.message());
     std::sort(entries.begin(), entries.end(), [](const fs::directory_entry& a, const fs::directory_entry& b) {

@@ -264,27 +264,27 @@ class SlurmScript : public ::testing::Test {
   std::string dir_;
 };
 
+// run says "stopped with jobs left" by its exit status, 3 (helper-66: an unwritable --status-file made a stopped
+// sweep look finished); it exits 0 after a stop only when nothing was left, which is a finished sweep (helper-70:
+// the script still read "stopped" from the status file and marked such a sweep FAILED, or requeued it).
 TEST_F(SlurmScript, ExitStatusSaysWhetherTheSweepFinished) {
   SubmitOptions o = Base();
   o.max_requeues = 2;
   EXPECT_EQ(Run(o, "done", 0), 0) << "finished";
   EXPECT_EQ(Run(o, "fail", 0), 1) << "a failed step's status";
-  EXPECT_EQ(Run(o, "left", 0), 3) << "stopped with jobs left, no signal: nothing requeues it";
-  EXPECT_EQ(Run(o, "wait", 0), 0) << "time limit with requeues left: requeued";
+  EXPECT_EQ(Run(o, "left3", 0), 3) << "stopped with jobs left, no signal: nothing requeues it";
+  EXPECT_EQ(Run(o, "wait3", 0), 0) << "time limit with requeues left: requeued";
   FILE* log = std::fopen((dir_ + "/scontrol.log").c_str(), "r");
   ASSERT_NE(log, nullptr) << "scontrol requeue was not called";
   char line[128] = {0};
   ASSERT_NE(std::fgets(line, sizeof line, log), nullptr);
   std::fclose(log);
   EXPECT_EQ(std::string(line), "requeue 7\n");
-  EXPECT_EQ(Run(o, "wait", 2), 3) << "time limit after the last requeue";
-  // run's own exit status says "stopped with jobs left" (3), with no status file (helper-66: an unwritable
-  // --status-file made a stopped sweep look finished).
-  EXPECT_EQ(Run(o, "left3", 0), 3) << "exit 3 from run, no status file, no signal";
+  EXPECT_EQ(Run(o, "wait3", 2), 3) << "time limit after the last requeue";
   std::remove((dir_ + "/scontrol.log").c_str());
-  EXPECT_EQ(Run(o, "wait3", 0), 0) << "exit 3 from run at the time limit: requeued";
-  EXPECT_TRUE(std::ifstream(dir_ + "/scontrol.log").good()) << "scontrol requeue was not called";
-  EXPECT_EQ(Run(o, "wait3", 2), 3) << "exit 3 from run after the last requeue";
+  EXPECT_EQ(Run(o, "left", 0), 0) << "stopped with nothing left (exit 0, status file 'stopped'): finished";
+  EXPECT_EQ(Run(o, "wait", 0), 0) << "time limit as the last job ended (exit 0): finished, not requeued";
+  EXPECT_FALSE(std::ifstream(dir_ + "/scontrol.log").good()) << "a finished sweep was requeued";
 }
 
 TEST(Slurm, OneTaskRunsWithoutGroupsAndTheSignalMustComeBeforeTheLimit) {

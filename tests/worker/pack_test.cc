@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "models/adapt_configs.h"
 #include "data/feature_store.h"
 #include "jobs/pack.h"
 #include "models/counter_dropout.h"
@@ -130,7 +131,8 @@ class PackTest : public testing::SynthStoreTest {
     JobSpec s = Member(i);
     s.kind = "adapt";
     const double weight[] = {0.1, 0.5, 1.0, 0.05};
-    s.adapt = {{"variant", variant}, {"weight", weight[i % 4]}};
+    // As a protocol gives it: validated (TLlib's variants carry target_grad = true, a false one is left out).
+    s.adapt = *models::ValidateAdaptConfig({{"variant", variant}, {"weight", weight[i % 4]}}, "test");
     const int tlo[] = {48, 50, 44, 52};
     s.target_unlabeled = {{store_, hash_, Ids(corpus_, tlo[i % 4], 60)}};
     const char* selection[] = {"source_val", "im", "snd", "dev"};

@@ -15,6 +15,7 @@
 
 #include "data/feature_store.h"
 #include "data/synth.h"
+#include "models/adapt_configs.h"
 #include "models/da_losses.h"
 #include "worker/checkpoint.h"
 #include "worker/job.h"
@@ -329,11 +330,15 @@ TEST_F(TrainerTest, TargetGradDecidesWhetherTheTargetBatchBackPropagates) {
   data::Corpus target = MakeCorpus("target", 20, 99, AudioShift(0.7));
   const std::string tpath = (dir_ / "target.h5").string();
   ASSERT_TRUE(data::WriteFeatureStore(tpath, target).ok());
+  // null: the config a protocol or a job file gives (validated: the variant's default, left out when false).
   auto run = [&](const std::string& variant, const nlohmann::json& target_grad) {
     JobSpec s = Spec({{"epochs", 2}});
     s.kind = "adapt";
-    s.adapt = {{"variant", variant}, {"weight", 5.0}};
-    if (!target_grad.is_null()) s.adapt["target_grad"] = target_grad;
+    nlohmann::json given = {{"variant", variant}, {"weight", 5.0}};
+    if (!target_grad.is_null()) given["target_grad"] = target_grad;
+    auto validated = models::ValidateAdaptConfig(given, "test");
+    EXPECT_TRUE(validated.ok()) << validated.status().ToString();
+    s.adapt = validated.ok() ? *validated : given;
     s.target_unlabeled = {{tpath, "", Ids(target, 0, 20)}};
     s.id = s.ComputeId();
     auto r = RunJob(s, JobContext{});
@@ -347,11 +352,21 @@ TEST_F(TrainerTest, TargetGradDecidesWhetherTheTargetBatchBackPropagates) {
     EXPECT_EQ(dflt, tllib ? on : off);
     EXPECT_NE(on, off);
   }
-  auto seed = models::MakeDomainAdapter({{"variant", "coral_deep"}}, 4);
-  auto tllib = models::MakeDomainAdapter({{"variant", "mk_mmd_quadratic"}}, 4);
-  ASSERT_TRUE(seed.ok() && tllib.ok());
+  // The effective config holds true (TLlib's default) and leaves false out; the adapter follows the config as given.
+  auto tllib_cfg = models::ValidateAdaptConfig({{"variant", "mk_mmd_quadratic"}}, "test");
+  auto off_cfg = models::ValidateAdaptConfig({{"variant", "mk_mmd_quadratic"}, {"target_grad", false}}, "test");
+  auto seed_cfg = models::ValidateAdaptConfig({{"variant", "coral_deep"}}, "test");
+  ASSERT_TRUE(tllib_cfg.ok() && off_cfg.ok() && seed_cfg.ok());
+  EXPECT_EQ(tllib_cfg->value("target_grad", false), true);
+  EXPECT_FALSE(off_cfg->contains("target_grad"));
+  EXPECT_FALSE(seed_cfg->contains("target_grad"));
+  auto seed = models::MakeDomainAdapter(*seed_cfg, 4);
+  auto tllib = models::MakeDomainAdapter(*tllib_cfg, 4);
+  auto off = models::MakeDomainAdapter(*off_cfg, 4);
+  ASSERT_TRUE(seed.ok() && tllib.ok() && off.ok());
   EXPECT_FALSE((*seed)->needs_target_grad());
   EXPECT_TRUE((*tllib)->needs_target_grad());
+  EXPECT_FALSE((*off)->needs_target_grad()) << "a job recorded without target gradients ran with them";
 }
 
 // The quick start's collapse (issue 19), rebuilt: DANN with the per-epoch Ganin schedule at lr 2e-3 on the
