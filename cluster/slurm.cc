@@ -202,11 +202,15 @@ Result<std::string> RenderSbatchScript(const SubmitOptions& o) {
     << "  break\n"
     << "done\n"
     << "echo \"emosweep: job step finished with status $rc at $(date -Is)\"\n"
-    << "# Stopped with jobs left (run exits 3; it exits 0 after a stop only when nothing was left): requeue at\n"
-    << "# the time limit, else exit 3, so that Slurm records the job as FAILED (not COMPLETED) and\n"
-    << "# --dependency=afterok does not fire on an unfinished sweep. The status file has the details.\n"
+    << "# Stopped with jobs left (run exits 3; it exits 0 after a stop only when nothing was left; the status\n"
+    << "# file says so too, for a step whose status srun reports otherwise): requeue at the time limit, else\n"
+    << "# exit 3, so that Slurm records the job as FAILED (not COMPLETED) and --dependency=afterok does not\n"
+    << "# fire on an unfinished sweep.\n"
     << "stopped=\"\"\n"
-    << "if [ \"$rc\" = 3 ]; then stopped=1; fi\n";
+    << "if [ \"$rc\" = 3 ] || { grep -q '\"stopped\": *true' \"$status_file\" 2>/dev/null &&\n"
+    << "                        grep -q '\"pending\": *[1-9]' \"$status_file\" 2>/dev/null; }; then\n"
+    << "  stopped=1\n"
+    << "fi\n";
   if (o.requeue)
     s << "# Preemption (TERM): Slurm requeues the job itself (--requeue).\n"
       << "if [ -n \"$stopped\" ] && [ \"$got\" = TERM ]; then exit 0; fi\n";
