@@ -59,6 +59,17 @@ class Roles : public ::testing::Test {
     EXPECT_FALSE(p.ok());
     return p.ok() ? Status::Ok() : p.status();
   }
+  // The protocol header with one more corpus, `name`, on `store`.
+  static std::string WithCorpus(const std::string& name, const std::string& store) {
+    std::string h = Header();
+    h.replace(h.find("[defaults]"), 10, "[corpora." + name + "]\nstore = \"" + store + "\"\n[defaults]");
+    return h;
+  }
+  // A loco experiment 'lo' over a, `second` and b.
+  static std::string Loco(const std::string& second) {
+    return "[[experiment]]\nname = \"lo\"\nkind = \"loco\"\ncorpora = [\"a\", \"" + second +
+           "\", \"b\"]\nmodels = [\"concat_mlp\"]\n";
+  }
   static std::set<std::string> Stores(const std::vector<jobs::DataRef>& refs) {
     std::set<std::string> out;
     for (const auto& r : refs) out.insert(r.store.substr(r.store.rfind('/') + 1));
@@ -525,15 +536,8 @@ split = {method = "speaker_kfold", k = 4}
 
 // helper-62: two corpus names of one store let a loco experiment hold out the corpus it trained on.
 TEST_F(Roles, TwoNamesOfOneStoreInACrossCorpusExperimentAreRefused) {
-  const std::string header = Header() + "";
-  std::string with_copy = header;
-  with_copy.replace(with_copy.find("[defaults]"), 10, "[corpora.a_copy]\nstore = \"a.h5\"\n[defaults]");
-  Status st = LoadError(R"([[experiment]]
-name = "lo"
-kind = "loco"
-corpora = ["a", "a_copy", "b"]
-models = ["concat_mlp"]
-)", with_copy);
+  const std::string with_copy = WithCorpus("a_copy", "a.h5");
+  Status st = LoadError(Loco("a_copy"), with_copy);
   EXPECT_NE(st.message().find("experiment 'lo' reads corpora 'a' and 'a_copy', which are one store"),
             std::string::npos)
       << st.ToString();
@@ -556,14 +560,7 @@ TEST_F(Roles, OneStoreReachedByALinkOrCopiedIsRefusedToo) {
   fs::copy_file(dir_.File("a.h5"), dir_.File("a_copy.h5"));
   for (const char* alias : {"a_link.h5", "a_hard.h5", "a_copy.h5"}) {
     SCOPED_TRACE(alias);
-    std::string header = Header();
-    header.replace(header.find("[defaults]"), 10, std::string("[corpora.x]\nstore = \"") + alias + "\"\n[defaults]");
-    Status st = LoadError(R"([[experiment]]
-name = "lo"
-kind = "loco"
-corpora = ["a", "x", "b"]
-models = ["concat_mlp"]
-)", header);
+    Status st = LoadError(Loco("x"), WithCorpus("x", alias));
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
     EXPECT_NE(st.message().find("experiment 'lo' reads corpora 'a' ("), std::string::npos) << st.ToString();
     EXPECT_NE(st.message().find(std::string("which are one store (") +
@@ -572,15 +569,7 @@ models = ["concat_mlp"]
         << st.ToString();
   }
   // Another corpus (another content) under another name is fine.
-  std::string header = Header();
-  header.replace(header.find("[defaults]"), 10, "[corpora.x]\nstore = \"c.h5\"\n[defaults]");
-  EXPECT_FALSE(Load(R"([[experiment]]
-name = "lo"
-kind = "loco"
-corpora = ["a", "x", "b"]
-models = ["concat_mlp"]
-seeds = [1]
-)", header).jobs.empty());
+  EXPECT_FALSE(Load(Loco("x") + "seeds = [1]\n", WithCorpus("x", "c.h5")).jobs.empty());
 }
 
 // helper-62: a split file's ids that are not utterances of the store were dropped without a word (a file of
