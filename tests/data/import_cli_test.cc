@@ -70,6 +70,13 @@ Table WriteTable(const std::string& labels3 = "sadness") {
   return t;
 }
 
+// `t`'s metadata replaced by `meta_csv`, imported with its audio features into <dir>/toy.h5.
+CliRun ImportWithMetadata(const Table& t, const std::string& meta_csv) {
+  WriteBytes(t.meta, meta_csv);
+  return Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " + t.dir +
+                  "/toy.h5");
+}
+
 void ExpectBadInput(const CliRun& r, const std::string& dir, const std::vector<std::string>& inputs,
                     const std::vector<std::string>& needles) {
   EXPECT_EQ(r.code, 2) << r.out;
@@ -119,11 +126,9 @@ TEST(ImportCli, TableFormWithNpyNpzAndOpenSmileCsv) {
 // Headers in another case or with blanks are read (as generic_csv reads them); columns still unused are named.
 TEST(ImportCli, TableFormHeadersMatchCaseInsensitivelyAndUnusedColumnsAreNamed) {
   Table t = WriteTable();
-  WriteBytes(t.meta, "File,Speaker, Gender ,LABEL,Mood\n"
-                     "wav/u1.wav,s1,f,anger,x\nwav/u2.wav,s1,f,neutral,x\nwav/u3.wav,s2,m,sadness,x\n"
-                     "wav/u4.wav,s2,m,neutral,x\n");
-  CliRun r = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " + t.dir +
-                      "/toy.h5");
+  CliRun r = ImportWithMetadata(t, "File,Speaker, Gender ,LABEL,Mood\n"
+                                  "wav/u1.wav,s1,f,anger,x\nwav/u2.wav,s1,f,neutral,x\nwav/u3.wav,s2,m,sadness,x\n"
+                                  "wav/u4.wav,s2,m,neutral,x\n");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("columns not used: 'Mood'"), std::string::npos) << r.out;
   auto c = ReadFeatureStore(t.dir + "/toy.h5");
@@ -137,11 +142,9 @@ TEST(ImportCli, TableFormHeadersMatchCaseInsensitivelyAndUnusedColumnsAreNamed) 
 // to an `emotion` column; an infinite duration was stored.
 TEST(ImportCli, TableFieldsAreTrimmedAndTheLabelColumnWinsOverItsAlias) {
   Table t = WriteTable();
-  WriteBytes(t.meta, "file,speaker,gender,Label,emotion\n"
-                     "wav/u1.wav,s1 , f,anger,neutral\nwav/u2.wav, s1,f,neutral,anger\nwav/u3.wav,s2,m,sadness,x\n"
-                     "wav/u4.wav,s2,m ,neutral,x\n");
-  CliRun r = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " + t.dir +
-                      "/toy.h5");
+  CliRun r = ImportWithMetadata(t, "file,speaker,gender,Label,emotion\n"
+                                  "wav/u1.wav,s1 , f,anger,neutral\nwav/u2.wav, s1,f,neutral,anger\n"
+                                  "wav/u3.wav,s2,m,sadness,x\nwav/u4.wav,s2,m ,neutral,x\n");
   ASSERT_EQ(r.code, 0) << r.out;
   auto c = ReadFeatureStore(t.dir + "/toy.h5");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -150,10 +153,8 @@ TEST(ImportCli, TableFieldsAreTrimmedAndTheLabelColumnWinsOverItsAlias) {
   EXPECT_EQ(c->utterances[0].gender, "f");
   EXPECT_EQ(c->utterances[3].gender, "m");
   EXPECT_EQ(c->utterances[0].label, "anger") << "the 'Label' column, not its alias 'emotion'";
-  WriteBytes(t.meta, "file,speaker,label,duration\nwav/u1.wav,s1,anger,inf\nwav/u2.wav,s1,neutral,1\n"
-                     "wav/u3.wav,s2,sadness,1\nwav/u4.wav,s2,neutral,1\n");
-  CliRun inf = Emosweep("--metadata " + t.meta + " --features audio=audio:" + t.npy + " --corpus toy --out " +
-                        t.dir + "/inf.h5");
+  CliRun inf = ImportWithMetadata(t, "file,speaker,label,duration\nwav/u1.wav,s1,anger,inf\nwav/u2.wav,s1,neutral,1\n"
+                                     "wav/u3.wav,s2,sadness,1\nwav/u4.wav,s2,neutral,1\n");
   EXPECT_EQ(inf.code, 2) << inf.out;
   EXPECT_NE(inf.out.find("duration 'inf' is not a non-negative number"), std::string::npos) << inf.out;
 }
