@@ -101,7 +101,7 @@ struct ExportDecoder {
     for (const auto& c : cols) {
       const std::string name = c.get<std::string>();
       probs.push_back(name == "probs");
-      nested.push_back(json && (name == "attrs" || name == "deps" || name == "config" || name == "info" ||
+      nested.push_back(json && (name == "attrs" || name == "deps" || name == "config" || name == "info" || name == "ids" ||
                                 (name.size() > 5 && name.compare(name.size() - 5, 5, "_json") == 0)));
     }
   }
@@ -352,7 +352,7 @@ Status LedgerQueryRun(const po::variables_map& vm) {
 void LedgerExportOptions(po::options_description& o) {
   o.add_options()("ledger", po::value<std::string>()->required(), "SQLite ledger file")(
       "what", po::value<std::string>()->default_value("metrics"),
-      "metrics | jobs | curves | predictions | provenance | sweeps | eval_details")(
+      "metrics | jobs | curves | predictions | provenance | sweeps | eval_details | id_lists")(
       "format", po::value<std::string>()->default_value("csv"), "csv | json")(
       "json", "same as --format json")(
       "out", po::value<std::string>(), "write to this file (atomically) instead of stdout");
@@ -374,6 +374,7 @@ Status LedgerExportRun(const po::variables_map& vm) {
       {"provenance", "SELECT * FROM provenance ORDER BY job_id"},
       {"sweeps", "SELECT * FROM sweeps ORDER BY id"},
       {"eval_details", "SELECT * FROM eval_details ORDER BY job_id, eval"},
+      {"id_lists", "SELECT hash, n, ids_json AS ids FROM id_lists ORDER BY hash"},
   };
   std::string what = vm["what"].as<std::string>(), format = vm["format"].as<std::string>();
   if (vm.count("json")) {
@@ -383,10 +384,13 @@ Status LedgerExportRun(const po::variables_map& vm) {
   }
   auto it = kQueries.find(what);
   if (it == kQueries.end())
-    return Status::InvalidArgument("--what must be metrics, jobs, curves, predictions, provenance, sweeps or "
-                                   "eval_details, got '" + what + "'");
+    return Status::InvalidArgument("--what must be metrics, jobs, curves, predictions, provenance, sweeps, "
+                                   "eval_details or id_lists, got '" + what + "'");
   if (format != "csv" && format != "json") return Status::InvalidArgument("--format must be csv or json");
   ES_ASSIGN_OR_RETURN(auto l, OpenReadOnly(vm));
+  std::string sql = it->second;
+  // A ledger older than schema v5 (read as it is) keeps its id lists in config_json: no list table.
+  if (what == "id_lists" && l->schema_version() < 5) sql = "SELECT '' AS hash, 0 AS n, '' AS ids WHERE 0";
   // Row by row to the output (helper-67: the whole result, then its text, took 2-3 GB for 1.6M predictions).
   // To a temporary renamed at the end with --out; the text equals a whole-result dump's (docs/formats/export.md).
   const bool json = format == "json";
@@ -402,7 +406,7 @@ Status LedgerExportRun(const po::variables_map& vm) {
   std::unique_ptr<ExportDecoder> decode;
   size_t rows = 0;
   ES_RETURN_IF_ERROR(l->QueryEach(
-      it->second, 0,
+      sql, 0,
       [&](const nlohmann::json& c) {
         cols = c;
         decode = std::make_unique<ExportDecoder>(cols, json);
@@ -492,6 +496,7 @@ Status LedgerGcRun(const po::variables_map& vm) {
                              {"predictions_dropped_jobs", r.dropped_prediction_jobs},
                              {"prediction_rows", r.prediction_rows},
                              {"stale_result_rows", r.stale_result_rows},
+                             {"id_lists_dropped", r.dropped_id_lists},
                              {"bytes_freed", r.bytes},
                              {"file_bytes_before", r.file_bytes_before},
                              {"file_bytes_after", r.applied ? r.file_bytes_after : r.file_bytes_before}}
@@ -514,6 +519,7 @@ Status LedgerGcRun(const po::variables_map& vm) {
               static_cast<long long>(r.prediction_rows));
   std::printf("  result rows of superseded attempts or of no job: %lld\n",
               static_cast<long long>(r.stale_result_rows));
+  std::printf("  utterance-id lists no job left names: %lld\n", static_cast<long long>(r.dropped_id_lists));
   if (r.applied)
     std::printf("  %lld bytes freed (ledger %lld -> %lld bytes)\n", static_cast<long long>(r.bytes),
                 static_cast<long long>(r.file_bytes_before), static_cast<long long>(r.file_bytes_after));

@@ -8,10 +8,43 @@
 namespace emosweep::jobs {
 namespace {
 
-nlohmann::json RefsToJson(const std::vector<DataRef>& refs) {
+using ListRef = std::function<std::string(const IdList&)>;
+
+nlohmann::json RefsToJson(const std::vector<DataRef>& refs, const ListRef* list_ref) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : refs) a.push_back({{"store", r.store}, {"corpus_hash", r.corpus_hash}, {"ids", r.ids}});
+  for (const auto& r : refs) {
+    if (list_ref)
+      a.push_back({{"store", r.store}, {"corpus_hash", r.corpus_hash}, {"ids_list", (*list_ref)(r.ids)},
+                   {"n_ids", r.ids.size()}});
+    else
+      a.push_back({{"store", r.store}, {"corpus_hash", r.corpus_hash}, {"ids", r.ids}});
+  }
   return a;
+}
+
+nlohmann::json SpecToJson(const JobSpec& s, const ListRef* list_ref) {
+  nlohmann::json eval_j = nlohmann::json::object();
+  for (const auto& [name, refs] : s.eval) eval_j[name] = RefsToJson(refs, list_ref);
+  // The store *path* is not part of the identity (the same content may live
+  // elsewhere); the corpus hash and the ids are. ToJson keeps the path for
+  // running; ComputeId drops it.
+  return {
+      {"kind", s.kind},
+      {"features", s.features},
+      {"labels", s.labels},
+      {"train", RefsToJson(s.train, list_ref)},
+      {"val", RefsToJson(s.val, list_ref)},
+      {"eval", eval_j},
+      {"target_unlabeled", RefsToJson(s.target_unlabeled, list_ref)},
+      {"model", s.model.tree()},
+      {"train_config", s.train_config.tree()},
+      {"adapt", s.adapt.tree()},
+      {"selection", s.selection},
+      {"oracle_eval", s.oracle_eval},
+      {"seed", s.seed},
+      {"init_from", s.init_from},
+      {"keep_checkpoint", s.keep_checkpoint},
+  };
 }
 
 Result<std::vector<DataRef>> RefsFromJson(const nlohmann::json& j, const std::string& where) {
@@ -32,29 +65,10 @@ Result<std::vector<DataRef>> RefsFromJson(const nlohmann::json& j, const std::st
 
 }  // namespace
 
-nlohmann::json JobSpec::ToJson() const {
-  nlohmann::json eval_j = nlohmann::json::object();
-  for (const auto& [name, refs] : eval) eval_j[name] = RefsToJson(refs);
-  // The store *path* is not part of the identity (the same content may live
-  // elsewhere); the corpus hash and the ids are. ToJson keeps the path for
-  // running; ComputeId drops it.
-  return {
-      {"kind", kind},
-      {"features", features},
-      {"labels", labels},
-      {"train", RefsToJson(train)},
-      {"val", RefsToJson(val)},
-      {"eval", eval_j},
-      {"target_unlabeled", RefsToJson(target_unlabeled)},
-      {"model", model.tree()},
-      {"train_config", train_config.tree()},
-      {"adapt", adapt.tree()},
-      {"selection", selection},
-      {"oracle_eval", oracle_eval},
-      {"seed", seed},
-      {"init_from", init_from},
-      {"keep_checkpoint", keep_checkpoint},
-  };
+nlohmann::json JobSpec::ToJson() const { return SpecToJson(*this, nullptr); }
+
+nlohmann::json JobSpec::ToJson(const std::function<std::string(const IdList&)>& list_ref) const {
+  return SpecToJson(*this, &list_ref);
 }
 
 Result<JobSpec> JobSpec::FromJson(const nlohmann::json& j, const std::string& where) {

@@ -117,6 +117,10 @@ struct JobSpec {
   bool keep_checkpoint = false;    // dependents need this job's final model
 
   nlohmann::json ToJson() const;   // canonical content (without "id")
+  // The job as the ledger's jobs.config_json keeps it (schema v5, docs/formats/ledger.md): ToJson() with
+  // every data reference's "ids" list replaced by "ids_list": list_ref(ids) (the key of the list in the
+  // ledger's id_lists table) and "n_ids": its length. The lists are not built as JSON here.
+  nlohmann::json ToJson(const std::function<std::string(const IdList&)>& list_ref) const;
   static Result<JobSpec> FromJson(const nlohmann::json& j, const std::string& where);
   std::string ComputeId() const;   // HashJson of ToJson() plus the identity version
 };

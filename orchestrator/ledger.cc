@@ -284,6 +284,29 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
   constexpr size_t kChunkJobs = 2000;
   constexpr size_t kChunkBytes = size_t{32} << 20;
   const double now = NowSeconds();
+  // Utterance-id lists are stored once each, in id_lists (schema v5), and config_json names them by hash:
+  // every job of a split held its own copy (377 KB a job on 20 000-utterance corpora: 384 MB for 1008 jobs),
+  // and a status change rewrote the row's overflow chain (797 KB of WAL for a claim; helper-67). A list is
+  // hashed once per call (by the list the jobs share) and inserted in the transaction of the first row that
+  // names it, so a committed row never names a missing list (gc, which drops unnamed lists, refuses to run
+  // while this sweep runs).
+  std::unordered_map<const void*, std::string> list_hash;
+  std::unordered_set<std::string> lists_stored;
+  std::string scratch;
+  Status list_status;
+  Stmt* ins_list = nullptr;
+  auto list_ref = [&](const jobs::IdList& ids) -> std::string {
+    auto [it, fresh] = list_hash.try_emplace(ids.shared());
+    if (fresh) it->second = IdListHash(ids, &scratch);
+    if (list_status.ok() && lists_stored.insert(it->second).second) {
+      ins_list->Reset();
+      ins_list->Bind(1, it->second).Bind(2, static_cast<int64_t>(ids.size())).BindText(3, ids.CanonicalJson(&scratch));
+      list_status = ins_list->Run();
+      if (!list_status.ok()) lists_stored.erase(it->second);
+    }
+    return it->second;
+  };
+  const bool lists_apart = schema_version_ >= 5;
   size_t k = 0;
   while (k < jobs.size()) {
     Transaction tx(&db_);
@@ -292,11 +315,18 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
              "INSERT OR IGNORE INTO jobs(id, kind, config_json, attrs_json, deps_json, reportable, created_at) "
              "VALUES (?,?,?,?,?,?,?)");
     ES_RETURN_IF_ERROR(ins.status());
+    std::unique_ptr<Stmt> ins_list_here;
+    if (lists_apart) {
+      ins_list_here = std::make_unique<Stmt>(&db_, "INSERT OR IGNORE INTO id_lists(hash, n, ids_json) VALUES (?,?,?)");
+      ES_RETURN_IF_ERROR(ins_list_here->status());
+      ins_list = ins_list_here.get();
+    }
     size_t rows = 0, bytes = 0;
     for (; k < jobs.size() && rows < kChunkJobs && bytes < kChunkBytes; ++k) {
       if (have[k]) continue;
       const auto& j = jobs[k];
-      const std::string config = j.spec.ToJson().dump();
+      const std::string config = lists_apart ? j.spec.ToJson(list_ref).dump() : j.spec.ToJson().dump();
+      ES_RETURN_IF_ERROR(list_status);
       ins.Reset();
       ins.Bind(1, j.spec.id).Bind(2, j.spec.kind).Bind(3, config);
       ins.Bind(4, j.attrs.ToJson().dump()).Bind(5, nlohmann::json(j.deps).dump());
@@ -339,6 +369,12 @@ std::vector<std::string_view> Views(const Ids& ids) {
 }  // namespace
 
 std::string Ledger::JobSetHash(const std::vector<std::string>& ids) { return HashJobSet(ids); }
+
+std::string Ledger::IdListHash(const jobs::IdList& ids, std::string* scratch) {
+  Sha256 h;
+  h.Update(ids.CanonicalJson(scratch));
+  return h.HexDigest();
+}
 std::string Ledger::JobSetHash(const std::vector<std::string_view>& ids) { return HashJobSet(ids); }
 
 Result<std::optional<int64_t>> Ledger::FindJobSet(const std::string& hash, size_t n) {

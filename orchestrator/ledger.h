@@ -41,10 +41,11 @@
 
 namespace emosweep::orchestrator {
 
-constexpr int kLedgerSchemaVersion = 4;
+constexpr int kLedgerSchemaVersion = 5;
 // The oldest schema a read-only open reads without migrating (v2 added indices and sweeps.jobs,
 // v3 shared job sets: a sweep of an older file holds its own links; v4 kept status counts:
-// an older file is counted from its indices).
+// an older file is counted from its indices; v5 stores id lists apart: an older file holds them
+// in config_json).
 constexpr int kLedgerMinReadableVersion = 1;
 constexpr int32_t kLedgerApplicationId = 0x454d4f53;  // "EMOS"
 
@@ -116,6 +117,7 @@ struct GcReport {
   int64_t dropped_prediction_jobs = 0; // ... of them done: their predictions dropped (metrics kept)
   int64_t prediction_rows = 0;         // prediction rows dropped (both cases above)
   int64_t stale_result_rows = 0;       // result rows of superseded attempts (job not done) or of no job
+  int64_t dropped_id_lists = 0;        // utterance-id lists (schema v5) no job left names
   int64_t bytes = 0;                   // dry run: payload bytes the drops free (estimate); applied: file shrink
   int64_t file_bytes_before = 0, file_bytes_after = 0;
   bool applied = false;
@@ -160,6 +162,9 @@ class Ledger {
   // SHA-256 (hex) of an ordered job list: each id and a newline. Equal lists, equal links.
   static std::string JobSetHash(const std::vector<std::string>& ids);
   static std::string JobSetHash(const std::vector<std::string_view>& ids);
+  // The key of an utterance-id list in id_lists (schema v5): the SHA-256 (hex) of its compact JSON
+  // (IdList::CanonicalJson; `scratch` as there).
+  static std::string IdListHash(const jobs::IdList& ids, std::string* scratch);
   // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
   // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
   Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);

@@ -11,7 +11,8 @@
 //    of a ledger: one row per test utterance per job);
 //  - result rows of superseded attempts: a job sent back to pending (lost
 //    checkpoint) keeps its old rows until it completes again; and rows of no job
-//    (a job row deleted by hand).
+//    (a job row deleted by hand);
+//  - utterance-id lists (schema v5, id_lists) that no job left names.
 // Applying runs in one IMMEDIATE transaction (a concurrent sweep waits on SQLite's
 // lock, never sees half of it) and refuses while any sweep or job is running, so a
 // live sweep never loses a job it is about to claim; then VACUUM gives the space
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_set>
 
 #include "orchestrator/ledger.h"
@@ -113,6 +115,38 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
                                    r.prediction_rows += st.Int(0);
                                    r.bytes += st.Int(1);
                                  }));
+    // Utterance-id lists (schema v5) that no job left names: a kept job's config_json names its lists as
+    // "ids_list":"<hash>" (nlohmann's compact dump, as RegisterJobs writes it).
+    std::vector<std::string> drop_lists;
+    if (schema_version_ >= 5) {
+      std::unordered_set<std::string> named;
+      Stmt st(&db_, "SELECT id, config_json FROM jobs");
+      ES_RETURN_IF_ERROR(st.status());
+      static constexpr std::string_view kKey = "\"ids_list\":\"";
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        if (std::binary_search(drop_jobs.begin(), drop_jobs.end(), st.Text(0))) continue;
+        const std::string_view config = st.TextView(1);
+        for (size_t at = config.find(kKey); at != std::string_view::npos; at = config.find(kKey, at)) {
+          at += kKey.size();
+          const size_t end = config.find('"', at);
+          if (end == std::string_view::npos) break;
+          named.emplace(config.substr(at, end - at));
+        }
+      }
+      Stmt lists(&db_, "SELECT hash, length(ids_json) FROM id_lists");
+      ES_RETURN_IF_ERROR(lists.status());
+      for (;;) {
+        ES_ASSIGN_OR_RETURN(bool row, lists.Step());
+        if (!row) break;
+        std::string hash = lists.Text(0);
+        if (named.count(hash)) continue;
+        r.bytes += lists.Int(1) + 96;
+        drop_lists.push_back(std::move(hash));
+      }
+      r.dropped_id_lists = static_cast<int64_t>(drop_lists.size());
+    }
     // Rows of a job that is not done (any more) or of no job at all; a dropped job's
     // rows are among them (they go with it).
     for (const char* t : kResultTables) {
@@ -124,6 +158,7 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
     if (!apply) return Status::Ok();
     ES_RETURN_IF_ERROR(ForChunks(&db_, drop_jobs, "DELETE FROM jobs WHERE id", "", [](Stmt&) {}));
     ES_RETURN_IF_ERROR(ForChunks(&db_, drop_predictions, "DELETE FROM predictions WHERE job_id", "", [](Stmt&) {}));
+    ES_RETURN_IF_ERROR(ForChunks(&db_, drop_lists, "DELETE FROM id_lists WHERE hash", "", [](Stmt&) {}));
     for (const char* t : kResultTables)
       ES_RETURN_IF_ERROR(
           db_.Exec(std::string("DELETE FROM ") + t + " WHERE job_id NOT IN (SELECT id FROM jobs WHERE status = 'done')"));

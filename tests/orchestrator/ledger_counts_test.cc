@@ -278,9 +278,9 @@ TEST(LedgerCounts, StatusWritesPrepareTheirUpdateOncePerConnection) {
   ExpectCountsMatchRecount(path, "a vacuum and a claim through a kept statement");
 }
 
-// What schema v4 added (ledger_schema.cc): dropping it makes a file as v3 wrote it.
+// What schema v4 (and v5) added (ledger_schema.cc): dropping it makes a file as v3 wrote it.
 const char* const kV4ToV3 =
-    "DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_delete; DROP TRIGGER jobs_count_update; "
+    "DROP TABLE id_lists; DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_delete; DROP TRIGGER jobs_count_update; "
     "DROP TRIGGER sweep_jobs_count_insert; DROP TRIGGER sweep_jobs_count_delete; DROP TRIGGER sweep_jobs_count_update; "
     "DROP INDEX sweep_jobs_by_job; DROP TABLE status_counts; DROP TABLE sweep_status_counts; PRAGMA user_version = 3; ";
 

@@ -24,10 +24,14 @@ inline void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
+// What schema v5 added (ledger_schema.cc): dropping it makes a file as v4 wrote it, but for the rows already
+// registered, which name their lists (a v4 file kept them inline).
+inline const char* const kV5ToV4 = "DROP TABLE id_lists; PRAGMA user_version = 4; ";
+
 // What schema v3 added (ledger_schema.cc): dropping it makes a file as v2 wrote it
-// (after what v4 added: the kept status counts).
+// (after what v4 and v5 added: the kept status counts, the id lists).
 inline const char* const kV3ToV2 =
-    "DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_delete; DROP TRIGGER jobs_count_update; "
+    "DROP TABLE id_lists; DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_delete; DROP TRIGGER jobs_count_update; "
     "DROP TRIGGER sweep_jobs_count_insert; DROP TRIGGER sweep_jobs_count_delete; "
     "DROP TRIGGER sweep_jobs_count_update; DROP INDEX sweep_jobs_by_job; DROP TABLE status_counts; "
     "DROP TABLE sweep_status_counts; "
