@@ -67,7 +67,7 @@ std::vector<ModelInfo> Build() {
                ConfigTable("model", {Int("hidden_dim", 384, "projection width"),
                                      Int("gate_hidden", 384, "hidden size of each gate MLP"),
                                      Int("head_hidden", 192, "hidden size of the classifier"), Dropout(0.3)})});
-  v.push_back({"glomer", "GloMER: cross-modal attention + GMU + NT-Xent/diversity/consistency", {"audio", "text"},
+  v.push_back({"glomer", "GloMER: cross-modal attention + GMU + NT-Xent/diversity/consistency (default rewards diversity; faithful = true: the seed code's loss)", {"audio", "text"},
                ConfigTable("model",
                            {Int("fusion_dim", 512, "encoder / fusion width"),
                             Int("projection_dim", 256, "contrastive projection size"),
@@ -89,13 +89,13 @@ std::vector<ModelInfo> Build() {
                  {"min", "mean", "max", "cls", "concat"}});
     k.push_back(Faithful("shared BatchNorm in the GAT stack, 2*sigmoid channel gate and [x,x] spatial input in "
                          "CBAM, train-in-eval-mode bug flag, concat fusion rejected"));
-    v.push_back({"cemobam", "CemoBAM: dual top-k kNN graph + GAT + xCBAM (transductive)", {"audio", "text"},
+    v.push_back({"cemobam", "CemoBAM: dual top-k kNN graph + GAT + xCBAM (transductive; default: the method as described, faithful = true: the seed's code and numbers)", {"audio", "text"},
                  ConfigTable("model", k), /*transductive=*/true});
   }
   {
     auto k = GraphKeys(2, 8);
     k.push_back(Faithful("shared BatchNorm in the GAT stack, train-in-eval-mode bug flag"));
-    v.push_back({"hemogat", "HemoGAT: dual top-k kNN graph + GAT + cross-modal transformer (transductive)",
+    v.push_back({"hemogat", "HemoGAT: dual top-k kNN graph + GAT + cross-modal transformer (transductive; default: the method as described, faithful = true: the seed's code)",
                  {"audio", "text"}, ConfigTable("model", k), /*transductive=*/true});
   }
   {

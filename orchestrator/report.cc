@@ -16,6 +16,42 @@
 #include "orchestrator/tables.h"
 
 namespace emosweep::orchestrator {
+
+std::vector<std::vector<int64_t>> SumConfusions(const std::vector<std::string>& labels,
+                                                const std::vector<RunConfusion>& runs, int* summed, int* left_out) {
+  *summed = *left_out = 0;
+  std::vector<std::vector<int64_t>> sum;
+  for (const RunConfusion& run : runs) {
+    const nlohmann::json& cm = *run.confusion;
+    if (!cm.is_array() || cm.empty()) continue;
+    if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
+    std::vector<size_t> at(cm.size());
+    bool fits = cm.size() == sum.size();
+    for (size_t a = 0; fits && a < cm.size(); ++a) {
+      if (!cm[a].is_array() || cm[a].size() != cm.size()) fits = false;
+      if (!fits || run.classes->empty()) {
+        at[a] = a;  // no names to go by: as recorded
+        continue;
+      }
+      const auto pos = run.classes->size() == cm.size() && labels.size() == cm.size()
+                           ? std::find(labels.begin(), labels.end(), (*run.classes)[a])
+                           : labels.end();
+      fits = pos != labels.end();
+      if (fits) at[a] = static_cast<size_t>(pos - labels.begin());
+    }
+    if (!fits) {
+      ++*left_out;
+      continue;
+    }
+    for (size_t a = 0; a < cm.size(); ++a)
+      for (size_t b = 0; b < cm.size(); ++b)
+        if (cm[a][b].is_number()) sum[at[a]][at[b]] += cm[a][b].get<int64_t>();
+    ++*summed;
+  }
+  if (*summed == 0) sum.clear();
+  return sum;
+}
+
 namespace {
 
 using svg::Escape;
@@ -160,35 +196,37 @@ Result<std::string> Confusions(const TableData& t, Ledger* ledger, int limit, in
   for (size_t r = 0; r < t.rows.size(); ++r) {
     for (size_t group = 0; group < (per_column ? t.cols.size() : 1); ++group) {
       std::vector<std::string> ids;
+      std::vector<const std::vector<std::string>*> job_labels;  // each run's classes, in its own order
       std::vector<std::string> labels;
       for (size_t c = 0; c < t.cols.size(); ++c) {
         if (per_column && c != group) continue;
         for (const auto* j : t.at(r, c, 0).jobs) {
           ids.push_back(j->spec.id);
+          job_labels.push_back(&j->spec.labels.vec());
           if (labels.empty()) labels = j->spec.labels;
         }
       }
       if (ids.empty()) continue;
       if (++*groups > limit) continue;
       ES_ASSIGN_OR_RETURN(auto details, ledger->EvalDetails(ids));
-      std::vector<std::vector<int64_t>> sum;
-      int jobs = 0;
-      for (const auto& id : ids) {
-        auto d = details[id].find(t.spec.eval);
-        if (d == details[id].end() || !d->second.contains("confusion") || !d->second["confusion"].is_array())
+      std::vector<RunConfusion> runs;
+      for (size_t k = 0; k < ids.size(); ++k) {
+        auto d = details[ids[k]].find(t.spec.eval);
+        if (d == details[ids[k]].end() || !d->second.contains("confusion") || !d->second["confusion"].is_array())
           continue;
-        const auto& cm = d->second["confusion"];
-        if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
-        if (cm.size() != sum.size()) continue;
-        for (size_t a = 0; a < cm.size(); ++a)
-          for (size_t b = 0; b < cm[a].size() && b < sum.size(); ++b)
-            if (cm[a][b].is_number()) sum[a][b] += cm[a][b].get<int64_t>();
-        ++jobs;
+        runs.push_back({job_labels[k], &d->second["confusion"]});
       }
+      // Runs whose classes come in another order are added by class name: a cell pooling two experiments with
+      // the same classes in different orders summed their matrices by index (helper-72).
+      int jobs = 0, other_classes = 0;
+      std::vector<std::vector<int64_t>> sum = SumConfusions(labels, runs, &jobs, &other_classes);
       if (sum.empty()) continue;
       while (labels.size() < sum.size()) labels.push_back("c" + std::to_string(labels.size()));
       std::string title = t.rows[r] + (per_column ? arrow + t.cols[group] : "") + " (" + std::to_string(jobs) +
-                          " runs, '" + t.spec.eval + "')";
+                          " runs, '" + t.spec.eval + "'" +
+                          (other_classes ? "; " + std::to_string(other_classes) + " runs with other classes left out"
+                                         : std::string()) +
+                          ")";
       o << "<div>" << svg::Confusion(title, labels, sum) << "</div>";
     }
   }
@@ -334,6 +372,9 @@ Result<std::string> DaPlots(const TableData& t, Ledger* ledger) {
         const auto& td = row->info["da_selected"].value("target_dist", nlohmann::json());
         if (!td.is_array()) continue;
         if (labels.empty()) labels = j->spec.labels;
+        // Shares of the heatmap's classes, in its column order: a run with other classes (or the same in another
+        // order) is not added by index (helper-72); its rows are still in the curves above.
+        if (j->spec.labels != labels) continue;
         if (dist[r].empty()) dist[r].assign(td.size(), 0.0);
         if (dist[r].size() != td.size()) continue;
         for (size_t k = 0; k < td.size(); ++k) dist[r][k] += td[k].is_number() ? td[k].get<double>() : 0.0;

@@ -10,6 +10,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "orchestrator/ledger.h"
 #include "protocols/expand.h"
@@ -23,5 +26,19 @@ struct ReportOptions {
 };
 
 Result<std::string> BuildReport(const protocols::Protocol& protocol, Ledger* ledger, const ReportOptions& options);
+
+// One run's recorded confusion matrix (eval_details "confusion": rows true, columns predicted) and the classes
+// its rows and columns are, in its own order.
+struct RunConfusion {
+  const std::vector<std::string>* classes;
+  const nlohmann::json* confusion;
+};
+
+// The runs' matrices summed in the class order `labels`, each run's entries placed by class name (a run whose
+// classes come in another order is re-ordered; one with other classes, or a matrix not square in `labels`'
+// size, is left out and counted in *left_out). A run without class names (classes empty) is added as recorded.
+// *summed counts the runs added. Empty when none was.
+std::vector<std::vector<int64_t>> SumConfusions(const std::vector<std::string>& labels,
+                                                const std::vector<RunConfusion>& runs, int* summed, int* left_out);
 
 }  // namespace emosweep::orchestrator

@@ -1,6 +1,8 @@
 // worker/evaluate.cc: eval-mode pass over a split (see evaluate.h).
 #include "worker/evaluate.h"
 
+#include <limits>
+
 namespace emosweep::worker {
 
 models::Batch SliceBatch(const Split& split, int64_t begin, int64_t end, const torch::Device& device) {
@@ -8,6 +10,16 @@ models::Batch SliceBatch(const Split& split, int64_t begin, int64_t end, const t
   for (const auto& [m, t] : split.inputs) b.inputs[m] = t.narrow(0, begin, end - begin).to(device);
   b.labels = split.labels.narrow(0, begin, end - begin).to(device);
   return b;
+}
+
+bool WeighsNothing(const torch::Tensor& class_weights, const torch::Tensor& labels) {
+  if (!class_weights.defined() || labels.numel() == 0) return false;
+  const torch::Tensor w = class_weights.to(torch::kCPU, torch::kDouble);
+  return w.index_select(0, labels.to(torch::kCPU)).sum().item<double>() == 0.0;
+}
+
+void RecordLoss(const EvalOutput& e, nlohmann::json* metrics) {
+  if (!e.loss_undefined) (*metrics)["loss"] = e.loss;
 }
 
 Result<EvalOutput> Evaluate(models::FusionModelImpl& model, const Split& split, int64_t batch_size,
@@ -24,12 +36,16 @@ Result<EvalOutput> Evaluate(models::FusionModelImpl& model, const Split& split, 
   labels.reserve(n);
   preds.reserve(n);
   double loss_sum = 0;
+  int64_t loss_rows = 0;
   for (int64_t b = 0; b < n; b += step) {
     const int64_t e = std::min(n, b + step);
     models::Batch batch = SliceBatch(split, b, e, device);
     models::ModelOutput o = model.Forward(batch);
-    models::LossTerms terms = model.Loss(o, batch, ctx);
-    loss_sum += terms.total.item<double>() * static_cast<double>(e - b);
+    if (!WeighsNothing(ctx.class_weights, split.labels.narrow(0, b, e - b))) {
+      models::LossTerms terms = model.Loss(o, batch, ctx);
+      loss_sum += terms.total.item<double>() * static_cast<double>(e - b);
+      loss_rows += e - b;
+    }
     torch::Tensor probs = torch::softmax(o.logits, 1).to(torch::kCPU).contiguous();
     torch::Tensor arg = probs.argmax(1);
     const float* pp = probs.data_ptr<float>();
@@ -49,7 +65,8 @@ Result<EvalOutput> Evaluate(models::FusionModelImpl& model, const Split& split, 
     }
   }
   if (was_training) model.train();
-  out.loss = loss_sum / static_cast<double>(n);
+  out.loss_undefined = loss_rows == 0;
+  out.loss = out.loss_undefined ? std::numeric_limits<double>::quiet_NaN() : loss_sum / static_cast<double>(loss_rows);
   ES_ASSIGN_OR_RETURN(out.metrics, ComputeMetrics(labels, preds, num_classes));
   return out;
 }

@@ -3,6 +3,7 @@
 #include "worker/packed_trainer_internal.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -75,7 +76,10 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
       for (int64_t j = 0; j < gm; ++j) {
         EvalItem& it = items[pos[static_cast<size_t>(j)]];
         const int nc = it.member->num_classes;
-        if (device_path_) {
+        const bool weighs_nothing = WeighsNothing(it.lctx.class_weights, it.split->labels.narrow(0, b, len));
+        if (weighs_nothing) {
+          // adds nothing to the loss (evaluate.h)
+        } else if (device_path_) {
           it.loss_sum += ce.data_ptr<double>()[j] * static_cast<double>(len);
         } else {
           models::ModelOutput o;
@@ -85,6 +89,7 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
           models::LossTerms terms = it.member->model->Loss(o, batch, it.lctx);
           it.loss_sum += terms.total.item<double>() * static_cast<double>(len);
         }
+        if (!weighs_nothing) it.loss_rows += len;
         const float* pp = probs.data_ptr<float>() + j * len * nc;
         const int64_t* ap = arg.data_ptr<int64_t>() + j * len;
         const int64_t* lp = it.split->labels.data_ptr<int64_t>();
@@ -104,7 +109,9 @@ void PackedTrainer::Evaluate(std::vector<EvalItem>& items, const Pool* by_slot) 
     }
   }
   for (auto& it : items) {
-    it.out.loss = it.loss_sum / static_cast<double>(it.split->size());
+    it.out.loss_undefined = it.loss_rows == 0;
+    it.out.loss = it.out.loss_undefined ? std::numeric_limits<double>::quiet_NaN()
+                                        : it.loss_sum / static_cast<double>(it.loss_rows);
     auto metrics = ComputeMetrics(it.labels, it.preds, it.member->num_classes);
     if (metrics.ok())
       it.out.metrics = std::move(*metrics);

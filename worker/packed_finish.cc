@@ -54,7 +54,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
       }();
       EvalResult& r = result.evals[name];
       r.metrics = it->out.metrics.ToJson(true);
-      r.metrics["loss"] = it->out.loss;
+      RecordLoss(it->out, &r.metrics);
       r.predictions = std::move(it->out.predictions);
     }
     if (!st.ok()) {

@@ -132,6 +132,7 @@ struct EvalItem {
   Status status;
   std::vector<int> labels, preds;
   double loss_sum = 0;
+  int64_t loss_rows = 0;  // rows whose batch weighed something (WeighsNothing)
 };
 
 extern std::atomic<bool> g_device_path_for_test;  // SetPackedDevicePathForTest

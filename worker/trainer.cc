@@ -152,7 +152,7 @@ Result<JobResult> Trainer::Run() {
     ES_ASSIGN_OR_RETURN(EvalOutput e, Evaluate(*m_.model, s, cfg_.batch_size, lctx, num_classes_, true, device_));
     EvalResult& r = result.evals[name];
     r.metrics = e.metrics.ToJson(true);
-    r.metrics["loss"] = e.loss;
+    RecordLoss(e, &r.metrics);
     r.predictions = std::move(e.predictions);
     return Status::Ok();
   };

@@ -50,6 +50,16 @@ Status LoadInitFrom(const JobSpec& spec, const JobContext& ctx, const std::strin
     return Status::FailedPrecondition(where + ": no checkpoint for init_from job " + spec.init_from.substr(0, 12) +
                                       (path.empty() ? "" : " (looked for " + path + ")"));
   ES_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(path));
+  // The output layer's rows are the producer's classes in its order: a job whose labels list the same classes in
+  // another order scored its predictions against permuted classes (8 % UA instead of 92 %, exit 0; helper-72).
+  if (c.meta.is_object() && c.meta.contains("labels") && c.meta["labels"].is_array()) {
+    const std::vector<std::string> have = c.meta["labels"].get<std::vector<std::string>>();
+    if (have != spec.labels.vec())
+      return Status::InvalidArgument(where + ": init_from job " + spec.init_from.substr(0, 12) +
+                                     " was trained on the classes " + nlohmann::json(have).dump() +
+                                     " (in that order), this job lists " + nlohmann::json(spec.labels.vec()).dump() +
+                                     ": give it the same labels in the same order (" + path + ")");
+  }
   ES_RETURN_IF_ERROR(LoadModuleState(c, model, "model.", /*strict=*/true, path));
   // A model trained on standardised inputs carries the statistics it saw.
   for (const auto& [n, t] : c.tensors) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -59,6 +60,57 @@ TEST(Report, IsSelfContainedAndHoldsTableHeatmapConfusionsAndCurves) {
   EXPECT_NE(s.find("1 with runs missing: not compared until complete"), std::string::npos);
   EXPECT_NE(s.find("8 done"), std::string::npos);
   EXPECT_NE(s.find("4 pending"), std::string::npos);
+}
+
+// A cell pooling runs whose classes come in different orders sums by class name, not by index; a run with other
+// classes is left out and counted (helper-72: two experiments' matrices summed by index read "neutral predicted as
+// happiness" where every run was right).
+TEST(Report, ConfusionsOfRunsWithOtherClassOrdersAreSummedByName) {
+  const std::vector<std::string> core = {"anger", "happiness", "neutral", "sadness"};
+  const std::vector<std::string> reversed = {"sadness", "neutral", "happiness", "anger"};
+  const std::vector<std::string> other = {"anger", "happiness", "neutral", "fear"};
+  const std::vector<std::string> unnamed;
+  // Every run right on its 16 rows a class, but one "anger" row of each run predicted as its next class.
+  auto matrix = [](const std::vector<std::string>& classes) {
+    nlohmann::json m = nlohmann::json::array();
+    for (size_t a = 0; a < 4; ++a) {
+      nlohmann::json row = nlohmann::json::array();
+      for (size_t b = 0; b < 4; ++b) row.push_back(a == b ? 16 : 0);
+      m.push_back(row);
+    }
+    const size_t anger = std::find(classes.begin(), classes.end(), "anger") - classes.begin();
+    if (anger < 4) {
+      m[anger][anger] = 15;
+      m[anger][(anger + 1) % 4] = 1;
+    }
+    return m;
+  };
+  const nlohmann::json m_core = matrix(core), m_rev = matrix(reversed), m_other = matrix(other),
+                       m_small = nlohmann::json::parse("[[1, 0], [0, 1]]");
+  int summed = 0, left_out = 0;
+  auto sum = SumConfusions(core, {{&core, &m_core}, {&reversed, &m_rev}, {&other, &m_other}, {&core, &m_small},
+                                  {&unnamed, &m_core}},
+                           &summed, &left_out);
+  EXPECT_EQ(summed, 3);
+  EXPECT_EQ(left_out, 2) << "the run with fear, and the 2 x 2 matrix";
+  ASSERT_EQ(sum.size(), 4u);
+  // Diagonal: every right prediction stays right whatever the run's order.
+  EXPECT_EQ(sum[1][1], 48);
+  EXPECT_EQ(sum[2][2], 48);
+  EXPECT_EQ(sum[3][3], 48);
+  EXPECT_EQ(sum[0][0], 45);
+  // anger's wrong prediction: happiness in core order (the core run and the unnamed one); in the reversed run
+  // anger is the last class, whose next is its first: sadness.
+  EXPECT_EQ(sum[0][1], 2);
+  EXPECT_EQ(sum[0][3], 1);
+  int64_t total = 0;
+  for (const auto& row : sum)
+    for (int64_t v : row) total += v;
+  EXPECT_EQ(total, 3 * 64);
+  // Only runs with other classes: nothing to draw.
+  summed = left_out = 0;
+  EXPECT_TRUE(SumConfusions(core, {{&other, &m_other}}, &summed, &left_out).empty());
+  EXPECT_EQ(left_out, 1);
 }
 
 TEST(Report, TickLabelsNeverShowNegativeZero) {

@@ -102,6 +102,15 @@ TEST(Stats, PairedTTestRefusesDifferencesWithoutSpreadAndNonFiniteValues) {
   EXPECT_EQ(equal.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_FALSE(PairedTTestP({0.5, NAN}, {0.4, 0.3}).ok());
   EXPECT_FALSE(PairedTTestP({0.5}, {0.4}).ok());
+  // The same 1/N step (one more utterance of 127 right in each of 4 classes' mean) computed from different
+  // counts differs in the last bits: still "the same", not t = 1e13 and p = 0 (helper-72).
+  const double step = 100.0 / (4 * 127);
+  const std::vector<double> a = {51.7 + step, 25.0 + step, 12.3 + step}, b = {51.7, 25.0, 12.3};
+  ASSERT_NE(a[0] - b[0], a[1] - b[1]) << "the differences must differ in their last bits for this test";
+  auto rounded = PairedTTestP(a, b);
+  ASSERT_FALSE(rounded.ok()) << "p = " << *rounded;
+  EXPECT_EQ(rounded.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*PairedTTestP({0.1 + 0.2, 0.2 + 0.2}, {0.3, 0.4}), 1.0) << "zero up to rounding";
 }
 
 }  // namespace

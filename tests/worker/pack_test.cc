@@ -671,6 +671,67 @@ TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
   EXPECT_GT(max_diff, 0.0) << "the batched parts are not bitwise: equal results mean they did not run";
 }
 
+// An eval batch of classes the training rows lack weighs nothing under class weights (0/0): it adds nothing to the
+// eval loss, and a set of only such rows records no loss, instead of failing the job on "metric 'loss' is not
+// finite" (helper-72). Alone, packed on the CPU path and on the device path alike.
+TEST_F(PackTest, EvalBatchesOfClassesTheTrainingLacksAddNothingToTheLoss) {
+  std::vector<JobSpec> specs;
+  for (int i = 0; i < 3; ++i) {
+    JobSpec s = Member(i);
+    auto without_sadness = [&](int from, int to) {
+      std::vector<std::string> ids;
+      for (const auto& id : Ids(corpus_, from, to))
+        if (id.rfind("synth_2_", 0) != 0) ids.push_back(id);
+      return ids;
+    };
+    s.train = {{store_, hash_, without_sadness(0, 40)}};
+    s.val = {{store_, hash_, without_sadness(40, 50)}};
+    s.eval.clear();
+    s.eval["test"] = {{store_, hash_, Ids(corpus_, 50, 60)}};   // class-sorted: the third batch of 10 is sadness
+    s.eval["test:ah"] = {{store_, hash_, without_sadness(50, 60)}};  // the first two batches of "test"
+    std::vector<std::string> sad;
+    for (int r = 50; r < 60; ++r) sad.push_back("synth_2_" + std::to_string(r));
+    s.eval["test:sad"] = {{store_, hash_, sad}};
+    s.train_config["class_weights"] = "balanced";
+    s.train_config["batch_size"] = 10;
+    s.train_config["patience"] = 0;
+    s.id = s.ComputeId();
+    specs.push_back(s);
+  }
+  for (const bool device_path : {false, true}) {
+    SCOPED_TRACE(device_path ? "device path" : "CPU path");
+    std::unique_ptr<GpuPathsOnTheCpu> gpu_paths;
+    if (device_path) gpu_paths = std::make_unique<GpuPathsOnTheCpu>();
+    std::vector<JobContext> ctxs(specs.size());
+    std::string why;
+    ASSERT_TRUE(PackedTrainerSupports(specs, ctxs, &why)) << why;
+    auto packed = RunPack(specs, ctxs);
+    CompareWithJobsAlone(specs, packed, [&](const JobResult& alone, const JobResult& p, const std::string& what) {
+      SCOPED_TRACE(what);
+      if (device_path) {
+        double max_diff = 0;
+        ExpectWithinTolerance(alone, p, what, &max_diff);
+      } else {
+        ExpectSameResult(alone, p, what);
+      }
+      for (const JobResult* r : {&alone, &p}) {
+        const nlohmann::json& sad = r->evals.at("test:sad").metrics;
+        EXPECT_FALSE(sad.contains("loss")) << sad.dump();
+        EXPECT_EQ(sad["n"], 10);
+        EXPECT_EQ(sad["wa"], 0.0) << "no sadness in training: every sadness row is wrong";
+        const nlohmann::json& all = r->evals.at("test").metrics;
+        ASSERT_TRUE(all.contains("loss")) << all.dump();
+        ASSERT_TRUE(all["loss"].is_number()) << all.dump();
+        if (device_path) {
+          EXPECT_NEAR(all["loss"].get<double>(), r->evals.at("test:ah").metrics["loss"].get<double>(), 1e-9);
+        } else {
+          EXPECT_EQ(all["loss"], r->evals.at("test:ah").metrics["loss"]) << "the sadness batch adds nothing";
+        }
+      }
+    });
+  }
+}
+
 // The device path stopped mid-run and resumed (its optimizer state in the pack's rows, each member's generator)
 // equals its uninterrupted run bitwise.
 TEST_F(PackTest, DevicePathStopsAndResumesBitwise) {

@@ -298,6 +298,15 @@ TEST_F(TrainerTest, FinetuneStartsFromTheParentCheckpoint) {
   auto c = RunJob(child, ctx);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->evals["test"].metrics.dump(), p->evals["test"].metrics.dump());
+  // The same classes in another order: the parent's output rows would score permuted classes (helper-72).
+  JobSpec permuted = child;
+  permuted.labels = {"sadness", "happiness", "anger"};
+  permuted.id = permuted.ComputeId();
+  auto pm = RunJob(permuted, ctx);
+  ASSERT_FALSE(pm.ok());
+  EXPECT_EQ(pm.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(pm.status().message().find("was trained on the classes [\"anger\",\"happiness\",\"sadness\"]"),
+            std::string::npos) << pm.status().message();
   JobSpec orphan = child;
   orphan.init_from = "0123456789abcdef";
   orphan.id = orphan.ComputeId();
