@@ -99,7 +99,8 @@ nlohmann::json ToJson(const protocols::Protocol& p, bool with_jobs) {
   nlohmann::json j = {{"protocol", p.name},     {"path", p.path},          {"version", p.version},
                       {"stores", stores},       {"missing_inputs", p.missing_inputs},
                       {"experiments", exps},    {"jobs_total", p.jobs.size()},
-                      {"jobs_by_kind", by_kind}, {"tables", tables},     {"warnings", p.warnings}};
+                      {"jobs_by_kind", by_kind}, {"tables", tables},     {"warnings", p.warnings},
+                      {"notes", p.notes}};
   if (with_jobs) {
     nlohmann::json jobs = nlohmann::json::array();
     for (const auto& job : p.jobs)
@@ -134,6 +135,10 @@ void PrintText(const protocols::Protocol& p, bool with_jobs) {
       std::printf("  %-22s %-13s %-18s %6s  not expanded: %s\n", e.name.c_str(), e.kind.c_str(),
                   e.selection.c_str(), "-", e.reason.c_str());
     }
+  }
+  if (!p.notes.empty()) {
+    std::cout << "\ndata:\n";
+    for (const auto& n : p.notes) std::cout << "  " << n << "\n";
   }
   std::map<std::string, int> by_kind;
   for (const auto& j : p.jobs) ++by_kind[j.spec.kind];

@@ -116,9 +116,12 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
   v.meta.name = store->meta.name;
   v.meta.language = store->meta.language;
   std::set<std::string> wanted(e.labels.begin(), e.labels.end());
-  std::map<std::string, int> counts;
+  std::map<std::string, int> counts, left_out;
   for (const auto& u : store->meta.utterances) {
-    if (!wanted.count(u.label)) continue;
+    if (!wanted.count(u.label)) {
+      ++left_out[u.label];
+      continue;
+    }
     v.meta.utterances.push_back(u);
     v.ids.push_back(u.id);
     ++counts[u.label];
@@ -127,6 +130,17 @@ Result<const CorpusView*> Expander::View(const ExperimentDecl& e, const std::str
     if (counts[l]) v.meta.label_set.push_back(l);
     else
       warnings_.push_back("experiment '" + e.name + "': corpus '" + corpus + "' has no utterance of class '" + l + "'");
+  }
+  if (!left_out.empty()) {
+    // Said once per corpus and label set (helper-72: EmoDB 535 -> 339 under core4 went unsaid).
+    std::string what;
+    for (const auto& [label, n] : left_out) what += (what.empty() ? "" : ", ") + label + " " + std::to_string(n);
+    std::string labels;
+    for (const auto& l : e.labels) labels += (labels.empty() ? "" : ",") + l;
+    const std::string note = "corpus '" + corpus + "' (classes " + labels + "): " + std::to_string(v.ids.size()) +
+                             " of " + std::to_string(store->meta.utterances.size()) +
+                             " utterances kept; left out: " + what;
+    if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) notes_.push_back(note);
   }
   if (v.ids.empty())
     return Status::FailedPrecondition(e.where + ": corpus '" + corpus + "' (" + store->path +
@@ -594,6 +608,7 @@ Result<Protocol> LoadProtocol(const std::string& path, const LoadOptions& option
   }
   p.jobs = std::move(ex.jobs());
   for (auto& w : ex.warnings()) p.warnings.push_back(std::move(w));
+  for (auto& n : ex.notes()) p.notes.push_back(std::move(n));
   p.effective = {{"version", p.version},     {"name", p.name},           {"description", p.description},
                  {"corpora", corpora},       {"experiments", experiments}};
   {

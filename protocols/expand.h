@@ -146,6 +146,11 @@ struct Protocol {
   // Added after v1 of this contract:
   std::vector<ExperimentSummary> experiments;  // in file order
   std::vector<std::string> warnings;           // non-fatal findings (class absent from a corpus, ...)
+  // What the expansion did to the data that a reader should know, not a problem: the utterances of each corpus
+  // whose class is outside an experiment's label set, left out ("corpus 'emodb' (labels core4 of experiment
+  // 'in_domain'): 339 of 535 utterances kept; left out: boredom 81, disgust 46, fear 69"). `plan` prints them.
+  // Not kept in the expansion cache (tables do not read them).
+  std::vector<std::string> notes;
   std::map<std::string, std::string> stores;   // corpus name -> resolved store path
   // SHA-256 of what the expansion depends on: the effective protocol (store content
   // hashes included), the bytes of split files, the identity version and this build's

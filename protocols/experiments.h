@@ -56,6 +56,7 @@ class Expander {
 
   std::vector<PlannedJob>& jobs() { return jobs_; }
   std::vector<std::string>& warnings() { return warnings_; }
+  std::vector<std::string>& notes() { return notes_; }
 
   // Helpers for the kind files.
   Result<const CorpusView*> View(const ExperimentDecl& e, const std::string& corpus);
@@ -105,6 +106,7 @@ class Expander {
   jobs::IdentityCache identities_;  // midstates of the ids' leading bytes (shared eval sets)
   std::map<std::string, CorpusView> views_;   // key: experiment labels + features + corpus
   std::vector<std::string> warnings_;
+  std::vector<std::string> notes_;  // Protocol::notes
   // BaseSpec's features and labels of the experiment last asked for (interned once).
   mutable const ExperimentDecl* shared_for_ = nullptr;
   mutable jobs::FeatureMap shared_features_;

@@ -103,6 +103,10 @@ models = ["concat_mlp", {name = "concat_mlp", label = "wide", hidden_dims = [512
   std::set<std::string> ids;
   for (const auto& j : p.jobs) ids.insert(j.spec.id);
   EXPECT_EQ(ids.size(), 24u);
+  // The utterances outside the label set are said once per corpus (helper-72: they went unsaid).
+  EXPECT_EQ(p.notes, (std::vector<std::string>{
+                         "corpus 'a' (classes anger,happiness,neutral,sadness): 72 of 90 utterances kept; left out: fear 18",
+                         "corpus 'b' (classes anger,happiness,neutral,sadness): 72 of 90 utterances kept; left out: fear 18"}));
 }
 
 // Issue 15: every job of one split holds the same utterance-id list (one copy in
