@@ -161,9 +161,19 @@ std::string Caption(const TableData& t) {
     c << ". ";
   }
   if (!t.seeds.empty()) {
+    // Every seed up to 12; beyond, a run of consecutive seeds as a range, else the first 10 and a count (a
+    // 2000-seed grid wrote 2000 numbers into the caption; helper-67). The protocol and the ledger keep them all.
+    constexpr size_t kListed = 12;
+    const std::vector<uint64_t> seeds(t.seeds.begin(), t.seeds.end());
     c << "Seeds: ";
-    bool first = true;
-    for (uint64_t seed : t.seeds) c << (first ? "" : ", ") << seed, first = false;
+    if (seeds.size() <= kListed) {
+      for (size_t i = 0; i < seeds.size(); ++i) c << (i ? ", " : "") << seeds[i];
+    } else if (std::is_sorted(seeds.begin(), seeds.end()) && seeds.back() - seeds.front() + 1 == seeds.size()) {
+      c << seeds.front() << "–" << seeds.back() << " (" << seeds.size() << ")";
+    } else {
+      for (size_t i = 0; i < 10; ++i) c << (i ? ", " : "") << seeds[i];
+      c << " and " << seeds.size() - 10 << " more (" << seeds.size() << ")";
+    }
     c << ". ";
   }
   std::string selection;
@@ -323,6 +333,8 @@ std::string Caption(const TableData& t) {
 }
 
 }  // namespace
+
+std::string TableCaption(const TableData& t) { return Caption(t); }
 
 std::string MetricLabel(const std::string& metric) {
   if (metric == "ua") return "UA";

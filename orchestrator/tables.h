@@ -121,6 +121,9 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
 // One table: ReadTableInputs for it alone, then BuildTable.
 Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocols::TableSpec& spec, Ledger* ledger);
 
+// The caption BuildTable writes into TableData::caption, from the table's spec, cells and counts.
+std::string TableCaption(const TableData& t);
+
 std::string MetricLabel(const std::string& metric);  // "ua" -> "UA"
 // The cell as printed: "63.4 ± 1.2", "63.4" (n = 1), "63.4 ± 1.2 (2/3)" (runs missing), "…‡" (provisional grid
 // selection), or the missing marker.

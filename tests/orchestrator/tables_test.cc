@@ -55,6 +55,15 @@ TEST_F(Tables, CellsAreMeanAndSampleStdOverSeedsWithBestAndMissingMarked) {
   EXPECT_NE(t_.caption.find("n = 2–3"), std::string::npos);
   EXPECT_NE(t_.caption.find("Seeds: 1, 2, 3"), std::string::npos);
   EXPECT_NE(t_.caption.find("Model selection: source_val"), std::string::npos);
+  // Many seeds: a range, or the first ten and a count, not every number (a 2000-seed grid; helper-67).
+  TableData many = t_;
+  for (uint64_t s = 1; s <= 2000; ++s) many.seeds.insert(s);
+  EXPECT_NE(TableCaption(many).find("Seeds: 1–2000 (2000). "), std::string::npos) << TableCaption(many);
+  many.seeds.insert(5000);
+  EXPECT_NE(TableCaption(many).find("Seeds: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 1991 more (2001). "), std::string::npos)
+      << TableCaption(many);
+  many.seeds = {3, 1, 12, 4, 5, 6, 7, 8, 9, 10, 11, 2};
+  EXPECT_NE(TableCaption(many).find("Seeds: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12. "), std::string::npos);
 }
 
 TEST_F(Tables, GoldenMarkdown) { ExpectGolden("loco_ua.md", *RenderTable(t_, "markdown")); }
