@@ -66,7 +66,8 @@ void RunOptions(po::options_description& o) {
   AddProtocolArgs(o);
   o.add_options()("threads", po::value<int>(),
                   "intra-op threads per job (default 1: these jobs' matrix products are too small to gain from "
-                  "threads; the cores are filled with jobs instead, see --parallel)")(
+                  "threads; the cores are filled with jobs instead, see --parallel). Not part of a job's identity: a larger "
+                  "model's numbers can differ by thread count; provenance records it (docs/trainer.md, Determinism)")(
       "parallel", po::value<int>(),
       "jobs run at once (default: the cores this process may use, at most the jobs to run); K > 1 runs each job "
       "in its own worker process, with bitwise the same numbers as K = 1 (parallel x threads <= cores)")(
@@ -206,13 +207,16 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
   const nlohmann::json build = BuildInfo();
   orchestrator::Ledger* l = ledger->get();
   auto prov = [&](const protocols::PlannedJob&, const jobs::JobResult& r) {
-    return nlohmann::json{{"git_revision", build.value("git_revision", "unknown")},
+    nlohmann::json p = nlohmann::json{{"git_revision", build.value("git_revision", "unknown")},
                           {"host", comm.host()},
                           {"build", build},
                           {"device", o.device},
-                          {"threads", o.threads},
+                          // what the job ran with (its train.threads wins over --threads; helper-73)
+                          {"threads", r.info.value("threads", o.threads)},
                           // the job's own time on its worker (RunJob), as the single-process runner records
                           {"seconds", r.info.value("seconds_total", 0.0)}};
+    if (r.info.value("resumed_from_epoch", 0) > 0) p["resumed_from_epoch"] = r.info["resumed_from_epoch"];  // extra_json
+    return p;
   };
   auto ckpt = [l](const std::string& id) {
     auto c = l->CheckpointOf(id);

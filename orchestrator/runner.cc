@@ -89,6 +89,7 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
   const std::string label = protocols::JobLabel(job.attrs);
   if (r.ok()) {
     nlohmann::json extra = {{"worker", worker}, {"attempt", m.attempt}};
+    if (r->info.value("resumed_from_epoch", 0) > 0) extra["resumed_from_epoch"] = r->info["resumed_from_epoch"];
     double own = secs;
     if (!pack.is_null()) {
       extra["pack"] = pack;
@@ -98,9 +99,10 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
                            {"host", HostName()},
                            {"pid", static_cast<int64_t>(::getpid())},
                            {"build", sh.build},
-                           {"world_size", 1},
+                           {"world_size", r->info.value("world_size", 1)},
                            {"device", o.device},
-                           {"threads", o.threads},
+                           // what the job ran with (its train.threads wins over --threads; helper-73)
+                           {"threads", r->info.value("threads", o.threads)},
                            {"started_at", t0},
                            {"seconds", own},
                            {"extra", extra}};

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/build_info.h"
 #include "core/files.h"
 #include "core/hash.h"
 
@@ -152,6 +153,28 @@ Status LoadModuleState(const Checkpoint& c, torch::nn::Module& module, const std
   for (auto& p : module.named_parameters(true)) ES_RETURN_IF_ERROR(load(prefix + "param." + p.key(), p.value()));
   for (auto& b : module.named_buffers(true)) ES_RETURN_IF_ERROR(load(prefix + "buffer." + b.key(), b.value()));
   return Status::Ok();
+}
+
+nlohmann::json StateConditions(int threads, int world_size) {
+  return {{"threads", threads}, {"world_size", world_size},
+          {"git_revision", BuildInfo().value("git_revision", std::string())}};
+}
+
+std::string StateConditionsDiffer(const nlohmann::json& meta, const nlohmann::json& now) {
+  if (!meta.is_object() || !meta.contains("conditions") || !meta["conditions"].is_object()) return "";
+  const nlohmann::json& then = meta["conditions"];
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  auto number = [](const nlohmann::json& j) { return j.is_number_integer() ? j.get<int64_t>() : int64_t{-1}; };
+  const int64_t t0 = number(then.value("threads", nlohmann::json())), t1 = number(now["threads"]);
+  if (t0 != t1)
+    add(std::to_string(t0) + " intra-op thread" + (t0 == 1 ? "" : "s") + " (this run: " + std::to_string(t1) + ")");
+  const int64_t w0 = number(then.value("world_size", nlohmann::json())), w1 = number(now["world_size"]);
+  if (w0 != w1)
+    add("a data-parallel group of " + std::to_string(w0) + " (this run: " + std::to_string(w1) + ")");
+  const std::string r0 = then.value("git_revision", std::string()), r1 = now.value("git_revision", std::string());
+  if (r0 != r1) add("emosweep " + (r0.empty() ? std::string("of an unknown revision") : r0) + " (this run: " + r1 + ")");
+  return out;
 }
 
 Status CheckJobStateMeta(const nlohmann::json& meta, int epochs, const std::string& path) {

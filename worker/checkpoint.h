@@ -43,6 +43,16 @@ Result<Checkpoint> ReadCheckpoint(const std::string& path);
 // resume at epoch -5 or a JSON library error.
 Status CheckJobStateMeta(const nlohmann::json& meta, int epochs, const std::string& path);
 
+// What a job's saved state was computed under that can change its numbers besides the job itself (helper-73):
+// the intra-op thread count (a GEMM's reduction order), the data-parallel group size and the emosweep build.
+// {"threads", "world_size", "git_revision"}, written into the state's meta (WriteState).
+nlohmann::json StateConditions(int threads, int world_size);
+// "" when the saved state `meta` was computed under `now` (StateConditions), or predates them being recorded;
+// else what differs, e.g. "1 intra-op thread (this run: 2)". A resume across such a difference would train the
+// job's first epochs under one and its last under the other: a result neither run gives (the caller starts the
+// job over instead).
+std::string StateConditionsDiffer(const nlohmann::json& meta, const nlohmann::json& now);
+
 // Module state (parameters and buffers) under a name prefix ("param.", "buffer.").
 void AddModuleState(Checkpoint& c, torch::nn::Module& module, const std::string& prefix);
 // Copies tensors "<prefix>param.<name>" / "<prefix>buffer.<name>" into `module`.

@@ -25,6 +25,14 @@ Status PackedTrainer::MaybeResume(Member& m) {
   const auto& meta = c.meta;
   if (meta["job_id"].get<std::string>() != m.id)
     return Status::Corruption(path + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
+  // A pack is one process with no data-parallel group: a world of one, as the single path's.
+  const std::string differs = StateConditionsDiffer(meta, StateConditions(at::get_num_threads(), 1));
+  if (!differs.empty()) {
+    LOG_WARN << m.log_where << ": its saved state (epoch " << meta["next_epoch"].get<int>() << ") was computed with "
+             << differs << "; the result depends on these, so the job starts over from epoch 0 instead of mixing "
+             << "them (" << path << ")";
+    return Status::Ok();
+  }
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));
   {
     // The model's parameters load into its own buffer (copied into the row here), a discriminator's straight
@@ -102,7 +110,8 @@ Status PackedTrainer::WriteState(Member& m, int next_epoch) {
             {"target_rng", m.target_shuffle->State()},
             {"target_order", m.target_order},
             {"target_cursor", m.target_cursor},
-            {"curve", curve}};
+            {"curve", curve},
+            {"conditions", StateConditions(at::get_num_threads(), 1)}};
   ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(m.state_path).parent_path().string()));
   return WriteCheckpoint(m.state_path, c);
 }

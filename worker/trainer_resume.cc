@@ -45,7 +45,8 @@ Status Trainer::WriteState(int next_epoch) {
             {"target_rng", target_shuffle_->State()},
             {"target_order", target_order_},
             {"target_cursor", target_cursor_},
-            {"curve", curve}};
+            {"curve", curve},
+            {"conditions", StateConditions(at::get_num_threads(), reducer_->size())}};
   ES_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(state_path_).parent_path().string()));
   ES_RETURN_IF_ERROR(WriteCheckpoint(state_path_, c));
   last_state_write_ = Clock::now();
@@ -62,6 +63,13 @@ Status Trainer::MaybeResume() {
   const auto& meta = c.meta;
   if (meta["job_id"].get<std::string>() != id_)
     return Status::Corruption(state_path_ + ": checkpoint belongs to job " + meta["job_id"].get<std::string>());
+  const std::string differs = StateConditionsDiffer(meta, StateConditions(at::get_num_threads(), reducer_->size()));
+  if (!differs.empty()) {
+    LOG_WARN << log_where_ << ": its saved state (epoch " << meta["next_epoch"].get<int>() << ") was computed with "
+             << differs << "; the result depends on these, so the job starts over from epoch 0 instead of mixing "
+             << "them (" << state_path_ << ")";
+    return Status::Ok();
+  }
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.root, "", /*strict=*/true, state_path_));
   std::vector<std::pair<std::string, torch::Tensor>> opt_state;
   for (const auto& [n, t] : c.tensors)

@@ -178,6 +178,51 @@ TEST_F(TrainerTest, KillAndResumeGivesBitwiseTheSameResult) {
       << "the job's directory held only its state: removed with it";
 }
 
+// A saved state computed with another thread count is not resumed: the job starts over, so its result is a run
+// under one thread count, never half and half (helper-73: a cross-attention job trained epochs 0-29 on one thread
+// and 30-59 on two, a curve neither run gives). Same for the group size and the build (StateConditionsDiffer).
+TEST_F(TrainerTest, AStateOfAnotherThreadCountStartsTheJobOver) {
+  JobSpec s = Spec({{"epochs", 7}});
+  std::atomic<bool> stop{false};
+  JobContext one;
+  one.work_dir = (dir_ / "work").string();
+  one.stop_requested = &stop;
+  one.threads = 1;
+  one.on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = true;
+  };
+  auto first = RunJob(s, one);
+  ASSERT_EQ(first.status().code(), StatusCode::kAborted) << first.status().ToString();
+  ASSERT_TRUE(fs::exists(JobStatePath(one.work_dir, s.id)));
+  stop = false;
+  JobContext two = one;
+  two.on_epoch = nullptr;
+  two.threads = 2;
+  auto resumed = RunJob(s, two);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->info["resumed_from_epoch"], 0) << "started over";
+  EXPECT_EQ(resumed->info["threads"], 2);
+  JobContext fresh;
+  fresh.threads = 2;
+  auto alone = RunJob(s, fresh);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_EQ(alone->evals["test"].metrics.dump(), resumed->evals["test"].metrics.dump());
+  ASSERT_EQ(alone->curve.size(), resumed->curve.size());
+  for (size_t i = 0; i < alone->curve.size(); ++i) EXPECT_EQ(alone->curve[i].train_loss, resumed->curve[i].train_loss);
+
+  // The comparison itself: equal conditions and a state from before they were recorded resume.
+  const nlohmann::json now = StateConditions(2, 1);
+  EXPECT_EQ(StateConditionsDiffer({{"conditions", now}}, now), "");
+  EXPECT_EQ(StateConditionsDiffer({{"next_epoch", 3}}, now), "");
+  nlohmann::json then = now;
+  then["threads"] = 1;
+  then["world_size"] = 4;
+  then["git_revision"] = "0123456789ab";
+  EXPECT_EQ(StateConditionsDiffer({{"conditions", then}}, now),
+            "1 intra-op thread (this run: 2), a data-parallel group of 4 (this run: 1), emosweep 0123456789ab (this "
+            "run: " + now["git_revision"].get<std::string>() + ")");
+}
+
 // The header of a state checkpoint is not under the payload's checksum: an edited one (session 17's audit:
 // next_epoch = -5 resumed "at epoch -5" and trained past `epochs`; a missing field failed with a JSON library
 // error naming no file) is refused naming the file and the field.
