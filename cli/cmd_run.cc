@@ -578,8 +578,11 @@ Status RunSingleProcess(const po::variables_map& vm) {
       return cap;
     };
   }
-  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle.
-  if (o.parallel == 1 && o.threads > 1) EnsurePassiveOpenMP();
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle. A job's own train.threads
+  // counts too (helper-73: a protocol with train.threads = 2 spun beside another process, 599 s instead of 12 s).
+  int job_threads = 0;
+  for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
+  if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
   // Start-up overlap (issue 13): with work ahead, the torch module loads on a thread (and the
