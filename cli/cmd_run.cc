@@ -216,6 +216,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
                           // the job's own time on its worker (RunJob), as the single-process runner records
                           {"seconds", r.info.value("seconds_total", 0.0)}};
     if (r.info.value("resumed_from_epoch", 0) > 0) p["resumed_from_epoch"] = r.info["resumed_from_epoch"];  // extra_json
+    if (r.info.contains("cpu")) p["cpu"] = r.info["cpu"];  // the rank's CPU, as the worker reported it
     return p;
   };
   auto ckpt = [l](const std::string& id) {

@@ -15,6 +15,22 @@
 
 namespace emosweep {
 
+const std::string& CpuModelName() {
+  static const std::string name = [] {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("model name", 0) != 0) continue;
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      size_t b = line.find_first_not_of(" \t", colon + 1);
+      return b == std::string::npos ? std::string() : line.substr(b);
+    }
+    return std::string();
+  }();
+  return name;
+}
+
 int UsableCores() {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -20,6 +20,10 @@ int UsableCores();
 // The 1-minute load average, or -1 when unavailable.
 double LoadAverage1();
 
+// The CPU's model name (/proc/cpuinfo "model name", e.g. "Intel(R) Xeon(R) ..."), "" when unknown; read once.
+// Provenance records it: another CPU may pick other kernels (AVX-512 vs AVX2) and differ in the last digits.
+const std::string& CpuModelName();
+
 // A one-line warning when the 1-minute load average exceeds the host's cores
 // (other processes compete for them: jobs run slower, their numbers do not
 // change); "" otherwise.

@@ -88,7 +88,8 @@ Status Record(Shared& sh, const std::string& worker, const PackMember& m, const 
   const protocols::PlannedJob& job = *m.job;
   const std::string label = protocols::JobLabel(job.attrs);
   if (r.ok()) {
-    nlohmann::json extra = {{"worker", worker}, {"attempt", m.attempt}};
+    nlohmann::json extra = {{"worker", worker}, {"attempt", m.attempt},
+                            {"cpu", r->info.value("cpu", CpuModelName())}};
     if (r->info.value("resumed_from_epoch", 0) > 0) extra["resumed_from_epoch"] = r->info["resumed_from_epoch"];
     double own = secs;
     if (!pack.is_null()) {

@@ -1,6 +1,7 @@
 // worker/packed_finish.cc: the end of a pack member's run (packed_trainer_internal.h): the selected epoch's
 // parameters, the final evaluation of every set, the model checkpoint and the JobResult with its info.
 #include "worker/packed_trainer_internal.h"
+#include "core/cpu.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -97,6 +98,7 @@ void PackedTrainer::Finish(std::vector<Member*>& fin) {
     result.info = {{"parameters", params},
                    {"trainable_parameters", m->own->numel()},
                    {"threads", threads_},
+                   {"cpu", CpuModelName()},
                    {"device", m->ctx->device},
                    {"world_size", 1},
                    {"reducer", reducer_name_},

@@ -1,6 +1,7 @@
 // worker/trainer.cc: RunJob: data → model → train/validate/select → evaluate.
 // The loop is described step by step in docs/trainer.md.
 #include "worker/trainer.h"
+#include "core/cpu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -184,6 +185,7 @@ Result<JobResult> Trainer::Run() {
                  {"trainable_parameters", trainable},
                  {"threads", threads},
                  {"device", ctx_.device},
+                 {"cpu", CpuModelName()},
                  {"world_size", reducer_->size()},
                  {"reducer", reducer_->backend()},
                  {"selection", spec_.selection},

@@ -33,6 +33,11 @@ if head=$(git -C "$SRC" rev-parse --short=12 HEAD 2> /dev/null); then
   rev=$(sqlite3 "$W/l.db" "SELECT DISTINCT git_revision FROM provenance")
   [ "$rev" = "$head" ] || fail "provenance records git revision '$rev', HEAD is $head"
 fi
+# The CPU each result ran on (another CPU may take other kernels: helper-73), and the threads it ran with.
+want_cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1)
+cpu=$(sqlite3 "$W/l.db" "SELECT DISTINCT json_extract(extra_json, '\$.cpu') FROM provenance")
+[ "$cpu" = "$want_cpu" ] || fail "provenance records cpu '$cpu', /proc/cpuinfo says '$want_cpu'"
+[ "$(sqlite3 "$W/l.db" "SELECT DISTINCT threads FROM provenance")" = 1 ] || fail "provenance threads are not 1"
 
 # 2. Re-running a finished protocol runs zero jobs, in seconds.
 start=$(date +%s%N)
