@@ -83,7 +83,7 @@ const std::vector<Command>& Commands() {
        "--ledger DB [--status S] [--kind K] [--attr KEY=VALUE]... [--sweep ID] [--sql STATEMENT] [--csv|--json]",
        "The schema is docs/formats/ledger.md. --sql runs on a read-only connection (PRAGMA query_only).",
        LedgerQueryOptions, {}, LedgerQueryRun},
-      {"ledger export", "export metrics, jobs, curves, predictions, provenance or sweeps as CSV or JSON",
+      {"ledger export", "export metrics, jobs, curves, predictions, provenance, sweeps, eval details or id lists as CSV or JSON",
        "--ledger DB [--what metrics] [--format csv|json | --json] [--out FILE]", "", LedgerExportOptions, {},
        LedgerExportRun},
       {"ledger gc", "drop what no kept protocol references: their unfinished jobs and their predictions",

@@ -287,9 +287,9 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
   // Utterance-id lists are stored once each, in id_lists (schema v5), and config_json names them by hash:
   // every job of a split held its own copy (377 KB a job on 20 000-utterance corpora: 384 MB for 1008 jobs),
   // and a status change rewrote the row's overflow chain (797 KB of WAL for a claim; helper-67). A list is
-  // hashed once per call (by the list the jobs share) and inserted in the transaction of the first row that
-  // names it, so a committed row never names a missing list (gc, which drops unnamed lists, refuses to run
-  // while this sweep runs).
+  // hashed once per call (by the list the jobs share) and inserted (or found, INSERT OR IGNORE) in every
+  // transaction whose rows name it, so a committed row never names a missing list, even if a gc from another
+  // host dropped an earlier chunk's rows and their lists between two transactions (helper-74).
   std::unordered_map<const void*, std::string> list_hash;
   std::unordered_set<std::string> lists_stored;
   std::string scratch;
@@ -316,6 +316,7 @@ Status Ledger::RegisterJobs(int64_t sweep_id, const std::vector<protocols::Plann
              "VALUES (?,?,?,?,?,?,?)");
     ES_RETURN_IF_ERROR(ins.status());
     std::unique_ptr<Stmt> ins_list_here;
+    lists_stored.clear();  // per transaction (above)
     if (lists_apart) {
       ins_list_here = std::make_unique<Stmt>(&db_, "INSERT OR IGNORE INTO id_lists(hash, n, ids_json) VALUES (?,?,?)");
       ES_RETURN_IF_ERROR(ins_list_here->status());

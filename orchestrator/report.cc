@@ -24,9 +24,10 @@ std::vector<std::vector<int64_t>> SumConfusions(const std::vector<std::string>& 
   for (const RunConfusion& run : runs) {
     const nlohmann::json& cm = *run.confusion;
     if (!cm.is_array() || cm.empty()) continue;
-    if (sum.empty()) sum.assign(cm.size(), std::vector<int64_t>(cm.size(), 0));
+    // The sum's size: the classes' count (a first run that does not fit must not decide it; helper-74).
+    const size_t n = !labels.empty() ? labels.size() : !sum.empty() ? sum.size() : cm.size();
     std::vector<size_t> at(cm.size());
-    bool fits = cm.size() == sum.size();
+    bool fits = cm.size() == n;
     for (size_t a = 0; fits && a < cm.size(); ++a) {
       if (!cm[a].is_array() || cm[a].size() != cm.size()) fits = false;
       if (!fits || run.classes->empty()) {
@@ -43,6 +44,7 @@ std::vector<std::vector<int64_t>> SumConfusions(const std::vector<std::string>& 
       ++*left_out;
       continue;
     }
+    if (sum.empty()) sum.assign(n, std::vector<int64_t>(n, 0));
     for (size_t a = 0; a < cm.size(); ++a)
       for (size_t b = 0; b < cm.size(); ++b)
         if (cm[a][b].is_number()) sum[at[a]][at[b]] += cm[a][b].get<int64_t>();

@@ -30,7 +30,8 @@ Status PackedTrainer::MaybeResume(Member& m) {
   if (!differs.empty()) {
     LOG_WARN << m.log_where << ": its saved state (epoch " << meta["next_epoch"].get<int>() << ") was computed with "
              << differs << "; the result depends on these, so the job starts over from epoch 0 instead of mixing "
-             << "them (" << path << ")";
+             << "them; the saved state stays until this run saves its own (within a minute): to continue it instead, stop "
+             << "now and re-run with the earlier setting (" << path << ")";
     return Status::Ok();
   }
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m.root, "", /*strict=*/true, path));

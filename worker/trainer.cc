@@ -89,7 +89,8 @@ Result<JobResult> Trainer::Run() {
     if (differs > 0)
       return Status::FailedPrecondition(where_ + ": the ranks of its group resumed from different epochs (state " +
                                         state_path_ +
-                                        " is not visible to every rank; the group needs a shared work directory)");
+                                        " is not visible to every rank, and the group needs a shared work directory; "
+                                        "or the ranks differ in --threads or emosweep build, and one started over)");
   }
   const int resumed_from = start_epoch_;
 

@@ -53,7 +53,8 @@ Status LoadInitFrom(const JobSpec& spec, const JobContext& ctx, const std::strin
   // The output layer's rows are the producer's classes in its order: a job whose labels list the same classes in
   // another order scored its predictions against permuted classes (8 % UA instead of 92 %, exit 0; helper-72).
   if (c.meta.is_object() && c.meta.contains("labels") && c.meta["labels"].is_array()) {
-    const std::vector<std::string> have = c.meta["labels"].get<std::vector<std::string>>();
+    std::vector<std::string> have;
+    for (const auto& l : c.meta["labels"]) have.push_back(l.is_string() ? l.get<std::string>() : l.dump());
     if (have != spec.labels.vec())
       return Status::InvalidArgument(where + ": init_from job " + spec.init_from.substr(0, 12) +
                                      " was trained on the classes " + nlohmann::json(have).dump() +

@@ -67,7 +67,8 @@ Status Trainer::MaybeResume() {
   if (!differs.empty()) {
     LOG_WARN << log_where_ << ": its saved state (epoch " << meta["next_epoch"].get<int>() << ") was computed with "
              << differs << "; the result depends on these, so the job starts over from epoch 0 instead of mixing "
-             << "them (" << state_path_ << ")";
+             << "them; the saved state stays until this run saves its own (within a minute): to continue it instead, stop "
+             << "now and re-run with the earlier setting (" << state_path_ << ")";
     return Status::Ok();
   }
   ES_RETURN_IF_ERROR(LoadModuleState(c, *m_.root, "", /*strict=*/true, state_path_));

@@ -26,8 +26,8 @@ total=$(jget "$W/run1.json" '$.total')
 # The revision in provenance is the one the binary was built from (it was CMake's last configure: stale after a
 # commit built without reconfiguring).
 if head=$(git -C "$SRC" rev-parse --short=12 HEAD 2> /dev/null); then
-  # A checkout with changes to tracked files (as built) is HEAD-dirty.
-  git -C "$SRC" diff --quiet HEAD -- || head="$head-dirty"
+  # A checkout with changes to tracked files (as built) is HEAD-dirty-<first 8 hex of sha256(git diff HEAD)>.
+  git -C "$SRC" diff --quiet HEAD -- || head="$head-dirty-$(git -C "$SRC" diff HEAD -- | sha256sum | cut -c1-8)"
   "$BIN" version --json > "$W/version.json"
   [ "$(jget "$W/version.json" '$.git_revision')" = "$head" ] || fail "version says $(jget "$W/version.json" '$.git_revision'), HEAD is $head"
   rev=$(sqlite3 "$W/l.db" "SELECT DISTINCT git_revision FROM provenance")
