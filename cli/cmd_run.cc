@@ -522,7 +522,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   // The default places a second job beside the first only while about a core is idle
   // (IdleCoreMeter below). Its first reading starts now, so its answer is ready when the
   // protocol is expanded instead of costing a wait of its own.
-  const bool adaptive = o.parallel == 0;
+  bool adaptive = o.parallel == 0;  // false below when jobs set their own train.threads
   IdleCoreMeter meter;  // guarded by here_mu once the sweep runs
   if (adaptive) meter.Start();
 
@@ -584,6 +584,15 @@ Status RunSingleProcess(const po::variables_map& vm) {
   int job_threads = 0;
   for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
   if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();
+  o.job_threads = job_threads;
+  // The default fills the cores with one-thread jobs; jobs that take T threads each run cores / T at a time
+  // (helper-74: 2 jobs of 2 threads on 2 cores).
+  if (!vm.count("parallel") && job_threads > std::max(1, o.threads)) {
+    o.parallel = std::max(1, cores / job_threads);
+    adaptive = false;
+    LOG_INFO << "jobs set train.threads up to " << job_threads << ": " << o.parallel
+             << " job(s) at a time on the " << cores << " usable core(s) (--parallel sets it)";
+  }
 
   ES_ASSIGN_OR_RETURN(auto ledger, orchestrator::Ledger::Open(ledger_path));
   // Start-up overlap (issue 13): with work ahead, the torch module loads on a thread (and the

@@ -433,7 +433,10 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
   const int to_run = c0.total - c0.skipped;
   const int parallel = std::max(1, std::min(options.parallel > 0 ? options.parallel : UsableCores(), to_run));
   if (to_run > 0) {
-    LOG_INFO << parallel << " job(s) at a time, " << options.threads << " intra-op thread(s) each";
+    LOG_INFO << parallel << " job(s) at a time, " << options.threads << " intra-op thread(s) each"
+             << (options.job_threads > 0 ? " (jobs that set train.threads take theirs: up to " +
+                                               std::to_string(options.job_threads) + ")"
+                                         : std::string());
     if (std::string busy = BusyHostWarning(); !busy.empty()) LOG_WARN << busy;
   }
 

@@ -45,6 +45,7 @@ using PackExecutor = std::function<std::vector<Result<jobs::JobResult>>(const st
 
 struct RunOptions {
   int threads = 1;              // intra-op threads per job
+  int job_threads = 0;          // the largest train.threads a job sets (0: none; it wins over `threads`)
   int parallel = 1;             // jobs at once (0 = the usable cores); never more than the jobs to run
   std::string work_dir = "emosweep-work";  // checkpoints (JobContext::work_dir)
   std::string device = "cpu";

@@ -71,6 +71,14 @@ pids=$(sqlite3 "$W/two.db" "SELECT count(DISTINCT json_extract(info_json, '\$.wo
 [ "$pids" = 1 ] || fail "--parallel 2 used $pids worker processes (expected 1 beside the run process)"
 [ "$(sqlite3 "$W/one.db" "SELECT count(json_extract(info_json, '\$.worker_pid')) FROM jobs")" = 0 ] ||
   fail "--parallel 1 should run jobs in its own process"
+# Jobs that set train.threads = 2: the default runs cores / 2 of them at a time (not one per core), says so, and
+# provenance records the 2 threads each ran with (helper-73, helper-74).
+sed 's/epochs = 3}/epochs = 2, threads = 2}/' "$W/p.toml" > "$W/t2.toml"
+grep -q 'threads = 2' "$W/t2.toml" || fail "the train.threads protocol was not written"
+(cd "$W" && "$BIN" run t2.toml --ledger t2.db > "$W/t2.log" 2>&1) || { cat "$W/t2.log"; fail "the train.threads run failed"; }
+want=$(( $(nproc) / 2 )); [ "$want" -ge 1 ] || want=1
+grep -q "jobs set train.threads up to 2: $want job(s) at a time" "$W/t2.log" || { cat "$W/t2.log"; fail "no cores / 2 default"; }
+[ "$(sqlite3 "$W/t2.db" "SELECT DISTINCT threads FROM provenance")" = 2 ] || fail "provenance threads are not 2"
 # kill -9 of a sweep leaves no worker process training on (its watchdog sees
 # the parent gone within a second).
 sed 's/epochs = 3/epochs = 5000/' "$W/p.toml" > "$W/long.toml"
