@@ -671,6 +671,44 @@ TEST_F(PackTest, DevicePathOnTheCpuMatchesEveryJobAloneWithinTolerance) {
   EXPECT_GT(max_diff, 0.0) << "the batched parts are not bitwise: equal results mean they did not run";
 }
 
+// A pack stopped under one thread count and run again under another starts its members over (the single path's
+// rule, packed_state.cc): each member equals its uninterrupted run at the new count, and none resumed.
+TEST_F(PackTest, AStateOfAnotherThreadCountStartsTheMembersOver) {
+  std::vector<JobSpec> specs = {Member(0), Member(1), Member(3)};
+  for (auto& sp : specs) {
+    sp.train_config["epochs"] = 5;
+    sp.id = sp.ComputeId();
+  }
+  std::atomic<bool> stop{false};
+  JobContext ctx;
+  ctx.work_dir = (dir_ / "work").string();
+  ctx.stop_requested = &stop;
+  ctx.threads = 1;
+  std::vector<JobContext> ctxs(specs.size(), ctx);
+  ctxs[0].on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 1) stop = true;
+  };
+  auto first = RunPack(specs, ctxs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
+    ASSERT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
+  }
+  stop = false;
+  ctxs[0].on_epoch = nullptr;
+  for (auto& c : ctxs) c.threads = 2;
+  auto again = RunPack(specs, ctxs);
+  std::vector<JobContext> fresh(specs.size());
+  for (auto& c : fresh) c.threads = 2;
+  auto full = RunPack(specs, fresh);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_TRUE(again[i].ok()) << again[i].status().ToString();
+    ASSERT_TRUE(full[i].ok()) << full[i].status().ToString();
+    EXPECT_EQ(again[i]->info["resumed_from_epoch"], 0) << "member " << i << " started over";
+    EXPECT_EQ(again[i]->info["threads"], 2);
+    ExpectSameResult(*full[i], *again[i], "member " + std::to_string(i));
+  }
+}
+
 // An eval batch of classes the training rows lack weighs nothing under class weights (0/0): it adds nothing to the
 // eval loss, and a set of only such rows records no loss, instead of failing the job on "metric 'loss' is not
 // finite" (helper-72). Alone, packed on the CPU path and on the device path alike.
