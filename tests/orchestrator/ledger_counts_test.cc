@@ -103,6 +103,14 @@ TEST(LedgerCounts, RegistrationInSeveralTransactionsKeepsCountsAndLinks) {
   links.Bind(1, sweep);
   ASSERT_TRUE(*links.Step());
   EXPECT_EQ(links.Int(0), 4500);
+  // Every row of every transaction names id lists that are there (schema v5), and each row names its lists.
+  Stmt named(&db,
+             "SELECT count(*), count(DISTINCT j.id), sum(t.value IN (SELECT hash FROM id_lists)) "
+             "FROM jobs j, json_tree(j.config_json) t WHERE t.key = 'ids_list'");
+  ASSERT_TRUE(*named.Step());
+  EXPECT_GE(named.Int(0), 4500);
+  EXPECT_EQ(named.Int(1), 4500);
+  EXPECT_EQ(named.Int(2), named.Int(0)) << "a row names a list that is not in id_lists";
 }
 
 TEST(LedgerCounts, KeptCountsEqualARecountAfterEveryKindOfChange) {
