@@ -81,6 +81,9 @@ Status TrainRun(const po::variables_map& vm) {
   // Loads the torch module (cli/torch_module.h): the job file is checked against the stores through the
   // trainer's store cache, which the run below reuses.
   ES_ASSIGN_OR_RETURN(jobs::JobSpec spec, TorchJobSpecFromTomlFile(vm["config"].as<std::string>()));
+  // The job file's own [train] threads counts too (as `run`'s train.threads does): re-executed once more when it
+  // asks for several threads and OpenMP would still spin.
+  if (spec.train_config.value("threads", 0) > 1) EnsurePassiveOpenMP();
   ctx.device = vm["device"].as<std::string>();
   ES_RETURN_IF_ERROR(CheckDeviceOption(ctx.device));
   ctx.work_dir = vm["work-dir"].as<std::string>();
