@@ -202,6 +202,7 @@ Status Coordinate(const po::variables_map& vm, cluster::World& world, orchestrat
     LOG_WARN << "--parallel " << vm["parallel"].as<int>()
              << " is ignored under mpirun: every worker rank runs one job at a time (start more ranks instead)";
   auto c0 = sched.Counts();
+  if (std::string w = orchestrator::OtherBuildsWarning(ledger->get(), c0.skipped); !w.empty()) LOG_WARN << w;
   LOG_INFO << "sweep " << started->sweep_id << " '" << p->name << "' on " << comm.size() << " ranks (groups of "
            << d.group_size << "): " << c0.total << " jobs, " << c0.skipped << " already done";
   const nlohmann::json build = BuildInfo();

@@ -165,6 +165,8 @@ class Ledger {
   // The key of an utterance-id list in id_lists (schema v5): the SHA-256 (hex) of its compact JSON
   // (IdList::CanonicalJson; `scratch` as there).
   static std::string IdListHash(const jobs::IdList& ids, std::string* scratch);
+  // The emosweep builds (git revisions) whose results the ledger holds, sorted; schema v5 (empty before).
+  Result<std::vector<std::string>> ResultBuilds();
   // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
   // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
   Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);

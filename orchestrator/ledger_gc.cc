@@ -169,6 +169,11 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
         "UPDATE sweeps SET job_set = NULL WHERE job_set IS NOT NULL AND id IN "
         "(SELECT sweep_id FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs))"));
     ES_RETURN_IF_ERROR(db_.Exec("DELETE FROM sweep_jobs WHERE job_id NOT IN (SELECT id FROM jobs)"));
+    // The builds whose results are left (ResultBuilds), recounted from provenance.
+    ES_RETURN_IF_ERROR(db_.Exec(
+        "DELETE FROM meta WHERE key LIKE 'result_build:%'; "
+        "INSERT OR IGNORE INTO meta(key, value) SELECT 'result_build:' || git_revision, '' FROM provenance "
+        "WHERE coalesce(git_revision, '') != '' GROUP BY git_revision"));
     return db_.Exec(
         "UPDATE sweeps SET jobs = (SELECT count(*) FROM sweep_jobs sj WHERE sj.sweep_id = "
         "coalesce(sweeps.links_from, sweeps.id))");
@@ -187,6 +192,20 @@ Result<GcReport> Ledger::CollectGarbage(const std::vector<std::string>& keep, bo
     r.bytes = std::max<int64_t>(0, r.file_bytes_before - r.file_bytes_after);
   }
   return r;
+}
+
+Result<std::vector<std::string>> Ledger::ResultBuilds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  if (schema_version_ < 5) return out;
+  Stmt st(&db_, "SELECT substr(key, 14) FROM meta WHERE key LIKE 'result_build:%' ORDER BY 1");
+  ES_RETURN_IF_ERROR(st.status());
+  for (;;) {
+    ES_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(st.Text(0));
+  }
+  return out;
 }
 
 Result<std::pair<int64_t, int64_t>> Ledger::Vacuum() {

@@ -104,6 +104,13 @@ Result<bool> Ledger::Complete(const std::string& id, const std::string& owner, c
   }
   prov.Bind(12, extra.dump());
   ES_RETURN_IF_ERROR(prov.Run());
+  // The builds whose results the ledger holds (ResultBuilds): one meta row each, a probe of its key per result.
+  if (const std::string rev = p.value("git_revision", std::string()); !rev.empty()) {
+    Stmt build(&db_, "INSERT OR IGNORE INTO meta(key, value) VALUES ('result_build:' || ?, '')", Stmt::kKeep);
+    ES_RETURN_IF_ERROR(build.status());
+    build.Bind(1, rev);
+    ES_RETURN_IF_ERROR(build.Run());
+  }
   Stmt up(&db_,
           "UPDATE jobs SET status = 'done', error = NULL, owner = NULL, finished_at = ?, selected_epoch = ?, "
           "checkpoint = ?, info_json = ? WHERE id = ?", Stmt::kKeep);

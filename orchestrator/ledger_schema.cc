@@ -238,12 +238,17 @@ END;
 // change rewrote the row's overflow chain, 797 KB of WAL a claim). From v5 a reference in config_json names
 // its list ("ids_list": the SHA-256 of the list's compact JSON, "n_ids": its length) and id_lists holds each
 // list once. Rows written before keep their inline "ids" (readers take both forms); `ledger gc` drops lists
-// no job names.
+// no job names. Also (helper-73): meta rows 'result_build:<git revision>', one per emosweep build whose results
+// the ledger holds (kept by Ledger::Complete, recounted by gc; filled here once from provenance, a scan of it), so
+// that `run` can say when it reuses done jobs of other builds without reading provenance.
 constexpr const char* kSchemaV5 = R"SQL(
 CREATE TABLE id_lists(
   hash     TEXT PRIMARY KEY,
   n        INTEGER NOT NULL,
   ids_json TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value)
+  SELECT 'result_build:' || git_revision, '' FROM provenance WHERE coalesce(git_revision, '') != ''
+  GROUP BY git_revision;
 )SQL";
 
 const std::vector<Migration>& Migrations() {

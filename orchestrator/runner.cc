@@ -386,6 +386,7 @@ Result<StartedSweep> Start(const protocols::Protocol& protocol, std::vector<prot
 }
 
 // RunSweep's body; `movable` is &protocol when the jobs may move into the scheduler.
+
 Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol* movable, Ledger* ledger,
                        const Executor& executor, const RunOptions& options);
 
@@ -430,6 +431,7 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
   SchedulerCounts c0 = scheduler->Counts();
   LOG_INFO << "sweep " << sweep_id << " '" << protocol.name << "': " << c0.total << " jobs, " << c0.skipped
            << " already done, " << (c0.total - c0.skipped) << " to run";
+  if (std::string w = OtherBuildsWarning(ledger, c0.skipped); !w.empty()) LOG_WARN << w;
   const int to_run = c0.total - c0.skipped;
   const int parallel = std::max(1, std::min(options.parallel > 0 ? options.parallel : UsableCores(), to_run));
   if (to_run > 0) {
@@ -488,5 +490,24 @@ Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol*
 }
 
 }  // namespace
+
+std::string OtherBuildsWarning(Ledger* ledger, int skipped) {
+  if (skipped <= 0) return "";
+  auto builds = ledger->ResultBuilds();
+  const std::string here = BuildInfo().value("git_revision", std::string());
+  if (!builds.ok() || builds->empty() || (builds->size() == 1 && builds->front() == here)) return "";
+  std::string others;
+  size_t listed = 0, more = 0;
+  for (const auto& b : *builds) {
+    if (b == here) continue;
+    if (listed++ < 3) others += (others.empty() ? "" : ", ") + b;
+    else ++more;
+  }
+  if (more) others += " and " + std::to_string(more) + " more";
+  return ledger->path() + " holds results of other emosweep builds (" + others + "; this one is " + here +
+         "): the " + std::to_string(skipped) + " done jobs are reused whichever build computed them; a fix that "
+         "changed what a job computes does not show in them (docs/trainer.md, \"Determinism\": provenance.git_revision "
+         "names each result's build)";
+}
 
 }  // namespace emosweep::orchestrator

@@ -43,6 +43,10 @@ using Executor = std::function<Result<jobs::JobResult>(const jobs::JobSpec&, con
 using PackExecutor = std::function<std::vector<Result<jobs::JobResult>>(const std::vector<jobs::JobSpec>&,
                                                                        const std::vector<jobs::JobContext>&)>;
 
+// A warning when the ledger holds results of emosweep builds other than this one and `skipped` done jobs are
+// reused (a done job is never re-run, whichever build computed it: docs/trainer.md, "Determinism"); "" otherwise.
+std::string OtherBuildsWarning(Ledger* ledger, int skipped);
+
 struct RunOptions {
   int threads = 1;              // intra-op threads per job
   int job_threads = 0;          // the largest train.threads a job sets (0: none; it wins over `threads`)

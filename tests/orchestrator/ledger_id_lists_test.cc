@@ -3,12 +3,15 @@
 // migration; `ledger gc` drops lists no job left names.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/hash.h"
+#include "core/build_info.h"
 #include "orchestrator/ledger.h"
+#include "orchestrator/runner.h"
 #include "tests/orchestrator/fake_jobs.h"
 #include "tests/orchestrator/ledger_test_util.h"
 
@@ -150,6 +153,47 @@ TEST(LedgerIdLists, AV4FileKeepsItsInlineListsAndGcDropsOnlyListsNoJobNames) {
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_EQ(none->dropped_id_lists, 2);
   EXPECT_EQ(Rows(path, "SELECT count(*) FROM id_lists")[0][0].get<int64_t>(), 0);
+}
+
+// The builds whose results a ledger holds (meta 'result_build:<rev>'): filled from provenance by the migration to
+// v5, kept by every result, recounted by gc; `run` warns when it reuses done jobs of other builds (helper-73).
+TEST(LedgerIdLists, TheLedgerKnowsWhichBuildsItsResultsComeFrom) {
+  const std::string path = TestDir() + "/l.db";
+  auto jobs = SharedListJobs(3, 20);
+  const std::string here = BuildInfo().value("git_revision", std::string());
+  {
+    auto l = OpenOk(path);
+    ASSERT_NE(l, nullptr);
+  }
+  // A v4 file with a result of build "0ld0ld0ld0ld".
+  RawExec(path, testing::kV5ToV4);
+  RawExec(path, "INSERT INTO jobs(id, kind, config_json, status, created_at) VALUES ('" + jobs[0].spec.id +
+                    "', 'supervised', '{}', 'done', 0); INSERT INTO provenance(job_id, git_revision) VALUES ('" +
+                    jobs[0].spec.id + "', '0ld0ld0ld0ld')");
+  auto l = OpenOk(path);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(*l->ResultBuilds(), std::vector<std::string>{"0ld0ld0ld0ld"}) << "filled by the migration";
+  const std::string w = OtherBuildsWarning(l.get(), 1);
+  EXPECT_NE(w.find("holds results of other emosweep builds (0ld0ld0ld0ld; this one is " + here + ")"),
+            std::string::npos) << w;
+  EXPECT_EQ(OtherBuildsWarning(l.get(), 0), "") << "nothing reused";
+  // A result of this build adds it.
+  auto sweep = l->BeginSweep({"p", "p.toml", "h", nlohmann::json::object(), {}});
+  ASSERT_TRUE(sweep.ok());
+  ASSERT_TRUE(l->RegisterJobs(*sweep, jobs).ok());
+  const std::string me = ThisOwner();
+  ASSERT_TRUE(l->Claim(jobs[1].spec.id, me, {}).ok());
+  ASSERT_TRUE(l->Complete(jobs[1].spec.id, me, testing::FakeResult(jobs[1].spec), {{"git_revision", here}}).ok());
+  auto builds = *l->ResultBuilds();
+  std::vector<std::string> want = {"0ld0ld0ld0ld", here};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(builds, want);
+  // gc dropping the old build's only result forgets it; then nothing is said.
+  ASSERT_TRUE(l->FinishSweep(*sweep, "done", nlohmann::json::object()).ok());
+  RawExec(path, "DELETE FROM provenance WHERE git_revision = '0ld0ld0ld0ld'");
+  ASSERT_TRUE(l->CollectGarbage({jobs[1].spec.id}, /*apply=*/true).ok());
+  EXPECT_EQ(*l->ResultBuilds(), std::vector<std::string>{here});
+  EXPECT_EQ(OtherBuildsWarning(l.get(), 5), "");
 }
 
 }  // namespace
