@@ -542,6 +542,8 @@ Status RunSingleProcess(const po::variables_map& vm) {
         if (vm.count("status-file"))
           ES_RETURN_IF_ERROR(RefuseOutputOverInputs(*shallow, "status-file", vm["status-file"].as<std::string>()));
         for (const auto& w : protocols::CondenseWarnings(shallow->warnings)) LOG_WARN << shallow->path << ": " << w;
+        if (std::string w = orchestrator::OtherBuildsWarning(ledger.get(), finished->counts.skipped); !w.empty())
+          LOG_WARN << w;
         PrintSummary(vm, *shallow, *finished);
         return Status::Ok();
       }
