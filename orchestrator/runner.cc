@@ -386,7 +386,6 @@ Result<StartedSweep> Start(const protocols::Protocol& protocol, std::vector<prot
 }
 
 // RunSweep's body; `movable` is &protocol when the jobs may move into the scheduler.
-
 Result<RunSummary> Run(const protocols::Protocol& protocol, protocols::Protocol* movable, Ledger* ledger,
                        const Executor& executor, const RunOptions& options);
 
