@@ -141,6 +141,25 @@ class PackTest : public testing::SynthStoreTest {
     return s;
   }
 
+  // Runs the pack under `ctx` with member `who` stopping it after `epoch`: every member must stop and leave its
+  // state in ctx.work_dir. Returns the contexts for the run that resumes (*stop cleared, no epoch hook).
+  std::vector<JobContext> StopPackAfter(const std::vector<JobSpec>& specs, JobContext ctx, std::atomic<bool>* stop,
+                                        size_t who, int epoch) {
+    ctx.stop_requested = stop;
+    std::vector<JobContext> ctxs(specs.size(), ctx);
+    ctxs[who].on_epoch = [stop, epoch](const EpochRecord& r) {
+      if (r.epoch == epoch) *stop = true;
+    };
+    auto first = RunPack(specs, ctxs);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      EXPECT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
+      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id))) << "member " << i;
+    }
+    *stop = false;
+    ctxs[who].on_epoch = nullptr;
+    return ctxs;
+  }
+
   // Three members (epochs set to 7) packed; member 1 stops the pack after epoch 2. Every member must
   // leave its state in the single job's format; members 0 and 1 resume as a pack, member 2 alone, and
   // each must then equal its uninterrupted run alone (resumed from epoch 3, state file removed).
@@ -152,18 +171,8 @@ class PackTest : public testing::SynthStoreTest {
     std::atomic<bool> stop{false};
     JobContext ctx;
     ctx.work_dir = (dir_ / "work").string();
-    ctx.stop_requested = &stop;
-    std::vector<JobContext> ctxs(3, ctx);
-    ctxs[1].on_epoch = [&](const EpochRecord& r) {
-      if (r.epoch == 2) stop = true;
-    };
-    auto first = RunPack(specs, ctxs);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
-      EXPECT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-    }
-    stop = false;
-    ctxs[1].on_epoch = nullptr;
+    std::vector<JobContext> ctxs = StopPackAfter(specs, ctx, &stop, 1, 2);
+    ASSERT_FALSE(HasFailure());
     auto resumed = RunPack({specs[0], specs[1]}, {ctxs[0], ctxs[1]});
     auto resumed_alone = RunJob(specs[2], ctx);
     for (size_t i = 0; i < specs.size(); ++i) {
@@ -205,15 +214,7 @@ class PackTest : public testing::SynthStoreTest {
     std::atomic<bool> stop{false};
     JobContext ctx;
     ctx.work_dir = (dir_ / work).string();
-    ctx.stop_requested = &stop;
-    std::vector<JobContext> ctxs(specs.size(), ctx);
-    ctxs[1].on_epoch = [&](const EpochRecord& r) {
-      if (r.epoch == 2) stop = true;
-    };
-    auto first = RunPack(specs, ctxs);
-    for (auto& r : first) EXPECT_EQ(r.status().code(), StatusCode::kAborted) << r.status().ToString();
-    stop = false;
-    ctxs[1].on_epoch = nullptr;
+    std::vector<JobContext> ctxs = StopPackAfter(specs, ctx, &stop, 1, 2);
     auto resumed = RunPack(specs, ctxs);
     for (size_t i = 0; i < specs.size(); ++i) {
       if (!full[i].ok() || !resumed[i].ok()) {
@@ -682,19 +683,9 @@ TEST_F(PackTest, AStateOfAnotherThreadCountStartsTheMembersOver) {
   std::atomic<bool> stop{false};
   JobContext ctx;
   ctx.work_dir = (dir_ / "work").string();
-  ctx.stop_requested = &stop;
   ctx.threads = 1;
-  std::vector<JobContext> ctxs(specs.size(), ctx);
-  ctxs[0].on_epoch = [&](const EpochRecord& r) {
-    if (r.epoch == 1) stop = true;
-  };
-  auto first = RunPack(specs, ctxs);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    ASSERT_EQ(first[i].status().code(), StatusCode::kAborted) << first[i].status().ToString();
-    ASSERT_TRUE(fs::exists(JobStatePath(ctx.work_dir, specs[i].id)));
-  }
-  stop = false;
-  ctxs[0].on_epoch = nullptr;
+  std::vector<JobContext> ctxs = StopPackAfter(specs, ctx, &stop, 0, 1);
+  ASSERT_FALSE(HasFailure());
   for (auto& c : ctxs) c.threads = 2;
   auto again = RunPack(specs, ctxs);
   std::vector<JobContext> fresh(specs.size());
