@@ -550,12 +550,18 @@ Status RunSingleProcess(const po::variables_map& vm) {
     }
   }
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
-  if (p.missing_inputs.empty() && !vm.count("slice")) protocols::WriteExpansionIds(p.expansion_key, p.jobs);
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle. A job's own train.threads
+  // counts too (helper-73: a protocol with train.threads = 2 spun beside another process, 599 s instead of 12 s).
+  // Asked before anything is printed: the re-executed command prints it (once).
   if (vm.count("slice")) {
     int i = 0, n = 1;
     ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
+  int job_threads = 0;
+  for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
+  if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();
+  if (p.missing_inputs.empty() && !vm.count("slice")) protocols::WriteExpansionIds(p.expansion_key, p.jobs);
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
   if (vm.count("status-file"))
     ES_RETURN_IF_ERROR(RefuseOutputOverInputs(p, "status-file", vm["status-file"].as<std::string>()));
@@ -582,11 +588,6 @@ Status RunSingleProcess(const po::variables_map& vm) {
       return cap;
     };
   }
-  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle. A job's own train.threads
-  // counts too (helper-73: a protocol with train.threads = 2 spun beside another process, 599 s instead of 12 s).
-  int job_threads = 0;
-  for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
-  if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();
   o.job_threads = job_threads;
   // The default fills the cores with one-thread jobs; jobs that take T threads each run cores / T at a time
   // (helper-74: 2 jobs of 2 threads on 2 cores).

@@ -293,6 +293,10 @@ void SlotLinearImpl::set_weight_grad_slot(torch::Tensor slot) {
   state_->scratch = torch::Tensor();
 }
 
+bool ShortForwardInUse() { return ShortForwardMatchesTorch(); }
+bool ShortInputGradInUse() { return ShortInputGradMatchesTorch(); }
+bool OuterSumInUse() { return OuterSumMatchesBlas(); }
+
 void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Tensor>& weights,
                          const std::vector<torch::Tensor>& slots) {
   // apply(Module&) visits `module` itself without needing it in a shared_ptr (modules(true) would).

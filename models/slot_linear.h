@@ -67,6 +67,14 @@ class SlotLinearImpl : public torch::nn::LinearImpl {
 };
 TORCH_MODULE(SlotLinear);
 
+// Whether SlotLinear computes its forward / its input gradient over a short batch with the kernels of
+// models/short_gemm.h in this process: they reproduce OpenBLAS 0.3.21's SkylakeX core, and a probe against
+// torch on the shapes they serve, run once per process, decides (another core, such as the Cooperlake core
+// OpenBLAS picks on AMD Zen 4, or another BLAS: false, and torch's products are used). The same for OuterSum (dW).
+bool ShortForwardInUse();
+bool ShortInputGradInUse();
+bool OuterSumInUse();
+
 // Binds every SlotLinear below `module` whose weight is in `weights` to the matching slot (same index);
 // the others are unbound. For FlatParameters::Build.
 void BindWeightGradSlots(torch::nn::Module& module, const std::vector<torch::Tensor>& weights,

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "protocols/transductive.h"
 
@@ -146,6 +147,92 @@ std::string SpeakerOverlapNote(const std::vector<CellJob>& jobs, const std::stri
   return "Speaker-dependent evaluation: the test utterances share speakers with the training utterances (a split "
          "with allow_speaker_overlap = true; speaker-independent: a split without it)" +
          Where(s, it->second, rows, columns) + ".";
+}
+
+std::string ClassesNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns) {
+  // The distinct (row, column, class list) triples first, by pointer (one copy of each label and interned list
+  // however many jobs: 10^6 at scale); names are compared only for those.
+  std::set<std::tuple<const std::string*, const std::string*, const void*>> seen;
+  std::vector<std::pair<const CellJob*, const void*>> distinct;
+  for (const auto& cj : jobs) {
+    const auto& labels = cj.job->spec.labels;
+    if (!labels.empty() && seen.emplace(cj.row, cj.col, labels.shared()).second) distinct.emplace_back(&cj, labels.shared());
+  }
+  StepCells s;
+  std::vector<std::string> lists;              // as printed (the first order seen), in order of first appearance
+  std::map<std::string, std::string> printed;  // the set (sorted names) -> its printed list
+  std::map<const void*, const std::string*> of;  // a class list -> its printed list
+  for (const auto& [cj, shared] : distinct) {
+    auto [known, added] = of.try_emplace(shared);
+    if (added) {
+      const auto& labels = cj->job->spec.labels;
+      std::vector<std::string> sorted(labels.begin(), labels.end());
+      std::sort(sorted.begin(), sorted.end());
+      std::string set;
+      for (const auto& l : sorted) set += l + '\n';
+      auto [p, first] = printed.try_emplace(set);
+      if (first) {
+        p->second = "(" + std::to_string(labels.size()) + ") ";
+        for (size_t i = 0; i < labels.size(); ++i) p->second += (i ? ", " : "") + labels[i];
+        lists.push_back(p->second);
+      }
+      known->second = &p->second;
+    }
+    const Cell cell{*cj->row, *cj->col};
+    if (std::find(s.all_rows.begin(), s.all_rows.end(), cell.first) == s.all_rows.end()) s.all_rows.push_back(cell.first);
+    if (std::find(s.all_cols.begin(), s.all_cols.end(), cell.second) == s.all_cols.end()) s.all_cols.push_back(cell.second);
+    s.all_cells.insert(cell);
+    s.cells_of[*known->second].insert(cell);
+  }
+  if (lists.empty()) return "";
+  if (lists.size() == 1) return "Classes " + lists[0] + ".";
+  std::string out = "Classes differ between cells (UA and F1 average over each job's own classes): ";
+  for (size_t i = 0; i < lists.size(); ++i) out += (i ? "; " : "") + lists[i] + Where(s, s.cells_of.at(lists[i]), rows, columns);
+  return out + ".";
+}
+
+std::string BuildsNote(const std::vector<CellJob>& jobs,
+                       const std::function<const std::string&(const PlannedJob&)>& build_of) {
+  // By pointer: one copy of each label and build name however many jobs (10^6 at scale).
+  std::map<const std::string*, size_t> runs_of;  // build -> runs
+  std::vector<std::pair<const std::string*, const std::string*>> cells;  // in order of first appearance
+  std::map<std::pair<const std::string*, const std::string*>, std::set<const std::string*>> builds_in;
+  for (const auto& cj : jobs) {
+    const std::string& b = build_of(*cj.job);
+    if (b.empty()) continue;
+    ++runs_of[&b];
+    auto [it, added] = builds_in.try_emplace({cj.row, cj.col});
+    if (added) cells.emplace_back(cj.row, cj.col);
+    it->second.insert(&b);
+  }
+  std::map<std::string, size_t> runs;  // by name (a build given by two copies of its name counts once)
+  for (const auto& [b, n] : runs_of) runs[*b] += n;
+  if (runs.size() < 2) return "";
+  std::vector<std::pair<std::string, size_t>> by_runs(runs.begin(), runs.end());
+  std::stable_sort(by_runs.begin(), by_runs.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  constexpr size_t kListed = 3;  // builds and cells named; the rest counted
+  std::ostringstream c;
+  c << "Runs of " << by_runs.size() << " emosweep builds (provenance.git_revision): ";
+  for (size_t i = 0; i < by_runs.size() && i < kListed; ++i)
+    c << (i ? ", " : "") << by_runs[i].first << " (" << by_runs[i].second << (by_runs[i].second == 1 ? " run)" : " runs)");
+  if (by_runs.size() > kListed) c << " and " << by_runs.size() - kListed << " more";
+  std::vector<std::string> mixed;
+  for (const auto& cell : cells) {
+    std::set<std::string> names;
+    for (const std::string* b : builds_in[cell]) names.insert(*b);
+    if (names.size() > 1) mixed.push_back(cell.second->empty() ? *cell.first : *cell.first + " / " + *cell.second);
+  }
+  if (mixed.empty()) {
+    c << "; no cell mixes them.";
+  } else {
+    c << "; " << mixed.size() << (mixed.size() == 1 ? " cell mixes them: " : " cells mix them: ");
+    for (size_t i = 0; i < mixed.size() && i < kListed; ++i) c << (i ? ", " : "") << mixed[i];
+    if (mixed.size() > kListed) c << " and " << mixed.size() - kListed << " more";
+    c << ".";
+  }
+  c << " A job's identity does not cover the build: a fix that changed what a job computes does not show in runs "
+       "of an earlier build (docs/trainer.md, \"Determinism\").";
+  return c.str();
 }
 
 }  // namespace emosweep::orchestrator

@@ -37,4 +37,17 @@ std::string TransductiveNote(const std::vector<CellJob>& jobs, const std::string
 std::string SpeakerOverlapNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns,
                                const std::string& eval);
 
+// "Classes (4) anger, happiness, neutral, sadness." when every job the cells report has one class set (in any
+// order; printed in the order seen first), else each set with where it is ("Classes differ between cells (...):
+// (4) a, b, c, d, in columns x, y; (7) ..., in column z."): UA and F1 average over a job's own classes, so cells
+// of different class sets do not compare. Empty when no job names classes.
+std::string ClassesNote(const std::vector<CellJob>& jobs, const std::string& rows, const std::string& columns);
+
+// "Runs of 2 emosweep builds (provenance.git_revision): A (40 runs), B (5 runs); 1 cell mixes them: r / c. ...":
+// the builds of the jobs the cells report, when more than one (job identities do not cover the build, so a
+// ledger may hold results of several; docs/trainer.md, "Determinism"). `build_of` gives a job's build, "" for
+// a job without one (not finished, or no provenance): not counted. Empty when the jobs name one build or none.
+std::string BuildsNote(const std::vector<CellJob>& jobs,
+                       const std::function<const std::string&(const protocols::PlannedJob&)>& build_of);
+
 }  // namespace emosweep::orchestrator

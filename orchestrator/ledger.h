@@ -167,6 +167,10 @@ class Ledger {
   static std::string IdListHash(const jobs::IdList& ids, std::string* scratch);
   // The emosweep builds (git revisions) whose results the ledger holds, sorted; schema v5 (empty before).
   Result<std::vector<std::string>> ResultBuilds();
+  // The build (provenance.git_revision) of each of `ids`, in their order ("" where the ledger
+  // has no provenance for it). One indexed read per 500 ids; `table` asks only when
+  // ResultBuilds() names more than one build.
+  Result<std::vector<std::string>> BuildsOf(const std::vector<std::string_view>& ids);
   // The sweep that holds the job set `hash` of `n` jobs in its own links (the latest), if
   // any (schema v3; the index sweeps_by_job_set). RecordFinishedRerun counts its jobs.
   Result<std::optional<int64_t>> FindJobSet(const std::string& hash, size_t n);

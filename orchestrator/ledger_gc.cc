@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "orchestrator/ledger.h"
@@ -205,6 +206,21 @@ Result<std::vector<std::string>> Ledger::ResultBuilds() {
     if (!row) break;
     out.push_back(st.Text(0));
   }
+  return out;
+}
+
+Result<std::vector<std::string>> Ledger::BuildsOf(const std::vector<std::string_view>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unordered_map<std::string_view, size_t> first;  // id -> its first position in `ids`
+  first.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) first.emplace(ids[i], i);
+  std::vector<std::string> out(ids.size());
+  ES_RETURN_IF_ERROR(ForChunks(&db_, ids, "SELECT job_id, git_revision FROM provenance WHERE job_id", "",
+                               [&](Stmt& st) {
+                                 auto at = first.find(st.TextView(0));
+                                 if (at != first.end() && !st.IsNull(1)) out[at->second] = st.Text(1);
+                               }));
+  for (size_t i = 0; i < ids.size(); ++i) out[i] = out[first[ids[i]]];  // a repeated id: its first position's
   return out;
 }
 

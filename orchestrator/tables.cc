@@ -505,6 +505,24 @@ Result<TableInputs> ReadTableInputs(const protocols::Protocol& protocol,
       }
     }));
   }
+  // The build of each finished job, only when the ledger holds results of several (the caption then says which
+  // builds its runs come from: a job's identity does not cover the build; docs/trainer.md, "Determinism").
+  ES_ASSIGN_OR_RETURN(auto result_builds, ledger->ResultBuilds());
+  if (result_builds.size() > 1) {
+    std::vector<std::string_view> finished;
+    std::vector<size_t> finished_job;
+    for (size_t i = 0; i < read.size(); ++i)
+      if (in.done[read[i]]) finished.push_back(ids[i]), finished_job.push_back(read[i]);
+    ES_ASSIGN_OR_RETURN(auto builds, ledger->BuildsOf(finished));
+    in.build_of.assign(n, TableInputs::kNoBuild);
+    std::map<std::string, uint32_t> index;
+    for (size_t i = 0; i < finished.size(); ++i) {
+      if (builds[i].empty()) continue;
+      auto [it, added] = index.try_emplace(builds[i], static_cast<uint32_t>(in.builds.size()));
+      if (added) in.builds.push_back(builds[i]);
+      in.build_of[finished_job[i]] = it->second;
+    }
+  }
   // Warning codes of finished adaptation jobs, in one batch.
   std::vector<std::string> adapt_ids;
   std::vector<size_t> adapt_jobs;
@@ -821,8 +839,15 @@ Result<TableData> BuildTable(const protocols::Protocol& protocol, const protocol
     const std::string& rule = spec.GridRuleFor(experiment_of.Get(j.attrs));
     return protocols::UnsupervisedGridRule(rule) ? "grid_selection=" + rule : std::string();
   };
+  static const std::string kNone;
+  auto build_of = [&](const protocols::PlannedJob& j) -> const std::string& {
+    if (inputs.build_of.empty()) return kNone;
+    const uint32_t b = inputs.build_of[index_of(j)];
+    return b == TableInputs::kNoBuild ? kNone : inputs.builds[b];
+  };
   for (const std::string& note : {TransductiveNote(shown, spec.rows, spec.columns, grid_step),
-                                  SpeakerOverlapNote(shown, spec.rows, spec.columns, spec.eval)})
+                                  SpeakerOverlapNote(shown, spec.rows, spec.columns, spec.eval),
+                                  ClassesNote(shown, spec.rows, spec.columns), BuildsNote(shown, build_of)})
     if (!note.empty()) t.caption += " " + note;
   return t;
 }

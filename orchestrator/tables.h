@@ -102,6 +102,11 @@ struct TableInputs {
   // Finished adaptation jobs' unsupervised criteria at their selected epoch (info.da_selected): im, snd, dev, NaN
   // where not recorded. Grid selection by im/snd/dev ranks on them.
   std::map<size_t, std::array<double, 3>> criteria;
+  // When the ledger holds results of more than one build (Ledger::ResultBuilds): each finished job's build, as an
+  // index into `builds` (kNoBuild: none recorded); both empty otherwise (not read: one build needs no note).
+  std::vector<std::string> builds;
+  std::vector<uint32_t> build_of;
+  static constexpr uint32_t kNoBuild = static_cast<uint32_t>(-1);
   // Index into `criteria`'s arrays of an UnsupervisedGridRule (im 0, snd 1, dev 2).
   static size_t CriterionIndex(const std::string& rule) { return rule == "im" ? 0 : rule == "snd" ? 1 : 2; }
   // A finished job's metric, or nullptr.

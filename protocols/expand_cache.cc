@@ -5,6 +5,7 @@
 
 #include "core/cache_dir.h"
 #include "core/files.h"
+#include "core/log.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -17,8 +18,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <memory>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string_view>
 #include <unordered_map>
@@ -408,6 +411,10 @@ bool IsHexId(const std::string& s) {
   return true;
 }
 
+// A cache file read: its mtime is now, so PruneExpansionCache removes keys unused longest first (no error
+// when it cannot be set: a read-only cache is only pruned by age of writing).
+void MarkUsed(const std::string& path) { (void)::utimensat(AT_FDCWD, path.c_str(), nullptr, 0); }
+
 }  // namespace
 
 std::string ExpansionCachePath(const std::string& key) {
@@ -439,6 +446,7 @@ bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids) {
   }
   if (out.size() != n || n == 0) return false;  // truncated
   *ids = std::move(out);
+  MarkUsed(path);
   return true;
 }
 
@@ -458,7 +466,64 @@ void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jo
     out.Append(j.spec.id);
     out.Append("\n", 1);
   }
-  out.Commit();
+  if (out.Commit()) PruneExpansionCache(key, ExpansionCacheBudget());
+}
+
+uint64_t ExpansionCacheBudget() {
+  const char* v = std::getenv("EMOSWEEP_CACHE_MAX_MB");
+  if (v && *v) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(v, &end, 10);
+    if (end && *end == '\0' && mb < (uint64_t{1} << 40)) return mb << 20;
+    static std::once_flag said;
+    std::call_once(said, [v] {
+      LOG_WARN << "EMOSWEEP_CACHE_MAX_MB='" << v << "' is not a number of MiB; the expansion cache keeps 2048 MiB";
+    });
+  }
+  return uint64_t{2048} << 20;
+}
+
+size_t PruneExpansionCache(const std::string& keep_key, uint64_t budget_bytes) {
+  const std::string dir = CacheDir();
+  if (dir.empty()) return 0;
+  namespace fs = std::filesystem;
+  struct Entry {
+    uint64_t bytes = 0;
+    fs::file_time_type used = fs::file_time_type::min();
+    std::vector<fs::path> files;
+  };
+  std::map<std::string, Entry> keys;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir + "/expansions", ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    const std::string ext = p.extension().string(), stem = p.stem().string();
+    // .tsv: the table cache's format 1 (before s8-i15m), never read now.
+    if ((ext != ".bin" && ext != ".ids" && ext != ".tsv") || !IsHexId(stem)) continue;
+    std::error_code e;
+    const uint64_t bytes = fs::file_size(p, e);
+    if (e) continue;
+    const auto used = fs::last_write_time(p, e);
+    if (e) continue;
+    Entry& k = keys[stem];
+    k.bytes += bytes;
+    k.used = std::max(k.used, used);
+    k.files.push_back(p);
+    total += bytes;
+  }
+  if (total <= budget_bytes) return 0;
+  std::vector<std::pair<fs::file_time_type, std::string>> order;  // oldest use first
+  for (const auto& [key, k] : keys)
+    if (key != keep_key) order.emplace_back(k.used, key);
+  std::sort(order.begin(), order.end());
+  size_t removed = 0;
+  for (const auto& [used, key] : order) {
+    if (total <= budget_bytes) break;
+    for (const auto& f : keys[key].files) fs::remove(f, ec);
+    total -= keys[key].bytes;
+    ++removed;
+  }
+  return removed;
 }
 
 Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOptions& options) {
@@ -467,6 +532,7 @@ Result<Protocol> LoadProtocolForTables(const std::string& path, const LoadOption
   ES_ASSIGN_OR_RETURN(Protocol p, LoadProtocol(path, shallow));
   const std::string cache = p.missing_inputs.empty() ? ExpansionCachePath(p.expansion_key) : "";
   if (!cache.empty() && ReadCache(cache, p.expansion_key, &p.jobs)) {
+    MarkUsed(cache);
     if (options.max_jobs && p.jobs.size() > options.max_jobs)
       return Status::InvalidArgument(path + ": the protocol expands to " + std::to_string(p.jobs.size()) +
                                      " jobs: more than --max-jobs " + std::to_string(options.max_jobs) +

@@ -43,4 +43,16 @@ std::string ExpansionIdsPath(const std::string& key);
 bool ReadExpansionIds(const std::string& key, std::vector<std::string>* ids);
 void WriteExpansionIds(const std::string& key, const std::vector<PlannedJob>& jobs);
 
+// The expansion cache is bounded: every key of a changed protocol, store, split file or
+// binary (a rebuild, an upgrade) is a new pair of files, so after each write the least
+// recently used keys (a read marks its files used: their mtime) are removed until
+// <cache dir>/expansions holds at most ExpansionCacheBudget() bytes; `keep_key`, the one
+// just written, always stays. Only files named <64 hex>.bin / .ids (and format 1's .tsv) are counted or removed
+// (a writer's temporaries are its own). A reader whose file goes in the meantime has
+// its mapping, or misses and expands. Returns the number of keys removed.
+size_t PruneExpansionCache(const std::string& keep_key, uint64_t budget_bytes);
+// $EMOSWEEP_CACHE_MAX_MB (MiB; 0 keeps only the key just written), else 2048 MiB (with a warning, once, when
+// the variable is set to something else than a number).
+uint64_t ExpansionCacheBudget();
+
 }  // namespace emosweep::protocols

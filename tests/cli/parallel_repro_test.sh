@@ -78,6 +78,8 @@ grep -q 'threads = 2' "$W/t2.toml" || fail "the train.threads protocol was not w
 (cd "$W" && "$BIN" run t2.toml --ledger t2.db > "$W/t2.log" 2>&1) || { cat "$W/t2.log"; fail "the train.threads run failed"; }
 want=$(( $(nproc) / 2 )); [ "$want" -ge 1 ] || want=1
 grep -q "jobs set train.threads up to 2: $want job(s) at a time" "$W/t2.log" || { cat "$W/t2.log"; fail "no cores / 2 default"; }
+# It re-executes itself with OMP_WAIT_POLICY=PASSIVE before it prints anything: the --pack auto line once.
+[ "$(grep -c -e '--pack auto: up to ' -e '--pack auto: no job' "$W/t2.log")" = 1 ] || { cat "$W/t2.log"; fail "the --pack auto line not printed once"; }
 [ "$(sqlite3 "$W/t2.db" "SELECT DISTINCT threads FROM provenance")" = 2 ] || fail "provenance threads are not 2"
 # kill -9 of a sweep leaves no worker process training on (its watchdog sees
 # the parent gone within a second).

@@ -10,6 +10,7 @@
 #include "core/files.h"
 #include "tests/orchestrator/fake_jobs.h"
 #include "tests/orchestrator/hand_ledger.h"
+#include "tests/orchestrator/ledger_test_util.h"
 
 namespace emosweep::orchestrator {
 namespace {
@@ -219,6 +220,44 @@ TEST_F(Tables, CompareRunsAPairedTestPerColumn) {
 
 namespace emosweep::orchestrator {
 namespace {
+
+// A job's identity does not cover the emosweep build (docs/trainer.md, "Determinism"): a table whose runs come
+// from several builds says which, with the cells that mix them; a ledger of one build reads no provenance for it.
+TEST(TablesCaption, RunsOfSeveralBuildsAreNamedWithTheCellsThatMixThem) {
+  const std::string path = testing::TestDir() + "/l.db";
+  auto h = testing::MakeHandLedger(path);
+  auto one = BuildTable(h.protocol, h.protocol.tables[0], h.ledger.get());
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->caption.find("emosweep builds"), std::string::npos) << "no build recorded: " << one->caption;
+  // Every result of build "aaaa111", then one run of cell good / emodb of "bbbb222".
+  testing::RawExec(path, "UPDATE provenance SET git_revision = 'aaaa111'; INSERT OR IGNORE INTO meta(key, value) "
+                         "VALUES ('result_build:aaaa111', '')");
+  auto single = BuildTable(h.protocol, h.protocol.tables[0], h.ledger.get());
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ(single->caption, one->caption) << "one build: nothing to say";
+  const auto& cell = one->at(0, 0, 0);
+  ASSERT_EQ(one->rows[0] + " / " + one->cols[0], "good / emodb");
+  ASSERT_EQ(cell.jobs.size(), 3u);
+  testing::RawExec(path, "UPDATE provenance SET git_revision = 'bbbb222' WHERE job_id = '" + cell.jobs[1]->spec.id +
+                             "'; INSERT OR IGNORE INTO meta(key, value) VALUES ('result_build:bbbb222', '')");
+  auto mixed = BuildTable(h.protocol, h.protocol.tables[0], h.ledger.get());
+  ASSERT_TRUE(mixed.ok());
+  EXPECT_NE(mixed->caption.find("Runs of 2 emosweep builds (provenance.git_revision): aaaa111 (7 runs), bbbb222 (1 "
+                                "run); 1 cell mixes them: good / emodb. A job's identity does not cover the build"),
+            std::string::npos)
+      << mixed->caption;
+  EXPECT_EQ(mixed->caption.rfind(one->caption, 0), 0u) << "the note comes last";
+  // A whole column of another build: no cell mixes them.
+  testing::RawExec(path, "UPDATE provenance SET git_revision = 'aaaa111'");
+  std::string ids;
+  for (size_t r = 0; r < one->rows.size(); ++r)
+    for (const auto* j : one->at(r, 1, 0).jobs) ids += std::string(ids.empty() ? "'" : ",'") + j->spec.id + "'";
+  testing::RawExec(path, "UPDATE provenance SET git_revision = 'bbbb222' WHERE job_id IN (" + ids + ")");
+  auto columns = BuildTable(h.protocol, h.protocol.tables[0], h.ledger.get());
+  ASSERT_TRUE(columns.ok());
+  EXPECT_NE(columns->caption.find("aaaa111 (6 runs), bbbb222 (2 runs); no cell mixes them."), std::string::npos)
+      << columns->caption;
+}
 
 TEST(TablesCaption, UserCaptionComesFirstAsItsOwnSentence) {
   auto h = testing::MakeHandLedger(testing::TestDir() + "/l.db");

@@ -61,3 +61,41 @@ TEST(TransductiveNote, NamesStepsWhereTheyAreTakenAndTheInductiveAlternative) {
 
 }  // namespace
 }  // namespace emosweep::orchestrator
+
+namespace emosweep::orchestrator {
+namespace {
+
+// UA and F1 average over a job's own classes: the caption names them, and where cells differ in them.
+TEST(ClassesNote, NamesTheClassSetAndWhereCellsDiffer) {
+  auto job = [](const std::string& row, const std::string& col, std::vector<std::string> labels) {
+    protocols::PlannedJob j;
+    j.attrs["model"] = row;
+    j.attrs["target"] = col;
+    j.spec.labels = jobs::IdList::Intern(std::move(labels));
+    return j;
+  };
+  auto note = [](const std::vector<protocols::PlannedJob>& jobs) {
+    std::vector<CellJob> cells;
+    for (const auto& j : jobs) cells.push_back({&j, &j.attrs.Get("model"), &j.attrs.Get("target")});
+    return ClassesNote(cells, "model", "target");
+  };
+  const std::vector<std::string> four = {"anger", "happiness", "neutral", "sadness"};
+  const std::vector<std::string> seven = {"anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"};
+  EXPECT_EQ(note({job("mlp", "emodb", four), job("mlp", "ravdess", four), job("xattn", "emodb", four)}),
+            "Classes (4) anger, happiness, neutral, sadness.");
+  EXPECT_EQ(note({job("mlp", "emodb", four), job("mlp", "tess", seven), job("xattn", "emodb", four),
+                  job("xattn", "tess", seven)}),
+            "Classes differ between cells (UA and F1 average over each job's own classes): (4) anger, happiness, "
+            "neutral, sadness, in column emodb; (7) anger, disgust, fear, happiness, neutral, sadness, surprise, in "
+            "column tess.");
+  // The same classes in another order are the same set (printed in the order seen first).
+  std::vector<std::string> reordered = {"sadness", "anger", "happiness", "neutral"};
+  EXPECT_EQ(note({job("mlp", "emodb", four), job("mlp", "ravdess", reordered)}),
+            "Classes (4) anger, happiness, neutral, sadness.");
+  EXPECT_EQ(note({job("mlp", "emodb", reordered), job("mlp", "ravdess", four)}),
+            "Classes (4) sadness, anger, happiness, neutral.");
+  EXPECT_EQ(note({job("mlp", "emodb", {})}), "") << "no classes named: nothing said";
+}
+
+}  // namespace
+}  // namespace emosweep::orchestrator

@@ -3,6 +3,7 @@
 // changes with everything the expansion depends on.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -416,6 +417,63 @@ TEST_F(ExpandCache, JobIdsRoundTripByKeyAndAChangedProtocolMisses) {
   std::vector<std::string> none;
   EXPECT_FALSE(ReadExpansionIds(changed->expansion_key, &none));
   EXPECT_TRUE(none.empty());
+}
+
+// Every rebuild, upgrade or protocol change is a new key: the cache stays within its budget by removing the
+// keys used longest ago (a read marks its files used), never the key just written nor files it does not own.
+TEST_F(ExpandCache, PruningKeepsTheBudgetByRemovingTheLeastRecentlyUsedKeys) {
+  namespace fs = std::filesystem;
+  const std::string dir = cache_ + "/expansions";
+  fs::create_directories(dir);
+  auto key = [](char c) { return std::string(64, c); };
+  const auto now = fs::file_time_type::clock::now();
+  auto put = [&](const std::string& name, size_t bytes, int hours_ago) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << std::string(bytes, 'x');
+    fs::last_write_time(path, now - std::chrono::hours(hours_ago));
+  };
+  // Four keys of 300 + 100 bytes; key a used longest ago, but then read (its .ids) an hour ago.
+  const int ages[] = {40, 30, 20, 10};
+  for (int k = 0; k < 4; ++k) {
+    put(key('a' + k) + ".bin", 300, ages[k]);
+    put(key('a' + k) + ".ids", 100, ages[k] + 1);
+  }
+  put(key('a') + ".ids", 100, 1);
+  put(key('b') + ".bin.tmp-host-123-0", 5000, 50);  // a writer's temporary: not ours to count or remove
+  put("notes.txt", 5000, 50);
+  put(key('f') + ".tsv", 50, 100);  // the table cache's format 1, never read now
+  EXPECT_EQ(PruneExpansionCache(key('c'), 1650), 0u) << "4 x 400 + 50 bytes fit";
+  // 1200 bytes: the format-1 file, then one key go, the one used longest ago (b; a's read an hour ago keeps it).
+  EXPECT_EQ(PruneExpansionCache(key('c'), 1200), 2u);
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{key('a') + ".bin", key('a') + ".ids", key('c') + ".bin", key('c') + ".ids",
+                                         key('d') + ".bin", key('d') + ".ids", key('b') + ".bin.tmp-host-123-0",
+                                         "notes.txt"}));
+  EXPECT_EQ(PruneExpansionCache(key('c'), 0), 2u) << "a budget of 0 keeps only the key just written, though older";
+  EXPECT_TRUE(fs::exists(dir + "/" + key('c') + ".bin"));
+  EXPECT_FALSE(fs::exists(dir + "/" + key('a') + ".bin"));
+  EXPECT_FALSE(fs::exists(dir + "/" + key('d') + ".ids"));
+  // A real key: reading its ids marks it used; writing another key prunes to EMOSWEEP_CACHE_MAX_MB.
+  auto fresh = LoadProtocol(dir_.Write("p.toml", kProtocol), {});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  WriteExpansionIds(fresh->expansion_key, fresh->jobs);
+  const std::string ids_file = ExpansionIdsPath(fresh->expansion_key);
+  fs::last_write_time(ids_file, now - std::chrono::hours(100));
+  std::vector<std::string> ids;
+  ASSERT_TRUE(ReadExpansionIds(fresh->expansion_key, &ids));
+  EXPECT_GT(fs::last_write_time(ids_file), now - std::chrono::hours(1)) << "a read marks the key used";
+  ::setenv("EMOSWEEP_CACHE_MAX_MB", "0", 1);
+  EXPECT_EQ(ExpansionCacheBudget(), 0u);
+  std::vector<PlannedJob> other(fresh->jobs.begin(), fresh->jobs.begin() + 1);
+  WriteExpansionIds(key('e'), other);
+  ::setenv("EMOSWEEP_CACHE_MAX_MB", "lots", 1);
+  EXPECT_EQ(ExpansionCacheBudget(), uint64_t{2048} << 20) << "not a number: the default (and a warning)";
+  ::unsetenv("EMOSWEEP_CACHE_MAX_MB");
+  EXPECT_EQ(ExpansionCacheBudget(), uint64_t{2048} << 20);
+  EXPECT_FALSE(fs::exists(ids_file)) << "pruned by the write of another key";
+  EXPECT_FALSE(fs::exists(dir + "/" + key('c') + ".bin"));
+  EXPECT_TRUE(fs::exists(ExpansionIdsPath(key('e'))));
 }
 
 TEST_F(ExpandCache, DamagedJobIdsFileIsIgnored) {
