@@ -14,6 +14,7 @@
 #include "models/gat_softmax.h"
 #include "models/gat_sparse.h"
 #include "models/short_gemm.h"
+#include "models/slot_linear.h"
 
 namespace emosweep::models {
 namespace {
@@ -53,6 +54,7 @@ bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
 
 // Whether the product `which` matched torch's on its probe, running the probe on first use.
 bool Verified(const std::string& key, const std::function<bool()>& probe) {
+  (void)ProbedBlasGemmQ();  // the K block (BlasKBlockEnd) the sparse kernels reproduce, settled before they run
   {
     std::lock_guard<std::mutex> lock(g_verdict_mu);
     auto it = g_verdicts.find(key);

@@ -3,13 +3,15 @@
 
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstring>
 #include <vector>
 
 namespace emosweep::models {
 namespace {
 
-constexpr int64_t kGemmQ = 448;    // param.h, SKYLAKEX: SGEMM_DEFAULT_Q
+// GEMM_Q: param.h's SGEMM_DEFAULT_Q of the core OpenBLAS runs (SetBlasGemmQ; 448 on SkylakeX).
+std::atomic<int64_t> g_gemm_q{kBlasGemmQCandidates[0]};
 constexpr int64_t kUnrollM = 16;   // SGEMM_DEFAULT_UNROLL_M
 constexpr int64_t kLanes = kShortGemmMaxBatch;
 constexpr int kForwardTile = 8;    // outputs per pass over the transposed x: 8 sums + 8 block sums in registers
@@ -141,14 +143,18 @@ __attribute__((target("avx512f"))) void InputGradTile(const float* dyt, const fl
 
 int64_t BlasKBlockEnd(int64_t from, int64_t k) {
   // level3.c: min_l = k - ls; >= 2Q: Q; > Q: ((min_l / 2 + UNROLL_M - 1) / UNROLL_M) * UNROLL_M; else all of it.
+  const int64_t q = g_gemm_q.load(std::memory_order_relaxed);
   int64_t len = k - from;
-  if (len >= 2 * kGemmQ) {
-    len = kGemmQ;
-  } else if (len > kGemmQ) {
+  if (len >= 2 * q) {
+    len = q;
+  } else if (len > q) {
     len = ((len / 2 + kUnrollM - 1) / kUnrollM) * kUnrollM;
   }
   return from + len;
 }
+
+int64_t BlasGemmQ() { return g_gemm_q.load(std::memory_order_relaxed); }
+void SetBlasGemmQ(int64_t q) { g_gemm_q.store(q, std::memory_order_relaxed); }
 
 bool BlasBlockedPath(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
   // interface/gemm.c asks the permit (SMALL_MATRIX_OPT); a product over 100^3 never takes the small kernels.

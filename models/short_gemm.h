@@ -6,9 +6,10 @@
 // (worker/huge_pages.h), forward and dX run 1.2-1.8x faster on cold W (bench/README.md, s12).
 //
 // The arithmetic reproduced (OpenBLAS 0.3.21, SkylakeX core, one thread, its blocked driver
-// driver/level3/level3.c with kernel/x86_64/sgemm_kernel_16x4_skylakex_3.c): the reduction over K runs
-// in K blocks (BlasKBlockEnd: GEMM_Q = 448; a remainder between 448 and 896 is split in two, the first
-// half rounded up to GEMM_UNROLL_M = 16); within a block each output is one chain of fused multiply-adds
+// driver/level3/level3.c with kernel/x86_64/sgemm_kernel_16x4_skylakex_3.c; its Cooperlake core runs the
+// same kernel with another K block): the reduction over K runs in K blocks (BlasKBlockEnd: GEMM_Q = 448 on
+// SkylakeX, 320 on Cooperlake; a remainder between Q and 2Q is split in two, the first half rounded up to
+// GEMM_UNROLL_M = 16); within a block each output is one chain of fused multiply-adds
 // from +0 in K order, and the block's sum enters C as fma(acc, alpha = 1, C), C starting from the bias
 // that torch's addmm copied into it (beta = 1), or +0 (at::mm: beta = 0 zeroes C first).
 // OpenBLAS's small-matrix kernels (BlasBlockedPath false) sum differently and are not reproduced.
@@ -22,8 +23,16 @@ namespace emosweep::models {
 
 constexpr int64_t kShortGemmMaxBatch = 16;  // one AVX-512 register of floats
 
-// The end of OpenBLAS's K block that starts at `from` (< k) in a reduction of length k.
+// The end of OpenBLAS's K block that starts at `from` (< k) in a reduction of length k (blocks of BlasGemmQ()).
 int64_t BlasKBlockEnd(int64_t from, int64_t k);
+
+// OpenBLAS's K block for sgemm (GEMM_Q), which depends on the core it picked at load time: 448 on SkylakeX, 320
+// on Cooperlake (OpenBLAS 0.3.21 picks Cooperlake on AMD Zen 4; the sgemm kernel is SkylakeX's). The kernels
+// here read it; models/slot_linear.cc (ProbedBlasGemmQ) sets it once per process from its probe against torch,
+// trying the candidates in order, before any kernel runs. Default: the first.
+constexpr int64_t kBlasGemmQCandidates[] = {448, 320};
+int64_t BlasGemmQ();
+void SetBlasGemmQ(int64_t q);
 
 // Whether OpenBLAS's sgemm (column-major m x n = op(A) m x k · op(B) k x n) takes its blocked driver
 // rather than a small-matrix kernel (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c).

@@ -69,9 +69,14 @@ TORCH_MODULE(SlotLinear);
 
 // Whether SlotLinear computes its forward / its input gradient over a short batch with the kernels of
 // models/short_gemm.h in this process: they reproduce OpenBLAS 0.3.21's SkylakeX core, and a probe against
-// torch on the shapes they serve, run once per process, decides (another core, such as the Cooperlake core
-// OpenBLAS picks on AMD Zen 4, or another BLAS: false, and torch's products are used). The same for OuterSum (dW).
+// torch on the shapes they serve, run once per process, decides (and finds the core's K block: OpenBLAS's
+// Cooperlake core, picked on AMD Zen 4, blocks K by 320; another BLAS or kernel: false, and torch's products
+// are used). The same for OuterSum (dW).
 bool ShortForwardInUse();
+// OpenBLAS's sgemm K block in this process as the probe found it (models/short_gemm.h, set there for the
+// kernels), or 0 when no candidate reproduces torch (the short kernels are then not used). Call it before
+// running a kernel that reads BlasKBlockEnd (models/gat_sparse.h does).
+int64_t ProbedBlasGemmQ();
 bool ShortInputGradInUse();
 bool OuterSumInUse();
 

@@ -384,14 +384,18 @@ std::string BlasCoreName() {
   return name ? name : "";
 }
 
-// The short kernels reproduce OpenBLAS's SkylakeX core bitwise; SlotLinear uses them only where the
-// once-per-process probe agreed with torch. So: on SkylakeX the probe agrees; where it agrees, every shape the
-// kernels serve is bitwise torch's (the probe's few shapes stand for all); where it refuses (another core, such
-// as the Cooperlake core OpenBLAS 0.3.21 picks on AMD Zen 4), the kernels do differ from this BLAS, and
-// SlotLinear does not use them (MsrShapesUseTheShortKernelsWhereTheProbeAgrees).
+// The short kernels reproduce OpenBLAS's SkylakeX core bitwise, and its Cooperlake core (AMD Zen 4) with that
+// core's K block; SlotLinear uses them only where the once-per-process probe agreed with torch. So: on those
+// cores the probe agrees and finds the core's K block; where it agrees, every shape the kernels serve is bitwise
+// torch's (the probe's few shapes stand for all); where it refuses (another core or BLAS), the kernels do
+// differ from this BLAS, and SlotLinear does not use them (MsrShapesUseTheShortKernelsWhereTheProbeAgrees).
 void ExpectProbeVerdictHolds(bool in_use, int checked, int same, const char* what) {
   const std::string core = BlasCoreName();
-  if (core == "SkylakeX") EXPECT_TRUE(in_use) << what << ": the kernels reproduce OpenBLAS's SkylakeX core";
+  // The cores whose sgemm the kernels reproduce, with their K blocks (models/short_gemm.h).
+  if (core == "SkylakeX" || core == "Cooperlake") {
+    EXPECT_TRUE(in_use) << what << ": the kernels reproduce OpenBLAS's " << core << " core";
+    EXPECT_EQ(ProbedBlasGemmQ(), core == "SkylakeX" ? 448 : 320) << core;
+  }
   if (in_use) {
     EXPECT_EQ(same, checked) << what << ": the probe agreed with torch (core '" << core << "'), the shapes do not";
   } else {
@@ -422,6 +426,23 @@ TEST(SlotLinear, ShortForwardEqualsTorchLinearBitwiseWhereTheProbeAgrees) {
   }
   EXPECT_GT(checked, 200);
   ExpectProbeVerdictHolds(in_use, checked, same, "short forward");
+  // The probe tells the candidate K blocks apart: under another candidate's the kernels differ from torch.
+  if (in_use) {
+    const int64_t q = BlasGemmQ();
+    for (int64_t other : kBlasGemmQCandidates) {
+      if (other == q) continue;
+      SetBlasGemmQ(other);
+      int tried = 0, agree = 0;
+      for (int64_t in : {384, 768, 1536}) {
+        torch::Tensor x = WithZeros(torch::randn({16, in})), w = torch::randn({384, in});
+        torch::Tensor mine = torch::empty({16, 384});
+        ShortLinearForward(x.data_ptr<float>(), in, w.data_ptr<float>(), nullptr, mine.data_ptr<float>(), 16, in, 384);
+        ++tried, agree += SameBits(at::linear(x, w), mine);
+      }
+      SetBlasGemmQ(q);
+      EXPECT_EQ(agree, 0) << "K block " << other << " instead of " << q << ": " << agree << " of " << tried << " agree";
+    }
+  }
   // A row stride wider than the row (a view of a larger input) reads the same numbers.
   torch::Tensor wide = torch::randn({16, 1600}), x = wide.narrow(1, 10, 1536), w = torch::randn({384, 1536});
   torch::Tensor mine = torch::empty({16, 384}), packed = torch::empty({16, 384});
