@@ -183,12 +183,17 @@ Status ProcessPool::Spawn(Slot* slot) {
     ::close(rep[0]);
     return Status::IoError("cannot start a worker process (" + options_.executable + "): " + std::strerror(rc));
   }
-  slot->pid = pid;
   slot->to_child = req[1];
   slot->from_child = rep[0];
   std::lock_guard<std::mutex> lock(mu_);
+  slot->pid = pid;
   ++spawned_;
   return Status::Ok();
+}
+
+void ProcessPool::SetPid(Slot* slot, int pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  slot->pid = pid;
 }
 
 void ProcessPool::Reap(Slot* slot, bool kill_first) {
@@ -202,14 +207,14 @@ void ProcessPool::Reap(Slot* slot, bool kill_first) {
   for (int i = 0; i < 1000; ++i) {
     pid_t r = ::waitpid(slot->pid, &wstatus, WNOHANG);
     if (r == slot->pid || r < 0) {
-      slot->pid = -1;
+      SetPid(slot, -1);
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ::kill(slot->pid, SIGKILL);
   ::waitpid(slot->pid, &wstatus, 0);
-  slot->pid = -1;
+  SetPid(slot, -1);
 }
 
 Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& request,
@@ -219,7 +224,7 @@ Result<nlohmann::json> ProcessPool::Exchange(Slot* slot, const std::string& requ
     int wstatus = 0;
     std::string how = "ended";
     if (slot->pid > 0 && ::waitpid(slot->pid, &wstatus, 0) == slot->pid) how = Describe(wstatus);
-    slot->pid = -1;
+    SetPid(slot, -1);
     Reap(slot, false);
     return Status::Internal("the worker process running job " + job + " " + how + " " + when);
   };

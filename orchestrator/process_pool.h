@@ -91,6 +91,8 @@ class ProcessPool {
   std::vector<int> pids() const;  // the live children's process ids (IdleCoreMeter counts their CPU as ours)
 
  private:
+  // A slot is its owner's (busy) alone, but pids() and Start() read `pid` from other threads (the idle-core
+  // meter asks for the children's ids while jobs run): `pid` is written under mu_ (SetPid; helper-75, TSan).
   struct Slot {
     int pid = -1;
     int to_child = -1;    // parent writes requests
@@ -101,6 +103,7 @@ class ProcessPool {
   void Release(Slot* slot);
   Status Spawn(Slot* slot);
   void Reap(Slot* slot, bool kill_first);
+  void SetPid(Slot* slot, int pid);
   // Sends `request` and returns the child's reply; frames before it that carry "member_done" (a pack member's
   // result ahead of the reply, MemberDoneFor) go to `on_member_done`.
   Result<nlohmann::json> Exchange(Slot* slot, const std::string& request, const jobs::JobContext& context,

@@ -79,10 +79,17 @@ case "$CASE" in
     ;;
   preempt)
     # SIGUSR1 (Slurm preemption): exit 3 (stopped with jobs left) within a bounded time, then resume to completion.
-    sed -i "s/epochs = 6/epochs = 1500/" "$P"
+    # Signalled once the sweep is training (a job running in the ledger), not after a fixed sleep: on a fast
+    # machine (AMD Zen 4, 2026-12-08) the 16 jobs of 1500 epochs were all done within the 6 s it used to wait.
+    sed -i "s/epochs = 6/epochs = 4000/" "$P"
     $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --log-level info > "$T/out" 2>&1 &
     pid=$!
-    sleep 6
+    for _ in $(seq 1 300); do
+      [ "$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'running'" 2>/dev/null)" -gt 0 ] 2>/dev/null &&
+        break
+      sleep 0.2
+    done
+    sleep 1
     kill -USR1 $pid
     wait_stopped $pid "SIGUSR1"
     rc=$?

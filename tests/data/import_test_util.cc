@@ -178,7 +178,7 @@ std::string NpyBytes(const std::string& descr, const std::vector<int64_t>& shape
 
 std::string NpyF32(const std::vector<int64_t>& shape, const std::vector<float>& values) {
   std::string payload(values.size() * 4, '\0');
-  std::memcpy(payload.data(), values.data(), payload.size());
+  if (!values.empty()) std::memcpy(payload.data(), values.data(), payload.size());  // no null source (UBSan)
   return NpyBytes("<f4", shape, payload);
 }
 

@@ -87,6 +87,38 @@ TEST(ProcessPool, TheChildsReplyIsTheOutcome) {
   EXPECT_EQ(r.status().message(), "bad");
 }
 
+// `run`'s idle-core meter reads pids() on one runner thread while others start, reap and respawn children in
+// Run (helper-75: a data race under ThreadSanitizer, the pid written without the pool's mutex). Children that
+// answer and exit (worker_exits; reading the request until the pool closes it) are reaped and respawned on every
+// job; the sampler sees only live ids.
+TEST(ProcessPool, PidsAreReadWhileJobsStartAndReapChildren) {
+  // 62-byte reply: {"status":"failed","code":1,"error":"bad","worker_exits":true}
+  ProcessPool pool(Sh(R"(cat <&3 >/dev/null & printf '\076\0\0\0\0\0\0\0{"status":"failed","code":1,"error":"bad","worker_exits":true}' >&4; wait)", 2));
+  std::atomic<bool> done{false};
+  std::atomic<long> sampled{0}, bad{0};
+  std::thread sampler([&] {
+    while (!done) {
+      for (int pid : pool.pids()) {
+        ++sampled;
+        if (pid <= 0) ++bad;
+      }
+    }
+  });
+  std::vector<std::thread> runners;
+  for (int t = 0; t < 2; ++t)
+    runners.emplace_back([&] {
+      jobs::JobContext ctx;
+      for (int i = 0; i < 10; ++i) EXPECT_EQ(pool.Run(Spec(), ctx).status().message(), "bad");
+    });
+  for (auto& r : runners) r.join();
+  done = true;
+  sampler.join();
+  EXPECT_EQ(pool.spawned(), 20) << "a child per job: each exits after its reply";
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(sampled.load(), 0);
+  EXPECT_TRUE(pool.pids().empty()) << "every child reaped";
+}
+
 // `run` starts the children before the sweep's first job (they load the torch module while
 // the run process sets up the sweep): Start() spawns every free slot once, and a job then goes
 // to a child that is already running instead of starting one.
