@@ -492,10 +492,13 @@ bool WorkAhead(orchestrator::Ledger* ledger, const protocols::Protocol& p) {
 }
 
 Status RunSingleProcess(const po::variables_map& vm) {
-  // Options of an MPI world, given to a world of one: said once, not silently ignored.
-  for (const char* name : {"jobs-per-gpu", "oversubscribe", "group-size", "heartbeat", "stall-timeout", "inject-fault"})
-    if (vm.count(name) && !vm[name].defaulted())
-      LOG_WARN << "--" << name << " applies under mpirun only (this run is one process): ignored";
+  // Options of an MPI world, given to a world of one: said once, not silently ignored (after the re-execution for
+  // OMP_WAIT_POLICY below, which would say it twice).
+  auto warn_mpi_only = [&vm] {
+    for (const char* name : {"jobs-per-gpu", "oversubscribe", "group-size", "heartbeat", "stall-timeout", "inject-fault"})
+      if (vm.count(name) && !vm[name].defaulted())
+        LOG_WARN << "--" << name << " applies under mpirun only (this run is one process): ignored";
+  };
   std::string ledger_path = vm["ledger"].as<std::string>();
   orchestrator::RunOptions o;
   const int cores = UsableCores();
@@ -541,6 +544,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
       if (finished) {
         if (vm.count("status-file"))
           ES_RETURN_IF_ERROR(RefuseOutputOverInputs(*shallow, "status-file", vm["status-file"].as<std::string>()));
+        warn_mpi_only();
         for (const auto& w : protocols::CondenseWarnings(shallow->warnings)) LOG_WARN << shallow->path << ": " << w;
         if (std::string w = orchestrator::OtherBuildsWarning(ledger.get(), finished->counts.skipped); !w.empty())
           LOG_WARN << w;
@@ -561,6 +565,7 @@ Status RunSingleProcess(const po::variables_map& vm) {
   int job_threads = 0;
   for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
   if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();
+  warn_mpi_only();
   if (p.missing_inputs.empty() && !vm.count("slice")) protocols::WriteExpansionIds(p.expansion_key, p.jobs);
   ES_RETURN_IF_ERROR(RequireInputs(p, "run"));
   if (vm.count("status-file"))

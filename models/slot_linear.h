@@ -72,6 +72,8 @@ TORCH_MODULE(SlotLinear);
 // torch on the shapes they serve, run once per process, decides (and finds the core's K block: OpenBLAS's
 // Cooperlake core, picked on AMD Zen 4, blocks K by 320; another BLAS or kernel: false, and torch's products
 // are used). The same for OuterSum (dW).
+// Precondition of all of these: one intra-op thread (at::get_num_threads() == 1, as the kernels' callers check),
+// since the first call probes and OpenBLAS's threaded driver splits K otherwise.
 bool ShortForwardInUse();
 // OpenBLAS's sgemm K block in this process as the probe found it (models/short_gemm.h, set there for the
 // kernels), or 0 when no candidate reproduces torch (the short kernels are then not used). Call it before

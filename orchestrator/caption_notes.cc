@@ -156,7 +156,8 @@ std::string ClassesNote(const std::vector<CellJob>& jobs, const std::string& row
   std::vector<std::pair<const CellJob*, const void*>> distinct;
   for (const auto& cj : jobs) {
     const auto& labels = cj.job->spec.labels;
-    if (!labels.empty() && seen.emplace(cj.row, cj.col, labels.shared()).second) distinct.emplace_back(&cj, labels.shared());
+    if (!labels.empty() && seen.insert(std::make_tuple(cj.row, cj.col, labels.shared())).second)
+      distinct.emplace_back(&cj, labels.shared());  // insert: no node allocated for a triple already seen
   }
   StepCells s;
   std::vector<std::string> lists;              // as printed (the first order seen), in order of first appearance

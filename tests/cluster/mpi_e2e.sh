@@ -22,6 +22,15 @@ wait_stopped() {
   wait "$1"
 }
 
+# wait_running LEDGER: until the sweep trains (a job running in the ledger; at most 60 s), then a second more.
+wait_running() {
+  for _ in $(seq 1 300); do
+    [ "$(sqlite3 "$1" "select count(*) from jobs where status = 'running'" 2>/dev/null)" -gt 0 ] 2>/dev/null && break
+    sleep 0.2
+  done
+  sleep 1
+}
+
 P="$T/protocol.toml"
 ARGS=(--store-dir "$T/stores")
 if [ "$CASE" != real_table ]; then
@@ -84,12 +93,7 @@ case "$CASE" in
     sed -i "s/epochs = 6/epochs = 4000/" "$P"
     $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l.sqlite" --log-level info > "$T/out" 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do
-      [ "$(sqlite3 "$T/l.sqlite" "select count(*) from jobs where status = 'running'" 2>/dev/null)" -gt 0 ] 2>/dev/null &&
-        break
-      sleep 0.2
-    done
-    sleep 1
+    wait_running "$T/l.sqlite"
     kill -USR1 $pid
     wait_stopped $pid "SIGUSR1"
     rc=$?
@@ -107,7 +111,7 @@ case "$CASE" in
     $MPI "$ES" run "$P" "${ARGS[@]}" --ledger "$T/l2.sqlite" --status-file "$T/st.json" --log-level info \
       > "$T/out2" 2>&1 &
     pid=$!
-    sleep 6
+    wait_running "$T/l2.sqlite"
     rank2=""
     for p in $(pgrep -f "emosweep run"); do
       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && rank2=$p

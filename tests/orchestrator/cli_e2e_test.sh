@@ -49,8 +49,9 @@ awk -v s="$secs" 'BEGIN { exit !(s < 20) }' || fail "re-run took $secs s"
 echo "re-run of $total finished jobs: $secs s"
 # Options of an MPI world given to one process are named as ignored (session 18), not silently dropped.
 "$BIN" run "$PROTO" --ledger "$W/l.db" --group-size 2 --heartbeat 2 "${common[@]}" > /dev/null 2> "$W/mpi_only.err"
-grep -q -- "--group-size applies under mpirun only" "$W/mpi_only.err" && grep -q -- "--heartbeat applies under mpirun only" "$W/mpi_only.err" \
-  || fail "MPI-only options outside mpirun: $(cat "$W/mpi_only.err")"
+[ "$(grep -c -- "--group-size applies under mpirun only" "$W/mpi_only.err")" = 1 ] &&
+  [ "$(grep -c -- "--heartbeat applies under mpirun only" "$W/mpi_only.err")" = 1 ] \
+  || fail "MPI-only options outside mpirun (each said once): $(cat "$W/mpi_only.err")"
 
 # 3. Deleting one job's rows re-runs only that job.
 victim=$(sqlite3 "$W/l.db" "SELECT id FROM jobs WHERE kind = 'supervised' ORDER BY id LIMIT 1")
