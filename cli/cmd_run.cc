@@ -554,14 +554,14 @@ Status RunSingleProcess(const po::variables_map& vm) {
     }
   }
   ES_ASSIGN_OR_RETURN(protocols::Protocol p, LoadProtocolFromArgs(vm));
-  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle. A job's own train.threads
-  // counts too (helper-73: a protocol with train.threads = 2 spun beside another process, 599 s instead of 12 s).
-  // Asked before anything is printed: the re-executed command prints it (once).
   if (vm.count("slice")) {
     int i = 0, n = 1;
     ES_RETURN_IF_ERROR(orchestrator::ParseSlice(vm["slice"].as<std::string>(), &i, &n));
     p.jobs = orchestrator::SliceJobs(p.jobs, i, n);
   }
+  // Several intra-op threads in this process: OpenMP must sleep, not spin, when idle. A job's own train.threads
+  // counts too (helper-73: a protocol with train.threads = 2 spun beside another process, 599 s instead of 12 s).
+  // Asked before anything is printed: the re-executed command prints it (once).
   int job_threads = 0;
   for (const auto& j : p.jobs) job_threads = std::max(job_threads, j.spec.train_config.value("threads", 0));
   if ((o.parallel == 1 && o.threads > 1) || job_threads > 1) EnsurePassiveOpenMP();

@@ -75,12 +75,12 @@ TORCH_MODULE(SlotLinear);
 // Precondition of all of these: one intra-op thread (at::get_num_threads() == 1, as the kernels' callers check),
 // since the first call probes and OpenBLAS's threaded driver splits K otherwise.
 bool ShortForwardInUse();
-// OpenBLAS's sgemm K block in this process as the probe found it (models/short_gemm.h, set there for the
-// kernels), or 0 when no candidate reproduces torch (the short kernels are then not used). Call it before
-// running a kernel that reads BlasKBlockEnd (models/gat_sparse.h does).
-int64_t ProbedBlasGemmQ();
 bool ShortInputGradInUse();
 bool OuterSumInUse();
+// OpenBLAS's sgemm K block in this process as the probe found it (models/short_gemm.h, set there for the
+// kernels), or 0 when no candidate reproduces torch (the short kernels are then not used). Call it before
+// running a kernel that reads BlasKBlockEnd (models/gat_sparse.h does); same precondition.
+int64_t ProbedBlasGemmQ();
 
 // Binds every SlotLinear below `module` whose weight is in `weights` to the matching slot (same index);
 // the others are unbound. For FlatParameters::Build.
